@@ -1,0 +1,1 @@
+"""HTTP layer: thin handlers that parse, call `store`/`core`, and answer."""

@@ -1,0 +1,29 @@
+"""Bearer API keys and roles: admin (everything), marketer (messages), trigger (events)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from txmsg.api.context import context
+from txmsg.core.errors import DomainError
+from txmsg.store.keys import Principal
+
+
+async def authorize(request: Request, *roles: str) -> Principal:
+    """The caller's principal if its role is `admin` or one of `roles`; 401/403 otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise DomainError("missing bearer API key (Authorization: Bearer <key>)", 401,
+                          "Unauthorized")
+    principal = await context(request).keys.resolve(secret.strip())
+    if principal is None:
+        raise DomainError("unknown or revoked API key", 401, "Unauthorized")
+    if principal.role != "admin" and principal.role not in roles:
+        needed = " or ".join(("admin", *roles))
+        raise DomainError(
+            f"this API key has role '{principal.role}'; this operation needs {needed}",
+            403,
+            "Forbidden",
+        )
+    return principal

@@ -1,0 +1,67 @@
+"""/api/v1/channel-configs: sender setups (admin). Passwords are write-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from txmsg.api.auth import authorize
+from txmsg.api.bodies import read_json
+from txmsg.api.context import context
+from txmsg.api.responses import JSONResponse
+from txmsg.core import channel_config as spec
+from txmsg.core.errors import not_found
+from txmsg.store import channel_configs as store
+
+
+def view(row: Any) -> dict[str, Any]:
+    out = spec.public_view(row.name, row.channel, row.settings, row.secrets, row.message_export)
+    out["created_at"] = row.created_at
+    out["updated_at"] = row.updated_at
+    return out
+
+
+async def create(request: Request) -> Response:
+    await authorize(request)
+    parsed = spec.parse_create(await read_json(request))
+    row = await store.create(context(request).db, parsed)
+    return JSONResponse(view(row), status_code=201)
+
+
+async def list_all(request: Request) -> Response:
+    await authorize(request)
+    return JSONResponse({"items": [view(r) for r in await store.list_all(context(request).db)]})
+
+
+async def _require(request: Request) -> Any:
+    name = request.path_params["name"]
+    row = await store.get(context(request).db, name)
+    if row is None:
+        raise not_found(f"no channel configuration '{name}'")
+    return row
+
+
+async def get_one(request: Request) -> Response:
+    await authorize(request)
+    return JSONResponse(view(await _require(request)))
+
+
+async def update(request: Request) -> Response:
+    await authorize(request)
+    row = await _require(request)
+    settings, secrets, export = spec.parse_update(
+        await read_json(request), row.channel, row.settings, row.secrets, row.message_export
+    )
+    updated = await store.update(context(request).db, row.name, settings, secrets, export)
+    return JSONResponse(view(updated))
+
+
+routes = [
+    Route("/api/v1/channel-configs", create, methods=["POST"]),
+    Route("/api/v1/channel-configs", list_all, methods=["GET"]),
+    Route("/api/v1/channel-configs/{name}", get_one, methods=["GET"]),
+    Route("/api/v1/channel-configs/{name}", update, methods=["PATCH"]),
+]

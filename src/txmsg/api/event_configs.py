@@ -1,0 +1,159 @@
+"""/api/v1/event-configs: events, their payload fields and their lifecycle (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from txmsg.api.auth import authorize
+from txmsg.api.bodies import read_json
+from txmsg.api.context import context
+from txmsg.api.responses import JSONResponse
+from txmsg.core.channel_config import parse_name
+from txmsg.core.errors import DomainError, invalid
+from txmsg.core.event_config import (
+    CHANNELS,
+    CREATE_FIELDS,
+    TARGETS,
+    UPDATE_FIELDS,
+    api_preview,
+    normalize_event_id,
+    parse_fields,
+)
+from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
+from txmsg.store import event_configs as store
+from txmsg.store.template_library import DEFAULT_TEMPLATE, library
+
+
+def view(row: Any) -> dict[str, Any]:
+    return {
+        "eventId": row.event_id,
+        "label": row.label,
+        "channel": row.channel,
+        "channel_config": row.channel_config,
+        "target": row.target,
+        "fields": row.fields,
+        "template": row.template,
+        "state": row.state,
+        "trigger_path": f"/rest/mc/{row.event_id}",
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "published_at": row.published_at,
+    }
+
+
+def _template(body: dict[str, Any]) -> str | None:
+    name = get_str(body, "template", max_length=64)
+    if name is not None and name not in library():
+        raise invalid("template", "unknown template; available: " + ", ".join(sorted(library())))
+    return name
+
+
+async def create(request: Request) -> Response:
+    await authorize(request)
+    body = require_object(await read_json(request))
+    reject_unknown(body, CREATE_FIELDS)
+    event_id = normalize_event_id(body.get("eventId"))
+    values = {
+        "event_id": event_id,
+        "label": get_str(body, "label", default=event_id, max_length=200),
+        "channel": get_choice(body, "channel", CHANNELS, required=True),
+        "channel_config": parse_name_field(body.get("channel_config")),
+        "target": get_choice(body, "target", TARGETS, default="event"),
+        "fields": [f.as_dict() for f in parse_fields(body.get("fields"))],
+        "template": _template(body) or DEFAULT_TEMPLATE,
+    }
+    row = await store.create(context(request).db, values)
+    return JSONResponse(view(row), status_code=201)
+
+
+def parse_name_field(value: object) -> str:
+    try:
+        return parse_name(value)
+    except DomainError:
+        raise invalid("channel_config", "is required: the name of a channel configuration") from None
+
+
+async def list_all(request: Request) -> Response:
+    await authorize(request, "marketer")
+    return JSONResponse({"items": [view(r) for r in await store.list_all(context(request).db)]})
+
+
+async def get_one(request: Request) -> Response:
+    await authorize(request, "marketer")
+    return JSONResponse(view(await store.require(context(request).db, request.path_params["eventId"])))
+
+
+async def update(request: Request) -> Response:
+    await authorize(request)
+    event_id = request.path_params["eventId"]
+    body = require_object(await read_json(request))
+    reject_unknown(body, UPDATE_FIELDS)
+    current = await store.require(context(request).db, event_id)
+    for fixed, stored in (("channel", current.channel), ("target", current.target),
+                          ("eventId", current.event_id)):
+        if fixed in body and body[fixed] != stored:
+            raise invalid(fixed, "cannot be changed after creation")
+    values: dict[str, Any] = {}
+    if "label" in body:
+        values["label"] = get_str(body, "label", required=True, max_length=200)
+    if "channel_config" in body:
+        values["channel_config"] = parse_name_field(body["channel_config"])
+    if "fields" in body:
+        values["fields"] = [f.as_dict() for f in parse_fields(body["fields"])]
+    if "template" in body:
+        values["template"] = _template(body) or DEFAULT_TEMPLATE
+    ctx = context(request)
+    row = await store.update(ctx.db, event_id, values) if values else current
+    ctx.targets.forget(event_id)
+    return JSONResponse(view(row))
+
+
+async def delete(request: Request) -> Response:
+    await authorize(request)
+    event_id = request.path_params["eventId"]
+    ctx = context(request)
+    await store.delete(ctx.db, event_id)
+    ctx.targets.forget(event_id)
+    return Response(status_code=204)
+
+
+def _draft_from(template_name: str) -> dict[str, Any]:
+    shipped = library()[template_name]
+    return {"subject": shipped["subject"], "html": shipped["html"], "text": shipped["text"],
+            "sample_ctx": shipped["sample_ctx"]}
+
+
+def lifecycle(action: str):  # noqa: ANN201 - a Starlette endpoint
+    async def endpoint(request: Request) -> Response:
+        await authorize(request)
+        event_id = request.path_params["eventId"]
+        ctx = context(request)
+        current = await store.require(ctx.db, event_id)
+        row = await store.change_state(ctx.db, event_id, action, _draft_from(current.template))
+        ctx.targets.forget(event_id)
+        ctx.notify_work()
+        out = view(row)
+        if action in ("publish", "resume"):
+            base = ctx.settings.public_url or str(request.base_url)
+            out["api_preview"] = api_preview(base, event_id, store.fields_of(row))
+        return JSONResponse(out)
+
+    endpoint.__name__ = f"{action}_event_config"
+    return endpoint
+
+
+routes = [
+    Route("/api/v1/event-configs", create, methods=["POST"]),
+    Route("/api/v1/event-configs", list_all, methods=["GET"]),
+    Route("/api/v1/event-configs/{eventId}", get_one, methods=["GET"]),
+    Route("/api/v1/event-configs/{eventId}", update, methods=["PATCH"]),
+    Route("/api/v1/event-configs/{eventId}", delete, methods=["DELETE"]),
+    *(
+        Route(f"/api/v1/event-configs/{{eventId}}/{action}", lifecycle(action), methods=["POST"])
+        for action in ("publish", "pause", "resume", "unpublish")
+    ),
+]

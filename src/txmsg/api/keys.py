@@ -1,0 +1,48 @@
+"""/api/v1/keys: API keys (admin)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from txmsg.api.auth import authorize
+from txmsg.api.bodies import read_json
+from txmsg.api.context import context
+from txmsg.api.responses import JSONResponse
+from txmsg.core.errors import not_found
+from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
+from txmsg.store import keys as key_store
+
+
+async def create_key(request: Request) -> Response:
+    await authorize(request)
+    body = require_object(await read_json(request))
+    reject_unknown(body, {"role", "label"})
+    role = get_choice(body, "role", key_store.ROLES, required=True)
+    label = get_str(body, "label", required=True, max_length=200)
+    assert role is not None and label is not None
+    row, secret = await key_store.create_key(context(request).db, role, label)
+    return JSONResponse({**row, "key": secret}, status_code=201)
+
+
+async def list_keys(request: Request) -> Response:
+    await authorize(request)
+    return JSONResponse({"items": await key_store.list_keys(context(request).db)})
+
+
+async def revoke_key(request: Request) -> Response:
+    await authorize(request)
+    key_id = request.path_params["id"]
+    ctx = context(request)
+    if not await key_store.revoke_key(ctx.db, key_id):
+        raise not_found(f"no active API key '{key_id}'")
+    ctx.keys.forget(key_id)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/v1/keys", create_key, methods=["POST"]),
+    Route("/api/v1/keys", list_keys, methods=["GET"]),
+    Route("/api/v1/keys/{id}", revoke_key, methods=["DELETE"]),
+]

@@ -1,0 +1,56 @@
+"""JSON and problem+json answers (orjson: the trigger path serialises on every call)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from txmsg.core.errors import DomainError
+from txmsg.core.timeutil import isoformat
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return isoformat(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,
+                            "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return Response(
+        dumps(body), status_code=status, headers=headers, media_type="application/problem+json"
+    )
+
+
+def problem_from(error: DomainError) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return problem(
+        error.status,
+        error.title,
+        error.detail,
+        [e.as_dict() for e in error.errors] or None,
+        headers,
+    )

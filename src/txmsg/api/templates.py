@@ -1,0 +1,37 @@
+"""/api/v1/templates: the shipped templates an event configuration can start from."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from txmsg.api.auth import authorize
+from txmsg.api.responses import JSONResponse
+from txmsg.core.errors import not_found
+from txmsg.store.template_library import library
+
+
+async def list_templates(request: Request) -> Response:
+    await authorize(request, "marketer")
+    items = [
+        {"name": t["name"], "label": t["label"], "description": t["description"],
+         "fields": t["fields"]}
+        for t in library().values()
+    ]
+    return JSONResponse({"items": items})
+
+
+async def get_template(request: Request) -> Response:
+    await authorize(request, "marketer")
+    name = request.path_params["name"]
+    shipped = library().get(name)
+    if shipped is None:
+        raise not_found(f"no shipped template '{name}'")
+    return JSONResponse(shipped)
+
+
+routes = [
+    Route("/api/v1/templates", list_templates, methods=["GET"]),
+    Route("/api/v1/templates/{name}", get_template, methods=["GET"]),
+]

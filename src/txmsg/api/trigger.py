@@ -1,0 +1,126 @@
+"""/rest/mc/{eventId}: the trigger API, shaped like Adobe Campaign Standard's.
+
+The hot path: a cached event lookup, a compiled ctx validator, and the group-commit funnel.
+The 201 is written only after the event's transaction committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from txmsg.api.auth import authorize
+from txmsg.api.bodies import read_json
+from txmsg.api.context import context
+from txmsg.api.responses import JSONResponse
+from txmsg.core.errors import invalid, not_found, unprocessable
+from txmsg.core.queue import PRIORITY_TRANSACTIONAL, NewEvent, new_pkey
+from txmsg.core.statuses import LIVE_STATES, ConfigState, EventStatus
+from txmsg.core.timeutil import isoformat, utcnow
+from txmsg.core.trigger import parse_trigger
+from txmsg.store import events as event_store
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _unknown_event(event_id: str) -> Exception:
+    return not_found(f"no published event '{event_id}' (unknown, draft or unpublished)")
+
+
+def event_view(row: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "PKey": row.pkey,
+        "type": row.event_id,
+        "email": row.email,
+        "ctx": row.ctx,
+        "scheduled": isoformat(row.scheduled_at),
+        "expiration": isoformat(row.expires_at),
+        "eventDate": isoformat(row.event_date),
+        "href": f"/rest/mc/{row.event_id}/{row.pkey}",
+        "status": row.status,
+    }
+    if row.reason and row.status != EventStatus.PROCESSED:
+        out["reason"] = row.reason
+    return out
+
+
+async def trigger(request: Request) -> Response:
+    await authorize(request, "trigger")
+    ctx = context(request)
+    event_id = request.path_params["eventId"]
+    target = await ctx.targets.get(event_id)
+    if target is None or target.state not in LIVE_STATES:
+        raise _unknown_event(event_id)
+    idem_key = request.headers.get("idempotency-key")
+    if idem_key is not None and not (0 < len(idem_key) <= MAX_IDEMPOTENCY_KEY):
+        raise invalid("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    body = await read_json(request)
+    now = utcnow()
+    parsed = parse_trigger(
+        body,
+        target.validator,
+        now=now,
+        default_expiration=ctx.settings.default_expiration,
+        email_required=target.target == "event",
+    )
+    live = target.state == ConfigState.PUBLISHED and target.message_published
+    status = EventStatus.PENDING if live else EventStatus.PAUSED
+    pkey = new_pkey()
+    response = {
+        "PKey": pkey,
+        "type": event_id,
+        "email": parsed.email,
+        "ctx": parsed.ctx,
+        "scheduled": isoformat(parsed.scheduled),
+        "expiration": isoformat(parsed.expiration),
+        "eventDate": isoformat(now),
+        "href": f"/rest/mc/{event_id}/{pkey}",
+        "status": status.value,
+    }
+    fingerprint = None
+    if idem_key is not None:
+        canonical = orjson.dumps([event_id, body], option=orjson.OPT_SORT_KEYS)
+        fingerprint = hashlib.sha256(canonical).hexdigest()
+    result = await ctx.enqueue.submit(
+        NewEvent(
+            pkey=pkey,
+            event_id=event_id,
+            priority=PRIORITY_TRANSACTIONAL,
+            status=status,
+            email=parsed.email,
+            ctx=parsed.ctx,
+            event_date=now,
+            scheduled_at=parsed.scheduled,
+            expires_at=parsed.expiration,
+            due_at=parsed.scheduled or now,
+            response=response,
+            idempotency_key=idem_key,
+            fingerprint=fingerprint,
+        )
+    )
+    if result.kind == "mismatch":
+        raise unprocessable(
+            "this Idempotency-Key was already used with a different request body or event"
+        )
+    headers = {"Idempotent-Replayed": "true"} if result.kind == "replay" else None
+    return JSONResponse(result.response, status_code=201, headers=headers)
+
+
+async def event_status(request: Request) -> Response:
+    await authorize(request, "trigger")
+    event_id = request.path_params["eventId"]
+    row = await event_store.get_event(context(request).db, event_id, request.path_params["PKey"])
+    if row is None:
+        raise not_found(f"no event '{request.path_params['PKey']}' for '{event_id}'")
+    return JSONResponse(event_view(row))
+
+
+routes = [
+    Route("/rest/mc/{eventId}", trigger, methods=["POST"]),
+    Route("/rest/mc/{eventId}/{PKey}", event_status, methods=["GET"]),
+]

@@ -1,0 +1,138 @@
+"""The application factory: wires store, engine and API into one Starlette app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from txmsg.api import channel_configs, event_configs, keys, messages, templates, trigger
+from txmsg.api.context import AppContext
+from txmsg.api.responses import JSONResponse, problem, problem_from
+from txmsg.config import Settings
+from txmsg.core.errors import DomainError
+from txmsg.core.queue import EnqueueResult, NewEvent
+from txmsg.core.retry import RetryPolicy
+from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
+from txmsg.engine.scheduler import Scheduler
+from txmsg.store import events as event_store
+from txmsg.store.batcher import Batcher
+from txmsg.store.db import Database
+from txmsg.store.event_configs import TriggerTargets
+from txmsg.store.keys import KeyResolver
+
+log = logging.getLogger("txmsg")
+
+
+def _openapi_path() -> Path:
+    packaged = Path(__file__).parent / "openapi.yaml"
+    return packaged if packaged.exists() else Path(__file__).resolve().parents[2] / "openapi.yaml"
+
+
+async def health(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def openapi(_request: Request) -> Response:
+    return FileResponse(_openapi_path(), media_type="application/yaml")
+
+
+async def _domain_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return problem_from(exc)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, _TITLES.get(exc.status_code, "Error"), exc.detail,
+                   headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "Internal Server Error", "an unexpected error occurred; it was logged")
+
+
+_TITLES = {404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}
+
+
+def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True) -> Starlette:
+    settings = settings or Settings.from_env()
+    db = Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    dispatcher = Dispatcher(
+        db,
+        DispatcherSettings(
+            max_in_flight=settings.max_in_flight,
+            lease=settings.lease,
+            poll_interval=settings.poll_interval,
+            retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
+        ),
+    )
+
+    def after_enqueue(results: list[EnqueueResult]) -> None:
+        # In one process, committed events go straight to the dispatcher: no poll delay.
+        if any(r.kind == "created" for r in results):
+            dispatcher.wake()
+
+    async def flush(batch: list[NewEvent]) -> list[EnqueueResult]:
+        return await event_store.enqueue_batch(db, batch)
+
+    enqueue: Batcher[NewEvent, EnqueueResult] = Batcher(
+        flush, max_batch=500, after_flush=after_enqueue
+    )
+    scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake)
+    context = AppContext(
+        settings=settings,
+        db=db,
+        keys=KeyResolver(db, settings.admin_key),
+        targets=TriggerTargets(db, ttl=settings.config_cache_seconds),
+        enqueue=enqueue,
+        notify_work=dispatcher.wake,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await db.migrate()
+        enqueue.start()
+        if run_dispatcher:
+            dispatcher.start()
+            scheduler.start()
+        try:
+            yield
+        finally:
+            await enqueue.stop()
+            if run_dispatcher:
+                await scheduler.stop()
+                await dispatcher.stop()
+            await db.dispose()
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/openapi.yaml", openapi, methods=["GET"]),
+        *keys.routes,
+        *channel_configs.routes,
+        *event_configs.routes,
+        *messages.routes,
+        *templates.routes,
+        *trigger.routes,
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            DomainError: _domain_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.txmsg = context
+    app.state.dispatcher = dispatcher
+    app.state.scheduler = scheduler
+    return app

@@ -1,0 +1,1 @@
+"""Channel providers: how a rendered message leaves the engine (SMTP, Twilio)."""

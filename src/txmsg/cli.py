@@ -1,0 +1,69 @@
+"""The `txmsg` command: serve, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from txmsg.config import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from txmsg.app import create_app
+
+    settings = Settings.from_env()
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from txmsg.store.db import Database
+
+    settings = Settings.from_env()
+
+    async def run() -> None:
+        db = Database(settings.resolved_database_url,
+                      sqlite_synchronous=settings.sqlite_synchronous)
+        try:
+            await db.migrate()
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    print(f"database is at the latest schema ({settings.resolved_database_url.split('@')[-1]})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="txmsg", description="Transactional messaging engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API and the dispatcher in one process")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8025)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.set_defaults(func=_serve)
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.set_defaults(func=_migrate)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

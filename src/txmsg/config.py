@@ -1,0 +1,65 @@
+"""Installation settings, read from the environment (TXMSG_*)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path("txmsg-data")
+    database_url: str = ""
+    admin_key: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    sqlite_synchronous: str = "FULL"
+    lease: timedelta = timedelta(seconds=60)
+    poll_interval: float = 1.0
+    sweep_interval: float = 5.0
+    max_in_flight: int = 64
+    default_expiration: timedelta = timedelta(hours=24)
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
+    public_url: str | None = None
+    config_cache_seconds: float = 1.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'txmsg.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            data_dir=Path(env.get("TXMSG_DATA_DIR") or "txmsg-data"),
+            database_url=env.get("TXMSG_DATABASE_URL", ""),
+            admin_key=env.get("TXMSG_ADMIN_KEY") or None,
+            max_body_bytes=int(_float(env, "TXMSG_MAX_BODY_BYTES", 1024 * 1024)),
+            sqlite_synchronous=env.get("TXMSG_SQLITE_SYNCHRONOUS", "FULL"),
+            lease=timedelta(seconds=_float(env, "TXMSG_LEASE_SECONDS", 60)),
+            poll_interval=_float(env, "TXMSG_POLL_INTERVAL", 1.0),
+            sweep_interval=_float(env, "TXMSG_SWEEP_INTERVAL", 5.0),
+            max_in_flight=int(_float(env, "TXMSG_MAX_IN_FLIGHT", 64)),
+            default_expiration=timedelta(
+                seconds=_float(env, "TXMSG_DEFAULT_EXPIRATION_SECONDS", 86400)
+            ),
+            retry_base_seconds=_float(env, "TXMSG_RETRY_BASE_SECONDS", 1.0),
+            retry_max_seconds=_float(env, "TXMSG_RETRY_MAX_SECONDS", 300.0),
+            public_url=env.get("TXMSG_PUBLIC_URL") or None,
+            config_cache_seconds=_float(env, "TXMSG_CONFIG_CACHE_SECONDS", 1.0),
+        )

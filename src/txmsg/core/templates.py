@@ -1,0 +1,109 @@
+"""Sandboxed Jinja2 rendering of transactional messages, compiled once per published version."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from txmsg.core.errors import FieldError, unprocessable
+
+EMAIL_PARTS = ("subject", "html", "text")
+MAX_TEMPLATE_SIZE = 256 * 1024
+
+
+def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+
+
+# HTML parts are autoescaped; subject and text are not (they are not HTML).
+_HTML_ENV = _environment(autoescape=True)
+_TEXT_ENV = _environment(autoescape=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateProblem:
+    part: str
+    line: int | None
+    reason: str
+
+    def as_field_error(self) -> FieldError:
+        where = f"line {self.line}: " if self.line else ""
+        return FieldError(self.part, where + self.reason)
+
+
+class TemplateProblems(Exception):
+    def __init__(self, problems: list[TemplateProblem]) -> None:
+        super().__init__("; ".join(f"{p.part}: {p.reason}" for p in problems))
+        self.problems = problems
+
+    def as_domain_error(self, action: str):  # noqa: ANN201 - DomainError
+        errors = [p.as_field_error() for p in self.problems]
+        first = errors[0]
+        return unprocessable(f"the template cannot be {action}: {first.field}: {first.detail}",
+                             errors)
+
+
+def _compile_part(part: str, source: str) -> Template:
+    env = _HTML_ENV if part == "html" else _TEXT_ENV
+    # Compiling with the part as file name makes Jinja report template lines in tracebacks.
+    code = env.compile(source, name=part, filename=part)
+    return env.template_class.from_code(env, code, env.make_globals(None), None)
+
+
+def _runtime_line(exc: BaseException, part: str) -> int | None:
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == part:
+            line = frame.lineno
+    return line
+
+
+class CompiledMessage:
+    """The compiled parts of one message version. Build once; render many times, concurrently."""
+
+    __slots__ = ("_templates",)
+
+    def __init__(self, sources: dict[str, str]) -> None:
+        problems: list[TemplateProblem] = []
+        templates: dict[str, Template] = {}
+        for part, source in sources.items():
+            if len(source) > MAX_TEMPLATE_SIZE:
+                problems.append(TemplateProblem(part, None, "template is too large"))
+                continue
+            try:
+                templates[part] = _compile_part(part, source)
+            except TemplateSyntaxError as exc:
+                problems.append(TemplateProblem(part, exc.lineno, exc.message or str(exc)))
+        if problems:
+            raise TemplateProblems(problems)
+        self._templates = templates
+
+    def render(self, variables: dict[str, Any]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        problems: list[TemplateProblem] = []
+        for part, template in self._templates.items():
+            try:
+                out[part] = template.render(variables)
+            except (TemplateError, SecurityError) as exc:
+                problems.append(TemplateProblem(part, _runtime_line(exc, part), str(exc)))
+            except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+                # Errors raised by template expressions on the given data (e.g. 1/0, int("x")).
+                reason = f"{type(exc).__name__}: {exc}"
+                problems.append(TemplateProblem(part, _runtime_line(exc, part), reason))
+        if problems:
+            raise TemplateProblems(problems)
+        return out
+
+
+def template_variables(ctx: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    return {"ctx": ctx, "event": event}

@@ -1,0 +1,34 @@
+"""UTC clock and ISO 8601 parsing (Adobe's triggers may use a space instead of the `T`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from txmsg.core.errors import invalid
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_iso8601(value: object, field_name: str) -> datetime:
+    if not isinstance(value, str):
+        raise invalid(field_name, "must be an ISO 8601 date-time string")
+    text = value.strip()
+    if len(text) > 10 and text[10] == " ":
+        text = text[:10] + "T" + text[11:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise invalid(
+            field_name, f"'{value}' is not an ISO 8601 date-time (e.g. 2026-11-23T10:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # Adobe reads a zone-less date as UTC
+    return parsed.astimezone(UTC)
+
+
+def isoformat(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

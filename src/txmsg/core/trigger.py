@@ -1,0 +1,87 @@
+"""A trigger call's body: checked against the event configuration before it is accepted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from txmsg.core.addresses import normalize_email
+from txmsg.core.errors import FieldError, invalid, invalid_many
+from txmsg.core.event_config import PayloadField, ctx_schema
+from txmsg.core.timeutil import parse_iso8601
+
+TRIGGER_FIELDS = {"email", "ctx", "scheduled", "expiration"}
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerRequest:
+    email: str | None
+    ctx: dict[str, Any]
+    scheduled: datetime | None
+    expiration: datetime
+
+
+class CtxValidator:
+    """Compiled once per event configuration; validates every trigger's `ctx`."""
+
+    __slots__ = ("_validator",)
+
+    def __init__(self, fields: list[PayloadField]) -> None:
+        self._validator = Draft202012Validator(ctx_schema(fields))
+
+    def errors(self, ctx: dict[str, Any]) -> list[FieldError]:
+        found: list[FieldError] = []
+        for err in self._validator.iter_errors(ctx):
+            if err.validator == "required":
+                missing = err.message.split("'")[1] if "'" in err.message else "?"
+                found.append(FieldError(f"ctx.{missing}", "is required"))
+            else:
+                path = ".".join(str(p) for p in err.absolute_path)
+                expected = err.schema.get("type") if isinstance(err.schema, dict) else None
+                detail = f"must be of type {expected}" if expected else err.message
+                found.append(FieldError(f"ctx.{path}" if path else "ctx", detail))
+        found.sort(key=lambda e: e.field)
+        return found
+
+
+def parse_trigger(
+    body: Any,
+    validator: CtxValidator,
+    *,
+    now: datetime,
+    default_expiration: timedelta,
+    email_required: bool,
+) -> TriggerRequest:
+    if not isinstance(body, dict):
+        raise invalid("body", "must be a JSON object")
+    for key in body:
+        if key not in TRIGGER_FIELDS:
+            raise invalid(key, "unknown field (expected: email, ctx, scheduled, expiration)")
+    raw_email = body.get("email")
+    if raw_email is None:
+        if email_required:
+            raise invalid("email", "is required")
+        email = None
+    else:
+        email = normalize_email(raw_email, "email")
+    ctx = body.get("ctx", {})
+    if ctx is None:
+        ctx = {}
+    if not isinstance(ctx, dict):
+        raise invalid("ctx", "must be a JSON object")
+    errors = validator.errors(ctx)
+    if errors:
+        raise invalid_many(errors)
+    scheduled = body.get("scheduled")
+    scheduled_at = parse_iso8601(scheduled, "scheduled") if scheduled is not None else None
+    expiration = body.get("expiration")
+    if expiration is not None:
+        expires_at = parse_iso8601(expiration, "expiration")
+    else:
+        expires_at = max(now, scheduled_at or now) + default_expiration
+    if scheduled_at is not None and expires_at <= scheduled_at:
+        raise invalid("expiration", "must be later than scheduled")
+    return TriggerRequest(email=email, ctx=ctx, scheduled=scheduled_at, expiration=expires_at)

@@ -1,0 +1,117 @@
+"""Small typed readers for JSON request bodies: each names the field it rejects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from txmsg.core.errors import invalid
+
+_JSON_TYPE = {
+    str: "a string",
+    int: "an integer",
+    bool: "a boolean",
+    dict: "an object",
+    list: "an array",
+}
+
+
+def require_object(value: Any, name: str = "body") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid(name, "must be a JSON object")
+    return value
+
+
+def reject_unknown(body: dict[str, Any], allowed: set[str], prefix: str = "") -> None:
+    for key in body:
+        if key not in allowed:
+            raise invalid(f"{prefix}{key}", "unknown field")
+
+
+def get_str(
+    body: dict[str, Any],
+    key: str,
+    *,
+    prefix: str = "",
+    required: bool = False,
+    default: str | None = None,
+    max_length: int = 1000,
+    allow_empty: bool = False,
+) -> str | None:
+    value = body.get(key)
+    name = prefix + key
+    if value is None:
+        if required:
+            raise invalid(name, "is required")
+        return default
+    if not isinstance(value, str):
+        raise invalid(name, "must be a string")
+    if not allow_empty and not value.strip():
+        raise invalid(name, "must not be empty")
+    if len(value) > max_length:
+        raise invalid(name, f"must be at most {max_length} characters")
+    return value
+
+
+def get_int(
+    body: dict[str, Any],
+    key: str,
+    *,
+    prefix: str = "",
+    default: int | None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None:
+    value = body.get(key)
+    name = prefix + key
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(name, "must be an integer")
+    if minimum is not None and value < minimum:
+        raise invalid(name, f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise invalid(name, f"must be at most {maximum}")
+    return value
+
+
+def get_number(
+    body: dict[str, Any], key: str, *, prefix: str = "", default: float | None = None,
+    minimum: float | None = None, maximum: float | None = None,
+) -> float | None:
+    value = body.get(key)
+    name = prefix + key
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid(name, "must be a number")
+    if minimum is not None and value < minimum:
+        raise invalid(name, f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise invalid(name, f"must be at most {maximum}")
+    return float(value)
+
+
+def get_bool(
+    body: dict[str, Any], key: str, *, prefix: str = "", default: bool | None = None
+) -> bool | None:
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise invalid(prefix + key, "must be true or false")
+    return value
+
+
+def get_choice(
+    body: dict[str, Any],
+    key: str,
+    choices: tuple[str, ...],
+    *,
+    prefix: str = "",
+    required: bool = False,
+    default: str | None = None,
+) -> str | None:
+    value = get_str(body, key, prefix=prefix, required=required, default=default)
+    if value is not None and value not in choices:
+        raise invalid(prefix + key, "must be one of: " + ", ".join(choices))
+    return value

@@ -1,0 +1,1 @@
+"""The dispatcher and the scheduler: they wire `core`, `store` and `channels` together."""

@@ -1,0 +1,213 @@
+"""The dispatcher: claims due events by priority, renders, sends, records outcomes in batches.
+
+At most `max_in_flight` events are leased by this process at a time. It claims again once a
+quarter of that is free, so a backlog of low-priority work delays a transactional event by at
+most one in-flight batch. Outcomes go through a group-commit batcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from txmsg.core.delivery import PermanentSendError, TransientSendError
+from txmsg.core.mime import build_email
+from txmsg.core.queue import ClaimedEvent, Outcome
+from txmsg.core.retry import RetryPolicy
+from txmsg.core.statuses import ConfigState, EventStatus
+from txmsg.core.templates import CompiledMessage, TemplateProblems, template_variables
+from txmsg.core.timeutil import isoformat, utcnow
+from txmsg.engine.providers import Providers
+from txmsg.store import events as event_store
+from txmsg.store.batcher import Batcher
+from txmsg.store.db import Database
+from txmsg.store.routing import Route, load_routes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherSettings:
+    max_in_flight: int = 64
+    lease: timedelta = timedelta(seconds=60)
+    poll_interval: float = 1.0
+    retry: RetryPolicy = RetryPolicy()
+
+
+class Dispatcher:
+    def __init__(
+        self, db: Database, settings: DispatcherSettings, providers: Providers | None = None
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._providers = providers or Providers()
+        self._outcomes: Batcher[Outcome, None] = Batcher(self._record, max_batch=1000)
+        self._compiled: dict[tuple[str, int], CompiledMessage] = {}
+        self._wake = asyncio.Event()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        """New work may be due (a trigger was committed, an event resumed)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._outcomes.start()
+        self._runner = asyncio.create_task(self._run(), name="txmsg-dispatcher")
+
+    async def stop(self) -> None:
+        """Stop claiming, let sends under way finish, record their outcomes."""
+        self._stopping = True
+        self._wake.set()
+        if self._runner is not None:
+            await self._runner
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._outcomes.stop()
+        await self._providers.close()
+
+    async def _record(self, outcomes: list[Outcome]) -> list[None]:
+        await event_store.record_outcomes(self._db, outcomes)
+        return [None] * len(outcomes)
+
+    async def _run(self) -> None:
+        low_water = max(1, self._settings.max_in_flight // 4)
+        while not self._stopping:
+            self._wake.clear()
+            free = self._settings.max_in_flight - self._in_flight
+            claimed: list[ClaimedEvent] = []
+            if free >= low_water or (free > 0 and self._in_flight == 0):
+                try:
+                    claimed = await event_store.claim(self._db, free, self._settings.lease)
+                    if claimed:
+                        await self._dispatch(claimed)
+                except Exception:
+                    # The database may be briefly unavailable; leases make this safe to retry.
+                    log.exception("claiming events failed; retrying after the poll interval")
+                    claimed = []
+            if claimed and self._in_flight < self._settings.max_in_flight:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+            except TimeoutError:
+                pass
+
+    async def _dispatch(self, claimed: list[ClaimedEvent]) -> None:
+        routes = await load_routes(self._db, {e.event_id for e in claimed})
+        self._in_flight += len(claimed)
+        for event in claimed:
+            task = asyncio.create_task(self._process(event, routes.get(event.event_id)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _process(self, event: ClaimedEvent, route: Route | None) -> None:
+        try:
+            try:
+                outcome = await self._handle(event, route)
+            except Exception as exc:
+                # A bug, not the recipient's fault: retry later rather than lose the event.
+                log.exception("processing event %s failed unexpectedly", event.pkey)
+                outcome = self._retry(event, utcnow(), f"internal error: {type(exc).__name__}")
+            await self._outcomes.submit(outcome)
+        except Exception:
+            # Recording failed: the lease expires and the event is claimed again.
+            log.exception("recording the outcome of event %s failed", event.pkey)
+        finally:
+            self._in_flight -= 1
+            self._wake.set()
+
+    def _retry(self, event: ClaimedEvent, now: datetime, reason: str) -> Outcome:
+        due = now + timedelta(seconds=self._settings.retry.delay(event.attempts))
+        if due >= event.expires_at:
+            return Outcome(event.id, event.lease_token, EventStatus.TOO_OLD,
+                           f"expired while retrying: {reason}")
+        return Outcome(event.id, event.lease_token, EventStatus.PENDING,
+                       f"retrying: {reason}", due_at=due)
+
+    def _message(self, route: Route) -> CompiledMessage:
+        assert route.published_version is not None and route.content is not None
+        key = (route.event_id, route.published_version)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = CompiledMessage(route.content)
+            self._compiled[key] = compiled
+        return compiled
+
+    async def _handle(self, event: ClaimedEvent, route: Route | None) -> Outcome:
+        now = utcnow()
+
+        def outcome(status: EventStatus, reason: str | None = None, **kw: Any) -> Outcome:
+            return Outcome(event.id, event.lease_token, status, reason, **kw)
+
+        if event.expires_at <= now:
+            return outcome(EventStatus.TOO_OLD, "expired before it could be sent")
+        if route is None:
+            return outcome(EventStatus.IGNORED, "the event configuration no longer exists")
+        if route.state == ConfigState.UNPUBLISHED:
+            return outcome(EventStatus.IGNORED, "event configuration unpublished")
+        if route.state != ConfigState.PUBLISHED or route.published_version is None:
+            return outcome(EventStatus.PAUSED)
+        if route.target == "profile":
+            return outcome(
+                EventStatus.TARGETING_FAILED,
+                f"no profile matches email={event.email!r}",
+            )
+        if not event.email:
+            return outcome(EventStatus.TARGETING_FAILED, "the event has no email address")
+        if route.channel_config_revision is None or route.channel_config_channel != "email":
+            return outcome(
+                EventStatus.ROUTING_FAILED,
+                f"channel configuration '{route.channel_config}' is missing or not an email one",
+            )
+        try:
+            rendered = self._message(route).render(
+                template_variables(event.ctx, self._event_variables(event))
+            )
+        except TemplateProblems as exc:
+            first = exc.problems[0].as_field_error()
+            return outcome(
+                EventStatus.ROUTING_FAILED,
+                f"message version {route.published_version} cannot be rendered for this "
+                f"event: {first.field}: {first.detail}",
+                message_version=route.published_version,
+            )
+        provider, sender = self._providers.email(route)
+        data = build_email(
+            sender,
+            event.email,
+            rendered.get("subject", ""),
+            rendered.get("text"),
+            rendered.get("html"),
+            message_id=event.pkey,
+            date=now,
+        )
+        try:
+            await provider.send(sender.envelope_from, [event.email], data)
+        except TransientSendError as exc:
+            return self._retry(event, utcnow(), exc.reason)
+        except PermanentSendError as exc:
+            return outcome(
+                EventStatus.DELIVERY_FAILED, exc.reason, message_version=route.published_version
+            )
+        return outcome(
+            EventStatus.PROCESSED,
+            message_version=route.published_version,
+            sent_at=utcnow(),
+        )
+
+    @staticmethod
+    def _event_variables(event: ClaimedEvent) -> dict[str, Any]:
+        return {
+            "PKey": event.pkey,
+            "type": event.event_id,
+            "eventId": event.event_id,
+            "email": event.email,
+            "eventDate": isoformat(event.event_date),
+            "scheduled": isoformat(event.scheduled_at),
+            "expiration": isoformat(event.expires_at),
+        }

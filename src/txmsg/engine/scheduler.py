@@ -1,0 +1,51 @@
+"""Periodic housekeeping: expired leases, expired events, idempotency keys, paused events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from txmsg.store import events as event_store
+from txmsg.store.db import Database
+from txmsg.store.routing import release_paused_of_live_events
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, db: Database, interval: float, on_released: Callable[[], None]) -> None:
+        self._db = db
+        self._interval = interval
+        self._on_released = on_released
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="txmsg-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def run_once(self) -> None:
+        released = await event_store.release_expired_leases(self._db)
+        released += await release_paused_of_live_events(self._db)
+        expired = await event_store.expire_queued(self._db)
+        await event_store.purge_idempotency_keys(self._db)
+        if released:
+            log.info("%d events back in the queue", released)
+            self._on_released()
+        if expired:
+            log.info("%d queued events expired (tooOld)", expired)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("housekeeping failed; trying again next interval")
+            await asyncio.sleep(self._interval)

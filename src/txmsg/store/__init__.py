@@ -1,0 +1,1 @@
+"""Data access: SQLAlchemy tables and the queries on them. Knows `core`, nothing above."""

@@ -1,0 +1,81 @@
+"""Group commit: many concurrent callers, one transaction per batch.
+
+Callers `await submit(item)`; a single flusher task takes everything queued so far (up to
+`max_batch`) and hands it to `flush` in one call. While a flush runs, new items gather, so the
+batch size follows the load with no added latency when idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Batcher(Generic[T, R]):
+    def __init__(
+        self,
+        flush: Callable[[list[T]], Awaitable[list[R]]],
+        *,
+        max_batch: int = 500,
+        after_flush: Callable[[list[R]], None] | None = None,
+    ) -> None:
+        self._flush = flush
+        self._max_batch = max_batch
+        self._after_flush = after_flush
+        self._items: list[tuple[T, asyncio.Future[R]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="txmsg-batcher")
+
+    async def submit(self, item: T) -> R:
+        if self._closing or self._task is None:
+            raise RuntimeError("the batcher is not running")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._items.append((item, future))
+        self._wake.set()
+        return await future
+
+    async def stop(self) -> None:
+        """Flush what was submitted, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._items:
+                batch = self._items[: self._max_batch]
+                del self._items[: self._max_batch]
+                await self._flush_one(batch)
+            if self._closing and not self._items:
+                return
+
+    async def _flush_one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._flush([item for item, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+        if self._after_flush is not None:
+            try:
+                self._after_flush(results)
+            except Exception:  # the batch is committed; a failing hook must not undo that
+                log.exception("after-flush hook failed")

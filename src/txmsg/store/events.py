@@ -1,0 +1,264 @@
+"""The durable event queue: group-committed inserts, leased claims, batched outcomes."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
+from txmsg.core.statuses import EventStatus
+from txmsg.core.timeutil import utcnow
+from txmsg.store.db import Database
+from txmsg.store.tables import events, idempotency_keys
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def _insert(db: Database, table: sa.Table) -> Any:
+    return (sqlite.insert if db.is_sqlite else postgresql.insert)(table)
+
+
+async def enqueue_batch(db: Database, batch: list[NewEvent]) -> list[EnqueueResult]:
+    """Insert many events in one transaction; resolve Idempotency-Keys against earlier ones.
+
+    For each key the first request to commit is the authority: a later request with the same
+    fingerprint replays its response, one with another fingerprint is a mismatch.
+    """
+    now = utcnow()
+    first_use: dict[str, int] = {}
+    for i, item in enumerate(batch):
+        if item.idempotency_key is not None:
+            first_use.setdefault(item.idempotency_key, i)
+    authority: dict[str, tuple[str | None, dict[str, Any]]] = {
+        key: (batch[i].fingerprint, batch[i].response) for key, i in first_use.items()
+    }
+    async with db.write() as conn:
+        won: set[str] = set()
+        if first_use:
+            keys = list(first_use)
+            await conn.execute(
+                sa.delete(idempotency_keys).where(
+                    idempotency_keys.c.key.in_(keys),
+                    idempotency_keys.c.created_at < now - IDEMPOTENCY_WINDOW,
+                )
+            )
+            rows = [
+                {"key": key, "fingerprint": batch[i].fingerprint,
+                 "response": batch[i].response, "created_at": now}
+                for key, i in first_use.items()
+            ]
+            inserted = await conn.execute(
+                _insert(db, idempotency_keys)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(idempotency_keys.c.key)
+            )
+            won = set(inserted.scalars())
+            lost = [key for key in keys if key not in won]
+            if lost:
+                earlier = await conn.execute(
+                    sa.select(
+                        idempotency_keys.c.key,
+                        idempotency_keys.c.fingerprint,
+                        idempotency_keys.c.response,
+                    ).where(idempotency_keys.c.key.in_(lost))
+                )
+                for row in earlier:
+                    authority[row.key] = (row.fingerprint, row.response)
+        results: list[EnqueueResult] = []
+        new_rows: list[dict[str, Any]] = []
+        for i, item in enumerate(batch):
+            key = item.idempotency_key
+            if key is not None and not (key in won and first_use[key] == i):
+                fingerprint, response = authority[key]
+                kind = "replay" if fingerprint == item.fingerprint else "mismatch"
+                results.append(EnqueueResult(kind, response))
+                continue
+            results.append(EnqueueResult("created", item.response))
+            new_rows.append(
+                {
+                    "pkey": item.pkey,
+                    "event_id": item.event_id,
+                    "priority": item.priority,
+                    "status": item.status.value,
+                    "email": item.email,
+                    "ctx": item.ctx,
+                    "event_date": item.event_date,
+                    "scheduled_at": item.scheduled_at,
+                    "expires_at": item.expires_at,
+                    "due_at": item.due_at,
+                    "attempts": 0,
+                    "updated_at": now,
+                }
+            )
+        if new_rows:
+            await conn.execute(sa.insert(events), new_rows)
+    return results
+
+
+_CLAIM_COLUMNS = (
+    events.c.id,
+    events.c.pkey,
+    events.c.event_id,
+    events.c.email,
+    events.c.ctx,
+    events.c.event_date,
+    events.c.scheduled_at,
+    events.c.expires_at,
+    events.c.attempts,
+)
+
+
+async def claim(
+    db: Database, limit: int, lease: timedelta, now: datetime | None = None
+) -> list[ClaimedEvent]:
+    """Lease up to `limit` due events, highest priority first, in one statement."""
+    now = now or utcnow()
+    token = secrets.token_hex(8)
+    pick = (
+        sa.select(events.c.id)
+        .where(events.c.status == EventStatus.PENDING.value, events.c.due_at <= now)
+        .order_by(events.c.priority, events.c.due_at, events.c.id)
+        .limit(limit)
+    )
+    if not db.is_sqlite:
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        sa.update(events)
+        .where(events.c.id.in_(pick.scalar_subquery()))
+        .values(
+            status=EventStatus.PROCESSING.value,
+            lease_until=now + lease,
+            lease_token=token,
+            attempts=events.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*_CLAIM_COLUMNS)
+    )
+    async with db.write() as conn:
+        rows = (await conn.execute(stmt)).all()
+    claimed = [
+        ClaimedEvent(
+            id=r.id,
+            pkey=r.pkey,
+            event_id=r.event_id,
+            email=r.email,
+            ctx=r.ctx,
+            event_date=r.event_date,
+            scheduled_at=r.scheduled_at,
+            expires_at=r.expires_at,
+            attempts=r.attempts,
+            lease_token=token,
+        )
+        for r in rows
+    ]
+    claimed.sort(key=lambda e: e.id)
+    return claimed
+
+
+_OUTCOME = (
+    sa.update(events)
+    .where(events.c.id == sa.bindparam("b_id"), events.c.lease_token == sa.bindparam("b_token"))
+    .values(
+        status=sa.bindparam("b_status"),
+        reason=sa.bindparam("b_reason"),
+        due_at=sa.func.coalesce(sa.bindparam("b_due_at", type_=events.c.due_at.type),
+                                events.c.due_at),
+        message_version=sa.bindparam("b_version"),
+        sent_at=sa.bindparam("b_sent_at", type_=events.c.sent_at.type),
+        lease_until=None,
+        lease_token=None,
+        updated_at=sa.bindparam("b_now", type_=events.c.updated_at.type),
+    )
+)
+
+
+async def record_outcomes(db: Database, outcomes: list[Outcome]) -> None:
+    """Apply many outcomes in one transaction (one executemany)."""
+    if not outcomes:
+        return
+    now = utcnow()
+    params = [
+        {
+            "b_id": o.id,
+            "b_token": o.lease_token,
+            "b_status": o.status.value,
+            "b_reason": o.reason,
+            "b_due_at": o.due_at,
+            "b_version": o.message_version,
+            "b_sent_at": o.sent_at,
+            "b_now": now,
+        }
+        for o in outcomes
+    ]
+    async with db.write() as conn:
+        await conn.execute(_OUTCOME, params)
+
+
+async def release_expired_leases(db: Database, now: datetime | None = None) -> int:
+    """Events whose worker died mid-send go back to the queue."""
+    now = now or utcnow()
+    async with db.write() as conn:
+        result = await conn.execute(
+            sa.update(events)
+            .where(events.c.status == EventStatus.PROCESSING.value, events.c.lease_until < now)
+            .values(
+                status=EventStatus.PENDING.value, lease_until=None, lease_token=None,
+                updated_at=now,
+            )
+        )
+        return result.rowcount
+
+
+async def expire_queued(db: Database, now: datetime | None = None) -> int:
+    """Queued events past their expiration will never be sent: `tooOld`."""
+    now = now or utcnow()
+    async with db.write() as conn:
+        result = await conn.execute(
+            sa.update(events)
+            .where(
+                events.c.status.in_([EventStatus.PENDING.value, EventStatus.PAUSED.value]),
+                events.c.expires_at < now,
+            )
+            .values(
+                status=EventStatus.TOO_OLD.value,
+                reason="expired before it could be sent",
+                updated_at=now,
+            )
+        )
+        return result.rowcount
+
+
+async def purge_idempotency_keys(db: Database, now: datetime | None = None) -> int:
+    now = now or utcnow()
+    async with db.write() as conn:
+        result = await conn.execute(
+            sa.delete(idempotency_keys).where(
+                idempotency_keys.c.created_at < now - IDEMPOTENCY_WINDOW
+            )
+        )
+        return result.rowcount
+
+
+async def next_due(db: Database) -> datetime | None:
+    async with db.read() as conn:
+        return (
+            await conn.execute(
+                sa.select(sa.func.min(events.c.due_at)).where(
+                    events.c.status == EventStatus.PENDING.value
+                )
+            )
+        ).scalar()
+
+
+async def get_event(db: Database, event_id: str, pkey: str) -> Any | None:
+    async with db.read() as conn:
+        return (
+            await conn.execute(
+                sa.select(events).where(events.c.pkey == pkey, events.c.event_id == event_id)
+            )
+        ).first()

@@ -1,0 +1,99 @@
+"""What the dispatcher needs to route a batch of claimed events: one query per batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from txmsg.core.statuses import ConfigState, EventStatus
+from txmsg.core.timeutil import utcnow
+from txmsg.store.db import Database
+from txmsg.store.tables import (
+    channel_configs,
+    event_configs,
+    events,
+    message_versions,
+    messages,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    event_id: str
+    state: ConfigState
+    channel: str
+    target: str
+    published_version: int | None
+    content: dict[str, str] | None
+    channel_config: str
+    channel_config_revision: int | None  # None: the channel configuration is missing
+    channel_config_channel: str | None
+    settings: dict[str, Any]
+    secrets: dict[str, Any]
+
+
+async def load_routes(db: Database, event_ids: set[str]) -> dict[str, Route]:
+    published = sa.and_(
+        message_versions.c.event_id == messages.c.event_id,
+        message_versions.c.version == messages.c.published_version,
+    )
+    stmt = (
+        sa.select(
+            event_configs.c.event_id,
+            event_configs.c.state,
+            event_configs.c.channel,
+            event_configs.c.target,
+            event_configs.c.channel_config,
+            messages.c.published_version,
+            message_versions.c.content,
+            channel_configs.c.revision,
+            channel_configs.c.channel.label("cc_channel"),
+            channel_configs.c.settings,
+            channel_configs.c.secrets,
+        )
+        .select_from(
+            event_configs.outerjoin(messages)
+            .outerjoin(message_versions, published)
+            .outerjoin(channel_configs, channel_configs.c.name == event_configs.c.channel_config)
+        )
+        .where(event_configs.c.event_id.in_(sorted(event_ids)))
+    )
+    async with db.read() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return {
+        r.event_id: Route(
+            event_id=r.event_id,
+            state=ConfigState(r.state),
+            channel=r.channel,
+            target=r.target,
+            published_version=r.published_version,
+            content=r.content,
+            channel_config=r.channel_config,
+            channel_config_revision=r.revision,
+            channel_config_channel=r.cc_channel,
+            settings=r.settings or {},
+            secrets=r.secrets or {},
+        )
+        for r in rows
+    }
+
+
+async def release_paused_of_live_events(db: Database) -> int:
+    """Catch-all for a pause/resume race: paused events of live, published events resume."""
+    live = (
+        sa.select(event_configs.c.event_id)
+        .select_from(event_configs.join(messages))
+        .where(
+            event_configs.c.state == ConfigState.PUBLISHED.value,
+            messages.c.published_version.is_not(None),
+        )
+    )
+    async with db.write() as conn:
+        result = await conn.execute(
+            sa.update(events)
+            .where(events.c.status == EventStatus.PAUSED.value, events.c.event_id.in_(live))
+            .values(status=EventStatus.PENDING.value, updated_at=utcnow())
+        )
+        return result.rowcount

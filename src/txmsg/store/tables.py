@@ -1,0 +1,147 @@
+"""The schema. Alembic migrations (store/migrations) create it; a test checks they agree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import TypeDecorator
+
+metadata = sa.MetaData()
+
+# 64-bit ids on PostgreSQL, SQLite's fast INTEGER PRIMARY KEY (rowid alias) on SQLite.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python on both engines (SQLite stores naive UTC text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+channel_configs = sa.Table(
+    "channel_configs",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    # Non-secret provider settings (from, reply-to, host, port, ...) as JSON.
+    sa.Column("settings", Json, nullable=False),
+    # Write-only values (passwords, tokens): never returned by the API, never logged.
+    sa.Column("secrets", Json, nullable=False),
+    sa.Column("message_export", sa.Boolean(), nullable=False, default=False),
+    sa.Column("revision", sa.Integer(), nullable=False, default=1),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+event_configs = sa.Table(
+    "event_configs",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column(
+        "channel_config",
+        sa.String(64),
+        sa.ForeignKey("channel_configs.name", name="fk_event_configs_channel_config"),
+        nullable=False,
+    ),
+    sa.Column("target", sa.String(16), nullable=False),
+    sa.Column("fields", Json, nullable=False),
+    sa.Column("template", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("revision", sa.Integer(), nullable=False, default=1),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("published_at", UTCDateTime(), nullable=True),
+)
+
+# The transactional message of an event: one editable draft, one published version.
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column(
+        "event_id",
+        sa.String(64),
+        sa.ForeignKey("event_configs.event_id", name="fk_messages_event_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("draft", Json, nullable=False),
+    sa.Column("sample_ctx", Json, nullable=True),
+    sa.Column("published_version", sa.Integer(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Immutable published versions; events record the version they were sent with.
+message_versions = sa.Table(
+    "message_versions",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("content", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# The durable queue and the status of every trigger call.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("pkey", sa.String(40), nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("priority", sa.SmallInteger(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("email", sa.String(320), nullable=True),
+    sa.Column("ctx", Json, nullable=False),
+    sa.Column("event_date", UTCDateTime(), nullable=False),
+    sa.Column("scheduled_at", UTCDateTime(), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("lease_token", sa.String(32), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("message_version", sa.Integer(), nullable=True),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_events_pkey", "pkey", unique=True),
+    sa.Index("ix_events_claim", "status", "priority", "due_at"),
+    sa.Index("ix_events_event_status", "event_id", "status"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("response", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_idempotency_keys_created_at", "created_at"),
+)

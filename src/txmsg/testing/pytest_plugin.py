@@ -1,0 +1,25 @@
+"""pytest plugin of txmsg (entry point ``pytest11: txmsg``): the ``fake_smtp`` fixture.
+
+``fake_smtp`` is a started :class:`~txmsg.testing.FakeSMTPServer` on a free loopback port,
+running in the test's event loop and stopped after the test::
+
+    async def test_welcome_mail(fake_smtp):
+        pool = SMTPPool(SMTPSettings(host=fake_smtp.host, port=fake_smtp.port))
+        await pool.send("shop@example.com", ["ann@example.com"], message_bytes)
+        [msg] = await fake_smtp.wait_for(1)
+        assert msg.subject == "Welcome"
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
+from txmsg.testing.smtp import FakeSMTPServer
+
+
+@pytest_asyncio.fixture
+async def fake_smtp() -> AsyncIterator[FakeSMTPServer]:
+    async with FakeSMTPServer() as server:
+        yield server

@@ -1,0 +1,285 @@
+"""A fake SMTP server, on aiosmtpd, running in the test's own event loop.
+
+    async with FakeSMTPServer() as smtp:
+        ...  # point the engine at smtp.host / smtp.port, send
+        [msg] = await smtp.wait_for(1)
+        assert msg.subject == "Your order" and msg.rcpt_tos == ["ann@example.com"]
+
+Failures can be injected per transaction stage (`fail_next`, `fail_always`), AUTH can be
+required, and `connections_opened` lets a test prove that connections are reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import warnings
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
+from types import TracebackType
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+_STAGES = ("MAIL", "RCPT", "DATA")
+_PARSER = BytesParser(policy=email.policy.default)
+
+
+@dataclass
+class ReceivedMessage:
+    """One accepted transaction."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes  # raw content as received (CRLF line endings)
+    message: EmailMessage  # parsed with email.policy.default
+
+    @classmethod
+    def parse(cls, mail_from: str, rcpt_tos: list[str], data: bytes) -> ReceivedMessage:
+        message = _PARSER.parsebytes(data.replace(b"\r\n", b"\n"))
+        assert isinstance(message, EmailMessage)
+        return cls(mail_from, list(rcpt_tos), data, message)
+
+    @property
+    def subject(self) -> str | None:
+        value = self.message["Subject"]
+        return None if value is None else str(value)
+
+    @property
+    def text(self) -> str | None:
+        """The decoded text/plain body, or None."""
+        return self._body("plain")
+
+    @property
+    def html(self) -> str | None:
+        """The decoded text/html body, or None."""
+        return self._body("html")
+
+    def _body(self, subtype: str) -> str | None:
+        part = self.message.get_body(preferencelist=(subtype,))
+        if part is None or part.get_content_subtype() != subtype:
+            return None
+        content = part.get_content()
+        assert isinstance(content, str)
+        return content
+
+
+@dataclass
+class _Failure:
+    stage: str
+    reply: str
+    remaining: int | None  # None: every transaction
+
+
+class _Envelope(Envelope):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rejection: str | None = None  # set once a stage of this transaction was failed
+
+
+class _Protocol(SMTP):
+    """aiosmtpd's per-connection protocol, plus: close after a 421, report when gone."""
+
+    def __init__(self, fake: FakeSMTPServer, handler: _Handler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._fake = fake
+
+    def _create_envelope(self) -> Envelope:
+        return _Envelope()
+
+    async def push(self, status: str | bytes) -> None:
+        await super().push(status)
+        raw = status.encode("ascii", "replace") if isinstance(status, str) else status
+        if raw.startswith(b"421") and self.transport is not None:
+            # 421 = "service closing transmission channel": real servers hang up after it.
+            self.transport.close()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        self._fake._live.discard(self)
+
+
+class _Handler:
+    def __init__(self, fake: FakeSMTPServer) -> None:
+        self._fake = fake
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        rejection = self._fake._reject("MAIL", envelope)
+        if rejection:
+            return rejection
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        rejection = self._fake._reject("RCPT", envelope)
+        if rejection:
+            return rejection
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        rejection = self._fake._reject("DATA", envelope)
+        if rejection:
+            return rejection
+        assert envelope.mail_from is not None and envelope.original_content is not None
+        return self._fake._accept(envelope.mail_from, envelope.rcpt_tos, envelope.original_content)
+
+
+class FakeSMTPServer:
+    """An SMTP server that records what it accepts, for tests. Use as an async context manager."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, auth: tuple[str, str] | None = None
+    ) -> None:
+        self.host = host
+        self.port = port  # 0 until start() if an ephemeral port was asked for
+        self.messages: list[ReceivedMessage] = []
+        self.connections_opened = 0
+        self.rejected = 0  # transactions answered with an injected failure
+        self._auth = auth
+        self._handler = _Handler(self)
+        self._failure: _Failure | None = None
+        self._arrived = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._live: set[_Protocol] = set()
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._new_connection, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close()
+        # Server.close() leaves accepted connections open (Python < 3.12): hang them up too.
+        for protocol in list(self._live):
+            if protocol.transport is not None:
+                protocol.transport.close()
+        await server.wait_closed()
+        await asyncio.sleep(0)  # let connection_lost callbacks run before the loop moves on
+
+    async def __aenter__(self) -> FakeSMTPServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def fail_next(
+        self,
+        code: int,
+        text: str = "Injected failure",
+        *,
+        count: int = 1,
+        stage: str = "DATA",
+    ) -> None:
+        """Answer the next `count` transactions with `code text` at `stage` (replaces any rule)."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        self._failure = _Failure(_check_stage(stage), _reply(code, text), count)
+
+    def fail_always(
+        self, code: int, text: str = "Injected failure", *, stage: str = "DATA"
+    ) -> None:
+        """Answer every transaction with `code text` at `stage` until reset_failures()."""
+        self._failure = _Failure(_check_stage(stage), _reply(code, text), None)
+
+    def reset_failures(self) -> None:
+        self._failure = None
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMessage]:  # noqa: ASYNC109
+        """Wait until at least `count` messages were accepted; return them all."""
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.messages) < count:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                f"expected {count} message(s) within {timeout}s, "
+                f"but {len(self.messages)} arrived ({self.rejected} rejected)"
+            ) from None
+        return list(self.messages)
+
+    def clear(self) -> None:
+        self.messages.clear()
+
+    def _new_connection(self) -> _Protocol:
+        self.connections_opened += 1
+        kwargs: dict[str, Any] = {
+            "hostname": "localhost",  # no getfqdn() (a DNS lookup) per connection
+            "loop": asyncio.get_running_loop(),
+        }
+        if self._auth is not None:
+            kwargs.update(
+                authenticator=self._authenticate,
+                auth_required=True,
+                auth_require_tls=False,  # AUTH over plain TCP: it is a loopback test server
+            )
+        with warnings.catch_warnings():
+            # aiosmtpd warns that AUTH without TLS is insecure: intended here.
+            warnings.simplefilter("ignore")
+            protocol = _Protocol(self, self._handler, **kwargs)
+        self._live.add(protocol)
+        return protocol
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert self._auth is not None
+        user, password = self._auth
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            user.encode(),
+            password.encode(),
+        )
+        # handled=False and no message: aiosmtpd answers "535 5.7.8 ... invalid".
+        return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+
+    def _reject(self, stage: str, envelope: Envelope) -> str | None:
+        """The reply rejecting this transaction at `stage`, if a failure is injected."""
+        assert isinstance(envelope, _Envelope)
+        if envelope.rejection is not None:  # e.g. a second RCPT of a rejected transaction
+            return envelope.rejection
+        rule = self._failure
+        if rule is None or rule.stage != stage:
+            return None
+        if rule.remaining is not None:
+            rule.remaining -= 1
+            if rule.remaining == 0:
+                self._failure = None
+        envelope.rejection = rule.reply
+        self.rejected += 1
+        return rule.reply
+
+    def _accept(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
+        self.messages.append(ReceivedMessage.parse(mail_from, rcpt_tos, data))
+        self._arrived.set()
+        return f"250 2.0.0 OK queued as fake-{len(self.messages)}"
+
+
+def _check_stage(stage: str) -> str:
+    if stage not in _STAGES:
+        raise ValueError(f"stage must be one of {_STAGES}, not {stage!r}")
+    return stage
+
+
+def _reply(code: int, text: str) -> str:
+    if not 400 <= code < 600:
+        raise ValueError("an injected failure needs a 4xx or 5xx code")
+    return f"{code} {' '.join(text.split())}"

@@ -1,0 +1,138 @@
+"""Test harness: the real app under uvicorn on loopback, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from txmsg.app import create_app
+from txmsg.config import Settings
+from txmsg.testing import FakeSMTPServer
+
+ADMIN_KEY = "test-admin-key-" + "x" * 20
+PG_DSN = os.environ.get("TXMSG_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _engines() -> list[str]:
+    chosen = os.environ.get("TXMSG_TEST_DATABASES", "sqlite,postgresql")
+    return [e.strip() for e in chosen.split(",") if e.strip()]
+
+
+@pytest_asyncio.fixture
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'txmsg.db'}"
+        return
+    name = "txmsg_test_" + secrets.token_hex(6)
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = PG_DSN.rsplit("/", 1)[0]
+    try:
+        yield f"postgresql+asyncpg://{base.split('://', 1)[1]}/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_DSN)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test that reaches the database runs on both engines (same code, same tests).
+    if "database_url" in metafunc.fixturenames and not hasattr(metafunc.function, "sqlite_only"):
+        metafunc.parametrize("database_url", _engines(), indirect=True)
+
+
+def test_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    base = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        admin_key=ADMIN_KEY,
+        poll_interval=0.05,
+        sweep_interval=0.1,
+        lease=timedelta(seconds=2),
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.2,
+        config_cache_seconds=0.0,
+    )
+    return replace(base, **overrides)
+
+
+@dataclass
+class Server:
+    base_url: str
+    settings: Settings
+    app: Any
+    admin: httpx.AsyncClient
+
+    def client(self, key: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
+
+
+class RunningServer:
+    """uvicorn serving the app in this event loop, on a free loopback port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
+                                lifespan="on", loop="asyncio")
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Server:
+        self.task = asyncio.create_task(self.server.serve())
+        for _ in range(500):
+            if self.server.started:
+                break
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.01)
+        else:
+            raise RuntimeError("the server did not start")
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        self.admin = httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10
+        )
+        return Server(base, self.settings, self.app, self.admin)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.admin.aclose()
+        self.server.should_exit = True
+        assert self.task is not None
+        await self.task
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest_asyncio.fixture
+async def server(database_url: str, data_dir: Path) -> AsyncIterator[Server]:
+    async with RunningServer(test_settings(database_url, data_dir)) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def smtp() -> AsyncIterator[FakeSMTPServer]:
+    async with FakeSMTPServer() as fake:
+        yield fake

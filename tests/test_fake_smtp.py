@@ -1,0 +1,241 @@
+"""FakeSMTPServer, driven by a real SMTP client (aiosmtplib)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import aiosmtplib
+import pytest
+
+from txmsg.core.mime import Sender, build_email
+from txmsg.testing import FakeSMTPServer, ReceivedMessage
+
+FROM = "shop@example.com"
+TO = "ann@example.com"
+
+
+def message(subject: str = "Your order") -> bytes:
+    return build_email(
+        Sender.build(FROM, "Shop", None),
+        TO,
+        subject,
+        "Hello Ann",
+        "<p>Hello Ann</p>",
+        message_id="m-1",
+        date=datetime(2024, 5, 1, tzinfo=UTC),
+    )
+
+
+def client(server: FakeSMTPServer, **kwargs: object) -> aiosmtplib.SMTP:
+    return aiosmtplib.SMTP(
+        hostname=server.host,
+        port=server.port,
+        local_hostname="localhost",
+        start_tls=False,
+        timeout=5,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def test_records_an_accepted_message() -> None:
+    async with FakeSMTPServer() as server:
+        assert server.port != 0
+        raw = message("Héllo")
+        async with client(server) as smtp:
+            _, reply = await smtp.sendmail(FROM, [TO, "bob@example.com"], raw)
+        assert reply.startswith("2.0.0 OK")
+        [received] = await server.wait_for(1)
+    assert isinstance(received, ReceivedMessage)
+    assert received.mail_from == FROM
+    assert received.rcpt_tos == [TO, "bob@example.com"]
+    assert received.data == raw  # byte for byte, CRLF line endings kept
+    assert received.subject == "Héllo"
+    assert received.text == "Hello Ann"
+    assert received.html == "<p>Hello Ann</p>"
+    assert received.message["Message-ID"] == "<m-1@example.com>"
+
+
+async def test_text_only_message_has_no_html() -> None:
+    async with FakeSMTPServer() as server:
+        await aiosmtplib.send(
+            b"Subject: plain\r\n\r\nJust text\r\n",
+            sender=FROM,
+            recipients=[TO],
+            hostname=server.host,
+            port=server.port,
+            local_hostname="localhost",
+        )
+        [received] = await server.wait_for(1)
+    assert received.subject == "plain"
+    assert received.text == "Just text\n"
+    assert received.html is None
+
+
+async def test_wait_for_waits_for_a_later_message() -> None:
+    async with FakeSMTPServer() as server:
+        waiter = asyncio.create_task(server.wait_for(2))
+        async with client(server) as smtp:
+            await smtp.sendmail(FROM, [TO], message("one"))
+            await asyncio.sleep(0.01)
+            assert not waiter.done()
+            await smtp.sendmail(FROM, [TO], message("two"))
+        received = await waiter
+    assert [m.subject for m in received] == ["one", "two"]
+
+
+async def test_wait_for_timeout_says_how_many_arrived() -> None:
+    async with FakeSMTPServer() as server:
+        async with client(server) as smtp:
+            await smtp.sendmail(FROM, [TO], message())
+        with pytest.raises(TimeoutError, match=r"expected 3 message.*but 1 arrived"):
+            await server.wait_for(3, timeout=0.1)
+
+
+async def test_clear_forgets_messages() -> None:
+    async with FakeSMTPServer() as server:
+        async with client(server) as smtp:
+            await smtp.sendmail(FROM, [TO], message())
+            await server.wait_for(1)
+            server.clear()
+            assert server.messages == []
+            await smtp.sendmail(FROM, [TO], message("after"))
+        [received] = await server.wait_for(1)
+    assert received.subject == "after"
+
+
+@pytest.mark.parametrize(
+    ("stage", "error"),
+    [
+        ("MAIL", aiosmtplib.SMTPSenderRefused),
+        ("RCPT", aiosmtplib.SMTPRecipientsRefused),
+        ("DATA", aiosmtplib.SMTPDataError),
+    ],
+)
+@pytest.mark.parametrize("code", [451, 550])
+async def test_fail_next_rejects_one_transaction_at_stage(
+    stage: str, error: type[Exception], code: int
+) -> None:
+    async with FakeSMTPServer() as server:
+        server.fail_next(
+            code, "4.0.0 try again" if code < 500 else "5.1.1 no such user", stage=stage
+        )
+        async with client(server) as smtp:
+            with pytest.raises(error) as caught:
+                await smtp.sendmail(FROM, [TO], message("rejected"))
+            exc = caught.value
+            if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+                exc = exc.recipients[0]
+            assert isinstance(exc, aiosmtplib.SMTPResponseException)
+            assert exc.code == code
+            assert "try again" in exc.message or "no such user" in exc.message
+            # The rule is used up: the same connection now gets through.
+            await smtp.sendmail(FROM, [TO], message("accepted"))
+        received = await server.wait_for(1)
+        assert [m.subject for m in received] == ["accepted"]
+        assert server.rejected == 1
+        assert server.connections_opened == 1
+
+
+async def test_rcpt_failure_rejects_every_recipient_of_the_transaction() -> None:
+    async with FakeSMTPServer() as server:
+        server.fail_next(550, stage="RCPT")
+        async with client(server) as smtp:
+            with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as caught:
+                await smtp.sendmail(FROM, [TO, "bob@example.com"], message())
+        assert [r.code for r in caught.value.recipients] == [550, 550]
+        assert server.rejected == 1
+        assert server.messages == []
+
+
+async def test_fail_next_count_and_fail_always_and_reset() -> None:
+    async with FakeSMTPServer() as server, client(server) as smtp:
+        server.fail_next(451, count=2)
+        for _ in range(2):
+            with pytest.raises(aiosmtplib.SMTPDataError):
+                await smtp.sendmail(FROM, [TO], message())
+        await smtp.sendmail(FROM, [TO], message("third"))
+
+        server.fail_always(554, "5.7.1 policy", stage="MAIL")
+        for _ in range(3):
+            with pytest.raises(aiosmtplib.SMTPSenderRefused, match="policy"):
+                await smtp.sendmail(FROM, [TO], message())
+        server.reset_failures()
+        await smtp.sendmail(FROM, [TO], message("after reset"))
+
+        assert [m.subject for m in server.messages] == ["third", "after reset"]
+        assert server.rejected == 5
+
+
+async def test_invalid_failure_rules_are_refused() -> None:
+    server = FakeSMTPServer()
+    with pytest.raises(ValueError, match="stage"):
+        server.fail_next(550, stage="EHLO")
+    with pytest.raises(ValueError, match="4xx or 5xx"):
+        server.fail_always(250)
+    with pytest.raises(ValueError, match="count"):
+        server.fail_next(451, count=0)
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA"])
+async def test_421_reply_closes_the_connection(stage: str) -> None:
+    async with FakeSMTPServer() as server:
+        server.fail_next(421, "4.3.2 shutting down", stage=stage)
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            assert (await reader.readline()).startswith(b"220")
+            script = [b"HELO localhost", f"MAIL FROM:<{FROM}>".encode(), f"RCPT TO:<{TO}>".encode()]
+            script.append(b"DATA")
+            replies = []
+            for command in script:
+                writer.write(command + b"\r\n")
+                line = await asyncio.wait_for(reader.readline(), 2)
+                replies.append(line)
+                if line.startswith(b"354"):
+                    writer.write(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+                    replies.append(await asyncio.wait_for(reader.readline(), 2))
+                if replies[-1].startswith(b"421"):
+                    break
+            assert replies[-1] == b"421 4.3.2 shutting down\r\n"
+            # The server hung up: end of stream rather than a wait for more commands.
+            assert await asyncio.wait_for(reader.read(), 2) == b""
+        finally:
+            writer.close()
+        assert server.messages == []
+
+
+async def test_auth_required_and_checked() -> None:
+    async with FakeSMTPServer(auth=("mailer", "s3cret")) as server:
+        async with client(server, username="mailer", password="s3cret") as smtp:
+            await smtp.sendmail(FROM, [TO], message("authenticated"))
+
+        with pytest.raises(aiosmtplib.SMTPAuthenticationError) as caught:
+            async with client(server, username="mailer", password="wrong"):
+                pass
+        assert caught.value.code == 535
+
+        async with client(server) as smtp:  # no AUTH at all
+            with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
+                await smtp.sendmail(FROM, [TO], message("anonymous"))
+            assert refused.value.code == 530
+
+        assert [m.subject for m in server.messages] == ["authenticated"]
+
+
+async def test_stop_hangs_up_open_connections() -> None:
+    server = FakeSMTPServer()
+    await server.start()
+    smtp = client(server)
+    await smtp.connect()
+    await server.stop()
+    with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+        await smtp.sendmail(FROM, [TO], message())
+    smtp.close()
+
+
+async def test_fake_smtp_fixture(fake_smtp: FakeSMTPServer) -> None:
+    assert fake_smtp.port != 0
+    async with client(fake_smtp) as smtp:
+        await smtp.sendmail(FROM, [TO], message("from fixture"))
+    [received] = await fake_smtp.wait_for(1)
+    assert received.subject == "from fixture"

@@ -1,0 +1,142 @@
+"""build_email output must be well formed to the standard library's parser."""
+
+from __future__ import annotations
+
+import email.policy
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from txmsg.core.mime import Sender, build_email
+
+DATE = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+SENDER = Sender.build("shop@example.com", "Shop", "help@example.com")
+
+
+def build(
+    subject: str = "Your order",
+    text: str | None = "Hello Ann",
+    html: str | None = "<p>Hello Ann</p>",
+    sender: Sender = SENDER,
+) -> bytes:
+    return build_email(
+        sender, "ann@example.com", subject, text, html, message_id="m-123", date=DATE
+    )
+
+
+def parse(raw: bytes) -> EmailMessage:
+    message = BytesParser(policy=email.policy.default).parsebytes(raw)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def assert_no_defects(message: EmailMessage) -> None:
+    for part in message.walk():
+        assert part.defects == []
+        for name, value in part.items():
+            assert value.defects == (), name
+
+
+def body(message: EmailMessage, subtype: str) -> str | None:
+    part = message.get_body(preferencelist=(subtype,))
+    if part is None or part.get_content_subtype() != subtype:
+        return None
+    return part.get_content().replace("\r\n", "\n")
+
+
+def test_multipart_alternative_text_then_html() -> None:
+    message = parse(build(text="Hi Ann,\nyour order shipped.", html="<p>Shipped</p>"))
+    assert_no_defects(message)
+    assert message.get_content_type() == "multipart/alternative"
+    parts = list(message.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    # In a multipart the CRLF before a delimiter belongs to the delimiter: bodies are exact.
+    assert body(message, "plain") == "Hi Ann,\nyour order shipped."
+    assert body(message, "html") == "<p>Shipped</p>"
+
+
+def test_envelope_headers() -> None:
+    message = parse(build())
+    assert message["From"] == "Shop <shop@example.com>"
+    assert message["To"] == "ann@example.com"
+    assert message["Reply-To"] == "help@example.com"
+    assert message["Message-ID"] == "<m-123@example.com>"
+    assert message["Date"].datetime == DATE
+    assert message["MIME-Version"] == "1.0"
+
+
+def test_utf8_subject_and_display_name_round_trip() -> None:
+    sender = Sender.build("shop@example.com", 'Zoë, Ümlaut "Shop" 店', None)
+    subject = "Ihre Bestellung über 12 € ist unterwegs — 注文 " * 5
+    raw = build(subject=subject, sender=sender)
+    assert raw.isascii()
+    message = parse(raw)
+    assert_no_defects(message)
+    assert message["Subject"] == subject.strip()
+    [address] = message["From"].addresses
+    assert address.display_name == 'Zoë, Ümlaut "Shop" 店'
+    assert address.addr_spec == "shop@example.com"
+    assert message["Reply-To"] is None
+
+
+def test_utf8_body_round_trips() -> None:
+    message = parse(build(text="Grüße, Zoë ✓\n", html="<p>Grüße ✓</p>"))
+    assert body(message, "plain") == "Grüße, Zoë ✓\n"
+    assert body(message, "html") == "<p>Grüße ✓</p>"
+
+
+def test_header_injection_through_subject_is_neutralised() -> None:
+    raw = build(subject="Hello\r\nBcc: x@y")
+    message = parse(raw)
+    assert message["Bcc"] is None
+    assert message["Subject"] == "Hello Bcc: x@y"
+    assert not any(line.lower().startswith(b"bcc:") for line in raw.split(b"\r\n"))
+
+
+def test_header_injection_through_display_name_is_neutralised() -> None:
+    sender = Sender.build("shop@example.com", "Shop\r\nBcc: x@y", None)
+    message = parse(build(sender=sender))
+    assert message["Bcc"] is None
+    assert message["From"].addresses[0].addr_spec == "shop@example.com"
+
+
+def test_lines_stay_within_998_octets_and_use_crlf() -> None:
+    long_word = "x" * 5000
+    raw = build(subject="s" * 2000, text=long_word + "\n" + "é" * 3000, html=long_word)
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert b"\r" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    message = parse(raw)
+    assert_no_defects(message)
+    assert message["Subject"] == "s" * 2000
+    assert body(message, "plain") == long_word + "\n" + "é" * 3000
+    assert body(message, "html") == long_word
+
+
+def test_body_cannot_forge_a_mime_boundary() -> None:
+    text = "--=_txmsg_000\nContent-Type: text/html\n\n<script>x</script>\n"
+    message = parse(build(text=text))
+    assert_no_defects(message)
+    assert len(list(message.iter_parts())) == 2
+    assert body(message, "plain") == text
+
+
+def test_text_only() -> None:
+    message = parse(build(text="Just text", html=None))
+    assert_no_defects(message)
+    assert message.get_content_type() == "text/plain"
+    assert message.get_content_charset() == "utf-8"
+    assert body(message, "plain") == "Just text\n"
+    assert body(message, "html") is None
+    assert message["Message-ID"] == "<m-123@example.com>"
+    assert message["Date"].datetime == DATE
+
+
+def test_html_only() -> None:
+    message = parse(build(text=None, html="<b>Only</b>"))
+    assert_no_defects(message)
+    assert message.get_content_type() == "text/html"
+    assert body(message, "html") == "<b>Only</b>\n"
+    assert body(message, "plain") is None
+    assert message["Message-ID"] == "<m-123@example.com>"
+    assert message["Date"] is not None

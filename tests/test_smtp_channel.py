@@ -1,0 +1,265 @@
+"""SMTPPool against the fake SMTP server (and two scripted misbehaving servers)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import pytest
+
+from txmsg.channels.smtp import SMTPPool, SMTPSettings
+from txmsg.core.delivery import PermanentSendError, TransientSendError
+from txmsg.core.mime import Sender, build_email
+from txmsg.testing import FakeSMTPServer
+
+FROM = "shop@example.com"
+TO = "ann@example.com"
+
+
+def message(subject: str = "Your order") -> bytes:
+    return build_email(
+        Sender.build(FROM, "Shop", None),
+        TO,
+        subject,
+        "Hello Ann",
+        "<p>Hello Ann</p>",
+        message_id="m-1",
+        date=datetime(2024, 5, 1, tzinfo=UTC),
+    )
+
+
+@asynccontextmanager
+async def pool_for(server: FakeSMTPServer, **settings: object) -> AsyncIterator[SMTPPool]:
+    pool = SMTPPool(SMTPSettings(host=server.host, port=server.port, **settings))  # type: ignore[arg-type]
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def assert_pool_still_sends(pool: SMTPPool, server: FakeSMTPServer, subject: str) -> None:
+    reply = await pool.send(FROM, [TO], message(subject))
+    assert reply.startswith("250 ")
+    assert server.messages[-1].subject == subject
+    assert server.messages[-1].mail_from == FROM
+
+
+async def test_send_returns_the_final_reply_and_delivers() -> None:
+    async with FakeSMTPServer() as server, pool_for(server) as pool:
+        raw = message("hello")
+        reply = await pool.send(FROM, [TO, "bob@example.com"], raw)
+        [received] = await server.wait_for(1)
+    assert reply == "250 2.0.0 OK queued as fake-1"
+    assert received.mail_from == FROM
+    assert received.rcpt_tos == [TO, "bob@example.com"]
+    assert received.data == raw
+
+
+async def test_sequential_sends_reuse_one_connection() -> None:
+    async with FakeSMTPServer() as server, pool_for(server, pool_size=4) as pool:
+        for i in range(5):
+            await pool.send(FROM, [TO], message(f"m{i}"))
+        assert len(server.messages) == 5
+        assert server.connections_opened == 1
+
+
+async def test_concurrent_sends_share_at_most_pool_size_connections() -> None:
+    async with FakeSMTPServer() as server, pool_for(server, pool_size=2) as pool:
+        replies = await asyncio.gather(
+            *(pool.send(FROM, [TO], message(f"m{i}")) for i in range(30))
+        )
+        received = await server.wait_for(30)
+        assert all(reply.startswith("250 ") for reply in replies)
+        assert sorted(m.subject or "" for m in received) == sorted(f"m{i}" for i in range(30))
+        assert server.connections_opened == 2  # both used in parallel, never a third
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA"])
+async def test_4xx_is_transient_and_the_connection_is_kept(stage: str) -> None:
+    async with FakeSMTPServer() as server, pool_for(server) as pool:
+        await pool.send(FROM, [TO], message("warm-up"))
+        server.fail_next(451, "4.3.0 try later", stage=stage)
+        with pytest.raises(TransientSendError) as caught:
+            await pool.send(FROM, [TO], message("rejected"))
+        assert caught.value.reason == "451 4.3.0 try later"
+        await assert_pool_still_sends(pool, server, "after 451")
+        assert server.connections_opened == 1
+        assert [m.subject for m in server.messages] == ["warm-up", "after 451"]
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA"])
+async def test_5xx_is_permanent_and_the_connection_is_kept(stage: str) -> None:
+    async with FakeSMTPServer() as server, pool_for(server) as pool:
+        server.fail_next(550, "5.1.1 mailbox unavailable", stage=stage)
+        with pytest.raises(PermanentSendError) as caught:
+            await pool.send(FROM, [TO], message("rejected"))
+        assert caught.value.reason == "550 5.1.1 mailbox unavailable"
+        # A half-open envelope would make the next MAIL fail ("503 nested MAIL command").
+        await assert_pool_still_sends(pool, server, "after 550")
+        assert server.connections_opened == 1
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "DATA"])
+async def test_421_discards_the_connection_and_the_next_send_reconnects(stage: str) -> None:
+    async with FakeSMTPServer() as server, pool_for(server) as pool:
+        await pool.send(FROM, [TO], message("warm-up"))
+        server.fail_next(421, "4.3.2 closing", stage=stage)
+        with pytest.raises(TransientSendError) as caught:
+            await pool.send(FROM, [TO], message("rejected"))
+        assert caught.value.reason.startswith("421 4.3.2 closing")
+        await assert_pool_still_sends(pool, server, "after 421")
+        assert server.connections_opened == 2
+
+
+async def test_connection_closed_while_idle_is_replaced() -> None:
+    async with FakeSMTPServer() as server, pool_for(server) as pool:
+        await pool.send(FROM, [TO], message("before"))
+        await server.stop()  # hangs up the pooled connection
+        await asyncio.sleep(0.05)
+        await server.start()  # same port
+        await assert_pool_still_sends(pool, server, "after restart")
+        assert server.connections_opened == 2
+
+
+async def test_connection_refused_is_transient() -> None:
+    with socket.socket() as sock:  # a port nobody listens on once this socket is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    pool = SMTPPool(SMTPSettings(host="127.0.0.1", port=port, timeout=2))
+    with pytest.raises(TransientSendError, match="SMTP connection failed"):
+        await pool.send(FROM, [TO], message())
+    await pool.close()
+
+
+async def test_auth_success() -> None:
+    async with (
+        FakeSMTPServer(auth=("mailer", "s3cret")) as server,
+        pool_for(server, username="mailer", password="s3cret") as pool,
+    ):
+        await assert_pool_still_sends(pool, server, "authenticated")
+
+
+async def test_auth_failure_is_permanent_and_never_shows_the_password() -> None:
+    async with (
+        FakeSMTPServer(auth=("mailer", "s3cret")) as server,
+        pool_for(server, username="mailer", password="wr0ng-Passw0rd") as pool,
+    ):
+        with pytest.raises(PermanentSendError) as caught:
+            await pool.send(FROM, [TO], message())
+        assert caught.value.reason.startswith("535 ")
+        for text in (caught.value.reason, str(caught.value), repr(caught.value.__cause__)):
+            assert "wr0ng-Passw0rd" not in text
+        assert server.messages == []
+
+
+def test_settings_are_validated_and_repr_hides_the_password() -> None:
+    with pytest.raises(ValueError, match="tls"):
+        SMTPSettings(host="mx", tls="ssl")
+    with pytest.raises(ValueError, match="pool_size"):
+        SMTPSettings(host="mx", pool_size=0)
+    settings = SMTPSettings(host="mx", username="u", password="hunter2-secret")
+    assert "hunter2-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("envelope_from", "recipients"),
+    [
+        (FROM, []),
+        (FROM, ["ann@example.com\r\nRCPT TO:<x@y>"]),
+        (FROM, ["Ann <ann@example.com>"]),
+        ("shop@example.com\r\nRSET", [TO]),
+        ("", [TO]),
+    ],
+)
+async def test_invalid_envelope_is_permanent_and_nothing_is_sent(
+    envelope_from: str, recipients: list[str]
+) -> None:
+    async with FakeSMTPServer() as server, pool_for(server) as pool:
+        with pytest.raises(PermanentSendError):
+            await pool.send(envelope_from, recipients, message())
+        assert server.messages == []
+        await assert_pool_still_sends(pool, server, "after bad input")
+
+
+async def test_send_after_close_is_transient() -> None:
+    async with FakeSMTPServer() as server:
+        async with pool_for(server) as pool:
+            await pool.send(FROM, [TO], message())
+        with pytest.raises(TransientSendError, match="closed"):
+            await pool.send(FROM, [TO], message())
+
+
+# --- scripted servers for what the fake does not do: stalling --------------------------------
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def scripted_server(script: Script) -> AsyncIterator[tuple[int, list[int]]]:
+    """A loopback server running `script` per connection; yields (port, [connections])."""
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        try:
+            await script(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], connections
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_timeout_waiting_for_the_greeting_is_transient() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    async with scripted_server(silent) as (port, _):
+        pool = SMTPPool(SMTPSettings(host="127.0.0.1", port=port, timeout=0.2))
+        with pytest.raises(TransientSendError, match="SMTP timeout"):
+            await pool.send(FROM, [TO], message())
+        await pool.close()
+
+
+async def test_timeout_mid_transaction_discards_the_connection() -> None:
+    stall = asyncio.Event()
+
+    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 scripted\r\n")
+        in_data = False
+        while line := await reader.readline():
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    if not stall.is_set():
+                        stall.set()
+                        await asyncio.sleep(5)  # never answers the end of this message
+                    writer.write(b"250 queued\r\n")
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250 scripted\r\n")
+            elif verb == b"DATA":
+                in_data = True
+                writer.write(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 OK\r\n")
+
+    async with scripted_server(server) as (port, connections):
+        pool = SMTPPool(SMTPSettings(host="127.0.0.1", port=port, timeout=0.3))
+        with pytest.raises(TransientSendError, match="SMTP timeout"):
+            await pool.send(FROM, [TO], message())
+        # The stalled connection's state is unknown: the pool must not reuse it.
+        assert await pool.send(FROM, [TO], message()) == "250 queued"
+        assert len(connections) == 2
+        await pool.close()
