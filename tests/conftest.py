@@ -92,8 +92,9 @@ class RunningServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="on", loop="asyncio")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="asyncio"
+        )
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None
 

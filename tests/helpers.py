@@ -86,8 +86,9 @@ async def live_event(
 async def trigger(
     client: httpx.AsyncClient, event_id: str, body: dict[str, Any] | None = None, **kw: Any
 ) -> dict[str, Any]:
-    payload = body if body is not None else {"email": "ada@example.org",
-                                             "ctx": {"firstName": "Ada"}}
+    payload = (
+        body if body is not None else {"email": "ada@example.org", "ctx": {"firstName": "Ada"}}
+    )
     r = await client.post(f"/rest/mc/{event_id}", json=payload, **kw)
     assert r.status_code == 201, r.text
     return r.json()
@@ -107,3 +108,103 @@ async def wait_status(
             return last
         await asyncio.sleep(0.03)
     raise AssertionError(f"status never became {wanted_set}; last seen: {last}")
+
+
+# --- added for the end-to-end status, validation, auth and restart tests ---------------------
+
+
+def assert_problem(r: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
+    """`r` is an RFC 9457 problem with `status`; when `field` is given, one error names it."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
+    body = r.json()
+    assert body["status"] == status, body
+    assert isinstance(body.get("detail"), str) and body["detail"], body
+    assert body.get("title"), body
+    if field is not None:
+        fields = [e["field"] for e in body.get("errors", [])]
+        assert field in fields, f"expected an error on {field!r}, got {fields}: {body}"
+    return body
+
+
+def forbid_server_errors(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """Make every 5xx answer received by `client` fail the test at once."""
+
+    async def check(response: httpx.Response) -> None:
+        if response.status_code >= 500:
+            await response.aread()
+            raise AssertionError(
+                f"{response.request.method} {response.request.url} answered "
+                f"{response.status_code}: {response.text}"
+            )
+
+    hooks = client.event_hooks
+    hooks["response"] = [*hooks.get("response", []), check]
+    client.event_hooks = hooks
+    return client
+
+
+async def create_key(admin: httpx.AsyncClient, role: str, label: str | None = None) -> str:
+    """A new API key of `role`; returns its secret."""
+    r = await admin.post("/api/v1/keys", json={"role": role, "label": label or f"{role} key"})
+    assert r.status_code == 201, r.text
+    secret: str = r.json()["key"]
+    return secret
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class SilentSMTPServer:
+    """Accepts TCP connections and never answers: an SMTP client waits for the greeting.
+
+    Sends to it stay in flight (the event is `processing`) until the client's timeout.
+    """
+
+    def __init__(self) -> None:
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        await reader.read()  # until the client hangs up
+
+    async def __aenter__(self) -> SilentSMTPServer:
+        self._server = await asyncio.start_server(self._handle, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def hang_up(self) -> None:
+        """Close the connections accepted so far: their sends fail (a transient error)."""
+        writers, self._writers = self._writers, []
+        for writer in writers:
+            writer.close()
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.hang_up()
+        await self._server.wait_closed()
+
+
+async def set_smtp(
+    admin: httpx.AsyncClient, host: str, port: int, name: str = "mail", **smtp: Any
+) -> dict[str, Any]:
+    """PATCH the channel configuration `name` to send through `host:port`."""
+    r = await admin.patch(
+        f"/api/v1/channel-configs/{name}",
+        json={"smtp": {"host": host, "port": port, "tls": "none", **smtp}},
+    )
+    assert r.status_code == 200, r.text
+    result: dict[str, Any] = r.json()
+    return result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from helpers import create_channel, create_event, wait_status
-
 from txmsg.testing import FakeSMTPServer
 
 

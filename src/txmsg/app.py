@@ -51,8 +51,9 @@ async def _domain_error(_request: Request, exc: Exception) -> Response:
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, _TITLES.get(exc.status_code, "Error"), exc.detail,
-                   headers=exc.headers)
+    return problem(
+        exc.status_code, _TITLES.get(exc.status_code, "Error"), exc.detail, headers=exc.headers
+    )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
 
     def after_enqueue(results: list[EnqueueResult]) -> None:
         # In one process, committed events go straight to the dispatcher: no poll delay.
-        if any(r.kind == "created" for r in results):
+        if any(r.kind == "created" and r.response["status"] == "pending" for r in results):
             dispatcher.wake()
 
     async def flush(batch: list[NewEvent]) -> list[EnqueueResult]:

@@ -36,8 +36,9 @@ def _migrate(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
 
     async def run() -> None:
-        db = Database(settings.resolved_database_url,
-                      sqlite_synchronous=settings.sqlite_synchronous)
+        db = Database(
+            settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
         try:
             await db.migrate()
         finally:

@@ -14,8 +14,9 @@ async def authorize(request: Request, *roles: str) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        raise DomainError("missing bearer API key (Authorization: Bearer <key>)", 401,
-                          "Unauthorized")
+        raise DomainError(
+            "missing bearer API key (Authorization: Bearer <key>)", 401, "Unauthorized"
+        )
     principal = await context(request).keys.resolve(secret.strip())
     if principal is None:
         raise DomainError("unknown or revoked API key", 401, "Unauthorized")

@@ -74,7 +74,9 @@ def parse_name_field(value: object) -> str:
     try:
         return parse_name(value)
     except DomainError:
-        raise invalid("channel_config", "is required: the name of a channel configuration") from None
+        raise invalid(
+            "channel_config", "is required: the name of a channel configuration"
+        ) from None
 
 
 async def list_all(request: Request) -> Response:
@@ -84,7 +86,9 @@ async def list_all(request: Request) -> Response:
 
 async def get_one(request: Request) -> Response:
     await authorize(request, "marketer")
-    return JSONResponse(view(await store.require(context(request).db, request.path_params["eventId"])))
+    return JSONResponse(
+        view(await store.require(context(request).db, request.path_params["eventId"]))
+    )
 
 
 async def update(request: Request) -> Response:
@@ -93,8 +97,11 @@ async def update(request: Request) -> Response:
     body = require_object(await read_json(request))
     reject_unknown(body, UPDATE_FIELDS)
     current = await store.require(context(request).db, event_id)
-    for fixed, stored in (("channel", current.channel), ("target", current.target),
-                          ("eventId", current.event_id)):
+    for fixed, stored in (
+        ("channel", current.channel),
+        ("target", current.target),
+        ("eventId", current.event_id),
+    ):
         if fixed in body and body[fixed] != stored:
             raise invalid(fixed, "cannot be changed after creation")
     values: dict[str, Any] = {}
@@ -123,11 +130,15 @@ async def delete(request: Request) -> Response:
 
 def _draft_from(template_name: str) -> dict[str, Any]:
     shipped = library()[template_name]
-    return {"subject": shipped["subject"], "html": shipped["html"], "text": shipped["text"],
-            "sample_ctx": shipped["sample_ctx"]}
+    return {
+        "subject": shipped["subject"],
+        "html": shipped["html"],
+        "text": shipped["text"],
+        "sample_ctx": shipped["sample_ctx"],
+    }
 
 
-def lifecycle(action: str):  # noqa: ANN201 - a Starlette endpoint
+def lifecycle(action: str):
     async def endpoint(request: Request) -> Response:
         await authorize(request)
         event_id = request.path_params["eventId"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -40,8 +38,11 @@ async def get_message(request: Request) -> Response:
             "draft": row.draft,
             "sample_ctx": row.sample_ctx,
             "published": (
-                {"version": published.version, **published.content,
-                 "published_at": published.created_at}
+                {
+                    "version": published.version,
+                    **published.content,
+                    "published_at": published.created_at,
+                }
                 if published is not None
                 else None
             ),
@@ -76,7 +77,9 @@ async def put_draft(request: Request) -> Response:
     return await get_message(request)
 
 
-async def _render_draft(request: Request, action: str) -> tuple[str, dict[str, str], dict[str, str]]:
+async def _render_draft(
+    request: Request, action: str
+) -> tuple[str, dict[str, str], dict[str, str]]:
     """Render the draft with the request's `ctx`, else the draft's sample, else generated."""
     event_id = request.path_params["eventId"]
     db = context(request).db
@@ -125,7 +128,6 @@ async def publish(request: Request) -> Response:
     ctx.targets.forget(event_id)
     ctx.notify_work()
     return JSONResponse({"eventId": event_id, "version": version, **draft}, status_code=201)
-
 
 
 routes = [

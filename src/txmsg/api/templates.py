@@ -15,8 +15,12 @@ from txmsg.store.template_library import library
 async def list_templates(request: Request) -> Response:
     await authorize(request, "marketer")
     items = [
-        {"name": t["name"], "label": t["label"], "description": t["description"],
-         "fields": t["fields"]}
+        {
+            "name": t["name"],
+            "label": t["label"],
+            "description": t["description"],
+            "fields": t["fields"],
+        }
         for t in library().values()
     ]
     return JSONResponse({"items": items})

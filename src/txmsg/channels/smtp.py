@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiosmtplib
 
@@ -30,7 +30,7 @@ class SMTPSettings:
     port: int = 25
     tls: str = "none"  # "none" | "starttls" | "tls" (implicit TLS)
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in logs or tracebacks
     timeout: float = 30.0
     pool_size: int = 8
     validate_certs: bool = True
@@ -40,13 +40,6 @@ class SMTPSettings:
             raise ValueError(f"tls must be one of {_TLS_MODES}, not {self.tls!r}")
         if self.pool_size < 1:
             raise ValueError("pool_size must be at least 1")
-
-    def __repr__(self) -> str:
-        # The dataclass repr would show the password wherever settings get printed.
-        return (
-            f"SMTPSettings(host={self.host!r}, port={self.port}, tls={self.tls!r}, "
-            f"username={self.username!r}, pool_size={self.pool_size})"
-        )
 
 
 class SMTPPool:

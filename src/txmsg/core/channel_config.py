@@ -41,7 +41,9 @@ def parse_name(value: object) -> str:
     return value
 
 
-def _parse_smtp(raw: object, current: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _parse_smtp(
+    raw: object, current: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Settings and secrets of the `smtp` object; on update, given keys replace current ones."""
     body = require_object(raw, "smtp")
     reject_unknown(body, SMTP_FIELDS, "smtp.")
@@ -54,14 +56,15 @@ def _parse_smtp(raw: object, current: dict[str, Any] | None) -> tuple[dict[str, 
     default_port = {"none": 25, "starttls": 587, "tls": 465}[tls or "none"]
     settings = {
         "host": host,
-        "port": get_int(merged, "port", prefix="smtp.", default=default_port, minimum=1,
-                        maximum=65535),
+        "port": get_int(
+            merged, "port", prefix="smtp.", default=default_port, minimum=1, maximum=65535
+        ),
         "tls": tls,
         "username": get_str(merged, "username", prefix="smtp.", max_length=255),
-        "timeout": get_number(merged, "timeout", prefix="smtp.", default=30.0, minimum=0.1,
-                              maximum=600),
-        "pool_size": get_int(merged, "pool_size", prefix="smtp.", default=8, minimum=1,
-                             maximum=64),
+        "timeout": get_number(
+            merged, "timeout", prefix="smtp.", default=30.0, minimum=0.1, maximum=600
+        ),
+        "pool_size": get_int(merged, "pool_size", prefix="smtp.", default=8, minimum=1, maximum=64),
     }
     secrets: dict[str, Any] = {}
     if "password" in body:

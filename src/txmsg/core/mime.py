@@ -118,9 +118,18 @@ def build_email(
         parts = [
             "\r\n".join(head).encode("ascii"),
             b"\r\n\r\n",
-            delim, b"\r\n", _TEXT_PART, _qp(text or ""), b"\r\n",
-            delim, b"\r\n", _HTML_PART, _qp(html or ""), b"\r\n",
-            delim, b"--\r\n",
+            delim,
+            b"\r\n",
+            _TEXT_PART,
+            _qp(text or ""),
+            b"\r\n",
+            delim,
+            b"\r\n",
+            _HTML_PART,
+            _qp(html or ""),
+            b"\r\n",
+            delim,
+            b"--\r\n",
         ]
         return b"".join(parts)
     if has_html:

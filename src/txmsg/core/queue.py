@@ -49,7 +49,7 @@ class NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class EnqueueResult:
-    """`created` (a new event), `replay` (same key, same body) or `mismatch` (same key, other body)."""
+    """`created` (new event), `replay` (same key and body) or `mismatch` (same key, other body)."""
 
     kind: str
     response: dict[str, Any]

@@ -63,6 +63,7 @@ def transition(current: ConfigState, action: str) -> ConfigState:
     sources, target = TRANSITIONS[action]
     if current not in sources:
         allowed = ", ".join(sorted(s.value for s in sources))
-        raise conflict(f"cannot {action} an event configuration in state '{current}' "
-                       f"(allowed from: {allowed})")
+        raise conflict(
+            f"cannot {action} an event configuration in state '{current}' (allowed from: {allowed})"
+        )
     return target

@@ -46,11 +46,12 @@ class TemplateProblems(Exception):
         super().__init__("; ".join(f"{p.part}: {p.reason}" for p in problems))
         self.problems = problems
 
-    def as_domain_error(self, action: str):  # noqa: ANN201 - DomainError
+    def as_domain_error(self, action: str):
         errors = [p.as_field_error() for p in self.problems]
         first = errors[0]
-        return unprocessable(f"the template cannot be {action}: {first.field}: {first.detail}",
-                             errors)
+        return unprocessable(
+            f"the template cannot be {action}: {first.field}: {first.detail}", errors
+        )
 
 
 def _compile_part(part: str, source: str) -> Template:

@@ -75,8 +75,13 @@ def get_int(
 
 
 def get_number(
-    body: dict[str, Any], key: str, *, prefix: str = "", default: float | None = None,
-    minimum: float | None = None, maximum: float | None = None,
+    body: dict[str, Any],
+    key: str,
+    *,
+    prefix: str = "",
+    default: float | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
 ) -> float | None:
     value = body.get(key)
     name = prefix + key

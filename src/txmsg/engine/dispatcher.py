@@ -8,8 +8,9 @@ most one in-flight batch. Outcomes go through a group-commit batcher.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ class DispatcherSettings:
     max_in_flight: int = 64
     lease: timedelta = timedelta(seconds=60)
     poll_interval: float = 1.0
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 class Dispatcher:
@@ -92,10 +93,8 @@ class Dispatcher:
                     claimed = []
             if claimed and self._in_flight < self._settings.max_in_flight:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):  # idle poll: scheduled events, retries
                 await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
-            except TimeoutError:
-                pass
 
     async def _dispatch(self, claimed: list[ClaimedEvent]) -> None:
         routes = await load_routes(self._db, {e.event_id for e in claimed})
@@ -124,10 +123,15 @@ class Dispatcher:
     def _retry(self, event: ClaimedEvent, now: datetime, reason: str) -> Outcome:
         due = now + timedelta(seconds=self._settings.retry.delay(event.attempts))
         if due >= event.expires_at:
-            return Outcome(event.id, event.lease_token, EventStatus.TOO_OLD,
-                           f"expired while retrying: {reason}")
-        return Outcome(event.id, event.lease_token, EventStatus.PENDING,
-                       f"retrying: {reason}", due_at=due)
+            return Outcome(
+                event.id,
+                event.lease_token,
+                EventStatus.TOO_OLD,
+                f"expired while retrying: {reason}",
+            )
+        return Outcome(
+            event.id, event.lease_token, EventStatus.PENDING, f"retrying: {reason}", due_at=due
+        )
 
     def _message(self, route: Route) -> CompiledMessage:
         assert route.published_version is not None and route.content is not None

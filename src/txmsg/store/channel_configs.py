@@ -44,9 +44,7 @@ async def get(db: Database, name: str) -> Any | None:
 
 async def list_all(db: Database) -> list[Any]:
     async with db.read() as conn:
-        return list(
-            await conn.execute(sa.select(channel_configs).order_by(channel_configs.c.name))
-        )
+        return list(await conn.execute(sa.select(channel_configs).order_by(channel_configs.c.name)))
 
 
 async def update(

@@ -55,6 +55,7 @@ class Database:
                 raise ValueError(f"TXMSG_SQLITE_SYNCHRONOUS must be one of {SYNCHRONOUS_LEVELS}")
             _install_sqlite_pragmas(self.engine, level)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._writer: AsyncConnection | None = None
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -63,8 +64,12 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
+        async with self._write_lock:
+            # One long-lived connection for SQLite writes: no pool checkout, no reset per batch.
+            if self._writer is None:
+                self._writer = await self.engine.connect()
+            async with self._writer.begin():
+                yield self._writer
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -76,6 +81,9 @@ class Database:
             await conn.run_sync(upgrade_to_head)
 
     async def dispose(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
         await self.engine.dispose()
 
 

@@ -50,9 +50,7 @@ async def _check_channel_config(conn: Any, name: str, channel: str) -> None:
     if row is None:
         raise invalid("channel_config", f"no channel configuration named '{name}'")
     if row.channel != channel:
-        raise invalid(
-            "channel_config", f"'{name}' is a {row.channel} configuration, not {channel}"
-        )
+        raise invalid("channel_config", f"'{name}' is a {row.channel} configuration, not {channel}")
 
 
 async def create(db: Database, values: dict[str, Any]) -> Any:
@@ -132,8 +130,11 @@ async def change_state(
         if row is None:
             raise not_found(f"no event configuration '{event_id}'")
         target = transition(ConfigState(row.state), action)
-        values: dict[str, Any] = {"state": target.value, "updated_at": now,
-                                  "revision": event_configs.c.revision + 1}
+        values: dict[str, Any] = {
+            "state": target.value,
+            "updated_at": now,
+            "revision": event_configs.c.revision + 1,
+        }
         if action == "publish":
             values["published_at"] = now
             exists = (

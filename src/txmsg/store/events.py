@@ -47,8 +47,12 @@ async def enqueue_batch(db: Database, batch: list[NewEvent]) -> list[EnqueueResu
                 )
             )
             rows = [
-                {"key": key, "fingerprint": batch[i].fingerprint,
-                 "response": batch[i].response, "created_at": now}
+                {
+                    "key": key,
+                    "fingerprint": batch[i].fingerprint,
+                    "response": batch[i].response,
+                    "created_at": now,
+                }
                 for key, i in first_use.items()
             ]
             inserted = await conn.execute(
@@ -166,8 +170,9 @@ _OUTCOME = (
     .values(
         status=sa.bindparam("b_status"),
         reason=sa.bindparam("b_reason"),
-        due_at=sa.func.coalesce(sa.bindparam("b_due_at", type_=events.c.due_at.type),
-                                events.c.due_at),
+        due_at=sa.func.coalesce(
+            sa.bindparam("b_due_at", type_=events.c.due_at.type), events.c.due_at
+        ),
         message_version=sa.bindparam("b_version"),
         sent_at=sa.bindparam("b_sent_at", type_=events.c.sent_at.type),
         lease_until=None,
@@ -207,7 +212,9 @@ async def release_expired_leases(db: Database, now: datetime | None = None) -> i
             sa.update(events)
             .where(events.c.status == EventStatus.PROCESSING.value, events.c.lease_until < now)
             .values(
-                status=EventStatus.PENDING.value, lease_until=None, lease_token=None,
+                status=EventStatus.PENDING.value,
+                lease_until=None,
+                lease_token=None,
                 updated_at=now,
             )
         )

@@ -54,9 +54,9 @@ async def create_key(db: Database, role: str, label: str) -> tuple[dict[str, Any
 async def list_keys(db: Database) -> list[dict[str, Any]]:
     async with db.read() as conn:
         rows = await conn.execute(
-            sa.select(api_keys).where(api_keys.c.revoked_at.is_(None)).order_by(
-                api_keys.c.created_at
-            )
+            sa.select(api_keys)
+            .where(api_keys.c.revoked_at.is_(None))
+            .order_by(api_keys.c.created_at)
         )
         return [_row(r) for r in rows]
 

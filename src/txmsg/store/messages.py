@@ -16,7 +16,9 @@ from txmsg.store.tables import message_versions, messages
 async def get(db: Database, event_id: str) -> tuple[Any, Any | None]:
     """The message row and its published version row (or None); 404 when there is none."""
     async with db.read() as conn:
-        row = (await conn.execute(sa.select(messages).where(messages.c.event_id == event_id))).first()
+        row = (
+            await conn.execute(sa.select(messages).where(messages.c.event_id == event_id))
+        ).first()
         if row is None:
             raise not_found(
                 f"event '{event_id}' has no transactional message: publish the event first"

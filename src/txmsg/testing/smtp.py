@@ -203,7 +203,7 @@ class FakeSMTPServer:
     def reset_failures(self) -> None:
         self._failure = None
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMessage]:  # noqa: ASYNC109
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMessage]:
         """Wait until at least `count` messages were accepted; return them all."""
         try:
             async with asyncio.timeout(timeout):

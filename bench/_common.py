@@ -1,0 +1,186 @@
+"""Shared plumbing of the benchmarks: processes on loopback, wrk runs, engine set-up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_KEY = "bench-admin-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool) or (
+        f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None
+    )
+    if path is None:
+        sys.exit(f"{tool} is needed: apt-get install postfix wrk")
+    return path
+
+
+@contextlib.contextmanager
+def process(
+    args: list[str],
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    stdout: int | None = subprocess.DEVNULL,
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **(env or {})},
+        stdout=stdout,
+        stderr=subprocess.STDOUT if stdout is not None else None,
+    )
+    try:
+        if port is not None:
+            wait_port(port)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def smtp_sink(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Postfix's smtp-sink: a C SMTP server that accepts and discards; -c counts messages."""
+    with process(
+        [need("smtp-sink"), "-c", "-u", "nobody", f"127.0.0.1:{port}", "1024"],
+        port=port,
+        stdout=subprocess.PIPE,
+    ) as proc:
+        yield proc
+
+
+def wrk(
+    url: str, body: str, key: str | None, seconds: int, connections: int = 32
+) -> dict[str, float]:
+    # `body` may hold one %d: each request then carries its own number (distinct recipients).
+    script = "\n".join(
+        [
+            'wrk.method = "POST"',
+            'wrk.headers["Content-Type"] = "application/json"',
+            *([f'wrk.headers["Authorization"] = "Bearer {key}"'] if key else []),
+            "counter = 0",
+            "request = function()",
+            "  counter = counter + 1",
+            f"  return wrk.format(nil, nil, nil, string.format([[{body}]], counter))",
+            "end",
+        ]
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            [need("wrk"), "-t1", f"-c{connections}", f"-d{seconds}s", "-s", f.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": rps,
+        "requests": total,
+        "non2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(1) if errors else "",
+    }
+
+
+def engine_env(data_dir: Path) -> dict[str, str]:
+    return {
+        "TXMSG_DATA_DIR": str(data_dir),
+        "TXMSG_ADMIN_KEY": ADMIN_KEY,
+        "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+
+
+def serve_args(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "txmsg.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
+def setup_event(base: str, smtp_port: int, *, publish_message: bool = True) -> str:
+    """Channel config, event config, published message; returns a trigger key."""
+    admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    r = admin.post(
+        "/api/v1/channel-configs",
+        json={
+            "name": "sink",
+            "channel": "email",
+            "from_email": "shop@example.com",
+            "from_name": "Example Shop",
+            "smtp": {"host": "127.0.0.1", "port": smtp_port, "tls": "none", "pool_size": 8},
+        },
+    )
+    r.raise_for_status()
+    r = admin.post(
+        "/api/v1/event-configs",
+        json={
+            "eventId": "bench",
+            "label": "Bench",
+            "channel": "email",
+            "channel_config": "sink",
+            "fields": [{"name": "firstName", "type": "string", "required": True}],
+        },
+    )
+    r.raise_for_status()
+    admin.post("/api/v1/event-configs/EVTbench/publish").raise_for_status()
+    if publish_message:
+        admin.put(
+            "/api/v1/messages/EVTbench/draft",
+            json={
+                "subject": "Hello {{ ctx.firstName }}",
+                "html": "<p>" + LINE + "</p>\n" * 10,
+                "text": (LINE + "\n") * 10,
+            },
+        ).raise_for_status()
+        admin.post("/api/v1/messages/EVTbench/publish").raise_for_status()
+    r = admin.post("/api/v1/keys", json={"role": "trigger", "label": "bench"})
+    r.raise_for_status()
+    return str(r.json()["key"])
+
+
+LINE = "Hello {{ ctx.firstName }}, your order {{ event.PKey }} is on its way."
+TRIGGER_BODY = '{"email": "user%d@example.org", "ctx": {"firstName": "Ada"}}'
