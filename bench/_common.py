@@ -121,10 +121,12 @@ def wrk(
 
 
 def engine_env(data_dir: Path) -> dict[str, str]:
+    extra = {k: v for k, v in os.environ.items() if k.startswith("TXMSG_")}
     return {
         "TXMSG_DATA_DIR": str(data_dir),
         "TXMSG_ADMIN_KEY": ADMIN_KEY,
         "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        **extra,
     }
 
 
@@ -151,7 +153,7 @@ def setup_event(base: str, smtp_port: int, *, publish_message: bool = True) -> s
             "channel": "email",
             "from_email": "shop@example.com",
             "from_name": "Example Shop",
-            "smtp": {"host": "127.0.0.1", "port": smtp_port, "tls": "none", "pool_size": 8},
+            "smtp": {"host": "127.0.0.1", "port": smtp_port, "tls": "none", "pool_size": int(os.environ.get("BENCH_POOL", "8"))},
         },
     )
     r.raise_for_status()
@@ -172,7 +174,7 @@ def setup_event(base: str, smtp_port: int, *, publish_message: bool = True) -> s
             "/api/v1/messages/EVTbench/draft",
             json={
                 "subject": "Hello {{ ctx.firstName }}",
-                "html": "<p>" + LINE + "</p>\n" * 10,
+                "html": ("<p>" + LINE + "</p>\n") * 10,
                 "text": (LINE + "\n") * 10,
             },
         ).raise_for_status()

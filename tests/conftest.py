@@ -34,7 +34,7 @@ def _engines() -> list[str]:
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     kind = getattr(request, "param", "sqlite")
     if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'txmsg.db'}"
+        yield f"sqlite:///{tmp_path / 'txmsg.db'}"
         return
     name = "txmsg_test_" + secrets.token_hex(6)
     admin = await asyncpg.connect(PG_DSN)

@@ -208,3 +208,12 @@ async def set_smtp(
     assert r.status_code == 200, r.text
     result: dict[str, Any] = r.json()
     return result
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll `predicate()` (a plain callable) until it is true; fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.02)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from conftest import RunningServer
 from conftest import test_settings as settings_for
 from helpers import (
@@ -16,14 +17,13 @@ from helpers import (
     publish_message,
     trigger,
 )
-
 from txmsg.testing import FakeSMTPServer
 
 ADA = {"email": "ada@example.org", "ctx": {"firstName": "Ada"}}
 
 
 @pytest.fixture
-def admin(server):  # noqa: ANN001, ANN201
+def admin(server):
     return forbid_server_errors(server.admin)
 
 
@@ -74,7 +74,7 @@ async def test_trigger_body_errors_name_the_field(server, admin, smtp: FakeSMTPS
     assert accepted["status"] == "pending"
 
 
-async def test_trigger_of_an_event_that_is_not_live_is_404(
+async def test_unknown_things_are_404_and_wrong_methods_405(
     server, admin, smtp: FakeSMTPServer
 ) -> None:
     await create_channel(admin, smtp)
@@ -95,13 +95,27 @@ async def test_trigger_of_an_event_that_is_not_live_is_404(
     r = await admin.post("/api/v1/event-configs/EVTgone/publish")
     assert r.status_code == 200, r.text
     await publish_message(admin, "EVTgone")
-    await trigger(admin, "EVTgone", ADA)
+    gone = await trigger(admin, "EVTgone", ADA)
     assert_problem(await admin.post("/rest/mc/gone", json=ADA), 404)
     r = await admin.post("/api/v1/event-configs/EVTgone/unpublish")
     assert r.status_code == 200, r.text
     assert_problem(await admin.post("/rest/mc/EVTgone", json=ADA), 404)
     # Status of an unknown PKey, or of a known PKey under another event.
     assert_problem(await admin.get("/rest/mc/EVTgone/NOPE"), 404)
+    assert_problem(await admin.get(f"/rest/mc/EVTdraftOnly/{gone['PKey']}"), 404)
+    r = await admin.get(gone["href"])  # its own status is still there
+    assert r.status_code == 200, r.text
+    # Unknown routes and methods answer problems too.
+    r = await admin.get("/api/v1/nothing-here")
+    assert_problem(r, 404)
+    r = await admin.get("/rest/mc")
+    assert_problem(r, 404)
+    r = await admin.delete("/api/v1/channel-configs")
+    assert_problem(r, 405)
+    assert "allow" in r.headers
+    r = await admin.put("/rest/mc/EVTsomething")
+    assert_problem(r, 405)
+    assert "POST" in r.headers["allow"]
 
 
 async def test_body_over_the_limit_is_413(database_url, data_dir, smtp: FakeSMTPServer) -> None:
@@ -115,7 +129,7 @@ async def test_body_over_the_limit_is_413(database_url, data_dir, smtp: FakeSMTP
         assert "400" in problem["detail"]
 
         # Without a Content-Length (chunked), the limit holds while reading.
-        async def chunks():  # noqa: ANN202
+        async def chunks():
             for _ in range(10):
                 yield b" " * 100
 
@@ -132,19 +146,6 @@ async def test_body_over_the_limit_is_413(database_url, data_dir, smtp: FakeSMTP
         # Under the limit it still works.
         accepted = await trigger(admin, event_id, ADA)
         assert accepted["status"] == "pending"
-
-
-async def test_unknown_route_and_wrong_method(server, admin) -> None:
-    r = await admin.get("/api/v1/nothing-here")
-    assert_problem(r, 404)
-    r = await admin.get("/rest/mc")
-    assert_problem(r, 404)
-    r = await admin.delete("/api/v1/channel-configs")
-    assert_problem(r, 405)
-    assert "allow" in r.headers
-    r = await admin.put("/rest/mc/EVTsomething")
-    assert_problem(r, 405)
-    assert "POST" in r.headers["allow"]
 
 
 async def test_channel_config_errors(server, admin, smtp: FakeSMTPServer) -> None:
@@ -217,8 +218,10 @@ async def test_event_config_errors(server, admin, smtp: FakeSMTPServer) -> None:
         {**good, "fields": [{"name": "n", "type": "string"}, {"name": "n", "type": "number"}]},
         "fields[1].name",
     )
-    await bad({**good, "fields": [{"name": "n", "type": "string", "required": "yes"}]},
-              "fields[0].required")
+    await bad(
+        {**good, "fields": [{"name": "n", "type": "string", "required": "yes"}]},
+        "fields[0].required",
+    )
     await bad({**good, "fields": {"n": "string"}}, "fields")
     await bad({**good, "channel_config": "nope"}, "channel_config")
     await bad({**good, "channel_config": None}, "channel_config")
@@ -278,9 +281,7 @@ async def test_template_errors_name_part_and_line(server, admin, smtp: FakeSMTPS
     ok = {"subject": "Hi {{ ctx.firstName }}", "html": "<p>Hi</p>", "text": "Hi"}
 
     # Syntax errors are refused when the draft is saved.
-    r = await admin.put(
-        draft_url, json={**ok, "html": "<p>Hello</p>\n<p>{{ ctx.firstName </p>\n"}
-    )
+    r = await admin.put(draft_url, json={**ok, "html": "<p>Hello</p>\n<p>{{ ctx.firstName </p>\n"})
     problem = assert_problem(r, 422, "html")
     assert "line 2" in problem["errors"][0]["detail"]
     r = await admin.put(draft_url, json={**ok, "text": "a\nb\n{% if ctx.firstName %}\nno end"})
@@ -334,4 +335,3 @@ async def test_template_errors_name_part_and_line(server, admin, smtp: FakeSMTPS
     assert [v["version"] for v in r.json()["versions"]] == [1]
     accepted = await trigger(admin, event_id, ADA)
     assert accepted["status"] == "pending"
-

@@ -18,12 +18,10 @@ from txmsg.api.context import AppContext
 from txmsg.api.responses import JSONResponse, problem, problem_from
 from txmsg.config import Settings
 from txmsg.core.errors import DomainError
-from txmsg.core.queue import EnqueueResult, NewEvent
 from txmsg.core.retry import RetryPolicy
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.scheduler import Scheduler
-from txmsg.store import events as event_store
-from txmsg.store.batcher import Batcher
+from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
@@ -73,45 +71,37 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
             max_in_flight=settings.max_in_flight,
             lease=settings.lease,
             poll_interval=settings.poll_interval,
+            route_cache_seconds=settings.config_cache_seconds,
             retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
         ),
     )
 
-    def after_enqueue(results: list[EnqueueResult]) -> None:
-        # In one process, committed events go straight to the dispatcher: no poll delay.
-        if any(r.kind == "created" and r.response["status"] == "pending" for r in results):
-            dispatcher.wake()
-
-    async def flush(batch: list[NewEvent]) -> list[EnqueueResult]:
-        return await event_store.enqueue_batch(db, batch)
-
-    enqueue: Batcher[NewEvent, EnqueueResult] = Batcher(
-        flush, max_batch=500, after_flush=after_enqueue
-    )
+    writer = Writer(db, dispatcher if run_dispatcher else None)
     scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake)
     context = AppContext(
         settings=settings,
         db=db,
         keys=KeyResolver(db, settings.admin_key),
         targets=TriggerTargets(db, ttl=settings.config_cache_seconds),
-        enqueue=enqueue,
-        notify_work=dispatcher.wake,
+        enqueue=writer.enqueue,
+        config_changed=dispatcher.config_changed,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await db.migrate()
-        enqueue.start()
+        writer.start()
         if run_dispatcher:
-            dispatcher.start()
+            dispatcher.start(writer)
             scheduler.start()
         try:
             yield
         finally:
-            await enqueue.stop()
+            # Sends under way finish and record their outcomes before the writer stops.
             if run_dispatcher:
                 await scheduler.stop()
                 await dispatcher.stop()
+            await writer.stop()
             await db.dispose()
 
     routes = [

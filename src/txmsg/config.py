@@ -40,7 +40,7 @@ class Settings:
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'txmsg.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'txmsg.db').resolve()}"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

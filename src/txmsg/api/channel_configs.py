@@ -13,7 +13,6 @@ from txmsg.api.bodies import read_json
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
 from txmsg.core import channel_config as spec
-from txmsg.core.errors import not_found
 from txmsg.store import channel_configs as store
 
 
@@ -27,21 +26,18 @@ def view(row: Any) -> dict[str, Any]:
 async def create(request: Request) -> Response:
     await authorize(request)
     parsed = spec.parse_create(await read_json(request))
-    row = await store.create(context(request).db, parsed)
+    row = await context(request).db.write(store.create, parsed)
     return JSONResponse(view(row), status_code=201)
 
 
 async def list_all(request: Request) -> Response:
     await authorize(request)
-    return JSONResponse({"items": [view(r) for r in await store.list_all(context(request).db)]})
+    rows = await context(request).db.read(store.list_all)
+    return JSONResponse({"items": [view(r) for r in rows]})
 
 
 async def _require(request: Request) -> Any:
-    name = request.path_params["name"]
-    row = await store.get(context(request).db, name)
-    if row is None:
-        raise not_found(f"no channel configuration '{name}'")
-    return row
+    return await context(request).db.read(store.require, request.path_params["name"])
 
 
 async def get_one(request: Request) -> Response:
@@ -55,7 +51,9 @@ async def update(request: Request) -> Response:
     settings, secrets, export = spec.parse_update(
         await read_json(request), row.channel, row.settings, row.secrets, row.message_export
     )
-    updated = await store.update(context(request).db, row.name, settings, secrets, export)
+    ctx = context(request)
+    updated = await ctx.db.write(store.update, row.name, settings, secrets, export)
+    ctx.config_changed()
     return JSONResponse(view(updated))
 
 

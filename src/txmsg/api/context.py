@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from txmsg.config import Settings
 from txmsg.core.queue import EnqueueResult, NewEvent
-from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
@@ -21,9 +20,10 @@ class AppContext:
     db: Database
     keys: KeyResolver
     targets: TriggerTargets
-    enqueue: Batcher[NewEvent, EnqueueResult]
-    # Tells the dispatcher that events may have become due (resume, message publish).
-    notify_work: Callable[[], None]
+    # The write funnel: answers once the event's transaction committed.
+    enqueue: Callable[[NewEvent], Awaitable[EnqueueResult]]
+    # Configuration changed here: drop cached routes; queued events may have become due.
+    config_changed: Callable[[], None]
 
 
 def context(request: Request) -> AppContext:

@@ -66,7 +66,7 @@ async def create(request: Request) -> Response:
         "fields": [f.as_dict() for f in parse_fields(body.get("fields"))],
         "template": _template(body) or DEFAULT_TEMPLATE,
     }
-    row = await store.create(context(request).db, values)
+    row = await context(request).db.write(store.create, values)
     return JSONResponse(view(row), status_code=201)
 
 
@@ -81,13 +81,14 @@ def parse_name_field(value: object) -> str:
 
 async def list_all(request: Request) -> Response:
     await authorize(request, "marketer")
-    return JSONResponse({"items": [view(r) for r in await store.list_all(context(request).db)]})
+    rows = await context(request).db.read(store.list_all)
+    return JSONResponse({"items": [view(r) for r in rows]})
 
 
 async def get_one(request: Request) -> Response:
     await authorize(request, "marketer")
     return JSONResponse(
-        view(await store.require(context(request).db, request.path_params["eventId"]))
+        view(await context(request).db.read(store.require, request.path_params["eventId"]))
     )
 
 
@@ -96,7 +97,7 @@ async def update(request: Request) -> Response:
     event_id = request.path_params["eventId"]
     body = require_object(await read_json(request))
     reject_unknown(body, UPDATE_FIELDS)
-    current = await store.require(context(request).db, event_id)
+    current = await context(request).db.read(store.require, event_id)
     for fixed, stored in (
         ("channel", current.channel),
         ("target", current.target),
@@ -114,7 +115,7 @@ async def update(request: Request) -> Response:
     if "template" in body:
         values["template"] = _template(body) or DEFAULT_TEMPLATE
     ctx = context(request)
-    row = await store.update(ctx.db, event_id, values) if values else current
+    row = await ctx.db.write(store.update, event_id, values)
     ctx.targets.forget(event_id)
     return JSONResponse(view(row))
 
@@ -123,7 +124,7 @@ async def delete(request: Request) -> Response:
     await authorize(request)
     event_id = request.path_params["eventId"]
     ctx = context(request)
-    await store.delete(ctx.db, event_id)
+    await ctx.db.write(store.delete, event_id)
     ctx.targets.forget(event_id)
     return Response(status_code=204)
 
@@ -143,10 +144,11 @@ def lifecycle(action: str):
         await authorize(request)
         event_id = request.path_params["eventId"]
         ctx = context(request)
-        current = await store.require(ctx.db, event_id)
-        row = await store.change_state(ctx.db, event_id, action, _draft_from(current.template))
+        current = await ctx.db.read(store.require, event_id)
+        draft = _draft_from(current.template)
+        row = await ctx.db.write(store.change_state, event_id, action, draft)
         ctx.targets.forget(event_id)
-        ctx.notify_work()
+        ctx.config_changed()
         out = view(row)
         if action in ("publish", "resume"):
             base = ctx.settings.public_url or str(request.base_url)

@@ -22,20 +22,20 @@ async def create_key(request: Request) -> Response:
     role = get_choice(body, "role", key_store.ROLES, required=True)
     label = get_str(body, "label", required=True, max_length=200)
     assert role is not None and label is not None
-    row, secret = await key_store.create_key(context(request).db, role, label)
+    row, secret = await context(request).db.write(key_store.create_key, role, label)
     return JSONResponse({**row, "key": secret}, status_code=201)
 
 
 async def list_keys(request: Request) -> Response:
     await authorize(request)
-    return JSONResponse({"items": await key_store.list_keys(context(request).db)})
+    return JSONResponse({"items": await context(request).db.read(key_store.list_keys)})
 
 
 async def revoke_key(request: Request) -> Response:
     await authorize(request)
     key_id = request.path_params["id"]
     ctx = context(request)
-    if not await key_store.revoke_key(ctx.db, key_id):
+    if not await ctx.db.write(key_store.revoke_key, key_id):
         raise not_found(f"no active API key '{key_id}'")
     ctx.keys.forget(key_id)
     return Response(status_code=204)

@@ -30,8 +30,7 @@ async def get_message(request: Request) -> Response:
     await authorize(request, "marketer")
     event_id = request.path_params["eventId"]
     db = context(request).db
-    row, published = await store.get(db, event_id)
-    versions = await store.list_versions(db, event_id)
+    row, published, versions = await db.read(store.get, event_id)
     return JSONResponse(
         {
             "eventId": event_id,
@@ -73,7 +72,7 @@ async def put_draft(request: Request) -> Response:
     except TemplateProblems as exc:
         raise exc.as_domain_error("saved") from None
     db = context(request).db
-    await store.save_draft(db, event_id, draft, sample)
+    await db.write(store.save_draft, event_id, draft, sample)
     return await get_message(request)
 
 
@@ -83,8 +82,8 @@ async def _render_draft(
     """Render the draft with the request's `ctx`, else the draft's sample, else generated."""
     event_id = request.path_params["eventId"]
     db = context(request).db
-    config = await event_configs.require(db, event_id)
-    row, _ = await store.get(db, event_id)
+    config = await db.read(event_configs.require, event_id)
+    row, _, _ = await db.read(store.get, event_id)
     body = await read_json(request, optional=True)
     body = require_object(body) if body is not None else {}
     reject_unknown(body, {"ctx"})
@@ -124,9 +123,9 @@ async def publish(request: Request) -> Response:
     await authorize(request, "marketer")
     event_id, draft, _ = await _render_draft(request, "published")
     ctx = context(request)
-    version = await store.publish(ctx.db, event_id, dict(draft))
+    version = await ctx.db.write(store.publish, event_id, dict(draft))
     ctx.targets.forget(event_id)
-    ctx.notify_work()
+    ctx.config_changed()
     return JSONResponse({"eventId": event_id, "version": version, **draft}, status_code=201)
 
 

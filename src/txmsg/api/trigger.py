@@ -86,7 +86,7 @@ async def trigger(request: Request) -> Response:
     if idem_key is not None:
         canonical = orjson.dumps([event_id, body], option=orjson.OPT_SORT_KEYS)
         fingerprint = hashlib.sha256(canonical).hexdigest()
-    result = await ctx.enqueue.submit(
+    result = await ctx.enqueue(
         NewEvent(
             pkey=pkey,
             event_id=event_id,
@@ -114,9 +114,10 @@ async def trigger(request: Request) -> Response:
 async def event_status(request: Request) -> Response:
     await authorize(request, "trigger")
     event_id = request.path_params["eventId"]
-    row = await event_store.get_event(context(request).db, event_id, request.path_params["PKey"])
+    pkey = request.path_params["PKey"]
+    row = await context(request).db.read(event_store.get_event, event_id, pkey)
     if row is None:
-        raise not_found(f"no event '{request.path_params['PKey']}' for '{event_id}'")
+        raise not_found(f"no event '{pkey}' for '{event_id}'")
     return JSONResponse(event_view(row))
 
 

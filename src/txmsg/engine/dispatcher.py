@@ -2,17 +2,16 @@
 
 At most `max_in_flight` events are leased by this process at a time. It claims again once a
 quarter of that is free, so a backlog of low-priority work delays a transactional event by at
-most one in-flight batch. Outcomes go through a group-commit batcher.
+most one in-flight batch. Claims and outcomes go through the write funnel (writer.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from txmsg.core.delivery import PermanentSendError, TransientSendError
 from txmsg.core.mime import build_email
@@ -22,10 +21,12 @@ from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.templates import CompiledMessage, TemplateProblems, template_variables
 from txmsg.core.timeutil import isoformat, utcnow
 from txmsg.engine.providers import Providers
-from txmsg.store import events as event_store
-from txmsg.store.batcher import Batcher
+from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.routing import Route, load_routes
+
+if TYPE_CHECKING:
+    from txmsg.engine.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class DispatcherSettings:
     max_in_flight: int = 64
     lease: timedelta = timedelta(seconds=60)
     poll_interval: float = 1.0
+    route_cache_seconds: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -45,66 +47,119 @@ class Dispatcher:
         self._db = db
         self._settings = settings
         self._providers = providers or Providers()
-        self._outcomes: Batcher[Outcome, None] = Batcher(self._record, max_batch=1000)
+        self._writer: Writer | None = None
         self._compiled: dict[tuple[str, int], CompiledMessage] = {}
         self._wake = asyncio.Event()
         self._in_flight = 0
+        self._low_water = max(1, settings.max_in_flight // 4)
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
+        # Whether due events may be waiting in the database (cleared by a claim that came
+        # back short, set by anything that may have made events due).
+        self._maybe_due = True
+        self._routes: TTLCache[str, Route | None] = TTLCache(
+            self._load_route, settings.route_cache_seconds
+        )
+
+    @property
+    def lease(self) -> timedelta:
+        return self._settings.lease
 
     def wake(self) -> None:
-        """New work may be due (a trigger was committed, an event resumed)."""
+        """Events may have become due (queued triggers, a resume, released leases)."""
+        self._maybe_due = True
         self._wake.set()
 
-    def start(self) -> None:
-        self._outcomes.start()
+    def config_changed(self) -> None:
+        """An event or channel configuration changed here: reload routes, look for work."""
+        self._routes.clear()
+        self.wake()
+
+    # Called by the writer, around each write cycle.
+    def free_slots(self) -> int:
+        if self._stopping or self._writer is None:
+            return 0
+        return max(0, self._settings.max_in_flight - self._in_flight)
+
+    def wants_claim(self, free: int) -> bool:
+        # Claim in batches: once a quarter of the capacity is free, or when idle.
+        return self._maybe_due and (free >= self._low_water or (free > 0 and self._in_flight == 0))
+
+    def claimed(self, count: int, limit: int) -> None:
+        if count < limit:
+            self._maybe_due = False
+
+    def hand_over(self, events: list[ClaimedEvent]) -> None:
+        """Start sending events leased to this process."""
+        if not events:
+            return
+        self._in_flight += len(events)
+        task = asyncio.create_task(self._dispatch(events))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def start(self, writer: Writer) -> None:
+        self._writer = writer
         self._runner = asyncio.create_task(self._run(), name="txmsg-dispatcher")
 
     async def stop(self) -> None:
-        """Stop claiming, let sends under way finish, record their outcomes."""
+        """Stop claiming, let sends under way finish and hand their outcomes to the writer."""
         self._stopping = True
         self._wake.set()
         if self._runner is not None:
             await self._runner
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._outcomes.stop()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self._providers.close()
 
-    async def _record(self, outcomes: list[Outcome]) -> list[None]:
-        await event_store.record_outcomes(self._db, outcomes)
-        return [None] * len(outcomes)
-
     async def _run(self) -> None:
-        low_water = max(1, self._settings.max_in_flight // 4)
+        assert self._writer is not None
         while not self._stopping:
             self._wake.clear()
-            free = self._settings.max_in_flight - self._in_flight
-            claimed: list[ClaimedEvent] = []
-            if free >= low_water or (free > 0 and self._in_flight == 0):
+            if self.wants_claim(self.free_slots()):
                 try:
-                    claimed = await event_store.claim(self._db, free, self._settings.lease)
-                    if claimed:
-                        await self._dispatch(claimed)
+                    await self._writer.tick()
                 except Exception:
-                    # The database may be briefly unavailable; leases make this safe to retry.
+                    # The database may be briefly unavailable; leases make retrying safe.
                     log.exception("claiming events failed; retrying after the poll interval")
-                    claimed = []
-            if claimed and self._in_flight < self._settings.max_in_flight:
-                continue
-            with contextlib.suppress(TimeoutError):  # idle poll: scheduled events, retries
+                else:
+                    if self.wants_claim(self.free_slots()):
+                        continue
+            try:
                 await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+            except TimeoutError:
+                self._maybe_due = True  # scheduled events and retries come due with time
+
+    async def _load_route(self, event_id: str) -> Route | None:
+        return (await self._db.read(load_routes, {event_id})).get(event_id)
+
+    async def _routes_for(self, event_ids: set[str]) -> dict[str, Route | None]:
+        """Routes of a batch's event types: the stale ones loaded in one query."""
+        stale = {i for i in event_ids if not self._routes.fresh(i)}
+        if stale:
+            loaded = await self._db.read(load_routes, stale)
+            for event_id in stale:
+                self._routes.put(event_id, loaded.get(event_id))
+        return {i: await self._routes.get(i) for i in event_ids}
 
     async def _dispatch(self, claimed: list[ClaimedEvent]) -> None:
-        routes = await load_routes(self._db, {e.event_id for e in claimed})
-        self._in_flight += len(claimed)
+        """Send events already counted in `_in_flight`."""
+        try:
+            routes = await self._routes_for({e.event_id for e in claimed})
+        except Exception:
+            # Their leases expire and they are claimed again.
+            log.exception("loading routes failed for %d events", len(claimed))
+            self._in_flight -= len(claimed)
+            self._wake.set()
+            return
         for event in claimed:
             task = asyncio.create_task(self._process(event, routes.get(event.event_id)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _process(self, event: ClaimedEvent, route: Route | None) -> None:
+        assert self._writer is not None
         try:
             try:
                 outcome = await self._handle(event, route)
@@ -112,13 +167,14 @@ class Dispatcher:
                 # A bug, not the recipient's fault: retry later rather than lose the event.
                 log.exception("processing event %s failed unexpectedly", event.pkey)
                 outcome = self._retry(event, utcnow(), f"internal error: {type(exc).__name__}")
-            await self._outcomes.submit(outcome)
+            await self._writer.record(outcome)
         except Exception:
             # Recording failed: the lease expires and the event is claimed again.
             log.exception("recording the outcome of event %s failed", event.pkey)
         finally:
             self._in_flight -= 1
-            self._wake.set()
+            if self.wants_claim(self.free_slots()):
+                self._wake.set()
 
     def _retry(self, event: ClaimedEvent, now: datetime, reason: str) -> Outcome:
         due = now + timedelta(seconds=self._settings.retry.delay(event.attempts))

@@ -7,11 +7,21 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from sqlalchemy.engine import Connection
+
 from txmsg.store import events as event_store
 from txmsg.store.db import Database
 from txmsg.store.routing import release_paused_of_live_events
 
 log = logging.getLogger(__name__)
+
+
+def _housekeeping(conn: Connection) -> tuple[int, int]:
+    released = event_store.release_expired_leases(conn)
+    released += release_paused_of_live_events(conn)
+    expired = event_store.expire_queued(conn)
+    event_store.purge_idempotency_keys(conn)
+    return released, expired
 
 
 class Scheduler:
@@ -31,10 +41,7 @@ class Scheduler:
                 await self._task
 
     async def run_once(self) -> None:
-        released = await event_store.release_expired_leases(self._db)
-        released += await release_paused_of_live_events(self._db)
-        expired = await event_store.expire_queued(self._db)
-        await event_store.purge_idempotency_keys(self._db)
+        released, expired = await self._db.write(_housekeeping)
         if released:
             log.info("%d events back in the queue", released)
             self._on_released()

@@ -8,11 +8,8 @@ batch size follows the load with no added latency when idle.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -24,11 +21,9 @@ class Batcher(Generic[T, R]):
         flush: Callable[[list[T]], Awaitable[list[R]]],
         *,
         max_batch: int = 500,
-        after_flush: Callable[[list[R]], None] | None = None,
     ) -> None:
         self._flush = flush
         self._max_batch = max_batch
-        self._after_flush = after_flush
         self._items: list[tuple[T, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -74,8 +69,3 @@ class Batcher(Generic[T, R]):
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
-        if self._after_flush is not None:
-            try:
-                self._after_flush(results)
-            except Exception:  # the batch is committed; a failing hook must not undo that
-                log.exception("after-flush hook failed")

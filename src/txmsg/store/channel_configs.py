@@ -5,61 +5,72 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from txmsg.core.channel_config import ChannelConfigSpec
-from txmsg.core.errors import conflict
+from txmsg.core.errors import conflict, not_found
 from txmsg.core.timeutil import utcnow
-from txmsg.store.db import Database
 from txmsg.store.tables import channel_configs
 
 
-async def create(db: Database, spec: ChannelConfigSpec) -> Any:
+def create(conn: Connection, spec: ChannelConfigSpec) -> Any:
+    if get(conn, spec.name) is not None:
+        raise _exists(spec.name)
     now = utcnow()
     try:
-        async with db.write() as conn:
-            await conn.execute(
-                sa.insert(channel_configs).values(
-                    name=spec.name,
-                    channel=spec.channel,
-                    settings=spec.settings,
-                    secrets=spec.secrets,
-                    message_export=spec.message_export,
-                    revision=1,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-    except IntegrityError:
-        raise conflict(f"a channel configuration named '{spec.name}' already exists") from None
-    return await get(db, spec.name)
+        _insert(conn, spec, now)
+    except IntegrityError:  # created concurrently by another process
+        raise _exists(spec.name) from None
+    return get(conn, spec.name)
 
 
-async def get(db: Database, name: str) -> Any | None:
-    async with db.read() as conn:
-        return (
-            await conn.execute(sa.select(channel_configs).where(channel_configs.c.name == name))
-        ).first()
+def _exists(name: str) -> Exception:
+    return conflict(f"a channel configuration named '{name}' already exists")
 
 
-async def list_all(db: Database) -> list[Any]:
-    async with db.read() as conn:
-        return list(await conn.execute(sa.select(channel_configs).order_by(channel_configs.c.name)))
-
-
-async def update(
-    db: Database, name: str, settings: dict[str, Any], secrets: dict[str, Any], export: bool
-) -> Any:
-    async with db.write() as conn:
-        await conn.execute(
-            sa.update(channel_configs)
-            .where(channel_configs.c.name == name)
-            .values(
-                settings=settings,
-                secrets=secrets,
-                message_export=export,
-                revision=channel_configs.c.revision + 1,
-                updated_at=utcnow(),
-            )
+def _insert(conn: Connection, spec: ChannelConfigSpec, now: Any) -> None:
+    conn.execute(
+        sa.insert(channel_configs).values(
+            name=spec.name,
+            channel=spec.channel,
+            settings=spec.settings,
+            secrets=spec.secrets,
+            message_export=spec.message_export,
+            revision=1,
+            created_at=now,
+            updated_at=now,
         )
-    return await get(db, name)
+    )
+
+
+def get(conn: Connection, name: str) -> Any | None:
+    return conn.execute(sa.select(channel_configs).where(channel_configs.c.name == name)).first()
+
+
+def require(conn: Connection, name: str) -> Any:
+    row = get(conn, name)
+    if row is None:
+        raise not_found(f"no channel configuration '{name}'")
+    return row
+
+
+def list_all(conn: Connection) -> list[Any]:
+    return list(conn.execute(sa.select(channel_configs).order_by(channel_configs.c.name)))
+
+
+def update(
+    conn: Connection, name: str, settings: dict[str, Any], secrets: dict[str, Any], export: bool
+) -> Any:
+    conn.execute(
+        sa.update(channel_configs)
+        .where(channel_configs.c.name == name)
+        .values(
+            settings=settings,
+            secrets=secrets,
+            message_export=export,
+            revision=channel_configs.c.revision + 1,
+            updated_at=utcnow(),
+        )
+    )
+    return get(conn, name)

@@ -8,27 +8,38 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
-from txmsg.store.db import Database
 from txmsg.store.tables import events, idempotency_keys
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
-def _insert(db: Database, table: sa.Table) -> Any:
-    return (sqlite.insert if db.is_sqlite else postgresql.insert)(table)
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
 
 
-async def enqueue_batch(db: Database, batch: list[NewEvent]) -> list[EnqueueResult]:
-    """Insert many events in one transaction; resolve Idempotency-Keys against earlier ones.
+def enqueue_in(
+    conn: Connection,
+    batch: list[NewEvent],
+    *,
+    claim: int = 0,
+    lease: timedelta | None = None,
+) -> tuple[list[EnqueueResult], list[ClaimedEvent]]:
+    """Insert many events; resolve Idempotency-Keys against earlier ones.
 
     For each key the first request to commit is the authority: a later request with the same
     fingerprint replays its response, one with another fingerprint is a mismatch.
+
+    Up to `claim` of the new events that are due now are inserted already leased (for `lease`)
+    and returned: the caller hands them to its dispatcher without a claim round trip.
     """
     now = utcnow()
+    token = secrets.token_hex(8)
+    lease_until = now + (lease or timedelta(0))
     first_use: dict[str, int] = {}
     for i, item in enumerate(batch):
         if item.idempotency_key is not None:
@@ -36,72 +47,100 @@ async def enqueue_batch(db: Database, batch: list[NewEvent]) -> list[EnqueueResu
     authority: dict[str, tuple[str | None, dict[str, Any]]] = {
         key: (batch[i].fingerprint, batch[i].response) for key, i in first_use.items()
     }
-    async with db.write() as conn:
-        won: set[str] = set()
-        if first_use:
-            keys = list(first_use)
-            await conn.execute(
-                sa.delete(idempotency_keys).where(
-                    idempotency_keys.c.key.in_(keys),
-                    idempotency_keys.c.created_at < now - IDEMPOTENCY_WINDOW,
-                )
+    won: set[str] = set()
+    if first_use:
+        keys = list(first_use)
+        conn.execute(
+            sa.delete(idempotency_keys).where(
+                idempotency_keys.c.key.in_(keys),
+                idempotency_keys.c.created_at < now - IDEMPOTENCY_WINDOW,
             )
-            rows = [
-                {
-                    "key": key,
-                    "fingerprint": batch[i].fingerprint,
-                    "response": batch[i].response,
-                    "created_at": now,
-                }
-                for key, i in first_use.items()
-            ]
-            inserted = await conn.execute(
-                _insert(db, idempotency_keys)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(idempotency_keys.c.key)
+        )
+        rows = [
+            {
+                "key": key,
+                "fingerprint": batch[i].fingerprint,
+                "response": batch[i].response,
+                "created_at": now,
+            }
+            for key, i in first_use.items()
+        ]
+        inserted = conn.execute(
+            _insert(conn, idempotency_keys)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(idempotency_keys.c.key)
+        )
+        won = set(inserted.scalars())
+        lost = [key for key in keys if key not in won]
+        if lost:
+            earlier = conn.execute(
+                sa.select(
+                    idempotency_keys.c.key,
+                    idempotency_keys.c.fingerprint,
+                    idempotency_keys.c.response,
+                ).where(idempotency_keys.c.key.in_(lost))
             )
-            won = set(inserted.scalars())
-            lost = [key for key in keys if key not in won]
-            if lost:
-                earlier = await conn.execute(
-                    sa.select(
-                        idempotency_keys.c.key,
-                        idempotency_keys.c.fingerprint,
-                        idempotency_keys.c.response,
-                    ).where(idempotency_keys.c.key.in_(lost))
-                )
-                for row in earlier:
-                    authority[row.key] = (row.fingerprint, row.response)
-        results: list[EnqueueResult] = []
-        new_rows: list[dict[str, Any]] = []
-        for i, item in enumerate(batch):
-            key = item.idempotency_key
-            if key is not None and not (key in won and first_use[key] == i):
-                fingerprint, response = authority[key]
-                kind = "replay" if fingerprint == item.fingerprint else "mismatch"
-                results.append(EnqueueResult(kind, response))
-                continue
-            results.append(EnqueueResult("created", item.response))
-            new_rows.append(
-                {
-                    "pkey": item.pkey,
-                    "event_id": item.event_id,
-                    "priority": item.priority,
-                    "status": item.status.value,
-                    "email": item.email,
-                    "ctx": item.ctx,
-                    "event_date": item.event_date,
-                    "scheduled_at": item.scheduled_at,
-                    "expires_at": item.expires_at,
-                    "due_at": item.due_at,
-                    "attempts": 0,
-                    "updated_at": now,
-                }
-            )
-        if new_rows:
-            await conn.execute(sa.insert(events), new_rows)
-    return results
+            for row in earlier:
+                authority[row.key] = (row.fingerprint, row.response)
+    results: list[EnqueueResult] = []
+    new_rows: list[dict[str, Any]] = []
+    leased: dict[str, NewEvent] = {}
+    for i, item in enumerate(batch):
+        key = item.idempotency_key
+        if key is not None and not (key in won and first_use[key] == i):
+            fingerprint, response = authority[key]
+            kind = "replay" if fingerprint == item.fingerprint else "mismatch"
+            results.append(EnqueueResult(kind, response))
+            continue
+        results.append(EnqueueResult("created", item.response))
+        take = len(leased) < claim and item.status == EventStatus.PENDING and item.due_at <= now
+        if take:
+            leased[item.pkey] = item
+        new_rows.append(
+            {
+                "pkey": item.pkey,
+                "event_id": item.event_id,
+                "priority": item.priority,
+                "status": EventStatus.PROCESSING.value if take else item.status.value,
+                "email": item.email,
+                "ctx": item.ctx,
+                "event_date": item.event_date,
+                "scheduled_at": item.scheduled_at,
+                "expires_at": item.expires_at,
+                "due_at": item.due_at,
+                "lease_until": lease_until if take else None,
+                "lease_token": token if take else None,
+                "attempts": 1 if take else 0,
+                "updated_at": now,
+            }
+        )
+    claimed: list[ClaimedEvent] = []
+    if new_rows:
+        if leased:
+            ids = conn.execute(sa.insert(events).returning(events.c.id, events.c.pkey), new_rows)
+            for row in ids:
+                item = leased.get(row.pkey)
+                if item is not None:
+                    claimed.append(_claimed_from(row.id, item, token))
+        else:
+            conn.execute(sa.insert(events), new_rows)
+    return results, claimed
+
+
+def _claimed_from(event_row_id: int, item: NewEvent, token: str) -> ClaimedEvent:
+    return ClaimedEvent(
+        id=event_row_id,
+        pkey=item.pkey,
+        event_id=item.event_id,
+        email=item.email,
+        ctx=item.ctx,
+        event_date=item.event_date,
+        scheduled_at=item.scheduled_at,
+        expires_at=item.expires_at,
+        attempts=1,
+        lease_token=token,
+    )
 
 
 _CLAIM_COLUMNS = (
@@ -117,8 +156,11 @@ _CLAIM_COLUMNS = (
 )
 
 
-async def claim(
-    db: Database, limit: int, lease: timedelta, now: datetime | None = None
+def claim_in(
+    conn: Connection,
+    limit: int,
+    lease: timedelta,
+    now: datetime | None = None,
 ) -> list[ClaimedEvent]:
     """Lease up to `limit` due events, highest priority first, in one statement."""
     now = now or utcnow()
@@ -129,7 +171,7 @@ async def claim(
         .order_by(events.c.priority, events.c.due_at, events.c.id)
         .limit(limit)
     )
-    if not db.is_sqlite:
+    if conn.dialect.name != "sqlite":
         pick = pick.with_for_update(skip_locked=True)
     stmt = (
         sa.update(events)
@@ -143,8 +185,7 @@ async def claim(
         )
         .returning(*_CLAIM_COLUMNS)
     )
-    async with db.write() as conn:
-        rows = (await conn.execute(stmt)).all()
+    rows = (conn.execute(stmt)).all()
     claimed = [
         ClaimedEvent(
             id=r.id,
@@ -182,8 +223,8 @@ _OUTCOME = (
 )
 
 
-async def record_outcomes(db: Database, outcomes: list[Outcome]) -> None:
-    """Apply many outcomes in one transaction (one executemany)."""
+def record_outcomes_in(conn: Connection, outcomes: list[Outcome]) -> None:
+    """Apply many outcomes with one executemany."""
     if not outcomes:
         return
     now = utcnow()
@@ -200,72 +241,49 @@ async def record_outcomes(db: Database, outcomes: list[Outcome]) -> None:
         }
         for o in outcomes
     ]
-    async with db.write() as conn:
-        await conn.execute(_OUTCOME, params)
+    conn.execute(_OUTCOME, params)
 
 
-async def release_expired_leases(db: Database, now: datetime | None = None) -> int:
+def release_expired_leases(conn: Connection, now: datetime | None = None) -> int:
     """Events whose worker died mid-send go back to the queue."""
     now = now or utcnow()
-    async with db.write() as conn:
-        result = await conn.execute(
-            sa.update(events)
-            .where(events.c.status == EventStatus.PROCESSING.value, events.c.lease_until < now)
-            .values(
-                status=EventStatus.PENDING.value,
-                lease_until=None,
-                lease_token=None,
-                updated_at=now,
-            )
+    result = conn.execute(
+        sa.update(events)
+        .where(events.c.status == EventStatus.PROCESSING.value, events.c.lease_until < now)
+        .values(
+            status=EventStatus.PENDING.value, lease_until=None, lease_token=None, updated_at=now
         )
-        return result.rowcount
+    )
+    return result.rowcount
 
 
-async def expire_queued(db: Database, now: datetime | None = None) -> int:
+def expire_queued(conn: Connection, now: datetime | None = None) -> int:
     """Queued events past their expiration will never be sent: `tooOld`."""
     now = now or utcnow()
-    async with db.write() as conn:
-        result = await conn.execute(
-            sa.update(events)
-            .where(
-                events.c.status.in_([EventStatus.PENDING.value, EventStatus.PAUSED.value]),
-                events.c.expires_at < now,
-            )
-            .values(
-                status=EventStatus.TOO_OLD.value,
-                reason="expired before it could be sent",
-                updated_at=now,
-            )
+    result = conn.execute(
+        sa.update(events)
+        .where(
+            events.c.status.in_([EventStatus.PENDING.value, EventStatus.PAUSED.value]),
+            events.c.expires_at < now,
         )
-        return result.rowcount
+        .values(
+            status=EventStatus.TOO_OLD.value,
+            reason="expired before it could be sent",
+            updated_at=now,
+        )
+    )
+    return result.rowcount
 
 
-async def purge_idempotency_keys(db: Database, now: datetime | None = None) -> int:
+def purge_idempotency_keys(conn: Connection, now: datetime | None = None) -> int:
     now = now or utcnow()
-    async with db.write() as conn:
-        result = await conn.execute(
-            sa.delete(idempotency_keys).where(
-                idempotency_keys.c.created_at < now - IDEMPOTENCY_WINDOW
-            )
-        )
-        return result.rowcount
+    result = conn.execute(
+        sa.delete(idempotency_keys).where(idempotency_keys.c.created_at < now - IDEMPOTENCY_WINDOW)
+    )
+    return result.rowcount
 
 
-async def next_due(db: Database) -> datetime | None:
-    async with db.read() as conn:
-        return (
-            await conn.execute(
-                sa.select(sa.func.min(events.c.due_at)).where(
-                    events.c.status == EventStatus.PENDING.value
-                )
-            )
-        ).scalar()
-
-
-async def get_event(db: Database, event_id: str, pkey: str) -> Any | None:
-    async with db.read() as conn:
-        return (
-            await conn.execute(
-                sa.select(events).where(events.c.pkey == pkey, events.c.event_id == event_id)
-            )
-        ).first()
+def get_event(conn: Connection, event_id: str, pkey: str) -> Any | None:
+    return conn.execute(
+        sa.select(events).where(events.c.pkey == pkey, events.c.event_id == event_id)
+    ).first()

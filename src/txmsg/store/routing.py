@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.timeutil import utcnow
-from txmsg.store.db import Database
 from txmsg.store.tables import (
     channel_configs,
     event_configs,
@@ -34,7 +34,7 @@ class Route:
     secrets: dict[str, Any]
 
 
-async def load_routes(db: Database, event_ids: set[str]) -> dict[str, Route]:
+def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
     published = sa.and_(
         message_versions.c.event_id == messages.c.event_id,
         message_versions.c.version == messages.c.published_version,
@@ -60,8 +60,7 @@ async def load_routes(db: Database, event_ids: set[str]) -> dict[str, Route]:
         )
         .where(event_configs.c.event_id.in_(sorted(event_ids)))
     )
-    async with db.read() as conn:
-        rows = (await conn.execute(stmt)).all()
+    rows = conn.execute(stmt).all()
     return {
         r.event_id: Route(
             event_id=r.event_id,
@@ -80,7 +79,7 @@ async def load_routes(db: Database, event_ids: set[str]) -> dict[str, Route]:
     }
 
 
-async def release_paused_of_live_events(db: Database) -> int:
+def release_paused_of_live_events(conn: Connection) -> int:
     """Catch-all for a pause/resume race: paused events of live, published events resume."""
     live = (
         sa.select(event_configs.c.event_id)
@@ -90,10 +89,9 @@ async def release_paused_of_live_events(db: Database) -> int:
             messages.c.published_version.is_not(None),
         )
     )
-    async with db.write() as conn:
-        result = await conn.execute(
-            sa.update(events)
-            .where(events.c.status == EventStatus.PAUSED.value, events.c.event_id.in_(live))
-            .values(status=EventStatus.PENDING.value, updated_at=utcnow())
-        )
-        return result.rowcount
+    result = conn.execute(
+        sa.update(events)
+        .where(events.c.status == EventStatus.PAUSED.value, events.c.event_id.in_(live))
+        .values(status=EventStatus.PENDING.value, updated_at=utcnow())
+    )
+    return result.rowcount

@@ -1,0 +1,127 @@
+"""End-to-end email rate against raw aiosmtplib, measured in the same run.
+
+Baseline: aiosmtplib over 8 reused connections sending prebuilt messages (bytes) to Postfix's
+smtp-sink, on uvloop. Engine: `txmsg serve` (SQLite, synchronous=FULL) with a channel
+configuration of 8 pooled connections to the same sink; wrk triggers events over HTTP for a
+while; the figure is events sent (status `processed`) per second, from the first trigger to
+the last send. Every accepted event must end `processed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosmtplib
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
+
+from _common import (  # noqa: E402
+    LINE,
+    TRIGGER_BODY,
+    engine_env,
+    free_port,
+    process,
+    serve_args,
+    setup_event,
+    smtp_sink,
+    wrk,
+)
+
+from txmsg.core.mime import Sender, build_email  # noqa: E402
+
+
+async def _raw(port: int, count: int, connections: int) -> float:
+    sender = Sender.build("shop@example.com", "Example Shop", None)
+    data = build_email(
+        sender,
+        "ada@example.org",
+        "Hello Ada",
+        (LINE + "\n") * 10,
+        ("<p>" + LINE + "</p>\n") * 10,
+        message_id="bench",
+        date=datetime.now(UTC),
+    )
+    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+               for _ in range(connections)]
+    for client in clients:
+        await client.connect()
+    per = count // connections
+
+    async def worker(client: aiosmtplib.SMTP) -> None:
+        for _ in range(per):
+            await client.sendmail("shop@example.com", ["ada@example.org"], data)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in clients))
+    elapsed = time.perf_counter() - start
+    for client in clients:
+        await client.quit()
+    return per * connections / elapsed
+
+
+def raw_aiosmtplib(port: int, count: int) -> float:
+    return uvloop.run(_raw(port, count, 8))
+
+
+def _count(db: Path, status: str) -> int:
+    with sqlite3.connect(db, timeout=30) as conn:
+        return int(conn.execute("SELECT count(*) FROM events WHERE status = ?", (status,))
+                   .fetchone()[0])
+
+
+def engine(smtp_port: int, seconds: int) -> dict[str, float]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp, process(
+        serve_args(port), env=engine_env(Path(tmp)), port=port
+    ):
+        db = Path(tmp) / "txmsg.db"
+        key = setup_event(f"http://127.0.0.1:{port}", smtp_port)
+        url = f"http://127.0.0.1:{port}/rest/mc/EVTbench"
+        start = time.perf_counter()
+        load = wrk(url, TRIGGER_BODY, key, seconds)
+        accepted = load["requests"] - load["non2xx"]
+        deadline = time.monotonic() + 300
+        processed = 0
+        while time.monotonic() < deadline:
+            processed = _count(db, "processed")
+            if processed >= accepted:
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+        others = {s: _count(db, s) for s in ("pending", "processing", "deliveryFailed", "tooOld")}
+    return {"rate": processed / elapsed, "accepted": accepted, "processed": processed,
+            "trigger_rps": load["rps"], **others}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="how long wrk triggers events")
+    parser.add_argument("--raw-count", type=int, default=40_000)
+    args = parser.parse_args()
+    smtp_port = free_port()
+    with smtp_sink(smtp_port) as sink:
+        # Drain smtp-sink's counter output so it never blocks on a full pipe.
+        assert sink.stdout is not None
+        threading.Thread(target=sink.stdout.read, daemon=True).start()
+        base = raw_aiosmtplib(smtp_port, args.raw_count)
+        result = engine(smtp_port, args.seconds)
+    print(f"raw aiosmtplib, prebuilt bytes, 8 conns  {base:8.0f} msg/s  (baseline)")
+    print(f"txmsg end to end (HTTP trigger -> sent)  {result['rate']:8.0f} msg/s  "
+          f"ratio {result['rate'] / base:.2f}")
+    print(f"  accepted {result['accepted']:.0f} (at {result['trigger_rps']:.0f} req/s), "
+          f"processed {result['processed']:.0f}, left pending {result['pending']:.0f}, "
+          f"failed {result['deliveryFailed']:.0f}, tooOld {result['tooOld']:.0f}")
+
+
+if __name__ == "__main__":
+    main()

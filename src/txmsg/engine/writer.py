@@ -1,0 +1,102 @@
+"""The write funnel: one transaction per cycle for triggers, outcomes and claims.
+
+Every write of the hot path goes through here. A cycle takes everything submitted since the
+last one and, in one transaction (one commit, one fsync):
+  1. records the outcomes of finished sends,
+  2. claims due events from the queue, highest priority first, if the dispatcher has room,
+  3. inserts the new triggers, leasing the fresh ones straight to the dispatcher when room is
+     left (no claim round trip, no poll delay; the lease covers a crash).
+Then it hands the leased events to the dispatcher and answers every submitter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Connection
+
+from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
+from txmsg.store import events as event_store
+from txmsg.store.batcher import Batcher
+from txmsg.store.db import Database
+
+if TYPE_CHECKING:
+    from txmsg.engine.dispatcher import Dispatcher
+
+
+def _write_cycle(
+    conn: Connection,
+    new: list[NewEvent],
+    outcomes: list[Outcome],
+    free: int,
+    claim_limit: int,
+    lease: timedelta | None,
+) -> tuple[list[EnqueueResult], list[ClaimedEvent], list[ClaimedEvent]]:
+    event_store.record_outcomes_in(conn, outcomes)
+    claimed: list[ClaimedEvent] = []
+    if claim_limit and lease is not None:
+        claimed = event_store.claim_in(conn, claim_limit, lease)
+    results, leased = event_store.enqueue_in(
+        conn, new, claim=max(0, free - len(claimed)), lease=lease
+    )
+    return results, claimed, leased
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Asks for a cycle with nothing to write: a chance to claim due events."""
+
+
+_TICK = Tick()
+WriteItem = NewEvent | Outcome | Tick
+
+
+class Writer:
+    def __init__(self, db: Database, dispatcher: Dispatcher | None) -> None:
+        self._db = db
+        self._dispatcher = dispatcher
+        self._batcher: Batcher[WriteItem, EnqueueResult | None] = Batcher(
+            self._cycle, max_batch=2000
+        )
+
+    def start(self) -> None:
+        self._batcher.start()
+
+    async def stop(self) -> None:
+        await self._batcher.stop()
+
+    async def enqueue(self, event: NewEvent) -> EnqueueResult:
+        result = await self._batcher.submit(event)
+        assert result is not None
+        return result
+
+    async def record(self, outcome: Outcome) -> None:
+        await self._batcher.submit(outcome)
+
+    async def tick(self) -> None:
+        await self._batcher.submit(_TICK)
+
+    async def _cycle(self, items: list[WriteItem]) -> list[EnqueueResult | None]:
+        new = [i for i in items if isinstance(i, NewEvent)]
+        outcomes = [i for i in items if isinstance(i, Outcome)]
+        dispatcher = self._dispatcher
+        # Sends whose outcome is recorded in this cycle free their slot with it.
+        free = dispatcher.free_slots() + len(outcomes) if dispatcher else 0
+        claim_limit = free if dispatcher and dispatcher.wants_claim(free) else 0
+        lease = dispatcher.lease if dispatcher else None
+        results, claimed, leased = await self._db.write(
+            _write_cycle, new, outcomes, free, claim_limit, lease
+        )
+        if dispatcher is not None:
+            if claim_limit:
+                dispatcher.claimed(len(claimed), claim_limit)
+            dispatcher.hand_over(claimed + leased)
+            queued = sum(
+                1 for r in results if r.kind == "created" and r.response["status"] == "pending"
+            )
+            if queued > len(leased):
+                dispatcher.wake()  # due or scheduled events left in the queue
+        answers = iter(results)
+        return [next(answers) if isinstance(i, NewEvent) else None for i in items]

@@ -1,0 +1,65 @@
+"""A small time-bounded cache whose misses are loaded once, however many callers wait."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TTLCache(Generic[K, V]):
+    """`get(key)` answers from memory for `ttl` seconds, else loads it (once per key at a time).
+
+    Without the single flight, every request arriving while an entry is stale would run the
+    same query.
+    """
+
+    def __init__(self, load: Callable[[K], Awaitable[V]], ttl: float, max_size: int = 10_000):
+        self._load = load
+        self._ttl = ttl
+        self._max_size = max_size
+        self._values: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K) -> V:
+        cached = self._values.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await self._load(key)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters (if any) re-raise it
+            raise
+        finally:
+            self._loading.pop(key, None)
+        self.put(key, value)
+        future.set_result(value)
+        return value
+
+    def fresh(self, key: K) -> bool:
+        cached = self._values.get(key)
+        return cached is not None and cached[0] > time.monotonic()
+
+    def put(self, key: K, value: V) -> None:
+        if len(self._values) >= self._max_size:
+            self._values.clear()
+        self._values[key] = (time.monotonic() + self._ttl, value)
+
+    def forget(self, key: K) -> None:
+        self._values.pop(key, None)
+
+    def clear(self) -> None:
+        self._values.clear()
+
+    def items(self) -> list[tuple[K, V]]:
+        return [(k, v) for k, (_, v) in self._values.items()]
