@@ -153,7 +153,12 @@ def setup_event(base: str, smtp_port: int, *, publish_message: bool = True) -> s
             "channel": "email",
             "from_email": "shop@example.com",
             "from_name": "Example Shop",
-            "smtp": {"host": "127.0.0.1", "port": smtp_port, "tls": "none", "pool_size": int(os.environ.get("BENCH_POOL", "8"))},
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "tls": "none",
+                "pool_size": int(os.environ.get("BENCH_POOL", "8")),
+            },
         },
     )
     r.raise_for_status()
