@@ -98,11 +98,9 @@ async def update(request: Request) -> Response:
     body = require_object(await read_json(request))
     reject_unknown(body, UPDATE_FIELDS)
     current = await context(request).db.read(store.require, event_id)
-    for fixed, stored in (
-        ("channel", current.channel),
-        ("target", current.target),
-        ("eventId", current.event_id),
-    ):
+    if "eventId" in body and normalize_event_id(body["eventId"]) != current.event_id:
+        raise invalid("eventId", "cannot be changed after creation")
+    for fixed, stored in (("channel", current.channel), ("target", current.target)):
         if fixed in body and body[fixed] != stored:
             raise invalid(fixed, "cannot be changed after creation")
     values: dict[str, Any] = {}

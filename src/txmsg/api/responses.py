@@ -19,7 +19,8 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default)
+    # Passthrough: every date-time goes through one format (UTC, milliseconds, `Z`).
+    return orjson.dumps(value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 class JSONResponse(Response):

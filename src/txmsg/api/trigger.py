@@ -50,7 +50,7 @@ def event_view(row: Any) -> dict[str, Any]:
 
 
 async def trigger(request: Request) -> Response:
-    await authorize(request, "trigger")
+    principal = await authorize(request, "trigger")
     ctx = context(request)
     event_id = request.path_params["eventId"]
     target = await ctx.targets.get(event_id)
@@ -58,7 +58,9 @@ async def trigger(request: Request) -> Response:
         raise _unknown_event(event_id)
     idem_key = request.headers.get("idempotency-key")
     if idem_key is not None and not (0 < len(idem_key) <= MAX_IDEMPOTENCY_KEY):
-        raise invalid("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        raise invalid(
+            "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters", in_header=True
+        )
     body = await read_json(request)
     now = utcnow()
     parsed = parse_trigger(
@@ -82,8 +84,10 @@ async def trigger(request: Request) -> Response:
         "href": f"/rest/mc/{event_id}/{pkey}",
         "status": status.value,
     }
-    fingerprint = None
+    fingerprint = scoped_key = None
     if idem_key is not None:
+        # Keys are scoped to the API key that sent them: two callers never share answers.
+        scoped_key = hashlib.sha256(f"{principal.key_id}\0{idem_key}".encode()).hexdigest()
         canonical = orjson.dumps([event_id, body], option=orjson.OPT_SORT_KEYS)
         fingerprint = hashlib.sha256(canonical).hexdigest()
     result = await ctx.enqueue(
@@ -99,7 +103,7 @@ async def trigger(request: Request) -> Response:
             expires_at=parsed.expiration,
             due_at=parsed.scheduled or now,
             response=response,
-            idempotency_key=idem_key,
+            idempotency_key=scoped_key,
             fingerprint=fingerprint,
         )
     )

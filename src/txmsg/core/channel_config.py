@@ -48,6 +48,8 @@ def _parse_smtp(
     body = require_object(raw, "smtp")
     reject_unknown(body, SMTP_FIELDS, "smtp.")
     merged = dict(current or {})
+    if "tls" in body and "port" not in body:
+        merged.pop("port", None)  # the default port follows the TLS mode
     for key in body:
         if key != "password":
             merged[key] = body[key]

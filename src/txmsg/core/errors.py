@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+_INDEX = re.compile(r"\[(\d+)\]")
 
 
 @dataclass(slots=True)
 class FieldError:
+    """A wrong field: `field` as users write it (`ctx.firstName`, `fields[0].name`)."""
+
     field: str
     detail: str
+    in_header: bool = False
 
     def as_dict(self) -> dict[str, str]:
-        pointer = "/" + self.field.replace("~", "~0").replace("/", "~1").replace(".", "/")
-        return {"field": self.field, "pointer": pointer, "detail": self.detail}
+        out = {"field": self.field, "detail": self.detail}
+        if not self.in_header:
+            out["pointer"] = json_pointer(self.field)
+        return out
+
+
+def json_pointer(field_path: str) -> str:
+    """RFC 6901 pointer into the request body: `fields[0].name` -> `/fields/0/name`."""
+    if field_path == "body":
+        return ""
+    parts = _INDEX.sub(r".\1", field_path).split(".")
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 @dataclass(slots=True)
@@ -28,11 +44,11 @@ class DomainError(Exception):
         return self.detail
 
 
-def invalid(field_name: str, detail: str) -> DomainError:
-    """A 400 naming one wrong field."""
+def invalid(field_name: str, detail: str, *, in_header: bool = False) -> DomainError:
+    """A 400 naming one wrong field (of the body, or a header)."""
     return DomainError(
         detail=f"{field_name}: {detail}",
-        errors=[FieldError(field_name, detail)],
+        errors=[FieldError(field_name, detail, in_header)],
     )
 
 
