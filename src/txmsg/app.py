@@ -104,7 +104,9 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
             await writer.stop()
             await db.dispose()
 
+    # Starlette tries routes in order: the trigger API, the hot path, comes first.
     routes = [
+        *trigger.routes,
         Route("/health", health, methods=["GET"]),
         Route("/openapi.yaml", openapi, methods=["GET"]),
         *keys.routes,
@@ -112,7 +114,6 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *event_configs.routes,
         *messages.routes,
         *templates.routes,
-        *trigger.routes,
     ]
     app = Starlette(
         routes=routes,

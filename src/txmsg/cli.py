@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 
 from txmsg.config import Settings
@@ -17,9 +16,6 @@ def _serve(args: argparse.Namespace) -> int:
     from txmsg.app import create_app
 
     settings = Settings.from_env()
-    # The database drivers run in threads; a short GIL switch interval lets them take the GIL
-    # promptly instead of waiting up to 5 ms behind the busy event loop on each hand-off.
-    sys.setswitchinterval(float(os.environ.get("TXMSG_SWITCH_INTERVAL", "0.0005")))
     app = create_app(settings)
     uvicorn.run(
         app,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from dataclasses import dataclass
@@ -13,20 +14,19 @@ from txmsg.core.statuses import EventStatus
 PRIORITY_TRANSACTIONAL = 0
 PRIORITY_BULK = 10
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Standard base32 digits -> Crockford's, whose order is the ASCII order (keys sort by time).
+_TO_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
 
 
 def new_pkey() -> str:
-    """A ULID-like id: 48-bit millisecond time then 80 random bits, Crockford base32.
+    """26 characters: 48-bit millisecond time then 80 random bits, Crockford base32.
 
     Time-ordered keys keep index inserts at the right edge of the B-tree.
     """
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10)
+    return base64.b32encode(raw)[:26].translate(_TO_CROCKFORD).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
