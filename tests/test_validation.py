@@ -112,7 +112,10 @@ async def test_unknown_things_are_404_and_wrong_methods_405(
     assert_problem(r, 404)
     r = await admin.delete("/api/v1/channel-configs")
     assert_problem(r, 405)
-    assert "allow" in r.headers
+    assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    r = await admin.put("/api/v1/event-configs/EVTx")
+    assert_problem(r, 405)
+    assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "PATCH", "DELETE"}
     r = await admin.put("/rest/mc/EVTsomething")
     assert_problem(r, 405)
     assert "POST" in r.headers["allow"]

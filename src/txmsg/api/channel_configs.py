@@ -6,12 +6,12 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
+from txmsg.api.routing import resource
 from txmsg.core import channel_config as spec
 from txmsg.store import channel_configs as store
 
@@ -58,8 +58,6 @@ async def update(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/channel-configs", create, methods=["POST"]),
-    Route("/api/v1/channel-configs", list_all, methods=["GET"]),
-    Route("/api/v1/channel-configs/{name}", get_one, methods=["GET"]),
-    Route("/api/v1/channel-configs/{name}", update, methods=["PATCH"]),
+    resource("/api/v1/channel-configs", POST=create, GET=list_all),
+    resource("/api/v1/channel-configs/{name}", GET=get_one, PATCH=update),
 ]

@@ -6,12 +6,12 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
+from txmsg.api.routing import resource
 from txmsg.core.channel_config import parse_name
 from txmsg.core.errors import DomainError, invalid
 from txmsg.core.event_config import (
@@ -158,13 +158,10 @@ def lifecycle(action: str):
 
 
 routes = [
-    Route("/api/v1/event-configs", create, methods=["POST"]),
-    Route("/api/v1/event-configs", list_all, methods=["GET"]),
-    Route("/api/v1/event-configs/{eventId}", get_one, methods=["GET"]),
-    Route("/api/v1/event-configs/{eventId}", update, methods=["PATCH"]),
-    Route("/api/v1/event-configs/{eventId}", delete, methods=["DELETE"]),
+    resource("/api/v1/event-configs", POST=create, GET=list_all),
+    resource("/api/v1/event-configs/{eventId}", GET=get_one, PATCH=update, DELETE=delete),
     *(
-        Route(f"/api/v1/event-configs/{{eventId}}/{action}", lifecycle(action), methods=["POST"])
+        resource(f"/api/v1/event-configs/{{eventId}}/{action}", POST=lifecycle(action))
         for action in ("publish", "pause", "resume", "unpublish")
     ),
 ]

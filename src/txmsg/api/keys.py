@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
+from txmsg.api.routing import resource
 from txmsg.core.errors import not_found
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
 from txmsg.store import keys as key_store
@@ -42,7 +42,6 @@ async def revoke_key(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/keys", create_key, methods=["POST"]),
-    Route("/api/v1/keys", list_keys, methods=["GET"]),
-    Route("/api/v1/keys/{id}", revoke_key, methods=["DELETE"]),
+    resource("/api/v1/keys", POST=create_key, GET=list_keys),
+    resource("/api/v1/keys/{id}", DELETE=revoke_key),
 ]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
+from txmsg.api.routing import resource
 from txmsg.core.errors import invalid, invalid_many
 from txmsg.core.event_config import sample_ctx
 from txmsg.core.queue import new_pkey
@@ -130,8 +130,8 @@ async def publish(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/messages/{eventId}", get_message, methods=["GET"]),
-    Route("/api/v1/messages/{eventId}/draft", put_draft, methods=["PUT"]),
-    Route("/api/v1/messages/{eventId}/preview", preview, methods=["POST"]),
-    Route("/api/v1/messages/{eventId}/publish", publish, methods=["POST"]),
+    resource("/api/v1/messages/{eventId}", GET=get_message),
+    resource("/api/v1/messages/{eventId}/draft", PUT=put_draft),
+    resource("/api/v1/messages/{eventId}/preview", POST=preview),
+    resource("/api/v1/messages/{eventId}/publish", POST=publish),
 ]

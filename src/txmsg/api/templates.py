@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from txmsg.api.auth import authorize
 from txmsg.api.responses import JSONResponse
+from txmsg.api.routing import resource
 from txmsg.core.errors import not_found
 from txmsg.store.template_library import library
 
@@ -36,6 +36,6 @@ async def get_template(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/templates", list_templates, methods=["GET"]),
-    Route("/api/v1/templates/{name}", get_template, methods=["GET"]),
+    resource("/api/v1/templates", GET=list_templates),
+    resource("/api/v1/templates/{name}", GET=get_template),
 ]

@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
+from txmsg.api.routing import resource
 from txmsg.core.errors import invalid, not_found, unprocessable
 from txmsg.core.queue import PRIORITY_TRANSACTIONAL, NewEvent, new_pkey
 from txmsg.core.statuses import LIVE_STATES, ConfigState, EventStatus
@@ -126,6 +126,6 @@ async def event_status(request: Request) -> Response:
 
 
 routes = [
-    Route("/rest/mc/{eventId}", trigger, methods=["POST"]),
-    Route("/rest/mc/{eventId}/{PKey}", event_status, methods=["GET"]),
+    resource("/rest/mc/{eventId}", POST=trigger),
+    resource("/rest/mc/{eventId}/{PKey}", GET=event_status),
 ]

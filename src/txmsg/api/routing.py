@@ -1,0 +1,23 @@
+"""One route per path, dispatching on the method, so a 405 lists every allowed method."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def resource(path: str, **handlers: Endpoint) -> Route:
+    """`resource("/x", GET=read, PATCH=update)`: Starlette answers other methods with 405."""
+    by_method = {method.upper(): handler for method, handler in handlers.items()}
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await by_method[method](request)
+
+    endpoint.__name__ = "_".join(h.__name__ for h in by_method.values())
+    return Route(path, endpoint, methods=list(by_method))
