@@ -10,23 +10,27 @@ from starlette.requests import Request
 from txmsg.api.context import context
 from txmsg.core.errors import DomainError
 
-_EMPTY = object()
+
+def _too_large(limit: int) -> DomainError:
+    return DomainError(
+        f"the request body is larger than the limit of {limit} bytes", 413, "Content Too Large"
+    )
 
 
 async def read_body(request: Request) -> bytes:
     limit = context(request).settings.max_body_bytes
-    too_large = DomainError(
-        f"the request body is larger than the limit of {limit} bytes", 413, "Content Too Large"
-    )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise _too_large(limit)
+        return await request.body()  # the server never reads past Content-Length
+    # Chunked: count as it streams in, stop at the limit.
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

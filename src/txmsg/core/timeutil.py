@@ -29,6 +29,9 @@ def parse_iso8601(value: object, field_name: str) -> datetime:
 
 
 def isoformat(value: datetime | None) -> str | None:
+    """`2026-11-23T10:00:00.000Z`: UTC, milliseconds, one format for every answer."""
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

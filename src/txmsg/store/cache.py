@@ -25,6 +25,13 @@ class TTLCache(Generic[K, V]):
         self._values: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Future[V]] = {}
 
+    def peek(self, key: K) -> tuple[bool, V | None]:
+        """(True, value) when fresh in memory: the hot path, with no coroutine."""
+        cached = self._values.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return True, cached[1]
+        return False, None
+
     async def get(self, key: K) -> V:
         cached = self._values.get(key)
         if cached is not None and cached[0] > time.monotonic():

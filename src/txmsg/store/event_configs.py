@@ -213,7 +213,8 @@ class TriggerTargets:
         self._validators: dict[str, tuple[int, CtxValidator]] = {}
 
     async def get(self, event_id: str) -> TriggerTarget | None:
-        return await self._cache.get(event_id)
+        hit, target = self._cache.peek(event_id)
+        return target if hit else await self._cache.get(event_id)
 
     async def _load(self, event_id: str) -> TriggerTarget | None:
         row = await self._db.read(_trigger_row, event_id)

@@ -98,6 +98,9 @@ class KeyResolver:
         if self._bootstrap and hmac.compare_digest(secret, self._bootstrap):
             return Principal("bootstrap", "admin")
         digest = hash_key(secret)
+        hit, known = self._cache.peek(digest)
+        if hit:
+            return known
         principal = await self._cache.get(digest)
         if principal is None:
             self._cache.forget(digest)  # unknown secrets are not remembered
