@@ -21,7 +21,7 @@ from txmsg.core.templates import (
 )
 from txmsg.core.timeutil import isoformat, utcnow
 from txmsg.core.trigger import CtxValidator
-from txmsg.core.validation import get_str, reject_unknown, require_object
+from txmsg.core.validation import check_storable, get_str, reject_unknown, require_object
 from txmsg.store import event_configs
 from txmsg.store import messages as store
 
@@ -67,6 +67,7 @@ async def put_draft(request: Request) -> Response:
     sample = body.get("sample_ctx")
     if sample is not None and not isinstance(sample, dict):
         raise invalid("sample_ctx", "must be a JSON object")
+    check_storable(sample, "sample_ctx")
     try:
         CompiledMessage(draft)  # syntax errors are reported now, with their line
     except TemplateProblems as exc:
@@ -93,6 +94,7 @@ async def _render_draft(
         ctx = row.sample_ctx if row.sample_ctx is not None else sample_ctx(fields)
     if not isinstance(ctx, dict):
         raise invalid("ctx", "must be a JSON object")
+    check_storable(ctx, "ctx")
     errors = CtxValidator(fields).errors(ctx)
     if errors:
         raise invalid_many(errors)

@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from txmsg.core.errors import not_found
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -16,6 +18,9 @@ def resource(path: str, **handlers: Endpoint) -> Route:
     by_method = {method.upper(): handler for method, handler in handlers.items()}
 
     async def endpoint(request: Request) -> Response:
+        if any("\x00" in str(v) for v in request.path_params.values()):
+            # No name holds a NUL; PostgreSQL would refuse it as a parameter.
+            raise not_found("no such resource")
         method = "GET" if request.method == "HEAD" else request.method
         return await by_method[method](request)
 

@@ -73,6 +73,8 @@ def _parse_smtp(
         password = body["password"]
         if password is not None and not isinstance(password, str):
             raise invalid("smtp.password", "must be a string")
+        if password and "\x00" in password:
+            raise invalid("smtp.password", "must not contain NUL characters (U+0000)")
         if password:
             secrets["password"] = password
     return settings, secrets

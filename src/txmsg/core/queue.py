@@ -33,6 +33,13 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
 
 
+def _forget_random() -> None:
+    _random.clear()
+
+
+os.register_at_fork(after_in_child=_forget_random)  # a forked worker never reuses bytes
+
+
 def new_pkey() -> str:
     """26 characters: 48-bit millisecond time then 80 random bits, Crockford base32.
 

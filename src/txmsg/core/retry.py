@@ -1,4 +1,4 @@
-"""Retry policy for transient send failures: exponential backoff with full jitter."""
+"""Retry policy for transient send failures: exponential backoff with jitter."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before attempt `attempt + 1` (attempt counts from 1)."""
-        ceiling = min(self.max_seconds, self.base_seconds * (2 ** max(0, attempt - 1)))
-        # Full jitter keeps many failing events from retrying in lockstep.
+        exponent = min(max(0, attempt - 1), 60)  # 2**60 s is past any cap; no float overflow
+        ceiling = min(self.max_seconds, self.base_seconds * (2**exponent))
+        # Jitter (half to all of the step) keeps failing events from retrying in lockstep.
         return (rng or random).uniform(ceiling / 2, ceiling)

@@ -85,6 +85,8 @@ class CompiledMessage:
                 templates[part] = _compile_part(part, source)
             except TemplateSyntaxError as exc:
                 problems.append(TemplateProblem(part, exc.lineno, exc.message or str(exc)))
+            except RecursionError:
+                problems.append(TemplateProblem(part, None, "the template is nested too deeply"))
         if problems:
             raise TemplateProblems(problems)
         self._templates = templates
@@ -97,6 +99,8 @@ class CompiledMessage:
                 out[part] = template.render(variables)
             except (TemplateError, SecurityError) as exc:
                 problems.append(TemplateProblem(part, _runtime_line(exc, part), str(exc)))
+            except RecursionError:
+                problems.append(TemplateProblem(part, None, "the template recurses too deeply"))
             except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
                 # Errors raised by template expressions on the given data (e.g. 1/0, int("x")).
                 reason = f"{type(exc).__name__}: {exc}"

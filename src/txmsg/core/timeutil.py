@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 
 from txmsg.core.errors import invalid
 
+MIN_DATE = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_DATE = datetime(9000, 1, 1, tzinfo=UTC)  # far from datetime.max: room for offsets
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -19,13 +22,16 @@ def parse_iso8601(value: object, field_name: str) -> datetime:
         text = text[:10] + "T" + text[11:]
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)  # Adobe reads a zone-less date as UTC
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise invalid(
             field_name, f"'{value}' is not an ISO 8601 date-time (e.g. 2026-11-23T10:00:00Z)"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # Adobe reads a zone-less date as UTC
-    return parsed.astimezone(UTC)
+    if not MIN_DATE <= parsed <= MAX_DATE:
+        raise invalid(field_name, "must be between the years 2000 and 9000")
+    return parsed
 
 
 def isoformat(value: datetime | None) -> str | None:

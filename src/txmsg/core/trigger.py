@@ -12,6 +12,7 @@ from txmsg.core.addresses import normalize_email
 from txmsg.core.errors import FieldError, invalid, invalid_many
 from txmsg.core.event_config import PayloadField, ctx_schema
 from txmsg.core.timeutil import parse_iso8601
+from txmsg.core.validation import check_storable
 
 TRIGGER_FIELDS = {"email", "ctx", "scheduled", "expiration"}
 
@@ -103,6 +104,7 @@ def parse_trigger(
         ctx = {}
     if not isinstance(ctx, dict):
         raise invalid("ctx", "must be a JSON object")
+    check_storable(ctx, "ctx")
     errors = validator.errors(ctx)
     if errors:
         raise invalid_many(errors)

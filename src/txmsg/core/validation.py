@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+import orjson
 
 from txmsg.core.errors import invalid
 
@@ -13,6 +16,20 @@ _JSON_TYPE = {
     dict: "an object",
     list: "an array",
 }
+
+
+# A JSON-escaped NUL: \u0000 preceded by an even number of backslashes.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def check_storable(value: Any, name: str) -> None:
+    """JSON data we store: not nested past what the serializer takes, no NUL character."""
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        raise invalid(name, "is nested too deeply") from None
+    if _NUL_ESCAPE.search(encoded):
+        raise invalid(name, "must not contain NUL characters (U+0000)")
 
 
 def require_object(value: Any, name: str = "body") -> dict[str, Any]:
@@ -45,6 +62,8 @@ def get_str(
         return default
     if not isinstance(value, str):
         raise invalid(name, "must be a string")
+    if "\x00" in value:
+        raise invalid(name, "must not contain NUL characters (U+0000)")
     if not allow_empty and not value.strip():
         raise invalid(name, "must not be empty")
     if len(value) > max_length:

@@ -11,6 +11,7 @@ Then it hands the leased events to the dispatcher and answers every submitter.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -44,6 +45,9 @@ def _write_cycle(
     return results, claimed, leased
 
 
+log = logging.getLogger(__name__)
+
+
 @dataclass(frozen=True, slots=True)
 class Tick:
     """Asks for a cycle with nothing to write: a chance to claim due events."""
@@ -57,7 +61,7 @@ class Writer:
     def __init__(self, db: Database, dispatcher: Dispatcher | None) -> None:
         self._db = db
         self._dispatcher = dispatcher
-        self._batcher: Batcher[WriteItem, EnqueueResult | None] = Batcher(
+        self._batcher: Batcher[WriteItem, EnqueueResult | BaseException | None] = Batcher(
             self._cycle, max_batch=2000
         )
 
@@ -69,7 +73,7 @@ class Writer:
 
     async def enqueue(self, event: NewEvent) -> EnqueueResult:
         result = await self._batcher.submit(event)
-        assert result is not None
+        assert isinstance(result, EnqueueResult)
         return result
 
     async def record(self, outcome: Outcome) -> None:
@@ -78,7 +82,7 @@ class Writer:
     async def tick(self) -> None:
         await self._batcher.submit(_TICK)
 
-    async def _cycle(self, items: list[WriteItem]) -> list[EnqueueResult | None]:
+    async def _cycle(self, items: list[WriteItem]) -> list[EnqueueResult | BaseException | None]:
         new = [i for i in items if isinstance(i, NewEvent)]
         outcomes = [i for i in items if isinstance(i, Outcome)]
         dispatcher = self._dispatcher
@@ -86,9 +90,16 @@ class Writer:
         free = dispatcher.free_slots() + len(outcomes) if dispatcher else 0
         claim_limit = free if dispatcher and dispatcher.wants_claim(free) else 0
         lease = dispatcher.lease if dispatcher else None
-        results, claimed, leased = await self._db.write(
-            _write_cycle, new, outcomes, free, claim_limit, lease
-        )
+        try:
+            results, claimed, leased = await self._db.write(
+                _write_cycle, new, outcomes, free, claim_limit, lease
+            )
+        except Exception:
+            if not new:
+                raise  # nothing to tell apart: every submitter gets the error
+            # One bad row must not fail the others: write the parts one at a time.
+            log.exception("a write cycle failed; writing its parts one at a time")
+            return await self._isolate(items, outcomes)
         if dispatcher is not None:
             if claim_limit:
                 dispatcher.claimed(len(claimed), claim_limit)
@@ -100,3 +111,25 @@ class Writer:
                 dispatcher.wake()  # due or scheduled events left in the queue
         answers = iter(results)
         return [next(answers) if isinstance(i, NewEvent) else None for i in items]
+
+    async def _isolate(
+        self, items: list[WriteItem], outcomes: list[Outcome]
+    ) -> list[EnqueueResult | BaseException | None]:
+        outcome_error: BaseException | None = None
+        try:
+            await self._db.write(_write_cycle, [], outcomes, 0, 0, None)
+        except Exception as exc:  # noqa: BLE001 - handed to the outcomes' submitters
+            outcome_error = exc
+        answers: list[EnqueueResult | BaseException | None] = []
+        for item in items:
+            if isinstance(item, NewEvent):
+                try:
+                    results, _, _ = await self._db.write(_write_cycle, [item], [], 0, 0, None)
+                    answers.append(results[0])
+                except Exception as exc:  # noqa: BLE001 - raised to this trigger's caller
+                    answers.append(exc)
+            else:
+                answers.append(outcome_error if isinstance(item, Outcome) else None)
+        if self._dispatcher is not None:
+            self._dispatcher.wake()  # the events written here wait in the queue
+        return answers

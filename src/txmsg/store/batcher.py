@@ -2,7 +2,8 @@
 
 Callers `await submit(item)`; a single flusher task takes everything queued so far (up to
 `max_batch`) and hands it to `flush` in one call. While a flush runs, new items gather, so the
-batch size follows the load with no added latency when idle.
+batch size follows the load with no added latency when idle. `flush` answers one result per
+item; a result that is an exception is raised to that item's caller alone.
 """
 
 from __future__ import annotations
@@ -67,5 +68,9 @@ class Batcher(Generic[T, R]):
                     future.set_exception(exc)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
+            if future.done():
+                continue
+            if isinstance(result, BaseException):  # this item alone failed
+                future.set_exception(result)
+            else:
                 future.set_result(result)

@@ -63,6 +63,7 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             self._sync = create_engine(
                 self.url,
+                hide_parameters=True,  # errors must not carry secrets or message data
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
                 connect_args={"check_same_thread": False, "timeout": 30},
@@ -76,6 +77,7 @@ class Database:
         else:
             self._async = create_async_engine(
                 self.url,
+                hide_parameters=True,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 json_serializer=_json_dumps,

@@ -95,7 +95,7 @@ class KeyResolver:
         )
 
     async def resolve(self, secret: str) -> Principal | None:
-        if self._bootstrap and hmac.compare_digest(secret, self._bootstrap):
+        if self._bootstrap and hmac.compare_digest(secret.encode(), self._bootstrap.encode()):
             return Principal("bootstrap", "admin")
         digest = hash_key(secret)
         hit, known = self._cache.peek(digest)

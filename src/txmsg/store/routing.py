@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,7 +31,7 @@ class Route:
     channel_config_revision: int | None  # None: the channel configuration is missing
     channel_config_channel: str | None
     settings: dict[str, Any]
-    secrets: dict[str, Any]
+    secrets: dict[str, Any] = field(repr=False)
 
 
 def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:

@@ -134,6 +134,7 @@ events = sa.Table(
     sa.Index("ix_events_pkey", "pkey", unique=True),
     sa.Index("ix_events_claim", "status", "priority", "due_at"),
     sa.Index("ix_events_event_status", "event_id", "status"),
+    sa.Index("ix_events_expiry", "status", "expires_at"),
 )
 
 idempotency_keys = sa.Table(

@@ -1,8 +1,10 @@
 """pytest plugin of txmsg (entry point ``pytest11: txmsg``): the ``fake_smtp`` fixture.
 
 ``fake_smtp`` is a started :class:`~txmsg.testing.FakeSMTPServer` on a free loopback port,
-running in the test's event loop and stopped after the test::
+running in the test's event loop and stopped after the test. It needs pytest-asyncio
+(``pip install 'txmsg[test]'`` brings it)::
 
+    @pytest.mark.asyncio  # or asyncio_mode = "auto" in your pytest configuration
     async def test_welcome_mail(fake_smtp):
         pool = SMTPPool(SMTPSettings(host=fake_smtp.host, port=fake_smtp.port))
         await pool.send("shop@example.com", ["ann@example.com"], message_bytes)
@@ -14,12 +16,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import pytest_asyncio
+import pytest
 
 from txmsg.testing.smtp import FakeSMTPServer
 
+try:
+    import pytest_asyncio
+except ImportError:  # txmsg installed without its test extra: pytest must still start
 
-@pytest_asyncio.fixture
-async def fake_smtp() -> AsyncIterator[FakeSMTPServer]:
-    async with FakeSMTPServer() as server:
-        yield server
+    @pytest.fixture
+    def fake_smtp() -> None:
+        pytest.fail("the fake_smtp fixture needs pytest-asyncio: pip install 'txmsg[test]'")
+
+else:
+
+    @pytest_asyncio.fixture
+    async def fake_smtp() -> AsyncIterator[FakeSMTPServer]:
+        async with FakeSMTPServer() as server:
+            yield server

@@ -18,5 +18,11 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+# Any constant: processes starting together on one PostgreSQL database migrate one at a time.
+_MIGRATION_LOCK = 7_270_001
+
+
 def upgrade_to_head(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
     command.upgrade(alembic_config(connection), "head")

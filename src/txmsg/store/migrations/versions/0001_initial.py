@@ -106,6 +106,7 @@ def upgrade() -> None:
     op.create_index("ix_events_pkey", "events", ["pkey"], unique=True)
     op.create_index("ix_events_claim", "events", ["status", "priority", "due_at"])
     op.create_index("ix_events_event_status", "events", ["event_id", "status"])
+    op.create_index("ix_events_expiry", "events", ["status", "expires_at"])
     op.create_table(
         "idempotency_keys",
         sa.Column("key", sa.String(255), primary_key=True),
@@ -118,6 +119,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("idempotency_keys")
+    op.drop_index("ix_events_expiry", "events")
     op.drop_index("ix_events_event_status", "events")
     op.drop_index("ix_events_claim", "events")
     op.drop_index("ix_events_pkey", "events")
