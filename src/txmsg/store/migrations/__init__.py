@@ -25,4 +25,8 @@ _MIGRATION_LOCK = 7_270_001
 def upgrade_to_head(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+    elif not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        # SQLite: take the write lock now (the driver would not open a transaction before
+        # DDL); another process waits here, then finds the schema at head.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     command.upgrade(alembic_config(connection), "head")

@@ -1,0 +1,186 @@
+"""Inputs that once produced a 500, a lost batch or a leak: each answers cleanly now."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import pytest
+
+from helpers import live_event, publish_message, trigger, wait_status
+from txmsg.core.queue import PRIORITY_TRANSACTIONAL, NewEvent, new_pkey
+from txmsg.core.retry import RetryPolicy
+from txmsg.core.statuses import EventStatus
+from txmsg.core.timeutil import utcnow
+from txmsg.engine.writer import Writer
+from txmsg.store import events as queue
+from txmsg.store.db import Database
+
+
+def _deep(levels: int) -> list:
+    root: list = []
+    node = root
+    for _ in range(levels):
+        child: list = []
+        node.append(child)
+        node = child
+    return root
+
+
+async def test_unstorable_ctx_is_a_400_and_harms_no_other_trigger(server, smtp) -> None:
+    event_id = await live_event(server.admin, smtp)
+    good = {"email": "ada@example.org", "ctx": {"firstName": "Ada"}}
+    deep = {"email": "ada@example.org", "ctx": {"firstName": "Ada", "x": _deep(300)}}
+    nul = {"email": "ada@example.org", "ctx": {"firstName": "A\u0000da"}}
+    answers = await asyncio.gather(
+        *(server.admin.post(f"/rest/mc/{event_id}", json=b) for b in [good, deep, good, nul] * 5)
+    )
+    codes = [a.status_code for a in answers]
+    assert codes == [201, 400, 201, 400] * 5
+    assert answers[1].json()["errors"][0] == {
+        "field": "ctx",
+        "pointer": "/ctx",
+        "detail": "is nested too deeply",
+    }
+    assert "NUL" in answers[3].json()["detail"]
+    await smtp.wait_for(10)
+
+
+async def test_a_bad_row_fails_alone_in_the_write_funnel(database_url: str) -> None:
+    db = Database(database_url)
+    await db.migrate()
+    writer = Writer(db, None)
+    writer.start()
+    try:
+        now = utcnow()
+
+        def new(ctx: dict) -> NewEvent:
+            pkey = new_pkey()
+            return NewEvent(
+                pkey,
+                "EVTx",
+                PRIORITY_TRANSACTIONAL,
+                EventStatus.PENDING,
+                "a@example.org",
+                ctx,
+                now,
+                None,
+                now + timedelta(hours=1),
+                now,
+                {"PKey": pkey},
+            )
+
+        # Unserialisable at the store (the API refuses it earlier): it must fail alone.
+        items = [new({"n": i}) for i in range(5)] + [new({"x": _deep(300)})]
+        results = await asyncio.gather(*(writer.enqueue(i) for i in items), return_exceptions=True)
+        assert [getattr(r, "kind", None) for r in results[:5]] == ["created"] * 5
+        assert isinstance(results[5], Exception)
+        claimed = await db.write(queue.claim_in, 10, timedelta(seconds=30))
+        assert {c.pkey for c in claimed} == {i.pkey for i in items[:5]}
+    finally:
+        await writer.stop()
+        await db.dispose()
+
+
+async def test_odd_headers_paths_and_dates_are_not_500s(server, smtp) -> None:
+    event_id = await live_event(server.admin, smtp)
+    r = await server.admin.get("/api/v1/keys", headers={"Authorization": b"Bearer caf\xe9"})
+    assert r.status_code == 401
+    for path in (
+        f"/rest/mc/{event_id}%00x",
+        "/api/v1/event-configs/a%00b",
+        "/api/v1/channel-configs/m%00",
+    ):
+        r = await server.admin.get(path)
+        assert r.status_code in (404, 405), (path, r.status_code)
+        assert r.headers["content-type"] == "application/problem+json"
+    r = await server.admin.get(f"/rest/mc/{event_id}/AB%00C")
+    assert r.status_code == 404
+    for field, value in (
+        ("scheduled", "9999-12-31T12:00:00Z"),
+        ("expiration", "0001-01-01T00:00:00+01:00"),
+        ("scheduled", "1999-01-01T00:00:00Z"),
+    ):
+        r = await server.admin.post(
+            f"/rest/mc/{event_id}",
+            json={"email": "ada@example.org", "ctx": {"firstName": "Ada"}, field: value},
+        )
+        assert r.status_code == 400, (field, value, r.text)
+        assert r.json()["errors"][0]["field"] == field
+    r = await server.admin.patch(
+        "/api/v1/channel-configs/mail", json={"smtp": {"password": "Top\u0000Secret"}}
+    )
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "smtp.password"
+
+
+async def test_recursive_templates_are_refused_not_500(server, smtp) -> None:
+    event_id = await live_event(server.admin, smtp)
+    r = await server.admin.put(
+        f"/api/v1/messages/{event_id}/draft",
+        json={"subject": "x", "text": "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}"},
+    )
+    assert r.status_code == 422, r.text
+    r = await server.admin.put(
+        f"/api/v1/messages/{event_id}/draft",
+        json={"subject": "x", "text": "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}"},
+    )
+    assert r.status_code == 200
+    r = await server.admin.post(f"/api/v1/messages/{event_id}/preview", json={})
+    assert r.status_code == 422
+    assert "recurses" in r.json()["detail"]
+
+
+async def test_a_template_recursing_at_send_time_is_routing_failed(server, smtp) -> None:
+    event_id = await live_event(server.admin, smtp)
+    await publish_message(
+        server.admin,
+        event_id,
+        subject="x",
+        text="{% macro m(n) %}{{ m(n) if ctx.firstName == 'loop' else n }}{% endmacro %}{{ m(1) }}",
+        html="",
+    )
+    accepted = await trigger(
+        server.admin, event_id, {"email": "a@example.org", "ctx": {"firstName": "loop"}}
+    )
+    done = await wait_status(server.admin, accepted["href"], "routingFailed")
+    assert "recurses" in done["reason"]
+
+
+def test_retry_delay_never_overflows() -> None:
+    policy = RetryPolicy(base_seconds=1, max_seconds=300)
+    assert 150 <= policy.delay(5000) <= 300
+    assert 0.5 <= policy.delay(1) <= 1
+
+
+async def test_errors_hide_bound_parameters(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Database(database_url)
+    await db.migrate()
+    import sqlalchemy as sa
+
+    def fail(conn) -> None:  # a constraint violation carrying a secret as a parameter
+        conn.execute(
+            sa.text(
+                "INSERT INTO api_keys (id, key_hash, role, label, created_at) "
+                "VALUES (:id, :h, 'admin', :label, NULL)"
+            ),
+            {"id": "k", "h": "h", "label": "SECRET-VALUE"},
+        )
+
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(sa.exc.IntegrityError) as err:
+        await db.write(fail)
+    assert "SECRET-VALUE" not in str(err.value)
+    await db.dispose()
+
+
+async def test_processes_starting_together_migrate_once(database_url: str) -> None:
+    databases = [Database(database_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(d.migrate() for d in databases))
+    finally:
+        for d in databases:
+            await d.dispose()
