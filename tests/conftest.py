@@ -59,7 +59,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("database_url", _engines(), indirect=True)
 
 
-def test_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+def settings_for(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
     base = Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -129,7 +129,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest_asyncio.fixture
 async def server(database_url: str, data_dir: Path) -> AsyncIterator[Server]:
-    async with RunningServer(test_settings(database_url, data_dir)) as running:
+    async with RunningServer(settings_for(database_url, data_dir)) as running:
         yield running
 
 

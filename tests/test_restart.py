@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import ADMIN_KEY, RunningServer
-from conftest import test_settings as settings_for
+from conftest import ADMIN_KEY, RunningServer, settings_for
 from helpers import (
     SilentSMTPServer,
     create_channel,

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from conftest import RunningServer
-from conftest import test_settings as settings_for
+from conftest import RunningServer, settings_for
 from helpers import (
     assert_problem,
     create_channel,

@@ -88,6 +88,7 @@ class ClaimedEvent:
     expires_at: datetime
     attempts: int
     lease_token: str
+    lease_until: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,8 @@ class Dispatcher:
         # Whether due events may be waiting in the database (cleared by a claim that came
         # back short, set by anything that may have made events due).
         self._maybe_due = True
+        # Events leased to this process and not yet recorded: id -> (lease token, until).
+        self._leases: dict[int, tuple[str, datetime]] = {}
         self._routes: TTLCache[str, Route | None] = TTLCache(
             self._load_route, settings.route_cache_seconds
         )
@@ -83,8 +85,28 @@ class Dispatcher:
         return max(0, self._settings.max_in_flight - self._in_flight)
 
     def wants_claim(self, free: int) -> bool:
-        # Claim in batches: once a quarter of the capacity is free, or when idle.
+        """For a cycle of its own: claim in batches, once a quarter of capacity is free."""
         return self._maybe_due and (free >= self._low_water or (free > 0 and self._in_flight == 0))
+
+    def may_have_due(self, free: int) -> bool:
+        """For a cycle that runs anyway: claiming there costs one statement; any room will do."""
+        return self._maybe_due and free > 0
+
+    def leases_to_renew(self) -> tuple[list[tuple[int, str]], datetime | None]:
+        """Leases past half their time: renewed by the next write cycle."""
+        now = utcnow()
+        half = self._settings.lease / 2
+        due = [(i, token) for i, (token, until) in self._leases.items() if until - now < half]
+        return due, (now + self._settings.lease if due else None)
+
+    def renewed(self, leases: list[tuple[int, str]], until: datetime) -> None:
+        for event_id, token in leases:
+            if event_id in self._leases:
+                self._leases[event_id] = (token, until)
+
+    def _lease_lost(self, event: ClaimedEvent) -> bool:
+        held = self._leases.get(event.id)
+        return held is None or held[1] <= utcnow()
 
     def claimed(self, count: int, limit: int) -> None:
         if count < limit:
@@ -95,6 +117,8 @@ class Dispatcher:
         if not events:
             return
         self._in_flight += len(events)
+        for event in events:
+            self._leases[event.id] = (event.lease_token, event.lease_until)
         task = asyncio.create_task(self._dispatch(events))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -109,6 +133,10 @@ class Dispatcher:
         self._wake.set()
         if self._runner is not None:
             await self._runner
+        if self._writer is not None:
+            # A cycle already under way may still hand events over: let it finish first
+            # (cycles from now on lease nothing: free_slots() is 0).
+            await self._writer.tick()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self._providers.close()
@@ -130,6 +158,12 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
             except TimeoutError:
                 self._maybe_due = True  # scheduled events and retries come due with time
+            if self.leases_to_renew()[0]:
+                # Slow sends and nothing else to write: a cycle of its own renews their leases.
+                try:
+                    await self._writer.tick()
+                except Exception:
+                    log.exception("renewing leases failed; retrying after the poll interval")
 
     async def _load_route(self, event_id: str) -> Route | None:
         return (await self._db.read(load_routes, {event_id})).get(event_id)
@@ -167,11 +201,13 @@ class Dispatcher:
                 # A bug, not the recipient's fault: retry later rather than lose the event.
                 log.exception("processing event %s failed unexpectedly", event.pkey)
                 outcome = self._retry(event, utcnow(), f"internal error: {type(exc).__name__}")
-            await self._writer.record(outcome)
+            if outcome is not None:
+                await self._writer.record(outcome)
         except Exception:
             # Recording failed: the lease expires and the event is claimed again.
             log.exception("recording the outcome of event %s failed", event.pkey)
         finally:
+            self._leases.pop(event.id, None)
             self._in_flight -= 1
             if self.wants_claim(self.free_slots()):
                 self._wake.set()
@@ -198,7 +234,8 @@ class Dispatcher:
             self._compiled[key] = compiled
         return compiled
 
-    async def _handle(self, event: ClaimedEvent, route: Route | None) -> Outcome:
+    async def _handle(self, event: ClaimedEvent, route: Route | None) -> Outcome | None:
+        """What became of the event; None if its lease lapsed (another claim owns it now)."""
         now = utcnow()
 
         def outcome(status: EventStatus, reason: str | None = None, **kw: Any) -> Outcome:
@@ -236,6 +273,9 @@ class Dispatcher:
                 f"event: {first.field}: {first.detail}",
                 message_version=route.published_version,
             )
+        if self._lease_lost(event):
+            log.warning("lease of event %s lapsed before sending; leaving it", event.pkey)
+            return None
         provider, sender = self._providers.email(route)
         data = build_email(
             sender,

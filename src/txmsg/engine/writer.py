@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
@@ -34,8 +34,12 @@ def _write_cycle(
     free: int,
     claim_limit: int,
     lease: timedelta | None,
+    renewals: list[tuple[int, str]] | None = None,
+    renewed_until: datetime | None = None,
 ) -> tuple[list[EnqueueResult], list[ClaimedEvent], list[ClaimedEvent]]:
     event_store.record_outcomes_in(conn, outcomes)
+    if renewals and renewed_until is not None:
+        event_store.renew_leases(conn, renewals, renewed_until)
     claimed: list[ClaimedEvent] = []
     if claim_limit and lease is not None:
         claimed = event_store.claim_in(conn, claim_limit, lease)
@@ -88,11 +92,13 @@ class Writer:
         dispatcher = self._dispatcher
         # Sends whose outcome is recorded in this cycle free their slot with it.
         free = dispatcher.free_slots() + len(outcomes) if dispatcher else 0
-        claim_limit = free if dispatcher and dispatcher.wants_claim(free) else 0
+        # Due events waiting in the queue go before fresh ones.
+        claim_limit = free if dispatcher and dispatcher.may_have_due(free) else 0
         lease = dispatcher.lease if dispatcher else None
+        renewals, renewed_until = dispatcher.leases_to_renew() if dispatcher else ([], None)
         try:
             results, claimed, leased = await self._db.write(
-                _write_cycle, new, outcomes, free, claim_limit, lease
+                _write_cycle, new, outcomes, free, claim_limit, lease, renewals, renewed_until
             )
         except Exception:
             if not new:
@@ -101,6 +107,8 @@ class Writer:
             log.exception("a write cycle failed; writing its parts one at a time")
             return await self._isolate(items, outcomes)
         if dispatcher is not None:
+            if renewals and renewed_until is not None:
+                dispatcher.renewed(renewals, renewed_until)
             if claim_limit:
                 dispatcher.claimed(len(claimed), claim_limit)
             dispatcher.hand_over(claimed + leased)

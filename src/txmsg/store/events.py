@@ -122,13 +122,15 @@ def enqueue_in(
             for row in ids:
                 item = leased.get(row.pkey)
                 if item is not None:
-                    claimed.append(_claimed_from(row.id, item, token))
+                    claimed.append(_claimed_from(row.id, item, token, lease_until))
         else:
             conn.execute(sa.insert(events), new_rows)
     return results, claimed
 
 
-def _claimed_from(event_row_id: int, item: NewEvent, token: str) -> ClaimedEvent:
+def _claimed_from(
+    event_row_id: int, item: NewEvent, token: str, lease_until: datetime
+) -> ClaimedEvent:
     return ClaimedEvent(
         id=event_row_id,
         pkey=item.pkey,
@@ -140,6 +142,7 @@ def _claimed_from(event_row_id: int, item: NewEvent, token: str) -> ClaimedEvent
         expires_at=item.expires_at,
         attempts=1,
         lease_token=token,
+        lease_until=lease_until,
     )
 
 
@@ -198,6 +201,7 @@ def claim_in(
             expires_at=r.expires_at,
             attempts=r.attempts,
             lease_token=token,
+            lease_until=now + lease,
         )
         for r in rows
     ]
@@ -242,6 +246,19 @@ def record_outcomes_in(conn: Connection, outcomes: list[Outcome]) -> None:
         for o in outcomes
     ]
     conn.execute(_OUTCOME, params)
+
+
+_RENEW = (
+    sa.update(events)
+    .where(events.c.id == sa.bindparam("b_id"), events.c.lease_token == sa.bindparam("b_token"))
+    .values(lease_until=sa.bindparam("b_until", type_=events.c.lease_until.type))
+)
+
+
+def renew_leases(conn: Connection, leases: list[tuple[int, str]], lease_until: datetime) -> None:
+    """Extend the leases (event id, lease token) still held: a slow send keeps its event."""
+    if leases:
+        conn.execute(_RENEW, [{"b_id": i, "b_token": t, "b_until": lease_until} for i, t in leases])
 
 
 def release_expired_leases(conn: Connection, now: datetime | None = None) -> int:

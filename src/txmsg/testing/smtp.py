@@ -125,6 +125,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._fake.delay:
+            await asyncio.sleep(self._fake.delay)  # a slow server: the reply comes late
         rejection = self._fake._reject("DATA", envelope)
         if rejection:
             return rejection
@@ -136,9 +138,15 @@ class FakeSMTPServer:
     """An SMTP server that records what it accepts, for tests. Use as an async context manager."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, auth: tuple[str, str] | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        auth: tuple[str, str] | None = None,
+        delay: float = 0.0,
     ) -> None:
         self.host = host
+        self.delay = delay  # seconds before answering each message's DATA (settable any time)
         self.port = port  # 0 until start() if an ephemeral port was asked for
         self.messages: list[ReceivedMessage] = []
         self.connections_opened = 0
