@@ -140,3 +140,20 @@ def test_html_only() -> None:
     assert body(message, "plain") is None
     assert message["Message-ID"] == "<m-123@example.com>"
     assert message["Date"] is not None
+
+
+def test_extra_headers_are_encoded_and_cannot_inject() -> None:
+    sender = Sender.build("shop@example.com", "Shop", None)
+    data = build_email(
+        sender,
+        "ada@example.org",
+        "Hi",
+        "text",
+        None,
+        message_id="PK1",
+        date=datetime.now(UTC),
+        extra_headers=(("X-Campaign", "Noël\r\nBcc: evil@example.com"),),
+    )
+    msg = BytesParser(policy=email.policy.default).parsebytes(data)
+    assert msg["X-Campaign"] == "Noël Bcc: evil@example.com"
+    assert msg["Bcc"] is None

@@ -54,8 +54,8 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     )
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+async def _server_error(_request: Request, _exc: Exception) -> Response:
+    # The server logs the exception with its traceback once Starlette re-raises it.
     return problem(500, "Internal Server Error", "an unexpected error occurred; it was logged")
 
 

@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(func=_migrate)
     args = parser.parse_args(argv)
+    try:
+        Settings.from_env()
+    except ValueError as exc:  # a clear line, not a traceback
+        parser.exit(2, f"txmsg: bad configuration: {exc}\n")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     result: int = args.func(args)
     return result

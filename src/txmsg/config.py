@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,13 +34,30 @@ class Settings:
     retry_max_seconds: float = 300.0
     public_url: str | None = None
     config_cache_seconds: float = 1.0
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'txmsg.db').resolve()}"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.max_in_flight < 1:
+            problems.append("TXMSG_MAX_IN_FLIGHT must be at least 1")
+        for name, value in (
+            ("TXMSG_LEASE_SECONDS", self.lease.total_seconds()),
+            ("TXMSG_POLL_INTERVAL", self.poll_interval),
+            ("TXMSG_SWEEP_INTERVAL", self.sweep_interval),
+            ("TXMSG_DEFAULT_EXPIRATION_SECONDS", self.default_expiration.total_seconds()),
+            ("TXMSG_MAX_BODY_BYTES", self.max_body_bytes),
+        ):
+            if value <= 0:
+                problems.append(f"{name} must be greater than 0")
+        if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            problems.append("TXMSG_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

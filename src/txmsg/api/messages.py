@@ -17,9 +17,10 @@ from txmsg.core.templates import (
     EMAIL_PARTS,
     CompiledMessage,
     TemplateProblems,
+    event_variables,
     template_variables,
 )
-from txmsg.core.timeutil import isoformat, utcnow
+from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import CtxValidator
 from txmsg.core.validation import check_storable, get_str, reject_unknown, require_object
 from txmsg.store import event_configs
@@ -98,16 +99,7 @@ async def _render_draft(
     errors = CtxValidator(fields).errors(ctx)
     if errors:
         raise invalid_many(errors)
-    now = utcnow()
-    event = {
-        "PKey": new_pkey(),
-        "type": event_id,
-        "eventId": event_id,
-        "email": "recipient@example.com",
-        "eventDate": isoformat(now),
-        "scheduled": None,
-        "expiration": None,
-    }
+    event = event_variables(new_pkey(), event_id, "recipient@example.com", utcnow(), None, None)
     try:
         rendered = CompiledMessage(row.draft).render(template_variables(ctx, event))
     except TemplateProblems as exc:

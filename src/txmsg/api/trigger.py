@@ -7,6 +7,7 @@ The 201 is written only after the event's transaction committed.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -32,21 +33,46 @@ def _unknown_event(event_id: str) -> Exception:
     return not_found(f"no published event '{event_id}' (unknown, draft or unpublished)")
 
 
-def event_view(row: Any) -> dict[str, Any]:
+def answer(
+    pkey: str,
+    event_id: str,
+    email: str | None,
+    ctx: dict[str, Any],
+    scheduled: datetime | None,
+    expiration: datetime,
+    event_date: datetime,
+    status: str,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """The trigger API's view of an event (Adobe Campaign Standard's shape)."""
     out: dict[str, Any] = {
-        "PKey": row.pkey,
-        "type": row.event_id,
-        "email": row.email,
-        "ctx": row.ctx,
-        "scheduled": isoformat(row.scheduled_at),
-        "expiration": isoformat(row.expires_at),
-        "eventDate": isoformat(row.event_date),
-        "href": f"/rest/mc/{row.event_id}/{row.pkey}",
-        "status": row.status,
+        "PKey": pkey,
+        "type": event_id,
+        "email": email,
+        "ctx": ctx,
+        "scheduled": isoformat(scheduled),
+        "expiration": isoformat(expiration),
+        "eventDate": isoformat(event_date),
+        "href": f"/rest/mc/{event_id}/{pkey}",
+        "status": status,
     }
-    if row.reason and row.status != EventStatus.PROCESSED:
-        out["reason"] = row.reason
+    if reason and status != EventStatus.PROCESSED:
+        out["reason"] = reason
     return out
+
+
+def event_view(row: Any) -> dict[str, Any]:
+    return answer(
+        row.pkey,
+        row.event_id,
+        row.email,
+        row.ctx,
+        row.scheduled_at,
+        row.expires_at,
+        row.event_date,
+        row.status,
+        row.reason,
+    )
 
 
 async def trigger(request: Request) -> Response:
@@ -73,17 +99,16 @@ async def trigger(request: Request) -> Response:
     live = target.state == ConfigState.PUBLISHED and target.message_published
     status = EventStatus.PENDING if live else EventStatus.PAUSED
     pkey = new_pkey()
-    response = {
-        "PKey": pkey,
-        "type": event_id,
-        "email": parsed.email,
-        "ctx": parsed.ctx,
-        "scheduled": isoformat(parsed.scheduled),
-        "expiration": isoformat(parsed.expiration),
-        "eventDate": isoformat(now),
-        "href": f"/rest/mc/{event_id}/{pkey}",
-        "status": status.value,
-    }
+    response = answer(
+        pkey,
+        event_id,
+        parsed.email,
+        parsed.ctx,
+        parsed.scheduled,
+        parsed.expiration,
+        now,
+        status.value,
+    )
     fingerprint = scoped_key = None
     if idem_key is not None:
         # Keys are scoped to the API key that sent them: two callers never share answers.

@@ -19,20 +19,6 @@ class EventStatus(StrEnum):
     TARGETING_FAILED = "targetingFailed"
 
 
-FINAL_STATUSES = frozenset(
-    {
-        EventStatus.PROCESSED,
-        EventStatus.IGNORED,
-        EventStatus.DELIVERY_FAILED,
-        EventStatus.ROUTING_FAILED,
-        EventStatus.TOO_OLD,
-        EventStatus.TARGETING_FAILED,
-    }
-)
-# Statuses of events still waiting to be sent.
-QUEUED_STATUSES = frozenset({EventStatus.PENDING, EventStatus.PAUSED})
-
-
 class ConfigState(StrEnum):
     DRAFT = "draft"
     PUBLISHED = "published"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError
@@ -11,6 +12,7 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from txmsg.core.errors import FieldError, unprocessable
+from txmsg.core.timeutil import isoformat
 
 EMAIL_PARTS = ("subject", "html", "text")
 MAX_TEMPLATE_SIZE = 256 * 1024
@@ -112,3 +114,23 @@ class CompiledMessage:
 
 def template_variables(ctx: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     return {"ctx": ctx, "event": event}
+
+
+def event_variables(
+    pkey: str,
+    event_id: str,
+    email: str | None,
+    event_date: datetime,
+    scheduled: datetime | None,
+    expiration: datetime | None,
+) -> dict[str, Any]:
+    """What templates see as `event` (`{{ event.PKey }}`), at preview and at send alike."""
+    return {
+        "PKey": pkey,
+        "type": event_id,
+        "eventId": event_id,
+        "email": email,
+        "eventDate": isoformat(event_date),
+        "scheduled": isoformat(scheduled),
+        "expiration": isoformat(expiration),
+    }

@@ -18,8 +18,13 @@ from txmsg.core.mime import build_email
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import ConfigState, EventStatus
-from txmsg.core.templates import CompiledMessage, TemplateProblems, template_variables
-from txmsg.core.timeutil import isoformat, utcnow
+from txmsg.core.templates import (
+    CompiledMessage,
+    TemplateProblems,
+    event_variables,
+    template_variables,
+)
+from txmsg.core.timeutil import utcnow
 from txmsg.engine.providers import Providers
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
@@ -263,7 +268,17 @@ class Dispatcher:
             )
         try:
             rendered = self._message(route).render(
-                template_variables(event.ctx, self._event_variables(event))
+                template_variables(
+                    event.ctx,
+                    event_variables(
+                        event.pkey,
+                        event.event_id,
+                        event.email,
+                        event.event_date,
+                        event.scheduled_at,
+                        event.expires_at,
+                    ),
+                )
             )
         except TemplateProblems as exc:
             first = exc.problems[0].as_field_error()
@@ -299,15 +314,3 @@ class Dispatcher:
             message_version=route.published_version,
             sent_at=utcnow(),
         )
-
-    @staticmethod
-    def _event_variables(event: ClaimedEvent) -> dict[str, Any]:
-        return {
-            "PKey": event.pkey,
-            "type": event.event_id,
-            "eventId": event.event_id,
-            "email": event.email,
-            "eventDate": isoformat(event.event_date),
-            "scheduled": isoformat(event.scheduled_at),
-            "expiration": isoformat(event.expires_at),
-        }

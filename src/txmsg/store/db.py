@@ -84,10 +84,6 @@ class Database:
                 json_deserializer=orjson.loads,
             )
 
-    @property
-    def dialect_name(self) -> str:
-        return "sqlite" if self.is_sqlite else "postgresql"
-
     async def write(self, fn: Query[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(conn, ...)` in one write transaction: committed, or rolled back on error."""
         if self._async is not None:

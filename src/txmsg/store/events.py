@@ -122,25 +122,26 @@ def enqueue_in(
             for row in ids:
                 item = leased.get(row.pkey)
                 if item is not None:
-                    claimed.append(_claimed_from(row.id, item, token, lease_until))
+                    claimed.append(_claimed(row.id, item, 1, token, lease_until))
         else:
             conn.execute(sa.insert(events), new_rows)
     return results, claimed
 
 
-def _claimed_from(
-    event_row_id: int, item: NewEvent, token: str, lease_until: datetime
+def _claimed(
+    row_id: int, src: Any, attempts: int, token: str, lease_until: datetime
 ) -> ClaimedEvent:
+    """From a NewEvent or an events row: both name their fields alike."""
     return ClaimedEvent(
-        id=event_row_id,
-        pkey=item.pkey,
-        event_id=item.event_id,
-        email=item.email,
-        ctx=item.ctx,
-        event_date=item.event_date,
-        scheduled_at=item.scheduled_at,
-        expires_at=item.expires_at,
-        attempts=1,
+        id=row_id,
+        pkey=src.pkey,
+        event_id=src.event_id,
+        email=src.email,
+        ctx=src.ctx,
+        event_date=src.event_date,
+        scheduled_at=src.scheduled_at,
+        expires_at=src.expires_at,
+        attempts=attempts,
         lease_token=token,
         lease_until=lease_until,
     )
@@ -189,22 +190,7 @@ def claim_in(
         .returning(*_CLAIM_COLUMNS)
     )
     rows = (conn.execute(stmt)).all()
-    claimed = [
-        ClaimedEvent(
-            id=r.id,
-            pkey=r.pkey,
-            event_id=r.event_id,
-            email=r.email,
-            ctx=r.ctx,
-            event_date=r.event_date,
-            scheduled_at=r.scheduled_at,
-            expires_at=r.expires_at,
-            attempts=r.attempts,
-            lease_token=token,
-            lease_until=now + lease,
-        )
-        for r in rows
-    ]
+    claimed = [_claimed(r.id, r, r.attempts, token, now + lease) for r in rows]
     claimed.sort(key=lambda e: e.id)
     return claimed
 
