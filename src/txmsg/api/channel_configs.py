@@ -47,12 +47,9 @@ async def get_one(request: Request) -> Response:
 
 async def update(request: Request) -> Response:
     await authorize(request)
-    row = await _require(request)
-    settings, secrets, export = spec.parse_update(
-        await read_json(request), row.channel, row.settings, row.secrets, row.message_export
-    )
+    body = await read_json(request)
     ctx = context(request)
-    updated = await ctx.db.write(store.update, row.name, settings, secrets, export)
+    updated = await ctx.db.write(store.patch, request.path_params["name"], body)
     ctx.config_changed()
     return JSONResponse(view(updated))
 

@@ -235,6 +235,8 @@ class Dispatcher:
         key = (route.event_id, route.published_version)
         compiled = self._compiled.get(key)
         if compiled is None:
+            if len(self._compiled) >= 1000:  # bounded: old versions are rarely sent again
+                self._compiled.clear()
             compiled = CompiledMessage(route.content)
             self._compiled[key] = compiled
         return compiled

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from txmsg.core.channel_config import ChannelConfigSpec
+from txmsg.core.channel_config import ChannelConfigSpec, parse_update
 from txmsg.core.errors import conflict, not_found
 from txmsg.core.timeutil import utcnow
 from txmsg.store.tables import channel_configs
@@ -57,6 +57,20 @@ def require(conn: Connection, name: str) -> Any:
 
 def list_all(conn: Connection) -> list[Any]:
     return list(conn.execute(sa.select(channel_configs).order_by(channel_configs.c.name)))
+
+
+def patch(conn: Connection, name: str, body: Any) -> Any:
+    """Apply a PATCH body to the stored row in one transaction (no lost update)."""
+    query = sa.select(channel_configs).where(channel_configs.c.name == name)
+    if conn.dialect.name != "sqlite":  # SQLite's single writer serialises this already
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise not_found(f"no channel configuration '{name}'")
+    settings, secrets, export = parse_update(
+        body, row.channel, row.settings, row.secrets, row.message_export
+    )
+    return update(conn, name, settings, secrets, export)
 
 
 def update(
