@@ -125,3 +125,22 @@ async def test_expired_queued_events_become_too_old(db: Database) -> None:
     assert await db.write(queue.expire_queued, now + timedelta(hours=2)) == 1
     row = await db.read(queue.get_event, "EVTtest", stale.pkey)
     assert row.status == "tooOld"
+
+
+def test_sqlite_datetimes_are_stored_in_sqlalchemys_own_format() -> None:
+    from datetime import UTC, datetime, timezone
+
+    from sqlalchemy.dialects.sqlite import DATETIME
+    from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+
+    from txmsg.store.tables import UTCDateTime
+
+    ours = UTCDateTime().bind_processor(sqlite_dialect())
+    reference = DATETIME().bind_processor(sqlite_dialect())
+    for value in (
+        datetime(2026, 11, 23, 15, 0, 0, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=timezone(timedelta(hours=2))),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    ):
+        assert ours(value) == reference(value.astimezone(UTC).replace(tzinfo=None))
+    assert ours(None) is None
