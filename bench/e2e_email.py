@@ -91,10 +91,11 @@ def _count(db: Path, status: str) -> int:
 
 def _drain(db: Path, start: float) -> dict[str, float]:
     """Wait until every accepted event is sent; the rate from `start` to the last send."""
-    accepted = _total(db)
     deadline = time.monotonic() + 300
-    processed = 0
+    processed = accepted = 0
     while time.monotonic() < deadline:
+        # Requests wrk had in flight when it stopped are still accepted: count them too.
+        accepted = _total(db)
         processed = _count(db, "processed")
         if processed >= accepted:
             break
