@@ -65,9 +65,7 @@ class Dispatcher:
         self._maybe_due = True
         # Events leased to this process and not yet recorded: id -> (lease token, until).
         self._leases: dict[int, tuple[str, datetime]] = {}
-        self._routes: TTLCache[str, Route | None] = TTLCache(
-            self._load_route, settings.route_cache_seconds
-        )
+        self._routes: TTLCache[str, Route | None] = TTLCache(None, settings.route_cache_seconds)
 
     @property
     def lease(self) -> timedelta:
@@ -170,25 +168,32 @@ class Dispatcher:
                 except Exception:
                     log.exception("renewing leases failed; retrying after the poll interval")
 
-    async def _load_route(self, event_id: str) -> Route | None:
-        return (await self._db.read(load_routes, {event_id})).get(event_id)
-
     async def _routes_for(self, event_ids: set[str]) -> dict[str, Route | None]:
-        """Routes of a batch's event types: the stale ones loaded in one query."""
-        stale = {i for i in event_ids if not self._routes.fresh(i)}
+        """Routes of a batch's event types: the ones not cached loaded in one query."""
+        routes: dict[str, Route | None] = {}
+        stale: set[str] = set()
+        for event_id in event_ids:
+            hit, route = self._routes.peek(event_id)
+            if hit:
+                routes[event_id] = route
+            else:
+                stale.add(event_id)
         if stale:
             loaded = await self._db.read(load_routes, stale)
             for event_id in stale:
-                self._routes.put(event_id, loaded.get(event_id))
-        return {i: await self._routes.get(i) for i in event_ids}
+                routes[event_id] = loaded.get(event_id)
+                self._routes.put(event_id, routes[event_id])
+        return routes
 
     async def _dispatch(self, claimed: list[ClaimedEvent]) -> None:
         """Send events already counted in `_in_flight`."""
         try:
             routes = await self._routes_for({e.event_id for e in claimed})
         except Exception:
-            # Their leases expire and they are claimed again.
+            # Let their leases expire (no renewal) so they are claimed again.
             log.exception("loading routes failed for %d events", len(claimed))
+            for event in claimed:
+                self._leases.pop(event.id, None)
             self._in_flight -= len(claimed)
             self._wake.set()
             return

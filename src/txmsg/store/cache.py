@@ -18,7 +18,10 @@ class TTLCache(Generic[K, V]):
     same query.
     """
 
-    def __init__(self, load: Callable[[K], Awaitable[V]], ttl: float, max_size: int = 10_000):
+    def __init__(
+        self, load: Callable[[K], Awaitable[V]] | None, ttl: float, max_size: int = 10_000
+    ) -> None:
+        """`load` fills misses in `get`; without one, the cache is used with `peek` and `put`."""
         self._load = load
         self._ttl = ttl
         self._max_size = max_size
@@ -39,6 +42,8 @@ class TTLCache(Generic[K, V]):
         pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
+        if self._load is None:
+            raise KeyError(key)
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
         try:
@@ -52,10 +57,6 @@ class TTLCache(Generic[K, V]):
         self.put(key, value)
         future.set_result(value)
         return value
-
-    def fresh(self, key: K) -> bool:
-        cached = self._values.get(key)
-        return cached is not None and cached[0] > time.monotonic()
 
     def put(self, key: K, value: V) -> None:
         if len(self._values) >= self._max_size:
