@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from helpers import assert_problem, live_event, trigger, wait_status
+from helpers import assert_problem, create_event, live_event, trigger, wait_status
 from txmsg.testing import FakeSMTPServer
 
 ADA = {"email": "ada@example.org", "ctx": {"firstName": "Ada"}}
@@ -62,19 +62,12 @@ async def test_same_key_same_body_replays_and_sends_once(server, smtp: FakeSMTPS
 
 
 async def live_event_second(admin) -> str:
-    r = await admin.post(
-        "/api/v1/event-configs",
-        json={
-            "eventId": "second",
-            "channel": "email",
-            "channel_config": "mail",
-            "fields": [{"name": "firstName", "type": "string", "required": True}],
-        },
+    created = await create_event(
+        admin, "second", fields=[{"name": "firstName", "type": "string", "required": True}]
     )
-    assert r.status_code == 201, r.text
-    r = await admin.post("/api/v1/event-configs/EVTsecond/publish")
+    r = await admin.post(f"/api/v1/event-configs/{created['eventId']}/publish")
     assert r.status_code == 200, r.text
-    return "EVTsecond"
+    return str(created["eventId"])
 
 
 async def test_concurrent_requests(server, smtp: FakeSMTPServer) -> None:
