@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
 
 class SendError(Exception):
     """A send that did not go through; `reason` is safe to show to API users."""
@@ -17,3 +22,28 @@ class TransientSendError(SendError):
 
 class PermanentSendError(SendError):
     """Retrying will not help (5xx replies): the event ends as deliveryFailed."""
+
+
+class Interaction(StrEnum):
+    """Kinds of delivery-log entries (interaction events), as the API names them."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    BOUNCED = "bounced"
+    SPAM = "spam"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One delivery-log row: what happened to the message of event `pkey`, and when."""
+
+    pkey: str
+    event_id: str
+    kind: Interaction
+    at: datetime
+    detail: dict[str, Any] | None = None

@@ -161,3 +161,19 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index("ix_idempotency_keys_created_at", "created_at"),
 )
+
+# The delivery log: interaction events of each sent message (sent, delivered, opened, clicked,
+# bounced, spam, unsubscribed, ...), appended by channels' receipts, tracking and feedback.
+delivery_log = sa.Table(
+    "delivery_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("pkey", sa.String(40), nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    # Kind-specific facts: a provider's status and error code, a bounce class, a clicked URL.
+    sa.Column("detail", Json, nullable=True),
+    sa.Index("ix_delivery_log_pkey", "pkey"),
+    sa.Index("ix_delivery_log_event_at", "event_id", "at"),
+)

@@ -1,0 +1,33 @@
+"""The delivery log on both engines: appended in batches, read back per event in order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest_asyncio
+
+from txmsg.core.delivery import Interaction, LogEntry
+from txmsg.core.timeutil import utcnow
+from txmsg.store import delivery_log
+from txmsg.store.db import Database
+
+
+@pytest_asyncio.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def test_entries_round_trip_oldest_first(db: Database) -> None:
+    now = utcnow()
+    later = LogEntry("PK1", "EVTa", Interaction.DELIVERED, now + timedelta(seconds=2), {"x": 1})
+    first = LogEntry("PK1", "EVTa", Interaction.SENT, now)
+    other = LogEntry("PK2", "EVTa", Interaction.SENT, now)
+    await db.write(delivery_log.append_in, [later, first, other])
+    assert await db.read(delivery_log.for_event, "PK1") == [first, later]
+    assert await db.read(delivery_log.for_event, "PK3") == []
