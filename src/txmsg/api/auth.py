@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from txmsg.api.context import context
+from txmsg.api.context import AppContext, context
 from txmsg.core.errors import DomainError
 from txmsg.store.keys import Principal
 
 
 async def authorize(request: Request, *roles: str) -> Principal:
     """The caller's principal if its role is `admin` or one of `roles`; 401/403 otherwise."""
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
+    return await authorize_header(context(request), request.headers.get("authorization"), roles)
+
+
+async def authorize_header(
+    ctx: AppContext, header: str | None, roles: tuple[str, ...]
+) -> Principal:
+    """`authorize` from the raw `Authorization` header (for the raw ASGI trigger endpoint)."""
+    scheme, _, secret = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise DomainError(
             "missing bearer API key (Authorization: Bearer <key>)", 401, "Unauthorized"
         )
-    principal = await context(request).keys.resolve(secret.strip())
+    principal = await ctx.keys.resolve(secret.strip())
     if principal is None:
         raise DomainError("unknown or revoked API key", 401, "Unauthorized")
     if principal.role != "admin" and principal.role not in roles:

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
+from starlette.types import Receive
 
 from txmsg.api.context import context
 from txmsg.core.errors import DomainError
@@ -17,26 +18,31 @@ def _too_large(limit: int) -> DomainError:
     )
 
 
-async def read_body(request: Request) -> bytes:
-    limit = context(request).settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            raise _too_large(limit)
-        return await request.body()  # the server never reads past Content-Length
-    # Chunked: count as it streams in, stop at the limit.
+async def receive_body(receive: Receive, content_length: str | None, limit: int) -> bytes:
+    """The whole body from the ASGI `receive`, refused (413) past `limit` bytes."""
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise _too_large(limit)  # the server never reads past Content-Length
+    # Chunked bodies are counted as they stream in, and stop at the limit.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise DomainError("the client disconnected before sending the whole body", 400)
+        chunk = message.get("body", b"")
+        if not chunks and not message.get("more_body", False):
+            if len(chunk) > limit:
+                raise _too_large(limit)
+            return chunk  # the common case: one message
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-async def read_json(request: Request, *, optional: bool = False) -> Any:
-    raw = await read_body(request)
+def parse_json(raw: bytes, *, optional: bool = False) -> Any:
     if not raw.strip():
         if optional:
             return None
@@ -45,3 +51,9 @@ async def read_json(request: Request, *, optional: bool = False) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise DomainError(f"the request body is not valid JSON: {exc}", 400) from None
+
+
+async def read_json(request: Request, *, optional: bool = False) -> Any:
+    limit = context(request).settings.max_body_bytes
+    raw = await receive_body(request.receive, request.headers.get("content-length"), limit)
+    return parse_json(raw, optional=optional)

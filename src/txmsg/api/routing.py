@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from txmsg.core.errors import not_found
 
@@ -26,3 +27,19 @@ def resource(path: str, **handlers: Endpoint) -> Route:
 
     endpoint.__name__ = "_".join(h.__name__ for h in by_method.values())
     return Route(path, endpoint, methods=list(by_method))
+
+
+class ASGIEndpoint:
+    """Marks `fn(scope, receive, send)` as a raw ASGI endpoint.
+
+    Starlette wraps a plain function in its Request/Response machinery; an object with
+    `__call__` is mounted as it is.
+    """
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self._fn = fn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._fn(scope, receive, send)

@@ -13,12 +13,14 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from txmsg.api.auth import authorize
-from txmsg.api.bodies import read_json
-from txmsg.api.context import context
-from txmsg.api.responses import JSONResponse
-from txmsg.api.routing import resource
+from txmsg.api.auth import authorize, authorize_header
+from txmsg.api.bodies import parse_json, receive_body
+from txmsg.api.context import AppContext, context
+from txmsg.api.responses import JSONResponse, dumps
+from txmsg.api.routing import ASGIEndpoint, resource
 from txmsg.core.errors import invalid, not_found, unprocessable
 from txmsg.core.queue import PRIORITY_TRANSACTIONAL, NewEvent, new_pkey
 from txmsg.core.statuses import LIVE_STATES, ConfigState, EventStatus
@@ -75,19 +77,36 @@ def event_view(row: Any) -> dict[str, Any]:
     )
 
 
-async def trigger(request: Request) -> Response:
-    principal = await authorize(request, "trigger")
-    ctx = context(request)
-    event_id = request.path_params["eventId"]
+async def trigger(scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /rest/mc/{eventId}, the hot path: a raw ASGI endpoint.
+
+    It reads what it needs straight from the ASGI scope (no Request or Response objects, about
+    a quarter of a trigger's time in the event loop). Errors are raised as DomainErrors and
+    answered by the app's exception handlers like every other route's.
+    """
+    ctx: AppContext = scope["app"].state.txmsg
+    headers: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name, value)  # the first of repeated headers, as Starlette reads
+    auth = headers.get(b"authorization")
+    principal = await authorize_header(ctx, auth.decode("latin-1") if auth else None, _ROLES)
+    event_id = scope["path_params"]["eventId"]
+    if "\x00" in event_id:
+        raise _unknown_event(event_id)
     target = await ctx.targets.get(event_id)
     if target is None or target.state not in LIVE_STATES:
         raise _unknown_event(event_id)
-    idem_key = request.headers.get("idempotency-key")
+    raw_key = headers.get(b"idempotency-key")
+    idem_key = raw_key.decode("latin-1") if raw_key is not None else None
     if idem_key is not None and not (0 < len(idem_key) <= MAX_IDEMPOTENCY_KEY):
         raise invalid(
             "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters", in_header=True
         )
-    body = await read_json(request)
+    length = headers.get(b"content-length")
+    raw = await receive_body(
+        receive, length.decode("latin-1") if length else None, ctx.settings.max_body_bytes
+    )
+    body = parse_json(raw)
     now = utcnow()
     parsed = parse_trigger(
         body,
@@ -136,8 +155,15 @@ async def trigger(request: Request) -> Response:
         raise unprocessable(
             "this Idempotency-Key was already used with a different request body or event"
         )
-    headers = {"Idempotent-Replayed": "true"} if result.kind == "replay" else None
-    return JSONResponse(result.response, status_code=201, headers=headers)
+    payload = dumps(result.response)
+    answer_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if result.kind == "replay":
+        answer_headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": 201, "headers": answer_headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 async def event_status(request: Request) -> Response:
@@ -150,7 +176,9 @@ async def event_status(request: Request) -> Response:
     return JSONResponse(event_view(row))
 
 
+_ROLES = ("trigger",)
+
 routes = [
-    resource("/rest/mc/{eventId}", POST=trigger),
+    Route("/rest/mc/{eventId}", ASGIEndpoint(trigger), methods=["POST"]),
     resource("/rest/mc/{eventId}/{PKey}", GET=event_status),
 ]

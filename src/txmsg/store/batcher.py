@@ -51,6 +51,9 @@ class Batcher(Generic[T, R]):
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            # One turn of the loop first: callers woken by the previous flush submit in it,
+            # so they share the next transaction instead of the first of them getting its own.
+            await asyncio.sleep(0)
             self._wake.clear()
             while self._items:
                 batch = self._items[: self._max_batch]

@@ -16,7 +16,7 @@ from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import CtxValidator
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
-from txmsg.store.tables import channel_configs, event_configs, events, messages
+from txmsg.store.tables import channel_configs, event_configs, events, messages, waiting
 
 
 def fields_of(row: Any) -> list[PayloadField]:
@@ -136,7 +136,7 @@ def change_state(
     queued = sa.update(events).where(events.c.event_id == event_id)
     if action == "pause":
         conn.execute(
-            queued.where(events.c.status == EventStatus.PENDING.value).values(
+            queued.where(waiting(EventStatus.PENDING)).values(
                 status=EventStatus.PAUSED.value, updated_at=now
             )
         )
@@ -144,9 +144,7 @@ def change_state(
         release_paused(conn, event_id)
     elif action == "unpublish":
         conn.execute(
-            queued.where(
-                events.c.status.in_([EventStatus.PENDING.value, EventStatus.PAUSED.value])
-            ).values(
+            queued.where(waiting(EventStatus.PENDING, EventStatus.PAUSED)).values(
                 status=EventStatus.IGNORED.value,
                 reason="event configuration unpublished before the event was sent",
                 updated_at=now,
@@ -166,7 +164,7 @@ def release_paused(conn: Connection, event_id: str) -> int:
         return 0
     result = conn.execute(
         sa.update(events)
-        .where(events.c.event_id == event_id, events.c.status == EventStatus.PAUSED.value)
+        .where(events.c.event_id == event_id, waiting(EventStatus.PAUSED))
         .values(status=EventStatus.PENDING.value, updated_at=utcnow())
     )
     return result.rowcount

@@ -13,7 +13,8 @@ from sqlalchemy.engine import Connection
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
-from txmsg.store.tables import events, idempotency_keys
+from txmsg.store.bulk import executemany
+from txmsg.store.tables import events, idempotency_keys, status_in, waiting
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -116,16 +117,18 @@ def enqueue_in(
             }
         )
     claimed: list[ClaimedEvent] = []
-    if new_rows:
-        if leased:
-            ids = conn.execute(sa.insert(events).returning(events.c.id, events.c.pkey), new_rows)
-            for row in ids:
-                item = leased.get(row.pkey)
-                if item is not None:
-                    claimed.append(_claimed(row.id, item, 1, token, lease_until))
-        else:
-            conn.execute(sa.insert(events), new_rows)
+    executemany(conn, _INSERT, new_rows)
+    if leased:
+        for row in conn.execute(_LEASED_IDS, {"pkeys": list(leased)}):
+            claimed.append(_claimed(row.id, leased[row.pkey], 1, token, lease_until))
+        claimed.sort(key=lambda e: e.id)
     return results, claimed
+
+
+_INSERT = sa.insert(events)
+_LEASED_IDS = sa.select(events.c.id, events.c.pkey).where(
+    events.c.pkey.in_(sa.bindparam("pkeys", expanding=True))
+)
 
 
 def _claimed(
@@ -171,7 +174,7 @@ def claim_in(
     token = secrets.token_hex(8)
     pick = (
         sa.select(events.c.id)
-        .where(events.c.status == EventStatus.PENDING.value, events.c.due_at <= now)
+        .where(status_in(EventStatus.PENDING), events.c.due_at <= now)
         .order_by(events.c.priority, events.c.due_at, events.c.id)
         .limit(limit)
     )
@@ -231,7 +234,7 @@ def record_outcomes_in(conn: Connection, outcomes: list[Outcome]) -> None:
         }
         for o in outcomes
     ]
-    conn.execute(_OUTCOME, params)
+    executemany(conn, _OUTCOME, params)
 
 
 _RENEW = (
@@ -244,7 +247,8 @@ _RENEW = (
 def renew_leases(conn: Connection, leases: list[tuple[int, str]], lease_until: datetime) -> None:
     """Extend the leases (event id, lease token) still held: a slow send keeps its event."""
     if leases:
-        conn.execute(_RENEW, [{"b_id": i, "b_token": t, "b_until": lease_until} for i, t in leases])
+        rows = [{"b_id": i, "b_token": t, "b_until": lease_until} for i, t in leases]
+        executemany(conn, _RENEW, rows)
 
 
 def release_expired_leases(conn: Connection, now: datetime | None = None) -> int:
@@ -252,7 +256,7 @@ def release_expired_leases(conn: Connection, now: datetime | None = None) -> int
     now = now or utcnow()
     result = conn.execute(
         sa.update(events)
-        .where(events.c.status == EventStatus.PROCESSING.value, events.c.lease_until < now)
+        .where(status_in(EventStatus.PROCESSING), events.c.lease_until < now)
         .values(
             status=EventStatus.PENDING.value, lease_until=None, lease_token=None, updated_at=now
         )
@@ -266,7 +270,7 @@ def expire_queued(conn: Connection, now: datetime | None = None) -> int:
     result = conn.execute(
         sa.update(events)
         .where(
-            events.c.status.in_([EventStatus.PENDING.value, EventStatus.PAUSED.value]),
+            waiting(EventStatus.PENDING, EventStatus.PAUSED),
             events.c.expires_at < now,
         )
         .values(

@@ -16,6 +16,7 @@ from txmsg.store.tables import (
     events,
     message_versions,
     messages,
+    waiting,
 )
 
 
@@ -91,7 +92,7 @@ def release_paused_of_live_events(conn: Connection) -> int:
     )
     result = conn.execute(
         sa.update(events)
-        .where(events.c.status == EventStatus.PAUSED.value, events.c.event_id.in_(live))
+        .where(waiting(EventStatus.PAUSED), events.c.event_id.in_(live))
         .values(status=EventStatus.PENDING.value, updated_at=utcnow())
     )
     return result.rowcount

@@ -1,0 +1,84 @@
+"""The schema the migrations build is the one the code declares, and the queue's queries use
+its partial indexes (a filter written with a parameter would silently scan the table)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from txmsg.core.statuses import EventStatus
+from txmsg.core.timeutil import utcnow
+from txmsg.store.db import Database
+from txmsg.store.tables import events, metadata, status_in, waiting
+
+
+@pytest_asyncio.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def test_migrations_build_the_declared_schema(db: Database) -> None:
+    def diff(conn: Connection) -> list[object]:
+        return compare_metadata(MigrationContext.configure(conn), metadata)
+
+    assert await db.read(diff) == []
+
+
+def _plan(conn: Connection, query: sa.Select[tuple[int]]) -> str:
+    compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+    if conn.dialect.name == "sqlite":
+        rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}").all()
+        return " ".join(str(r[-1]) for r in rows)
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    rows = conn.exec_driver_sql(f"EXPLAIN {compiled}").all()
+    return " ".join(str(r[0]) for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        (
+            sa.select(events.c.id)
+            .where(status_in(EventStatus.PENDING), events.c.due_at <= utcnow())
+            .order_by(events.c.priority, events.c.due_at, events.c.id),
+            "ix_events_claim",
+        ),
+        (
+            sa.select(events.c.id).where(
+                status_in(EventStatus.PROCESSING), events.c.lease_until < utcnow()
+            ),
+            "ix_events_lease",
+        ),
+        (
+            sa.select(events.c.id).where(
+                waiting(EventStatus.PENDING, EventStatus.PAUSED),
+                events.c.expires_at < utcnow() - timedelta(days=1),
+            ),
+            "ix_events_expiry",
+        ),
+        (
+            sa.select(events.c.id).where(events.c.event_id == "EVTx", waiting(EventStatus.PAUSED)),
+            "ix_events_waiting",
+        ),
+    ],
+    ids=["claim", "lease", "expiry", "waiting"],
+)
+async def test_queue_queries_use_their_partial_index(
+    db: Database, query: sa.Select[tuple[int]], index: str
+) -> None:
+    async def plan() -> str:
+        return await db.write(_plan, query)
+
+    assert index in await plan()
