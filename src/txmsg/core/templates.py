@@ -18,8 +18,26 @@ EMAIL_PARTS = ("subject", "html", "text")
 MAX_TEMPLATE_SIZE = 256 * 1024
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, reading `ctx.firstName` as the item of the data's dict first.
+
+    Jinja tries the attribute first, and a missing attribute costs an exception per access
+    (most of a render's time); it also lets dict methods shadow data fields named `items`,
+    `keys` or `values`. Items of plain dicts are data, safe to read; anything else goes
+    through the sandbox's own checks.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+    return _Sandbox(
         autoescape=autoescape,
         undefined=StrictUndefined,
         keep_trailing_newline=True,
