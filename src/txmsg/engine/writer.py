@@ -116,7 +116,7 @@ class Writer:
                 lease,
                 renewals,
                 renewed_until,
-                entries,
+                log_entries=entries,
             )
         except Exception:
             if not new:
@@ -143,7 +143,7 @@ class Writer:
     ) -> list[EnqueueResult | BaseException | None]:
         outcome_error: BaseException | None = None
         try:
-            await self._db.write(_write_cycle, [], outcomes, 0, 0, None, None, None, entries)
+            await self._db.write(_write_cycle, [], outcomes, 0, 0, None, log_entries=entries)
         except Exception as exc:  # noqa: BLE001 - handed to the outcomes' submitters
             outcome_error = exc
         answers: list[EnqueueResult | BaseException | None] = []
