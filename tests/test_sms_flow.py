@@ -282,3 +282,35 @@ def _in_seconds(seconds: float) -> str:
     from txmsg.core.timeutil import isoformat, utcnow
 
     return isoformat(utcnow() + timedelta(seconds=seconds)) or ""
+
+
+async def test_unrenderable_and_unpublished_sms_events(server, fake_twilio: FakeTwilio) -> None:
+    admin = server.admin
+    event_id = await live_sms_event(admin, fake_twilio, server.base_url)
+    # The template needs ctx.orderId, which this trigger lacks (it is optional in the fields).
+    lacking = await trigger(admin, event_id, {"mobilePhone": ADA_E164, "ctx": {"firstName": "A"}})
+    done = await wait_status(admin, lacking["href"], "routingFailed")
+    assert "orderId" in done["reason"]
+    r = await admin.post(f"/api/v1/event-configs/{event_id}/pause")
+    assert r.status_code == 200, r.text
+    held = await trigger(admin, event_id, ADA)
+    r = await admin.post(f"/api/v1/event-configs/{event_id}/unpublish")
+    assert r.status_code == 200, r.text
+    await wait_status(admin, held["href"], "ignored")
+    assert fake_twilio.messages == [] and fake_twilio.requests == 0
+
+
+async def test_email_events_accept_a_mobile_phone_too(server, smtp) -> None:
+    """Adobe's payload carries both: an email event stores a valid mobilePhone, sends email."""
+    from helpers import live_event
+
+    event_id = await live_event(server.admin, smtp)
+    body = {"email": "ada@example.org", "mobilePhone": "+44 7911 123456", "ctx": {"firstName": "A"}}
+    accepted = await trigger(server.admin, event_id, body)
+    assert accepted["mobilePhone"] == "+447911123456"
+    await wait_status(server.admin, accepted["href"], "processed")
+    assert [m.rcpt_tos for m in await smtp.wait_for(1)] == [["ada@example.org"]]
+    r = await server.admin.post(f"/rest/mc/{event_id}", json={**body, "mobilePhone": "+4479"})
+    assert_problem(r, 400, "mobilePhone")
+    r = await server.admin.post(f"/rest/mc/{event_id}", json={"mobilePhone": "+447911123456"})
+    assert_problem(r, 400, "email")
