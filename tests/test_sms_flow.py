@@ -314,3 +314,26 @@ async def test_email_events_accept_a_mobile_phone_too(server, smtp) -> None:
     assert_problem(r, 400, "mobilePhone")
     r = await server.admin.post(f"/rest/mc/{event_id}", json={"mobilePhone": "+447911123456"})
     assert_problem(r, 400, "email")
+
+
+async def test_signed_callbacks_with_unusable_ids_are_404s(server, fake_twilio: FakeTwilio) -> None:
+    """Ids no event can have (a NUL, too long) are answered, never a 500 (PostgreSQL)."""
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    accepted = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, accepted["href"], "processed")
+    [sms] = await fake_twilio.wait_for(1)
+    sent_sid = sms.sid
+    for query, sid in [
+        ("?pkey=%00", "SM" + "0" * 32),
+        ("?pkey=" + "A" * 41, "SMx"),
+        ("", "SM\x00"),
+    ]:
+        url = server.base_url + CALLBACK_PATH + query
+        sms.sid = sid
+        assert await fake_twilio.send_status(sms, "delivered", url=url) == 404
+    assert await delivery_log(server.admin, accepted["href"]) == []
+    # An unusable PKey with the SID of a sent message: the SID names the event.
+    sms.sid = sent_sid
+    url = server.base_url + CALLBACK_PATH + "?pkey=%00"
+    assert await fake_twilio.send_status(sms, "delivered", url=url) == 204
+    assert [e["kind"] for e in await delivery_log(server.admin, accepted["href"])] == ["delivered"]

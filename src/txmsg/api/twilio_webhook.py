@@ -21,11 +21,18 @@ from txmsg.api.routing import resource
 from txmsg.core.errors import DomainError, not_found
 from txmsg.core.timeutil import utcnow
 from txmsg.core.twilio_status import STATUS_CALLBACK_PATH, receipt_entry
-from txmsg.store.sms_receipts import find_sent_event, signers_for
+from txmsg.store.sms_receipts import receipt_facts
 
 
 def _forbidden(detail: str) -> DomainError:
     return DomainError(detail, 403, "Forbidden")
+
+
+def _key(value: str | None, limit: int) -> str | None:
+    """An id to look up, or None when it cannot name anything (PostgreSQL refuses NUL)."""
+    if value is None or len(value) > limit or "\x00" in value:
+        return None
+    return value
 
 
 async def twilio_status(request: Request) -> Response:
@@ -39,8 +46,10 @@ async def twilio_status(request: Request) -> Response:
     signature = request.headers.get("x-twilio-signature")
     if not signature:
         raise _forbidden("X-Twilio-Signature is missing: only Twilio's signed callbacks count")
-    account_sid = params.get("AccountSid", "")
-    signers = await ctx.db.read(signers_for, account_sid) if account_sid else []
+    pkey = _key(request.query_params.get("pkey"), 40)
+    sid = _key(params.get("MessageSid"), 64)
+    # Read together (one round trip); nothing is used before the signature is verified.
+    signers, event = await ctx.db.read(receipt_facts, params.get("AccountSid", ""), pkey, sid)
     query = f"?{request.url.query}" if request.url.query else ""
     valid = False
     for signer in signers:
@@ -50,8 +59,6 @@ async def twilio_status(request: Request) -> Response:
             break
     if not valid:
         raise _forbidden("X-Twilio-Signature does not match this callback")
-    pkey = request.query_params.get("pkey")
-    event = await ctx.db.read(find_sent_event, pkey, params.get("MessageSid"))
     if event is None:
         raise not_found("no event was sent as this message")
     entry = receipt_entry(event.pkey, event.event_id, dict(params), utcnow())

@@ -45,3 +45,10 @@ def find_sent_event(conn: Connection, pkey: str | None, message_sid: str | None)
     if message_sid:
         return conn.execute(query.where(events.c.provider_message_id == message_sid)).first()
     return None
+
+
+def receipt_facts(
+    conn: Connection, account_sid: str, pkey: str | None, message_sid: str | None
+) -> tuple[list[CallbackSigner], Any | None]:
+    """Both lookups of a callback in one round trip: the signers, then the event."""
+    return signers_for(conn, account_sid), find_sent_event(conn, pkey, message_sid)
