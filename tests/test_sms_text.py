@@ -57,3 +57,20 @@ def test_invalid_numbers_name_the_field(raw: object) -> None:
         normalize_phone(raw, "mobilePhone")
     assert caught.value.status == 400
     assert [e.field for e in caught.value.errors] == ["mobilePhone"]
+
+
+def test_shipped_sms_templates_render_their_samples_in_one_segment() -> None:
+    from txmsg.core.sms import sms_text
+    from txmsg.core.templates import CompiledMessage, event_variables, template_variables
+    from txmsg.core.timeutil import utcnow
+    from txmsg.store.template_library import library
+
+    sms = {name: t for name, t in library().items() if t["channel"] == "sms"}
+    assert {"sms_default", "sms_verification_code"} <= set(sms)
+    for name, shipped in sms.items():
+        event = event_variables("PK", "EVTx", None, utcnow(), None, None, "+14155552671")
+        rendered = CompiledMessage({"body": shipped["body"]}).render(
+            template_variables(shipped["sample_ctx"], event)
+        )
+        info = analyse(sms_text(rendered["body"]))
+        assert (info.encoding, info.segments) == (GSM7, 1), name
