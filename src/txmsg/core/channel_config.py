@@ -142,8 +142,8 @@ def public_view(
 ) -> dict[str, Any]:
     """What the API shows: settings without secrets, and whether each secret is set."""
     if channel == "sms":
-        view = sms_view(settings, secrets)
-        return {"name": name, "channel": channel, **view, "message_export": export}
+        twilio = sms_view(settings, secrets)
+        return {"name": name, "channel": channel, **twilio, "message_export": export}
     view: dict[str, Any] = {
         "name": name,
         "channel": channel,
