@@ -217,3 +217,61 @@ async def wait_until(predicate: Any, timeout: float = 10.0, what: str = "conditi
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s")
         await asyncio.sleep(0.02)
+
+
+# --- SMS through the fake Twilio ----------------------------------------------------------------
+
+
+async def create_sms_channel(
+    admin: httpx.AsyncClient,
+    twilio: Any,
+    callback_base_url: str,
+    name: str = "sms",
+    **extra: Any,
+) -> dict[str, Any]:
+    """An SMS channel configuration sending into `twilio` (a FakeTwilio)."""
+    body = {
+        "name": name,
+        "channel": "sms",
+        "twilio": {
+            "account_sid": twilio.account_sid,
+            "auth_token": twilio.auth_token,
+            "from_number": "+14155550100",
+            "status_callback_base_url": callback_base_url,
+            "api_base_url": twilio.base_url,
+            "timeout": 5,
+        },
+        **extra,
+    }
+    r = await admin.post("/api/v1/channel-configs", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def live_sms_event(
+    admin: httpx.AsyncClient,
+    twilio: Any,
+    callback_base_url: str,
+    event_id: str = "orderShipped",
+    body: str = "Hi {{ ctx.firstName }}, order {{ ctx.orderId }} shipped. Ref {{ event.PKey }}",
+) -> str:
+    """An SMS channel, a published SMS event and its published message; returns the eventId."""
+    await create_sms_channel(admin, twilio, callback_base_url)
+    created = await create_event(
+        admin,
+        event_id,
+        fields=[
+            {"name": "firstName", "type": "string", "required": True},
+            {"name": "orderId", "type": "string", "required": False},
+        ],
+        channel="sms",
+        channel_config="sms",
+    )
+    stored = created["eventId"]
+    r = await admin.post(f"/api/v1/event-configs/{stored}/publish")
+    assert r.status_code == 200, r.text
+    r = await admin.put(f"/api/v1/messages/{stored}/draft", json={"body": body})
+    assert r.status_code == 200, r.text
+    r = await admin.post(f"/api/v1/messages/{stored}/publish")
+    assert r.status_code == 201, r.text
+    return stored

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ from starlette.routing import Route
 
 from txmsg.app import create_app
 from txmsg.config import Settings
-from txmsg.testing import FakeSMTPServer
+from txmsg.testing import FakeSMTPServer, FakeTwilio
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "openapi.yaml"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
@@ -275,11 +276,14 @@ def _properties_named(node: Any, name: str, spec: dict[str, Any], seen: set[str]
 def test_secrets_are_write_only(spec: dict[str, Any]) -> None:
     smtp_input = spec["components"]["schemas"]["SmtpSettingsInput"]
     assert smtp_input["properties"]["password"].get("writeOnly") is True
+    twilio_input = spec["components"]["schemas"]["TwilioSettingsInput"]
+    assert twilio_input["properties"]["auth_token"].get("writeOnly") is True
     leaking = [
         f"{method} {path} {status}"
         for method, path, _, op in operations(spec)
         for status, response in op["responses"].items()
-        if _properties_named(deref(spec, response), "password", spec, set())
+        for secret in ("password", "auth_token")
+        if _properties_named(deref(spec, response), secret, spec, set())
     ]
     assert not leaking, f"answers documented with a password property: {leaking}"
 
@@ -323,8 +327,12 @@ class SpecChecker:
         documented = deref(self.spec, op["responses"][code])
 
         if response.is_success and "requestBody" in op and response.request.content:
-            media = op["requestBody"]["content"]["application/json"]
-            sent = json.loads(response.request.content)
+            sent_type = response.request.headers.get("content-type", "").split(";")[0]
+            media = op["requestBody"]["content"][sent_type]
+            if sent_type == "application/x-www-form-urlencoded":
+                sent = dict(parse_qsl(response.request.content.decode()))
+            else:
+                sent = json.loads(response.request.content)
             errors = schema_errors(self.spec, media["schema"], sent)
             assert not errors, (
                 f"{name}: the server accepted a request body the spec rejects:\n  "
@@ -385,7 +393,7 @@ async def poll_status(
 
 
 async def test_answers_match_the_spec(
-    server: Any, smtp: FakeSMTPServer, spec: dict[str, Any]
+    server: Any, smtp: FakeSMTPServer, fake_twilio: FakeTwilio, spec: dict[str, Any]
 ) -> None:
     chk = SpecChecker(spec)
     c = chk.check
@@ -651,6 +659,102 @@ async def test_answers_match_the_spec(
     c(await admin.post(f"{events}/EVTnope/publish"), lifecycle + "publish", 404)
     c(await admin.post(f"{events}/{eid}/publish"), lifecycle + "publish", 200)
 
+    # SMS: channel configuration, event, message, trigger, receipts, delivery log
+    sms_channel = {
+        "name": "sms",
+        "channel": "sms",
+        "twilio": {
+            "account_sid": fake_twilio.account_sid,
+            "auth_token": fake_twilio.auth_token,
+            "from_number": "+1 415 555 0100",
+            "status_callback_base_url": server.base_url,
+            "api_base_url": fake_twilio.base_url,
+        },
+    }
+    created = c(await admin.post(channels, json=sms_channel), channels, 201)
+    assert created["twilio"]["auth_token_set"] is True
+    assert created["twilio"]["from_number"] == "+14155550100"
+    assert fake_twilio.auth_token not in json.dumps(created)
+    both = {**sms_channel["twilio"], "messaging_service_sid": "MG" + "0" * 32}
+    c(await admin.post(channels, json={**sms_channel, "name": "x", "twilio": both}), channels, 400)
+    patched = c(await admin.patch(f"{channels}/sms", json={"twilio": {"timeout": 5}}), channel, 200)
+    assert patched["twilio"]["timeout"] == 5 and patched["twilio"]["auth_token_set"] is True
+    c(await admin.patch(f"{channels}/sms", json={"smtp": {"host": "x"}}), channel, 400)
+    sms_event = {
+        "eventId": "codeSent",
+        "channel": "sms",
+        "channel_config": "sms",
+        "fields": [{"name": "code", "type": "string", "required": True}],
+    }
+    sid = c(await admin.post(events, json=sms_event), events, 201)["eventId"]
+    c(
+        await admin.post(events, json={**sms_event, "eventId": "y", "channel_config": "mail"}),
+        events,
+        400,
+    )
+    published = c(await admin.post(f"{events}/{sid}/publish"), lifecycle + "publish", 200)
+    assert set(published["api_preview"]["body"]) == {"mobilePhone", "ctx"}
+    c(
+        await marketer.put(f"/api/v1/messages/{sid}/draft", json={"body": "Code {{ ctx.code }}"}),
+        message + "/draft",
+        200,
+    )
+    shown = c(
+        await marketer.post(f"/api/v1/messages/{sid}/preview", json={"ctx": {"code": "7"}}),
+        preview,
+        200,
+    )
+    assert shown == {"text": "Code 7", "encoding": "GSM-7", "segments": 1}
+    assert (
+        c(await marketer.post(f"/api/v1/messages/{sid}/publish"), message + "/publish", 201)["body"]
+        == "Code {{ ctx.code }}"
+    )
+    got = c(await marketer.get(f"/api/v1/messages/{sid}"), message, 200)
+    assert got["published"]["body"] == "Code {{ ctx.code }}"
+    c(
+        await website.post(f"/rest/mc/{sid}", json={"mobilePhone": "12", "ctx": {"code": "1"}}),
+        trigger,
+        400,
+    )
+    sent = c(
+        await website.post(
+            f"/rest/mc/{sid}", json={"mobilePhone": "+14155552671", "ctx": {"code": "7"}}
+        ),
+        trigger,
+        201,
+    )
+    assert sent["mobilePhone"] == "+14155552671"
+    await poll_status(chk, website, sent["href"], {"processed"})
+    [sms] = await fake_twilio.wait_for(1)
+    assert sms.body == "Code 7"
+    webhook = "/webhooks/twilio/status"
+    assert sms.status_callback is not None
+    params = fake_twilio.callback_params(sms, "delivered")
+    callback = sms.status_callback.removeprefix(server.base_url)
+    signed = {"X-Twilio-Signature": fake_twilio.sign(sms.status_callback, params)}
+    c(await anon.post(callback, data=params, headers=signed), webhook, 204)
+    c(await anon.post(callback, data=params), webhook, 403)
+    c(await anon.post(callback, data=params, headers={"X-Twilio-Signature": "x"}), webhook, 403)
+    c(await anon.post(callback, content=b"\xff", headers=signed), webhook, 400)
+    log_path = "/api/v1/events/{eventId}/{PKey}/delivery-log"
+    log = c(await admin.get(f"/api/v1/events/{sid}/{sent['PKey']}/delivery-log"), log_path, 200)
+    assert [e["kind"] for e in log["items"]] == ["delivered"]
+    c(await admin.get(f"/api/v1/events/{sid}/{UNKNOWN_PKEY}/delivery-log"), log_path, 404)
+    c(await website.get(f"/api/v1/events/{sid}/{sent['PKey']}/delivery-log"), log_path, 403)
+    unknown = {**params, "MessageSid": "SM" + "1" * 32}
+    plain = server.base_url + webhook
+    c(
+        await anon.post(
+            webhook,
+            data=unknown,
+            headers={"X-Twilio-Signature": fake_twilio.sign(plain, unknown)},
+        ),
+        webhook,
+        404,
+    )
+    too_big = b"Body=" + b"x" * server.settings.max_body_bytes
+    c(await anon.post(webhook, content=too_big, headers=signed), webhook, 413)
+
     # every operation of the spec met a real answer, and every documented kind of error did
     assert not chk.operations_not_seen(), (
         f"operations of openapi.yaml this test never called: {chk.operations_not_seen()}"
@@ -684,6 +788,11 @@ async def test_roles_match_the_spec(server: Any, spec: dict[str, Any]) -> None:
             kwargs: dict[str, Any] = {"json": {}} if "requestBody" in op else {}
             r = await client.request(method, _example_url(path), **kwargs)
             chk.check(r, path)
+            if "x-signature" in op:
+                # Authenticated by a provider's signature, not a key: no key gets past it.
+                if r.status_code != 403:
+                    wrong.append(f"{method} {path} as {role or 'anonymous'}: {r.status_code}")
+                continue
             if not secured:
                 allowed = r.status_code < 400
             elif not role:

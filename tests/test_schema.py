@@ -82,3 +82,17 @@ async def test_queue_queries_use_their_partial_index(
         return await db.write(_plan, query)
 
     assert index in await plan()
+
+
+async def test_every_migration_goes_down_and_up(db: Database) -> None:
+    from alembic import command
+
+    from txmsg.store.migrations import alembic_config
+
+    def down_up(conn: Connection) -> tuple[set[str], list[object]]:
+        command.downgrade(alembic_config(conn), "base")
+        left = set(conn.dialect.get_table_names(conn)) - {"alembic_version"}
+        command.upgrade(alembic_config(conn), "head")
+        return left, compare_metadata(MigrationContext.configure(conn), metadata)
+
+    assert await db.write(down_up) == (set(), [])

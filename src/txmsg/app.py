@@ -13,7 +13,16 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from txmsg.api import channel_configs, event_configs, keys, messages, templates, trigger
+from txmsg.api import (
+    channel_configs,
+    delivery_log,
+    event_configs,
+    keys,
+    messages,
+    templates,
+    trigger,
+    twilio_webhook,
+)
 from txmsg.api.context import AppContext
 from txmsg.api.responses import JSONResponse, problem, problem_from
 from txmsg.config import Settings
@@ -85,6 +94,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         targets=TriggerTargets(db, ttl=settings.config_cache_seconds),
         enqueue=writer.enqueue,
         config_changed=dispatcher.config_changed,
+        append_log=writer.append_log,
     )
 
     @contextlib.asynccontextmanager
@@ -114,6 +124,8 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *event_configs.routes,
         *messages.routes,
         *templates.routes,
+        *delivery_log.routes,
+        *twilio_webhook.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -53,7 +53,10 @@ def parse_json(raw: bytes, *, optional: bool = False) -> Any:
         raise DomainError(f"the request body is not valid JSON: {exc}", 400) from None
 
 
-async def read_json(request: Request, *, optional: bool = False) -> Any:
+async def read_body(request: Request) -> bytes:
     limit = context(request).settings.max_body_bytes
-    raw = await receive_body(request.receive, request.headers.get("content-length"), limit)
-    return parse_json(raw, optional=optional)
+    return await receive_body(request.receive, request.headers.get("content-length"), limit)
+
+
+async def read_json(request: Request, *, optional: bool = False) -> Any:
+    return parse_json(await read_body(request), optional=optional)

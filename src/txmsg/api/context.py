@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from txmsg.config import Settings
+from txmsg.core.delivery import LogEntry
 from txmsg.core.queue import EnqueueResult, NewEvent
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
@@ -24,6 +25,8 @@ class AppContext:
     enqueue: Callable[[NewEvent], Awaitable[EnqueueResult]]
     # Configuration changed here: drop cached routes; queued events may have become due.
     config_changed: Callable[[], None]
+    # The write funnel for delivery-log entries (receipts): answers once committed.
+    append_log: Callable[[LogEntry], Awaitable[None]] | None = None
 
 
 def context(request: Request) -> AppContext:

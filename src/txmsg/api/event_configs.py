@@ -23,9 +23,10 @@ from txmsg.core.event_config import (
     normalize_event_id,
     parse_fields,
 )
+from txmsg.core.templates import parts_of
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
 from txmsg.store import event_configs as store
-from txmsg.store.template_library import DEFAULT_TEMPLATE, library
+from txmsg.store.template_library import default_template, library
 
 
 def view(row: Any) -> dict[str, Any]:
@@ -45,10 +46,14 @@ def view(row: Any) -> dict[str, Any]:
     }
 
 
-def _template(body: dict[str, Any]) -> str | None:
+def _template(body: dict[str, Any], channel: str) -> str:
+    """The shipped template named in `body` (of the event's channel), else the default."""
     name = get_str(body, "template", max_length=64)
-    if name is not None and name not in library():
-        raise invalid("template", "unknown template; available: " + ", ".join(sorted(library())))
+    if name is None:
+        return default_template(channel)
+    fitting = sorted(n for n, t in library().items() if t["channel"] == channel)
+    if name not in fitting:
+        raise invalid("template", f"unknown {channel} template; available: " + ", ".join(fitting))
     return name
 
 
@@ -57,14 +62,16 @@ async def create(request: Request) -> Response:
     body = require_object(await read_json(request))
     reject_unknown(body, CREATE_FIELDS)
     event_id = normalize_event_id(body.get("eventId"))
+    channel = get_choice(body, "channel", CHANNELS, required=True)
+    assert channel is not None
     values = {
         "event_id": event_id,
         "label": get_str(body, "label", default=event_id, max_length=200),
-        "channel": get_choice(body, "channel", CHANNELS, required=True),
+        "channel": channel,
         "channel_config": parse_name_field(body.get("channel_config")),
         "target": get_choice(body, "target", TARGETS, default="event"),
         "fields": [f.as_dict() for f in parse_fields(body.get("fields"))],
-        "template": _template(body) or DEFAULT_TEMPLATE,
+        "template": _template(body, channel),
     }
     row = await context(request).db.write(store.create, values)
     return JSONResponse(view(row), status_code=201)
@@ -111,7 +118,7 @@ async def update(request: Request) -> Response:
     if "fields" in body:
         values["fields"] = [f.as_dict() for f in parse_fields(body["fields"])]
     if "template" in body:
-        values["template"] = _template(body) or DEFAULT_TEMPLATE
+        values["template"] = _template(body, current.channel)
     ctx = context(request)
     row = await ctx.db.write(store.update, event_id, values)
     ctx.targets.forget(event_id)
@@ -127,12 +134,12 @@ async def delete(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _draft_from(template_name: str) -> dict[str, Any]:
+def _draft_from(template_name: str, channel: str) -> dict[str, Any]:
     shipped = library()[template_name]
+    if shipped["channel"] != channel:  # stored before templates had channels: use the default
+        shipped = library()[default_template(channel)]
     return {
-        "subject": shipped["subject"],
-        "html": shipped["html"],
-        "text": shipped["text"],
+        **{part: shipped[part] for part in parts_of(channel)},
         "sample_ctx": shipped["sample_ctx"],
     }
 
@@ -143,14 +150,14 @@ def lifecycle(action: str):
         event_id = request.path_params["eventId"]
         ctx = context(request)
         current = await ctx.db.read(store.require, event_id)
-        draft = _draft_from(current.template)
+        draft = _draft_from(current.template, current.channel)
         row = await ctx.db.write(store.change_state, event_id, action, draft)
         ctx.targets.forget(event_id)
         ctx.config_changed()
         out = view(row)
         if action in ("publish", "resume"):
             base = ctx.settings.public_url or str(request.base_url)
-            out["api_preview"] = api_preview(base, event_id, store.fields_of(row))
+            out["api_preview"] = api_preview(base, event_id, store.fields_of(row), row.channel)
         return JSONResponse(out)
 
     endpoint.__name__ = f"{action}_event_config"

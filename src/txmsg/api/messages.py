@@ -13,11 +13,12 @@ from txmsg.api.routing import resource
 from txmsg.core.errors import invalid, invalid_many
 from txmsg.core.event_config import sample_ctx
 from txmsg.core.queue import new_pkey
+from txmsg.core.sms import analyse, sms_text
 from txmsg.core.templates import (
-    EMAIL_PARTS,
     CompiledMessage,
     TemplateProblems,
     event_variables,
+    parts_of,
     template_variables,
 )
 from txmsg.core.timeutil import utcnow
@@ -56,15 +57,21 @@ async def put_draft(request: Request) -> Response:
     await authorize(request, "marketer")
     event_id = request.path_params["eventId"]
     body = require_object(await read_json(request))
-    reject_unknown(body, {*EMAIL_PARTS, "sample_ctx"})
+    config = await context(request).db.read(event_configs.require, event_id)
+    parts = parts_of(config.channel)
+    reject_unknown(body, {*parts, "sample_ctx"})
     draft: dict[str, str] = {}
-    for part in EMAIL_PARTS:
+    for part in parts:
         value = get_str(body, part, allow_empty=True, max_length=256 * 1024)
         draft[part] = value or ""
-    if not draft["subject"].strip():
-        raise invalid("subject", "is required")
-    if not draft["html"].strip() and not draft["text"].strip():
-        raise invalid("html", "html or text (or both) must be given")
+    if config.channel == "sms":
+        if not draft["body"].strip():
+            raise invalid("body", "is required")
+    else:
+        if not draft["subject"].strip():
+            raise invalid("subject", "is required")
+        if not draft["html"].strip() and not draft["text"].strip():
+            raise invalid("html", "html or text (or both) must be given")
     sample = body.get("sample_ctx")
     if sample is not None and not isinstance(sample, dict):
         raise invalid("sample_ctx", "must be a JSON object")
@@ -80,7 +87,7 @@ async def put_draft(request: Request) -> Response:
 
 async def _render_draft(
     request: Request, action: str
-) -> tuple[str, dict[str, str], dict[str, str]]:
+) -> tuple[str, str, dict[str, str], dict[str, str]]:
     """Render the draft with the request's `ctx`, else the draft's sample, else generated."""
     event_id = request.path_params["eventId"]
     db = context(request).db
@@ -99,23 +106,37 @@ async def _render_draft(
     errors = CtxValidator(fields).errors(ctx)
     if errors:
         raise invalid_many(errors)
-    event = event_variables(new_pkey(), event_id, "recipient@example.com", utcnow(), None, None)
+    sms = config.channel == "sms"
+    event = event_variables(
+        new_pkey(),
+        event_id,
+        None if sms else "recipient@example.com",
+        utcnow(),
+        None,
+        None,
+        "+14155552671" if sms else None,
+    )
     try:
         rendered = CompiledMessage(row.draft).render(template_variables(ctx, event))
     except TemplateProblems as exc:
         raise exc.as_domain_error(action) from None
-    return event_id, row.draft, rendered
+    return event_id, config.channel, row.draft, rendered
 
 
 async def preview(request: Request) -> Response:
     await authorize(request, "marketer")
-    _, _, rendered = await _render_draft(request, "rendered")
+    _, channel, _, rendered = await _render_draft(request, "rendered")
+    if channel == "sms":
+        # What the recipient's phone shows, and what it costs: encoding and segments.
+        text = sms_text(rendered["body"])
+        info = analyse(text)
+        return JSONResponse({"text": text, "encoding": info.encoding, "segments": info.segments})
     return JSONResponse(rendered)
 
 
 async def publish(request: Request) -> Response:
     await authorize(request, "marketer")
-    event_id, draft, _ = await _render_draft(request, "published")
+    event_id, _, draft, _ = await _render_draft(request, "published")
     ctx = context(request)
     version = await ctx.db.write(store.publish, event_id, dict(draft))
     ctx.targets.forget(event_id)

@@ -17,6 +17,7 @@ async def list_templates(request: Request) -> Response:
     items = [
         {
             "name": t["name"],
+            "channel": t["channel"],
             "label": t["label"],
             "description": t["description"],
             "fields": t["fields"],

@@ -45,12 +45,14 @@ def answer(
     event_date: datetime,
     status: str,
     reason: str | None = None,
+    mobile_phone: str | None = None,
 ) -> dict[str, Any]:
     """The trigger API's view of an event (Adobe Campaign Standard's shape)."""
     out: dict[str, Any] = {
         "PKey": pkey,
         "type": event_id,
         "email": email,
+        "mobilePhone": mobile_phone,
         "ctx": ctx,
         "scheduled": isoformat(scheduled),
         "expiration": isoformat(expiration),
@@ -74,6 +76,7 @@ def event_view(row: Any) -> dict[str, Any]:
         row.event_date,
         row.status,
         row.reason,
+        row.mobile_phone,
     )
 
 
@@ -113,7 +116,8 @@ async def trigger(scope: Scope, receive: Receive, send: Send) -> None:
         target.validator,
         now=now,
         default_expiration=ctx.settings.default_expiration,
-        email_required=target.target == "event",
+        email_required=target.target == "event" and target.channel == "email",
+        phone_required=target.target == "event" and target.channel == "sms",
     )
     live = target.state == ConfigState.PUBLISHED and target.message_published
     status = EventStatus.PENDING if live else EventStatus.PAUSED
@@ -127,6 +131,7 @@ async def trigger(scope: Scope, receive: Receive, send: Send) -> None:
         parsed.expiration,
         now,
         status.value,
+        mobile_phone=parsed.mobile_phone,
     )
     fingerprint = scoped_key = None
     if idem_key is not None:
@@ -149,6 +154,7 @@ async def trigger(scope: Scope, receive: Receive, send: Send) -> None:
             response=response,
             idempotency_key=scoped_key,
             fingerprint=fingerprint,
+            mobile_phone=parsed.mobile_phone,
         )
     )
     if result.kind == "mismatch":

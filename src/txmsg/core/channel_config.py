@@ -8,6 +8,7 @@ from typing import Any
 
 from txmsg.core.addresses import normalize_email
 from txmsg.core.errors import invalid
+from txmsg.core.twilio_config import SMS_FIELDS, parse_sms_settings, sms_view
 from txmsg.core.validation import (
     get_bool,
     get_choice,
@@ -19,6 +20,7 @@ from txmsg.core.validation import (
 )
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+CHANNELS = ("email", "sms")
 TLS_MODES = ("none", "starttls", "tls")
 EMAIL_FIELDS = {"name", "channel", "from_email", "from_name", "reply_to", "smtp", "message_export"}
 SMTP_FIELDS = {"host", "port", "tls", "username", "password", "timeout", "pool_size"}
@@ -83,10 +85,14 @@ def _parse_smtp(
 def parse_create(body: object) -> ChannelConfigSpec:
     body = require_object(body)
     name = parse_name(body.get("name"))
-    channel = get_choice(body, "channel", ("email",), required=True)
+    channel = get_choice(body, "channel", CHANNELS, required=True)
     assert channel is not None
-    reject_unknown(body, EMAIL_FIELDS)
-    settings, secrets = _parse_email_settings(body, {}, required=True)
+    if channel == "sms":
+        reject_unknown(body, SMS_FIELDS)
+        settings, secrets = parse_sms_settings(body, {}, {}, required=True)
+    else:
+        reject_unknown(body, EMAIL_FIELDS)
+        settings, secrets = _parse_email_settings(body, {}, required=True)
     export = get_bool(body, "message_export", default=False)
     return ChannelConfigSpec(name, channel, settings, secrets, bool(export))
 
@@ -96,10 +102,13 @@ def parse_update(
 ) -> tuple[dict[str, Any], dict[str, Any], bool]:
     """Apply a PATCH body to the stored values; `name` and `channel` cannot change."""
     body = require_object(body)
-    reject_unknown(body, EMAIL_FIELDS)
+    reject_unknown(body, SMS_FIELDS if channel == "sms" else EMAIL_FIELDS)
     for fixed in ("name", "channel"):
         if fixed in body:
             raise invalid(fixed, "cannot be changed after creation")
+    if channel == "sms":
+        new_settings, merged_secrets = parse_sms_settings(body, settings, secrets, required=False)
+        return new_settings, merged_secrets, bool(get_bool(body, "message_export", default=export))
     new_settings, new_secrets = _parse_email_settings(body, settings, required=False)
     merged_secrets = dict(secrets)
     if "smtp" in body and isinstance(body["smtp"], dict) and "password" in body["smtp"]:
@@ -132,6 +141,9 @@ def public_view(
     name: str, channel: str, settings: dict[str, Any], secrets: dict[str, Any], export: bool
 ) -> dict[str, Any]:
     """What the API shows: settings without secrets, and whether each secret is set."""
+    if channel == "sms":
+        twilio = sms_view(settings, secrets)
+        return {"name": name, "channel": channel, **twilio, "message_export": export}
     view: dict[str, Any] = {
         "name": name,
         "channel": channel,

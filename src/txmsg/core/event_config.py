@@ -15,7 +15,7 @@ from txmsg.core.validation import (
     require_object,
 )
 
-CHANNELS = ("email",)
+CHANNELS = ("email", "sms")
 TARGETS = ("event", "profile")
 FIELD_TYPES = ("string", "number", "integer", "boolean", "array", "object")
 MAX_EVENT_ID = 64
@@ -97,9 +97,14 @@ def sample_ctx(fields: list[PayloadField]) -> dict[str, Any]:
     return {f.name: _SAMPLES.get(f.type, f"sample {f.name}") for f in fields}
 
 
-def api_preview(base_url: str, event_id: str, fields: list[PayloadField]) -> dict[str, Any]:
+def api_preview(
+    base_url: str, event_id: str, fields: list[PayloadField], channel: str = "email"
+) -> dict[str, Any]:
     url = f"{base_url.rstrip('/')}/rest/mc/{event_id}"
-    body = {"email": "recipient@example.com", "ctx": sample_ctx(fields)}
+    recipient = (
+        {"mobilePhone": "+14155552671"} if channel == "sms" else {"email": "recipient@example.com"}
+    )
+    body = {**recipient, "ctx": sample_ctx(fields)}
     return {
         "method": "POST",
         "url": url,

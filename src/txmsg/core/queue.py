@@ -66,6 +66,7 @@ class NewEvent:
     response: dict[str, Any]
     idempotency_key: str | None = None
     fingerprint: str | None = None
+    mobile_phone: str | None = None  # E.164, for SMS events
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,7 @@ class ClaimedEvent:
     attempts: int
     lease_token: str
     lease_until: datetime
+    mobile_phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +104,5 @@ class Outcome:
     due_at: datetime | None = None  # for retries (status pending)
     message_version: int | None = None
     sent_at: datetime | None = None
+    # The provider's id of the sent message (Twilio's SM... SID): receipts find the event by it.
+    provider_message_id: str | None = None

@@ -15,6 +15,14 @@ from txmsg.core.errors import FieldError, unprocessable
 from txmsg.core.timeutil import isoformat
 
 EMAIL_PARTS = ("subject", "html", "text")
+SMS_PARTS = ("body",)  # plain text: no HTML escaping
+
+
+def parts_of(channel: str) -> tuple[str, ...]:
+    """The parts of a transactional message of `channel`."""
+    return SMS_PARTS if channel == "sms" else EMAIL_PARTS
+
+
 MAX_TEMPLATE_SIZE = 256 * 1024
 
 
@@ -141,6 +149,7 @@ def event_variables(
     event_date: datetime,
     scheduled: datetime | None,
     expiration: datetime | None,
+    mobile_phone: str | None = None,
 ) -> dict[str, Any]:
     """What templates see as `event` (`{{ event.PKey }}`), at preview and at send alike."""
     return {
@@ -148,6 +157,7 @@ def event_variables(
         "type": event_id,
         "eventId": event_id,
         "email": email,
+        "mobilePhone": mobile_phone,
         "eventDate": isoformat(event_date),
         "scheduled": isoformat(scheduled),
         "expiration": isoformat(expiration),

@@ -11,10 +11,11 @@ from jsonschema import Draft202012Validator
 from txmsg.core.addresses import normalize_email
 from txmsg.core.errors import FieldError, invalid, invalid_many
 from txmsg.core.event_config import PayloadField, ctx_schema
+from txmsg.core.phones import normalize_phone
 from txmsg.core.timeutil import parse_iso8601
 from txmsg.core.validation import check_storable
 
-TRIGGER_FIELDS = {"email", "ctx", "scheduled", "expiration"}
+TRIGGER_FIELDS = {"email", "mobilePhone", "ctx", "scheduled", "expiration"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,7 @@ class TriggerRequest:
     ctx: dict[str, Any]
     scheduled: datetime | None
     expiration: datetime
+    mobile_phone: str | None = None
 
 
 # Python types that certainly satisfy each JSON schema type (bool is not a JSON number).
@@ -86,12 +88,15 @@ def parse_trigger(
     now: datetime,
     default_expiration: timedelta,
     email_required: bool,
+    phone_required: bool = False,
 ) -> TriggerRequest:
     if not isinstance(body, dict):
         raise invalid("body", "must be a JSON object")
     for key in body:
         if key not in TRIGGER_FIELDS:
-            raise invalid(key, "unknown field (expected: email, ctx, scheduled, expiration)")
+            raise invalid(
+                key, "unknown field (expected: email, mobilePhone, ctx, scheduled, expiration)"
+            )
     raw_email = body.get("email")
     if raw_email is None:
         if email_required:
@@ -99,6 +104,14 @@ def parse_trigger(
         email = None
     else:
         email = normalize_email(raw_email, "email")
+    # Parsed only when given (SMS events): phonenumbers is slow next to the rest of this path.
+    raw_phone = body.get("mobilePhone")
+    if raw_phone is None:
+        if phone_required:
+            raise invalid("mobilePhone", "is required")
+        mobile_phone = None
+    else:
+        mobile_phone = normalize_phone(raw_phone, "mobilePhone")
     ctx = body.get("ctx", {})
     if ctx is None:
         ctx = {}
@@ -117,4 +130,10 @@ def parse_trigger(
         expires_at = max(now, scheduled_at or now) + default_expiration
     if scheduled_at is not None and expires_at <= scheduled_at:
         raise invalid("expiration", "must be later than scheduled")
-    return TriggerRequest(email=email, ctx=ctx, scheduled=scheduled_at, expiration=expires_at)
+    return TriggerRequest(
+        email=email,
+        ctx=ctx,
+        scheduled=scheduled_at,
+        expiration=expires_at,
+        mobile_phone=mobile_phone,
+    )

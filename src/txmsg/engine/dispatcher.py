@@ -26,6 +26,7 @@ from txmsg.core.templates import (
 )
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.providers import Providers
+from txmsg.engine.sms_dispatch import handle_sms
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.routing import Route, load_routes
@@ -265,6 +266,15 @@ class Dispatcher:
             return outcome(
                 EventStatus.TARGETING_FAILED,
                 f"no profile matches email={event.email!r}",
+            )
+        if route.channel == "sms":
+            return await handle_sms(
+                event,
+                route,
+                providers=self._providers,
+                message=self._message,
+                lease_lost=lambda: self._lease_lost(event),
+                retry=lambda reason: self._retry(event, utcnow(), reason),
             )
         if not event.email:
             return outcome(EventStatus.TARGETING_FAILED, "the event has no email address")

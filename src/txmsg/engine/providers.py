@@ -6,6 +6,7 @@ import asyncio
 from typing import Protocol
 
 from txmsg.channels.smtp import SMTPPool, SMTPSettings
+from txmsg.channels.twilio import TwilioSender, TwilioSettings
 from txmsg.core.mime import Sender
 from txmsg.store.routing import Route
 
@@ -34,12 +35,34 @@ def smtp_provider(route: Route) -> EmailProvider:
     )
 
 
+class SmsProvider(Protocol):
+    async def send(self, to: str, body: str, callback_pkey: str | None = None) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+def twilio_provider(route: Route) -> SmsProvider:
+    twilio = route.settings["twilio"]
+    return TwilioSender(
+        TwilioSettings(
+            account_sid=twilio["account_sid"],
+            auth_token=route.secrets.get("auth_token", ""),
+            from_number=twilio.get("from_number"),
+            messaging_service_sid=twilio.get("messaging_service_sid"),
+            status_callback_base_url=twilio.get("status_callback_base_url"),
+            api_base_url=twilio["api_base_url"],
+            timeout=twilio.get("timeout", 30.0),
+        )
+    )
+
+
 class Providers:
     """One pooled provider (and prepared sender headers) per channel configuration revision."""
 
     def __init__(self) -> None:
         self._email: dict[str, tuple[int, EmailProvider, Sender]] = {}
-        self._retired: dict[EmailProvider, asyncio.Task[None]] = {}
+        self._sms: dict[str, tuple[int, SmsProvider]] = {}
+        self._retired: dict[EmailProvider | SmsProvider, asyncio.Task[None]] = {}
 
     def email(self, route: Route) -> tuple[EmailProvider, Sender]:
         revision = route.channel_config_revision or 0
@@ -56,7 +79,19 @@ class Providers:
         self._email[route.channel_config] = (revision, provider, sender)
         return provider, sender
 
-    def _retire(self, provider: EmailProvider) -> None:
+    def sms(self, route: Route) -> SmsProvider:
+        """The SMS provider of the route's channel configuration, one per revision."""
+        revision = route.channel_config_revision or 0
+        current = self._sms.get(route.channel_config)
+        if current is not None and current[0] == revision:
+            return current[1]
+        provider = twilio_provider(route)
+        if current is not None:
+            self._retire(current[1])
+        self._sms[route.channel_config] = (revision, provider)
+        return provider
+
+    def _retire(self, provider: EmailProvider | SmsProvider) -> None:
         async def close_later() -> None:
             await asyncio.sleep(RETIRE_GRACE_SECONDS)
             self._retired.pop(provider, None)
@@ -72,3 +107,6 @@ class Providers:
         for _, provider, _ in self._email.values():
             await provider.close()
         self._email.clear()
+        for _, sms in self._sms.values():
+            await sms.close()
+        self._sms.clear()

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
+from txmsg.core.delivery import LogEntry
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
+from txmsg.store import delivery_log
 from txmsg.store import events as event_store
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
@@ -36,8 +38,11 @@ def _write_cycle(
     lease: timedelta | None,
     renewals: list[tuple[int, str]] | None = None,
     renewed_until: datetime | None = None,
+    log_entries: list[LogEntry] | None = None,
 ) -> tuple[list[EnqueueResult], list[ClaimedEvent], list[ClaimedEvent]]:
     event_store.record_outcomes_in(conn, outcomes)
+    if log_entries:
+        delivery_log.append_in(conn, log_entries)
     if renewals and renewed_until is not None:
         event_store.renew_leases(conn, renewals, renewed_until)
     claimed: list[ClaimedEvent] = []
@@ -58,7 +63,7 @@ class Tick:
 
 
 _TICK = Tick()
-WriteItem = NewEvent | Outcome | Tick
+WriteItem = NewEvent | Outcome | LogEntry | Tick
 
 
 class Writer:
@@ -83,12 +88,17 @@ class Writer:
     async def record(self, outcome: Outcome) -> None:
         await self._batcher.submit(outcome)
 
+    async def append_log(self, entry: LogEntry) -> None:
+        """Append a delivery-log entry (a receipt, ...); returns once committed."""
+        await self._batcher.submit(entry)
+
     async def tick(self) -> None:
         await self._batcher.submit(_TICK)
 
     async def _cycle(self, items: list[WriteItem]) -> list[EnqueueResult | BaseException | None]:
         new = [i for i in items if isinstance(i, NewEvent)]
         outcomes = [i for i in items if isinstance(i, Outcome)]
+        entries = [i for i in items if isinstance(i, LogEntry)]
         dispatcher = self._dispatcher
         # Sends whose outcome is recorded in this cycle free their slot with it.
         free = dispatcher.free_slots() + len(outcomes) if dispatcher else 0
@@ -98,14 +108,22 @@ class Writer:
         renewals, renewed_until = dispatcher.leases_to_renew() if dispatcher else ([], None)
         try:
             results, claimed, leased = await self._db.write(
-                _write_cycle, new, outcomes, free, claim_limit, lease, renewals, renewed_until
+                _write_cycle,
+                new,
+                outcomes,
+                free,
+                claim_limit,
+                lease,
+                renewals,
+                renewed_until,
+                log_entries=entries,
             )
         except Exception:
             if not new:
                 raise  # nothing to tell apart: every submitter gets the error
             # One bad row must not fail the others: write the parts one at a time.
             log.exception("a write cycle failed; writing its parts one at a time")
-            return await self._isolate(items, outcomes)
+            return await self._isolate(items, outcomes, entries)
         if dispatcher is not None:
             if renewals and renewed_until is not None:
                 dispatcher.renewed(renewals, renewed_until)
@@ -121,11 +139,11 @@ class Writer:
         return [next(answers) if isinstance(i, NewEvent) else None for i in items]
 
     async def _isolate(
-        self, items: list[WriteItem], outcomes: list[Outcome]
+        self, items: list[WriteItem], outcomes: list[Outcome], entries: list[LogEntry]
     ) -> list[EnqueueResult | BaseException | None]:
         outcome_error: BaseException | None = None
         try:
-            await self._db.write(_write_cycle, [], outcomes, 0, 0, None)
+            await self._db.write(_write_cycle, [], outcomes, 0, 0, None, log_entries=entries)
         except Exception as exc:  # noqa: BLE001 - handed to the outcomes' submitters
             outcome_error = exc
         answers: list[EnqueueResult | BaseException | None] = []
@@ -137,7 +155,8 @@ class Writer:
                 except Exception as exc:  # noqa: BLE001 - raised to this trigger's caller
                     answers.append(exc)
             else:
-                answers.append(outcome_error if isinstance(item, Outcome) else None)
+                failed = isinstance(item, Outcome | LogEntry)
+                answers.append(outcome_error if failed else None)
         if self._dispatcher is not None:
             self._dispatcher.wake()  # the events written here wait in the queue
         return answers

@@ -124,7 +124,7 @@ def change_state(
             conn.execute(
                 sa.insert(messages).values(
                     event_id=event_id,
-                    draft={k: default_draft[k] for k in ("subject", "html", "text")},
+                    draft={k: v for k, v in default_draft.items() if k != "sample_ctx"},
                     sample_ctx=default_draft.get("sample_ctx") or None,
                     created_at=now,
                     updated_at=now,

@@ -114,6 +114,7 @@ def enqueue_in(
                 "lease_token": token if take else None,
                 "attempts": 1 if take else 0,
                 "updated_at": now,
+                "mobile_phone": item.mobile_phone,
             }
         )
     claimed: list[ClaimedEvent] = []
@@ -147,6 +148,7 @@ def _claimed(
         attempts=attempts,
         lease_token=token,
         lease_until=lease_until,
+        mobile_phone=src.mobile_phone,
     )
 
 
@@ -160,6 +162,7 @@ _CLAIM_COLUMNS = (
     events.c.scheduled_at,
     events.c.expires_at,
     events.c.attempts,
+    events.c.mobile_phone,
 )
 
 
@@ -209,6 +212,7 @@ _OUTCOME = (
         ),
         message_version=sa.bindparam("b_version"),
         sent_at=sa.bindparam("b_sent_at", type_=events.c.sent_at.type),
+        provider_message_id=sa.bindparam("b_provider_id"),
         lease_until=None,
         lease_token=None,
         updated_at=sa.bindparam("b_now", type_=events.c.updated_at.type),
@@ -230,6 +234,7 @@ def record_outcomes_in(conn: Connection, outcomes: list[Outcome]) -> None:
             "b_due_at": o.due_at,
             "b_version": o.message_version,
             "b_sent_at": o.sent_at,
+            "b_provider_id": o.provider_message_id,
             "b_now": now,
         }
         for o in outcomes

@@ -167,8 +167,18 @@ events = sa.Table(
     sa.Column("message_version", sa.Integer(), nullable=True),
     sa.Column("sent_at", UTCDateTime(), nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("mobile_phone", sa.String(16), nullable=True),  # E.164, for SMS events
+    # The provider's message id (Twilio SID), so delivery receipts find their event.
+    sa.Column("provider_message_id", sa.String(64), nullable=True),
     sa.Index("ix_events_pkey", "pkey", unique=True),
     *EVENT_INDEXES,
+    # Partial: triggers insert NULL here, so the hot path does not pay for this index.
+    sa.Index(
+        "ix_events_provider_message_id",
+        "provider_message_id",
+        sqlite_where=sa.text("provider_message_id IS NOT NULL"),
+        postgresql_where=sa.text("provider_message_id IS NOT NULL"),
+    ),
 )
 
 

@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TEMPLATE = "default"
+DEFAULT_SMS_TEMPLATE = "sms_default"
+
+
+def default_template(channel: str) -> str:
+    """The shipped template an event of `channel` starts from when it names none."""
+    return DEFAULT_SMS_TEMPLATE if channel == "sms" else DEFAULT_TEMPLATE
 
 
 def _root() -> Path:
@@ -21,20 +27,31 @@ def _root() -> Path:
 
 @cache
 def library() -> dict[str, dict[str, Any]]:
-    """name -> {"name", "label", "description", "subject", "html", "text", "sample_ctx"}."""
+    """name -> {"name", "channel", "label", "description", "fields", "sample_ctx", parts...}.
+
+    Email templates have the parts `subject`, `html` and `text`; SMS templates (`"channel":
+    "sms"` in template.json) the part `body`, read from `sms.txt`.
+    """
     out: dict[str, dict[str, Any]] = {}
     for folder in sorted(p for p in _root().iterdir() if p.is_dir()):
         meta = json.loads((folder / "template.json").read_text("utf-8"))
-        out[folder.name] = {
+        channel = meta.get("channel", "email")
+        entry: dict[str, Any] = {
             "name": folder.name,
+            "channel": channel,
             "label": meta["label"],
             "description": meta.get("description", ""),
             "fields": meta.get("fields", []),
             "sample_ctx": meta.get("sample_ctx", {}),
-            "subject": (folder / "subject.txt").read_text("utf-8").strip(),
-            "html": (folder / "body.html").read_text("utf-8"),
-            "text": (folder / "body.txt").read_text("utf-8"),
         }
-    if DEFAULT_TEMPLATE not in out:
-        raise RuntimeError(f"the shipped templates lack '{DEFAULT_TEMPLATE}' ({_root()})")
+        if channel == "sms":
+            entry["body"] = (folder / "sms.txt").read_text("utf-8").strip()
+        else:
+            entry["subject"] = (folder / "subject.txt").read_text("utf-8").strip()
+            entry["html"] = (folder / "body.html").read_text("utf-8")
+            entry["text"] = (folder / "body.txt").read_text("utf-8")
+        out[folder.name] = entry
+    for name in (DEFAULT_TEMPLATE, DEFAULT_SMS_TEMPLATE):
+        if name not in out:
+            raise RuntimeError(f"the shipped templates lack '{name}' ({_root()})")
     return out

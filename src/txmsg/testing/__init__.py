@@ -1,5 +1,6 @@
-"""Fakes for test authors: a fake SMTP server to assert on sent mail (plus a pytest plugin)."""
+"""Fakes for test authors: a fake SMTP server and a fake Twilio (plus a pytest plugin)."""
 
 from txmsg.testing.smtp import FakeSMTPServer, ReceivedMessage
+from txmsg.testing.twilio import FakeSms, FakeTwilio
 
-__all__ = ["FakeSMTPServer", "ReceivedMessage"]
+__all__ = ["FakeSMTPServer", "FakeSms", "FakeTwilio", "ReceivedMessage"]

@@ -1,4 +1,4 @@
-"""pytest plugin of txmsg (entry point ``pytest11: txmsg``): the ``fake_smtp`` fixture.
+"""pytest plugin of txmsg (entry point ``pytest11: txmsg``): ``fake_smtp`` and ``fake_twilio``.
 
 ``fake_smtp`` is a started :class:`~txmsg.testing.FakeSMTPServer` on a free loopback port,
 running in the test's event loop and stopped after the test. It needs pytest-asyncio
@@ -10,6 +10,11 @@ running in the test's event loop and stopped after the test. It needs pytest-asy
         await pool.send("shop@example.com", ["ann@example.com"], message_bytes)
         [msg] = await fake_smtp.wait_for(1)
         assert msg.subject == "Welcome"
+
+``fake_twilio`` is a started :class:`~txmsg.testing.FakeTwilio` (Twilio's Messages API on a
+free loopback port): configure ``api_base_url=fake_twilio.base_url`` with its ``account_sid`` and
+``auth_token``, then ``await fake_twilio.wait_for(1)`` and ``await fake_twilio.send_status(sms,
+"delivered")`` to fire a signed status callback.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from txmsg.testing.smtp import FakeSMTPServer
+from txmsg.testing.twilio import FakeTwilio
 
 try:
     import pytest_asyncio
@@ -28,9 +34,18 @@ except ImportError:  # txmsg installed without its test extra: pytest must still
     def fake_smtp() -> None:
         pytest.fail("the fake_smtp fixture needs pytest-asyncio: pip install 'txmsg[test]'")
 
+    @pytest.fixture
+    def fake_twilio() -> None:
+        pytest.fail("the fake_twilio fixture needs pytest-asyncio: pip install 'txmsg[test]'")
+
 else:
 
     @pytest_asyncio.fixture
     async def fake_smtp() -> AsyncIterator[FakeSMTPServer]:
         async with FakeSMTPServer() as server:
+            yield server
+
+    @pytest_asyncio.fixture
+    async def fake_twilio() -> AsyncIterator[FakeTwilio]:
+        async with FakeTwilio() as server:
             yield server

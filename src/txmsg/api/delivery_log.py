@@ -1,0 +1,42 @@
+"""GET /api/v1/events/{eventId}/{PKey}/delivery-log: what happened to an event's message.
+
+Interaction events (sent, delivered, undelivered, failed, ...) oldest first. Admin only: the
+delivery log is personal data (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from txmsg.api.auth import authorize
+from txmsg.api.context import context
+from txmsg.api.responses import JSONResponse
+from txmsg.api.routing import resource
+from txmsg.core.errors import not_found
+from txmsg.store import delivery_log
+from txmsg.store import events as event_store
+
+
+async def event_delivery_log(request: Request) -> Response:
+    await authorize(request)
+    event_id = request.path_params["eventId"]
+    pkey = request.path_params["PKey"]
+    db = context(request).db
+    event = await db.read(event_store.get_event, event_id, pkey)
+    if event is None:
+        raise not_found(f"no event '{pkey}' for '{event_id}'")
+    entries = await db.read(delivery_log.for_event, pkey)
+    return JSONResponse(
+        {
+            "PKey": pkey,
+            "eventId": event_id,
+            "status": event.status,
+            "items": [
+                {"kind": e.kind.value, "at": e.at, "detail": e.detail or {}} for e in entries
+            ],
+        }
+    )
+
+
+routes = [resource("/api/v1/events/{eventId}/{PKey}/delivery-log", GET=event_delivery_log)]

@@ -1,0 +1,105 @@
+"""SMS through Twilio's official library, on its asynchronous HTTP client (aiohttp).
+
+One `TwilioSender` per channel configuration revision holds one `Client` and one pooled HTTP
+session: connections to Twilio are kept alive and reused across sends, nothing blocks the event
+loop. Every outcome is turned into the engine's `TransientSendError` (429, 5xx, connection
+errors, timeouts: retry later) or `PermanentSendError` (other 4xx, with Twilio's error code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass, field
+
+import aiohttp
+from twilio.base.exceptions import (
+    TwilioException,
+    TwilioRestException,
+    TwilioServiceException,
+)
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from txmsg.core.delivery import PermanentSendError, SendError, TransientSendError
+from txmsg.core.twilio_config import DEFAULT_API_BASE_URL
+from txmsg.core.twilio_status import status_callback_url
+
+# The library logs every request at INFO (URL and headers, never the body): keep it quiet.
+_quiet = logging.getLogger("txmsg.channels.twilio.http")
+_quiet.setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioSettings:
+    account_sid: str
+    auth_token: str = field(repr=False)  # never in logs or tracebacks
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    status_callback_base_url: str | None = None
+    api_base_url: str = DEFAULT_API_BASE_URL
+    timeout: float = 30.0
+
+
+class TwilioSender:
+    """Sends SMS for one channel configuration; `close()` ends its HTTP session."""
+
+    def __init__(self, settings: TwilioSettings) -> None:
+        self._settings = settings
+        self._http = AsyncTwilioHttpClient(pool_connections=True, logger=_quiet)
+        self._client = Client(settings.account_sid, settings.auth_token, http_client=self._http)
+        if settings.api_base_url.rstrip("/") != DEFAULT_API_BASE_URL:
+            # Another API host (a proxy, or a fake in tests): send there as given. TWILIO_EDGE /
+            # TWILIO_REGION rewrite twilio.com host names only, so they are left out here and
+            # keep working, read by the library, when the default host is used.
+            self._client.api.base_url = settings.api_base_url.rstrip("/")
+            self._client.edge = None
+            self._client.region = None
+
+    async def send(self, to: str, body: str, callback_pkey: str | None = None) -> str:
+        """Create the message; returns its SID (SM...)."""
+        s = self._settings
+        kwargs: dict[str, str] = {"to": to, "body": body}
+        if s.messaging_service_sid:
+            kwargs["messaging_service_sid"] = s.messaging_service_sid
+        if s.from_number:
+            kwargs["from_"] = s.from_number
+        if s.status_callback_base_url and callback_pkey:
+            base = s.status_callback_base_url
+            kwargs["status_callback"] = status_callback_url(base, callback_pkey)
+        try:
+            async with asyncio.timeout(s.timeout):
+                message = await self._client.messages.create_async(**kwargs)
+        except TwilioRestException as exc:
+            message = _LIBRARY_PREFIX.sub("", str(exc.msg or ""))
+            raise _classify(exc.status, exc.code, message) from None
+        except TwilioServiceException as exc:  # Twilio's newer RFC 9457 error answers
+            raise _classify(exc.status, exc.code, exc.detail or exc.title) from None
+        except TimeoutError:
+            raise TransientSendError(f"Twilio did not answer within {s.timeout:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise TransientSendError(f"Twilio connection failed: {type(exc).__name__}") from None
+        except (TwilioException, ValueError) as exc:  # an answer that is not Twilio's JSON
+            raise TransientSendError(f"Twilio answer not understood: {exc}") from None
+        if not message.sid:
+            raise TransientSendError("Twilio accepted the message without a SID")
+        return message.sid
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+# The library puts "Unable to create record: " before Twilio's own message.
+_LIBRARY_PREFIX = re.compile(r"^Unable to \w+ record:? ?")
+
+
+def _classify(status: int, code: int | None, message: str) -> SendError:
+    """429 and 5xx: retry later; any other error: Twilio will not take this message."""
+    # The library uses the HTTP status as code when the answer held none (a proxy's error).
+    label = f"Twilio error {code}" if code and code != status else "Twilio error"
+    text = " ".join(message.split())[:500]
+    reason = f"{label} (HTTP {status}): {text}" if text else f"{label} (HTTP {status})"
+    if status == 429 or status >= 500:
+        return TransientSendError(reason)
+    return PermanentSendError(reason)

@@ -1,0 +1,115 @@
+"""The `twilio` block of an SMS channel configuration. The auth token is a write-only secret."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from txmsg.core.errors import invalid
+from txmsg.core.phones import normalize_phone
+from txmsg.core.validation import get_number, require_object
+
+SMS_FIELDS = {"name", "channel", "twilio", "message_export"}
+TWILIO_FIELDS = {
+    "account_sid",
+    "auth_token",
+    "from_number",
+    "messaging_service_sid",
+    "status_callback_base_url",
+    "api_base_url",
+    "timeout",
+}
+DEFAULT_API_BASE_URL = "https://api.twilio.com"
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_P = "twilio."
+
+
+def _url(value: object, name: str) -> str:
+    if not isinstance(value, str) or len(value) > 2000:
+        raise invalid(name, "must be an http or https URL")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise invalid(name, "must be an http or https URL")
+    if parts.query or parts.fragment or any(c.isspace() or c == "\x00" for c in value):
+        raise invalid(name, "must be a base URL without query, fragment or spaces")
+    return value.rstrip("/")
+
+
+def _sid(value: object, pattern: re.Pattern[str], name: str, example: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise invalid(name, f"must be a Twilio SID like {example} (34 characters)")
+    return value
+
+
+def parse_sms_settings(
+    body: dict[str, Any], current: dict[str, Any], secrets: dict[str, Any], *, required: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Settings and secrets after applying `body` (create: `required`; update: merge).
+
+    On update the given keys replace the stored ones and `null` removes an optional one, so
+    `{"from_number": "+1...", "messaging_service_sid": null}` switches the sender.
+    """
+    if "twilio" not in body:
+        if required:
+            raise invalid("twilio", "is required")
+        return dict(current), dict(secrets)
+    given = require_object(body["twilio"], "twilio")
+    for key in given:
+        if key not in TWILIO_FIELDS:
+            raise invalid(_P + key, "unknown field")
+    merged = dict(current.get("twilio", {}))
+    for key, value in given.items():
+        if key == "auth_token":
+            continue
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    settings: dict[str, Any] = {
+        "account_sid": _sid(
+            merged.get("account_sid"), _ACCOUNT_SID, _P + "account_sid", "AC0123...cdef"
+        ),
+        "api_base_url": _url(merged.get("api_base_url", DEFAULT_API_BASE_URL), _P + "api_base_url"),
+        "timeout": get_number(merged, "timeout", prefix=_P, default=30.0, minimum=0.1, maximum=600),
+    }
+    if merged.get("from_number") is not None:
+        settings["from_number"] = normalize_phone(merged["from_number"], _P + "from_number")
+    if merged.get("messaging_service_sid") is not None:
+        settings["messaging_service_sid"] = _sid(
+            merged["messaging_service_sid"],
+            _SERVICE_SID,
+            _P + "messaging_service_sid",
+            "MG0123...cdef",
+        )
+    if ("from_number" in settings) == ("messaging_service_sid" in settings):
+        raise invalid(_P + "from_number", "give exactly one of from_number, messaging_service_sid")
+    if merged.get("status_callback_base_url") is not None:
+        settings["status_callback_base_url"] = _url(
+            merged["status_callback_base_url"], _P + "status_callback_base_url"
+        )
+    new_secrets = dict(secrets)
+    if "auth_token" in given or required:
+        token = given.get("auth_token")
+        if not isinstance(token, str) or not token.strip() or len(token) > 256:
+            raise invalid(_P + "auth_token", "is required: the account's auth token (a string)")
+        if "\x00" in token:
+            raise invalid(_P + "auth_token", "must not contain NUL characters (U+0000)")
+        new_secrets["auth_token"] = token
+    return {"twilio": settings}, new_secrets
+
+
+def sms_view(settings: dict[str, Any], secrets: dict[str, Any]) -> dict[str, Any]:
+    twilio = settings.get("twilio", {})
+    return {
+        "twilio": {
+            "account_sid": twilio.get("account_sid"),
+            "from_number": twilio.get("from_number"),
+            "messaging_service_sid": twilio.get("messaging_service_sid"),
+            "status_callback_base_url": twilio.get("status_callback_base_url"),
+            "api_base_url": twilio.get("api_base_url", DEFAULT_API_BASE_URL),
+            "timeout": twilio.get("timeout", 30.0),
+            "auth_token_set": "auth_token" in secrets,
+        }
+    }

@@ -1,0 +1,98 @@
+"""The SMS leg of the dispatcher: target, render, send through the channel's SMS provider.
+
+Called by `Dispatcher._handle` once the event is due, live and published; returns the same
+`Outcome`s as the email leg, so the write funnel records both alike. A sent SMS's outcome
+carries the provider's message id (Twilio SID), which delivery receipts are matched against.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from txmsg.core.delivery import PermanentSendError, TransientSendError
+from txmsg.core.queue import ClaimedEvent, Outcome
+from txmsg.core.sms import sms_text
+from txmsg.core.statuses import EventStatus
+from txmsg.core.templates import (
+    CompiledMessage,
+    TemplateProblems,
+    event_variables,
+    template_variables,
+)
+from txmsg.core.timeutil import utcnow
+from txmsg.engine.providers import Providers
+from txmsg.store.routing import Route
+
+log = logging.getLogger(__name__)
+
+
+async def handle_sms(
+    event: ClaimedEvent,
+    route: Route,
+    *,
+    providers: Providers,
+    message: Callable[[Route], CompiledMessage],
+    lease_lost: Callable[[], bool],
+    retry: Callable[[str], Outcome],
+) -> Outcome | None:
+    """What became of an SMS event; None if its lease lapsed before sending."""
+
+    def outcome(status: EventStatus, reason: str | None = None, **kw: Any) -> Outcome:
+        return Outcome(event.id, event.lease_token, status, reason, **kw)
+
+    if not event.mobile_phone:
+        return outcome(EventStatus.TARGETING_FAILED, "the event has no mobile phone number")
+    if route.channel_config_revision is None or route.channel_config_channel != "sms":
+        return outcome(
+            EventStatus.ROUTING_FAILED,
+            f"channel configuration '{route.channel_config}' is missing or not an SMS one",
+        )
+    version = route.published_version
+    try:
+        rendered = message(route).render(
+            template_variables(
+                event.ctx,
+                event_variables(
+                    event.pkey,
+                    event.event_id,
+                    event.email,
+                    event.event_date,
+                    event.scheduled_at,
+                    event.expires_at,
+                    event.mobile_phone,
+                ),
+            )
+        )
+    except TemplateProblems as exc:
+        first = exc.problems[0].as_field_error()
+        return outcome(
+            EventStatus.ROUTING_FAILED,
+            f"message version {version} cannot be rendered for this event: "
+            f"{first.field}: {first.detail}",
+            message_version=version,
+        )
+    text = sms_text(rendered.get("body", ""))
+    if not text:
+        return outcome(
+            EventStatus.ROUTING_FAILED,
+            f"message version {version} renders an empty text for this event",
+            message_version=version,
+        )
+    if lease_lost():
+        log.warning("lease of event %s lapsed before sending; leaving it", event.pkey)
+        return None
+    provider = providers.sms(route)
+    try:
+        sid = await provider.send(event.mobile_phone, text, callback_pkey=event.pkey)
+    except TransientSendError as exc:
+        return retry(exc.reason)
+    except PermanentSendError as exc:
+        return outcome(EventStatus.DELIVERY_FAILED, exc.reason, message_version=version)
+    return outcome(
+        EventStatus.PROCESSED,
+        message_version=version,
+        sent_at=utcnow(),
+        provider_message_id=sid,
+    )

@@ -1,0 +1,343 @@
+"""A fake Twilio: the Messages API on a real loopback HTTP server, in the test's event loop.
+
+    async with FakeTwilio() as twilio:
+        ...  # point an SMS channel configuration at twilio.base_url with twilio.account_sid
+        [sms] = await twilio.wait_for(1)
+        assert sms.to == "+14155552671" and sms.body == "Your code is 123456"
+        await twilio.send_status(sms, "delivered")   # a signed status callback to the engine
+
+It answers `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` as Twilio does: a
+form-encoded body, HTTP Basic auth with the account SID and auth token, and a JSON message
+resource (`sid`, `status`, `error_code`, ...) or a JSON error (`code`, `message`, `status`).
+Failures can be injected (`fail_next`, `fail_always`): 429, 5xx, or 4xx with a Twilio error code.
+Status callbacks are signed with the auth token the way Twilio signs them (X-Twilio-Signature).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+import aiohttp
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from twilio.request_validator import RequestValidator
+
+from txmsg.core.sms import analyse
+
+API_VERSION = "2010-04-01"
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_DEFAULT_MESSAGES = {
+    429: (20429, "Too Many Requests"),
+    500: (20500, "Internal Server Error"),
+    503: (20503, "Service Unavailable"),
+    400: (21211, "The 'To' number is not a valid phone number."),
+}
+
+
+@dataclass
+class FakeSms:
+    """One message Twilio accepted."""
+
+    sid: str
+    account_sid: str
+    to: str
+    from_: str | None
+    messaging_service_sid: str | None
+    body: str
+    status_callback: str | None
+    form: dict[str, str]  # every form parameter as received
+    status: str = "queued"
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class _Failure:
+    status: int
+    code: int | None
+    message: str
+    remaining: int | None  # None: every request
+
+
+class FakeTwilio:
+    """Twilio's Messages API for one account, on `127.0.0.1` and a free port."""
+
+    def __init__(
+        self,
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.account_sid = account_sid or "AC" + secrets.token_hex(16)
+        self.auth_token = auth_token or secrets.token_hex(16)
+        self.host = host
+        self.port = port
+        self.messages: list[FakeSms] = []
+        self.requests = 0  # create calls received, failed ones included
+        self.clients: set[tuple[str, int]] = set()  # client addresses: one per TCP connection
+        self._failures: list[_Failure] = []
+        self._arrived = asyncio.Event()
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._app = Starlette(
+            routes=[
+                Route(
+                    f"/{API_VERSION}/Accounts/{{account}}/Messages.json",
+                    self._create,
+                    methods=["POST"],
+                )
+            ]
+        )
+
+    @property
+    def base_url(self) -> str:
+        """What to configure as the channel configuration's `api_base_url`."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections the clients opened so far (reuse keeps this low)."""
+        return len(self.clients)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = uvicorn.Config(
+            self._app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises why it could not start
+                raise RuntimeError("the fake Twilio server stopped at start-up")
+            await asyncio.sleep(0.005)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._http = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        self._server = self._task = self._http = None
+
+    async def __aenter__(self) -> FakeTwilio:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- what tests use --------------------------------------------------------------------
+
+    def fail_next(
+        self, status: int, code: int | None = None, message: str | None = None, times: int = 1
+    ) -> None:
+        """The next `times` create calls get this error (e.g. 429, 500, 400 with 21211)."""
+        self._failures.append(_Failure(status, *self._error_text(status, code, message), times))
+
+    def fail_always(self, status: int, code: int | None = None, message: str | None = None) -> None:
+        """Every create call gets this error until `reset_failures()`."""
+        self._failures.append(_Failure(status, *self._error_text(status, code, message), None))
+
+    def reset_failures(self) -> None:
+        self._failures.clear()
+
+    def clear(self) -> None:
+        self.messages.clear()
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[FakeSms]:
+        """Wait until at least `count` messages were accepted; return them all."""
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.messages) < count:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"expected {count} messages within {timeout}s, got {len(self.messages)}"
+            ) from None
+        return list(self.messages)
+
+    def callback_params(
+        self, sms: FakeSms, status: str, error_code: int | str | None = None
+    ) -> dict[str, str]:
+        """The form parameters of a status callback, as Twilio sends them."""
+        params = {
+            "AccountSid": sms.account_sid,
+            "ApiVersion": API_VERSION,
+            "MessageSid": sms.sid,
+            "SmsSid": sms.sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "To": sms.to,
+        }
+        if sms.from_:
+            params["From"] = sms.from_
+        if sms.messaging_service_sid:
+            params["MessagingServiceSid"] = sms.messaging_service_sid
+        if error_code is not None:
+            params["ErrorCode"] = str(error_code)
+        return params
+
+    def sign(self, url: str, params: dict[str, str]) -> str:
+        """The X-Twilio-Signature Twilio would send for this URL and form."""
+        return str(RequestValidator(self.auth_token).compute_signature(url, params))
+
+    async def send_status(
+        self,
+        sms: FakeSms | str,
+        status: str,
+        error_code: int | str | None = None,
+        *,
+        url: str | None = None,
+        signature: str | None = None,
+    ) -> int:
+        """POST a signed status callback to the message's StatusCallback (or `url`).
+
+        `signature` replaces the computed one (a forged callback). Returns the HTTP status
+        the receiver answered.
+        """
+        if isinstance(sms, str):
+            sms = next(m for m in self.messages if m.sid == sms)
+        target = url or sms.status_callback
+        if not target:
+            raise ValueError(f"message {sms.sid} has no StatusCallback and no url was given")
+        params = self.callback_params(sms, status, error_code)
+        headers = {"X-Twilio-Signature": signature or self.sign(target, params)}
+        assert self._http is not None, "the fake Twilio is not started"
+        async with self._http.post(target, data=params, headers=headers) as response:
+            await response.read()
+            if response.status < 300:
+                sms.status = status
+            return response.status
+
+    # -- the API ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _error_text(status: int, code: int | None, message: str | None) -> tuple[int | None, str]:
+        default_code, default_message = _DEFAULT_MESSAGES.get(status, (None, "Error"))
+        return (code if code is not None else default_code), (message or default_message)
+
+    def _take_failure(self) -> _Failure | None:
+        for failure in self._failures:
+            if failure.remaining is None:
+                return failure
+            if failure.remaining > 0:
+                failure.remaining -= 1
+                if failure.remaining == 0:
+                    self._failures.remove(failure)
+                return failure
+        return None
+
+    @staticmethod
+    def _error(status: int, code: int | None, message: str) -> Response:
+        more = f"https://www.twilio.com/docs/errors/{code}" if code else None
+        body = {"code": code, "message": message, "more_info": more, "status": status}
+        return JSONResponse(body, status_code=status)
+
+    def _authorized(self, request: Request, account: str) -> bool:
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return (
+            secrets.compare_digest(user, self.account_sid)
+            and secrets.compare_digest(password, self.auth_token)
+            and account == self.account_sid
+        )
+
+    async def _create(self, request: Request) -> Response:
+        self.requests += 1
+        if request.client is not None:
+            self.clients.add((request.client.host, request.client.port))
+        account = request.path_params["account"]
+        if not self._authorized(request, account):
+            return self._error(401, 20003, "Authenticate")
+        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        failure = self._take_failure()
+        if failure is not None:
+            return self._error(failure.status, failure.code, failure.message)
+        to, body = form.get("To", ""), form.get("Body", "")
+        sender, service = form.get("From"), form.get("MessagingServiceSid")
+        if not to:
+            return self._error(400, 21604, "A 'To' phone number is required.")
+        if not _E164.match(to):
+            return self._error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if not sender and not service:
+            return self._error(400, 21603, "A 'From' or 'MessagingServiceSid' is required.")
+        if not body:
+            return self._error(400, 21602, "Message body is required.")
+        if len(body) > 1600:
+            return self._error(
+                400, 21617, "The concatenated message body exceeds the 1600 character limit."
+            )
+        sms = FakeSms(
+            sid="SM" + secrets.token_hex(16),
+            account_sid=account,
+            to=to,
+            from_=sender,
+            messaging_service_sid=service,
+            body=body,
+            status_callback=form.get("StatusCallback"),
+            form=form,
+            status="queued" if sender else "accepted",
+        )
+        self.messages.append(sms)
+        self._arrived.set()
+        return JSONResponse(self._resource(sms), status_code=201)
+
+    @staticmethod
+    def _resource(sms: FakeSms) -> dict[str, Any]:
+        date = format_datetime(sms.received_at, usegmt=True)
+        uri = f"/{API_VERSION}/Accounts/{sms.account_sid}/Messages/{sms.sid}"
+        return {
+            "account_sid": sms.account_sid,
+            "api_version": API_VERSION,
+            "body": sms.body,
+            "date_created": date,
+            "date_sent": None,
+            "date_updated": date,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": sms.from_,
+            "messaging_service_sid": sms.messaging_service_sid,
+            "num_media": "0",
+            "num_segments": str(analyse(sms.body).segments),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sms.sid,
+            "status": sms.status,
+            "subresource_uris": {"media": f"{uri}/Media.json"},
+            "to": sms.to,
+            "uri": f"{uri}.json",
+        }

@@ -1,0 +1,95 @@
+"""The fake Twilio behaves as Twilio does for the calls txmsg makes (and test authors assert on)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import uvicorn
+from twilio.request_validator import RequestValidator
+
+from txmsg.testing import FakeTwilio
+
+
+async def test_create_message_as_twilio_answers(fake_twilio: FakeTwilio) -> None:
+    url = f"{fake_twilio.base_url}/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages.json"
+    auth = (fake_twilio.account_sid, fake_twilio.auth_token)
+    form = {"To": "+14155552671", "From": "+14155550100", "Body": "Zoë €5", "StatusCallback": "x"}
+    async with httpx.AsyncClient() as client:
+        r = await client.post(url, data=form, auth=auth)
+        assert r.status_code == 201, r.text
+        answer = r.json()
+        assert answer["sid"].startswith("SM") and len(answer["sid"]) == 34
+        assert answer["status"] == "queued" and answer["error_code"] is None
+        assert answer["num_segments"] == "1" and answer["body"] == "Zoë €5"
+        [sms] = fake_twilio.messages
+        assert (sms.sid, sms.to, sms.body, sms.status_callback) == (
+            answer["sid"],
+            "+14155552671",
+            "Zoë €5",
+            "x",
+        )
+        # Basic auth is checked, and the account of the path too.
+        for bad_auth in [(fake_twilio.account_sid, "wrong"), ("ACother", fake_twilio.auth_token)]:
+            r = await client.post(url, data=form, auth=bad_auth)
+            assert (r.status_code, r.json()["code"]) == (401, 20003)
+        assert (await client.post(url, data=form)).status_code == 401
+        # Twilio's own checks of the form.
+        for change, code in [
+            ({"To": ""}, 21604),
+            ({"To": "12"}, 21211),
+            ({"From": ""}, 21603),
+            ({"Body": ""}, 21602),
+            ({"Body": "x" * 1601}, 21617),
+        ]:
+            r = await client.post(url, data={**form, **change}, auth=auth)
+            assert (r.status_code, r.json()["code"]) == (400, code), change
+        fake_twilio.fail_next(429, times=2)
+        codes = [(await client.post(url, data=form, auth=auth)).status_code for _ in range(3)]
+        assert codes == [429, 429, 201]
+    assert fake_twilio.requests == 12 and len(fake_twilio.messages) == 2
+
+
+async def test_status_callbacks_are_signed_as_twilio_signs_them(fake_twilio: FakeTwilio) -> None:
+    seen: list[tuple[str, dict[str, str], str]] = []
+
+    async def receiver(scope, receive, send):  # a bare ASGI app recording what it got
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = dict(scope["headers"])
+        url = f"http://127.0.0.1:{port}{scope['path']}?{scope['query_string'].decode()}"
+        params = dict(httpx.QueryParams(body.decode()))
+        seen.append((url, params, headers[b"x-twilio-signature"].decode()))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    server = uvicorn.Server(uvicorn.Config(receiver, port=0, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        callback = f"http://127.0.0.1:{port}/hook?pkey=P1"
+        auth = (fake_twilio.account_sid, fake_twilio.auth_token)
+        url = f"{fake_twilio.base_url}/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages.json"
+        async with httpx.AsyncClient() as client:
+            form = {"To": "+14155552671", "From": "+14155550100", "Body": "hi"}
+            await client.post(url, data={**form, "StatusCallback": callback}, auth=auth)
+        [sms] = fake_twilio.messages
+        assert await fake_twilio.send_status(sms, "undelivered", 30003) == 204
+        assert sms.status == "undelivered"
+    finally:
+        server.should_exit = True
+        await task
+    [(got_url, params, signature)] = seen
+    assert got_url == callback
+    assert params["MessageSid"] == sms.sid and params["MessageStatus"] == "undelivered"
+    assert params["ErrorCode"] == "30003" and params["AccountSid"] == fake_twilio.account_sid
+    assert RequestValidator(fake_twilio.auth_token).validate(got_url, params, signature)
+    assert not RequestValidator("another").validate(got_url, params, signature)

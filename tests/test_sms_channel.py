@@ -1,0 +1,196 @@
+"""The Twilio channel: configuration checks over HTTP, and the sender against the fake Twilio."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from helpers import SilentSMTPServer, assert_problem, create_sms_channel, free_port
+from txmsg.channels.twilio import TwilioSender, TwilioSettings
+from txmsg.core.delivery import PermanentSendError, TransientSendError
+from txmsg.testing import FakeTwilio
+
+SID = "AC" + "0123456789abcdef" * 2
+
+
+def _twilio(**over: Any) -> dict[str, Any]:
+    base = {"account_sid": SID, "auth_token": "tok", "from_number": "+14155550100"}
+    return {k: v for k, v in {**base, **over}.items() if v is not ...}
+
+
+@pytest.mark.parametrize(
+    ("twilio", "field"),
+    [
+        (_twilio(account_sid="AC123"), "twilio.account_sid"),
+        (_twilio(account_sid=...), "twilio.account_sid"),
+        (_twilio(auth_token=...), "twilio.auth_token"),
+        (_twilio(auth_token=""), "twilio.auth_token"),
+        (_twilio(auth_token=5), "twilio.auth_token"),
+        (_twilio(from_number="+1555"), "twilio.from_number"),
+        (_twilio(from_number=...), "twilio.from_number"),
+        (_twilio(messaging_service_sid="MG" + "0" * 32), "twilio.from_number"),
+        (_twilio(from_number=..., messaging_service_sid="MGx"), "twilio.messaging_service_sid"),
+        (_twilio(api_base_url="ftp://x"), "twilio.api_base_url"),
+        (_twilio(api_base_url="https://x/?a=1"), "twilio.api_base_url"),
+        (_twilio(status_callback_base_url="nope"), "twilio.status_callback_base_url"),
+        (_twilio(timeout=0), "twilio.timeout"),
+        (_twilio(region="au1"), "twilio.region"),
+        ("x", "twilio"),
+    ],
+)
+async def test_bad_sms_channel_configurations_name_the_field(
+    server, twilio: Any, field: str
+) -> None:
+    body = {"name": "sms", "channel": "sms", "twilio": twilio}
+    assert_problem(await server.admin.post("/api/v1/channel-configs", json=body), 400, field)
+    body = {"name": "sms", "channel": "sms", "smtp": {"host": "x"}, "twilio": _twilio()}
+    assert_problem(await server.admin.post("/api/v1/channel-configs", json=body), 400, "smtp")
+    r = await server.admin.get("/api/v1/channel-configs")
+    assert r.json()["items"] == []  # nothing half-written
+
+
+async def test_auth_token_is_write_only_and_replaceable(server, fake_twilio: FakeTwilio) -> None:
+    admin = server.admin
+    created = await create_sms_channel(admin, fake_twilio, server.base_url)
+    assert created["twilio"] == {
+        "account_sid": fake_twilio.account_sid,
+        "from_number": "+14155550100",
+        "messaging_service_sid": None,
+        "status_callback_base_url": server.base_url,
+        "api_base_url": fake_twilio.base_url,
+        "timeout": 5,
+        "auth_token_set": True,
+    }
+    listed = (await admin.get("/api/v1/channel-configs")).text
+    assert fake_twilio.auth_token not in listed
+    r = await admin.patch("/api/v1/channel-configs/sms", json={"twilio": {"auth_token": None}})
+    assert_problem(r, 400, "twilio.auth_token")  # a Twilio channel cannot work without one
+    r = await admin.patch(
+        "/api/v1/channel-configs/sms", json={"twilio": {"auth_token": "new-token"}}
+    )
+    assert r.status_code == 200 and r.json()["twilio"]["auth_token_set"] is True
+    assert "new-token" not in r.text
+    r = await admin.patch("/api/v1/channel-configs/sms", json={"channel": "email"})
+    assert_problem(r, 400, "channel")
+    r = await admin.patch(
+        "/api/v1/channel-configs/sms", json={"twilio": {"status_callback_base_url": None}}
+    )
+    assert r.status_code == 200 and r.json()["twilio"]["status_callback_base_url"] is None
+
+
+async def test_sms_event_needs_an_sms_channel_configuration(
+    server, fake_twilio: FakeTwilio, smtp
+) -> None:
+    from helpers import create_channel
+
+    await create_channel(server.admin, smtp)
+    await create_sms_channel(server.admin, fake_twilio, server.base_url)
+    r = await server.admin.post(
+        "/api/v1/event-configs",
+        json={"eventId": "a", "channel": "sms", "channel_config": "mail"},
+    )
+    assert_problem(r, 400, "channel_config")
+    r = await server.admin.post(
+        "/api/v1/event-configs",
+        json={"eventId": "b", "channel": "email", "channel_config": "sms"},
+    )
+    assert_problem(r, 400, "channel_config")
+    r = await server.admin.post(
+        "/api/v1/event-configs",
+        json={
+            "eventId": "c",
+            "channel": "email",
+            "channel_config": "mail",
+            "template": "sms_default",
+        },
+    )
+    assert_problem(r, 400, "template")
+
+
+# --- the sender, straight against the fake --------------------------------------------------
+
+
+def _sender(twilio: FakeTwilio, **over: Any) -> TwilioSender:
+    settings = {
+        "account_sid": twilio.account_sid,
+        "auth_token": twilio.auth_token,
+        "from_number": "+14155550100",
+        "api_base_url": twilio.base_url,
+        "timeout": 5.0,
+        **over,
+    }
+    return TwilioSender(TwilioSettings(**settings))
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error", "reason"),
+    [
+        (429, None, TransientSendError, "Twilio error 20429 (HTTP 429): Too Many Requests"),
+        (500, None, TransientSendError, "Twilio error 20500 (HTTP 500): Internal Server Error"),
+        (502, 502, TransientSendError, "Twilio error (HTTP 502): Error"),
+        (400, 21211, PermanentSendError, "Twilio error 21211 (HTTP 400): The 'To' number is"),
+        (404, 20404, PermanentSendError, "Twilio error 20404 (HTTP 404): Error"),
+    ],
+)
+async def test_errors_are_classified(
+    fake_twilio: FakeTwilio, status: int, code: int | None, error: type, reason: str
+) -> None:
+    sender = _sender(fake_twilio)
+    fake_twilio.fail_next(status, code)
+    try:
+        with pytest.raises(error) as caught:
+            await sender.send("+14155552671", "hi")
+        assert caught.value.reason.startswith(reason)
+        assert (await sender.send("+14155552671", "hi")).startswith("SM")  # failure was once
+    finally:
+        await sender.close()
+
+
+async def test_connection_refused_and_silence_are_transient(fake_twilio: FakeTwilio) -> None:
+    refused = _sender(fake_twilio, api_base_url=f"http://127.0.0.1:{free_port()}")
+    async with SilentSMTPServer() as silent:  # accepts TCP, never answers
+        mute = _sender(fake_twilio, api_base_url=f"http://127.0.0.1:{silent.port}", timeout=0.3)
+        try:
+            with pytest.raises(TransientSendError, match="connection failed"):
+                await refused.send("+14155552671", "hi")
+            with pytest.raises(TransientSendError, match=r"did not answer within 0\.3 s"):
+                await mute.send("+14155552671", "hi")
+        finally:
+            await refused.close()
+            await mute.close()
+    assert fake_twilio.requests == 0
+
+
+async def test_edge_and_region_apply_to_twilio_hosts_only(
+    fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TWILIO_EDGE/TWILIO_REGION (read by the library) keep working for real use, and do not
+    rewrite an `api_base_url` of another host."""
+    monkeypatch.setenv("TWILIO_EDGE", "sydney")
+    monkeypatch.setenv("TWILIO_REGION", "au1")
+    real = TwilioSender(TwilioSettings(account_sid=SID, auth_token="t", from_number="+1"))
+    local = _sender(fake_twilio)
+    try:
+        # The URL the library would call for the default host carries the edge and region.
+        client = real._client
+        url = client.get_hostname(client.api.base_url + "/2010-04-01/Accounts.json")
+        assert url == "https://api.sydney.au1.twilio.com/2010-04-01/Accounts.json"
+        assert (await local.send("+14155552671", "via the fake")).startswith("SM")
+        assert [m.body for m in await fake_twilio.wait_for(1)] == ["via the fake"]
+    finally:
+        await real.close()
+        await local.close()
+
+
+async def test_sends_share_connections(fake_twilio: FakeTwilio) -> None:
+    sender = _sender(fake_twilio)
+    try:
+        for _ in range(5):
+            await sender.send("+14155552671", "hi")
+        await asyncio.gather(*(sender.send("+14155552671", "hi") for _ in range(20)))
+    finally:
+        await sender.close()
+    assert len(fake_twilio.messages) == 25
+    assert fake_twilio.connections_opened <= 20  # not one per send

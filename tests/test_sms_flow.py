@@ -1,0 +1,339 @@
+"""SMS end to end over real HTTP on both sides: engine API <-> fake Twilio <-> signed callbacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from helpers import (
+    assert_problem,
+    create_event,
+    create_key,
+    create_sms_channel,
+    live_sms_event,
+    trigger,
+    wait_status,
+)
+from txmsg.testing import FakeTwilio
+
+ADA = {"mobilePhone": "+1 (415) 555-2671", "ctx": {"firstName": "Ada", "orderId": "A-17"}}
+ADA_E164 = "+14155552671"
+CALLBACK_PATH = "/webhooks/twilio/status"
+
+
+async def delivery_log(admin: httpx.AsyncClient, href: str) -> list[dict[str, Any]]:
+    _, _, event_id, pkey = href.split("/")[1:]
+    r = await admin.get(f"/api/v1/events/{event_id}/{pkey}/delivery-log")
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
+
+
+async def test_trigger_send_receipt_delivered(server, fake_twilio: FakeTwilio) -> None:
+    admin = server.admin
+    event_id = await live_sms_event(admin, fake_twilio, server.base_url, "orderShipped")
+    channel = (await admin.get("/api/v1/channel-configs/sms")).json()
+    assert channel["twilio"]["auth_token_set"] is True
+    assert fake_twilio.auth_token not in str(channel)
+    website = server.client(await create_key(admin, "trigger"))
+
+    accepted = await trigger(website, event_id, ADA)
+    assert accepted["mobilePhone"] == ADA_E164 and accepted["email"] is None
+    done = await wait_status(website, accepted["href"], "processed")
+    assert done["mobilePhone"] == ADA_E164
+
+    # Twilio received the rendered text, form-encoded, with Basic auth (else it answers 401).
+    [sms] = await fake_twilio.wait_for(1)
+    assert sms.to == ADA_E164
+    assert sms.from_ == "+14155550100"
+    assert sms.body == f"Hi Ada, order A-17 shipped. Ref {accepted['PKey']}"
+    assert sms.status_callback == f"{server.base_url}{CALLBACK_PATH}?pkey={accepted['PKey']}"
+
+    # Twilio's signed callbacks move the delivery log along.
+    assert await fake_twilio.send_status(sms, "queued") == 204  # a step: not recorded
+    assert await fake_twilio.send_status(sms, "sent") == 204
+    assert await fake_twilio.send_status(sms, "delivered") == 204
+    log = await delivery_log(admin, accepted["href"])
+    assert [e["kind"] for e in log] == ["sent", "delivered"]
+    assert all(e["detail"]["MessageSid"] == sms.sid for e in log)
+    assert log[0]["at"] <= log[1]["at"]
+    await website.aclose()
+
+
+async def test_undelivered_receipt_keeps_the_error_code(server, fake_twilio: FakeTwilio) -> None:
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    accepted = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, accepted["href"], "processed")
+    [sms] = await fake_twilio.wait_for(1)
+    assert await fake_twilio.send_status(sms, "undelivered", 30003) == 204
+    assert await fake_twilio.send_status(sms, "failed", 30008) == 204
+    log = await delivery_log(server.admin, accepted["href"])
+    assert [(e["kind"], e["detail"]["ErrorCode"]) for e in log] == [
+        ("undelivered", "30003"),
+        ("failed", "30008"),
+    ]
+
+
+async def test_receipt_without_pkey_is_matched_by_message_sid(
+    server, fake_twilio: FakeTwilio
+) -> None:
+    """A Messaging Service's own callback URL carries no PKey: the recorded SID finds the event."""
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    accepted = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, accepted["href"], "processed")
+    [sms] = await fake_twilio.wait_for(1)
+    plain = server.base_url + CALLBACK_PATH
+    assert await fake_twilio.send_status(sms, "delivered", url=plain) == 204
+    assert [e["kind"] for e in await delivery_log(server.admin, accepted["href"])] == ["delivered"]
+    sms.sid = "SM" + "0" * 32  # a message the engine never sent
+    assert await fake_twilio.send_status(sms, "delivered", url=plain) == 404
+
+
+async def test_forged_callbacks_are_refused(server, fake_twilio: FakeTwilio) -> None:
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    accepted = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, accepted["href"], "processed")
+    [sms] = await fake_twilio.wait_for(1)
+    url = sms.status_callback
+    assert url is not None
+    params = fake_twilio.callback_params(sms, "delivered")
+    async with httpx.AsyncClient(timeout=10) as client:
+        unsigned = await client.post(url, data=params)
+        assert_problem(unsigned, 403)
+        forged = await client.post(url, data=params, headers={"X-Twilio-Signature": "Zm9yZ2Vk"})
+        assert_problem(forged, 403)
+        # Signed with another account's token.
+        other = FakeTwilio(account_sid=fake_twilio.account_sid, auth_token="another-token")
+        signed_elsewhere = other.sign(url, params)
+        r = await client.post(url, data=params, headers={"X-Twilio-Signature": signed_elsewhere})
+        assert_problem(r, 403)
+        # A genuine signature, but the parameters were changed on the way.
+        genuine = fake_twilio.sign(url, params)
+        tampered = {**params, "MessageStatus": "failed"}
+        r = await client.post(url, data=tampered, headers={"X-Twilio-Signature": genuine})
+        assert_problem(r, 403)
+        # ... or the URL (another event's PKey).
+        r = await client.post(
+            url.replace(accepted["PKey"], "0" * 26),
+            data=params,
+            headers={"X-Twilio-Signature": genuine},
+        )
+        assert_problem(r, 403)
+        # The untampered request is accepted: the checks above failed for their reason only.
+        r = await client.post(url, data=params, headers={"X-Twilio-Signature": genuine})
+        assert r.status_code == 204, r.text
+    assert [e["kind"] for e in await delivery_log(server.admin, accepted["href"])] == ["delivered"]
+
+
+async def test_invalid_or_missing_number_is_a_400(server, fake_twilio: FakeTwilio) -> None:
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    admin = server.admin
+    ctx = {"firstName": "Ada", "orderId": "A-18"}
+    for bad in ("+1 555 867 5310", "0612345678", "not a number", 14155552671, "+" + "1" * 70):
+        r = await admin.post(f"/rest/mc/{event_id}", json={"mobilePhone": bad, "ctx": ctx})
+        assert_problem(r, 400, "mobilePhone")
+    r = await admin.post(f"/rest/mc/{event_id}", json={"email": "ada@example.org", "ctx": ctx})
+    body = assert_problem(r, 400, "mobilePhone")
+    assert "required" in body["detail"]
+    # A valid number in national formatting with its country code is normalised.
+    ok = await trigger(admin, event_id, {"mobilePhone": "+33 6 12 34 56 78", "ctx": ctx})
+    assert ok["mobilePhone"] == "+33612345678"
+    await wait_status(admin, ok["href"], "processed")
+    assert [m.to for m in await fake_twilio.wait_for(1)] == ["+33612345678"]
+
+
+async def test_transient_errors_are_retried_until_sent(server, fake_twilio: FakeTwilio) -> None:
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    fake_twilio.fail_next(429)
+    fake_twilio.fail_next(500)
+    fake_twilio.fail_next(503)
+    accepted = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, accepted["href"], "processed")
+    assert fake_twilio.requests == 4
+    assert len(await fake_twilio.wait_for(1)) == 1
+
+
+async def test_transient_errors_until_expiration_end_too_old(
+    server, fake_twilio: FakeTwilio
+) -> None:
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    fake_twilio.fail_always(503)
+    body = {**ADA, "expiration": _in_seconds(1.5)}
+    accepted = await trigger(server.admin, event_id, body)
+    done = await wait_status(server.admin, accepted["href"], "tooOld")
+    # Expired while waiting for a retry (with the last error), or found expired when claimed.
+    assert done["reason"] in (
+        "expired while retrying: Twilio error 20503 (HTTP 503): Service Unavailable",
+        "expired before it could be sent",
+    )
+    assert fake_twilio.requests >= 2 and fake_twilio.messages == []
+
+
+async def test_twilio_error_code_ends_delivery_failed(server, fake_twilio: FakeTwilio) -> None:
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    fake_twilio.fail_next(400, 21610, "Attempt to send to unsubscribed recipient")
+    accepted = await trigger(server.admin, event_id, ADA)
+    done = await wait_status(server.admin, accepted["href"], "deliveryFailed")
+    assert done["reason"] == (
+        "Twilio error 21610 (HTTP 400): Attempt to send to unsubscribed recipient"
+    )
+    assert fake_twilio.requests == 1  # permanent: not retried
+    # The fake's own check of the number (21211) ends the same way.
+    fake_twilio.fail_next(400, 21211, "The 'To' number +14155552671 is not a valid phone number.")
+    accepted = await trigger(server.admin, event_id, ADA)
+    done = await wait_status(server.admin, accepted["href"], "deliveryFailed")
+    assert done["reason"].startswith("Twilio error 21211 (HTTP 400): The 'To' number")
+
+
+async def test_wrong_auth_token_ends_delivery_failed(server, fake_twilio: FakeTwilio) -> None:
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    r = await server.admin.patch(
+        "/api/v1/channel-configs/sms", json={"twilio": {"auth_token": "wrong"}}
+    )
+    assert r.status_code == 200, r.text
+    accepted = await trigger(server.admin, event_id, ADA)
+    done = await wait_status(server.admin, accepted["href"], "deliveryFailed")
+    assert "20003" in done["reason"] and "wrong" not in done["reason"]
+    assert fake_twilio.messages == []
+
+
+async def test_pause_resume_idempotency_and_reuse(server, fake_twilio: FakeTwilio) -> None:
+    """What works for email works for SMS: pause holds, resume sends, keys replay; one client."""
+    admin = server.admin
+    event_id = await live_sms_event(admin, fake_twilio, server.base_url)
+    r = await admin.post(f"/api/v1/event-configs/{event_id}/pause")
+    assert r.status_code == 200, r.text
+    held = await trigger(admin, event_id, ADA, headers={"Idempotency-Key": "k1"})
+    assert held["status"] == "paused"
+    again = await admin.post(f"/rest/mc/{event_id}", json=ADA, headers={"Idempotency-Key": "k1"})
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == held
+    r = await admin.post(f"/api/v1/event-configs/{event_id}/resume")
+    assert r.status_code == 200, r.text
+    await wait_status(admin, held["href"], "processed")
+    for _ in range(3):  # one after the other: one kept-alive connection serves them all
+        accepted = await trigger(admin, event_id, ADA)
+        await wait_status(admin, accepted["href"], "processed")
+    assert len(await fake_twilio.wait_for(4)) == 4
+    assert fake_twilio.connections_opened == 1
+
+
+async def test_messaging_service_sender(server, fake_twilio: FakeTwilio) -> None:
+    admin = server.admin
+    event_id = await live_sms_event(admin, fake_twilio, server.base_url)
+    service = "MG" + "ab" * 16
+    r = await admin.patch(
+        "/api/v1/channel-configs/sms",
+        json={"twilio": {"messaging_service_sid": service, "from_number": None}},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["twilio"]["from_number"] is None
+    accepted = await trigger(admin, event_id, ADA)
+    await wait_status(admin, accepted["href"], "processed")
+    [sms] = await fake_twilio.wait_for(1)
+    assert sms.messaging_service_sid == service and sms.from_ is None
+
+
+async def test_sms_message_preview_and_default_template(server, fake_twilio: FakeTwilio) -> None:
+    admin = server.admin
+    await create_sms_channel(admin, fake_twilio, server.base_url)
+    created = await create_event(
+        admin,
+        "codeSent",
+        fields=[{"name": "code", "type": "string"}],
+        channel="sms",
+        channel_config="sms",
+    )
+    assert created["template"] == "sms_default"
+    event_id = created["eventId"]
+    r = await admin.post(f"/api/v1/event-configs/{event_id}/publish")
+    assert r.json()["api_preview"]["body"] == {
+        "mobilePhone": "+14155552671",
+        "ctx": {"code": "sample code"},
+    }
+    message = (await admin.get(f"/api/v1/messages/{event_id}")).json()
+    assert set(message["draft"]) == {"body"}
+    r = await admin.post(f"/api/v1/messages/{event_id}/preview", json={"ctx": {"code": "42"}})
+    assert r.json() == {"text": "EVTcodeSent: code=42", "encoding": "GSM-7", "segments": 1}
+    r = await admin.put(
+        f"/api/v1/messages/{event_id}/draft", json={"body": "Code {{ ctx.code }} ✓ " + "x" * 70}
+    )
+    assert r.status_code == 200, r.text
+    r = await admin.post(f"/api/v1/messages/{event_id}/preview", json={"ctx": {"code": "42"}})
+    assert r.json()["encoding"] == "UCS-2" and r.json()["segments"] == 2
+    # The email parts are not parts of an SMS message, and the body is required.
+    r = await admin.put(f"/api/v1/messages/{event_id}/draft", json={"subject": "x", "body": "y"})
+    assert_problem(r, 400, "subject")
+    assert_problem(await admin.put(f"/api/v1/messages/{event_id}/draft", json={}), 400, "body")
+    r = await admin.put(f"/api/v1/messages/{event_id}/draft", json={"body": "{{ ctx.code "})
+    assert_problem(r, 422, "body")
+    # An email template does not fit an SMS event, nor an email channel.
+    r = await admin.post(
+        "/api/v1/event-configs",
+        json={"eventId": "x", "channel": "sms", "channel_config": "sms", "template": "default"},
+    )
+    assert_problem(r, 400, "template")
+
+
+def _in_seconds(seconds: float) -> str:
+    from datetime import timedelta
+
+    from txmsg.core.timeutil import isoformat, utcnow
+
+    return isoformat(utcnow() + timedelta(seconds=seconds)) or ""
+
+
+async def test_unrenderable_and_unpublished_sms_events(server, fake_twilio: FakeTwilio) -> None:
+    admin = server.admin
+    event_id = await live_sms_event(admin, fake_twilio, server.base_url)
+    # The template needs ctx.orderId, which this trigger lacks (it is optional in the fields).
+    lacking = await trigger(admin, event_id, {"mobilePhone": ADA_E164, "ctx": {"firstName": "A"}})
+    done = await wait_status(admin, lacking["href"], "routingFailed")
+    assert "orderId" in done["reason"]
+    r = await admin.post(f"/api/v1/event-configs/{event_id}/pause")
+    assert r.status_code == 200, r.text
+    held = await trigger(admin, event_id, ADA)
+    r = await admin.post(f"/api/v1/event-configs/{event_id}/unpublish")
+    assert r.status_code == 200, r.text
+    await wait_status(admin, held["href"], "ignored")
+    assert fake_twilio.messages == [] and fake_twilio.requests == 0
+
+
+async def test_email_events_accept_a_mobile_phone_too(server, smtp) -> None:
+    """Adobe's payload carries both: an email event stores a valid mobilePhone, sends email."""
+    from helpers import live_event
+
+    event_id = await live_event(server.admin, smtp)
+    body = {"email": "ada@example.org", "mobilePhone": "+44 7911 123456", "ctx": {"firstName": "A"}}
+    accepted = await trigger(server.admin, event_id, body)
+    assert accepted["mobilePhone"] == "+447911123456"
+    await wait_status(server.admin, accepted["href"], "processed")
+    assert [m.rcpt_tos for m in await smtp.wait_for(1)] == [["ada@example.org"]]
+    r = await server.admin.post(f"/rest/mc/{event_id}", json={**body, "mobilePhone": "+4479"})
+    assert_problem(r, 400, "mobilePhone")
+    r = await server.admin.post(f"/rest/mc/{event_id}", json={"mobilePhone": "+447911123456"})
+    assert_problem(r, 400, "email")
+
+
+async def test_signed_callbacks_with_unusable_ids_are_404s(server, fake_twilio: FakeTwilio) -> None:
+    """Ids no event can have (a NUL, too long) are answered, never a 500 (PostgreSQL)."""
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    accepted = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, accepted["href"], "processed")
+    [sms] = await fake_twilio.wait_for(1)
+    sent_sid = sms.sid
+    for query, sid in [
+        ("?pkey=%00", "SM" + "0" * 32),
+        ("?pkey=" + "A" * 41, "SMx"),
+        ("", "SM\x00"),
+    ]:
+        url = server.base_url + CALLBACK_PATH + query
+        sms.sid = sid
+        assert await fake_twilio.send_status(sms, "delivered", url=url) == 404
+    assert await delivery_log(server.admin, accepted["href"]) == []
+    # An unusable PKey with the SID of a sent message: the SID names the event.
+    sms.sid = sent_sid
+    url = server.base_url + CALLBACK_PATH + "?pkey=%00"
+    assert await fake_twilio.send_status(sms, "delivered", url=url) == 204
+    assert [e["kind"] for e in await delivery_log(server.admin, accepted["href"])] == ["delivered"]
