@@ -13,13 +13,23 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from txmsg.api import channel_configs, event_configs, keys, messages, templates, trigger
+from txmsg.api import (
+    channel_configs,
+    event_configs,
+    export_flows,
+    keys,
+    message_export,
+    messages,
+    templates,
+    trigger,
+)
 from txmsg.api.context import AppContext
 from txmsg.api.responses import JSONResponse, problem, problem_from
 from txmsg.config import Settings
 from txmsg.core.errors import DomainError
 from txmsg.core.retry import RetryPolicy
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
+from txmsg.engine.exporter import Exporter
 from txmsg.engine.scheduler import Scheduler
 from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
@@ -77,7 +87,8 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     )
 
     writer = Writer(db, dispatcher if run_dispatcher else None)
-    scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake)
+    exporter = Exporter(db, settings.export_retention)
+    scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake, [exporter.scheduled])
     context = AppContext(
         settings=settings,
         db=db,
@@ -114,6 +125,8 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *event_configs.routes,
         *messages.routes,
         *templates.routes,
+        *export_flows.routes,
+        *message_export.routes,
     ]
     app = Starlette(
         routes=routes,
@@ -127,4 +140,5 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     app.state.txmsg = context
     app.state.dispatcher = dispatcher
     app.state.scheduler = scheduler
+    app.state.exporter = exporter
     return app

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from txmsg.core.export_record import ExportRecord
 from txmsg.core.statuses import EventStatus
 
 PRIORITY_TRANSACTIONAL = 0
@@ -102,3 +103,5 @@ class Outcome:
     due_at: datetime | None = None  # for retries (status pending)
     message_version: int | None = None
     sent_at: datetime | None = None
+    # The message export record, written with the status (sent, and export on at send time).
+    export: ExportRecord | None = None
