@@ -33,7 +33,8 @@ def _guarded_insert() -> Any:
 
     The outcome's UPDATE runs first in the same transaction and holds the row; the record is
     inserted only where the event is now `processed` with this very send time, so a record
-    exists if and only if the send is recorded as sent (a lapsed lease writes neither).
+    exists if and only if the send is recorded as sent (a lapsed lease writes neither), and
+    only once per message.
     """
     table_columns = ["ingestion_us", "timestamp_us", *RECORD_FIELDS]
     # Typed casts: PostgreSQL cannot infer the type of a bare parameter in a select list.
@@ -46,7 +47,11 @@ def _guarded_insert() -> Any:
         events.c.status == EventStatus.PROCESSED.value,
         events.c.sent_at == sa.bindparam("b_sent_at", type_=events.c.sent_at.type),
     )
-    return sa.insert(message_export).from_select(table_columns, sa.select(*selected).where(applied))
+    # An outcome written again (a commit whose answer was lost, then retried) adds nothing.
+    recorded = sa.exists().where(message_export.c.message_id == sa.bindparam("b_message_id"))
+    return sa.insert(message_export).from_select(
+        table_columns, sa.select(*selected).where(applied, ~recorded)
+    )
 
 
 _GUARDED_INSERT = _guarded_insert()
@@ -62,6 +67,7 @@ def record_in(conn: Connection, outcomes: Sequence[Outcome], ingestion_us: int) 
         row["v_ingestion_us"] = ingestion_us
         row["b_event"] = o.id
         row["b_sent_at"] = o.sent_at
+        row["b_message_id"] = o.export.message_id
         params.append(row)
     conn.execute(_GUARDED_INSERT, params)
 

@@ -206,6 +206,7 @@ message_export = sa.Table(
     sa.Column("text", sa.Text(), nullable=True),
     sa.Column("message", sa.Text(), nullable=True),
     sa.Index("ix_message_export_ingestion", "ingestion_us"),
+    sa.Index("ix_message_export_message_id", "message_id"),
 )
 
 # Export flows: destination, format, schedule, the watermark (last exported dataset id) and a

@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("message", sa.Text(), nullable=True),
     )
     op.create_index("ix_message_export_ingestion", "message_export", ["ingestion_us"])
+    op.create_index("ix_message_export_message_id", "message_export", ["message_id"])
     op.create_table(
         "export_flows",
         sa.Column("name", sa.String(64), primary_key=True),
@@ -82,5 +83,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("export_runs")
     op.drop_table("export_flows")
+    op.drop_index("ix_message_export_message_id", "message_export")
     op.drop_index("ix_message_export_ingestion", "message_export")
     op.drop_table("message_export")
