@@ -8,6 +8,7 @@ same transaction as the event's `processed` status.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -132,35 +133,35 @@ def decode_numbers(stored: str | None) -> list[str] | None:
     return None if stored is None else list(json.loads(stored))
 
 
-def document(row: Any) -> dict[str, Any]:
-    """A stored record (a row with the dataset's columns) as JSON: NDJSON files and the API.
+def document(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored record (the dataset's columns by name) as JSON: NDJSON files and the API.
 
     Each channel carries its own fields (email: recipient email/name, sender email/name/
     replyToEmail, content subject/html/text; sms: recipient number, sender numbers, content
     message).
     """
     out: dict[str, Any] = {
-        "timestamp": iso_micros(row.timestamp_us),
-        "ingestion_time": iso_micros(row.ingestion_us),
+        "timestamp": iso_micros(row["timestamp_us"]),
+        "ingestion_time": iso_micros(row["ingestion_us"]),
         "eventType": EVENT_TYPE,
-        "channel": row.channel,
-        "messageID": row.message_id,
-        "eventId": row.event_id,
-        "messagePublicationID": row.publication_id,
-        "isTestExecution": bool(row.is_test),
+        "channel": row["channel"],
+        "messageID": row["message_id"],
+        "eventId": row["event_id"],
+        "messagePublicationID": row["publication_id"],
+        "isTestExecution": bool(row["is_test"]),
     }
-    if row.channel == "sms":
-        out["recipient"] = {"number": row.recipient_number}
-        out["sender"] = {"numbers": decode_numbers(row.sender_numbers)}
-        out["content"] = {"message": row.message}
+    if row["channel"] == "sms":
+        out["recipient"] = {"number": row["recipient_number"]}
+        out["sender"] = {"numbers": decode_numbers(row["sender_numbers"])}
+        out["content"] = {"message": row["message"]}
     else:
-        out["recipient"] = {"email": row.recipient_email, "name": row.recipient_name}
+        out["recipient"] = {"email": row["recipient_email"], "name": row["recipient_name"]}
         out["sender"] = {
-            "email": row.sender_email,
-            "name": row.sender_name,
-            "replyToEmail": row.sender_reply_to,
+            "email": row["sender_email"],
+            "name": row["sender_name"],
+            "replyToEmail": row["sender_reply_to"],
         }
-        out["content"] = {"subject": row.subject, "html": row.html, "text": row.text}
-    if row.profile_id is not None:
-        out["profileID"] = row.profile_id
+        out["content"] = {"subject": row["subject"], "html": row["html"], "text": row["text"]}
+    if row["profile_id"] is not None:
+        out["profileID"] = row["profile_id"]
     return out

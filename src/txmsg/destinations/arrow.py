@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import pyarrow as pa
 
 from txmsg.core.export_record import EVENT_TYPE, decode_numbers
@@ -45,59 +42,42 @@ SCHEMA = pa.schema(
 )
 
 
-def _strings(values: Sequence[Any]) -> pa.Array:
-    return pa.array(values, pa.string())
-
-
-def _numbers(stored: Sequence[str | None]) -> pa.Array:
-    if not any(stored):  # email only: no decoding at all
+def _numbers(stored: pa.Array) -> pa.Array:
+    """SMS sender numbers, stored as JSON array text."""
+    if stored.null_count == len(stored):  # no SMS in the batch: nothing to decode
         return pa.nulls(len(stored), pa.list_(pa.string()))
-    return pa.array([decode_numbers(s) for s in stored], pa.list_(pa.string()))
+    return pa.array([decode_numbers(s) for s in stored.to_pylist()], pa.list_(pa.string()))
 
 
 def _struct(struct_type: pa.StructType, arrays: list[pa.Array]) -> pa.StructArray:
     return pa.StructArray.from_arrays(arrays, fields=list(struct_type))
 
 
-def record_batch(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
-    """Dataset rows (their column names in `columns`) as one batch of SCHEMA, column-wise."""
-    c = dict(zip(columns, zip(*rows, strict=True), strict=True))
-    n = len(rows)
-    arrays = [
-        pa.array(c["timestamp_us"], pa.int64()).cast(_TS),
-        pa.array(c["ingestion_us"], pa.int64()).cast(_TS),
-        pa.repeat(pa.scalar(EVENT_TYPE, pa.string()), n),
-        _strings(c["channel"]),
-        _strings(c["message_id"]),
-        _strings(c["event_id"]),
-        _strings(c["publication_id"]),
-        pa.array(c["is_test"], pa.bool_()),
-        _struct(
-            RECIPIENT,
-            [
-                _strings(c["recipient_email"]),
-                _strings(c["recipient_name"]),
-                _strings(c["recipient_number"]),
-            ],
-        ),
-        _struct(
-            SENDER,
-            [
-                _strings(c["sender_email"]),
-                _strings(c["sender_name"]),
-                _strings(c["sender_reply_to"]),
-                _numbers(c["sender_numbers"]),
-            ],
-        ),
-        _struct(
-            CONTENT,
-            [
-                _strings(c["subject"]),
-                _strings(c["html"]),
-                _strings(c["text"]),
-                _strings(c["message"]),
-            ],
-        ),
-        _strings(c["profile_id"]),
-    ]
-    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+def nest(flat: pa.RecordBatch) -> pa.RecordBatch:
+    """Dataset rows (flat columns, as stored) as a batch of SCHEMA: no copy of the strings."""
+    c = flat.column
+    return pa.RecordBatch.from_arrays(
+        [
+            c("timestamp_us").cast(_TS),
+            c("ingestion_us").cast(_TS),
+            pa.repeat(pa.scalar(EVENT_TYPE, pa.string()), len(flat)),
+            c("channel"),
+            c("message_id"),
+            c("event_id"),
+            c("publication_id"),
+            c("is_test"),
+            _struct(RECIPIENT, [c("recipient_email"), c("recipient_name"), c("recipient_number")]),
+            _struct(
+                SENDER,
+                [
+                    c("sender_email"),
+                    c("sender_name"),
+                    c("sender_reply_to"),
+                    _numbers(c("sender_numbers")),
+                ],
+            ),
+            _struct(CONTENT, [c("subject"), c("html"), c("text"), c("message")]),
+            c("profile_id"),
+        ],
+        schema=SCHEMA,
+    )

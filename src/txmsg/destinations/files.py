@@ -9,7 +9,6 @@ retried run rewrites the same files. Each file is written under a hidden tempora
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from txmsg.core.export_record import document
-from txmsg.destinations.arrow import SCHEMA, record_batch
+from txmsg.destinations.arrow import SCHEMA, nest
 
 DAY_US = 86_400_000_000
 EXTENSIONS = {"parquet": ".parquet", "json": ".ndjson"}
@@ -110,45 +109,29 @@ class PartitionedWriter:
             self._open[day] = current
         return current
 
-    def write(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Append records (dataset rows, id order) to their day's file."""
-        if not rows:
+    def write(self, flat: pa.RecordBatch) -> None:
+        """Append records (dataset rows as stored, in id order) to their day's files."""
+        if not len(flat):
             return
-        if self._fmt == "parquet":
-            self._write_parquet(record_batch(columns, rows))
-        else:
-            self._write_json(rows)
-        self.records += len(rows)
-
-    def _write_parquet(self, batch: pa.RecordBatch) -> None:
-        micros = batch.column("timestamp").cast(pa.int64())
-        days = pc.divide(micros, DAY_US)
+        days = pc.divide(flat.column("timestamp_us"), DAY_US)
         found = pc.unique(days).to_pylist()
         for day in found:
-            part = batch if len(found) == 1 else batch.filter(pc.equal(days, day))
+            part = flat if len(found) == 1 else flat.filter(pc.equal(days, day))
             offset = 0
             while offset < len(part):
                 target = self._file(day)
                 take = min(len(part) - offset, self._max_rows - target.rows)
-                assert target.parquet is not None
-                target.parquet.write_batch(part.slice(offset, take))
+                self._append(target, part.slice(offset, take))
                 target.rows += take
                 offset += take
+        self.records += len(flat)
 
-    def _write_json(self, rows: Sequence[Any]) -> None:
-        by_day: dict[int, list[bytes]] = {}
-        for row in rows:
-            by_day.setdefault(row.timestamp_us // DAY_US, []).append(
-                orjson.dumps(document(row)) + b"\n"
-            )
-        for day, lines in by_day.items():
-            offset = 0
-            while offset < len(lines):
-                target = self._file(day)
-                take = min(len(lines) - offset, self._max_rows - target.rows)
-                target.text.write(b"".join(lines[offset : offset + take]))
-                target.rows += take
-                offset += take
+    def _append(self, target: _File, flat: pa.RecordBatch) -> None:
+        if target.parquet is not None:
+            target.parquet.write_batch(nest(flat))
+        else:
+            lines = [orjson.dumps(document(row)) for row in flat.to_pylist()]
+            target.text.write(b"\n".join(lines) + b"\n")
 
     def close(self) -> list[str]:
         """Complete every open file; the names of all the run's files."""

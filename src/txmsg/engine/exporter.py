@@ -25,6 +25,7 @@ from txmsg.destinations.filesystems import open_destination
 from txmsg.store import export_flows as flow_store
 from txmsg.store import message_export
 from txmsg.store.db import Database
+from txmsg.store.export_reader import ArrowReader
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +89,22 @@ class Exporter:
     async def _copy(
         self, name: str, token: str, plan: flow_store.RunPlan, writer: PartitionedWriter
     ) -> None:
-        read = self.db.read
-        upto, size = plan.to_id, self.batch_rows
-        pending = asyncio.ensure_future(read(message_export.read_batch, plan.from_id, upto, size))
+        if plan.to_id <= plan.from_id:
+            return  # nothing new: no reader at all
+        reader = await asyncio.to_thread(
+            ArrowReader, self.db.url, plan.from_id, plan.to_id, self.batch_rows
+        )
+        pending = asyncio.ensure_future(asyncio.to_thread(reader.next))
         batches = 0
         try:
             while True:
-                rows = await pending
-                if not rows:
+                batch = await pending
+                if batch is None:
                     return
-                # The next read runs while this batch is encoded and written.
-                pending = asyncio.ensure_future(
-                    read(message_export.read_batch, rows[-1].id, upto, size)
-                )
-                await asyncio.to_thread(writer.write, message_export.COLUMNS, rows)
-                del rows
+                # The next batch is read while this one is encoded and written.
+                pending = asyncio.ensure_future(asyncio.to_thread(reader.next))
+                await asyncio.to_thread(writer.write, batch)
+                del batch
                 batches += 1
                 until = self.clock() + self.lock_lease
                 if not await self.db.write(flow_store.renew, name, token, until):
@@ -110,10 +112,9 @@ class Exporter:
                 if self.after_batch is not None:
                     await self.after_batch(batches)
         finally:
-            if not pending.done():
-                pending.cancel()
-            # Retrieve an outstanding read's outcome so it is never reported as unhandled.
+            # Let an outstanding read end (the reader is not shared between threads at once).
             await asyncio.gather(pending, return_exceptions=True)
+            await asyncio.to_thread(reader.close)
 
     async def run_due(self) -> None:
         """Run every flow whose schedule has come (each claimed by one process only)."""

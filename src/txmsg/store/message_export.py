@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,11 +11,9 @@ from sqlalchemy.engine import Connection, Row
 from txmsg.core.export_record import ExportRecord, encode_numbers, to_micros
 from txmsg.core.queue import Outcome
 from txmsg.core.statuses import EventStatus
+from txmsg.store.export_stream import COLUMNS, RECORD_FIELDS
 from txmsg.store.tables import events, message_export
 
-# Dataset columns in the order export reads them (ExportRecord's field names, plus times).
-RECORD_FIELDS = tuple(f.name for f in fields(ExportRecord) if f.name != "timestamp")
-COLUMNS = ("id", "ingestion_us", "timestamp_us", *RECORD_FIELDS)
 _SELECT = [message_export.c[name] for name in COLUMNS]
 
 
@@ -94,28 +91,6 @@ def upper_bound(conn: Connection) -> int:
         conn.exec_driver_sql("LOCK TABLE message_export IN SHARE MODE")
     value = conn.execute(sa.select(sa.func.max(message_export.c.id))).scalar()
     return int(value or 0)
-
-
-def read_batch(conn: Connection, after: int, upto: int, limit: int) -> list[Row[Any]]:
-    """Up to `limit` records with after < id <= upto, in id order (columns: COLUMNS)."""
-    return list(
-        conn.execute(
-            sa.select(*_SELECT)
-            .where(message_export.c.id > after, message_export.c.id <= upto)
-            .order_by(message_export.c.id)
-            .limit(limit)
-        )
-    )
-
-
-def count_between(conn: Connection, after: int, upto: int) -> int:
-    return int(
-        conn.execute(
-            sa.select(sa.func.count()).where(
-                message_export.c.id > after, message_export.c.id <= upto
-            )
-        ).scalar_one()
-    )
 
 
 def purge_in(conn: Connection, cutoff_us: int, limit: int) -> int:
