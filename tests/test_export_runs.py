@@ -351,3 +351,19 @@ async def test_cli_runs_a_flow(db: Database, database_url: str, out: Path) -> No
     assert _visible(out) == ["date=2026-11-22/part-1-0.parquet"]
     missing = await asyncio.to_thread(run, "nope")
     assert missing.returncode == 1 and "no export flow 'nope'" in missing.stderr
+
+
+async def test_migration_matches_the_tables(db: Database) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from txmsg.store.tables import metadata
+
+    mine = {"message_export", "export_flows", "export_runs"}
+
+    def differences(conn: Any) -> list[str]:
+        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        found = [str(d) for d in compare_metadata(context, metadata)]
+        return [d for d in found if any(f"'{name}'" in d or f"{name}." in d for name in mine)]
+
+    assert await db.read(differences) == []

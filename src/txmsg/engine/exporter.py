@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from txmsg.core.errors import conflict
+from txmsg.core.errors import conflict, not_found
 from txmsg.core.export_record import to_micros
 from txmsg.core.timeutil import utcnow
 from txmsg.destinations.files import PartitionedWriter
@@ -84,7 +84,10 @@ class Exporter:
             )
             if not finished:
                 log.warning("export flow %s run %d: lock lost to another process", name, plan.run)
-        return await self.db.read(flow_store.get_run, name, plan.run)
+        run = await self.db.read(flow_store.get_run, name, plan.run)
+        if run is None:
+            raise not_found(f"export flow '{name}' was deleted during its run")
+        return run
 
     async def _copy(
         self, name: str, token: str, plan: flow_store.RunPlan, writer: PartitionedWriter
