@@ -68,9 +68,11 @@ def stream(engine: str, target: str, after: int, upto: int, batch_rows: int, out
                 if skip_first:
                     skip_first = False
                     batch = batch.slice(1)
-                if len(batch):
-                    columns = [c.cast(f.type) for c, f in zip(batch.columns, FLAT, strict=True)]
-                    sink.write_batch(pa.RecordBatch.from_arrays(columns, schema=FLAT))
+                columns = [c.cast(f.type) for c, f in zip(batch.columns, FLAT, strict=True)]
+                batch = pa.RecordBatch.from_arrays(columns, schema=FLAT)
+                # PostgreSQL's driver sizes batches in bytes: bound them in rows too.
+                for offset in range(0, len(batch), batch_rows):
+                    sink.write_batch(batch.slice(offset, batch_rows))
 
 
 def main() -> None:
