@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import pytest_asyncio
+import sqlalchemy as sa
 from pyarrow import fs as pafs
 
 from export_support import list_files, read_ndjson_files, read_parquet_files
@@ -31,6 +32,7 @@ from txmsg.store import export_flows as flow_store
 from txmsg.store import message_export
 from txmsg.store.db import Database
 from txmsg.store.events import get_event
+from txmsg.store.tables import export_flows
 
 RETENTION = timedelta(days=7)
 LOCAL = pafs.LocalFileSystem()
@@ -367,3 +369,27 @@ async def test_migration_matches_the_tables(db: Database) -> None:
         return [d for d in found if any(f"'{name}'" in d or f"{name}." in d for name in mine)]
 
     assert await db.read(differences) == []
+
+
+async def test_a_run_whose_lock_was_taken_over_stops(db: Database, out: Path) -> None:
+    await _load(db, [_email(i, DAY_B) for i in range(100)])
+    await _flow(db, out)
+    now = utcnow()
+    exporter = Exporter(db, RETENTION, batch_rows=30, lock_lease=timedelta(seconds=10))
+    exporter.clock = lambda: now
+
+    def take_over(conn: Any) -> None:
+        conn.execute(sa.update(export_flows).values(lock_token="other-process"))
+
+    async def stalled(batch: int) -> None:
+        if batch == 1:  # this process stalled past its lease; another one took the flow
+            await db.write(take_over)
+            exporter.clock = lambda: now + timedelta(seconds=11)
+
+    exporter.after_batch = stalled
+    run = await exporter.run("lake")
+    # the other process owns the run now: this one stops and leaves the run to it
+    assert run.status == "running" and run.error is None
+    flow = await db.read(flow_store.get, "lake")
+    assert (flow.watermark, flow.lock_token) == (0, "other-process")
+    assert _visible(out) == []  # it stopped at its next renewal: no file completed

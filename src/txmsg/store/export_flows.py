@@ -214,6 +214,12 @@ def fail_run(
     error: str,
     now: datetime,
 ) -> None:
+    """Record the error, if the run is still ours (not taken over after its lease lapsed)."""
+    held = conn.execute(
+        sa.select(export_flows.c.lock_token).where(export_flows.c.name == name)
+    ).scalar()
+    if held != token:
+        return
     conn.execute(
         sa.update(export_runs)
         .where(
