@@ -25,7 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-BATCH = 50_000
+from txmsg.engine.exporter import BATCH_ROWS as BATCH  # the flow's batches and row groups
+
 START = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
 SPAN = timedelta(days=2)  # the records spread over two days: two partitions
 
@@ -116,12 +117,13 @@ def flow_side(url: str, out: str, run_no: int, queue: Any) -> None:
     elapsed, count, files = asyncio.run(main())
     # The run's reader is a child process: its peak counts too (the two run side by side).
     reader_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    queue.put((elapsed, count, files, _peak_mb() + reader_mb))
+    queue.put((elapsed, count, files, _peak_mb() + reader_mb, _peak_mb(), reader_mb))
 
 
 def raw_side(total: int, out: str, queue: Any) -> None:
     """A fresh process: raw pyarrow writes the same rows (generation not timed)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from txmsg.core.export_record import to_micros
@@ -183,8 +185,6 @@ def raw_side(total: int, out: str, queue: Any) -> None:
         days = [to_micros(r.timestamp) // 86_400_000_000 for r in (chunk[0], chunk[-1])]
         for day in range(days[0], days[1] + 1):
             micros = batch.column(0).cast(pa.int64())
-            import pyarrow.compute as pc
-
             part = batch.filter(pc.equal(pc.divide(micros, 86_400_000_000), day))
             if not len(part):
                 continue
@@ -201,10 +201,10 @@ def raw_side(total: int, out: str, queue: Any) -> None:
     for writer in writers.values():
         writer.close()
     spent += time.perf_counter() - started
-    queue.put((spent, total, len(writers), _peak_mb()))
+    queue.put((spent, total, len(writers), _peak_mb(), _peak_mb(), 0.0))
 
 
-def _in_child(target: Any, *args: Any) -> tuple[float, int, int, float]:
+def _in_child(target: Any, *args: Any) -> tuple[Any, ...]:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(*args, queue))
@@ -213,7 +213,7 @@ def _in_child(target: Any, *args: Any) -> tuple[float, int, int, float]:
     proc.join()
     if proc.exitcode != 0:
         sys.exit(f"{target.__name__} failed")
-    return tuple(result)  # type: ignore[return-value]
+    return tuple(result)
 
 
 def main() -> None:
@@ -239,8 +239,8 @@ def main() -> None:
             # f[3]: the run's process and its reader process together
             print(
                 f"round {n + 1}: flow {f[1] / f[0]:,.0f} records/s ({f[0]:.2f}s, {f[2]} files, "
-                f"peak {f[3]:.0f} MB); raw pyarrow {r[1] / r[0]:,.0f} records/s ({r[0]:.2f}s, "
-                f"peak {r[3]:.0f} MB)"
+                f"peak {f[3]:.0f} MB = run {f[4]:.0f} + reader {f[5]:.0f}); "
+                f"raw pyarrow {r[1] / r[0]:,.0f} records/s ({r[0]:.2f}s, peak {r[3]:.0f} MB)"
             )
             assert f[1] == args.records, f"the flow exported {f[1]} records"
         best_flow = min(f[0] for f in flows)
