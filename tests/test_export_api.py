@@ -55,6 +55,14 @@ def _s3(**destination: Any) -> dict[str, Any]:
             "destination.endpoint_url",
         ),
         (
+            {"destination": {"type": "s3", "bucket": "abc", "endpoint_url": "http://[::1"}},
+            "destination.endpoint_url",
+        ),
+        (
+            {"destination": {"type": "s3", "bucket": "abc", "endpoint_url": "http://h:99999"}},
+            "destination.endpoint_url",
+        ),
+        (
             {"destination": {"type": "s3", "bucket": "abc", "access_key_id": "only-the-id"}},
             "destination.secret_access_key",
         ),

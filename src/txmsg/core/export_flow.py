@@ -80,15 +80,14 @@ def _schedule(value: object, retention: timedelta) -> str:
 def _endpoint(value: str | None) -> str | None:
     if value is None:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-        raise invalid(
-            "destination.endpoint_url", "must be an http:// or https:// URL with a host, no path"
-        )
+    problem = "must be an http:// or https:// URL with a host and no path"
     try:
+        parts = urlsplit(value)
         parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise invalid("destination.endpoint_url", "has an invalid port") from None
+    except ValueError:  # a bad port or IPv6 literal
+        raise invalid("destination.endpoint_url", problem) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise invalid("destination.endpoint_url", problem)
     return value.rstrip("/")
 
 
