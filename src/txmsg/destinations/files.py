@@ -9,6 +9,7 @@ retried run rewrites the same files. Each file is written under a hidden tempora
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,8 @@ from pyarrow import fs as pafs
 
 from txmsg.core.export_record import document
 from txmsg.destinations.arrow import SCHEMA, nest
+
+log = logging.getLogger(__name__)
 
 DAY_US = 86_400_000_000
 EXTENSIONS = {"parquet": ".parquet", "json": ".ndjson"}
@@ -66,8 +69,8 @@ class _File:
             if self.parquet is not None:
                 self.parquet.close()
             self.stream.close()
-        except Exception:  # noqa: BLE001 - the run already failed with the first error
-            pass
+        except Exception:  # the run already failed with the first error: log this one
+            log.warning("closing an abandoned export file failed", exc_info=True)
 
 
 class PartitionedWriter:
