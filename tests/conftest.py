@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 
+from export_support import s3  # noqa: F401 - the S3 server fixture of the export tests
 from txmsg.app import create_app
 from txmsg.config import Settings
 from txmsg.testing import FakeSMTPServer

@@ -393,7 +393,11 @@ async def poll_status(
 
 
 async def test_answers_match_the_spec(
-    server: Any, smtp: FakeSMTPServer, fake_twilio: FakeTwilio, spec: dict[str, Any]
+    server: Any,
+    smtp: FakeSMTPServer,
+    fake_twilio: FakeTwilio,
+    spec: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
     chk = SpecChecker(spec)
     c = chk.check
@@ -754,6 +758,61 @@ async def test_answers_match_the_spec(
     )
     too_big = b"Body=" + b"x" * server.settings.max_body_bytes
     c(await anon.post(webhook, content=too_big, headers=signed), webhook, 413)
+    # export flows and the message export dataset
+    c(await admin.patch(f"{channels}/mail", json={"message_export": True}), channel, 200)
+    exported = c(await website.post(f"/rest/mc/{eid}", json=body), trigger, 201)
+    await poll_status(chk, website, exported["href"], {"processed"})
+    flows, flow = "/api/v1/export-flows", "/api/v1/export-flows/{name}"
+    lake = {
+        "name": "lake",
+        "format": "parquet",
+        "destination": {"type": "local", "path": str(tmp_path / "lake")},
+        "schedule": "PT1H",
+    }
+    created = c(await admin.post(flows, json=lake), flows, 201)
+    assert created["compression"] == "snappy" and created["watermark"] == 0
+    c(await admin.post(flows, json=lake), flows, 409)
+    too_rare = c(await admin.post(flows, json={**lake, "name": "x", "schedule": "P8D"}), flows, 400)
+    assert too_rare["errors"][0]["field"] == "schedule"
+    c(await marketer.get(flows), flows, 403)
+    s3_flow = {
+        "name": "bucket",
+        "format": "json",
+        "destination": {
+            "type": "s3",
+            "bucket": "exports",
+            "endpoint_url": "http://127.0.0.1:9",
+            "access_key_id": "id",
+            "secret_access_key": "very-secret",
+        },
+    }
+    created = c(await admin.post(flows, json=s3_flow), flows, 201)
+    assert created["destination"]["secret_access_key_set"] is True
+    assert "very-secret" not in json.dumps(created)
+    assert len(c(await admin.get(flows), flows, 200)["items"]) == 2
+    c(await admin.get(f"{flows}/lake"), flow, 200)
+    c(await admin.get(f"{flows}/nope"), flow, 404)
+    patched = c(await admin.patch(f"{flows}/lake", json={"compression": "zstd"}), flow, 200)
+    assert patched["compression"] == "zstd"
+    c(await admin.patch(f"{flows}/lake", json={"name": "other"}), flow, 400)
+    c(await admin.patch(f"{flows}/nope", json={}), flow, 404)
+    run = c(await admin.post(f"{flows}/lake/run"), flow + "/run", 200)
+    assert run["status"] == "succeeded" and run["run"] == 1 and run["records"] == 1
+    failed = c(await admin.post(f"{flows}/bucket/run"), flow + "/run", 200)
+    assert failed["status"] == "failed" and failed["error"]
+    assert "very-secret" not in failed["error"]
+    c(await admin.post(f"{flows}/nope/run"), flow + "/run", 404)
+    runs = c(await admin.get(f"{flows}/lake/runs"), flow + "/runs", 200)
+    assert [r["run"] for r in runs["items"]] == [1]
+    c(await admin.get(f"{flows}/nope/runs"), flow + "/runs", 404)
+    records = "/api/v1/message-export/records"
+    page = c(await admin.get(records, params={"limit": 10}), records, 200)
+    assert [r["messageID"] for r in page["items"]] == [exported["PKey"]]
+    assert page["next_after"] == page["items"][0]["id"]
+    c(await admin.get(records, params={"limit": 0}), records, 400)
+    c(await marketer.get(records), records, 403)
+    c(await admin.delete(f"{flows}/bucket"), flow, 204)
+    c(await admin.delete(f"{flows}/bucket"), flow, 404)
 
     # every operation of the spec met a real answer, and every documented kind of error did
     assert not chk.operations_not_seen(), (

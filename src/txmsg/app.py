@@ -17,7 +17,9 @@ from txmsg.api import (
     channel_configs,
     delivery_log,
     event_configs,
+    export_flows,
     keys,
+    message_export,
     messages,
     templates,
     trigger,
@@ -29,6 +31,7 @@ from txmsg.config import Settings
 from txmsg.core.errors import DomainError
 from txmsg.core.retry import RetryPolicy
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
+from txmsg.engine.exporter import Exporter
 from txmsg.engine.scheduler import Scheduler
 from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
@@ -86,7 +89,8 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     )
 
     writer = Writer(db, dispatcher if run_dispatcher else None)
-    scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake)
+    exporter = Exporter(db, settings.export_retention)
+    scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake, [exporter.scheduled])
     context = AppContext(
         settings=settings,
         db=db,
@@ -125,6 +129,8 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *messages.routes,
         *templates.routes,
         *delivery_log.routes,
+        *export_flows.routes,
+        *message_export.routes,
         *twilio_webhook.routes,
     ]
     app = Starlette(
@@ -139,4 +145,5 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     app.state.txmsg = context
     app.state.dispatcher = dispatcher
     app.state.scheduler = scheduler
+    app.state.exporter = exporter
     return app

@@ -1,4 +1,4 @@
-"""The `txmsg` command: serve, migrate."""
+"""The `txmsg` command: serve, migrate, export run."""
 
 from __future__ import annotations
 
@@ -49,6 +49,33 @@ def _migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_run(args: argparse.Namespace) -> int:
+    from txmsg.api.export_flows import run_view
+    from txmsg.api.responses import dumps
+    from txmsg.core.errors import DomainError
+    from txmsg.engine.exporter import Exporter
+    from txmsg.store.db import Database
+
+    settings = Settings.from_env()
+
+    async def run() -> int:
+        db = Database(
+            settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
+        try:
+            await db.migrate()
+            row = await Exporter(db, settings.export_retention).run(args.name)
+        except DomainError as exc:  # unknown flow, or running elsewhere
+            print(f"txmsg: {exc.detail}", file=sys.stderr)
+            return 1
+        finally:
+            await db.dispose()
+        print(dumps(run_view(row)).decode())
+        return 0 if row.status == "succeeded" else 1
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="txmsg", description="Transactional messaging engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=_serve)
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(func=_migrate)
+    export = sub.add_parser("export", help="message export flows")
+    export_sub = export.add_subparsers(dest="export_command", required=True)
+    export_run = export_sub.add_parser("run", help="run an export flow now; prints the run")
+    export_run.add_argument("name", help="the export flow's name")
+    export_run.set_defaults(func=_export_run)
     args = parser.parse_args(argv)
     try:
         Settings.from_env()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from txmsg.core.export_record import ExportRecord
 from txmsg.core.statuses import EventStatus
 
 PRIORITY_TRANSACTIONAL = 0
@@ -106,3 +107,5 @@ class Outcome:
     sent_at: datetime | None = None
     # The provider's id of the sent message (Twilio's SM... SID): receipts find the event by it.
     provider_message_id: str | None = None
+    # The message export record, written with the status (sent, and export on at send time).
+    export: ExportRecord | None = None

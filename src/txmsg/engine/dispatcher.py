@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from txmsg.core.delivery import PermanentSendError, TransientSendError
+from txmsg.core.export_record import email_record
 from txmsg.core.mime import build_email
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.retry import RetryPolicy
@@ -326,8 +327,26 @@ class Dispatcher:
             return outcome(
                 EventStatus.DELIVERY_FAILED, exc.reason, message_version=route.published_version
             )
+        sent_at = utcnow()
+        export = None
+        if route.message_export:  # export on at send time: the record commits with the status
+            export = email_record(
+                pkey=event.pkey,
+                event_id=event.event_id,
+                version=route.published_version,
+                sent_at=sent_at,
+                to_email=event.email,
+                to_name=None,
+                from_email=route.settings["from_email"],
+                from_name=route.settings.get("from_name"),
+                reply_to=route.settings.get("reply_to"),
+                subject=rendered.get("subject", ""),
+                html=rendered.get("html"),
+                text=rendered.get("text"),
+            )
         return outcome(
             EventStatus.PROCESSED,
             message_version=route.published_version,
-            sent_at=utcnow(),
+            sent_at=sent_at,
+            export=export,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -25,20 +25,31 @@ def _housekeeping(conn: Connection) -> tuple[int, int]:
 
 
 class Scheduler:
-    def __init__(self, db: Database, interval: float, on_released: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        interval: float,
+        on_released: Callable[[], None],
+        jobs: Sequence[Callable[[], Awaitable[None]]] = (),
+    ) -> None:
         self._db = db
         self._interval = interval
         self._on_released = on_released
-        self._task: asyncio.Task[None] | None = None
+        # Other periodic jobs (export flows, retention purges), each in a loop of its own so
+        # a long one never delays the housekeeping.
+        self._jobs = jobs
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="txmsg-scheduler")
+        self._tasks = [asyncio.create_task(self._run(), name="txmsg-scheduler")]
+        self._tasks += [asyncio.create_task(self._every(job)) for job in self._jobs]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     async def run_once(self) -> None:
         released, expired = await self._db.write(_housekeeping)
@@ -54,4 +65,12 @@ class Scheduler:
                 await self.run_once()
             except Exception:
                 log.exception("housekeeping failed; trying again next interval")
+            await asyncio.sleep(self._interval)
+
+    async def _every(self, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await job()
+            except Exception:
+                log.exception("scheduled job failed; trying again next interval")
             await asyncio.sleep(self._interval)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from txmsg.core.delivery import PermanentSendError, TransientSendError
+from txmsg.core.export_record import sms_record
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.sms import sms_text
 from txmsg.core.statuses import EventStatus
@@ -90,9 +91,23 @@ async def handle_sms(
         return retry(exc.reason)
     except PermanentSendError as exc:
         return outcome(EventStatus.DELIVERY_FAILED, exc.reason, message_version=version)
+    sent_at = utcnow()
+    export = None
+    if route.message_export:  # export on at send time: the record commits with the status
+        sender = route.settings["twilio"].get("from_number")
+        export = sms_record(
+            pkey=event.pkey,
+            event_id=event.event_id,
+            version=version,
+            sent_at=sent_at,
+            to_number=event.mobile_phone,
+            from_numbers=[sender] if sender else [],
+            message=text,
+        )
     return outcome(
         EventStatus.PROCESSED,
         message_version=version,
-        sent_at=utcnow(),
+        sent_at=sent_at,
         provider_message_id=sid,
+        export=export,
     )

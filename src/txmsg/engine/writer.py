@@ -19,9 +19,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import LogEntry
+from txmsg.core.export_record import to_micros
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
+from txmsg.core.timeutil import utcnow
 from txmsg.store import delivery_log
 from txmsg.store import events as event_store
+from txmsg.store import message_export as export_store
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
 
@@ -43,6 +46,9 @@ def _write_cycle(
     event_store.record_outcomes_in(conn, outcomes)
     if log_entries:
         delivery_log.append_in(conn, log_entries)
+    exports = [o for o in outcomes if o.export is not None]
+    if exports:  # same transaction as the status: a record iff the send is recorded
+        export_store.record_in(conn, exports, to_micros(utcnow()))
     if renewals and renewed_until is not None:
         event_store.renew_leases(conn, renewals, renewed_until)
     claimed: list[ClaimedEvent] = []

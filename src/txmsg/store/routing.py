@@ -33,6 +33,7 @@ class Route:
     channel_config_channel: str | None
     settings: dict[str, Any]
     secrets: dict[str, Any] = field(repr=False)
+    message_export: bool = False  # the channel configuration's, when the route was loaded
 
 
 def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
@@ -53,6 +54,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             channel_configs.c.channel.label("cc_channel"),
             channel_configs.c.settings,
             channel_configs.c.secrets,
+            channel_configs.c.message_export,
         )
         .select_from(
             event_configs.outerjoin(messages)
@@ -75,6 +77,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             channel_config_channel=r.cc_channel,
             settings=r.settings or {},
             secrets=r.secrets or {},
+            message_export=bool(r.message_export),
         )
         for r in rows
     }

@@ -232,3 +232,77 @@ delivery_log = sa.Table(
     sa.Index("ix_delivery_log_pkey", "pkey"),
     sa.Index("ix_delivery_log_event_at", "event_id", "at"),
 )
+
+# The message export dataset: one record per message sent through a channel configuration with
+# message export on. Flat columns (the nested AJO shape is built on export) and times as UTC
+# epoch microseconds, so export reads columns straight into Arrow arrays. `id` is the export
+# flows' watermark.
+message_export = sa.Table(
+    "message_export",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ingestion_us", sa.BigInteger(), nullable=False),
+    sa.Column("timestamp_us", sa.BigInteger(), nullable=False),
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("message_id", sa.String(40), nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("publication_id", sa.String(80), nullable=True),
+    sa.Column("is_test", sa.Boolean(), nullable=False),
+    sa.Column("profile_id", sa.String(200), nullable=True),
+    sa.Column("recipient_email", sa.String(320), nullable=True),
+    sa.Column("recipient_name", sa.Text(), nullable=True),
+    sa.Column("recipient_number", sa.String(32), nullable=True),
+    sa.Column("sender_email", sa.String(320), nullable=True),
+    sa.Column("sender_name", sa.Text(), nullable=True),
+    sa.Column("sender_reply_to", sa.String(320), nullable=True),
+    sa.Column("sender_numbers", sa.Text(), nullable=True),  # a JSON array
+    sa.Column("subject", sa.Text(), nullable=True),
+    sa.Column("html", sa.Text(), nullable=True),
+    sa.Column("text", sa.Text(), nullable=True),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Index("ix_message_export_ingestion", "ingestion_us"),
+    sa.Index("ix_message_export_message_id", "message_id"),
+)
+
+# Export flows: destination, format, schedule, the watermark (last exported dataset id) and a
+# lease-style lock (exactly one process runs a flow at a time, on both engines).
+export_flows = sa.Table(
+    "export_flows",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("destination", Json, nullable=False),
+    # Write-only values (secret_access_key): never returned by the API, never logged.
+    sa.Column("secrets", Json, nullable=False),
+    sa.Column("schedule", sa.String(32), nullable=False),
+    sa.Column("compression", sa.String(16), nullable=False),
+    sa.Column("watermark", sa.BigInteger(), nullable=False, default=0),
+    sa.Column("next_run_at", UTCDateTime(), nullable=False),
+    sa.Column("lock_token", sa.String(32), nullable=True),
+    sa.Column("lock_until", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# One row per run of a flow; a run that failed or crashed is retried under the same number
+# (same id range, same file names), so a re-run rewrites its files instead of adding more.
+export_runs = sa.Table(
+    "export_runs",
+    metadata,
+    sa.Column(
+        "flow",
+        sa.String(64),
+        sa.ForeignKey("export_flows.name", name="fk_export_runs_flow", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("run", sa.Integer(), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("from_id", sa.BigInteger(), nullable=False),
+    sa.Column("to_id", sa.BigInteger(), nullable=False),
+    sa.Column("records", sa.BigInteger(), nullable=False, default=0),
+    sa.Column("files", Json, nullable=False),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+)

@@ -1,0 +1,151 @@
+"""Day-partitioned export files with deterministic names, visible only once complete.
+
+A run writes `date=YYYY-MM-DD/part-<run>-<n>.<ext>` under the destination: records go to the
+partition of their send day, a new file starts every `max_rows_per_file` records of a
+partition. Names depend only on the run number and the records (read in id order), so a
+retried run rewrites the same files. Each file is written under a hidden temporary name
+(`.part-...tmp`, which dataset readers skip) and renamed when closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+from txmsg.core.export_record import document
+from txmsg.destinations.arrow import SCHEMA, nest
+
+log = logging.getLogger(__name__)
+
+DAY_US = 86_400_000_000
+EXTENSIONS = {"parquet": ".parquet", "json": ".ndjson"}
+
+
+def _day(days_since_epoch: int) -> str:
+    return datetime.fromtimestamp(days_since_epoch * 86_400, UTC).strftime("%Y-%m-%d")
+
+
+class _File:
+    """One output file, open under its temporary name."""
+
+    def __init__(self, fs: pafs.FileSystem, base: str, relative: str, fmt: str, compression: str):
+        self.fs = fs
+        self.relative = relative
+        folder, name = relative.rsplit("/", 1)
+        self.final = f"{base}/{relative}"
+        self.temp = f"{base}/{folder}/.{name}.tmp"
+        self.rows = 0
+        fs.create_dir(f"{base}/{folder}", recursive=True)
+        self.stream: Any = fs.open_output_stream(self.temp, compression=None)
+        self.parquet: pq.ParquetWriter | None = None
+        self.text: Any = None
+        if fmt == "parquet":
+            self.parquet = pq.ParquetWriter(
+                self.stream, SCHEMA, compression=None if compression == "none" else compression
+            )
+        elif compression == "gzip":
+            self.text = pa.CompressedOutputStream(self.stream, "gzip")
+        else:
+            self.text = self.stream
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        if self.text is not None and self.text is not self.stream:
+            self.text.close()
+        self.stream.close()
+        self.fs.move(self.temp, self.final)  # complete: now it may be seen
+
+    def abandon(self) -> None:
+        """After an error: close without publishing (the temporary name stays hidden)."""
+        try:
+            if self.parquet is not None:
+                self.parquet.close()
+            self.stream.close()
+        except Exception:  # the run already failed with the first error: log this one
+            log.warning("closing an abandoned export file failed", exc_info=True)
+
+
+class PartitionedWriter:
+    def __init__(
+        self,
+        fs: pafs.FileSystem,
+        base: str,
+        fmt: str,
+        compression: str,
+        run: int,
+        max_rows_per_file: int = 1_000_000,
+    ) -> None:
+        self._fs = fs
+        self._base = base
+        self._fmt = fmt
+        self._compression = compression
+        self._run = run
+        self._max_rows = max_rows_per_file
+        self._open: dict[int, _File] = {}  # day -> file being written
+        self._next: dict[int, int] = {}  # day -> number of the next file
+        self.files: list[str] = []  # completed, relative to the destination
+        self.records = 0
+
+    def _ext(self) -> str:
+        ext = EXTENSIONS[self._fmt]
+        return ext + ".gz" if self._fmt == "json" and self._compression == "gzip" else ext
+
+    def _file(self, day: int) -> _File:
+        current = self._open.get(day)
+        if current is not None and current.rows >= self._max_rows:
+            current.close()
+            self.files.append(current.relative)
+            current = None
+        if current is None:
+            n = self._next.get(day, 0)
+            self._next[day] = n + 1
+            relative = f"date={_day(day)}/part-{self._run}-{n}{self._ext()}"
+            current = _File(self._fs, self._base, relative, self._fmt, self._compression)
+            self._open[day] = current
+        return current
+
+    def write(self, flat: pa.RecordBatch) -> None:
+        """Append records (dataset rows as stored, in id order) to their day's files."""
+        if not len(flat):
+            return
+        days = pc.divide(flat.column("timestamp_us"), DAY_US)
+        found = pc.unique(days).to_pylist()
+        for day in found:
+            part = flat if len(found) == 1 else flat.filter(pc.equal(days, day))
+            offset = 0
+            while offset < len(part):
+                target = self._file(day)
+                take = min(len(part) - offset, self._max_rows - target.rows)
+                self._append(target, part.slice(offset, take))
+                target.rows += take
+                offset += take
+        self.records += len(flat)
+
+    def _append(self, target: _File, flat: pa.RecordBatch) -> None:
+        if target.parquet is not None:
+            target.parquet.write_batch(nest(flat))
+        else:
+            lines = [orjson.dumps(document(row)) for row in flat.to_pylist()]
+            target.text.write(b"\n".join(lines) + b"\n")
+
+    def close(self) -> list[str]:
+        """Complete every open file; the names of all the run's files."""
+        for day in sorted(self._open):
+            current = self._open[day]
+            current.close()
+            self.files.append(current.relative)
+        self._open.clear()
+        return sorted(self.files)
+
+    def abandon(self) -> None:
+        for current in self._open.values():
+            current.abandon()
+        self._open.clear()

@@ -1,0 +1,157 @@
+"""Export flow requests over HTTP: bad input named field by field, write-only secrets, PATCH
+semantics, the retention rule, and the scheduler running due flows inside the server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import assert_problem, forbid_server_errors
+
+FLOWS = "/api/v1/export-flows"
+
+
+def _local(path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "lake",
+        "format": "parquet",
+        "destination": {"type": "local", "path": str(path)},
+        **extra,
+    }
+
+
+def _s3(**destination: Any) -> dict[str, Any]:
+    return {
+        "name": "bucket",
+        "format": "json",
+        "destination": {
+            "type": "s3",
+            "bucket": "exports",
+            "access_key_id": "AKID",
+            "secret_access_key": "top-secret",
+            **destination,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"format": "csv"}, "format"),
+        ({"format": None}, "format"),
+        ({"destination": None}, "destination"),
+        ({"destination": {"type": "ftp"}}, "destination.type"),
+        ({"destination": {"type": "local", "path": "relative/dir"}}, "destination.path"),
+        ({"destination": {"type": "local"}}, "destination.path"),
+        ({"destination": {"type": "local", "path": "/x", "bucket": "b"}}, "destination.bucket"),
+        ({"destination": {"type": "s3", "bucket": "Not_A_Bucket"}}, "destination.bucket"),
+        ({"destination": {"type": "s3"}}, "destination.bucket"),
+        (
+            {"destination": {"type": "s3", "bucket": "abc", "endpoint_url": "ftp://x"}},
+            "destination.endpoint_url",
+        ),
+        (
+            {"destination": {"type": "s3", "bucket": "abc", "endpoint_url": "http://[::1"}},
+            "destination.endpoint_url",
+        ),
+        (
+            {"destination": {"type": "s3", "bucket": "abc", "endpoint_url": "http://h:99999"}},
+            "destination.endpoint_url",
+        ),
+        (
+            {"destination": {"type": "s3", "bucket": "abc", "access_key_id": "only-the-id"}},
+            "destination.secret_access_key",
+        ),
+        ({"destination": {"type": "s3", "bucket": "abc", "prefix": "/abs"}}, "destination.prefix"),
+        ({"schedule": "hourly"}, "schedule"),
+        ({"schedule": "PT30S"}, "schedule"),
+        ({"schedule": "P8D"}, "schedule"),
+        ({"compression": "brotli"}, "compression"),
+        ({"name": "bad name"}, "name"),
+        ({"color": "blue"}, "color"),
+    ],
+)
+async def test_bad_flows_are_refused_naming_the_field(
+    server: Any, tmp_path: Path, change: dict[str, Any], field: str
+) -> None:
+    admin = forbid_server_errors(server.admin)
+    r = await admin.post(FLOWS, json={**_local(tmp_path), **change})
+    assert_problem(r, 400, field)
+    assert (await admin.get(FLOWS)).json()["items"] == []  # nothing half-written
+
+
+async def test_the_schedule_may_not_outlast_retention(server: Any, tmp_path: Path) -> None:
+    r = await server.admin.post(FLOWS, json=_local(tmp_path, schedule="P8D"))
+    body = assert_problem(r, 400, "schedule")
+    assert "retention" in body["detail"] and "7 days" in body["detail"]
+    r = await server.admin.post(FLOWS, json=_local(tmp_path, schedule="P7D"))
+    assert r.status_code == 201, r.text
+    r = await server.admin.patch(f"{FLOWS}/lake", json={"schedule": "P7DT1H"})
+    assert_problem(r, 400, "schedule")
+
+
+async def test_secret_is_write_only_and_patch_merges(server: Any) -> None:
+    admin = forbid_server_errors(server.admin)
+    r = await admin.post(FLOWS, json=_s3(prefix="a/b"))
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert "top-secret" not in r.text and created["destination"]["secret_access_key_set"]
+    assert created["compression"] == "none" and created["schedule"] == "PT1H"
+    # keys given replace the stored ones; the secret stays unless given
+    r = await admin.patch(f"{FLOWS}/bucket", json={"destination": {"prefix": "c"}})
+    assert r.status_code == 200, r.text
+    dest = r.json()["destination"]
+    assert (dest["prefix"], dest["bucket"], dest["secret_access_key_set"]) == ("c", "exports", True)
+    # clearing the secret alone leaves a key id without secret: refused, nothing changed
+    r = await admin.patch(f"{FLOWS}/bucket", json={"destination": {"secret_access_key": None}})
+    assert_problem(r, 400, "destination.secret_access_key")
+    r = await admin.patch(
+        f"{FLOWS}/bucket",
+        json={"destination": {"secret_access_key": None, "access_key_id": None}},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["destination"]["secret_access_key_set"] is False
+    # another type starts afresh; a compression of the other format is refused
+    r = await admin.patch(f"{FLOWS}/bucket", json={"destination": {"type": "local", "path": "/x"}})
+    assert r.json()["destination"] == {"type": "local", "path": "/x"}, r.text
+    assert_problem(await admin.patch(f"{FLOWS}/bucket", json={"compression": "zstd"}), 400)
+    r = await admin.patch(f"{FLOWS}/bucket", json={"format": "parquet", "compression": "zstd"})
+    assert (r.json()["format"], r.json()["compression"]) == ("parquet", "zstd"), r.text
+    assert_problem(await admin.patch(f"{FLOWS}/bucket", json={"name": "x"}), 400, "name")
+
+
+async def test_records_paging_parameters_are_checked(server: Any) -> None:
+    records = "/api/v1/message-export/records"
+    for params, field in (
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"after": "-1"}, "after"),
+        ({"after": "x"}, "after"),
+    ):
+        assert_problem(await server.admin.get(records, params=params), 400, field)
+
+
+async def test_the_scheduler_runs_due_flows(server: Any, tmp_path: Path) -> None:
+    admin = server.admin
+    r = await admin.post(FLOWS, json=_local(tmp_path / "out", schedule="PT1M"))
+    assert r.status_code == 201, r.text
+    exporter = server.app.state.exporter
+    real = exporter.clock
+    exporter.clock = lambda: real() + timedelta(minutes=1, seconds=1)
+    try:
+        for _ in range(200):
+            runs = (await admin.get(f"{FLOWS}/lake/runs")).json()["items"]
+            if runs and runs[0]["status"] == "succeeded":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the scheduler never ran the due flow")
+    finally:
+        exporter.clock = real
+    assert [(x["run"], x["records"]) for x in runs] == [(1, 0)]
+    flow = (await admin.get(f"{FLOWS}/lake")).json()
+    assert flow["running"] is False and flow["watermark"] == 0
