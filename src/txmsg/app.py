@@ -21,6 +21,7 @@ from txmsg.api import (
     profiles,
     templates,
     trigger,
+    typology,
 )
 from txmsg.api.context import AppContext
 from txmsg.api.responses import JSONResponse, problem, problem_from
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
             poll_interval=settings.poll_interval,
             route_cache_seconds=settings.config_cache_seconds,
             retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
+            public_url=settings.public_url or "http://localhost:8025",
         ),
     )
 
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *messages.routes,
         *templates.routes,
         *profiles.routes,
+        *typology.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -23,6 +23,7 @@ from txmsg.core.event_config import (
     normalize_event_id,
     parse_fields,
 )
+from txmsg.core.reconciliation import parse_reconciliation
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
 from txmsg.store import event_configs as store
 from txmsg.store.template_library import DEFAULT_TEMPLATE, library
@@ -35,6 +36,7 @@ def view(row: Any) -> dict[str, Any]:
         "channel": row.channel,
         "channel_config": row.channel_config,
         "target": row.target,
+        "reconciliation": row.reconciliation,
         "fields": row.fields,
         "template": row.template,
         "state": row.state,
@@ -57,12 +59,14 @@ async def create(request: Request) -> Response:
     body = require_object(await read_json(request))
     reject_unknown(body, CREATE_FIELDS)
     event_id = normalize_event_id(body.get("eventId"))
+    target = get_choice(body, "target", TARGETS, default="event")
     values = {
         "event_id": event_id,
         "label": get_str(body, "label", default=event_id, max_length=200),
         "channel": get_choice(body, "channel", CHANNELS, required=True),
         "channel_config": parse_name_field(body.get("channel_config")),
-        "target": get_choice(body, "target", TARGETS, default="event"),
+        "target": target,
+        "reconciliation": parse_reconciliation(body.get("reconciliation"), target or "event"),
         "fields": [f.as_dict() for f in parse_fields(body.get("fields"))],
         "template": _template(body) or DEFAULT_TEMPLATE,
     }
@@ -112,9 +116,12 @@ async def update(request: Request) -> Response:
         values["fields"] = [f.as_dict() for f in parse_fields(body["fields"])]
     if "template" in body:
         values["template"] = _template(body) or DEFAULT_TEMPLATE
+    if "reconciliation" in body:
+        values["reconciliation"] = parse_reconciliation(body["reconciliation"], current.target)
     ctx = context(request)
     row = await ctx.db.write(store.update, event_id, values)
     ctx.targets.forget(event_id)
+    ctx.config_changed()
     return JSONResponse(view(row))
 
 

@@ -102,3 +102,4 @@ class Outcome:
     due_at: datetime | None = None  # for retries (status pending)
     message_version: int | None = None
     sent_at: datetime | None = None
+    profile_id: str | None = None  # the profile a profile-based event was reconciled with

@@ -206,6 +206,9 @@ _OUTCOME = (
         ),
         message_version=sa.bindparam("b_version"),
         sent_at=sa.bindparam("b_sent_at", type_=events.c.sent_at.type),
+        profile_id=sa.func.coalesce(
+            sa.bindparam("b_profile_id", type_=events.c.profile_id.type), events.c.profile_id
+        ),
         lease_until=None,
         lease_token=None,
         updated_at=sa.bindparam("b_now", type_=events.c.updated_at.type),
@@ -227,6 +230,7 @@ def record_outcomes_in(conn: Connection, outcomes: list[Outcome]) -> None:
             "b_due_at": o.due_at,
             "b_version": o.message_version,
             "b_sent_at": o.sent_at,
+            "b_profile_id": o.profile_id,
             "b_now": now,
         }
         for o in outcomes

@@ -32,6 +32,7 @@ class Route:
     channel_config_channel: str | None
     settings: dict[str, Any]
     secrets: dict[str, Any] = field(repr=False)
+    reconciliation: dict[str, str] | None = None  # profile-based events: {"from", "to"}
 
 
 def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
@@ -45,6 +46,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             event_configs.c.state,
             event_configs.c.channel,
             event_configs.c.target,
+            event_configs.c.reconciliation,
             event_configs.c.channel_config,
             messages.c.published_version,
             message_versions.c.content,
@@ -74,6 +76,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             channel_config_channel=r.cc_channel,
             settings=r.settings or {},
             secrets=r.secrets or {},
+            reconciliation=r.reconciliation,
         )
         for r in rows
     }

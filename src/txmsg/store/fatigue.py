@@ -1,0 +1,166 @@
+"""Fatigue rules, the reservations they count, and their exclusions (reported per day)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from txmsg.core.errors import conflict, not_found
+from txmsg.core.fatigue import FatigueRequest, FatigueRule, Sent, decide
+from txmsg.core.timeutil import utcnow
+from txmsg.store.tables import fatigue_exclusions, fatigue_reservations, fatigue_rules, profiles
+
+
+def _rule(row: Any) -> FatigueRule:
+    return FatigueRule(
+        name=row.name,
+        channel=row.channel,
+        max_messages=row.max_messages,
+        max_attribute=row.max_attribute,
+        period=row.period,
+        period_seconds=row.period_seconds,
+        enabled=bool(row.enabled),
+    )
+
+
+def _values(rule: FatigueRule) -> dict[str, Any]:
+    return {
+        "channel": rule.channel,
+        "max_messages": rule.max_messages,
+        "max_attribute": rule.max_attribute,
+        "period": rule.period,
+        "period_seconds": rule.period_seconds,
+        "enabled": rule.enabled,
+    }
+
+
+def list_rules(conn: Connection, *, enabled_only: bool = False) -> list[FatigueRule]:
+    stmt = sa.select(fatigue_rules).order_by(fatigue_rules.c.name)
+    if enabled_only:
+        stmt = stmt.where(fatigue_rules.c.enabled.is_(True))
+    return [_rule(r) for r in conn.execute(stmt)]
+
+
+def require(conn: Connection, name: str) -> FatigueRule:
+    row = conn.execute(sa.select(fatigue_rules).where(fatigue_rules.c.name == name)).first()
+    if row is None:
+        raise not_found(f"no fatigue rule '{name}'")
+    return _rule(row)
+
+
+def create(conn: Connection, rule: FatigueRule) -> FatigueRule:
+    exists = conflict(f"a fatigue rule named '{rule.name}' already exists")
+    taken = sa.select(fatigue_rules.c.name).where(fatigue_rules.c.name == rule.name)
+    if conn.execute(taken).first():
+        raise exists
+    now = utcnow()
+    try:
+        conn.execute(
+            sa.insert(fatigue_rules).values(
+                name=rule.name, **_values(rule), created_at=now, updated_at=now
+            )
+        )
+    except IntegrityError:
+        raise exists from None
+    return require(conn, rule.name)
+
+
+def replace(conn: Connection, rule: FatigueRule) -> FatigueRule:
+    result = conn.execute(
+        sa.update(fatigue_rules)
+        .where(fatigue_rules.c.name == rule.name)
+        .values(**_values(rule), updated_at=utcnow())
+    )
+    if result.rowcount == 0:
+        raise not_found(f"no fatigue rule '{rule.name}'")
+    return require(conn, rule.name)
+
+
+def delete(conn: Connection, name: str) -> None:
+    result = conn.execute(sa.delete(fatigue_rules).where(fatigue_rules.c.name == name))
+    if result.rowcount == 0:
+        raise not_found(f"no fatigue rule '{name}'")
+
+
+def reserve_in(
+    conn: Connection, requests: list[FatigueRequest], rules: list[FatigueRule]
+) -> dict[str, str | None]:
+    """Evaluate and reserve in one transaction: pkey -> the excluding rule, or None (send).
+
+    The profiles' rows are locked first (PostgreSQL: `FOR UPDATE`, in profile order so two
+    dispatchers never deadlock; SQLite: one writer at a time), so every dispatcher counting a
+    profile's messages sees the reservations committed before it: under any concurrency a
+    profile gets exactly its maximum. A retried event keeps the reservation it made first.
+    """
+    if not requests:
+        return {}
+    now = utcnow()
+    ids = sorted({r.profile_id for r in requests})
+    if conn.dialect.name != "sqlite":
+        conn.execute(
+            sa.select(profiles.c.profile_id)
+            .where(profiles.c.profile_id.in_(ids))
+            .order_by(profiles.c.profile_id)
+            .with_for_update()
+        ).all()
+    pkeys = [r.pkey for r in requests]
+    already = set(
+        conn.execute(
+            sa.select(fatigue_reservations.c.pkey).where(fatigue_reservations.c.pkey.in_(pkeys))
+        ).scalars()
+    )
+    longest = max((r.period_seconds for r in rules), default=0)
+    history: dict[str, list[Sent]] = {}
+    for row in conn.execute(
+        sa.select(
+            fatigue_reservations.c.profile_id,
+            fatigue_reservations.c.channel,
+            fatigue_reservations.c.at,
+        ).where(
+            fatigue_reservations.c.profile_id.in_(ids),
+            fatigue_reservations.c.at > now - timedelta(seconds=longest),
+        )
+    ):
+        history.setdefault(row.profile_id, []).append(Sent(row.channel, row.at))
+    fresh = [r for r in requests if r.pkey not in already]
+    decisions = decide(fresh, rules, history, now)
+    reserved = [
+        {"pkey": r.pkey, "profile_id": r.profile_id, "channel": r.channel, "at": now}
+        for r in fresh
+        if decisions[r.pkey] is None
+    ]
+    if reserved:
+        conn.execute(sa.insert(fatigue_reservations), reserved)
+    day = now.date().isoformat()
+    excluded = [
+        {"rule": rule, "day": day, "pkey": pkey, "at": now}
+        for pkey, rule in decisions.items()
+        if rule is not None
+    ]
+    if excluded:
+        conn.execute(sa.insert(fatigue_exclusions), excluded)
+    return {**dict.fromkeys(already), **decisions}
+
+
+def report(conn: Connection, name: str) -> list[dict[str, Any]]:
+    """Exclusions of a rule per UTC day, oldest first."""
+    require(conn, name)
+    rows = conn.execute(
+        sa.select(fatigue_exclusions.c.day, sa.func.count().label("excluded"))
+        .where(fatigue_exclusions.c.rule == name)
+        .group_by(fatigue_exclusions.c.day)
+        .order_by(fatigue_exclusions.c.day)
+    )
+    return [{"day": r.day, "excluded": r.excluded} for r in rows]
+
+
+def purge_reservations(conn: Connection, older_than: timedelta) -> int:
+    """Reservations older than every rule's period count for nothing: drop them."""
+    result = conn.execute(
+        sa.delete(fatigue_reservations).where(fatigue_reservations.c.at < utcnow() - older_than)
+    )
+    return result.rowcount
