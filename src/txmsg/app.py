@@ -16,6 +16,7 @@ from starlette.routing import Route
 from txmsg.api import (
     channel_configs,
     event_configs,
+    fatigue_rules,
     keys,
     messages,
     profiles,
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *templates.routes,
         *profiles.routes,
         *typology.routes,
+        *fatigue_rules.routes,
     ]
     app = Starlette(
         routes=routes,

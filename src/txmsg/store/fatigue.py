@@ -92,7 +92,7 @@ def reserve_in(
     """Evaluate and reserve in one transaction: pkey -> the excluding rule, or None (send).
 
     The profiles' rows are locked first (PostgreSQL: `FOR UPDATE`, in profile order so two
-    dispatchers never deadlock; SQLite: one writer at a time), so every dispatcher counting a
+    dispatchers never deadlock; SQLite: the database write lock), so every dispatcher counting a
     profile's messages sees the reservations committed before it: under any concurrency a
     profile gets exactly its maximum. A retried event keeps the reservation it made first.
     """
@@ -100,7 +100,15 @@ def reserve_in(
         return {}
     now = utcnow()
     ids = sorted({r.profile_id for r in requests})
-    if conn.dialect.name != "sqlite":
+    if conn.dialect.name == "sqlite":
+        # A no-op write takes SQLite's write lock before anything is read (the driver opens
+        # the transaction at the first write): other processes wait until we commit.
+        conn.execute(
+            sa.update(profiles)
+            .where(profiles.c.profile_id.in_(ids))
+            .values(profile_id=profiles.c.profile_id)
+        )
+    else:
         conn.execute(
             sa.select(profiles.c.profile_id)
             .where(profiles.c.profile_id.in_(ids))
