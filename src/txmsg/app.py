@@ -23,6 +23,7 @@ from txmsg.api import (
     templates,
     trigger,
     typology,
+    unsubscribe,
 )
 from txmsg.api.context import AppContext
 from txmsg.api.responses import JSONResponse, problem, problem_from
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *profiles.routes,
         *typology.routes,
         *fatigue_rules.routes,
+        *unsubscribe.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -14,6 +14,7 @@ import hmac
 from dataclasses import dataclass
 
 PREFIX = "/unsubscribe/"
+SECRET_NAME = "unsubscribe"  # the server secret tokens are signed with (store/secrets.py)
 
 
 def _b64(data: bytes) -> str:

@@ -15,7 +15,7 @@ from txmsg.core.queue import ClaimedEvent
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.targeting import Target, lookup_key, resolve
 from txmsg.core.timeutil import utcnow
-from txmsg.core.unsubscribe import UnsubscribeClaim, make_token, unsubscribe_url
+from txmsg.core.unsubscribe import SECRET_NAME, UnsubscribeClaim, make_token, unsubscribe_url
 from txmsg.store import secrets, typology
 from txmsg.store.db import Database
 from txmsg.store.routing import Route
@@ -23,7 +23,6 @@ from txmsg.store.targeting import load_batch
 
 log = logging.getLogger(__name__)
 Reserve = Callable[[FatigueCheck], Awaitable[dict[str, str | None]]]
-UNSUBSCRIBE_SECRET = "unsubscribe"
 
 
 class Targeting:
@@ -88,7 +87,7 @@ class Targeting:
                         kept.address, kept.profile, EventStatus.IGNORED, f"fatigue:{rule}"
                     )
         if profile_based and self._secret is None:
-            self._secret = await self._db.write(secrets.get_or_create, UNSUBSCRIBE_SECRET)
+            self._secret = await self._db.write(secrets.get_or_create, SECRET_NAME)
         return targets
 
     def unsubscribe_url(self, channel: str, profile_id: str, pkey: str) -> str:

@@ -24,3 +24,10 @@ def get_or_create(conn: Connection, name: str) -> str:
         sa.select(server_secrets.c.value).where(server_secrets.c.name == name)
     ).scalar_one()
     return value
+
+
+def get(conn: Connection, name: str) -> str | None:
+    value: str | None = conn.execute(
+        sa.select(server_secrets.c.value).where(server_secrets.c.name == name)
+    ).scalar()
+    return value
