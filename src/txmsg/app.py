@@ -25,12 +25,16 @@ from txmsg.api import (
     typology,
     unsubscribe,
 )
+from txmsg.api import (
+    proofs as proof_api,
+)
 from txmsg.api.context import AppContext
 from txmsg.api.responses import JSONResponse, problem, problem_from
 from txmsg.config import Settings
 from txmsg.core.errors import DomainError
 from txmsg.core.retry import RetryPolicy
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
+from txmsg.engine.proofs import ProofSender
 from txmsg.engine.scheduler import Scheduler
 from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
@@ -90,6 +94,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
 
     writer = Writer(db, dispatcher if run_dispatcher else None)
     scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake)
+    proofs = ProofSender(db)
     context = AppContext(
         settings=settings,
         db=db,
@@ -97,6 +102,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         targets=TriggerTargets(db, ttl=settings.config_cache_seconds),
         enqueue=writer.enqueue,
         config_changed=dispatcher.config_changed,
+        send_proof=proofs.send,
     )
 
     @contextlib.asynccontextmanager
@@ -114,6 +120,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
                 await scheduler.stop()
                 await dispatcher.stop()
             await writer.stop()
+            await proofs.close()
             await db.dispose()
 
     # Starlette tries routes in order: the trigger API, the hot path, comes first.
@@ -130,6 +137,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *typology.routes,
         *fatigue_rules.routes,
         *unsubscribe.routes,
+        *proof_api.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 
 from txmsg.config import Settings
+from txmsg.core.mime import Sender
 from txmsg.core.queue import EnqueueResult, NewEvent
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
@@ -24,6 +26,10 @@ class AppContext:
     enqueue: Callable[[NewEvent], Awaitable[EnqueueResult]]
     # Configuration changed here: drop cached routes; queued events may have become due.
     config_changed: Callable[[], None]
+    # Proofs: (eventId, addresses, build(sender, address) -> message bytes) -> one result each.
+    send_proof: Callable[
+        [str, list[str], Callable[[Sender, str], bytes]], Awaitable[list[dict[str, Any]]]
+    ]
 
 
 def context(request: Request) -> AppContext:
