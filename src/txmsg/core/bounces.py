@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 # 5xx replies meaning "no such mailbox": basic codes 550/551/553 with a 5.1.x enhanced status
-# (bad destination mailbox or address), or the usual wording when no enhanced code is given.
-_HARD_STATUS = re.compile(r"^5\d\d\b.*\b5\.1\.[0-6]\b")
+# (bad destination mailbox or address; 5.1.10 recipient not found), or the usual wording when
+# no enhanced code is given.
+_HARD_STATUS = re.compile(r"^5\d\d\b.*\b5\.1\.(?:[0-6]|10)\b")
 _HARD_WORDS = re.compile(
     r"^55[013]\b.*(user unknown|unknown user|no such (user|mailbox|recipient)|"
     r"does not exist|doesn't exist|mailbox unavailable|recipient rejected|invalid recipient|"
