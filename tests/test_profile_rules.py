@@ -113,3 +113,36 @@ async def test_migrations_create_the_schema_of_tables_py(database_url: str) -> N
         assert await db.read(differences) == []
     finally:
         await db.dispose()
+
+
+async def test_old_reservations_are_purged(database_url: str) -> None:
+    from txmsg.store import fatigue
+    from txmsg.store.tables import fatigue_reservations
+
+    db = Database(database_url)
+    try:
+        await db.migrate()
+        now = utcnow()
+
+        def seed(conn: sa.engine.Connection) -> None:
+            conn.execute(
+                sa.insert(fatigue_reservations),
+                [
+                    {
+                        "pkey": "old",
+                        "profile_id": "p",
+                        "channel": "email",
+                        "at": now - timedelta(days=400),
+                    },
+                    {"pkey": "new", "profile_id": "p", "channel": "email", "at": now},
+                ],
+            )
+
+        def left(conn: sa.engine.Connection) -> list[str]:
+            return list(conn.execute(sa.select(fatigue_reservations.c.pkey)).scalars())
+
+        await db.write(seed)
+        assert await db.write(fatigue.purge_reservations) == 1
+        assert await db.read(left) == ["new"]
+    finally:
+        await db.dispose()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Connection
 
 from txmsg.store import events as event_store
+from txmsg.store import fatigue
 from txmsg.store.db import Database
 from txmsg.store.routing import release_paused_of_live_events
 
@@ -21,6 +22,7 @@ def _housekeeping(conn: Connection) -> tuple[int, int]:
     released += release_paused_of_live_events(conn)
     expired = event_store.expire_queued(conn)
     event_store.purge_idempotency_keys(conn)
+    fatigue.purge_reservations(conn)
     return released, expired
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from txmsg.core.errors import conflict, not_found
-from txmsg.core.fatigue import FatigueRequest, FatigueRule, Sent, decide
+from txmsg.core.fatigue import MAX_PERIOD, FatigueRequest, FatigueRule, Sent, decide
 from txmsg.core.timeutil import utcnow
 from txmsg.store.tables import fatigue_exclusions, fatigue_reservations, fatigue_rules, profiles
 
@@ -166,9 +166,9 @@ def report(conn: Connection, name: str) -> list[dict[str, Any]]:
     return [{"day": r.day, "excluded": r.excluded} for r in rows]
 
 
-def purge_reservations(conn: Connection, older_than: timedelta) -> int:
-    """Reservations older than every rule's period count for nothing: drop them."""
+def purge_reservations(conn: Connection) -> int:
+    """Reservations older than the longest possible period count for nothing: drop them."""
     result = conn.execute(
-        sa.delete(fatigue_reservations).where(fatigue_reservations.c.at < utcnow() - older_than)
+        sa.delete(fatigue_reservations).where(fatigue_reservations.c.at < utcnow() - MAX_PERIOD)
     )
     return result.rowcount

@@ -248,6 +248,7 @@ fatigue_reservations = sa.Table(
     sa.Column("channel", sa.String(8), nullable=False),
     sa.Column("at", UTCDateTime(), nullable=False),
     sa.Index("ix_fatigue_reservations_profile_at", "profile_id", "at"),
+    sa.Index("ix_fatigue_reservations_at", "at"),
 )
 
 fatigue_exclusions = sa.Table(

@@ -28,12 +28,14 @@ def load_batch(
     """Profiles by reconciliation key, the denied and quarantined addresses among the batch's
     (the events' own and the found profiles'), and the enabled fatigue rules."""
     found = profiles.lookup(conn, keys) if keys else {}
-    pairs = set(addresses)
-    for profile in found.values():
-        for channel in CHANNELS:
-            address = profile.address(channel)
-            if address:
-                pairs.add((channel, address))
-    denied, quarantined = typology.blocked(conn, pairs)
+    # The denylist applies to profile-based messages only; quarantine to every message.
+    of_profiles = {
+        (channel, address)
+        for profile in found.values()
+        for channel in CHANNELS
+        if (address := profile.address(channel))
+    }
+    denied = typology.denied(conn, of_profiles)
+    quarantined = typology.quarantined(conn, of_profiles | addresses)
     rules = fatigue.list_rules(conn, enabled_only=True) if with_rules else []
     return BatchFacts(found, Blocklists(denied, quarantined), rules)

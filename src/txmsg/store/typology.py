@@ -22,30 +22,29 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
 
 
-def blocked(
-    conn: Connection, pairs: set[tuple[str, str]]
-) -> tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]:
-    """Of these (channel, address) pairs: the denied ones and the quarantined ones."""
+def denied(conn: Connection, pairs: set[tuple[str, str]]) -> frozenset[tuple[str, str]]:
+    """Those of these (channel, address) pairs that are on the denylist (one query)."""
     if not pairs:
-        return frozenset(), frozenset()
-    addresses = sorted({a for _, a in pairs})
-    denied = {
-        (r.channel, r.address)
-        for r in conn.execute(
-            sa.select(denylist.c.channel, denylist.c.address).where(
-                denylist.c.address.in_(addresses)
-            )
+        return frozenset()
+    rows = conn.execute(
+        sa.select(denylist.c.channel, denylist.c.address).where(
+            denylist.c.address.in_(sorted({a for _, a in pairs}))
         )
-    }
-    held = {
-        (r.channel, r.address)
-        for r in conn.execute(
-            sa.select(quarantine.c.channel, quarantine.c.address).where(
-                quarantine.c.address.in_(addresses), quarantine.c.quarantined_at.is_not(None)
-            )
+    )
+    return frozenset({(r.channel, r.address) for r in rows} & pairs)
+
+
+def quarantined(conn: Connection, pairs: set[tuple[str, str]]) -> frozenset[tuple[str, str]]:
+    """Those of these (channel, address) pairs that are quarantined (one query)."""
+    if not pairs:
+        return frozenset()
+    rows = conn.execute(
+        sa.select(quarantine.c.channel, quarantine.c.address).where(
+            quarantine.c.address.in_(sorted({a for _, a in pairs})),
+            quarantine.c.quarantined_at.is_not(None),
         )
-    }
-    return frozenset(denied & pairs), frozenset(held & pairs)
+    )
+    return frozenset({(r.channel, r.address) for r in rows} & pairs)
 
 
 def deny(conn: Connection, channel: str, address: str, reason: str | None) -> Any:

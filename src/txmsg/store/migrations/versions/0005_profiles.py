@@ -76,6 +76,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_fatigue_reservations_profile_at", "fatigue_reservations", ["profile_id", "at"]
     )
+    op.create_index("ix_fatigue_reservations_at", "fatigue_reservations", ["at"])
     op.create_table(
         "fatigue_exclusions",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
