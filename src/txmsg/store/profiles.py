@@ -48,7 +48,8 @@ def upsert_many(conn: Connection, batch: list[Profile]) -> tuple[int, int]:
         ).scalars()
     )
     now = utcnow()
-    rows = [{**p.as_row(), "created_at": now, "updated_at": now} for p in latest.values()]
+    # In key order, as the dispatcher locks profiles: an import never deadlocks with it.
+    rows = [{**p.as_row(), "created_at": now, "updated_at": now} for _, p in sorted(latest.items())]
     stmt = _insert(conn)
     replaced = {c: stmt.excluded[c] for c in rows[0] if c not in ("profile_id", "created_at")}
     conn.execute(stmt.on_conflict_do_update(index_elements=["profile_id"], set_=replaced), rows)
