@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from conftest import RunningServer, settings_for
 from helpers import assert_problem, forbid_server_errors, trigger, wait_status
 from profile_helpers import event_based, profile_event, put_profile
+from txmsg.store.events import get_event
 from txmsg.testing import FakeSMTPServer
 
 BY_ID = {"from": "ctx.id", "to": "profile_id"}
@@ -103,6 +104,28 @@ async def test_period_slides(server, smtp: FakeSMTPServer) -> None:
     await asyncio.sleep(2.1)  # the first message leaves the window
     third = await trigger(admin, event, {"ctx": {"id": "p"}})
     await wait_status(admin, third["href"], "processed")
+
+
+async def test_scheduled_messages_count(server, smtp: FakeSMTPServer) -> None:
+    """A message scheduled for later counts against sends before it, within the period."""
+    admin = server.admin
+    event = await profile_event(admin, smtp, reconciliation=BY_ID)
+    await put_profile(admin, "p", email="p@example.org", first_name="P")
+    await add_rule(admin, name="daily", channel="all", max_messages=1, period="P1D")
+    at = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+    scheduled = await trigger(admin, event, {"ctx": {"id": "p"}, "scheduled": at})
+    db = server.app.state.txmsg.db
+    for _ in range(75):  # housekeeping finds the profile of the scheduled event ahead
+        row = await db.read(get_event, event, scheduled["PKey"])
+        if row.profile_id == "p":
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the scheduled event was never reconciled ahead")
+    now = await trigger(admin, event, {"ctx": {"id": "p"}})
+    assert (await wait_status(admin, now["href"], "ignored"))["reason"] == "fatigue:daily"
+    await wait_status(admin, scheduled["href"], "processed")
+    assert [m.rcpt_tos for m in await smtp.wait_for(1)] == [["p@example.org"]]
 
 
 async def test_per_profile_maximum_channels_and_disabling(server, smtp: FakeSMTPServer) -> None:

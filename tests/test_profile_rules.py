@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 
 from txmsg.core.bounces import is_hard_bounce, is_soft_bounce
 from txmsg.core.errors import DomainError
-from txmsg.core.fatigue import FatigueRequest, FatigueRule, Sent, decide, parse_period
+from txmsg.core.fatigue import FatigueRequest, FatigueRule, Sent, decide, fits, parse_period
 from txmsg.core.reconciliation import Reconciliation
 from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import UnsubscribeClaim, make_token, read_token
@@ -76,6 +76,23 @@ def test_decide_counts_in_order_within_the_window() -> None:
     own = FatigueRule("own", "all", None, "cap", "P1D", 86400)
     assert own.limit_for({"cap": 3}) == 3
     assert own.limit_for({"cap": "3"}) is None and own.limit_for({}) is None
+
+
+def test_every_window_holding_the_message_is_checked() -> None:
+    now = utcnow()
+    day = timedelta(days=1)
+
+    def h(hours: float):
+        return now + timedelta(hours=hours)
+
+    assert fits([], now, day, 1)
+    assert not fits([h(-23)], now, day, 1)
+    assert fits([h(-25)], now, day, 1)
+    assert not fits([h(12)], now, day, 1)  # scheduled for later: counted now
+    assert fits([h(25)], now, day, 1)
+    assert fits([h(-20), h(20)], now, day, 2)  # no one window holds all three
+    assert not fits([h(-10), h(10)], now, day, 2)
+    assert not fits([h(1)], now, day, 0)
 
 
 def test_tokens_are_signed_and_bound_to_their_profile() -> None:

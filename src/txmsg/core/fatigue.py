@@ -150,8 +150,11 @@ def decide(
 ) -> dict[str, str | None]:
     """pkey -> the rule excluding it (None: send, and count it). `history` grows as we go.
 
-    Requests are decided in order, each seeing the ones allowed before it, so a batch holding
-    many messages for one profile is counted exactly.
+    `history` holds each profile's messages already sent and those scheduled for later. A
+    message is sent only if every window of the rule's period that holds it keeps at most the
+    maximum, so a message scheduled for tomorrow counts against today's sends too. Requests are
+    decided in order, each seeing the ones allowed before it, so a batch holding many messages
+    for one profile is counted exactly.
     """
     decisions: dict[str, str | None] = {}
     for request in requests:
@@ -163,12 +166,21 @@ def decide(
             limit = rule.limit_for(request.attributes)
             if limit is None:
                 continue
-            since = now - timedelta(seconds=rule.period_seconds)
-            counted = sum(1 for s in sent if s.at > since and rule.applies_to(s.channel))
-            if counted >= limit:
+            times = [s.at for s in sent if rule.applies_to(s.channel)]
+            if not fits(times, now, timedelta(seconds=rule.period_seconds), limit):
                 excluded = rule.name
                 break
         decisions[request.pkey] = excluded
         if excluded is None:
             sent.append(Sent(request.channel, now))
     return decisions
+
+
+def fits(times: list[datetime], now: datetime, period: timedelta, limit: int) -> bool:
+    """Whether one more message at `now` keeps every window of length `period` holding it
+    (the windows `(end - period, end]` with `now <= end < now + period`) within `limit`."""
+    near = [t for t in times if now - period < t < now + period]
+    for end in [now, *(t for t in near if t > now)]:
+        if sum(1 for t in near if end - period < t <= end) + 1 > limit:
+            return False
+    return True

@@ -206,9 +206,7 @@ _OUTCOME = (
         ),
         message_version=sa.bindparam("b_version"),
         sent_at=sa.bindparam("b_sent_at", type_=events.c.sent_at.type),
-        profile_id=sa.func.coalesce(
-            sa.bindparam("b_profile_id", type_=events.c.profile_id.type), events.c.profile_id
-        ),
+        profile_id=sa.bindparam("b_profile_id", type_=events.c.profile_id.type),
         lease_until=None,
         lease_token=None,
         updated_at=sa.bindparam("b_now", type_=events.c.updated_at.type),

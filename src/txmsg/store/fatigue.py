@@ -11,8 +11,18 @@ from sqlalchemy.exc import IntegrityError
 
 from txmsg.core.errors import conflict, not_found
 from txmsg.core.fatigue import MAX_PERIOD, FatigueRequest, FatigueRule, Sent, decide
+from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
-from txmsg.store.tables import fatigue_exclusions, fatigue_reservations, fatigue_rules, profiles
+from txmsg.store.tables import (
+    event_configs,
+    events,
+    fatigue_exclusions,
+    fatigue_reservations,
+    fatigue_rules,
+    profiles,
+)
+
+WAITING = [EventStatus.PENDING.value, EventStatus.PAUSED.value]
 
 
 def _rule(row: Any) -> FatigueRule:
@@ -134,6 +144,18 @@ def reserve_in(
         )
     ):
         history.setdefault(row.profile_id, []).append(Sent(row.channel, row.at))
+    # Messages scheduled for later count too (their profile is found ahead by housekeeping).
+    for row in conn.execute(
+        sa.select(events.c.profile_id, events.c.scheduled_at, event_configs.c.channel)
+        .select_from(events.join(event_configs, event_configs.c.event_id == events.c.event_id))
+        .where(
+            events.c.profile_id.in_(ids),
+            events.c.status.in_(WAITING),
+            events.c.scheduled_at > now,
+            events.c.scheduled_at < now + timedelta(seconds=longest),
+        )
+    ):
+        history.setdefault(row.profile_id, []).append(Sent(row.channel, row.scheduled_at))
     fresh = [r for r in requests if r.pkey not in already]
     decisions = decide(fresh, rules, history, now)
     reserved = [
