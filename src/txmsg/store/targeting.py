@@ -86,9 +86,7 @@ def pretarget_scheduled(conn: Connection, limit: int = 500) -> int:
     updates = []
     for row_id, key in wanted.items():
         profile = found.get(key) if key is not None else None
-        updates.append(
-            {"b_id": row_id, "b_profile": profile.profile_id if profile else NO_PROFILE}
-        )
+        updates.append({"b_id": row_id, "b_profile": profile.profile_id if profile else NO_PROFILE})
     conn.execute(
         sa.update(events)
         .where(events.c.id == sa.bindparam("b_id"))
