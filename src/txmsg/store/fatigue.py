@@ -96,6 +96,36 @@ def delete(conn: Connection, name: str) -> None:
         raise not_found(f"no fatigue rule '{name}'")
 
 
+# The statements of reserve_in, built once (expanding parameters for the id lists).
+_IDS = sa.bindparam("b_ids", expanding=True)
+_SQLITE_WRITE_LOCK = sa.delete(fatigue_reservations).where(sa.false())
+_LOCK_PROFILES = (
+    sa.select(profiles.c.profile_id)
+    .where(profiles.c.profile_id.in_(_IDS))
+    .order_by(profiles.c.profile_id)
+    .with_for_update()
+)
+_RESERVED = sa.select(fatigue_reservations.c.pkey).where(
+    fatigue_reservations.c.pkey.in_(sa.bindparam("b_pkeys", expanding=True))
+)
+_HISTORY = sa.select(
+    fatigue_reservations.c.profile_id, fatigue_reservations.c.channel, fatigue_reservations.c.at
+).where(
+    fatigue_reservations.c.profile_id.in_(_IDS),
+    fatigue_reservations.c.at > sa.bindparam("b_since", type_=fatigue_reservations.c.at.type),
+)
+_SCHEDULED = (
+    sa.select(events.c.profile_id, events.c.scheduled_at, event_configs.c.channel)
+    .select_from(events.join(event_configs, event_configs.c.event_id == events.c.event_id))
+    .where(
+        events.c.profile_id.in_(_IDS),
+        events.c.status.in_(WAITING),
+        events.c.scheduled_at > sa.bindparam("b_now", type_=events.c.scheduled_at.type),
+        events.c.scheduled_at < sa.bindparam("b_until", type_=events.c.scheduled_at.type),
+    )
+)
+
+
 def reserve_in(
     conn: Connection, requests: list[FatigueRequest], rules: list[FatigueRule]
 ) -> dict[str, str | None]:
@@ -111,50 +141,18 @@ def reserve_in(
     now = utcnow()
     ids = sorted({r.profile_id for r in requests})
     if conn.dialect.name == "sqlite":
-        # A no-op write takes SQLite's write lock before anything is read (the driver opens
-        # the transaction at the first write): other processes wait until we commit.
-        conn.execute(
-            sa.update(profiles)
-            .where(profiles.c.profile_id.in_(ids))
-            .values(profile_id=profiles.c.profile_id)
-        )
+        # A write takes SQLite's write lock before anything is read (the driver opens the
+        # transaction at the first write): other processes wait until we commit.
+        conn.execute(_SQLITE_WRITE_LOCK)
     else:
-        conn.execute(
-            sa.select(profiles.c.profile_id)
-            .where(profiles.c.profile_id.in_(ids))
-            .order_by(profiles.c.profile_id)
-            .with_for_update()
-        ).all()
-    pkeys = [r.pkey for r in requests]
-    already = set(
-        conn.execute(
-            sa.select(fatigue_reservations.c.pkey).where(fatigue_reservations.c.pkey.in_(pkeys))
-        ).scalars()
-    )
-    longest = max((r.period_seconds for r in rules), default=0)
+        conn.execute(_LOCK_PROFILES, {"b_ids": ids}).all()
+    already = set(conn.execute(_RESERVED, {"b_pkeys": [r.pkey for r in requests]}).scalars())
+    longest = timedelta(seconds=max((r.period_seconds for r in rules), default=0))
     history: dict[str, list[Sent]] = {}
-    for row in conn.execute(
-        sa.select(
-            fatigue_reservations.c.profile_id,
-            fatigue_reservations.c.channel,
-            fatigue_reservations.c.at,
-        ).where(
-            fatigue_reservations.c.profile_id.in_(ids),
-            fatigue_reservations.c.at > now - timedelta(seconds=longest),
-        )
-    ):
+    for row in conn.execute(_HISTORY, {"b_ids": ids, "b_since": now - longest}):
         history.setdefault(row.profile_id, []).append(Sent(row.channel, row.at))
     # Messages scheduled for later count too (their profile is found ahead by housekeeping).
-    for row in conn.execute(
-        sa.select(events.c.profile_id, events.c.scheduled_at, event_configs.c.channel)
-        .select_from(events.join(event_configs, event_configs.c.event_id == events.c.event_id))
-        .where(
-            events.c.profile_id.in_(ids),
-            events.c.status.in_(WAITING),
-            events.c.scheduled_at > now,
-            events.c.scheduled_at < now + timedelta(seconds=longest),
-        )
-    ):
+    for row in conn.execute(_SCHEDULED, {"b_ids": ids, "b_now": now, "b_until": now + longest}):
         history.setdefault(row.profile_id, []).append(Sent(row.channel, row.scheduled_at))
     fresh = [r for r in requests if r.pkey not in already]
     decisions = decide(fresh, rules, history, now)

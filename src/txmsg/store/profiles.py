@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import combinations
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +19,18 @@ LOOKUP_COLUMNS = {
     "profile_id": profiles.c.profile_id,
     "email": profiles.c.email,
     "mobilePhone": profiles.c.mobile_phone,
+}
+
+
+def _lookup_statement(fields: tuple[str, ...]) -> Any:
+    # Expanding parameters: built once, cached compiled (the dispatcher runs it per batch).
+    match = [LOOKUP_COLUMNS[f].in_(sa.bindparam(f"b_{f}", expanding=True)) for f in fields]
+    return sa.select(profiles).where(sa.or_(*match)).order_by(profiles.c.created_at.desc())
+
+
+_LOOKUPS = {
+    fields: _lookup_statement(fields)
+    for fields in [tuple(sorted(c)) for n in (1, 2, 3) for c in combinations(LOOKUP_COLUMNS, n)]
 }
 
 
@@ -98,12 +111,11 @@ def lookup(conn: Connection, keys: dict[str, set[str]]) -> dict[tuple[str, str],
     the answer maps (field, value) to a profile. A value matching several profiles matches the
     one created first (profiles are not required to have unique addresses).
     """
-    wanted = [LOOKUP_COLUMNS[field].in_(sorted(values)) for field, values in keys.items() if values]
-    if not wanted:
+    fields = tuple(sorted(field for field, values in keys.items() if values))
+    if not fields:
         return {}
-    rows = conn.execute(
-        sa.select(profiles).where(sa.or_(*wanted)).order_by(profiles.c.created_at.desc())
-    ).all()
+    params = {f"b_{field}": sorted(keys[field]) for field in fields}
+    rows = conn.execute(_LOOKUPS[fields], params).all()
     found: dict[tuple[str, str], Profile] = {}
     for row in rows:  # newest first: the oldest match is written last and wins
         profile = from_row(row)

@@ -22,28 +22,31 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
 
 
+_DENIED = sa.select(denylist.c.channel, denylist.c.address).where(
+    denylist.c.address.in_(sa.bindparam("b_addresses", expanding=True))
+)
+_QUARANTINED = sa.select(quarantine.c.channel, quarantine.c.address).where(
+    quarantine.c.address.in_(sa.bindparam("b_addresses", expanding=True)),
+    quarantine.c.quarantined_at.is_not(None),
+)
+
+
 def denied(conn: Connection, pairs: set[tuple[str, str]]) -> frozenset[tuple[str, str]]:
     """Those of these (channel, address) pairs that are on the denylist (one query)."""
-    if not pairs:
-        return frozenset()
-    rows = conn.execute(
-        sa.select(denylist.c.channel, denylist.c.address).where(
-            denylist.c.address.in_(sorted({a for _, a in pairs}))
-        )
-    )
-    return frozenset({(r.channel, r.address) for r in rows} & pairs)
+    return _matching(conn, _DENIED, pairs)
 
 
 def quarantined(conn: Connection, pairs: set[tuple[str, str]]) -> frozenset[tuple[str, str]]:
     """Those of these (channel, address) pairs that are quarantined (one query)."""
+    return _matching(conn, _QUARANTINED, pairs)
+
+
+def _matching(
+    conn: Connection, stmt: Any, pairs: set[tuple[str, str]]
+) -> frozenset[tuple[str, str]]:
     if not pairs:
         return frozenset()
-    rows = conn.execute(
-        sa.select(quarantine.c.channel, quarantine.c.address).where(
-            quarantine.c.address.in_(sorted({a for _, a in pairs})),
-            quarantine.c.quarantined_at.is_not(None),
-        )
-    )
+    rows = conn.execute(stmt, {"b_addresses": sorted({a for _, a in pairs})})
     return frozenset({(r.channel, r.address) for r in rows} & pairs)
 
 
