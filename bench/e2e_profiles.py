@@ -38,7 +38,7 @@ from e2e_email import _drain
 PROFILE_BODY = '{"ctx": {"firstName": "Ada", "id": "u%d"}}'
 
 
-def _profile_event(admin: httpx.Client, profiles: int) -> None:
+def _profile_event(admin: httpx.Client, profiles: int, rule: bool) -> None:
     rows = "".join(
         f'{{"profile_id": "u{i}", "email": "user{i}@example.org", "first_name": "Ada"}}\n'
         for i in range(1, profiles + 1)
@@ -72,13 +72,14 @@ def _profile_event(admin: httpx.Client, profiles: int) -> None:
         },
     ).raise_for_status()
     admin.post("/api/v1/messages/EVTbenchp/publish").raise_for_status()
-    admin.post(
-        "/api/v1/fatigue-rules",
-        json={"name": "bench", "channel": "all", "max_messages": 1000, "period": "P1D"},
-    ).raise_for_status()
+    if rule:
+        admin.post(
+            "/api/v1/fatigue-rules",
+            json={"name": "bench", "channel": "all", "max_messages": 1000, "period": "P1D"},
+        ).raise_for_status()
 
 
-def engine(smtp_port: int, seconds: int, *, profiles: int) -> dict[str, float]:
+def engine(smtp_port: int, seconds: int, *, profiles: int, rule: bool = True) -> dict[str, float]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with (
@@ -90,7 +91,7 @@ def engine(smtp_port: int, seconds: int, *, profiles: int) -> dict[str, float]:
         admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
         event, body = "EVTbench", TRIGGER_BODY
         if profiles:
-            _profile_event(admin, profiles)
+            _profile_event(admin, profiles, rule)
             event, body = "EVTbenchp", PROFILE_BODY
         admin.post(f"/api/v1/event-configs/{event}/pause").raise_for_status()
         load = wrk(f"{base}/rest/mc/{event}", body, key, seconds)
@@ -103,13 +104,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10, help="how long wrk triggers events")
     parser.add_argument("--profiles", type=int, default=100_000, help="profiles imported")
+    parser.add_argument(
+        "--without-rule", action="store_true", help="no fatigue rule (no reservations)"
+    )
     args = parser.parse_args()
     smtp_port = free_port()
     with smtp_sink(smtp_port) as sink:
         assert sink.stdout is not None
         threading.Thread(target=sink.stdout.read, daemon=True).start()
         base = engine(smtp_port, args.seconds, profiles=0)
-        profiled = engine(smtp_port, args.seconds, profiles=args.profiles)
+        profiled = engine(
+            smtp_port, args.seconds, profiles=args.profiles, rule=not args.without_rule
+        )
     print(f"event-based delivery (queued -> sent)     {base['rate']:8.0f} msg/s  (baseline)")
     print(
         f"profile-based delivery (queued -> sent)   {profiled['rate']:8.0f} msg/s  "
