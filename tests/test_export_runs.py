@@ -315,7 +315,7 @@ async def test_a_record_is_written_iff_the_sent_status_is(db: Database) -> None:
         )
         for i in range(3)
     ]
-    _, _, leased = await db.write(_write_cycle, new, [], 3, 0, timedelta(minutes=1))
+    _, _, leased, _ = await db.write(_write_cycle, new, [], 3, 0, timedelta(minutes=1))
     assert len(leased) == 3
     sent = utcnow()
 

@@ -18,12 +18,19 @@ from txmsg.api import (
     delivery_log,
     event_configs,
     export_flows,
+    fatigue_rules,
     keys,
     message_export,
     messages,
+    profiles,
     templates,
     trigger,
     twilio_webhook,
+    typology,
+    unsubscribe,
+)
+from txmsg.api import (
+    proofs as proof_api,
 )
 from txmsg.api.context import AppContext
 from txmsg.api.responses import JSONResponse, problem, problem_from
@@ -32,6 +39,7 @@ from txmsg.core.errors import DomainError
 from txmsg.core.retry import RetryPolicy
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.exporter import Exporter
+from txmsg.engine.proofs import ProofSender
 from txmsg.engine.scheduler import Scheduler
 from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
@@ -85,12 +93,14 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
             poll_interval=settings.poll_interval,
             route_cache_seconds=settings.config_cache_seconds,
             retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
+            public_url=settings.public_url or "http://localhost:8025",
         ),
     )
 
     writer = Writer(db, dispatcher if run_dispatcher else None)
     exporter = Exporter(db, settings.export_retention)
     scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake, [exporter.scheduled])
+    proofs = ProofSender(db)
     context = AppContext(
         settings=settings,
         db=db,
@@ -99,6 +109,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         enqueue=writer.enqueue,
         config_changed=dispatcher.config_changed,
         append_log=writer.append_log,
+        send_proof=proofs.send,
     )
 
     @contextlib.asynccontextmanager
@@ -116,6 +127,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
                 await scheduler.stop()
                 await dispatcher.stop()
             await writer.stop()
+            await proofs.close()
             await db.dispose()
 
     # Starlette tries routes in order: the trigger API, the hot path, comes first.
@@ -132,6 +144,11 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *export_flows.routes,
         *message_export.routes,
         *twilio_webhook.routes,
+        *profiles.routes,
+        *typology.routes,
+        *fatigue_rules.routes,
+        *unsubscribe.routes,
+        *proof_api.routes,
     ]
     app = Starlette(
         routes=routes,

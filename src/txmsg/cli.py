@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from dataclasses import replace
 
 from txmsg.config import Settings
 
@@ -16,6 +17,9 @@ def _serve(args: argparse.Namespace) -> int:
     from txmsg.app import create_app
 
     settings = Settings.from_env()
+    if settings.public_url is None:
+        # Links in messages (unsubscribe) need an absolute URL: this server's, unless set.
+        settings = replace(settings, public_url=f"http://{args.host}:{args.port}")
     app = create_app(settings)
     uvicorn.run(
         app,

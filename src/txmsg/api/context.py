@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 
 from txmsg.config import Settings
 from txmsg.core.delivery import LogEntry
+from txmsg.core.mime import Sender
 from txmsg.core.queue import EnqueueResult, NewEvent
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
@@ -26,7 +28,11 @@ class AppContext:
     # Configuration changed here: drop cached routes; queued events may have become due.
     config_changed: Callable[[], None]
     # The write funnel for delivery-log entries (receipts): answers once committed.
-    append_log: Callable[[LogEntry], Awaitable[None]] | None = None
+    append_log: Callable[[LogEntry], Awaitable[None]]
+    # Proofs: (eventId, addresses, build(sender, address) -> message bytes) -> one result each.
+    send_proof: Callable[
+        [str, list[str], Callable[[Sender, str], bytes]], Awaitable[list[dict[str, Any]]]
+    ]
 
 
 def context(request: Request) -> AppContext:

@@ -23,6 +23,7 @@ from txmsg.core.event_config import (
     normalize_event_id,
     parse_fields,
 )
+from txmsg.core.reconciliation import parse_reconciliation
 from txmsg.core.templates import parts_of
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
 from txmsg.store import event_configs as store
@@ -36,6 +37,7 @@ def view(row: Any) -> dict[str, Any]:
         "channel": row.channel,
         "channel_config": row.channel_config,
         "target": row.target,
+        "reconciliation": row.reconciliation,
         "fields": row.fields,
         "template": row.template,
         "state": row.state,
@@ -64,12 +66,14 @@ async def create(request: Request) -> Response:
     event_id = normalize_event_id(body.get("eventId"))
     channel = get_choice(body, "channel", CHANNELS, required=True)
     assert channel is not None
+    target = get_choice(body, "target", TARGETS, default="event")
     values = {
         "event_id": event_id,
         "label": get_str(body, "label", default=event_id, max_length=200),
         "channel": channel,
         "channel_config": parse_name_field(body.get("channel_config")),
-        "target": get_choice(body, "target", TARGETS, default="event"),
+        "target": target,
+        "reconciliation": parse_reconciliation(body.get("reconciliation"), target or "event"),
         "fields": [f.as_dict() for f in parse_fields(body.get("fields"))],
         "template": _template(body, channel),
     }
@@ -119,9 +123,12 @@ async def update(request: Request) -> Response:
         values["fields"] = [f.as_dict() for f in parse_fields(body["fields"])]
     if "template" in body:
         values["template"] = _template(body, current.channel)
+    if "reconciliation" in body:
+        values["reconciliation"] = parse_reconciliation(body["reconciliation"], current.target)
     ctx = context(request)
     row = await ctx.db.write(store.update, event_id, values)
     ctx.targets.forget(event_id)
+    ctx.config_changed()
     return JSONResponse(view(row))
 
 

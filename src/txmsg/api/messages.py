@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,14 +18,23 @@ from txmsg.core.queue import new_pkey
 from txmsg.core.sms import analyse, sms_text
 from txmsg.core.templates import (
     CompiledMessage,
+    TemplateProblem,
     TemplateProblems,
     event_variables,
     parts_of,
     template_variables,
+    variant_for,
 )
 from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import CtxValidator
 from txmsg.core.validation import check_storable, get_str, reject_unknown, require_object
+from txmsg.core.variants import (
+    SAMPLE_PROFILE,
+    SAMPLE_UNSUBSCRIBE_URL,
+    all_parts,
+    parse_parts,
+    parse_variants,
+)
 from txmsg.store import event_configs
 from txmsg.store import messages as store
 
@@ -58,44 +69,50 @@ async def put_draft(request: Request) -> Response:
     event_id = request.path_params["eventId"]
     body = require_object(await read_json(request))
     config = await context(request).db.read(event_configs.require, event_id)
-    parts = parts_of(config.channel)
-    reject_unknown(body, {*parts, "sample_ctx"})
-    draft: dict[str, str] = {}
-    for part in parts:
-        value = get_str(body, part, allow_empty=True, max_length=256 * 1024)
-        draft[part] = value or ""
-    if config.channel == "sms":
-        if not draft["body"].strip():
-            raise invalid("body", "is required")
-    else:
-        if not draft["subject"].strip():
-            raise invalid("subject", "is required")
-        if not draft["html"].strip() and not draft["text"].strip():
-            raise invalid("html", "html or text (or both) must be given")
+    reject_unknown(body, {*parts_of(config.channel), "sample_ctx", "variants"})
+    draft: dict[str, Any] = dict(parse_parts(body, config.channel))
+    variants = parse_variants(body.get("variants"), config.channel)
+    if variants:
+        draft["variants"] = variants
     sample = body.get("sample_ctx")
     if sample is not None and not isinstance(sample, dict):
         raise invalid("sample_ctx", "must be a JSON object")
     check_storable(sample, "sample_ctx")
-    try:
-        CompiledMessage(draft)  # syntax errors are reported now, with their line
-    except TemplateProblems as exc:
-        raise exc.as_domain_error("saved") from None
+    for prefix, parts in all_parts(draft, config.channel):
+        try:
+            CompiledMessage(parts)  # syntax errors are reported now, with their line
+        except TemplateProblems as exc:
+            raise _prefixed(exc, prefix).as_domain_error("saved") from None
     db = context(request).db
     await db.write(store.save_draft, event_id, draft, sample)
     return await get_message(request)
 
 
+def _prefixed(exc: TemplateProblems, prefix: str) -> TemplateProblems:
+    """Problems of a language variant name its parts `variants.<language>.<part>`."""
+    if not prefix:
+        return exc
+    return TemplateProblems(
+        [TemplateProblem(prefix + p.part, p.line, p.reason) for p in exc.problems]
+    )
+
+
 async def _render_draft(
     request: Request, action: str
-) -> tuple[str, str, dict[str, str], dict[str, str]]:
-    """Render the draft with the request's `ctx`, else the draft's sample, else generated."""
+) -> tuple[str, str, dict[str, Any], dict[str, str]]:
+    """Render the draft with the request's `ctx`, else the draft's sample, else generated.
+
+    Every language variant must render too; the answer is the default's, or the variant's of
+    the requested `language`. Profile-based messages render with a sample profile.
+    """
     event_id = request.path_params["eventId"]
     db = context(request).db
     config = await db.read(event_configs.require, event_id)
     row, _, _ = await db.read(store.get, event_id)
     body = await read_json(request, optional=True)
     body = require_object(body) if body is not None else {}
-    reject_unknown(body, {"ctx"})
+    reject_unknown(body, {"ctx", "language"})
+    language = get_str(body, "language", max_length=35)
     fields = event_configs.fields_of(config)
     ctx = body.get("ctx")
     if ctx is None:
@@ -110,16 +127,28 @@ async def _render_draft(
     event = event_variables(
         new_pkey(),
         event_id,
-        None if sms else "recipient@example.com",
+        None if sms else SAMPLE_PROFILE["email"],
         utcnow(),
         None,
         None,
-        "+14155552671" if sms else None,
+        SAMPLE_PROFILE["mobilePhone"] if sms else None,
     )
-    try:
-        rendered = CompiledMessage(row.draft).render(template_variables(ctx, event))
-    except TemplateProblems as exc:
-        raise exc.as_domain_error(action) from None
+    profile_based = config.target == "profile"
+    variables = template_variables(
+        ctx,
+        event,
+        {**SAMPLE_PROFILE, "language": language} if profile_based else None,
+        SAMPLE_UNSUBSCRIBE_URL if profile_based else None,
+    )
+    rendered: dict[str, str] = {}
+    wanted = variant_for(row.draft, language.lower() if language else None)
+    for prefix, parts in all_parts(row.draft, config.channel):
+        try:
+            out = CompiledMessage(parts).render(variables)
+        except TemplateProblems as exc:
+            raise _prefixed(exc, prefix).as_domain_error(action) from None
+        if prefix == (f"variants.{wanted}." if wanted else ""):
+            rendered = out
     return event_id, config.channel, row.draft, rendered
 
 

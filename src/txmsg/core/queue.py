@@ -109,3 +109,4 @@ class Outcome:
     provider_message_id: str | None = None
     # The message export record, written with the status (sent, and export on at send time).
     export: ExportRecord | None = None
+    profile_id: str | None = None  # the profile a profile-based event was reconciled with

@@ -138,8 +138,36 @@ class CompiledMessage:
         return out
 
 
-def template_variables(ctx: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
-    return {"ctx": ctx, "event": event}
+def template_variables(
+    ctx: dict[str, Any],
+    event: dict[str, Any],
+    profile: dict[str, Any] | None = None,
+    unsubscribe_url: str | None = None,
+) -> dict[str, Any]:
+    """Profile-based messages also see `profile` and `unsubscribe_url`."""
+    variables = {"ctx": ctx, "event": event}
+    if profile is not None:
+        variables["profile"] = profile
+    if unsubscribe_url is not None:
+        variables["unsubscribe_url"] = unsubscribe_url
+    return variables
+
+
+def message_parts(content: dict[str, Any], variant: str | None = None) -> dict[str, str]:
+    """The parts of a message version: a language variant's, or the default ones."""
+    if variant is not None:
+        return dict(content["variants"][variant])
+    return {part: content[part] for part in (*EMAIL_PARTS, *SMS_PARTS) if part in content}
+
+
+def variant_for(content: dict[str, Any], language: str | None) -> str | None:
+    """The variant published for a language (`fr-ca`, else `fr`); None: the default parts."""
+    variants = content.get("variants") or {}
+    if language:
+        for candidate in (language, language.split("-")[0]):
+            if candidate in variants:
+                return candidate
+    return None
 
 
 def event_variables(

@@ -19,15 +19,20 @@ from txmsg.core.mime import build_email
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import ConfigState, EventStatus
+from txmsg.core.targeting import Target
 from txmsg.core.templates import (
     CompiledMessage,
     TemplateProblems,
     event_variables,
+    message_parts,
     template_variables,
+    variant_for,
 )
 from txmsg.core.timeutil import utcnow
+from txmsg.core.unsubscribe import list_unsubscribe_headers
 from txmsg.engine.providers import Providers
 from txmsg.engine.sms_dispatch import handle_sms
+from txmsg.engine.targeting import Targeting
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.routing import Route, load_routes
@@ -45,6 +50,7 @@ class DispatcherSettings:
     poll_interval: float = 1.0
     route_cache_seconds: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    public_url: str = "http://localhost:8025"  # base of unsubscribe links
 
 
 class Dispatcher:
@@ -55,7 +61,8 @@ class Dispatcher:
         self._settings = settings
         self._providers = providers or Providers()
         self._writer: Writer | None = None
-        self._compiled: dict[tuple[str, int], CompiledMessage] = {}
+        self._compiled: dict[tuple[str, int, str | None], CompiledMessage] = {}
+        self._targeting = Targeting(db, settings.public_url)
         self._wake = asyncio.Event()
         self._in_flight = 0
         self._low_water = max(1, settings.max_in_flight // 4)
@@ -191,24 +198,30 @@ class Dispatcher:
         """Send events already counted in `_in_flight`."""
         try:
             routes = await self._routes_for({e.event_id for e in claimed})
+            assert self._writer is not None
+            targets = await self._targeting.prepare(claimed, routes, self._writer.reserve)
         except Exception:
             # Let their leases expire (no renewal) so they are claimed again.
-            log.exception("loading routes failed for %d events", len(claimed))
+            log.exception("loading routes or targets failed for %d events", len(claimed))
             for event in claimed:
                 self._leases.pop(event.id, None)
             self._in_flight -= len(claimed)
             self._wake.set()
             return
         for event in claimed:
-            task = asyncio.create_task(self._process(event, routes.get(event.event_id)))
+            task = asyncio.create_task(
+                self._process(event, routes.get(event.event_id), targets.get(event.id))
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _process(self, event: ClaimedEvent, route: Route | None) -> None:
+    async def _process(
+        self, event: ClaimedEvent, route: Route | None, target: Target | None
+    ) -> None:
         assert self._writer is not None
         try:
             try:
-                outcome = await self._handle(event, route)
+                outcome = await self._handle(event, route, target)
             except Exception as exc:
                 # A bug, not the recipient's fault: retry later rather than lose the event.
                 log.exception("processing event %s failed unexpectedly", event.pkey)
@@ -237,23 +250,28 @@ class Dispatcher:
             event.id, event.lease_token, EventStatus.PENDING, f"retrying: {reason}", due_at=due
         )
 
-    def _message(self, route: Route) -> CompiledMessage:
+    def _message(self, route: Route, language: str | None = None) -> CompiledMessage:
         assert route.published_version is not None and route.content is not None
-        key = (route.event_id, route.published_version)
+        variant = variant_for(route.content, language)
+        key = (route.event_id, route.published_version, variant)
         compiled = self._compiled.get(key)
         if compiled is None:
             if len(self._compiled) >= 1000:  # bounded: old versions are rarely sent again
                 self._compiled.clear()
-            compiled = CompiledMessage(route.content)
+            compiled = CompiledMessage(message_parts(route.content, variant))
             self._compiled[key] = compiled
         return compiled
 
-    async def _handle(self, event: ClaimedEvent, route: Route | None) -> Outcome | None:
+    async def _handle(
+        self, event: ClaimedEvent, route: Route | None, target: Target | None
+    ) -> Outcome | None:
         """What became of the event; None if its lease lapsed (another claim owns it now)."""
         now = utcnow()
+        profile = target.profile if target is not None else None
+        profile_id = profile.profile_id if profile is not None else None
 
         def outcome(status: EventStatus, reason: str | None = None, **kw: Any) -> Outcome:
-            return Outcome(event.id, event.lease_token, status, reason, **kw)
+            return Outcome(event.id, event.lease_token, status, reason, profile_id=profile_id, **kw)
 
         if event.expires_at <= now:
             return outcome(EventStatus.TOO_OLD, "expired before it could be sent")
@@ -263,29 +281,37 @@ class Dispatcher:
             return outcome(EventStatus.IGNORED, "event configuration unpublished")
         if route.state != ConfigState.PUBLISHED or route.published_version is None:
             return outcome(EventStatus.PAUSED)
-        if route.target == "profile":
-            return outcome(
-                EventStatus.TARGETING_FAILED,
-                f"no profile matches email={event.email!r}",
-            )
+        if target is None:
+            return outcome(EventStatus.TARGETING_FAILED, "no recipient was determined")
+        if target.status is not None:  # no profile, a typology or a fatigue rule
+            return outcome(target.status, target.reason)
+        address = target.address
+        assert address is not None
+        language = profile.language if profile is not None else None
         if route.channel == "sms":
             return await handle_sms(
                 event,
                 route,
+                address,
+                profile,
+                outcome=outcome,
                 providers=self._providers,
-                message=self._message,
+                message=lambda r: self._message(r, language),
                 lease_lost=lambda: self._lease_lost(event),
                 retry=lambda reason: self._retry(event, utcnow(), reason),
             )
-        if not event.email:
-            return outcome(EventStatus.TARGETING_FAILED, "the event has no email address")
         if route.channel_config_revision is None or route.channel_config_channel != "email":
             return outcome(
                 EventStatus.ROUTING_FAILED,
                 f"channel configuration '{route.channel_config}' is missing or not an email one",
             )
+        unsubscribe = (
+            self._targeting.unsubscribe_url(route.channel, profile.profile_id, event.pkey)
+            if profile is not None
+            else None
+        )
         try:
-            rendered = self._message(route).render(
+            rendered = self._message(route, language).render(
                 template_variables(
                     event.ctx,
                     event_variables(
@@ -296,6 +322,8 @@ class Dispatcher:
                         event.scheduled_at,
                         event.expires_at,
                     ),
+                    profile.template_view() if profile is not None else None,
+                    unsubscribe,
                 )
             )
         except TemplateProblems as exc:
@@ -312,18 +340,21 @@ class Dispatcher:
         provider, sender = self._providers.email(route)
         data = build_email(
             sender,
-            event.email,
+            address,
             rendered.get("subject", ""),
             rendered.get("text"),
             rendered.get("html"),
             message_id=event.pkey,
             date=now,
+            extra_headers=list_unsubscribe_headers(unsubscribe) if unsubscribe else (),
         )
         try:
-            await provider.send(sender.envelope_from, [event.email], data)
+            await provider.send(sender.envelope_from, [address], data)
         except TransientSendError as exc:
+            await self._targeting.bounced(event, route.channel, address, exc.reason, False)
             return self._retry(event, utcnow(), exc.reason)
         except PermanentSendError as exc:
+            await self._targeting.bounced(event, route.channel, address, exc.reason, True)
             return outcome(
                 EventStatus.DELIVERY_FAILED, exc.reason, message_version=route.published_version
             )
@@ -335,8 +366,9 @@ class Dispatcher:
                 event_id=event.event_id,
                 version=route.published_version,
                 sent_at=sent_at,
-                to_email=event.email,
-                to_name=None,
+                to_email=address,
+                to_name=profile.display_name() if profile is not None else None,
+                profile_id=profile_id,
                 from_email=route.settings["from_email"],
                 from_name=route.settings.get("from_name"),
                 reply_to=route.settings.get("reply_to"),

@@ -1,4 +1,5 @@
-"""Periodic housekeeping: expired leases, expired events, idempotency keys, paused events."""
+"""Periodic housekeeping: expired leases, expired events, idempotency keys, paused events,
+fatigue reservations, profiles of scheduled profile-based events."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy.engine import Connection
 
 from txmsg.store import events as event_store
+from txmsg.store import fatigue
 from txmsg.store.db import Database
 from txmsg.store.routing import release_paused_of_live_events
+from txmsg.store.targeting import pretarget_scheduled
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +24,8 @@ def _housekeeping(conn: Connection) -> tuple[int, int]:
     released += release_paused_of_live_events(conn)
     expired = event_store.expire_queued(conn)
     event_store.purge_idempotency_keys(conn)
+    fatigue.purge_reservations(conn)
+    pretarget_scheduled(conn)
     return released, expired
 
 

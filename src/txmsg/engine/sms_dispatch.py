@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from txmsg.core.delivery import PermanentSendError, TransientSendError
 from txmsg.core.export_record import sms_record
+from txmsg.core.profiles import Profile
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.sms import sms_text
 from txmsg.core.statuses import EventStatus
@@ -32,19 +32,16 @@ log = logging.getLogger(__name__)
 async def handle_sms(
     event: ClaimedEvent,
     route: Route,
+    address: str,
+    profile: Profile | None,
     *,
+    outcome: Callable[..., Outcome],
     providers: Providers,
     message: Callable[[Route], CompiledMessage],
     lease_lost: Callable[[], bool],
     retry: Callable[[str], Outcome],
 ) -> Outcome | None:
-    """What became of an SMS event; None if its lease lapsed before sending."""
-
-    def outcome(status: EventStatus, reason: str | None = None, **kw: Any) -> Outcome:
-        return Outcome(event.id, event.lease_token, status, reason, **kw)
-
-    if not event.mobile_phone:
-        return outcome(EventStatus.TARGETING_FAILED, "the event has no mobile phone number")
+    """What became of an SMS event sent to `address`; None if its lease lapsed before sending."""
     if route.channel_config_revision is None or route.channel_config_channel != "sms":
         return outcome(
             EventStatus.ROUTING_FAILED,
@@ -64,6 +61,7 @@ async def handle_sms(
                     event.expires_at,
                     event.mobile_phone,
                 ),
+                profile.template_view() if profile is not None else None,
             )
         )
     except TemplateProblems as exc:
@@ -86,7 +84,7 @@ async def handle_sms(
         return None
     provider = providers.sms(route)
     try:
-        sid = await provider.send(event.mobile_phone, text, callback_pkey=event.pkey)
+        sid = await provider.send(address, text, callback_pkey=event.pkey)
     except TransientSendError as exc:
         return retry(exc.reason)
     except PermanentSendError as exc:
@@ -100,7 +98,8 @@ async def handle_sms(
             event_id=event.event_id,
             version=version,
             sent_at=sent_at,
-            to_number=event.mobile_phone,
+            to_number=address,
+            profile_id=profile.profile_id if profile is not None else None,
             from_numbers=[sender] if sender else [],
             message=text,
         )

@@ -5,7 +5,8 @@ last one and, in one transaction (one commit, one fsync):
   1. records the outcomes of finished sends,
   2. claims due events from the queue, highest priority first, if the dispatcher has room,
   3. inserts the new triggers, leasing the fresh ones straight to the dispatcher when room is
-     left (no claim round trip, no poll delay; the lease covers a crash).
+     left (no claim round trip, no poll delay; the lease covers a crash),
+  4. evaluates fatigue rules and reserves the sends they allow (profile-based messages).
 Then it hands the leased events to the dispatcher and answers every submitter.
 """
 
@@ -20,10 +21,12 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import LogEntry
 from txmsg.core.export_record import to_micros
+from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
 from txmsg.core.timeutil import utcnow
 from txmsg.store import delivery_log
 from txmsg.store import events as event_store
+from txmsg.store import fatigue as fatigue_store
 from txmsg.store import message_export as export_store
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
@@ -42,7 +45,8 @@ def _write_cycle(
     renewals: list[tuple[int, str]] | None = None,
     renewed_until: datetime | None = None,
     log_entries: list[LogEntry] | None = None,
-) -> tuple[list[EnqueueResult], list[ClaimedEvent], list[ClaimedEvent]]:
+    checks: list[FatigueCheck] | None = None,
+) -> tuple[list[EnqueueResult], list[ClaimedEvent], list[ClaimedEvent], list[Decisions]]:
     event_store.record_outcomes_in(conn, outcomes)
     if log_entries:
         delivery_log.append_in(conn, log_entries)
@@ -57,7 +61,9 @@ def _write_cycle(
     results, leased = event_store.enqueue_in(
         conn, new, claim=max(0, free - len(claimed)), lease=lease
     )
-    return results, claimed, leased
+    # In order, in this transaction: each check counts the reservations of the ones before.
+    decisions = [fatigue_store.reserve_in(conn, c.requests, c.rules) for c in checks or []]
+    return results, claimed, leased, decisions
 
 
 log = logging.getLogger(__name__)
@@ -69,16 +75,16 @@ class Tick:
 
 
 _TICK = Tick()
-WriteItem = NewEvent | Outcome | LogEntry | Tick
+WriteItem = NewEvent | Outcome | LogEntry | Tick | FatigueCheck
+Decisions = dict[str, str | None]
+Answer = EnqueueResult | Decisions | BaseException | None
 
 
 class Writer:
     def __init__(self, db: Database, dispatcher: Dispatcher | None) -> None:
         self._db = db
         self._dispatcher = dispatcher
-        self._batcher: Batcher[WriteItem, EnqueueResult | BaseException | None] = Batcher(
-            self._cycle, max_batch=2000
-        )
+        self._batcher: Batcher[WriteItem, Answer] = Batcher(self._cycle, max_batch=2000)
 
     def start(self) -> None:
         self._batcher.start()
@@ -101,10 +107,17 @@ class Writer:
     async def tick(self) -> None:
         await self._batcher.submit(_TICK)
 
-    async def _cycle(self, items: list[WriteItem]) -> list[EnqueueResult | BaseException | None]:
+    async def reserve(self, check: FatigueCheck) -> Decisions:
+        """pkey -> the fatigue rule excluding it, or None (reserved: send it)."""
+        result = await self._batcher.submit(check)
+        assert isinstance(result, dict)
+        return result
+
+    async def _cycle(self, items: list[WriteItem]) -> list[Answer]:
         new = [i for i in items if isinstance(i, NewEvent)]
         outcomes = [i for i in items if isinstance(i, Outcome)]
         entries = [i for i in items if isinstance(i, LogEntry)]
+        checks = [i for i in items if isinstance(i, FatigueCheck)]
         dispatcher = self._dispatcher
         # Sends whose outcome is recorded in this cycle free their slot with it.
         free = dispatcher.free_slots() + len(outcomes) if dispatcher else 0
@@ -113,7 +126,7 @@ class Writer:
         lease = dispatcher.lease if dispatcher else None
         renewals, renewed_until = dispatcher.leases_to_renew() if dispatcher else ([], None)
         try:
-            results, claimed, leased = await self._db.write(
+            results, claimed, leased, decisions = await self._db.write(
                 _write_cycle,
                 new,
                 outcomes,
@@ -123,6 +136,7 @@ class Writer:
                 renewals,
                 renewed_until,
                 log_entries=entries,
+                checks=checks,
             )
         except Exception:
             if not new:
@@ -142,23 +156,39 @@ class Writer:
             if queued > len(leased):
                 dispatcher.wake()  # due or scheduled events left in the queue
         answers = iter(results)
-        return [next(answers) if isinstance(i, NewEvent) else None for i in items]
+        decided = iter(decisions)
+        return [
+            next(answers)
+            if isinstance(i, NewEvent)
+            else next(decided)
+            if isinstance(i, FatigueCheck)
+            else None
+            for i in items
+        ]
 
     async def _isolate(
         self, items: list[WriteItem], outcomes: list[Outcome], entries: list[LogEntry]
-    ) -> list[EnqueueResult | BaseException | None]:
+    ) -> list[Answer]:
         outcome_error: BaseException | None = None
         try:
             await self._db.write(_write_cycle, [], outcomes, 0, 0, None, log_entries=entries)
         except Exception as exc:  # noqa: BLE001 - handed to the outcomes' submitters
             outcome_error = exc
-        answers: list[EnqueueResult | BaseException | None] = []
+        answers: list[Answer] = []
         for item in items:
             if isinstance(item, NewEvent):
                 try:
-                    results, _, _ = await self._db.write(_write_cycle, [item], [], 0, 0, None)
+                    results, _, _, _ = await self._db.write(_write_cycle, [item], [], 0, 0, None)
                     answers.append(results[0])
                 except Exception as exc:  # noqa: BLE001 - raised to this trigger's caller
+                    answers.append(exc)
+            elif isinstance(item, FatigueCheck):
+                try:
+                    _, _, _, [decided] = await self._db.write(
+                        _write_cycle, [], [], 0, 0, None, checks=[item]
+                    )
+                    answers.append(decided)
+                except Exception as exc:  # noqa: BLE001 - raised to this check's dispatcher
                     answers.append(exc)
             else:
                 failed = isinstance(item, Outcome | LogEntry)

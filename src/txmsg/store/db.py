@@ -14,6 +14,8 @@ class runs them without blocking the event loop:
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -139,9 +141,28 @@ def _install_sqlite_pragmas(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
         # WAL: readers never block the writer; group commit makes each fsync count.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cursor)
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+def _set_wal(cursor: Any, patience: float = 30.0) -> None:
+    """`PRAGMA journal_mode=WAL`, waiting out another process's first transaction.
+
+    On a database file another process is creating, the mode change needs a lock SQLite does
+    not wait for (no busy handler): "database is locked" at once. Retry, like the busy handler.
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)  # a new connection, on a worker thread: not the event loop
+            delay = min(delay * 2, 0.2)

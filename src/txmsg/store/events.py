@@ -213,6 +213,7 @@ _OUTCOME = (
         message_version=sa.bindparam("b_version"),
         sent_at=sa.bindparam("b_sent_at", type_=events.c.sent_at.type),
         provider_message_id=sa.bindparam("b_provider_id"),
+        profile_id=sa.bindparam("b_profile_id", type_=events.c.profile_id.type),
         lease_until=None,
         lease_token=None,
         updated_at=sa.bindparam("b_now", type_=events.c.updated_at.type),
@@ -235,6 +236,7 @@ def record_outcomes_in(conn: Connection, outcomes: list[Outcome]) -> None:
             "b_version": o.message_version,
             "b_sent_at": o.sent_at,
             "b_provider_id": o.provider_message_id,
+            "b_profile_id": o.profile_id,
             "b_now": now,
         }
         for o in outcomes

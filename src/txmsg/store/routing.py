@@ -34,6 +34,7 @@ class Route:
     settings: dict[str, Any]
     secrets: dict[str, Any] = field(repr=False)
     message_export: bool = False  # the channel configuration's, when the route was loaded
+    reconciliation: dict[str, str] | None = None  # profile-based events: {"from", "to"}
 
 
 def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
@@ -47,6 +48,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             event_configs.c.state,
             event_configs.c.channel,
             event_configs.c.target,
+            event_configs.c.reconciliation,
             event_configs.c.channel_config,
             messages.c.published_version,
             message_versions.c.content,
@@ -78,6 +80,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             settings=r.settings or {},
             secrets=r.secrets or {},
             message_export=bool(r.message_export),
+            reconciliation=r.reconciliation,
         )
         for r in rows
     }

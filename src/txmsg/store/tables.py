@@ -88,6 +88,8 @@ event_configs = sa.Table(
         nullable=False,
     ),
     sa.Column("target", sa.String(16), nullable=False),
+    # Profile-based events: {"from": trigger field, "to": profile field} (None: event-based).
+    sa.Column("reconciliation", Json, nullable=True),
     sa.Column("fields", Json, nullable=False),
     sa.Column("template", sa.String(64), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
@@ -170,6 +172,8 @@ events = sa.Table(
     sa.Column("mobile_phone", sa.String(16), nullable=True),  # E.164, for SMS events
     # The provider's message id (Twilio SID), so delivery receipts find their event.
     sa.Column("provider_message_id", sa.String(64), nullable=True),
+    # The profile a profile-based event was reconciled with (set when it is dispatched).
+    sa.Column("profile_id", sa.String(128), nullable=True),
     sa.Index("ix_events_pkey", "pkey", unique=True),
     *EVENT_INDEXES,
     # Partial: triggers insert NULL here, so the hot path does not pay for this index.
@@ -179,6 +183,7 @@ events = sa.Table(
         sqlite_where=sa.text("provider_message_id IS NOT NULL"),
         postgresql_where=sa.text("provider_message_id IS NOT NULL"),
     ),
+    sa.Index("ix_events_profile", "profile_id"),
 )
 
 
@@ -284,6 +289,62 @@ export_flows = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# --- profile-based messages: profiles, typology, fatigue, unsubscribe, proofs -----------------
+
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("profile_id", sa.String(128), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=True),
+    sa.Column("mobile_phone", sa.String(32), nullable=True),
+    sa.Column("first_name", sa.String(200), nullable=True),
+    sa.Column("last_name", sa.String(200), nullable=True),
+    sa.Column("language", sa.String(35), nullable=True),
+    sa.Column("attributes", Json, nullable=False),
+    sa.Column("email_opt_out", sa.Boolean(), nullable=False, default=False),
+    sa.Column("sms_opt_out", sa.Boolean(), nullable=False, default=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_profiles_email", "email"),
+    sa.Index("ix_profiles_mobile_phone", "mobile_phone"),
+)
+
+# Addresses (emails or phone numbers) never sent to by profile-based messages.
+denylist = sa.Table(
+    "denylist",
+    metadata,
+    sa.Column("channel", sa.String(8), primary_key=True),
+    sa.Column("address", sa.String(320), primary_key=True),
+    sa.Column("reason", sa.String(500), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Bounce state per address; quarantined (never sent to, by any message) once quarantined_at is set.
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("channel", sa.String(8), primary_key=True),
+    sa.Column("address", sa.String(320), primary_key=True),
+    sa.Column("soft_bounces", sa.Integer(), nullable=False, default=0),
+    sa.Column("quarantined_at", UTCDateTime(), nullable=True),
+    sa.Column("reason", sa.String(500), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+fatigue_rules = sa.Table(
+    "fatigue_rules",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("max_messages", sa.Integer(), nullable=True),
+    sa.Column("max_attribute", sa.String(64), nullable=True),
+    sa.Column("period", sa.String(32), nullable=False),
+    sa.Column("period_seconds", sa.Integer(), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False, default=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 # One row per run of a flow; a run that failed or crashed is retried under the same number
 # (same id range, same file names), so a re-run rewrites its files instead of adding more.
 export_runs = sa.Table(
@@ -305,4 +366,48 @@ export_runs = sa.Table(
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("started_at", UTCDateTime(), nullable=False),
     sa.Column("finished_at", UTCDateTime(), nullable=True),
+)
+
+# One row per profile-based message whose send was decided: what fatigue rules count.
+fatigue_reservations = sa.Table(
+    "fatigue_reservations",
+    metadata,
+    sa.Column("pkey", sa.String(40), primary_key=True),
+    sa.Column("profile_id", sa.String(128), nullable=False),
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index("ix_fatigue_reservations_profile_at", "profile_id", "at"),
+    sa.Index("ix_fatigue_reservations_at", "at"),
+)
+
+fatigue_exclusions = sa.Table(
+    "fatigue_exclusions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),  # UTC date, YYYY-MM-DD
+    sa.Column("pkey", sa.String(40), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index("ix_fatigue_exclusions_rule_day", "rule", "day"),
+)
+
+# Server-side secrets generated on first use (e.g. the unsubscribe token key).
+server_secrets = sa.Table(
+    "server_secrets",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Sample data for proofs of an event's message.
+test_profiles = sa.Table(
+    "test_profiles",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("ctx", Json, nullable=False),
+    sa.Column("profile", Json, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -1,0 +1,106 @@
+"""/api/v1/profiles: profiles (admin), one by one or imported in bulk from NDJSON or CSV."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from txmsg.api.auth import authorize
+from txmsg.api.bodies import read_json
+from txmsg.api.context import context
+from txmsg.api.responses import JSONResponse
+from txmsg.api.routing import resource
+from txmsg.core.errors import DomainError
+from txmsg.core.profile_import import CSVRows, NDJSONRows, Rejection
+from txmsg.core.profiles import Profile, parse_profile, parse_profile_id, public_view
+from txmsg.store import profiles as store
+
+IMPORT_BATCH = 1000
+MAX_REPORTED_REJECTIONS = 20
+_FORMATS = {
+    "application/x-ndjson": NDJSONRows,
+    "application/ndjson": NDJSONRows,
+    "application/jsonl": NDJSONRows,
+    "text/csv": CSVRows,
+}
+
+
+def _profile_id(request: Request) -> str:
+    return parse_profile_id(request.path_params["profile_id"])
+
+
+async def put_profile(request: Request) -> Response:
+    await authorize(request)
+    profile = parse_profile(_profile_id(request), await read_json(request))
+    stored, created = await context(request).db.write(store.upsert, profile)
+    return JSONResponse(public_view(stored), status_code=201 if created else 200)
+
+
+async def get_profile(request: Request) -> Response:
+    await authorize(request)
+    profile = await context(request).db.read(store.require, _profile_id(request))
+    return JSONResponse(public_view(profile))
+
+
+async def delete_profile(request: Request) -> Response:
+    await authorize(request)
+    await context(request).db.write(store.delete, _profile_id(request))
+    return Response(status_code=204)
+
+
+async def import_profiles(request: Request) -> Response:
+    """Rows are parsed as they stream in and written 1,000 per transaction."""
+    await authorize(request)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    parser_class = _FORMATS.get(media)
+    if parser_class is None:
+        raise DomainError(
+            "Content-Type must be application/x-ndjson or text/csv", 415, "Unsupported Media Type"
+        )
+    parser = parser_class()
+    db = context(request).db
+    created = updated = rejected = 0
+    rejections: list[Rejection] = []
+    batch: list[Profile] = []
+
+    async def flush() -> None:
+        nonlocal created, updated
+        if batch:
+            c, u = await db.write(store.upsert_many, list(batch))
+            created += c
+            updated += u
+            batch.clear()
+
+    def take(row: Profile | Rejection) -> None:
+        nonlocal rejected
+        if isinstance(row, Rejection):
+            rejected += 1
+            if len(rejections) < MAX_REPORTED_REJECTIONS:
+                rejections.append(row)
+        else:
+            batch.append(row)
+
+    async for chunk in request.stream():
+        for row in parser.feed(chunk):
+            take(row)
+        if len(batch) >= IMPORT_BATCH:
+            await flush()
+    for row in parser.finish():
+        take(row)
+    await flush()
+    return JSONResponse(
+        {
+            "created": created,
+            "updated": updated,
+            "rejected": rejected,
+            "rejections": [r.as_dict() for r in rejections],
+        }
+    )
+
+
+routes = [
+    resource("/api/v1/profiles:import", POST=import_profiles),
+    resource(
+        "/api/v1/profiles/{profile_id}", PUT=put_profile, GET=get_profile, DELETE=delete_profile
+    ),
+]

@@ -1,0 +1,64 @@
+"""/unsubscribe/{token}: the link in profile-based messages (no API key: the token is the key).
+
+POST unsubscribes: a mail client's RFC 8058 one-click request (`List-Unsubscribe=One-Click`)
+or the page's button. GET shows the page only: link scanners that follow every URL of a
+message must not unsubscribe anyone.
+"""
+
+from __future__ import annotations
+
+import html
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from txmsg.api.bodies import read_body
+from txmsg.api.context import context
+from txmsg.api.routing import resource
+from txmsg.core.errors import not_found
+from txmsg.core.unsubscribe import SECRET_NAME, UnsubscribeClaim, read_token
+from txmsg.store import secrets
+from txmsg.store.unsubscribe import unsubscribe
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>{title}</h1><p>{text}</p>{form}</main></body></html>
+"""
+
+
+async def _claim(request: Request) -> UnsubscribeClaim:
+    secret = await context(request).db.read(secrets.get, SECRET_NAME)
+    claim = read_token(secret, request.path_params["token"]) if secret else None
+    if claim is None:
+        raise not_found("this unsubscribe link is not valid")
+    return claim
+
+
+def _page(title: str, text: str, form: str = "") -> Response:
+    return HTMLResponse(
+        _PAGE.format(title=html.escape(title), text=html.escape(text), form=form),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def page(request: Request) -> Response:
+    claim = await _claim(request)
+    channel = "emails" if claim.channel == "email" else "text messages"
+    form = (
+        '<form method="post"><input type="hidden" name="confirm" value="yes">'
+        f'<button type="submit">Unsubscribe from {channel}</button></form>'
+    )
+    return _page("Unsubscribe", f"Stop receiving these {channel}?", form)
+
+
+async def confirm(request: Request) -> Response:
+    claim = await _claim(request)
+    form = parse_qs((await read_body(request)).decode("utf-8", "replace"))
+    method = "one-click" if form.get("List-Unsubscribe") == ["One-Click"] else "page"
+    await context(request).db.write(unsubscribe, claim, method)
+    return _page("Unsubscribed", "You will not receive these messages any more.")
+
+
+routes = [resource("/unsubscribe/{token}", GET=page, POST=confirm)]

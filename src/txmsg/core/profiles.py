@@ -1,0 +1,161 @@
+"""Profiles: the stored recipients that profile-based events are reconciled with."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from txmsg.core.addresses import normalize_email
+from txmsg.core.errors import invalid
+from txmsg.core.validation import check_storable, get_bool, get_str, reject_unknown
+
+PROFILE_FIELDS = {
+    "email",
+    "mobilePhone",
+    "first_name",
+    "last_name",
+    "language",
+    "attributes",
+    "email_opt_out",
+    "sms_opt_out",
+}
+_PROFILE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$")
+# E.164: a plus, then up to 15 digits, the first not 0.
+_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# BCP 47 in its common shapes: fr, fr-CA, zh-Hant-TW.
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    profile_id: str
+    email: str | None
+    mobile_phone: str | None
+    first_name: str | None
+    last_name: str | None
+    language: str | None
+    attributes: dict[str, Any]
+    email_opt_out: bool
+    sms_opt_out: bool
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "profile_id": self.profile_id,
+            "email": self.email,
+            "mobile_phone": self.mobile_phone,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "language": self.language,
+            "attributes": self.attributes,
+            "email_opt_out": self.email_opt_out,
+            "sms_opt_out": self.sms_opt_out,
+        }
+
+    def display_name(self) -> str | None:
+        """ "First Last" for a recipient's name (the export dataset's `recipient.name`)."""
+        name = " ".join(n for n in (self.first_name, self.last_name) if n)
+        return name or None
+
+    def template_view(self) -> dict[str, Any]:
+        """What templates see as `profile` (`{{ profile.first_name }}`)."""
+        return {
+            "profile_id": self.profile_id,
+            "email": self.email,
+            "mobilePhone": self.mobile_phone,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "language": self.language,
+            "attributes": self.attributes,
+        }
+
+    def address(self, channel: str) -> str | None:
+        """The profile's address on a channel (the seam where SMS plugs in)."""
+        return self.email if channel == "email" else self.mobile_phone
+
+    def opted_out(self, channel: str) -> bool:
+        return self.email_opt_out if channel == "email" else self.sms_opt_out
+
+
+def from_row(row: Any) -> Profile:
+    return Profile(
+        profile_id=row.profile_id,
+        email=row.email,
+        mobile_phone=row.mobile_phone,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        language=row.language,
+        attributes=row.attributes or {},
+        email_opt_out=bool(row.email_opt_out),
+        sms_opt_out=bool(row.sms_opt_out),
+    )
+
+
+def parse_profile_id(value: object, field_name: str = "profile_id") -> str:
+    if not isinstance(value, str) or not _PROFILE_ID.match(value):
+        raise invalid(
+            field_name,
+            "must be 1 to 128 characters: letters, digits and . _ : @ + - (not first)",
+        )
+    return value
+
+
+def normalize_phone(value: object, field_name: str) -> str:
+    if not isinstance(value, str):
+        raise invalid(field_name, "must be a string holding a phone number in E.164 form")
+    compact = re.sub(r"[\s().-]", "", value)
+    if not _PHONE.match(compact):
+        raise invalid(field_name, "must be a phone number in E.164 form, e.g. +33612345678")
+    return compact
+
+
+def normalize_address(channel: str, value: object, field_name: str) -> str:
+    """An email address or a phone number, normalized as the channel stores it."""
+    if channel == "email":
+        return normalize_email(value, field_name)
+    return normalize_phone(value, field_name)
+
+
+def parse_profile(profile_id: str, body: Any) -> Profile:
+    """A whole profile (PUT replaces it: fields left out become empty)."""
+    if not isinstance(body, dict):
+        raise invalid("body", "must be a JSON object")
+    reject_unknown(body, PROFILE_FIELDS | {"profile_id"})
+    if "profile_id" in body and body["profile_id"] != profile_id:
+        raise invalid("profile_id", "differs from the profile id of the path")
+    email = body.get("email")
+    phone = body.get("mobilePhone")
+    language = get_str(body, "language", max_length=35)
+    if language is not None and not _LANGUAGE.match(language):
+        raise invalid("language", "must be a language tag such as fr or fr-CA")
+    attributes = body.get("attributes")
+    if attributes is None:
+        attributes = {}
+    if not isinstance(attributes, dict):
+        raise invalid("attributes", "must be a JSON object")
+    check_storable(attributes, "attributes")
+    return Profile(
+        profile_id=profile_id,
+        email=normalize_email(email, "email") if email is not None else None,
+        mobile_phone=normalize_phone(phone, "mobilePhone") if phone is not None else None,
+        first_name=get_str(body, "first_name", max_length=200),
+        last_name=get_str(body, "last_name", max_length=200),
+        language=language.lower() if language else None,
+        attributes=attributes,
+        email_opt_out=bool(get_bool(body, "email_opt_out", default=False)),
+        sms_opt_out=bool(get_bool(body, "sms_opt_out", default=False)),
+    )
+
+
+def public_view(profile: Profile) -> dict[str, Any]:
+    return {
+        "profile_id": profile.profile_id,
+        "email": profile.email,
+        "mobilePhone": profile.mobile_phone,
+        "first_name": profile.first_name,
+        "last_name": profile.last_name,
+        "language": profile.language,
+        "attributes": profile.attributes,
+        "email_opt_out": profile.email_opt_out,
+        "sms_opt_out": profile.sms_opt_out,
+    }

@@ -1,0 +1,46 @@
+"""Proof sends: a rendered message straight to test addresses, outside the queue.
+
+Proofs are not events: they are never counted by fatigue rules nor in reports. They use a
+provider pool of their own so that they never take a connection from live traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from txmsg.core.delivery import SendError
+from txmsg.core.errors import unprocessable
+from txmsg.core.mime import Sender
+from txmsg.engine.providers import Providers
+from txmsg.store.db import Database
+from txmsg.store.routing import load_routes
+
+BuildEmail = Callable[[Sender, str], bytes]
+
+
+class ProofSender:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._providers = Providers()
+
+    async def send(
+        self, event_id: str, addresses: list[str], build: BuildEmail
+    ) -> list[dict[str, Any]]:
+        """Send to each address in turn; one result per address (`sent` or `failed`)."""
+        route = (await self._db.read(load_routes, {event_id})).get(event_id)
+        if route is None or route.channel_config_channel != "email":
+            raise unprocessable("the event's channel configuration is missing or not an email one")
+        provider, sender = self._providers.email(route)
+        results: list[dict[str, Any]] = []
+        for address in addresses:
+            try:
+                reply = await provider.send(sender.envelope_from, [address], build(sender, address))
+            except SendError as exc:
+                results.append({"address": address, "status": "failed", "reason": exc.reason})
+            else:
+                results.append({"address": address, "status": "sent", "reason": reply})
+        return results
+
+    async def close(self) -> None:
+        await self._providers.close()

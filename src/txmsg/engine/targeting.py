@@ -1,0 +1,121 @@
+"""The dispatcher's targeting step for a claimed batch: profiles, typology, fatigue.
+
+One read per batch (profiles, denylist, quarantine, rules) and, when fatigue rules apply, one
+reservation handed to the write funnel: never a query per event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from txmsg.core.bounces import is_hard_bounce, is_soft_bounce
+from txmsg.core.fatigue import FatigueCheck, FatigueRequest
+from txmsg.core.queue import ClaimedEvent
+from txmsg.core.statuses import ConfigState, EventStatus
+from txmsg.core.targeting import Target, lookup_key, resolve
+from txmsg.core.timeutil import utcnow
+from txmsg.core.unsubscribe import SECRET_NAME, UnsubscribeClaim, make_token, unsubscribe_url
+from txmsg.store import secrets, typology
+from txmsg.store.db import Database
+from txmsg.store.routing import Route
+from txmsg.store.targeting import load_batch
+
+log = logging.getLogger(__name__)
+Reserve = Callable[[FatigueCheck], Awaitable[dict[str, str | None]]]
+
+
+class Targeting:
+    def __init__(self, db: Database, public_url: str) -> None:
+        self._db = db
+        self._public_url = public_url
+        self._secret: str | None = None
+
+    async def prepare(
+        self,
+        claimed: list[ClaimedEvent],
+        routes: Mapping[str, Route | None],
+        reserve: Reserve,
+    ) -> dict[int, Target]:
+        """event id -> its target (or the status it ends with) for every routable event."""
+        keys: dict[str, set[str]] = {}
+        addresses: set[tuple[str, str]] = set()
+        profile_based = False
+        now = utcnow()
+        # Only events that are going to be sent now: a fatigue reservation is a send.
+        claimed = [e for e in claimed if e.expires_at > now and _live(routes.get(e.event_id))]
+        for event in claimed:
+            route = routes[event.event_id]
+            assert route is not None
+            if route.target == "profile":
+                profile_based = True
+                key = lookup_key(
+                    route.target, route.reconciliation, event.email, event.ctx, event.mobile_phone
+                )
+                if key is not None:
+                    keys.setdefault(key[0], set()).add(key[1])
+            elif address := event.mobile_phone if route.channel == "sms" else event.email:
+                addresses.add((route.channel, address))
+        facts = await self._db.read(load_batch, keys, addresses, profile_based)
+        targets: dict[int, Target] = {}
+        requests: list[FatigueRequest] = []
+        for event in claimed:
+            route = routes[event.event_id]
+            assert route is not None
+            target = resolve(
+                target=route.target,
+                channel=route.channel,
+                reconciliation=route.reconciliation,
+                email=event.email,
+                mobile_phone=event.mobile_phone,
+                ctx=event.ctx,
+                profiles=facts.profiles,
+                lists=facts.lists,
+            )
+            targets[event.id] = target
+            if target.status is None and target.profile is not None and facts.rules:
+                profile = target.profile
+                requests.append(
+                    FatigueRequest(
+                        event.pkey, profile.profile_id, route.channel, profile.attributes
+                    )
+                )
+        if requests:
+            decisions = await reserve(FatigueCheck(requests, facts.rules))
+            for event in claimed:
+                rule = decisions.get(event.pkey)
+                if rule is not None:
+                    kept = targets[event.id]
+                    targets[event.id] = Target(
+                        kept.address, kept.profile, EventStatus.IGNORED, f"fatigue:{rule}"
+                    )
+        if profile_based and self._secret is None:
+            self._secret = await self._db.write(secrets.get_or_create, SECRET_NAME)
+        return targets
+
+    def unsubscribe_url(self, channel: str, profile_id: str, pkey: str) -> str:
+        assert self._secret is not None, "prepare() loads the secret for profile-based events"
+        token = make_token(self._secret, UnsubscribeClaim(channel, profile_id, pkey))
+        return unsubscribe_url(self._public_url, token)
+
+    async def bounced(
+        self, event: ClaimedEvent, channel: str, address: str, reply: str, permanent: bool
+    ) -> None:
+        """Record a send refusal that is a bounce (quarantining the address when due)."""
+        hard = permanent and is_hard_bounce(reply)
+        if not hard and (permanent or not is_soft_bounce(reply)):
+            return
+        entry = typology.bounced_entry(event.pkey, event.event_id, hard, reply)
+        try:
+            await self._db.write(typology.record_bounce, channel, address, hard, reply, entry)
+        except Exception:
+            # The send's own outcome still gets recorded; the next bounce counts again.
+            log.exception("recording a bounce of event %s failed", event.pkey)
+
+
+def _live(route: Route | None) -> bool:
+    return (
+        route is not None
+        and route.state == ConfigState.PUBLISHED
+        and route.published_version is not None
+    )

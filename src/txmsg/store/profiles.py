@@ -1,0 +1,126 @@
+"""Profile rows: upsert, batch import, erasure, and the per-batch lookup of the dispatcher."""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from txmsg.core.errors import not_found
+from txmsg.core.profiles import Profile, from_row
+from txmsg.core.timeutil import utcnow
+from txmsg.store.tables import events, fatigue_reservations, profiles
+
+# Trigger-side reconciliation targets -> profile columns.
+LOOKUP_COLUMNS = {
+    "profile_id": profiles.c.profile_id,
+    "email": profiles.c.email,
+    "mobilePhone": profiles.c.mobile_phone,
+}
+
+
+def _lookup_statement(fields: tuple[str, ...]) -> Any:
+    # Expanding parameters: built once, cached compiled (the dispatcher runs it per batch).
+    match = [LOOKUP_COLUMNS[f].in_(sa.bindparam(f"b_{f}", expanding=True)) for f in fields]
+    return sa.select(profiles).where(sa.or_(*match)).order_by(profiles.c.created_at.desc())
+
+
+_LOOKUPS = {
+    fields: _lookup_statement(fields)
+    for fields in [tuple(sorted(c)) for n in (1, 2, 3) for c in combinations(LOOKUP_COLUMNS, n)]
+}
+
+
+def _insert(conn: Connection) -> Any:
+    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(profiles)
+
+
+def get(conn: Connection, profile_id: str) -> Profile | None:
+    row = conn.execute(sa.select(profiles).where(profiles.c.profile_id == profile_id)).first()
+    return from_row(row) if row is not None else None
+
+
+def require(conn: Connection, profile_id: str) -> Profile:
+    found = get(conn, profile_id)
+    if found is None:
+        raise not_found(f"no profile '{profile_id}'")
+    return found
+
+
+def upsert_many(conn: Connection, batch: list[Profile]) -> tuple[int, int]:
+    """Insert or replace profiles; returns (created, updated). The last of a duplicate wins."""
+    if not batch:
+        return 0, 0
+    latest = {p.profile_id: p for p in batch}
+    existing = set(
+        conn.execute(
+            sa.select(profiles.c.profile_id).where(profiles.c.profile_id.in_(list(latest)))
+        ).scalars()
+    )
+    now = utcnow()
+    # In key order, as the dispatcher locks profiles: an import never deadlocks with it.
+    rows = [{**p.as_row(), "created_at": now, "updated_at": now} for _, p in sorted(latest.items())]
+    stmt = _insert(conn)
+    replaced = {c: stmt.excluded[c] for c in rows[0] if c not in ("profile_id", "created_at")}
+    conn.execute(stmt.on_conflict_do_update(index_elements=["profile_id"], set_=replaced), rows)
+    # A profile given twice in one batch is created once, then updated.
+    seen: set[str] = set()
+    created = 0
+    for p in batch:
+        if p.profile_id not in existing and p.profile_id not in seen:
+            created += 1
+        seen.add(p.profile_id)
+    return created, len(batch) - created
+
+
+def upsert(conn: Connection, profile: Profile) -> tuple[Profile, bool]:
+    """(the stored profile, whether it was created)."""
+    created, _ = upsert_many(conn, [profile])
+    return require(conn, profile.profile_id), created == 1
+
+
+def delete(conn: Connection, profile_id: str) -> None:
+    """Erase a profile's personal data: its row, its fatigue history, its link from events."""
+    result = conn.execute(sa.delete(profiles).where(profiles.c.profile_id == profile_id))
+    if result.rowcount == 0:
+        raise not_found(f"no profile '{profile_id}'")
+    conn.execute(
+        sa.delete(fatigue_reservations).where(fatigue_reservations.c.profile_id == profile_id)
+    )
+    conn.execute(sa.update(events).where(events.c.profile_id == profile_id).values(profile_id=None))
+
+
+def set_opt_out(conn: Connection, profile_id: str, channel: str) -> bool:
+    """Opt the profile out of a channel; False when the profile no longer exists."""
+    column = "email_opt_out" if channel == "email" else "sms_opt_out"
+    result = conn.execute(
+        sa.update(profiles)
+        .where(profiles.c.profile_id == profile_id)
+        .values({column: True, "updated_at": utcnow()})
+    )
+    return result.rowcount > 0
+
+
+def lookup(conn: Connection, keys: dict[str, set[str]]) -> dict[tuple[str, str], Profile]:
+    """Profiles by reconciliation target, one query for a whole batch of events.
+
+    `keys` maps a profile field (`profile_id`, `email`, `mobilePhone`) to the values sought;
+    the answer maps (field, value) to a profile. A value matching several profiles matches the
+    one created first (profiles are not required to have unique addresses).
+    """
+    fields = tuple(sorted(field for field, values in keys.items() if values))
+    if not fields:
+        return {}
+    params = {f"b_{field}": sorted(keys[field]) for field in fields}
+    rows = conn.execute(_LOOKUPS[fields], params).all()
+    found: dict[tuple[str, str], Profile] = {}
+    for row in rows:  # newest first: the oldest match is written last and wins
+        profile = from_row(row)
+        for field, values in keys.items():
+            value = getattr(row, LOOKUP_COLUMNS[field].name)
+            if value is not None and value in values:
+                found[(field, value)] = profile
+    return found
