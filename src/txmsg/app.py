@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from txmsg.api import channel_configs, event_configs, keys, messages, templates, trigger
+from txmsg.api import channel_configs, event_configs, keys, messages, reports, templates, trigger
 from txmsg.api.context import AppContext
 from txmsg.api.responses import JSONResponse, problem, problem_from
 from txmsg.config import Settings
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *event_configs.routes,
         *messages.routes,
         *templates.routes,
+        *reports.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -21,8 +21,28 @@ FIELD_TYPES = ("string", "number", "integer", "boolean", "array", "object")
 MAX_EVENT_ID = 64
 _EVENT_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-CREATE_FIELDS = {"eventId", "label", "channel", "channel_config", "target", "fields", "template"}
-UPDATE_FIELDS = {"label", "channel_config", "fields", "template", "channel", "target", "eventId"}
+CREATE_FIELDS = {
+    "eventId",
+    "label",
+    "channel",
+    "channel_config",
+    "target",
+    "fields",
+    "template",
+    "tags",
+    "webhook",
+}
+UPDATE_FIELDS = {
+    "label",
+    "channel_config",
+    "fields",
+    "template",
+    "channel",
+    "target",
+    "eventId",
+    "tags",
+    "webhook",
+}
 
 
 @dataclass(frozen=True, slots=True)

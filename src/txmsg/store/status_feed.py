@@ -1,0 +1,165 @@
+"""What a status change or a delivery-log entry sets off, in the transaction that records it.
+
+Two consumers, both written here so that no producer has to know about them:
+- the day aggregates of the reports (report_days), one upsert per batch;
+- the status-webhook outbox, for events whose configuration names a webhook.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from txmsg.core.delivery import LogEntry
+from txmsg.core.queue import Outcome
+from txmsg.core.reports import (
+    NO_VERSION,
+    UNIQUE_KINDS,
+    CountKey,
+    StatusChange,
+    count_statuses,
+    interaction_metric,
+)
+from txmsg.core.timeutil import utcnow
+from txmsg.store.reports import add_counts_in
+from txmsg.store.tables import delivery_log, event_webhooks, events, webhook_outbox
+
+
+def statuses_changed_in(conn: Connection, changes: list[StatusChange]) -> None:
+    """Count `changes` and queue their webhooks."""
+    if not changes:
+        return
+    add_counts_in(conn, count_statuses(changes))
+    hooked = _with_webhook(conn, {c.event_id for c in changes})
+    if hooked:
+        _queue_webhooks(
+            conn,
+            [
+                {
+                    "event_id": c.event_id,
+                    "pkey": c.pkey,
+                    "status": c.status,
+                    "interaction": None,
+                    "at": c.at,
+                    "reason": c.reason,
+                    "detail": None,
+                }
+                for c in changes
+                if c.event_id in hooked
+            ],
+        )
+
+
+def outcomes_recorded_in(conn: Connection, outcomes: list[Outcome], now: datetime) -> None:
+    """Before the write funnel applies `outcomes`: count and announce the ones it will apply.
+
+    An outcome applies only while its lease token still holds (a stale one changes nothing),
+    so the rows are read, and on PostgreSQL locked, first: one query per batch.
+    """
+    if not outcomes:
+        return
+    pick = sa.select(events.c.id, events.c.pkey, events.c.event_id, events.c.lease_token).where(
+        events.c.id.in_([o.id for o in outcomes])
+    )
+    if conn.dialect.name != "sqlite":
+        pick = pick.with_for_update()
+    held = {r.id: r for r in conn.execute(pick)}
+    changes = []
+    for o in outcomes:
+        row = held.get(o.id)
+        if row is None or row.lease_token != o.lease_token:
+            continue
+        changes.append(
+            StatusChange(
+                pkey=row.pkey,
+                event_id=row.event_id,
+                status=o.status.value,
+                at=o.sent_at or now,
+                message_version=o.message_version,
+                reason=o.reason,
+            )
+        )
+    statuses_changed_in(conn, changes)
+
+
+def changes_from_rows(
+    rows: Any, status: str, at: datetime, reason: str | None
+) -> list[StatusChange]:
+    """StatusChanges from `UPDATE ... RETURNING pkey, event_id, message_version` rows."""
+    return [StatusChange(r.pkey, r.event_id, status, at, r.message_version, reason) for r in rows]
+
+
+def entries_appended_in(conn: Connection, entries: list[LogEntry]) -> None:
+    """Before delivery-log `entries` are inserted: count them and queue their webhooks.
+
+    Unique opens and clicks count a message's first entry of that kind: one query per batch
+    finds the messages that already have one.
+    """
+    if not entries:
+        return
+    pkeys = list({e.pkey for e in entries})
+    versions = dict(
+        conn.execute(
+            sa.select(events.c.pkey, events.c.message_version).where(events.c.pkey.in_(pkeys))
+        ).all()
+    )
+    seen: set[tuple[str, str]] = set()
+    if any(e.kind.value in UNIQUE_KINDS for e in entries):
+        seen = {
+            (r.pkey, r.kind)
+            for r in conn.execute(
+                sa.select(delivery_log.c.pkey, delivery_log.c.kind)
+                .where(delivery_log.c.pkey.in_(pkeys), delivery_log.c.kind.in_(UNIQUE_KINDS))
+                .distinct()
+            )
+        }
+    counts: Counter[CountKey] = Counter()
+    for e in entries:
+        metric = interaction_metric(e.kind.value, e.detail)
+        if metric is None:
+            continue
+        version = versions.get(e.pkey) or NO_VERSION
+        counts[(e.event_id, e.at.date(), version, metric)] += 1
+        if e.kind.value in UNIQUE_KINDS and (e.pkey, e.kind.value) not in seen:
+            seen.add((e.pkey, e.kind.value))
+            counts[(e.event_id, e.at.date(), version, metric + "_unique")] += 1
+    add_counts_in(conn, counts)
+    hooked = _with_webhook(conn, {e.event_id for e in entries})
+    if hooked:
+        _queue_webhooks(
+            conn,
+            [
+                {
+                    "event_id": e.event_id,
+                    "pkey": e.pkey,
+                    "status": None,
+                    "interaction": e.kind.value,
+                    "at": e.at,
+                    "reason": None,
+                    "detail": e.detail,
+                }
+                for e in entries
+                if e.event_id in hooked
+            ],
+        )
+
+
+def _with_webhook(conn: Connection, event_ids: set[str]) -> set[str]:
+    return set(
+        conn.execute(
+            sa.select(event_webhooks.c.event_id).where(event_webhooks.c.event_id.in_(event_ids))
+        ).scalars()
+    )
+
+
+def _queue_webhooks(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    now = utcnow()
+    for row in rows:
+        row.update(created_at=now, due_at=now, attempts=0, last_error=None)
+    conn.execute(sa.insert(webhook_outbox), rows)
