@@ -21,6 +21,7 @@ from txmsg.core.errors import DomainError
 from txmsg.core.retry import RetryPolicy
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.scheduler import Scheduler
+from txmsg.engine.webhooks import WebhookSender
 from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
@@ -78,6 +79,12 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
 
     writer = Writer(db, dispatcher if run_dispatcher else None)
     scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake)
+    webhooks = WebhookSender(
+        db,
+        RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
+        poll_interval=settings.poll_interval,
+        timeout=settings.webhook_timeout_seconds,
+    )
     context = AppContext(
         settings=settings,
         db=db,
@@ -94,11 +101,13 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         if run_dispatcher:
             dispatcher.start(writer)
             scheduler.start()
+            webhooks.start()
         try:
             yield
         finally:
             # Sends under way finish and record their outcomes before the writer stops.
             if run_dispatcher:
+                await webhooks.stop()
                 await scheduler.stop()
                 await dispatcher.stop()
             await writer.stop()
@@ -128,4 +137,5 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     app.state.txmsg = context
     app.state.dispatcher = dispatcher
     app.state.scheduler = scheduler
+    app.state.webhooks = webhooks
     return app

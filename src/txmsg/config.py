@@ -34,6 +34,7 @@ class Settings:
     retry_max_seconds: float = 300.0
     public_url: str | None = None
     config_cache_seconds: float = 1.0
+    webhook_timeout_seconds: float = 10.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -51,6 +52,7 @@ class Settings:
             ("TXMSG_SWEEP_INTERVAL", self.sweep_interval),
             ("TXMSG_DEFAULT_EXPIRATION_SECONDS", self.default_expiration.total_seconds()),
             ("TXMSG_MAX_BODY_BYTES", self.max_body_bytes),
+            ("TXMSG_WEBHOOK_TIMEOUT_SECONDS", self.webhook_timeout_seconds),
         ):
             if value <= 0:
                 problems.append(f"{name} must be greater than 0")
@@ -79,4 +81,5 @@ class Settings:
             retry_max_seconds=_float(env, "TXMSG_RETRY_MAX_SECONDS", 300.0),
             public_url=env.get("TXMSG_PUBLIC_URL") or None,
             config_cache_seconds=_float(env, "TXMSG_CONFIG_CACHE_SECONDS", 1.0),
+            webhook_timeout_seconds=_float(env, "TXMSG_WEBHOOK_TIMEOUT_SECONDS", 10.0),
         )
