@@ -673,6 +673,14 @@ async def test_answers_match_the_spec(
     c(await admin.get(f"/api/v1/reports/{eid}/recipients?format=x"), recipients, 400)
     c(await admin.get("/api/v1/reports/EVTnope/recipients"), recipients, 404)
     c(await marketer.get(f"/api/v1/reports/{eid}/recipients"), recipients, 403)
+    restore = "/api/v1/event-configs/{eventId}/restore-interactions"
+    nothing = c(await admin.post(f"{events}/{eid}/restore-interactions"), restore, 200)
+    assert nothing == {"eventId": eid, "files": 0, "rows": 0}
+    c(await admin.post(f"{events}/EVTnope/restore-interactions"), restore, 404)
+    by_tag = "/api/v1/event-configs:restore-interactions"
+    restored = c(await admin.post(by_tag, json={"tag": "shop"}), by_tag, 200)
+    assert restored["items"] == [nothing]
+    c(await admin.post(by_tag, json={"tag": ""}), by_tag, 400)
 
     # every operation of the spec met a real answer, and every documented kind of error did
     assert not chk.operations_not_seen(), (

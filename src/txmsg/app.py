@@ -13,13 +13,23 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from txmsg.api import channel_configs, event_configs, keys, messages, reports, templates, trigger
+from txmsg.api import (
+    channel_configs,
+    event_configs,
+    interactions,
+    keys,
+    messages,
+    reports,
+    templates,
+    trigger,
+)
 from txmsg.api.context import AppContext
 from txmsg.api.responses import JSONResponse, problem, problem_from
 from txmsg.config import Settings
 from txmsg.core.errors import DomainError
 from txmsg.core.retry import RetryPolicy
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
+from txmsg.engine.interactions import InteractionLifecycle
 from txmsg.engine.scheduler import Scheduler
 from txmsg.engine.webhooks import WebhookSender
 from txmsg.engine.writer import Writer
@@ -78,7 +88,8 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     )
 
     writer = Writer(db, dispatcher if run_dispatcher else None)
-    scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake)
+    lifecycle = InteractionLifecycle(db, settings.data_dir, settings.interaction_inactivity)
+    scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake, lifecycle)
     webhooks = WebhookSender(
         db,
         RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
@@ -92,6 +103,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         targets=TriggerTargets(db, ttl=settings.config_cache_seconds),
         enqueue=writer.enqueue,
         config_changed=dispatcher.config_changed,
+        restore_interactions=lifecycle.restore,
     )
 
     @contextlib.asynccontextmanager
@@ -124,6 +136,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *messages.routes,
         *templates.routes,
         *reports.routes,
+        *interactions.routes,
     ]
     app = Starlette(
         routes=routes,
@@ -138,4 +151,5 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     app.state.dispatcher = dispatcher
     app.state.scheduler = scheduler
     app.state.webhooks = webhooks
+    app.state.lifecycle = lifecycle
     return app

@@ -35,6 +35,7 @@ class Settings:
     public_url: str | None = None
     config_cache_seconds: float = 1.0
     webhook_timeout_seconds: float = 10.0
+    interaction_inactivity: timedelta = timedelta(days=90)
 
     @property
     def resolved_database_url(self) -> str:
@@ -53,6 +54,7 @@ class Settings:
             ("TXMSG_DEFAULT_EXPIRATION_SECONDS", self.default_expiration.total_seconds()),
             ("TXMSG_MAX_BODY_BYTES", self.max_body_bytes),
             ("TXMSG_WEBHOOK_TIMEOUT_SECONDS", self.webhook_timeout_seconds),
+            ("TXMSG_INTERACTION_INACTIVITY_DAYS", self.interaction_inactivity.total_seconds()),
         ):
             if value <= 0:
                 problems.append(f"{name} must be greater than 0")
@@ -82,4 +84,7 @@ class Settings:
             public_url=env.get("TXMSG_PUBLIC_URL") or None,
             config_cache_seconds=_float(env, "TXMSG_CONFIG_CACHE_SECONDS", 1.0),
             webhook_timeout_seconds=_float(env, "TXMSG_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+            interaction_inactivity=timedelta(
+                days=_float(env, "TXMSG_INTERACTION_INACTIVITY_DAYS", 90)
+            ),
         )

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from txmsg.config import Settings
 from txmsg.core.queue import EnqueueResult, NewEvent
+from txmsg.store.archives import Restored
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
@@ -24,6 +25,8 @@ class AppContext:
     enqueue: Callable[[NewEvent], Awaitable[EnqueueResult]]
     # Configuration changed here: drop cached routes; queued events may have become due.
     config_changed: Callable[[], None]
+    # Brings an event's expired interaction data back (the engine's lifecycle).
+    restore_interactions: Callable[[str], Awaitable[Restored]]
 
 
 def context(request: Request) -> AppContext:

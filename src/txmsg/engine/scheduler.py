@@ -1,14 +1,15 @@
-"""Periodic housekeeping: expired leases, expired events, idempotency keys, paused events."""
+"""Periodic housekeeping: expired leases, expired events, idempotency keys, paused events,
+the interaction-data lifecycle."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 from sqlalchemy.engine import Connection
 
+from txmsg.engine.interactions import InteractionLifecycle
 from txmsg.store import events as event_store
 from txmsg.store.db import Database
 from txmsg.store.routing import release_paused_of_live_events
@@ -25,8 +26,16 @@ def _housekeeping(conn: Connection) -> tuple[int, int]:
 
 
 class Scheduler:
-    def __init__(self, db: Database, interval: float, on_released: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        interval: float,
+        on_released: Callable[[], None],
+        lifecycle: InteractionLifecycle | None = None,
+    ) -> None:
         self._db = db
+        self._lifecycle = lifecycle
+        self._lifecycle_task: asyncio.Task[int] | None = None
         self._interval = interval
         self._on_released = on_released
         self._task: asyncio.Task[None] | None = None
@@ -35,10 +44,16 @@ class Scheduler:
         self._task = asyncio.create_task(self._run(), name="txmsg-scheduler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._lifecycle_task):
+            if task is None:
+                continue
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("the interaction-data lifecycle failed")
 
     async def run_once(self) -> None:
         released, expired = await self._db.write(_housekeeping)
@@ -47,6 +62,22 @@ class Scheduler:
             self._on_released()
         if expired:
             log.info("%d queued events expired (tooOld)", expired)
+        self._start_lifecycle()
+
+    def _start_lifecycle(self) -> None:
+        """The interaction-data lifecycle runs beside the sweeps: a long expiry never holds
+        back lease releases and expirations."""
+        if self._lifecycle is None:
+            return
+        task = self._lifecycle_task
+        if task is not None:
+            if not task.done():
+                return
+            if not task.cancelled() and task.exception() is not None:
+                log.error("the interaction-data lifecycle failed", exc_info=task.exception())
+        self._lifecycle_task = asyncio.create_task(
+            self._lifecycle.run_if_due(), name="txmsg-interactions"
+        )
 
     async def _run(self) -> None:
         while True:
