@@ -26,14 +26,18 @@ _UPSERTS = {name: _upsert(name) for name in ("sqlite", "postgresql")}
 
 
 def add_counts_in(conn: Connection, counts: Counter[CountKey]) -> None:
-    """Add `counts` to the aggregates: one executemany upsert for the whole batch."""
+    """Add `counts` to the aggregates: one executemany upsert for the whole batch.
+
+    Rows go in key order: concurrent writers (PostgreSQL) lock the rows they share in the
+    same order, so they wait for each other instead of deadlocking.
+    """
     if not counts:
         return
     conn.execute(
         _UPSERTS[conn.dialect.name],
         [
             {"event_id": e, "day": d, "message_version": v, "metric": m, "count": n}
-            for (e, d, v, m), n in counts.items()
+            for (e, d, v, m), n in sorted(counts.items())
         ],
     )
 

@@ -28,13 +28,21 @@ from txmsg.core.timeutil import utcnow
 from txmsg.store.reports import add_counts_in
 from txmsg.store.tables import delivery_log, event_webhooks, events, webhook_outbox
 
+# Events joined with their webhook, if any: one query tells both.
+_WITH_WEBHOOK = events.outerjoin(event_webhooks, event_webhooks.c.event_id == events.c.event_id)
+_HOOKED = event_webhooks.c.event_id.is_not(None).label("hooked")
 
-def statuses_changed_in(conn: Connection, changes: list[StatusChange]) -> None:
-    """Count `changes` and queue their webhooks."""
+
+def statuses_changed_in(
+    conn: Connection, changes: list[StatusChange], hooked: set[str] | None = None
+) -> None:
+    """Count `changes` and queue their webhooks (`hooked`: the events that have one, when
+    the caller knows them already)."""
     if not changes:
         return
     add_counts_in(conn, count_statuses(changes))
-    hooked = _with_webhook(conn, {c.event_id for c in changes})
+    if hooked is None:
+        hooked = _with_webhook(conn, {c.event_id for c in changes})
     if hooked:
         _queue_webhooks(
             conn,
@@ -62,12 +70,21 @@ def outcomes_recorded_in(conn: Connection, outcomes: list[Outcome], now: datetim
     """
     if not outcomes:
         return
-    pick = sa.select(events.c.id, events.c.pkey, events.c.event_id, events.c.lease_token).where(
-        events.c.id.in_([o.id for o in outcomes])
+    pick = (
+        sa.select(
+            events.c.id,
+            events.c.pkey,
+            events.c.event_id,
+            events.c.lease_token,
+            _HOOKED,
+        )
+        .select_from(_WITH_WEBHOOK)
+        .where(events.c.id.in_([o.id for o in outcomes]))
     )
     if conn.dialect.name != "sqlite":
-        pick = pick.with_for_update()
+        pick = pick.with_for_update(of=events)
     held = {r.id: r for r in conn.execute(pick)}
+    hooked = {r.event_id for r in held.values() if r.hooked}
     changes = []
     for o in outcomes:
         row = held.get(o.id)
@@ -83,7 +100,7 @@ def outcomes_recorded_in(conn: Connection, outcomes: list[Outcome], now: datetim
                 reason=o.reason,
             )
         )
-    statuses_changed_in(conn, changes)
+    statuses_changed_in(conn, changes, hooked)
 
 
 def changes_from_rows(
@@ -102,11 +119,16 @@ def entries_appended_in(conn: Connection, entries: list[LogEntry]) -> None:
     if not entries:
         return
     pkeys = list({e.pkey for e in entries})
-    versions = dict(
-        conn.execute(
-            sa.select(events.c.pkey, events.c.message_version).where(events.c.pkey.in_(pkeys))
-        ).all()
-    )
+    versions: dict[str, int | None] = {}
+    hooked: set[str] = set()
+    for row in conn.execute(
+        sa.select(events.c.pkey, events.c.event_id, events.c.message_version, _HOOKED)
+        .select_from(_WITH_WEBHOOK)
+        .where(events.c.pkey.in_(pkeys))
+    ):
+        versions[row.pkey] = row.message_version
+        if row.hooked:
+            hooked.add(row.event_id)
     seen: set[tuple[str, str]] = set()
     if any(e.kind.value in UNIQUE_KINDS for e in entries):
         seen = {
@@ -128,7 +150,6 @@ def entries_appended_in(conn: Connection, entries: list[LogEntry]) -> None:
             seen.add((e.pkey, e.kind.value))
             counts[(e.event_id, e.at.date(), version, metric + "_unique")] += 1
     add_counts_in(conn, counts)
-    hooked = _with_webhook(conn, {e.event_id for e in entries})
     if hooked:
         _queue_webhooks(
             conn,
