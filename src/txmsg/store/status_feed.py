@@ -18,6 +18,7 @@ from txmsg.core.delivery import LogEntry
 from txmsg.core.queue import Outcome
 from txmsg.core.reports import (
     NO_VERSION,
+    STATUS_METRICS,
     UNIQUE_KINDS,
     CountKey,
     StatusChange,
@@ -33,17 +34,17 @@ _WITH_WEBHOOK = events.outerjoin(event_webhooks, event_webhooks.c.event_id == ev
 _HOOKED = event_webhooks.c.event_id.is_not(None).label("hooked")
 
 
-def statuses_changed_in(
-    conn: Connection, changes: list[StatusChange], hooked: set[str] | None = None
-) -> None:
-    """Count `changes` and queue their webhooks (`hooked`: the events that have one, when
-    the caller knows them already)."""
+def statuses_changed_in(conn: Connection, changes: list[StatusChange]) -> None:
+    """Count `changes` and queue their webhooks."""
     if not changes:
         return
     add_counts_in(conn, count_statuses(changes))
-    if hooked is None:
-        hooked = _with_webhook(conn, {c.event_id for c in changes})
-    if hooked:
+    hooked = _with_webhook(conn, {c.event_id for c in changes})
+    _queue_status_webhooks(conn, [c for c in changes if c.event_id in hooked])
+
+
+def _queue_status_webhooks(conn: Connection, changes: list[StatusChange]) -> None:
+    if changes:
         _queue_webhooks(
             conn,
             [
@@ -57,9 +58,21 @@ def statuses_changed_in(
                     "detail": None,
                 }
                 for c in changes
-                if c.event_id in hooked
             ],
         )
+
+
+def _pick(dialect: str) -> Any:
+    stmt = (
+        sa.select(events.c.id, events.c.pkey, events.c.event_id, events.c.lease_token, _HOOKED)
+        .select_from(_WITH_WEBHOOK)
+        .where(events.c.id.in_(sa.bindparam("ids", expanding=True)))
+    )
+    return stmt if dialect == "sqlite" else stmt.with_for_update(of=events)
+
+
+# Built once: the write funnel runs this for every batch of outcomes.
+_PICKS = {name: _pick(name) for name in ("sqlite", "postgresql")}
 
 
 def outcomes_recorded_in(conn: Connection, outcomes: list[Outcome], now: datetime) -> None:
@@ -70,37 +83,25 @@ def outcomes_recorded_in(conn: Connection, outcomes: list[Outcome], now: datetim
     """
     if not outcomes:
         return
-    pick = (
-        sa.select(
-            events.c.id,
-            events.c.pkey,
-            events.c.event_id,
-            events.c.lease_token,
-            _HOOKED,
-        )
-        .select_from(_WITH_WEBHOOK)
-        .where(events.c.id.in_([o.id for o in outcomes]))
-    )
-    if conn.dialect.name != "sqlite":
-        pick = pick.with_for_update(of=events)
-    held = {r.id: r for r in conn.execute(pick)}
-    hooked = {r.event_id for r in held.values() if r.hooked}
-    changes = []
+    rows = conn.execute(_PICKS[conn.dialect.name], {"ids": [o.id for o in outcomes]}).all()
+    held = {r[0]: r for r in rows}
+    counts: Counter[CountKey] = Counter()
+    announced: list[StatusChange] = []
     for o in outcomes:
         row = held.get(o.id)
-        if row is None or row.lease_token != o.lease_token:
+        if row is None or row[3] != o.lease_token:
             continue
-        changes.append(
-            StatusChange(
-                pkey=row.pkey,
-                event_id=row.event_id,
-                status=o.status.value,
-                at=o.sent_at or now,
-                message_version=o.message_version,
-                reason=o.reason,
+        at = o.sent_at or now
+        metric = STATUS_METRICS.get(o.status)
+        if metric is not None:
+            counts[(row[2], at.date(), o.message_version or NO_VERSION, metric)] += 1
+        if row[4]:
+            announced.append(
+                StatusChange(row[1], row[2], o.status.value, at, o.message_version, o.reason)
             )
-        )
-    statuses_changed_in(conn, changes, hooked)
+    add_counts_in(conn, counts)
+    if announced:
+        _queue_status_webhooks(conn, announced)
 
 
 def changes_from_rows(
