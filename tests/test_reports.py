@@ -24,12 +24,13 @@ from helpers import (
 )
 from txmsg.api import reports as reports_api
 from txmsg.core.delivery import Interaction, LogEntry
-from txmsg.core.queue import Outcome
+from txmsg.core.queue import NewEvent, Outcome, new_pkey
 from txmsg.core.reports import METRICS
 from txmsg.core.statuses import EventStatus
-from txmsg.core.timeutil import isoformat
+from txmsg.core.timeutil import isoformat, utcnow
 from txmsg.store import delivery_log
 from txmsg.store import events as event_store
+from txmsg.store import reports as report_store
 from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer
 
@@ -347,3 +348,35 @@ async def test_recipients_report_streams_every_message_in_chunks(
     marketer = server.client(await create_key(admin, "marketer"))
     assert_problem(await marketer.get(f"/api/v1/reports/{eid}/recipients"), 403)
     await marketer.aclose()
+
+
+async def test_expired_queued_events_count_as_failed(database_url: str) -> None:
+    """`tooOld` set by housekeeping (not the write funnel) is counted too, on its day."""
+    db = Database(database_url)
+    await db.migrate()
+    try:
+        now = utcnow()
+        stale = [
+            NewEvent(
+                new_pkey(),
+                "EVTold",
+                0,
+                EventStatus.PENDING,
+                "a@example.org",
+                {},
+                now,
+                None,
+                now + timedelta(seconds=1),
+                now + timedelta(hours=1),
+                {},
+            )
+            for _ in range(3)
+        ]
+        await db.write(event_store.enqueue_in, stale)
+        later = now + timedelta(seconds=5)
+        assert await db.write(event_store.expire_queued, later) == 3
+        assert await db.write(event_store.expire_queued, later) == 0
+        rows = await db.read(report_store.day_counts, ["EVTold"], later.date(), later.date())
+        assert rows == [("EVTold", later.date(), 0, "failed", 3)]
+    finally:
+        await db.dispose()
