@@ -668,6 +668,37 @@ async def test_answers_match_the_spec(
     c(await admin.post(f"{events}/EVTnope/publish"), lifecycle + "publish", 404)
     c(await admin.post(f"{events}/{eid}/publish"), lifecycle + "publish", 200)
 
+    # reports
+    c(await admin.patch(f"{events}/{eid}", json={"tags": ["shop"]}), event, 200)
+    report = c(await marketer.get(f"/api/v1/reports/{eid}"), "/api/v1/reports/{eventId}", 200)
+    assert report["total"]["sent"] == 2 and report["total"]["ignored"] == 2  # + scheduled
+    c(
+        await marketer.get(f"/api/v1/reports/{eid}", params={"format": "csv"}),
+        "/api/v1/reports/{eventId}",
+        200,
+    )
+    c(await marketer.get("/api/v1/reports/EVTnope"), "/api/v1/reports/{eventId}", 404)
+    c(await marketer.get(f"/api/v1/reports/{eid}?from=x"), "/api/v1/reports/{eventId}", 400)
+    tagged = c(await marketer.get("/api/v1/reports?tag=shop"), "/api/v1/reports", 200)
+    assert [e["eventId"] for e in tagged["events"]] == [eid]
+    c(await marketer.get("/api/v1/reports?tag=shop&format=csv"), "/api/v1/reports", 200)
+    c(await marketer.get("/api/v1/reports"), "/api/v1/reports", 400)
+    recipients = "/api/v1/reports/{eventId}/recipients"
+    listed = c(await admin.get(f"/api/v1/reports/{eid}/recipients?format=json"), recipients, 200)
+    assert len(listed["items"]) == 4
+    c(await admin.get(f"/api/v1/reports/{eid}/recipients"), recipients, 200)
+    c(await admin.get(f"/api/v1/reports/{eid}/recipients?format=x"), recipients, 400)
+    c(await admin.get("/api/v1/reports/EVTnope/recipients"), recipients, 404)
+    c(await marketer.get(f"/api/v1/reports/{eid}/recipients"), recipients, 403)
+    restore = "/api/v1/event-configs/{eventId}/restore-interactions"
+    nothing = c(await admin.post(f"{events}/{eid}/restore-interactions"), restore, 200)
+    assert nothing == {"eventId": eid, "files": 0, "rows": 0}
+    c(await admin.post(f"{events}/EVTnope/restore-interactions"), restore, 404)
+    by_tag = "/api/v1/event-configs:restore-interactions"
+    restored = c(await admin.post(by_tag, json={"tag": "shop"}), by_tag, 200)
+    assert restored["items"] == [nothing]
+    c(await admin.post(by_tag, json={"tag": ""}), by_tag, 400)
+
     # SMS: channel configuration, event, message, trigger, receipts, delivery log
     sms_channel = {
         "name": "sms",

@@ -19,10 +19,12 @@ from txmsg.api import (
     event_configs,
     export_flows,
     fatigue_rules,
+    interactions,
     keys,
     message_export,
     messages,
     profiles,
+    reports,
     templates,
     trigger,
     twilio_webhook,
@@ -39,8 +41,10 @@ from txmsg.core.errors import DomainError
 from txmsg.core.retry import RetryPolicy
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.exporter import Exporter
+from txmsg.engine.interactions import InteractionLifecycle
 from txmsg.engine.proofs import ProofSender
 from txmsg.engine.scheduler import Scheduler
+from txmsg.engine.webhooks import WebhookSender
 from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
@@ -99,8 +103,17 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
 
     writer = Writer(db, dispatcher if run_dispatcher else None)
     exporter = Exporter(db, settings.export_retention)
-    scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake, [exporter.scheduled])
+    lifecycle = InteractionLifecycle(db, settings.data_dir, settings.interaction_inactivity)
+    scheduler = Scheduler(
+        db, settings.sweep_interval, dispatcher.wake, [exporter.scheduled, lifecycle.scheduled]
+    )
     proofs = ProofSender(db)
+    webhooks = WebhookSender(
+        db,
+        RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
+        poll_interval=settings.poll_interval,
+        timeout=settings.webhook_timeout_seconds,
+    )
     context = AppContext(
         settings=settings,
         db=db,
@@ -110,6 +123,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         config_changed=dispatcher.config_changed,
         append_log=writer.append_log,
         send_proof=proofs.send,
+        restore_interactions=lifecycle.restore,
     )
 
     @contextlib.asynccontextmanager
@@ -119,11 +133,13 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         if run_dispatcher:
             dispatcher.start(writer)
             scheduler.start()
+            webhooks.start()
         try:
             yield
         finally:
             # Sends under way finish and record their outcomes before the writer stops.
             if run_dispatcher:
+                await webhooks.stop()
                 await scheduler.stop()
                 await dispatcher.stop()
             await writer.stop()
@@ -149,6 +165,8 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *fatigue_rules.routes,
         *unsubscribe.routes,
         *proof_api.routes,
+        *reports.routes,
+        *interactions.routes,
     ]
     app = Starlette(
         routes=routes,
@@ -163,4 +181,6 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     app.state.dispatcher = dispatcher
     app.state.scheduler = scheduler
     app.state.exporter = exporter
+    app.state.webhooks = webhooks
+    app.state.lifecycle = lifecycle
     return app

@@ -40,6 +40,9 @@ class Settings:
     def export_retention(self) -> timedelta:
         return timedelta(days=self.export_retention_days)
 
+    webhook_timeout_seconds: float = 10.0
+    interaction_inactivity: timedelta = timedelta(days=90)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -57,6 +60,8 @@ class Settings:
             ("TXMSG_DEFAULT_EXPIRATION_SECONDS", self.default_expiration.total_seconds()),
             ("TXMSG_MAX_BODY_BYTES", self.max_body_bytes),
             ("TXMSG_EXPORT_RETENTION_DAYS", self.export_retention_days),
+            ("TXMSG_WEBHOOK_TIMEOUT_SECONDS", self.webhook_timeout_seconds),
+            ("TXMSG_INTERACTION_INACTIVITY_DAYS", self.interaction_inactivity.total_seconds()),
         ):
             if value <= 0:
                 problems.append(f"{name} must be greater than 0")
@@ -86,4 +91,8 @@ class Settings:
             public_url=env.get("TXMSG_PUBLIC_URL") or None,
             config_cache_seconds=_float(env, "TXMSG_CONFIG_CACHE_SECONDS", 1.0),
             export_retention_days=_float(env, "TXMSG_EXPORT_RETENTION_DAYS", 7.0),
+            webhook_timeout_seconds=_float(env, "TXMSG_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+            interaction_inactivity=timedelta(
+                days=_float(env, "TXMSG_INTERACTION_INACTIVITY_DAYS", 90)
+            ),
         )

@@ -12,6 +12,7 @@ from txmsg.config import Settings
 from txmsg.core.delivery import LogEntry
 from txmsg.core.mime import Sender
 from txmsg.core.queue import EnqueueResult, NewEvent
+from txmsg.store.archives import Restored
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
@@ -33,6 +34,8 @@ class AppContext:
     send_proof: Callable[
         [str, list[str], Callable[[Sender, str], bytes]], Awaitable[list[dict[str, Any]]]
     ]
+    # Brings an event's expired interaction data back (the engine's lifecycle).
+    restore_interactions: Callable[[str], Awaitable[Restored]]
 
 
 def context(request: Request) -> AppContext:

@@ -23,14 +23,18 @@ from txmsg.core.event_config import (
     normalize_event_id,
     parse_fields,
 )
+from txmsg.core.event_options import parse_tags, parse_webhook, webhook_view
 from txmsg.core.reconciliation import parse_reconciliation
 from txmsg.core.templates import parts_of
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
 from txmsg.store import event_configs as store
+from txmsg.store import event_options as options_store
+from txmsg.store.event_options import KEEP, Options
 from txmsg.store.template_library import default_template, library
 
 
-def view(row: Any) -> dict[str, Any]:
+def view(row: Any, options: Options | None = None) -> dict[str, Any]:
+    options = options or Options()
     return {
         "eventId": row.event_id,
         "label": row.label,
@@ -40,6 +44,8 @@ def view(row: Any) -> dict[str, Any]:
         "reconciliation": row.reconciliation,
         "fields": row.fields,
         "template": row.template,
+        "tags": options.tags,
+        "webhook": webhook_view(options.webhook_url),
         "state": row.state,
         "trigger_path": f"/rest/mc/{row.event_id}",
         "created_at": row.created_at,
@@ -77,8 +83,10 @@ async def create(request: Request) -> Response:
         "fields": [f.as_dict() for f in parse_fields(body.get("fields"))],
         "template": _template(body, channel),
     }
-    row = await context(request).db.write(store.create, values)
-    return JSONResponse(view(row), status_code=201)
+    tags = parse_tags(body.get("tags"))
+    webhook = parse_webhook(body.get("webhook"), has_secret=False)
+    row, options = await context(request).db.write(options_store.create, values, tags, webhook)
+    return JSONResponse(view(row, options), status_code=201)
 
 
 def parse_name_field(value: object) -> str:
@@ -92,15 +100,16 @@ def parse_name_field(value: object) -> str:
 
 async def list_all(request: Request) -> Response:
     await authorize(request, "marketer")
-    rows = await context(request).db.read(store.list_all)
-    return JSONResponse({"items": [view(r) for r in rows]})
+    rows, options = await context(request).db.read(options_store.with_options, None)
+    return JSONResponse({"items": [view(r, options[r.event_id]) for r in rows]})
 
 
 async def get_one(request: Request) -> Response:
     await authorize(request, "marketer")
-    return JSONResponse(
-        view(await context(request).db.read(store.require, request.path_params["eventId"]))
+    [row], options = await context(request).db.read(
+        options_store.with_options, request.path_params["eventId"]
     )
+    return JSONResponse(view(row, options[row.event_id]))
 
 
 async def update(request: Request) -> Response:
@@ -126,10 +135,15 @@ async def update(request: Request) -> Response:
     if "reconciliation" in body:
         values["reconciliation"] = parse_reconciliation(body["reconciliation"], current.target)
     ctx = context(request)
-    row = await ctx.db.write(store.update, event_id, values)
+    tags = parse_tags(body["tags"]) if "tags" in body else KEEP
+    webhook: Any = KEEP
+    if "webhook" in body:
+        has_secret = await ctx.db.read(options_store.has_webhook_secret, event_id)
+        webhook = parse_webhook(body["webhook"], has_secret=has_secret)
+    row, options = await ctx.db.write(options_store.update, event_id, values, tags, webhook)
     ctx.targets.forget(event_id)
     ctx.config_changed()
-    return JSONResponse(view(row))
+    return JSONResponse(view(row, options))
 
 
 async def delete(request: Request) -> Response:
@@ -161,7 +175,8 @@ def lifecycle(action: str):
         row = await ctx.db.write(store.change_state, event_id, action, draft)
         ctx.targets.forget(event_id)
         ctx.config_changed()
-        out = view(row)
+        options = await ctx.db.read(options_store.options_of, [event_id])
+        out = view(row, options[event_id])
         if action in ("publish", "resume"):
             base = ctx.settings.public_url or str(request.base_url)
             out["api_preview"] = api_preview(base, event_id, store.fields_of(row), row.channel)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # 5xx replies meaning "no such mailbox": basic codes 550/551/553 with a 5.1.x enhanced status
 # (bad destination mailbox or address; 5.1.10 recipient not found), or the usual wording when
@@ -25,3 +26,22 @@ def is_hard_bounce(reply: str) -> bool:
 
 def is_soft_bounce(reply: str) -> bool:
     return bool(_SOFT.match(reply))
+
+
+@dataclass(frozen=True, slots=True)
+class Bounce:
+    """A send refused in a way that counts against the address (see `classify`)."""
+
+    pkey: str
+    event_id: str
+    channel: str
+    address: str
+    hard: bool
+    reason: str
+
+
+def classify(reply: str, permanent: bool) -> bool | None:
+    """True: a hard bounce; False: a soft one; None: a refusal that is not a bounce."""
+    if permanent:
+        return True if is_hard_bounce(reply) else None
+    return False if is_soft_bounce(reply) else None

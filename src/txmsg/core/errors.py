@@ -45,7 +45,7 @@ class DomainError(Exception):
 
 
 def invalid(field_name: str, detail: str, *, in_header: bool = False) -> DomainError:
-    """A 400 naming one wrong field (of the body, or a header)."""
+    """A 400 naming one wrong field (of the body, or a header or query parameter)."""
     return DomainError(
         detail=f"{field_name}: {detail}",
         errors=[FieldError(field_name, detail, in_header)],

@@ -30,6 +30,8 @@ CREATE_FIELDS = {
     "fields",
     "template",
     "reconciliation",
+    "tags",
+    "webhook",
 }
 UPDATE_FIELDS = {
     "label",
@@ -40,6 +42,8 @@ UPDATE_FIELDS = {
     "target",
     "eventId",
     "reconciliation",
+    "tags",
+    "webhook",
 }
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from txmsg.core.bounces import Bounce
 from txmsg.core.export_record import ExportRecord
 from txmsg.core.statuses import EventStatus
 
@@ -110,3 +111,5 @@ class Outcome:
     # The message export record, written with the status (sent, and export on at send time).
     export: ExportRecord | None = None
     profile_id: str | None = None  # the profile a profile-based event was reconciled with
+    # A refusal that counts as a bounce: recorded (quarantine, delivery log) with the outcome.
+    bounce: Bounce | None = None

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from txmsg.core.bounces import Bounce, classify
 from txmsg.core.delivery import PermanentSendError, TransientSendError
 from txmsg.core.export_record import email_record
 from txmsg.core.mime import build_email
@@ -250,6 +251,15 @@ class Dispatcher:
             event.id, event.lease_token, EventStatus.PENDING, f"retrying: {reason}", due_at=due
         )
 
+    @staticmethod
+    def _bounce(
+        event: ClaimedEvent, route: Route, address: str, reply: str, *, permanent: bool
+    ) -> Bounce | None:
+        hard = classify(reply, permanent)
+        if hard is None:
+            return None
+        return Bounce(event.pkey, event.event_id, route.channel, address, hard, reply)
+
     def _message(self, route: Route, language: str | None = None) -> CompiledMessage:
         assert route.published_version is not None and route.content is not None
         variant = variant_for(route.content, language)
@@ -351,12 +361,17 @@ class Dispatcher:
         try:
             await provider.send(sender.envelope_from, [address], data)
         except TransientSendError as exc:
-            await self._targeting.bounced(event, route.channel, address, exc.reason, False)
-            return self._retry(event, utcnow(), exc.reason)
+            return replace(
+                self._retry(event, utcnow(), exc.reason),
+                message_version=route.published_version,
+                bounce=self._bounce(event, route, address, exc.reason, permanent=False),
+            )
         except PermanentSendError as exc:
-            await self._targeting.bounced(event, route.channel, address, exc.reason, True)
             return outcome(
-                EventStatus.DELIVERY_FAILED, exc.reason, message_version=route.published_version
+                EventStatus.DELIVERY_FAILED,
+                exc.reason,
+                message_version=route.published_version,
+                bounce=self._bounce(event, route, address, exc.reason, permanent=True),
             )
         sent_at = utcnow()
         export = None

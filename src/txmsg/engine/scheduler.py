@@ -1,5 +1,6 @@
 """Periodic housekeeping: expired leases, expired events, idempotency keys, paused events,
-fatigue reservations, profiles of scheduled profile-based events."""
+fatigue reservations, profiles of scheduled profile-based events; and the periodic jobs
+(export flows and purges, the interaction-data lifecycle), each in a loop of its own."""
 
 from __future__ import annotations
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from txmsg.core.bounces import is_hard_bounce, is_soft_bounce
 from txmsg.core.fatigue import FatigueCheck, FatigueRequest
 from txmsg.core.queue import ClaimedEvent
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.targeting import Target, lookup_key, resolve
 from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import SECRET_NAME, UnsubscribeClaim, make_token, unsubscribe_url
-from txmsg.store import secrets, typology
+from txmsg.store import secrets
 from txmsg.store.db import Database
 from txmsg.store.routing import Route
 from txmsg.store.targeting import load_batch
@@ -97,20 +96,6 @@ class Targeting:
         assert self._secret is not None, "prepare() loads the secret for profile-based events"
         token = make_token(self._secret, UnsubscribeClaim(channel, profile_id, pkey))
         return unsubscribe_url(self._public_url, token)
-
-    async def bounced(
-        self, event: ClaimedEvent, channel: str, address: str, reply: str, permanent: bool
-    ) -> None:
-        """Record a send refusal that is a bounce (quarantining the address when due)."""
-        hard = permanent and is_hard_bounce(reply)
-        if not hard and (permanent or not is_soft_bounce(reply)):
-            return
-        entry = typology.bounced_entry(event.pkey, event.event_id, hard, reply)
-        try:
-            await self._db.write(typology.record_bounce, channel, address, hard, reply, entry)
-        except Exception:
-            # The send's own outcome still gets recorded; the next bounce counts again.
-            log.exception("recording a bounce of event %s failed", event.pkey)
 
 
 def _live(route: Route | None) -> bool:

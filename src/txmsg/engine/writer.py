@@ -24,7 +24,7 @@ from txmsg.core.export_record import to_micros
 from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
 from txmsg.core.timeutil import utcnow
-from txmsg.store import delivery_log
+from txmsg.store import delivery_log, typology
 from txmsg.store import events as event_store
 from txmsg.store import fatigue as fatigue_store
 from txmsg.store import message_export as export_store
@@ -50,6 +50,8 @@ def _write_cycle(
     event_store.record_outcomes_in(conn, outcomes)
     if log_entries:
         delivery_log.append_in(conn, log_entries)
+    for bounced in (o.bounce for o in outcomes if o.bounce is not None):
+        typology.record_bounce_in(conn, bounced)
     exports = [o for o in outcomes if o.export is not None]
     if exports:  # same transaction as the status: a record iff the send is recorded
         export_store.record_in(conn, exports, to_micros(utcnow()))

@@ -6,12 +6,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import Interaction, LogEntry
+from txmsg.store import status_feed
 from txmsg.store.tables import delivery_log
 
 
 def append_in(conn: Connection, entries: list[LogEntry]) -> None:
-    """Append many entries with one executemany."""
+    """Append many entries with one executemany; reports and webhooks see them here."""
     if entries:
+        status_feed.entries_appended_in(conn, entries)
         conn.execute(
             sa.insert(delivery_log),
             [

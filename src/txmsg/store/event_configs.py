@@ -14,6 +14,7 @@ from txmsg.core.event_config import PayloadField
 from txmsg.core.statuses import ConfigState, EventStatus, transition
 from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import CtxValidator
+from txmsg.store import status_feed
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.tables import channel_configs, event_configs, events, messages, waiting
@@ -143,13 +144,14 @@ def change_state(
     elif action in ("resume", "publish"):
         release_paused(conn, event_id)
     elif action == "unpublish":
-        conn.execute(
-            queued.where(waiting(EventStatus.PENDING, EventStatus.PAUSED)).values(
-                status=EventStatus.IGNORED.value,
-                reason="event configuration unpublished before the event was sent",
-                updated_at=now,
-            )
-        )
+        reason = "event configuration unpublished before the event was sent"
+        rows = conn.execute(
+            queued.where(waiting(EventStatus.PENDING, EventStatus.PAUSED))
+            .values(status=EventStatus.IGNORED.value, reason=reason, updated_at=now)
+            .returning(events.c.pkey, events.c.event_id, events.c.message_version)
+        ).all()
+        ignored = status_feed.changes_from_rows(rows, EventStatus.IGNORED.value, now, reason)
+        status_feed.statuses_changed_in(conn, ignored)  # reports and webhooks
     return require(conn, event_id)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
+from txmsg.store import status_feed
 from txmsg.store.bulk import executemany
 from txmsg.store.tables import events, idempotency_keys, status_in, waiting
 
@@ -226,6 +227,7 @@ def record_outcomes_in(conn: Connection, outcomes: list[Outcome]) -> None:
     if not outcomes:
         return
     now = utcnow()
+    status_feed.outcomes_recorded_in(conn, outcomes, now)  # reports and webhooks
     params = [
         {
             "b_id": o.id,
@@ -274,19 +276,19 @@ def release_expired_leases(conn: Connection, now: datetime | None = None) -> int
 def expire_queued(conn: Connection, now: datetime | None = None) -> int:
     """Queued events past their expiration will never be sent: `tooOld`."""
     now = now or utcnow()
-    result = conn.execute(
+    reason = "expired before it could be sent"
+    rows = conn.execute(
         sa.update(events)
         .where(
             waiting(EventStatus.PENDING, EventStatus.PAUSED),
             events.c.expires_at < now,
         )
-        .values(
-            status=EventStatus.TOO_OLD.value,
-            reason="expired before it could be sent",
-            updated_at=now,
-        )
-    )
-    return result.rowcount
+        .values(status=EventStatus.TOO_OLD.value, reason=reason, updated_at=now)
+        .returning(events.c.pkey, events.c.event_id, events.c.message_version)
+    ).all()
+    changes = status_feed.changes_from_rows(rows, EventStatus.TOO_OLD.value, now, reason)
+    status_feed.statuses_changed_in(conn, changes)
+    return len(rows)
 
 
 def purge_idempotency_keys(conn: Connection, now: datetime | None = None) -> int:

@@ -411,3 +411,80 @@ test_profiles = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# --- reports, webhooks and the interaction-data lifecycle (migration 0006) -------------------
+
+# Day aggregates, counted as statuses and interactions are recorded: they outlive the detailed
+# rows (interaction-data expiry). message_version 0: no template version (failed early, ignored).
+report_days = sa.Table(
+    "report_days",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date(), primary_key=True),
+    sa.Column("message_version", sa.Integer(), primary_key=True),
+    sa.Column("metric", sa.String(24), primary_key=True),
+    sa.Column("count", sa.BigInteger(), nullable=False),
+)
+
+event_config_tags = sa.Table(
+    "event_config_tags",
+    metadata,
+    sa.Column(
+        "event_id",
+        sa.String(64),
+        sa.ForeignKey(
+            "event_configs.event_id", name="fk_event_config_tags_event_id", ondelete="CASCADE"
+        ),
+        primary_key=True,
+    ),
+    sa.Column("tag", sa.String(64), primary_key=True),
+    sa.Index("ix_event_config_tags_tag", "tag"),
+)
+
+# The status webhook of an event configuration; the secret is write-only.
+event_webhooks = sa.Table(
+    "event_webhooks",
+    metadata,
+    sa.Column(
+        "event_id",
+        sa.String(64),
+        sa.ForeignKey(
+            "event_configs.event_id", name="fk_event_webhooks_event_id", ondelete="CASCADE"
+        ),
+        primary_key=True,
+    ),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("secret", sa.String(200), nullable=False),
+)
+
+# Webhook deliveries still to make, written in the transaction of the change they announce.
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("pkey", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=True),
+    sa.Column("interaction", sa.String(24), nullable=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("detail", Json, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Index("ix_webhook_outbox_due_at", "due_at"),
+)
+
+# Parquet files holding expired delivery-log rows of an event (never deleted).
+interaction_archives = sa.Table(
+    "interaction_archives",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("path", sa.String(1000), nullable=False),
+    sa.Column("rows", sa.Integer(), nullable=False),
+    sa.Column("archived_at", UTCDateTime(), nullable=False),
+    sa.Column("restored_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_interaction_archives_event_id", "event_id"),
+)

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from txmsg.core.bounces import Bounce
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.errors import not_found
 from txmsg.core.timeutil import utcnow
@@ -145,5 +146,11 @@ def bounced_entry(pkey: str, event_id: str, hard: bool, reason: str) -> LogEntry
         event_id,
         Interaction.BOUNCED,
         utcnow(),
-        {"class": "hard" if hard else "soft", "reply": reason[:500]},
+        {"bounce": "hard" if hard else "soft", "reason": reason[:500]},
     )
+
+
+def record_bounce_in(conn: Connection, bounce: Bounce) -> bool:
+    """`record_bounce` for a send's own refusal, with its `bounced` delivery-log entry."""
+    entry = bounced_entry(bounce.pkey, bounce.event_id, bounce.hard, bounce.reason)
+    return record_bounce(conn, bounce.channel, bounce.address, bounce.hard, bounce.reason, entry)

@@ -1,0 +1,76 @@
+"""Parquet files of expired delivery-log rows: written whole (temporary name, fsync, rename),
+read back whole. One file holds one chunk of rows, so memory stays bounded either way."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("pkey", pa.string()),
+        ("event_id", pa.string()),
+        ("kind", pa.string()),
+        ("at", pa.timestamp("us", tz="UTC")),
+        ("detail", pa.string()),  # the entry's JSON detail, as JSON text
+    ]
+)
+
+
+def relative_path(event_id: str, now: datetime) -> str:
+    """Where an archive goes, relative to the data directory (unique per call)."""
+    stamp = now.strftime("%Y%m%dT%H%M%S")
+    return f"interactions/event_id={event_id}/{stamp}-{secrets.token_hex(4)}.parquet"
+
+
+def write(data_dir: Path, path: str, rows: list[dict[str, Any]]) -> None:
+    target = data_dir / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+    for row in rows:
+        for name in ("id", "pkey", "event_id", "kind", "at"):
+            columns[name].append(row[name])
+        detail = row["detail"]
+        columns["detail"].append(None if detail is None else orjson.dumps(detail).decode())
+    table = pa.Table.from_pydict(columns, schema=SCHEMA)
+    temporary = target.with_name(target.name + ".tmp")
+    pq.write_table(table, temporary, compression="zstd")
+    with open(temporary, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(temporary, target)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
+
+
+def read(data_dir: Path, path: str) -> list[dict[str, Any]]:
+    """The rows of an archive, as delivery-log rows without their old id."""
+    table = pq.read_table(data_dir / path, schema=SCHEMA)
+    out = []
+    for row in table.to_pylist():
+        detail = row["detail"]
+        out.append(
+            {
+                "pkey": row["pkey"],
+                "event_id": row["event_id"],
+                "kind": row["kind"],
+                "at": row["at"],
+                "detail": None if detail is None else orjson.loads(detail),
+            }
+        )
+    return out
+
+
+def remove_if_present(data_dir: Path, path: str) -> None:
+    """An archive whose rows could not be deleted from the live table is not kept."""
+    (data_dir / path).unlink(missing_ok=True)

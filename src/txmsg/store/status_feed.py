@@ -1,0 +1,187 @@
+"""What a status change or a delivery-log entry sets off, in the transaction that records it.
+
+Two consumers, both written here so that no producer has to know about them:
+- the day aggregates of the reports (report_days), one upsert per batch;
+- the status-webhook outbox, for events whose configuration names a webhook.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from txmsg.core.delivery import LogEntry
+from txmsg.core.queue import Outcome
+from txmsg.core.reports import (
+    NO_VERSION,
+    STATUS_METRICS,
+    UNIQUE_KINDS,
+    CountKey,
+    StatusChange,
+    count_statuses,
+    interaction_metric,
+)
+from txmsg.core.timeutil import utcnow
+from txmsg.store.reports import add_counts_in
+from txmsg.store.tables import delivery_log, event_webhooks, events, webhook_outbox
+
+# Events joined with their webhook, if any: one query tells both.
+_WITH_WEBHOOK = events.outerjoin(event_webhooks, event_webhooks.c.event_id == events.c.event_id)
+_HOOKED = event_webhooks.c.event_id.is_not(None).label("hooked")
+
+
+def statuses_changed_in(conn: Connection, changes: list[StatusChange]) -> None:
+    """Count `changes` and queue their webhooks."""
+    if not changes:
+        return
+    add_counts_in(conn, count_statuses(changes))
+    hooked = _with_webhook(conn, {c.event_id for c in changes})
+    _queue_status_webhooks(conn, [c for c in changes if c.event_id in hooked])
+
+
+def _queue_status_webhooks(conn: Connection, changes: list[StatusChange]) -> None:
+    if changes:
+        _queue_webhooks(
+            conn,
+            [
+                {
+                    "event_id": c.event_id,
+                    "pkey": c.pkey,
+                    "status": c.status,
+                    "interaction": None,
+                    "at": c.at,
+                    "reason": c.reason,
+                    "detail": None,
+                }
+                for c in changes
+            ],
+        )
+
+
+def _pick(dialect: str) -> Any:
+    stmt = (
+        sa.select(events.c.id, events.c.pkey, events.c.event_id, events.c.lease_token, _HOOKED)
+        .select_from(_WITH_WEBHOOK)
+        .where(events.c.id.in_(sa.bindparam("ids", expanding=True)))
+    )
+    return stmt if dialect == "sqlite" else stmt.with_for_update(of=events)
+
+
+# Built once: the write funnel runs this for every batch of outcomes.
+_PICKS = {name: _pick(name) for name in ("sqlite", "postgresql")}
+
+
+def outcomes_recorded_in(conn: Connection, outcomes: list[Outcome], now: datetime) -> None:
+    """Before the write funnel applies `outcomes`: count and announce the ones it will apply.
+
+    An outcome applies only while its lease token still holds (a stale one changes nothing),
+    so the rows are read, and on PostgreSQL locked, first: one query per batch.
+    """
+    if not outcomes:
+        return
+    rows = conn.execute(_PICKS[conn.dialect.name], {"ids": [o.id for o in outcomes]}).all()
+    held = {r[0]: r for r in rows}
+    counts: Counter[CountKey] = Counter()
+    announced: list[StatusChange] = []
+    for o in outcomes:
+        row = held.get(o.id)
+        if row is None or row[3] != o.lease_token:
+            continue
+        at = o.sent_at or now
+        metric = STATUS_METRICS.get(o.status)
+        if metric is not None:
+            counts[(row[2], at.date(), o.message_version or NO_VERSION, metric)] += 1
+        if row[4]:
+            announced.append(
+                StatusChange(row[1], row[2], o.status.value, at, o.message_version, o.reason)
+            )
+    add_counts_in(conn, counts)
+    if announced:
+        _queue_status_webhooks(conn, announced)
+
+
+def changes_from_rows(
+    rows: Any, status: str, at: datetime, reason: str | None
+) -> list[StatusChange]:
+    """StatusChanges from `UPDATE ... RETURNING pkey, event_id, message_version` rows."""
+    return [StatusChange(r.pkey, r.event_id, status, at, r.message_version, reason) for r in rows]
+
+
+def entries_appended_in(conn: Connection, entries: list[LogEntry]) -> None:
+    """Before delivery-log `entries` are inserted: count them and queue their webhooks.
+
+    Unique opens and clicks count a message's first entry of that kind: one query per batch
+    finds the messages that already have one.
+    """
+    if not entries:
+        return
+    pkeys = list({e.pkey for e in entries})
+    versions: dict[str, int | None] = {}
+    hooked: set[str] = set()
+    for row in conn.execute(
+        sa.select(events.c.pkey, events.c.event_id, events.c.message_version, _HOOKED)
+        .select_from(_WITH_WEBHOOK)
+        .where(events.c.pkey.in_(pkeys))
+    ):
+        versions[row.pkey] = row.message_version
+        if row.hooked:
+            hooked.add(row.event_id)
+    seen: set[tuple[str, str]] = set()
+    if any(e.kind.value in UNIQUE_KINDS for e in entries):
+        seen = {
+            (r.pkey, r.kind)
+            for r in conn.execute(
+                sa.select(delivery_log.c.pkey, delivery_log.c.kind)
+                .where(delivery_log.c.pkey.in_(pkeys), delivery_log.c.kind.in_(UNIQUE_KINDS))
+                .distinct()
+            )
+        }
+    counts: Counter[CountKey] = Counter()
+    for e in entries:
+        metric = interaction_metric(e.kind.value, e.detail)
+        if metric is None:
+            continue
+        version = versions.get(e.pkey) or NO_VERSION
+        counts[(e.event_id, e.at.date(), version, metric)] += 1
+        if e.kind.value in UNIQUE_KINDS and (e.pkey, e.kind.value) not in seen:
+            seen.add((e.pkey, e.kind.value))
+            counts[(e.event_id, e.at.date(), version, metric + "_unique")] += 1
+    add_counts_in(conn, counts)
+    if hooked:
+        _queue_webhooks(
+            conn,
+            [
+                {
+                    "event_id": e.event_id,
+                    "pkey": e.pkey,
+                    "status": None,
+                    "interaction": e.kind.value,
+                    "at": e.at,
+                    "reason": None,
+                    "detail": e.detail,
+                }
+                for e in entries
+                if e.event_id in hooked
+            ],
+        )
+
+
+def _with_webhook(conn: Connection, event_ids: set[str]) -> set[str]:
+    return set(
+        conn.execute(
+            sa.select(event_webhooks.c.event_id).where(event_webhooks.c.event_id.in_(event_ids))
+        ).scalars()
+    )
+
+
+def _queue_webhooks(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    now = utcnow()
+    for row in rows:
+        row.update(created_at=now, due_at=now, attempts=0, last_error=None)
+    conn.execute(sa.insert(webhook_outbox), rows)

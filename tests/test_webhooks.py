@@ -1,0 +1,223 @@
+"""Status webhooks end to end: a real receiver under uvicorn on loopback, failing then
+answering, signatures checked with the receiver's own HMAC, sends never waiting for it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest_asyncio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from helpers import assert_problem, create_channel, live_event, trigger, wait_status, wait_until
+from txmsg.core.delivery import Interaction, LogEntry
+from txmsg.store import delivery_log, webhook_outbox
+from txmsg.store.db import Database
+from txmsg.testing import FakeSMTPServer
+
+SECRET = "s3cret-for-the-receiver"
+
+
+@dataclass
+class Call:
+    headers: dict[str, str]
+    body: bytes
+    answered: int
+
+    @property
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.body)
+        return data
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: answers 500 to the first `failures` calls; `hold` makes it hang."""
+
+    url: str = ""
+    failures: int = 0
+    calls: list[Call] = field(default_factory=list)
+    hold: asyncio.Event | None = None
+
+    async def endpoint(self, request: Request) -> Response:
+        body = await request.body()
+        if self.hold is not None:
+            await self.hold.wait()
+        status = 500 if self.failures > 0 else 204
+        self.failures -= 1
+        self.calls.append(Call(dict(request.headers), body, status))
+        return Response(status_code=status)
+
+    def delivered(self) -> list[dict[str, Any]]:
+        return [c.json for c in self.calls if c.answered == 204]
+
+
+@pytest_asyncio.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rec = Receiver()
+    app = Starlette(routes=[Route("/hook", rec.endpoint, methods=["POST"])])
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    await wait_until(lambda: server.started, what="the receiver started")
+    rec.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/hook"
+    try:
+        yield rec
+    finally:
+        if rec.hold is not None:
+            rec.hold.set()
+        server.should_exit = True
+        await task
+
+
+@pytest_asyncio.fixture
+async def store(server: Any) -> AsyncIterator[Database]:
+    database = Database(server.settings.database_url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def outbox_drained(store: Database, eid: str) -> None:
+    """Delivered calls leave the outbox (just after the receiver answered)."""
+    for _ in range(200):
+        if not await store.read(webhook_outbox.pending, eid):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"calls of {eid} still in the outbox")
+
+
+def verify(call: Call, secret: str) -> None:
+    """The receiver's side: recompute the HMAC over `t.body` and compare in constant time."""
+    parts = dict(p.split("=", 1) for p in call.headers["x-txmsg-signature"].split(","))
+    assert abs(int(parts["t"]) - time.time()) < 60
+    expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + call.body, hashlib.sha256)
+    assert hmac.compare_digest(parts["v1"], expected.hexdigest())
+
+
+async def test_webhook_retried_until_the_receiver_answers_and_signed(
+    server: Any, smtp: FakeSMTPServer, receiver: Receiver, store: Database
+) -> None:
+    admin = server.admin
+    eid = await live_event(admin, smtp)
+    # Set with one URL, then moved: an update without a secret keeps the stored one.
+    r = await admin.patch(
+        f"/api/v1/event-configs/{eid}",
+        json={"webhook": {"url": "http://127.0.0.1:9/nowhere", "secret": SECRET}},
+    )
+    assert r.status_code == 200, r.text
+    r = await admin.patch(f"/api/v1/event-configs/{eid}", json={"webhook": {"url": receiver.url}})
+    assert r.json()["webhook"] == {"url": receiver.url, "secret_set": True}
+    assert SECRET not in r.text
+    receiver.failures = 2
+
+    accepted = await trigger(admin, eid)
+    pkey = accepted["PKey"]
+    await wait_status(admin, accepted["href"], "processed")
+    opened_at = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    await store.write(
+        delivery_log.append_in,
+        [LogEntry(pkey, eid, Interaction.OPENED, opened_at, {"ua": "Mail"})],
+    )
+    await wait_until(lambda: len(receiver.delivered()) == 2, what="both calls delivered")
+
+    assert [c.answered for c in receiver.calls][:2] == [500, 500]
+    for call in receiver.calls:
+        verify(call, SECRET)
+        assert call.headers["content-type"] == "application/json"
+    by_kind = {(d["status"], d["interaction"]): d for d in receiver.delivered()}
+    status = by_kind[("processed", None)]
+    assert status["PKey"] == pkey and status["eventId"] == eid and status["reason"] is None
+    assert datetime.fromisoformat(status["at"]) <= datetime.now(UTC)
+    assert by_kind[(None, "opened")] == {
+        "id": by_kind[(None, "opened")]["id"],
+        "PKey": pkey,
+        "eventId": eid,
+        "status": None,
+        "interaction": "opened",
+        "at": "2026-11-23T10:00:00.000Z",
+        "reason": None,
+        "detail": {"ua": "Mail"},
+    }
+    # A retried call carries the same id: receivers drop duplicates with it.
+    failed_ids = {c.json["id"] for c in receiver.calls if c.answered == 500}
+    assert failed_ids <= {d["id"] for d in receiver.delivered()}
+    await outbox_drained(store, eid)
+
+    # An unpublished event's waiting triggers end `ignored`: announced too, with the reason.
+    await admin.post(f"/api/v1/event-configs/{eid}/pause")
+    held = await trigger(admin, eid)
+    await admin.post(f"/api/v1/event-configs/{eid}/unpublish")
+    await wait_until(lambda: len(receiver.delivered()) == 3, what="the ignored call")
+    ignored = receiver.delivered()[-1]
+    assert (ignored["PKey"], ignored["status"]) == (held["PKey"], "ignored")
+    assert "unpublished" in ignored["reason"]
+
+
+async def test_a_hanging_receiver_does_not_slow_sends(
+    server: Any, smtp: FakeSMTPServer, receiver: Receiver, store: Database
+) -> None:
+    admin = server.admin
+    eid = await live_event(admin, smtp)
+    r = await admin.patch(
+        f"/api/v1/event-configs/{eid}", json={"webhook": {"url": receiver.url, "secret": SECRET}}
+    )
+    assert r.status_code == 200, r.text
+    receiver.hold = asyncio.Event()
+    started = time.monotonic()
+    hrefs = [(await trigger(admin, eid))["href"] for _ in range(5)]
+    for href in hrefs:
+        await wait_status(admin, href, "processed", timeout=3)
+    assert time.monotonic() - started < 3
+    await smtp.wait_for(5)
+    assert receiver.calls == []  # every call is still hanging at the receiver
+    assert len(await store.read(webhook_outbox.pending, eid)) == 5
+
+    receiver.hold.set()
+    await wait_until(lambda: len(receiver.delivered()) == 5, what="the held calls answered")
+    assert sorted(d["PKey"] for d in receiver.delivered()) == sorted(h[-26:] for h in hrefs)
+    await outbox_drained(store, eid)
+
+
+async def test_webhook_settings_are_checked_and_removable(
+    server: Any, smtp: FakeSMTPServer, store: Database
+) -> None:
+    admin = server.admin
+    await create_channel(admin, smtp)
+    base = {"eventId": "hooked", "channel": "email", "channel_config": "mail"}
+    for webhook, field_name in [
+        ({"url": "http://example.com/h"}, "webhook.secret"),
+        ({"url": "ftp://example.com/h", "secret": SECRET}, "webhook.url"),
+        ({"url": "http://u:p@example.com/h", "secret": SECRET}, "webhook.url"),
+        ({"url": "http://example.com/h", "secret": "short"}, "webhook.secret"),
+        ({"url": "http://example.com/h", "secret": SECRET, "x": 1}, "webhook.x"),
+        ("http://example.com/h", "webhook"),
+    ]:
+        r = await admin.post("/api/v1/event-configs", json={**base, "webhook": webhook})
+        assert_problem(r, 400, field_name)
+    r = await admin.post(
+        "/api/v1/event-configs",
+        json={**base, "webhook": {"url": "https://example.com/h", "secret": SECRET}},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["webhook"] == {"url": "https://example.com/h", "secret_set": True}
+    r = await admin.patch("/api/v1/event-configs/EVThooked", json={"webhook": None})
+    assert r.json()["webhook"] is None
+    # Without a stored secret, a new webhook needs one again.
+    r = await admin.patch(
+        "/api/v1/event-configs/EVThooked", json={"webhook": {"url": "https://example.com/h"}}
+    )
+    assert_problem(r, 400, "webhook.secret")
