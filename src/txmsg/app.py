@@ -37,6 +37,7 @@ from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
+from txmsg.store.sms_receipts import CallbackSigners
 
 log = logging.getLogger("txmsg")
 
@@ -91,14 +92,21 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     writer = Writer(db, dispatcher if run_dispatcher else None)
     exporter = Exporter(db, settings.export_retention)
     scheduler = Scheduler(db, settings.sweep_interval, dispatcher.wake, [exporter.scheduled])
+    signers = CallbackSigners(db, ttl=settings.config_cache_seconds)
+
+    def config_changed() -> None:
+        dispatcher.config_changed()
+        signers.clear()
+
     context = AppContext(
         settings=settings,
         db=db,
         keys=KeyResolver(db, settings.admin_key),
         targets=TriggerTargets(db, ttl=settings.config_cache_seconds),
         enqueue=writer.enqueue,
-        config_changed=dispatcher.config_changed,
+        config_changed=config_changed,
         append_log=writer.append_log,
+        signers=signers,
     )
 
     @contextlib.asynccontextmanager

@@ -22,9 +22,9 @@ from txmsg.core.delivery import LogEntry
 from txmsg.core.export_record import to_micros
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
 from txmsg.core.timeutil import utcnow
-from txmsg.store import delivery_log
 from txmsg.store import events as event_store
 from txmsg.store import message_export as export_store
+from txmsg.store import sms_receipts
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
 
@@ -44,8 +44,8 @@ def _write_cycle(
     log_entries: list[LogEntry] | None = None,
 ) -> tuple[list[EnqueueResult], list[ClaimedEvent], list[ClaimedEvent]]:
     event_store.record_outcomes_in(conn, outcomes)
-    if log_entries:
-        delivery_log.append_in(conn, log_entries)
+    if log_entries:  # receipts: a retried callback already recorded is dropped
+        sms_receipts.append_receipts_in(conn, log_entries)
     exports = [o for o in outcomes if o.export is not None]
     if exports:  # same transaction as the status: a record iff the send is recorded
         export_store.record_in(conn, exports, to_micros(utcnow()))
@@ -125,11 +125,11 @@ class Writer:
                 log_entries=entries,
             )
         except Exception:
-            if not new:
+            if not new and not entries:
                 raise  # nothing to tell apart: every submitter gets the error
             # One bad row must not fail the others: write the parts one at a time.
             log.exception("a write cycle failed; writing its parts one at a time")
-            return await self._isolate(items, outcomes, entries)
+            return await self._isolate(items, outcomes)
         if dispatcher is not None:
             if renewals and renewed_until is not None:
                 dispatcher.renewed(renewals, renewed_until)
@@ -145,11 +145,12 @@ class Writer:
         return [next(answers) if isinstance(i, NewEvent) else None for i in items]
 
     async def _isolate(
-        self, items: list[WriteItem], outcomes: list[Outcome], entries: list[LogEntry]
+        self, items: list[WriteItem], outcomes: list[Outcome]
     ) -> list[EnqueueResult | BaseException | None]:
+        # Log entries apart from outcomes, each alone: a bad receipt fails no send's outcome.
         outcome_error: BaseException | None = None
         try:
-            await self._db.write(_write_cycle, [], outcomes, 0, 0, None, log_entries=entries)
+            await self._db.write(_write_cycle, [], outcomes, 0, 0, None)
         except Exception as exc:  # noqa: BLE001 - handed to the outcomes' submitters
             outcome_error = exc
         answers: list[EnqueueResult | BaseException | None] = []
@@ -160,9 +161,14 @@ class Writer:
                     answers.append(results[0])
                 except Exception as exc:  # noqa: BLE001 - raised to this trigger's caller
                     answers.append(exc)
+            elif isinstance(item, LogEntry):
+                try:
+                    await self._db.write(_write_cycle, [], [], 0, 0, None, log_entries=[item])
+                    answers.append(None)
+                except Exception as exc:  # noqa: BLE001 - raised to this entry's submitter
+                    answers.append(exc)
             else:
-                failed = isinstance(item, Outcome | LogEntry)
-                answers.append(outcome_error if failed else None)
+                answers.append(outcome_error if isinstance(item, Outcome) else None)
         if self._dispatcher is not None:
             self._dispatcher.wake()  # the events written here wait in the queue
         return answers
