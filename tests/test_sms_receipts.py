@@ -71,9 +71,7 @@ async def test_a_callback_signed_by_another_account_is_refused(
         assert await delivery_log(server.admin, accepted["href"]) == []
         # The event's own account is heard.
         assert (await post_callback(sms.status_callback, params, fake_twilio)).status_code == 204
-    assert [e["kind"] for e in await delivery_log(server.admin, accepted["href"])] == [
-        "delivered"
-    ]
+    assert [e["kind"] for e in await delivery_log(server.admin, accepted["href"])] == ["delivered"]
 
 
 async def test_a_callback_naming_an_email_event_records_nothing(
