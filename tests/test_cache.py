@@ -53,3 +53,26 @@ async def test_without_a_loader_the_cache_is_put_and_peek() -> None:
     assert cache.peek("x") == (True, 1)
     with pytest.raises(KeyError):
         await cache.get("missing")
+
+
+async def test_clear_drops_loads_under_way() -> None:
+    """A load that began before `clear()` may have read old data: answered, not kept."""
+    started = asyncio.Event()
+    release = asyncio.Event()
+    versions = iter(["old", "new"])
+
+    async def load(key: str) -> str:
+        value = next(versions)
+        started.set()
+        await release.wait()
+        return value
+
+    cache: TTLCache[str, str] = TTLCache(load, ttl=60)
+    first = asyncio.create_task(cache.get("a"))
+    await started.wait()
+    cache.clear()  # the configuration changed while "old" was being read
+    second = asyncio.create_task(cache.get("a"))  # not joined to the stale load
+    release.set()
+    assert await first == "old"
+    assert await second == "new"
+    assert cache.peek("a") == (True, "new")

@@ -184,3 +184,52 @@ async def test_processes_starting_together_migrate_once(database_url: str) -> No
     finally:
         for d in databases:
             await d.dispose()
+
+
+async def test_a_bad_log_entry_fails_alone_not_the_outcomes(database_url: str) -> None:
+    """A delivery-log entry the store refuses, written in the same cycle as a send's outcome,
+    fails its own submitter only: the outcome and the other entries are recorded."""
+    from txmsg.core.delivery import Interaction, LogEntry
+    from txmsg.core.queue import Outcome
+    from txmsg.store import delivery_log
+
+    db = Database(database_url)
+    await db.migrate()
+    writer = Writer(db, None)
+    writer.start()
+    try:
+        now = utcnow()
+        pkey = new_pkey()
+        event = NewEvent(
+            pkey,
+            "EVTx",
+            PRIORITY_TRANSACTIONAL,
+            EventStatus.PENDING,
+            "a@example.org",
+            {},
+            now,
+            None,
+            now + timedelta(hours=1),
+            now,
+            {"PKey": pkey},
+        )
+        await writer.enqueue(event)
+        [claimed] = await db.write(queue.claim_in, 10, timedelta(seconds=30))
+        outcome = Outcome(claimed.id, claimed.lease_token, EventStatus.PROCESSED, sent_at=now)
+        good = LogEntry(pkey, "EVTx", Interaction.DELIVERED, now, {"MessageSid": "SM" + "1" * 32})
+        bad = LogEntry(pkey, "EVTx", Interaction.FAILED, None, {"MessageSid": "SM" + "2" * 32})  # type: ignore[arg-type]
+        results = await asyncio.gather(
+            writer.record(outcome),
+            writer.append_log(bad),
+            writer.append_log(good),
+            return_exceptions=True,
+        )
+        assert results[0] is None and results[2] is None, results
+        assert isinstance(results[1], Exception)
+        row = await db.read(queue.get_event, "EVTx", pkey)
+        assert row.status == "processed"
+        entries = await db.read(delivery_log.for_event, pkey)
+        assert [e.kind for e in entries] == [Interaction.DELIVERED]
+    finally:
+        await writer.stop()
+        await db.dispose()

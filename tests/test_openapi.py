@@ -781,13 +781,22 @@ async def test_answers_match_the_spec(
     assert [e["kind"] for e in log["items"]] == ["delivered"]
     c(await admin.get(f"/api/v1/events/{sid}/{UNKNOWN_PKEY}/delivery-log"), log_path, 404)
     c(await website.get(f"/api/v1/events/{sid}/{sent['PKey']}/delivery-log"), log_path, 403)
-    unknown = {**params, "MessageSid": "SM" + "1" * 32}
-    plain = server.base_url + webhook
+    plain = server.base_url + webhook  # no pkey: receipts are matched by it alone
     c(
         await anon.post(
             webhook,
-            data=unknown,
-            headers={"X-Twilio-Signature": fake_twilio.sign(plain, unknown)},
+            data=params,
+            headers={"X-Twilio-Signature": fake_twilio.sign(plain, params)},
+        ),
+        webhook,
+        400,
+    )
+    unknown = f"{webhook}?pkey={UNKNOWN_PKEY}"
+    c(
+        await anon.post(
+            unknown,
+            data=params,
+            headers={"X-Twilio-Signature": fake_twilio.sign(server.base_url + unknown, params)},
         ),
         webhook,
         404,

@@ -29,6 +29,12 @@ def _twilio(**over: Any) -> dict[str, Any]:
         (_twilio(auth_token=""), "twilio.auth_token"),
         (_twilio(auth_token=5), "twilio.auth_token"),
         (_twilio(from_number="+1555"), "twilio.from_number"),
+        (_twilio(from_number="12"), "twilio.from_number"),
+        (_twilio(from_number="123456789"), "twilio.from_number"),
+        (_twilio(from_number="ExampleShop1"), "twilio.from_number"),  # 12 characters
+        (_twilio(from_number="Shop-Ex"), "twilio.from_number"),
+        (_twilio(from_number="Shop\n"), "twilio.from_number"),
+        (_twilio(from_number="415 555 0100"), "twilio.from_number"),
         (_twilio(from_number=...), "twilio.from_number"),
         (_twilio(messaging_service_sid="MG" + "0" * 32), "twilio.from_number"),
         (_twilio(from_number=..., messaging_service_sid="MGx"), "twilio.messaging_service_sid"),
@@ -109,6 +115,50 @@ async def test_sms_event_needs_an_sms_channel_configuration(
     assert_problem(r, 400, "template")
 
 
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("+1 (415) 555-0100", "+14155550100"),  # E.164, normalised
+        ("12345", "12345"),  # a short code
+        ("898", "898"),
+        ("12345678", "12345678"),
+        ("ExampleShop", "ExampleShop"),  # alphanumeric sender IDs
+        ("Shop 24", "Shop 24"),
+        ("A", "A"),
+    ],
+)
+async def test_twilio_senders_are_accepted(server, given: str, stored: str) -> None:
+    body = {"name": "sms", "channel": "sms", "twilio": _twilio(from_number=given)}
+    r = await server.admin.post("/api/v1/channel-configs", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["twilio"]["from_number"] == stored
+    r = await server.admin.patch("/api/v1/channel-configs/sms", json={"twilio": _twilio()})
+    assert r.status_code == 200 and r.json()["twilio"]["from_number"] == "+14155550100"
+    r = await server.admin.patch(
+        "/api/v1/channel-configs/sms", json={"twilio": {"from_number": given}}
+    )
+    assert r.status_code == 200 and r.json()["twilio"]["from_number"] == stored
+
+
+async def test_changing_the_account_needs_its_auth_token(server, fake_twilio: FakeTwilio) -> None:
+    admin = server.admin
+    await create_sms_channel(admin, fake_twilio, server.base_url)
+    other = "AC" + "f" * 32
+    r = await admin.patch("/api/v1/channel-configs/sms", json={"twilio": {"account_sid": other}})
+    assert_problem(r, 400, "twilio.auth_token")
+    got = (await admin.get("/api/v1/channel-configs/sms")).json()
+    assert got["twilio"]["account_sid"] == fake_twilio.account_sid  # nothing half-written
+    # The same account given again needs no token; another one with its token is taken.
+    same = {"twilio": {"account_sid": fake_twilio.account_sid}}
+    assert (await admin.patch("/api/v1/channel-configs/sms", json=same)).status_code == 200
+    r = await admin.patch(
+        "/api/v1/channel-configs/sms",
+        json={"twilio": {"account_sid": other, "auth_token": "other-token"}},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["twilio"]["account_sid"] == other and "other-token" not in r.text
+
+
 # --- the sender, straight against the fake --------------------------------------------------
 
 
@@ -132,6 +182,16 @@ def _sender(twilio: FakeTwilio, **over: Any) -> TwilioSender:
         (502, 502, TransientSendError, "Twilio error (HTTP 502): Error"),
         (400, 21211, PermanentSendError, "Twilio error 21211 (HTTP 400): The 'To' number is"),
         (404, 20404, PermanentSendError, "Twilio error 20404 (HTTP 404): Error"),
+        # Not Twilio's answer (no code, or the status as code): a proxy's error, retried.
+        (404, None, TransientSendError, "Twilio error (HTTP 404): Error"),
+        (407, 407, TransientSendError, "Twilio error (HTTP 407): Error"),
+        (413, 413, TransientSendError, "Twilio error (HTTP 413): Error"),
+        (408, None, TransientSendError, "Twilio error (HTTP 408): Error"),
+        (409, 20409, TransientSendError, "Twilio error 20409 (HTTP 409): Error"),
+        (425, None, TransientSendError, "Twilio error (HTTP 425): Error"),
+        # Authentication: the configuration's token is wrong, not the message.
+        (401, 20003, TransientSendError, "Twilio error 20003 (HTTP 401): Error"),
+        (403, 20003, TransientSendError, "Twilio error 20003 (HTTP 403): Error"),
     ],
 )
 async def test_errors_are_classified(

@@ -49,6 +49,7 @@ from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
+from txmsg.store.sms_receipts import CallbackSigners
 
 log = logging.getLogger("txmsg")
 
@@ -114,16 +115,23 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         poll_interval=settings.poll_interval,
         timeout=settings.webhook_timeout_seconds,
     )
+    signers = CallbackSigners(db, ttl=settings.config_cache_seconds)
+
+    def config_changed() -> None:
+        dispatcher.config_changed()
+        signers.clear()
+
     context = AppContext(
         settings=settings,
         db=db,
         keys=KeyResolver(db, settings.admin_key),
         targets=TriggerTargets(db, ttl=settings.config_cache_seconds),
         enqueue=writer.enqueue,
-        config_changed=dispatcher.config_changed,
+        config_changed=config_changed,
         append_log=writer.append_log,
         send_proof=proofs.send,
         restore_interactions=lifecycle.restore,
+        signers=signers,
     )
 
     @contextlib.asynccontextmanager

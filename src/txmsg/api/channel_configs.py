@@ -26,7 +26,9 @@ def view(row: Any) -> dict[str, Any]:
 async def create(request: Request) -> Response:
     await authorize(request)
     parsed = spec.parse_create(await read_json(request))
-    row = await context(request).db.write(store.create, parsed)
+    ctx = context(request)
+    row = await ctx.db.write(store.create, parsed)
+    ctx.config_changed()  # a new signer of Twilio callbacks, perhaps for a cached account
     return JSONResponse(view(row), status_code=201)
 
 

@@ -16,6 +16,7 @@ from txmsg.store.archives import Restored
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
+from txmsg.store.sms_receipts import CallbackSigners
 
 
 @dataclass(slots=True)
@@ -26,7 +27,7 @@ class AppContext:
     targets: TriggerTargets
     # The write funnel: answers once the event's transaction committed.
     enqueue: Callable[[NewEvent], Awaitable[EnqueueResult]]
-    # Configuration changed here: drop cached routes; queued events may have become due.
+    # Configuration changed here: drop cached routes and signers; queued events may be due.
     config_changed: Callable[[], None]
     # The write funnel for delivery-log entries (receipts): answers once committed.
     append_log: Callable[[LogEntry], Awaitable[None]]
@@ -36,6 +37,8 @@ class AppContext:
     ]
     # Brings an event's expired interaction data back (the engine's lifecycle).
     restore_interactions: Callable[[str], Awaitable[Restored]]
+    # Who signs Twilio's status callbacks, per account SID (cached).
+    signers: CallbackSigners
 
 
 def context(request: Request) -> AppContext:

@@ -3,7 +3,9 @@
 Twilio signs each callback with the account's auth token over the URL it called and the form
 parameters (`X-Twilio-Signature`). The URL is rebuilt from the channel configuration's
 `status_callback_base_url` (what Twilio was told to call), not from this request's Host, which
-a proxy may have changed. Unsigned or wrongly signed callbacks get a 403 and change nothing.
+a proxy may have changed. A callback counts only when the event its `pkey` names is an SMS
+event whose own channel configuration (same account) signed it; unsigned or wrongly signed
+callbacks get a 403 and change nothing.
 """
 
 from __future__ import annotations
@@ -20,19 +22,12 @@ from txmsg.api.context import context
 from txmsg.api.routing import resource
 from txmsg.core.errors import DomainError, not_found
 from txmsg.core.timeutil import utcnow
-from txmsg.core.twilio_status import STATUS_CALLBACK_PATH, receipt_entry
-from txmsg.store.sms_receipts import receipt_facts
+from txmsg.core.twilio_status import STATUS_CALLBACK_PATH, check_callback, receipt_entry
+from txmsg.store.sms_receipts import receipt_target
 
 
 def _forbidden(detail: str) -> DomainError:
     return DomainError(detail, 403, "Forbidden")
-
-
-def _key(value: str | None, limit: int) -> str | None:
-    """An id to look up, or None when it cannot name anything (PostgreSQL refuses NUL)."""
-    if value is None or len(value) > limit or "\x00" in value:
-        return None
-    return value
 
 
 async def twilio_status(request: Request) -> Response:
@@ -46,24 +41,30 @@ async def twilio_status(request: Request) -> Response:
     signature = request.headers.get("x-twilio-signature")
     if not signature:
         raise _forbidden("X-Twilio-Signature is missing: only Twilio's signed callbacks count")
-    pkey = _key(request.query_params.get("pkey"), 40)
-    sid = _key(params.get("MessageSid"), 64)
-    # Read together (one round trip); nothing is used before the signature is verified.
-    signers, event = await ctx.db.read(receipt_facts, params.get("AccountSid", ""), pkey, sid)
+    ids = check_callback(request.query_params.get("pkey"), dict(params))
+    # Configurations of this account whose token signed this very URL and form (cached:
+    # a callback reads no secret from the database, and nothing else before this check).
     query = f"?{request.url.query}" if request.url.query else ""
-    valid = False
-    for signer in signers:
-        url = signer.status_callback_base_url + STATUS_CALLBACK_PATH + query
-        if RequestValidator(signer.auth_token).validate(url, params, signature):
-            valid = True
-            break
-    if not valid:
+    signed_by = {
+        signer.channel_config
+        for signer in await ctx.signers.for_account(ids.account_sid)
+        if RequestValidator(signer.auth_token).validate(
+            signer.status_callback_base_url + STATUS_CALLBACK_PATH + query, params, signature
+        )
+    }
+    if not signed_by:
         raise _forbidden("X-Twilio-Signature does not match this callback")
-    if event is None:
-        raise not_found("no event was sent as this message")
-    entry = receipt_entry(event.pkey, event.event_id, dict(params), utcnow())
+    target = await ctx.db.read(receipt_target, ids.pkey)
+    if target is None or not target.is_sms:
+        raise not_found(f"no SMS event '{ids.pkey}'")
+    if target.channel_config not in signed_by or target.account_sid != ids.account_sid:
+        raise _forbidden("this callback is not signed by the event's channel configuration")
+    if target.provider_message_id not in (None, ids.message_sid):
+        # Signed, but about another message than the one sent for this event: acknowledged
+        # (Twilio need not retry it) and not recorded.
+        return Response(status_code=204)
+    entry = receipt_entry(target.pkey, target.event_id, dict(params), utcnow())
     if entry is not None:
-        assert ctx.append_log is not None
         await ctx.append_log(entry)
     return Response(status_code=204)
 

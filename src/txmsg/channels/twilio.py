@@ -2,8 +2,9 @@
 
 One `TwilioSender` per channel configuration revision holds one `Client` and one pooled HTTP
 session: connections to Twilio are kept alive and reused across sends, nothing blocks the event
-loop. Every outcome is turned into the engine's `TransientSendError` (429, 5xx, connection
-errors, timeouts: retry later) or `PermanentSendError` (other 4xx, with Twilio's error code).
+loop. Every outcome is turned into the engine's `TransientSendError` (5xx, 408/409/425/429,
+authentication failures, 4xx without a Twilio error code, connection errors, timeouts: retry
+later) or `PermanentSendError` (other 4xx, with Twilio's error code).
 """
 
 from __future__ import annotations
@@ -94,12 +95,27 @@ class TwilioSender:
 _LIBRARY_PREFIX = re.compile(r"^Unable to \w+ record:? ?")
 
 
+# Answers that say nothing about the recipient: a timeout, a conflict, too early, too many.
+_TRANSIENT_4XX = {408, 409, 425, 429}
+# Authentication failed: the channel configuration's token is wrong (rotated, revoked). A fault
+# of the configuration, not of the message: retried until the event expires, so that fixing
+# the token sends what waits instead of failing it.
+_AUTH_CODE = 20003
+
+
 def _classify(status: int, code: int | None, message: str) -> SendError:
-    """429 and 5xx: retry later; any other error: Twilio will not take this message."""
+    """Transient: 5xx, 408/409/425/429, 401, 4xx without a Twilio error code; else permanent."""
     # The library uses the HTTP status as code when the answer held none (a proxy's error).
-    label = f"Twilio error {code}" if code and code != status else "Twilio error"
+    twilio_code = code if code and code != status else None
+    label = f"Twilio error {twilio_code}" if twilio_code else "Twilio error"
     text = " ".join(message.split())[:500]
     reason = f"{label} (HTTP {status}): {text}" if text else f"{label} (HTTP {status})"
-    if status == 429 or status >= 500:
+    if (
+        status >= 500
+        or status in _TRANSIENT_4XX
+        or status == 401
+        or twilio_code == _AUTH_CODE
+        or twilio_code is None  # not Twilio's answer: a proxy or gateway in between
+    ):
         return TransientSendError(reason)
     return PermanentSendError(reason)

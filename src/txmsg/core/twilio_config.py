@@ -23,6 +23,8 @@ TWILIO_FIELDS = {
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_SHORT_CODE = re.compile(r"[0-9]{3,8}")
+_ALPHANUMERIC_ID = re.compile(r"[A-Za-z0-9 ]{1,11}")
 _P = "twilio."
 
 
@@ -35,6 +37,24 @@ def _url(value: object, name: str) -> str:
     if parts.query or parts.fragment or any(c.isspace() or c == "\x00" for c in value):
         raise invalid(name, "must be a base URL without query, fragment or spaces")
     return value.rstrip("/")
+
+
+def _sender(value: object, name: str) -> str:
+    """A Twilio sender: a short code (3-8 digits), an alphanumeric sender ID (1-11 letters,
+    digits and spaces, at least one letter), else a phone number, stored in E.164."""
+    if isinstance(value, str):
+        if _SHORT_CODE.fullmatch(value):
+            return value
+        if _ALPHANUMERIC_ID.fullmatch(value) and any(c.isalpha() for c in value):
+            return value
+        if not value.lstrip().startswith("+"):
+            raise invalid(
+                name,
+                "must be a phone number in E.164 format (+14155550100), a short code (3 to 8 "
+                "digits) or an alphanumeric sender ID (up to 11 letters, digits and spaces, "
+                "with a letter)",
+            )
+    return normalize_phone(value, name)
 
 
 def _sid(value: object, pattern: re.Pattern[str], name: str, example: str) -> str:
@@ -75,7 +95,7 @@ def parse_sms_settings(
         "timeout": get_number(merged, "timeout", prefix=_P, default=30.0, minimum=0.1, maximum=600),
     }
     if merged.get("from_number") is not None:
-        settings["from_number"] = normalize_phone(merged["from_number"], _P + "from_number")
+        settings["from_number"] = _sender(merged["from_number"], _P + "from_number")
     if merged.get("messaging_service_sid") is not None:
         settings["messaging_service_sid"] = _sid(
             merged["messaging_service_sid"],
@@ -90,6 +110,10 @@ def parse_sms_settings(
             merged["status_callback_base_url"], _P + "status_callback_base_url"
         )
     new_secrets = dict(secrets)
+    previous_account = current.get("twilio", {}).get("account_sid")
+    if not required and settings["account_sid"] != previous_account and "auth_token" not in given:
+        # The stored token belongs to the previous account: it cannot sign in to this one.
+        raise invalid(_P + "auth_token", "is required when account_sid changes")
     if "auth_token" in given or required:
         token = given.get("auth_token")
         if not isinstance(token, str) or not token.strip() or len(token) > 256:

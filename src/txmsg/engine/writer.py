@@ -24,10 +24,10 @@ from txmsg.core.export_record import to_micros
 from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
 from txmsg.core.timeutil import utcnow
-from txmsg.store import delivery_log, typology
 from txmsg.store import events as event_store
 from txmsg.store import fatigue as fatigue_store
 from txmsg.store import message_export as export_store
+from txmsg.store import sms_receipts, typology
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
 
@@ -48,8 +48,8 @@ def _write_cycle(
     checks: list[FatigueCheck] | None = None,
 ) -> tuple[list[EnqueueResult], list[ClaimedEvent], list[ClaimedEvent], list[Decisions]]:
     event_store.record_outcomes_in(conn, outcomes)
-    if log_entries:
-        delivery_log.append_in(conn, log_entries)
+    if log_entries:  # receipts: a retried callback already recorded is dropped
+        sms_receipts.append_receipts_in(conn, log_entries)
     for bounced in (o.bounce for o in outcomes if o.bounce is not None):
         typology.record_bounce_in(conn, bounced)
     exports = [o for o in outcomes if o.export is not None]
@@ -141,11 +141,11 @@ class Writer:
                 checks=checks,
             )
         except Exception:
-            if not new:
+            if not new and not entries:
                 raise  # nothing to tell apart: every submitter gets the error
             # One bad row must not fail the others: write the parts one at a time.
             log.exception("a write cycle failed; writing its parts one at a time")
-            return await self._isolate(items, outcomes, entries)
+            return await self._isolate(items, outcomes)
         if dispatcher is not None:
             if renewals and renewed_until is not None:
                 dispatcher.renewed(renewals, renewed_until)
@@ -168,12 +168,11 @@ class Writer:
             for i in items
         ]
 
-    async def _isolate(
-        self, items: list[WriteItem], outcomes: list[Outcome], entries: list[LogEntry]
-    ) -> list[Answer]:
+    async def _isolate(self, items: list[WriteItem], outcomes: list[Outcome]) -> list[Answer]:
+        # Log entries apart from outcomes, each alone: a bad receipt fails no send's outcome.
         outcome_error: BaseException | None = None
         try:
-            await self._db.write(_write_cycle, [], outcomes, 0, 0, None, log_entries=entries)
+            await self._db.write(_write_cycle, [], outcomes, 0, 0, None)
         except Exception as exc:  # noqa: BLE001 - handed to the outcomes' submitters
             outcome_error = exc
         answers: list[Answer] = []
@@ -192,9 +191,14 @@ class Writer:
                     answers.append(decided)
                 except Exception as exc:  # noqa: BLE001 - raised to this check's dispatcher
                     answers.append(exc)
+            elif isinstance(item, LogEntry):
+                try:
+                    await self._db.write(_write_cycle, [], [], 0, 0, None, log_entries=[item])
+                    answers.append(None)
+                except Exception as exc:  # noqa: BLE001 - raised to this entry's submitter
+                    answers.append(exc)
             else:
-                failed = isinstance(item, Outcome | LogEntry)
-                answers.append(outcome_error if failed else None)
+                answers.append(outcome_error if isinstance(item, Outcome) else None)
         if self._dispatcher is not None:
             self._dispatcher.wake()  # the events written here wait in the queue
         return answers

@@ -27,6 +27,8 @@ class TTLCache(Generic[K, V]):
         self._max_size = max_size
         self._values: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Future[V]] = {}
+        # Bumped by clear(): a load that began before it is answered but not kept.
+        self._generation = 0
 
     def peek(self, key: K) -> tuple[bool, V | None]:
         """(True, value) when fresh in memory: the hot path, with no coroutine."""
@@ -46,6 +48,7 @@ class TTLCache(Generic[K, V]):
             raise KeyError(key)
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
+        generation = self._generation
         try:
             value = await self._load(key)
         except BaseException as exc:
@@ -53,8 +56,10 @@ class TTLCache(Generic[K, V]):
             future.exception()  # retrieved: waiters (if any) re-raise it
             raise
         finally:
-            self._loading.pop(key, None)
-        self.put(key, value)
+            if self._loading.get(key) is future:
+                del self._loading[key]
+        if generation == self._generation:
+            self.put(key, value)
         future.set_result(value)
         return value
 
@@ -67,7 +72,10 @@ class TTLCache(Generic[K, V]):
         self._values.pop(key, None)
 
     def clear(self) -> None:
+        """Forget everything, loads under way included (they may have read old data)."""
         self._values.clear()
+        self._loading.clear()
+        self._generation += 1
 
     def items(self) -> list[tuple[K, V]]:
         return [(k, v) for k, (_, v) in self._values.items()]

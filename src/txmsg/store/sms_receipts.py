@@ -1,4 +1,9 @@
-"""What a Twilio status callback needs: who may have signed it, and which event it is about."""
+"""What a Twilio status callback needs: who may have signed it, its event, and its write.
+
+Callbacks are checked in two steps: the signature against the (cached) signers of the
+callback's account, then the event it names, which must be an SMS event of a channel
+configuration whose token validated the signature.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from txmsg.store.tables import channel_configs, events
+from txmsg.core.delivery import LogEntry
+from txmsg.store import delivery_log as log_store
+from txmsg.store.cache import TTLCache
+from txmsg.store.db import Database
+from txmsg.store.tables import channel_configs, delivery_log, event_configs, events
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +29,7 @@ class CallbackSigner:
     auth_token: str = field(repr=False)
 
 
-def signers_for(conn: Connection, account_sid: str) -> list[CallbackSigner]:
+def signers_for(conn: Connection, account_sid: str) -> tuple[CallbackSigner, ...]:
     """SMS channel configurations of this Twilio account that receive status callbacks."""
     rows = conn.execute(
         sa.select(channel_configs.c.name, channel_configs.c.settings, channel_configs.c.secrets)
@@ -34,21 +43,95 @@ def signers_for(conn: Connection, account_sid: str) -> list[CallbackSigner]:
         base = twilio.get("status_callback_base_url")
         if twilio.get("account_sid") == account_sid and token and base:
             out.append(CallbackSigner(row.name, base, token))
-    return out
+    return tuple(out)
 
 
-def find_sent_event(conn: Connection, pkey: str | None, message_sid: str | None) -> Any | None:
-    """The event a receipt is about: by the PKey of its callback URL, else by the SID."""
-    query = sa.select(events.c.pkey, events.c.event_id, events.c.provider_message_id)
-    if pkey:
-        return conn.execute(query.where(events.c.pkey == pkey)).first()
-    if message_sid:
-        return conn.execute(query.where(events.c.provider_message_id == message_sid)).first()
-    return None
+class CallbackSigners:
+    """Signers per account SID, kept `ttl` seconds: callbacks do not read every SMS
+    configuration and its secrets each time. `clear()` when a configuration changes here;
+    other processes' changes are seen within `ttl`."""
+
+    def __init__(self, db: Database, ttl: float) -> None:
+        self._db = db
+        self._cache: TTLCache[str, tuple[CallbackSigner, ...]] = TTLCache(self._load, ttl, 1000)
+
+    async def for_account(self, account_sid: str) -> tuple[CallbackSigner, ...]:
+        return await self._cache.get(account_sid)
+
+    async def _load(self, account_sid: str) -> tuple[CallbackSigner, ...]:
+        return await self._db.read(signers_for, account_sid)
+
+    def clear(self) -> None:
+        self._cache.clear()
 
 
-def receipt_facts(
-    conn: Connection, account_sid: str, pkey: str | None, message_sid: str | None
-) -> tuple[list[CallbackSigner], Any | None]:
-    """Both lookups of a callback in one round trip: the signers, then the event."""
-    return signers_for(conn, account_sid), find_sent_event(conn, pkey, message_sid)
+@dataclass(frozen=True, slots=True)
+class ReceiptTarget:
+    """The event a callback names, with what decides whether the callback may write to it."""
+
+    pkey: str
+    event_id: str
+    provider_message_id: str | None
+    is_sms: bool  # an SMS event of an SMS channel configuration
+    channel_config: str
+    account_sid: str | None
+
+
+def receipt_target(conn: Connection, pkey: str) -> ReceiptTarget | None:
+    """The event `pkey` joined to its event and channel configurations (one query)."""
+    row = conn.execute(
+        sa.select(
+            events.c.pkey,
+            events.c.event_id,
+            events.c.provider_message_id,
+            event_configs.c.channel.label("event_channel"),
+            channel_configs.c.name.label("channel_config"),
+            channel_configs.c.channel.label("config_channel"),
+            channel_configs.c.settings,
+        )
+        .select_from(
+            events.join(event_configs, event_configs.c.event_id == events.c.event_id).join(
+                channel_configs, channel_configs.c.name == event_configs.c.channel_config
+            )
+        )
+        .where(events.c.pkey == pkey)
+    ).first()
+    if row is None:
+        return None
+    twilio = (row.settings or {}).get("twilio", {})
+    return ReceiptTarget(
+        pkey=row.pkey,
+        event_id=row.event_id,
+        provider_message_id=row.provider_message_id,
+        is_sms=row.event_channel == "sms" and row.config_channel == "sms",
+        channel_config=row.channel_config,
+        account_sid=twilio.get("account_sid"),
+    )
+
+
+def _message_sid(entry: LogEntry) -> Any:
+    return (entry.detail or {}).get("MessageSid")
+
+
+def append_receipts_in(conn: Connection, entries: list[LogEntry]) -> None:
+    """Append the receipts not recorded yet: Twilio retries callbacks, and a retry of one
+    already recorded (same event, kind and MessageSid) is dropped; entries without a
+    MessageSid are appended as they come. One query per batch, in
+    the caller's write transaction, so `delivery_log.append_in` sees new entries only."""
+    if not entries:
+        return
+    rows = conn.execute(
+        sa.select(delivery_log.c.pkey, delivery_log.c.kind, delivery_log.c.detail).where(
+            delivery_log.c.pkey.in_({e.pkey for e in entries}),
+            delivery_log.c.kind.in_({e.kind.value for e in entries}),
+        )
+    )
+    seen = {(r.pkey, r.kind, (r.detail or {}).get("MessageSid")) for r in rows}
+    fresh: list[LogEntry] = []
+    for entry in entries:
+        sid = _message_sid(entry)
+        key = (entry.pkey, entry.kind.value, sid)
+        if sid is None or key not in seen:  # also drops a duplicate within this batch
+            seen.add(key)
+            fresh.append(entry)
+    log_store.append_in(conn, fresh)
