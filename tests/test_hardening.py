@@ -15,7 +15,7 @@ from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.writer import Writer
 from txmsg.store import events as queue
-from txmsg.store.db import Database
+from txmsg.store.db import WAL_AUTOCHECKPOINT_PAGES, Database
 
 
 def _deep(levels: int) -> list:
@@ -232,4 +232,23 @@ async def test_a_bad_log_entry_fails_alone_not_the_outcomes(database_url: str) -
         assert [e.kind for e in entries] == [Interaction.DELIVERED]
     finally:
         await writer.stop()
+        await db.dispose()
+
+
+async def test_sqlite_checkpoints_run_off_the_write_path(tmp_path) -> None:
+    path = tmp_path / "wal.db"
+    db = Database(f"sqlite:///{path}")
+    await db.migrate()
+    try:
+        limit = await db.read(lambda c: c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar())
+        assert limit == WAL_AUTOCHECKPOINT_PAGES  # inline checkpoints: a rare safety net
+        await db.checkpoint()
+        before = path.stat().st_size
+        await db.write(lambda c: c.exec_driver_sql("CREATE TABLE t (x TEXT)"))
+        for _ in range(20):
+            await db.write(lambda c: c.exec_driver_sql("INSERT INTO t VALUES (?)", ("x" * 4000,)))
+        assert path.stat().st_size == before  # committed to the WAL only
+        await db.checkpoint()
+        assert path.stat().st_size >= before + 20 * 4000  # copied back into the database
+    finally:
         await db.dispose()

@@ -59,6 +59,7 @@ class Scheduler:
 
     async def run_once(self) -> None:
         released, expired = await self._db.write(_housekeeping)
+        await self._db.checkpoint()
         if released:
             log.info("%d events back in the queue", released)
             self._on_released()
