@@ -7,11 +7,12 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -191,3 +192,60 @@ def setup_event(base: str, smtp_port: int, *, publish_message: bool = True) -> s
 
 LINE = "Hello {{ ctx.firstName }}, your order {{ event.PKey }} is on its way."
 TRIGGER_BODY = '{"email": "user%d@example.org", "ctx": {"firstName": "Ada"}}'
+
+
+def _count(db: Path, status: str) -> int:
+    with sqlite3.connect(db, timeout=30) as conn:
+        return int(
+            conn.execute("SELECT count(*) FROM events WHERE status = ?", (status,)).fetchone()[0]
+        )
+
+
+def _total(db: Path) -> int:
+    with sqlite3.connect(db, timeout=30) as conn:
+        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def drain(db: Path, start: float) -> dict[str, float]:
+    """Wait until every accepted event is sent; the rate from `start` to the last send."""
+    deadline = time.monotonic() + 300
+    processed = accepted = 0
+    while time.monotonic() < deadline:
+        # Requests wrk had in flight when it stopped are still accepted: count them too.
+        accepted = _total(db)
+        processed = _count(db, "processed")
+        if processed >= accepted:
+            break
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - start
+    others = {s: _count(db, s) for s in ("pending", "paused", "deliveryFailed", "tooOld")}
+    return {"rate": processed / elapsed, "accepted": accepted, "processed": processed, **others}
+
+
+def engine_rates(
+    setup: Callable[[str], str], seconds: int, *, backlog: bool, body: str = TRIGGER_BODY
+) -> dict[str, float]:
+    """`txmsg serve` on SQLite; `setup(base_url)` makes the EVTbench event, returns a trigger key.
+
+    backlog: events triggered while paused, then resumed (the delivery rate); else triggered
+    while sending (trigger -> sent).
+    """
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        process(serve_args(port), env=engine_env(Path(tmp)), port=port),
+    ):
+        db = Path(tmp) / "txmsg.db"
+        key = setup(base)
+        url = f"{base}/rest/mc/EVTbench"
+        admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        if backlog:
+            admin.post("/api/v1/event-configs/EVTbench/pause").raise_for_status()
+            load = wrk(url, body, key, seconds)
+            start = time.perf_counter()
+            admin.post("/api/v1/event-configs/EVTbench/resume").raise_for_status()
+        else:
+            start = time.perf_counter()
+            load = wrk(url, body, key, seconds)
+        return {**drain(db, start), "trigger_rps": load["rps"]}

@@ -17,32 +17,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosmtplib
-import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
 
 from _common import (
-    ADMIN_KEY,
     LINE,
-    TRIGGER_BODY,
-    engine_env,
+    engine_rates,
     free_port,
-    process,
-    serve_args,
     setup_event,
     smtp_sink,
-    wrk,
 )
 from txmsg.core.mime import Sender, build_email
 
@@ -82,54 +74,8 @@ def raw_aiosmtplib(port: int, count: int) -> float:
     return uvloop.run(_raw(port, count, 8))
 
 
-def _count(db: Path, status: str) -> int:
-    with sqlite3.connect(db, timeout=30) as conn:
-        return int(
-            conn.execute("SELECT count(*) FROM events WHERE status = ?", (status,)).fetchone()[0]
-        )
-
-
-def _drain(db: Path, start: float) -> dict[str, float]:
-    """Wait until every accepted event is sent; the rate from `start` to the last send."""
-    deadline = time.monotonic() + 300
-    processed = accepted = 0
-    while time.monotonic() < deadline:
-        # Requests wrk had in flight when it stopped are still accepted: count them too.
-        accepted = _total(db)
-        processed = _count(db, "processed")
-        if processed >= accepted:
-            break
-        time.sleep(0.02)
-    elapsed = time.perf_counter() - start
-    others = {s: _count(db, s) for s in ("pending", "paused", "deliveryFailed", "tooOld")}
-    return {"rate": processed / elapsed, "accepted": accepted, "processed": processed, **others}
-
-
-def _total(db: Path) -> int:
-    with sqlite3.connect(db, timeout=30) as conn:
-        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-
-
 def engine(smtp_port: int, seconds: int, *, backlog: bool) -> dict[str, float]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        process(serve_args(port), env=engine_env(Path(tmp)), port=port),
-    ):
-        db = Path(tmp) / "txmsg.db"
-        key = setup_event(base, smtp_port)
-        url = f"{base}/rest/mc/EVTbench"
-        admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
-        if backlog:
-            admin.post("/api/v1/event-configs/EVTbench/pause").raise_for_status()
-            load = wrk(url, TRIGGER_BODY, key, seconds)
-            start = time.perf_counter()
-            admin.post("/api/v1/event-configs/EVTbench/resume").raise_for_status()
-        else:
-            start = time.perf_counter()
-            load = wrk(url, TRIGGER_BODY, key, seconds)
-        return {**_drain(db, start), "trigger_rps": load["rps"]}
+    return engine_rates(lambda base: setup_event(base, smtp_port), seconds, backlog=backlog)
 
 
 def main() -> None:

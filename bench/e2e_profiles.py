@@ -25,6 +25,7 @@ from _common import (
     ADMIN_KEY,
     LINE,
     TRIGGER_BODY,
+    drain,
     engine_env,
     free_port,
     process,
@@ -33,7 +34,6 @@ from _common import (
     smtp_sink,
     wrk,
 )
-from e2e_email import _drain
 
 PROFILE_BODY = '{"ctx": {"firstName": "Ada", "id": "u%d"}}'
 
@@ -97,7 +97,7 @@ def engine(smtp_port: int, seconds: int, *, profiles: int, rule: bool = True) ->
         load = wrk(f"{base}/rest/mc/{event}", body, key, seconds)
         start = time.perf_counter()
         admin.post(f"/api/v1/event-configs/{event}/resume").raise_for_status()
-        return {**_drain(db, start), "trigger_rps": load["rps"]}
+        return {**drain(db, start), "trigger_rps": load["rps"]}
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,8 +31,7 @@ from twilio.rest import Client
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
 
-from _common import ADMIN_KEY, engine_env, free_port, process, serve_args, wrk
-from e2e_email import _drain
+from _common import ADMIN_KEY, engine_env, engine_rates, free_port, process
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "bench-auth-token"
@@ -111,25 +109,9 @@ def setup_sms_event(base: str, twilio_url: str) -> str:
 
 
 def engine(twilio_url: str, seconds: int, *, backlog: bool) -> dict[str, float]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        process(serve_args(port), env=engine_env(Path(tmp)), port=port),
-    ):
-        db = Path(tmp) / "txmsg.db"
-        key = setup_sms_event(base, twilio_url)
-        url = f"{base}/rest/mc/EVTbench"
-        admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
-        if backlog:
-            admin.post("/api/v1/event-configs/EVTbench/pause").raise_for_status()
-            load = wrk(url, TRIGGER_BODY, key, seconds)
-            start = time.perf_counter()
-            admin.post("/api/v1/event-configs/EVTbench/resume").raise_for_status()
-        else:
-            start = time.perf_counter()
-            load = wrk(url, TRIGGER_BODY, key, seconds)
-        return {**_drain(db, start), "trigger_rps": load["rps"]}
+    return engine_rates(
+        lambda base: setup_sms_event(base, twilio_url), seconds, backlog=backlog, body=TRIGGER_BODY
+    )
 
 
 def main() -> None:
