@@ -332,14 +332,17 @@ async def test_unrenderable_and_unpublished_sms_events(server, fake_twilio: Fake
 
 async def test_email_events_accept_a_mobile_phone_too(server, smtp) -> None:
     """Adobe's payload carries both: an email event stores a valid mobilePhone, sends email."""
-    from helpers import live_event
+    from helpers import live_event, publish_message
 
     event_id = await live_event(server.admin, smtp)
+    await publish_message(server.admin, event_id, text="Call {{ event.mobilePhone }}")
     body = {"email": "ada@example.org", "mobilePhone": "+44 7911 123456", "ctx": {"firstName": "A"}}
     accepted = await trigger(server.admin, event_id, body)
     assert accepted["mobilePhone"] == "+447911123456"
     await wait_status(server.admin, accepted["href"], "processed")
-    assert [m.rcpt_tos for m in await smtp.wait_for(1)] == [["ada@example.org"]]
+    [mail] = await smtp.wait_for(1)
+    assert mail.rcpt_tos == ["ada@example.org"]
+    assert mail.text == "Call +447911123456"  # templates see the stored number
     r = await server.admin.post(f"/rest/mc/{event_id}", json={**body, "mobilePhone": "+4479"})
     assert_problem(r, 400, "mobilePhone")
     r = await server.admin.post(f"/rest/mc/{event_id}", json={"mobilePhone": "+447911123456"})

@@ -23,15 +23,13 @@ from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.targeting import Target
 from txmsg.core.templates import (
     CompiledMessage,
-    TemplateProblems,
-    event_variables,
     message_parts,
-    template_variables,
     variant_for,
 )
 from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import list_unsubscribe_headers
 from txmsg.engine.providers import Providers
+from txmsg.engine.rendering import render_event
 from txmsg.engine.sms_dispatch import handle_sms
 from txmsg.engine.targeting import Targeting
 from txmsg.store.cache import TTLCache
@@ -320,30 +318,11 @@ class Dispatcher:
             if profile is not None
             else None
         )
-        try:
-            rendered = self._message(route, language).render(
-                template_variables(
-                    event.ctx,
-                    event_variables(
-                        event.pkey,
-                        event.event_id,
-                        event.email,
-                        event.event_date,
-                        event.scheduled_at,
-                        event.expires_at,
-                    ),
-                    profile.template_view() if profile is not None else None,
-                    unsubscribe,
-                )
-            )
-        except TemplateProblems as exc:
-            first = exc.problems[0].as_field_error()
-            return outcome(
-                EventStatus.ROUTING_FAILED,
-                f"message version {route.published_version} cannot be rendered for this "
-                f"event: {first.field}: {first.detail}",
-                message_version=route.published_version,
-            )
+        rendered = render_event(
+            event, route, self._message(route, language), profile, outcome, unsubscribe
+        )
+        if isinstance(rendered, Outcome):
+            return rendered
         if self._lease_lost(event):
             log.warning("lease of event %s lapsed before sending; leaving it", event.pkey)
             return None

@@ -18,12 +18,10 @@ from txmsg.core.sms import sms_text
 from txmsg.core.statuses import EventStatus
 from txmsg.core.templates import (
     CompiledMessage,
-    TemplateProblems,
-    event_variables,
-    template_variables,
 )
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.providers import Providers
+from txmsg.engine.rendering import render_event
 from txmsg.store.routing import Route
 
 log = logging.getLogger(__name__)
@@ -48,30 +46,9 @@ async def handle_sms(
             f"channel configuration '{route.channel_config}' is missing or not an SMS one",
         )
     version = route.published_version
-    try:
-        rendered = message(route).render(
-            template_variables(
-                event.ctx,
-                event_variables(
-                    event.pkey,
-                    event.event_id,
-                    event.email,
-                    event.event_date,
-                    event.scheduled_at,
-                    event.expires_at,
-                    event.mobile_phone,
-                ),
-                profile.template_view() if profile is not None else None,
-            )
-        )
-    except TemplateProblems as exc:
-        first = exc.problems[0].as_field_error()
-        return outcome(
-            EventStatus.ROUTING_FAILED,
-            f"message version {version} cannot be rendered for this event: "
-            f"{first.field}: {first.detail}",
-            message_version=version,
-        )
+    rendered = render_event(event, route, message(route), profile, outcome)
+    if isinstance(rendered, Outcome):
+        return rendered
     text = sms_text(rendered.get("body", ""))
     if not text:
         return outcome(
