@@ -20,6 +20,7 @@ import uvicorn
 from export_support import s3  # noqa: F401 - the S3 server fixture of the export tests
 from txmsg.app import create_app
 from txmsg.config import Settings
+from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer
 
 ADMIN_KEY = "test-admin-key-" + "x" * 20
@@ -132,6 +133,27 @@ def data_dir(tmp_path: Path) -> Path:
 async def server(database_url: str, data_dir: Path) -> AsyncIterator[Server]:
     async with RunningServer(settings_for(database_url, data_dir)) as running:
         yield running
+
+
+@pytest_asyncio.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database, without a server."""
+    database = Database(database_url)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest_asyncio.fixture
+async def store(server: Server) -> AsyncIterator[Database]:
+    """A second connection to the server's database, for what has no HTTP producer yet."""
+    database = Database(server.settings.database_url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 @pytest_asyncio.fixture

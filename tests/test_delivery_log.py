@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-
-import pytest_asyncio
 
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.timeutil import utcnow
 from txmsg.store import delivery_log
 from txmsg.store.db import Database
-
-
-@pytest_asyncio.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def test_entries_round_trip_oldest_first(db: Database) -> None:

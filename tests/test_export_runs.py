@@ -7,7 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
 from pyarrow import fs as pafs
 
@@ -44,16 +42,6 @@ DAY_B = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 def out(tmp_path: Path) -> Path:
     """The export folder (beside the SQLite database file, not holding it)."""
     return tmp_path / "out"
-
-
-@pytest_asyncio.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 def _email(i: int, at: datetime) -> Any:
@@ -353,22 +341,6 @@ async def test_cli_runs_a_flow(db: Database, database_url: str, out: Path) -> No
     assert _visible(out) == ["date=2026-11-22/part-1-0.parquet"]
     missing = await asyncio.to_thread(run, "nope")
     assert missing.returncode == 1 and "no export flow 'nope'" in missing.stderr
-
-
-async def test_migration_matches_the_tables(db: Database) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    from txmsg.store.tables import metadata
-
-    mine = {"message_export", "export_flows", "export_runs"}
-
-    def differences(conn: Any) -> list[str]:
-        context = MigrationContext.configure(conn, opts={"compare_type": False})
-        found = [str(d) for d in compare_metadata(context, metadata)]
-        return [d for d in found if any(f"'{name}'" in d or f"{name}." in d for name in mine)]
-
-    assert await db.read(differences) == []
 
 
 async def test_a_run_whose_lock_was_taken_over_stops(db: Database, out: Path) -> None:

@@ -6,13 +6,11 @@ data expires again after another inactive period."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import pytest_asyncio
 
 from helpers import (
     assert_problem,
@@ -26,15 +24,6 @@ from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.store import delivery_log
 from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer
-
-
-@pytest_asyncio.fixture
-async def store(server: Any) -> AsyncIterator[Database]:
-    database = Database(server.settings.database_url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def make_live(admin: Any, name: str, tags: list[str]) -> str:

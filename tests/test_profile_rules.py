@@ -6,8 +6,6 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from txmsg.core.bounces import is_hard_bounce, is_soft_bounce
 from txmsg.core.errors import DomainError
@@ -16,7 +14,6 @@ from txmsg.core.reconciliation import Reconciliation
 from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import UnsubscribeClaim, make_token, read_token
 from txmsg.store.db import Database
-from txmsg.store.tables import metadata
 
 
 @pytest.mark.parametrize(
@@ -117,19 +114,6 @@ def test_reconciliation_keys() -> None:
     by_phone = Reconciliation("ctx.phone", "mobilePhone")
     assert by_phone.key(None, {"phone": "+33 6 12 34 56 78"}) == "+33612345678"
     assert by_phone.key(None, {"phone": "nope"}) is None
-
-
-async def test_migrations_create_the_schema_of_tables_py(database_url: str) -> None:
-    db = Database(database_url)
-    try:
-        await db.migrate()
-
-        def differences(conn: sa.engine.Connection) -> list[object]:
-            return compare_metadata(MigrationContext.configure(conn), metadata)
-
-        assert await db.read(differences) == []
-    finally:
-        await db.dispose()
 
 
 async def test_old_reservations_are_purged(database_url: str) -> None:

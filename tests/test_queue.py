@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-
-import pytest_asyncio
 
 from txmsg.core.queue import (
     PRIORITY_BULK,
@@ -20,16 +17,6 @@ from txmsg.store import events as queue
 from txmsg.store.db import Database
 
 LEASE = timedelta(seconds=30)
-
-
-@pytest_asyncio.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 def event(

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from helpers import (
     assert_problem,
@@ -33,16 +31,6 @@ from txmsg.store import events as event_store
 from txmsg.store import reports as report_store
 from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer
-
-
-@pytest_asyncio.fixture
-async def store(server: Any) -> AsyncIterator[Database]:
-    """A second connection to the server's database, for what has no HTTP producer yet."""
-    database = Database(server.settings.database_url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 def rows_of(text: str) -> list[dict[str, str]]:

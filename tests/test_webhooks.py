@@ -82,15 +82,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         await task
 
 
-@pytest_asyncio.fixture
-async def store(server: Any) -> AsyncIterator[Database]:
-    database = Database(server.settings.database_url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
 async def outbox_drained(store: Database, eid: str) -> None:
     """Delivered calls leave the outbox (just after the receiver answered)."""
     for _ in range(200):

@@ -14,20 +14,10 @@ from typing import Any
 import orjson
 
 from txmsg.core.errors import DomainError, FieldError
-from txmsg.core.profiles import Profile, parse_profile, parse_profile_id
+from txmsg.core.profiles import PROFILE_FIELDS, Profile, parse_profile, parse_profile_id
 
 MAX_LINE_BYTES = 64 * 1024
-CSV_COLUMNS = {
-    "profile_id",
-    "email",
-    "mobilePhone",
-    "first_name",
-    "last_name",
-    "language",
-    "attributes",
-    "email_opt_out",
-    "sms_opt_out",
-}
+CSV_COLUMNS = {"profile_id", *PROFILE_FIELDS}
 _TRUE = {"true", "1", "yes", "y"}
 _FALSE = {"false", "0", "no", "n", ""}
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from txmsg.core.addresses import normalize_email
 from txmsg.core.errors import invalid
+from txmsg.core.phones import normalize_phone
 from txmsg.core.validation import check_storable, get_bool, get_str, reject_unknown
 
 PROFILE_FIELDS = {
@@ -21,8 +22,6 @@ PROFILE_FIELDS = {
     "sms_opt_out",
 }
 _PROFILE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$")
-# E.164: a plus, then up to 15 digits, the first not 0.
-_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # BCP 47 in its common shapes: fr, fr-CA, zh-Hant-TW.
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
 
@@ -98,15 +97,6 @@ def parse_profile_id(value: object, field_name: str = "profile_id") -> str:
             "must be 1 to 128 characters: letters, digits and . _ : @ + - (not first)",
         )
     return value
-
-
-def normalize_phone(value: object, field_name: str) -> str:
-    if not isinstance(value, str):
-        raise invalid(field_name, "must be a string holding a phone number in E.164 form")
-    compact = re.sub(r"[\s().-]", "", value)
-    if not _PHONE.match(compact):
-        raise invalid(field_name, "must be a phone number in E.164 form, e.g. +33612345678")
-    return compact
 
 
 def normalize_address(channel: str, value: object, field_name: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from txmsg.core.addresses import normalize_email
 from txmsg.core.errors import DomainError, invalid
-from txmsg.core.profiles import normalize_phone
+from txmsg.core.phones import normalize_phone
 from txmsg.core.validation import reject_unknown
 
 TO_FIELDS = ("email", "mobilePhone", "profile_id")
