@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from txmsg.channels.smtp import SMTPPool, SMTPSettings
+from txmsg.channels.smtp_session import wire_body
 from txmsg.core.delivery import PermanentSendError, TransientSendError
 from txmsg.core.mime import Sender, build_email
 from txmsg.testing import FakeSMTPServer
@@ -31,6 +32,12 @@ def message(subject: str = "Your order") -> bytes:
     )
 
 
+@pytest.fixture(params=[True, False], ids=["pipelined", "one-by-one"])
+def pipelining(request: pytest.FixtureRequest) -> bool:
+    """Every transaction test runs against a server with and without PIPELINING (RFC 2920)."""
+    return bool(request.param)
+
+
 @asynccontextmanager
 async def pool_for(server: FakeSMTPServer, **settings: object) -> AsyncIterator[SMTPPool]:
     pool = SMTPPool(SMTPSettings(host=server.host, port=server.port, **settings))  # type: ignore[arg-type]
@@ -47,8 +54,8 @@ async def assert_pool_still_sends(pool: SMTPPool, server: FakeSMTPServer, subjec
     assert server.messages[-1].mail_from == FROM
 
 
-async def test_send_returns_the_final_reply_and_delivers() -> None:
-    async with FakeSMTPServer() as server, pool_for(server) as pool:
+async def test_send_returns_the_final_reply_and_delivers(pipelining: bool) -> None:
+    async with FakeSMTPServer(pipelining=pipelining) as server, pool_for(server) as pool:
         raw = message("hello")
         reply = await pool.send(FROM, [TO, "bob@example.com"], raw)
         [received] = await server.wait_for(1)
@@ -58,16 +65,22 @@ async def test_send_returns_the_final_reply_and_delivers() -> None:
     assert received.data == raw
 
 
-async def test_sequential_sends_reuse_one_connection() -> None:
-    async with FakeSMTPServer() as server, pool_for(server, pool_size=4) as pool:
+async def test_sequential_sends_reuse_one_connection(pipelining: bool) -> None:
+    async with (
+        FakeSMTPServer(pipelining=pipelining) as server,
+        pool_for(server, pool_size=4) as pool,
+    ):
         for i in range(5):
             await pool.send(FROM, [TO], message(f"m{i}"))
         assert len(server.messages) == 5
         assert server.connections_opened == 1
 
 
-async def test_concurrent_sends_share_at_most_pool_size_connections() -> None:
-    async with FakeSMTPServer() as server, pool_for(server, pool_size=2) as pool:
+async def test_concurrent_sends_share_at_most_pool_size_connections(pipelining: bool) -> None:
+    async with (
+        FakeSMTPServer(pipelining=pipelining) as server,
+        pool_for(server, pool_size=2) as pool,
+    ):
         replies = await asyncio.gather(
             *(pool.send(FROM, [TO], message(f"m{i}")) for i in range(30))
         )
@@ -78,8 +91,8 @@ async def test_concurrent_sends_share_at_most_pool_size_connections() -> None:
 
 
 @pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA"])
-async def test_4xx_is_transient_and_the_connection_is_kept(stage: str) -> None:
-    async with FakeSMTPServer() as server, pool_for(server) as pool:
+async def test_4xx_is_transient_and_the_connection_is_kept(stage: str, pipelining: bool) -> None:
+    async with FakeSMTPServer(pipelining=pipelining) as server, pool_for(server) as pool:
         await pool.send(FROM, [TO], message("warm-up"))
         server.fail_next(451, "4.3.0 try later", stage=stage)
         with pytest.raises(TransientSendError) as caught:
@@ -91,8 +104,8 @@ async def test_4xx_is_transient_and_the_connection_is_kept(stage: str) -> None:
 
 
 @pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA"])
-async def test_5xx_is_permanent_and_the_connection_is_kept(stage: str) -> None:
-    async with FakeSMTPServer() as server, pool_for(server) as pool:
+async def test_5xx_is_permanent_and_the_connection_is_kept(stage: str, pipelining: bool) -> None:
+    async with FakeSMTPServer(pipelining=pipelining) as server, pool_for(server) as pool:
         server.fail_next(550, "5.1.1 mailbox unavailable", stage=stage)
         with pytest.raises(PermanentSendError) as caught:
             await pool.send(FROM, [TO], message("rejected"))
@@ -103,8 +116,10 @@ async def test_5xx_is_permanent_and_the_connection_is_kept(stage: str) -> None:
 
 
 @pytest.mark.parametrize("stage", ["MAIL", "DATA"])
-async def test_421_discards_the_connection_and_the_next_send_reconnects(stage: str) -> None:
-    async with FakeSMTPServer() as server, pool_for(server) as pool:
+async def test_421_discards_the_connection_and_the_next_send_reconnects(
+    stage: str, pipelining: bool
+) -> None:
+    async with FakeSMTPServer(pipelining=pipelining) as server, pool_for(server) as pool:
         await pool.send(FROM, [TO], message("warm-up"))
         server.fail_next(421, "4.3.2 closing", stage=stage)
         with pytest.raises(TransientSendError) as caught:
@@ -114,8 +129,8 @@ async def test_421_discards_the_connection_and_the_next_send_reconnects(stage: s
         assert server.connections_opened == 2
 
 
-async def test_connection_closed_while_idle_is_replaced() -> None:
-    async with FakeSMTPServer() as server, pool_for(server) as pool:
+async def test_connection_closed_while_idle_is_replaced(pipelining: bool) -> None:
+    async with FakeSMTPServer(pipelining=pipelining) as server, pool_for(server) as pool:
         await pool.send(FROM, [TO], message("before"))
         await server.stop()  # hangs up the pooled connection
         await asyncio.sleep(0.05)
@@ -134,17 +149,17 @@ async def test_connection_refused_is_transient() -> None:
     await pool.close()
 
 
-async def test_auth_success() -> None:
+async def test_auth_success(pipelining: bool) -> None:
     async with (
-        FakeSMTPServer(auth=("mailer", "s3cret")) as server,
+        FakeSMTPServer(pipelining=pipelining, auth=("mailer", "s3cret")) as server,
         pool_for(server, username="mailer", password="s3cret") as pool,
     ):
         await assert_pool_still_sends(pool, server, "authenticated")
 
 
-async def test_auth_failure_is_permanent_and_never_shows_the_password() -> None:
+async def test_auth_failure_is_permanent_and_never_shows_the_password(pipelining: bool) -> None:
     async with (
-        FakeSMTPServer(auth=("mailer", "s3cret")) as server,
+        FakeSMTPServer(pipelining=pipelining, auth=("mailer", "s3cret")) as server,
         pool_for(server, username="mailer", password="wr0ng-Passw0rd") as pool,
     ):
         with pytest.raises(PermanentSendError) as caught:
@@ -175,17 +190,17 @@ def test_settings_are_validated_and_repr_hides_the_password() -> None:
     ],
 )
 async def test_invalid_envelope_is_permanent_and_nothing_is_sent(
-    envelope_from: str, recipients: list[str]
+    envelope_from: str, recipients: list[str], pipelining: bool
 ) -> None:
-    async with FakeSMTPServer() as server, pool_for(server) as pool:
+    async with FakeSMTPServer(pipelining=pipelining) as server, pool_for(server) as pool:
         with pytest.raises(PermanentSendError):
             await pool.send(envelope_from, recipients, message())
         assert server.messages == []
         await assert_pool_still_sends(pool, server, "after bad input")
 
 
-async def test_send_after_close_is_transient() -> None:
-    async with FakeSMTPServer() as server:
+async def test_send_after_close_is_transient(pipelining: bool) -> None:
+    async with FakeSMTPServer(pipelining=pipelining) as server:
         async with pool_for(server) as pool:
             await pool.send(FROM, [TO], message())
         with pytest.raises(TransientSendError, match="closed"):
@@ -263,3 +278,104 @@ async def test_timeout_mid_transaction_discards_the_connection() -> None:
         assert await pool.send(FROM, [TO], message()) == "250 queued"
         assert len(connections) == 2
         await pool.close()
+
+
+def recording_server(pipelining: bool, chunks: list[bytes], rcpt_code: bytes = b"250") -> Script:
+    """Answers as a compliant server; records each read of commands (what arrived together)."""
+
+    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 scripted\r\n")
+        in_data = False
+        while True:
+            chunk = await reader.read(65536)
+            if not chunk:
+                break
+            if not in_data:
+                chunks.append(chunk)
+            replies = b""
+            for line in chunk.splitlines(keepends=True):
+                if in_data:
+                    in_data = line != b".\r\n"
+                    replies += b"" if in_data else b"250 2.0.0 queued\r\n"
+                    continue
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    extra = b"250-PIPELINING\r\n" if pipelining else b""
+                    replies += b"250-scripted\r\n" + extra + b"250 HELP\r\n"
+                elif verb == b"RCPT":
+                    replies += rcpt_code + b" rcpt\r\n"
+                elif verb == b"DATA":
+                    in_data = rcpt_code == b"250"
+                    replies += b"354 go ahead\r\n" if in_data else b"554 no valid recipients\r\n"
+                elif verb == b"QUIT":
+                    replies += b"221 bye\r\n"
+                else:
+                    replies += b"250 OK\r\n"
+            writer.write(replies)
+
+    return server
+
+
+async def test_a_pipelining_server_gets_the_envelope_in_one_write() -> None:
+    chunks: list[bytes] = []
+    async with scripted_server(recording_server(True, chunks)) as (port, _):
+        pool = SMTPPool(SMTPSettings(host="127.0.0.1", port=port))
+        assert await pool.send(FROM, [TO, "bob@example.com"], message()) == "250 2.0.0 queued"
+        await pool.close()
+    envelope = b"MAIL FROM:<shop@example.com>\r\nRCPT TO:<ann@example.com>\r\n"
+    envelope += b"RCPT TO:<bob@example.com>\r\nDATA\r\n"
+    assert envelope in chunks
+
+
+async def test_a_server_without_pipelining_gets_one_command_per_reply() -> None:
+    chunks: list[bytes] = []
+    async with scripted_server(recording_server(False, chunks)) as (port, _):
+        pool = SMTPPool(SMTPSettings(host="127.0.0.1", port=port))
+        assert await pool.send(FROM, [TO, "bob@example.com"], message()) == "250 2.0.0 queued"
+        await pool.close()
+    commands = [c for c in chunks if not c.startswith((b"EHLO", b"QUIT"))]
+    assert commands[:4] == [
+        b"MAIL FROM:<shop@example.com>\r\n",
+        b"RCPT TO:<ann@example.com>\r\n",
+        b"RCPT TO:<bob@example.com>\r\n",
+        b"DATA\r\n",
+    ]
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "one-by-one"])
+async def test_every_recipient_refused_sends_no_message(pipelined: bool) -> None:
+    chunks: list[bytes] = []
+    script = recording_server(pipelined, chunks, rcpt_code=b"550")
+    async with scripted_server(script) as (port, connections):
+        pool = SMTPPool(SMTPSettings(host="127.0.0.1", port=port))
+        with pytest.raises(PermanentSendError, match=r"^550 rcpt"):
+            await pool.send(FROM, [TO], message())
+        with pytest.raises(PermanentSendError, match=r"^550 rcpt"):
+            await pool.send(FROM, [TO], message())
+        await pool.close()
+    assert len(connections) == 1  # a refusal leaves the session usable (after RSET)
+    assert not any(b"Subject:" in c for c in chunks)
+    assert b"RSET\r\n" in chunks
+
+
+async def test_message_lines_starting_with_a_dot_arrive_intact(pipelining: bool) -> None:
+    raw = build_email(
+        Sender.build(FROM, "Shop", None),
+        TO,
+        "dots",
+        ".leading dot\n..two dots\n.\nend",
+        "<p>x</p>",
+        message_id="m-2",
+        date=datetime(2024, 5, 1, tzinfo=UTC),
+    )
+    async with FakeSMTPServer(pipelining=pipelining) as server, pool_for(server) as pool:
+        await pool.send(FROM, [TO], raw)
+        [received] = await server.wait_for(1)
+    assert received.data == raw
+    assert received.text == ".leading dot\n..two dots\n.\nend"
+
+
+def test_wire_body_is_crlf_dot_stuffed_and_terminated() -> None:
+    assert wire_body(b".a\r\nb\r\n.c") == b"..a\r\nb\r\n..c\r\n.\r\n"
+    assert wire_body(b"a\nb\r.c\r\n") == b"a\r\nb\r\n..c\r\n.\r\n"
+    assert wire_body(b"plain\r\n") == b"plain\r\n.\r\n"

@@ -104,6 +104,19 @@ class _Handler:
     def __init__(self, fake: FakeSMTPServer) -> None:
         self._fake = fake
 
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self._fake.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -144,8 +157,12 @@ class FakeSMTPServer:
         *,
         auth: tuple[str, str] | None = None,
         delay: float = 0.0,
+        pipelining: bool = True,
     ) -> None:
         self.host = host
+        # Advertise PIPELINING (RFC 2920) as Postfix and Exim do; aiosmtpd reads commands as they
+        # come, so pipelined ones work. False: a server that wants each reply awaited.
+        self.pipelining = pipelining
         self.delay = delay  # seconds before answering each message's DATA (settable any time)
         self.port = port  # 0 until start() if an ephemeral port was asked for
         self.messages: list[ReceivedMessage] = []
