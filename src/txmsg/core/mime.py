@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import random
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, formataddr
@@ -85,6 +85,21 @@ class Sender:
         )
 
 
+_last_date: tuple[datetime, str] | None = None
+
+
+def _date_header(date: datetime) -> str:
+    """RFC 5322 date; the last one is kept, since a busy sender stamps many a second."""
+    global _last_date
+    date = date.replace(microsecond=0)
+    last = _last_date
+    if last is not None and last[0] == date and last[0].tzinfo == date.tzinfo:
+        return last[1]
+    text = format_datetime(date)
+    _last_date = (date, text)
+    return text
+
+
 def build_email(
     sender: Sender,
     to: str,
@@ -104,7 +119,7 @@ def build_email(
     if sender.reply_to_header:
         head.append("Reply-To: " + sender.reply_to_header)
     head.append("Subject: " + encode_header_value(subject))
-    head.append("Date: " + format_datetime(date))
+    head.append("Date: " + _date_header(date))
     head.append(f"Message-ID: <{message_id}@{sender.domain}>")
     head.append("MIME-Version: 1.0")
     for name, value in extra_headers:
@@ -112,7 +127,9 @@ def build_email(
     has_text = bool(text)
     has_html = bool(html)
     if has_text and has_html:
-        boundary = "=_txmsg_" + secrets.token_hex(12)
+        # Quoted-printable bodies never hold "=_", so the boundary need not be unpredictable,
+        # and the non-cryptographic generator costs no system call.
+        boundary = f"=_txmsg_{random.getrandbits(64):016x}"
         head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
         delim = b"--" + boundary.encode("ascii")
         parts = [
