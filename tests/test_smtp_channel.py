@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
+import trustme
 
 from txmsg.channels.smtp import SMTPPool, SMTPSettings
 from txmsg.channels.smtp_session import wire_body
@@ -379,3 +381,37 @@ def test_wire_body_is_crlf_dot_stuffed_and_terminated() -> None:
     assert wire_body(b".a\r\nb\r\n.c") == b"..a\r\nb\r\n..c\r\n.\r\n"
     assert wire_body(b"a\nb\r.c\r\n") == b"a\r\nb\r\n..c\r\n.\r\n"
     assert wire_body(b"plain\r\n") == b"plain\r\n.\r\n"
+
+
+# --- TLS: sessions adopted from aiosmtplib after STARTTLS or on an implicit-TLS port ----------
+
+
+@pytest.fixture(scope="module")
+def server_tls() -> ssl.SSLContext:
+    """A server context with a certificate from a throwaway CA the client does not trust."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+async def test_sends_over_tls(server_tls: ssl.SSLContext, pipelining: bool, mode: str) -> None:
+    fake = FakeSMTPServer(pipelining=pipelining, tls=server_tls, implicit_tls=mode == "tls")
+    async with fake as server, pool_for(server, tls=mode, validate_certs=False) as pool:
+        for subject in ("first", "second"):  # the second reuses the TLS session
+            await assert_pool_still_sends(pool, server, subject)
+        with pytest.raises(PermanentSendError, match=r"^550 "):
+            server.fail_next(550, "5.1.1 no such user", stage="RCPT")
+            await pool.send(FROM, [TO], message())
+        await assert_pool_still_sends(pool, server, "after a refusal")
+    assert server.connections_opened == 1
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+async def test_an_untrusted_certificate_is_refused(server_tls: ssl.SSLContext, mode: str) -> None:
+    fake = FakeSMTPServer(tls=server_tls, implicit_tls=mode == "tls")
+    async with fake as server, pool_for(server, tls=mode) as pool:
+        with pytest.raises(TransientSendError, match=r"(?i)certificate"):
+            await pool.send(FROM, [TO], message())
+    assert server.messages == []

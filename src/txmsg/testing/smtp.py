@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import ssl
 import warnings
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -158,8 +159,16 @@ class FakeSMTPServer:
         auth: tuple[str, str] | None = None,
         delay: float = 0.0,
         pipelining: bool = True,
+        tls: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
     ) -> None:
         self.host = host
+        # A server-side TLS context: offered through STARTTLS, or from the first byte when
+        # implicit_tls (port 465 style).
+        self.tls = tls
+        self.implicit_tls = implicit_tls
+        if implicit_tls and tls is None:
+            raise ValueError("implicit_tls needs a tls context")
         # Advertise PIPELINING (RFC 2920) as Postfix and Exim do; aiosmtpd reads commands as they
         # come, so pipelined ones work. False: a server that wants each reply awaited.
         self.pipelining = pipelining
@@ -179,7 +188,10 @@ class FakeSMTPServer:
         if self._server is not None:
             return
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._new_connection, self.host, self.port)
+        ssl_context = self.tls if self.implicit_tls else None
+        self._server = await loop.create_server(
+            self._new_connection, self.host, self.port, ssl=ssl_context
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -251,6 +263,8 @@ class FakeSMTPServer:
             "hostname": "localhost",  # no getfqdn() (a DNS lookup) per connection
             "loop": asyncio.get_running_loop(),
         }
+        if self.tls is not None and not self.implicit_tls:
+            kwargs["tls_context"] = self.tls
         if self._auth is not None:
             kwargs.update(
                 authenticator=self._authenticate,
