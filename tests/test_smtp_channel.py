@@ -117,7 +117,7 @@ async def test_5xx_is_permanent_and_the_connection_is_kept(stage: str, pipelinin
         assert server.connections_opened == 1
 
 
-@pytest.mark.parametrize("stage", ["MAIL", "DATA"])
+@pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA"])
 async def test_421_discards_the_connection_and_the_next_send_reconnects(
     stage: str, pipelining: bool
 ) -> None:
@@ -282,40 +282,89 @@ async def test_timeout_mid_transaction_discards_the_connection() -> None:
         await pool.close()
 
 
-def recording_server(pipelining: bool, chunks: list[bytes], rcpt_code: bytes = b"250") -> Script:
-    """Answers as a compliant server; records each read of commands (what arrived together)."""
+def recording_server(
+    pipelining: bool,
+    chunks: list[bytes],
+    rcpt_code: bytes = b"250",
+    *,
+    rcpt: list[bytes] | None = None,
+    data: bytes | None = None,
+    final: bytes = b"250 2.0.0 queued",
+    hang_up_after_rcpt: int | None = None,
+    after_final: bytes = b"",
+    byte_by_byte: bool = False,
+) -> Script:
+    """A scripted server; records each read (what arrived together).
+
+    rcpt: the replies to a transaction's successive RCPTs (default: `rcpt_code` for all);
+    data: the reply to DATA (default 354 if a recipient was accepted, else 554);
+    hang_up_after_rcpt: close the connection after answering that many RCPTs;
+    after_final: sent after the reply to the message (a stray reply);
+    byte_by_byte: every reply split into one-byte writes.
+    """
 
     async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"220 scripted\r\n")
+        async def reply(text: bytes) -> None:
+            if byte_by_byte:
+                for i in range(len(text)):
+                    writer.write(text[i : i + 1])
+                    await writer.drain()
+            else:
+                writer.write(text)
+
+        await reply(b"220 scripted\r\n")
         in_data = False
+        rcpts: list[bytes] = []
         while True:
             chunk = await reader.read(65536)
             if not chunk:
                 break
-            if not in_data:
-                chunks.append(chunk)
+            chunks.append(chunk)
             replies = b""
             for line in chunk.splitlines(keepends=True):
                 if in_data:
                     in_data = line != b".\r\n"
-                    replies += b"" if in_data else b"250 2.0.0 queued\r\n"
+                    if not in_data:
+                        replies += final + b"\r\n" + after_final
                     continue
                 verb = line[:4].upper()
                 if verb == b"EHLO":
                     extra = b"250-PIPELINING\r\n" if pipelining else b""
                     replies += b"250-scripted\r\n" + extra + b"250 HELP\r\n"
+                elif verb == b"MAIL":
+                    rcpts = []
+                    replies += b"250 OK\r\n"
                 elif verb == b"RCPT":
-                    replies += rcpt_code + b" rcpt\r\n"
+                    answer = (rcpt or [])[len(rcpts)] if rcpt else rcpt_code + b" rcpt"
+                    rcpts.append(answer)
+                    replies += answer + b"\r\n"
+                    if hang_up_after_rcpt == len(rcpts):
+                        await reply(replies)
+                        return
                 elif verb == b"DATA":
-                    in_data = rcpt_code == b"250"
-                    replies += b"354 go ahead\r\n" if in_data else b"554 no valid recipients\r\n"
+                    accepted = any(r.startswith(b"2") for r in rcpts)
+                    answer = data or (b"354 go ahead" if accepted else b"554 no valid recipients")
+                    in_data = answer.startswith(b"354")
+                    replies += answer + b"\r\n"
                 elif verb == b"QUIT":
                     replies += b"221 bye\r\n"
                 else:
                     replies += b"250 OK\r\n"
-            writer.write(replies)
+            await reply(replies)
 
     return server
+
+
+@asynccontextmanager
+async def scripted_pool(
+    script: Script, **settings: object
+) -> AsyncIterator[tuple[SMTPPool, list[int]]]:
+    async with scripted_server(script) as (port, connections):
+        pool = SMTPPool(SMTPSettings(host="127.0.0.1", port=port, **settings))  # type: ignore[arg-type]
+        try:
+            yield pool, connections
+        finally:
+            await pool.close()
 
 
 async def test_a_pipelining_server_gets_the_envelope_in_one_write() -> None:
@@ -415,3 +464,144 @@ async def test_an_untrusted_certificate_is_refused(server_tls: ssl.SSLContext, m
         with pytest.raises(TransientSendError, match=r"(?i)certificate"):
             await pool.send(FROM, [TO], message())
     assert server.messages == []
+
+
+TWO = [TO, "bob@example.com"]
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "one-by-one"])
+async def test_multi_line_replies_split_into_single_bytes_pair_up(pipelined: bool) -> None:
+    chunks: list[bytes] = []
+    script = recording_server(
+        pipelined,
+        chunks,
+        rcpt=[b"250-2.1.5 first line\r\n250 2.1.5 recipient ok", b"250 2.1.5 ok"],
+        final=b"250-2.0.0 queued\r\n250 2.0.0 as 42",
+        byte_by_byte=True,
+    )
+    async with scripted_pool(script) as (pool, connections):
+        assert await pool.send(FROM, TWO, message()) == "250 2.0.0 queued 2.0.0 as 42"
+        assert await pool.send(FROM, TWO, message()) == "250 2.0.0 queued 2.0.0 as 42"
+    assert len(connections) == 1
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "one-by-one"])
+async def test_some_recipients_refused_still_sends_the_message(pipelined: bool) -> None:
+    chunks: list[bytes] = []
+    script = recording_server(pipelined, chunks, rcpt=[b"550 5.1.1 unknown", b"250 ok"])
+    async with scripted_pool(script) as (pool, _):
+        assert await pool.send(FROM, TWO, message("partly")) == "250 2.0.0 queued"
+    assert any(b"Subject: partly" in c for c in chunks)
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "one-by-one"])
+async def test_every_recipient_refused_with_one_temporary_refusal_is_transient(
+    pipelined: bool,
+) -> None:
+    script = recording_server(pipelined, [], rcpt=[b"550 5.1.1 unknown", b"451 4.3.0 later"])
+    async with scripted_pool(script) as (pool, _):
+        with pytest.raises(TransientSendError, match=r"^451 4\.3\.0 later"):
+            await pool.send(FROM, TWO, message())
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "one-by-one"])
+async def test_a_hang_up_after_a_refused_recipient_is_transient(pipelined: bool) -> None:
+    # The server answered one of two RCPTs (a 550) and closed: the other never got a verdict.
+    script = recording_server(pipelined, [], rcpt=[b"550 5.1.1 unknown"], hang_up_after_rcpt=1)
+    async with scripted_pool(script) as (pool, _):
+        with pytest.raises(TransientSendError, match="closed the connection"):
+            await pool.send(FROM, TWO, message())
+
+
+async def test_a_354_after_a_failed_envelope_ends_an_empty_message() -> None:
+    chunks: list[bytes] = []
+    script = recording_server(True, chunks, rcpt_code=b"550", data=b"354 go ahead anyway")
+    async with scripted_pool(script) as (pool, connections):
+        with pytest.raises(PermanentSendError, match=r"^550 rcpt"):
+            await pool.send(FROM, [TO], message())
+        with pytest.raises(PermanentSendError, match=r"^550 rcpt"):
+            await pool.send(FROM, [TO], message())
+    assert chunks.count(b".\r\n") == 2  # the empty message, never the real one
+    assert not any(b"Subject:" in c for c in chunks)
+    assert len(connections) == 1
+
+
+async def test_a_stray_reply_keeps_the_session_out_of_the_pool() -> None:
+    script = recording_server(True, [], after_final=b"250 stray\r\n")
+    async with scripted_pool(script) as (pool, connections):
+        assert await pool.send(FROM, [TO], message()) == "250 2.0.0 queued"
+        await asyncio.sleep(0.05)  # the stray reply arrives while the session is idle
+        assert await pool.send(FROM, [TO], message()) == "250 2.0.0 queued"
+    assert len(connections) == 2
+
+
+async def test_a_non_refusal_where_a_refusal_was_due_is_not_taken_for_one() -> None:
+    # A final 354 is no SMTP reply to a message: transient, and the session is not reused.
+    script = recording_server(True, [], final=b"354 confused")
+    async with scripted_pool(script) as (pool, connections):
+        with pytest.raises(TransientSendError, match="unexpected SMTP reply 354"):
+            await pool.send(FROM, [TO], message())
+        with pytest.raises(TransientSendError):
+            await pool.send(FROM, [TO], message())
+    assert len(connections) == 2
+
+
+async def test_many_recipients_answered_together_are_not_an_overlong_reply() -> None:
+    recipients = [f"user{i}@example.com" for i in range(1500)]
+    async with scripted_pool(recording_server(True, [])) as (pool, _):
+        assert await pool.send(FROM, recipients, message()) == "250 2.0.0 queued"
+
+
+@pytest.mark.parametrize("flood", [b"250 " + b"x" * 100_000, b"250-xxxx\r\n" * 10_000])
+async def test_an_endless_reply_drops_the_session(flood: bytes) -> None:
+    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 scripted\r\n")
+        await reader.readline()
+        writer.write(b"250-scripted\r\n250 PIPELINING\r\n")
+        await reader.readline()  # MAIL: answered with a line, or a reply, that never ends
+        writer.write(flood)
+        await reader.read()
+
+    async with scripted_pool(server, timeout=5) as (pool, _):
+        with pytest.raises(TransientSendError, match="overlong reply"):
+            await pool.send(FROM, [TO], message())
+
+
+async def test_a_timeout_while_pipelined_discards_the_session() -> None:
+    async with (
+        FakeSMTPServer(pipelining=True, delay=1.0) as server,
+        pool_for(server, timeout=0.2) as pool,
+    ):
+        with pytest.raises(TransientSendError, match="SMTP timeout"):
+            await pool.send(FROM, [TO], message())
+        server.delay = 0
+        await assert_pool_still_sends(pool, server, "after the timeout")
+        assert server.connections_opened == 2
+
+
+async def test_a_send_cancelled_mid_transaction_closes_its_session(pipelining: bool) -> None:
+    async with (
+        FakeSMTPServer(pipelining=pipelining, delay=5.0) as server,
+        pool_for(server) as pool,
+    ):
+        task = asyncio.create_task(pool.send(FROM, [TO], message()))
+        await asyncio.sleep(0.2)  # waiting for the reply to the message
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        server.delay = 0
+        await assert_pool_still_sends(pool, server, "after the cancellation")
+        assert server.connections_opened == 2
+
+
+async def test_closing_the_pool_says_quit() -> None:
+    chunks: list[bytes] = []
+    async with scripted_pool(recording_server(True, chunks)) as (pool, _):
+        await pool.send(FROM, [TO], message())
+    assert chunks[-1] == b"QUIT\r\n"
+
+
+def test_wire_body_edge_cases() -> None:
+    assert wire_body(b"") == b".\r\n"
+    assert wire_body(b"a\r\n.\r\nb") == b"a\r\n..\r\nb\r\n.\r\n"
+    assert wire_body(b".") == b"..\r\n.\r\n"

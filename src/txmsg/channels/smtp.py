@@ -59,7 +59,9 @@ class SMTPPool:
         """Run one mail transaction; return the server's final reply, e.g. "250 OK ..."."""
         if not recipients:
             raise PermanentSendError("no recipients")
-        if any(not a or _BAD_ENVELOPE_ADDRESS.search(a) for a in [envelope_from, *recipients]):
+        addresses = [envelope_from, *recipients]
+        if any(not a or not a.isascii() or _BAD_ENVELOPE_ADDRESS.search(a) for a in addresses):
+            # Non-ASCII addresses would need SMTPUTF8, which the sender does not negotiate.
             raise PermanentSendError("invalid envelope address")
         async with self._slots:
             if self._closed:
@@ -89,12 +91,12 @@ class SMTPPool:
     async def _checkout(self) -> SMTPSession:
         while self._idle:
             conn = self._idle.pop()  # most recently used first: least likely to have idled out
-            if conn.is_connected:  # the server may have closed it while it sat idle
+            if conn.is_clean:  # the server may have closed it (or spoken) while it sat idle
                 return conn
         return await self._connect()
 
     def _checkin(self, conn: SMTPSession, reusable: bool) -> None:
-        if reusable and conn.is_connected and not self._closed:
+        if reusable and conn.is_clean and not self._closed:
             self._idle.append(conn)
         else:
             # Unknown protocol state (timeout, cancellation, 421, failed RSET): never reuse it.
@@ -128,6 +130,9 @@ class SMTPPool:
         except (aiosmtplib.SMTPException, OSError) as exc:
             conn.close()
             raise self._error(exc) from exc
+        except BaseException:  # cancelled mid-greeting: never leave the connection open
+            conn.close()
+            raise
 
     def _error(self, exc: BaseException) -> SendError:
         error = _classify(exc)

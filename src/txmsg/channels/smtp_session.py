@@ -18,15 +18,18 @@ import re
 
 import aiosmtplib
 
-# A reply longer than this is not SMTP: the session is dropped rather than buffered forever.
+# Limits on what a server may send: a line, and a (multi-line) reply. Past them it is not SMTP,
+# and the session is dropped rather than buffered without end.
+_MAX_LINE = 8 * 1024
 _MAX_REPLY = 64 * 1024
 _BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
+_CLOSED = "the SMTP server closed the connection"
 
 Reply = tuple[int, str]
 
 
 class ReplyError(Exception):
-    """The server refused the transaction: `reply` is its (code, text), 4xx or 5xx."""
+    """The server refused the transaction: `reply` is its (code, text), a 4xx or a 5xx."""
 
     def __init__(self, reply: Reply) -> None:
         super().__init__(f"{reply[0]} {reply[1]}")
@@ -34,7 +37,7 @@ class ReplyError(Exception):
 
 
 class SessionLost(ConnectionError):
-    """The server closed the connection, or sent something that is not SMTP."""
+    """The connection closed, or the server said something a compliant server would not."""
 
 
 def wire_body(message: bytes) -> bytes:
@@ -46,7 +49,7 @@ def wire_body(message: bytes) -> bytes:
     if message.startswith(b"."):
         message = b"." + message
     message = message.replace(b"\r\n.", b"\r\n..")
-    if not message.endswith(b"\r\n"):
+    if message and not message.endswith(b"\r\n"):
         message += b"\r\n"
     return message + b".\r\n"
 
@@ -60,6 +63,7 @@ class SMTPSession(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._lines: list[bytes] = []  # lines of the reply being received
+        self._lines_size = 0
         self._replies: list[Reply] = []
         self._waiter: asyncio.Future[None] | None = None
         self._wanted = 0
@@ -70,8 +74,9 @@ class SMTPSession(asyncio.Protocol):
         """Take over the connection of `client`, connected and greeted; `client` is done with."""
         transport = client.transport
         if transport is None or transport.is_closing():
-            raise SessionLost("the SMTP connection closed while it was being set up")
-        session = cls(client.supports_extension("pipelining"), float(client.timeout or 60.0))
+            raise SessionLost(_CLOSED)
+        timeout = client.timeout if client.timeout is not None else 60.0
+        session = cls(client.supports_extension("pipelining"), float(timeout))
         session._transport = transport
         transport.set_protocol(session)
         return session
@@ -81,13 +86,15 @@ class SMTPSession(asyncio.Protocol):
         transport = self._transport
         return self._lost is None and transport is not None and not transport.is_closing()
 
+    @property
+    def is_clean(self) -> bool:
+        """Connected, and nothing unread: a stray reply would be paired with the next command."""
+        return self.is_connected and not (self._replies or self._lines or self._buffer)
+
     # --- asyncio.Protocol --------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        if len(self._buffer) > _MAX_REPLY:
-            self._fail(SessionLost("the SMTP server sent an overlong reply"), close=True)
-            return
         while (end := self._buffer.find(b"\n")) >= 0:
             line = bytes(self._buffer[: end + 1])
             del self._buffer[: end + 1]
@@ -95,26 +102,30 @@ class SMTPSession(asyncio.Protocol):
                 self._fail(SessionLost("the SMTP server sent a malformed reply"), close=True)
                 return
             self._lines.append(line)
+            self._lines_size += len(line)
             if line[3:4] != b"-":  # the last line of a (possibly multi-line) reply
                 text = " ".join(x[4:].strip().decode("utf-8", "replace") for x in self._lines)
                 self._replies.append((int(line[:3]), text))
-                self._lines = []
+                self._lines, self._lines_size = [], 0
+        if len(self._buffer) > _MAX_LINE or self._lines_size > _MAX_REPLY:
+            self._fail(SessionLost("the SMTP server sent an overlong reply"), close=True)
+            return
         waiter = self._waiter
         if waiter is not None and len(self._replies) >= self._wanted and not waiter.done():
             waiter.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(SessionLost("the SMTP server closed the connection"))
+        self._fail(SessionLost(_CLOSED))
         self._transport = None
 
     def eof_received(self) -> bool:
-        self._fail(SessionLost("the SMTP server closed the connection"))
+        self._fail(SessionLost(_CLOSED))
         return False
 
     # --- transactions ------------------------------------------------------------------------
 
     async def send(self, envelope_from: str, recipients: list[str], message: bytes) -> Reply:
-        """One mail transaction; the server's reply to the message (a 250) or ReplyError.
+        """One mail transaction; the server's 2xx reply to the message, else ReplyError.
 
         Recipients refused while others were accepted are not an error: the message goes out,
         and retrying would duplicate it for the accepted ones.
@@ -122,49 +133,47 @@ class SMTPSession(asyncio.Protocol):
         commands = [b"MAIL FROM:<" + envelope_from.encode("ascii") + b">\r\n"]
         commands += [b"RCPT TO:<" + r.encode("ascii") + b">\r\n" for r in recipients]
         commands.append(b"DATA\r\n")
-        replies = await self._envelope(commands)
+        replies, hung_up = await self._envelope(commands)
         count = len(recipients)
         mail, rcpts, data = replies[0], replies[1 : count + 1], replies[count + 1 :]
-        refusal: Reply | None = None
-        if len(replies) < len(commands) and (data or mail[0] == 250):
-            # The server hung up mid-envelope (a 421): its last reply says why.
-            refusal = replies[-1]
-        elif mail[0] != 250:
-            refusal = mail
-        elif not _accepted(rcpts):
-            refusal = _worst_refusal(rcpts)
-        elif data[0][0] != 354:
-            refusal = data[0]
+        closing = next((r for r in replies if r[0] == 421), None)
+        if closing is not None:
+            raise ReplyError(closing)  # the server's own reason for closing the channel
+        if _positive(mail) and hung_up:
+            # Only a 421 explains a hang-up; any other refusal may not be the whole story.
+            raise SessionLost(_CLOSED)
+        refusal = _refusal(mail, rcpts, data)
+        if data and data[0][0] == 354 and refusal is not None:
+            # The server took DATA although the transaction failed: end an empty message.
+            self._write(b".\r\n")
+            await self._read(1)
         if refusal is not None:
-            if data and data[0][0] == 354:
-                # The server took DATA although the transaction failed: end an empty message.
-                self._write(b".\r\n")
-                await self._read(1)
             raise ReplyError(refusal)
         self._write(wire_body(message))
         final = (await self._read(1))[0]
-        if final[0] != 250:
-            raise ReplyError(final)
+        if not _positive(final):
+            raise ReplyError(_checked(final))
         return final
 
-    async def _envelope(self, commands: list[bytes]) -> list[Reply]:
-        """Replies to MAIL, the RCPTs and DATA: pipelined, else as far as it is worth going."""
+    async def _envelope(self, commands: list[bytes]) -> tuple[list[Reply], bool]:
+        """Replies to MAIL, the RCPTs and DATA, as far as it is worth going; and whether the
+        server hung up before answering them all."""
         if self.pipelining:
             self._write(b"".join(commands))
             replies = await self._read(len(commands), partial=True)
-            if replies[-1][0] < 400 and len(replies) < len(commands):
-                raise self._lost or SessionLost("the SMTP server closed the connection")
-            return replies
+            return replies, len(replies) < len(commands)
         replies: list[Reply] = []
         last_rcpt = len(commands) - 2
         for i, command in enumerate(commands):
             self._write(command)
             replies += await self._read(1)
-            if i == 0 and replies[0][0] != 250:
+            if replies[-1][0] == 421:
+                break  # the server is closing the channel
+            if i == 0 and not _positive(replies[0]):
                 break  # MAIL refused: the rest would be refused too
             if i == last_rcpt and not _accepted(replies[1:]):
                 break  # no recipient accepted: no DATA
-        return replies
+        return replies, False
 
     async def reset(self) -> bool:
         """RSET after a refused transaction; False if the session cannot be trusted any more."""
@@ -172,7 +181,7 @@ class SMTPSession(asyncio.Protocol):
             return False
         try:
             self._write(b"RSET\r\n")
-            return (await self._read(1))[0][0] == 250
+            return (await self._read(1))[0][0] == 250 and self.is_clean
         except (OSError, TimeoutError):
             return False
 
@@ -198,7 +207,7 @@ class SMTPSession(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         if not self.is_connected:
-            raise self._lost or SessionLost("the SMTP session is closed")
+            raise self._gone()
         assert self._transport is not None
         self._transport.write(data)
 
@@ -207,11 +216,12 @@ class SMTPSession(asyncio.Protocol):
 
         partial: if the server hangs up first, the replies it did send (at least one).
         """
+        assert self._waiter is None, "one transaction at a time"
         if len(self._replies) < count:
             if self._lost is not None:
                 if partial and self._replies:
                     return self._take(count)
-                raise self._lost
+                raise self._gone()
             loop = asyncio.get_running_loop()
             self._waiter = waiter = loop.create_future()
             self._wanted = count
@@ -230,6 +240,15 @@ class SMTPSession(asyncio.Protocol):
         replies, self._replies = self._replies[:count], self._replies[count:]
         return replies
 
+    def _gone(self) -> BaseException:
+        """A fresh error for a session already lost (re-raising one object grows its traceback)."""
+        lost = self._lost
+        if isinstance(lost, TimeoutError):
+            return TimeoutError(str(lost))
+        error = SessionLost(str(lost) if lost is not None else "the SMTP session is closed")
+        error.__cause__ = lost
+        return error
+
     def _timed_out(self) -> None:
         # The replies still owed would be mistaken for the next transaction's: never reuse.
         self._fail(TimeoutError(f"no SMTP reply within {self._timeout:g}s"), close=True)
@@ -244,14 +263,31 @@ class SMTPSession(asyncio.Protocol):
             self.close()
 
 
+def _positive(reply: Reply) -> bool:
+    return 200 <= reply[0] < 300
+
+
 def _accepted(rcpts: list[Reply]) -> bool:
-    return any(code in (250, 251) for code, _ in rcpts)
+    return any(_positive(r) for r in rcpts)
 
 
-def _worst_refusal(rcpts: list[Reply]) -> Reply:
-    """The reply that decides a transaction no recipient of which was accepted.
+def _checked(reply: Reply) -> Reply:
+    """A refusal is a 4xx or 5xx; any other reply where one was due is not SMTP as we know it."""
+    if not 400 <= reply[0] < 600:
+        raise SessionLost(f"unexpected SMTP reply {reply[0]}")
+    return reply
 
-    One temporarily refused recipient makes a later retry worth it.
-    """
-    transient = [r for r in rcpts if 400 <= r[0] < 500]
-    return transient[0] if transient else rcpts[0]
+
+def _refusal(mail: Reply, rcpts: list[Reply], data: list[Reply]) -> Reply | None:
+    """What refused the envelope, if anything; SessionLost for replies out of place."""
+    if not _positive(mail):
+        return _checked(mail)
+    if not _accepted(rcpts):
+        # One temporarily refused recipient makes a later retry worth it.
+        refusals = [_checked(r) for r in rcpts]
+        return next((r for r in refusals if r[0] < 500), refusals[0])
+    if not data:
+        raise SessionLost(_CLOSED)
+    if data[0][0] != 354:
+        return _checked(data[0])
+    return None
