@@ -62,6 +62,15 @@ def deny(conn: Connection, channel: str, address: str, reason: str | None) -> An
     ).one()
 
 
+def deny_if_absent(conn: Connection, channel: str, address: str, reason: str) -> None:
+    """Put an address on the denylist (a spam complaint), keeping an admin's entry as it is."""
+    conn.execute(
+        _insert(conn, denylist)
+        .values(channel=channel, address=address, reason=reason[:500], created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["channel", "address"])
+    )
+
+
 def list_denied(conn: Connection) -> list[Any]:
     return list(conn.execute(sa.select(denylist).order_by(denylist.c.channel, denylist.c.address)))
 
