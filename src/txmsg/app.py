@@ -135,6 +135,8 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     def config_changed() -> None:
         dispatcher.config_changed()
         signers.clear()
+        if bounce_listener is not None:
+            bounce_listener.config_changed()
 
     context = AppContext(
         settings=settings,

@@ -94,19 +94,25 @@ class BounceListener:
         self._live.add(protocol)
         return protocol
 
-    async def pkey_of(self, address: str) -> str | None:
+    async def domains(self) -> frozenset[str]:
+        """The configured bounce domains (cached like the other configuration)."""
+        return await self._domains.get(None)
+
+    def config_changed(self) -> None:
+        self._domains.clear()
+
+    def pkey_of(self, address: str, domains: frozenset[str]) -> str | None:
         """The message a VERP recipient names; None for anything else."""
         assert self._secret is not None
-        return read_bounce_address(self._secret, address, await self._domains.get(None))
+        return read_bounce_address(self._secret, address, domains)
 
-    async def is_feedback_address(self, address: str) -> bool:
-        return is_feedback_address(address, await self._domains.get(None))
-
-    async def pkey_of_original(self, report: inbound_reports.InboundReport) -> str | None:
+    def pkey_of_original(
+        self, report: inbound_reports.InboundReport, domains: frozenset[str]
+    ) -> str | None:
         """For a feedback loop's report: the message named by the attached original's
         Return-Path (a signed VERP address), else by its Message-ID (`<PKey@domain>`)."""
         if report.original_return_path:
-            pkey = await self.pkey_of(report.original_return_path)
+            pkey = self.pkey_of(report.original_return_path, domains)
             if pkey is not None:
                 return pkey
         if report.original_message_id:
@@ -139,9 +145,8 @@ class _Handler:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
         listener = self._listener
-        if await listener.pkey_of(address) is None and not await listener.is_feedback_address(
-            address
-        ):
+        domains = await listener.domains()
+        if listener.pkey_of(address, domains) is None and not is_feedback_address(address, domains):
             return "550 5.1.1 No such bounce address"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
@@ -154,9 +159,10 @@ class _Handler:
         if report.kind is None:
             return "250 2.0.0 OK (not a delivery or feedback report: dropped)"
         listener = self._listener
-        pkeys = {p for a in envelope.rcpt_tos if (p := await listener.pkey_of(a)) is not None}
+        domains = await listener.domains()
+        pkeys = {p for a in envelope.rcpt_tos if (p := listener.pkey_of(a, domains)) is not None}
         if not pkeys:  # the feedback-loop address: the attached original names the message
-            pkey = await listener.pkey_of_original(report)
+            pkey = listener.pkey_of_original(report, domains)
             if pkey is None:
                 log.info("bounce listener: a %s report naming no message of ours", report.kind)
                 return "250 2.0.0 OK (no message of ours is named: dropped)"
