@@ -310,3 +310,15 @@ async def test_feedback_endpoint(server, smtp: FakeSMTPServer) -> None:
         r = await client.post("/api/v1/feedback", json={"PKey": ada["PKey"], "type": "spam"})
         assert_problem(r, 403)
     assert [e["kind"] for e in await log_of(server.admin, ada)] == ["bounced"]
+
+
+@pytest.mark.server_settings(bounce_listen="127.0.0.1:0", bounce_max_bytes=4096)
+async def test_mail_over_the_size_limit_is_refused(server, smtp: FakeSMTPServer) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    report = dsn("ada@example.org", "failed", "5.1.1", "550 5.1.1 unknown", mail)
+    report.attach(MIMEText("x" * 8000))
+    with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+        await deliver(server, mail.mail_from, report)
+    assert refused.value.code == 552
+    assert await log_of(server.admin, accepted) == []

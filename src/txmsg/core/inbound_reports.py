@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import email
 import email.parser
+import email.utils
 import re
 from dataclasses import dataclass
 from email.message import Message
@@ -55,7 +56,8 @@ def parse(raw: bytes) -> InboundReport:
     message = email.message_from_bytes(raw)
     if message.get_content_type() != "multipart/report":
         return _NOTHING
-    report_type = str(message.get_param("report-type") or "").lower()
+    report_type = email.utils.collapse_rfc2231_value(message.get_param("report-type") or "")
+    report_type = report_type.lower()
     parts = [p for p in message.walk() if p is not message]
     original = _original(parts)
     if report_type == "delivery-status":
