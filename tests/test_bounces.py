@@ -278,6 +278,17 @@ async def test_feedback_endpoint(server, smtp: FakeSMTPServer) -> None:
     assert kinds == [("bounced", "soft"), ("spam", None)]
     assert "bo@example.org" not in await quarantined(server.admin)
 
+    # Soft bounces of three messages to one address, in one batch: quarantined by the third.
+    cy = {**ADA, "email": "cy@example.org"}
+    sent = [(await send_one(server, smtp, event_id, cy))[0] for _ in range(3)]
+    soft = [{"PKey": a["PKey"], "type": "bounce", "bounce": "soft"} for a in sent]
+    r = await server.admin.post("/api/v1/feedback", json={"items": soft[:1]})
+    assert r.status_code == 202, r.text
+    assert "cy@example.org" not in await quarantined(server.admin)
+    r = await server.admin.post("/api/v1/feedback", json={"items": soft})  # the first already in
+    assert r.status_code == 202, r.text
+    assert "cy@example.org" in await quarantined(server.admin)
+
     # An unknown PKey: 404, and nothing of the batch is recorded.
     r = await server.admin.post(
         "/api/v1/feedback",

@@ -3,8 +3,8 @@
 One call per write cycle: one query finds the messages and their addresses, one the reports
 already recorded (a report is recorded once per message and kind: a DSN sent twice, or the
 same bounce from the listener and the HTTP endpoint, counts once), then each new bounce goes
-through `typology.record_bounce` (quarantine and `bounced` entry) and each complaint puts the
-address on the denylist with its `spam` entry, all in the write funnel's transaction.
+through `typology.record_bounces` (quarantine and `bounced` entries) and each complaint puts
+the address on the denylist with its `spam` entry, all in the write funnel's transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.feedback import Feedback, FeedbackKind
-from txmsg.store import delivery_log as log_store
 from txmsg.store import typology
 from txmsg.store.tables import channel_configs, delivery_log, event_configs, events, profiles
 
@@ -85,44 +84,39 @@ def _recorded(conn: Connection, pkeys: set[str]) -> set[tuple[str, str, str | No
 
 
 def record_in(conn: Connection, reports: list[Feedback]) -> int:
-    """Record the reports not recorded yet, for messages that exist; returns how many."""
+    """Record the reports not recorded yet, for messages that exist; returns how many.
+    A fixed number of statements, however many reports."""
     if not reports:
         return 0
     pkeys = {f.pkey for f in reports}
     found = targets(conn, pkeys)
     seen = _recorded(conn, set(found))
-    spam: list[LogEntry] = []
-    recorded = 0
+    bounces: list[typology.AddressBounce] = []
+    complainers: list[tuple[str, str, str]] = []
+    entries: list[LogEntry] = []
     for report in reports:
         target = found.get(report.pkey)
         if target is None or report.dedupe_key in seen:
             continue  # an unknown (purged) message, or a report already recorded
         seen.add(report.dedupe_key)
-        recorded += 1
+        detail: dict[str, object] = {"reason": report.reason[:500], "source": report.source}
         if report.kind == FeedbackKind.BOUNCE:
-            entry = typology.bounced_entry(target.pkey, target.event_id, report.hard, report.reason)
-            detail = {**(entry.detail or {}), "source": report.source}
-            entry = LogEntry(entry.pkey, entry.event_id, entry.kind, report.at, detail)
-            if target.address is None:
-                log_store.append_in(conn, [entry])
-            else:
-                typology.record_bounce(
-                    conn, target.channel, target.address, report.hard, report.reason, entry
+            kind = Interaction.BOUNCED
+            detail = {"bounce": "hard" if report.hard else "soft", **detail}
+            if target.address is not None:
+                bounces.append(
+                    typology.AddressBounce(
+                        target.channel, target.address, report.hard, report.reason
+                    )
                 )
         else:
+            kind = Interaction.SPAM
             if target.address is not None:
-                typology.deny_if_absent(conn, target.channel, target.address, report.reason)
-            spam.append(
-                LogEntry(
-                    target.pkey,
-                    target.event_id,
-                    Interaction.SPAM,
-                    report.at,
-                    {"reason": report.reason[:500], "source": report.source},
-                )
-            )
-    log_store.append_in(conn, spam)
-    return recorded
+                complainers.append((target.channel, target.address, report.reason))
+        entries.append(LogEntry(target.pkey, target.event_id, kind, report.at, detail))
+    typology.deny_if_absent(conn, complainers)
+    typology.record_bounces(conn, bounces, entries)
+    return len(entries)
 
 
 def bounce_domains(conn: Connection) -> frozenset[str]:
