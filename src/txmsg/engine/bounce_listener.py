@@ -67,6 +67,9 @@ class BounceListener:
         return await self._db.read(bounce_domains)
 
     async def start(self) -> None:
+        # aiosmtpd logs every command line at INFO (recipients' addresses among them): keep
+        # its warnings only.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self._secret = await self._db.write(secrets.get_or_create, SECRET_NAME)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._connection, self.host, self.port)
