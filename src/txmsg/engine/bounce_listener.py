@@ -97,9 +97,14 @@ class BounceListener:
         self._live.add(protocol)
         return protocol
 
-    async def domains(self) -> frozenset[str]:
-        """The configured bounce domains (cached like the other configuration)."""
-        return await self._domains.get(None)
+    async def domains(self) -> frozenset[str] | None:
+        """The configured bounce domains (cached like the other configuration); None when
+        the database cannot tell now (the command gets a 451: the sender tries again)."""
+        try:
+            return await self._domains.get(None)
+        except Exception:
+            log.exception("bounce listener: reading the bounce domains failed")
+            return None
 
     def config_changed(self) -> None:
         self._domains.clear()
@@ -149,6 +154,8 @@ class _Handler:
             return "452 4.5.3 Too many recipients"
         listener = self._listener
         domains = await listener.domains()
+        if domains is None:
+            return _TRY_LATER
         if listener.pkey_of(address, domains) is None and not is_feedback_address(address, domains):
             return "550 5.1.1 No such bounce address"
         envelope.rcpt_tos.append(address)
@@ -163,6 +170,8 @@ class _Handler:
             return "250 2.0.0 OK (not a delivery or feedback report: dropped)"
         listener = self._listener
         domains = await listener.domains()
+        if domains is None:
+            return _TRY_LATER
         pkeys = {p for a in envelope.rcpt_tos if (p := listener.pkey_of(a, domains)) is not None}
         if not pkeys:  # the feedback-loop address: the attached original names the message
             pkey = listener.pkey_of_original(report, domains)
@@ -179,7 +188,7 @@ class _Handler:
             await listener.record(reports)
         except Exception:
             log.exception("bounce listener: recording a %s report failed", report.kind)
-            return "451 4.3.0 Temporary failure, try again later"
+            return _TRY_LATER
         for p in sorted(pkeys):
             log.info(
                 "bounce listener: %s%s for %s",
@@ -191,3 +200,4 @@ class _Handler:
 
 
 _SOURCES = {"bounce": "dsn", "spam": "arf"}
+_TRY_LATER = "451 4.3.0 Temporary failure, try again later"
