@@ -130,8 +130,14 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest_asyncio.fixture
-async def server(database_url: str, data_dir: Path) -> AsyncIterator[Server]:
-    async with RunningServer(settings_for(database_url, data_dir)) as running:
+async def server(
+    request: pytest.FixtureRequest, database_url: str, data_dir: Path
+) -> AsyncIterator[Server]:
+    """The server; `@pytest.mark.server_settings(name=value, ...)` overrides its settings
+    (e.g. `bounce_listen="127.0.0.1:0"` starts the bounce listener on a free port)."""
+    marker = request.node.get_closest_marker("server_settings")
+    overrides = marker.kwargs if marker is not None else {}
+    async with RunningServer(settings_for(database_url, data_dir, **overrides)) as running:
         yield running
 
 

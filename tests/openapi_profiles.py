@@ -178,6 +178,14 @@ async def check_profile_operations(
     c(await admin.delete("/api/v1/quarantine/email/gone@example.org"), released, 204)
     c(await admin.delete("/api/v1/quarantine/email/gone@example.org"), released, 404)
     c(await admin.delete("/api/v1/quarantine/sms/12"), released, 400)
+    # a provider reports a later soft bounce of that message by HTTP
+    feedback = "/api/v1/feedback"
+    soft = {"PKey": bounced["PKey"], "type": "bounce", "bounce": "soft", "reason": "4.2.2 full"}
+    assert c(await admin.post(feedback, json=soft), feedback, 202) == {"accepted": 1}
+    c(await admin.post(feedback, json={**soft, "bounce": "maybe"}), feedback, 400)
+    c(await admin.post(feedback, json={**soft, "PKey": "0" * 26}), feedback, 404)
+    c(await marketer.post(feedback, json=soft), feedback, 403)
+    c(await anon.post(feedback, json=soft), feedback, 401)
     c(await admin.delete("/api/v1/profiles/gone"), profile, 204)
 
     # test profiles and proofs

@@ -456,8 +456,12 @@ async def test_answers_match_the_spec(
         "from_email": "noreply@example.com",
         "smtp": {"host": "smtp.example.com", "tls": "starttls", "username": "u", "password": "pw"},
         "message_export": True,
+        "bounce_domain": "bounces.example.com",
     }
     created = c(await admin.post(channels, json=secure), channels, 201)
+    assert created["bounce_domain"] == "bounces.example.com"
+    bad_domain = {**secure, "name": "bad", "bounce_domain": "not a domain"}
+    c(await admin.post(channels, json=bad_domain), channels, 400)
     assert created["smtp"]["password_set"] is True
     assert created["smtp"]["port"] == 587
     assert "pw" not in json.dumps(created)

@@ -19,6 +19,7 @@ from txmsg.api import (
     event_configs,
     export_flows,
     fatigue_rules,
+    feedback,
     interactions,
     keys,
     message_export,
@@ -39,6 +40,7 @@ from txmsg.api.responses import JSONResponse, problem, problem_from
 from txmsg.config import Settings
 from txmsg.core.errors import DomainError
 from txmsg.core.retry import RetryPolicy
+from txmsg.engine.bounce_listener import BounceListener
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.exporter import Exporter
 from txmsg.engine.interactions import InteractionLifecycle
@@ -116,10 +118,25 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         timeout=settings.webhook_timeout_seconds,
     )
     signers = CallbackSigners(db, ttl=settings.config_cache_seconds)
+    bounce = settings.bounce_address
+    bounce_listener = (
+        BounceListener(
+            db,
+            writer,
+            bounce[0],
+            bounce[1],
+            max_bytes=settings.bounce_max_bytes,
+            cache_seconds=settings.config_cache_seconds,
+        )
+        if bounce is not None
+        else None
+    )
 
     def config_changed() -> None:
         dispatcher.config_changed()
         signers.clear()
+        if bounce_listener is not None:
+            bounce_listener.config_changed()
 
     context = AppContext(
         settings=settings,
@@ -129,6 +146,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         enqueue=writer.enqueue,
         config_changed=config_changed,
         append_log=writer.append_log,
+        record_feedback=writer.record_feedback,
         send_proof=proofs.send,
         restore_interactions=lifecycle.restore,
         signers=signers,
@@ -142,9 +160,13 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
             dispatcher.start(writer)
             scheduler.start()
             webhooks.start()
+        if bounce_listener is not None:
+            await bounce_listener.start()
         try:
             yield
         finally:
+            if bounce_listener is not None:
+                await bounce_listener.stop()
             # Sends under way finish and record their outcomes before the writer stops.
             if run_dispatcher:
                 await webhooks.stop()
@@ -175,6 +197,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *proof_api.routes,
         *reports.routes,
         *interactions.routes,
+        *feedback.routes,
     ]
     app = Starlette(
         routes=routes,
@@ -191,4 +214,5 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     app.state.exporter = exporter
     app.state.webhooks = webhooks
     app.state.lifecycle = lifecycle
+    app.state.bounce_listener = bounce_listener
     return app

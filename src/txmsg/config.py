@@ -42,6 +42,16 @@ class Settings:
 
     webhook_timeout_seconds: float = 10.0
     interaction_inactivity: timedelta = timedelta(days=90)
+    bounce_listen: str | None = None  # "host:port" of the bounce listener; None: off
+    bounce_max_bytes: int = 10 * 1024 * 1024
+
+    @property
+    def bounce_address(self) -> tuple[str, int] | None:
+        """(host, port) the bounce listener binds, when it is on."""
+        if not self.bounce_listen:
+            return None
+        host, _, port = self.bounce_listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @property
     def resolved_database_url(self) -> str:
@@ -65,6 +75,12 @@ class Settings:
         ):
             if value <= 0:
                 problems.append(f"{name} must be greater than 0")
+        if self.bounce_listen:
+            host, colon, port = self.bounce_listen.rpartition(":")
+            if not colon or not host or not port.isdigit() or int(port) > 65535:
+                problems.append("TXMSG_BOUNCE_LISTEN must be host:port, e.g. 0.0.0.0:25")
+        if self.bounce_max_bytes < 1024:
+            problems.append("TXMSG_BOUNCE_MAX_BYTES must be at least 1024")
         if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             problems.append("TXMSG_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
         if problems:
@@ -95,4 +111,6 @@ class Settings:
             interaction_inactivity=timedelta(
                 days=_float(env, "TXMSG_INTERACTION_INACTIVITY_DAYS", 90)
             ),
+            bounce_listen=env.get("TXMSG_BOUNCE_LISTEN") or None,
+            bounce_max_bytes=int(_float(env, "TXMSG_BOUNCE_MAX_BYTES", 10 * 1024 * 1024)),
         )

@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from txmsg.config import Settings
 from txmsg.core.delivery import LogEntry
+from txmsg.core.feedback import Feedback
 from txmsg.core.mime import Sender
 from txmsg.core.queue import EnqueueResult, NewEvent
 from txmsg.store.archives import Restored
@@ -31,6 +32,8 @@ class AppContext:
     config_changed: Callable[[], None]
     # The write funnel for delivery-log entries (receipts): answers once committed.
     append_log: Callable[[LogEntry], Awaitable[None]]
+    # The write funnel for bounces and complaints after acceptance (all or none).
+    record_feedback: Callable[[list[Feedback]], Awaitable[None]]
     # Proofs: (eventId, addresses, build(sender, address) -> message bytes) -> one result each.
     send_proof: Callable[
         [str, list[str], Callable[[Sender, str], bytes]], Awaitable[list[dict[str, Any]]]

@@ -18,11 +18,21 @@ from txmsg.core.validation import (
     reject_unknown,
     require_object,
 )
+from txmsg.core.verp import is_hostname
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CHANNELS = ("email", "sms")
 TLS_MODES = ("none", "starttls", "tls")
-EMAIL_FIELDS = {"name", "channel", "from_email", "from_name", "reply_to", "smtp", "message_export"}
+EMAIL_FIELDS = {
+    "name",
+    "channel",
+    "from_email",
+    "from_name",
+    "reply_to",
+    "smtp",
+    "message_export",
+    "bounce_domain",
+}
 SMTP_FIELDS = {"host", "port", "tls", "username", "password", "timeout", "pool_size"}
 
 
@@ -129,12 +139,31 @@ def _parse_email_settings(
             settings[key] = get_str(body, key, max_length=320)
     if settings.get("reply_to"):
         settings["reply_to"] = normalize_email(settings["reply_to"], "reply_to")
+    if "bounce_domain" in body:
+        domain = _parse_bounce_domain(body["bounce_domain"])
+        if domain is None:
+            settings.pop("bounce_domain", None)
+        else:
+            settings["bounce_domain"] = domain
     secrets: dict[str, Any] = {}
     if required or "smtp" in body:
         if "smtp" not in body:
             raise invalid("smtp", "is required")
         settings["smtp"], secrets = _parse_smtp(body["smtp"], current.get("smtp"))
     return settings, secrets
+
+
+def _parse_bounce_domain(value: object) -> str | None:
+    """The domain of the per-message VERP envelope senders (null: the from address is the
+    envelope sender)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not is_hostname(value.strip().lower().rstrip(".")):
+        raise invalid(
+            "bounce_domain",
+            "must be a host name such as bounces.example.com (ASCII; IDNs in punycode)",
+        )
+    return value.strip().lower().rstrip(".")
 
 
 def public_view(
@@ -150,6 +179,7 @@ def public_view(
         "from_email": settings.get("from_email"),
         "from_name": settings.get("from_name"),
         "reply_to": settings.get("reply_to"),
+        "bounce_domain": settings.get("bounce_domain"),
         "message_export": export,
     }
     if "smtp" in settings:

@@ -28,10 +28,13 @@ from txmsg.core.templates import (
 )
 from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import list_unsubscribe_headers
+from txmsg.core.verp import SECRET_NAME as VERP_SECRET
+from txmsg.core.verp import bounce_address
 from txmsg.engine.providers import Providers
 from txmsg.engine.rendering import render_event
 from txmsg.engine.sms_dispatch import handle_sms
 from txmsg.engine.targeting import Targeting
+from txmsg.store import secrets
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.routing import Route, load_routes
@@ -62,6 +65,7 @@ class Dispatcher:
         self._writer: Writer | None = None
         self._compiled: dict[tuple[str, int, str | None], CompiledMessage] = {}
         self._targeting = Targeting(db, settings.public_url)
+        self._verp_secret: str | None = None  # loaded once a route has a bounce domain
         self._wake = asyncio.Event()
         self._in_flight = 0
         self._low_water = max(1, settings.max_in_flight // 4)
@@ -199,6 +203,10 @@ class Dispatcher:
             routes = await self._routes_for({e.event_id for e in claimed})
             assert self._writer is not None
             targets = await self._targeting.prepare(claimed, routes, self._writer.reserve)
+            if self._verp_secret is None and any(
+                r is not None and r.settings.get("bounce_domain") for r in routes.values()
+            ):
+                self._verp_secret = await self._db.write(secrets.get_or_create, VERP_SECRET)
         except Exception:
             # Let their leases expire (no renewal) so they are claimed again.
             log.exception("loading routes or targets failed for %d events", len(claimed))
@@ -337,8 +345,13 @@ class Dispatcher:
             date=now,
             extra_headers=list_unsubscribe_headers(unsubscribe) if unsubscribe else (),
         )
+        bounce_domain = route.settings.get("bounce_domain")
+        envelope_from = sender.envelope_from
+        if bounce_domain:  # a VERP address naming this message: bounces come back to it
+            assert self._verp_secret is not None, "_dispatch loads it for such routes"
+            envelope_from = bounce_address(self._verp_secret, event.pkey, bounce_domain)
         try:
-            await provider.send(sender.envelope_from, [address], data)
+            await provider.send(envelope_from, [address], data)
         except TransientSendError as exc:
             return replace(
                 self._retry(event, utcnow(), exc.reason),

@@ -22,10 +22,12 @@ from sqlalchemy.engine import Connection
 from txmsg.core.delivery import LogEntry
 from txmsg.core.export_record import to_micros
 from txmsg.core.fatigue import FatigueCheck
+from txmsg.core.feedback import Feedback, FeedbackBatch
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
 from txmsg.core.timeutil import utcnow
 from txmsg.store import events as event_store
 from txmsg.store import fatigue as fatigue_store
+from txmsg.store import feedback as feedback_store
 from txmsg.store import message_export as export_store
 from txmsg.store import sms_receipts, typology
 from txmsg.store.batcher import Batcher
@@ -46,12 +48,15 @@ def _write_cycle(
     renewed_until: datetime | None = None,
     log_entries: list[LogEntry] | None = None,
     checks: list[FatigueCheck] | None = None,
+    feedback: list[Feedback] | None = None,
 ) -> tuple[list[EnqueueResult], list[ClaimedEvent], list[ClaimedEvent], list[Decisions]]:
     event_store.record_outcomes_in(conn, outcomes)
     if log_entries:  # receipts: a retried callback already recorded is dropped
         sms_receipts.append_receipts_in(conn, log_entries)
     for bounced in (o.bounce for o in outcomes if o.bounce is not None):
         typology.record_bounce_in(conn, bounced)
+    if feedback:  # bounces and complaints after acceptance, with quarantine or denylist
+        feedback_store.record_in(conn, feedback)
     exports = [o for o in outcomes if o.export is not None]
     if exports:  # same transaction as the status: a record iff the send is recorded
         export_store.record_in(conn, exports, to_micros(utcnow()))
@@ -77,7 +82,7 @@ class Tick:
 
 
 _TICK = Tick()
-WriteItem = NewEvent | Outcome | LogEntry | Tick | FatigueCheck
+WriteItem = NewEvent | Outcome | LogEntry | Tick | FatigueCheck | FeedbackBatch
 Decisions = dict[str, str | None]
 Answer = EnqueueResult | Decisions | BaseException | None
 
@@ -106,6 +111,10 @@ class Writer:
         """Append a delivery-log entry (a receipt, ...); returns once committed."""
         await self._batcher.submit(entry)
 
+    async def record_feedback(self, reports: list[Feedback]) -> None:
+        """Record bounces or complaints after acceptance, all or none; returns once committed."""
+        await self._batcher.submit(FeedbackBatch(tuple(reports)))
+
     async def tick(self) -> None:
         await self._batcher.submit(_TICK)
 
@@ -120,6 +129,7 @@ class Writer:
         outcomes = [i for i in items if isinstance(i, Outcome)]
         entries = [i for i in items if isinstance(i, LogEntry)]
         checks = [i for i in items if isinstance(i, FatigueCheck)]
+        feedback = [f for i in items if isinstance(i, FeedbackBatch) for f in i.reports]
         dispatcher = self._dispatcher
         # Sends whose outcome is recorded in this cycle free their slot with it.
         free = dispatcher.free_slots() + len(outcomes) if dispatcher else 0
@@ -139,9 +149,10 @@ class Writer:
                 renewed_until,
                 log_entries=entries,
                 checks=checks,
+                feedback=feedback,
             )
         except Exception:
-            if not new and not entries:
+            if not new and not entries and not feedback:
                 raise  # nothing to tell apart: every submitter gets the error
             # One bad row must not fail the others: write the parts one at a time.
             log.exception("a write cycle failed; writing its parts one at a time")
@@ -191,9 +202,14 @@ class Writer:
                     answers.append(decided)
                 except Exception as exc:  # noqa: BLE001 - raised to this check's dispatcher
                     answers.append(exc)
-            elif isinstance(item, LogEntry):
+            elif isinstance(item, LogEntry | FeedbackBatch):
                 try:
-                    await self._db.write(_write_cycle, [], [], 0, 0, None, log_entries=[item])
+                    if isinstance(item, LogEntry):
+                        await self._db.write(_write_cycle, [], [], 0, 0, None, log_entries=[item])
+                    else:
+                        await self._db.write(
+                            _write_cycle, [], [], 0, 0, None, feedback=list(item.reports)
+                        )
                     answers.append(None)
                 except Exception as exc:  # noqa: BLE001 - raised to this entry's submitter
                     answers.append(exc)

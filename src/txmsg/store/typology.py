@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,6 +63,20 @@ def deny(conn: Connection, channel: str, address: str, reason: str | None) -> An
     ).one()
 
 
+def deny_if_absent(conn: Connection, entries: list[tuple[str, str, str]]) -> None:
+    """Put (channel, address, reason) on the denylist (spam complaints), one statement; an
+    address already there keeps its entry (an admin's reason)."""
+    if entries:
+        now = utcnow()
+        conn.execute(
+            _insert(conn, denylist).on_conflict_do_nothing(index_elements=["channel", "address"]),
+            [
+                {"channel": c, "address": a, "reason": r[:500], "created_at": now}
+                for (c, a), r in {(c, a): r for c, a, r in entries}.items()
+            ],
+        )
+
+
 def list_denied(conn: Connection) -> list[Any]:
     return list(conn.execute(sa.select(denylist).order_by(denylist.c.channel, denylist.c.address)))
 
@@ -109,35 +124,77 @@ def record_bounce(
 
     Returns whether the address is (now) quarantined. `log`, when given, is the `bounced`
     delivery-log entry of the message that bounced. Other bounce sources (asynchronous DSNs,
-    provider webhooks) call this too.
+    provider webhooks) call this, or `record_bounces` for many.
     """
+    [held] = record_bounces(
+        conn, [AddressBounce(channel, address, hard, reason)], [log] if log is not None else []
+    )
+    return held
+
+
+@dataclass(frozen=True, slots=True)
+class AddressBounce:
+    channel: str
+    address: str
+    hard: bool
+    reason: str
+
+
+_QUARANTINE_ROWS = sa.select(quarantine).where(
+    quarantine.c.address.in_(sa.bindparam("b_addresses", expanding=True))
+)
+
+
+def record_bounces(
+    conn: Connection, bounces: list[AddressBounce], entries: list[LogEntry]
+) -> list[bool]:
+    """`record_bounce` for many, in order, with one read, one upsert and one append; returns
+    for each bounce whether its address is (now) quarantined."""
     now = utcnow()
-    row = conn.execute(
-        sa.select(quarantine).where(
-            quarantine.c.channel == channel, quarantine.c.address == address
-        )
-    ).first()
-    soft = (row.soft_bounces if row is not None else 0) + (0 if hard else 1)
-    held = row is not None and row.quarantined_at is not None
-    quarantine_now = not held and (hard or soft >= SOFT_BOUNCE_LIMIT)
-    values: dict[str, Any] = {"soft_bounces": soft, "updated_at": now, "reason": reason[:500]}
-    if quarantine_now:
-        values["quarantined_at"] = now
-    if row is None:
+    wanted = {(b.channel, b.address) for b in bounces}
+    state: dict[tuple[str, str], tuple[int, Any]] = {}
+    if bounces:
+        rows = conn.execute(_QUARANTINE_ROWS, {"b_addresses": sorted({a for _, a in wanted})})
+        state = {
+            (r.channel, r.address): (r.soft_bounces, r.quarantined_at)
+            for r in rows
+            if (r.channel, r.address) in wanted
+        }
+    changed: dict[tuple[str, str], dict[str, Any]] = {}
+    held: list[bool] = []
+    for bounce in bounces:
+        key = (bounce.channel, bounce.address)
+        soft, quarantined_at = state.get(key, (0, None))
+        if quarantined_at is not None:  # already held: nothing changes
+            held.append(True)
+            continue
+        soft += 0 if bounce.hard else 1
+        if bounce.hard or soft >= SOFT_BOUNCE_LIMIT:
+            quarantined_at = now
+        state[key] = (soft, quarantined_at)
+        changed[key] = {
+            "channel": bounce.channel,
+            "address": bounce.address,
+            "soft_bounces": soft,
+            "quarantined_at": quarantined_at,
+            "reason": bounce.reason[:500],
+            "updated_at": now,
+        }
+        held.append(quarantined_at is not None)
+    if changed:
+        upsert = _insert(conn, quarantine)
         conn.execute(
-            _insert(conn, quarantine)
-            .values(channel=channel, address=address, **{"quarantined_at": None, **values})
-            .on_conflict_do_update(index_elements=["channel", "address"], set_=values)
+            upsert.on_conflict_do_update(
+                index_elements=["channel", "address"],
+                set_={
+                    name: upsert.excluded[name]
+                    for name in ("soft_bounces", "quarantined_at", "reason", "updated_at")
+                },
+            ),
+            list(changed.values()),
         )
-    elif not held:
-        conn.execute(
-            sa.update(quarantine)
-            .where(quarantine.c.channel == channel, quarantine.c.address == address)
-            .values(**values)
-        )
-    if log is not None:
-        append_in(conn, [log])
-    return held or quarantine_now
+    append_in(conn, entries)
+    return held
 
 
 def bounced_entry(pkey: str, event_id: str, hard: bool, reason: str) -> LogEntry:

@@ -1,0 +1,335 @@
+"""Bounces after acceptance, end to end: VERP envelope senders, DSNs and ARF complaints sent
+over SMTP to the bounce listener of the running server, and the HTTP feedback endpoint."""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.message import MIMEMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from typing import Any
+
+import aiosmtplib
+import httpx
+import pytest
+
+from helpers import assert_problem, create_key, live_event, trigger, wait_status
+from txmsg.testing import FakeSMTPServer
+from txmsg.testing.smtp import ReceivedMessage
+
+BOUNCE_DOMAIN = "bounces.example.test"
+ADA = {"email": "ada@example.org", "ctx": {"firstName": "Ada"}}
+LISTENING = pytest.mark.server_settings(bounce_listen="127.0.0.1:0")
+
+
+async def bounce_event(server: Any, smtp: FakeSMTPServer) -> str:
+    """A published event whose channel configuration has a bounce domain."""
+    event_id = await live_event(server.admin, smtp)
+    r = await server.admin.patch(
+        "/api/v1/channel-configs/mail", json={"bounce_domain": "Bounces.Example.TEST."}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["bounce_domain"] == BOUNCE_DOMAIN
+    return event_id
+
+
+async def send_one(
+    server: Any, smtp: FakeSMTPServer, event_id: str, body: dict[str, Any] = ADA
+) -> tuple[dict[str, Any], ReceivedMessage]:
+    accepted = await trigger(server.admin, event_id, body)
+    await wait_status(server.admin, accepted["href"], "processed")
+    # Recorded `processed` once the server accepted it: it is among the received messages.
+    [mail] = [m for m in smtp.messages if accepted["PKey"] in m.message["Message-ID"]]
+    return accepted, mail
+
+
+async def log_of(admin: httpx.AsyncClient, accepted: dict[str, Any]) -> list[dict[str, Any]]:
+    r = await admin.get(f"/api/v1/events/{accepted['type']}/{accepted['PKey']}/delivery-log")
+    assert r.status_code == 200, r.text
+    return [e for e in r.json()["items"] if e["kind"] in ("bounced", "spam")]
+
+
+def dsn(
+    recipient: str, action: str, status: str, diagnostic: str, original: ReceivedMessage
+) -> Message:
+    """A delivery status notification (RFC 3464) as a receiving MTA writes it."""
+    report = MIMEMultipart("report", report_type="delivery-status")
+    report["From"] = "Mail Delivery System <MAILER-DAEMON@mx.example.org>"
+    report["Subject"] = "Undelivered Mail Returned to Sender"
+    report.attach(
+        MIMEText("I'm sorry to have to inform you that your message could not be delivered.")
+    )
+    per_message = Message()
+    per_message["Reporting-MTA"] = "dns; mx.example.org"
+    per_recipient = Message()
+    per_recipient["Final-Recipient"] = f"rfc822; {recipient}"
+    per_recipient["Action"] = action
+    per_recipient["Status"] = status
+    per_recipient["Diagnostic-Code"] = f"smtp; {diagnostic}"
+    status_part = MIMEBase("message", "delivery-status")
+    status_part.set_payload([per_message, per_recipient])
+    report.attach(status_part)
+    headers = MIMEText(
+        "".join(f"{k}: {v}\n" for k, v in original.message.items()), "rfc822-headers"
+    )
+    report.attach(headers)
+    return report
+
+
+def arf(original: Message, feedback_type: str = "abuse") -> Message:
+    """A spam complaint in the Abuse Reporting Format (RFC 5965)."""
+    report = MIMEMultipart("report", report_type="feedback-report")
+    report["From"] = "feedback@mailbox.example.net"
+    report["Subject"] = "Complaint about a message"
+    report.attach(MIMEText("This is an email abuse report."))
+    feedback = Message()
+    feedback["Feedback-Type"] = feedback_type
+    feedback["User-Agent"] = "ExampleFBL/1.0"
+    feedback["Version"] = "1"
+    part = MIMEBase("message", "feedback-report")
+    part.set_payload([feedback])
+    report.attach(part)
+    report.attach(MIMEMessage(original))
+    return report
+
+
+async def deliver(server: Any, to: str, message: Message) -> None:
+    """Send `message` to the bounce listener as a bounce is sent: null envelope sender."""
+    listener = server.app.state.bounce_listener
+    await aiosmtplib.send(
+        message, hostname="127.0.0.1", port=listener.port, sender="", recipients=[to], timeout=10
+    )
+
+
+def returned(mail: ReceivedMessage) -> Message:
+    """The sent message as the receiving MTA kept it: with its Return-Path."""
+    kept = Message()
+    kept["Return-Path"] = f"<{mail.mail_from}>"
+    for name, value in mail.message.items():
+        kept[name] = value
+    kept.set_payload("(body)")
+    return kept
+
+
+async def quarantined(admin: httpx.AsyncClient) -> list[str]:
+    r = await admin.get("/api/v1/quarantine")
+    assert r.status_code == 200, r.text
+    return [i["address"] for i in r.json()["items"]]
+
+
+@LISTENING
+async def test_a_hard_dsn_to_the_verp_address_quarantines(server, smtp: FakeSMTPServer) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    # The envelope sender names the message, signed, on the bounce domain; From is unchanged.
+    assert re.fullmatch(
+        rf"b-{accepted['PKey'].lower()}-[a-z2-7]{{16}}@{re.escape(BOUNCE_DOMAIN)}", mail.mail_from
+    ), mail.mail_from
+    assert len(mail.mail_from.partition("@")[0]) <= 64
+    assert "shop@example.com" in mail.message["From"]
+    assert await log_of(server.admin, accepted) == []
+
+    report = dsn(
+        "ada@example.org",
+        "failed",
+        "5.1.1",
+        "550 5.1.1 <ada@example.org>: Recipient address rejected: User unknown",
+        mail,
+    )
+    # Some MTAs upper-case the local part: the address still reads.
+    await deliver(server, mail.mail_from.upper(), report)
+    [entry] = await log_of(server.admin, accepted)
+    assert entry["kind"] == "bounced"
+    assert entry["detail"]["bounce"] == "hard"
+    assert entry["detail"]["source"] == "dsn"
+    assert "5.1.1" in entry["detail"]["reason"] and "User unknown" in entry["detail"]["reason"]
+    assert "ada@example.org" in await quarantined(server.admin)
+
+    # The same DSN again (an MTA retrying) is recorded once.
+    await deliver(server, mail.mail_from, report)
+    assert len(await log_of(server.admin, accepted)) == 1
+
+    # The next message to the address is not sent.
+    again = await trigger(server.admin, event_id, ADA)
+    status = await wait_status(server.admin, again["href"], "ignored")
+    assert status["reason"] == "typology:quarantine"
+    r = await server.admin.get(f"/api/v1/reports/{event_id}")
+    assert r.json()["total"]["bounced_hard"] == 1, r.text
+
+
+@LISTENING
+async def test_soft_and_delayed_dsns(server, smtp: FakeSMTPServer) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    # `delayed`: the MTA is still trying; nothing to record yet.
+    await deliver(
+        server, mail.mail_from, dsn("ada@example.org", "delayed", "4.4.1", "421 try later", mail)
+    )
+    assert await log_of(server.admin, accepted) == []
+    # Given up on a full mailbox: a soft bounce, the address stays usable.
+    await deliver(
+        server,
+        mail.mail_from,
+        dsn("ada@example.org", "failed", "5.2.2", "552 5.2.2 Mailbox full", mail),
+    )
+    [entry] = await log_of(server.admin, accepted)
+    assert entry["detail"]["bounce"] == "soft" and "Mailbox full" in entry["detail"]["reason"]
+    assert "ada@example.org" not in await quarantined(server.admin)
+    again = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, again["href"], "processed")
+    r = await server.admin.get(f"/api/v1/reports/{event_id}")
+    assert r.json()["total"]["bounced_soft"] == 1, r.text
+
+
+@LISTENING
+async def test_an_arf_complaint_records_spam(server, smtp: FakeSMTPServer) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    await deliver(server, mail.mail_from, arf(returned(mail)))
+    [entry] = await log_of(server.admin, accepted)
+    assert entry["kind"] == "spam" and entry["detail"]["source"] == "arf"
+    r = await server.admin.get("/api/v1/denylist")
+    assert ("email", "ada@example.org") in [(i["channel"], i["address"]) for i in r.json()["items"]]
+    r = await server.admin.get(f"/api/v1/reports/{event_id}")
+    assert r.json()["total"]["spam"] == 1, r.text
+    # A feedback loop's fixed address: the attached original's Return-Path names the message
+    # (recorded once: it is the same complaint).
+    other, other_mail = await send_one(server, smtp, event_id, {**ADA, "email": "bo@example.org"})
+    await deliver(server, f"fbl@{BOUNCE_DOMAIN}", arf(returned(other_mail)))
+    await deliver(server, f"fbl@{BOUNCE_DOMAIN}", arf(returned(other_mail)))
+    assert [e["kind"] for e in await log_of(server.admin, other)] == ["spam"]
+    # A report that is not a complaint is accepted and not recorded.
+    third, third_mail = await send_one(server, smtp, event_id, {**ADA, "email": "cy@example.org"})
+    await deliver(server, third_mail.mail_from, arf(returned(third_mail), "not-spam"))
+    assert await log_of(server.admin, third) == []
+
+
+@LISTENING
+async def test_the_listener_refuses_addresses_it_did_not_make(server, smtp: FakeSMTPServer) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    local, _, domain = mail.mail_from.partition("@")
+    report = dsn("ada@example.org", "failed", "5.1.1", "550 5.1.1 unknown", mail)
+    forged_signature = local[:-1] + ("a" if local[-1] != "a" else "b") + "@" + domain
+    # The same signature over another message's PKey.
+    other_pkey = "0" * 26
+    other_message = f"b-{other_pkey}-{local.rsplit('-', 1)[1]}@{domain}"
+    for address in (
+        forged_signature,
+        other_message,
+        f"{local}@other.example.test",
+        f"postmaster@{domain}",
+    ):
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
+            await deliver(server, address, report)
+        assert refused.value.recipients[0].code == 550, address
+    assert await log_of(server.admin, accepted) == []
+    # Mail that is no report (an auto-reply) is accepted and dropped.
+    reply = MIMEText("I am out of the office until Monday.")
+    reply["Subject"] = "Auto: Hello Ada"
+    await deliver(server, mail.mail_from, reply)
+    assert await log_of(server.admin, accepted) == []
+
+
+async def test_without_a_bounce_domain_the_from_address_is_the_envelope_sender(
+    server, smtp: FakeSMTPServer
+) -> None:
+    event_id = await bounce_event(server, smtp)
+    _, mail = await send_one(server, smtp, event_id)
+    assert mail.mail_from.endswith("@" + BOUNCE_DOMAIN)
+    r = await server.admin.patch("/api/v1/channel-configs/mail", json={"bounce_domain": None})
+    assert r.status_code == 200 and r.json()["bounce_domain"] is None, r.text
+    smtp.clear()
+    _, mail = await send_one(server, smtp, event_id)
+    assert mail.mail_from == "shop@example.com"
+    for bad in ("not a host", "-x.example.com", "localhost", 42, "a" * 64 + ".example.com"):
+        r = await server.admin.patch("/api/v1/channel-configs/mail", json={"bounce_domain": bad})
+        assert_problem(r, 400, "bounce_domain")
+
+
+async def test_feedback_endpoint(server, smtp: FakeSMTPServer) -> None:
+    event_id = await live_event(server.admin, smtp)
+    ada, _ = await send_one(server, smtp, event_id)
+    bo, _ = await send_one(server, smtp, event_id, {**ADA, "email": "bo@example.org"})
+
+    r = await server.admin.post(
+        "/api/v1/feedback",
+        json={"PKey": ada["PKey"], "type": "bounce", "bounce": "hard", "reason": "550 5.1.1"},
+    )
+    assert r.status_code == 202 and r.json() == {"accepted": 1}, r.text
+    [entry] = await log_of(server.admin, ada)
+    assert entry["detail"] == {"bounce": "hard", "reason": "550 5.1.1", "source": "api"}
+    assert "ada@example.org" in await quarantined(server.admin)
+
+    batch = {
+        "items": [
+            {"PKey": bo["PKey"], "type": "spam"},
+            {"PKey": bo["PKey"], "type": "bounce", "bounce": "soft"},
+            {"PKey": bo["PKey"], "type": "spam"},  # the same complaint: recorded once
+        ]
+    }
+    r = await server.admin.post("/api/v1/feedback", json=batch)
+    assert r.status_code == 202 and r.json() == {"accepted": 3}, r.text
+    kinds = sorted(
+        (e["kind"], (e["detail"] or {}).get("bounce")) for e in await log_of(server.admin, bo)
+    )
+    assert kinds == [("bounced", "soft"), ("spam", None)]
+    assert "bo@example.org" not in await quarantined(server.admin)
+
+    # Soft bounces of three messages to one address, in one batch: quarantined by the third.
+    cy = {**ADA, "email": "cy@example.org"}
+    sent = [(await send_one(server, smtp, event_id, cy))[0] for _ in range(3)]
+    soft = [{"PKey": a["PKey"], "type": "bounce", "bounce": "soft"} for a in sent]
+    r = await server.admin.post("/api/v1/feedback", json={"items": soft[:1]})
+    assert r.status_code == 202, r.text
+    assert "cy@example.org" not in await quarantined(server.admin)
+    r = await server.admin.post("/api/v1/feedback", json={"items": soft})  # the first already in
+    assert r.status_code == 202, r.text
+    assert "cy@example.org" in await quarantined(server.admin)
+
+    # An unknown PKey: 404, and nothing of the batch is recorded.
+    r = await server.admin.post(
+        "/api/v1/feedback",
+        json={
+            "items": [
+                {"PKey": bo["PKey"], "type": "bounce", "bounce": "hard"},
+                {"PKey": "0" * 26, "type": "spam"},
+            ]
+        },
+    )
+    assert_problem(r, 404)
+    assert "bo@example.org" not in await quarantined(server.admin)
+
+    for body, field in (
+        ({"type": "spam"}, "PKey"),
+        ({"PKey": ada["PKey"], "type": "opened"}, "type"),
+        ({"PKey": ada["PKey"], "type": "bounce"}, "bounce"),
+        ({"PKey": ada["PKey"], "type": "bounce", "bounce": "medium"}, "bounce"),
+        ({"PKey": ada["PKey"], "type": "spam", "bounce": "hard"}, "bounce"),
+        ({"PKey": ada["PKey"], "type": "spam", "extra": 1}, "extra"),
+        ({"PKey": ada["PKey"], "type": "spam", "reason": 5}, "reason"),
+        ({"items": []}, "items"),
+        ({"items": [{"PKey": ada["PKey"], "type": "spam"}, {"PKey": 1}]}, "items[1].PKey"),
+        ([{"PKey": ada["PKey"], "type": "spam"}], "body"),
+    ):
+        assert_problem(await server.admin.post("/api/v1/feedback", json=body), 400, field)
+
+    marketer = await create_key(server.admin, "marketer")
+    async with server.client(marketer) as client:
+        r = await client.post("/api/v1/feedback", json={"PKey": ada["PKey"], "type": "spam"})
+        assert_problem(r, 403)
+    assert [e["kind"] for e in await log_of(server.admin, ada)] == ["bounced"]
+
+
+@pytest.mark.server_settings(bounce_listen="127.0.0.1:0", bounce_max_bytes=4096)
+async def test_mail_over_the_size_limit_is_refused(server, smtp: FakeSMTPServer) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    report = dsn("ada@example.org", "failed", "5.1.1", "550 5.1.1 unknown", mail)
+    report.attach(MIMEText("x" * 8000))
+    with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+        await deliver(server, mail.mail_from, report)
+    assert refused.value.code == 552
+    assert await log_of(server.admin, accepted) == []

@@ -1,0 +1,115 @@
+"""Reading DSNs and ARF reports (pure), and VERP addresses: the cases the end-to-end tests
+do not cover one by one."""
+
+from __future__ import annotations
+
+import pytest
+
+from txmsg.core.feedback import FeedbackKind
+from txmsg.core.inbound_reports import parse
+from txmsg.core.verp import bounce_address, is_feedback_address, read_bounce_address
+
+PKEY = "06H0N5J4WZ1279TSB9Z0J6KKER"
+DOMAINS = frozenset({"bounces.example.com"})
+
+
+def dsn(*recipients: str, original: str = "") -> bytes:
+    blocks = "".join(f"\n{r.strip()}\n" for r in recipients)
+    attached = (
+        f"--B\nContent-Type: text/rfc822-headers\n\n{original.strip()}\n\n" if original else ""
+    )
+    return (
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\n\n'
+        "--B\nContent-Type: text/plain\n\nSorry.\n\n"
+        "--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n"
+        f"{blocks}\n{attached}--B--\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("block", "hard", "reason"),
+    [
+        (
+            "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 no such user",
+            True,
+            "550 5.1.1 no such user",
+        ),
+        (
+            "Action: failed\nStatus: 5.2.1\nDiagnostic-Code: smtp; 550 mailbox disabled",
+            True,
+            "5.2.1 550 mailbox disabled",
+        ),
+        # No Status field: the enhanced code of the diagnostic decides.
+        (
+            "Action: failed\nDiagnostic-Code: smtp; 550 5.1.10 recipient not found",
+            True,
+            "550 5.1.10 recipient not found",
+        ),
+        # Neither: the wording of a 5xx reply does.
+        ("Action: failed\nDiagnostic-Code: smtp;\n 550 User unknown", True, "550 User unknown"),
+        (
+            "Action: failed\nStatus: 5.2.2\nDiagnostic-Code: smtp; 552 Mailbox full",
+            False,
+            "5.2.2 552 Mailbox full",
+        ),
+        (
+            "Action: failed\nStatus: 5.7.1\nDiagnostic-Code: smtp; 554 rejected as spam",
+            False,
+            "5.7.1 554 rejected as spam",
+        ),
+        ("Action: failed\nStatus: 4.4.7\n", False, "status 4.4.7"),
+    ],
+)
+def test_failed_recipients_bounce(block: str, hard: bool, reason: str) -> None:
+    report = parse(dsn("Final-Recipient: rfc822; ada@example.org\n" + block))
+    assert (report.kind, report.hard, report.reason) == (FeedbackKind.BOUNCE, hard, reason)
+
+
+@pytest.mark.parametrize("action", ["delayed", "delivered", "relayed", "expanded"])
+def test_other_actions_are_not_bounces(action: str) -> None:
+    block = f"Final-Recipient: rfc822; ada@example.org\nAction: {action}\nStatus: 4.4.1\n"
+    assert parse(dsn(block)).kind is None
+
+
+def test_the_worst_recipient_counts_and_the_original_is_read() -> None:
+    soft = "Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 4.2.2"
+    hard = "Final-Recipient: rfc822; b@example.org\nAction: failed\nStatus: 5.1.1"
+    original = f"Return-Path: <b-x@bounces.example.com>\nMessage-ID: <{PKEY}@example.com>"
+    report = parse(dsn(soft, hard, original=original))
+    assert report.hard is True
+    assert report.original_return_path == "<b-x@bounces.example.com>"
+    assert report.original_message_id == f"<{PKEY}@example.com>"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: Out of office\n\nBack on Monday.\n",
+        b'Content-Type: multipart/report; report-type=disposition-notification; boundary="B"\n\n'
+        b"--B\nContent-Type: text/plain\n\nread\n--B--\n",
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\n\n'
+        b"--B\nContent-Type: text/plain\n\nno status part\n--B--\n",
+        b"\xff\xfe not even headers",
+        b"",
+    ],
+)
+def test_anything_else_is_nothing(raw: bytes) -> None:
+    assert parse(raw).kind is None
+
+
+def test_verp_addresses() -> None:
+    address = bounce_address("secret", PKEY, "bounces.example.com")
+    local = address.partition("@")[0]
+    assert local == local.lower() and len(local) <= 64
+    assert read_bounce_address("secret", address, DOMAINS) == PKEY
+    assert read_bounce_address("secret", f"<{address.upper()}>", DOMAINS) == PKEY
+    assert read_bounce_address("other secret", address, DOMAINS) is None
+    assert read_bounce_address("secret", address, frozenset({"example.com"})) is None
+    # Another PKey under this signature, a truncated one, garbage.
+    other = address.replace(PKEY.lower(), "0" * 26)
+    assert read_bounce_address("secret", other, DOMAINS) is None
+    assert read_bounce_address("secret", address[:-30] + "@bounces.example.com", DOMAINS) is None
+    assert read_bounce_address("secret", "b-é@bounces.example.com", DOMAINS) is None
+    assert read_bounce_address("secret", "", DOMAINS) is None
+    assert is_feedback_address("FBL@Bounces.Example.com", DOMAINS)
+    assert not is_feedback_address("fbl@example.com", DOMAINS)
