@@ -42,6 +42,8 @@ class Settings:
 
     webhook_timeout_seconds: float = 10.0
     interaction_inactivity: timedelta = timedelta(days=90)
+    # Opens and clicks this soon after the send are a machine's (core/machine.py); 0: no rule.
+    tracking_machine_seconds: float = 2.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -65,6 +67,8 @@ class Settings:
         ):
             if value <= 0:
                 problems.append(f"{name} must be greater than 0")
+        if self.tracking_machine_seconds < 0:
+            problems.append("TXMSG_TRACKING_MACHINE_SECONDS must not be negative")
         if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             problems.append("TXMSG_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
         if problems:
@@ -95,4 +99,5 @@ class Settings:
             interaction_inactivity=timedelta(
                 days=_float(env, "TXMSG_INTERACTION_INACTIVITY_DAYS", 90)
             ),
+            tracking_machine_seconds=_float(env, "TXMSG_TRACKING_MACHINE_SECONDS", 2.0),
         )

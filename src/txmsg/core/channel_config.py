@@ -8,6 +8,7 @@ from typing import Any
 
 from txmsg.core.addresses import normalize_email
 from txmsg.core.errors import invalid
+from txmsg.core.tracking import parse_tracking, tracking_of
 from txmsg.core.twilio_config import SMS_FIELDS, parse_sms_settings, sms_view
 from txmsg.core.validation import (
     get_bool,
@@ -22,7 +23,16 @@ from txmsg.core.validation import (
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CHANNELS = ("email", "sms")
 TLS_MODES = ("none", "starttls", "tls")
-EMAIL_FIELDS = {"name", "channel", "from_email", "from_name", "reply_to", "smtp", "message_export"}
+EMAIL_FIELDS = {
+    "name",
+    "channel",
+    "from_email",
+    "from_name",
+    "reply_to",
+    "smtp",
+    "message_export",
+    "tracking",
+}
 SMTP_FIELDS = {"host", "port", "tls", "username", "password", "timeout", "pool_size"}
 
 
@@ -129,6 +139,8 @@ def _parse_email_settings(
             settings[key] = get_str(body, key, max_length=320)
     if settings.get("reply_to"):
         settings["reply_to"] = normalize_email(settings["reply_to"], "reply_to")
+    if "tracking" in body:
+        settings["tracking"] = parse_tracking(body["tracking"], tracking_of(current)).as_dict()
     secrets: dict[str, Any] = {}
     if required or "smtp" in body:
         if "smtp" not in body:
@@ -151,6 +163,7 @@ def public_view(
         "from_name": settings.get("from_name"),
         "reply_to": settings.get("reply_to"),
         "message_export": export,
+        "tracking": tracking_of(settings).as_dict(),
     }
     if "smtp" in settings:
         view["smtp"] = {**settings["smtp"], "password_set": "password" in secrets}

@@ -32,9 +32,11 @@ from txmsg.engine.providers import Providers
 from txmsg.engine.rendering import render_event
 from txmsg.engine.sms_dispatch import handle_sms
 from txmsg.engine.targeting import Targeting
+from txmsg.engine.tracking import Tracking
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.routing import Route, load_routes
+from txmsg.store.secrets import ServerSecrets
 
 if TYPE_CHECKING:
     from txmsg.engine.writer import Writer
@@ -49,12 +51,16 @@ class DispatcherSettings:
     poll_interval: float = 1.0
     route_cache_seconds: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    public_url: str = "http://localhost:8025"  # base of unsubscribe links
+    public_url: str = "http://localhost:8025"  # base of unsubscribe and tracking links
 
 
 class Dispatcher:
     def __init__(
-        self, db: Database, settings: DispatcherSettings, providers: Providers | None = None
+        self,
+        db: Database,
+        settings: DispatcherSettings,
+        providers: Providers | None = None,
+        secrets: ServerSecrets | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -62,6 +68,7 @@ class Dispatcher:
         self._writer: Writer | None = None
         self._compiled: dict[tuple[str, int, str | None], CompiledMessage] = {}
         self._targeting = Targeting(db, settings.public_url)
+        self._tracking = Tracking(secrets or ServerSecrets(db), settings.public_url)
         self._wake = asyncio.Event()
         self._in_flight = 0
         self._low_water = max(1, settings.max_in_flight // 4)
@@ -199,6 +206,7 @@ class Dispatcher:
             routes = await self._routes_for({e.event_id for e in claimed})
             assert self._writer is not None
             targets = await self._targeting.prepare(claimed, routes, self._writer.reserve)
+            await self._tracking.prepare(routes.values())
         except Exception:
             # Let their leases expire (no renewal) so they are claimed again.
             log.exception("loading routes or targets failed for %d events", len(claimed))
@@ -323,6 +331,7 @@ class Dispatcher:
         )
         if isinstance(rendered, Outcome):
             return rendered
+        rendered = self._tracking.apply(route, event.pkey, rendered)
         if self._lease_lost(event):
             log.warning("lease of event %s lapsed before sending; leaving it", event.pkey)
             return None

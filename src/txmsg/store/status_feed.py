@@ -23,6 +23,7 @@ from txmsg.core.reports import (
     CountKey,
     StatusChange,
     count_statuses,
+    counts_unique,
     interaction_metric,
 )
 from txmsg.core.timeutil import utcnow
@@ -114,8 +115,8 @@ def changes_from_rows(
 def entries_appended_in(conn: Connection, entries: list[LogEntry]) -> None:
     """Before delivery-log `entries` are inserted: count them and queue their webhooks.
 
-    Unique opens and clicks count a message's first entry of that kind: one query per batch
-    finds the messages that already have one.
+    Unique opens and clicks count a message's first human entry of that kind (machine ones
+    are counted apart): one query per batch finds the messages that already have one.
     """
     if not entries:
         return
@@ -131,14 +132,16 @@ def entries_appended_in(conn: Connection, entries: list[LogEntry]) -> None:
         if row.hooked:
             hooked.add(row.event_id)
     seen: set[tuple[str, str]] = set()
-    if any(e.kind.value in UNIQUE_KINDS for e in entries):
+    if any(counts_unique(e.kind.value, e.detail) for e in entries):
+        # Machine entries are read too (their flag is in `detail`) and left out here.
         seen = {
             (r.pkey, r.kind)
             for r in conn.execute(
-                sa.select(delivery_log.c.pkey, delivery_log.c.kind)
-                .where(delivery_log.c.pkey.in_(pkeys), delivery_log.c.kind.in_(UNIQUE_KINDS))
-                .distinct()
+                sa.select(delivery_log.c.pkey, delivery_log.c.kind, delivery_log.c.detail).where(
+                    delivery_log.c.pkey.in_(pkeys), delivery_log.c.kind.in_(UNIQUE_KINDS)
+                )
             )
+            if counts_unique(r.kind, r.detail)
         }
     counts: Counter[CountKey] = Counter()
     for e in entries:
@@ -147,7 +150,7 @@ def entries_appended_in(conn: Connection, entries: list[LogEntry]) -> None:
             continue
         version = versions.get(e.pkey) or NO_VERSION
         counts[(e.event_id, e.at.date(), version, metric)] += 1
-        if e.kind.value in UNIQUE_KINDS and (e.pkey, e.kind.value) not in seen:
+        if counts_unique(e.kind.value, e.detail) and (e.pkey, e.kind.value) not in seen:
             seen.add((e.pkey, e.kind.value))
             counts[(e.event_id, e.at.date(), version, metric + "_unique")] += 1
     add_counts_in(conn, counts)
