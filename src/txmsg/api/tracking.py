@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 # A 1x1 transparent GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 # Every hit must reach the server: no browser, proxy or mail client cache may answer it.
-NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate, private"}
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def _secret(request: Request) -> str | None:
