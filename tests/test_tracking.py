@@ -20,6 +20,7 @@ from txmsg.core.machine import hit_detail, machine_reason
 from txmsg.core.reports import METRICS
 from txmsg.core.signing import sign
 from txmsg.core.tracking import (
+    MAX_TRACKED_URL,
     SECRET_NAME,
     LinkTracker,
     TrackingSettings,
@@ -190,6 +191,13 @@ async def test_opens_and_clicks_through_the_real_endpoints(
     [today] = [row for row in rows if row["message_version"] == "all" and row["sent"] == "1"]
     assert {m: int(today[m]) for m in METRICS} == expected
 
+    # The recipients report: people's opens and clicks, the first of each.
+    r = await admin.get(f"/api/v1/reports/{event}/recipients", params={"format": "json"})
+    [row] = r.json()["items"]
+    assert (row["opened_count"], row["clicked_count"]) == (2, 2)
+    assert datetime.fromisoformat(row["opened_at"]) == times[2]
+    assert datetime.fromisoformat(row["clicked_at"]) == times[6]
+
     # Status webhooks: every open and click reaches the receiver, with its detail.
     await wait_until(lambda: len(receiver.delivered()) == 10, what="status and interaction calls")
     calls = [c for c in receiver.delivered() if c["interaction"] in ("opened", "clicked")]
@@ -320,7 +328,8 @@ def test_rewrite_rules() -> None:
         '<a href="https://mail.example.com/unsubscribe/abc.def">u</a>'
         '<a href="https://mail.example.com/t/c/abc.def">t</a>'
         '<a data-txmsg-notrack="" href="https://b.example/">b</a>'
-        '<a href="https://c.example/ spaced">c</a></p>'
+        '<a href="https://c.example/ spaced">c</a>'
+        f'<a href="https://d.example/{"d" * MAX_TRACKED_URL}">d</a></p>'
     )
     out = tracker.rewrite(html, "PK", both)
     expected_click = tracker.click_url("PK", "https://a.example/?q=1&r=2")
@@ -331,6 +340,7 @@ def test_rewrite_rules() -> None:
         'href="https://mail.example.com/t/c/abc.def"',
         'data-txmsg-notrack="" href="https://b.example/"',
         'href="https://c.example/ spaced"',
+        'href="https://d.example/ddd',
     ):
         assert kept in out, kept
     assert out.endswith(

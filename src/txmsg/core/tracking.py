@@ -9,7 +9,7 @@ forged or enumerated (core/signing.py, with a secret of its own).
 The rewrite is one pass of precompiled regular expressions over the rendered HTML: no parsing,
 no template work per message. Not rewritten: non-http(s) links (mailto:, tel:, anchors), links
 to this server's unsubscribe page or tracking endpoints, links marked `data-txmsg-notrack`,
-and unquoted `href` values. The text part is never touched.
+unquoted `href` values and URLs longer than MAX_TRACKED_URL. The text part is never touched.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ OPEN_PREFIX = "/t/o/"
 CLICK_PREFIX = "/t/c/"
 TRACKING_PREFIX = "/t/"
 FIELDS = ("opens", "clicks")
+# Longer links stay as written: their token must stay under signing.MAX_TOKEN_LENGTH.
+MAX_TRACKED_URL = 2048
 
 _OPEN, _CLICK = "o", "c"  # first token field: an open token is never a click token
 
@@ -138,7 +140,7 @@ class LinkTracker:
         if href is None:
             return tag
         url = html.unescape(href.group(3)).strip()
-        if not _TRACKABLE.match(url) or url.startswith(self._own):
+        if len(url) > MAX_TRACKED_URL or not _TRACKABLE.match(url) or url.startswith(self._own):
             return tag
         new = f"{href.group(1)}{href.group(2)}{self.click_url(pkey, url)}{href.group(2)}"
         return tag[: href.start()] + new + tag[href.end() :]

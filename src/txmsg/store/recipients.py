@@ -23,7 +23,8 @@ MESSAGE_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
     "sent_at": events.c.sent_at,
 }
 
-# Interactions: the first time of each kind; opens and clicks also counted.
+# Interactions: the first time of each kind; opens and clicks also counted, people's only
+# (machine ones, core/machine.py, are counted apart in the day reports).
 INTERACTION_KINDS = tuple(k.value for k in Interaction if k is not Interaction.SENT)
 COUNTED_KINDS = (Interaction.OPENED.value, Interaction.CLICKED.value)
 COLUMNS = (
@@ -33,6 +34,8 @@ COLUMNS = (
 )
 
 _SELECT = sa.select(events.c.id, *(c.label(name) for name, c in MESSAGE_COLUMNS.items()))
+# Entries not flagged machine (JSON `detail.machine`, absent on other kinds).
+_BY_PEOPLE = sa.not_(sa.func.coalesce(delivery_log.c.detail["machine"].as_boolean(), sa.false()))
 
 
 def chunk(conn: Connection, event_id: str, after_id: int, limit: int) -> list[dict[str, Any]]:
@@ -56,7 +59,7 @@ def chunk(conn: Connection, event_id: str, after_id: int, limit: int) -> list[di
                 sa.func.min(delivery_log.c.at).label("first"),  # typed as `at`: UTC datetime
                 sa.func.count().label("n"),
             )
-            .where(delivery_log.c.pkey.in_([r.PKey for r in rows]))
+            .where(delivery_log.c.pkey.in_([r.PKey for r in rows]), _BY_PEOPLE)
             .group_by(delivery_log.c.pkey, delivery_log.c.kind)
         )
     }
