@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from txmsg.core.signing import sign, verify
+from txmsg.core.signing import Signer, sign, verify
 from txmsg.core.unsubscribe import PREFIX as UNSUBSCRIBE_PREFIX
 from txmsg.core.validation import get_bool, reject_unknown, require_object
 
@@ -100,8 +100,11 @@ def redirect_location(url: str) -> str:
 
 # --- the HTML rewrite ------------------------------------------------------------------------
 
-_A_TAG = re.compile(r"<a\b[^>]*>", re.IGNORECASE)
-_HREF = re.compile(r"""((?<![\w-])href\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
+# An <a> tag with a quoted http(s) href, in one pass: (tag up to the value)(quote)(URL)(rest).
+_LINK = re.compile(
+    r"""(<a\b[^>]*?(?<![\w-])href\s*=\s*)(["'])(\s*https?://[^"'<>]*)\2([^>]*>)""",
+    re.IGNORECASE,
+)
 _NOTRACK = re.compile(r"(?<![\w-])data-txmsg-notrack(?![\w-])", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 # An absolute http(s) URL with no whitespace or control character (it goes in a header).
@@ -113,7 +116,7 @@ class LinkTracker:
 
     def __init__(self, secret: str, public_url: str) -> None:
         base = public_url.rstrip("/")
-        self._secret = secret
+        self._signer = Signer(secret)
         self._open_base = base + OPEN_PREFIX
         self._click_base = base + CLICK_PREFIX
         # This server's own links are never rewritten: the unsubscribe page (a scanner
@@ -121,29 +124,27 @@ class LinkTracker:
         self._own = (base + UNSUBSCRIBE_PREFIX, base + TRACKING_PREFIX)
 
     def open_url(self, pkey: str) -> str:
-        return self._open_base + open_token(self._secret, pkey)
+        return self._open_base + self._signer.sign(_OPEN, pkey)
 
     def click_url(self, pkey: str, url: str) -> str:
-        return self._click_base + click_token(self._secret, pkey, url)
+        return self._click_base + self._signer.sign(_CLICK, pkey, url)
 
     def rewrite(self, body: str, pkey: str, tracking: TrackingSettings) -> str:
         if tracking.clicks:
-            body = _A_TAG.sub(lambda m: self._tag(m.group(0), pkey), body)
+            body = _LINK.sub(lambda m: self._link(m, pkey), body)
         if tracking.opens:
             body = _with_pixel(body, self.open_url(pkey))
         return body
 
-    def _tag(self, tag: str, pkey: str) -> str:
-        if _NOTRACK.search(tag):
-            return tag
-        href = _HREF.search(tag)
-        if href is None:
-            return tag
-        url = html.unescape(href.group(3)).strip()
+    def _link(self, link: re.Match[str], pkey: str) -> str:
+        head, quote, value, rest = link.groups()
+        marked = "notrack" in head.lower() or "notrack" in rest.lower()  # cheap test first
+        if marked and (_NOTRACK.search(head) or _NOTRACK.search(rest)):
+            return link.group(0)
+        url = (html.unescape(value) if "&" in value else value).strip()
         if len(url) > MAX_TRACKED_URL or not _TRACKABLE.match(url) or url.startswith(self._own):
-            return tag
-        new = f"{href.group(1)}{href.group(2)}{self.click_url(pkey, url)}{href.group(2)}"
-        return tag[: href.start()] + new + tag[href.end() :]
+            return link.group(0)
+        return f"{head}{quote}{self.click_url(pkey, url)}{quote}{rest}"
 
 
 def _with_pixel(body: str, url: str) -> str:
