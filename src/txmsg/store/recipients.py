@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import Interaction
-from txmsg.store.tables import delivery_log, events
+from txmsg.store.tables import BY_PEOPLE, delivery_log, events
 
 # The message columns, in report order, in one place.
 MESSAGE_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
@@ -34,8 +34,6 @@ COLUMNS = (
 )
 
 _SELECT = sa.select(events.c.id, *(c.label(name) for name, c in MESSAGE_COLUMNS.items()))
-# Entries not flagged machine (JSON `detail.machine`, absent on other kinds).
-_BY_PEOPLE = sa.not_(sa.func.coalesce(delivery_log.c.detail["machine"].as_boolean(), sa.false()))
 
 
 def chunk(conn: Connection, event_id: str, after_id: int, limit: int) -> list[dict[str, Any]]:
@@ -59,7 +57,7 @@ def chunk(conn: Connection, event_id: str, after_id: int, limit: int) -> list[di
                 sa.func.min(delivery_log.c.at).label("first"),  # typed as `at`: UTC datetime
                 sa.func.count().label("n"),
             )
-            .where(delivery_log.c.pkey.in_([r.PKey for r in rows]), _BY_PEOPLE)
+            .where(delivery_log.c.pkey.in_([r.PKey for r in rows]), BY_PEOPLE)
             .group_by(delivery_log.c.pkey, delivery_log.c.kind)
         )
     }

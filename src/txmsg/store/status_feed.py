@@ -28,7 +28,13 @@ from txmsg.core.reports import (
 )
 from txmsg.core.timeutil import utcnow
 from txmsg.store.reports import add_counts_in
-from txmsg.store.tables import delivery_log, event_webhooks, events, webhook_outbox
+from txmsg.store.tables import (
+    BY_PEOPLE,
+    delivery_log,
+    event_webhooks,
+    events,
+    webhook_outbox,
+)
 
 # Events joined with their webhook, if any: one query tells both.
 _WITH_WEBHOOK = events.outerjoin(event_webhooks, event_webhooks.c.event_id == events.c.event_id)
@@ -133,15 +139,17 @@ def entries_appended_in(conn: Connection, entries: list[LogEntry]) -> None:
             hooked.add(row.event_id)
     seen: set[tuple[str, str]] = set()
     if any(counts_unique(e.kind.value, e.detail) for e in entries):
-        # Machine entries are read too (their flag is in `detail`) and left out here.
         seen = {
             (r.pkey, r.kind)
             for r in conn.execute(
-                sa.select(delivery_log.c.pkey, delivery_log.c.kind, delivery_log.c.detail).where(
-                    delivery_log.c.pkey.in_(pkeys), delivery_log.c.kind.in_(UNIQUE_KINDS)
+                sa.select(delivery_log.c.pkey, delivery_log.c.kind)
+                .where(
+                    delivery_log.c.pkey.in_(pkeys),
+                    delivery_log.c.kind.in_(UNIQUE_KINDS),
+                    BY_PEOPLE,
                 )
+                .distinct()
             )
-            if counts_unique(r.kind, r.detail)
         }
     counts: Counter[CountKey] = Counter()
     for e in entries:
