@@ -22,6 +22,7 @@ from txmsg.app import create_app
 from txmsg.config import Settings
 from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer
+from webhook_support import receiver  # noqa: F401 - the webhook receiver fixture
 
 ADMIN_KEY = "test-admin-key-" + "x" * 20
 PG_DSN = os.environ.get("TXMSG_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -74,9 +75,17 @@ async def check_profile_operations(
     )
     draft = {
         "subject": "Hi {{ profile.first_name }}",
-        "html": "<a href='{{ unsubscribe_url }}'>unsubscribe</a>",
+        "html": "<a href='https://shop.example.com/'>shop</a>"
+        "<a href='{{ unsubscribe_url }}'>unsubscribe</a>",
         "text": "Hi",
-        "variants": {"fr": {"subject": "Salut {{ profile.first_name }}", "text": "Salut"}},
+        "variants": {
+            "fr": {
+                "subject": "Salut {{ profile.first_name }}",
+                "html": "<a href='https://shop.example.com/'>boutique</a>"
+                "<a href='{{ unsubscribe_url }}'>se désabonner</a>",
+                "text": "Salut",
+            }
+        },
     }
     message = "/api/v1/messages/{eventId}"
     c(await marketer.put(f"/api/v1/messages/{event}/draft", json=draft), message + "/draft", 200)
@@ -124,7 +133,15 @@ async def check_profile_operations(
     )
     c(await admin.patch(f"{rules}/weekly", json={"max_messages": 1}), rule, 200)
 
-    # a message to Ada: the unsubscribe link; a second one is excluded by the rule
+    # a message to Ada: the unsubscribe link, tracked; a second one is excluded by the rule
+    tracked = c(
+        await admin.patch(
+            "/api/v1/channel-configs/mail", json={"tracking": {"opens": True, "clicks": True}}
+        ),
+        "/api/v1/channel-configs/{name}",
+        200,
+    )
+    assert tracked["tracking"] == {"opens": True, "clicks": True}
     first = c(
         await website.post(f"/rest/mc/{event}", json={"ctx": {"id": "ada"}}),
         "/rest/mc/{eventId}",
@@ -162,6 +179,23 @@ async def check_profile_operations(
     )
     big = b"x" * (server.settings.max_body_bytes + 1)
     c(await anon.post(link, content=big, headers=one_click), unsubscribe, 413)
+
+    # tracking: the open pixel and the click redirect of Ada's message
+    assert mail.html is not None
+    pixel = re.search(r"http://localhost:8025(/t/o/[^\"']+)", mail.html)
+    click = re.search(r"http://localhost:8025(/t/c/[^\"']+)", mail.html)
+    assert pixel and click, mail.html
+    c(await anon.get(pixel.group(1)), "/t/o/{token}", 200)
+    c(await anon.get("/t/o/forged.token"), "/t/o/{token}", 404)
+    r = await anon.get(click.group(1))
+    c(r, "/t/c/{token}", 302)
+    assert r.headers["location"] == "https://shop.example.com/"
+    c(await anon.get("/t/c/forged.token"), "/t/c/{token}", 404)
+    c(
+        await admin.patch("/api/v1/channel-configs/mail", json={"tracking": {"opens": 1}}),
+        "/api/v1/channel-configs/{name}",
+        400,
+    )
 
     # a hard bounce quarantines; an admin releases
     quarantine = "/api/v1/quarantine"

@@ -27,6 +27,7 @@ from txmsg.api import (
     profiles,
     reports,
     templates,
+    tracking,
     trigger,
     twilio_webhook,
     typology,
@@ -51,6 +52,7 @@ from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
+from txmsg.store.secrets import ServerSecrets
 from txmsg.store.sms_receipts import CallbackSigners
 
 log = logging.getLogger("txmsg")
@@ -92,6 +94,7 @@ _TITLES = {404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}
 def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True) -> Starlette:
     settings = settings or Settings.from_env()
     db = Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    server_secrets = ServerSecrets(db)
     dispatcher = Dispatcher(
         db,
         DispatcherSettings(
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
             retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
             public_url=settings.public_url or "http://localhost:8025",
         ),
+        secrets=server_secrets,
     )
 
     writer = Writer(db, dispatcher if run_dispatcher else None)
@@ -150,6 +154,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         send_proof=proofs.send,
         restore_interactions=lifecycle.restore,
         signers=signers,
+        secrets=server_secrets,
     )
 
     @contextlib.asynccontextmanager
@@ -194,6 +199,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *typology.routes,
         *fatigue_rules.routes,
         *unsubscribe.routes,
+        *tracking.routes,
         *proof_api.routes,
         *reports.routes,
         *interactions.routes,

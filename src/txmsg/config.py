@@ -52,6 +52,8 @@ class Settings:
             return None
         host, _, port = self.bounce_listen.rpartition(":")
         return host.strip("[]"), int(port)
+    # Opens and clicks this soon after the send are a machine's (core/machine.py); 0: no rule.
+    tracking_machine_seconds: float = 2.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -81,6 +83,8 @@ class Settings:
                 problems.append("TXMSG_BOUNCE_LISTEN must be host:port, e.g. 0.0.0.0:25")
         if self.bounce_max_bytes < 1024:
             problems.append("TXMSG_BOUNCE_MAX_BYTES must be at least 1024")
+        if self.tracking_machine_seconds < 0:
+            problems.append("TXMSG_TRACKING_MACHINE_SECONDS must not be negative")
         if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             problems.append("TXMSG_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
         if problems:
@@ -113,4 +117,5 @@ class Settings:
             ),
             bounce_listen=env.get("TXMSG_BOUNCE_LISTEN") or None,
             bounce_max_bytes=int(_float(env, "TXMSG_BOUNCE_MAX_BYTES", 10 * 1024 * 1024)),
+            tracking_machine_seconds=_float(env, "TXMSG_TRACKING_MACHINE_SECONDS", 2.0),
         )

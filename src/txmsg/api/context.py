@@ -17,6 +17,7 @@ from txmsg.store.archives import Restored
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
+from txmsg.store.secrets import ServerSecrets
 from txmsg.store.sms_receipts import CallbackSigners
 
 
@@ -42,6 +43,8 @@ class AppContext:
     restore_interactions: Callable[[str], Awaitable[Restored]]
     # Who signs Twilio's status callbacks, per account SID (cached).
     signers: CallbackSigners
+    # Server secrets (tracking links), read once per process.
+    secrets: ServerSecrets
 
 
 def context(request: Request) -> AppContext:

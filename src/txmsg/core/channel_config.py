@@ -8,6 +8,7 @@ from typing import Any
 
 from txmsg.core.addresses import normalize_email
 from txmsg.core.errors import invalid
+from txmsg.core.tracking import parse_tracking, tracking_of
 from txmsg.core.twilio_config import SMS_FIELDS, parse_sms_settings, sms_view
 from txmsg.core.validation import (
     get_bool,
@@ -32,6 +33,7 @@ EMAIL_FIELDS = {
     "smtp",
     "message_export",
     "bounce_domain",
+    "tracking",
 }
 SMTP_FIELDS = {"host", "port", "tls", "username", "password", "timeout", "pool_size"}
 
@@ -145,6 +147,8 @@ def _parse_email_settings(
             settings.pop("bounce_domain", None)
         else:
             settings["bounce_domain"] = domain
+    if "tracking" in body:
+        settings["tracking"] = parse_tracking(body["tracking"], tracking_of(current)).as_dict()
     secrets: dict[str, Any] = {}
     if required or "smtp" in body:
         if "smtp" not in body:
@@ -181,6 +185,7 @@ def public_view(
         "reply_to": settings.get("reply_to"),
         "bounce_domain": settings.get("bounce_domain"),
         "message_export": export,
+        "tracking": tracking_of(settings).as_dict(),
     }
     if "smtp" in settings:
         view["smtp"] = {**settings["smtp"], "password_set": "password" in secrets}

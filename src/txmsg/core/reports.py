@@ -13,6 +13,7 @@ from typing import Any
 
 from txmsg.core.delivery import Interaction
 from txmsg.core.errors import invalid
+from txmsg.core.machine import is_machine
 from txmsg.core.statuses import EventStatus
 
 # Report columns, in order (JSON keys and CSV headers).
@@ -23,6 +24,8 @@ METRICS = (
     "opened_unique",
     "clicked",
     "clicked_unique",
+    "opened_machine",
+    "clicked_machine",
     "bounced_hard",
     "bounced_soft",
     "spam",
@@ -52,7 +55,9 @@ INTERACTION_METRICS: dict[str, str] = {
     Interaction.UNSUBSCRIBED: "unsubscribed",
 }
 
-# Kinds counted once more, as `<metric>_unique`, on a message's first entry of that kind.
+# Kinds counted once more, as `<metric>_unique`, on a message's first human entry of that
+# kind. Their machine entries (scanners, prefetch: core/machine.py) count as `<metric>_machine`
+# only.
 UNIQUE_KINDS = frozenset({Interaction.OPENED.value, Interaction.CLICKED.value})
 
 # Events with no template version (failed before rendering, ignored) count under version 0.
@@ -69,7 +74,14 @@ def interaction_metric(kind: str, detail: dict[str, Any] | None) -> str | None:
         # A bounce without a class is counted soft: the address is not known to be dead.
         hard = (detail or {}).get("bounce") == "hard"
         return "bounced_hard" if hard else "bounced_soft"
+    if kind in UNIQUE_KINDS and is_machine(detail):
+        return INTERACTION_METRICS[kind] + "_machine"
     return INTERACTION_METRICS.get(kind)
+
+
+def counts_unique(kind: str, detail: dict[str, Any] | None) -> bool:
+    """Whether an entry may count as its message's unique open or click (a person's)."""
+    return kind in UNIQUE_KINDS and not is_machine(detail)
 
 
 @dataclass(frozen=True, slots=True)

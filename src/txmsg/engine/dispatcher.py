@@ -34,10 +34,11 @@ from txmsg.engine.providers import Providers
 from txmsg.engine.rendering import render_event
 from txmsg.engine.sms_dispatch import handle_sms
 from txmsg.engine.targeting import Targeting
-from txmsg.store import secrets
+from txmsg.engine.tracking import Tracking
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.routing import Route, load_routes
+from txmsg.store.secrets import ServerSecrets
 
 if TYPE_CHECKING:
     from txmsg.engine.writer import Writer
@@ -52,12 +53,16 @@ class DispatcherSettings:
     poll_interval: float = 1.0
     route_cache_seconds: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    public_url: str = "http://localhost:8025"  # base of unsubscribe links
+    public_url: str = "http://localhost:8025"  # base of unsubscribe and tracking links
 
 
 class Dispatcher:
     def __init__(
-        self, db: Database, settings: DispatcherSettings, providers: Providers | None = None
+        self,
+        db: Database,
+        settings: DispatcherSettings,
+        providers: Providers | None = None,
+        secrets: ServerSecrets | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -65,6 +70,8 @@ class Dispatcher:
         self._writer: Writer | None = None
         self._compiled: dict[tuple[str, int, str | None], CompiledMessage] = {}
         self._targeting = Targeting(db, settings.public_url)
+        self._secrets = secrets or ServerSecrets(db)
+        self._tracking = Tracking(self._secrets, settings.public_url)
         self._verp_secret: str | None = None  # loaded once a route has a bounce domain
         self._wake = asyncio.Event()
         self._in_flight = 0
@@ -203,10 +210,11 @@ class Dispatcher:
             routes = await self._routes_for({e.event_id for e in claimed})
             assert self._writer is not None
             targets = await self._targeting.prepare(claimed, routes, self._writer.reserve)
+            await self._tracking.prepare(routes.values())
             if self._verp_secret is None and any(
                 r is not None and r.settings.get("bounce_domain") for r in routes.values()
             ):
-                self._verp_secret = await self._db.write(secrets.get_or_create, VERP_SECRET)
+                self._verp_secret = await self._secrets.get_or_create(VERP_SECRET)
         except Exception:
             # Let their leases expire (no renewal) so they are claimed again.
             log.exception("loading routes or targets failed for %d events", len(claimed))
@@ -331,6 +339,7 @@ class Dispatcher:
         )
         if isinstance(rendered, Outcome):
             return rendered
+        rendered = self._tracking.apply(route, event.pkey, rendered)
         if self._lease_lost(event):
             log.warning("lease of event %s lapsed before sending; leaving it", event.pkey)
             return None

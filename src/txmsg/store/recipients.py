@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import Interaction
-from txmsg.store.tables import delivery_log, events
+from txmsg.store.tables import BY_PEOPLE, delivery_log, events
 
 # The message columns, in report order, in one place.
 MESSAGE_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
@@ -23,7 +23,8 @@ MESSAGE_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
     "sent_at": events.c.sent_at,
 }
 
-# Interactions: the first time of each kind; opens and clicks also counted.
+# Interactions: the first time of each kind; opens and clicks also counted, people's only
+# (machine ones, core/machine.py, are counted apart in the day reports).
 INTERACTION_KINDS = tuple(k.value for k in Interaction if k is not Interaction.SENT)
 COUNTED_KINDS = (Interaction.OPENED.value, Interaction.CLICKED.value)
 COLUMNS = (
@@ -56,7 +57,7 @@ def chunk(conn: Connection, event_id: str, after_id: int, limit: int) -> list[di
                 sa.func.min(delivery_log.c.at).label("first"),  # typed as `at`: UTC datetime
                 sa.func.count().label("n"),
             )
-            .where(delivery_log.c.pkey.in_([r.PKey for r in rows]))
+            .where(delivery_log.c.pkey.in_([r.PKey for r in rows]), BY_PEOPLE)
             .group_by(delivery_log.c.pkey, delivery_log.c.kind)
         )
     }

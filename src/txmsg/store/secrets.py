@@ -9,6 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.timeutil import utcnow
+from txmsg.store.db import Database
 from txmsg.store.tables import server_secrets
 
 
@@ -31,3 +32,27 @@ def get(conn: Connection, name: str) -> str | None:
         sa.select(server_secrets.c.value).where(server_secrets.c.name == name)
     ).scalar()
     return value
+
+
+class ServerSecrets:
+    """The secrets of this process, read once: a secret never changes after it is created,
+    so link checks on public endpoints (tracking hits) read none from the database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._known: dict[str, str] = {}
+
+    async def get(self, name: str) -> str | None:
+        """The secret, or None while no process has created it (no link can carry it yet)."""
+        value = self._known.get(name)
+        if value is None:
+            value = await self._db.read(get, name)
+            if value is not None:
+                self._known[name] = value
+        return value
+
+    async def get_or_create(self, name: str) -> str:
+        value = self._known.get(name)
+        if value is None:
+            value = self._known[name] = await self._db.write(get_or_create, name)
+        return value

@@ -23,11 +23,18 @@ from txmsg.core.reports import (
     CountKey,
     StatusChange,
     count_statuses,
+    counts_unique,
     interaction_metric,
 )
 from txmsg.core.timeutil import utcnow
 from txmsg.store.reports import add_counts_in
-from txmsg.store.tables import delivery_log, event_webhooks, events, webhook_outbox
+from txmsg.store.tables import (
+    BY_PEOPLE,
+    delivery_log,
+    event_webhooks,
+    events,
+    webhook_outbox,
+)
 
 # Events joined with their webhook, if any: one query tells both.
 _WITH_WEBHOOK = events.outerjoin(event_webhooks, event_webhooks.c.event_id == events.c.event_id)
@@ -114,8 +121,8 @@ def changes_from_rows(
 def entries_appended_in(conn: Connection, entries: list[LogEntry]) -> None:
     """Before delivery-log `entries` are inserted: count them and queue their webhooks.
 
-    Unique opens and clicks count a message's first entry of that kind: one query per batch
-    finds the messages that already have one.
+    Unique opens and clicks count a message's first human entry of that kind (machine ones
+    are counted apart): one query per batch finds the messages that already have one.
     """
     if not entries:
         return
@@ -131,12 +138,16 @@ def entries_appended_in(conn: Connection, entries: list[LogEntry]) -> None:
         if row.hooked:
             hooked.add(row.event_id)
     seen: set[tuple[str, str]] = set()
-    if any(e.kind.value in UNIQUE_KINDS for e in entries):
+    if any(counts_unique(e.kind.value, e.detail) for e in entries):
         seen = {
             (r.pkey, r.kind)
             for r in conn.execute(
                 sa.select(delivery_log.c.pkey, delivery_log.c.kind)
-                .where(delivery_log.c.pkey.in_(pkeys), delivery_log.c.kind.in_(UNIQUE_KINDS))
+                .where(
+                    delivery_log.c.pkey.in_(pkeys),
+                    delivery_log.c.kind.in_(UNIQUE_KINDS),
+                    BY_PEOPLE,
+                )
                 .distinct()
             )
         }
@@ -147,7 +158,7 @@ def entries_appended_in(conn: Connection, entries: list[LogEntry]) -> None:
             continue
         version = versions.get(e.pkey) or NO_VERSION
         counts[(e.event_id, e.at.date(), version, metric)] += 1
-        if e.kind.value in UNIQUE_KINDS and (e.pkey, e.kind.value) not in seen:
+        if counts_unique(e.kind.value, e.detail) and (e.pkey, e.kind.value) not in seen:
             seen.add((e.pkey, e.kind.value))
             counts[(e.event_id, e.at.date(), version, metric + "_unique")] += 1
     add_counts_in(conn, counts)

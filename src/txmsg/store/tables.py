@@ -238,6 +238,10 @@ delivery_log = sa.Table(
     sa.Index("ix_delivery_log_event_at", "event_id", "at"),
 )
 
+# Delivery-log entries of people: not flagged machine (the opens and clicks of scanners and
+# prefetch, core/machine.py). The flag is JSON `detail.machine`, absent from other entries.
+BY_PEOPLE = sa.not_(sa.func.coalesce(delivery_log.c.detail["machine"].as_boolean(), sa.false()))
+
 # The message export dataset: one record per message sent through a channel configuration with
 # message export on. Flat columns (the nested AJO shape is built on export) and times as UTC
 # epoch microseconds, so export reads columns straight into Arrow arrays. `id` is the export

@@ -1,0 +1,156 @@
+"""Open and click tracking of HTML emails: settings, signed links, and the HTML rewrite.
+
+When a channel configuration tracks opens, its HTML emails get a 1x1 pixel whose URL carries a
+token signing the message's PKey; when it tracks clicks, their `http(s)` links go through a
+redirect whose token signs the PKey and the original URL. The redirect needs no lookup and goes
+nowhere but to a URL the server itself signed: it is no open redirect, and tokens cannot be
+forged or enumerated (core/signing.py, with a secret of its own).
+
+The rewrite is one pass of precompiled regular expressions over the rendered HTML: no parsing,
+no template work per message. Not rewritten: non-http(s) links (mailto:, tel:, anchors), links
+to this server's unsubscribe page or tracking endpoints, links marked `data-txmsg-notrack`,
+unquoted `href` values and URLs longer than MAX_TRACKED_URL. The text part is never touched.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from txmsg.core.signing import Signer, sign, verify
+from txmsg.core.unsubscribe import PREFIX as UNSUBSCRIBE_PREFIX
+from txmsg.core.validation import get_bool, reject_unknown, require_object
+
+SECRET_NAME = "tracking"  # the server secret tracking tokens are signed with (store/secrets.py)
+OPEN_PREFIX = "/t/o/"
+CLICK_PREFIX = "/t/c/"
+TRACKING_PREFIX = "/t/"
+FIELDS = ("opens", "clicks")
+# Longer links stay as written: their token must stay under signing.MAX_TOKEN_LENGTH.
+MAX_TRACKED_URL = 2048
+
+_OPEN, _CLICK = "o", "c"  # first token field: an open token is never a click token
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingSettings:
+    opens: bool = False
+    clicks: bool = False
+
+    @property
+    def on(self) -> bool:
+        return self.opens or self.clicks
+
+    def as_dict(self) -> dict[str, bool]:
+        return {"opens": self.opens, "clicks": self.clicks}
+
+
+OFF = TrackingSettings()
+
+
+def parse_tracking(raw: object, current: TrackingSettings = OFF) -> TrackingSettings:
+    """A channel configuration's `tracking` object; on update, keys left out keep their value."""
+    body = require_object(raw, "tracking")
+    reject_unknown(body, set(FIELDS), "tracking.")
+    opens = get_bool(body, "opens", prefix="tracking.", default=current.opens)
+    clicks = get_bool(body, "clicks", prefix="tracking.", default=current.clicks)
+    return TrackingSettings(bool(opens), bool(clicks))
+
+
+def tracking_of(settings: dict[str, Any]) -> TrackingSettings:
+    """The tracking stored in a channel configuration's settings (off when absent)."""
+    stored = settings.get("tracking")
+    if not stored:
+        return OFF
+    return TrackingSettings(bool(stored.get("opens")), bool(stored.get("clicks")))
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+def open_token(secret: str, pkey: str) -> str:
+    return sign(secret, _OPEN, pkey)
+
+
+def click_token(secret: str, pkey: str, url: str) -> str:
+    return sign(secret, _CLICK, pkey, url)
+
+
+def read_open_token(secret: str, token: str) -> str | None:
+    """The PKey of a genuine open token; None for anything forged, altered or malformed."""
+    fields = verify(secret, token, 2)
+    return fields[1] if fields is not None and fields[0] == _OPEN else None
+
+
+def read_click_token(secret: str, token: str) -> tuple[str, str] | None:
+    """(PKey, URL) of a genuine click token; None for anything forged, altered or malformed."""
+    fields = verify(secret, token, 3)
+    if fields is None or fields[0] != _CLICK or not _TRACKABLE.match(fields[2]):
+        return None
+    return fields[1], fields[2]
+
+
+def redirect_location(url: str) -> str:
+    """The Location header for a signed URL: as written, non-ASCII characters percent-encoded."""
+    return url if url.isascii() else quote(url, safe="".join(map(chr, range(0x21, 0x7F))))
+
+
+# --- the HTML rewrite ------------------------------------------------------------------------
+
+# An <a> tag with a quoted http(s) href, in one pass: (tag up to the value)(quote)(URL)(rest).
+_LINK = re.compile(
+    r"""(<a\b[^>]*?(?<![\w-])href\s*=\s*)(["'])(\s*https?://[^"'<>]*)\2([^>]*>)""",
+    re.IGNORECASE,
+)
+_NOTRACK = re.compile(r"(?<![\w-])data-txmsg-notrack(?![\w-])", re.IGNORECASE)
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+# An absolute http(s) URL with no whitespace or control character (it goes in a header).
+_TRACKABLE = re.compile(r"https?://[^\x00-\x20\x7f]+\Z", re.IGNORECASE)
+
+
+class LinkTracker:
+    """Rewrites the rendered HTML of one server's messages; built once, used for every send."""
+
+    def __init__(self, secret: str, public_url: str) -> None:
+        base = public_url.rstrip("/")
+        self._signer = Signer(secret)
+        self._open_base = base + OPEN_PREFIX
+        self._click_base = base + CLICK_PREFIX
+        # This server's own links are never rewritten: the unsubscribe page (a scanner
+        # following a tracked copy must not look like the recipient), and tracking links.
+        self._own = (base + UNSUBSCRIBE_PREFIX, base + TRACKING_PREFIX)
+
+    def open_url(self, pkey: str) -> str:
+        return self._open_base + self._signer.sign(_OPEN, pkey)
+
+    def click_url(self, pkey: str, url: str) -> str:
+        return self._click_base + self._signer.sign(_CLICK, pkey, url)
+
+    def rewrite(self, body: str, pkey: str, tracking: TrackingSettings) -> str:
+        if tracking.clicks:
+            body = _LINK.sub(lambda m: self._link(m, pkey), body)
+        if tracking.opens:
+            body = _with_pixel(body, self.open_url(pkey))
+        return body
+
+    def _link(self, link: re.Match[str], pkey: str) -> str:
+        head, quote, value, rest = link.groups()
+        marked = "notrack" in head.lower() or "notrack" in rest.lower()  # cheap test first
+        if marked and (_NOTRACK.search(head) or _NOTRACK.search(rest)):
+            return link.group(0)
+        url = (html.unescape(value) if "&" in value else value).strip()
+        if len(url) > MAX_TRACKED_URL or not _TRACKABLE.match(url) or url.startswith(self._own):
+            return link.group(0)
+        return f"{head}{quote}{self.click_url(pkey, url)}{quote}{rest}"
+
+
+def _with_pixel(body: str, url: str) -> str:
+    pixel = f'<img src="{url}" width="1" height="1" alt="" style="border:0;width:1px;height:1px">'
+    ends = list(_BODY_END.finditer(body))
+    if not ends:
+        return body + pixel
+    at = ends[-1].start()
+    return body[:at] + pixel + body[at:]

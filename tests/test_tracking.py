@@ -1,0 +1,390 @@
+"""Open and click tracking end to end: a tracked email through the HTTP API and the fake SMTP,
+its pixel and links followed over HTTP, the delivery log, reports, webhooks, forged tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import io
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from helpers import assert_problem, create_channel, trigger, wait_status, wait_until
+from profile_helpers import event_based, profile_event, put_profile
+from txmsg.core.machine import hit_detail, machine_reason
+from txmsg.core.reports import METRICS
+from txmsg.core.signing import sign
+from txmsg.core.tracking import (
+    MAX_TRACKED_URL,
+    SECRET_NAME,
+    LinkTracker,
+    TrackingSettings,
+    click_token,
+    open_token,
+)
+from txmsg.core.unsubscribe import SECRET_NAME as UNSUBSCRIBE_SECRET
+from txmsg.store import secrets
+from txmsg.store.db import Database
+from txmsg.store.delivery_log import for_event
+from txmsg.store.tracking import hit_target
+from txmsg.testing import FakeSMTPServer
+from webhook_support import SECRET, Receiver
+
+BY_ID = {"from": "ctx.id", "to": "profile_id"}
+BROWSER = {
+    "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+}
+GMAIL_PROXY = {
+    "user-agent": "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 "
+    "(via ggpht.com GoogleImageProxy)"
+}
+SAFE_LINKS = {"user-agent": "Mozilla/5.0 (compatible; BingPreview/1.0b)"}
+SHOP = "https://shop.example.com/cart?a=1&b=2"
+HTML = (
+    "<html><body><p>Hi {{ profile.first_name }}</p>"
+    '<a class="btn" href="https://shop.example.com/cart?a=1&amp;b=2">cart</a>'
+    "<A HREF='http://Example.COM/x'>x</A>"
+    '<a href="mailto:help@example.com">mail</a><a href="tel:+33123456789">call</a>'
+    '<a href="#top">top</a><a href="https://example.com/raw" data-txmsg-notrack>raw</a>'
+    "<a href='{{ unsubscribe_url }}'>stop</a></body></html>"
+)
+TEXT = "Hi {{ profile.first_name }}: https://shop.example.com/cart?a=1&b=2"
+
+
+def _link(html: str, kind: str) -> str:
+    match = re.search(rf"http://localhost:8025(/t/{kind}/[A-Za-z0-9_.-]+)", html)
+    assert match, html
+    return match.group(1)
+
+
+async def _tracked_mail(
+    server: Any, smtp: FakeSMTPServer, receiver_url: str
+) -> tuple[str, str, Any]:
+    """A profile-based email sent through a channel configuration tracking opens and clicks:
+    (eventId, PKey, the message the fake SMTP server received)."""
+    admin = server.admin
+    channel = await create_channel(admin, smtp, tracking={"opens": True, "clicks": True})
+    assert channel["tracking"] == {"opens": True, "clicks": True}
+    event = await profile_event(
+        admin, smtp, reconciliation=BY_ID, channel=False, html=HTML, text=TEXT
+    )
+    r = await admin.patch(
+        f"/api/v1/event-configs/{event}", json={"webhook": {"url": receiver_url, "secret": SECRET}}
+    )
+    assert r.status_code == 200, r.text
+    await put_profile(admin, "ada", email="ada@example.org", first_name="Ada")
+    accepted = await trigger(admin, event, {"ctx": {"id": "ada"}})
+    await wait_status(admin, accepted["href"], "processed")
+    [mail] = await smtp.wait_for(1)
+    return event, accepted["PKey"], mail
+
+
+async def test_opens_and_clicks_through_the_real_endpoints(
+    server: Any, smtp: FakeSMTPServer, receiver: Receiver, store: Database
+) -> None:
+    admin = server.admin
+    anon = server.client()
+    event, pkey, mail = await _tracked_mail(server, smtp, receiver.url)
+    html = mail.html
+    assert html is not None
+
+    # The HTML: the pixel before </body>, http(s) links rewritten, every other link as written.
+    open_path = _link(html, "o")
+    assert re.search(
+        r'<img src="http://localhost:8025/t/o/[^"]+" width="1" height="1"[^>]*>'
+        r"</body></html>$",
+        html,
+    ), html
+    assert 'class="btn" href="http://localhost:8025/t/c/' in html
+    assert "<A HREF='http://localhost:8025/t/c/" in html
+    assert "shop.example.com" not in html and "Example.COM" not in html
+    for kept in (
+        'href="mailto:help@example.com"',
+        'href="tel:+33123456789"',
+        'href="#top"',
+        'href="https://example.com/raw" data-txmsg-notrack',
+    ):
+        assert kept in html, kept
+    unsubscribe = mail.message["List-Unsubscribe"][1:-1]
+    assert f"href='{unsubscribe}'" in html  # never rewritten
+    assert mail.text is not None and mail.text.rstrip("\n") == f"Hi Ada: {SHOP}"
+    clicks = re.findall(r"http://localhost:8025(/t/c/[A-Za-z0-9_.-]+)", html)
+    assert len(clicks) == 2
+    shop_path, example_path = clicks
+
+    # Within the machine window of the send: kept, flagged too_early.
+    r = await anon.get(open_path, headers=BROWSER)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/gif"
+    assert r.headers["cache-control"] == "no-store"
+    assert r.content.startswith(b"GIF89a\x01\x00\x01\x00") and r.content.endswith(b";")
+    r = await anon.get(shop_path, headers=BROWSER)
+    assert r.status_code == 302 and r.headers["location"] == SHOP
+    await asyncio.sleep(server.settings.tracking_machine_seconds + 0.1)
+
+    # People: two opens (one through Gmail's image proxy), two clicks; machines apart.
+    for headers in (BROWSER, GMAIL_PROXY, SAFE_LINKS):
+        r = await anon.get(open_path, headers=headers)
+        assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    r = await anon.head(open_path, headers=BROWSER)
+    assert r.status_code == 200
+    for path, url in ((shop_path, SHOP), (example_path, "http://Example.COM/x")):
+        r = await anon.get(path, headers=BROWSER)
+        assert (r.status_code, r.headers["location"]) == (302, url)
+        assert r.headers["cache-control"] == "no-store"
+    r = await anon.get(shop_path)  # httpx's own user agent: an HTTP library
+    assert (r.status_code, r.headers["location"]) == (302, SHOP)
+
+    # The delivery log, over the API: each hit with its time, URL and flag.
+    r = await admin.get(f"/api/v1/events/{event}/{pkey}/delivery-log")
+    assert r.status_code == 200, r.text
+    items = [i for i in r.json()["items"] if i["kind"] in ("opened", "clicked")]
+    seen = [
+        (
+            i["kind"],
+            i["detail"].get("url"),
+            i["detail"]["machine"],
+            i["detail"].get("machine_reason"),
+        )
+        for i in items
+    ]
+    assert seen == [
+        ("opened", None, True, "too_early"),
+        ("clicked", SHOP, True, "too_early"),
+        ("opened", None, False, None),
+        ("opened", None, False, None),
+        ("opened", None, True, "user_agent"),
+        ("opened", None, True, "head"),
+        ("clicked", SHOP, False, None),
+        ("clicked", "http://Example.COM/x", False, None),
+        ("clicked", SHOP, True, "user_agent"),
+    ]
+    # No IP address kept: the agent and the flag only.
+    assert items[2]["detail"] == {"machine": False, "user_agent": BROWSER["user-agent"]}
+    times = [datetime.fromisoformat(i["at"]) for i in items]
+    assert times == sorted(times)
+    target = await store.read(hit_target, pkey)
+    assert target is not None and target.sent_at is not None
+    window = server.settings.tracking_machine_seconds
+    assert (times[1] - target.sent_at).total_seconds() < window
+    assert (times[2] - target.sent_at).total_seconds() >= window
+
+    # The report, value by value: people in opened/clicked (and unique), machines apart.
+    expected = dict.fromkeys(METRICS, 0) | {
+        "sent": 1,
+        "opened": 2,
+        "opened_unique": 1,
+        "clicked": 2,
+        "clicked_unique": 1,
+        "opened_machine": 3,
+        "clicked_machine": 2,
+    }
+    report = (await admin.get(f"/api/v1/reports/{event}")).json()
+    assert report["total"] == expected
+    r = await admin.get(f"/api/v1/reports/{event}", params={"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    [today] = [row for row in rows if row["message_version"] == "all" and row["sent"] == "1"]
+    assert {m: int(today[m]) for m in METRICS} == expected
+
+    # The recipients report: people's opens and clicks, the first of each.
+    r = await admin.get(f"/api/v1/reports/{event}/recipients", params={"format": "json"})
+    [row] = r.json()["items"]
+    assert (row["opened_count"], row["clicked_count"]) == (2, 2)
+    assert datetime.fromisoformat(row["opened_at"]) == times[2]
+    assert datetime.fromisoformat(row["clicked_at"]) == times[6]
+
+    # Status webhooks: every open and click reaches the receiver (in any order: calls are
+    # sent concurrently), with its detail and time.
+    await wait_until(lambda: len(receiver.delivered()) == 10, what="status and interaction calls")
+    calls = [c for c in receiver.delivered() if c["interaction"] in ("opened", "clicked")]
+    assert sorted(
+        (c["at"], c["interaction"], c["detail"].get("url"), c["detail"]["machine"]) for c in calls
+    ) == sorted((i["at"], i["kind"], i["detail"].get("url"), i["detail"]["machine"]) for i in items)
+    assert {c["PKey"] for c in calls} == {pkey}
+    await anon.aclose()
+
+
+async def test_forged_and_foreign_tokens_are_refused(
+    server: Any, smtp: FakeSMTPServer, receiver: Receiver, store: Database
+) -> None:
+    anon = server.client()
+    _, pkey, mail = await _tracked_mail(server, smtp, receiver.url)
+    html = mail.html
+    assert html is not None
+    open_path, click_path = _link(html, "o"), _link(html, "c")
+    payload, signature = click_path.rsplit("/", 1)[1].split(".")
+    evil = base64.urlsafe_b64encode(f"c\0{pkey}\0https://evil.example/".encode()).rstrip(b"=")
+    unsubscribe_token = urlsplit(mail.message["List-Unsubscribe"][1:-1]).path.rsplit("/", 1)[1]
+    open_token_ = open_path.rsplit("/", 1)[1]
+    forged_clicks = [
+        f"{evil.decode()}.{signature}",  # the signature of another URL
+        click_token("not-the-server-secret", pkey, "https://evil.example/"),
+        f"{payload}.{signature[:-2]}",
+        f"{payload[:-2]}.{signature}",
+        open_token_,  # an open token is no click token
+        unsubscribe_token,  # signed with the unsubscribe secret
+        "junk",
+    ]
+    for bad in forged_clicks:
+        r = await anon.get(f"/t/c/{bad}", headers=BROWSER)
+        assert_problem(r, 404)
+        assert "location" not in r.headers
+    for bad in (
+        open_token("not-the-server-secret", pkey),
+        click_path.rsplit("/", 1)[1],
+        unsubscribe_token,
+        "x.y",
+    ):
+        assert_problem(await anon.get(f"/t/o/{bad}", headers=BROWSER), 404)
+    # Nothing recorded for any of them.
+    log = await store.read(for_event, pkey)
+    assert not [e for e in log if e.kind.value in ("opened", "clicked")]
+
+    # Genuine tokens of an unknown (or purged) message: the pixel and the redirect, no record.
+    secret = await store.read(secrets.get, SECRET_NAME)
+    assert secret is not None and secret != await store.read(secrets.get, UNSUBSCRIBE_SECRET)
+    ghost = "0" * 26
+    r = await anon.get(f"/t/o/{open_token(secret, ghost)}", headers=BROWSER)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/gif"
+    r = await anon.get(f"/t/c/{click_token(secret, ghost, SHOP)}", headers=BROWSER)
+    assert (r.status_code, r.headers["location"]) == (302, SHOP)
+    assert await store.read(for_event, ghost) == []
+    # A genuine token whose URL is not an http(s) one is no redirect either.
+    r = await anon.get(f"/t/c/{sign(secret, 'c', pkey, 'javascript:alert(1)')}")
+    assert_problem(r, 404)
+    await anon.aclose()
+
+
+async def test_tracking_off_leaves_the_html_untouched(server: Any, smtp: FakeSMTPServer) -> None:
+    admin = server.admin
+    channel = await create_channel(admin, smtp)
+    assert channel["tracking"] == {"opens": False, "clicks": False}
+    event = await event_based(admin)
+    html = '<html><body><a href="https://shop.example.com/">shop</a></body></html>'
+    r = await admin.put(
+        f"/api/v1/messages/{event}/draft", json={"subject": "S", "html": html, "text": "T"}
+    )
+    assert r.status_code == 200, r.text
+    assert (await admin.post(f"/api/v1/messages/{event}/publish")).status_code == 201
+    body = {"email": "bob@example.org", "ctx": {"firstName": "Bob"}}
+    sent = await trigger(admin, event, body)
+    await wait_status(admin, sent["href"], "processed")
+    [mail] = await smtp.wait_for(1)
+    assert mail.html is not None and mail.html.rstrip("\n") == html
+
+    # Clicks only: links rewritten, no pixel; the PATCH keeps the key it leaves out.
+    r = await admin.patch("/api/v1/channel-configs/mail", json={"tracking": {"clicks": True}})
+    assert r.status_code == 200 and r.json()["tracking"] == {"opens": False, "clicks": True}
+    r = await admin.patch("/api/v1/channel-configs/mail", json={"from_name": "Shop"})
+    assert r.json()["tracking"] == {"opens": False, "clicks": True}
+    sent = await trigger(admin, event, body)
+    await wait_status(admin, sent["href"], "processed")
+    mail = (await smtp.wait_for(2))[1]
+    assert mail.html is not None
+    assert "/t/c/" in mail.html and "/t/o/" not in mail.html and "shop.example.com" not in mail.html
+    assert mail.text is not None and mail.text.rstrip("\n") == "T"
+    assert (await admin.get("/api/v1/channel-configs/mail")).json()["tracking"] == {
+        "opens": False,
+        "clicks": True,
+    }
+
+
+async def test_tracking_settings_are_validated(server: Any, smtp: FakeSMTPServer) -> None:
+    admin = server.admin
+    base = {
+        "name": "mail",
+        "channel": "email",
+        "from_email": "shop@example.com",
+        "smtp": {"host": smtp.host, "port": smtp.port},
+    }
+    for tracking, field_name in [
+        ("yes", "tracking"),
+        (None, "tracking"),
+        ([True], "tracking"),
+        ({"opens": "yes"}, "tracking.opens"),
+        ({"clicks": 1}, "tracking.clicks"),
+        ({"opens": True, "links": True}, "tracking.links"),
+    ]:
+        r = await admin.post("/api/v1/channel-configs", json={**base, "tracking": tracking})
+        assert_problem(r, 400, field_name)
+    assert (await admin.get("/api/v1/channel-configs")).json()["items"] == []
+    await create_channel(admin, smtp, tracking={"opens": True})
+    r = await admin.patch("/api/v1/channel-configs/mail", json={"tracking": {"clicks": "no"}})
+    assert_problem(r, 400, "tracking.clicks")
+    view = (await admin.get("/api/v1/channel-configs/mail")).json()
+    assert view["tracking"] == {"opens": True, "clicks": False}
+
+
+def test_rewrite_rules() -> None:
+    tracker = LinkTracker("secret", "https://mail.example.com/")
+    both = TrackingSettings(opens=True, clicks=True)
+    html = (
+        '<p><a data-href="x" href="https://a.example/?q=1&amp;r=2" title="t">a</a>'
+        '<a href=https://unquoted.example/>u</a><a name="n">n</a>'
+        '<a href="https://mail.example.com/unsubscribe/abc.def">u</a>'
+        '<a href="https://mail.example.com/t/c/abc.def">t</a>'
+        '<a data-txmsg-notrack="" href="https://b.example/">b</a>'
+        '<a href="https://c.example/ spaced">c</a>'
+        f'<a href="https://d.example/{"d" * MAX_TRACKED_URL}">d</a></p>'
+    )
+    out = tracker.rewrite(html, "PK", both)
+    expected_click = tracker.click_url("PK", "https://a.example/?q=1&r=2")
+    assert f'<a data-href="x" href="{expected_click}" title="t">' in out
+    for kept in (
+        "href=https://unquoted.example/",
+        'href="https://mail.example.com/unsubscribe/abc.def"',
+        'href="https://mail.example.com/t/c/abc.def"',
+        'data-txmsg-notrack="" href="https://b.example/"',
+        'href="https://c.example/ spaced"',
+        'href="https://d.example/ddd',
+    ):
+        assert kept in out, kept
+    assert out.endswith(
+        f'<img src="{tracker.open_url("PK")}" width="1" height="1" alt="" '
+        'style="border:0;width:1px;height:1px">'
+    )  # no </body>: at the end
+    # Only the last </body> gets the pixel; opens only leaves links alone.
+    page = "<body><a href='https://a.example/'>a</a></BODY >x</body >"
+    only_opens = tracker.rewrite(page, "PK", TrackingSettings(opens=True))
+    assert only_opens.startswith("<body><a href='https://a.example/'>a</a></BODY >x<img ")
+    assert only_opens.endswith("></body >")
+
+
+def test_machine_rules() -> None:
+    sent = datetime(2026, 11, 23, 10, 0, 0)
+    later = datetime(2026, 11, 23, 10, 0, 5)
+    human = BROWSER["user-agent"]
+    assert machine_reason("GET", human, sent, later, 2.0) is None
+    assert machine_reason("HEAD", human, sent, later, 2.0) == "head"
+    assert machine_reason("GET", human, sent, datetime(2026, 11, 23, 10, 0, 1), 2.0) == "too_early"
+    assert machine_reason("GET", human, None, later, 2.0) == "too_early"  # send not recorded
+    assert machine_reason("GET", human, sent, datetime(2026, 11, 23, 10, 0, 1), 0.0) is None
+    assert machine_reason("GET", GMAIL_PROXY["user-agent"], sent, later, 2.0) is None
+    for agent in (
+        SAFE_LINKS["user-agent"],
+        "curl/8.5.0",
+        "python-requests/2.32",
+        "",
+        None,
+        "Go-http-client/1.1",
+        "Mozilla/5.0 Barracuda",
+        "Mimecast/1.0",
+    ):
+        assert machine_reason("GET", agent, sent, later, 2.0) == "user_agent", agent
+    detail = hit_detail(None, "x" * 1000, "https://a.example/")
+    assert detail == {"url": "https://a.example/", "machine": False, "user_agent": "x" * 256}
+    assert hit_detail("head", None) == {"machine": True, "machine_reason": "head"}
+
+
+async def test_unknown_routes_stay_private(server: Any) -> None:
+    """The tracking paths answer tokens only: no listing, no other method."""
+    anon: httpx.AsyncClient = server.client()
+    assert_problem(await anon.get("/t/o/"), 404)
+    r = await anon.post("/t/c/abc.def")
+    assert r.status_code == 405
+    await anon.aclose()
