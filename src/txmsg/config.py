@@ -52,6 +52,7 @@ class Settings:
             return None
         host, _, port = self.bounce_listen.rpartition(":")
         return host.strip("[]"), int(port)
+
     # Opens and clicks this soon after the send are a machine's (core/machine.py); 0: no rule.
     tracking_machine_seconds: float = 2.0
 
