@@ -26,6 +26,7 @@ from txmsg.core.reports import (
     interaction_metric,
 )
 from txmsg.core.timeutil import utcnow
+from txmsg.store.bulk import executemany
 from txmsg.store.reports import add_counts_in
 from txmsg.store.tables import delivery_log, event_webhooks, events, webhook_outbox
 
@@ -220,10 +221,14 @@ def _with_webhook(conn: Connection, event_ids: set[str]) -> set[str]:
     )
 
 
+_OUTBOX_INSERT = sa.insert(webhook_outbox)
+
+
 def _queue_webhooks(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     now = utcnow()
     for row in rows:
         row.update(created_at=now, due_at=now, attempts=0, last_error=None)
-    conn.execute(sa.insert(webhook_outbox), rows)
+    # On the trigger's write for events with a webhook: the queue's lean executemany.
+    executemany(conn, _OUTBOX_INSERT, rows)
