@@ -205,7 +205,7 @@ def claim_in(
             attempts=events.c.attempts + 1,
             updated_at=now,
         )
-        .returning(*_CLAIM_COLUMNS, status_feed.HOOKED)
+        .returning(*_CLAIM_COLUMNS, status_feed.HAS_WEBHOOK)
     )
     rows = (conn.execute(stmt)).all()
     claimed = [_claimed(r.id, r, r.attempts, token, now + lease) for r in rows]

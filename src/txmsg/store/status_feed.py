@@ -37,13 +37,13 @@ _HOOKED = event_webhooks.c.event_id.is_not(None).label("hooked")
 
 # In the RETURNING clause of an UPDATE of events: whether the row's event configuration has a
 # webhook, in the same statement (no query of its own).
-HOOKED = (
+HAS_WEBHOOK = (
     sa.exists()
     .where(event_webhooks.c.event_id == events.c.event_id)
     .correlate(events)
     .label("hooked")
 )
-_RETURNED = (events.c.pkey, events.c.event_id, events.c.message_version, HOOKED)
+_RETURNED = (events.c.pkey, events.c.event_id, events.c.message_version, HAS_WEBHOOK)
 
 
 def statuses_changed_in(conn: Connection, changes: list[StatusChange]) -> None:
