@@ -21,6 +21,7 @@ from helpers import (
     wait_status,
 )
 from txmsg.core.delivery import Interaction, LogEntry
+from txmsg.core.timeutil import isoformat
 from txmsg.store import delivery_log
 from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer
@@ -44,6 +45,12 @@ async def recipients(admin: Any, eid: str) -> tuple[str, str]:
     r = await admin.get(f"/api/v1/reports/{eid}/recipients")
     assert r.status_code == 200, r.text
     return r.headers["txmsg-interactions-expired"], r.text
+
+
+async def delivery_log_of(admin: Any, eid: str, pkey: str) -> tuple[bool, list[Any]]:
+    r = await admin.get(f"/api/v1/events/{eid}/{pkey}/delivery-log")
+    assert r.status_code == 200, r.text
+    return r.json()["interactions_expired"], r.json()["items"]
 
 
 async def entries(store: Database, pkeys: list[str]) -> list[LogEntry]:
@@ -121,7 +128,11 @@ async def test_expire_restore_and_expire_again(
         (e.pkey, e.kind.value, e.at) for e in before_entries[paused]
     )
 
-    # Reports: aggregates intact; the recipients report says what it lacks.
+    # Reports: aggregates intact; the recipients report and the delivery log say what they lack.
+    before_log = await delivery_log_of(admin, paused, sent[paused][0])
+    assert before_log == (True, [])
+    live_log = await delivery_log_of(admin, live, sent[live][0])
+    assert live_log[0] is False and len(live_log[1]) == 4
     for eid in (paused, gone):
         assert (await admin.get(f"/api/v1/reports/{eid}")).json() == before_report[eid]
         flag, text = await recipients(admin, eid)
@@ -137,6 +148,13 @@ async def test_expire_restore_and_expire_again(
     assert r.json() == {"eventId": paused, "files": 1, "rows": 8}
     assert await entries(store, sent[paused]) == before_entries[paused]
     assert await recipients(admin, paused) == ("false", before_recipients[paused][1])
+    restored_log = await delivery_log_of(admin, paused, sent[paused][0])
+    assert restored_log[0] is False
+    assert [(i["kind"], i["at"], i["detail"]) for i in restored_log[1]] == [
+        (e.kind.value, isoformat(e.at), e.detail or {})
+        for e in before_entries[paused]
+        if e.pkey == sent[paused][0]
+    ]
     r = await admin.post("/api/v1/event-configs:restore-interactions", json={"tag": "shop"})
     assert r.status_code == 200, r.text
     assert r.json() == {

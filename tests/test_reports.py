@@ -20,6 +20,7 @@ from helpers import (
     trigger,
     wait_status,
 )
+from profile_helpers import profile_event, put_profile
 from txmsg.api import reports as reports_api
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.queue import NewEvent, Outcome, new_pkey
@@ -28,6 +29,7 @@ from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import isoformat, utcnow
 from txmsg.store import delivery_log
 from txmsg.store import events as event_store
+from txmsg.store import recipients as recipients_store
 from txmsg.store import reports as report_store
 from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer
@@ -142,6 +144,33 @@ async def test_day_report_counts_sends_interactions_and_versions(
         line(day, "2", v2_today),
     ]
     assert failed  # its row is counted in v1's `failed`
+
+    # `from`/`to` select the days: yesterday alone, today alone, a range with nothing in it.
+    async def csv_lines(**params: str) -> list[list[str]]:
+        r = await admin.get(f"/api/v1/reports/{eid}", params={**params, "format": "csv"})
+        assert r.status_code == 200, r.text
+        return list(csv.reader(io.StringIO(r.text)))[1:]
+
+    assert await csv_lines(**{"from": before, "to": before}) == [
+        line(before, "all", counts(delivered=1)),
+        line(before, "1", counts(delivered=1)),
+    ]
+    assert await csv_lines(**{"from": day}) == [
+        line(day, "all", all_today),
+        line(day, "", unversioned),
+        line(day, "1", v1_today),
+        line(day, "2", v2_today),
+    ]
+    long_ago = (today - timedelta(days=40)).date()
+    assert await csv_lines(**{"from": long_ago.isoformat(), "to": long_ago.isoformat()}) == [
+        line(long_ago.isoformat(), "all", counts())
+    ]
+    # Without `from`: the 30 days up to `to`, yesterday's and today's slices among them.
+    default = await csv_lines(to=day)
+    assert [row[0] for row in default if row[1] == "all"] == [
+        (today - timedelta(days=29 - i)).date().isoformat() for i in range(30)
+    ]
+    assert len(default) == 30 + 1 + 3
 
 
 async def test_stale_outcomes_are_not_counted(server: Any, smtp: FakeSMTPServer, store: Database):
@@ -260,10 +289,16 @@ async def test_tags_validated_stored_and_reported(
 async def test_report_parameters_are_checked(
     server: Any, smtp: FakeSMTPServer, params: dict[str, str], field: str
 ) -> None:
-    eid = await live_event(server.admin, smtp)
-    assert_problem(await server.admin.get(f"/api/v1/reports/{eid}", params=params), 400, field)
-    assert_problem(await server.admin.get("/api/v1/reports"), 400, "tag")
-    assert_problem(await server.admin.get("/api/v1/reports/EVTnope"), 404)
+    admin = server.admin
+    eid = await live_event(admin, smtp)
+    assert_problem(await admin.get(f"/api/v1/reports/{eid}", params=params), 400, field)
+    assert_problem(await admin.get("/api/v1/reports", params={"tag": "shop", **params}), 400, field)
+    assert_problem(await admin.get("/api/v1/reports"), 400, "tag")
+    assert_problem(await admin.get("/api/v1/reports", params={"tag": "a b"}), 400, "tag")
+    assert_problem(await admin.get("/api/v1/reports/EVTnope"), 404)
+    assert_problem(await admin.get("/api/v1/reports/EVTnope/recipients"), 404)
+    recipients = f"/api/v1/reports/{eid}/recipients"
+    assert_problem(await admin.get(recipients, params={"format": "xml"}), 400, "format")
 
 
 async def test_recipients_report_streams_every_message_in_chunks(
@@ -341,6 +376,83 @@ async def test_recipients_report_streams_every_message_in_chunks(
     marketer = server.client(await create_key(admin, "marketer"))
     assert_problem(await marketer.get(f"/api/v1/reports/{eid}/recipients"), 403)
     await marketer.aclose()
+
+
+async def test_recipients_report_streams_thousands_of_rows(
+    server: Any, smtp: FakeSMTPServer, store: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3,500 messages: read from the database 1,000 at a time and sent as they are read (a
+    chunked answer without a length), every message once, in order."""
+    admin = server.admin
+    eid = await live_event(admin, smtp)
+    await admin.post(f"/api/v1/event-configs/{eid}/pause")  # they wait: nothing is sent
+    now = utcnow()
+    batch = [
+        NewEvent(
+            pkey=new_pkey(),
+            event_id=eid,
+            priority=0,
+            status=EventStatus.PAUSED,
+            email=f"r{i}@example.org",
+            ctx={"firstName": "Ada"},
+            event_date=now,
+            scheduled_at=None,
+            expires_at=now + timedelta(hours=1),
+            due_at=now,
+            response={},
+        )
+        for i in range(3500)
+    ]
+    await store.write(event_store.enqueue_in, batch)
+    reads: list[int] = []
+    real_chunk = recipients_store.chunk
+
+    def counted_chunk(*args: Any) -> list[dict[str, Any]]:
+        rows = real_chunk(*args)
+        reads.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(recipients_store, "chunk", counted_chunk)
+    received: list[bytes] = []
+    async with admin.stream("GET", f"/api/v1/reports/{eid}/recipients") as r:
+        assert r.status_code == 200
+        assert "content-length" not in r.headers
+        assert r.headers["transfer-encoding"] == "chunked"
+        async for part in r.aiter_raw():
+            received.append(part)
+    assert reads == [1000, 1000, 1000, 500, 0]
+    assert len(received) > 1
+    rows = rows_of(b"".join(received).decode())
+    assert [(row["PKey"], row["address"], row["status"]) for row in rows] == [
+        (e.pkey, e.email, "paused") for e in batch
+    ]
+
+
+async def test_recipients_report_of_profile_based_messages(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """Profile-based messages: the profile id, and the profile's address when the trigger
+    named none."""
+    admin = server.admin
+    eid = await profile_event(
+        admin, smtp, reconciliation={"from": "ctx.customer", "to": "profile_id"}
+    )
+    await put_profile(admin, "c-42", email="grace@example.org", first_name="Grace")
+    await put_profile(admin, "c-43", email="linus@example.org", first_name="Linus")
+    grace = await trigger(admin, eid, {"ctx": {"customer": "c-42", "order": "A1"}})
+    nobody = await trigger(admin, eid, {"ctx": {"customer": "c-99", "order": "A2"}})
+    await wait_status(admin, grace["href"], "processed")
+    await wait_status(admin, nobody["href"], "targetingFailed")
+    r = await admin.get(f"/api/v1/reports/{eid}/recipients")
+    assert r.status_code == 200, r.text
+    rows = {row["PKey"]: row for row in rows_of(r.text)}
+    assert (rows[grace["PKey"]]["profile_id"], rows[grace["PKey"]]["address"]) == (
+        "c-42",
+        "grace@example.org",
+    )
+    assert rows[grace["PKey"]]["message_version"] == "1"
+    assert (rows[nobody["PKey"]]["profile_id"], rows[nobody["PKey"]]["address"]) == ("", "")
+    assert rows[nobody["PKey"]]["status"] == "targetingFailed"
 
 
 async def test_expired_queued_events_count_as_failed(database_url: str) -> None:

@@ -1,21 +1,51 @@
-"""Status webhooks end to end: a real receiver under uvicorn on loopback, failing then
-answering, signatures checked with the receiver's own HMAC, sends never waiting for it."""
+"""Status webhooks end to end: a real receiver under uvicorn on loopback, failing (or not
+answering) then answering, signatures checked with the receiver's own HMAC, every status change
+and interaction announced in the shape openapi.yaml gives, sends never waiting for it, and
+events without a webhook never paying for it."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
+import itertools
 import time
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from helpers import assert_problem, create_channel, live_event, trigger, wait_status, wait_until
+import sqlalchemy as sa
+import yaml
+from jsonschema import Draft202012Validator
+
+from conftest import RunningServer, settings_for
+from helpers import (
+    assert_problem,
+    create_channel,
+    create_event,
+    live_event,
+    publish_message,
+    trigger,
+    wait_status,
+    wait_until,
+)
 from txmsg.core.delivery import Interaction, LogEntry
+from txmsg.core.queue import NewEvent, new_pkey
+from txmsg.core.statuses import EventStatus
+from txmsg.core.timeutil import utcnow
 from txmsg.store import delivery_log, webhook_outbox
+from txmsg.store import events as event_store
 from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer
 from webhook_support import SECRET, Call, Receiver
+
+SPEC = yaml.safe_load((Path(__file__).resolve().parents[1] / "openapi.yaml").read_text("utf-8"))
+CALL_SCHEMA = Draft202012Validator(
+    {"$ref": "#/components/schemas/StatusWebhookCall", "components": SPEC["components"]}
+)
 
 
 async def outbox_drained(store: Database, eid: str) -> None:
@@ -35,6 +65,24 @@ def verify(call: Call, secret: str) -> None:
     assert hmac.compare_digest(parts["v1"], expected.hexdigest())
 
 
+def check_call(call: Call) -> dict[str, Any]:
+    """A call as the receiver sees it: signed, JSON, shaped as openapi.yaml says."""
+    verify(call, SECRET)
+    assert call.headers["content-type"] == "application/json"
+    body = call.json
+    errors = [e.message for e in CALL_SCHEMA.iter_errors(body)]
+    assert not errors, (body, errors)
+    assert (body["status"] is None) != (body["interaction"] is None)
+    return body
+
+
+async def hook(admin: Any, eid: str, url: str) -> None:
+    r = await admin.patch(
+        f"/api/v1/event-configs/{eid}", json={"webhook": {"url": url, "secret": SECRET}}
+    )
+    assert r.status_code == 200, r.text
+
+
 async def test_webhook_retried_until_the_receiver_answers_and_signed(
     server: Any, smtp: FakeSMTPServer, receiver: Receiver, store: Database
 ) -> None:
@@ -49,7 +97,7 @@ async def test_webhook_retried_until_the_receiver_answers_and_signed(
     r = await admin.patch(f"/api/v1/event-configs/{eid}", json={"webhook": {"url": receiver.url}})
     assert r.json()["webhook"] == {"url": receiver.url, "secret_set": True}
     assert SECRET not in r.text
-    receiver.failures = 2
+    receiver.failures = 2  # each call fails twice, then is answered
 
     accepted = await trigger(admin, eid)
     pkey = accepted["PKey"]
@@ -59,18 +107,29 @@ async def test_webhook_retried_until_the_receiver_answers_and_signed(
         delivery_log.append_in,
         [LogEntry(pkey, eid, Interaction.OPENED, opened_at, {"ua": "Mail"})],
     )
-    await wait_until(lambda: len(receiver.delivered()) == 2, what="both calls delivered")
+    await wait_until(lambda: len(receiver.delivered()) == 4, what="every call delivered")
 
-    assert [c.answered for c in receiver.calls][:2] == [500, 500]
     for call in receiver.calls:
-        verify(call, SECRET)
-        assert call.headers["content-type"] == "application/json"
-    by_kind = {(d["status"], d["interaction"]): d for d in receiver.delivered()}
-    status = by_kind[("processed", None)]
-    assert status["PKey"] == pkey and status["eventId"] == eid and status["reason"] is None
-    assert datetime.fromisoformat(status["at"]) <= datetime.now(UTC)
-    assert by_kind[(None, "opened")] == {
-        "id": by_kind[(None, "opened")]["id"],
+        check_call(call)
+    # Every call was made three times, with the same id: receivers drop duplicates with it.
+    attempts = Counter(c.json["id"] for c in receiver.calls)
+    assert set(attempts.values()) == {3} and len(attempts) == 4
+    assert [c.answered for c in receiver.calls if c.json["id"] == min(attempts)] == [500, 500, 204]
+    delivered = receiver.delivered()
+    assert [(d["status"], d["interaction"]) for d in delivered] == [
+        ("pending", None),  # the acceptance
+        ("processing", None),  # the send starts
+        ("processed", None),
+        (None, "opened"),
+    ]
+    accepted_call, processing, processed, opened = delivered
+    for d in (accepted_call, processing, processed):
+        assert (d["PKey"], d["eventId"], d["reason"], d["detail"]) == (pkey, eid, None, None)
+    event_date = datetime.fromisoformat(accepted["eventDate"])
+    times = [datetime.fromisoformat(d["at"]) for d in (accepted_call, processing, processed)]
+    assert event_date <= times[0] <= times[1] <= times[2] <= datetime.now(UTC)
+    assert opened == {
+        "id": opened["id"],
         "PKey": pkey,
         "eventId": eid,
         "status": None,
@@ -79,19 +138,216 @@ async def test_webhook_retried_until_the_receiver_answers_and_signed(
         "reason": None,
         "detail": {"ua": "Mail"},
     }
-    # A retried call carries the same id: receivers drop duplicates with it.
-    failed_ids = {c.json["id"] for c in receiver.calls if c.answered == 500}
-    assert failed_ids <= {d["id"] for d in receiver.delivered()}
     await outbox_drained(store, eid)
 
     # An unpublished event's waiting triggers end `ignored`: announced too, with the reason.
+    receiver.failures = 0
     await admin.post(f"/api/v1/event-configs/{eid}/pause")
     held = await trigger(admin, eid)
     await admin.post(f"/api/v1/event-configs/{eid}/unpublish")
-    await wait_until(lambda: len(receiver.delivered()) == 3, what="the ignored call")
+    await wait_until(lambda: len(receiver.delivered()) == 6, what="the paused and ignored calls")
+    assert receiver.statuses(held["PKey"]) == ["paused", "ignored"]
     ignored = receiver.delivered()[-1]
-    assert (ignored["PKey"], ignored["status"]) == (held["PKey"], "ignored")
     assert "unpublished" in ignored["reason"]
+    # Ids are never reused, even once the outbox emptied (as it did above).
+    assert len({d["id"] for d in receiver.delivered()}) == 6
+
+
+async def test_every_status_change_is_announced(
+    server: Any, smtp: FakeSMTPServer, receiver: Receiver, store: Database
+) -> None:
+    admin = server.admin
+    eid = await live_event(admin, smtp)
+    await hook(admin, eid, receiver.url)
+
+    # Paused: accepted as `paused`; one expires while waiting (housekeeping: `tooOld`).
+    assert (await admin.post(f"/api/v1/event-configs/{eid}/pause")).status_code == 200
+    held = await trigger(admin, eid)
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    expiring = await trigger(
+        admin, eid, {"email": "late@example.org", "ctx": {"firstName": "Al"}, "expiration": soon}
+    )
+    await wait_status(admin, expiring["href"], "tooOld")
+    # Resumed: back to `pending`, then sent.
+    assert (await admin.post(f"/api/v1/event-configs/{eid}/resume")).status_code == 200
+    await wait_status(admin, held["href"], "processed")
+    # A transient SMTP failure: `pending` again with the reason, then sent.
+    smtp.fail_next(451, "try again later")
+    retried = await trigger(admin, eid)
+    await wait_status(admin, retried["href"], "processed")
+    # A permanent one: `deliveryFailed`.
+    smtp.fail_next(550, "no such user")
+    failed = await trigger(admin, eid)
+    await wait_status(admin, failed["href"], "deliveryFailed")
+
+    expected = {
+        held["PKey"]: ["paused", "pending", "processing", "processed"],
+        expiring["PKey"]: ["paused", "tooOld"],
+        retried["PKey"]: ["pending", "processing", "pending", "processing", "processed"],
+        failed["PKey"]: ["pending", "processing", "deliveryFailed"],
+    }
+    total = sum(map(len, expected.values())) + 1  # and the bounce the 550 logged
+    await wait_until(lambda: len(receiver.delivered()) == total, what="every change announced")
+    for pkey, statuses in expected.items():
+        assert receiver.statuses(pkey) == statuses, pkey
+    for call in receiver.calls:
+        check_call(call)
+    by_status = {(d["PKey"], d["status"]): d for d in receiver.delivered()}
+    assert by_status[(expiring["PKey"], "tooOld")]["reason"] == "expired before it could be sent"
+    retry = [d for d in receiver.delivered() if d["PKey"] == retried["PKey"]][2]
+    assert retry["reason"].startswith("retrying: ") and "451" in retry["reason"]
+    assert "550" in by_status[(failed["PKey"], "deliveryFailed")]["reason"]
+    bounce = [d for d in receiver.delivered() if d["interaction"] == "bounced"]
+    assert [(b["PKey"], b["detail"]["bounce"]) for b in bounce] == [(failed["PKey"], "hard")]
+
+
+async def test_a_lost_lease_is_announced(
+    server: Any, smtp: FakeSMTPServer, receiver: Receiver, store: Database
+) -> None:
+    """An event leased by a worker that died goes back to `pending` (housekeeping), then is
+    sent by this server: each change announced."""
+    admin = server.admin
+    eid = await live_event(admin, smtp)
+    await hook(admin, eid, receiver.url)
+    event = new_event(eid, "ada@example.org", announce=True)
+    # Leased at insert by "another worker" that never sends it.
+    _, leased = await store.write(
+        event_store.enqueue_in, [event], claim=1, lease=timedelta(milliseconds=300)
+    )
+    assert [e.pkey for e in leased] == [event.pkey]
+    await wait_status(admin, f"/rest/mc/{eid}/{event.pkey}", "processed")
+    await wait_until(lambda: len(receiver.delivered()) == 5, what="the five changes")
+    assert receiver.statuses(event.pkey) == [
+        "pending",
+        "processing",
+        "pending",  # the lease expired
+        "processing",
+        "processed",
+    ]
+    assert "lease" in receiver.delivered()[2]["reason"]
+    for call in receiver.calls:
+        check_call(call)
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement this process sends while inside (all engines, every thread)."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+
+
+def new_event(event_id: str, email: str, *, announce: bool) -> NewEvent:
+    now = utcnow()
+    return NewEvent(
+        pkey=new_pkey(),
+        event_id=event_id,
+        priority=0,
+        status=EventStatus.PENDING,
+        email=email,
+        ctx={"firstName": "Ada"},
+        event_date=now,
+        scheduled_at=None,
+        expires_at=now + timedelta(hours=1),
+        due_at=now,
+        response={},
+        announce=announce,
+    )
+
+
+def new_events(n: int, *, announce: bool) -> list[NewEvent]:
+    return [new_event("EVTx", f"{i}@example.org", announce=announce) for i in range(n)]
+
+
+async def test_enqueue_costs_nothing_more_without_a_webhook(db: Database) -> None:
+    """The trigger's write: no statement of its own for webhooks unless the event has one,
+    and a batch costs the same statements whatever its size."""
+
+    def enqueue(conn: Any, batch: list[NewEvent]) -> list[str]:
+        with statements() as seen:
+            event_store.enqueue_in(conn, batch, claim=25, lease=timedelta(minutes=1))
+        return list(seen)
+
+    one = await db.write(enqueue, new_events(1, announce=False))
+    many = await db.write(enqueue, new_events(50, announce=False))
+    assert len(one) == len(many)
+    assert not [s for s in many if "webhook" in s]
+    hooked = await db.write(enqueue, new_events(50, announce=True))
+    extra = [s for s in hooked if "webhook" in s]
+    assert len(hooked) == len(many) + 1 and len(extra) == 1
+    assert extra[0].startswith("INSERT INTO webhook_outbox")
+    queued = await db.read(webhook_outbox.pending, "EVTx")
+    assert Counter(r.status for r in queued) == {"pending": 50, "processing": 25}
+
+
+async def test_an_event_without_a_webhook_queues_no_call(
+    server: Any, smtp: FakeSMTPServer, receiver: Receiver
+) -> None:
+    """Every kind of change, for an event without a webhook: nothing written to the outbox
+    (one with a webhook, on the same server, is announced: the capture works)."""
+    admin = server.admin
+    eid = await live_event(admin, smtp)
+    with statements() as seen:
+        await admin.post(f"/api/v1/event-configs/{eid}/pause")
+        held = await trigger(admin, eid)
+        await admin.post(f"/api/v1/event-configs/{eid}/resume")
+        await wait_status(admin, held["href"], "processed")
+        smtp.fail_next(451, "try again later")
+        retried = await trigger(admin, eid)
+        await wait_status(admin, retried["href"], "processed")
+        await admin.post(f"/api/v1/event-configs/{eid}/pause")
+        ignored = await trigger(admin, eid)
+        await admin.post(f"/api/v1/event-configs/{eid}/unpublish")
+        await wait_status(admin, ignored["href"], "ignored")
+    assert not [s for s in seen if s.startswith("INSERT INTO webhook_outbox")]
+
+    other = (await create_event(admin, "hooked"))["eventId"]
+    assert (await admin.post(f"/api/v1/event-configs/{other}/publish")).status_code == 200
+    await publish_message(admin, other)
+    await hook(admin, other, receiver.url)
+    with statements() as seen:
+        sent = await trigger(admin, other)
+        await wait_status(admin, sent["href"], "processed")
+    assert [s for s in seen if s.startswith("INSERT INTO webhook_outbox")]
+
+
+async def test_backoff_grows_and_timeouts_are_retried(
+    database_url: str, data_dir: Path, smtp: FakeSMTPServer, receiver: Receiver
+) -> None:
+    """A receiver that does not answer in time, then fails, then answers: each wait longer
+    than the one before (exponential backoff), the send done long before."""
+    settings = settings_for(
+        database_url,
+        data_dir,
+        retry_base_seconds=0.2,
+        retry_max_seconds=5.0,
+        webhook_timeout_seconds=0.3,
+    )
+    async with RunningServer(settings) as server:
+        admin = server.admin
+        eid = await live_event(admin, smtp)
+        await hook(admin, eid, receiver.url)
+        receiver.hangs, receiver.failures = 1, 3
+        started = time.monotonic()
+        accepted = await trigger(admin, eid)
+        await wait_status(admin, accepted["href"], "processed")
+        assert time.monotonic() - started < 1  # sooner than the receiver's first time-out
+        await wait_until(lambda: len(receiver.delivered()) == 3, timeout=20, what="delivered")
+    for call_id, times in receiver.arrivals.items():
+        assert len(times) == 5, call_id
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        # Attempt n waits at least half of base * 2**(n-1) (the jitter's floor): 0.1, 0.2,
+        # 0.4, 0.8 s; the first gap also holds the 0.3 s time-out.
+        floors = [0.3 + 0.1, 0.2, 0.4, 0.8]
+        assert all(g >= f * 0.98 for g, f in zip(gaps, floors, strict=True)), gaps
+    assert [d["status"] for d in receiver.delivered()] == ["pending", "processing", "processed"]
 
 
 async def test_a_hanging_receiver_does_not_slow_sends(
@@ -99,10 +355,7 @@ async def test_a_hanging_receiver_does_not_slow_sends(
 ) -> None:
     admin = server.admin
     eid = await live_event(admin, smtp)
-    r = await admin.patch(
-        f"/api/v1/event-configs/{eid}", json={"webhook": {"url": receiver.url, "secret": SECRET}}
-    )
-    assert r.status_code == 200, r.text
+    await hook(admin, eid, receiver.url)
     receiver.hold = asyncio.Event()
     started = time.monotonic()
     hrefs = [(await trigger(admin, eid))["href"] for _ in range(5)]
@@ -111,11 +364,12 @@ async def test_a_hanging_receiver_does_not_slow_sends(
     assert time.monotonic() - started < 3
     await smtp.wait_for(5)
     assert receiver.calls == []  # every call is still hanging at the receiver
-    assert len(await store.read(webhook_outbox.pending, eid)) == 5
+    assert len(await store.read(webhook_outbox.pending, eid)) == 15  # 3 changes each
 
     receiver.hold.set()
-    await wait_until(lambda: len(receiver.delivered()) == 5, what="the held calls answered")
-    assert sorted(d["PKey"] for d in receiver.delivered()) == sorted(h[-26:] for h in hrefs)
+    await wait_until(lambda: len(receiver.delivered()) == 15, what="the held calls answered")
+    for href in hrefs:
+        assert receiver.statuses(href[-26:]) == ["pending", "processing", "processed"]
     await outbox_drained(store, eid)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,24 +35,36 @@ class Call:
 
 @dataclass
 class Receiver:
-    """A webhook receiver: answers 500 to the first `failures` calls; `hold` makes it hang."""
+    """A webhook receiver: answers 500 to the first `failures` attempts of each call, lets the
+    first `hangs` attempts of each call wait past the sender's timeout; `hold` makes it hang."""
 
     url: str = ""
     failures: int = 0
+    hangs: int = 0
     calls: list[Call] = field(default_factory=list)
+    arrivals: dict[int, list[float]] = field(default_factory=dict)  # call id -> attempt times
     hold: asyncio.Event | None = None
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def endpoint(self, request: Request) -> Response:
         body = await request.body()
+        call_id = json.loads(body)["id"]
+        attempts = self.arrivals.setdefault(call_id, [])
+        attempts.append(time.monotonic())
         if self.hold is not None:
             await self.hold.wait()
-        status = 500 if self.failures > 0 else 204
-        self.failures -= 1
+        if len(attempts) <= self.hangs:
+            await self.closing.wait()  # the sender gives up first (its timeout)
+        status = 500 if len(attempts) <= self.hangs + self.failures else 204
         self.calls.append(Call(dict(request.headers), body, status))
         return Response(status_code=status)
 
     def delivered(self) -> list[dict[str, Any]]:
-        return [c.json for c in self.calls if c.answered == 204]
+        """The calls answered 2xx, in the order they were made (by id)."""
+        return sorted((c.json for c in self.calls if c.answered == 204), key=lambda d: d["id"])
+
+    def statuses(self, pkey: str) -> list[str]:
+        return [d["status"] for d in self.delivered() if d["PKey"] == pkey and d["status"]]
 
 
 @pytest_asyncio.fixture
@@ -69,5 +82,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     finally:
         if rec.hold is not None:
             rec.hold.set()
+        rec.closing.set()
         server.should_exit = True
         await task

@@ -1,7 +1,8 @@
 """GET /api/v1/events/{eventId}/{PKey}/delivery-log: what happened to an event's message.
 
 Interaction events (sent, delivered, undelivered, failed, ...) oldest first. Admin only: the
-delivery log is personal data (DESIGN.md).
+delivery log is personal data (DESIGN.md). Says when some of the event's entries have expired
+(interaction-data lifecycle) rather than silently answering fewer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.errors import not_found
-from txmsg.store import delivery_log
+from txmsg.store import archives, delivery_log
 from txmsg.store import events as event_store
 
 
@@ -27,11 +28,13 @@ async def event_delivery_log(request: Request) -> Response:
     if event is None:
         raise not_found(f"no event '{pkey}' for '{event_id}'")
     entries = await db.read(delivery_log.for_event, pkey)
+    expired = await db.read(archives.interactions_expired, event_id)
     return JSONResponse(
         {
             "PKey": pkey,
             "eventId": event_id,
             "status": event.status,
+            "interactions_expired": expired,
             "items": [
                 {"kind": e.kind.value, "at": e.at, "detail": e.detail or {}} for e in entries
             ],

@@ -94,13 +94,15 @@ async def recipients_report(request: Request) -> Response:
     fmt = _format(request, "csv", "json")
     event_id = request.path_params["eventId"]
     db = context(request).db
-    await db.read(event_store.require, event_id)
+    config = await db.read(event_store.require, event_id)
     expired = await db.read(archives.interactions_expired, event_id)
 
     async def chunks() -> AsyncIterator[list[dict[str, Any]]]:
         after = 0
         while True:
-            rows = await db.read(recipients.chunk, event_id, after, RECIPIENTS_CHUNK)
+            rows = await db.read(
+                recipients.chunk, event_id, config.channel, after, RECIPIENTS_CHUNK
+            )
             if not rows:
                 return
             after = rows[-1]["id"]

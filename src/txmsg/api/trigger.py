@@ -155,6 +155,7 @@ async def trigger(scope: Scope, receive: Receive, send: Send) -> None:
             idempotency_key=scoped_key,
             fingerprint=fingerprint,
             mobile_phone=parsed.mobile_phone,
+            announce=target.webhook,
         )
     )
     if result.kind == "mismatch":

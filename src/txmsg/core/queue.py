@@ -69,6 +69,9 @@ class NewEvent:
     idempotency_key: str | None = None
     fingerprint: str | None = None
     mobile_phone: str | None = None  # E.164, for SMS events
+    # Its event configuration names a status webhook (as the trigger's cached facts say):
+    # the acceptance is announced. False costs the enqueue nothing.
+    announce: bool = False
 
 
 @dataclass(frozen=True, slots=True)

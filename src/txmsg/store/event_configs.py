@@ -17,7 +17,14 @@ from txmsg.core.trigger import CtxValidator
 from txmsg.store import status_feed
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
-from txmsg.store.tables import channel_configs, event_configs, events, messages, waiting
+from txmsg.store.tables import (
+    channel_configs,
+    event_configs,
+    event_webhooks,
+    events,
+    messages,
+    waiting,
+)
 
 
 def fields_of(row: Any) -> list[PayloadField]:
@@ -136,10 +143,14 @@ def change_state(
     )
     queued = sa.update(events).where(events.c.event_id == event_id)
     if action == "pause":
-        conn.execute(
+        status_feed.set_status_in(
+            conn,
             queued.where(waiting(EventStatus.PENDING)).values(
                 status=EventStatus.PAUSED.value, updated_at=now
-            )
+            ),
+            EventStatus.PAUSED.value,
+            now,
+            hooked=status_feed.has_webhook(conn, event_id),
         )
     elif action in ("resume", "publish"):
         release_paused(conn, event_id)
@@ -164,12 +175,16 @@ def release_paused(conn: Connection, event_id: str) -> int:
     ).first()
     if live is None or live.state != ConfigState.PUBLISHED or live.published_version is None:
         return 0
-    result = conn.execute(
+    now = utcnow()
+    return status_feed.set_status_in(
+        conn,
         sa.update(events)
         .where(events.c.event_id == event_id, waiting(EventStatus.PAUSED))
-        .values(status=EventStatus.PENDING.value, updated_at=utcnow())
+        .values(status=EventStatus.PENDING.value, updated_at=now),
+        EventStatus.PENDING.value,
+        now,
+        hooked=status_feed.has_webhook(conn, event_id),
     )
-    return result.rowcount
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +197,7 @@ class TriggerTarget:
     target: str
     message_published: bool
     validator: CtxValidator
+    webhook: bool = False  # its status webhook is told of each acceptance
 
 
 def _trigger_row(conn: Connection, event_id: str) -> Any | None:
@@ -194,8 +210,13 @@ def _trigger_row(conn: Connection, event_id: str) -> Any | None:
             event_configs.c.fields,
             event_configs.c.revision,
             messages.c.published_version,
+            event_webhooks.c.event_id.is_not(None).label("webhook"),
         )
-        .select_from(event_configs.outerjoin(messages))
+        .select_from(
+            event_configs.outerjoin(messages).outerjoin(
+                event_webhooks, event_webhooks.c.event_id == event_configs.c.event_id
+            )
+        )
         .where(event_configs.c.event_id == event_id)
     ).first()
 
@@ -231,6 +252,7 @@ class TriggerTargets:
             target=row.target,
             message_published=row.published_version is not None,
             validator=known[1],
+            webhook=bool(row.webhook),
         )
 
     def forget(self, event_id: str) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
+from txmsg.core.reports import StatusChange
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store import status_feed
@@ -38,6 +39,9 @@ def enqueue_in(
 
     Up to `claim` of the new events that are due now are inserted already leased (for `lease`)
     and returned: the caller hands them to its dispatcher without a claim round trip.
+
+    New events marked `announce` have their acceptance (and their lease: `processing`) queued
+    for their status webhook; the others cost nothing more.
     """
     now = utcnow()
     token = secrets.token_hex(8)
@@ -88,6 +92,7 @@ def enqueue_in(
     results: list[EnqueueResult] = []
     new_rows: list[dict[str, Any]] = []
     leased: dict[str, NewEvent] = {}
+    announced: list[StatusChange] = []
     for i, item in enumerate(batch):
         key = item.idempotency_key
         if key is not None and not (key in won and first_use[key] == i):
@@ -99,6 +104,11 @@ def enqueue_in(
         take = len(leased) < claim and item.status == EventStatus.PENDING and item.due_at <= now
         if take:
             leased[item.pkey] = item
+        if item.announce:
+            announced.append(StatusChange(item.pkey, item.event_id, item.status.value, now))
+            if take:
+                processing = EventStatus.PROCESSING.value
+                announced.append(StatusChange(item.pkey, item.event_id, processing, now))
         new_rows.append(
             {
                 "pkey": item.pkey,
@@ -120,6 +130,7 @@ def enqueue_in(
         )
     claimed: list[ClaimedEvent] = []
     executemany(conn, _INSERT, new_rows)
+    status_feed.announce_in(conn, announced)
     if leased:
         for row in conn.execute(_LEASED_IDS, {"pkeys": list(leased)}):
             claimed.append(_claimed(row.id, leased[row.pkey], 1, token, lease_until))
@@ -186,7 +197,7 @@ def _claim(dialect: str) -> Any:
             attempts=events.c.attempts + 1,
             updated_at=sa.bindparam("b_now", type_=events.c.updated_at.type),
         )
-        .returning(*_CLAIM_COLUMNS)
+        .returning(*_CLAIM_COLUMNS, status_feed.HAS_WEBHOOK)
     )
 
 
@@ -207,6 +218,10 @@ def claim_in(
     params = {"b_now": now, "b_limit": limit, "b_until": until, "b_token": token}
     rows = conn.execute(_CLAIMS[conn.dialect.name], params).all()
     claimed = [_claimed(r.id, r, r.attempts, token, until) for r in rows]
+    processing = EventStatus.PROCESSING.value
+    status_feed.announce_in(
+        conn, [StatusChange(r.pkey, r.event_id, processing, now) for r in rows if r.hooked]
+    )
     claimed.sort(key=lambda e: e.id)
     return claimed
 
@@ -272,14 +287,15 @@ def renew_leases(conn: Connection, leases: list[tuple[int, str]], lease_until: d
 def release_expired_leases(conn: Connection, now: datetime | None = None) -> int:
     """Events whose worker died mid-send go back to the queue."""
     now = now or utcnow()
-    result = conn.execute(
+    stmt = (
         sa.update(events)
         .where(status_in(EventStatus.PROCESSING), events.c.lease_until < now)
         .values(
             status=EventStatus.PENDING.value, lease_until=None, lease_token=None, updated_at=now
         )
     )
-    return result.rowcount
+    reason = "claimed again: the lease of the send expired"
+    return status_feed.set_status_in(conn, stmt, EventStatus.PENDING.value, now, reason)
 
 
 def expire_queued(conn: Connection, now: datetime | None = None) -> int:

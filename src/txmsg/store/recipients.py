@@ -8,13 +8,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import Interaction
-from txmsg.store.tables import BY_PEOPLE, delivery_log, events
+from txmsg.store.tables import BY_PEOPLE, delivery_log, events, profiles
 
-# The message columns, in report order, in one place.
+# The message columns, in report order, in one place ("address": see `_address`).
 MESSAGE_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
     "PKey": events.c.pkey,
-    # The trigger's address: an email or a mobile number (profile-based events may have none).
-    "address": sa.func.coalesce(events.c.email, events.c.mobile_phone),
+    "address": sa.null(),
     "profile_id": events.c.profile_id,
     "message_version": events.c.message_version,
     "status": events.c.status,
@@ -33,16 +32,37 @@ COLUMNS = (
     *(f"{kind}_count" for kind in COUNTED_KINDS),
 )
 
-_SELECT = sa.select(events.c.id, *(c.label(name) for name, c in MESSAGE_COLUMNS.items()))
+
+def _address(channel: str) -> sa.ColumnElement[Any]:
+    """The trigger's email or mobile number, as the channel uses; a profile-based event
+    triggered without one was sent to its profile's (as the profile holds it now)."""
+    if channel == "sms":
+        return sa.func.coalesce(events.c.mobile_phone, profiles.c.mobile_phone)
+    return sa.func.coalesce(events.c.email, profiles.c.email)
 
 
-def chunk(conn: Connection, event_id: str, after_id: int, limit: int) -> list[dict[str, Any]]:
+_SELECTS = {
+    channel: sa.select(
+        events.c.id,
+        *(
+            (_address(channel) if name == "address" else column).label(name)
+            for name, column in MESSAGE_COLUMNS.items()
+        ),
+    ).select_from(events.outerjoin(profiles, profiles.c.profile_id == events.c.profile_id))
+    for channel in ("email", "sms")
+}
+
+
+def chunk(
+    conn: Connection, event_id: str, channel: str, after_id: int, limit: int
+) -> list[dict[str, Any]]:
     """Up to `limit` messages of `event_id` with an id above `after_id`, with interactions.
 
     Two queries a chunk: the messages (keyset by id), then their delivery-log summary.
     """
     rows = conn.execute(
-        _SELECT.where(events.c.event_id == event_id, events.c.id > after_id)
+        _SELECTS[channel]
+        .where(events.c.event_id == event_id, events.c.id > after_id)
         .order_by(events.c.id)
         .limit(limit)
     ).all()

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.timeutil import utcnow
+from txmsg.store import status_feed
 from txmsg.store.tables import (
     channel_configs,
     event_configs,
@@ -96,9 +97,12 @@ def release_paused_of_live_events(conn: Connection) -> int:
             messages.c.published_version.is_not(None),
         )
     )
-    result = conn.execute(
+    now = utcnow()
+    return status_feed.set_status_in(
+        conn,
         sa.update(events)
         .where(waiting(EventStatus.PAUSED), events.c.event_id.in_(live))
-        .values(status=EventStatus.PENDING.value, updated_at=utcnow())
+        .values(status=EventStatus.PENDING.value, updated_at=now),
+        EventStatus.PENDING.value,
+        now,
     )
-    return result.rowcount

@@ -27,6 +27,7 @@ from txmsg.core.reports import (
     interaction_metric,
 )
 from txmsg.core.timeutil import utcnow
+from txmsg.store.bulk import executemany
 from txmsg.store.reports import add_counts_in
 from txmsg.store.tables import (
     BY_PEOPLE,
@@ -41,16 +42,59 @@ _WITH_WEBHOOK = events.outerjoin(event_webhooks, event_webhooks.c.event_id == ev
 _HOOKED = event_webhooks.c.event_id.is_not(None).label("hooked")
 
 
+# In the RETURNING clause of an UPDATE of events: whether the row's event configuration has a
+# webhook, in the same statement (no query of its own).
+HAS_WEBHOOK = (
+    sa.exists()
+    .where(event_webhooks.c.event_id == events.c.event_id)
+    .correlate(events)
+    .label("hooked")
+)
+_RETURNED = (events.c.pkey, events.c.event_id, events.c.message_version, HAS_WEBHOOK)
+
+
 def statuses_changed_in(conn: Connection, changes: list[StatusChange]) -> None:
     """Count `changes` and queue their webhooks."""
     if not changes:
         return
     add_counts_in(conn, count_statuses(changes))
     hooked = _with_webhook(conn, {c.event_id for c in changes})
-    _queue_status_webhooks(conn, [c for c in changes if c.event_id in hooked])
+    announce_in(conn, [c for c in changes if c.event_id in hooked])
 
 
-def _queue_status_webhooks(conn: Connection, changes: list[StatusChange]) -> None:
+def set_status_in(
+    conn: Connection,
+    stmt: sa.Update,
+    status: str,
+    at: datetime,
+    reason: str | None = None,
+    *,
+    hooked: bool | None = None,
+) -> int:
+    """Run `stmt`, an UPDATE of events to `status` that no report counts (pending, paused,
+    processing), and announce the rows it changed whose event has a webhook. Returns the
+    number of rows changed.
+
+    `hooked` known (the statement touches one event): rows come back only when it is True, so
+    pausing a million queued events of an event without a webhook holds none of them in
+    memory. Unknown: every changed row comes back, flagged in the same statement.
+    """
+    if hooked is False:
+        return int(conn.execute(stmt).rowcount)
+    rows = conn.execute(stmt.returning(*_RETURNED)).all()
+    announce_in(
+        conn,
+        [StatusChange(r[0], r[1], status, at, r[2], reason) for r in rows if r[3]],
+    )
+    return len(rows)
+
+
+def has_webhook(conn: Connection, event_id: str) -> bool:
+    return bool(_with_webhook(conn, {event_id}))
+
+
+def announce_in(conn: Connection, changes: list[StatusChange]) -> None:
+    """Queue the webhook calls of `changes`, whose events are known to have a webhook."""
     if changes:
         _queue_webhooks(
             conn,
@@ -107,8 +151,7 @@ def outcomes_recorded_in(conn: Connection, outcomes: list[Outcome], now: datetim
                 StatusChange(row[1], row[2], o.status.value, at, o.message_version, o.reason)
             )
     add_counts_in(conn, counts)
-    if announced:
-        _queue_status_webhooks(conn, announced)
+    announce_in(conn, announced)
 
 
 def changes_from_rows(
@@ -189,10 +232,14 @@ def _with_webhook(conn: Connection, event_ids: set[str]) -> set[str]:
     )
 
 
+_OUTBOX_INSERT = sa.insert(webhook_outbox)
+
+
 def _queue_webhooks(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     now = utcnow()
     for row in rows:
         row.update(created_at=now, due_at=now, attempts=0, last_error=None)
-    conn.execute(sa.insert(webhook_outbox), rows)
+    # On the trigger's write for events with a webhook: the queue's lean executemany.
+    executemany(conn, _OUTBOX_INSERT, rows)

@@ -478,6 +478,9 @@ webhook_outbox = sa.Table(
     sa.Column("attempts", sa.Integer(), nullable=False),
     sa.Column("last_error", sa.Text(), nullable=True),
     sa.Index("ix_webhook_outbox_due_at", "due_at"),
+    # Ids are the calls' `id`, by which receivers drop duplicates: never reused, even after
+    # the outbox empties (SQLite's plain rowid would start again at the highest left + 1).
+    sqlite_autoincrement=True,
 )
 
 # Parquet files holding expired delivery-log rows of an event (never deleted).
