@@ -105,21 +105,24 @@ async def test_day_report_counts_sends_interactions_and_versions(
     report = r.json()
     assert (report["eventId"], report["from"], report["to"]) == (eid, before, day)
     # bounced_hard: b's appended bounce, and the 550 "no such user" the send itself met.
+    # An email accepted by the SMTP server is sent and delivered at once.
     v1_today = counts(
-        sent=2, failed=1, opened=4, opened_unique=2, clicked=1, clicked_unique=1,
+        sent=2, delivered=2, failed=1, opened=4, opened_unique=2, clicked=1, clicked_unique=1,
         bounced_hard=2, unsubscribed=1,
     )  # fmt: skip
-    v2_today = counts(sent=1, clicked=1, clicked_unique=1, bounced_soft=1, spam=1, failed=1)
+    v2_today = counts(
+        sent=1, delivered=1, clicked=1, clicked_unique=1, bounced_soft=1, spam=1, failed=1
+    )
     unversioned = counts(ignored=1)
     all_today = {m: v1_today[m] + v2_today[m] + unversioned[m] for m in METRICS}
     assert report["days"] == [
         {"day": before, **counts(delivered=1)},
         {"day": day, **all_today},
     ]
-    assert report["total"] == {**all_today, "delivered": 1}
+    assert report["total"] == {**all_today, "delivered": all_today["delivered"] + 1}
     by_version = {v["message_version"]: v for v in report["versions"]}
     assert set(by_version) == {None, 1, 2}
-    assert by_version[1]["total"] == {**v1_today, "delivered": 1}
+    assert by_version[1]["total"] == {**v1_today, "delivered": v1_today["delivered"] + 1}
     assert by_version[2]["days"][1] == {"day": day, **v2_today}
     assert by_version[None]["total"] == unversioned
 
@@ -190,7 +193,7 @@ async def test_stale_outcomes_are_not_counted(server: Any, smtp: FakeSMTPServer,
 
     await store.write(stale)
     r = await server.admin.get(f"/api/v1/reports/{eid}")
-    assert r.json()["total"] == counts(sent=1)
+    assert r.json()["total"] == counts(sent=1, delivered=1)
 
 
 async def test_tags_validated_stored_and_reported(
@@ -246,7 +249,7 @@ async def test_tags_validated_stored_and_reported(
     assert r.status_code == 200, r.text
     report = r.json()
     assert report["tag"] == "shop"
-    assert report["total"] == counts(sent=3, opened=1, opened_unique=1)
+    assert report["total"] == counts(sent=3, delivered=3, opened=1, opened_unique=1)
     assert [(e["eventId"], e["total"]["sent"]) for e in report["events"]] == [
         ("EVTorders", 2),
         ("EVTrefunds", 1),
@@ -260,12 +263,14 @@ async def test_tags_validated_stored_and_reported(
         {
             "day": report["to"],
             "eventId": "EVTorders",
-            **{m: str(v) for m, v in counts(sent=2).items()},
+            **{m: str(v) for m, v in counts(sent=2, delivered=2).items()},
         },
         {
             "day": report["to"],
             "eventId": "EVTrefunds",
-            **{m: str(v) for m, v in counts(sent=1, opened=1, opened_unique=1).items()},
+            **{
+                m: str(v) for m, v in counts(sent=1, delivered=1, opened=1, opened_unique=1).items()
+            },
         },
     ]
     empty = (await admin.get("/api/v1/reports", params={"tag": "nothing"})).json()
@@ -346,6 +351,8 @@ async def test_recipients_report_streams_every_message_in_chunks(
             "sent_at": row["sent_at"] if i < 4 else "",
             **empty_interactions,
         }
+        if i < 4:  # email: the SMTP server's acceptance is the delivery
+            expected["delivered_at"] = row["sent_at"]
         if i >= 4:  # "550 mailbox unavailable": a hard bounce, logged with the failure
             assert row["bounced_at"] >= statuses[pkey]["eventDate"]
             expected["bounced_at"] = row["bounced_at"]

@@ -116,3 +116,6 @@ class Outcome:
     profile_id: str | None = None  # the profile a profile-based event was reconciled with
     # A refusal that counts as a bounce: recorded (quarantine, delivery log) with the outcome.
     bounce: Bounce | None = None
+    # The provider's acceptance is the delivery (an SMTP 250): counted `delivered` with the
+    # send. SMS is delivered when Twilio's receipt says so.
+    delivered: bool = False

@@ -397,4 +397,5 @@ class Dispatcher:
             message_version=route.published_version,
             sent_at=sent_at,
             export=export,
+            delivered=True,
         )

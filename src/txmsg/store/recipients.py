@@ -93,5 +93,8 @@ def chunk(
         for kind in COUNTED_KINDS:
             found = summary.get((r.PKey, kind))
             record[f"{kind}_count"] = found[1] if found else 0
+        if channel == "email" and record["delivered_at"] is None:
+            # An email's acceptance by the SMTP server (its send) is its delivery.
+            record["delivered_at"] = r.sent_at
         out.append(record)
     return out

@@ -146,6 +146,8 @@ def outcomes_recorded_in(conn: Connection, outcomes: list[Outcome], now: datetim
         metric = STATUS_METRICS.get(o.status)
         if metric is not None:
             counts[(row[2], at.date(), o.message_version or NO_VERSION, metric)] += 1
+        if o.delivered:
+            counts[(row[2], at.date(), o.message_version or NO_VERSION, "delivered")] += 1
         if row[4]:
             announced.append(
                 StatusChange(row[1], row[2], o.status.value, at, o.message_version, o.reason)
