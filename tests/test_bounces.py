@@ -4,6 +4,7 @@ over SMTP to the bounce listener of the running server, and the HTTP feedback en
 from __future__ import annotations
 
 import re
+from email import message_from_string
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.message import MIMEMessage
@@ -204,6 +205,41 @@ async def test_an_arf_complaint_records_spam(server, smtp: FakeSMTPServer) -> No
     third, third_mail = await send_one(server, smtp, event_id, {**ADA, "email": "cy@example.org"})
     await deliver(server, third_mail.mail_from, arf(returned(third_mail), "not-spam"))
     assert await log_of(server.admin, third) == []
+
+
+@LISTENING
+async def test_the_feedback_loop_address_reads_signed_complaints_only(
+    server, smtp: FakeSMTPServer
+) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    # Anyone who saw the message's Message-ID (it holds the PKey, unsigned) sends fbl@ a DSN
+    # or a complaint naming it: nothing is recorded.
+    pkey = accepted["PKey"].lower()
+    forged_dsn = (
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; evil\r\n\r\n"
+        "Final-Recipient: rfc822; ada@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: <{pkey}@evil.test>\r\n\r\n--B--\r\n"
+    )
+    await deliver(server, f"fbl@{BOUNCE_DOMAIN}", message_from_string(forged_dsn))
+    # Even with the genuine VERP Return-Path attached, a DSN is not read at fbl@.
+    genuine = dsn("ada@example.org", "failed", "5.1.1", "550 5.1.1 unknown", mail)
+    genuine.attach(MIMEMessage(returned(mail)))
+    await deliver(server, f"fbl@{BOUNCE_DOMAIN}", genuine)
+    unsigned = Message()
+    unsigned["Return-Path"] = "<shop@example.com>"
+    unsigned["Message-ID"] = mail.message["Message-ID"]
+    unsigned.set_payload("(body)")
+    await deliver(server, f"fbl@{BOUNCE_DOMAIN}", arf(unsigned))
+    assert await log_of(server.admin, accepted) == []
+    assert await quarantined(server.admin) == []
+    r = await server.admin.get("/api/v1/denylist")
+    assert r.json()["items"] == [], r.text
+    # A genuine complaint, with the VERP Return-Path in the attached original, is recorded.
+    await deliver(server, f"fbl@{BOUNCE_DOMAIN}", arf(returned(mail)))
+    assert [e["kind"] for e in await log_of(server.admin, accepted)] == ["spam"]
 
 
 @LISTENING

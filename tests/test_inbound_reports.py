@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from txmsg.core.feedback import FeedbackKind
-from txmsg.core.inbound_reports import parse
+from txmsg.core.inbound_reports import complained_message, parse
 from txmsg.core.verp import bounce_address, is_feedback_address, read_bounce_address
 
 PKEY = "06H0N5J4WZ1279TSB9Z0J6KKER"
@@ -71,14 +71,47 @@ def test_other_actions_are_not_bounces(action: str) -> None:
     assert parse(dsn(block)).kind is None
 
 
-def test_the_worst_recipient_counts_and_the_original_is_read() -> None:
+def test_the_worst_recipient_counts() -> None:
     soft = "Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 4.2.2"
     hard = "Final-Recipient: rfc822; b@example.org\nAction: failed\nStatus: 5.1.1"
-    original = f"Return-Path: <b-x@bounces.example.com>\nMessage-ID: <{PKEY}@example.com>"
-    report = parse(dsn(soft, hard, original=original))
+    report = parse(dsn(soft, hard))
     assert report.hard is True
-    assert report.original_return_path == "<b-x@bounces.example.com>"
-    assert report.original_message_id == f"<{PKEY}@example.com>"
+
+
+def arf(original: str, fields: str = "") -> bytes:
+    return (
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="B"\n\n'
+        "--B\nContent-Type: text/plain\n\nA complaint.\n\n"
+        "--B\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nVersion: 1\n"
+        f"{fields}\n"
+        f"--B\nContent-Type: text/rfc822-headers\n\n{original.strip()}\n\n--B--\n"
+    ).encode()
+
+
+def test_a_complaint_names_its_message_by_a_signed_verp_sender_only() -> None:
+    verp = bounce_address("secret", PKEY, "bounces.example.com")
+    # The original's Return-Path, or the envelope sender the receiver recorded in the report.
+    for raw in (
+        arf(f"Return-Path: <{verp}>\nMessage-ID: <x@example.com>"),
+        arf("Message-ID: <x@example.com>", f"Original-Mail-From: <{verp}>\n"),
+    ):
+        report = parse(raw)
+        assert report.kind == FeedbackKind.SPAM
+        assert complained_message(report, "secret", DOMAINS) == PKEY
+        assert complained_message(report, "other secret", DOMAINS) is None
+    # The PKey in the Message-ID is not signed: it names nothing.
+    unsigned = parse(arf(f"Return-Path: <shop@example.com>\nMessage-ID: <{PKEY}@example.com>"))
+    assert unsigned.kind == FeedbackKind.SPAM
+    assert complained_message(unsigned, "secret", DOMAINS) is None
+    # A DSN never names a message through its attached original.
+    bounce = parse(
+        dsn(
+            "Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1",
+            original=f"Return-Path: <{verp}>",
+        )
+    )
+    assert bounce.kind == FeedbackKind.BOUNCE
+    assert complained_message(bounce, "secret", DOMAINS) is None
 
 
 @pytest.mark.parametrize(

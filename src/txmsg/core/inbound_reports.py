@@ -10,8 +10,11 @@ Parsed with the standard library's `email` package. What counts:
 - a feedback report (`report-type=feedback-report`) with `Feedback-Type: abuse`: a **spam**
   complaint (other feedback types, such as `not-spam` or `auth-failure`, are not recorded);
 - anything else (auto-replies, out-of-office notes, plain-text bounces): nothing.
-The message a report is about is named by its VERP recipient; failing that (a feedback loop's
-fixed address) by the attached original message's `Return-Path` or `Message-ID`.
+The message a report is about is named by its VERP recipient. A feedback loop's fixed address
+(`fbl@<bounce domain>`) reads ARF complaints only, and names their message only by a signed
+VERP address the receiver recorded as the original's envelope sender: the attached original's
+`Return-Path`, or the report's `Original-Mail-From` field (see `complained_message`). The
+original's Message-ID is never used: it holds the PKey unsigned, which is not secret.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from email.message import Message
 
 from txmsg.core.bounces import is_hard_bounce
 from txmsg.core.feedback import SPAM_REASON, FeedbackKind
+from txmsg.core.verp import read_bounce_address
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _BASIC = re.compile(r"^\s*([245])\d\d\b")
@@ -40,8 +44,8 @@ class InboundReport:
     kind: FeedbackKind | None
     hard: bool = False
     reason: str = ""
-    original_return_path: str | None = None
-    original_message_id: str | None = None
+    # The original message's envelope sender as its receiver recorded it (ARF only).
+    original_senders: tuple[str, ...] = ()
 
 
 _NOTHING = InboundReport(None)
@@ -59,12 +63,24 @@ def parse(raw: bytes) -> InboundReport:
     report_type = email.utils.collapse_rfc2231_value(message.get_param("report-type") or "")
     report_type = report_type.lower()
     parts = [p for p in message.walk() if p is not message]
-    original = _original(parts)
     if report_type == "delivery-status":
-        return _delivery_status(parts, original)
+        return _delivery_status(parts)
     if report_type == "feedback-report":
-        return _feedback(parts, original)
+        return _feedback(parts)
     return _NOTHING
+
+
+def complained_message(report: InboundReport, secret: str, domains: frozenset[str]) -> str | None:
+    """The PKey of the message an ARF complaint sent to a feedback loop's address is about:
+    read from a genuine (signed) VERP address among the original's recorded senders; None for
+    anything else (a DSN, an unsigned or altered address)."""
+    if report.kind != FeedbackKind.SPAM:
+        return None
+    for sender in report.original_senders:
+        pkey = read_bounce_address(secret, sender, domains)
+        if pkey is not None:
+            return pkey
+    return None
 
 
 def _blocks(part: Message) -> list[Message]:
@@ -76,14 +92,11 @@ def _blocks(part: Message) -> list[Message]:
     return []
 
 
-Original = tuple[str | None, str | None]
-
-
 def _part(parts: list[Message], content_type: str) -> Message | None:
     return next((p for p in parts if p.get_content_type() == content_type), None)
 
 
-def _delivery_status(parts: list[Message], original: Original) -> InboundReport:
+def _delivery_status(parts: list[Message]) -> InboundReport:
     status_part = _part(parts, "message/delivery-status")
     if status_part is None:
         return _NOTHING
@@ -103,7 +116,7 @@ def _delivery_status(parts: list[Message], original: Original) -> InboundReport:
         reason = (reply or f"status {status or 'unknown'}")[:_MAX_REASON]
         if status and status not in reason:
             reason = f"{status} {reason}"[:_MAX_REASON]
-        found = InboundReport(FeedbackKind.BOUNCE, hard, reason, *original)
+        found = InboundReport(FeedbackKind.BOUNCE, hard, reason)
         if worst is None or (hard and not worst.hard):
             worst = found
     return worst or _NOTHING
@@ -119,7 +132,7 @@ def _is_hard(status: str | None, reply: str) -> bool:
     return bool(_BASIC.match(reply)) and is_hard_bounce(reply)
 
 
-def _feedback(parts: list[Message], original: Original) -> InboundReport:
+def _feedback(parts: list[Message]) -> InboundReport:
     report = _part(parts, "message/feedback-report")
     if report is None:
         return _NOTHING
@@ -129,11 +142,15 @@ def _feedback(parts: list[Message], original: Original) -> InboundReport:
     feedback_type = _one_line(blocks[0].get("Feedback-Type")).lower()
     if feedback_type != "abuse":
         return _NOTHING
-    return InboundReport(FeedbackKind.SPAM, False, SPAM_REASON, *original)
+    senders = [_one_line(v) for v in blocks[0].get_all("Original-Mail-From") or []]
+    senders.extend(_original_return_paths(parts))
+    return InboundReport(
+        FeedbackKind.SPAM, False, SPAM_REASON, original_senders=tuple(s for s in senders if s)
+    )
 
 
-def _original(parts: list[Message]) -> Original:
-    """(Return-Path, Message-ID) of the original message attached to a report, if any."""
+def _original_return_paths(parts: list[Message]) -> list[str]:
+    """The Return-Path fields of the original message attached to a report, if any."""
     headers: Message | None = None
     for part in parts:
         kind = part.get_content_type()
@@ -148,10 +165,5 @@ def _original(parts: list[Message]) -> Original:
                 headers = _HEADERS.parsestr(text.decode("utf-8", "replace"))
                 break
     if headers is None:
-        return None, None
-    return_path = headers.get("Return-Path")
-    message_id = headers.get("Message-ID")
-    return (
-        _one_line(return_path) or None if return_path else None,
-        _one_line(message_id) or None if message_id else None,
-    )
+        return []
+    return [_one_line(v) for v in headers.get_all("Return-Path") or []]

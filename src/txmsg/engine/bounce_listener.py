@@ -21,13 +21,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from txmsg.core import inbound_reports
 from txmsg.core.feedback import Feedback
 from txmsg.core.timeutil import utcnow
-from txmsg.core.verp import (
-    SECRET_NAME,
-    is_feedback_address,
-    is_pkey,
-    read_bounce_address,
-    split_address,
-)
+from txmsg.core.verp import SECRET_NAME, is_feedback_address, read_bounce_address
 from txmsg.engine.writer import Writer
 from txmsg.store import secrets
 from txmsg.store.cache import TTLCache
@@ -114,20 +108,13 @@ class BounceListener:
         assert self._secret is not None
         return read_bounce_address(self._secret, address, domains)
 
-    def pkey_of_original(
+    def pkey_of_complaint(
         self, report: inbound_reports.InboundReport, domains: frozenset[str]
     ) -> str | None:
-        """For a feedback loop's report: the message named by the attached original's
-        Return-Path (a signed VERP address), else by its Message-ID (`<PKey@domain>`)."""
-        if report.original_return_path:
-            pkey = self.pkey_of(report.original_return_path, domains)
-            if pkey is not None:
-                return pkey
-        if report.original_message_id:
-            local, _ = split_address(report.original_message_id)
-            if is_pkey(local.upper()):
-                return local.upper()
-        return None
+        """For the feedback loop's address: the message an ARF complaint is about (signed
+        VERP address of the original only; a DSN names nothing there)."""
+        assert self._secret is not None
+        return inbound_reports.complained_message(report, self._secret, domains)
 
     async def record(self, reports: list[Feedback]) -> None:
         await self._writer.record_feedback(reports)
@@ -174,7 +161,9 @@ class _Handler:
             return _TRY_LATER
         pkeys = {p for a in envelope.rcpt_tos if (p := listener.pkey_of(a, domains)) is not None}
         if not pkeys:  # the feedback-loop address: the attached original names the message
-            pkey = listener.pkey_of_original(report, domains)
+            # Only ARF complaints are read there; a DSN sent to it is dropped (250: refusing
+            # a bounce only makes the sending MTA bounce it to its postmaster).
+            pkey = listener.pkey_of_complaint(report, domains)
             if pkey is None:
                 log.info("bounce listener: a %s report naming no message of ours", report.kind)
                 return "250 2.0.0 OK (no message of ours is named: dropped)"
