@@ -161,6 +161,24 @@ async def test_a_hard_dsn_to_the_verp_address_quarantines(server, smtp: FakeSMTP
 
 
 @LISTENING
+async def test_control_characters_in_a_report_are_dropped(server, smtp: FakeSMTPServer) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    report = dsn("ada@example.org", "failed", "5.1.1", "550 5.1.1 nulXhere", mail).as_bytes()
+    # A NUL (PostgreSQL refuses it in text) and other control characters in Diagnostic-Code.
+    raw = report.replace(b"nulXhere", b"no\x00such\x07user\x1b\x7fhere")
+    port = server.app.state.bounce_listener.port
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=10) as client:
+        await client.mail("")
+        await client.rcpt(mail.mail_from)
+        answer = await client.data(raw)
+    assert answer.code == 250, answer
+    [entry] = await log_of(server.admin, accepted)
+    assert entry["detail"]["reason"] == "550 5.1.1 no such user here"
+    assert "ada@example.org" in await quarantined(server.admin)
+
+
+@LISTENING
 async def test_soft_and_delayed_dsns(server, smtp: FakeSMTPServer) -> None:
     event_id = await bounce_event(server, smtp)
     accepted, mail = await send_one(server, smtp, event_id)

@@ -33,6 +33,9 @@ from txmsg.core.verp import read_bounce_address
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _BASIC = re.compile(r"^\s*([245])\d\d\b")
 _SPACES = re.compile(r"\s+")
+# Control characters (NUL among them: PostgreSQL refuses it in text) and lone surrogates (bytes
+# that were not UTF-8): never part of a reason worth keeping.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _HEADERS = email.parser.HeaderParser()
 _MAX_REASON = 500
 
@@ -52,7 +55,8 @@ _NOTHING = InboundReport(None)
 
 
 def _one_line(value: object) -> str:
-    return _SPACES.sub(" ", str(value or "")).strip()
+    """A report field as one printable line: control characters read as spaces."""
+    return _SPACES.sub(" ", _UNPRINTABLE.sub(" ", str(value or ""))).strip()
 
 
 def parse(raw: bytes) -> InboundReport:
