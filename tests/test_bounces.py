@@ -203,6 +203,37 @@ async def test_soft_and_delayed_dsns(server, smtp: FakeSMTPServer) -> None:
 
 
 @LISTENING
+@pytest.mark.parametrize(
+    ("reply", "bounce"),
+    [
+        ("550 5.1.1 <{to}>: Recipient address rejected: User unknown", "hard"),
+        ("552 5.2.2 <{to}>: Mailbox full", "soft"),
+        ("550 5.7.26 Unauthenticated email is not accepted (DMARC policy)", None),
+        ("550 5.7.1 <{to}>: Recipient address rejected: listed at a blocklist", None),
+        ("553 5.1.8 <shop@example.com>: Sender address rejected: Domain not found", None),
+    ],
+)
+async def test_one_classification_at_send_time_and_in_dsns(
+    server, smtp: FakeSMTPServer, reply: str, bounce: str | None
+) -> None:
+    event_id = await bounce_event(server, smtp)
+    expected = [bounce] if bounce else []
+    # Refused by the server the message is sent to.
+    code, _, text = reply.format(to="ada@example.org").partition(" ")
+    smtp.fail_next(int(code), text)
+    refused = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, refused["href"], "deliveryFailed")
+    assert [e["detail"]["bounce"] for e in await log_of(server.admin, refused)] == expected
+    # Accepted, then refused further on: the DSN reads the same.
+    accepted, mail = await send_one(server, smtp, event_id, {**ADA, "email": "bo@example.org"})
+    text = reply.format(to="bo@example.org")
+    await deliver(server, mail.mail_from, dsn("bo@example.org", "failed", text[4:9], text, mail))
+    assert [e["detail"]["bounce"] for e in await log_of(server.admin, accepted)] == expected
+    held = ["ada@example.org", "bo@example.org"] if bounce == "hard" else []
+    assert sorted(await quarantined(server.admin)) == held
+
+
+@LISTENING
 async def test_an_arf_complaint_records_spam(server, smtp: FakeSMTPServer) -> None:
     event_id = await bounce_event(server, smtp)
     accepted, mail = await send_one(server, smtp, event_id)

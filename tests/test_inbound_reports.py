@@ -52,17 +52,28 @@ def dsn(*recipients: str, original: str = "") -> bytes:
             False,
             "5.2.2 552 Mailbox full",
         ),
-        (
-            "Action: failed\nStatus: 5.7.1\nDiagnostic-Code: smtp; 554 rejected as spam",
-            False,
-            "5.7.1 554 rejected as spam",
-        ),
-        ("Action: failed\nStatus: 4.4.7\n", False, "status 4.4.7"),
     ],
 )
 def test_failed_recipients_bounce(block: str, hard: bool, reason: str) -> None:
     report = parse(dsn("Final-Recipient: rfc822; ada@example.org\n" + block))
     assert (report.kind, report.hard, report.reason) == (FeedbackKind.BOUNCE, hard, reason)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        # Policy refusals and our own address refused say nothing about the recipient's.
+        "Action: failed\nStatus: 5.7.1\nDiagnostic-Code: smtp; 554 rejected as spam",
+        "Action: failed\nStatus: 5.7.26\nDiagnostic-Code: smtp; 550 5.7.26 DMARC policy",
+        "Action: failed\nDiagnostic-Code: smtp; 550 5.7.1 Recipient address rejected: blocked",
+        "Action: failed\nStatus: 5.1.8\nDiagnostic-Code: smtp; 553 5.1.8 Sender domain unknown",
+        "Action: failed\nStatus: 5.1.7\n",
+        # A temporary failure the MTA gave up on: not the address's fault either.
+        "Action: failed\nStatus: 4.4.7\n",
+    ],
+)
+def test_failures_that_are_no_bounce(block: str) -> None:
+    assert parse(dsn("Final-Recipient: rfc822; ada@example.org\n" + block)).kind is None
 
 
 @pytest.mark.parametrize("action", ["delayed", "delivered", "relayed", "expanded"])

@@ -2,11 +2,13 @@
 
 Parsed with the standard library's `email` package. What counts:
 - a delivery status notification (`multipart/report; report-type=delivery-status`) whose
-  recipient block says `Action: failed`: a **hard** bounce when the status says the address
-  does not exist (`5.1.x`, `5.2.1` mailbox disabled, or a `5xx` reply saying "user unknown"
-  and the like), a **soft** bounce otherwise (mailbox full, over quota, a 4.x.x status the
-  sending MTA gave up on, a policy refusal). `delayed` (the MTA is still trying: its final word
-  comes later), `delivered`, `relayed` and `expanded` are not bounces and are not recorded;
+  recipient block says `Action: failed`, classified as a send's own refusal is
+  (core/bounces.py `classify`, with the block's Status): a **hard** bounce when the address
+  does not exist (`5.1.1`, `5.2.1` mailbox disabled, a `5xx` reply saying "user unknown"...),
+  a **soft** one for a full mailbox (`x.2.2`, over quota); policy refusals (`x.7.x`),
+  sender-side failures (`5.1.7`, `5.1.8`) and other failures are not recorded. `delayed` (the
+  MTA is still trying: its final word comes later), `delivered`, `relayed` and `expanded` are
+  not bounces either;
 - a feedback report (`report-type=feedback-report`) with `Feedback-Type: abuse`: a **spam**
   complaint (other feedback types, such as `not-spam` or `auth-failure`, are not recorded);
 - anything else (auto-replies, out-of-office notes, plain-text bounces): nothing.
@@ -26,12 +28,10 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
-from txmsg.core.bounces import is_hard_bounce
+from txmsg.core.bounces import classify, enhanced_status
 from txmsg.core.feedback import SPAM_REASON, FeedbackKind
 from txmsg.core.verp import read_bounce_address
 
-_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_BASIC = re.compile(r"^\s*([245])\d\d\b")
 _SPACES = re.compile(r"\s+")
 # Control characters (NUL among them: PostgreSQL refuses it in text) and lone surrogates (bytes
 # that were not UTF-8): never part of a reason worth keeping.
@@ -110,13 +110,15 @@ def _delivery_status(parts: list[Message]) -> InboundReport:
         action = _one_line(block.get("Action")).lower().split(" ")[0]
         if action != "failed":
             continue
-        status_match = _STATUS.search(_one_line(block.get("Status")))
+        status = enhanced_status(_one_line(block.get("Status")))
         diagnostic = _one_line(block.get("Diagnostic-Code"))
         reply = diagnostic.partition(";")[2].strip() if ";" in diagnostic else diagnostic
-        if status_match is None:
-            status_match = _STATUS.search(reply)
-        status = status_match.group(0) if status_match else None
-        hard = _is_hard(status, reply)
+        status = status or enhanced_status(reply)
+        # The MTA gave up: permanent unless the status (or reply) says it was temporary.
+        permanent = status.startswith("5") if status else not reply.startswith("4")
+        hard = classify(reply, permanent, status)
+        if hard is None:
+            continue  # a policy or sender-side refusal, or a temporary one: no bounce
         reason = (reply or f"status {status or 'unknown'}")[:_MAX_REASON]
         if status and status not in reason:
             reason = f"{status} {reason}"[:_MAX_REASON]
@@ -124,16 +126,6 @@ def _delivery_status(parts: list[Message]) -> InboundReport:
         if worst is None or (hard and not worst.hard):
             worst = found
     return worst or _NOTHING
-
-
-def _is_hard(status: str | None, reply: str) -> bool:
-    if status is not None:
-        klass, subject, detail = status.split(".")
-        if klass != "5":
-            return False
-        if subject == "1" or (subject, detail) == ("2", "1"):
-            return True
-    return bool(_BASIC.match(reply)) and is_hard_bounce(reply)
 
 
 def _feedback(parts: list[Message]) -> InboundReport:
