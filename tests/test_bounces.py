@@ -3,6 +3,7 @@ over SMTP to the bounce listener of the running server, and the HTTP feedback en
 
 from __future__ import annotations
 
+import logging
 import re
 from email import message_from_string
 from email.message import Message
@@ -176,6 +177,42 @@ async def test_control_characters_in_a_report_are_dropped(server, smtp: FakeSMTP
     [entry] = await log_of(server.admin, accepted)
     assert entry["detail"]["reason"] == "550 5.1.1 no such user here"
     assert "ada@example.org" in await quarantined(server.admin)
+
+
+@LISTENING
+async def test_a_report_the_parser_cannot_read_is_refused(
+    server, smtp: FakeSMTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    # A thousand nested messages: the `email` parser recurses too deep.
+    deep = (
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n"
+        "Action: failed\r\nStatus: 5.1.1\r\n\r\n--B\r\n"
+        + "Content-Type: message/rfc822\r\n\r\n" * 1000
+        + "Subject: secret content\r\n\r\nbody\r\n--B--\r\n"
+    ).encode()
+    caplog.set_level(logging.DEBUG)
+    port = server.app.state.bounce_listener.port
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=10) as client:
+        await client.mail("")
+        await client.rcpt(mail.mail_from)
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await client.data(deep)
+        assert (refused.value.code, refused.value.message[:5]) == (554, "5.6.0")
+        # The session goes on: a readable report is still taken.
+        answer = await client.sendmail(
+            "",
+            [mail.mail_from],
+            dsn("ada@example.org", "failed", "5.1.1", "550 5.1.1 x", mail).as_bytes(),
+        )
+        assert answer[1] == "2.0.0 OK", answer
+    assert [e["detail"]["bounce"] for e in await log_of(server.admin, accepted)] == ["hard"]
+    # Logged: the exception's class, never the content nor the address.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "RecursionError" in logged
+    assert "secret content" not in logged and "ada@example.org" not in logged
 
 
 @LISTENING

@@ -38,6 +38,11 @@ _SPACES = re.compile(r"\s+")
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _HEADERS = email.parser.HeaderParser()
 _MAX_REASON = 500
+# A report is a few parts, one level deep (its attached original is not walked into), with a
+# block per recipient: anything bigger is read this far only.
+MAX_PARTS = 50
+MAX_DEPTH = 3
+MAX_RECIPIENTS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +65,17 @@ def _one_line(value: object) -> str:
 
 
 def parse(raw: bytes) -> InboundReport:
-    """The report in a raw inbound message (CRLF or LF line endings)."""
+    """The report in a raw inbound message (CRLF or LF line endings).
+
+    May raise on pathological input (the `email` parser recurses, e.g. a RecursionError for
+    a thousand nested messages): the caller refuses such a message.
+    """
     message = email.message_from_bytes(raw)
     if message.get_content_type() != "multipart/report":
         return _NOTHING
     report_type = email.utils.collapse_rfc2231_value(message.get_param("report-type") or "")
     report_type = report_type.lower()
-    parts = [p for p in message.walk() if p is not message]
+    parts = _walk(message)
     if report_type == "delivery-status":
         return _delivery_status(parts)
     if report_type == "feedback-report":
@@ -85,6 +94,23 @@ def complained_message(report: InboundReport, secret: str, domains: frozenset[st
         if pkey is not None:
             return pkey
     return None
+
+
+def _walk(message: Message) -> list[Message]:
+    """The parts of a report, in order: into multipart parts only (not into an attached
+    message), at most MAX_DEPTH levels and MAX_PARTS parts."""
+    found: list[Message] = []
+    stack: list[tuple[Message, int]] = [(message, 0)]
+    while stack and len(found) < MAX_PARTS:
+        part, depth = stack.pop()
+        if part is not message:
+            found.append(part)
+        payload = part.get_payload()
+        multipart = part.get_content_maintype() == "multipart" and isinstance(payload, list)
+        if multipart and depth < MAX_DEPTH:
+            children = [p for p in payload[:MAX_PARTS] if isinstance(p, Message)]
+            stack.extend((child, depth + 1) for child in reversed(children))
+    return found
 
 
 def _blocks(part: Message) -> list[Message]:
@@ -106,7 +132,7 @@ def _delivery_status(parts: list[Message]) -> InboundReport:
         return _NOTHING
     worst: InboundReport | None = None
     # The first block holds per-message fields; the ones after it, one per recipient.
-    for block in _blocks(status_part)[1:]:
+    for block in _blocks(status_part)[1 : MAX_RECIPIENTS + 1]:
         action = _one_line(block.get("Action")).lower().split(" ")[0]
         if action != "failed":
             continue

@@ -152,7 +152,12 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         # Parsing a large report takes a while: off the event loop.
-        report = await asyncio.to_thread(inbound_reports.parse, raw)
+        try:
+            report = await asyncio.to_thread(inbound_reports.parse, raw)
+        except Exception as exc:  # noqa: BLE001 - any parser failure on hostile MIME: refused
+            # Only the class: the message (and the traceback's locals) may hold content.
+            log.warning("bounce listener: unreadable message refused (%s)", type(exc).__name__)
+            return "554 5.6.0 Unreadable message"
         if report.kind is None:
             return "250 2.0.0 OK (not a delivery or feedback report: dropped)"
         listener = self._listener
