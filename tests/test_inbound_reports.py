@@ -3,6 +3,9 @@ do not cover one by one."""
 
 from __future__ import annotations
 
+import base64
+import quopri
+
 import pytest
 
 from txmsg.core.feedback import FeedbackKind
@@ -157,3 +160,83 @@ def test_verp_addresses() -> None:
     assert read_bounce_address("secret", "", DOMAINS) is None
     assert is_feedback_address("FBL@Bounces.Example.com", DOMAINS)
     assert not is_feedback_address("fbl@example.com", DOMAINS)
+
+
+FAILED_BLOCK = (
+    "Reporting-MTA: dns; mx.example.org\n\n"
+    "Final-Recipient: rfc822; ada@example.org\nAction: failed\nStatus: 5.1.1\n"
+    "Diagnostic-Code: smtp; 550 5.1.1 utilisateur inconnu é\n"
+)
+
+
+def report_of(status_headers: str, status_body: bytes, report_type: str) -> bytes:
+    return (
+        f'Content-Type: multipart/report; {report_type}; boundary="B"\n\n'
+        f"--B\nContent-Type: text/plain\n\nSorry.\n\n--B\n{status_headers}\n\n".encode()
+        + status_body
+        + b"\n--B--\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status_headers", "status_body", "report_type"),
+    [
+        # RFC 6533: an internationalized DSN, its UTF-8 fields as they are.
+        (
+            "Content-Type: message/global-delivery-status",
+            FAILED_BLOCK.encode(),
+            "report-type=delivery-status",
+        ),
+        # The status part in base64 or quoted-printable.
+        (
+            "Content-Type: message/global-delivery-status\nContent-Transfer-Encoding: base64",
+            base64.encodebytes(FAILED_BLOCK.encode()),
+            "report-type=delivery-status",
+        ),
+        (
+            "Content-Type: message/delivery-status\nContent-Transfer-Encoding: base64",
+            base64.encodebytes(FAILED_BLOCK.encode()),
+            "report-type=delivery-status",
+        ),
+        (
+            "Content-Type: message/delivery-status\nContent-Transfer-Encoding: quoted-printable",
+            quopri.encodestring(FAILED_BLOCK.encode()),
+            "report-type=delivery-status",
+        ),
+        # RFC 2231 parameters: with a charset, or in continuations.
+        (
+            "Content-Type: message/delivery-status",
+            FAILED_BLOCK.encode(),
+            "report-type*=us-ascii'en'delivery-status",
+        ),
+        (
+            "Content-Type: message/delivery-status",
+            FAILED_BLOCK.encode(),
+            'report-type*0="delivery"; report-type*1="-status"',
+        ),
+    ],
+)
+def test_encoded_and_internationalized_dsns(
+    status_headers: str, status_body: bytes, report_type: str
+) -> None:
+    report = parse(report_of(status_headers, status_body, report_type))
+    assert (report.kind, report.hard) == (FeedbackKind.BOUNCE, True)
+    assert report.reason == "550 5.1.1 utilisateur inconnu é"
+
+
+@pytest.mark.parametrize(
+    ("kind", "encoding"),
+    [("message/global", "8bit"), ("message/global-headers", "8bit"), ("message/rfc822", "7bit")],
+)
+def test_a_complaint_about_an_internationalized_original(kind: str, encoding: str) -> None:
+    verp = bounce_address("secret", PKEY, "bounces.example.com")
+    original = f"Return-Path: <{verp}>\nSubject: Été\nMessage-ID: <x@example.com>\n\n"
+    raw = (
+        'Content-Type: multipart/report; report-type="feedback-report"; boundary="B"\n\n'
+        "--B\nContent-Type: text/plain\n\nA complaint.\n\n"
+        "--B\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nVersion: 1\n\n"
+        f"--B\nContent-Type: {kind}\nContent-Transfer-Encoding: {encoding}\n\n{original}--B--\n"
+    ).encode()
+    report = parse(raw)
+    assert report.kind == FeedbackKind.SPAM
+    assert complained_message(report, "secret", DOMAINS) == PKEY

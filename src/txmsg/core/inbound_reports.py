@@ -21,9 +21,12 @@ original's Message-ID is never used: it holds the PKey unsigned, which is not se
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email
 import email.parser
-import email.utils
+import email.policy
+import quopri
 import re
 from dataclasses import dataclass
 from email.message import Message
@@ -36,7 +39,15 @@ _SPACES = re.compile(r"\s+")
 # Control characters (NUL among them: PostgreSQL refuses it in text) and lone surrogates (bytes
 # that were not UTF-8): never part of a reason worth keeping.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_HEADERS = email.parser.HeaderParser()
+# The modern policy: RFC 2231 parameters (`report-type*=`, continuations) and UTF-8 headers
+# (RFC 6532) are decoded.
+_POLICY = email.policy.default
+_HEADERS = email.parser.HeaderParser(policy=_POLICY)
+# RFC 6533 internationalized reports use the `global` types.
+_STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
+_MESSAGE_TYPES = ("message/rfc822", "message/global")
+_HEADERS_TYPES = ("text/rfc822-headers", "message/global-headers")
+_BLANK_LINE = re.compile(r"\r?\n[ \t]*\r?\n")
 _MAX_REASON = 500
 # A report is a few parts, one level deep (its attached original is not walked into), with a
 # block per recipient: anything bigger is read this far only.
@@ -70,11 +81,10 @@ def parse(raw: bytes) -> InboundReport:
     May raise on pathological input (the `email` parser recurses, e.g. a RecursionError for
     a thousand nested messages): the caller refuses such a message.
     """
-    message = email.message_from_bytes(raw)
+    message = email.message_from_bytes(raw, policy=_POLICY)
     if message.get_content_type() != "multipart/report":
         return _NOTHING
-    report_type = email.utils.collapse_rfc2231_value(message.get_param("report-type") or "")
-    report_type = report_type.lower()
+    report_type = str(message.get_param("report-type") or "").lower()
     parts = _walk(message)
     if report_type == "delivery-status":
         return _delivery_status(parts)
@@ -114,20 +124,37 @@ def _walk(message: Message) -> list[Message]:
 
 
 def _blocks(part: Message) -> list[Message]:
+    """The header blocks of a status or feedback part, read from its decoded text."""
+    text = _body_text(part)
+    return [_HEADERS.parsestr(b.lstrip("\r\n")) for b in _BLANK_LINE.split(text) if b.strip()]
+
+
+def _body_text(part: Message) -> str:
+    """A `message/*` part's body as text, its Content-Transfer-Encoding undone. The parser
+    splits some of them into messages (delivery-status into blocks, the others into one
+    message) without decoding: they are put back together first."""
     payload = part.get_payload()
     if isinstance(payload, list):
-        return [p for p in payload if isinstance(p, Message)]
-    if isinstance(payload, str):  # not parsed as header blocks: read them ourselves
-        return [_HEADERS.parsestr(block) for block in re.split(r"\r?\n\s*\r?\n", payload)]
-    return []
+        data = b"\n".join(p.as_bytes() for p in payload if isinstance(p, Message))
+    else:  # 8-bit bytes are kept in the text as surrogates: back to bytes
+        data = str(payload or "").encode("utf-8", "surrogateescape")
+    encoding = str(part.get("Content-Transfer-Encoding") or "").strip().lower()
+    try:
+        if encoding == "base64":
+            data = base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", data))
+        elif encoding == "quoted-printable":
+            data = quopri.decodestring(data)
+    except (binascii.Error, ValueError):
+        return ""
+    return data.decode("utf-8", "replace")
 
 
-def _part(parts: list[Message], content_type: str) -> Message | None:
-    return next((p for p in parts if p.get_content_type() == content_type), None)
+def _part(parts: list[Message], *content_types: str) -> Message | None:
+    return next((p for p in parts if p.get_content_type() in content_types), None)
 
 
 def _delivery_status(parts: list[Message]) -> InboundReport:
-    status_part = _part(parts, "message/delivery-status")
+    status_part = _part(parts, *_STATUS_TYPES)
     if status_part is None:
         return _NOTHING
     worst: InboundReport | None = None
@@ -176,16 +203,14 @@ def _original_return_paths(parts: list[Message]) -> list[str]:
     headers: Message | None = None
     for part in parts:
         kind = part.get_content_type()
-        if kind == "message/rfc822":
+        if kind in _MESSAGE_TYPES:
             payload = part.get_payload()
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 headers = payload[0]
                 break
-        elif kind == "text/rfc822-headers":
-            text = part.get_payload(decode=True)
-            if isinstance(text, bytes):
-                headers = _HEADERS.parsestr(text.decode("utf-8", "replace"))
-                break
+        elif kind in _HEADERS_TYPES:
+            headers = _HEADERS.parsestr(_body_text(part))
+            break
     if headers is None:
         return []
     return [_one_line(v) for v in headers.get_all("Return-Path") or []]
