@@ -16,6 +16,7 @@ from typing import Any
 import aiosmtplib
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from helpers import assert_problem, create_key, live_event, trigger, wait_status
 from txmsg.testing import FakeSMTPServer
@@ -122,7 +123,11 @@ async def quarantined(admin: httpx.AsyncClient) -> list[str]:
 
 
 @LISTENING
-async def test_a_hard_dsn_to_the_verp_address_quarantines(server, smtp: FakeSMTPServer) -> None:
+async def test_a_hard_dsn_to_the_verp_address_quarantines(
+    server, smtp: FakeSMTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="mail.log")  # whatever the level, filtered
     event_id = await bounce_event(server, smtp)
     accepted, mail = await send_one(server, smtp, event_id)
     # The envelope sender names the message, signed, on the bounce domain; From is unchanged.
@@ -159,6 +164,35 @@ async def test_a_hard_dsn_to_the_verp_address_quarantines(server, smtp: FakeSMTP
     assert status["reason"] == "typology:quarantine"
     r = await server.admin.get(f"/api/v1/reports/{event_id}")
     assert r.json()["total"]["bounced_hard"] == 1, r.text
+    # Neither the listener nor aiosmtpd's session log logged the address or the content.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "bounce listener: bounce (hard)" in logged
+    assert "ada@example.org" not in logged and "User unknown" not in logged
+    assert mail.mail_from not in logged and mail.mail_from.upper() not in logged
+
+
+@LISTENING
+async def test_a_database_failure_answers_451_and_the_retry_is_recorded(
+    server, smtp: FakeSMTPServer, store: Any
+) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    report = dsn("ada@example.org", "failed", "5.1.1", "550 5.1.1 unknown", mail)
+
+    def rename(conn: Any, old: str, new: str) -> None:
+        conn.execute(sa.text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    await store.write(rename, "quarantine", "quarantine_away")
+    try:
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await deliver(server, mail.mail_from, report)
+        assert refused.value.code == 451
+    finally:
+        await store.write(rename, "quarantine_away", "quarantine")
+    assert await log_of(server.admin, accepted) == []  # all or nothing
+    await deliver(server, mail.mail_from, report)  # the sending MTA tries again
+    assert [e["detail"]["bounce"] for e in await log_of(server.admin, accepted)] == ["hard"]
+    assert "ada@example.org" in await quarantined(server.admin)
 
 
 @LISTENING
@@ -394,6 +428,11 @@ async def test_feedback_endpoint(server, smtp: FakeSMTPServer) -> None:
     }
     r = await server.admin.post("/api/v1/feedback", json=batch)
     assert r.status_code == 202 and r.json() == {"accepted": 3}, r.text
+    # `bounce` may be null in a complaint (it is the same one: recorded once).
+    r = await server.admin.post(
+        "/api/v1/feedback", json={"PKey": bo["PKey"], "type": "spam", "bounce": None}
+    )
+    assert r.status_code == 202 and r.json() == {"accepted": 1}, r.text
     kinds = sorted(
         (e["kind"], (e["detail"] or {}).get("bounce")) for e in await log_of(server.admin, bo)
     )

@@ -61,9 +61,9 @@ class BounceListener:
         return await self._db.read(bounce_domains)
 
     async def start(self) -> None:
-        # aiosmtpd logs every command line at INFO (recipients' addresses among them): keep
-        # its warnings only.
-        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        # aiosmtpd logs every command line at INFO (recipients' addresses among them): a
+        # filter keeps its warnings only, without changing the shared logger's level.
+        logging.getLogger("mail.log").addFilter(_QUIET)
         self._secret = await self._db.write(secrets.get_or_create, SECRET_NAME)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._connection, self.host, self.port)
@@ -193,5 +193,11 @@ class _Handler:
         return "250 2.0.0 OK"
 
 
+class _WarningsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+_QUIET = _WarningsOnly()
 _SOURCES = {"bounce": "dsn", "spam": "arf"}
 _TRY_LATER = "451 4.3.0 Temporary failure, try again later"
