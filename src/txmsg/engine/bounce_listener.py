@@ -6,8 +6,9 @@ core/verp.py) and each bounce domain's feedback-loop address (`fbl@<bounce domai
 other recipient, a forged or altered signature included, gets a 550. Accepted mail is parsed
 (core/inbound_reports.py): a DSN's bounce or an ARF complaint is recorded against its message
 through the write funnel before the 250 is given (a failed write answers 451, so the sending
-MTA retries); mail that is no report (auto-replies) is accepted and dropped. Message content is
-never logged.
+MTA retries); mail that is no report (auto-replies), and a DSN sent to fbl@ (only complaints
+naming a signed VERP sender are read there), is accepted and dropped; mail the parser cannot
+read gets 554 5.6.0. Message content and addresses are never logged.
 """
 
 from __future__ import annotations
