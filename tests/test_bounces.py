@@ -3,7 +3,9 @@ over SMTP to the bounce listener of the running server, and the HTTP feedback en
 
 from __future__ import annotations
 
+import logging
 import re
+from email import message_from_string
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.message import MIMEMessage
@@ -14,6 +16,7 @@ from typing import Any
 import aiosmtplib
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from helpers import assert_problem, create_key, live_event, trigger, wait_status
 from txmsg.testing import FakeSMTPServer
@@ -120,7 +123,11 @@ async def quarantined(admin: httpx.AsyncClient) -> list[str]:
 
 
 @LISTENING
-async def test_a_hard_dsn_to_the_verp_address_quarantines(server, smtp: FakeSMTPServer) -> None:
+async def test_a_hard_dsn_to_the_verp_address_quarantines(
+    server, smtp: FakeSMTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="mail.log")  # whatever the level, filtered
     event_id = await bounce_event(server, smtp)
     accepted, mail = await send_one(server, smtp, event_id)
     # The envelope sender names the message, signed, on the bounce domain; From is unchanged.
@@ -157,6 +164,89 @@ async def test_a_hard_dsn_to_the_verp_address_quarantines(server, smtp: FakeSMTP
     assert status["reason"] == "typology:quarantine"
     r = await server.admin.get(f"/api/v1/reports/{event_id}")
     assert r.json()["total"]["bounced_hard"] == 1, r.text
+    # Neither the listener nor aiosmtpd's session log logged the address or the content.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "bounce listener: bounce (hard)" in logged
+    assert "ada@example.org" not in logged and "User unknown" not in logged
+    assert mail.mail_from not in logged and mail.mail_from.upper() not in logged
+
+
+@LISTENING
+async def test_a_database_failure_answers_451_and_the_retry_is_recorded(
+    server, smtp: FakeSMTPServer, store: Any
+) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    report = dsn("ada@example.org", "failed", "5.1.1", "550 5.1.1 unknown", mail)
+
+    def rename(conn: Any, old: str, new: str) -> None:
+        conn.execute(sa.text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    await store.write(rename, "quarantine", "quarantine_away")
+    try:
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await deliver(server, mail.mail_from, report)
+        assert refused.value.code == 451
+    finally:
+        await store.write(rename, "quarantine_away", "quarantine")
+    assert await log_of(server.admin, accepted) == []  # all or nothing
+    await deliver(server, mail.mail_from, report)  # the sending MTA tries again
+    assert [e["detail"]["bounce"] for e in await log_of(server.admin, accepted)] == ["hard"]
+    assert "ada@example.org" in await quarantined(server.admin)
+
+
+@LISTENING
+async def test_control_characters_in_a_report_are_dropped(server, smtp: FakeSMTPServer) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    report = dsn("ada@example.org", "failed", "5.1.1", "550 5.1.1 nulXhere", mail).as_bytes()
+    # A NUL (PostgreSQL refuses it in text) and other control characters in Diagnostic-Code.
+    raw = report.replace(b"nulXhere", b"no\x00such\x07user\x1b\x7fhere")
+    port = server.app.state.bounce_listener.port
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=10) as client:
+        await client.mail("")
+        await client.rcpt(mail.mail_from)
+        answer = await client.data(raw)
+    assert answer.code == 250, answer
+    [entry] = await log_of(server.admin, accepted)
+    assert entry["detail"]["reason"] == "550 5.1.1 no such user here"
+    assert "ada@example.org" in await quarantined(server.admin)
+
+
+@LISTENING
+async def test_a_report_the_parser_cannot_read_is_refused(
+    server, smtp: FakeSMTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    # A thousand nested messages: the `email` parser recurses too deep.
+    deep = (
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n"
+        "Action: failed\r\nStatus: 5.1.1\r\n\r\n--B\r\n"
+        + "Content-Type: message/rfc822\r\n\r\n" * 1000
+        + "Subject: secret content\r\n\r\nbody\r\n--B--\r\n"
+    ).encode()
+    caplog.set_level(logging.DEBUG)
+    port = server.app.state.bounce_listener.port
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=10) as client:
+        await client.mail("")
+        await client.rcpt(mail.mail_from)
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await client.data(deep)
+        assert (refused.value.code, refused.value.message[:5]) == (554, "5.6.0")
+        # The session goes on: a readable report is still taken.
+        answer = await client.sendmail(
+            "",
+            [mail.mail_from],
+            dsn("ada@example.org", "failed", "5.1.1", "550 5.1.1 x", mail).as_bytes(),
+        )
+        assert answer[1] == "2.0.0 OK", answer
+    assert [e["detail"]["bounce"] for e in await log_of(server.admin, accepted)] == ["hard"]
+    # Logged: the exception's class, never the content nor the address.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "RecursionError" in logged
+    assert "secret content" not in logged and "ada@example.org" not in logged
 
 
 @LISTENING
@@ -184,6 +274,37 @@ async def test_soft_and_delayed_dsns(server, smtp: FakeSMTPServer) -> None:
 
 
 @LISTENING
+@pytest.mark.parametrize(
+    ("reply", "bounce"),
+    [
+        ("550 5.1.1 <{to}>: Recipient address rejected: User unknown", "hard"),
+        ("552 5.2.2 <{to}>: Mailbox full", "soft"),
+        ("550 5.7.26 Unauthenticated email is not accepted (DMARC policy)", None),
+        ("550 5.7.1 <{to}>: Recipient address rejected: listed at a blocklist", None),
+        ("553 5.1.8 <shop@example.com>: Sender address rejected: Domain not found", None),
+    ],
+)
+async def test_one_classification_at_send_time_and_in_dsns(
+    server, smtp: FakeSMTPServer, reply: str, bounce: str | None
+) -> None:
+    event_id = await bounce_event(server, smtp)
+    expected = [bounce] if bounce else []
+    # Refused by the server the message is sent to.
+    code, _, text = reply.format(to="ada@example.org").partition(" ")
+    smtp.fail_next(int(code), text)
+    refused = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, refused["href"], "deliveryFailed")
+    assert [e["detail"]["bounce"] for e in await log_of(server.admin, refused)] == expected
+    # Accepted, then refused further on: the DSN reads the same.
+    accepted, mail = await send_one(server, smtp, event_id, {**ADA, "email": "bo@example.org"})
+    text = reply.format(to="bo@example.org")
+    await deliver(server, mail.mail_from, dsn("bo@example.org", "failed", text[4:9], text, mail))
+    assert [e["detail"]["bounce"] for e in await log_of(server.admin, accepted)] == expected
+    held = ["ada@example.org", "bo@example.org"] if bounce == "hard" else []
+    assert sorted(await quarantined(server.admin)) == held
+
+
+@LISTENING
 async def test_an_arf_complaint_records_spam(server, smtp: FakeSMTPServer) -> None:
     event_id = await bounce_event(server, smtp)
     accepted, mail = await send_one(server, smtp, event_id)
@@ -204,6 +325,41 @@ async def test_an_arf_complaint_records_spam(server, smtp: FakeSMTPServer) -> No
     third, third_mail = await send_one(server, smtp, event_id, {**ADA, "email": "cy@example.org"})
     await deliver(server, third_mail.mail_from, arf(returned(third_mail), "not-spam"))
     assert await log_of(server.admin, third) == []
+
+
+@LISTENING
+async def test_the_feedback_loop_address_reads_signed_complaints_only(
+    server, smtp: FakeSMTPServer
+) -> None:
+    event_id = await bounce_event(server, smtp)
+    accepted, mail = await send_one(server, smtp, event_id)
+    # Anyone who saw the message's Message-ID (it holds the PKey, unsigned) sends fbl@ a DSN
+    # or a complaint naming it: nothing is recorded.
+    pkey = accepted["PKey"].lower()
+    forged_dsn = (
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; evil\r\n\r\n"
+        "Final-Recipient: rfc822; ada@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: <{pkey}@evil.test>\r\n\r\n--B--\r\n"
+    )
+    await deliver(server, f"fbl@{BOUNCE_DOMAIN}", message_from_string(forged_dsn))
+    # Even with the genuine VERP Return-Path attached, a DSN is not read at fbl@.
+    genuine = dsn("ada@example.org", "failed", "5.1.1", "550 5.1.1 unknown", mail)
+    genuine.attach(MIMEMessage(returned(mail)))
+    await deliver(server, f"fbl@{BOUNCE_DOMAIN}", genuine)
+    unsigned = Message()
+    unsigned["Return-Path"] = "<shop@example.com>"
+    unsigned["Message-ID"] = mail.message["Message-ID"]
+    unsigned.set_payload("(body)")
+    await deliver(server, f"fbl@{BOUNCE_DOMAIN}", arf(unsigned))
+    assert await log_of(server.admin, accepted) == []
+    assert await quarantined(server.admin) == []
+    r = await server.admin.get("/api/v1/denylist")
+    assert r.json()["items"] == [], r.text
+    # A genuine complaint, with the VERP Return-Path in the attached original, is recorded.
+    await deliver(server, f"fbl@{BOUNCE_DOMAIN}", arf(returned(mail)))
+    assert [e["kind"] for e in await log_of(server.admin, accepted)] == ["spam"]
 
 
 @LISTENING
@@ -272,6 +428,11 @@ async def test_feedback_endpoint(server, smtp: FakeSMTPServer) -> None:
     }
     r = await server.admin.post("/api/v1/feedback", json=batch)
     assert r.status_code == 202 and r.json() == {"accepted": 3}, r.text
+    # `bounce` may be null in a complaint (it is the same one: recorded once).
+    r = await server.admin.post(
+        "/api/v1/feedback", json={"PKey": bo["PKey"], "type": "spam", "bounce": None}
+    )
+    assert r.status_code == 202 and r.json() == {"accepted": 1}, r.text
     kinds = sorted(
         (e["kind"], (e["detail"] or {}).get("bounce")) for e in await log_of(server.admin, bo)
     )

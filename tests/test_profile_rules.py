@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -147,3 +148,35 @@ async def test_old_reservations_are_purged(database_url: str) -> None:
         assert await db.read(left) == ["new"]
     finally:
         await db.dispose()
+
+
+async def test_concurrent_bounces_add_up_and_keep_the_quarantine(db: Database) -> None:
+    """Two write transactions bounce one address at once (on PostgreSQL the second waits on
+    the first's row): a hard bounce then a soft one keeps the quarantine, soft ones add up."""
+    from txmsg.store import typology
+    from txmsg.store.tables import quarantine
+
+    def bounce(conn: sa.engine.Connection, address: str, hard: bool, before: float) -> None:
+        postgres = conn.dialect.name == "postgresql"
+        if postgres and before:  # start once the other transaction holds the row
+            conn.execute(sa.text("SELECT pg_sleep(:s)"), {"s": before})
+        typology.record_bounces(
+            conn, [typology.AddressBounce("email", address, hard, "550 5.1.1")], []
+        )
+        if postgres and not before:  # hold the row (uncommitted) while the other one writes
+            conn.execute(sa.text("SELECT pg_sleep(0.6)"))
+
+    await asyncio.gather(
+        db.write(bounce, "ada@example.org", True, 0),
+        db.write(bounce, "ada@example.org", False, 0.2),
+        db.write(bounce, "bo@example.org", False, 0),
+        db.write(bounce, "bo@example.org", False, 0.2),
+    )
+
+    def state(conn: sa.engine.Connection) -> dict[str, tuple[int, bool]]:
+        rows = conn.execute(sa.select(quarantine))
+        return {r.address: (r.soft_bounces, r.quarantined_at is not None) for r in rows}
+
+    assert await db.read(state) == {"ada@example.org": (0, True), "bo@example.org": (2, False)}
+    await db.write(bounce, "bo@example.org", False, 0)  # the third soft bounce quarantines
+    assert (await db.read(state))["bo@example.org"] == (3, True)

@@ -43,7 +43,7 @@ class Settings:
     webhook_timeout_seconds: float = 10.0
     interaction_inactivity: timedelta = timedelta(days=90)
     bounce_listen: str | None = None  # "host:port" of the bounce listener; None: off
-    bounce_max_bytes: int = 10 * 1024 * 1024
+    bounce_max_bytes: int = 1024 * 1024  # DSNs and ARF reports are small
 
     @property
     def bounce_address(self) -> tuple[str, int] | None:
@@ -117,6 +117,6 @@ class Settings:
                 days=_float(env, "TXMSG_INTERACTION_INACTIVITY_DAYS", 90)
             ),
             bounce_listen=env.get("TXMSG_BOUNCE_LISTEN") or None,
-            bounce_max_bytes=int(_float(env, "TXMSG_BOUNCE_MAX_BYTES", 10 * 1024 * 1024)),
+            bounce_max_bytes=int(_float(env, "TXMSG_BOUNCE_MAX_BYTES", 1024 * 1024)),
             tracking_machine_seconds=_float(env, "TXMSG_TRACKING_MACHINE_SECONDS", 2.0),
         )

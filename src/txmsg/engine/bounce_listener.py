@@ -6,8 +6,9 @@ core/verp.py) and each bounce domain's feedback-loop address (`fbl@<bounce domai
 other recipient, a forged or altered signature included, gets a 550. Accepted mail is parsed
 (core/inbound_reports.py): a DSN's bounce or an ARF complaint is recorded against its message
 through the write funnel before the 250 is given (a failed write answers 451, so the sending
-MTA retries); mail that is no report (auto-replies) is accepted and dropped. Message content is
-never logged.
+MTA retries); mail that is no report (auto-replies), and a DSN sent to fbl@ (only complaints
+naming a signed VERP sender are read there), is accepted and dropped; mail the parser cannot
+read gets 554 5.6.0. Message content and addresses are never logged.
 """
 
 from __future__ import annotations
@@ -21,13 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from txmsg.core import inbound_reports
 from txmsg.core.feedback import Feedback
 from txmsg.core.timeutil import utcnow
-from txmsg.core.verp import (
-    SECRET_NAME,
-    is_feedback_address,
-    is_pkey,
-    read_bounce_address,
-    split_address,
-)
+from txmsg.core.verp import SECRET_NAME, is_feedback_address, read_bounce_address
 from txmsg.engine.writer import Writer
 from txmsg.store import secrets
 from txmsg.store.cache import TTLCache
@@ -67,9 +62,9 @@ class BounceListener:
         return await self._db.read(bounce_domains)
 
     async def start(self) -> None:
-        # aiosmtpd logs every command line at INFO (recipients' addresses among them): keep
-        # its warnings only.
-        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        # aiosmtpd logs every command line at INFO (recipients' addresses among them): a
+        # filter keeps its warnings only, without changing the shared logger's level.
+        logging.getLogger("mail.log").addFilter(_QUIET)
         self._secret = await self._db.write(secrets.get_or_create, SECRET_NAME)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._connection, self.host, self.port)
@@ -114,20 +109,13 @@ class BounceListener:
         assert self._secret is not None
         return read_bounce_address(self._secret, address, domains)
 
-    def pkey_of_original(
+    def pkey_of_complaint(
         self, report: inbound_reports.InboundReport, domains: frozenset[str]
     ) -> str | None:
-        """For a feedback loop's report: the message named by the attached original's
-        Return-Path (a signed VERP address), else by its Message-ID (`<PKey@domain>`)."""
-        if report.original_return_path:
-            pkey = self.pkey_of(report.original_return_path, domains)
-            if pkey is not None:
-                return pkey
-        if report.original_message_id:
-            local, _ = split_address(report.original_message_id)
-            if is_pkey(local.upper()):
-                return local.upper()
-        return None
+        """For the feedback loop's address: the message an ARF complaint is about (signed
+        VERP address of the original only; a DSN names nothing there)."""
+        assert self._secret is not None
+        return inbound_reports.complained_message(report, self._secret, domains)
 
     async def record(self, reports: list[Feedback]) -> None:
         await self._writer.record_feedback(reports)
@@ -165,7 +153,12 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         # Parsing a large report takes a while: off the event loop.
-        report = await asyncio.to_thread(inbound_reports.parse, raw)
+        try:
+            report = await asyncio.to_thread(inbound_reports.parse, raw)
+        except Exception as exc:  # noqa: BLE001 - any parser failure on hostile MIME: refused
+            # Only the class: the message (and the traceback's locals) may hold content.
+            log.warning("bounce listener: unreadable message refused (%s)", type(exc).__name__)
+            return "554 5.6.0 Unreadable message"
         if report.kind is None:
             return "250 2.0.0 OK (not a delivery or feedback report: dropped)"
         listener = self._listener
@@ -174,7 +167,9 @@ class _Handler:
             return _TRY_LATER
         pkeys = {p for a in envelope.rcpt_tos if (p := listener.pkey_of(a, domains)) is not None}
         if not pkeys:  # the feedback-loop address: the attached original names the message
-            pkey = listener.pkey_of_original(report, domains)
+            # Only ARF complaints are read there; a DSN sent to it is dropped (250: refusing
+            # a bounce only makes the sending MTA bounce it to its postmaster).
+            pkey = listener.pkey_of_complaint(report, domains)
             if pkey is None:
                 log.info("bounce listener: a %s report naming no message of ours", report.kind)
                 return "250 2.0.0 OK (no message of ours is named: dropped)"
@@ -199,5 +194,11 @@ class _Handler:
         return "250 2.0.0 OK"
 
 
+class _WarningsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+_QUIET = _WarningsOnly()
 _SOURCES = {"bounce": "dsn", "spam": "arf"}
 _TRY_LATER = "451 4.3.0 Temporary failure, try again later"

@@ -357,7 +357,8 @@ class Dispatcher:
         bounce_domain = route.settings.get("bounce_domain")
         envelope_from = sender.envelope_from
         if bounce_domain:  # a VERP address naming this message: bounces come back to it
-            assert self._verp_secret is not None, "_dispatch loads it for such routes"
+            if self._verp_secret is None:  # _dispatch loads it before sending such routes
+                raise RuntimeError("the VERP secret is not loaded")
             envelope_from = bounce_address(self._verp_secret, event.pkey, bounce_domain)
         try:
             await provider.send(envelope_from, [address], data)

@@ -140,61 +140,63 @@ class AddressBounce:
     reason: str
 
 
-_QUARANTINE_ROWS = sa.select(quarantine).where(
-    quarantine.c.address.in_(sa.bindparam("b_addresses", expanding=True))
-)
-
-
 def record_bounces(
     conn: Connection, bounces: list[AddressBounce], entries: list[LogEntry]
 ) -> list[bool]:
-    """`record_bounce` for many, in order, with one read, one upsert and one append; returns
-    for each bounce whether its address is (now) quarantined."""
+    """`record_bounce` for many, with one upsert and one append; returns for each bounce
+    whether its address is (now) quarantined.
+
+    The database computes the new state from the stored row (`soft_bounces` + this batch's
+    soft bounces, a quarantine kept once set, the decision from the summed count), so
+    concurrent writers neither lose increments nor clear a quarantine.
+    """
+    if not bounces:
+        append_in(conn, entries)
+        return []
     now = utcnow()
-    wanted = {(b.channel, b.address) for b in bounces}
-    state: dict[tuple[str, str], tuple[int, Any]] = {}
-    if bounces:
-        rows = conn.execute(_QUARANTINE_ROWS, {"b_addresses": sorted({a for _, a in wanted})})
-        state = {
-            (r.channel, r.address): (r.soft_bounces, r.quarantined_at)
-            for r in rows
-            if (r.channel, r.address) in wanted
-        }
-    changed: dict[tuple[str, str], dict[str, Any]] = {}
-    held: list[bool] = []
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
     for bounce in bounces:
-        key = (bounce.channel, bounce.address)
-        soft, quarantined_at = state.get(key, (0, None))
-        if quarantined_at is not None:  # already held: nothing changes
-            held.append(True)
-            continue
-        soft += 0 if bounce.hard else 1
-        if bounce.hard or soft >= SOFT_BOUNCE_LIMIT:
-            quarantined_at = now
-        state[key] = (soft, quarantined_at)
-        changed[key] = {
-            "channel": bounce.channel,
-            "address": bounce.address,
-            "soft_bounces": soft,
-            "quarantined_at": quarantined_at,
-            "reason": bounce.reason[:500],
+        row = merged.setdefault(
+            (bounce.channel, bounce.address),
+            {"channel": bounce.channel, "address": bounce.address, "soft_bounces": 0, "hard": 0},
+        )
+        row["soft_bounces"] += 0 if bounce.hard else 1
+        row["hard"] |= bounce.hard
+        row["reason"] = bounce.reason[:500]
+    rows = [
+        {
+            "channel": row["channel"],
+            "address": row["address"],
+            "soft_bounces": row["soft_bounces"],
+            "quarantined_at": (
+                now if row["hard"] or row["soft_bounces"] >= SOFT_BOUNCE_LIMIT else None
+            ),
+            "reason": row["reason"],
             "updated_at": now,
         }
-        held.append(quarantined_at is not None)
-    if changed:
-        upsert = _insert(conn, quarantine)
-        conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=["channel", "address"],
-                set_={
-                    name: upsert.excluded[name]
-                    for name in ("soft_bounces", "quarantined_at", "reason", "updated_at")
-                },
+        for _, row in sorted(merged.items())  # one lock order for concurrent writers
+    ]
+    upsert = _insert(conn, quarantine)
+    new = upsert.excluded
+    held = quarantine.c.quarantined_at.is_not(None)
+    summed = quarantine.c.soft_bounces + new.soft_bounces
+    stmt = upsert.on_conflict_do_update(
+        index_elements=["channel", "address"],
+        set_={
+            # Already held: nothing changes.
+            "soft_bounces": sa.case((held, quarantine.c.soft_bounces), else_=summed),
+            "quarantined_at": sa.func.coalesce(
+                quarantine.c.quarantined_at,
+                new.quarantined_at,  # a hard bounce in this batch
+                sa.case((summed >= SOFT_BOUNCE_LIMIT, new.updated_at)),
             ),
-            list(changed.values()),
-        )
+            "reason": sa.case((held, quarantine.c.reason), else_=new.reason),
+            "updated_at": sa.case((held, quarantine.c.updated_at), else_=new.updated_at),
+        },
+    ).returning(quarantine.c.channel, quarantine.c.address, quarantine.c.quarantined_at)
+    state = {(r.channel, r.address): r.quarantined_at is not None for r in conn.execute(stmt, rows)}
     append_in(conn, entries)
-    return held
+    return [state[(b.channel, b.address)] for b in bounces]
 
 
 def bounced_entry(pkey: str, event_id: str, hard: bool, reason: str) -> LogEntry:
