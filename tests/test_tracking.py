@@ -25,6 +25,7 @@ from txmsg.core.tracking import (
     LinkTracker,
     TrackingSettings,
     click_token,
+    decode_attribute,
     open_token,
 )
 from txmsg.core.unsubscribe import SECRET_NAME as UNSUBSCRIBE_SECRET
@@ -391,4 +392,48 @@ async def test_unknown_routes_stay_private(server: Any) -> None:
     assert_problem(await anon.get("/t/o/"), 404)
     r = await anon.post("/t/c/abc.def")
     assert r.status_code == 405
+    await anon.aclose()
+
+
+def test_attribute_values_decode_as_browsers_do() -> None:
+    """A raw "&" before a parameter whose name starts like a legacy entity (`&region`,
+    `&copy=`) stays as written, as browsers leave it in an attribute value."""
+    cases = {
+        "https://shop.example/p?lang=en&region=eu&currency=EUR": (
+            "https://shop.example/p?lang=en&region=eu&currency=EUR"
+        ),
+        "https://shop.example/p?a=1&copy=1&section=2&not=3": (
+            "https://shop.example/p?a=1&copy=1&section=2&not=3"
+        ),
+        "https://shop.example/p?a=1&amp;b=2&#38;c=3&#x26;d=4&#38e=5": (
+            "https://shop.example/p?a=1&b=2&c=3&d=4&e=5"
+        ),
+        "https://shop.example/&copy/&copy;=&notit;&notin;&AMP;x": (
+            "https://shop.example/\u00a9/\u00a9=&notit;\u2209&x"
+        ),
+    }
+    for written, followed in cases.items():
+        assert decode_attribute(written) == followed, written
+
+
+async def test_redirects_land_where_a_browser_goes(server: Any, store: Database) -> None:
+    """Links rewritten by the tracker, followed over HTTP: the Location is the URL a browser
+    would have followed from the untracked link."""
+    anon = server.client()
+    secret = await store.write(secrets.get_or_create, SECRET_NAME)
+    tracker = LinkTracker(secret, "http://localhost:8025")
+    clicks = TrackingSettings(clicks=True)
+    for written, followed in [
+        (
+            "https://shop.example/p?lang=en&region=eu&currency=EUR",
+            "https://shop.example/p?lang=en&region=eu&currency=EUR",
+        ),
+        ("https://shop.example/p?x=1&copy=1", "https://shop.example/p?x=1&copy=1"),
+        ("https://shop.example/p?x=1&amp;y=2", "https://shop.example/p?x=1&y=2"),
+        ("https://shop.example/p?x=1&#38;y=2", "https://shop.example/p?x=1&y=2"),
+    ]:
+        out = tracker.rewrite(f'<a href="{written}">x</a>', "0" * 26, clicks)
+        path = _link(out, "c")
+        r = await anon.get(path, headers=BROWSER)
+        assert (r.status_code, r.headers["location"]) == (302, followed), written
     await anon.aclose()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from html.entities import html5 as _ENTITIES
 from typing import Any
 from urllib.parse import quote
 
@@ -141,10 +142,36 @@ class LinkTracker:
         marked = "notrack" in head.lower() or "notrack" in rest.lower()  # cheap test first
         if marked and (_NOTRACK.search(head) or _NOTRACK.search(rest)):
             return link.group(0)
-        url = (html.unescape(value) if "&" in value else value).strip()
+        url = (decode_attribute(value) if "&" in value else value).strip()
         if len(url) > MAX_TRACKED_URL or not _TRACKABLE.match(url) or url.startswith(self._own):
             return link.group(0)
         return f"{head}{quote}{self.click_url(pkey, url)}{quote}{rest}"
+
+
+# A character reference: numeric (with or without ";"), or a named one's alphanumeric run.
+_CHARREF = re.compile(r"&(?:(#[0-9]+;?|#[xX][0-9a-fA-F]+;?)|([A-Za-z0-9]+)(;?))")
+
+
+def decode_attribute(value: str) -> str:
+    """An attribute value's character references decoded as browsers do (the HTML spec's
+    rules for attributes), which `html.unescape` does not: in `?lang=en&region=eu` a browser
+    keeps `&region` as written, where `html.unescape` gives `®ion`. Named references count
+    with their ";", or without it only for the legacy names (`&amp`, `&copy`, ...) when neither
+    a letter, a digit nor "=" follows; numeric ones with or without ";"."""
+    return _CHARREF.sub(_charref, value)
+
+
+def _charref(ref: re.Match[str]) -> str:
+    numeric, name, semicolon = ref.groups()
+    if numeric is not None:
+        return html.unescape(ref.group(0))  # the spec's numeric rules (0, surrogates, C1)
+    if semicolon:
+        return _ENTITIES.get(name + ";", ref.group(0))
+    # A legacy name without ";": the run ends at a non-alphanumeric character by construction.
+    at = ref.end()
+    if name in _ENTITIES and ref.string[at : at + 1] != "=":
+        return _ENTITIES[name]
+    return ref.group(0)
 
 
 def _with_pixel(body: str, url: str) -> str:
