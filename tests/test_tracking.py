@@ -437,3 +437,21 @@ async def test_redirects_land_where_a_browser_goes(server: Any, store: Database)
         r = await anon.get(path, headers=BROWSER)
         assert (r.status_code, r.headers["location"]) == (302, followed), written
     await anon.aclose()
+
+
+async def test_non_ascii_tokens_are_refused(server: Any, store: Database) -> None:
+    """A non-ASCII token (signature or payload) is a 404 problem on every signed-link
+    endpoint, never a 500."""
+    anon = server.client()
+    for name in (SECRET_NAME, UNSUBSCRIBE_SECRET):
+        await store.write(secrets.get_or_create, name)
+    for token in ("abc.%C3%A9", "%C3%A9.abc", "abc.d%C3%A9f", "%E2%80%8B.%00"):
+        for path in (f"/t/c/{token}", f"/t/o/{token}", f"/unsubscribe/{token}"):
+            assert_problem(await anon.get(path, headers=BROWSER), 404)
+        r = await anon.post(
+            f"/unsubscribe/{token}",
+            content=b"List-Unsubscribe=One-Click",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert_problem(r, 404)
+    await anon.aclose()

@@ -50,12 +50,11 @@ class Signer:
     def verify(self, token: str, count: int) -> list[str] | None:
         """The `count` fields of a genuine token; None for anything forged, altered or
         malformed."""
-        payload, dot, signature = token.partition(".")
-        if not dot or len(token) > MAX_TOKEN_LENGTH:
+        # Non-ASCII anywhere is no token of ours (and compare_digest raises on non-ASCII str).
+        if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
             return None
-        try:
-            payload.encode("ascii")
-        except UnicodeEncodeError:
+        payload, dot, signature = token.partition(".")
+        if not dot:
             return None
         if not hmac.compare_digest(self._signature(payload), signature):
             return None
