@@ -18,7 +18,7 @@ from helpers import assert_problem, create_channel, trigger, wait_status, wait_u
 from profile_helpers import event_based, profile_event, put_profile
 from txmsg.core.machine import hit_detail, machine_reason
 from txmsg.core.reports import METRICS
-from txmsg.core.signing import sign
+from txmsg.core.signing import MAX_TOKEN_LENGTH, sign
 from txmsg.core.tracking import (
     MAX_TRACKED_URL,
     SECRET_NAME,
@@ -27,6 +27,7 @@ from txmsg.core.tracking import (
     click_token,
     decode_attribute,
     open_token,
+    redirect_location,
 )
 from txmsg.core.unsubscribe import SECRET_NAME as UNSUBSCRIBE_SECRET
 from txmsg.store import secrets
@@ -454,4 +455,30 @@ async def test_non_ascii_tokens_are_refused(server: Any, store: Database) -> Non
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
         assert_problem(r, 404)
+    await anon.aclose()
+
+
+async def test_links_too_long_to_verify_stay_as_written(server: Any, store: Database) -> None:
+    """A non-ASCII URL under MAX_TRACKED_URL characters can make a token past
+    MAX_TOKEN_LENGTH: such a link stays as written rather than dead; the longest tracked
+    one is followed over HTTP."""
+    anon = server.client()
+    secret = await store.write(secrets.get_or_create, SECRET_NAME)
+    tracker = LinkTracker(secret, "http://localhost:8025")
+    clicks = TrackingSettings(clicks=True)
+    too_long = "https://shop.example/" + "\u00e9" * 1500
+    assert len(too_long) <= MAX_TRACKED_URL
+    page = f'<a href="{too_long}">x</a>'
+    assert tracker.rewrite(page, "0" * 26, clicks) == page
+    # The longest run of "é" that still verifies: rewritten, and its redirect works.
+    fits = max(
+        n
+        for n in range(1000, 1500, 10)
+        if len(click_token(secret, "0" * 26, "https://shop.example/" + "\u00e9" * n))
+        <= MAX_TOKEN_LENGTH
+    )
+    url = "https://shop.example/" + "\u00e9" * fits
+    r = await anon.get(_link(tracker.rewrite(f'<a href="{url}">x</a>', "0" * 26, clicks), "c"))
+    assert (r.status_code, r.headers["location"]) == (302, redirect_location(url))
+    assert r.headers["location"] == "https://shop.example/" + "%C3%A9" * fits
     await anon.aclose()

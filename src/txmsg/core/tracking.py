@@ -9,7 +9,8 @@ forged or enumerated (core/signing.py, with a secret of its own).
 The rewrite is one pass of precompiled regular expressions over the rendered HTML: no parsing,
 no template work per message. Not rewritten: non-http(s) links (mailto:, tel:, anchors), links
 to this server's unsubscribe page or tracking endpoints, links marked `data-txmsg-notrack`,
-unquoted `href` values and URLs longer than MAX_TRACKED_URL. The text part is never touched.
+unquoted `href` values, URLs longer than MAX_TRACKED_URL and URLs whose token would be
+too long to verify. The text part is never touched.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from html.entities import html5 as _ENTITIES
 from typing import Any
 from urllib.parse import quote
 
-from txmsg.core.signing import Signer, sign, verify
+from txmsg.core.signing import MAX_TOKEN_LENGTH, Signer, sign, verify
 from txmsg.core.unsubscribe import PREFIX as UNSUBSCRIBE_PREFIX
 from txmsg.core.validation import get_bool, reject_unknown, require_object
 
@@ -30,7 +31,8 @@ OPEN_PREFIX = "/t/o/"
 CLICK_PREFIX = "/t/c/"
 TRACKING_PREFIX = "/t/"
 FIELDS = ("opens", "clicks")
-# Longer links stay as written: their token must stay under signing.MAX_TOKEN_LENGTH.
+# Longer links stay as written, and so do those whose token would pass
+# signing.MAX_TOKEN_LENGTH (a non-ASCII character takes up to 4 bytes, then base64).
 MAX_TRACKED_URL = 2048
 
 _OPEN, _CLICK = "o", "c"  # first token field: an open token is never a click token
@@ -145,7 +147,10 @@ class LinkTracker:
         url = (decode_attribute(value) if "&" in value else value).strip()
         if len(url) > MAX_TRACKED_URL or not _TRACKABLE.match(url) or url.startswith(self._own):
             return link.group(0)
-        return f"{head}{quote}{self.click_url(pkey, url)}{quote}{rest}"
+        token = self._signer.sign(_CLICK, pkey, url)
+        if len(token) > MAX_TOKEN_LENGTH:  # non-ASCII URLs grow: a longer token is refused
+            return link.group(0)
+        return f"{head}{quote}{self._click_base}{token}{quote}{rest}"
 
 
 # A character reference: numeric (with or without ";"), or a named one's alphanumeric run.
