@@ -8,6 +8,7 @@ import base64
 import csv
 import io
 import re
+import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -482,3 +483,29 @@ async def test_links_too_long_to_verify_stay_as_written(server: Any, store: Data
     assert (r.status_code, r.headers["location"]) == (302, redirect_location(url))
     assert r.headers["location"] == "https://shop.example/" + "%C3%A9" * fits
     await anon.aclose()
+
+
+def test_links_are_found_attribute_by_attribute_in_linear_time() -> None:
+    tracker = LinkTracker("secret", "https://mail.example.com/")
+    clicks = TrackingSettings(clicks=True)
+    # "href=" or the notrack marker inside another attribute's value counts for nothing.
+    page = (
+        '<a title="see href=\'https://evil.example/\'" href="https://good.example/">x</a>'
+        '<a title="data-txmsg-notrack" href="https://b.example/">b</a>'
+        "<a class=x data-txmsg-notrack href='https://c.example/'>c</a>"
+        '<a title="href=https://evil.example/">d</a>'
+    )
+    out = tracker.rewrite(page, "PK", clicks)
+    assert out == (
+        "<a title=\"see href='https://evil.example/'\" "
+        f'href="{tracker.click_url("PK", "https://good.example/")}">x</a>'
+        f'<a title="data-txmsg-notrack" href="{tracker.click_url("PK", "https://b.example/")}">'
+        "b</a><a class=x data-txmsg-notrack href='https://c.example/'>c</a>"
+        '<a title="href=https://evil.example/">d</a>'
+    )
+    # "<a" without ">" again and again: the old pattern took about a minute on this.
+    for pathological in ("<a " * 20000, "<a href" * 8600, '<a href="https://a.example/' * 2300):
+        assert len(pathological) >= 60_000
+        started = time.perf_counter()
+        assert tracker.rewrite(pathological, "PK", clicks) == pathological
+        assert time.perf_counter() - started < 1.0

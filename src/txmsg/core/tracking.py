@@ -103,15 +103,18 @@ def redirect_location(url: str) -> str:
 
 # --- the HTML rewrite ------------------------------------------------------------------------
 
-# An <a> tag with a quoted http(s) href, in one pass: (tag up to the value)(quote)(URL)(rest).
-_LINK = re.compile(
-    r"""(<a\b[^>]*?(?<![\w-])href\s*=\s*)(["'])(\s*https?://[^"'<>]*)\2([^>]*>)""",
-    re.IGNORECASE,
-)
-_NOTRACK = re.compile(r"(?<![\w-])data-txmsg-notrack(?![\w-])", re.IGNORECASE)
+# An <a> tag, cut at the next "<" or ">": each scan stops at the next tag, so finding them all
+# is linear (a lazy match up to "href" was quadratic on "<a " without ">"). A ">" inside a
+# quoted value ends the tag early: the links after it stay as written.
+_TAG = re.compile(r"<a\s[^<>]*>", re.IGNORECASE)
+# One attribute of a tag: its name, and a quoted or unquoted value if it has one. Parsing the
+# tag attribute by attribute keeps `href=` inside another attribute's value from counting.
+_ATTRIBUTE = re.compile(r"""([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
+_NOTRACK = "data-txmsg-notrack"
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 # An absolute http(s) URL with no whitespace or control character (it goes in a header).
 _TRACKABLE = re.compile(r"https?://[^\x00-\x20\x7f]+\Z", re.IGNORECASE)
+_HTML_SPACE = " \t\n\r\f"  # what browsers strip around a URL attribute
 
 
 class LinkTracker:
@@ -134,23 +137,50 @@ class LinkTracker:
 
     def rewrite(self, body: str, pkey: str, tracking: TrackingSettings) -> str:
         if tracking.clicks:
-            body = _LINK.sub(lambda m: self._link(m, pkey), body)
+            body = self._rewrite_links(body, pkey)
         if tracking.opens:
             body = _with_pixel(body, self.open_url(pkey))
         return body
 
-    def _link(self, link: re.Match[str], pkey: str) -> str:
-        head, quote, value, rest = link.groups()
-        marked = "notrack" in head.lower() or "notrack" in rest.lower()  # cheap test first
-        if marked and (_NOTRACK.search(head) or _NOTRACK.search(rest)):
-            return link.group(0)
-        url = (decode_attribute(value) if "&" in value else value).strip()
-        if len(url) > MAX_TRACKED_URL or not _TRACKABLE.match(url) or url.startswith(self._own):
-            return link.group(0)
-        token = self._signer.sign(_CLICK, pkey, url)
-        if len(token) > MAX_TOKEN_LENGTH:  # non-ASCII URLs grow: a longer token is refused
-            return link.group(0)
-        return f"{head}{quote}{self._click_base}{token}{quote}{rest}"
+    def _rewrite_links(self, body: str, pkey: str) -> str:
+        parts: list[str] = []
+        done = 0  # body[:done] is in parts
+        for tag in _TAG.finditer(body):
+            href = _tracked_href(tag.group(0))
+            if href is None:
+                continue
+            at, end, value = href
+            url = (decode_attribute(value) if "&" in value else value).strip(_HTML_SPACE)
+            if len(url) > MAX_TRACKED_URL or not _TRACKABLE.match(url) or url.startswith(self._own):
+                continue
+            token = self._signer.sign(_CLICK, pkey, url)
+            if len(token) > MAX_TOKEN_LENGTH:  # non-ASCII URLs grow: a longer token is refused
+                continue
+            start = tag.start()
+            parts += (body[done : start + at], self._click_base, token)
+            done = start + end
+        if not parts:
+            return body
+        parts.append(body[done:])
+        return "".join(parts)
+
+
+def _tracked_href(tag: str) -> tuple[int, int, str] | None:
+    """(start, end, value) in `tag` of its quoted href, if it has one and no
+    data-txmsg-notrack attribute. The first of repeated attributes counts, as in browsers."""
+    href: tuple[int, int, str] | None = None
+    seen_href = False
+    for attribute in _ATTRIBUTE.finditer(tag, 3, len(tag) - 1):
+        name = attribute.group(1).lower()
+        if name == _NOTRACK:
+            return None
+        if name != "href" or seen_href:
+            continue
+        seen_href = True
+        for group in (2, 3):  # double- or single-quoted; unquoted values stay as written
+            if attribute.group(group) is not None:
+                href = (attribute.start(group), attribute.end(group), attribute.group(group))
+    return href
 
 
 # A character reference: numeric (with or without ";"), or a named one's alphanumeric run.
