@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from helpers import assert_problem, create_channel, trigger, wait_status, wait_until
 from profile_helpers import event_based, profile_event, put_profile
@@ -28,6 +29,7 @@ from txmsg.core.tracking import (
     click_token,
     decode_attribute,
     open_token,
+    read_click_token,
     redirect_location,
 )
 from txmsg.core.unsubscribe import SECRET_NAME as UNSUBSCRIBE_SECRET
@@ -509,3 +511,20 @@ def test_links_are_found_attribute_by_attribute_in_linear_time() -> None:
         started = time.perf_counter()
         assert tracker.rewrite(pathological, "PK", clicks) == pathological
         assert time.perf_counter() - started < 1.0
+
+
+def test_token_format_is_stable() -> None:
+    """Links already sent must keep working: tokens signed before the signer was made cheaper
+    (known answers), and the NUL rule."""
+    pkey = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    url = "https://b\u00fccher.example/p?q=\u00e9&r=1"
+    assert click_token("secret", pkey, url) == (
+        "YwAwMUFSWjNOREVLVFNWNFJSRkZRNjlHNUZBVgBodHRwczovL2LDvGNoZXIuZXhhbXBsZS9wP3E9w6kmcj0x"
+        ".wSRhE8urYJR_F5S0cxeGV7TqR0pGurc3DYq5o7OtwEM"
+    )
+    assert open_token("secret", pkey) == (
+        "bwAwMUFSWjNOREVLVFNWNFJSRkZRNjlHNUZBVg.Eeaxpo1Azdp2zrU8tTBuZg4WydQtDligtA3GTf2wtO0"
+    )
+    assert read_click_token("secret", click_token("secret", pkey, url)) == (pkey, url)
+    with pytest.raises(ValueError):
+        click_token("secret", pkey, "https://a.example/\0")

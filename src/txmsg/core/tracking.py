@@ -171,15 +171,15 @@ def _tracked_href(tag: str) -> tuple[int, int, str] | None:
     href: tuple[int, int, str] | None = None
     seen_href = False
     for attribute in _ATTRIBUTE.finditer(tag, 3, len(tag) - 1):
-        name = attribute.group(1).lower()
-        if name == _NOTRACK:
+        name = attribute[1].lower()
+        if name == "href":
+            # Group 2 or 3: a double- or single-quoted value; unquoted ones stay as written.
+            value = attribute.lastindex
+            if not seen_href and (value == 2 or value == 3):
+                href = (attribute.start(value), attribute.end(value), attribute[value])
+            seen_href = True
+        elif name == _NOTRACK:
             return None
-        if name != "href" or seen_href:
-            continue
-        seen_href = True
-        for group in (2, 3):  # double- or single-quoted; unquoted values stay as written
-            if attribute.group(group) is not None:
-                href = (attribute.start(group), attribute.end(group), attribute.group(group))
     return href
 
 
@@ -193,6 +193,8 @@ def decode_attribute(value: str) -> str:
     keeps `&region` as written, where `html.unescape` gives `®ion`. Named references count
     with their ";", or without it only for the legacy names (`&amp`, `&copy`, ...) when neither
     a letter, a digit nor "=" follows; numeric ones with or without ";"."""
+    if value.count("&") == value.count("&amp;"):  # the usual case: a fast path
+        return value.replace("&amp;", "&")
     return _CHARREF.sub(_charref, value)
 
 
