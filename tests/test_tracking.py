@@ -528,3 +528,35 @@ def test_token_format_is_stable() -> None:
     assert read_click_token("secret", click_token("secret", pkey, url)) == (pkey, url)
     with pytest.raises(ValueError):
         click_token("secret", pkey, "https://a.example/\0")
+
+
+def test_own_links_are_recognised_in_any_spelling() -> None:
+    """This server's unsubscribe and tracking links stay as written however their scheme,
+    host and port are spelled; look-alikes on other origins are tracked."""
+    tracker = LinkTracker("secret", "https://mail.example.com/")
+    clicks = TrackingSettings(clicks=True)
+    for own in (
+        "HTTPS://MAIL.EXAMPLE.COM/unsubscribe/abc.def",
+        "https://mail.example.com:443/unsubscribe/abc.def",
+        "https://Mail.Example.Com./t/c/abc.def",
+        "https://mail.example.com/%75nsubscribe/abc.def",
+        "https://mail.example.com&#47;unsubscribe/abc.def",
+    ):
+        page = f'<a href="{own}">u</a>'
+        assert tracker.rewrite(page, "PK", clicks) == page, own
+    for other in (
+        "http://mail.example.com/unsubscribe/abc.def",  # another scheme: another origin
+        "https://mail.example.com:8443/unsubscribe/abc.def",
+        "https://mail.example.com.evil.example/unsubscribe/abc.def",
+        "https://mail.example.com/UNSUBSCRIBE/abc.def",  # paths are case-sensitive
+        "https://mail.example.com/help/unsubscribe/abc.def",
+    ):
+        out = tracker.rewrite(f'<a href="{other}">u</a>', "PK", clicks)
+        assert out == f'<a href="{tracker.click_url("PK", other)}">u</a>', other
+    # A public URL with a path and a port: the same rules under it.
+    tracker = LinkTracker("secret", "http://Example.org:80/mail/")
+    for own in ("http://example.org/mail/unsubscribe/x.y", "HTTP://EXAMPLE.ORG:80/mail/t/o/x.y"):
+        page = f'<a href="{own}">u</a>'
+        assert tracker.rewrite(page, "PK", clicks) == page, own
+    out = tracker.rewrite('<a href="http://example.org/unsubscribe/x.y">u</a>', "PK", clicks)
+    assert "/mail/t/c/" in out

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from html.entities import html5 as _ENTITIES
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from txmsg.core.signing import MAX_TOKEN_LENGTH, Signer, sign, verify
 from txmsg.core.unsubscribe import PREFIX as UNSUBSCRIBE_PREFIX
@@ -127,7 +127,19 @@ class LinkTracker:
         self._click_base = base + CLICK_PREFIX
         # This server's own links are never rewritten: the unsubscribe page (a scanner
         # following a tracked copy must not look like the recipient), and tracking links.
-        self._own = (base + UNSUBSCRIBE_PREFIX, base + TRACKING_PREFIX)
+        self._origin = _origin(base)
+        path = urlsplit(base).path
+        self._own_paths = (path + UNSUBSCRIBE_PREFIX, path + TRACKING_PREFIX)
+
+    def _is_own(self, url: str) -> bool:
+        """Whether `url` leads to this server's unsubscribe page or tracking endpoints: scheme
+        and host in any case, the default port written or not, the path percent-decoded (as
+        the server routes it)."""
+        if "%" not in url and not any(p in url for p in self._own_paths):
+            return False  # the usual case, without parsing (paths are case-sensitive)
+        if _origin(url) != self._origin:
+            return False
+        return unquote(urlsplit(url).path).startswith(self._own_paths)
 
     def open_url(self, pkey: str) -> str:
         return self._open_base + self._signer.sign(_OPEN, pkey)
@@ -151,7 +163,7 @@ class LinkTracker:
                 continue
             at, end, value = href
             url = (decode_attribute(value) if "&" in value else value).strip(_HTML_SPACE)
-            if len(url) > MAX_TRACKED_URL or not _TRACKABLE.match(url) or url.startswith(self._own):
+            if len(url) > MAX_TRACKED_URL or not _TRACKABLE.match(url) or self._is_own(url):
                 continue
             token = self._signer.sign(_CLICK, pkey, url)
             if len(token) > MAX_TOKEN_LENGTH:  # non-ASCII URLs grow: a longer token is refused
@@ -163,6 +175,21 @@ class LinkTracker:
             return body
         parts.append(body[done:])
         return "".join(parts)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of a URL, normalised as browsers compare them; None if malformed."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    return scheme, host, port if port is not None else _DEFAULT_PORTS.get(scheme)
 
 
 def _tracked_href(tag: str) -> tuple[int, int, str] | None:
