@@ -135,7 +135,8 @@ class LinkTracker:
         """Whether `url` leads to this server's unsubscribe page or tracking endpoints: scheme
         and host in any case, the default port written or not, the path percent-decoded (as
         the server routes it)."""
-        if "%" not in url and not any(p in url for p in self._own_paths):
+        unsubscribe, tracking = self._own_paths
+        if "%" not in url and unsubscribe not in url and tracking not in url:
             return False  # the usual case, without parsing (paths are case-sensitive)
         if _origin(url) != self._origin:
             return False
