@@ -560,3 +560,38 @@ def test_own_links_are_recognised_in_any_spelling() -> None:
         assert tracker.rewrite(page, "PK", clicks) == page, own
     out = tracker.rewrite('<a href="http://example.org/unsubscribe/x.y">u</a>', "PK", clicks)
     assert "/mail/t/c/" in out
+
+
+async def test_kinds_non_ascii_redirects_and_header_injection(server: Any, store: Database) -> None:
+    anon = server.client()
+    secret = await store.write(secrets.get_or_create, SECRET_NAME)
+    ghost = "0" * 26
+    # The kind field: a genuine 3-field token whose kind is "o" is neither a click nor an
+    # open; a 2-field one whose kind is "c" is no open.
+    for path in (
+        f"/t/c/{sign(secret, 'o', ghost, SHOP)}",
+        f"/t/o/{sign(secret, 'o', ghost, SHOP)}",
+        f"/t/o/{sign(secret, 'c', ghost)}",
+        f"/t/c/{sign(secret, 'c', ghost)}",
+    ):
+        r = await anon.get(path, headers=BROWSER)
+        assert_problem(r, 404)
+        assert "location" not in r.headers
+    # A non-ASCII URL: the host in IDNA, the rest percent-encoded, through the rewrite too.
+    tracker = LinkTracker(secret, "http://localhost:8025")
+    url = "https://B\u00fccher.example:8443/stra\u00dfe/\u00e9t\u00e9?q=\u00e9&amp;r=1#h\u00e9"
+    out = tracker.rewrite(f'<a href="{url}">x</a>', ghost, TrackingSettings(clicks=True))
+    r = await anon.get(_link(out, "c"), headers=BROWSER)
+    assert r.status_code == 302
+    assert r.headers["location"] == (
+        "https://xn--bcher-kva.example:8443/stra%C3%9Fe/%C3%A9t%C3%A9?q=%C3%A9&r=1#h%C3%A9"
+    )
+    # CR/LF written as character references never reach a Location header: such a link is
+    # not tracked, and a signed token carrying them (made by hand) is refused.
+    page = '<a href="https://a.example/&#13;&#10;Set-Cookie:%20x=1">a</a>'
+    assert tracker.rewrite(page, ghost, TrackingSettings(clicks=True)) == page
+    for bad in ("https://a.example/\r\nSet-Cookie: x=1", "https://a.example/\nx", "https://a\r/"):
+        r = await anon.get(f"/t/c/{click_token(secret, ghost, bad)}", headers=BROWSER)
+        assert_problem(r, 404)
+        assert "location" not in r.headers and "set-cookie" not in r.headers
+    await anon.aclose()

@@ -15,12 +15,15 @@ too long to verify. The text part is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 from dataclasses import dataclass
 from html.entities import html5 as _ENTITIES
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
+
+import idna
 
 from txmsg.core.signing import MAX_TOKEN_LENGTH, Signer, sign, verify
 from txmsg.core.unsubscribe import PREFIX as UNSUBSCRIBE_PREFIX
@@ -96,9 +99,25 @@ def read_click_token(secret: str, token: str) -> tuple[str, str] | None:
     return fields[1], fields[2]
 
 
+_PRINTABLE_ASCII = "".join(map(chr, range(0x21, 0x7F)))
+
+
 def redirect_location(url: str) -> str:
-    """The Location header for a signed URL: as written, non-ASCII characters percent-encoded."""
-    return url if url.isascii() else quote(url, safe="".join(map(chr, range(0x21, 0x7F))))
+    """The Location header for a signed URL: as written, a non-ASCII host in IDNA (as browsers
+    send it; UTS 46 mapping), other non-ASCII characters percent-encoded."""
+    if url.isascii():
+        return url
+    scheme, _, after = url.partition("://")  # a signed URL is always an http(s) one
+    end = min((at for at in map(after.find, "/?#") if at >= 0), default=len(after))
+    authority, rest = after[:end], after[end:]
+    userinfo, at, host_port = authority.rpartition("@")
+    host, colon, port = host_port.partition(":")  # rejoined as is: IPv6 literals are ASCII
+    if not host.isascii():
+        # On failure the host is left to the percent-encoding, which browsers decode back.
+        with contextlib.suppress(idna.IDNAError):
+            host = idna.encode(host, uts46=True).decode("ascii")
+    ascii_url = f"{scheme}://{userinfo}{at}{host}{colon}{port}{rest}"
+    return quote(ascii_url, safe=_PRINTABLE_ASCII)
 
 
 # --- the HTML rewrite ------------------------------------------------------------------------
