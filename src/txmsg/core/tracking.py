@@ -6,8 +6,9 @@ redirect whose token signs the PKey and the original URL. The redirect needs no 
 nowhere but to a URL the server itself signed: it is no open redirect, and tokens cannot be
 forged or enumerated (core/signing.py, with a secret of its own).
 
-The rewrite is one pass of precompiled regular expressions over the rendered HTML: no parsing,
-no template work per message. Not rewritten: non-http(s) links (mailto:, tel:, anchors), links
+The rewrite is one linear scan for <a> tags with precompiled regular expressions, each tag's
+attributes read one by one and href values decoded as browsers decode attributes: no DOM, no
+template work per message. Not rewritten: non-http(s) links (mailto:, tel:, anchors), links
 to this server's unsubscribe page or tracking endpoints, links marked `data-txmsg-notrack`,
 unquoted `href` values, URLs longer than MAX_TRACKED_URL and URLs whose token would be
 too long to verify. The text part is never touched.
@@ -123,8 +124,8 @@ def redirect_location(url: str) -> str:
 # --- the HTML rewrite ------------------------------------------------------------------------
 
 # An <a> tag, cut at the next "<" or ">": each scan stops at the next tag, so finding them all
-# is linear (a lazy match up to "href" was quadratic on "<a " without ">"). A ">" inside a
-# quoted value ends the tag early: the links after it stay as written.
+# is linear (a lazy match up to "href" was quadratic on "<a " without ">"). A "<" or ">" inside
+# a quoted value cuts the tag short: an href after it stays as written.
 _TAG = re.compile(r"<a\s[^<>]*>", re.IGNORECASE)
 # One attribute of a tag: its name, and a quoted or unquoted value if it has one. Parsing the
 # tag attribute by attribute keeps `href=` inside another attribute's value from counting.
