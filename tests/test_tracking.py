@@ -8,24 +8,29 @@ import base64
 import csv
 import io
 import re
+import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from helpers import assert_problem, create_channel, trigger, wait_status, wait_until
 from profile_helpers import event_based, profile_event, put_profile
 from txmsg.core.machine import hit_detail, machine_reason
 from txmsg.core.reports import METRICS
-from txmsg.core.signing import sign
+from txmsg.core.signing import MAX_TOKEN_LENGTH, sign
 from txmsg.core.tracking import (
     MAX_TRACKED_URL,
     SECRET_NAME,
     LinkTracker,
     TrackingSettings,
     click_token,
+    decode_attribute,
     open_token,
+    read_click_token,
+    redirect_location,
 )
 from txmsg.core.unsubscribe import SECRET_NAME as UNSUBSCRIBE_SECRET
 from txmsg.store import secrets
@@ -85,6 +90,9 @@ async def _tracked_mail(
     return event, accepted["PKey"], mail
 
 
+# The machine window, shortened from its 2 s default so that the test waits less: the hits
+# right after the send fall in it (they come within milliseconds), the later ones after it.
+@pytest.mark.server_settings(tracking_machine_seconds=0.6)
 async def test_opens_and_clicks_through_the_real_endpoints(
     server: Any, smtp: FakeSMTPServer, receiver: Receiver, store: Database
 ) -> None:
@@ -391,4 +399,202 @@ async def test_unknown_routes_stay_private(server: Any) -> None:
     assert_problem(await anon.get("/t/o/"), 404)
     r = await anon.post("/t/c/abc.def")
     assert r.status_code == 405
+    await anon.aclose()
+
+
+def test_attribute_values_decode_as_browsers_do() -> None:
+    """A raw "&" before a parameter whose name starts like a legacy entity (`&region`,
+    `&copy=`) stays as written, as browsers leave it in an attribute value."""
+    cases = {
+        "https://shop.example/p?lang=en&region=eu&currency=EUR": (
+            "https://shop.example/p?lang=en&region=eu&currency=EUR"
+        ),
+        "https://shop.example/p?a=1&copy=1&section=2&not=3": (
+            "https://shop.example/p?a=1&copy=1&section=2&not=3"
+        ),
+        "https://shop.example/p?a=1&amp;b=2&#38;c=3&#x26;d=4&#38e=5": (
+            "https://shop.example/p?a=1&b=2&c=3&d=4&e=5"
+        ),
+        "https://shop.example/&copy/&copy;=&notit;&notin;&AMP;x": (
+            "https://shop.example/\u00a9/\u00a9=&notit;\u2209&x"
+        ),
+    }
+    for written, followed in cases.items():
+        assert decode_attribute(written) == followed, written
+
+
+async def test_redirects_land_where_a_browser_goes(server: Any, store: Database) -> None:
+    """Links rewritten by the tracker, followed over HTTP: the Location is the URL a browser
+    would have followed from the untracked link."""
+    anon = server.client()
+    secret = await store.write(secrets.get_or_create, SECRET_NAME)
+    tracker = LinkTracker(secret, "http://localhost:8025")
+    clicks = TrackingSettings(clicks=True)
+    for written, followed in [
+        (
+            "https://shop.example/p?lang=en&region=eu&currency=EUR",
+            "https://shop.example/p?lang=en&region=eu&currency=EUR",
+        ),
+        ("https://shop.example/p?x=1&copy=1", "https://shop.example/p?x=1&copy=1"),
+        ("https://shop.example/p?x=1&amp;y=2", "https://shop.example/p?x=1&y=2"),
+        ("https://shop.example/p?x=1&#38;y=2", "https://shop.example/p?x=1&y=2"),
+    ]:
+        out = tracker.rewrite(f'<a href="{written}">x</a>', "0" * 26, clicks)
+        path = _link(out, "c")
+        r = await anon.get(path, headers=BROWSER)
+        assert (r.status_code, r.headers["location"]) == (302, followed), written
+    await anon.aclose()
+
+
+async def test_non_ascii_tokens_are_refused(server: Any, store: Database) -> None:
+    """A non-ASCII token (signature or payload) is a 404 problem on every signed-link
+    endpoint, never a 500."""
+    anon = server.client()
+    for name in (SECRET_NAME, UNSUBSCRIBE_SECRET):
+        await store.write(secrets.get_or_create, name)
+    for token in ("abc.%C3%A9", "%C3%A9.abc", "abc.d%C3%A9f", "%E2%80%8B.%00"):
+        for path in (f"/t/c/{token}", f"/t/o/{token}", f"/unsubscribe/{token}"):
+            assert_problem(await anon.get(path, headers=BROWSER), 404)
+        r = await anon.post(
+            f"/unsubscribe/{token}",
+            content=b"List-Unsubscribe=One-Click",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert_problem(r, 404)
+    await anon.aclose()
+
+
+async def test_links_too_long_to_verify_stay_as_written(server: Any, store: Database) -> None:
+    """A non-ASCII URL under MAX_TRACKED_URL characters can make a token past
+    MAX_TOKEN_LENGTH: such a link stays as written rather than dead; the longest tracked
+    one is followed over HTTP."""
+    anon = server.client()
+    secret = await store.write(secrets.get_or_create, SECRET_NAME)
+    tracker = LinkTracker(secret, "http://localhost:8025")
+    clicks = TrackingSettings(clicks=True)
+    too_long = "https://shop.example/" + "\u00e9" * 1500
+    assert len(too_long) <= MAX_TRACKED_URL
+    page = f'<a href="{too_long}">x</a>'
+    assert tracker.rewrite(page, "0" * 26, clicks) == page
+    # The longest run of "é" that still verifies: rewritten, and its redirect works.
+    fits = max(
+        n
+        for n in range(1000, 1500, 10)
+        if len(click_token(secret, "0" * 26, "https://shop.example/" + "\u00e9" * n))
+        <= MAX_TOKEN_LENGTH
+    )
+    url = "https://shop.example/" + "\u00e9" * fits
+    r = await anon.get(_link(tracker.rewrite(f'<a href="{url}">x</a>', "0" * 26, clicks), "c"))
+    assert (r.status_code, r.headers["location"]) == (302, redirect_location(url))
+    assert r.headers["location"] == "https://shop.example/" + "%C3%A9" * fits
+    await anon.aclose()
+
+
+def test_links_are_found_attribute_by_attribute_in_linear_time() -> None:
+    tracker = LinkTracker("secret", "https://mail.example.com/")
+    clicks = TrackingSettings(clicks=True)
+    # "href=" or the notrack marker inside another attribute's value counts for nothing.
+    page = (
+        '<a title="see href=\'https://evil.example/\'" href="https://good.example/">x</a>'
+        '<a title="data-txmsg-notrack" href="https://b.example/">b</a>'
+        "<a class=x data-txmsg-notrack href='https://c.example/'>c</a>"
+        '<a title="href=https://evil.example/">d</a>'
+    )
+    out = tracker.rewrite(page, "PK", clicks)
+    assert out == (
+        "<a title=\"see href='https://evil.example/'\" "
+        f'href="{tracker.click_url("PK", "https://good.example/")}">x</a>'
+        f'<a title="data-txmsg-notrack" href="{tracker.click_url("PK", "https://b.example/")}">'
+        "b</a><a class=x data-txmsg-notrack href='https://c.example/'>c</a>"
+        '<a title="href=https://evil.example/">d</a>'
+    )
+    # "<a" without ">" again and again: the old pattern took about a minute on this.
+    for pathological in ("<a " * 20000, "<a href" * 8600, '<a href="https://a.example/' * 2300):
+        assert len(pathological) >= 60_000
+        started = time.perf_counter()
+        assert tracker.rewrite(pathological, "PK", clicks) == pathological
+        assert time.perf_counter() - started < 1.0
+
+
+def test_token_format_is_stable() -> None:
+    """Links already sent must keep working: tokens signed before the signer was made cheaper
+    (known answers), and the NUL rule."""
+    pkey = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    url = "https://b\u00fccher.example/p?q=\u00e9&r=1"
+    assert click_token("secret", pkey, url) == (
+        "YwAwMUFSWjNOREVLVFNWNFJSRkZRNjlHNUZBVgBodHRwczovL2LDvGNoZXIuZXhhbXBsZS9wP3E9w6kmcj0x"
+        ".wSRhE8urYJR_F5S0cxeGV7TqR0pGurc3DYq5o7OtwEM"
+    )
+    assert open_token("secret", pkey) == (
+        "bwAwMUFSWjNOREVLVFNWNFJSRkZRNjlHNUZBVg.Eeaxpo1Azdp2zrU8tTBuZg4WydQtDligtA3GTf2wtO0"
+    )
+    assert read_click_token("secret", click_token("secret", pkey, url)) == (pkey, url)
+    with pytest.raises(ValueError):
+        click_token("secret", pkey, "https://a.example/\0")
+
+
+def test_own_links_are_recognised_in_any_spelling() -> None:
+    """This server's unsubscribe and tracking links stay as written however their scheme,
+    host and port are spelled; look-alikes on other origins are tracked."""
+    tracker = LinkTracker("secret", "https://mail.example.com/")
+    clicks = TrackingSettings(clicks=True)
+    for own in (
+        "HTTPS://MAIL.EXAMPLE.COM/unsubscribe/abc.def",
+        "https://mail.example.com:443/unsubscribe/abc.def",
+        "https://Mail.Example.Com./t/c/abc.def",
+        "https://mail.example.com/%75nsubscribe/abc.def",
+        "https://mail.example.com&#47;unsubscribe/abc.def",
+    ):
+        page = f'<a href="{own}">u</a>'
+        assert tracker.rewrite(page, "PK", clicks) == page, own
+    for other in (
+        "http://mail.example.com/unsubscribe/abc.def",  # another scheme: another origin
+        "https://mail.example.com:8443/unsubscribe/abc.def",
+        "https://mail.example.com.evil.example/unsubscribe/abc.def",
+        "https://mail.example.com/UNSUBSCRIBE/abc.def",  # paths are case-sensitive
+        "https://mail.example.com/help/unsubscribe/abc.def",
+    ):
+        out = tracker.rewrite(f'<a href="{other}">u</a>', "PK", clicks)
+        assert out == f'<a href="{tracker.click_url("PK", other)}">u</a>', other
+    # A public URL with a path and a port: the same rules under it.
+    tracker = LinkTracker("secret", "http://Example.org:80/mail/")
+    for own in ("http://example.org/mail/unsubscribe/x.y", "HTTP://EXAMPLE.ORG:80/mail/t/o/x.y"):
+        page = f'<a href="{own}">u</a>'
+        assert tracker.rewrite(page, "PK", clicks) == page, own
+    out = tracker.rewrite('<a href="http://example.org/unsubscribe/x.y">u</a>', "PK", clicks)
+    assert "/mail/t/c/" in out
+
+
+async def test_kinds_non_ascii_redirects_and_header_injection(server: Any, store: Database) -> None:
+    anon = server.client()
+    secret = await store.write(secrets.get_or_create, SECRET_NAME)
+    ghost = "0" * 26
+    # The kind field: a genuine 3-field token whose kind is "o" is neither a click nor an
+    # open; a 2-field one whose kind is "c" is no open.
+    for path in (
+        f"/t/c/{sign(secret, 'o', ghost, SHOP)}",
+        f"/t/o/{sign(secret, 'o', ghost, SHOP)}",
+        f"/t/o/{sign(secret, 'c', ghost)}",
+        f"/t/c/{sign(secret, 'c', ghost)}",
+    ):
+        r = await anon.get(path, headers=BROWSER)
+        assert_problem(r, 404)
+        assert "location" not in r.headers
+    # A non-ASCII URL: the host in IDNA, the rest percent-encoded, through the rewrite too.
+    tracker = LinkTracker(secret, "http://localhost:8025")
+    url = "https://B\u00fccher.example:8443/stra\u00dfe/\u00e9t\u00e9?q=\u00e9&amp;r=1#h\u00e9"
+    out = tracker.rewrite(f'<a href="{url}">x</a>', ghost, TrackingSettings(clicks=True))
+    r = await anon.get(_link(out, "c"), headers=BROWSER)
+    assert r.status_code == 302
+    assert r.headers["location"] == (
+        "https://xn--bcher-kva.example:8443/stra%C3%9Fe/%C3%A9t%C3%A9?q=%C3%A9&r=1#h%C3%A9"
+    )
+    # CR/LF written as character references never reach a Location header: such a link is
+    # not tracked, and a signed token carrying them (made by hand) is refused.
+    page = '<a href="https://a.example/&#13;&#10;Set-Cookie:%20x=1">a</a>'
+    assert tracker.rewrite(page, ghost, TrackingSettings(clicks=True)) == page
+    for bad in ("https://a.example/\r\nSet-Cookie: x=1", "https://a.example/\nx", "https://a\r/"):
+        r = await anon.get(f"/t/c/{click_token(secret, ghost, bad)}", headers=BROWSER)
+        assert_problem(r, 404)
+        assert "location" not in r.headers and "set-cookie" not in r.headers
     await anon.aclose()

@@ -18,10 +18,6 @@ import hmac
 MAX_TOKEN_LENGTH = 4096  # a click token carries its URL
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -35,29 +31,30 @@ class Signer:
     def __init__(self, secret: str) -> None:
         self._mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
 
-    def _signature(self, payload: str) -> str:
+    def _signature(self, payload: bytes) -> bytes:
         mac = self._mac.copy()
-        mac.update(payload.encode("ascii"))
-        return _b64(mac.digest())
+        mac.update(payload)
+        return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")
 
     def sign(self, *fields: str) -> str:
         """A token for `fields` (none of which may hold a NUL)."""
-        if any("\0" in f for f in fields):
+        joined = "\0".join(fields)
+        if joined.count("\0") != len(fields) - 1:
             raise ValueError("token fields must not contain NUL")
-        payload = _b64("\0".join(fields).encode())
-        return f"{payload}.{self._signature(payload)}"
+        # Bytes until the end: the payload is signed as encoded, not decoded and re-encoded.
+        payload = base64.urlsafe_b64encode(joined.encode()).rstrip(b"=")
+        return (payload + b"." + self._signature(payload)).decode("ascii")
 
     def verify(self, token: str, count: int) -> list[str] | None:
         """The `count` fields of a genuine token; None for anything forged, altered or
         malformed."""
+        # Non-ASCII anywhere is no token of ours (and compare_digest raises on non-ASCII str).
+        if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+            return None
         payload, dot, signature = token.partition(".")
-        if not dot or len(token) > MAX_TOKEN_LENGTH:
+        if not dot:
             return None
-        try:
-            payload.encode("ascii")
-        except UnicodeEncodeError:
-            return None
-        if not hmac.compare_digest(self._signature(payload), signature):
+        if not hmac.compare_digest(self._signature(payload.encode("ascii")), signature.encode()):
             return None
         try:
             fields = _unb64(payload).decode("utf-8").split("\0")
