@@ -43,6 +43,8 @@ def enqueue_in(
     New events marked `announce` have their acceptance (and their lease: `processing`) queued
     for their status webhook; the others cost nothing more.
     """
+    if not batch:  # most write cycles record outcomes only
+        return [], []
     now = utcnow()
     token = secrets.token_hex(8)
     lease_until = now + (lease or timedelta(0))
