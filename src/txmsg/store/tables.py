@@ -33,13 +33,21 @@ class UTCDateTime(TypeDecorator[datetime]):
             return super().bind_processor(dialect)
 
         # One step instead of two (this decorator, then SQLite's formatter): every event row
-        # binds six date-times. The text is SQLAlchemy's own SQLite storage format.
+        # binds six date-times. The text is SQLAlchemy's own SQLite storage format. Most of a
+        # row's date-times are the same instant (the trigger's `now`): recent ones are kept.
+        recent: dict[datetime, str] = {}
+
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            text = recent.get(value)
+            if text is None or value.tzinfo is not UTC:
+                text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+                if value.tzinfo is UTC:
+                    if len(recent) >= 1024:
+                        recent.clear()
+                    recent[value] = text
+            return text
 
         return process
 
