@@ -249,3 +249,21 @@ def engine_rates(
             start = time.perf_counter()
             load = wrk(url, body, key, seconds)
         return {**drain(db, start), "trigger_rps": load["rps"]}
+
+
+def print_rates(
+    baseline_name: str, base: float, unit: str, delivery: dict[str, float], live: dict[str, float]
+) -> None:
+    """The baseline, then the engine's delivery and trigger -> sent rates with their ratios."""
+    print(f"{baseline_name:40} {base:8.0f} {unit}/s  (baseline)")
+    for name, result in (
+        ("txmsg delivery (queued -> sent)", delivery),
+        ("txmsg trigger -> sent, concurrent", live),
+    ):
+        print(f"{name:40} {result['rate']:8.0f} {unit}/s  ratio {result['rate'] / base:.2f}")
+        print(
+            f"  accepted {result['accepted']:.0f} (triggers at {result['trigger_rps']:.0f}/s), "
+            f"processed {result['processed']:.0f}, left pending {result['pending']:.0f}, "
+            f"paused {result['paused']:.0f}, failed {result['deliveryFailed']:.0f}, "
+            f"tooOld {result['tooOld']:.0f}"
+        )

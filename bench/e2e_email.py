@@ -33,6 +33,7 @@ from _common import (
     LINE,
     engine_rates,
     free_port,
+    print_rates,
     setup_event,
     smtp_sink,
 )
@@ -91,18 +92,7 @@ def main() -> None:
         base = raw_aiosmtplib(smtp_port, args.raw_count)
         delivery = engine(smtp_port, args.seconds, backlog=True)
         live = engine(smtp_port, args.seconds, backlog=False)
-    print(f"raw aiosmtplib, prebuilt bytes, 8 conns  {base:8.0f} msg/s  (baseline)")
-    for name, result in (
-        ("txmsg delivery (queued -> sent)", delivery),
-        ("txmsg trigger -> sent, concurrent", live),
-    ):
-        print(f"{name:40} {result['rate']:8.0f} msg/s  ratio {result['rate'] / base:.2f}")
-        print(
-            f"  accepted {result['accepted']:.0f} (triggers at {result['trigger_rps']:.0f}/s), "
-            f"processed {result['processed']:.0f}, left pending {result['pending']:.0f}, "
-            f"paused {result['paused']:.0f}, failed {result['deliveryFailed']:.0f}, "
-            f"tooOld {result['tooOld']:.0f}"
-        )
+    print_rates("raw aiosmtplib, prebuilt bytes, 8 conns", base, "msg", delivery, live)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from twilio.rest import Client
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
 
-from _common import ADMIN_KEY, engine_env, engine_rates, free_port, process
+from _common import ADMIN_KEY, engine_env, engine_rates, free_port, print_rates, process
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "bench-auth-token"
@@ -125,18 +125,7 @@ def main() -> None:
         base = raw_twilio(twilio_url, args.raw_count)
         delivery = engine(twilio_url, args.seconds, backlog=True)
         live = engine(twilio_url, args.seconds, backlog=False)
-    print(f"raw twilio async client, 64 concurrent   {base:8.0f} SMS/s  (baseline)")
-    for name, result in (
-        ("txmsg delivery (queued -> sent)", delivery),
-        ("txmsg trigger -> sent, concurrent", live),
-    ):
-        print(f"{name:40} {result['rate']:8.0f} SMS/s  ratio {result['rate'] / base:.2f}")
-        print(
-            f"  accepted {result['accepted']:.0f} (triggers at {result['trigger_rps']:.0f}/s), "
-            f"processed {result['processed']:.0f}, left pending {result['pending']:.0f}, "
-            f"paused {result['paused']:.0f}, failed {result['deliveryFailed']:.0f}, "
-            f"tooOld {result['tooOld']:.0f}"
-        )
+    print_rates("raw twilio async client, 64 concurrent", base, "SMS", delivery, live)
 
 
 if __name__ == "__main__":

@@ -275,3 +275,17 @@ async def live_sms_event(
     r = await admin.post(f"/api/v1/messages/{stored}/publish")
     assert r.status_code == 201, r.text
     return stored
+
+
+async def delivery_log_answer(admin: httpx.AsyncClient, event_id: str, pkey: str) -> Any:
+    """The delivery-log answer of one event (its status, entries, interactions_expired)."""
+    r = await admin.get(f"/api/v1/events/{event_id}/{pkey}/delivery-log")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def delivery_log(admin: httpx.AsyncClient, href: str) -> list[dict[str, Any]]:
+    """The delivery-log entries of the event at `href` (/rest/mc/{eventId}/{PKey})."""
+    _, _, event_id, pkey = href.split("/")[1:]
+    items: list[dict[str, Any]] = (await delivery_log_answer(admin, event_id, pkey))["items"]
+    return items

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from helpers import assert_problem, create_key, live_event, trigger, wait_status
+from helpers import assert_problem, create_key, delivery_log, live_event, trigger, wait_status
 from txmsg.testing import FakeSMTPServer
 from txmsg.testing.smtp import ReceivedMessage
 
@@ -49,9 +49,8 @@ async def send_one(
 
 
 async def log_of(admin: httpx.AsyncClient, accepted: dict[str, Any]) -> list[dict[str, Any]]:
-    r = await admin.get(f"/api/v1/events/{accepted['type']}/{accepted['PKey']}/delivery-log")
-    assert r.status_code == 200, r.text
-    return [e for e in r.json()["items"] if e["kind"] in ("bounced", "spam")]
+    items = await delivery_log(admin, accepted["href"])
+    return [e for e in items if e["kind"] in ("bounced", "spam")]
 
 
 def dsn(

@@ -16,6 +16,7 @@ from helpers import (
     assert_problem,
     create_channel,
     create_event,
+    delivery_log_answer,
     publish_message,
     trigger,
     wait_status,
@@ -48,9 +49,8 @@ async def recipients(admin: Any, eid: str) -> tuple[str, str]:
 
 
 async def delivery_log_of(admin: Any, eid: str, pkey: str) -> tuple[bool, list[Any]]:
-    r = await admin.get(f"/api/v1/events/{eid}/{pkey}/delivery-log")
-    assert r.status_code == 200, r.text
-    return r.json()["interactions_expired"], r.json()["items"]
+    answer = await delivery_log_answer(admin, eid, pkey)
+    return answer["interactions_expired"], answer["items"]
 
 
 async def entries(store: Database, pkeys: list[str]) -> list[LogEntry]:

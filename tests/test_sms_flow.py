@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from helpers import (
@@ -11,6 +9,7 @@ from helpers import (
     create_event,
     create_key,
     create_sms_channel,
+    delivery_log,
     live_sms_event,
     trigger,
     wait_status,
@@ -20,14 +19,6 @@ from txmsg.testing import FakeTwilio
 ADA = {"mobilePhone": "+1 (415) 555-2671", "ctx": {"firstName": "Ada", "orderId": "A-17"}}
 ADA_E164 = "+14155552671"
 CALLBACK_PATH = "/webhooks/twilio/status"
-
-
-async def delivery_log(admin: httpx.AsyncClient, href: str) -> list[dict[str, Any]]:
-    _, _, event_id, pkey = href.split("/")[1:]
-    r = await admin.get(f"/api/v1/events/{event_id}/{pkey}/delivery-log")
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
 
 
 async def test_trigger_send_receipt_delivered(server, fake_twilio: FakeTwilio) -> None:

@@ -15,6 +15,7 @@ from conftest import RunningServer, settings_for
 from helpers import (
     assert_problem,
     create_sms_channel,
+    delivery_log,
     live_event,
     live_sms_event,
     trigger,
@@ -25,14 +26,6 @@ from txmsg.testing.twilio import FakeSms
 
 ADA = {"mobilePhone": "+14155552671", "ctx": {"firstName": "Ada", "orderId": "A-17"}}
 CALLBACK_PATH = "/webhooks/twilio/status"
-
-
-async def delivery_log(admin: httpx.AsyncClient, href: str) -> list[dict[str, Any]]:
-    _, _, event_id, pkey = href.split("/")[1:]
-    r = await admin.get(f"/api/v1/events/{event_id}/{pkey}/delivery-log")
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
 
 
 async def sent_sms(server: Any, twilio: FakeTwilio) -> tuple[dict[str, Any], FakeSms]:

@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from helpers import assert_problem, create_channel, trigger, wait_status, wait_until
+from helpers import (
+    assert_problem,
+    create_channel,
+    delivery_log_answer,
+    trigger,
+    wait_status,
+    wait_until,
+)
 from profile_helpers import event_based, profile_event, put_profile
 from txmsg.core.machine import hit_detail, machine_reason
 from txmsg.core.reports import METRICS
@@ -149,9 +156,8 @@ async def test_opens_and_clicks_through_the_real_endpoints(
     assert (r.status_code, r.headers["location"]) == (302, SHOP)
 
     # The delivery log, over the API: each hit with its time, URL and flag.
-    r = await admin.get(f"/api/v1/events/{event}/{pkey}/delivery-log")
-    assert r.status_code == 200, r.text
-    items = [i for i in r.json()["items"] if i["kind"] in ("opened", "clicked")]
+    answer = await delivery_log_answer(admin, event, pkey)
+    items = [i for i in answer["items"] if i["kind"] in ("opened", "clicked")]
     seen = [
         (
             i["kind"],
