@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
+from txmsg.core.queue import NewEvent, new_pkey
+from txmsg.core.statuses import EventStatus
+from txmsg.core.timeutil import utcnow
 from txmsg.testing import FakeSMTPServer
 
 FINAL = {"processed", "ignored", "deliveryFailed", "routingFailed", "tooOld", "targetingFailed"}
@@ -289,3 +293,34 @@ async def delivery_log(admin: httpx.AsyncClient, href: str) -> list[dict[str, An
     _, _, event_id, pkey = href.split("/")[1:]
     items: list[dict[str, Any]] = (await delivery_log_answer(admin, event_id, pkey))["items"]
     return items
+
+
+def queued_event(
+    event_id: str,
+    email: str = "a@example.org",
+    *,
+    pkey: str | None = None,
+    status: EventStatus = EventStatus.PENDING,
+    priority: int = 0,
+    ctx: dict[str, Any] | None = None,
+    now: datetime | None = None,
+    expires_in: timedelta = timedelta(hours=1),
+    **extra: Any,
+) -> NewEvent:
+    """An event as the trigger API hands it to the write funnel, for store-level tests."""
+    now = now or utcnow()
+    pkey = pkey or new_pkey()
+    return NewEvent(
+        pkey=pkey,
+        event_id=event_id,
+        priority=priority,
+        status=status,
+        email=email,
+        ctx=ctx if ctx is not None else {},
+        event_date=now,
+        scheduled_at=None,
+        expires_at=now + expires_in,
+        due_at=now,
+        response={"PKey": pkey},
+        **extra,
+    )

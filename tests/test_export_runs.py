@@ -18,10 +18,11 @@ import sqlalchemy as sa
 from pyarrow import fs as pafs
 
 from export_support import list_files, read_ndjson_files, read_parquet_files
+from helpers import queued_event
 from txmsg.core.errors import DomainError
 from txmsg.core.export_flow import parse_create
 from txmsg.core.export_record import email_record, sms_record, to_micros
-from txmsg.core.queue import NewEvent, Outcome
+from txmsg.core.queue import Outcome
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.exporter import Exporter
@@ -288,20 +289,7 @@ async def test_a_record_is_written_iff_the_sent_status_is(db: Database) -> None:
     """The funnel's cycle writes the record with the outcome, only while the lease holds."""
     now = utcnow()
     new = [
-        NewEvent(
-            pkey=f"PKGUARD{i}",
-            event_id="EVTcart",
-            priority=0,
-            status=EventStatus.PENDING,
-            email=f"u{i}@example.org",
-            ctx={},
-            event_date=now,
-            scheduled_at=None,
-            expires_at=now + timedelta(hours=1),
-            due_at=now,
-            response={},
-        )
-        for i in range(3)
+        queued_event("EVTcart", f"u{i}@example.org", pkey=f"PKGUARD{i}", now=now) for i in range(3)
     ]
     _, _, leased, _ = await db.write(_write_cycle, new, [], 3, 0, timedelta(minutes=1))
     assert len(leased) == 3

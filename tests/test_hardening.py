@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from helpers import live_event, publish_message, trigger, wait_status
-from txmsg.core.queue import PRIORITY_TRANSACTIONAL, NewEvent, new_pkey
+from helpers import live_event, publish_message, queued_event, trigger, wait_status
+from txmsg.core.queue import PRIORITY_TRANSACTIONAL, NewEvent
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
@@ -56,20 +56,7 @@ async def test_a_bad_row_fails_alone_in_the_write_funnel(database_url: str) -> N
         now = utcnow()
 
         def new(ctx: dict) -> NewEvent:
-            pkey = new_pkey()
-            return NewEvent(
-                pkey,
-                "EVTx",
-                PRIORITY_TRANSACTIONAL,
-                EventStatus.PENDING,
-                "a@example.org",
-                ctx,
-                now,
-                None,
-                now + timedelta(hours=1),
-                now,
-                {"PKey": pkey},
-            )
+            return queued_event("EVTx", priority=PRIORITY_TRANSACTIONAL, ctx=ctx, now=now)
 
         # Unserialisable at the store (the API refuses it earlier): it must fail alone.
         items = [new({"n": i}) for i in range(5)] + [new({"x": _deep(300)})]
@@ -199,20 +186,8 @@ async def test_a_bad_log_entry_fails_alone_not_the_outcomes(database_url: str) -
     writer.start()
     try:
         now = utcnow()
-        pkey = new_pkey()
-        event = NewEvent(
-            pkey,
-            "EVTx",
-            PRIORITY_TRANSACTIONAL,
-            EventStatus.PENDING,
-            "a@example.org",
-            {},
-            now,
-            None,
-            now + timedelta(hours=1),
-            now,
-            {"PKey": pkey},
-        )
+        event = queued_event("EVTx", priority=PRIORITY_TRANSACTIONAL, now=now)
+        pkey = event.pkey
         await writer.enqueue(event)
         [claimed] = await db.write(queue.claim_in, 10, timedelta(seconds=30))
         outcome = Outcome(claimed.id, claimed.lease_token, EventStatus.PROCESSED, sent_at=now)

@@ -17,6 +17,7 @@ from helpers import (
     create_key,
     live_event,
     publish_message,
+    queued_event,
     trigger,
     wait_status,
 )
@@ -395,18 +396,8 @@ async def test_recipients_report_streams_thousands_of_rows(
     await admin.post(f"/api/v1/event-configs/{eid}/pause")  # they wait: nothing is sent
     now = utcnow()
     batch = [
-        NewEvent(
-            pkey=new_pkey(),
-            event_id=eid,
-            priority=0,
-            status=EventStatus.PAUSED,
-            email=f"r{i}@example.org",
-            ctx={"firstName": "Ada"},
-            event_date=now,
-            scheduled_at=None,
-            expires_at=now + timedelta(hours=1),
-            due_at=now,
-            response={},
+        queued_event(
+            eid, f"r{i}@example.org", status=EventStatus.PAUSED, ctx={"firstName": "Ada"}, now=now
         )
         for i in range(3500)
     ]

@@ -28,14 +28,13 @@ from helpers import (
     create_event,
     live_event,
     publish_message,
+    queued_event,
     trigger,
     wait_status,
     wait_until,
 )
 from txmsg.core.delivery import Interaction, LogEntry
-from txmsg.core.queue import NewEvent, new_pkey
-from txmsg.core.statuses import EventStatus
-from txmsg.core.timeutil import utcnow
+from txmsg.core.queue import NewEvent
 from txmsg.store import delivery_log, webhook_outbox
 from txmsg.store import events as event_store
 from txmsg.store.db import Database
@@ -245,21 +244,7 @@ def statements() -> Iterator[list[str]]:
 
 
 def new_event(event_id: str, email: str, *, announce: bool) -> NewEvent:
-    now = utcnow()
-    return NewEvent(
-        pkey=new_pkey(),
-        event_id=event_id,
-        priority=0,
-        status=EventStatus.PENDING,
-        email=email,
-        ctx={"firstName": "Ada"},
-        event_date=now,
-        scheduled_at=None,
-        expires_at=now + timedelta(hours=1),
-        due_at=now,
-        response={},
-        announce=announce,
-    )
+    return queued_event(event_id, email, ctx={"firstName": "Ada"}, announce=announce)
 
 
 def new_events(n: int, *, announce: bool) -> list[NewEvent]:
