@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection
 
 from txmsg.core.queue import (
     PRIORITY_BULK,
@@ -15,6 +21,7 @@ from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store import events as queue
 from txmsg.store.db import Database
+from txmsg.store.tables import events
 
 LEASE = timedelta(seconds=30)
 
@@ -131,3 +138,72 @@ def test_sqlite_datetimes_are_stored_in_sqlalchemys_own_format() -> None:
     ):
         assert ours(value) == reference(value.astimezone(UTC).replace(tzinfo=None))
     assert ours(None) is None
+
+
+async def test_a_large_batch_is_stored_whole_in_few_statements(db: Database) -> None:
+    """SQLite takes a batch's rows as multi-row INSERTs (500 rows at most each); every column
+    of every row comes back as written, on both engines."""
+    batch = [event(due_in=i % 3) for i in range(1234)]
+    batch = [
+        replace(
+            e,
+            ctx={"n": i, "name": "Zoë ✓", "nested": [i, None]},
+            scheduled_at=e.due_at if i % 2 else None,
+            mobile_phone="+15005550006" if i % 5 == 0 else None,
+            status=EventStatus.PAUSED if i % 7 == 0 else EventStatus.PENDING,
+        )
+        for i, e in enumerate(batch)
+    ]
+    inserts: list[tuple[str, bool]] = []
+
+    def enqueue_counting(conn: Connection) -> None:
+        def seen(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, many: bool) -> None:
+            if statement.startswith("INSERT INTO events"):
+                inserts.append((statement, many))
+
+        sa_event.listen(conn, "before_cursor_execute", seen)
+        try:
+            queue.enqueue_in(conn, batch)
+        finally:
+            sa_event.remove(conn, "before_cursor_execute", seen)
+
+    await db.write(enqueue_counting)
+    if db.is_sqlite:
+        assert [many for _, many in inserts] == [False, False, False]
+    else:
+        assert len(inserts) == 1  # one executemany: the driver pipelines it
+    rows = await db.read(lambda conn: {r.pkey: r for r in conn.execute(sa.select(events)).all()})
+    assert len(rows) == len(batch)
+    for e in batch:
+        row = rows[e.pkey]
+        assert (row.ctx, row.scheduled_at, row.mobile_phone, row.status, row.attempts) == (
+            e.ctx,
+            e.scheduled_at,
+            e.mobile_phone,
+            e.status.value,
+            0,
+        )
+        assert (row.event_date, row.expires_at, row.due_at) == (
+            e.event_date,
+            e.expires_at,
+            e.due_at,
+        )
+
+
+async def test_one_row_and_updates_take_the_plain_statement(db: Database) -> None:
+    first = event()
+    await db.write(queue.enqueue_in, [first])
+    claimed = await db.write(queue.claim_in, 10, LEASE)
+    assert [c.pkey for c in claimed] == [first.pkey]
+    more = [event() for _ in range(3)]
+    await db.write(queue.enqueue_in, more)
+    claimed += await db.write(queue.claim_in, 10, LEASE)
+    outcomes = [
+        Outcome(c.id, c.lease_token, EventStatus.PROCESSED, None, message_version=1)
+        for c in claimed
+    ]
+    await db.write(queue.record_outcomes_in, outcomes)  # an executemany UPDATE of four rows
+    statuses = await db.read(
+        lambda conn: {r.status for r in conn.execute(sa.select(events.c.status)).all()}
+    )
+    assert statuses == {"processed"}

@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -36,6 +35,7 @@ from txmsg.api import (
 from txmsg.api import (
     proofs as proof_api,
 )
+from txmsg.api.application import App
 from txmsg.api.context import AppContext
 from txmsg.api.responses import JSONResponse, problem, problem_from
 from txmsg.config import Settings
@@ -91,7 +91,7 @@ async def _server_error(_request: Request, _exc: Exception) -> Response:
 _TITLES = {404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}
 
 
-def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True) -> Starlette:
+def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True) -> App:
     settings = settings or Settings.from_env()
     db = Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
     server_secrets = ServerSecrets(db)
@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: App) -> AsyncIterator[None]:
         await db.migrate()
         writer.start()
         if run_dispatcher:
@@ -205,7 +205,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         *interactions.routes,
         *feedback.routes,
     ]
-    app = Starlette(
+    app = App(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={

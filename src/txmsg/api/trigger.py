@@ -80,12 +80,47 @@ def event_view(row: Any) -> dict[str, Any]:
     )
 
 
+def trigger_path(scope: Scope) -> str | None:
+    """The eventId when `scope` is exactly `POST /rest/mc/{eventId}`, else None.
+
+    Matches what the route below matches (one non-empty path segment); a request under a root
+    path is left to the router.
+    """
+    if scope["method"] != "POST" or scope.get("root_path"):
+        return None
+    path: str = scope["path"]
+    if not path.startswith("/rest/mc/"):
+        return None
+    event_id = path[9:]
+    return event_id if event_id and "/" not in event_id else None
+
+
 async def trigger(scope: Scope, receive: Receive, send: Send) -> None:
     """POST /rest/mc/{eventId}, the hot path: a raw ASGI endpoint.
 
     It reads what it needs straight from the ASGI scope (no Request or Response objects, about
     a quarter of a trigger's time in the event loop). Errors are raised as DomainErrors and
     answered by the app's exception handlers like every other route's.
+    """
+    await send_accepted(send, *await accept(scope, receive))
+
+
+async def send_accepted(send: Send, payload: bytes, replayed: bool) -> None:
+    """The 201 of an accepted (or replayed) trigger."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if replayed:
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": 201, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def accept(scope: Scope, receive: Receive) -> tuple[bytes, bool]:
+    """Validate and commit a trigger: its answer's JSON, and whether it is a replay.
+
+    Raises DomainErrors (problems); nothing is sent, so the caller still chooses the answer.
     """
     ctx: AppContext = scope["app"].state.txmsg
     headers: dict[bytes, bytes] = {}
@@ -162,15 +197,7 @@ async def trigger(scope: Scope, receive: Receive, send: Send) -> None:
         raise unprocessable(
             "this Idempotency-Key was already used with a different request body or event"
         )
-    payload = dumps(result.response)
-    answer_headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-    ]
-    if result.kind == "replay":
-        answer_headers.append((b"idempotent-replayed", b"true"))
-    await send({"type": "http.response.start", "status": 201, "headers": answer_headers})
-    await send({"type": "http.response.body", "body": payload})
+    return dumps(result.response), result.kind == "replay"
 
 
 async def event_status(request: Request) -> Response:
