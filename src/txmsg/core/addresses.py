@@ -18,7 +18,10 @@ _PLAIN = re.compile(
     # Top-level domains start and end with a letter.
     rf"(?P<domain>(?:{_LABEL}\.)+[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z])?)"
 )
-_SPECIAL = tuple(SPECIAL_USE_DOMAIN_NAMES)
+# One search for every special-use name (the domain itself or a parent of it).
+_SPECIAL = re.compile(
+    r"(?:\A|\.)(?:" + "|".join(re.escape(name) for name in SPECIAL_USE_DOMAIN_NAMES) + r")\Z"
+)
 
 
 def _plain(value: str) -> str | None:
@@ -28,9 +31,8 @@ def _plain(value: str) -> str | None:
     if "--" in match["domain"]:
         return None  # IDNA rules for punycode and reserved hyphens: email-validator decides
     domain = match["domain"].lower()
-    for special in _SPECIAL:
-        if domain == special or domain.endswith("." + special):
-            return None
+    if _SPECIAL.search(domain) is not None:
+        return None
     return f"{match['local']}@{domain}"
 
 
