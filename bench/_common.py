@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,12 +74,18 @@ def process(
 
 @contextlib.contextmanager
 def smtp_sink(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """Postfix's smtp-sink: a C SMTP server that accepts and discards; -c counts messages."""
+    """Postfix's smtp-sink: a C SMTP server that accepts and discards; -c counts messages.
+
+    Its counter output is drained here: on a full pipe it stops answering (after about 2,700
+    messages), and every send after that waits out its timeout.
+    """
     with process(
         [need("smtp-sink"), "-c", "-u", "nobody", f"127.0.0.1:{port}", "1024"],
         port=port,
         stdout=subprocess.PIPE,
     ) as proc:
+        assert proc.stdout is not None
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
         yield proc
 
 

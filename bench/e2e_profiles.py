@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -109,9 +108,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     smtp_port = free_port()
-    with smtp_sink(smtp_port) as sink:
-        assert sink.stdout is not None
-        threading.Thread(target=sink.stdout.read, daemon=True).start()
+    with smtp_sink(smtp_port):
         base = engine(smtp_port, args.seconds, profiles=0)
         profiled = engine(
             smtp_port, args.seconds, profiles=args.profiles, rule=not args.without_rule
