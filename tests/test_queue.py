@@ -141,7 +141,7 @@ def test_sqlite_datetimes_are_stored_in_sqlalchemys_own_format() -> None:
 
 
 async def test_a_large_batch_is_stored_whole_in_few_statements(db: Database) -> None:
-    """SQLite takes a batch's rows as multi-row INSERTs (500 rows at most each); every column
+    """SQLite takes a batch's rows as multi-row INSERTs (64 rows at most each); every column
     of every row comes back as written, on both engines."""
     batch = [event(due_in=i % 3) for i in range(1234)]
     batch = [
@@ -169,7 +169,8 @@ async def test_a_large_batch_is_stored_whole_in_few_statements(db: Database) -> 
 
     await db.write(enqueue_counting)
     if db.is_sqlite:
-        assert [many for _, many in inserts] == [False, False, False]
+        assert [many for _, many in inserts] == [False] * 20  # 19 of 64 rows, then 18
+        assert len({statement for statement, _ in inserts}) == 2
     else:
         assert len(inserts) == 1  # one executemany: the driver pipelines it
     rows = await db.read(lambda conn: {r.pkey: r for r in conn.execute(sa.select(events)).all()})
@@ -202,7 +203,21 @@ async def test_one_row_and_updates_take_the_plain_statement(db: Database) -> Non
         Outcome(c.id, c.lease_token, EventStatus.PROCESSED, None, message_version=1)
         for c in claimed
     ]
-    await db.write(queue.record_outcomes_in, outcomes)  # an executemany UPDATE of four rows
+    updates: list[bool] = []
+
+    def record_counting(conn: Connection) -> None:
+        def seen(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, many: bool) -> None:
+            if "UPDATE events" in statement:
+                updates.append(many)
+
+        sa_event.listen(conn, "before_cursor_execute", seen)
+        try:
+            queue.record_outcomes_in(conn, outcomes)
+        finally:
+            sa_event.remove(conn, "before_cursor_execute", seen)
+
+    await db.write(record_counting)
+    assert updates == [True]  # one executemany
     statuses = await db.read(
         lambda conn: {r.status for r in conn.execute(sa.select(events.c.status)).all()}
     )

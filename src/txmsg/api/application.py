@@ -4,7 +4,7 @@
 handlers, each wrapping every `send`) and its router cost about a fifth of a trigger's CPU,
 measured over HTTP. `App` answers that one request shape itself, with the same endpoint and
 the same exception handlers; every other request, and the trigger route itself when the app
-runs under a root path or with user middleware, goes through Starlette as usual.
+runs under a root path, with user middleware or in debug mode, goes through Starlette as usual.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from txmsg.api import trigger
 
 class App(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.user_middleware:
+        if scope["type"] == "http" and self._plain_stack():
             event_id = trigger.trigger_path(scope)
             if event_id is not None:
                 scope["app"] = self
@@ -46,6 +46,11 @@ class App(Starlette):
                 raise  # logged by the server, as Starlette's ServerErrorMiddleware does
             return
         await trigger.send_accepted(send, payload, replayed)
+
+    def _plain_stack(self) -> bool:
+        """Starlette's stack adds nothing the shortcut leaves out: no user middleware, no
+        debug pages, no body limit of Starlette's own (the endpoint applies txmsg's)."""
+        return not self.user_middleware and not self.debug and self.max_body_size is None
 
     def _handler_for(self, exc: Exception) -> tuple[ExceptionHandler | None, bool]:
         """The handler Starlette would pick, and whether it is the server-error one."""

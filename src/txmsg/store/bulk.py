@@ -23,7 +23,10 @@ from sqlalchemy.sql.dml import Insert, UpdateBase
 
 # SQLite's default limit on a statement's parameters (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
 SQLITE_MAX_PARAMETERS = 32_766
-MAX_ROWS_PER_STATEMENT = 500
+# Each row count is its own SQL text, prepared once and kept in the driver's statement cache
+# (`Database` sizes it): batches go in chunks of this many rows, so a statement has at most
+# this many texts.
+MAX_ROWS_PER_STATEMENT = 64
 
 
 class _Plan:

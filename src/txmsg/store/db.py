@@ -69,7 +69,8 @@ class Database:
                 hide_parameters=True,  # errors must not carry secrets or message data
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
-                connect_args={"check_same_thread": False, "timeout": 30},
+                # The statement cache holds every multi-row INSERT text (store/bulk.py).
+                connect_args={"check_same_thread": False, "timeout": 30, "cached_statements": 512},
                 pool_size=SQLITE_READERS + 1,
             )
             _install_sqlite_pragmas(self._sync, level)
