@@ -191,7 +191,7 @@ async def test_a_large_batch_is_stored_whole_in_few_statements(db: Database) -> 
         )
 
 
-async def test_one_row_and_updates_take_the_plain_statement(db: Database) -> None:
+async def test_outcomes_of_a_batch_are_one_statement(db: Database) -> None:
     first = event()
     await db.write(queue.enqueue_in, [first])
     claimed = await db.write(queue.claim_in, 10, LEASE)
@@ -207,7 +207,7 @@ async def test_one_row_and_updates_take_the_plain_statement(db: Database) -> Non
 
     def record_counting(conn: Connection) -> None:
         def seen(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, many: bool) -> None:
-            if "UPDATE events" in statement:
+            if "UPDATE events SET status" in statement:
                 updates.append(many)
 
         sa_event.listen(conn, "before_cursor_execute", seen)
@@ -217,8 +217,54 @@ async def test_one_row_and_updates_take_the_plain_statement(db: Database) -> Non
             sa_event.remove(conn, "before_cursor_execute", seen)
 
     await db.write(record_counting)
-    assert updates == [True]  # one executemany
+    # SQLite: one statement joining the outcomes as a VALUES table; else one executemany.
+    assert updates == ([False] if db.is_sqlite else [True])
     statuses = await db.read(
         lambda conn: {r.status for r in conn.execute(sa.select(events.c.status)).all()}
     )
     assert statuses == {"processed"}
+
+
+async def test_outcomes_apply_field_by_field_and_only_under_their_lease(db: Database) -> None:
+    """150 outcomes (SQLite: three statements) of every shape: each lands on its own event,
+    a stale lease token changes nothing, a retry moves due_at and an absent due_at keeps it."""
+    batch = [event() for _ in range(150)]
+    await db.write(queue.enqueue_in, batch)
+    claimed = await db.write(queue.claim_in, 200, LEASE)
+    assert len(claimed) == 150
+    retry_at = utcnow() + timedelta(minutes=5)
+    sent_at = utcnow()
+    outcomes: list[Outcome] = []
+    for i, c in enumerate(claimed):
+        if i % 5 == 0:
+            outcomes.append(Outcome(c.id, "stale-token", EventStatus.PROCESSED))
+        elif i % 3 == 0:
+            outcomes.append(
+                Outcome(c.id, c.lease_token, EventStatus.PENDING, f"retry {i}", due_at=retry_at)
+            )
+        else:
+            outcomes.append(
+                Outcome(
+                    c.id,
+                    c.lease_token,
+                    EventStatus.PROCESSED if i % 2 else EventStatus.DELIVERY_FAILED,
+                    None if i % 2 else f"550 no such user {i}",
+                    message_version=i,
+                    sent_at=sent_at if i % 2 else None,
+                    provider_message_id=f"SM{i:032d}" if i % 7 == 1 else None,
+                    profile_id=f"profile-{i}" if i % 4 == 1 else None,
+                )
+            )
+    await db.write(queue.record_outcomes_in, outcomes)
+    rows = await db.read(lambda conn: {r.id: r for r in conn.execute(sa.select(events)).all()})
+    originals = {e.pkey: e for e in batch}
+    for o, c in zip(outcomes, claimed, strict=True):
+        row = rows[c.id]
+        if o.lease_token == "stale-token":
+            assert (row.status, row.lease_token, row.reason) == ("processing", c.lease_token, None)
+            continue
+        expected_due = o.due_at or originals[c.pkey].due_at
+        assert (row.status, row.reason, row.due_at) == (o.status.value, o.reason, expected_due)
+        assert (row.message_version, row.sent_at) == (o.message_version, o.sent_at)
+        assert (row.provider_message_id, row.profile_id) == (o.provider_message_id, o.profile_id)
+        assert (row.lease_token, row.lease_until) == (None, None)

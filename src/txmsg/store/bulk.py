@@ -18,7 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
+import orjson
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
 # SQLite's default limit on a statement's parameters (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
@@ -111,3 +114,31 @@ def executemany(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, 
             conn.exec_driver_sql(plan.values_sql(len(chunk)), flat)
         return
     conn.exec_driver_sql(plan.sql, [plan.params(row) for row in rows])
+
+
+_at_once: dict[int, tuple[Select[Any], Select[Any]]] = {}
+
+
+def rows_at_once(conn: Connection, stmt: Select[Any], params: Mapping[str, Any]) -> list[Any]:
+    """All rows of `stmt`, as sequences in its column order, fetched in one step on SQLite.
+
+    The driver steps once a row and releases the GIL around each step (see above): SQLite
+    folds the rows into one JSON array instead (`json_group_array`), decoded here in one call.
+    Values come back as JSON has them: JSON columns and date-times arrive as SQLite's text
+    (decode the one, read the other with `datetime_reader`), booleans as 0 or 1.
+    """
+    if conn.dialect.name != "sqlite":
+        return list(conn.execute(stmt, params).all())
+    entry = _at_once.get(id(stmt))
+    if entry is None:
+        inner = stmt.subquery()
+        folded = sa.select(sa.func.json_group_array(sa.func.json_array(*inner.c)))
+        entry = _at_once[id(stmt)] = (stmt, folded)  # the statement kept: its id stays unique
+    text = conn.execute(entry[1], params).scalar_one()
+    return list(orjson.loads(text))
+
+
+def datetime_reader(conn: Connection, column: sa.Column[Any]) -> Callable[[Any], Any]:
+    """The column's own result processing, for date-times read by `rows_at_once`."""
+    processor = column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
+    return processor if processor is not None else (lambda value: value)

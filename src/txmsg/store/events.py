@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -14,7 +15,7 @@ from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
 from txmsg.core.reports import StatusChange
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
-from txmsg.store import status_feed
+from txmsg.store import bulk, status_feed
 from txmsg.store.bulk import executemany
 from txmsg.store.tables import events, idempotency_keys, status_in, waiting
 
@@ -189,7 +190,7 @@ def _claim(dialect: str) -> Any:
     )
     if dialect != "sqlite":
         pick = pick.with_for_update(skip_locked=True)
-    return (
+    claim = (
         sa.update(events)
         .where(events.c.id.in_(pick.scalar_subquery()))
         .values(
@@ -199,12 +200,18 @@ def _claim(dialect: str) -> Any:
             attempts=events.c.attempts + 1,
             updated_at=sa.bindparam("b_now", type_=events.c.updated_at.type),
         )
-        .returning(*_CLAIM_COLUMNS, status_feed.HAS_WEBHOOK)
     )
+    # SQLite: RETURNING would step once a row (see store/bulk.py); the claimed rows are read
+    # back by their lease token, all in one step, in the same transaction.
+    return claim if dialect == "sqlite" else claim.returning(*_CLAIM_COLUMNS, _HOOKED)
 
 
+_HOOKED = status_feed.HAS_WEBHOOK
 # Built once: the dispatcher claims many times a second under load.
 _CLAIMS = {name: _claim(name) for name in ("sqlite", "postgresql")}
+_CLAIMED_BY_TOKEN = sa.select(*_CLAIM_COLUMNS, _HOOKED).where(
+    status_in(EventStatus.PROCESSING), events.c.lease_token == sa.bindparam("b_token")
+)
 
 
 def claim_in(
@@ -218,7 +225,11 @@ def claim_in(
     token = secrets.token_hex(8)
     until = now + lease
     params = {"b_now": now, "b_limit": limit, "b_until": until, "b_token": token}
-    rows = conn.execute(_CLAIMS[conn.dialect.name], params).all()
+    if conn.dialect.name == "sqlite":
+        conn.execute(_CLAIMS["sqlite"], params)
+        rows = _rows_by_name(conn, bulk.rows_at_once(conn, _CLAIMED_BY_TOKEN, params))
+    else:
+        rows = conn.execute(_CLAIMS[conn.dialect.name], params).all()
     claimed = [_claimed(r.id, r, r.attempts, token, until) for r in rows]
     processing = EventStatus.PROCESSING.value
     status_feed.announce_in(
@@ -226,6 +237,28 @@ def claim_in(
     )
     claimed.sort(key=lambda e: e.id)
     return claimed
+
+
+class _ClaimRow(NamedTuple):
+    id: int
+    pkey: str
+    event_id: str
+    email: str | None
+    ctx: dict[str, Any]
+    event_date: datetime
+    scheduled_at: datetime | None
+    expires_at: datetime
+    attempts: int
+    mobile_phone: str | None
+    hooked: bool
+
+
+def _rows_by_name(conn: Connection, rows: list[Any]) -> list[_ClaimRow]:
+    date = bulk.datetime_reader(conn, events.c.event_date)
+    return [
+        _ClaimRow(i, p, e, m, orjson.loads(c), date(d), date(s), date(x), a, ph, bool(h))
+        for i, p, e, m, c, d, s, x, a, ph, h in rows
+    ]
 
 
 _OUTCOME = (
@@ -249,11 +282,14 @@ _OUTCOME = (
 
 
 def record_outcomes_in(conn: Connection, outcomes: list[Outcome]) -> None:
-    """Apply many outcomes with one executemany."""
+    """Apply many outcomes: one statement per 64 on SQLite, one executemany elsewhere."""
     if not outcomes:
         return
     now = utcnow()
     status_feed.outcomes_recorded_in(conn, outcomes, now)  # reports and webhooks
+    if conn.dialect.name == "sqlite":
+        _record_outcomes_sqlite(conn, outcomes, now)
+        return
     params = [
         {
             "b_id": o.id,
@@ -270,6 +306,49 @@ def record_outcomes_in(conn: Connection, outcomes: list[Outcome]) -> None:
         for o in outcomes
     ]
     executemany(conn, _OUTCOME, params)
+
+
+# SQLite: the outcomes as a VALUES table joined to the events they update, one statement for
+# many rows. An executemany steps once a row, and the driver releases the GIL around each
+# step: the writer thread then waits for the busy event loop to hand it back, row after row.
+_OUTCOME_COLUMNS = (
+    "b_id, b_token, b_status, b_reason, b_due_at, b_version, b_sent_at, b_provider_id, b_profile_id"
+)
+_OUTCOME_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_OUTCOME_UPDATE = """
+UPDATE events SET status = v.b_status, reason = v.b_reason,
+  due_at = coalesce(v.b_due_at, events.due_at), message_version = v.b_version,
+  sent_at = v.b_sent_at, provider_message_id = v.b_provider_id, profile_id = v.b_profile_id,
+  lease_until = NULL, lease_token = NULL, updated_at = ?
+FROM v WHERE events.id = v.b_id AND events.lease_token = v.b_token"""
+_outcome_sql: dict[int, str] = {}
+
+
+def _record_outcomes_sqlite(conn: Connection, outcomes: list[Outcome], now: datetime) -> None:
+    date = events.c.due_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    assert date is not None
+    for start in range(0, len(outcomes), bulk.MAX_ROWS_PER_STATEMENT):
+        chunk = outcomes[start : start + bulk.MAX_ROWS_PER_STATEMENT]
+        sql = _outcome_sql.get(len(chunk))
+        if sql is None:
+            rows = ", ".join([_OUTCOME_ROW] * len(chunk))
+            sql = f"WITH v({_OUTCOME_COLUMNS}) AS (VALUES {rows}){_OUTCOME_UPDATE}"
+            _outcome_sql[len(chunk)] = sql
+        params: list[Any] = []
+        for o in chunk:
+            params += (
+                o.id,
+                o.lease_token,
+                o.status.value,
+                o.reason,
+                date(o.due_at),
+                o.message_version,
+                date(o.sent_at),
+                o.provider_message_id,
+                o.profile_id,
+            )
+        params.append(date(now))
+        conn.exec_driver_sql(sql, tuple(params))
 
 
 _RENEW = (

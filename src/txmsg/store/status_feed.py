@@ -27,6 +27,7 @@ from txmsg.core.reports import (
     interaction_metric,
 )
 from txmsg.core.timeutil import utcnow
+from txmsg.store import bulk
 from txmsg.store.bulk import executemany
 from txmsg.store.reports import add_counts_in
 from txmsg.store.tables import (
@@ -134,7 +135,7 @@ def outcomes_recorded_in(conn: Connection, outcomes: list[Outcome], now: datetim
     """
     if not outcomes:
         return
-    rows = conn.execute(_PICKS[conn.dialect.name], {"ids": [o.id for o in outcomes]}).all()
+    rows = bulk.rows_at_once(conn, _PICKS[conn.dialect.name], {"ids": [o.id for o in outcomes]})
     held = {r[0]: r for r in rows}
     counts: Counter[CountKey] = Counter()
     announced: list[StatusChange] = []
