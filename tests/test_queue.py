@@ -140,6 +140,22 @@ def test_sqlite_datetimes_are_stored_in_sqlalchemys_own_format() -> None:
     assert ours(None) is None
 
 
+def executed(conn: Connection, marker: str, fn: Any, *args: Any) -> list[tuple[str, bool]]:
+    """Run `fn(conn, *args)`; the (statement, executemany?) pairs it sent holding `marker`."""
+    seen: list[tuple[str, bool]] = []
+
+    def record(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, many: bool) -> None:
+        if marker in statement:
+            seen.append((statement, many))
+
+    sa_event.listen(conn, "before_cursor_execute", record)
+    try:
+        fn(conn, *args)
+    finally:
+        sa_event.remove(conn, "before_cursor_execute", record)
+    return seen
+
+
 async def test_a_large_batch_is_stored_whole_in_few_statements(db: Database) -> None:
     """SQLite takes a batch's rows as multi-row INSERTs (64 rows at most each); every column
     of every row comes back as written, on both engines."""
@@ -154,20 +170,7 @@ async def test_a_large_batch_is_stored_whole_in_few_statements(db: Database) -> 
         )
         for i, e in enumerate(batch)
     ]
-    inserts: list[tuple[str, bool]] = []
-
-    def enqueue_counting(conn: Connection) -> None:
-        def seen(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, many: bool) -> None:
-            if statement.startswith("INSERT INTO events"):
-                inserts.append((statement, many))
-
-        sa_event.listen(conn, "before_cursor_execute", seen)
-        try:
-            queue.enqueue_in(conn, batch)
-        finally:
-            sa_event.remove(conn, "before_cursor_execute", seen)
-
-    await db.write(enqueue_counting)
+    inserts = await db.write(executed, "INSERT INTO events", queue.enqueue_in, batch)
     if db.is_sqlite:
         assert [many for _, many in inserts] == [False] * 20  # 19 of 64 rows, then 18
         assert len({statement for statement, _ in inserts}) == 2
@@ -203,22 +206,11 @@ async def test_outcomes_of_a_batch_are_one_statement(db: Database) -> None:
         Outcome(c.id, c.lease_token, EventStatus.PROCESSED, None, message_version=1)
         for c in claimed
     ]
-    updates: list[bool] = []
-
-    def record_counting(conn: Connection) -> None:
-        def seen(_c: Any, _cur: Any, statement: str, _p: Any, _ctx: Any, many: bool) -> None:
-            if "UPDATE events SET status" in statement:
-                updates.append(many)
-
-        sa_event.listen(conn, "before_cursor_execute", seen)
-        try:
-            queue.record_outcomes_in(conn, outcomes)
-        finally:
-            sa_event.remove(conn, "before_cursor_execute", seen)
-
-    await db.write(record_counting)
+    updates = await db.write(
+        executed, "UPDATE events SET status", queue.record_outcomes_in, outcomes
+    )
     # SQLite: one statement joining the outcomes as a VALUES table; else one executemany.
-    assert updates == ([False] if db.is_sqlite else [True])
+    assert [many for _, many in updates] == ([False] if db.is_sqlite else [True])
     statuses = await db.read(
         lambda conn: {r.status for r in conn.execute(sa.select(events.c.status)).all()}
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -227,38 +227,37 @@ def claim_in(
     params = {"b_now": now, "b_limit": limit, "b_until": until, "b_token": token}
     if conn.dialect.name == "sqlite":
         conn.execute(_CLAIMS["sqlite"], params)
-        rows = _rows_by_name(conn, bulk.rows_at_once(conn, _CLAIMED_BY_TOKEN, params))
+        date = bulk.datetime_reader(conn, events.c.event_date)
+        hooked = [
+            (
+                ClaimedEvent(
+                    id=i,
+                    pkey=p,
+                    event_id=e,
+                    email=m,
+                    ctx=orjson.loads(c),
+                    event_date=date(d),
+                    scheduled_at=date(s),
+                    expires_at=date(x),
+                    attempts=a,
+                    lease_token=token,
+                    lease_until=until,
+                    mobile_phone=ph,
+                ),
+                bool(h),
+            )
+            for i, p, e, m, c, d, s, x, a, ph, h in bulk.rows_at_once(
+                conn, _CLAIMED_BY_TOKEN, params
+            )
+        ]
     else:
         rows = conn.execute(_CLAIMS[conn.dialect.name], params).all()
-    claimed = [_claimed(r.id, r, r.attempts, token, until) for r in rows]
+        hooked = [(_claimed(r.id, r, r.attempts, token, until), r.hooked) for r in rows]
     processing = EventStatus.PROCESSING.value
     status_feed.announce_in(
-        conn, [StatusChange(r.pkey, r.event_id, processing, now) for r in rows if r.hooked]
+        conn, [StatusChange(c.pkey, c.event_id, processing, now) for c, h in hooked if h]
     )
-    claimed.sort(key=lambda e: e.id)
-    return claimed
-
-
-class _ClaimRow(NamedTuple):
-    id: int
-    pkey: str
-    event_id: str
-    email: str | None
-    ctx: dict[str, Any]
-    event_date: datetime
-    scheduled_at: datetime | None
-    expires_at: datetime
-    attempts: int
-    mobile_phone: str | None
-    hooked: bool
-
-
-def _rows_by_name(conn: Connection, rows: list[Any]) -> list[_ClaimRow]:
-    date = bulk.datetime_reader(conn, events.c.event_date)
-    return [
-        _ClaimRow(i, p, e, m, orjson.loads(c), date(d), date(s), date(x), a, ph, bool(h))
-        for i, p, e, m, c, d, s, x, a, ph, h in rows
-    ]
+    return sorted((c for c, _ in hooked), key=lambda e: e.id)
 
 
 _OUTCOME = (
