@@ -21,7 +21,7 @@ from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store import events as queue
 from txmsg.store.db import Database
-from txmsg.store.tables import events
+from txmsg.store.tables import events, report_days
 
 LEASE = timedelta(seconds=30)
 
@@ -260,3 +260,19 @@ async def test_outcomes_apply_field_by_field_and_only_under_their_lease(db: Data
         assert (row.message_version, row.sent_at) == (o.message_version, o.sent_at)
         assert (row.provider_message_id, row.profile_id) == (o.provider_message_id, o.profile_id)
         assert (row.lease_token, row.lease_until) == (None, None)
+
+
+async def test_a_repeated_outcome_applies_and_counts_once(db: Database) -> None:
+    await db.write(queue.enqueue_in, [event()])
+    [claimed] = await db.write(queue.claim_in, 10, LEASE)
+    first = Outcome(claimed.id, claimed.lease_token, EventStatus.PROCESSED, None, message_version=1)
+    again = Outcome(claimed.id, claimed.lease_token, EventStatus.DELIVERY_FAILED, "second")
+    await db.write(queue.record_outcomes_in, [first, again])
+    row = await db.read(
+        lambda conn: conn.execute(sa.select(events).where(events.c.id == claimed.id)).one()
+    )
+    assert (row.status, row.reason) == ("processed", None)
+    counts = await db.read(
+        lambda conn: conn.execute(sa.select(report_days.c.metric, report_days.c.count)).all()
+    )
+    assert sorted(tuple(c) for c in counts) == [("sent", 1)]

@@ -209,8 +209,12 @@ def _claim(dialect: str) -> Any:
 _HOOKED = status_feed.HAS_WEBHOOK
 # Built once: the dispatcher claims many times a second under load.
 _CLAIMS = {name: _claim(name) for name in ("sqlite", "postgresql")}
+# The lease's end (one value per claim) finds the rows through the lease index; the token
+# tells this claim's rows apart.
 _CLAIMED_BY_TOKEN = sa.select(*_CLAIM_COLUMNS, _HOOKED).where(
-    status_in(EventStatus.PROCESSING), events.c.lease_token == sa.bindparam("b_token")
+    status_in(EventStatus.PROCESSING),
+    events.c.lease_until == sa.bindparam("b_until", type_=events.c.lease_until.type),
+    events.c.lease_token == sa.bindparam("b_token"),
 )
 
 
@@ -284,6 +288,9 @@ def record_outcomes_in(conn: Connection, outcomes: list[Outcome]) -> None:
     """Apply many outcomes: one statement per 64 on SQLite, one executemany elsewhere."""
     if not outcomes:
         return
+    # One outcome a lease: a repeated one would be counted twice, and an UPDATE ... FROM
+    # applies an arbitrary one of them (the first applied before, and still does).
+    outcomes = list({(o.id, o.lease_token): o for o in reversed(outcomes)}.values())
     now = utcnow()
     status_feed.outcomes_recorded_in(conn, outcomes, now)  # reports and webhooks
     if conn.dialect.name == "sqlite":
