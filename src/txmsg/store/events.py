@@ -202,16 +202,17 @@ def _claim(dialect: str) -> Any:
         )
     )
     # SQLite: RETURNING would step once a row (see store/bulk.py); the claimed rows are read
-    # back by their lease token, all in one step, in the same transaction.
-    return claim if dialect == "sqlite" else claim.returning(*_CLAIM_COLUMNS, _HOOKED)
+    # back by their lease, all in one step, in the same transaction.
+    if dialect == "sqlite":
+        return claim
+    return claim.returning(*_CLAIM_COLUMNS, status_feed.HAS_WEBHOOK)
 
 
-_HOOKED = status_feed.HAS_WEBHOOK
 # Built once: the dispatcher claims many times a second under load.
 _CLAIMS = {name: _claim(name) for name in ("sqlite", "postgresql")}
 # The lease's end (one value per claim) finds the rows through the lease index; the token
 # tells this claim's rows apart.
-_CLAIMED_BY_TOKEN = sa.select(*_CLAIM_COLUMNS, _HOOKED).where(
+_CLAIMED_BY_TOKEN = sa.select(*_CLAIM_COLUMNS, status_feed.HAS_WEBHOOK).where(
     status_in(EventStatus.PROCESSING),
     events.c.lease_until == sa.bindparam("b_until", type_=events.c.lease_until.type),
     events.c.lease_token == sa.bindparam("b_token"),
