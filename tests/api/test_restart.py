@@ -27,7 +27,7 @@ from helpers import (
 )
 from txmsg.testing import FakeSMTPServer
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def body(i: int) -> dict[str, object]:

@@ -29,7 +29,7 @@ from txmsg.app import create_app
 from txmsg.config import Settings
 from txmsg.testing import FakeSMTPServer, FakeTwilio
 
-SPEC_PATH = Path(__file__).resolve().parents[1] / "openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "422"}
 UNKNOWN_PKEY = "0" * 26

@@ -41,7 +41,7 @@ from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer
 from webhook_support import SECRET, Call, Receiver
 
-SPEC = yaml.safe_load((Path(__file__).resolve().parents[1] / "openapi.yaml").read_text("utf-8"))
+SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text("utf-8"))
 CALL_SCHEMA = Draft202012Validator(
     {"$ref": "#/components/schemas/StatusWebhookCall", "components": SPEC["components"]}
 )
