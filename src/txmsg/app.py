@@ -45,6 +45,7 @@ from txmsg.engine.bounce_listener import BounceListener
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.exporter import Exporter
 from txmsg.engine.interactions import InteractionLifecycle
+from txmsg.engine.leases import LeaseBook
 from txmsg.engine.proofs import ProofSender
 from txmsg.engine.scheduler import Scheduler
 from txmsg.engine.webhooks import WebhookSender
@@ -95,24 +96,26 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     settings = settings or Settings.from_env()
     db = Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
     server_secrets = ServerSecrets(db)
+    # Shared by the writer (claims, leases) and the dispatcher (sends): neither knows the other.
+    # Without a running dispatcher the book has no consumer, so the writer leases nothing.
+    book = LeaseBook(max_in_flight=settings.max_in_flight, lease=settings.lease)
+    writer = Writer(db, book)
     dispatcher = Dispatcher(
         db,
         DispatcherSettings(
-            max_in_flight=settings.max_in_flight,
-            lease=settings.lease,
             poll_interval=settings.poll_interval,
             route_cache_seconds=settings.config_cache_seconds,
             retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
             public_url=settings.public_url or "http://localhost:8025",
         ),
+        book,
+        writer,
         secrets=server_secrets,
     )
-
-    writer = Writer(db, dispatcher if run_dispatcher else None)
     exporter = Exporter(db, settings.export_retention)
     lifecycle = InteractionLifecycle(db, settings.data_dir, settings.interaction_inactivity)
     scheduler = Scheduler(
-        db, settings.sweep_interval, dispatcher.wake, [exporter.scheduled, lifecycle.scheduled]
+        db, settings.sweep_interval, book.wake, [exporter.scheduled, lifecycle.scheduled]
     )
     proofs = ProofSender(db)
     webhooks = WebhookSender(
@@ -162,7 +165,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         await db.migrate()
         writer.start()
         if run_dispatcher:
-            dispatcher.start(writer)
+            dispatcher.start()
             scheduler.start()
             webhooks.start()
         if bounce_listener is not None:

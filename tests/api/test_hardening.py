@@ -13,6 +13,7 @@ from txmsg.core.queue import PRIORITY_TRANSACTIONAL, NewEvent
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
+from txmsg.engine.leases import LeaseBook
 from txmsg.engine.writer import Writer
 from txmsg.store import events as queue
 from txmsg.store.db import WAL_AUTOCHECKPOINT_PAGES, Database
@@ -50,7 +51,7 @@ async def test_unstorable_ctx_is_a_400_and_harms_no_other_trigger(server, smtp) 
 async def test_a_bad_row_fails_alone_in_the_write_funnel(database_url: str) -> None:
     db = Database(database_url)
     await db.migrate()
-    writer = Writer(db, None)
+    writer = Writer(db, LeaseBook(max_in_flight=64, lease=timedelta(seconds=60)))
     writer.start()
     try:
         now = utcnow()
@@ -182,7 +183,7 @@ async def test_a_bad_log_entry_fails_alone_not_the_outcomes(database_url: str) -
 
     db = Database(database_url)
     await db.migrate()
-    writer = Writer(db, None)
+    writer = Writer(db, LeaseBook(max_in_flight=64, lease=timedelta(seconds=60)))
     writer.start()
     try:
         now = utcnow()

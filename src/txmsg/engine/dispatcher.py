@@ -1,8 +1,9 @@
 """The dispatcher: claims due events by priority, renders, sends, records outcomes in batches.
 
-At most `max_in_flight` events are leased by this process at a time. It claims again once a
-quarter of that is free, so a backlog of low-priority work delays a transactional event by at
-most one in-flight batch. Claims and outcomes go through the write funnel (writer.py).
+Capacity, leases and the hand-over of leased events are kept by the lease book (leases.py),
+shared with the writer; claims and outcomes go through the write funnel (funnel.py). The
+dispatcher asks for claim cycles when the book says a claim is worth it, and sends what the
+book hands it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from txmsg.core.bounces import Bounce, classify
 from txmsg.core.delivery import PermanentSendError, TransientSendError
@@ -30,6 +31,8 @@ from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import list_unsubscribe_headers
 from txmsg.core.verp import SECRET_NAME as VERP_SECRET
 from txmsg.core.verp import bounce_address
+from txmsg.engine.funnel import WriteFunnel
+from txmsg.engine.leases import LeaseBook
 from txmsg.engine.providers import Providers
 from txmsg.engine.rendering import render_event
 from txmsg.engine.sms_dispatch import handle_sms
@@ -40,16 +43,11 @@ from txmsg.store.db import Database
 from txmsg.store.routing import Route, load_routes
 from txmsg.store.secrets import ServerSecrets
 
-if TYPE_CHECKING:
-    from txmsg.engine.writer import Writer
-
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class DispatcherSettings:
-    max_in_flight: int = 64
-    lease: timedelta = timedelta(seconds=60)
     poll_interval: float = 1.0
     route_cache_seconds: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -61,126 +59,71 @@ class Dispatcher:
         self,
         db: Database,
         settings: DispatcherSettings,
+        book: LeaseBook,
+        writer: WriteFunnel,
         providers: Providers | None = None,
         secrets: ServerSecrets | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._providers = providers or Providers()
-        self._writer: Writer | None = None
+        self._book = book
+        self._writer = writer
         self._compiled: dict[tuple[str, int, str | None], CompiledMessage] = {}
         self._targeting = Targeting(db, settings.public_url)
         self._secrets = secrets or ServerSecrets(db)
         self._tracking = Tracking(self._secrets, settings.public_url)
         self._verp_secret: str | None = None  # loaded once a route has a bounce domain
-        self._wake = asyncio.Event()
-        self._in_flight = 0
-        self._low_water = max(1, settings.max_in_flight // 4)
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
-        self._stopping = False
-        # Whether due events may be waiting in the database (cleared by a claim that came
-        # back short, set by anything that may have made events due).
-        self._maybe_due = True
-        # Events leased to this process and not yet recorded: id -> (lease token, until).
-        self._leases: dict[int, tuple[str, datetime]] = {}
         self._routes: TTLCache[str, Route | None] = TTLCache(None, settings.route_cache_seconds)
-
-    @property
-    def lease(self) -> timedelta:
-        return self._settings.lease
-
-    def wake(self) -> None:
-        """Events may have become due (queued triggers, a resume, released leases)."""
-        self._maybe_due = True
-        self._wake.set()
 
     def config_changed(self) -> None:
         """An event or channel configuration changed here: reload routes, look for work."""
         self._routes.clear()
-        self.wake()
-
-    # Called by the writer, around each write cycle.
-    def free_slots(self) -> int:
-        if self._stopping or self._writer is None:
-            return 0
-        return max(0, self._settings.max_in_flight - self._in_flight)
-
-    def wants_claim(self, free: int) -> bool:
-        """For a cycle of its own: claim in batches, once a quarter of capacity is free."""
-        return self._maybe_due and (free >= self._low_water or (free > 0 and self._in_flight == 0))
-
-    def may_have_due(self, free: int) -> bool:
-        """For a cycle that runs anyway: claiming there costs one statement; any room will do."""
-        return self._maybe_due and free > 0
-
-    def leases_to_renew(self) -> tuple[list[tuple[int, str]], datetime | None]:
-        """Leases past half their time: renewed by the next write cycle."""
-        now = utcnow()
-        half = self._settings.lease / 2
-        due = [(i, token) for i, (token, until) in self._leases.items() if until - now < half]
-        return due, (now + self._settings.lease if due else None)
-
-    def renewed(self, leases: list[tuple[int, str]], until: datetime) -> None:
-        for event_id, token in leases:
-            if event_id in self._leases:
-                self._leases[event_id] = (token, until)
+        self._book.wake()
 
     def _lease_lost(self, event: ClaimedEvent) -> bool:
-        held = self._leases.get(event.id)
-        return held is None or held[1] <= utcnow()
-
-    def claimed(self, count: int, limit: int) -> None:
-        if count < limit:
-            self._maybe_due = False
+        return self._book.lost(event)
 
     def hand_over(self, events: list[ClaimedEvent]) -> None:
-        """Start sending events leased to this process."""
-        if not events:
-            return
-        self._in_flight += len(events)
-        for event in events:
-            self._leases[event.id] = (event.lease_token, event.lease_until)
+        """Start sending events leased to this process (the book's consumer: same loop turn)."""
         task = asyncio.create_task(self._dispatch(events))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def start(self, writer: Writer) -> None:
-        self._writer = writer
+    def start(self) -> None:
+        """Take the events the book hands over (it has free slots from now on) and claim."""
+        self._book.consume(self.hand_over)
         self._runner = asyncio.create_task(self._run(), name="txmsg-dispatcher")
 
     async def stop(self) -> None:
         """Stop claiming, let sends under way finish and hand their outcomes to the writer."""
-        self._stopping = True
-        self._wake.set()
+        self._book.stop()
         if self._runner is not None:
             await self._runner
-        if self._writer is not None:
             # A cycle already under way may still hand events over: let it finish first
-            # (cycles from now on lease nothing: free_slots() is 0).
+            # (cycles from now on lease nothing: the book has no free slots once stopping).
             await self._writer.tick()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self._providers.close()
 
     async def _run(self) -> None:
-        assert self._writer is not None
-        while not self._stopping:
-            self._wake.clear()
-            if self.wants_claim(self.free_slots()):
+        book = self._book
+        while not book.stopping:
+            book.clear_signal()
+            if book.wants_claim(book.free_slots()):
                 try:
                     await self._writer.tick()
                 except Exception:
                     # The database may be briefly unavailable; leases make retrying safe.
                     log.exception("claiming events failed; retrying after the poll interval")
                 else:
-                    if self.wants_claim(self.free_slots()):
+                    if book.wants_claim(book.free_slots()):
                         continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
-            except TimeoutError:
-                self._maybe_due = True  # scheduled events and retries come due with time
-            if self.leases_to_renew()[0]:
+            await book.wait(self._settings.poll_interval)
+            if book.leases_to_renew()[0]:
                 # Slow sends and nothing else to write: a cycle of its own renews their leases.
                 try:
                     await self._writer.tick()
@@ -218,10 +161,7 @@ class Dispatcher:
         except Exception:
             # Let their leases expire (no renewal) so they are claimed again.
             log.exception("loading routes or targets failed for %d events", len(claimed))
-            for event in claimed:
-                self._leases.pop(event.id, None)
-            self._in_flight -= len(claimed)
-            self._wake.set()
+            self._book.release(claimed)
             return
         for event in claimed:
             task = asyncio.create_task(
@@ -247,10 +187,7 @@ class Dispatcher:
             # Recording failed: the lease expires and the event is claimed again.
             log.exception("recording the outcome of event %s failed", event.pkey)
         finally:
-            self._leases.pop(event.id, None)
-            self._in_flight -= 1
-            if self.wants_claim(self.free_slots()):
-                self._wake.set()
+            self._book.release([event])
 
     def _retry(self, event: ClaimedEvent, now: datetime, reason: str) -> Outcome:
         due = now + timedelta(seconds=self._settings.retry.delay(event.attempts))

@@ -3,11 +3,12 @@
 Every write of the hot path goes through here. A cycle takes everything submitted since the
 last one and, in one transaction (one commit, one fsync):
   1. records the outcomes of finished sends,
-  2. claims due events from the queue, highest priority first, if the dispatcher has room,
-  3. inserts the new triggers, leasing the fresh ones straight to the dispatcher when room is
-     left (no claim round trip, no poll delay; the lease covers a crash),
+  2. claims due events from the queue, highest priority first, if the lease book has room,
+  3. inserts the new triggers, leasing the fresh ones straight away when room is left (no claim
+     round trip, no poll delay; the lease covers a crash),
   4. evaluates fatigue rules and reserves the sends they allow (profile-based messages).
-Then it hands the leased events to the dispatcher and answers every submitter.
+Then it hands the leased events to the lease book (which passes them to the dispatcher) and
+answers every submitter. It knows the dispatcher only through the lease book.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
@@ -24,7 +24,10 @@ from txmsg.core.export_record import to_micros
 from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.feedback import Feedback, FeedbackBatch
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
+from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
+from txmsg.engine.funnel import Decisions
+from txmsg.engine.leases import LeaseBook
 from txmsg.store import events as event_store
 from txmsg.store import fatigue as fatigue_store
 from txmsg.store import feedback as feedback_store
@@ -32,9 +35,6 @@ from txmsg.store import message_export as export_store
 from txmsg.store import sms_receipts, typology
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
-
-if TYPE_CHECKING:
-    from txmsg.engine.dispatcher import Dispatcher
 
 
 def _write_cycle(
@@ -83,14 +83,15 @@ class Tick:
 
 _TICK = Tick()
 WriteItem = NewEvent | Outcome | LogEntry | Tick | FatigueCheck | FeedbackBatch
-Decisions = dict[str, str | None]
 Answer = EnqueueResult | Decisions | BaseException | None
 
 
 class Writer:
-    def __init__(self, db: Database, dispatcher: Dispatcher | None) -> None:
+    """The write funnel; satisfies `funnel.WriteFunnel` for the dispatcher."""
+
+    def __init__(self, db: Database, book: LeaseBook) -> None:
         self._db = db
-        self._dispatcher = dispatcher
+        self._book = book
         self._batcher: Batcher[WriteItem, Answer] = Batcher(self._cycle, max_batch=2000)
 
     def start(self) -> None:
@@ -130,13 +131,13 @@ class Writer:
         entries = [i for i in items if isinstance(i, LogEntry)]
         checks = [i for i in items if isinstance(i, FatigueCheck)]
         feedback = [f for i in items if isinstance(i, FeedbackBatch) for f in i.reports]
-        dispatcher = self._dispatcher
+        book = self._book
         # Sends whose outcome is recorded in this cycle free their slot with it.
-        free = dispatcher.free_slots() + len(outcomes) if dispatcher else 0
+        free = book.free_slots(freed=len(outcomes))
         # Due events waiting in the queue go before fresh ones.
-        claim_limit = free if dispatcher and dispatcher.may_have_due(free) else 0
-        lease = dispatcher.lease if dispatcher else None
-        renewals, renewed_until = dispatcher.leases_to_renew() if dispatcher else ([], None)
+        claim_limit = free if book.may_have_due(free) else 0
+        lease = book.lease
+        renewals, renewed_until = book.leases_to_renew()
         try:
             results, claimed, leased, decisions = await self._db.write(
                 _write_cycle,
@@ -157,17 +158,19 @@ class Writer:
             # One bad row must not fail the others: write the parts one at a time.
             log.exception("a write cycle failed; writing its parts one at a time")
             return await self._isolate(items, outcomes)
-        if dispatcher is not None:
-            if renewals and renewed_until is not None:
-                dispatcher.renewed(renewals, renewed_until)
-            if claim_limit:
-                dispatcher.claimed(len(claimed), claim_limit)
-            dispatcher.hand_over(claimed + leased)
-            queued = sum(
-                1 for r in results if r.kind == "created" and r.response["status"] == "pending"
-            )
-            if queued > len(leased):
-                dispatcher.wake()  # due or scheduled events left in the queue
+        if renewals and renewed_until is not None:
+            book.renewed(renewals, renewed_until)
+        if claim_limit:
+            book.claimed(len(claimed), claim_limit)
+        book.hand_over(claimed + leased)
+        # Results come in the order of `new`; a created pending event not leased waits queued.
+        queued = sum(
+            1
+            for item, r in zip(new, results, strict=True)
+            if r.kind == "created" and item.status == EventStatus.PENDING
+        )
+        if queued > len(leased):
+            book.wake()  # due or scheduled events left in the queue
         answers = iter(results)
         decided = iter(decisions)
         return [
@@ -215,6 +218,5 @@ class Writer:
                     answers.append(exc)
             else:
                 answers.append(outcome_error if isinstance(item, Outcome) else None)
-        if self._dispatcher is not None:
-            self._dispatcher.wake()  # the events written here wait in the queue
+        self._book.wake()  # the events written here wait in the queue
         return answers

@@ -1,0 +1,142 @@
+"""The lease book: what this process holds of the queue, shared by the writer and the dispatcher.
+
+The writer claims and leases events in its write cycles; the dispatcher sends them. Both need
+the same state (how much room there is, whether due events may be waiting, which leases are held
+and until when), and neither should know the other: the app factory makes one book and hands it
+to both. The writer asks it how much to claim and hands it what it claimed; the dispatcher
+registers the consumer that starts sending, and releases each event once its outcome is recorded.
+
+At most `max_in_flight` events are leased at a time. A cycle of its own claims again once a
+quarter of that is free, so a backlog of low-priority work delays a transactional event by at
+most one in-flight batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from txmsg.core.queue import ClaimedEvent
+from txmsg.core.timeutil import utcnow
+
+Consumer = Callable[[list[ClaimedEvent]], None]
+"""Starts sending leased events; called in the loop turn that hands them over (no queue hop)."""
+
+
+class LeaseBook:
+    def __init__(self, *, max_in_flight: int, lease: timedelta) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self._max_in_flight = max_in_flight
+        self._lease = lease
+        self._low_water = max(1, max_in_flight // 4)
+        self._in_flight = 0
+        # Whether due events may be waiting in the database (cleared by a claim that came
+        # back short, set by anything that may have made events due).
+        self._maybe_due = True
+        self._signal = asyncio.Event()
+        self._stopping = False
+        # Events leased to this process and not yet released: id -> (lease token, until).
+        self._leases: dict[int, tuple[str, datetime]] = {}
+        self._consumer: Consumer | None = None
+
+    # Capacity.
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim or a renewal leases an event for."""
+        return self._lease
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def free_slots(self, freed: int = 0) -> int:
+        """Room for more events, counting `freed` in flight as released (their outcomes are
+        being recorded); 0 without a consumer (API only) or once stopping."""
+        if self._stopping or self._consumer is None:
+            return 0
+        return max(0, self._max_in_flight - self._in_flight) + freed
+
+    def wants_claim(self, free: int) -> bool:
+        """For a cycle of its own: claim in batches, once a quarter of capacity is free."""
+        return self._maybe_due and (free >= self._low_water or (free > 0 and self._in_flight == 0))
+
+    def may_have_due(self, free: int) -> bool:
+        """For a cycle that runs anyway: claiming there costs one statement; any room will do."""
+        return self._maybe_due and free > 0
+
+    def claimed(self, count: int, limit: int) -> None:
+        """A claim came back: short of its limit, no due events are left waiting."""
+        if count < limit:
+            self._maybe_due = False
+
+    # Due flag and wake-up signal.
+    def wake(self) -> None:
+        """Events may have become due (queued triggers, a resume, released leases)."""
+        self._maybe_due = True
+        self._signal.set()
+
+    def clear_signal(self) -> None:
+        """Before looking for work: a wake from now on ends the next `wait`."""
+        self._signal.clear()
+
+    async def wait(self, timeout: float) -> None:
+        """Until woken or stopped, or `timeout` seconds (then events may have come due)."""
+        try:
+            await asyncio.wait_for(self._signal.wait(), timeout)
+        except TimeoutError:
+            self._maybe_due = True  # scheduled events and retries come due with time
+
+    def stop(self) -> None:
+        """Lease nothing more (free slots 0) and end the current wait."""
+        self._stopping = True
+        self._signal.set()
+
+    # Leases held.
+    def leases_to_renew(self) -> tuple[list[tuple[int, str]], datetime | None]:
+        """Leases past half their time, and their new end: renewed by the next write cycle."""
+        now = utcnow()
+        half = self._lease / 2
+        due = [(i, token) for i, (token, until) in self._leases.items() if until - now < half]
+        return due, (now + self._lease if due else None)
+
+    def renewed(self, leases: list[tuple[int, str]], until: datetime) -> None:
+        """The write cycle renewed these leases; the ones released meanwhile stay released."""
+        for event_id, token in leases:
+            if event_id in self._leases:
+                self._leases[event_id] = (token, until)
+
+    def lost(self, event: ClaimedEvent) -> bool:
+        """Whether the event's lease lapsed or was released (another claim may own it)."""
+        held = self._leases.get(event.id)
+        return held is None or held[1] <= utcnow()
+
+    # Hand-over.
+    def consume(self, consumer: Consumer) -> None:
+        """Register the one consumer of leased events (the dispatcher); free slots from now on."""
+        self._consumer = consumer
+
+    def hand_over(self, events: list[ClaimedEvent]) -> None:
+        """Count the leased events in flight, hold their leases, and pass them to the consumer."""
+        if not events:
+            return
+        if self._consumer is None:  # free_slots() was 0: nothing can have been leased
+            raise RuntimeError(f"{len(events)} leased events handed over with no consumer")
+        self._in_flight += len(events)
+        for event in events:
+            self._leases[event.id] = (event.lease_token, event.lease_until)
+        self._consumer(events)
+
+    def release(self, events: Iterable[ClaimedEvent]) -> None:
+        """Done with these events (outcome recorded, or their lease left to expire): their
+        slots are free again; wake the claimer once a claim is worth it."""
+        for event in events:
+            self._leases.pop(event.id, None)
+            self._in_flight -= 1
+        if self.wants_claim(self.free_slots()):
+            self._signal.set()
