@@ -1,0 +1,138 @@
+"""The dispatcher with the writer and a lease book on a real database, without the HTTP server
+in front: what the writer claims or leases reaches the dispatcher and ends with the right
+outcome. The configurations are made through an API-only app (no dispatcher), which must
+itself lease nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from conftest import ADMIN_KEY, settings_for
+from helpers import live_event, queued_event, trigger
+from txmsg.app import create_app
+from txmsg.core.queue import NewEvent
+from txmsg.core.statuses import EventStatus
+from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
+from txmsg.engine.leases import LeaseBook
+from txmsg.engine.writer import Writer
+from txmsg.store import events as queue
+from txmsg.store.db import Database
+from txmsg.testing import FakeSMTPServer
+
+FINAL = {s.value for s in EventStatus} - {EventStatus.PENDING.value, EventStatus.PROCESSING.value}
+
+
+@contextlib.asynccontextmanager
+async def api_only(database_url: str, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with `run_dispatcher=False`, in this loop, and an admin client for it."""
+    app = create_app(settings_for(database_url, data_dir), run_dispatcher=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://txmsg", headers=headers
+        ) as admin:
+            yield admin
+
+
+@contextlib.asynccontextmanager
+async def engine(database_url: str, lease: timedelta) -> AsyncIterator[tuple[Writer, LeaseBook]]:
+    """Writer and dispatcher sharing a lease book, started and stopped as the app does."""
+    db = Database(database_url)
+    book = LeaseBook(max_in_flight=8, lease=lease)
+    writer = Writer(db, book)
+    settings = DispatcherSettings(poll_interval=0.05, route_cache_seconds=0.0)
+    dispatcher = Dispatcher(db, settings, book, writer)
+    writer.start()
+    dispatcher.start()
+    try:
+        yield writer, book
+    finally:
+        await dispatcher.stop()
+        await writer.stop()
+        await db.dispose()
+
+
+async def final_row(db: Database, event_id: str, pkey: str, timeout: float = 10.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            row = await db.read(queue.get_event, event_id, pkey)
+            if row is not None and row.status in FINAL:
+                return row
+            await asyncio.sleep(0.02)
+
+
+def new(event_id: str, **kw: Any) -> NewEvent:
+    return queued_event(event_id, ctx={"firstName": "Ada"}, priority=0, **kw)
+
+
+async def test_claimed_and_leased_events_end_with_their_outcomes(
+    database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    db = Database(database_url)
+    try:
+        async with api_only(database_url, data_dir) as admin:
+            event_id = await live_event(admin, smtp)
+            accepted = await trigger(admin, event_id)
+            # No dispatcher, so the lease book has no consumer: the event waits in the queue.
+            r = await admin.get(accepted["href"])
+            assert r.json()["status"] == "pending"
+
+        async with engine(database_url, timedelta(seconds=30)) as (writer, book):
+            fresh, unknown, expired = (
+                new(event_id),
+                new("noSuchEvent"),
+                new(event_id, expires_in=timedelta(seconds=-1)),
+            )
+            results = await asyncio.gather(*(writer.enqueue(e) for e in (fresh, unknown, expired)))
+            assert [r.kind for r in results] == ["created"] * 3
+
+            claimed = await final_row(db, event_id, accepted["PKey"])  # claimed from the queue
+            sent = await final_row(db, event_id, fresh.pkey)  # leased as it was written
+            ignored = await final_row(db, "noSuchEvent", unknown.pkey)
+            too_old = await final_row(db, event_id, expired.pkey)
+            assert (claimed.status, sent.status) == ("processed", "processed")
+            assert (ignored.status, ignored.reason) == (
+                "ignored",
+                "the event configuration no longer exists",
+            )
+            assert (too_old.status, too_old.reason) == ("tooOld", "expired before it could be sent")
+            messages = await smtp.wait_for(2)
+            assert sorted(m.rcpt_tos[0] for m in messages) == ["a@example.org", "ada@example.org"]
+        # Stopped: every send finished and released its slot and its lease.
+        assert book.in_flight == 0
+        assert book.leases_to_renew() == ([], None)
+        assert book.free_slots() == 0
+    finally:
+        await db.dispose()
+
+
+async def test_an_event_whose_lease_lapsed_before_sending_is_left_to_be_claimed_again(
+    database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    db = Database(database_url)
+    try:
+        async with api_only(database_url, data_dir) as admin:
+            event_id = await live_event(admin, smtp)
+
+        # A lease of no time lapses before the send: another claim may own the event by then.
+        async with engine(database_url, timedelta(0)) as (writer, book):
+            event = new(event_id)
+            await writer.enqueue(event)  # leased as it was written, and handed over
+        # The dispatcher stopped once done with it: it released the event, sent nothing.
+        assert book.in_flight == 0
+        assert smtp.messages == []  # not sent, and no outcome recorded for it
+        row = await db.read(queue.get_event, event_id, event.pkey)
+        assert (row.status, row.attempts) == ("processing", 1)
+        assert await db.write(queue.release_expired_leases) == 1
+        [again] = await db.write(queue.claim_in, 10, timedelta(seconds=30))
+        assert (again.pkey, again.attempts) == (event.pkey, 2)
+    finally:
+        await db.dispose()
