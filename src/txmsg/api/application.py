@@ -37,7 +37,9 @@ class App(Starlette):
             handler, server_error = self._handler_for(exc)
             if handler is None:
                 raise
-            answer = handler(Request(scope, receive), exc)
+            # Starlette types a handler as an HTTP or a WebSocket one; this is an HTTP request,
+            # and a WebSocket handler's answer (not a Response) is refused below.
+            answer = handler(Request(scope, receive), exc)  # type: ignore[arg-type]
             response = await answer if inspect.isawaitable(answer) else answer
             if not isinstance(response, Response):
                 raise  # a WebSocket handler: never registered here

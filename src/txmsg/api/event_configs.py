@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -165,7 +166,7 @@ def _draft_from(template_name: str, channel: str) -> dict[str, Any]:
     }
 
 
-def lifecycle(action: str):
+def lifecycle(action: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         await authorize(request)
         event_id = request.path_params["eventId"]

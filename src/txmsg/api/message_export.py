@@ -31,7 +31,7 @@ async def list_records(request: Request) -> Response:
     limit = _int_param(request, "limit", 100, 1, MAX_LIMIT)
     after = _int_param(request, "after", 0, 0, 2**63 - 1)
     rows = await context(request).db.read(store.list_records, after, limit)
-    items = [{"id": r.id, **document(r._mapping)} for r in rows]
+    items = [{"id": r.id, **document(r._asdict())} for r in rows]
     return JSONResponse({"items": items, "next_after": rows[-1].id if rows else after})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -11,13 +13,13 @@ from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.errors import DomainError
-from txmsg.core.profile_import import CSVRows, NDJSONRows, Rejection
+from txmsg.core.profile_import import CSVRows, NDJSONRows, Rejection, RowParser
 from txmsg.core.profiles import Profile, parse_profile, parse_profile_id, public_view
 from txmsg.store import profiles as store
 
 IMPORT_BATCH = 1000
 MAX_REPORTED_REJECTIONS = 20
-_FORMATS = {
+_FORMATS: dict[str, Callable[[], RowParser]] = {
     "application/x-ndjson": NDJSONRows,
     "application/ndjson": NDJSONRows,
     "application/jsonl": NDJSONRows,

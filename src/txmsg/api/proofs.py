@@ -132,9 +132,12 @@ async def send_proof(request: Request) -> Response:
     tester = await ctx.db.read(store.require, name)
     if tester.event_id != event_id:
         raise invalid("test_profile", f"holds data for {tester.event_id}, not {event_id}")
-    if which == "published" and published is None:
+    if which == "draft":
+        content = row.draft
+    elif published is None:
         raise conflict("the message has no published version yet")
-    content = row.draft if which == "draft" else published.content
+    else:
+        content = published.content
     profile_based = config.target == "profile"
     profile = (tester.profile or SAMPLE_PROFILE) if profile_based else None
     variant = variant_for(content, profile.get("language") if profile else None)

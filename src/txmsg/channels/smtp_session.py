@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import cast
 
 import aiosmtplib
 
@@ -77,7 +78,9 @@ class SMTPSession(asyncio.Protocol):
             raise SessionLost(_CLOSED)
         timeout = client.timeout if client.timeout is not None else 60.0
         session = cls(client.supports_extension("pipelining"), float(timeout))
-        session._transport = transport
+        # aiosmtplib types it as a BaseTransport; it is a stream transport, asyncio's or
+        # uvloop's (which does not subclass asyncio.Transport, so isinstance cannot narrow it).
+        session._transport = cast(asyncio.Transport, transport)
         transport.set_protocol(session)
         return session
 
@@ -160,8 +163,8 @@ class SMTPSession(asyncio.Protocol):
         server hung up before answering them all."""
         if self.pipelining:
             self._write(b"".join(commands))
-            replies = await self._read(len(commands), partial=True)
-            return replies, len(replies) < len(commands)
+            pipelined = await self._read(len(commands), partial=True)
+            return pipelined, len(pipelined) < len(commands)
         replies: list[Reply] = []
         last_rcpt = len(commands) - 2
         for i, command in enumerate(commands):

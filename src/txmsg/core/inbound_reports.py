@@ -116,8 +116,8 @@ def _walk(message: Message) -> list[Message]:
         if part is not message:
             found.append(part)
         payload = part.get_payload()
-        multipart = part.get_content_maintype() == "multipart" and isinstance(payload, list)
-        if multipart and depth < MAX_DEPTH:
+        multipart = part.get_content_maintype() == "multipart"
+        if multipart and isinstance(payload, list) and depth < MAX_DEPTH:
             children = [p for p in payload[:MAX_PARTS] if isinstance(p, Message)]
             stack.extend((child, depth + 1) for child in reversed(children))
     return found

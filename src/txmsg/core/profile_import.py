@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -30,6 +30,14 @@ class Rejection:
 
     def as_dict(self) -> dict[str, Any]:
         return {"line": self.line, "field": self.field, "detail": self.detail}
+
+
+class RowParser(Protocol):
+    """An import format's parser: chunks of the body in, rows out, the rest at the end."""
+
+    def feed(self, chunk: bytes) -> Iterator[Profile | Rejection]: ...
+
+    def finish(self) -> Iterator[Profile | Rejection]: ...
 
 
 def parse_row(line: int, record: Any) -> Profile | Rejection:
@@ -125,24 +133,43 @@ class CSVRows:
 
     def feed(self, chunk: bytes) -> Iterator[Profile | Rejection]:
         for line, raw in self._lines.feed(chunk):
-            yield from self._line(line, raw)
+            row = self._line(line, raw)
+            if row is not None:
+                yield row
 
     def finish(self) -> Iterator[Profile | Rejection]:
         for line, raw in self._lines.finish():
-            yield from self._line(line, raw)
+            row = self._line(line, raw)
+            if row is not None:
+                yield row
         if self._pending:
             yield Rejection(self._first_line, "body", "unterminated quoted field")
             self._pending = []
 
-    def _line(self, line: int, raw: bytes | None) -> Iterator[Profile | Rejection]:
+    def _line(self, line: int, raw: bytes | None) -> Profile | Rejection | None:
+        """The row that this line completes, if any (the header row gives none)."""
         if raw is None:
-            yield Rejection(line, "body", f"line longer than {MAX_LINE_BYTES} bytes")
-            return
+            return Rejection(line, "body", f"line longer than {MAX_LINE_BYTES} bytes")
         try:
             text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
         except UnicodeDecodeError:
-            yield Rejection(line, "body", "not valid UTF-8")
-            return
+            return Rejection(line, "body", "not valid UTF-8")
+        record_text = self._join(line, text)
+        if record_text is None or isinstance(record_text, Rejection):
+            return record_text
+        if not record_text.strip():
+            return None
+        try:
+            [cells] = list(csv.reader([record_text], strict=True))
+        except (csv.Error, ValueError) as exc:
+            return Rejection(self._first_line, "body", f"not valid CSV: {exc}")
+        if self._header is None:
+            self._header = _header(cells)
+            return None
+        return self._row(self._header, cells)
+
+    def _join(self, line: int, text: str) -> str | Rejection | None:
+        """The record's text once its last line is in; None while a quoted field goes on."""
         if not self._pending:
             self._first_line = line
         self._pending.append(text)
@@ -151,33 +178,18 @@ class CSVRows:
         if record_text.count('"') % 2:
             if len(record_text) > MAX_LINE_BYTES:
                 self._pending = []
-                yield Rejection(self._first_line, "body", "record too long")
-            return
+                return Rejection(self._first_line, "body", "record too long")
+            return None
         self._pending = []
-        if not record_text.strip():
-            return
-        try:
-            [cells] = list(csv.reader([record_text], strict=True))
-        except (csv.Error, ValueError) as exc:
-            yield Rejection(self._first_line, "body", f"not valid CSV: {exc}")
-            return
-        if self._header is None:
-            self._header = [c.strip() for c in cells]
-            unknown = [c for c in self._header if c not in CSV_COLUMNS]
-            if unknown or "profile_id" not in self._header:
-                raise DomainError(
-                    "the CSV header must name profile_id and only these columns: "
-                    + ", ".join(sorted(CSV_COLUMNS))
-                    + (f" (unknown: {', '.join(unknown)})" if unknown else "")
-                )
-            return
-        if len(cells) != len(self._header):
-            yield Rejection(
-                self._first_line, "body", f"has {len(cells)} cells, the header {len(self._header)}"
+        return record_text
+
+    def _row(self, header: list[str], cells: list[str]) -> Profile | Rejection:
+        if len(cells) != len(header):
+            return Rejection(
+                self._first_line, "body", f"has {len(cells)} cells, the header {len(header)}"
             )
-            return
         record: dict[str, Any] = {}
-        for name, cell in zip(self._header, cells, strict=True):
+        for name, cell in zip(header, cells, strict=True):
             if name in ("email_opt_out", "sms_opt_out"):
                 record[name] = _csv_bool(cell)
             elif name == "attributes":
@@ -185,8 +197,20 @@ class CSVRows:
                     try:
                         record[name] = orjson.loads(cell)
                     except orjson.JSONDecodeError:
-                        yield Rejection(self._first_line, "attributes", "must be a JSON object")
-                        return
+                        return Rejection(self._first_line, "attributes", "must be a JSON object")
             elif cell != "":
                 record[name] = cell
-        yield parse_row(self._first_line, record)
+        return parse_row(self._first_line, record)
+
+
+def _header(cells: list[str]) -> list[str]:
+    """The CSV's column names; a header naming an unknown column fails the whole import."""
+    header = [c.strip() for c in cells]
+    unknown = [c for c in header if c not in CSV_COLUMNS]
+    if unknown or "profile_id" not in header:
+        raise DomainError(
+            "the CSV header must name profile_id and only these columns: "
+            + ", ".join(sorted(CSV_COLUMNS))
+            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+        )
+    return header

@@ -11,7 +11,7 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from txmsg.core.errors import FieldError, unprocessable
+from txmsg.core.errors import DomainError, FieldError, unprocessable
 from txmsg.core.timeutil import isoformat
 
 EMAIL_PARTS = ("subject", "html", "text")
@@ -74,7 +74,7 @@ class TemplateProblems(Exception):
         super().__init__("; ".join(f"{p.part}: {p.reason}" for p in problems))
         self.problems = problems
 
-    def as_domain_error(self, action: str):
+    def as_domain_error(self, action: str) -> DomainError:
         errors = [p.as_field_error() for p in self.problems]
         first = errors[0]
         return unprocessable(
@@ -147,7 +147,7 @@ def template_variables(
     unsubscribe_url: str | None = None,
 ) -> dict[str, Any]:
     """Profile-based messages also see `profile` and `unsubscribe_url`."""
-    variables = {"ctx": ctx, "event": event}
+    variables: dict[str, Any] = {"ctx": ctx, "event": event}
     if profile is not None:
         variables["profile"] = profile
     if unsubscribe_url is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -97,30 +98,10 @@ def parse_trigger(
             raise invalid(
                 key, "unknown field (expected: email, mobilePhone, ctx, scheduled, expiration)"
             )
-    raw_email = body.get("email")
-    if raw_email is None:
-        if email_required:
-            raise invalid("email", "is required")
-        email = None
-    else:
-        email = normalize_email(raw_email, "email")
+    email = _address(body, "email", normalize_email, required=email_required)
     # Parsed only when given (SMS events): phonenumbers is slow next to the rest of this path.
-    raw_phone = body.get("mobilePhone")
-    if raw_phone is None:
-        if phone_required:
-            raise invalid("mobilePhone", "is required")
-        mobile_phone = None
-    else:
-        mobile_phone = normalize_phone(raw_phone, "mobilePhone")
-    ctx = body.get("ctx", {})
-    if ctx is None:
-        ctx = {}
-    if not isinstance(ctx, dict):
-        raise invalid("ctx", "must be a JSON object")
-    check_storable(ctx, "ctx")
-    errors = validator.errors(ctx)
-    if errors:
-        raise invalid_many(errors)
+    mobile_phone = _address(body, "mobilePhone", normalize_phone, required=phone_required)
+    ctx = _ctx(body, validator)
     scheduled = body.get("scheduled")
     scheduled_at = parse_iso8601(scheduled, "scheduled") if scheduled is not None else None
     expiration = body.get("expiration")
@@ -137,3 +118,33 @@ def parse_trigger(
         expiration=expires_at,
         mobile_phone=mobile_phone,
     )
+
+
+def _address(
+    body: dict[str, Any],
+    key: str,
+    normalize: Callable[[object, str], str],
+    *,
+    required: bool,
+) -> str | None:
+    """The normalized address under `key`, None when left out (a 400 if it is required)."""
+    raw = body.get(key)
+    if raw is None:
+        if required:
+            raise invalid(key, "is required")
+        return None
+    return normalize(raw, key)
+
+
+def _ctx(body: dict[str, Any], validator: CtxValidator) -> dict[str, Any]:
+    """The `ctx` object (absent or null: empty), storable and valid for the event's fields."""
+    ctx = body.get("ctx", {})
+    if ctx is None:
+        ctx = {}
+    if not isinstance(ctx, dict):
+        raise invalid("ctx", "must be a JSON object")
+    check_storable(ctx, "ctx")
+    errors = validator.errors(ctx)
+    if errors:
+        raise invalid_many(errors)
+    return ctx

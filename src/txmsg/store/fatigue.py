@@ -97,7 +97,7 @@ def delete(conn: Connection, name: str) -> None:
 
 
 # The statements of reserve_in, built once (expanding parameters for the id lists).
-_IDS = sa.bindparam("b_ids", expanding=True)
+_IDS: sa.BindParameter[list[str]] = sa.bindparam("b_ids", expanding=True)
 _SQLITE_WRITE_LOCK = sa.delete(fatigue_reservations).where(sa.false())
 _LOCK_PROFILES = (
     sa.select(profiles.c.profile_id)

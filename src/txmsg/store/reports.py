@@ -61,7 +61,7 @@ def day_counts(
             report_days.c.day <= last,
         )
     )
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [tuple(r) for r in rows]
 
 
 def events_tagged(conn: Connection, tag: str) -> list[str]:

@@ -202,7 +202,7 @@ def status_in(*statuses: str) -> sa.ColumnElement[bool]:
     implies the index's literally: SQLite never looks through a parameter, PostgreSQL not in a
     generic plan of a prepared statement.
     """
-    literals = [sa.literal_column(f"'{s}'") for s in statuses]
+    literals: list[sa.ColumnElement[str]] = [sa.literal_column(f"'{s}'") for s in statuses]
     if len(literals) == 1:
         return events.c.status == literals[0]
     return events.c.status.in_(literals)

@@ -29,13 +29,13 @@ from txmsg.testing.twilio import FakeTwilio
 try:
     import pytest_asyncio
 except ImportError:  # txmsg installed without its test extra: pytest must still start
-
-    @pytest.fixture
-    def fake_smtp() -> None:
+    # Named by `name=`: the functions are not the ones defined in the other branch.
+    @pytest.fixture(name="fake_smtp")
+    def fake_smtp_needs_pytest_asyncio() -> None:
         pytest.fail("the fake_smtp fixture needs pytest-asyncio: pip install 'txmsg[test]'")
 
-    @pytest.fixture
-    def fake_twilio() -> None:
+    @pytest.fixture(name="fake_twilio")
+    def fake_twilio_needs_pytest_asyncio() -> None:
         pytest.fail("the fake_twilio fixture needs pytest-asyncio: pip install 'txmsg[test]'")
 
 else:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
 from types import TracebackType
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -89,7 +89,7 @@ class _Protocol(SMTP):
     def _create_envelope(self) -> Envelope:
         return _Envelope()
 
-    async def push(self, status: str | bytes) -> None:
+    async def push(self, status: AnyStr) -> None:
         await super().push(status)
         raw = status.encode("ascii", "replace") if isinstance(status, str) else status
         if raw.startswith(b"421") and self.transport is not None:

@@ -33,6 +33,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for index in EVENT_INDEXES:
+        assert index.name is not None, "the queue's indexes are all named"
         op.drop_index(index.name, "events")
     op.create_index("ix_events_claim", "events", ["status", "priority", "due_at"])
     op.create_index("ix_events_event_status", "events", ["event_id", "status"])
