@@ -17,6 +17,7 @@ from txmsg.api.bodies import read_body
 from txmsg.api.context import context
 from txmsg.api.routing import resource
 from txmsg.core.errors import not_found
+from txmsg.core.kinds import Channel
 from txmsg.core.unsubscribe import SECRET_NAME, UnsubscribeClaim, read_token
 from txmsg.store import secrets
 from txmsg.store.unsubscribe import unsubscribe
@@ -45,7 +46,7 @@ def _page(title: str, text: str, form: str = "") -> Response:
 
 async def page(request: Request) -> Response:
     claim = await _claim(request)
-    channel = "emails" if claim.channel == "email" else "text messages"
+    channel = "emails" if claim.channel == Channel.EMAIL else "text messages"
     form = (
         '<form method="post"><input type="hidden" name="confirm" value="yes">'
         f'<button type="submit">Unsubscribe from {channel}</button></form>'
