@@ -19,7 +19,6 @@ from txmsg.api.routing import resource
 from txmsg.core.errors import not_found
 from txmsg.core.kinds import Channel
 from txmsg.core.unsubscribe import SECRET_NAME, UnsubscribeClaim, read_token
-from txmsg.store import secrets
 from txmsg.store.unsubscribe import unsubscribe
 
 _PAGE = """<!doctype html>
@@ -30,7 +29,7 @@ _PAGE = """<!doctype html>
 
 
 async def _claim(request: Request) -> UnsubscribeClaim:
-    secret = await context(request).db.read(secrets.get, SECRET_NAME)
+    secret = await context(request).secrets.get(SECRET_NAME)
     claim = read_token(secret, request.path_params["token"]) if secret else None
     if claim is None:
         raise not_found("this unsubscribe link is not valid")
