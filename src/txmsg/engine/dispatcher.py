@@ -20,7 +20,7 @@ from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.targeting import Target
 from txmsg.core.timeutil import utcnow
-from txmsg.engine.legs.base import Leg, LegContext, outcome
+from txmsg.engine.legs.base import Leg, LegContext, outcome_for
 from txmsg.engine.legs.email import EmailLeg
 from txmsg.engine.legs.sms import SmsLeg
 from txmsg.engine.providers import Providers
@@ -261,18 +261,23 @@ class Dispatcher:
 
         The checks every channel shares are made here; the route's channel's leg sends."""
         if event.expires_at <= utcnow():
-            return outcome(event, target, EventStatus.TOO_OLD, "expired before it could be sent")
+            return outcome_for(
+                event, target, EventStatus.TOO_OLD, "expired before it could be sent"
+            )
         if route is None:
-            reason = "the event configuration no longer exists"
-            return outcome(event, target, EventStatus.IGNORED, reason)
+            return outcome_for(
+                event, target, EventStatus.IGNORED, "the event configuration no longer exists"
+            )
         if route.state == ConfigState.UNPUBLISHED:
-            return outcome(event, target, EventStatus.IGNORED, "event configuration unpublished")
+            return outcome_for(
+                event, target, EventStatus.IGNORED, "event configuration unpublished"
+            )
         if route.state != ConfigState.PUBLISHED or route.published_version is None:
-            return outcome(event, target, EventStatus.PAUSED)
+            return outcome_for(event, target, EventStatus.PAUSED)
         if target is None:
-            return outcome(
+            return outcome_for(
                 event, target, EventStatus.TARGETING_FAILED, "no recipient was determined"
             )
         if target.status is not None:  # no profile, a typology or a fatigue rule
-            return outcome(event, target, target.status, target.reason)
+            return outcome_for(event, target, target.status, target.reason)
         return await self._legs[route.channel].send(event, route, target)

@@ -32,7 +32,7 @@ class Leg(Protocol):
         ...
 
 
-def outcome(
+def outcome_for(
     event: ClaimedEvent,
     target: Target | None,
     status: EventStatus,
@@ -95,7 +95,7 @@ class LegContext:
         try:
             return render_event(event, message, profile, unsubscribe_url)
         except TemplateProblems as exc:
-            return outcome(
+            return outcome_for(
                 event,
                 target,
                 EventStatus.ROUTING_FAILED,

@@ -25,7 +25,7 @@ from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import list_unsubscribe_headers
 from txmsg.core.verp import SECRET_NAME as VERP_SECRET
 from txmsg.core.verp import bounce_address
-from txmsg.engine.legs.base import LegContext, outcome
+from txmsg.engine.legs.base import LegContext, outcome_for
 from txmsg.engine.providers import Providers
 from txmsg.engine.targeting import Targeting
 from txmsg.engine.tracking import Tracking
@@ -61,7 +61,7 @@ class EmailLeg:
     async def send(self, event: ClaimedEvent, route: Route, target: Target) -> Outcome | None:
         settings = route.settings
         if not isinstance(settings, EmailSettings):
-            return outcome(
+            return outcome_for(
                 event,
                 target,
                 EventStatus.ROUTING_FAILED,
@@ -106,7 +106,7 @@ class EmailLeg:
                 bounce=_bounce(event, route, address, exc.reason, permanent=False),
             )
         except PermanentSendError as exc:
-            return outcome(
+            return outcome_for(
                 event,
                 target,
                 EventStatus.DELIVERY_FAILED,
@@ -115,7 +115,7 @@ class EmailLeg:
                 bounce=_bounce(event, route, address, exc.reason, permanent=True),
             )
         sent_at = utcnow()
-        return outcome(
+        return outcome_for(
             event,
             target,
             EventStatus.PROCESSED,

@@ -18,7 +18,7 @@ from txmsg.core.statuses import EventStatus
 from txmsg.core.targeting import Target
 from txmsg.core.timeutil import utcnow
 from txmsg.core.twilio_config import SmsSettings
-from txmsg.engine.legs.base import LegContext, outcome
+from txmsg.engine.legs.base import LegContext, outcome_for
 from txmsg.engine.providers import Providers
 from txmsg.store.routing import Route
 
@@ -36,7 +36,7 @@ class SmsLeg:
     async def send(self, event: ClaimedEvent, route: Route, target: Target) -> Outcome | None:
         settings = route.settings
         if not isinstance(settings, SmsSettings):
-            return outcome(
+            return outcome_for(
                 event,
                 target,
                 EventStatus.ROUTING_FAILED,
@@ -50,7 +50,7 @@ class SmsLeg:
             return rendered
         text = sms_text(rendered.get("body", ""))
         if not text:
-            return outcome(
+            return outcome_for(
                 event,
                 target,
                 EventStatus.ROUTING_FAILED,
@@ -68,7 +68,7 @@ class SmsLeg:
         except TransientSendError as exc:
             return self._context.retry(event, exc.reason)
         except PermanentSendError as exc:
-            return outcome(
+            return outcome_for(
                 event, target, EventStatus.DELIVERY_FAILED, exc.reason, message_version=version
             )
         sent_at = utcnow()
@@ -85,7 +85,7 @@ class SmsLeg:
                 from_numbers=[sender] if sender else [],
                 message=text,
             )
-        return outcome(
+        return outcome_for(
             event,
             target,
             EventStatus.PROCESSED,
