@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
             bounce[1],
             max_bytes=settings.bounce_max_bytes,
             cache_seconds=settings.config_cache_seconds,
+            secrets=server_secrets,
         )
         if bounce is not None
         else None

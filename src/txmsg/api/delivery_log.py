@@ -16,6 +16,7 @@ from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.errors import not_found
+from txmsg.core.kinds import Channel
 from txmsg.store import archives, delivery_log, event_configs
 from txmsg.store import events as event_store
 
@@ -33,7 +34,7 @@ async def event_delivery_log(request: Request) -> Response:
     entries = await db.read(delivery_log.for_event, pkey)
     expired = await db.read(archives.interactions_expired, event_id)
     config = await db.read(event_configs.get, event_id)
-    if config is not None and config.channel == "email" and event.sent_at is not None:
+    if config is not None and config.channel == Channel.EMAIL and event.sent_at is not None:
         # An email's acceptance by the SMTP server is both its send and its delivery.
         accepted = [LogEntry(pkey, event_id, kind, event.sent_at) for kind in _ACCEPTED]
         entries = sorted([*accepted, *entries], key=lambda e: e.at)

@@ -16,15 +16,14 @@ from txmsg.api.routing import resource
 from txmsg.core.channel_config import parse_name
 from txmsg.core.errors import DomainError, invalid
 from txmsg.core.event_config import (
-    CHANNELS,
     CREATE_FIELDS,
-    TARGETS,
     UPDATE_FIELDS,
     api_preview,
     normalize_event_id,
     parse_fields,
 )
 from txmsg.core.event_options import parse_tags, parse_webhook, webhook_view
+from txmsg.core.kinds import CHANNELS, TARGET_TYPES, TargetType
 from txmsg.core.reconciliation import parse_reconciliation
 from txmsg.core.templates import parts_of
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
@@ -73,14 +72,16 @@ async def create(request: Request) -> Response:
     event_id = normalize_event_id(body.get("eventId"))
     channel = get_choice(body, "channel", CHANNELS, required=True)
     assert channel is not None
-    target = get_choice(body, "target", TARGETS, default="event")
+    target = get_choice(body, "target", TARGET_TYPES, default=TargetType.EVENT)
     values = {
         "event_id": event_id,
         "label": get_str(body, "label", default=event_id, max_length=200),
         "channel": channel,
         "channel_config": parse_name_field(body.get("channel_config")),
         "target": target,
-        "reconciliation": parse_reconciliation(body.get("reconciliation"), target or "event"),
+        "reconciliation": parse_reconciliation(
+            body.get("reconciliation"), target or TargetType.EVENT
+        ),
         "fields": [f.as_dict() for f in parse_fields(body.get("fields"))],
         "template": _template(body, channel),
     }

@@ -14,6 +14,7 @@ from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.errors import invalid, invalid_many
 from txmsg.core.event_config import sample_ctx
+from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.queue import new_pkey
 from txmsg.core.sms import analyse, sms_text
 from txmsg.core.templates import (
@@ -123,7 +124,7 @@ async def _render_draft(
     errors = CtxValidator(fields).errors(ctx)
     if errors:
         raise invalid_many(errors)
-    sms = config.channel == "sms"
+    sms = config.channel == Channel.SMS
     event = event_variables(
         new_pkey(),
         event_id,
@@ -133,7 +134,7 @@ async def _render_draft(
         None,
         SAMPLE_PROFILE["mobilePhone"] if sms else None,
     )
-    profile_based = config.target == "profile"
+    profile_based = config.target == TargetType.PROFILE
     variables = template_variables(
         ctx,
         event,
@@ -155,7 +156,7 @@ async def _render_draft(
 async def preview(request: Request) -> Response:
     await authorize(request, "marketer")
     _, channel, _, rendered = await _render_draft(request, "rendered")
-    if channel == "sms":
+    if channel == Channel.SMS:
         # What the recipient's phone shows, and what it costs: encoding and segments.
         text = sms_text(rendered["body"])
         info = analyse(text)

@@ -21,6 +21,7 @@ from txmsg.api.routing import resource
 from txmsg.core.addresses import normalize_email
 from txmsg.core.errors import DomainError, FieldError, conflict, invalid, invalid_many
 from txmsg.core.event_config import normalize_event_id
+from txmsg.core.kinds import TargetType
 from txmsg.core.mime import Sender, build_email
 from txmsg.core.profiles import parse_profile, parse_profile_id
 from txmsg.core.queue import new_pkey
@@ -138,7 +139,7 @@ async def send_proof(request: Request) -> Response:
         raise conflict("the message has no published version yet")
     else:
         content = published.content
-    profile_based = config.target == "profile"
+    profile_based = config.target == TargetType.PROFILE
     profile = (tester.profile or SAMPLE_PROFILE) if profile_based else None
     variant = variant_for(content, profile.get("language") if profile else None)
     pkey = new_pkey()

@@ -22,6 +22,7 @@ from txmsg.api.context import AppContext, context
 from txmsg.api.responses import JSONResponse, dumps
 from txmsg.api.routing import ASGIEndpoint, resource
 from txmsg.core.errors import invalid, not_found, unprocessable
+from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.queue import PRIORITY_TRANSACTIONAL, NewEvent, new_pkey
 from txmsg.core.statuses import LIVE_STATES, ConfigState, EventStatus
 from txmsg.core.timeutil import isoformat, utcnow
@@ -151,8 +152,8 @@ async def accept(scope: Scope, receive: Receive) -> tuple[bytes, bool]:
         target.validator,
         now=now,
         default_expiration=ctx.settings.default_expiration,
-        email_required=target.target == "event" and target.channel == "email",
-        phone_required=target.target == "event" and target.channel == "sms",
+        email_required=target.target == TargetType.EVENT and target.channel == Channel.EMAIL,
+        phone_required=target.target == TargetType.EVENT and target.channel == Channel.SMS,
     )
     live = target.state == ConfigState.PUBLISHED and target.message_published
     status = EventStatus.PENDING if live else EventStatus.PAUSED

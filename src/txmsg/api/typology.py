@@ -13,8 +13,8 @@ from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.errors import invalid
+from txmsg.core.kinds import CHANNELS
 from txmsg.core.profiles import normalize_address
-from txmsg.core.typology import CHANNELS
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
 from txmsg.store import typology as store
 

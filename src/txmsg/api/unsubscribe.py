@@ -17,8 +17,8 @@ from txmsg.api.bodies import read_body
 from txmsg.api.context import context
 from txmsg.api.routing import resource
 from txmsg.core.errors import not_found
+from txmsg.core.kinds import Channel
 from txmsg.core.unsubscribe import SECRET_NAME, UnsubscribeClaim, read_token
-from txmsg.store import secrets
 from txmsg.store.unsubscribe import unsubscribe
 
 _PAGE = """<!doctype html>
@@ -29,7 +29,7 @@ _PAGE = """<!doctype html>
 
 
 async def _claim(request: Request) -> UnsubscribeClaim:
-    secret = await context(request).db.read(secrets.get, SECRET_NAME)
+    secret = await context(request).secrets.get(SECRET_NAME)
     claim = read_token(secret, request.path_params["token"]) if secret else None
     if claim is None:
         raise not_found("this unsubscribe link is not valid")
@@ -45,7 +45,7 @@ def _page(title: str, text: str, form: str = "") -> Response:
 
 async def page(request: Request) -> Response:
     claim = await _claim(request)
-    channel = "emails" if claim.channel == "email" else "text messages"
+    channel = "emails" if claim.channel == Channel.EMAIL else "text messages"
     form = (
         '<form method="post"><input type="hidden" name="confirm" value="yes">'
         f'<button type="submit">Unsubscribe from {channel}</button></form>'

@@ -11,36 +11,17 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from dataclasses import dataclass, field
 
 import aiosmtplib
 
 from txmsg.channels.smtp_session import ReplyError, SMTPSession
 from txmsg.core.delivery import PermanentSendError, SendError, TransientSendError
+from txmsg.core.email_config import SMTPSettings
 
-_TLS_MODES = ("none", "starttls", "tls")
 _QUIT_TIMEOUT = 5.0
 # aiosmtplib reduces "anything <a@b>" to a@b and drops what follows CR/LF; an envelope address
 # should be one bare addr-spec, so refuse anything else rather than send it somewhere else.
 _BAD_ENVELOPE_ADDRESS = re.compile(r"[\s<>\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True, slots=True)
-class SMTPSettings:
-    host: str
-    port: int = 25
-    tls: str = "none"  # "none" | "starttls" | "tls" (implicit TLS)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)  # never in logs or tracebacks
-    timeout: float = 30.0
-    pool_size: int = 8
-    validate_certs: bool = True
-
-    def __post_init__(self) -> None:
-        if self.tls not in _TLS_MODES:
-            raise ValueError(f"tls must be one of {_TLS_MODES}, not {self.tls!r}")
-        if self.pool_size < 1:
-            raise ValueError("pool_size must be at least 1")
 
 
 class SMTPPool:

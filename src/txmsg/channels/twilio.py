@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass, field
 
 import aiohttp
 from twilio.base.exceptions import (
@@ -24,23 +23,12 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from txmsg.core.delivery import PermanentSendError, SendError, TransientSendError
-from txmsg.core.twilio_config import DEFAULT_API_BASE_URL
+from txmsg.core.twilio_config import DEFAULT_API_BASE_URL, TwilioSettings
 from txmsg.core.twilio_status import status_callback_url
 
 # The library logs every request at INFO (URL and headers, never the body): keep it quiet.
 _quiet = logging.getLogger("txmsg.channels.twilio.http")
 _quiet.setLevel(logging.WARNING)
-
-
-@dataclass(frozen=True, slots=True)
-class TwilioSettings:
-    account_sid: str
-    auth_token: str = field(repr=False)  # never in logs or tracebacks
-    from_number: str | None = None
-    messaging_service_sid: str | None = None
-    status_callback_base_url: str | None = None
-    api_base_url: str = DEFAULT_API_BASE_URL
-    timeout: float = 30.0
 
 
 class TwilioSender:

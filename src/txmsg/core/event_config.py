@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from txmsg.core.errors import invalid
+from txmsg.core.kinds import Channel
 from txmsg.core.validation import (
     get_bool,
     get_choice,
@@ -15,8 +16,6 @@ from txmsg.core.validation import (
     require_object,
 )
 
-CHANNELS = ("email", "sms")
-TARGETS = ("event", "profile")
 FIELD_TYPES = ("string", "number", "integer", "boolean", "array", "object")
 MAX_EVENT_ID = 64
 _EVENT_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -120,11 +119,13 @@ def sample_ctx(fields: list[PayloadField]) -> dict[str, Any]:
 
 
 def api_preview(
-    base_url: str, event_id: str, fields: list[PayloadField], channel: str = "email"
+    base_url: str, event_id: str, fields: list[PayloadField], channel: str = Channel.EMAIL
 ) -> dict[str, Any]:
     url = f"{base_url.rstrip('/')}/rest/mc/{event_id}"
     recipient = (
-        {"mobilePhone": "+14155552671"} if channel == "sms" else {"email": "recipient@example.com"}
+        {"mobilePhone": "+14155552671"}
+        if channel == Channel.SMS
+        else {"email": "recipient@example.com"}
     )
     body = {**recipient, "ctx": sample_ctx(fields)}
     return {

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from txmsg.core.kinds import Channel
+
 EVENT_TYPE = "message.sent"
-CHANNELS = ("email", "sms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ def email_record(
 ) -> ExportRecord:
     return ExportRecord(
         timestamp=sent_at,
-        channel="email",
+        channel=Channel.EMAIL,
         message_id=pkey,
         event_id=event_id,
         publication_id=publication_id(event_id, version),
@@ -96,7 +97,7 @@ def sms_record(
 ) -> ExportRecord:
     return ExportRecord(
         timestamp=sent_at,
-        channel="sms",
+        channel=Channel.SMS,
         message_id=pkey,
         event_id=event_id,
         publication_id=publication_id(event_id, version),
@@ -150,7 +151,7 @@ def document(row: Mapping[str, Any]) -> dict[str, Any]:
         "messagePublicationID": row["publication_id"],
         "isTestExecution": bool(row["is_test"]),
     }
-    if row["channel"] == "sms":
+    if row["channel"] == Channel.SMS:
         out["recipient"] = {"number": row["recipient_number"]}
         out["sender"] = {"numbers": decode_numbers(row["sender_numbers"])}
         out["content"] = {"message": row["message"]}

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from txmsg.core.errors import invalid
+from txmsg.core.kinds import CHANNELS
 from txmsg.core.validation import get_bool, get_choice, get_str, reject_unknown
 
-RULE_CHANNELS = ("email", "sms", "all")
+RULE_CHANNELS = (*CHANNELS, "all")
 RULE_FIELDS = {"name", "channel", "max_messages", "period", "enabled"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # ISO 8601 durations in days, weeks, hours, minutes, seconds (no months or years: their

@@ -8,6 +8,7 @@ from typing import Any
 
 from txmsg.core.addresses import normalize_email
 from txmsg.core.errors import invalid
+from txmsg.core.kinds import Channel
 from txmsg.core.phones import normalize_phone
 from txmsg.core.validation import check_storable, get_bool, get_str, reject_unknown
 
@@ -70,10 +71,10 @@ class Profile:
 
     def address(self, channel: str) -> str | None:
         """The profile's address on a channel (the seam where SMS plugs in)."""
-        return self.email if channel == "email" else self.mobile_phone
+        return self.email if channel == Channel.EMAIL else self.mobile_phone
 
     def opted_out(self, channel: str) -> bool:
-        return self.email_opt_out if channel == "email" else self.sms_opt_out
+        return self.email_opt_out if channel == Channel.EMAIL else self.sms_opt_out
 
 
 def from_row(row: Any) -> Profile:
@@ -101,7 +102,7 @@ def parse_profile_id(value: object, field_name: str = "profile_id") -> str:
 
 def normalize_address(channel: str, value: object, field_name: str) -> str:
     """An email address or a phone number, normalized as the channel stores it."""
-    if channel == "email":
+    if channel == Channel.EMAIL:
         return normalize_email(value, field_name)
     return normalize_phone(value, field_name)
 

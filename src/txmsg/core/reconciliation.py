@@ -8,6 +8,7 @@ from typing import Any
 
 from txmsg.core.addresses import normalize_email
 from txmsg.core.errors import DomainError, invalid
+from txmsg.core.kinds import TargetType
 from txmsg.core.phones import normalize_phone
 from txmsg.core.validation import reject_unknown
 
@@ -55,7 +56,7 @@ class Reconciliation:
 
 def parse_reconciliation(value: Any, target: str) -> dict[str, str] | None:
     """The stored form of an event configuration's `reconciliation` (None for event-based)."""
-    if target != "profile":
+    if target != TargetType.PROFILE:
         if value is not None:
             raise invalid("reconciliation", "only profile-based events (target: profile) have one")
         return None

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.profiles import Profile
 from txmsg.core.reconciliation import Reconciliation
 from txmsg.core.statuses import EventStatus
@@ -30,7 +31,7 @@ def lookup_key(
     mobile_phone: str | None = None,
 ) -> tuple[str, str] | None:
     """(profile field, value) to find the profile of a profile-based event by."""
-    if target != "profile":
+    if target != TargetType.PROFILE:
         return None
     rec = Reconciliation.of(reconciliation)
     value = rec.key(email, ctx, mobile_phone)
@@ -49,7 +50,7 @@ def resolve(
     mobile_phone: str | None = None,
 ) -> Target:
     profile: Profile | None = None
-    if target == "profile":
+    if target == TargetType.PROFILE:
         rec = Reconciliation.of(reconciliation)
         key = lookup_key(target, reconciliation, email, ctx, mobile_phone)
         if key is None:
@@ -72,7 +73,7 @@ def resolve(
                 f"profile '{profile.profile_id}' has no {channel} address",
             )
     else:
-        sms = channel == "sms"
+        sms = channel == Channel.SMS
         address = mobile_phone if sms else email
         if not address:
             wanted = "mobile phone number" if sms else "email address"

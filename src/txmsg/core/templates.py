@@ -12,6 +12,7 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from txmsg.core.errors import DomainError, FieldError, unprocessable
+from txmsg.core.kinds import Channel
 from txmsg.core.timeutil import isoformat
 
 EMAIL_PARTS = ("subject", "html", "text")
@@ -20,7 +21,7 @@ SMS_PARTS = ("body",)  # plain text: no HTML escaping
 
 def parts_of(channel: str) -> tuple[str, ...]:
     """The parts of a transactional message of `channel`."""
-    return SMS_PARTS if channel == "sms" else EMAIL_PARTS
+    return SMS_PARTS if channel == Channel.SMS else EMAIL_PARTS
 
 
 MAX_TEMPLATE_SIZE = 256 * 1024

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from txmsg.core.errors import invalid
+from txmsg.core.kinds import Channel
 from txmsg.core.phones import normalize_phone
 from txmsg.core.validation import get_number, require_object
 
@@ -26,6 +28,27 @@ _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 _SHORT_CODE = re.compile(r"[0-9]{3,8}")
 _ALPHANUMERIC_ID = re.compile(r"[A-Za-z0-9 ]{1,11}")
 _P = "twilio."
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioSettings:
+    """How to reach Twilio and send as this configuration: what one sender needs."""
+
+    account_sid: str
+    auth_token: str = field(repr=False)  # never in logs or tracebacks
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    status_callback_base_url: str | None = None
+    api_base_url: str = DEFAULT_API_BASE_URL
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SmsSettings:
+    """An SMS channel configuration, as the SMS leg sends with it."""
+
+    channel: ClassVar[Channel] = Channel.SMS
+    twilio: TwilioSettings
 
 
 def _url(value: object, name: str) -> str:
@@ -79,7 +102,21 @@ def parse_sms_settings(
     for key in given:
         if key not in TWILIO_FIELDS:
             raise invalid(_P + key, "unknown field")
-    merged = dict(current.get("twilio", {}))
+    previous = current.get("twilio", {})
+    settings = _twilio_block(_merged(previous, given))
+    previous_account = previous.get("account_sid")
+    if not required and settings["account_sid"] != previous_account and "auth_token" not in given:
+        # The stored token belongs to the previous account: it cannot sign in to this one.
+        raise invalid(_P + "auth_token", "is required when account_sid changes")
+    new_secrets = dict(secrets)
+    if "auth_token" in given or required:
+        new_secrets["auth_token"] = _auth_token(given.get("auth_token"))
+    return {"twilio": settings}, new_secrets
+
+
+def _merged(current: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The stored block with the given keys applied (`null` removes one; never the token)."""
+    merged = dict(current)
     for key, value in given.items():
         if key == "auth_token":
             continue
@@ -87,6 +124,11 @@ def parse_sms_settings(
             merged.pop(key, None)
         else:
             merged[key] = value
+    return merged
+
+
+def _twilio_block(merged: dict[str, Any]) -> dict[str, Any]:
+    """The stored `twilio` settings, each checked: exactly one sender, optional callbacks."""
     settings: dict[str, Any] = {
         "account_sid": _sid(
             merged.get("account_sid"), _ACCOUNT_SID, _P + "account_sid", "AC0123...cdef"
@@ -109,19 +151,31 @@ def parse_sms_settings(
         settings["status_callback_base_url"] = _url(
             merged["status_callback_base_url"], _P + "status_callback_base_url"
         )
-    new_secrets = dict(secrets)
-    previous_account = current.get("twilio", {}).get("account_sid")
-    if not required and settings["account_sid"] != previous_account and "auth_token" not in given:
-        # The stored token belongs to the previous account: it cannot sign in to this one.
-        raise invalid(_P + "auth_token", "is required when account_sid changes")
-    if "auth_token" in given or required:
-        token = given.get("auth_token")
-        if not isinstance(token, str) or not token.strip() or len(token) > 256:
-            raise invalid(_P + "auth_token", "is required: the account's auth token (a string)")
-        if "\x00" in token:
-            raise invalid(_P + "auth_token", "must not contain NUL characters (U+0000)")
-        new_secrets["auth_token"] = token
-    return {"twilio": settings}, new_secrets
+    return settings
+
+
+def _auth_token(token: object) -> str:
+    if not isinstance(token, str) or not token.strip() or len(token) > 256:
+        raise invalid(_P + "auth_token", "is required: the account's auth token (a string)")
+    if "\x00" in token:
+        raise invalid(_P + "auth_token", "must not contain NUL characters (U+0000)")
+    return token
+
+
+def sms_settings(settings: dict[str, Any], secrets: dict[str, Any]) -> SmsSettings:
+    """The typed settings of a stored SMS channel configuration (written by the parser)."""
+    twilio = settings["twilio"]
+    return SmsSettings(
+        TwilioSettings(
+            account_sid=twilio["account_sid"],
+            auth_token=secrets.get("auth_token", ""),
+            from_number=twilio.get("from_number"),
+            messaging_service_sid=twilio.get("messaging_service_sid"),
+            status_callback_base_url=twilio.get("status_callback_base_url"),
+            api_base_url=twilio["api_base_url"],
+            timeout=twilio.get("timeout", 30.0),
+        )
+    )
 
 
 def sms_view(settings: dict[str, Any], secrets: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from txmsg.core.profiles import Profile
 
-CHANNELS = ("email", "sms")
 OPT_OUT = "typology:opt_out"
 DENYLIST = "typology:denylist"
 QUARANTINE = "typology:quarantine"

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from txmsg.core.errors import invalid
+from txmsg.core.kinds import Channel
 from txmsg.core.templates import parts_of
 from txmsg.core.validation import get_str, reject_unknown, require_object
 
@@ -33,7 +34,7 @@ def parse_parts(body: dict[str, Any], channel: str, prefix: str = "") -> dict[st
     for part in parts_of(channel):
         value = get_str(body, part, prefix=prefix, allow_empty=True, max_length=MAX_PART)
         parts[part] = value or ""
-    if channel == "sms":
+    if channel == Channel.SMS:
         if not parts["body"].strip():
             raise invalid(prefix + "body", "is required")
         return parts

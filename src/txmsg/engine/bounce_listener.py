@@ -24,10 +24,10 @@ from txmsg.core.feedback import Feedback
 from txmsg.core.timeutil import utcnow
 from txmsg.core.verp import SECRET_NAME, is_feedback_address, read_bounce_address
 from txmsg.engine.writer import Writer
-from txmsg.store import secrets
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.feedback import bounce_domains
+from txmsg.store.secrets import ServerSecrets
 
 log = logging.getLogger(__name__)
 MAX_RECIPIENTS = 50
@@ -44,6 +44,7 @@ class BounceListener:
         max_bytes: int,
         cache_seconds: float,
         hostname: str = "localhost",
+        secrets: ServerSecrets | None = None,
     ) -> None:
         self._db = db
         self._writer = writer
@@ -51,6 +52,7 @@ class BounceListener:
         self.port = port
         self._max_bytes = max_bytes
         self._hostname = hostname
+        self._secrets = secrets or ServerSecrets(db)
         self._secret: str | None = None
         self._domains: TTLCache[None, frozenset[str]] = TTLCache(
             self._load_domains, cache_seconds, 1
@@ -65,7 +67,7 @@ class BounceListener:
         # aiosmtpd logs every command line at INFO (recipients' addresses among them): a
         # filter keeps its warnings only, without changing the shared logger's level.
         logging.getLogger("mail.log").addFilter(_QUIET)
-        self._secret = await self._db.write(secrets.get_or_create, SECRET_NAME)
+        self._secret = await self._secrets.get_or_create(SECRET_NAME)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._connection, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from txmsg.core.delivery import SendError
+from txmsg.core.email_config import EmailSettings
 from txmsg.core.errors import unprocessable
 from txmsg.core.mime import Sender
 from txmsg.engine.providers import Providers
@@ -29,9 +30,11 @@ class ProofSender:
     ) -> list[dict[str, Any]]:
         """Send to each address in turn; one result per address (`sent` or `failed`)."""
         route = (await self._db.read(load_routes, {event_id})).get(event_id)
-        if route is None or route.channel_config_channel != "email":
+        if route is None or not isinstance(route.settings, EmailSettings):
             raise unprocessable("the event's channel configuration is missing or not an email one")
-        provider, sender = self._providers.email(route)
+        provider, sender = self._providers.email(
+            route.channel_config, route.channel_config_revision or 0, route.settings
+        )
         results: list[dict[str, Any]] = []
         for address in addresses:
             try:

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from txmsg.core.profiles import Profile
-from txmsg.core.queue import ClaimedEvent, Outcome
-from txmsg.core.statuses import EventStatus
+from txmsg.core.queue import ClaimedEvent
 from txmsg.core.templates import (
     CompiledMessage,
     TemplateProblems,
     event_variables,
     template_variables,
 )
-from txmsg.store.routing import Route
 
 
 def render_event(
     event: ClaimedEvent,
-    route: Route,
     message: CompiledMessage,
     profile: Profile | None,
-    outcome: Callable[..., Outcome],
     unsubscribe_url: str | None = None,
-) -> dict[str, str] | Outcome:
-    """The rendered parts; or, when the message cannot be rendered for this event, the
-    `routingFailed` outcome naming the first problem."""
+) -> dict[str, str]:
+    """The rendered parts; raises `TemplateProblems` when the message cannot be rendered for
+    this event (see `render_problem`)."""
     variables = template_variables(
         event.ctx,
         event_variables(
@@ -40,13 +34,13 @@ def render_event(
         profile.template_view() if profile is not None else None,
         unsubscribe_url,
     )
-    try:
-        return message.render(variables)
-    except TemplateProblems as exc:
-        first = exc.problems[0].as_field_error()
-        return outcome(
-            EventStatus.ROUTING_FAILED,
-            f"message version {route.published_version} cannot be rendered for this "
-            f"event: {first.field}: {first.detail}",
-            message_version=route.published_version,
-        )
+    return message.render(variables)
+
+
+def render_problem(version: int | None, exc: TemplateProblems) -> str:
+    """The `routingFailed` reason of a message that cannot be rendered: its first problem."""
+    first = exc.problems[0].as_field_error()
+    return (
+        f"message version {version} cannot be rendered for this "
+        f"event: {first.field}: {first.detail}"
+    )

@@ -10,14 +10,15 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from txmsg.core.fatigue import FatigueCheck, FatigueRequest
+from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.queue import ClaimedEvent
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.targeting import Target, lookup_key, resolve
 from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import SECRET_NAME, UnsubscribeClaim, make_token, unsubscribe_url
-from txmsg.store import secrets
 from txmsg.store.db import Database
 from txmsg.store.routing import Route
+from txmsg.store.secrets import ServerSecrets
 from txmsg.store.targeting import load_batch
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,9 @@ Reserve = Callable[[FatigueCheck], Awaitable[dict[str, str | None]]]
 
 
 class Targeting:
-    def __init__(self, db: Database, public_url: str) -> None:
+    def __init__(self, db: Database, secrets: ServerSecrets, public_url: str) -> None:
         self._db = db
+        self._secrets = secrets
         self._public_url = public_url
         self._secret: str | None = None
 
@@ -46,14 +48,14 @@ class Targeting:
         for event in claimed:
             route = routes[event.event_id]
             assert route is not None
-            if route.target == "profile":
+            if route.target == TargetType.PROFILE:
                 profile_based = True
                 key = lookup_key(
                     route.target, route.reconciliation, event.email, event.ctx, event.mobile_phone
                 )
                 if key is not None:
                     keys.setdefault(key[0], set()).add(key[1])
-            elif address := event.mobile_phone if route.channel == "sms" else event.email:
+            elif address := event.mobile_phone if route.channel == Channel.SMS else event.email:
                 addresses.add((route.channel, address))
         facts = await self._db.read(load_batch, keys, addresses, profile_based)
         targets: dict[int, Target] = {}
@@ -89,7 +91,7 @@ class Targeting:
                         kept.address, kept.profile, EventStatus.IGNORED, f"fatigue:{rule}"
                     )
         if profile_based and self._secret is None:
-            self._secret = await self._db.write(secrets.get_or_create, SECRET_NAME)
+            self._secret = await self._secrets.get_or_create(SECRET_NAME)
         return targets
 
     def unsubscribe_url(self, channel: str, profile_id: str, pkey: str) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from txmsg.core.errors import conflict, invalid, not_found
 from txmsg.core.event_config import PayloadField
+from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.statuses import ConfigState, EventStatus, transition
 from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import CtxValidator
@@ -193,8 +194,8 @@ class TriggerTarget:
 
     event_id: str
     state: ConfigState
-    channel: str
-    target: str
+    channel: Channel
+    target: TargetType
     message_published: bool
     validator: CtxValidator
     webhook: bool = False  # its status webhook is told of each acceptance
@@ -248,8 +249,8 @@ class TriggerTargets:
         return TriggerTarget(
             event_id=row.event_id,
             state=ConfigState(row.state),
-            channel=row.channel,
-            target=row.target,
+            channel=Channel(row.channel),
+            target=TargetType(row.target),
             message_published=row.published_version is not None,
             validator=known[1],
             webhook=bool(row.webhook),

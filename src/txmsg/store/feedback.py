@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.feedback import Feedback, FeedbackKind
+from txmsg.core.kinds import Channel, TargetType
 from txmsg.store import typology
 from txmsg.store.tables import channel_configs, delivery_log, event_configs, events, profiles
 
@@ -55,10 +56,10 @@ def targets(conn: Connection, pkeys: set[str]) -> dict[str, FeedbackTarget]:
     )
     out: dict[str, FeedbackTarget] = {}
     for r in rows:
-        if r.target == "profile":
-            address = r.profile_email if r.channel == "email" else r.profile_mobile_phone
+        if r.target == TargetType.PROFILE:
+            address = r.profile_email if r.channel == Channel.EMAIL else r.profile_mobile_phone
         else:
-            address = r.email if r.channel == "email" else r.mobile_phone
+            address = r.email if r.channel == Channel.EMAIL else r.mobile_phone
         out[r.pkey] = FeedbackTarget(r.pkey, r.event_id, r.channel, address)
     return out
 
@@ -122,7 +123,7 @@ def record_in(conn: Connection, reports: list[Feedback]) -> int:
 def bounce_domains(conn: Connection) -> frozenset[str]:
     """The bounce domains of the email channel configurations (one query)."""
     rows = conn.execute(
-        sa.select(channel_configs.c.settings).where(channel_configs.c.channel == "email")
+        sa.select(channel_configs.c.settings).where(channel_configs.c.channel == Channel.EMAIL)
     )
     return frozenset(
         domain for (settings,) in rows if (domain := (settings or {}).get("bounce_domain"))

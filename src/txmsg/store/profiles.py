@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.errors import not_found
+from txmsg.core.kinds import Channel
 from txmsg.core.profiles import Profile, from_row
 from txmsg.core.timeutil import utcnow
 from txmsg.store.tables import events, fatigue_reservations, profiles
@@ -95,7 +96,7 @@ def delete(conn: Connection, profile_id: str) -> None:
 
 def set_opt_out(conn: Connection, profile_id: str, channel: str) -> bool:
     """Opt the profile out of a channel; False when the profile no longer exists."""
-    column = "email_opt_out" if channel == "email" else "sms_opt_out"
+    column = "email_opt_out" if channel == Channel.EMAIL else "sms_opt_out"
     result = conn.execute(
         sa.update(profiles)
         .where(profiles.c.profile_id == profile_id)

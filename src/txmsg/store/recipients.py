@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import Interaction
+from txmsg.core.kinds import CHANNELS, Channel
 from txmsg.store.tables import BY_PEOPLE, delivery_log, events, profiles
 
 # The message columns, in report order, in one place ("address": see `_address`).
@@ -36,7 +37,7 @@ COLUMNS = (
 def _address(channel: str) -> sa.ColumnElement[Any]:
     """The trigger's email or mobile number, as the channel uses; a profile-based event
     triggered without one was sent to its profile's (as the profile holds it now)."""
-    if channel == "sms":
+    if channel == Channel.SMS:
         return sa.func.coalesce(events.c.mobile_phone, profiles.c.mobile_phone)
     return sa.func.coalesce(events.c.email, profiles.c.email)
 
@@ -49,7 +50,7 @@ _SELECTS = {
             for name, column in MESSAGE_COLUMNS.items()
         ),
     ).select_from(events.outerjoin(profiles, profiles.c.profile_id == events.c.profile_id))
-    for channel in ("email", "sms")
+    for channel in CHANNELS
 }
 
 
@@ -93,7 +94,7 @@ def chunk(
         for kind in COUNTED_KINDS:
             found = summary.get((r.PKey, kind))
             record[f"{kind}_count"] = found[1] if found else 0
-        if channel == "email" and record["delivered_at"] is None:
+        if channel == Channel.EMAIL and record["delivered_at"] is None:
             # An email's acceptance by the SMTP server (its send) is its delivery.
             record["delivered_at"] = r.sent_at
         out.append(record)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from txmsg.core.channel_config import ChannelSettings, channel_settings
+from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store import status_feed
@@ -23,17 +24,19 @@ from txmsg.store.tables import (
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    """How events of one type are sent: built once per load, typed, secrets inside (no repr)."""
+
     event_id: str
     state: ConfigState
-    channel: str
-    target: str
+    channel: Channel
+    target: TargetType
     published_version: int | None
     content: dict[str, str] | None
     channel_config: str
     channel_config_revision: int | None  # None: the channel configuration is missing
-    channel_config_channel: str | None
-    settings: dict[str, Any]
-    secrets: dict[str, Any] = field(repr=False)
+    # The channel configuration's settings; None when it is missing. Its type names its own
+    # channel, which a leg checks against the event's.
+    settings: ChannelSettings | None
     message_export: bool = False  # the channel configuration's, when the route was loaded
     reconciliation: dict[str, str] | None = None  # profile-based events: {"from", "to"}
 
@@ -66,24 +69,23 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
         )
         .where(event_configs.c.event_id.in_(sorted(event_ids)))
     )
-    rows = conn.execute(stmt).all()
     return {
         r.event_id: Route(
             event_id=r.event_id,
             state=ConfigState(r.state),
-            channel=r.channel,
-            target=r.target,
+            channel=Channel(r.channel),
+            target=TargetType(r.target),
             published_version=r.published_version,
             content=r.content,
             channel_config=r.channel_config,
             channel_config_revision=r.revision,
-            channel_config_channel=r.cc_channel,
-            settings=r.settings or {},
-            secrets=r.secrets or {},
+            settings=None  # no channel configuration of that name
+            if r.revision is None
+            else channel_settings(r.cc_channel, r.settings or {}, r.secrets or {}),
             message_export=bool(r.message_export),
             reconciliation=r.reconciliation,
         )
-        for r in rows
+        for r in conn.execute(stmt)
     }
 
 

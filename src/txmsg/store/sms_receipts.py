@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import LogEntry
+from txmsg.core.kinds import Channel
 from txmsg.store import delivery_log as log_store
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
@@ -33,7 +34,7 @@ def signers_for(conn: Connection, account_sid: str) -> tuple[CallbackSigner, ...
     """SMS channel configurations of this Twilio account that receive status callbacks."""
     rows = conn.execute(
         sa.select(channel_configs.c.name, channel_configs.c.settings, channel_configs.c.secrets)
-        .where(channel_configs.c.channel == "sms")
+        .where(channel_configs.c.channel == Channel.SMS)
         .order_by(channel_configs.c.name)
     )
     out: list[CallbackSigner] = []
@@ -103,7 +104,7 @@ def receipt_target(conn: Connection, pkey: str) -> ReceiptTarget | None:
         pkey=row.pkey,
         event_id=row.event_id,
         provider_message_id=row.provider_message_id,
-        is_sms=row.event_channel == "sms" and row.config_channel == "sms",
+        is_sms=row.event_channel == Channel.SMS and row.config_channel == Channel.SMS,
         channel_config=row.channel_config,
         account_sid=twilio.get("account_sid"),
     )

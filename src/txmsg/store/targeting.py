@@ -8,11 +8,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.fatigue import FatigueRule
+from txmsg.core.kinds import CHANNELS, TargetType
 from txmsg.core.profiles import Profile
 from txmsg.core.statuses import EventStatus
 from txmsg.core.targeting import lookup_key
 from txmsg.core.timeutil import utcnow
-from txmsg.core.typology import CHANNELS, Blocklists
+from txmsg.core.typology import Blocklists
 from txmsg.store import fatigue, profiles, typology
 from txmsg.store.tables import event_configs, events, waiting
 
@@ -70,7 +71,7 @@ def pretarget_scheduled(conn: Connection, limit: int = 500) -> int:
             events.c.due_at > now,
             events.c.scheduled_at > now,
             events.c.profile_id.is_(None),
-            event_configs.c.target == "profile",
+            event_configs.c.target == TargetType.PROFILE,
         )
         .limit(limit)
     ).all()

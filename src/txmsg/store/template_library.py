@@ -8,13 +8,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from txmsg.core.kinds import Channel
+
 DEFAULT_TEMPLATE = "default"
 DEFAULT_SMS_TEMPLATE = "sms_default"
 
 
 def default_template(channel: str) -> str:
     """The shipped template an event of `channel` starts from when it names none."""
-    return DEFAULT_SMS_TEMPLATE if channel == "sms" else DEFAULT_TEMPLATE
+    return DEFAULT_SMS_TEMPLATE if channel == Channel.SMS else DEFAULT_TEMPLATE
 
 
 def _root() -> Path:
@@ -35,7 +37,7 @@ def library() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for folder in sorted(p for p in _root().iterdir() if p.is_dir()):
         meta = json.loads((folder / "template.json").read_text("utf-8"))
-        channel = meta.get("channel", "email")
+        channel = meta.get("channel", Channel.EMAIL.value)
         entry: dict[str, Any] = {
             "name": folder.name,
             "channel": channel,
@@ -44,7 +46,7 @@ def library() -> dict[str, dict[str, Any]]:
             "fields": meta.get("fields", []),
             "sample_ctx": meta.get("sample_ctx", {}),
         }
-        if channel == "sms":
+        if channel == Channel.SMS:
             entry["body"] = (folder / "sms.txt").read_text("utf-8").strip()
         else:
             entry["subject"] = (folder / "subject.txt").read_text("utf-8").strip()

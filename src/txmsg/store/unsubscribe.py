@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import Interaction, LogEntry
+from txmsg.core.kinds import Channel
 from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import UnsubscribeClaim
 from txmsg.store.delivery_log import append_in
@@ -14,7 +15,7 @@ from txmsg.store.tables import events, profiles
 
 def unsubscribe(conn: Connection, claim: UnsubscribeClaim, method: str) -> bool:
     """Opt the profile out of the claim's channel; False if it was already (or is gone)."""
-    column = profiles.c.email_opt_out if claim.channel == "email" else profiles.c.sms_opt_out
+    column = profiles.c.email_opt_out if claim.channel == Channel.EMAIL else profiles.c.sms_opt_out
     now = utcnow()
     changed = conn.execute(
         sa.update(profiles)

@@ -1,0 +1,172 @@
+"""The settings of an email channel configuration: sender, SMTP connection, bounces, tracking.
+
+`parse_email_settings` checks an API body and gives the stored form (settings and secrets
+kept apart); `email_settings` reads that stored form back as typed values, once, when a route
+is loaded. The SMTP password is a write-only secret: never shown, never in a repr.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from txmsg.core.addresses import normalize_email
+from txmsg.core.errors import invalid
+from txmsg.core.kinds import Channel
+from txmsg.core.tracking import OFF, TrackingSettings, parse_tracking, tracking_of
+from txmsg.core.validation import (
+    get_choice,
+    get_int,
+    get_number,
+    get_str,
+    reject_unknown,
+    require_object,
+)
+from txmsg.core.verp import is_hostname
+
+TLS_MODES = ("none", "starttls", "tls")
+EMAIL_FIELDS = {
+    "name",
+    "channel",
+    "from_email",
+    "from_name",
+    "reply_to",
+    "smtp",
+    "message_export",
+    "bounce_domain",
+    "tracking",
+}
+SMTP_FIELDS = {"host", "port", "tls", "username", "password", "timeout", "pool_size"}
+
+
+@dataclass(frozen=True, slots=True)
+class SMTPSettings:
+    """How to reach the SMTP server: what one connection pool needs."""
+
+    host: str
+    port: int = 25
+    tls: str = "none"  # "none" | "starttls" | "tls" (implicit TLS)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in logs or tracebacks
+    timeout: float = 30.0
+    pool_size: int = 8
+    validate_certs: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tls not in TLS_MODES:
+            raise ValueError(f"tls must be one of {TLS_MODES}, not {self.tls!r}")
+        if self.pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    """An email channel configuration, as the email leg sends with it."""
+
+    channel: ClassVar[Channel] = Channel.EMAIL
+    from_email: str
+    smtp: SMTPSettings
+    from_name: str | None = None
+    reply_to: str | None = None
+    bounce_domain: str | None = None  # set: envelope senders are per-message VERP addresses
+    tracking: TrackingSettings = OFF
+
+
+def email_settings(settings: dict[str, Any], secrets: dict[str, Any]) -> EmailSettings:
+    """The typed settings of a stored email channel configuration (written by the parser)."""
+    smtp = settings["smtp"]
+    return EmailSettings(
+        from_email=settings["from_email"],
+        smtp=SMTPSettings(
+            host=smtp["host"],
+            port=smtp["port"],
+            tls=smtp["tls"],
+            username=smtp.get("username"),
+            password=secrets.get("password"),
+            timeout=smtp.get("timeout", 30.0),
+            pool_size=smtp.get("pool_size", 8),
+        ),
+        from_name=settings.get("from_name"),
+        reply_to=settings.get("reply_to"),
+        bounce_domain=settings.get("bounce_domain"),
+        tracking=tracking_of(settings),
+    )
+
+
+def parse_email_settings(
+    body: dict[str, Any], current: dict[str, Any], *, required: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    settings = dict(current)
+    if required or "from_email" in body:
+        settings["from_email"] = normalize_email(body.get("from_email"), "from_email")
+    for key in ("from_name", "reply_to"):
+        if key in body:
+            settings[key] = get_str(body, key, max_length=320)
+    if settings.get("reply_to"):
+        settings["reply_to"] = normalize_email(settings["reply_to"], "reply_to")
+    if "bounce_domain" in body:
+        domain = _parse_bounce_domain(body["bounce_domain"])
+        if domain is None:
+            settings.pop("bounce_domain", None)
+        else:
+            settings["bounce_domain"] = domain
+    if "tracking" in body:
+        settings["tracking"] = parse_tracking(body["tracking"], tracking_of(current)).as_dict()
+    secrets: dict[str, Any] = {}
+    if required or "smtp" in body:
+        if "smtp" not in body:
+            raise invalid("smtp", "is required")
+        settings["smtp"], secrets = _parse_smtp(body["smtp"], current.get("smtp"))
+    return settings, secrets
+
+
+def _parse_smtp(
+    raw: object, current: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Settings and secrets of the `smtp` object; on update, given keys replace current ones."""
+    body = require_object(raw, "smtp")
+    reject_unknown(body, SMTP_FIELDS, "smtp.")
+    merged = dict(current or {})
+    if "tls" in body and "port" not in body:
+        merged.pop("port", None)  # the default port follows the TLS mode
+    for key in body:
+        if key != "password":
+            merged[key] = body[key]
+    host = get_str(merged, "host", prefix="smtp.", required=True, max_length=255)
+    tls = get_choice(merged, "tls", TLS_MODES, prefix="smtp.", default="none")
+    default_port = {"none": 25, "starttls": 587, "tls": 465}[tls or "none"]
+    settings = {
+        "host": host,
+        "port": get_int(
+            merged, "port", prefix="smtp.", default=default_port, minimum=1, maximum=65535
+        ),
+        "tls": tls,
+        "username": get_str(merged, "username", prefix="smtp.", max_length=255),
+        "timeout": get_number(
+            merged, "timeout", prefix="smtp.", default=30.0, minimum=0.1, maximum=600
+        ),
+        "pool_size": get_int(merged, "pool_size", prefix="smtp.", default=8, minimum=1, maximum=64),
+    }
+    secrets: dict[str, Any] = {}
+    if "password" in body:
+        password = body["password"]
+        if password is not None and not isinstance(password, str):
+            raise invalid("smtp.password", "must be a string")
+        if password and "\x00" in password:
+            raise invalid("smtp.password", "must not contain NUL characters (U+0000)")
+        if password:
+            secrets["password"] = password
+    return settings, secrets
+
+
+def _parse_bounce_domain(value: object) -> str | None:
+    """The domain of the per-message VERP envelope senders (null: the from address is the
+    envelope sender)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not is_hostname(value.strip().lower().rstrip(".")):
+        raise invalid(
+            "bounce_domain",
+            "must be a host name such as bounces.example.com (ASCII; IDNs in punycode)",
+        )
+    return value.strip().lower().rstrip(".")

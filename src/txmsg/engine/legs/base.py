@@ -1,0 +1,104 @@
+"""The leg protocol, and the small context every leg shares with the dispatcher."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from txmsg.core.queue import ClaimedEvent, Outcome
+from txmsg.core.retry import RetryPolicy
+from txmsg.core.statuses import EventStatus
+from txmsg.core.targeting import Target
+from txmsg.core.templates import CompiledMessage, TemplateProblems, message_parts, variant_for
+from txmsg.core.timeutil import utcnow
+from txmsg.engine.rendering import render_event, render_problem
+from txmsg.store.routing import Route
+
+# Compiled messages kept at most: old versions are rarely sent again.
+MAX_COMPILED = 1000
+
+
+class Leg(Protocol):
+    """Sends the events of one channel; maps its provider's errors to outcomes."""
+
+    async def prepare(self, routes: Sequence[Route]) -> None:
+        """Before a batch is sent: load what its routes of this channel need (secrets)."""
+        ...
+
+    async def send(self, event: ClaimedEvent, route: Route, target: Target) -> Outcome | None:
+        """What became of a due event of a live, published route whose target has an
+        address; None if its lease lapsed before sending (another claim owns it now)."""
+        ...
+
+
+def outcome_for(
+    event: ClaimedEvent,
+    target: Target | None,
+    status: EventStatus,
+    reason: str | None = None,
+    **fields: Any,
+) -> Outcome:
+    """The event's outcome, naming the profile it was reconciled with, if any."""
+    profile = target.profile if target is not None else None
+    profile_id = profile.profile_id if profile is not None else None
+    return Outcome(event.id, event.lease_token, status, reason, profile_id=profile_id, **fields)
+
+
+class LegContext:
+    """What the legs share with the dispatcher: the retry outcome, the compiled-message
+    cache, and whether an event's lease is still this process's."""
+
+    def __init__(self, retry: RetryPolicy, lease_lost: Callable[[ClaimedEvent], bool]) -> None:
+        self._retry = retry
+        self.lease_lost = lease_lost
+        self._compiled: dict[tuple[str, int, str | None], CompiledMessage] = {}
+
+    def retry(self, event: ClaimedEvent, reason: str, now: datetime | None = None) -> Outcome:
+        """Pending again after the policy's delay; `tooOld` if that is past its expiry."""
+        due = (now or utcnow()) + timedelta(seconds=self._retry.delay(event.attempts))
+        if due >= event.expires_at:
+            return Outcome(
+                event.id,
+                event.lease_token,
+                EventStatus.TOO_OLD,
+                f"expired while retrying: {reason}",
+            )
+        return Outcome(
+            event.id, event.lease_token, EventStatus.PENDING, f"retrying: {reason}", due_at=due
+        )
+
+    def message(self, route: Route, language: str | None = None) -> CompiledMessage:
+        """The route's published message, compiled once per version and language variant."""
+        assert route.published_version is not None and route.content is not None
+        variant = variant_for(route.content, language)
+        key = (route.event_id, route.published_version, variant)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            if len(self._compiled) >= MAX_COMPILED:
+                self._compiled.clear()
+            compiled = CompiledMessage(message_parts(route.content, variant))
+            self._compiled[key] = compiled
+        return compiled
+
+    def render(
+        self,
+        event: ClaimedEvent,
+        route: Route,
+        target: Target,
+        unsubscribe_url: str | None = None,
+    ) -> dict[str, str] | Outcome:
+        """The rendered parts in the target's language; or, when the message cannot be
+        rendered for this event, the `routingFailed` outcome naming the first problem."""
+        profile = target.profile
+        message = self.message(route, profile.language if profile is not None else None)
+        try:
+            return render_event(event, message, profile, unsubscribe_url)
+        except TemplateProblems as exc:
+            return outcome_for(
+                event,
+                target,
+                EventStatus.ROUTING_FAILED,
+                render_problem(route.published_version, exc),
+                message_version=route.published_version,
+            )

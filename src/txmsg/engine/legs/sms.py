@@ -1,0 +1,96 @@
+"""The SMS leg: render the text, send it through the channel configuration's Twilio sender.
+
+Twilio's 5xx, 429 and other retryable answers are retried later; its other 4xx end the event
+`deliveryFailed`. A sent SMS's outcome carries Twilio's message SID, which delivery receipts
+are matched against; it is delivered when a receipt says so, not when sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from txmsg.core.delivery import PermanentSendError, TransientSendError
+from txmsg.core.export_record import sms_record
+from txmsg.core.queue import ClaimedEvent, Outcome
+from txmsg.core.sms import sms_text
+from txmsg.core.statuses import EventStatus
+from txmsg.core.targeting import Target
+from txmsg.core.timeutil import utcnow
+from txmsg.core.twilio_config import SmsSettings
+from txmsg.engine.legs.base import LegContext, outcome_for
+from txmsg.engine.providers import Providers
+from txmsg.store.routing import Route
+
+log = logging.getLogger(__name__)
+
+
+class SmsLeg:
+    def __init__(self, context: LegContext, providers: Providers) -> None:
+        self._context = context
+        self._providers = providers
+
+    async def prepare(self, routes: Sequence[Route]) -> None:
+        """Nothing to load: an SMS needs no server secret."""
+
+    async def send(self, event: ClaimedEvent, route: Route, target: Target) -> Outcome | None:
+        settings = route.settings
+        if not isinstance(settings, SmsSettings):
+            return outcome_for(
+                event,
+                target,
+                EventStatus.ROUTING_FAILED,
+                f"channel configuration '{route.channel_config}' is missing or not an SMS one",
+            )
+        address = target.address
+        assert address is not None
+        version = route.published_version
+        rendered = self._context.render(event, route, target)
+        if isinstance(rendered, Outcome):
+            return rendered
+        text = sms_text(rendered.get("body", ""))
+        if not text:
+            return outcome_for(
+                event,
+                target,
+                EventStatus.ROUTING_FAILED,
+                f"message version {version} renders an empty text for this event",
+                message_version=version,
+            )
+        if self._context.lease_lost(event):
+            log.warning("lease of event %s lapsed before sending; leaving it", event.pkey)
+            return None
+        provider = self._providers.sms(
+            route.channel_config, route.channel_config_revision or 0, settings
+        )
+        try:
+            sid = await provider.send(address, text, callback_pkey=event.pkey)
+        except TransientSendError as exc:
+            return self._context.retry(event, exc.reason)
+        except PermanentSendError as exc:
+            return outcome_for(
+                event, target, EventStatus.DELIVERY_FAILED, exc.reason, message_version=version
+            )
+        sent_at = utcnow()
+        export = None
+        if route.message_export:  # export on at send time: the record commits with the status
+            sender = settings.twilio.from_number
+            export = sms_record(
+                pkey=event.pkey,
+                event_id=event.event_id,
+                version=version,
+                sent_at=sent_at,
+                to_number=address,
+                profile_id=target.profile.profile_id if target.profile is not None else None,
+                from_numbers=[sender] if sender else [],
+                message=text,
+            )
+        return outcome_for(
+            event,
+            target,
+            EventStatus.PROCESSED,
+            message_version=version,
+            sent_at=sent_at,
+            provider_message_id=sid,
+            export=export,
+        )
