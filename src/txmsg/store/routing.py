@@ -10,7 +10,8 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.timeutil import utcnow
-from txmsg.store import status_feed
+from txmsg.store import webhook_outbox
+from txmsg.store.queue.changes import update_status
 from txmsg.store.tables import (
     channel_configs,
     event_configs,
@@ -98,7 +99,7 @@ def release_paused_of_live_events(conn: Connection) -> int:
         )
     )
     now = utcnow()
-    return status_feed.set_status_in(
+    resumed = update_status(
         conn,
         sa.update(events)
         .where(waiting(EventStatus.PAUSED), events.c.event_id.in_(live))
@@ -106,3 +107,5 @@ def release_paused_of_live_events(conn: Connection) -> int:
         EventStatus.PENDING.value,
         now,
     )
+    webhook_outbox.queue_status_changes(conn, resumed.announced)
+    return resumed.count
