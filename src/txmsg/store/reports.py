@@ -29,7 +29,7 @@ def day_counts(
             report_days.c.day <= last,
         )
     )
-    return list(rows.tuples())
+    return [tuple(r) for r in rows]
 
 
 def events_tagged(conn: Connection, tag: str) -> list[str]:
