@@ -36,7 +36,9 @@ MAX_ROWS_PER_STATEMENT = 64
 
 # A row's columns as a statement reads them: bound parameters, or a VALUES table's columns.
 Source = Mapping[str, sa.ColumnElement[Any]]
-Row = Mapping[str, Any]
+# A row: its values by column key, or a tuple of them in the order the statement declares
+# its columns (the cheaper form, for the hottest statements).
+Row = Mapping[str, Any] | tuple[Any, ...]
 
 
 def _cell(key: str, row: int) -> str:
@@ -165,7 +167,7 @@ class _EachRow:
         self.processors = _processors(binds, dialect)
         self.get = _getter([b.key for b in binds])
 
-    def params(self, row: Row) -> tuple[Any, ...]:
+    def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         values = self.get(row)
         if not self.processors:
             return tuple(values)
@@ -219,7 +221,7 @@ class _ManyRows:
         flat: list[Any] = []
         processors = self.processors
         for row in rows:
-            values = self.get(row)
+            values = row if isinstance(row, tuple) else self.get(row)
             if processors:
                 values = list(values)
                 for i, processor in processors:
@@ -232,7 +234,7 @@ class _ManyRows:
         return tuple([flat[i] for i in self.order])
 
 
-def _getter(keys: Sequence[str]) -> Callable[[Row], Any]:
+def _getter(keys: Sequence[str]) -> Callable[[Mapping[str, Any]], Any]:
     """A row's values at `keys`, as a tuple (one C-level lookup)."""
     getter = itemgetter(*keys)
     return getter if len(keys) > 1 else lambda row: (getter(row),)
@@ -248,7 +250,8 @@ def _processors(binds: Sequence[Any], dialect: Dialect) -> list[tuple[int, Calla
 
 
 def execute(conn: Connection, statement: RowStatement, rows: Sequence[Row], **shared: Any) -> None:
-    """Apply `statement` to every row (mappings with the same keys, the declared columns).
+    """Apply `statement` to every row: all mappings of the declared columns' keys, or all
+    sequences of their values in the declared order.
 
     `shared` gives the statement's other parameters, one value for the whole batch.
     """
@@ -263,10 +266,12 @@ def execute(conn: Connection, statement: RowStatement, rows: Sequence[Row], **sh
             conn.exec_driver_sql(many.sql, many.params(chunk, shared))
         return
     each = statement.each_row(dialect)
-    if each.fixed or shared:
-        base = {**each.fixed, **shared}
-        rows = [{**base, **row} for row in rows]
-    conn.exec_driver_sql(each.sql, [each.params(row) for row in rows])
+    base = {**each.fixed, **shared}
+    keys = statement.keys
+    named = [dict(zip(keys, row, strict=True)) if isinstance(row, tuple) else row for row in rows]
+    if base:
+        named = [{**base, **row} for row in named]
+    conn.exec_driver_sql(each.sql, [each.params(row) for row in named])
 
 
 class Read:
@@ -275,7 +280,7 @@ class Read:
     The driver steps once a row and releases the GIL around each step (see above): SQLite
     folds the rows into one JSON array instead (`json_group_array`), decoded here in one call;
     each value then goes through its column's own result processing (date-times, JSON), so
-    rows come back alike on both engines: tuples in the order of the selected columns.
+    rows come back alike on both engines: sequences in the order of the selected columns.
     `build(dialect name)` gives the statement (PostgreSQL may lock what SQLite need not).
     """
 
@@ -287,7 +292,7 @@ class Read:
     def __repr__(self) -> str:
         return f"<Read {self.name!r}>"
 
-    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         dialect = conn.dialect
         built = self._built.get(dialect.name)
         if built is None:
@@ -297,7 +302,7 @@ class Read:
             )
         if isinstance(built, _Folded):
             return built.rows(conn, params)
-        return [tuple(row) for row in conn.execute(built, params)]
+        return list(conn.execute(built, params))
 
 
 class _Folded:
@@ -312,11 +317,11 @@ class _Folded:
             if processor is not None:
                 self.processors.append((i, processor))
 
-    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         text = conn.execute(self.select, params).scalar_one()
         rows: list[list[Any]] = orjson.loads(text)
         if self.processors:
             for values in rows:
                 for i, processor in self.processors:
                     values[i] = processor(values[i])
-        return [tuple(values) for values in rows]
+        return rows

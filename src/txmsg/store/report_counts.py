@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,8 +16,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import LogEntry
+from txmsg.core.queue import Outcome
 from txmsg.core.reports import (
     NO_VERSION,
+    STATUS_METRICS,
     UNIQUE_KINDS,
     CountKey,
     StatusChange,
@@ -55,15 +58,22 @@ def add(conn: Connection, counts: Counter[CountKey]) -> None:
     )
 
 
-def of_changes(
-    changes: list[StatusChange], *, delivered: Iterable[StatusChange] = ()
-) -> Counter[CountKey]:
-    """The counts of status changes (final statuses count); `delivered`: sends whose
-    provider's acceptance is the delivery (an SMTP 250), counted `delivered` as well."""
-    counts = count_statuses(changes)
-    for change in delivered:
-        version = change.message_version or NO_VERSION
-        counts[(change.event_id, change.at.date(), version, "delivered")] += 1
+def of_changes(changes: list[StatusChange]) -> Counter[CountKey]:
+    """The counts of status changes: final statuses count."""
+    return count_statuses(changes)
+
+
+def of_outcomes(applied: Iterable[tuple[Outcome, str, datetime]]) -> Counter[CountKey]:
+    """The counts of outcomes applied (outcome, its event, when): final statuses count, and a
+    send whose provider's acceptance is the delivery (an SMTP 250) counts `delivered` too."""
+    counts: Counter[CountKey] = Counter()
+    for outcome, event_id, at in applied:
+        version = outcome.message_version or NO_VERSION
+        metric = STATUS_METRICS.get(outcome.status)
+        if metric is not None:
+            counts[(event_id, at.date(), version, metric)] += 1
+        if outcome.delivered:
+            counts[(event_id, at.date(), version, "delivered")] += 1
     return counts
 
 

@@ -59,8 +59,7 @@ class CycleResult(NamedTuple):
 
 def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
     recorded = outcomes.record_in(conn, request.outcomes)
-    counts = report_counts.of_changes(recorded.changes, delivered=recorded.delivered)
-    report_counts.add(conn, counts)
+    report_counts.add(conn, report_counts.of_outcomes(recorded.applied))
     outbox.queue_status_changes(conn, recorded.announced)
     _record_with_outcomes(conn, request)
     if request.renewals and request.renewed_until is not None:

@@ -23,14 +23,17 @@ from txmsg.store import bulk
 from txmsg.store.queue.rows import HELD_COLUMNS, HeldRow
 from txmsg.store.tables import event_webhooks, events
 
+# An outcome whose lease held, with its event and when it happened (its send, else when it
+# was recorded).
+Applied = tuple[Outcome, str, datetime]
+
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """The outcomes applied, as status changes: all of them (for the counts), those whose
-    send was the delivery (an SMTP 250), and those whose event has a webhook."""
+    """The outcomes applied (for the counts), and the status changes of those whose event
+    has a webhook (to announce)."""
 
-    changes: list[StatusChange] = field(default_factory=list)
-    delivered: list[StatusChange] = field(default_factory=list)
+    applied: list[Applied] = field(default_factory=list)
     announced: list[StatusChange] = field(default_factory=list)
 
 
@@ -61,8 +64,8 @@ def _apply(row: bulk.Source) -> sa.Update:
             sent_at=row["b_sent_at"],
             provider_message_id=row["b_provider_id"],
             profile_id=row["b_profile_id"],
-            lease_until=None,
-            lease_token=None,
+            lease_until=sa.null(),
+            lease_token=sa.null(),
             updated_at=sa.bindparam("b_now", type_=events.c.updated_at.type),
         )
     )
@@ -107,27 +110,25 @@ def record_in(
         if row is None or row.lease_token != o.lease_token:
             continue  # stale: the update below skips it too
         at = o.sent_at or now
-        change = StatusChange(
-            row.pkey, row.event_id, o.status.value, at, o.message_version, o.reason
-        )
-        recorded.changes.append(change)
-        if o.delivered:
-            recorded.delivered.append(change)
+        recorded.applied.append((o, row.event_id, at))
         if row.hooked:
+            status = o.status.value
+            change = StatusChange(row.pkey, row.event_id, status, at, o.message_version, o.reason)
             recorded.announced.append(change)
     bulk.execute(conn, _APPLY, [_values(o) for o in outcomes], b_now=now)
     return recorded
 
 
-def _values(o: Outcome) -> dict[str, Any]:
-    return {
-        "b_id": o.id,
-        "b_token": o.lease_token,
-        "b_status": o.status.value,
-        "b_reason": o.reason,
-        "b_due_at": o.due_at,
-        "b_version": o.message_version,
-        "b_sent_at": o.sent_at,
-        "b_provider_id": o.provider_message_id,
-        "b_profile_id": o.profile_id,
-    }
+def _values(o: Outcome) -> tuple[Any, ...]:
+    """An outcome's row of `_APPLY`, in the order of its columns."""
+    return (
+        o.id,
+        o.lease_token,
+        o.status.value,
+        o.reason,
+        o.due_at,
+        o.message_version,
+        o.sent_at,
+        o.provider_message_id,
+        o.profile_id,
+    )
