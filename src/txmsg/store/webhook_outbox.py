@@ -18,13 +18,11 @@ from txmsg.store import bulk
 from txmsg.store.tables import event_webhooks, events, webhook_outbox
 
 # In the RETURNING clause of an UPDATE of events (or a SELECT of them): whether the row's
-# event configuration has a webhook, in the same statement (no query of its own).
-HAS_WEBHOOK = (
-    sa.exists()
-    .where(event_webhooks.c.event_id == events.c.event_id)
-    .correlate(events)
-    .label("hooked")
-)
+# event configuration has a webhook, in the same statement (no query of its own). IN, not a
+# correlated EXISTS: SQLite's RETURNING names columns without their table (as SQLAlchemy
+# renders it there), and the EXISTS would compare event_webhooks.event_id with itself. The
+# sub-select is not correlated: both engines run it once per statement.
+HAS_WEBHOOK = events.c.event_id.in_(sa.select(event_webhooks.c.event_id)).label("hooked")
 
 
 def events_with_webhook(conn: Connection, event_ids: Iterable[str]) -> set[str]:

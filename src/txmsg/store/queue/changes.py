@@ -14,7 +14,6 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.reports import StatusChange
 from txmsg.store.queue.rows import CHANGED_COLUMNS, ChangedRow
-from txmsg.store.webhook_outbox import events_with_webhook
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,35 +40,27 @@ def update_status(
 
     `hooked` known (the statement touches one event): rows come back only when it is True,
     so pausing a million queued events of an event without a webhook holds none of them in
-    memory. Unknown: every changed row comes back, and one query tells their webhooks.
+    memory. Unknown: every changed row comes back, flagged in the same statement.
     """
     if hooked is False:
         return Changed(int(conn.execute(stmt).rowcount))
-    return _returned(conn, stmt, status, at, reason, hooked=hooked)
+    return _returned(conn, stmt, status, at, reason)
 
 
 def update_final_status(
     conn: Connection, stmt: sa.Update, status: str, at: datetime, reason: str | None = None
 ) -> Changed:
     """Run `stmt`, an UPDATE of events to a final `status` (reports count it): every changed
-    row comes back, and one query tells their webhooks."""
-    return _returned(conn, stmt, status, at, reason, hooked=None)
+    row comes back, flagged in the same statement when its event has a webhook."""
+    return _returned(conn, stmt, status, at, reason)
 
 
 def _returned(
-    conn: Connection,
-    stmt: sa.Update,
-    status: str,
-    at: datetime,
-    reason: str | None,
-    *,
-    hooked: bool | None,
+    conn: Connection, stmt: sa.Update, status: str, at: datetime, reason: str | None
 ) -> Changed:
     rows = [ChangedRow._make(r) for r in conn.execute(stmt.returning(*CHANGED_COLUMNS))]
     changes = [
         StatusChange(r.pkey, r.event_id, status, at, r.message_version, reason) for r in rows
     ]
-    if hooked:
-        return Changed(len(rows), changes, changes)
-    with_webhook = events_with_webhook(conn, {r.event_id for r in rows}) if rows else set()
-    return Changed(len(rows), changes, [c for c in changes if c.event_id in with_webhook])
+    announced = [c for c, r in zip(changes, rows, strict=True) if r.hooked]
+    return Changed(len(rows), changes, announced)

@@ -111,13 +111,12 @@ class HeldRow(NamedTuple):
     hooked: bool
 
 
-# An event whose status an UPDATE changed (its RETURNING clause). Not HAS_WEBHOOK: SQLite's
-# RETURNING names columns without their table (so SQLAlchemy renders it), and the EXISTS
-# would compare event_webhooks.event_id with itself.
+# An event whose status an UPDATE changed (its RETURNING clause).
 CHANGED_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
     events.c.pkey,
     events.c.event_id,
     events.c.message_version,
+    HAS_WEBHOOK,
 )
 
 
@@ -125,6 +124,7 @@ class ChangedRow(NamedTuple):
     pkey: str
     event_id: str
     message_version: int | None
+    hooked: bool
 
 
 # A new event inserted leased, found again by its lease.
