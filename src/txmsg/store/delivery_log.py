@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.store import report_counts
 from txmsg.store import webhook_outbox as outbox
-from txmsg.store.tables import delivery_log, event_webhooks, events
+from txmsg.store.tables import delivery_log, events
 
 
 def append_in(conn: Connection, entries: list[LogEntry]) -> None:
@@ -42,15 +42,8 @@ def _messages_of(
     hooked: set[str] = set()
     rows = conn.execute(
         sa.select(
-            events.c.pkey,
-            events.c.event_id,
-            events.c.message_version,
-            event_webhooks.c.event_id.is_not(None).label("hooked"),
-        )
-        .select_from(
-            events.outerjoin(event_webhooks, event_webhooks.c.event_id == events.c.event_id)
-        )
-        .where(events.c.pkey.in_(list({e.pkey for e in entries})))
+            events.c.pkey, events.c.event_id, events.c.message_version, outbox.HAS_WEBHOOK
+        ).where(events.c.pkey.in_(list({e.pkey for e in entries})))
     )
     for row in rows:
         versions[row.pkey] = row.message_version

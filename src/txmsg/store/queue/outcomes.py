@@ -21,7 +21,7 @@ from txmsg.core.reports import StatusChange
 from txmsg.core.timeutil import utcnow
 from txmsg.store import bulk
 from txmsg.store.queue.rows import HELD_COLUMNS, HeldRow
-from txmsg.store.tables import event_webhooks, events
+from txmsg.store.tables import events
 
 # An outcome whose lease held, with its event and when it happened (its send, else when it
 # was recorded).
@@ -38,14 +38,8 @@ class Recorded:
 
 
 def _held(dialect: str) -> sa.Select[Any]:
-    stmt = (
-        sa.select(*HELD_COLUMNS)
-        .select_from(
-            events.outerjoin(event_webhooks, event_webhooks.c.event_id == events.c.event_id)
-        )
-        .where(events.c.id.in_(sa.bindparam("ids", expanding=True)))
-    )
-    return stmt if dialect == "sqlite" else stmt.with_for_update(of=events)
+    stmt = sa.select(*HELD_COLUMNS).where(events.c.id.in_(sa.bindparam("ids", expanding=True)))
+    return stmt if dialect == "sqlite" else stmt.with_for_update()
 
 
 # The events the outcomes name, with their lease as it is now.
@@ -95,7 +89,8 @@ _APPLY = bulk.UpdateRows(
 def record_in(
     conn: Connection, outcomes: Sequence[Outcome], now: datetime | None = None
 ) -> Recorded:
-    """Apply the outcomes whose lease still holds; return them as status changes."""
+    """Apply the outcomes whose lease still holds; return what they applied and what to
+    announce."""
     if not outcomes:  # most write cycles of a busy trigger endpoint record none
         return Recorded()
     # One outcome a lease: a repeated one would be counted twice, and an UPDATE ... FROM

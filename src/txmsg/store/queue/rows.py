@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from txmsg.core.queue import ClaimedEvent, NewEvent
-from txmsg.store.tables import event_webhooks, events
+from txmsg.store.tables import events
 from txmsg.store.webhook_outbox import HAS_WEBHOOK
 
 
@@ -99,7 +99,7 @@ HELD_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
     events.c.pkey,
     events.c.event_id,
     events.c.lease_token,
-    event_webhooks.c.event_id.is_not(None).label("hooked"),  # outer-joined: one query
+    HAS_WEBHOOK,
 )
 
 
