@@ -58,6 +58,7 @@ class CycleResult(NamedTuple):
 
 
 def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
+    """Write `request` in the caller's transaction (`Database.write`): all of it, or none."""
     recorded = outcomes.record_in(conn, request.outcomes)
     report_counts.add(conn, report_counts.of_outcomes(recorded.applied))
     outbox.queue_status_changes(conn, recorded.announced)
