@@ -15,8 +15,9 @@ from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.writer import Writer
-from txmsg.store import events as queue
 from txmsg.store.db import WAL_AUTOCHECKPOINT_PAGES, Database
+from txmsg.store.events import get_event
+from txmsg.store.queue import claims
 
 
 def _deep(levels: int) -> list:
@@ -64,7 +65,7 @@ async def test_a_bad_row_fails_alone_in_the_write_funnel(database_url: str) -> N
         results = await asyncio.gather(*(writer.enqueue(i) for i in items), return_exceptions=True)
         assert [getattr(r, "kind", None) for r in results[:5]] == ["created"] * 5
         assert isinstance(results[5], Exception)
-        claimed = await db.write(queue.claim_in, 10, timedelta(seconds=30))
+        claimed = (await db.write(claims.claim_in, 10, timedelta(seconds=30))).events
         assert {c.pkey for c in claimed} == {i.pkey for i in items[:5]}
     finally:
         await writer.stop()
@@ -190,7 +191,7 @@ async def test_a_bad_log_entry_fails_alone_not_the_outcomes(database_url: str) -
         event = queued_event("EVTx", priority=PRIORITY_TRANSACTIONAL, now=now)
         pkey = event.pkey
         await writer.enqueue(event)
-        [claimed] = await db.write(queue.claim_in, 10, timedelta(seconds=30))
+        [claimed] = (await db.write(claims.claim_in, 10, timedelta(seconds=30))).events
         outcome = Outcome(claimed.id, claimed.lease_token, EventStatus.PROCESSED, sent_at=now)
         good = LogEntry(pkey, "EVTx", Interaction.DELIVERED, now, {"MessageSid": "SM" + "1" * 32})
         bad = LogEntry(pkey, "EVTx", Interaction.FAILED, None, {"MessageSid": "SM" + "2" * 32})  # type: ignore[arg-type]
@@ -202,7 +203,7 @@ async def test_a_bad_log_entry_fails_alone_not_the_outcomes(database_url: str) -
         )
         assert results[0] is None and results[2] is None, results
         assert isinstance(results[1], Exception)
-        row = await db.read(queue.get_event, "EVTx", pkey)
+        row = await db.read(get_event, "EVTx", pkey)
         assert row.status == "processed"
         entries = await db.read(delivery_log.for_event, pkey)
         assert [e.kind for e in entries] == [Interaction.DELIVERED]

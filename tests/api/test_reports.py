@@ -28,11 +28,13 @@ from txmsg.core.queue import NewEvent, Outcome, new_pkey
 from txmsg.core.reports import METRICS
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import isoformat, utcnow
-from txmsg.store import delivery_log
-from txmsg.store import events as event_store
+from txmsg.store import delivery_log, report_counts
 from txmsg.store import recipients as recipients_store
 from txmsg.store import reports as report_store
 from txmsg.store.db import Database
+from txmsg.store.events import get_event
+from txmsg.store.queue import enqueue, housekeeping
+from txmsg.store.queue.cycle import CycleRequest, write_cycle
 from txmsg.testing import FakeSMTPServer
 
 
@@ -187,10 +189,9 @@ async def test_stale_outcomes_are_not_counted(server: Any, smtp: FakeSMTPServer,
     await wait_status(server.admin, held["href"], "processed")
 
     def stale(conn: Any) -> None:
-        row = event_store.get_event(conn, eid, held["PKey"])
-        event_store.record_outcomes_in(
-            conn, [Outcome(row.id, "not-the-token", EventStatus.DELIVERY_FAILED, "late")]
-        )
+        row = get_event(conn, eid, held["PKey"])
+        late = Outcome(row.id, "not-the-token", EventStatus.DELIVERY_FAILED, "late")
+        write_cycle(conn, CycleRequest(outcomes=[late]))
 
     await store.write(stale)
     r = await server.admin.get(f"/api/v1/reports/{eid}")
@@ -401,7 +402,7 @@ async def test_recipients_report_streams_thousands_of_rows(
         )
         for i in range(3500)
     ]
-    await store.write(event_store.enqueue_in, batch)
+    await store.write(enqueue.enqueue_in, batch)
     reads: list[int] = []
     real_chunk = recipients_store.chunk
 
@@ -453,6 +454,13 @@ async def test_recipients_report_of_profile_based_messages(
     assert rows[nobody["PKey"]]["status"] == "targetingFailed"
 
 
+def expire_and_count(conn: Any, now: datetime) -> int:
+    """The scheduler's housekeeping of expired events, with their report counts."""
+    expired = housekeeping.expire_queued(conn, now)
+    report_counts.add(conn, report_counts.of_changes(expired.changes))
+    return expired.count
+
+
 async def test_expired_queued_events_count_as_failed(database_url: str) -> None:
     """`tooOld` set by housekeeping (not the write funnel) is counted too, on its day."""
     db = Database(database_url)
@@ -475,10 +483,10 @@ async def test_expired_queued_events_count_as_failed(database_url: str) -> None:
             )
             for _ in range(3)
         ]
-        await db.write(event_store.enqueue_in, stale)
+        await db.write(enqueue.enqueue_in, stale)
         later = now + timedelta(seconds=5)
-        assert await db.write(event_store.expire_queued, later) == 3
-        assert await db.write(event_store.expire_queued, later) == 0
+        assert await db.write(expire_and_count, later) == 3
+        assert await db.write(expire_and_count, later) == 0
         rows = await db.read(report_store.day_counts, ["EVTold"], later.date(), later.date())
         assert rows == [("EVTold", later.date(), 0, "failed", 3)]
     finally:

@@ -36,8 +36,8 @@ from helpers import (
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.queue import NewEvent
 from txmsg.store import delivery_log, webhook_outbox
-from txmsg.store import events as event_store
 from txmsg.store.db import Database
+from txmsg.store.queue.cycle import CycleRequest, write_cycle
 from txmsg.testing import FakeSMTPServer
 from webhook_support import SECRET, Call, Receiver
 
@@ -210,8 +210,8 @@ async def test_a_lost_lease_is_announced(
     await hook(admin, eid, receiver.url)
     event = new_event(eid, "ada@example.org", announce=True)
     # Leased at insert by "another worker" that never sends it.
-    _, leased = await store.write(
-        event_store.enqueue_in, [event], claim=1, lease=timedelta(milliseconds=300)
+    _, _, leased, _ = await store.write(
+        write_cycle, CycleRequest(new=[event], free=1, lease=timedelta(milliseconds=300))
     )
     assert [e.pkey for e in leased] == [event.pkey]
     await wait_status(admin, f"/rest/mc/{eid}/{event.pkey}", "processed")
@@ -257,7 +257,7 @@ async def test_enqueue_costs_nothing_more_without_a_webhook(db: Database) -> Non
 
     def enqueue(conn: Any, batch: list[NewEvent]) -> list[str]:
         with statements() as seen:
-            event_store.enqueue_in(conn, batch, claim=25, lease=timedelta(minutes=1))
+            write_cycle(conn, CycleRequest(new=batch, free=25, lease=timedelta(minutes=1)))
         return list(seen)
 
     one = await db.write(enqueue, new_events(1, announce=False))

@@ -22,8 +22,10 @@ from txmsg.core.statuses import EventStatus
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.writer import Writer
-from txmsg.store import events as queue
 from txmsg.store.db import Database
+from txmsg.store.events import get_event
+from txmsg.store.queue.claims import claim_in
+from txmsg.store.queue.leases import release_expired_in
 from txmsg.testing import FakeSMTPServer
 
 FINAL = {s.value for s in EventStatus} - {EventStatus.PENDING.value, EventStatus.PROCESSING.value}
@@ -63,7 +65,7 @@ async def engine(database_url: str, lease: timedelta) -> AsyncIterator[tuple[Wri
 async def final_row(db: Database, event_id: str, pkey: str, timeout: float = 10.0) -> Any:
     async with asyncio.timeout(timeout):
         while True:
-            row = await db.read(queue.get_event, event_id, pkey)
+            row = await db.read(get_event, event_id, pkey)
             if row is not None and row.status in FINAL:
                 return row
             await asyncio.sleep(0.02)
@@ -129,10 +131,12 @@ async def test_an_event_whose_lease_lapsed_before_sending_is_left_to_be_claimed_
         # The dispatcher stopped once done with it: it released the event, sent nothing.
         assert book.in_flight == 0
         assert smtp.messages == []  # not sent, and no outcome recorded for it
-        row = await db.read(queue.get_event, event_id, event.pkey)
+        row = await db.read(get_event, event_id, event.pkey)
         assert (row.status, row.attempts) == ("processing", 1)
-        assert await db.write(queue.release_expired_leases) == 1
-        [again] = await db.write(queue.claim_in, 10, timedelta(seconds=30))
+        released = await db.write(release_expired_in)
+        assert released.count == 1
+        claimed = await db.write(claim_in, 10, timedelta(seconds=30))
+        [again] = claimed.events
         assert (again.pkey, again.attempts) == (event.pkey, 2)
     finally:
         await db.dispose()

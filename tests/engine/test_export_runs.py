@@ -26,11 +26,11 @@ from txmsg.core.queue import Outcome
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.exporter import Exporter
-from txmsg.engine.writer import _write_cycle
 from txmsg.store import export_flows as flow_store
 from txmsg.store import message_export
 from txmsg.store.db import Database
 from txmsg.store.events import get_event
+from txmsg.store.queue.cycle import CycleRequest, write_cycle
 from txmsg.store.tables import export_flows
 
 RETENTION = timedelta(days=7)
@@ -291,7 +291,9 @@ async def test_a_record_is_written_iff_the_sent_status_is(db: Database) -> None:
     new = [
         queued_event("EVTcart", f"u{i}@example.org", pkey=f"PKGUARD{i}", now=now) for i in range(3)
     ]
-    _, _, leased, _ = await db.write(_write_cycle, new, [], 3, 0, timedelta(minutes=1))
+    _, _, leased, _ = await db.write(
+        write_cycle, CycleRequest(new=new, free=3, lease=timedelta(minutes=1))
+    )
     assert len(leased) == 3
     sent = utcnow()
 
@@ -304,13 +306,13 @@ async def test_a_record_is_written_iff_the_sent_status_is(db: Database) -> None:
         outcome(leased[1], "not-the-lease", EventStatus.PROCESSED),  # lease lost
         outcome(leased[2], leased[2].lease_token, EventStatus.PROCESSED),
     ]
-    await db.write(_write_cycle, [], outcomes, 0, 0, None)
+    await db.write(write_cycle, CycleRequest(outcomes=outcomes))
     records = await db.read(message_export.list_records, 0, 10)
     assert [r.message_id for r in records] == ["PKGUARD0", "PKGUARD2"]
     statuses = [(await db.read(get_event, "EVTcart", f"PKGUARD{i}")).status for i in range(3)]
     assert statuses == ["processed", "processing", "processed"]
     # and a replay of the same outcomes (lease now cleared) adds nothing
-    await db.write(_write_cycle, [], outcomes, 0, 0, None)
+    await db.write(write_cycle, CycleRequest(outcomes=outcomes))
     assert len(await db.read(message_export.list_records, 0, 10)) == 2
 
 

@@ -13,17 +13,43 @@ from sqlalchemy.engine import Connection
 from txmsg.core.queue import (
     PRIORITY_BULK,
     PRIORITY_TRANSACTIONAL,
+    ClaimedEvent,
     NewEvent,
     Outcome,
     new_pkey,
 )
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
-from txmsg.store import events as queue
 from txmsg.store.db import Database
+from txmsg.store.events import get_event
+from txmsg.store.queue import claims, enqueue, housekeeping, leases
+from txmsg.store.queue.cycle import CycleRequest, write_cycle
 from txmsg.store.tables import events, report_days
 
 LEASE = timedelta(seconds=30)
+
+
+def enqueue_in(conn: Connection, batch: list[NewEvent], **lease: Any) -> Any:
+    """(answers, events leased at insert)."""
+    new = enqueue.enqueue_in(conn, batch, **lease)
+    return new.results, new.leased
+
+
+def claim_in(conn: Connection, limit: int, lease: timedelta) -> list[ClaimedEvent]:
+    return claims.claim_in(conn, limit, lease).events
+
+
+def record_outcomes_in(conn: Connection, applied: list[Outcome]) -> None:
+    """As the write cycle records them, with their report counts and webhook calls."""
+    write_cycle(conn, CycleRequest(outcomes=applied))
+
+
+def release_expired_leases(conn: Connection) -> int:
+    return leases.release_expired_in(conn).count
+
+
+def expire_queued(conn: Connection, now: Any) -> int:
+    return housekeeping.expire_queued(conn, now).count
 
 
 def event(
@@ -54,35 +80,35 @@ def event(
 
 async def test_transactional_events_are_claimed_before_bulk(db: Database) -> None:
     bulk = [event(PRIORITY_BULK) for _ in range(50)]
-    await db.write(queue.enqueue_in, bulk)
+    await db.write(enqueue_in, bulk)
     urgent = [event(PRIORITY_TRANSACTIONAL) for _ in range(3)]
-    await db.write(queue.enqueue_in, urgent)
-    claimed = await db.write(queue.claim_in, 5, LEASE)
+    await db.write(enqueue_in, urgent)
+    claimed = await db.write(claim_in, 5, LEASE)
     assert {c.pkey for c in urgent} <= {c.pkey for c in claimed}
     assert len(claimed) == 5
     # Not yet due events stay in the queue.
-    await db.write(queue.enqueue_in, [event(due_in=3600)])
-    rest = await db.write(queue.claim_in, 100, LEASE)
+    await db.write(enqueue_in, [event(due_in=3600)])
+    rest = await db.write(claim_in, 100, LEASE)
     assert len(rest) == 48
 
 
 async def test_a_lease_expires_and_the_event_is_claimed_again(db: Database) -> None:
     [item] = [event()]
-    await db.write(queue.enqueue_in, [item])
-    [first] = await db.write(queue.claim_in, 10, timedelta(seconds=-1))  # already expired
-    assert await db.write(queue.claim_in, 10, LEASE) == []  # still 'processing'
-    assert await db.write(queue.release_expired_leases) == 1
-    [second] = await db.write(queue.claim_in, 10, LEASE)
+    await db.write(enqueue_in, [item])
+    [first] = await db.write(claim_in, 10, timedelta(seconds=-1))  # already expired
+    assert await db.write(claim_in, 10, LEASE) == []  # still 'processing'
+    assert await db.write(release_expired_leases) == 1
+    [second] = await db.write(claim_in, 10, LEASE)
     assert second.pkey == item.pkey
     assert second.attempts == 2
     # The first worker's late outcome no longer applies: its lease token is stale.
     late = Outcome(first.id, first.lease_token, EventStatus.DELIVERY_FAILED, "late")
-    await db.write(queue.record_outcomes_in, [late])
+    await db.write(record_outcomes_in, [late])
     done = Outcome(
         second.id, second.lease_token, EventStatus.PROCESSED, message_version=1, sent_at=utcnow()
     )
-    await db.write(queue.record_outcomes_in, [done])
-    row = await db.read(queue.get_event, "EVTtest", item.pkey)
+    await db.write(record_outcomes_in, [done])
+    row = await db.read(get_event, "EVTtest", item.pkey)
     assert row.status == "processed"
     assert row.reason is None
     assert row.lease_token is None
@@ -90,12 +116,12 @@ async def test_a_lease_expires_and_the_event_is_claimed_again(db: Database) -> N
 
 async def test_fresh_events_are_inserted_leased_up_to_the_claim(db: Database) -> None:
     batch = [event() for _ in range(5)] + [event(due_in=600)]
-    results, leased = await db.write(queue.enqueue_in, batch, claim=3, lease=LEASE)
+    results, leased = await db.write(enqueue_in, batch, claim=3, lease=LEASE)
     assert [r.kind for r in results] == ["created"] * 6
     assert [c.pkey for c in leased] == [e.pkey for e in batch[:3]]
     assert all(c.attempts == 1 for c in leased)
     # The other two due ones are in the queue; the scheduled one is not due.
-    claimed = await db.write(queue.claim_in, 10, LEASE)
+    claimed = await db.write(claim_in, 10, LEASE)
     assert {c.pkey for c in claimed} == {e.pkey for e in batch[3:5]}
 
 
@@ -103,21 +129,21 @@ async def test_idempotency_keys_within_and_across_batches(db: Database) -> None:
     a1 = event(key="k1", fingerprint="f1")
     a2 = event(key="k1", fingerprint="f1")  # same request again, same batch
     b = event(key="k1", fingerprint="other")
-    results, _ = await db.write(queue.enqueue_in, [a1, a2, b])
+    results, _ = await db.write(enqueue_in, [a1, a2, b])
     assert [r.kind for r in results] == ["created", "replay", "mismatch"]
     assert results[1].response == a1.response
-    again, _ = await db.write(queue.enqueue_in, [event(key="k1", fingerprint="f1")])
+    again, _ = await db.write(enqueue_in, [event(key="k1", fingerprint="f1")])
     assert again[0].kind == "replay"
     assert again[0].response == a1.response
-    assert len(await db.write(queue.claim_in, 10, LEASE)) == 1
+    assert len(await db.write(claim_in, 10, LEASE)) == 1
 
 
 async def test_expired_queued_events_become_too_old(db: Database) -> None:
     now = utcnow()
     stale = event()
-    await db.write(queue.enqueue_in, [stale])
-    assert await db.write(queue.expire_queued, now + timedelta(hours=2)) == 1
-    row = await db.read(queue.get_event, "EVTtest", stale.pkey)
+    await db.write(enqueue_in, [stale])
+    assert await db.write(expire_queued, now + timedelta(hours=2)) == 1
+    row = await db.read(get_event, "EVTtest", stale.pkey)
     assert row.status == "tooOld"
 
 
@@ -170,7 +196,7 @@ async def test_a_large_batch_is_stored_whole_in_few_statements(db: Database) -> 
         )
         for i, e in enumerate(batch)
     ]
-    inserts = await db.write(executed, "INSERT INTO events", queue.enqueue_in, batch)
+    inserts = await db.write(executed, "INSERT INTO events", enqueue_in, batch)
     if db.is_sqlite:
         assert [many for _, many in inserts] == [False] * 20  # 19 of 64 rows, then 18
         assert len({statement for statement, _ in inserts}) == 2
@@ -196,19 +222,17 @@ async def test_a_large_batch_is_stored_whole_in_few_statements(db: Database) -> 
 
 async def test_outcomes_of_a_batch_are_one_statement(db: Database) -> None:
     first = event()
-    await db.write(queue.enqueue_in, [first])
-    claimed = await db.write(queue.claim_in, 10, LEASE)
+    await db.write(enqueue_in, [first])
+    claimed = await db.write(claim_in, 10, LEASE)
     assert [c.pkey for c in claimed] == [first.pkey]
     more = [event() for _ in range(3)]
-    await db.write(queue.enqueue_in, more)
-    claimed += await db.write(queue.claim_in, 10, LEASE)
+    await db.write(enqueue_in, more)
+    claimed += await db.write(claim_in, 10, LEASE)
     outcomes = [
         Outcome(c.id, c.lease_token, EventStatus.PROCESSED, None, message_version=1)
         for c in claimed
     ]
-    updates = await db.write(
-        executed, "UPDATE events SET status", queue.record_outcomes_in, outcomes
-    )
+    updates = await db.write(executed, "UPDATE events SET status", record_outcomes_in, outcomes)
     # SQLite: one statement joining the outcomes as a VALUES table; else one executemany.
     assert [many for _, many in updates] == ([False] if db.is_sqlite else [True])
     statuses = await db.read(
@@ -221,8 +245,8 @@ async def test_outcomes_apply_field_by_field_and_only_under_their_lease(db: Data
     """150 outcomes (SQLite: three statements) of every shape: each lands on its own event,
     a stale lease token changes nothing, a retry moves due_at and an absent due_at keeps it."""
     batch = [event() for _ in range(150)]
-    await db.write(queue.enqueue_in, batch)
-    claimed = await db.write(queue.claim_in, 200, LEASE)
+    await db.write(enqueue_in, batch)
+    claimed = await db.write(claim_in, 200, LEASE)
     assert len(claimed) == 150
     retry_at = utcnow() + timedelta(minutes=5)
     sent_at = utcnow()
@@ -247,7 +271,7 @@ async def test_outcomes_apply_field_by_field_and_only_under_their_lease(db: Data
                     profile_id=f"profile-{i}" if i % 4 == 1 else None,
                 )
             )
-    await db.write(queue.record_outcomes_in, outcomes)
+    await db.write(record_outcomes_in, outcomes)
     rows = await db.read(lambda conn: {r.id: r for r in conn.execute(sa.select(events)).all()})
     originals = {e.pkey: e for e in batch}
     for o, c in zip(outcomes, claimed, strict=True):
@@ -263,11 +287,11 @@ async def test_outcomes_apply_field_by_field_and_only_under_their_lease(db: Data
 
 
 async def test_a_repeated_outcome_applies_and_counts_once(db: Database) -> None:
-    await db.write(queue.enqueue_in, [event()])
-    [claimed] = await db.write(queue.claim_in, 10, LEASE)
+    await db.write(enqueue_in, [event()])
+    [claimed] = await db.write(claim_in, 10, LEASE)
     first = Outcome(claimed.id, claimed.lease_token, EventStatus.PROCESSED, None, message_version=1)
     again = Outcome(claimed.id, claimed.lease_token, EventStatus.DELIVERY_FAILED, "second")
-    await db.write(queue.record_outcomes_in, [first, again])
+    await db.write(record_outcomes_in, [first, again])
     row = await db.read(
         lambda conn: conn.execute(sa.select(events).where(events.c.id == claimed.id)).one()
     )

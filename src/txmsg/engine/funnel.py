@@ -11,9 +11,7 @@ from typing import Protocol
 
 from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.queue import Outcome
-
-Decisions = dict[str, str | None]
-"""pkey -> the fatigue rule excluding the message, or None (reserved: send it)."""
+from txmsg.store.queue.cycle import Decisions
 
 
 class WriteFunnel(Protocol):

@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.engine import Connection
 
-from txmsg.store import events as event_store
-from txmsg.store import fatigue
+from txmsg.store import fatigue, report_counts
+from txmsg.store import webhook_outbox as outbox
 from txmsg.store.db import Database
+from txmsg.store.queue import housekeeping, leases
 from txmsg.store.routing import release_paused_of_live_events
 from txmsg.store.targeting import pretarget_scheduled
 
@@ -21,13 +22,16 @@ log = logging.getLogger(__name__)
 
 
 def _housekeeping(conn: Connection) -> tuple[int, int]:
-    released = event_store.release_expired_leases(conn)
-    released += release_paused_of_live_events(conn)
-    expired = event_store.expire_queued(conn)
-    event_store.purge_idempotency_keys(conn)
+    released = leases.release_expired_in(conn)
+    outbox.queue_status_changes(conn, released.announced)
+    resumed = release_paused_of_live_events(conn)
+    expired = housekeeping.expire_queued(conn)
+    report_counts.add(conn, report_counts.of_changes(expired.changes))
+    outbox.queue_status_changes(conn, expired.announced)
+    housekeeping.purge_idempotency_keys(conn)
     fatigue.purge_reservations(conn)
     pretarget_scheduled(conn)
-    return released, expired
+    return released.count + resumed, expired.count
 
 
 class Scheduler:

@@ -15,63 +15,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-
-from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import LogEntry
-from txmsg.core.export_record import to_micros
 from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.feedback import Feedback, FeedbackBatch
-from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
+from txmsg.core.queue import EnqueueResult, NewEvent, Outcome
 from txmsg.core.statuses import EventStatus
-from txmsg.core.timeutil import utcnow
-from txmsg.engine.funnel import Decisions
 from txmsg.engine.leases import LeaseBook
-from txmsg.store import events as event_store
-from txmsg.store import fatigue as fatigue_store
-from txmsg.store import feedback as feedback_store
-from txmsg.store import message_export as export_store
-from txmsg.store import sms_receipts, typology
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
-
-
-def _write_cycle(
-    conn: Connection,
-    new: list[NewEvent],
-    outcomes: list[Outcome],
-    free: int,
-    claim_limit: int,
-    lease: timedelta | None,
-    renewals: list[tuple[int, str]] | None = None,
-    renewed_until: datetime | None = None,
-    log_entries: list[LogEntry] | None = None,
-    checks: list[FatigueCheck] | None = None,
-    feedback: list[Feedback] | None = None,
-) -> tuple[list[EnqueueResult], list[ClaimedEvent], list[ClaimedEvent], list[Decisions]]:
-    event_store.record_outcomes_in(conn, outcomes)
-    if log_entries:  # receipts: a retried callback already recorded is dropped
-        sms_receipts.append_receipts_in(conn, log_entries)
-    for bounced in (o.bounce for o in outcomes if o.bounce is not None):
-        typology.record_bounce_in(conn, bounced)
-    if feedback:  # bounces and complaints after acceptance, with quarantine or denylist
-        feedback_store.record_in(conn, feedback)
-    exports = [o for o in outcomes if o.export is not None]
-    if exports:  # same transaction as the status: a record iff the send is recorded
-        export_store.record_in(conn, exports, to_micros(utcnow()))
-    if renewals and renewed_until is not None:
-        event_store.renew_leases(conn, renewals, renewed_until)
-    claimed: list[ClaimedEvent] = []
-    if claim_limit and lease is not None:
-        claimed = event_store.claim_in(conn, claim_limit, lease)
-    results, leased = event_store.enqueue_in(
-        conn, new, claim=max(0, free - len(claimed)), lease=lease
-    )
-    # In order, in this transaction: each check counts the reservations of the ones before.
-    decisions = [fatigue_store.reserve_in(conn, c.requests, c.rules) for c in checks or []]
-    return results, claimed, leased, decisions
-
+from txmsg.store.queue.cycle import CycleRequest, Decisions, write_cycle
 
 log = logging.getLogger(__name__)
 
@@ -140,17 +93,19 @@ class Writer:
         renewals, renewed_until = book.leases_to_renew()
         try:
             results, claimed, leased, decisions = await self._db.write(
-                _write_cycle,
-                new,
-                outcomes,
-                free,
-                claim_limit,
-                lease,
-                renewals,
-                renewed_until,
-                log_entries=entries,
-                checks=checks,
-                feedback=feedback,
+                write_cycle,
+                CycleRequest(
+                    new=new,
+                    outcomes=outcomes,
+                    free=free,
+                    claim_limit=claim_limit,
+                    lease=lease,
+                    renewals=renewals,
+                    renewed_until=renewed_until,
+                    log_entries=entries,
+                    checks=checks,
+                    feedback=feedback,
+                ),
             )
         except Exception:
             if not new and not entries and not feedback:
@@ -186,21 +141,21 @@ class Writer:
         # Log entries apart from outcomes, each alone: a bad receipt fails no send's outcome.
         outcome_error: BaseException | None = None
         try:
-            await self._db.write(_write_cycle, [], outcomes, 0, 0, None)
+            await self._db.write(write_cycle, CycleRequest(outcomes=outcomes))
         except Exception as exc:  # noqa: BLE001 - handed to the outcomes' submitters
             outcome_error = exc
         answers: list[Answer] = []
         for item in items:
             if isinstance(item, NewEvent):
                 try:
-                    results, _, _, _ = await self._db.write(_write_cycle, [item], [], 0, 0, None)
+                    results, _, _, _ = await self._db.write(write_cycle, CycleRequest(new=[item]))
                     answers.append(results[0])
                 except Exception as exc:  # noqa: BLE001 - raised to this trigger's caller
                     answers.append(exc)
             elif isinstance(item, FatigueCheck):
                 try:
                     _, _, _, [decided] = await self._db.write(
-                        _write_cycle, [], [], 0, 0, None, checks=[item]
+                        write_cycle, CycleRequest(checks=[item])
                     )
                     answers.append(decided)
                 except Exception as exc:  # noqa: BLE001 - raised to this check's dispatcher
@@ -208,11 +163,9 @@ class Writer:
             elif isinstance(item, LogEntry | FeedbackBatch):
                 try:
                     if isinstance(item, LogEntry):
-                        await self._db.write(_write_cycle, [], [], 0, 0, None, log_entries=[item])
+                        await self._db.write(write_cycle, CycleRequest(log_entries=[item]))
                     else:
-                        await self._db.write(
-                            _write_cycle, [], [], 0, 0, None, feedback=list(item.reports)
-                        )
+                        await self._db.write(write_cycle, CycleRequest(feedback=list(item.reports)))
                     answers.append(None)
                 except Exception as exc:  # noqa: BLE001 - raised to this entry's submitter
                     answers.append(exc)

@@ -15,9 +15,10 @@ from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.statuses import ConfigState, EventStatus, transition
 from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import CtxValidator
-from txmsg.store import status_feed
+from txmsg.store import report_counts, webhook_outbox
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
+from txmsg.store.queue.changes import update_final_status, update_status
 from txmsg.store.tables import (
     channel_configs,
     event_configs,
@@ -144,26 +145,31 @@ def change_state(
     )
     queued = sa.update(events).where(events.c.event_id == event_id)
     if action == "pause":
-        status_feed.set_status_in(
+        paused = update_status(
             conn,
             queued.where(waiting(EventStatus.PENDING)).values(
                 status=EventStatus.PAUSED.value, updated_at=now
             ),
             EventStatus.PAUSED.value,
             now,
-            hooked=status_feed.has_webhook(conn, event_id),
+            hooked=webhook_outbox.has_webhook(conn, event_id),
         )
+        webhook_outbox.queue_status_changes(conn, paused.announced)
     elif action in ("resume", "publish"):
         release_paused(conn, event_id)
     elif action == "unpublish":
         reason = "event configuration unpublished before the event was sent"
-        rows = conn.execute(
-            queued.where(waiting(EventStatus.PENDING, EventStatus.PAUSED))
-            .values(status=EventStatus.IGNORED.value, reason=reason, updated_at=now)
-            .returning(events.c.pkey, events.c.event_id, events.c.message_version)
-        ).all()
-        ignored = status_feed.changes_from_rows(rows, EventStatus.IGNORED.value, now, reason)
-        status_feed.statuses_changed_in(conn, ignored)  # reports and webhooks
+        ignored = update_final_status(
+            conn,
+            queued.where(waiting(EventStatus.PENDING, EventStatus.PAUSED)).values(
+                status=EventStatus.IGNORED.value, reason=reason, updated_at=now
+            ),
+            EventStatus.IGNORED.value,
+            now,
+            reason,
+        )
+        report_counts.add(conn, report_counts.of_changes(ignored.changes))
+        webhook_outbox.queue_status_changes(conn, ignored.announced)
     return require(conn, event_id)
 
 
@@ -177,15 +183,17 @@ def release_paused(conn: Connection, event_id: str) -> int:
     if live is None or live.state != ConfigState.PUBLISHED or live.published_version is None:
         return 0
     now = utcnow()
-    return status_feed.set_status_in(
+    resumed = update_status(
         conn,
         sa.update(events)
         .where(events.c.event_id == event_id, waiting(EventStatus.PAUSED))
         .values(status=EventStatus.PENDING.value, updated_at=now),
         EventStatus.PENDING.value,
         now,
-        hooked=status_feed.has_webhook(conn, event_id),
+        hooked=webhook_outbox.has_webhook(conn, event_id),
     )
+    webhook_outbox.queue_status_changes(conn, resumed.announced)
+    return resumed.count
 
 
 @dataclass(frozen=True, slots=True)

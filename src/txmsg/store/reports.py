@@ -1,45 +1,13 @@
-"""Day aggregates (report_days): counted incrementally, read per event or per tag."""
+"""Day aggregates (report_days), read per event or per tag (store/report_counts.py adds them)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import date
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from txmsg.core.reports import CountKey
 from txmsg.store.tables import event_config_tags, report_days
-
-
-def _upsert(dialect: str) -> Any:
-    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(report_days)
-    return insert.on_conflict_do_update(
-        index_elements=["event_id", "day", "message_version", "metric"],
-        set_={"count": report_days.c.count + insert.excluded["count"]},
-    )
-
-
-_UPSERTS = {name: _upsert(name) for name in ("sqlite", "postgresql")}
-
-
-def add_counts_in(conn: Connection, counts: Counter[CountKey]) -> None:
-    """Add `counts` to the aggregates: one executemany upsert for the whole batch.
-
-    Rows go in key order: concurrent writers (PostgreSQL) lock the rows they share in the
-    same order, so they wait for each other instead of deadlocking.
-    """
-    if not counts:
-        return
-    conn.execute(
-        _UPSERTS[conn.dialect.name],
-        [
-            {"event_id": e, "day": d, "message_version": v, "metric": m, "count": n}
-            for (e, d, v, m), n in sorted(counts.items())
-        ],
-    )
 
 
 def day_counts(

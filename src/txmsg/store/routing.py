@@ -11,7 +11,8 @@ from txmsg.core.channel_config import ChannelSettings, channel_settings
 from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.timeutil import utcnow
-from txmsg.store import status_feed
+from txmsg.store import webhook_outbox
+from txmsg.store.queue.changes import update_status
 from txmsg.store.tables import (
     channel_configs,
     event_configs,
@@ -100,7 +101,7 @@ def release_paused_of_live_events(conn: Connection) -> int:
         )
     )
     now = utcnow()
-    return status_feed.set_status_in(
+    resumed = update_status(
         conn,
         sa.update(events)
         .where(waiting(EventStatus.PAUSED), events.c.event_id.in_(live))
@@ -108,3 +109,5 @@ def release_paused_of_live_events(conn: Connection) -> int:
         EventStatus.PENDING.value,
         now,
     )
+    webhook_outbox.queue_status_changes(conn, resumed.announced)
+    return resumed.count

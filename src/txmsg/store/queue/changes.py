@@ -1,0 +1,66 @@
+"""Status updates of queued events, returned as the status changes they made.
+
+The caller writes what the changes set off (report counts, webhook calls), where it can be
+seen: this module writes nothing but the UPDATE it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from txmsg.core.reports import StatusChange
+from txmsg.store.queue.rows import CHANGED_COLUMNS, ChangedRow
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """What an UPDATE of events changed: how many rows; the changes that came back, and those
+    of them whose event has a webhook (to announce)."""
+
+    count: int
+    changes: list[StatusChange] = field(default_factory=list)
+    announced: list[StatusChange] = field(default_factory=list)
+
+
+def update_status(
+    conn: Connection,
+    stmt: sa.Update,
+    status: str,
+    at: datetime,
+    reason: str | None = None,
+    *,
+    hooked: bool | None = None,
+) -> Changed:
+    """Run `stmt`, an UPDATE of events to `status`, one that no report counts (pending,
+    paused, processing).
+
+    `hooked` known (the statement touches one event): rows come back only when it is True,
+    so pausing a million queued events of an event without a webhook holds none of them in
+    memory. Unknown: every changed row comes back, flagged in the same statement.
+    """
+    if hooked is False:
+        return Changed(int(conn.execute(stmt).rowcount))
+    return _returned(conn, stmt, status, at, reason)
+
+
+def update_final_status(
+    conn: Connection, stmt: sa.Update, status: str, at: datetime, reason: str | None = None
+) -> Changed:
+    """Run `stmt`, an UPDATE of events to a final `status` (reports count it): every changed
+    row comes back, flagged in the same statement when its event has a webhook."""
+    return _returned(conn, stmt, status, at, reason)
+
+
+def _returned(
+    conn: Connection, stmt: sa.Update, status: str, at: datetime, reason: str | None
+) -> Changed:
+    rows = [ChangedRow._make(r) for r in conn.execute(stmt.returning(*CHANGED_COLUMNS))]
+    changes = [
+        StatusChange(r.pkey, r.event_id, status, at, r.message_version, reason) for r in rows
+    ]
+    announced = [c for c, r in zip(changes, rows, strict=True) if r.hooked]
+    return Changed(len(rows), changes, announced)

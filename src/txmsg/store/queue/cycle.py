@@ -1,0 +1,89 @@
+"""The write cycle: one transaction for everything the write funnel gathered since the last.
+
+In one transaction (one commit, one fsync):
+  1. records the outcomes of finished sends (and what comes with them: receipts, bounces,
+     feedback, message export records), renews the leases of slow sends,
+  2. claims due events from the queue, highest priority first, if the dispatcher has room,
+  3. inserts the new triggers, leasing the fresh ones straight to the dispatcher when room is
+     left (no claim round trip, no poll delay; the lease covers a crash),
+  4. evaluates fatigue rules and reserves the sends they allow (profile-based messages).
+The report counts and webhook calls these set off are written here, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from sqlalchemy.engine import Connection
+
+from txmsg.core.delivery import LogEntry
+from txmsg.core.export_record import to_micros
+from txmsg.core.fatigue import FatigueCheck
+from txmsg.core.feedback import Feedback
+from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
+from txmsg.core.timeutil import utcnow
+from txmsg.store import fatigue, feedback, message_export, report_counts, sms_receipts, typology
+from txmsg.store import webhook_outbox as outbox
+from txmsg.store.queue import claims, enqueue, leases, outcomes
+from txmsg.store.queue.claims import Claimed
+
+# A fatigue check's answer: PKey -> the rule excluding it, or None (reserved: send it).
+Decisions = dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleRequest:
+    """What one cycle writes, and how much it may lease to the dispatcher."""
+
+    new: Sequence[NewEvent] = ()
+    outcomes: Sequence[Outcome] = ()
+    free: int = 0  # dispatcher slots free for new events leased at insert
+    claim_limit: int = 0  # claim up to this many due events from the queue first
+    lease: timedelta | None = None  # None: no dispatcher, nothing is leased
+    renewals: Sequence[tuple[int, str]] = ()  # (event id, lease token) to extend...
+    renewed_until: datetime | None = None  # ... to this
+    log_entries: Sequence[LogEntry] = ()  # delivery receipts
+    checks: Sequence[FatigueCheck] = ()
+    feedback: Sequence[Feedback] = ()  # bounces and complaints after acceptance
+
+
+class CycleResult(NamedTuple):
+    results: list[EnqueueResult]  # one per new event, in order
+    claimed: list[ClaimedEvent]  # due events claimed from the queue
+    leased: list[ClaimedEvent]  # new events leased at insert
+    decisions: list[Decisions]  # one per fatigue check, in order
+
+
+def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
+    """Write `request` in the caller's transaction (`Database.write`): all of it, or none."""
+    recorded = outcomes.record_in(conn, request.outcomes)
+    report_counts.add(conn, report_counts.of_outcomes(recorded.applied))
+    outbox.queue_status_changes(conn, recorded.announced)
+    _record_with_outcomes(conn, request)
+    if request.renewals and request.renewed_until is not None:
+        leases.renew_in(conn, request.renewals, request.renewed_until)
+    claimed = Claimed()
+    if request.claim_limit and request.lease is not None:
+        claimed = claims.claim_in(conn, request.claim_limit, request.lease)
+    room = max(0, request.free - len(claimed.events))
+    new = enqueue.enqueue_in(conn, request.new, claim=room, lease=request.lease)
+    outbox.queue_status_changes(conn, claimed.announced + new.announced)
+    # In order, in this transaction: each check counts the reservations of the ones before.
+    decisions = [fatigue.reserve_in(conn, c.requests, c.rules) for c in request.checks]
+    return CycleResult(new.results, claimed.events, new.leased, decisions)
+
+
+def _record_with_outcomes(conn: Connection, request: CycleRequest) -> None:
+    """What the sends and their providers reported, beside the outcomes."""
+    if request.log_entries:  # receipts: a retried callback already recorded is dropped
+        sms_receipts.append_receipts_in(conn, list(request.log_entries))
+    for bounced in (o.bounce for o in request.outcomes if o.bounce is not None):
+        typology.record_bounce_in(conn, bounced)
+    if request.feedback:  # bounces and complaints after acceptance, with quarantine or denylist
+        feedback.record_in(conn, list(request.feedback))
+    exports = [o for o in request.outcomes if o.export is not None]
+    if exports:  # same transaction as the status: a record iff the send is recorded
+        message_export.record_in(conn, exports, to_micros(utcnow()))

@@ -1,0 +1,150 @@
+"""Enqueue: many new events in one insert, the fresh ones leased straight to the dispatcher.
+
+Idempotency-Keys are resolved first (store/queue/idempotency.py); up to `claim` of the new
+events that are due now are inserted already leased and returned, so the caller hands them to
+its dispatcher without a claim round trip (the lease covers a crash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent
+from txmsg.core.reports import StatusChange
+from txmsg.core.statuses import EventStatus
+from txmsg.core.timeutil import utcnow
+from txmsg.store import bulk
+from txmsg.store.queue import idempotency
+from txmsg.store.queue.rows import LEASED_COLUMNS, ClaimRow, Lease, LeasedRow
+from txmsg.store.tables import events, status_in
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """One answer per event of the batch; the new events leased at insert (by id); the
+    changes to announce (acceptance, and `processing` of the leased, for `announce` events)."""
+
+    results: list[EnqueueResult] = field(default_factory=list)
+    leased: list[ClaimedEvent] = field(default_factory=list)
+    announced: list[StatusChange] = field(default_factory=list)
+
+
+# Every column a new event is inserted with.
+_INSERT = bulk.InsertRows(
+    "insert events",
+    events,
+    (
+        "pkey",
+        "event_id",
+        "priority",
+        "status",
+        "email",
+        "ctx",
+        "event_date",
+        "scheduled_at",
+        "expires_at",
+        "due_at",
+        "lease_until",
+        "lease_token",
+        "attempts",
+        "updated_at",
+        "mobile_phone",
+    ),
+)
+
+# The events this insert leased, found again by their lease (the lease index).
+_LEASED = bulk.Read(
+    "events leased at insert",
+    lambda _dialect: sa.select(*LEASED_COLUMNS).where(
+        status_in(EventStatus.PROCESSING),
+        events.c.lease_until == sa.bindparam("b_until", type_=events.c.lease_until.type),
+        events.c.lease_token == sa.bindparam("b_token"),
+    ),
+)
+
+
+def enqueue_in(
+    conn: Connection,
+    batch: Sequence[NewEvent],
+    *,
+    claim: int = 0,
+    lease: timedelta | None = None,
+) -> Enqueued:
+    """Insert the events of `batch` that their Idempotency-Key (if any) lets in; lease up to
+    `claim` of the due ones for `lease`."""
+    if not batch:  # most write cycles record outcomes only
+        return Enqueued()
+    now = utcnow()
+    held = Lease.new(now, lease or timedelta(0))
+    answers = idempotency.resolve_in(conn, batch, now)
+    new = _New(now, held, claim)
+    for item, answer in zip(batch, answers, strict=True):
+        new.add(item, answer)
+    bulk.execute(conn, _INSERT, new.rows)
+    return Enqueued(new.results, _leased(conn, new.leased, held), new.announced)
+
+
+class _New:
+    """A batch's insert, event by event: its rows, answers, leases and announcements."""
+
+    def __init__(self, now: datetime, lease: Lease, claim: int) -> None:
+        self.now = now
+        self.lease = lease
+        self.claim = claim
+        self.rows: list[dict[str, Any]] = []
+        self.results: list[EnqueueResult] = []
+        self.leased: dict[str, NewEvent] = {}
+        self.announced: list[StatusChange] = []
+
+    def add(self, item: NewEvent, answer: EnqueueResult | None) -> None:
+        if answer is not None:  # a replay or a mismatch: nothing to insert
+            self.results.append(answer)
+            return
+        self.results.append(EnqueueResult("created", item.response))
+        now = self.now
+        take = (
+            len(self.leased) < self.claim
+            and item.status == EventStatus.PENDING
+            and item.due_at <= now
+        )
+        if take:
+            self.leased[item.pkey] = item
+        if item.announce:
+            self.announced.append(StatusChange(item.pkey, item.event_id, item.status.value, now))
+            if take:
+                processing = EventStatus.PROCESSING.value
+                self.announced.append(StatusChange(item.pkey, item.event_id, processing, now))
+        self.rows.append(
+            {
+                "pkey": item.pkey,
+                "event_id": item.event_id,
+                "priority": item.priority,
+                "status": EventStatus.PROCESSING.value if take else item.status.value,
+                "email": item.email,
+                "ctx": item.ctx,
+                "event_date": item.event_date,
+                "scheduled_at": item.scheduled_at,
+                "expires_at": item.expires_at,
+                "due_at": item.due_at,
+                "lease_until": self.lease.until if take else None,
+                "lease_token": self.lease.token if take else None,
+                "attempts": 1 if take else 0,
+                "updated_at": now,
+                "mobile_phone": item.mobile_phone,
+            }
+        )
+
+
+def _leased(conn: Connection, leased: dict[str, NewEvent], lease: Lease) -> list[ClaimedEvent]:
+    """The events inserted leased, with the ids the insert gave them, by id."""
+    if not leased:
+        return []
+    params = {"b_until": lease.until, "b_token": lease.token}
+    rows = sorted(map(LeasedRow._make, _LEASED.rows(conn, params)), key=lambda r: r.id)
+    return [ClaimRow.inserted(r.id, leased[r.pkey]).claimed(lease) for r in rows]

@@ -1,0 +1,129 @@
+"""Outcomes: what became of claimed events, applied only while their lease still holds.
+
+A stale outcome (its lease expired and the event was claimed again) changes nothing, and is
+neither counted nor announced: the events an outcome names are read (and on PostgreSQL
+locked) first, one query per batch, then updated, one statement per 64 outcomes on SQLite and
+one executemany elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from txmsg.core.queue import Outcome
+from txmsg.core.reports import StatusChange
+from txmsg.core.timeutil import utcnow
+from txmsg.store import bulk
+from txmsg.store.queue.rows import HELD_COLUMNS, HeldRow
+from txmsg.store.tables import events
+
+# An outcome whose lease held, with its event and when it happened (its send, else when it
+# was recorded).
+Applied = tuple[Outcome, str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The outcomes applied (for the counts), and the status changes of those whose event
+    has a webhook (to announce)."""
+
+    applied: list[Applied] = field(default_factory=list)
+    announced: list[StatusChange] = field(default_factory=list)
+
+
+def _held(dialect: str) -> sa.Select[Any]:
+    stmt = sa.select(*HELD_COLUMNS).where(events.c.id.in_(sa.bindparam("ids", expanding=True)))
+    return stmt if dialect == "sqlite" else stmt.with_for_update()
+
+
+# The events the outcomes name, with their lease as it is now.
+_HELD = bulk.Read("events of outcomes", _held)
+
+
+def _apply(row: bulk.Source) -> sa.Update:
+    return (
+        sa.update(events)
+        .where(events.c.id == row["b_id"], events.c.lease_token == row["b_token"])
+        .values(
+            status=row["b_status"],
+            reason=row["b_reason"],
+            due_at=sa.func.coalesce(row["b_due_at"], events.c.due_at),  # None: keep it
+            message_version=row["b_version"],
+            sent_at=row["b_sent_at"],
+            provider_message_id=row["b_provider_id"],
+            profile_id=row["b_profile_id"],
+            lease_until=sa.null(),
+            lease_token=sa.null(),
+            updated_at=sa.bindparam("b_now", type_=events.c.updated_at.type),
+        )
+    )
+
+
+# One outcome's columns. SQLite joins a batch's outcomes to their events as a VALUES table:
+# an executemany steps once a row, and the driver releases the GIL around each step, so the
+# writer thread would wait for the busy event loop to hand it back, row after row.
+_APPLY = bulk.UpdateRows(
+    "apply outcome",
+    (
+        sa.column("b_id", events.c.id.type),
+        sa.column("b_token", events.c.lease_token.type),
+        sa.column("b_status", events.c.status.type),
+        sa.column("b_reason", events.c.reason.type),
+        sa.column("b_due_at", events.c.due_at.type),
+        sa.column("b_version", events.c.message_version.type),
+        sa.column("b_sent_at", events.c.sent_at.type),
+        sa.column("b_provider_id", events.c.provider_message_id.type),
+        sa.column("b_profile_id", events.c.profile_id.type),
+    ),
+    _apply,
+    joined=True,
+)
+
+
+def record_in(
+    conn: Connection, outcomes: Sequence[Outcome], now: datetime | None = None
+) -> Recorded:
+    """Apply the outcomes whose lease still holds; return what they applied and what to
+    announce."""
+    if not outcomes:  # most write cycles of a busy trigger endpoint record none
+        return Recorded()
+    # One outcome a lease: a repeated one would be counted twice, and an UPDATE ... FROM
+    # applies an arbitrary one of them (the first applied before, and still does).
+    outcomes = list({(o.id, o.lease_token): o for o in reversed(outcomes)}.values())
+    now = now or utcnow()
+    rows = _HELD.rows(conn, {"ids": [o.id for o in outcomes]})
+    held = {r.id: r for r in map(HeldRow._make, rows)}
+    recorded = Recorded()
+    for o in outcomes:
+        row = held.get(o.id)
+        if row is None or row.lease_token != o.lease_token:
+            continue  # stale: the update below skips it too
+        at = o.sent_at or now
+        recorded.applied.append((o, row.event_id, at))
+        if row.hooked:
+            status = o.status.value
+            change = StatusChange(row.pkey, row.event_id, status, at, o.message_version, o.reason)
+            recorded.announced.append(change)
+    bulk.execute(conn, _APPLY, [_values(o) for o in outcomes], b_now=now)
+    return recorded
+
+
+def _values(o: Outcome) -> tuple[Any, ...]:
+    """An outcome's row of `_APPLY`, in the order of its columns."""
+    return (
+        o.id,
+        o.lease_token,
+        o.status.value,
+        o.reason,
+        o.due_at,
+        o.message_version,
+        o.sent_at,
+        o.provider_message_id,
+        o.profile_id,
+    )
