@@ -28,6 +28,7 @@ from txmsg.api import (
     templates,
     tracking,
     trigger,
+    trigger_batch,
     twilio_webhook,
     typology,
     unsubscribe,
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         keys=KeyResolver(db, settings.admin_key),
         targets=TriggerTargets(db, ttl=settings.config_cache_seconds),
         enqueue=writer.enqueue,
+        enqueue_batch=writer.enqueue_batch,
         config_changed=config_changed,
         append_log=writer.append_log,
         record_feedback=writer.record_feedback,
@@ -187,6 +189,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
 
     # Starlette tries routes in order: the trigger API, the hot path, comes first.
     routes = [
+        *trigger_batch.routes,
         *trigger.routes,
         Route("/health", health, methods=["GET"]),
         Route("/openapi.yaml", openapi, methods=["GET"]),

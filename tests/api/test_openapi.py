@@ -641,6 +641,7 @@ async def test_answers_match_the_spec(
         201,
     )
     assert scheduled["scheduled"] is not None
+    assert scheduled["priority"] == "transactional"
 
     status = "/rest/mc/{eventId}/{PKey}"
     done = await poll_status(chk, website, accepted["href"], {"processed"})
@@ -859,6 +860,38 @@ async def test_answers_match_the_spec(
     c(await admin.delete(f"{flows}/bucket"), flow, 404)
     # profiles, typology, fatigue rules, unsubscribe, test profiles and proofs
     await check_profile_operations(chk, server, smtp, marketer, website)
+
+    # the batch trigger (last: its sends would change the counts checked above)
+    batch = "/rest/mc/{eventId}/batch"
+    two = {"events": [body, {**body, "email": "bob@example.org"}]}
+    batch_key = {"Idempotency-Key": "batch-1"}
+    r = await website.post(f"/rest/mc/{eid}/batch", json=two, headers=batch_key)
+    all_in = c(r, batch, 201)
+    assert all_in["accepted"] == 2 and [i["index"] for i in all_in["items"]] == [0, 1]
+    r = await website.post(f"/rest/mc/{eid}/batch", json=two, headers=batch_key)
+    assert c(r, batch, 201) == all_in and r.headers["Idempotent-Replayed"] == "true"
+    c(
+        await website.post(f"/rest/mc/{eid}/batch", json={"events": [body]}, headers=batch_key),
+        batch,
+        422,
+    )
+    mixed = c(
+        await website.post(f"/rest/mc/{eid}/batch", json={"events": [body, {"ctx": {}}]}),
+        batch,
+        207,
+    )
+    assert mixed["accepted"] == 1 and mixed["items"][1]["problem"]["status"] == 400
+    c(await website.post(f"/rest/mc/{eid}/batch", json={"events": []}), batch, 400)
+    c(await website.post("/rest/mc/EVTnope/batch", json=two), batch, 404)
+    c(await anon.post(f"/rest/mc/{eid}/batch", json=two), batch, 401)
+    c(await marketer.post(f"/rest/mc/{eid}/batch", json=two), batch, 403)
+    c(
+        await website.post(
+            f"/rest/mc/{eid}/batch", content=too_big, headers={"content-type": "application/json"}
+        ),
+        batch,
+        413,
+    )
 
     # every operation of the spec met a real answer, and every documented kind of error did
     assert not chk.operations_not_seen(), (

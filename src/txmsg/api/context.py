@@ -12,7 +12,7 @@ from txmsg.config import Settings
 from txmsg.core.delivery import LogEntry
 from txmsg.core.feedback import Feedback
 from txmsg.core.mime import Sender
-from txmsg.core.queue import EnqueueResult, NewEvent
+from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent
 from txmsg.store.archives import Restored
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
@@ -29,6 +29,8 @@ class AppContext:
     targets: TriggerTargets
     # The write funnel: answers once the event's transaction committed.
     enqueue: Callable[[NewEvent], Awaitable[EnqueueResult]]
+    # The same for a batch trigger: its events in one transaction, under one key.
+    enqueue_batch: Callable[[NewBatch], Awaitable[EnqueueResult]]
     # Configuration changed here: drop cached routes and signers; queued events may be due.
     config_changed: Callable[[], None]
     # The write funnel for delivery-log entries (receipts): answers once committed.

@@ -17,6 +17,7 @@ from txmsg.api.routing import resource
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.errors import not_found
 from txmsg.core.kinds import Channel
+from txmsg.core.queue import priority_lane
 from txmsg.store import archives, delivery_log, event_configs
 from txmsg.store import events as event_store
 
@@ -43,6 +44,7 @@ async def event_delivery_log(request: Request) -> Response:
             "PKey": pkey,
             "eventId": event_id,
             "status": event.status,
+            "priority": priority_lane(event.priority).value,
             "interactions_expired": expired,
             "items": [
                 {"kind": e.kind.value, "at": e.at, "detail": e.detail or {}} for e in entries

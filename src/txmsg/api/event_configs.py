@@ -21,6 +21,7 @@ from txmsg.core.event_config import (
     api_preview,
     normalize_event_id,
     parse_fields,
+    parse_priority,
 )
 from txmsg.core.event_options import parse_tags, parse_webhook, webhook_view
 from txmsg.core.kinds import CHANNELS, TARGET_TYPES, TargetType
@@ -44,6 +45,7 @@ def view(row: Any, options: Options | None = None) -> dict[str, Any]:
         "reconciliation": row.reconciliation,
         "fields": row.fields,
         "template": row.template,
+        "priority": row.priority,
         "tags": options.tags,
         "webhook": webhook_view(options.webhook_url),
         "state": row.state,
@@ -84,6 +86,7 @@ async def create(request: Request) -> Response:
         ),
         "fields": [f.as_dict() for f in parse_fields(body.get("fields"))],
         "template": _template(body, channel),
+        "priority": parse_priority(body).value,
     }
     tags = parse_tags(body.get("tags"))
     webhook = parse_webhook(body.get("webhook"), has_secret=False)
@@ -136,6 +139,8 @@ async def update(request: Request) -> Response:
         values["template"] = _template(body, current.channel)
     if "reconciliation" in body:
         values["reconciliation"] = parse_reconciliation(body["reconciliation"], current.target)
+    if "priority" in body:  # also while live: events triggered from now on take the new lane
+        values["priority"] = parse_priority(body, required=True).value
     ctx = context(request)
     tags = parse_tags(body["tags"]) if "tags" in body else KEEP
     webhook: Any = KEEP

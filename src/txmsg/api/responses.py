@@ -31,13 +31,10 @@ class JSONResponse(Response):
         return dumps(content)
 
 
-def problem(
-    status: int,
-    title: str,
-    detail: str,
-    errors: list[dict[str, str]] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
+def problem_body(
+    status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """An RFC 9457 problem's members (also embedded, e.g. in a batch trigger's item)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title,
@@ -46,8 +43,28 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    return body
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     return Response(
-        dumps(body), status_code=status, headers=headers, media_type="application/problem+json"
+        dumps(problem_body(status, title, detail, errors)),
+        status_code=status,
+        headers=headers,
+        media_type="application/problem+json",
+    )
+
+
+def problem_of(error: DomainError) -> dict[str, Any]:
+    """The problem members of `error`."""
+    return problem_body(
+        error.status, error.title, error.detail, [e.as_dict() for e in error.errors] or None
     )
 
 

@@ -22,12 +22,14 @@ from txmsg.api.context import AppContext, context
 from txmsg.api.responses import JSONResponse, dumps
 from txmsg.api.routing import ASGIEndpoint, resource
 from txmsg.core.errors import invalid, not_found, unprocessable
-from txmsg.core.kinds import Channel, TargetType
-from txmsg.core.queue import PRIORITY_TRANSACTIONAL, NewEvent, new_pkey
+from txmsg.core.kinds import Channel, Priority, TargetType
+from txmsg.core.queue import NewEvent, new_pkey, priority_lane
 from txmsg.core.statuses import LIVE_STATES, ConfigState, EventStatus
 from txmsg.core.timeutil import isoformat, utcnow
-from txmsg.core.trigger import parse_trigger
+from txmsg.core.trigger import TriggerRequest, parse_trigger
 from txmsg.store import events as event_store
+from txmsg.store.event_configs import TriggerTarget
+from txmsg.store.keys import Principal
 
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -47,6 +49,7 @@ def answer(
     status: str,
     reason: str | None = None,
     mobile_phone: str | None = None,
+    priority: Priority = Priority.TRANSACTIONAL,
 ) -> dict[str, Any]:
     """The trigger API's view of an event (Adobe Campaign Standard's shape)."""
     out: dict[str, Any] = {
@@ -58,6 +61,7 @@ def answer(
         "scheduled": isoformat(scheduled),
         "expiration": isoformat(expiration),
         "eventDate": isoformat(event_date),
+        "priority": priority.value,
         "href": f"/rest/mc/{event_id}/{pkey}",
         "status": status,
     }
@@ -78,6 +82,7 @@ def event_view(row: Any) -> dict[str, Any]:
         row.status,
         row.reason,
         row.mobile_phone,
+        priority_lane(row.priority),
     )
 
 
@@ -118,6 +123,88 @@ async def send_accepted(send: Send, payload: bytes, replayed: bool) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+async def live_target(ctx: AppContext, event_id: str) -> TriggerTarget:
+    """The cached trigger facts of a published or paused event; a 404 for any other."""
+    if "\x00" in event_id:
+        raise _unknown_event(event_id)
+    target = await ctx.targets.get(event_id)
+    if target is None or target.state not in LIVE_STATES:
+        raise _unknown_event(event_id)
+    return target
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """The `Idempotency-Key` header's value, checked (None when it was not sent)."""
+    if value is not None and not (0 < len(value) <= MAX_IDEMPOTENCY_KEY):
+        raise invalid(
+            "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters", in_header=True
+        )
+    return value
+
+
+def idempotency(principal: Principal, key: str, request: Any) -> tuple[str, str]:
+    """The stored key (scoped to the API key that sent it: two callers never share answers)
+    and the fingerprint of `request` (what a replay must repeat exactly)."""
+    scoped = hashlib.sha256(f"{principal.key_id}\0{key}".encode()).hexdigest()
+    canonical = orjson.dumps(request, option=orjson.OPT_SORT_KEYS)
+    return scoped, hashlib.sha256(canonical).hexdigest()
+
+
+def mismatch() -> Exception:
+    return unprocessable(
+        "this Idempotency-Key was already used with a different request body or event"
+    )
+
+
+def parse_body(ctx: AppContext, target: TriggerTarget, body: Any, now: datetime) -> TriggerRequest:
+    """A trigger's body checked against its event configuration."""
+    return parse_trigger(
+        body,
+        target.validator,
+        now=now,
+        default_expiration=ctx.settings.default_expiration,
+        email_required=target.target == TargetType.EVENT and target.channel == Channel.EMAIL,
+        phone_required=target.target == TargetType.EVENT and target.channel == Channel.SMS,
+    )
+
+
+def status_of(target: TriggerTarget) -> EventStatus:
+    """A new event waits `paused` while its event is paused or its message unpublished."""
+    live = target.state == ConfigState.PUBLISHED and target.message_published
+    return EventStatus.PENDING if live else EventStatus.PAUSED
+
+
+def new_event(
+    target: TriggerTarget,
+    parsed: TriggerRequest,
+    *,
+    pkey: str,
+    now: datetime,
+    status: EventStatus,
+    response: dict[str, Any],
+    key: str | None = None,
+    fingerprint: str | None = None,
+) -> NewEvent:
+    """The event a trigger queues, in its configuration's lane."""
+    return NewEvent(
+        pkey=pkey,
+        event_id=target.event_id,
+        priority=target.rank,
+        status=status,
+        email=parsed.email,
+        ctx=parsed.ctx,
+        event_date=now,
+        scheduled_at=parsed.scheduled,
+        expires_at=parsed.expiration,
+        due_at=parsed.scheduled or now,
+        response=response,
+        idempotency_key=key,
+        fingerprint=fingerprint,
+        mobile_phone=parsed.mobile_phone,
+        announce=target.webhook,
+    )
+
+
 async def accept(scope: Scope, receive: Receive) -> tuple[bytes, bool]:
     """Validate and commit a trigger: its answer's JSON, and whether it is a replay.
 
@@ -128,35 +215,19 @@ async def accept(scope: Scope, receive: Receive) -> tuple[bytes, bool]:
     for name, value in scope["headers"]:
         headers.setdefault(name, value)  # the first of repeated headers, as Starlette reads
     auth = headers.get(b"authorization")
-    principal = await authorize_header(ctx, auth.decode("latin-1") if auth else None, _ROLES)
+    principal = await authorize_header(ctx, auth.decode("latin-1") if auth else None, ROLES)
     event_id = scope["path_params"]["eventId"]
-    if "\x00" in event_id:
-        raise _unknown_event(event_id)
-    target = await ctx.targets.get(event_id)
-    if target is None or target.state not in LIVE_STATES:
-        raise _unknown_event(event_id)
+    target = await live_target(ctx, event_id)
     raw_key = headers.get(b"idempotency-key")
-    idem_key = raw_key.decode("latin-1") if raw_key is not None else None
-    if idem_key is not None and not (0 < len(idem_key) <= MAX_IDEMPOTENCY_KEY):
-        raise invalid(
-            "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters", in_header=True
-        )
+    idem_key = idempotency_key(raw_key.decode("latin-1") if raw_key is not None else None)
     length = headers.get(b"content-length")
     raw = await receive_body(
         receive, length.decode("latin-1") if length else None, ctx.settings.max_body_bytes
     )
     body = parse_json(raw)
     now = utcnow()
-    parsed = parse_trigger(
-        body,
-        target.validator,
-        now=now,
-        default_expiration=ctx.settings.default_expiration,
-        email_required=target.target == TargetType.EVENT and target.channel == Channel.EMAIL,
-        phone_required=target.target == TargetType.EVENT and target.channel == Channel.SMS,
-    )
-    live = target.state == ConfigState.PUBLISHED and target.message_published
-    status = EventStatus.PENDING if live else EventStatus.PAUSED
+    parsed = parse_body(ctx, target, body, now)
+    status = status_of(target)
     pkey = new_pkey()
     response = answer(
         pkey,
@@ -168,41 +239,29 @@ async def accept(scope: Scope, receive: Receive) -> tuple[bytes, bool]:
         now,
         status.value,
         mobile_phone=parsed.mobile_phone,
+        priority=target.priority,
     )
-    fingerprint = scoped_key = None
+    scoped_key = fingerprint = None
     if idem_key is not None:
-        # Keys are scoped to the API key that sent them: two callers never share answers.
-        scoped_key = hashlib.sha256(f"{principal.key_id}\0{idem_key}".encode()).hexdigest()
-        canonical = orjson.dumps([event_id, body], option=orjson.OPT_SORT_KEYS)
-        fingerprint = hashlib.sha256(canonical).hexdigest()
-    result = await ctx.enqueue(
-        NewEvent(
-            pkey=pkey,
-            event_id=event_id,
-            priority=PRIORITY_TRANSACTIONAL,
-            status=status,
-            email=parsed.email,
-            ctx=parsed.ctx,
-            event_date=now,
-            scheduled_at=parsed.scheduled,
-            expires_at=parsed.expiration,
-            due_at=parsed.scheduled or now,
-            response=response,
-            idempotency_key=scoped_key,
-            fingerprint=fingerprint,
-            mobile_phone=parsed.mobile_phone,
-            announce=target.webhook,
-        )
+        scoped_key, fingerprint = idempotency(principal, idem_key, [event_id, body])
+    event = new_event(
+        target,
+        parsed,
+        pkey=pkey,
+        now=now,
+        status=status,
+        response=response,
+        key=scoped_key,
+        fingerprint=fingerprint,
     )
+    result = await ctx.enqueue(event)
     if result.kind == "mismatch":
-        raise unprocessable(
-            "this Idempotency-Key was already used with a different request body or event"
-        )
+        raise mismatch()
     return dumps(result.response), result.kind == "replay"
 
 
 async def event_status(request: Request) -> Response:
-    await authorize(request, "trigger")
+    await authorize(request, *ROLES)
     event_id = request.path_params["eventId"]
     pkey = request.path_params["PKey"]
     row = await context(request).db.read(event_store.get_event, event_id, pkey)
@@ -211,7 +270,7 @@ async def event_status(request: Request) -> Response:
     return JSONResponse(event_view(row))
 
 
-_ROLES = ("trigger",)
+ROLES = ("trigger",)  # who may trigger events (and read their status), beside admin
 
 routes = [
     Route("/rest/mc/{eventId}", ASGIEndpoint(trigger), methods=["POST"]),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from txmsg.core.errors import invalid
-from txmsg.core.kinds import Channel
+from txmsg.core.kinds import PRIORITIES, Channel, Priority
 from txmsg.core.validation import (
     get_bool,
     get_choice,
@@ -31,6 +31,7 @@ CREATE_FIELDS = {
     "reconciliation",
     "tags",
     "webhook",
+    "priority",
 }
 UPDATE_FIELDS = {
     "label",
@@ -43,6 +44,7 @@ UPDATE_FIELDS = {
     "reconciliation",
     "tags",
     "webhook",
+    "priority",
 }
 
 
@@ -68,6 +70,15 @@ def normalize_event_id(value: object) -> str:
     if len(event_id) > MAX_EVENT_ID:
         raise invalid("eventId", f"must be at most {MAX_EVENT_ID} characters with its EVT prefix")
     return event_id
+
+
+def parse_priority(body: dict[str, Any], *, required: bool = False) -> Priority:
+    """The `priority` lane of `body`: `transactional` when left out (and not `required`)."""
+    value = get_choice(
+        body, "priority", PRIORITIES, required=required, default=Priority.TRANSACTIONAL
+    )
+    assert value is not None
+    return Priority(value)
 
 
 def parse_fields(value: object) -> list[PayloadField]:

@@ -10,10 +10,23 @@ from typing import Any
 
 from txmsg.core.bounces import Bounce
 from txmsg.core.export_record import ExportRecord
+from txmsg.core.kinds import Priority
 from txmsg.core.statuses import EventStatus
 
+# A lane's rank in the queue (`events.priority`): claims order by it, lowest first.
 PRIORITY_TRANSACTIONAL = 0
 PRIORITY_BULK = 10
+_RANKS = {Priority.TRANSACTIONAL: PRIORITY_TRANSACTIONAL, Priority.BULK: PRIORITY_BULK}
+
+
+def priority_rank(lane: Priority) -> int:
+    """The queue's rank of an event configuration's lane."""
+    return _RANKS[lane]
+
+
+def priority_lane(rank: int) -> Priority:
+    """The lane of a queued event's rank."""
+    return Priority.BULK if rank >= PRIORITY_BULK else Priority.TRANSACTIONAL
 
 
 _RANDOM_BATCH = 10 * 512
@@ -72,6 +85,25 @@ class NewEvent:
     # Its event configuration names a status webhook (as the trigger's cached facts say):
     # the acceptance is announced. False costs the enqueue nothing.
     announce: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewBatch:
+    """The events of one batch trigger: written in one transaction, under one Idempotency-Key.
+
+    The key (if any) covers the batch as a whole: its events carry none of their own.
+    """
+
+    events: tuple[NewEvent, ...]
+    # The batch's answer (kept for Idempotency-Key replays).
+    response: dict[str, Any]
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+
+
+def events_of(item: NewEvent | NewBatch) -> tuple[NewEvent, ...]:
+    """The events an enqueued item holds: itself, or a batch's."""
+    return item.events if isinstance(item, NewBatch) else (item,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from txmsg.core.delivery import LogEntry
 from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.feedback import Feedback, FeedbackBatch
-from txmsg.core.queue import EnqueueResult, NewEvent, Outcome
+from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent, Outcome, events_of
 from txmsg.core.statuses import EventStatus
 from txmsg.engine.leases import LeaseBook
 from txmsg.store.batcher import Batcher
@@ -35,7 +35,7 @@ class Tick:
 
 
 _TICK = Tick()
-WriteItem = NewEvent | Outcome | LogEntry | Tick | FatigueCheck | FeedbackBatch
+WriteItem = NewEvent | NewBatch | Outcome | LogEntry | Tick | FatigueCheck | FeedbackBatch
 Answer = EnqueueResult | Decisions | BaseException | None
 
 
@@ -55,6 +55,12 @@ class Writer:
 
     async def enqueue(self, event: NewEvent) -> EnqueueResult:
         result = await self._batcher.submit(event)
+        assert isinstance(result, EnqueueResult)
+        return result
+
+    async def enqueue_batch(self, batch: NewBatch) -> EnqueueResult:
+        """A batch trigger's events, in one transaction under its one Idempotency-Key."""
+        result = await self._batcher.submit(batch)
         assert isinstance(result, EnqueueResult)
         return result
 
@@ -79,7 +85,7 @@ class Writer:
         return result
 
     async def _cycle(self, items: list[WriteItem]) -> list[Answer]:
-        new = [i for i in items if isinstance(i, NewEvent)]
+        new = [i for i in items if isinstance(i, NewEvent | NewBatch)]
         outcomes = [i for i in items if isinstance(i, Outcome)]
         entries = [i for i in items if isinstance(i, LogEntry)]
         checks = [i for i in items if isinstance(i, FatigueCheck)]
@@ -120,9 +126,10 @@ class Writer:
         book.hand_over(claimed + leased)
         # Results come in the order of `new`; a created pending event not leased waits queued.
         queued = sum(
-            1
+            e.status == EventStatus.PENDING
             for item, r in zip(new, results, strict=True)
-            if r.kind == "created" and item.status == EventStatus.PENDING
+            if r.kind == "created"
+            for e in events_of(item)
         )
         if queued > len(leased):
             book.wake()  # due or scheduled events left in the queue
@@ -130,7 +137,7 @@ class Writer:
         decided = iter(decisions)
         return [
             next(answers)
-            if isinstance(i, NewEvent)
+            if isinstance(i, NewEvent | NewBatch)
             else next(decided)
             if isinstance(i, FatigueCheck)
             else None
@@ -146,7 +153,7 @@ class Writer:
             outcome_error = exc
         answers: list[Answer] = []
         for item in items:
-            if isinstance(item, NewEvent):
+            if isinstance(item, NewEvent | NewBatch):
                 try:
                     results, _, _, _ = await self._db.write(write_cycle, CycleRequest(new=[item]))
                     answers.append(results[0])

@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from txmsg.core.errors import conflict, invalid, not_found
 from txmsg.core.event_config import PayloadField
-from txmsg.core.kinds import Channel, TargetType
+from txmsg.core.kinds import Channel, Priority, TargetType
+from txmsg.core.queue import PRIORITY_TRANSACTIONAL, priority_rank
 from txmsg.core.statuses import ConfigState, EventStatus, transition
 from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import CtxValidator
@@ -207,6 +208,8 @@ class TriggerTarget:
     message_published: bool
     validator: CtxValidator
     webhook: bool = False  # its status webhook is told of each acceptance
+    priority: Priority = Priority.TRANSACTIONAL  # its lane...
+    rank: int = PRIORITY_TRANSACTIONAL  # ... and the lane's rank its events are queued with
 
 
 def _trigger_row(conn: Connection, event_id: str) -> Any | None:
@@ -218,6 +221,7 @@ def _trigger_row(conn: Connection, event_id: str) -> Any | None:
             event_configs.c.target,
             event_configs.c.fields,
             event_configs.c.revision,
+            event_configs.c.priority,
             messages.c.published_version,
             event_webhooks.c.event_id.is_not(None).label("webhook"),
         )
@@ -262,6 +266,8 @@ class TriggerTargets:
             message_published=row.published_version is not None,
             validator=known[1],
             webhook=bool(row.webhook),
+            priority=Priority(row.priority),
+            rank=priority_rank(Priority(row.priority)),
         )
 
     def forget(self, event_id: str) -> None:

@@ -101,6 +101,8 @@ event_configs = sa.Table(
     sa.Column("fields", Json, nullable=False),
     sa.Column("template", sa.String(64), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
+    # Its lane (core.kinds.Priority): its events are queued with that lane's rank.
+    sa.Column("priority", sa.String(16), nullable=False, server_default="transactional"),
     sa.Column("revision", sa.Integer(), nullable=False, default=1),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),

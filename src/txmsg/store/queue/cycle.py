@@ -23,7 +23,7 @@ from txmsg.core.delivery import LogEntry
 from txmsg.core.export_record import to_micros
 from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.feedback import Feedback
-from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent, Outcome
+from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewBatch, NewEvent, Outcome
 from txmsg.core.timeutil import utcnow
 from txmsg.store import fatigue, feedback, message_export, report_counts, sms_receipts, typology
 from txmsg.store import webhook_outbox as outbox
@@ -38,7 +38,7 @@ Decisions = dict[str, str | None]
 class CycleRequest:
     """What one cycle writes, and how much it may lease to the dispatcher."""
 
-    new: Sequence[NewEvent] = ()
+    new: Sequence[NewEvent | NewBatch] = ()  # single triggers, and batch triggers whole
     outcomes: Sequence[Outcome] = ()
     free: int = 0  # dispatcher slots free for new events leased at insert
     claim_limit: int = 0  # claim up to this many due events from the queue first
@@ -51,7 +51,7 @@ class CycleRequest:
 
 
 class CycleResult(NamedTuple):
-    results: list[EnqueueResult]  # one per new event, in order
+    results: list[EnqueueResult]  # one per new item (event or batch), in order
     claimed: list[ClaimedEvent]  # due events claimed from the queue
     leased: list[ClaimedEvent]  # new events leased at insert
     decisions: list[Decisions]  # one per fatigue check, in order

@@ -1,5 +1,8 @@
 """Enqueue: many new events in one insert, the fresh ones leased straight to the dispatcher.
 
+An item is one event or a batch trigger's events (`NewBatch`): a batch's events go in with
+the rest, all or none by its one Idempotency-Key.
+
 Idempotency-Keys are resolved first (store/queue/idempotency.py); up to `claim` of the new
 events that are due now are inserted already leased and returned, so the caller hands them to
 its dispatcher without a claim round trip (the lease covers a crash).
@@ -15,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewEvent
+from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewBatch, NewEvent, events_of
 from txmsg.core.reports import StatusChange
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
@@ -27,8 +30,8 @@ from txmsg.store.tables import events, status_in
 
 @dataclass(frozen=True, slots=True)
 class Enqueued:
-    """One answer per event of the batch; the new events leased at insert (by id); the
-    changes to announce (acceptance, and `processing` of the leased, for `announce` events)."""
+    """One answer per item of the batch; the new events leased at insert (by id); the changes
+    to announce (acceptance, and `processing` of the leased, for `announce` events)."""
 
     results: list[EnqueueResult] = field(default_factory=list)
     leased: list[ClaimedEvent] = field(default_factory=list)
@@ -71,13 +74,13 @@ _LEASED = bulk.Read(
 
 def enqueue_in(
     conn: Connection,
-    batch: Sequence[NewEvent],
+    batch: Sequence[NewEvent | NewBatch],
     *,
     claim: int = 0,
     lease: timedelta | None = None,
 ) -> Enqueued:
-    """Insert the events of `batch` that their Idempotency-Key (if any) lets in; lease up to
-    `claim` of the due ones for `lease`."""
+    """Insert the items of `batch` that their Idempotency-Key (if any) lets in; lease up to
+    `claim` of the due events for `lease`."""
     if not batch:  # most write cycles record outcomes only
         return Enqueued()
     now = utcnow()
@@ -102,11 +105,15 @@ class _New:
         self.leased: dict[str, NewEvent] = {}
         self.announced: list[StatusChange] = []
 
-    def add(self, item: NewEvent, answer: EnqueueResult | None) -> None:
+    def add(self, item: NewEvent | NewBatch, answer: EnqueueResult | None) -> None:
         if answer is not None:  # a replay or a mismatch: nothing to insert
             self.results.append(answer)
             return
         self.results.append(EnqueueResult("created", item.response))
+        for event in events_of(item):
+            self._insert(event)
+
+    def _insert(self, item: NewEvent) -> None:
         now = self.now
         take = (
             len(self.leased) < self.claim

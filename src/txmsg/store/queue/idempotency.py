@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from txmsg.core.queue import EnqueueResult, NewEvent
+from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent
 from txmsg.store.tables import idempotency_keys
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -40,10 +40,11 @@ def _take_keys(dialect: str, rows: list[dict[str, Any]]) -> Any:
 
 
 def resolve_in(
-    conn: Connection, batch: Sequence[NewEvent], now: datetime
+    conn: Connection, batch: Sequence[NewEvent | NewBatch], now: datetime
 ) -> list[EnqueueResult | None]:
-    """For each event of `batch`: None when it is to be inserted, else the answer its key
-    gives (`replay` or `mismatch`). Within a batch the first use of a key is its authority."""
+    """For each item of `batch` (an event, or a batch trigger's events under one key): None
+    when it is to be inserted, else the answer its key gives (`replay` or `mismatch`). Within
+    a batch the first use of a key is its authority."""
     first_use: dict[str, int] = {}
     for i, item in enumerate(batch):
         if item.idempotency_key is not None:

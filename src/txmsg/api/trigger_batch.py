@@ -1,0 +1,97 @@
+"""POST /rest/mc/{eventId}/batch: up to 1,000 triggers of one event in one request.
+
+Each item is checked as a single trigger's body; the accepted ones are stored in one
+transaction (one write-funnel submission), under the request's one Idempotency-Key. The answer
+has one item per input, in order: its PKey and status, or its problem (naming `events[i]...`).
+201 when every item was accepted, 207 Multi-Status when any was refused (then nothing of the
+refused items is stored, and the accepted ones are).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from txmsg.api.auth import authorize
+from txmsg.api.bodies import read_json
+from txmsg.api.context import context
+from txmsg.api.responses import JSONResponse, problem_of
+from txmsg.api.routing import resource
+from txmsg.api.trigger import (
+    ROLES,
+    idempotency,
+    idempotency_key,
+    live_target,
+    mismatch,
+    new_event,
+    parse_body,
+    status_of,
+)
+from txmsg.core.batch import parse_batch
+from txmsg.core.errors import DomainError
+from txmsg.core.queue import NewBatch, NewEvent, new_pkey
+from txmsg.core.timeutil import utcnow
+from txmsg.core.trigger import TriggerRequest
+from txmsg.store.event_configs import TriggerTarget
+
+
+async def trigger_batch(request: Request) -> Response:
+    principal = await authorize(request, *ROLES)
+    ctx = context(request)
+    event_id = request.path_params["eventId"]
+    target = await live_target(ctx, event_id)
+    idem_key = idempotency_key(request.headers.get("idempotency-key"))
+    body = await read_json(request)
+    now = utcnow()
+    parsed = parse_batch(body, lambda item: parse_body(ctx, target, item, now))
+    items, events = _items(target, parsed, now)
+    response = {
+        "accepted": len(events),
+        "refused": len(items) - len(events),
+        "items": items,
+    }
+    if not events:  # nothing to store: every item refused
+        return _answer(response, replayed=False)
+    key = fingerprint = None
+    if idem_key is not None:
+        key, fingerprint = idempotency(principal, idem_key, [event_id, "batch", body])
+    result = await ctx.enqueue_batch(NewBatch(tuple(events), response, key, fingerprint))
+    if result.kind == "mismatch":
+        raise mismatch()
+    return _answer(result.response, replayed=result.kind == "replay")
+
+
+def _items(
+    target: TriggerTarget, parsed: list[TriggerRequest | DomainError], now: datetime
+) -> tuple[list[dict[str, Any]], list[NewEvent]]:
+    """The answer's items, one per input in order, and the events of the accepted ones."""
+    status = status_of(target)
+    items: list[dict[str, Any]] = []
+    events: list[NewEvent] = []
+    for index, item in enumerate(parsed):
+        if isinstance(item, DomainError):
+            items.append({"index": index, "problem": problem_of(item)})
+            continue
+        pkey = new_pkey()
+        accepted = {
+            "index": index,
+            "PKey": pkey,
+            "status": status.value,
+            "href": f"/rest/mc/{target.event_id}/{pkey}",
+        }
+        items.append(accepted)
+        events.append(new_event(target, item, pkey=pkey, now=now, status=status, response=accepted))
+    return items, events
+
+
+def _answer(response: dict[str, Any], *, replayed: bool) -> Response:
+    """201 when every item was accepted, else 207 (the items say which)."""
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    status = 201 if response["refused"] == 0 else 207
+    return JSONResponse(response, status_code=status, headers=headers)
+
+
+routes = [resource("/rest/mc/{eventId}/batch", POST=trigger_batch)]
