@@ -14,6 +14,7 @@ from txmsg.core.queue import (
     PRIORITY_BULK,
     PRIORITY_TRANSACTIONAL,
     ClaimedEvent,
+    NewBatch,
     NewEvent,
     Outcome,
     new_pkey,
@@ -136,6 +137,37 @@ async def test_idempotency_keys_within_and_across_batches(db: Database) -> None:
     assert again[0].kind == "replay"
     assert again[0].response == a1.response
     assert len(await db.write(claim_in, 10, LEASE)) == 1
+
+
+def batch_of(size: int, key: str | None, fingerprint: str | None) -> NewBatch:
+    items = tuple(event() for _ in range(size))
+    return NewBatch(items, {"items": [e.pkey for e in items]}, key, fingerprint)
+
+
+async def test_a_batch_goes_in_whole_under_its_one_key(db: Database) -> None:
+    first = batch_of(3, "kb", "fb")
+    single = event(key="ks", fingerprint="fs")
+    results = (await db.write(enqueue.enqueue_in, [first, single], claim=2, lease=LEASE)).results
+    assert [(r.kind, r.response) for r in results] == [
+        ("created", first.response),
+        ("created", single.response),
+    ]
+    # Its events are leased at insert like any other's; the rest wait in the queue.
+    queued = await db.write(claim_in, 10, LEASE)
+    assert len(queued) == 2
+
+    again = batch_of(3, "kb", "fb")  # the same request again: its first answer, nothing new
+    other = batch_of(2, "kb", "other")
+    results = (await db.write(enqueue.enqueue_in, [again, other])).results
+    assert [(r.kind, r.response) for r in results] == [
+        ("replay", first.response),
+        ("mismatch", first.response),
+    ]
+    assert await db.write(claim_in, 10, LEASE) == []
+    unkeyed = batch_of(2, None, None)
+    results = (await db.write(enqueue.enqueue_in, [unkeyed])).results
+    assert [r.kind for r in results] == ["created"]
+    assert len(await db.write(claim_in, 10, LEASE)) == 2
 
 
 async def test_expired_queued_events_become_too_old(db: Database) -> None:

@@ -1,0 +1,260 @@
+"""POST /rest/mc/{eventId}/batch: up to 1,000 triggers in one request, one commit, one answer
+item per input, and one Idempotency-Key for the whole batch."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import sqlalchemy as sa
+
+from helpers import (
+    assert_problem,
+    create_event,
+    create_key,
+    live_event,
+    live_sms_event,
+    trigger,
+    wait_status,
+)
+from txmsg.store.db import Database
+from txmsg.store.tables import events
+from txmsg.testing import FakeSMTPServer
+
+FIELDS = [
+    {"name": "firstName", "type": "string", "required": True},
+    {"name": "amount", "type": "number", "required": False},
+]
+
+
+def person(i: int, **extra: Any) -> dict[str, Any]:
+    return {"email": f"user{i}@example.org", "ctx": {"firstName": f"U{i}"}, **extra}
+
+
+async def stored_pkeys(store: Database, event_id: str) -> list[str]:
+    def read(conn: sa.Connection) -> list[str]:
+        query = sa.select(events.c.pkey).where(events.c.event_id == event_id)
+        return sorted(conn.execute(query).scalars())
+
+    return await store.read(read)
+
+
+async def test_a_batch_of_good_items_is_created_and_sent(server, smtp: FakeSMTPServer) -> None:
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    website = server.client(await create_key(admin, "trigger"))
+    body = {"events": [person(i) for i in range(25)]}
+    r = await website.post(f"/rest/mc/{event_id}/batch", json=body)
+    assert r.status_code == 201, r.text
+    assert "idempotent-replayed" not in r.headers
+    answer = r.json()
+    assert (answer["accepted"], answer["refused"]) == (25, 0)
+    items = answer["items"]
+    assert [i["index"] for i in items] == list(range(25))
+    assert all(i["status"] == "pending" for i in items)
+    assert len({i["PKey"] for i in items}) == 25
+    assert all(i["href"] == f"/rest/mc/{event_id}/{i['PKey']}" for i in items)
+
+    received = await smtp.wait_for(25)
+    assert sorted(m.rcpt_tos[0] for m in received) == sorted(e["email"] for e in body["events"])
+    done = await wait_status(website, items[7]["href"], "processed")
+    assert done["email"] == "user7@example.org" and done["ctx"] == {"firstName": "U7"}
+    await website.aclose()
+
+
+async def test_items_take_every_field_of_a_single_trigger(server, smtp: FakeSMTPServer) -> None:
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    later = {
+        "email": "later@example.org",
+        "ctx": {"firstName": "L", "amount": 3.5},
+        "scheduled": "2099-01-01T10:00:00Z",
+        "expiration": "2099-01-02T10:00:00Z",
+    }
+    r = await admin.post(f"/rest/mc/{event_id}/batch", json={"events": [later, person(1)]})
+    assert r.status_code == 201, r.text
+    scheduled, now = r.json()["items"]
+    stored = (await admin.get(scheduled["href"])).json()
+    assert stored["scheduled"] == "2099-01-01T10:00:00.000Z"
+    assert stored["expiration"] == "2099-01-02T10:00:00.000Z"
+    assert stored["status"] == "pending"
+    await wait_status(admin, now["href"], "processed")
+    assert (await admin.get(scheduled["href"])).json()["status"] == "pending"  # not yet due
+
+
+async def test_sms_items_take_a_mobile_phone(server, fake_twilio) -> None:
+    admin = server.admin
+    event_id = await live_sms_event(admin, fake_twilio, server.base_url)
+    items = [
+        {"mobilePhone": "+1 (415) 555-2671", "ctx": {"firstName": "A"}},
+        {"ctx": {"firstName": "B"}},
+    ]
+    r = await admin.post(f"/rest/mc/{event_id}/batch", json={"events": items})
+    assert r.status_code == 207, r.text
+    sent, refused = r.json()["items"]
+    assert refused["problem"]["errors"][0]["field"] == "events[1].mobilePhone"
+    stored = (await admin.get(sent["href"])).json()
+    assert stored["mobilePhone"] == "+14155552671"
+
+
+async def test_bad_items_are_refused_alone(server, smtp: FakeSMTPServer, store) -> None:
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    body = {
+        "events": [
+            person(0),
+            {"email": "not an address", "ctx": {"firstName": "A"}},
+            person(2),
+            {"email": "b@example.org", "ctx": {"amount": "many"}},
+            "not an object",
+            {**person(5), "extra": 1},
+            person(6, scheduled="2099-01-02T00:00:00Z", expiration="2099-01-01T00:00:00Z"),
+            person(7),
+        ]
+    }
+    r = await admin.post(f"/rest/mc/{event_id}/batch", json=body)
+    assert r.status_code == 207, r.text
+    answer = r.json()
+    assert (answer["accepted"], answer["refused"]) == (3, 5)
+    items = answer["items"]
+    assert [i["index"] for i in items] == list(range(8))
+    accepted = {i["index"]: i for i in items if "PKey" in i}
+    assert sorted(accepted) == [0, 2, 7]
+    refused = {i["index"]: i["problem"] for i in items if "problem" in i}
+    assert {i: sorted(e["field"] for e in p["errors"]) for i, p in refused.items()} == {
+        1: ["events[1].email"],
+        3: ["events[3].ctx.amount", "events[3].ctx.firstName"],
+        4: ["events[4]"],
+        5: ["events[5].extra"],
+        6: ["events[6].expiration"],
+    }
+    for index, problem in refused.items():
+        assert problem["status"] == 400 and problem["title"] == "Bad Request"
+        assert problem["detail"].startswith(f"events[{index}]")
+    assert refused[3]["errors"][0]["pointer"].startswith("/events/3/ctx/")
+
+    # The good ones are stored and sent; nothing of the bad ones.
+    assert await stored_pkeys(store, event_id) == sorted(i["PKey"] for i in accepted.values())
+    received = await smtp.wait_for(3)
+    assert sorted(m.rcpt_tos[0] for m in received) == [
+        "user0@example.org",
+        "user2@example.org",
+        "user7@example.org",
+    ]
+
+
+async def test_a_batch_with_every_item_refused_stores_nothing(server, smtp, store) -> None:
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    r = await admin.post(
+        f"/rest/mc/{event_id}/batch", json={"events": [{"ctx": {}}, {"email": "x@example.org"}]}
+    )
+    assert r.status_code == 207, r.text
+    assert (r.json()["accepted"], r.json()["refused"]) == (0, 2)
+    assert await stored_pkeys(store, event_id) == []
+
+
+async def test_the_envelope_is_checked_whole(server, smtp: FakeSMTPServer, store) -> None:
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    url = f"/rest/mc/{event_id}/batch"
+    assert_problem(await admin.post(url, json={"events": []}), 400, "events")
+    assert_problem(await admin.post(url, json={}), 400, "events")
+    assert_problem(await admin.post(url, json={"events": None}), 400, "events")
+    assert_problem(await admin.post(url, json={"events": {"email": "a@b.org"}}), 400, "events")
+    assert_problem(await admin.post(url, json={"events": [], "more": 1}), 400, "more")
+    assert_problem(await admin.post(url, json=[person(0)]), 400, "body")
+    assert_problem(await admin.post(url, json=person(0)), 400, "email")
+    r = await admin.post(url, content=b"{nope", headers={"content-type": "application/json"})
+    assert_problem(r, 400)
+    assert_problem(await admin.post(url), 400)
+
+    too_many = {"events": [person(i) for i in range(1001)]}
+    problem = assert_problem(await admin.post(url, json=too_many), 400, "events")
+    assert "1000" in problem["detail"]
+    big = b'{"events": [{"ctx": {"firstName": "' + b"x" * server.settings.max_body_bytes + b'"}}]}'
+    r = await admin.post(url, content=big, headers={"content-type": "application/json"})
+    assert_problem(r, 413)
+    assert await stored_pkeys(store, event_id) == []
+
+    most = {"events": [person(i) for i in range(1000)]}
+    r = await admin.post(url, json=most)
+    assert r.status_code == 201, r.text
+    assert r.json()["accepted"] == 1000
+    assert len(await stored_pkeys(store, event_id)) == 1000
+
+
+async def test_one_idempotency_key_covers_the_batch(server, smtp: FakeSMTPServer, store) -> None:
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    url = f"/rest/mc/{event_id}/batch"
+    key = {"Idempotency-Key": "newsletter-2026-12"}
+    body = {"events": [person(0), {"ctx": {}}, person(2)]}
+    first = await admin.post(url, json=body, headers=key)
+    assert first.status_code == 207, first.text
+    await smtp.wait_for(2)
+
+    # The same body again (and concurrently): the first answer, nothing stored again.
+    replays = await asyncio.gather(*(admin.post(url, json=body, headers=key) for _ in range(3)))
+    for again in replays:
+        assert again.status_code == 207, again.text
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()
+    accepted = sorted(i["PKey"] for i in first.json()["items"] if "PKey" in i)
+    assert await stored_pkeys(store, event_id) == accepted
+
+    # Another body, or the same body on another event, or a single trigger: a mismatch.
+    other = {"events": [person(0), person(2)]}
+    problem = assert_problem(await admin.post(url, json=other, headers=key), 422)
+    assert "Idempotency-Key" in problem["detail"]
+    await create_event(admin, "second", fields=FIELDS)
+    r = await admin.post("/api/v1/event-configs/EVTsecond/publish")
+    assert r.status_code == 200, r.text
+    assert_problem(await admin.post("/rest/mc/EVTsecond/batch", json=body, headers=key), 422)
+    assert_problem(await admin.post(f"/rest/mc/{event_id}", json=person(0), headers=key), 422)
+    assert_problem(await admin.post(url, json=body, headers={"Idempotency-Key": ""}), 400)
+    assert await stored_pkeys(store, event_id) == accepted
+
+    # A key is the caller's own: another API key with the same key is another request.
+    website = server.client(await create_key(admin, "trigger"))
+    r = await website.post(url, json=other, headers=key)
+    assert r.status_code == 201 and "idempotent-replayed" not in r.headers
+    await smtp.wait_for(4)
+    await asyncio.sleep(0.2)  # a duplicate would have been sent by now
+    assert len(smtp.messages) == 4
+    await website.aclose()
+
+
+async def test_the_batch_answers_as_the_single_trigger_to_callers_and_events(
+    server, smtp: FakeSMTPServer
+) -> None:
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    url = f"/rest/mc/{event_id}/batch"
+    body = {"events": [person(0)]}
+    assert_problem(await server.client().post(url, json=body), 401)
+    assert_problem(await server.client("nope").post(url, json=body), 401)
+    marketer = server.client(await create_key(admin, "marketer"))
+    assert_problem(await marketer.post(url, json=body), 403)
+    await marketer.aclose()
+    assert_problem(await admin.post("/rest/mc/EVTnope/batch", json=body), 404)
+    await create_event(admin, "draft", fields=FIELDS)
+    assert_problem(await admin.post("/rest/mc/EVTdraft/batch", json=body), 404)
+
+    # A paused event takes its batch's events as `paused`, as it takes a single trigger's.
+    r = await admin.post(f"/api/v1/event-configs/{event_id}/pause")
+    assert r.status_code == 200, r.text
+    r = await admin.post(url, json=body)
+    assert r.status_code == 201, r.text
+    [held] = r.json()["items"]
+    assert held["status"] == "paused"
+    r = await admin.post(f"/api/v1/event-configs/{event_id}/resume")
+    assert r.status_code == 200, r.text
+    await wait_status(admin, held["href"], "processed")
+
+    # A single trigger and a batch item of the same body are stored alike.
+    single = await trigger(admin, event_id, person(0))
+    one = (await admin.get(held["href"])).json()
+    two = await wait_status(admin, single["href"], "processed")
+    for same in ("email", "ctx", "priority", "type", "status"):
+        assert one[same] == two[same], same
