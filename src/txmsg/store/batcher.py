@@ -1,7 +1,8 @@
 """Group commit: many concurrent callers, one transaction per batch.
 
 Callers `await submit(item)`; a single flusher task takes everything queued so far (up to
-`max_batch`) and hands it to `flush` in one call. While a flush runs, new items gather, so the
+`max_batch`, counted by each item's `weight`: a batch trigger weighs its events) and hands it
+to `flush` in one call. While a flush runs, new items gather, so the
 batch size follows the load with no added latency when idle. `flush` answers one result per
 item; a result that is an exception is raised to that item's caller alone.
 """
@@ -22,9 +23,11 @@ class Batcher(Generic[T, R]):
         flush: Callable[[list[T]], Awaitable[list[R]]],
         *,
         max_batch: int = 500,
+        weight: Callable[[T], int] | None = None,
     ) -> None:
         self._flush = flush
         self._max_batch = max_batch
+        self._weight = weight
         self._items: list[tuple[T, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -56,11 +59,24 @@ class Batcher(Generic[T, R]):
             await asyncio.sleep(0)
             self._wake.clear()
             while self._items:
-                batch = self._items[: self._max_batch]
-                del self._items[: self._max_batch]
+                count = self._count()
+                batch = self._items[:count]
+                del self._items[:count]
                 await self._flush_one(batch)
             if self._closing and not self._items:
                 return
+
+    def _count(self) -> int:
+        """How many of the waiting items the next flush takes: at least one, then as many as
+        fit in `max_batch` by weight."""
+        if self._weight is None:
+            return min(len(self._items), self._max_batch)
+        total = 0
+        for count, (item, _) in enumerate(self._items):
+            total += self._weight(item)
+            if total > self._max_batch:
+                return max(1, count)
+        return len(self._items)
 
     async def _flush_one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
