@@ -136,6 +136,8 @@ async def test_expired_leases_go_back_to_the_queue_announced(db: Database) -> No
     assert (await db.read(event_row, current.pkey)).status == "processing"
     again = await db.write(claims.claim_in, 10, LEASE)
     assert {c.pkey: c.attempts for c in again.events} == {hooked.pkey: 2, plain.pkey: 2}
+    # Only the event with a webhook has its claim announced.
+    assert [(c.pkey, c.status) for c in again.announced] == [(hooked.pkey, "processing")]
 
 
 async def test_expired_queued_events_become_too_old_and_only_those(db: Database) -> None:
