@@ -140,3 +140,31 @@ async def test_an_event_whose_lease_lapsed_before_sending_is_left_to_be_claimed_
         assert (again.pkey, again.attempts) == (event.pkey, 2)
     finally:
         await db.dispose()
+
+
+async def test_a_route_paused_or_unpublished_after_the_event_was_queued_is_not_sent(
+    database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    """The dispatcher's own checks, made before any leg: the route as it is at send time."""
+    db = Database(database_url)
+    try:
+        async with api_only(database_url, data_dir) as admin:
+            event_id = await live_event(admin, smtp)
+            r = await admin.post(f"/api/v1/event-configs/{event_id}/pause")
+            assert r.status_code == 200, r.text
+        async with engine(database_url, timedelta(seconds=30)) as (writer, _):
+            held = new(event_id)  # queued as pending before the pause, say
+            await writer.enqueue(held)
+            row = await final_row(db, event_id, held.pkey)
+            assert (row.status, row.reason) == ("paused", None)
+        async with api_only(database_url, data_dir) as admin:
+            r = await admin.post(f"/api/v1/event-configs/{event_id}/unpublish")
+            assert r.status_code == 200, r.text
+        async with engine(database_url, timedelta(seconds=30)) as (writer, _):
+            late = new(event_id)
+            await writer.enqueue(late)
+            row = await final_row(db, event_id, late.pkey)
+            assert (row.status, row.reason) == ("ignored", "event configuration unpublished")
+        assert smtp.messages == []
+    finally:
+        await db.dispose()
