@@ -168,3 +168,52 @@ async def test_a_route_paused_or_unpublished_after_the_event_was_queued_is_not_s
         assert smtp.messages == []
     finally:
         await db.dispose()
+
+
+class HeldWrites(Database):
+    """A database whose writes wait while `held` is set: a write cycle under way."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.held: asyncio.Event | None = None
+        self.holding = asyncio.Event()
+
+    async def write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.held is not None:
+            self.holding.set()
+            await self.held.wait()
+        return await super().write(fn, *args, **kwargs)
+
+
+async def test_a_stop_waits_for_a_cycle_under_way_and_the_sends_it_hands_over(
+    database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await live_event(admin, smtp)
+    db = HeldWrites(database_url)
+    book = LeaseBook(max_in_flight=8, lease=timedelta(seconds=30))
+    writer = Writer(db, book)
+    # A long poll: the dispatcher's own loop is idle, waiting, when the stop comes.
+    settings = DispatcherSettings(poll_interval=30.0, route_cache_seconds=0.0)
+    dispatcher = Dispatcher(db, settings, book, writer)
+    writer.start()
+    dispatcher.start()
+    try:
+        await writer.tick()  # the first claim has run: nothing is due
+        db.held = asyncio.Event()
+        item = new(event_id)
+        enqueued = asyncio.create_task(writer.enqueue(item))
+        await asyncio.wait_for(db.holding.wait(), 5)  # its cycle has room, and is under way
+        stopping = asyncio.create_task(dispatcher.stop())
+        await asyncio.sleep(0.1)
+        db.held.set()  # the cycle commits, leasing the new event: the stop must see it sent
+        await asyncio.wait_for(enqueued, 5)
+        await asyncio.wait_for(stopping, 10)
+        assert book.in_flight == 0
+        row = await db.read(get_event, event_id, item.pkey)
+        assert row.status == "processed"
+        assert [m.rcpt_tos for m in smtp.messages] == [["a@example.org"]]
+    finally:
+        db.held = None
+        await writer.stop()
+        await db.dispose()
