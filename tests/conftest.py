@@ -20,6 +20,7 @@ import uvicorn
 from export_support import s3  # noqa: F401 - the S3 server fixture of the export tests
 from txmsg.app import create_app
 from txmsg.config import Settings
+from txmsg.engine.providers import Providers
 from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer
 from webhook_support import receiver  # noqa: F401 - the webhook receiver fixture
@@ -167,3 +168,13 @@ async def store(server: Server) -> AsyncIterator[Database]:
 async def smtp() -> AsyncIterator[FakeSMTPServer]:
     async with FakeSMTPServer() as fake:
         yield fake
+
+
+@pytest_asyncio.fixture
+async def providers() -> AsyncIterator[Providers]:
+    """The dispatcher legs' providers (pooled SMTP connections, Twilio senders), closed after."""
+    providers = Providers()
+    try:
+        yield providers
+    finally:
+        await providers.close()

@@ -76,67 +76,132 @@ def new(event_id: str, **kw: Any) -> NewEvent:
 
 
 async def test_claimed_and_leased_events_end_with_their_outcomes(
-    database_url: str, data_dir: Path, smtp: FakeSMTPServer
+    db: Database, database_url: str, data_dir: Path, smtp: FakeSMTPServer
 ) -> None:
-    db = Database(database_url)
-    try:
-        async with api_only(database_url, data_dir) as admin:
-            event_id = await live_event(admin, smtp)
-            accepted = await trigger(admin, event_id)
-            # No dispatcher, so the lease book has no consumer: the event waits in the queue.
-            r = await admin.get(accepted["href"])
-            assert r.json()["status"] == "pending"
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await live_event(admin, smtp)
+        accepted = await trigger(admin, event_id)
+        # No dispatcher, so the lease book has no consumer: the event waits in the queue.
+        r = await admin.get(accepted["href"])
+        assert r.json()["status"] == "pending"
 
-        async with engine(database_url, timedelta(seconds=30)) as (writer, book):
-            fresh, unknown, expired = (
-                new(event_id),
-                new("noSuchEvent"),
-                new(event_id, expires_in=timedelta(seconds=-1)),
-            )
-            results = await asyncio.gather(*(writer.enqueue(e) for e in (fresh, unknown, expired)))
-            assert [r.kind for r in results] == ["created"] * 3
+    async with engine(database_url, timedelta(seconds=30)) as (writer, book):
+        fresh, unknown, expired = (
+            new(event_id),
+            new("noSuchEvent"),
+            new(event_id, expires_in=timedelta(seconds=-1)),
+        )
+        results = await asyncio.gather(*(writer.enqueue(e) for e in (fresh, unknown, expired)))
+        assert [r.kind for r in results] == ["created"] * 3
 
-            claimed = await final_row(db, event_id, accepted["PKey"])  # claimed from the queue
-            sent = await final_row(db, event_id, fresh.pkey)  # leased as it was written
-            ignored = await final_row(db, "noSuchEvent", unknown.pkey)
-            too_old = await final_row(db, event_id, expired.pkey)
-            assert (claimed.status, sent.status) == ("processed", "processed")
-            assert (ignored.status, ignored.reason) == (
-                "ignored",
-                "the event configuration no longer exists",
-            )
-            assert (too_old.status, too_old.reason) == ("tooOld", "expired before it could be sent")
-            messages = await smtp.wait_for(2)
-            assert sorted(m.rcpt_tos[0] for m in messages) == ["a@example.org", "ada@example.org"]
-        # Stopped: every send finished and released its slot and its lease.
-        assert book.in_flight == 0
-        assert book.leases_to_renew() == ([], None)
-        assert book.free_slots() == 0
-    finally:
-        await db.dispose()
+        claimed = await final_row(db, event_id, accepted["PKey"])  # claimed from the queue
+        sent = await final_row(db, event_id, fresh.pkey)  # leased as it was written
+        ignored = await final_row(db, "noSuchEvent", unknown.pkey)
+        too_old = await final_row(db, event_id, expired.pkey)
+        assert (claimed.status, sent.status) == ("processed", "processed")
+        assert (ignored.status, ignored.reason) == (
+            "ignored",
+            "the event configuration no longer exists",
+        )
+        assert (too_old.status, too_old.reason) == ("tooOld", "expired before it could be sent")
+        messages = await smtp.wait_for(2)
+        assert sorted(m.rcpt_tos[0] for m in messages) == ["a@example.org", "ada@example.org"]
+    # Stopped: every send finished and released its slot and its lease.
+    assert book.in_flight == 0
+    assert book.leases_to_renew() == ([], None)
+    assert book.free_slots() == 0
 
 
 async def test_an_event_whose_lease_lapsed_before_sending_is_left_to_be_claimed_again(
+    db: Database, database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await live_event(admin, smtp)
+
+    # A lease of no time lapses before the send: another claim may own the event by then.
+    async with engine(database_url, timedelta(0)) as (writer, book):
+        event = new(event_id)
+        await writer.enqueue(event)  # leased as it was written, and handed over
+    # The dispatcher stopped once done with it: it released the event, sent nothing.
+    assert book.in_flight == 0
+    assert smtp.messages == []  # not sent, and no outcome recorded for it
+    row = await db.read(get_event, event_id, event.pkey)
+    assert (row.status, row.attempts) == ("processing", 1)
+    released = await db.write(release_expired_in)
+    assert released.count == 1
+    claimed = await db.write(claim_in, 10, timedelta(seconds=30))
+    [again] = claimed.events
+    assert (again.pkey, again.attempts) == (event.pkey, 2)
+
+
+async def test_a_route_paused_or_unpublished_after_the_event_was_queued_is_not_sent(
+    db: Database, database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    """The dispatcher's own checks, made before any leg: the route as it is at send time."""
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await live_event(admin, smtp)
+        r = await admin.post(f"/api/v1/event-configs/{event_id}/pause")
+        assert r.status_code == 200, r.text
+    async with engine(database_url, timedelta(seconds=30)) as (writer, _):
+        held = new(event_id)  # queued as pending before the pause, say
+        await writer.enqueue(held)
+        row = await final_row(db, event_id, held.pkey)
+        assert (row.status, row.reason) == ("paused", None)
+    async with api_only(database_url, data_dir) as admin:
+        r = await admin.post(f"/api/v1/event-configs/{event_id}/unpublish")
+        assert r.status_code == 200, r.text
+    async with engine(database_url, timedelta(seconds=30)) as (writer, _):
+        late = new(event_id)
+        await writer.enqueue(late)
+        row = await final_row(db, event_id, late.pkey)
+        assert (row.status, row.reason) == ("ignored", "event configuration unpublished")
+    assert smtp.messages == []
+
+
+class HeldWrites(Database):
+    """A database whose writes wait while `held` is set: a write cycle under way."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.held: asyncio.Event | None = None
+        self.holding = asyncio.Event()
+
+    async def write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.held is not None:
+            self.holding.set()
+            await self.held.wait()
+        return await super().write(fn, *args, **kwargs)
+
+
+async def test_a_stop_waits_for_a_cycle_under_way_and_the_sends_it_hands_over(
     database_url: str, data_dir: Path, smtp: FakeSMTPServer
 ) -> None:
-    db = Database(database_url)
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await live_event(admin, smtp)
+    db = HeldWrites(database_url)
+    book = LeaseBook(max_in_flight=8, lease=timedelta(seconds=30))
+    writer = Writer(db, book)
+    # A long poll: the dispatcher's own loop is idle, waiting, when the stop comes.
+    settings = DispatcherSettings(poll_interval=30.0, route_cache_seconds=0.0)
+    dispatcher = Dispatcher(db, settings, book, writer)
+    writer.start()
+    dispatcher.start()
     try:
-        async with api_only(database_url, data_dir) as admin:
-            event_id = await live_event(admin, smtp)
-
-        # A lease of no time lapses before the send: another claim may own the event by then.
-        async with engine(database_url, timedelta(0)) as (writer, book):
-            event = new(event_id)
-            await writer.enqueue(event)  # leased as it was written, and handed over
-        # The dispatcher stopped once done with it: it released the event, sent nothing.
+        await writer.tick()  # the first claim has run: nothing is due
+        db.held = asyncio.Event()
+        item = new(event_id)
+        enqueued = asyncio.create_task(writer.enqueue(item))
+        await asyncio.wait_for(db.holding.wait(), 5)  # its cycle has room, and is under way
+        stopping = asyncio.create_task(dispatcher.stop())
+        await asyncio.sleep(0.1)
+        db.held.set()  # the cycle commits, leasing the new event: the stop must see it sent
+        await asyncio.wait_for(enqueued, 5)
+        await asyncio.wait_for(stopping, 10)
         assert book.in_flight == 0
-        assert smtp.messages == []  # not sent, and no outcome recorded for it
-        row = await db.read(get_event, event_id, event.pkey)
-        assert (row.status, row.attempts) == ("processing", 1)
-        released = await db.write(release_expired_in)
-        assert released.count == 1
-        claimed = await db.write(claim_in, 10, timedelta(seconds=30))
-        [again] = claimed.events
-        assert (again.pkey, again.attempts) == (event.pkey, 2)
+        row = await db.read(get_event, event_id, item.pkey)
+        assert row.status == "processed"
+        assert [m.rcpt_tos for m in smtp.messages] == [["a@example.org"]]
     finally:
+        db.held = None
+        await writer.stop()
         await db.dispose()

@@ -3,14 +3,12 @@ answers for each SMTP reply (both engines: the VERP and tracking secrets live in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
-
 from leg_support import claimed, context, route
+
 from txmsg.core.email_config import EmailSettings, SMTPSettings
 from txmsg.core.kinds import Channel
 from txmsg.core.queue import Outcome
@@ -36,21 +34,6 @@ CONTENT = {
     "text": "Hi {{ ctx.firstName }}",
 }
 TARGET = Target("ada@example.org")
-
-
-@pytest_asyncio.fixture
-async def smtp() -> AsyncIterator[FakeSMTPServer]:
-    async with FakeSMTPServer() as server:
-        yield server
-
-
-@pytest_asyncio.fixture
-async def providers() -> AsyncIterator[Providers]:
-    providers = Providers()
-    try:
-        yield providers
-    finally:
-        await providers.close()
 
 
 def email(smtp: FakeSMTPServer, **over: object) -> EmailSettings:

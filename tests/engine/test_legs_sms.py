@@ -3,12 +3,9 @@ for each of Twilio's replies."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
-
 from leg_support import claimed, context, route
+
 from txmsg.core.email_config import EmailSettings, SMTPSettings
 from txmsg.core.kinds import Channel
 from txmsg.core.statuses import EventStatus
@@ -24,28 +21,13 @@ PHONE = "+14155550123"
 TARGET = Target(PHONE)
 
 
-@pytest_asyncio.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest_asyncio.fixture
-async def providers() -> AsyncIterator[Providers]:
-    providers = Providers()
-    try:
-        yield providers
-    finally:
-        await providers.close()
-
-
-def sms(twilio: FakeTwilio) -> SmsSettings:
+def sms(fake_twilio: FakeTwilio) -> SmsSettings:
     return SmsSettings(
         TwilioSettings(
-            account_sid=twilio.account_sid,
-            auth_token=twilio.auth_token,
+            account_sid=fake_twilio.account_sid,
+            auth_token=fake_twilio.auth_token,
             from_number="+14155550100",
-            api_base_url=twilio.base_url,
+            api_base_url=fake_twilio.base_url,
             timeout=5.0,
         )
     )
@@ -56,15 +38,15 @@ def leg(providers: Providers, ctx: LegContext | None = None) -> SmsLeg:
 
 
 async def test_a_sent_sms_is_processed_with_its_sid_and_exported(
-    twilio: FakeTwilio, providers: Providers
+    fake_twilio: FakeTwilio, providers: Providers
 ) -> None:
     sent = claimed(email=None, mobile_phone=PHONE, ctx={"firstName": "Ada", "code": "4321"})
     outcome = await leg(providers).send(
-        sent, route(Channel.SMS, sms(twilio), CONTENT, message_export=True), TARGET
+        sent, route(Channel.SMS, sms(fake_twilio), CONTENT, message_export=True), TARGET
     )
     assert outcome is not None
     assert outcome.status == EventStatus.PROCESSED
-    [message] = twilio.messages
+    [message] = fake_twilio.messages
     assert (message.to, message.from_, message.body) == (
         PHONE,
         "+14155550100",
@@ -90,26 +72,26 @@ async def test_a_sent_sms_is_processed_with_its_sid_and_exported(
     ],
 )
 async def test_5xx_and_429_are_retried(
-    twilio: FakeTwilio, providers: Providers, status: int, reason: str
+    fake_twilio: FakeTwilio, providers: Providers, status: int, reason: str
 ) -> None:
-    twilio.fail_next(status)
+    fake_twilio.fail_next(status)
     outcome = await leg(providers).send(
         claimed(email=None, mobile_phone=PHONE, ctx={"firstName": "Ada", "code": "1"}),
-        route(Channel.SMS, sms(twilio), CONTENT),
+        route(Channel.SMS, sms(fake_twilio), CONTENT),
         TARGET,
     )
     assert outcome is not None
     assert outcome.status == EventStatus.PENDING
     assert outcome.reason == f"retrying: {reason}"
     assert outcome.due_at is not None
-    assert twilio.messages == []
+    assert fake_twilio.messages == []
 
 
-async def test_a_400_fails_delivery(twilio: FakeTwilio, providers: Providers) -> None:
-    twilio.fail_next(400)
+async def test_a_400_fails_delivery(fake_twilio: FakeTwilio, providers: Providers) -> None:
+    fake_twilio.fail_next(400)
     outcome = await leg(providers).send(
         claimed(email=None, mobile_phone=PHONE, ctx={"firstName": "Ada", "code": "1"}),
-        route(Channel.SMS, sms(twilio), CONTENT),
+        route(Channel.SMS, sms(fake_twilio), CONTENT),
         TARGET,
     )
     assert outcome is not None
@@ -122,30 +104,30 @@ async def test_a_400_fails_delivery(twilio: FakeTwilio, providers: Providers) ->
 
 
 async def test_an_empty_text_fails_routing_and_sends_nothing(
-    twilio: FakeTwilio, providers: Providers
+    fake_twilio: FakeTwilio, providers: Providers
 ) -> None:
     outcome = await leg(providers).send(
         claimed(email=None, mobile_phone=PHONE, ctx={"note": "   "}),
-        route(Channel.SMS, sms(twilio), {"body": "{{ ctx.note }}"}),
+        route(Channel.SMS, sms(fake_twilio), {"body": "{{ ctx.note }}"}),
         TARGET,
     )
     assert outcome is not None
     assert outcome.status == EventStatus.ROUTING_FAILED
     assert outcome.reason == "message version 3 renders an empty text for this event"
     assert outcome.message_version == 3
-    assert twilio.requests == 0
+    assert fake_twilio.requests == 0
 
 
 async def test_nothing_is_sent_once_the_lease_lapsed(
-    twilio: FakeTwilio, providers: Providers
+    fake_twilio: FakeTwilio, providers: Providers
 ) -> None:
     outcome = await leg(providers, context(lease_lost=True)).send(
         claimed(email=None, mobile_phone=PHONE, ctx={"firstName": "Ada", "code": "1"}),
-        route(Channel.SMS, sms(twilio), CONTENT),
+        route(Channel.SMS, sms(fake_twilio), CONTENT),
         TARGET,
     )
     assert outcome is None
-    assert twilio.requests == 0
+    assert fake_twilio.requests == 0
 
 
 @pytest.mark.parametrize(

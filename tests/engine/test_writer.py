@@ -1,4 +1,6 @@
-"""The write funnel with batch triggers: a batch is one submission, written all or nothing."""
+"""The writer with a lease book on a real database, no dispatcher: what a cycle claims or leases
+is what the book has room for, handed to the book's consumer; what the book learns back; a batch
+trigger is one submission, written all or nothing."""
 
 from __future__ import annotations
 
@@ -7,12 +9,65 @@ from datetime import timedelta
 from typing import Any
 
 from helpers import queued_event
-from txmsg.core.queue import EnqueueResult, NewBatch
+from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewBatch, Outcome
+from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
+from txmsg.store.events import get_event
 from txmsg.store.queue import claims
+
+LEASE = timedelta(seconds=30)
+
+
+async def test_a_cycle_leases_what_the_book_has_room_for_and_learns_the_queue_is_empty(
+    db: Database,
+) -> None:
+    book = LeaseBook(max_in_flight=2, lease=LEASE)
+    received: list[ClaimedEvent] = []
+    book.consume(received.extend)
+    writer = Writer(db, book)
+    writer.start()
+    try:
+        queued = [queued_event("EVTw") for _ in range(3)]
+        for item in queued:  # one cycle each: the first two are leased as they are written
+            await writer.enqueue(item)
+        assert [e.pkey for e in received] == [q.pkey for q in queued[:2]]
+        assert book.in_flight == 2 and book.free_slots() == 0
+        assert (await db.read(get_event, "EVTw", queued[2].pkey)).status == "pending"
+        assert book.wants_claim(1)  # the third waits in the queue: the book was told
+
+        # An outcome frees its slot in the cycle that records it: that cycle claims the third.
+        first = received[0]
+        await writer.record(Outcome(first.id, first.lease_token, EventStatus.PROCESSED))
+        book.release([first])
+        assert [e.pkey for e in received] == [q.pkey for q in queued]
+
+        # A claim that comes back short: no due event is left, the book stops asking.
+        book.release(received[1:])
+        await writer.tick()
+        assert book.free_slots() == 2
+        assert not book.may_have_due(book.free_slots())
+        book.wake()
+        assert book.may_have_due(book.free_slots())
+    finally:
+        await writer.stop()
+
+
+async def test_without_a_consumer_a_cycle_leases_nothing(db: Database) -> None:
+    """API only: the book has no consumer, so the writer leases and claims nothing."""
+    writer = Writer(db, LeaseBook(max_in_flight=8, lease=LEASE))
+    writer.start()
+    try:
+        item = queued_event("EVTw")
+        result = await writer.enqueue(item)
+        await writer.tick()
+    finally:
+        await writer.stop()
+    assert result.kind == "created"
+    row = await db.read(get_event, "EVTw", item.pkey)
+    assert (row.status, row.attempts, row.lease_token) == ("pending", 0, None)
 
 
 def _deep(levels: int) -> list[Any]:
@@ -25,9 +80,7 @@ def _deep(levels: int) -> list[Any]:
     return root
 
 
-async def test_a_batch_with_a_bad_row_fails_whole_and_alone(database_url: str) -> None:
-    db = Database(database_url)
-    await db.migrate()
+async def test_a_batch_with_a_bad_row_fails_whole_and_alone(db: Database) -> None:
     writer = Writer(db, LeaseBook(max_in_flight=64, lease=timedelta(seconds=60)))
     writer.start()
     try:
@@ -52,4 +105,3 @@ async def test_a_batch_with_a_bad_row_fails_whole_and_alone(database_url: str) -
         assert {c.pkey for c in claimed} == {e.pkey for e in (*good.events, single)}
     finally:
         await writer.stop()
-        await db.dispose()

@@ -15,7 +15,7 @@ from txmsg.core.timeutil import utcnow
 from txmsg.store.db import Database
 from txmsg.store.queue import claims, enqueue, housekeeping, leases
 from txmsg.store.queue.idempotency import IDEMPOTENCY_WINDOW
-from txmsg.store.tables import events, idempotency_keys
+from txmsg.store.tables import events, idempotency_keys, messages
 
 
 async def test_an_idempotency_key_replays_refuses_and_expires(db: Database) -> None:
@@ -136,6 +136,8 @@ async def test_expired_leases_go_back_to_the_queue_announced(db: Database) -> No
     assert (await db.read(event_row, current.pkey)).status == "processing"
     again = await db.write(claims.claim_in, 10, LEASE)
     assert {c.pkey: c.attempts for c in again.events} == {hooked.pkey: 2, plain.pkey: 2}
+    # Only the event with a webhook has its claim announced.
+    assert [(c.pkey, c.status) for c in again.announced] == [(hooked.pkey, "processing")]
 
 
 async def test_expired_queued_events_become_too_old_and_only_those(db: Database) -> None:
@@ -162,3 +164,29 @@ async def test_expired_queued_events_become_too_old_and_only_those(db: Database)
         fresh.pkey: "pending",
         sending.pkey: "processing",
     }
+
+
+async def test_paused_events_of_live_events_resume_announced(db: Database) -> None:
+    """The housekeeping catch-all for a pause/resume race: only events whose configuration
+    is published, with a published message, go back to the queue."""
+
+    def publish_message(conn: Connection, event_id: str) -> None:
+        now = utcnow()
+        conn.execute(
+            sa.insert(messages).values(
+                event_id=event_id, draft={}, published_version=1, created_at=now, updated_at=now
+            )
+        )
+
+    await db.write(hook, "EVThooked")
+    await db.write(hook, "EVTdraft")  # published, but its message is not
+    await db.write(publish_message, "EVThooked")
+    live = new_event("EVThooked", status=EventStatus.PAUSED)
+    draft = new_event("EVTdraft", status=EventStatus.PAUSED)
+    await db.write(enqueue.enqueue_in, [live, draft])
+    resumed = await db.write(housekeeping.resume_paused_of_live_events)
+    assert resumed.count == 1
+    assert [(c.pkey, c.status) for c in resumed.announced] == [(live.pkey, "pending")]
+    assert (await db.read(event_row, live.pkey)).status == "pending"
+    assert (await db.read(event_row, draft.pkey)).status == "paused"
+    assert (await db.write(housekeeping.resume_paused_of_live_events)).count == 0

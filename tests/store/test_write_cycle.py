@@ -37,7 +37,8 @@ async def test_the_cycle_leases_fresh_events_and_announces_them(db: Database) ->
     await db.write(hook, "EVThooked")
     due = [new_event("EVThooked", announce=True) for _ in range(3)]
     scheduled = new_event("EVThooked", due_in=600, announce=True)
-    result = await db.write(write_cycle, CycleRequest(new=[*due, scheduled], free=2, lease=LEASE))
+    # The scheduled one first: room is left for it, yet it is not due, so it waits queued.
+    result = await db.write(write_cycle, CycleRequest(new=[scheduled, *due], free=2, lease=LEASE))
     assert [r.kind for r in result.results] == ["created"] * 4
     assert [c.pkey for c in result.leased] == [e.pkey for e in due[:2]]
     assert result.claimed == [] and result.decisions == []
@@ -53,6 +54,9 @@ async def test_the_cycle_leases_fresh_events_and_announces_them(db: Database) ->
     assert [c.pkey for c in result.claimed] == [due[2].pkey]
     assert result.leased == []
     assert (await db.read(event_row, later.pkey)).status == "pending"
+    assert (await db.read(event_row, scheduled.pkey)).status == "pending"
+    # The claim announces its event's `processing` too (`later` does not announce itself).
+    assert (await db.read(calls, "EVThooked"))[6:] == [(due[2].pkey, "processing")]
 
 
 async def test_outcomes_are_counted_and_announced_with_their_status(db: Database) -> None:

@@ -68,6 +68,29 @@ def test_an_email_configuration_without_optional_fields_has_their_defaults() -> 
     assert (settings.from_name, settings.reply_to, settings.bounce_domain) == (None, None, None)
     assert settings.tracking.on is False
     assert settings.smtp == SMTPSettings(host="mx")
+    # The defaults the untyped reads had (`smtp.get("timeout", 30.0)`, ...), spelled out.
+    smtp = settings.smtp
+    assert (smtp.timeout, smtp.pool_size, smtp.username, smtp.password) == (30.0, 8, None, None)
+    assert smtp.validate_certs is True
+
+
+def test_an_sms_configuration_without_optional_fields_has_their_defaults() -> None:
+    stored: dict[str, Any] = {
+        "twilio": {"account_sid": ACCOUNT, "from_number": "+14155550100", "api_base_url": "x"}
+    }
+    settings = channel_settings("sms", stored, {})
+    assert settings == SmsSettings(
+        TwilioSettings(
+            account_sid=ACCOUNT, auth_token="", from_number="+14155550100", api_base_url="x"
+        )
+    )
+    assert isinstance(settings, SmsSettings)
+    twilio = settings.twilio
+    assert (twilio.timeout, twilio.messaging_service_sid, twilio.status_callback_base_url) == (
+        30.0,
+        None,
+        None,
+    )
 
 
 def test_an_sms_configuration_reads_back_typed_with_its_token() -> None:

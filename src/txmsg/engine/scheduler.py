@@ -15,7 +15,6 @@ from txmsg.store import fatigue, report_counts
 from txmsg.store import webhook_outbox as outbox
 from txmsg.store.db import Database
 from txmsg.store.queue import housekeeping, leases
-from txmsg.store.routing import release_paused_of_live_events
 from txmsg.store.targeting import pretarget_scheduled
 
 log = logging.getLogger(__name__)
@@ -24,14 +23,15 @@ log = logging.getLogger(__name__)
 def _housekeeping(conn: Connection) -> tuple[int, int]:
     released = leases.release_expired_in(conn)
     outbox.queue_status_changes(conn, released.announced)
-    resumed = release_paused_of_live_events(conn)
+    resumed = housekeeping.resume_paused_of_live_events(conn)
+    outbox.queue_status_changes(conn, resumed.announced)
     expired = housekeeping.expire_queued(conn)
     report_counts.add(conn, report_counts.of_changes(expired.changes))
     outbox.queue_status_changes(conn, expired.announced)
     housekeeping.purge_idempotency_keys(conn)
     fatigue.purge_reservations(conn)
     pretarget_scheduled(conn)
-    return released.count + resumed, expired.count
+    return released.count + resumed.count, expired.count
 
 
 class Scheduler:

@@ -180,7 +180,7 @@ class _EachRow:
 class _ManyRows:
     """A statement's text for `count` rows at once, for one dialect."""
 
-    __slots__ = ("count", "extras", "get", "order", "processors", "sql", "width")
+    __slots__ = ("count", "extras", "get", "processors", "sql", "width")
 
     def __init__(
         self, statement: RowStatement, stmt: UpdateBase, dialect: Dialect, count: int
@@ -196,8 +196,8 @@ class _ManyRows:
             for i in range(count)
             for j, key in enumerate(statement.keys)
         }
-        # Parameters are laid out as the rows' values (row after row), then the others in
-        # the order the text names them; `order` says where each position takes its value.
+        # The text names the rows' values first (row after row: a multi-row VALUES, or the
+        # VALUES table an UPDATE is joined to comes first), then the other parameters.
         self.extras: list[tuple[str, bool, Any]] = []
         order: list[int] = []
         first_row: dict[str, Any] = {}
@@ -213,7 +213,8 @@ class _ManyRows:
                 first_row[statement.keys[index]] = bind
         if sorted(order) != list(range(len(order))):
             raise ValueError(f"{statement.name}: a row's column is missing from its statement")
-        self.order = None if order == sorted(order) else order
+        if order != sorted(order):
+            raise ValueError(f"{statement.name}: a parameter comes before the rows' values")
         self.processors = _processors([first_row[k] for k in statement.keys], dialect)
         self.get = _getter(statement.keys)
 
@@ -229,9 +230,7 @@ class _ManyRows:
             flat += values
         for key, required, fixed in self.extras:
             flat.append(shared[key] if required else shared.get(key, fixed))
-        if self.order is None:
-            return tuple(flat)
-        return tuple([flat[i] for i in self.order])
+        return tuple(flat)
 
 
 def _getter(keys: Sequence[str]) -> Callable[[Mapping[str, Any]], Any]:

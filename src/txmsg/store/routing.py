@@ -9,17 +9,12 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.channel_config import ChannelSettings, channel_settings
 from txmsg.core.kinds import Channel, TargetType
-from txmsg.core.statuses import ConfigState, EventStatus
-from txmsg.core.timeutil import utcnow
-from txmsg.store import webhook_outbox
-from txmsg.store.queue.changes import update_status
+from txmsg.core.statuses import ConfigState
 from txmsg.store.tables import (
     channel_configs,
     event_configs,
-    events,
     message_versions,
     messages,
-    waiting,
 )
 
 
@@ -88,26 +83,3 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
         )
         for r in conn.execute(stmt)
     }
-
-
-def release_paused_of_live_events(conn: Connection) -> int:
-    """Catch-all for a pause/resume race: paused events of live, published events resume."""
-    live = (
-        sa.select(event_configs.c.event_id)
-        .select_from(event_configs.join(messages))
-        .where(
-            event_configs.c.state == ConfigState.PUBLISHED.value,
-            messages.c.published_version.is_not(None),
-        )
-    )
-    now = utcnow()
-    resumed = update_status(
-        conn,
-        sa.update(events)
-        .where(waiting(EventStatus.PAUSED), events.c.event_id.in_(live))
-        .values(status=EventStatus.PENDING.value, updated_at=now),
-        EventStatus.PENDING.value,
-        now,
-    )
-    webhook_outbox.queue_status_changes(conn, resumed.announced)
-    return resumed.count

@@ -18,7 +18,7 @@ from txmsg.core.reports import StatusChange
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store import bulk
-from txmsg.store.queue.rows import CLAIM_COLUMNS, ClaimRow, Lease
+from txmsg.store.queue.rows import CLAIM_COLUMNS, HELD_BY_LEASE, ClaimRow, Lease
 from txmsg.store.tables import events, status_in
 
 
@@ -60,15 +60,9 @@ def _claim(dialect: str) -> sa.Update:
 # Built once: the dispatcher claims many times a second under load.
 _CLAIM = {name: _claim(name) for name in ("sqlite", "postgresql")}
 
-# SQLite's read-back. The lease's end (one value per claim) finds the rows through the lease
-# index; the token tells this claim's rows apart.
+# SQLite's read-back of the rows the claim leased, by their lease.
 _CLAIMED = bulk.Read(
-    "claimed events",
-    lambda _dialect: sa.select(*CLAIM_COLUMNS).where(
-        status_in(EventStatus.PROCESSING),
-        events.c.lease_until == sa.bindparam("b_until", type_=events.c.lease_until.type),
-        events.c.lease_token == sa.bindparam("b_token"),
-    ),
+    "claimed events", lambda _dialect: sa.select(*CLAIM_COLUMNS).where(HELD_BY_LEASE)
 )
 
 
@@ -78,7 +72,7 @@ def claim_in(
     """Lease up to `limit` due events for `lease`, highest priority first."""
     now = now or utcnow()
     held = Lease.new(now, lease)
-    params = {"b_now": now, "b_limit": limit, "b_until": held.until, "b_token": held.token}
+    params = {"b_now": now, "b_limit": limit, **held.params()}
     if conn.dialect.name == "sqlite":
         conn.execute(_CLAIM["sqlite"], params)
         rows = [ClaimRow._make(r) for r in _CLAIMED.rows(conn, params)]

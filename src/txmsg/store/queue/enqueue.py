@@ -24,8 +24,8 @@ from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store import bulk
 from txmsg.store.queue import idempotency
-from txmsg.store.queue.rows import LEASED_COLUMNS, ClaimRow, Lease, LeasedRow
-from txmsg.store.tables import events, status_in
+from txmsg.store.queue.rows import HELD_BY_LEASE, LEASED_COLUMNS, ClaimRow, Lease, LeasedRow
+from txmsg.store.tables import events
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +63,7 @@ _INSERT = bulk.InsertRows(
 
 # The events this insert leased, found again by their lease (the lease index).
 _LEASED = bulk.Read(
-    "events leased at insert",
-    lambda _dialect: sa.select(*LEASED_COLUMNS).where(
-        status_in(EventStatus.PROCESSING),
-        events.c.lease_until == sa.bindparam("b_until", type_=events.c.lease_until.type),
-        events.c.lease_token == sa.bindparam("b_token"),
-    ),
+    "events leased at insert", lambda _dialect: sa.select(*LEASED_COLUMNS).where(HELD_BY_LEASE)
 )
 
 
@@ -152,6 +147,5 @@ def _leased(conn: Connection, leased: dict[str, NewEvent], lease: Lease) -> list
     """The events inserted leased, with the ids the insert gave them, by id."""
     if not leased:
         return []
-    params = {"b_until": lease.until, "b_token": lease.token}
-    rows = sorted(map(LeasedRow._make, _LEASED.rows(conn, params)), key=lambda r: r.id)
+    rows = sorted(map(LeasedRow._make, _LEASED.rows(conn, lease.params())), key=lambda r: r.id)
     return [ClaimRow.inserted(r.id, leased[r.pkey]).claimed(lease) for r in rows]

@@ -1,4 +1,5 @@
-"""The queue's housekeeping: events expired before they could be sent, old idempotency keys."""
+"""The queue's housekeeping: paused events whose configuration is live again, events expired
+before they could be sent, old idempotency keys."""
 
 from __future__ import annotations
 
@@ -7,11 +8,30 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from txmsg.core.statuses import EventStatus
+from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store.queue import idempotency
-from txmsg.store.queue.changes import Changed, update_final_status
-from txmsg.store.tables import events, waiting
+from txmsg.store.queue.changes import Changed, update_final_status, update_status
+from txmsg.store.tables import event_configs, events, messages, waiting
+
+
+def resume_paused_of_live_events(conn: Connection, now: datetime | None = None) -> Changed:
+    """Catch-all for a pause/resume race: paused events of live, published events resume."""
+    live = (
+        sa.select(event_configs.c.event_id)
+        .select_from(event_configs.join(messages))
+        .where(
+            event_configs.c.state == ConfigState.PUBLISHED.value,
+            messages.c.published_version.is_not(None),
+        )
+    )
+    now = now or utcnow()
+    stmt = (
+        sa.update(events)
+        .where(waiting(EventStatus.PAUSED), events.c.event_id.in_(live))
+        .values(status=EventStatus.PENDING.value, updated_at=now)
+    )
+    return update_status(conn, stmt, EventStatus.PENDING.value, now)
 
 
 def expire_queued(conn: Connection, now: datetime | None = None) -> Changed:

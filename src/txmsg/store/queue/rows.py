@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from txmsg.core.queue import ClaimedEvent, NewEvent
-from txmsg.store.tables import events
+from txmsg.core.statuses import EventStatus
+from txmsg.store.tables import events, status_in
 from txmsg.store.webhook_outbox import HAS_WEBHOOK
 
 
@@ -27,6 +28,19 @@ class Lease(NamedTuple):
     @classmethod
     def new(cls, now: datetime, duration: timedelta) -> Lease:
         return cls(secrets.token_hex(8), now + duration)
+
+    def params(self) -> dict[str, Any]:
+        """The parameters of `HELD_BY_LEASE` for this lease."""
+        return {"b_until": self.until, "b_token": self.token}
+
+
+# The rows one lease holds. Its end (one value per claim or insert) finds them through the
+# lease index; its token tells them apart from another lease's ending at the same time.
+HELD_BY_LEASE = sa.and_(
+    status_in(EventStatus.PROCESSING),
+    events.c.lease_until == sa.bindparam("b_until", type_=events.c.lease_until.type),
+    events.c.lease_token == sa.bindparam("b_token"),
+)
 
 
 # A claimed event: what the dispatcher needs of it, and whether its event has a webhook.
