@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 from conftest import ADMIN_KEY, settings_for
-from helpers import live_event, queued_event, trigger
+from helpers import create_channel, create_event, live_event, publish_message, queued_event, trigger
 from txmsg.app import create_app
 from txmsg.core.queue import NewEvent
 from txmsg.core.statuses import EventStatus
@@ -26,6 +27,7 @@ from txmsg.store.db import Database
 from txmsg.store.events import get_event
 from txmsg.store.queue.claims import claim_in
 from txmsg.store.queue.leases import release_expired_in
+from txmsg.store.tables import channel_configs
 from txmsg.testing import FakeSMTPServer
 
 FINAL = {s.value for s in EventStatus} - {EventStatus.PENDING.value, EventStatus.PROCESSING.value}
@@ -205,3 +207,36 @@ async def test_a_stop_waits_for_a_cycle_under_way_and_the_sends_it_hands_over(
         db.held = None
         await writer.stop()
         await db.dispose()
+
+
+async def test_unreadable_channel_settings_fail_their_events_only(
+    db: Database, database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    async with api_only(database_url, data_dir) as admin:
+        good = await live_event(admin, smtp)
+        await create_channel(admin, smtp, name="old")
+        created = await create_event(admin, "legacy", channel_config="old")
+        bad = created["eventId"]
+        assert (await admin.post(f"/api/v1/event-configs/{bad}/publish")).status_code == 200
+        await publish_message(admin, bad)
+    # Settings stored by some other writer, without what this version reads (its SMTP host).
+    await db.write(
+        lambda conn: conn.execute(
+            sa.update(channel_configs)
+            .where(channel_configs.c.name == "old")
+            .values(settings={"from_email": "shop@example.com", "smtp": {"port": 25}})
+        )
+    )
+    async with engine(database_url, timedelta(seconds=30)) as (writer, _):
+        ok, broken = new(good), new(bad)
+        # One write cycle, so one batch for the dispatcher: routes are loaded together.
+        await asyncio.gather(writer.enqueue(ok), writer.enqueue(broken))
+        failed = await final_row(db, bad, broken.pkey)
+        sent = await final_row(db, good, ok.pkey)
+    assert sent.status == "processed"
+    assert (failed.status, failed.reason) == (
+        "routingFailed",
+        "channel configuration 'old': its stored settings cannot be read (KeyError: 'host')",
+    )
+    [message] = await smtp.wait_for(1)
+    assert message.rcpt_tos == [ok.email]

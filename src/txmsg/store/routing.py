@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -33,6 +34,9 @@ class Route:
     # The channel configuration's settings; None when it is missing. Its type names its own
     # channel, which a leg checks against the event's.
     settings: ChannelSettings | None
+    # Why stored settings could not be read (a configuration not written by this version's
+    # parser): its events end routingFailed, and no other route of the batch is held up.
+    settings_problem: str | None = None
     message_export: bool = False  # the channel configuration's, when the route was loaded
     reconciliation: dict[str, str] | None = None  # profile-based events: {"from", "to"}
 
@@ -65,8 +69,10 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
         )
         .where(event_configs.c.event_id.in_(sorted(event_ids)))
     )
-    return {
-        r.event_id: Route(
+    routes: dict[str, Route] = {}
+    for r in conn.execute(stmt):
+        settings, problem = _settings(r.revision, r.cc_channel, r.settings, r.secrets)
+        routes[r.event_id] = Route(
             event_id=r.event_id,
             state=ConfigState(r.state),
             channel=Channel(r.channel),
@@ -75,11 +81,22 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             content=r.content,
             channel_config=r.channel_config,
             channel_config_revision=r.revision,
-            settings=None  # no channel configuration of that name
-            if r.revision is None
-            else channel_settings(r.cc_channel, r.settings or {}, r.secrets or {}),
+            settings=settings,
+            settings_problem=problem,
             message_export=bool(r.message_export),
             reconciliation=r.reconciliation,
         )
-        for r in conn.execute(stmt)
-    }
+    return routes
+
+
+def _settings(
+    revision: int | None, channel: str | None, stored: Any, secrets: Any
+) -> tuple[ChannelSettings | None, str | None]:
+    """A channel configuration's typed settings, or why they cannot be read; (None, None)
+    when there is no channel configuration of that name."""
+    if revision is None or channel is None:
+        return None, None
+    try:
+        return channel_settings(channel, stored or {}, secrets or {}), None
+    except (KeyError, TypeError, AttributeError) as exc:  # names a key or a type, no value
+        return None, f"its stored settings cannot be read ({type(exc).__name__}: {exc})"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from txmsg.core.channel_config import ChannelSettings
+from txmsg.core.kinds import Channel
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import EventStatus
@@ -17,6 +19,9 @@ from txmsg.store.routing import Route
 
 # Compiled messages kept at most: old versions are rarely sent again.
 MAX_COMPILED = 1000
+
+S = TypeVar("S", bound=ChannelSettings)
+_ONE = {Channel.EMAIL: "an email", Channel.SMS: "an SMS"}
 
 
 class Leg(Protocol):
@@ -43,6 +48,17 @@ def outcome_for(
     profile = target.profile if target is not None else None
     profile_id = profile.profile_id if profile is not None else None
     return Outcome(event.id, event.lease_token, status, reason, profile_id=profile_id, **fields)
+
+
+def settings_of(route: Route, kind: type[S]) -> S | str:
+    """The route's channel settings when they are of the leg's `kind`; else why its events
+    cannot be routed (the `routingFailed` reason)."""
+    if isinstance(route.settings, kind):
+        return route.settings
+    name = route.channel_config
+    if route.settings_problem is not None:
+        return f"channel configuration '{name}': {route.settings_problem}"
+    return f"channel configuration '{name}' is missing or not {_ONE[kind.channel]} one"
 
 
 class LegContext:

@@ -25,7 +25,7 @@ from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import list_unsubscribe_headers
 from txmsg.core.verp import SECRET_NAME as VERP_SECRET
 from txmsg.core.verp import bounce_address
-from txmsg.engine.legs.base import LegContext, outcome_for
+from txmsg.engine.legs.base import LegContext, outcome_for, settings_of
 from txmsg.engine.providers import Providers
 from txmsg.engine.targeting import Targeting
 from txmsg.engine.tracking import Tracking
@@ -59,14 +59,9 @@ class EmailLeg:
             self._verp_secret = await self._secrets.get_or_create(VERP_SECRET)
 
     async def send(self, event: ClaimedEvent, route: Route, target: Target) -> Outcome | None:
-        settings = route.settings
-        if not isinstance(settings, EmailSettings):
-            return outcome_for(
-                event,
-                target,
-                EventStatus.ROUTING_FAILED,
-                f"channel configuration '{route.channel_config}' is missing or not an email one",
-            )
+        settings = settings_of(route, EmailSettings)
+        if isinstance(settings, str):
+            return outcome_for(event, target, EventStatus.ROUTING_FAILED, settings)
         now = utcnow()
         address = target.address
         assert address is not None

@@ -18,7 +18,7 @@ from txmsg.core.statuses import EventStatus
 from txmsg.core.targeting import Target
 from txmsg.core.timeutil import utcnow
 from txmsg.core.twilio_config import SmsSettings
-from txmsg.engine.legs.base import LegContext, outcome_for
+from txmsg.engine.legs.base import LegContext, outcome_for, settings_of
 from txmsg.engine.providers import Providers
 from txmsg.store.routing import Route
 
@@ -34,14 +34,9 @@ class SmsLeg:
         """Nothing to load: an SMS needs no server secret."""
 
     async def send(self, event: ClaimedEvent, route: Route, target: Target) -> Outcome | None:
-        settings = route.settings
-        if not isinstance(settings, SmsSettings):
-            return outcome_for(
-                event,
-                target,
-                EventStatus.ROUTING_FAILED,
-                f"channel configuration '{route.channel_config}' is missing or not an SMS one",
-            )
+        settings = settings_of(route, SmsSettings)
+        if isinstance(settings, str):
+            return outcome_for(event, target, EventStatus.ROUTING_FAILED, settings)
         address = target.address
         assert address is not None
         version = route.published_version
