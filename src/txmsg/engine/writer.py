@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from txmsg.core.delivery import LogEntry
 from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.feedback import Feedback, FeedbackBatch
-from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent, Outcome, events_of
-from txmsg.core.statuses import EventStatus
+from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent, Outcome
 from txmsg.engine.leases import LeaseBook
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
-from txmsg.store.queue.cycle import CycleRequest, Decisions, write_cycle
+from txmsg.store.queue.cycle import CycleRequest, Decisions, left_queued, write_cycle
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +131,7 @@ class Writer:
             book.claimed(len(claimed), claim_limit)
         book.hand_over(claimed + leased)
         # Results come in the order of `new`; a created pending event not leased waits queued.
-        queued = sum(
-            e.status == EventStatus.PENDING
-            for item, r in zip(new, results, strict=True)
-            if r.kind == "created"
-            for e in events_of(item)
-        )
-        if queued > len(leased):
+        if left_queued(new, results, len(leased)):
             book.wake()  # due or scheduled events left in the queue
         answers = iter(results)
         decided = iter(decisions)
