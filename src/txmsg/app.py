@@ -159,7 +159,10 @@ def create_app(settings: Settings | None = None, *, role: Role = Role.ALL) -> Ap
 
 
 async def run_worker(
-    settings: Settings, stop: asyncio.Event, health_port: int | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    health_port: int | None = None,
+    health_host: str = "127.0.0.1",
 ) -> None:
     """A worker process (`txmsg worker`): the engine without the HTTP API, until `stop` is set.
 
@@ -168,7 +171,7 @@ async def run_worker(
     """
     engine = build_engine(settings)
     await engine.start(Role.WORKER)
-    health = await start_health(health_port) if health_port is not None else None
+    health = await start_health(health_port, health_host) if health_port is not None else None
     try:
         await stop.wait()
     finally:

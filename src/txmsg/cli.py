@@ -48,7 +48,7 @@ def _worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await run_worker(settings, stop, health_port=args.health_port)
+        await run_worker(settings, stop, args.health_port, args.health_host)
 
     uvloop.run(run())
     return 0
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument(
         "--health-port", type=int, default=None, help="answer GET /health on this port"
     )
+    worker.add_argument("--health-host", default="127.0.0.1", help="address of the health port")
     worker.set_defaults(func=_worker)
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(func=_migrate)

@@ -126,6 +126,7 @@ async def test_the_worker_sends_what_the_api_accepts_once_and_at_once(
         worker(database_url, data_dir, tmp_path, **slow).running() as health,
     ):
         assert (await health.get("/health")).json() == {"status": "ok"}
+        assert (await health.get("/rest/mc/x")).status_code == 404  # no API on a worker
         event_id = await live_event(admin, smtp)
         await asyncio.sleep(0.3)  # the worker idle, in its (5 s) wait
         latencies = []
