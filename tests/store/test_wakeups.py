@@ -40,7 +40,7 @@ async def test_a_cycle_leaving_events_queued_wakes_a_watcher(db: Database) -> No
         await asyncio.sleep(0.1)
         assert woken.count == 0, "woken with nothing committed"
         # An API process's cycle: no room, so the event stays queued for a worker.
-        await db.write(write_cycle, CycleRequest(new=[new_event()]))
+        await db.write(write_cycle, CycleRequest(new=[new_event()], wake_others=True))
         await wait_until(lambda: woken.count >= 1, timeout=2, what="a wake-up")
     finally:
         await watcher.stop()

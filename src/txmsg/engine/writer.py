@@ -117,6 +117,7 @@ class Writer:
                     log_entries=entries,
                     checks=checks,
                     feedback=feedback,
+                    wake_others=True,
                 ),
             )
         except Exception:
@@ -155,7 +156,9 @@ class Writer:
         for item in items:
             if isinstance(item, NewEvent | NewBatch):
                 try:
-                    results, _, _, _ = await self._db.write(write_cycle, CycleRequest(new=[item]))
+                    results, _, _, _ = await self._db.write(
+                        write_cycle, CycleRequest(new=[item], wake_others=True)
+                    )
                     answers.append(results[0])
                 except Exception as exc:  # noqa: BLE001 - raised to this trigger's caller
                     answers.append(exc)

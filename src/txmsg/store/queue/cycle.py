@@ -57,6 +57,9 @@ class CycleRequest:
     log_entries: Sequence[LogEntry] = ()  # delivery receipts
     checks: Sequence[FatigueCheck] = ()
     feedback: Sequence[Feedback] = ()  # bounces and complaints after acceptance
+    # Wake other processes' workers when new events are left queued (PostgreSQL's NOTIFY: one
+    # statement per cycle, at most); the writer sets it, a direct caller writes only the rows.
+    wake_others: bool = False
 
 
 class CycleResult(NamedTuple):
@@ -79,7 +82,7 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
         claimed = claims.claim_in(conn, request.claim_limit, request.lease)
     room = max(0, request.free - len(claimed.events))
     new = enqueue.enqueue_in(conn, request.new, claim=room, lease=request.lease)
-    if left_queued(request.new, new.results, len(new.leased)):
+    if request.wake_others and left_queued(request.new, new.results, len(new.leased)):
         wakeups.announce_in(conn)  # one per cycle: other processes' workers may take them
     outbox.queue_status_changes(conn, claimed.announced + new.announced)
     # In order, in this transaction: each check counts the reservations of the ones before.
