@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
 
 from bare_endpoint import app as bare_app
-from txmsg.app import create_app
+from txmsg.app import Role, create_app
 from txmsg.config import Settings
 
 ADMIN = "bench-admin-key-0123456789"
@@ -88,7 +88,7 @@ async def measure(app: Any, bodies: list[bytes], concurrency: int) -> tuple[floa
 
 async def main(count: int, concurrency: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(Settings(data_dir=Path(tmp), admin_key=ADMIN), run_dispatcher=False)
+        app = create_app(Settings(data_dir=Path(tmp), admin_key=ADMIN), role=Role.API)
         async with app.router.lifespan_context(app):
             setup = [
                 (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -41,21 +42,9 @@ from txmsg.api.context import AppContext
 from txmsg.api.responses import JSONResponse, problem, problem_from
 from txmsg.config import Settings
 from txmsg.core.errors import DomainError
-from txmsg.core.retry import RetryPolicy
-from txmsg.engine.bounce_listener import BounceListener
-from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
-from txmsg.engine.exporter import Exporter
-from txmsg.engine.interactions import InteractionLifecycle
-from txmsg.engine.leases import LeaseBook
-from txmsg.engine.proofs import ProofSender
-from txmsg.engine.scheduler import Scheduler
-from txmsg.engine.webhooks import WebhookSender
-from txmsg.engine.writer import Writer
-from txmsg.store.db import Database
+from txmsg.engine.runtime import Role, build_engine
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
-from txmsg.store.secrets import ServerSecrets
-from txmsg.store.sms_receipts import CallbackSigners
 
 log = logging.getLogger("txmsg")
 
@@ -93,99 +82,36 @@ async def _server_error(_request: Request, _exc: Exception) -> Response:
 _TITLES = {404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}
 
 
-def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True) -> App:
+def create_app(settings: Settings | None = None, *, role: Role = Role.ALL) -> App:
+    """The HTTP API on the engine: `Role.ALL` runs everything, `Role.API` only what answers
+    requests (no dispatcher, scheduler or webhook sender: a worker sends)."""
+    if role is Role.WORKER:
+        raise ValueError("a worker serves no API: use run_worker")
     settings = settings or Settings.from_env()
-    db = Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    server_secrets = ServerSecrets(db)
-    # Shared by the writer (claims, leases) and the dispatcher (sends): neither knows the other.
-    # Without a running dispatcher the book has no consumer, so the writer leases nothing.
-    book = LeaseBook(max_in_flight=settings.max_in_flight, lease=settings.lease)
-    writer = Writer(db, book)
-    dispatcher = Dispatcher(
-        db,
-        DispatcherSettings(
-            poll_interval=settings.poll_interval,
-            route_cache_seconds=settings.config_cache_seconds,
-            retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
-            public_url=settings.public_url or "http://localhost:8025",
-        ),
-        book,
-        writer,
-        secrets=server_secrets,
-    )
-    exporter = Exporter(db, settings.export_retention)
-    lifecycle = InteractionLifecycle(db, settings.data_dir, settings.interaction_inactivity)
-    scheduler = Scheduler(
-        db, settings.sweep_interval, book.wake, [exporter.scheduled, lifecycle.scheduled]
-    )
-    proofs = ProofSender(db)
-    webhooks = WebhookSender(
-        db,
-        RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
-        poll_interval=settings.poll_interval,
-        timeout=settings.webhook_timeout_seconds,
-    )
-    signers = CallbackSigners(db, ttl=settings.config_cache_seconds)
-    bounce = settings.bounce_address
-    bounce_listener = (
-        BounceListener(
-            db,
-            writer,
-            bounce[0],
-            bounce[1],
-            max_bytes=settings.bounce_max_bytes,
-            cache_seconds=settings.config_cache_seconds,
-            secrets=server_secrets,
-        )
-        if bounce is not None
-        else None
-    )
-
-    def config_changed() -> None:
-        dispatcher.config_changed()
-        signers.clear()
-        if bounce_listener is not None:
-            bounce_listener.config_changed()
-
+    engine = build_engine(settings)
     context = AppContext(
         settings=settings,
-        db=db,
-        keys=KeyResolver(db, settings.admin_key),
-        targets=TriggerTargets(db, ttl=settings.config_cache_seconds),
-        enqueue=writer.enqueue,
-        enqueue_batch=writer.enqueue_batch,
-        config_changed=config_changed,
-        append_log=writer.append_log,
-        record_feedback=writer.record_feedback,
-        send_proof=proofs.send,
-        restore_interactions=lifecycle.restore,
-        signers=signers,
-        secrets=server_secrets,
+        db=engine.db,
+        keys=KeyResolver(engine.db, settings.admin_key),
+        targets=TriggerTargets(engine.db, ttl=settings.config_cache_seconds),
+        enqueue=engine.writer.enqueue,
+        enqueue_batch=engine.writer.enqueue_batch,
+        config_changed=engine.config_changed,
+        append_log=engine.writer.append_log,
+        record_feedback=engine.writer.record_feedback,
+        send_proof=engine.proofs.send,
+        restore_interactions=engine.lifecycle.restore,
+        signers=engine.signers,
+        secrets=engine.secrets,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: App) -> AsyncIterator[None]:
-        await db.migrate()
-        writer.start()
-        if run_dispatcher:
-            dispatcher.start()
-            scheduler.start()
-            webhooks.start()
-        if bounce_listener is not None:
-            await bounce_listener.start()
+        await engine.start(role)
         try:
             yield
         finally:
-            if bounce_listener is not None:
-                await bounce_listener.stop()
-            # Sends under way finish and record their outcomes before the writer stops.
-            if run_dispatcher:
-                await webhooks.stop()
-                await scheduler.stop()
-                await dispatcher.stop()
-            await writer.stop()
-            await proofs.close()
-            await db.dispose()
+            await engine.stop()
 
     # Starlette tries routes in order: the trigger API, the hot path, comes first.
     routes = [
@@ -222,10 +148,62 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         },
     )
     app.state.txmsg = context
-    app.state.dispatcher = dispatcher
-    app.state.scheduler = scheduler
-    app.state.exporter = exporter
-    app.state.webhooks = webhooks
-    app.state.lifecycle = lifecycle
-    app.state.bounce_listener = bounce_listener
+    app.state.engine = engine
+    app.state.dispatcher = engine.dispatcher
+    app.state.scheduler = engine.scheduler
+    app.state.exporter = engine.exporter
+    app.state.webhooks = engine.webhooks
+    app.state.lifecycle = engine.lifecycle
+    app.state.bounce_listener = engine.bounce_listener
     return app
+
+
+async def run_worker(
+    settings: Settings,
+    stop: asyncio.Event,
+    health_port: int | None = None,
+    health_host: str = "127.0.0.1",
+) -> None:
+    """A worker process (`txmsg worker`): the engine without the HTTP API, until `stop` is set.
+
+    Sends under way finish and record their outcomes before it returns. With `health_port`,
+    `GET /health` answers 200 on it (for a supervisor or a load balancer's check).
+    """
+    engine = build_engine(settings)
+    await engine.start(Role.WORKER)
+    health = await start_health(health_port, health_host) if health_port is not None else None
+    try:
+        await stop.wait()
+    finally:
+        if health is not None:
+            health.close()
+            await health.wait_closed()
+        await engine.stop()
+
+
+async def start_health(port: int, host: str = "127.0.0.1") -> asyncio.Server:
+    """A minimal HTTP/1.1 responder: `GET /health` is 200 `{"status":"ok"}`, anything else 404."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request_line = await reader.readline()
+            while (await reader.readline()).strip():  # the headers: not needed
+                pass
+            parts = request_line.split()
+            ok = len(parts) >= 2 and parts[0] == b"GET" and parts[1] == b"/health"
+            body = b'{"status":"ok"}' if ok else b'{"title":"Not Found","status":404}'
+            status = b"200 OK" if ok else b"404 Not Found"
+            writer.write(
+                b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+                b"content-length: "
+                + str(len(body)).encode()
+                + b"\r\nconnection: close\r\n\r\n"
+                + body
+            )
+            await writer.drain()
+        except ConnectionError:
+            log.debug("a health check hung up before its answer")
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(answer, host, port)

@@ -1,10 +1,11 @@
-"""The `txmsg` command: serve, migrate, export run."""
+"""The `txmsg` command: serve, worker, migrate, export run."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from dataclasses import replace
 
@@ -14,13 +15,13 @@ from txmsg.config import Settings
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from txmsg.app import create_app
+    from txmsg.app import Role, create_app
 
     settings = Settings.from_env()
     if settings.public_url is None:
         # Links in messages (unsubscribe) need an absolute URL: this server's, unless set.
         settings = replace(settings, public_url=f"http://{args.host}:{args.port}")
-    app = create_app(settings)
+    app = create_app(settings, role=Role(args.role))
     uvicorn.run(
         app,
         host=args.host,
@@ -31,6 +32,25 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         timeout_graceful_shutdown=30,
     )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from txmsg.app import run_worker
+
+    settings = Settings.from_env()
+
+    async def run() -> None:
+        # SIGTERM and SIGINT stop it gracefully: sends under way finish, outcomes recorded.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, stop, args.health_port, args.health_host)
+
+    uvloop.run(run())
     return 0
 
 
@@ -83,12 +103,24 @@ def _export_run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="txmsg", description="Transactional messaging engine")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the API and the dispatcher in one process")
+    serve = sub.add_parser("serve", help="run the HTTP API (and, by default, the worker too)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8025)
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.add_argument(
+        "--role",
+        choices=("all", "api"),
+        default="all",
+        help="all: API and worker in one process; api: the API only (a `txmsg worker` sends)",
+    )
     serve.set_defaults(func=_serve)
+    worker = sub.add_parser("worker", help="send queued events: no HTTP API")
+    worker.add_argument(
+        "--health-port", type=int, default=None, help="answer GET /health on this port"
+    )
+    worker.add_argument("--health-host", default="127.0.0.1", help="address of the health port")
+    worker.set_defaults(func=_worker)
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(func=_migrate)
     export = sub.add_parser("export", help="message export flows")

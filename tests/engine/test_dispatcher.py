@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from conftest import ADMIN_KEY, settings_for
 from helpers import create_channel, create_event, live_event, publish_message, queued_event, trigger
-from txmsg.app import create_app
+from txmsg.app import Role, create_app
 from txmsg.core.queue import NewEvent
 from txmsg.core.statuses import EventStatus
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
@@ -35,8 +35,8 @@ FINAL = {s.value for s in EventStatus} - {EventStatus.PENDING.value, EventStatus
 
 @contextlib.asynccontextmanager
 async def api_only(database_url: str, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with `run_dispatcher=False`, in this loop, and an admin client for it."""
-    app = create_app(settings_for(database_url, data_dir), run_dispatcher=False)
+    """The app in the API role (`Role.API`), in this loop, and an admin client for it."""
+    app = create_app(settings_for(database_url, data_dir), role=Role.API)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from txmsg.core.delivery import LogEntry
 from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.feedback import Feedback, FeedbackBatch
-from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent, Outcome, events_of
-from txmsg.core.statuses import EventStatus
+from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent, Outcome
 from txmsg.engine.leases import LeaseBook
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
-from txmsg.store.queue.cycle import CycleRequest, Decisions, write_cycle
+from txmsg.store.queue.cycle import CycleRequest, Decisions, left_queued, write_cycle
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +117,7 @@ class Writer:
                     log_entries=entries,
                     checks=checks,
                     feedback=feedback,
+                    wake_others=True,
                 ),
             )
         except Exception:
@@ -132,13 +132,7 @@ class Writer:
             book.claimed(len(claimed), claim_limit)
         book.hand_over(claimed + leased)
         # Results come in the order of `new`; a created pending event not leased waits queued.
-        queued = sum(
-            e.status == EventStatus.PENDING
-            for item, r in zip(new, results, strict=True)
-            if r.kind == "created"
-            for e in events_of(item)
-        )
-        if queued > len(leased):
+        if left_queued(new, results, len(leased)):
             book.wake()  # due or scheduled events left in the queue
         answers = iter(results)
         decided = iter(decisions)
@@ -162,7 +156,9 @@ class Writer:
         for item in items:
             if isinstance(item, NewEvent | NewBatch):
                 try:
-                    results, _, _, _ = await self._db.write(write_cycle, CycleRequest(new=[item]))
+                    results, _, _, _ = await self._db.write(
+                        write_cycle, CycleRequest(new=[item], wake_others=True)
+                    )
                     answers.append(results[0])
                 except Exception as exc:  # noqa: BLE001 - raised to this trigger's caller
                     answers.append(exc)

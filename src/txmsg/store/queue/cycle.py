@@ -23,9 +23,18 @@ from txmsg.core.delivery import LogEntry
 from txmsg.core.export_record import to_micros
 from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.feedback import Feedback
-from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewBatch, NewEvent, Outcome
+from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewBatch, NewEvent, Outcome, events_of
+from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
-from txmsg.store import fatigue, feedback, message_export, report_counts, sms_receipts, typology
+from txmsg.store import (
+    fatigue,
+    feedback,
+    message_export,
+    report_counts,
+    sms_receipts,
+    typology,
+    wakeups,
+)
 from txmsg.store import webhook_outbox as outbox
 from txmsg.store.queue import claims, enqueue, leases, outcomes
 from txmsg.store.queue.claims import Claimed
@@ -48,6 +57,9 @@ class CycleRequest:
     log_entries: Sequence[LogEntry] = ()  # delivery receipts
     checks: Sequence[FatigueCheck] = ()
     feedback: Sequence[Feedback] = ()  # bounces and complaints after acceptance
+    # Wake other processes' workers when new events are left queued (PostgreSQL's NOTIFY: one
+    # statement per cycle, at most); the writer sets it, a direct caller writes only the rows.
+    wake_others: bool = False
 
 
 class CycleResult(NamedTuple):
@@ -70,10 +82,25 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
         claimed = claims.claim_in(conn, request.claim_limit, request.lease)
     room = max(0, request.free - len(claimed.events))
     new = enqueue.enqueue_in(conn, request.new, claim=room, lease=request.lease)
+    if request.wake_others and left_queued(request.new, new.results, len(new.leased)):
+        wakeups.announce_in(conn)  # one per cycle: other processes' workers may take them
     outbox.queue_status_changes(conn, claimed.announced + new.announced)
     # In order, in this transaction: each check counts the reservations of the ones before.
     decisions = [fatigue.reserve_in(conn, c.requests, c.rules) for c in request.checks]
     return CycleResult(new.results, claimed.events, new.leased, decisions)
+
+
+def left_queued(
+    new: Sequence[NewEvent | NewBatch], results: Sequence[EnqueueResult], leased: int
+) -> int:
+    """How many created pending events this cycle left in the queue (not leased at insert)."""
+    queued = sum(
+        e.status == EventStatus.PENDING
+        for item, r in zip(new, results, strict=True)
+        if r.kind == "created"
+        for e in events_of(item)
+    )
+    return max(0, queued - leased)
 
 
 def _record_with_outcomes(conn: Connection, request: CycleRequest) -> None:

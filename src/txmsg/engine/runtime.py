@@ -1,0 +1,180 @@
+"""The engine of one process: its parts wired together once, and started for the process's role.
+
+Three roles share one wiring (`build_engine`), so an API process and a worker are the same code
+with different parts running:
+
+- `all` (`txmsg serve`): everything in one process.
+- `api` (`txmsg serve --role api`): the HTTP API with the writer (triggers are durable when
+  answered) and the bounce listener (mail in, written through the writer, like a trigger).
+  It leases nothing: with no dispatcher the lease book has no consumer, so new events stay
+  queued for a worker.
+- `worker` (`txmsg worker`): the writer, the dispatcher, the scheduler and the webhook sender,
+  no HTTP API; it wakes up on other processes' commits (`store/wakeups.py`), with the poll
+  interval as the safety net.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from txmsg.config import Settings
+from txmsg.core.retry import RetryPolicy
+from txmsg.engine.bounce_listener import BounceListener
+from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
+from txmsg.engine.exporter import Exporter
+from txmsg.engine.interactions import InteractionLifecycle
+from txmsg.engine.leases import LeaseBook
+from txmsg.engine.proofs import ProofSender
+from txmsg.engine.scheduler import Scheduler
+from txmsg.engine.webhooks import WebhookSender
+from txmsg.engine.writer import Writer
+from txmsg.store.db import Database
+from txmsg.store.secrets import ServerSecrets
+from txmsg.store.sms_receipts import CallbackSigners
+from txmsg.store.wakeups import Wakeups, wakeups_for
+
+
+class Role(enum.StrEnum):
+    ALL = "all"
+    API = "api"
+    WORKER = "worker"
+
+    @property
+    def dispatches(self) -> bool:
+        """Runs the dispatcher, the scheduler and the webhook sender."""
+        return self is not Role.API
+
+    @property
+    def accepts(self) -> bool:
+        """Takes input from outside: the HTTP API and the bounce listener."""
+        return self is not Role.WORKER
+
+
+@dataclass
+class Engine:
+    """Every part a process may run; `start(role)` runs the ones its role needs."""
+
+    settings: Settings
+    db: Database
+    secrets: ServerSecrets
+    book: LeaseBook
+    writer: Writer
+    dispatcher: Dispatcher
+    exporter: Exporter
+    lifecycle: InteractionLifecycle
+    scheduler: Scheduler
+    proofs: ProofSender
+    webhooks: WebhookSender
+    signers: CallbackSigners
+    bounce_listener: BounceListener | None
+    role: Role = Role.ALL
+    wakeups: Wakeups | None = None
+
+    def config_changed(self) -> None:
+        """A configuration changed through the API: drop what this process cached of it."""
+        self.dispatcher.config_changed()
+        self.signers.clear()
+        if self.bounce_listener is not None:
+            self.bounce_listener.config_changed()
+
+    async def start(self, role: Role) -> None:
+        self.role = role
+        await self.db.migrate()
+        self.writer.start()
+        if role.dispatches:
+            self.dispatcher.start()
+            self.scheduler.start()
+            self.webhooks.start()
+            self.wakeups = self._wakeups(role)
+            if self.wakeups is not None:
+                self.wakeups.start()
+        if role.accepts and self.bounce_listener is not None:
+            await self.bounce_listener.start()
+
+    def _wakeups(self, role: Role) -> Wakeups | None:
+        # PostgreSQL: LISTEN wherever events are sent (several `serve` processes too). SQLite:
+        # only in a worker; in one process the writer wakes its own dispatcher in process, and
+        # a watcher would only see that process's own commits.
+        if self.db.is_sqlite and role is not Role.WORKER:
+            return None
+        return wakeups_for(self.db.url, self.book.wake)
+
+    async def stop(self) -> None:
+        role = self.role
+        if role.accepts and self.bounce_listener is not None:
+            await self.bounce_listener.stop()
+        # Sends under way finish and record their outcomes before the writer stops.
+        if role.dispatches:
+            if self.wakeups is not None:
+                await self.wakeups.stop()
+            await self.webhooks.stop()
+            await self.scheduler.stop()
+            await self.dispatcher.stop()
+        await self.writer.stop()
+        await self.proofs.close()
+        await self.db.dispose()
+
+
+def build_engine(settings: Settings) -> Engine:
+    """One process's parts, wired; nothing runs until `Engine.start`."""
+    db = Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    secrets = ServerSecrets(db)
+    retry = RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds)
+    # Shared by the writer (claims, leases) and the dispatcher (sends): neither knows the other.
+    # Without a running dispatcher the book has no consumer, so the writer leases nothing.
+    book = LeaseBook(max_in_flight=settings.max_in_flight, lease=settings.lease)
+    writer = Writer(db, book)
+    dispatcher = Dispatcher(
+        db,
+        DispatcherSettings(
+            poll_interval=settings.poll_interval,
+            route_cache_seconds=settings.config_cache_seconds,
+            retry=retry,
+            public_url=settings.public_url or "http://localhost:8025",
+        ),
+        book,
+        writer,
+        secrets=secrets,
+    )
+    exporter = Exporter(db, settings.export_retention)
+    lifecycle = InteractionLifecycle(db, settings.data_dir, settings.interaction_inactivity)
+    return Engine(
+        settings=settings,
+        db=db,
+        secrets=secrets,
+        book=book,
+        writer=writer,
+        dispatcher=dispatcher,
+        exporter=exporter,
+        lifecycle=lifecycle,
+        scheduler=Scheduler(
+            db, settings.sweep_interval, book.wake, [exporter.scheduled, lifecycle.scheduled]
+        ),
+        proofs=ProofSender(db),
+        webhooks=WebhookSender(
+            db,
+            retry,
+            poll_interval=settings.poll_interval,
+            timeout=settings.webhook_timeout_seconds,
+        ),
+        signers=CallbackSigners(db, ttl=settings.config_cache_seconds),
+        bounce_listener=_bounce_listener(settings, db, writer, secrets),
+    )
+
+
+def _bounce_listener(
+    settings: Settings, db: Database, writer: Writer, secrets: ServerSecrets
+) -> BounceListener | None:
+    bounce = settings.bounce_address
+    if bounce is None:
+        return None
+    return BounceListener(
+        db,
+        writer,
+        bounce[0],
+        bounce[1],
+        max_bytes=settings.bounce_max_bytes,
+        cache_seconds=settings.config_cache_seconds,
+        secrets=secrets,
+    )

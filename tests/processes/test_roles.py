@@ -1,0 +1,199 @@
+"""Process roles as real processes: `txmsg serve --role api` accepts, `txmsg worker` sends.
+
+Each test starts the `txmsg` command in subprocesses sharing one database (the SQLite file, or
+one PostgreSQL database), as an installation runs them, and watches the mail a FakeSMTPServer
+receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+
+from conftest import ADMIN_KEY
+from helpers import free_port, live_event, trigger, wait_status, wait_until
+from txmsg.testing import FakeSMTPServer
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+SLOW_POLL = 5.0  # seconds: a worker's poll interval and sweep, far above any latency asserted
+
+
+def body(i: int) -> dict[str, object]:
+    return {"email": f"user{i}@example.org", "ctx": {"firstName": f"U{i}"}}
+
+
+def pkeys_of(mails: list) -> list[str]:
+    return [m.message["Message-ID"][1:].split("@")[0] for m in mails]
+
+
+class Txmsg:
+    """One `python -m txmsg.cli ...` subprocess on a shared database; `/health` says ready."""
+
+    def __init__(
+        self, args: list[str], database_url: str, data_dir: Path, log: Path, **env: str
+    ) -> None:
+        self.port = free_port()
+        self.args = [a.replace("{port}", str(self.port)) for a in args]
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": SRC,
+            "TXMSG_DATABASE_URL": database_url,
+            "TXMSG_DATA_DIR": str(data_dir),
+            "TXMSG_ADMIN_KEY": ADMIN_KEY,
+            "TXMSG_LEASE_SECONDS": "2",
+            "TXMSG_POLL_INTERVAL": "0.05",
+            "TXMSG_SWEEP_INTERVAL": "0.2",
+            "TXMSG_RETRY_BASE_SECONDS": "0.05",
+            "TXMSG_RETRY_MAX_SECONDS": "0.2",
+            "TXMSG_CONFIG_CACHE_SECONDS": "0",
+            **env,
+        }
+        self.log = log
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The process, started and healthy; an admin client on its port (API or health)."""
+        with self.log.open("ab") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "txmsg.cli", *self.args),
+                env=self.env,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{self.port}",
+                timeout=10,
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            ) as client:
+                await self._wait_healthy(client)
+                yield client
+        finally:
+            await self.terminate()
+
+    async def _wait_healthy(self, client: httpx.AsyncClient) -> None:
+        assert self.proc is not None
+        for _ in range(300):
+            if self.proc.returncode is not None:
+                raise AssertionError(f"the process exited: {self.log.read_text()}")
+            try:
+                if (await client.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the process did not start: {self.log.read_text()}")
+
+    async def terminate(self) -> int | None:
+        """SIGTERM, as a supervisor stops it; its exit status (None if it was not running)."""
+        if self.proc is None:
+            return None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.proc.wait(), 30)
+        self.proc = None
+        return code
+
+
+def api(database_url: str, data_dir: Path, tmp_path: Path) -> Txmsg:
+    args = ["serve", "--role", "api", "--port", "{port}", "--log-level", "warning"]
+    return Txmsg(args, database_url, data_dir, tmp_path / "api.log")
+
+
+def worker(database_url: str, data_dir: Path, tmp_path: Path, **env: str) -> Txmsg:
+    args = ["worker", "--health-port", "{port}"]
+    return Txmsg(args, database_url, data_dir, tmp_path / "worker.log", **env)
+
+
+async def test_the_worker_sends_what_the_api_accepts_once_and_at_once(
+    database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
+) -> None:
+    """The worker polls every 5 s, yet each trigger is sent well within that: a commit in the
+    API process wakes it (SQLite: data_version; PostgreSQL: NOTIFY)."""
+    slow = {"TXMSG_POLL_INTERVAL": str(SLOW_POLL), "TXMSG_SWEEP_INTERVAL": str(SLOW_POLL)}
+    async with (
+        api(database_url, data_dir, tmp_path).running() as admin,
+        worker(database_url, data_dir, tmp_path, **slow).running() as health,
+    ):
+        assert (await health.get("/health")).json() == {"status": "ok"}
+        assert (await health.get("/rest/mc/x")).status_code == 404  # no API on a worker
+        event_id = await live_event(admin, smtp)
+        await asyncio.sleep(0.3)  # the worker idle, in its (5 s) wait
+        latencies = []
+        for i in range(5):
+            started = time.monotonic()
+            await trigger(admin, event_id, body(i))
+            await smtp.wait_for(i + 1, timeout=SLOW_POLL)
+            latencies.append(time.monotonic() - started)
+            await asyncio.sleep(0.1)  # idle again
+        print(f"trigger -> SMTP via the worker: {[round(s * 1000) for s in latencies]} ms")
+        assert max(latencies) < 1.0, latencies
+        assert statistics.median(latencies) < 0.5, latencies
+
+        # A burst through the API: each sent once, nothing twice.
+        accepted = await asyncio.gather(*(trigger(admin, event_id, body(i)) for i in range(5, 45)))
+        mails = await smtp.wait_for(45, timeout=SLOW_POLL)
+        for a in accepted:
+            await wait_status(admin, a["href"], "processed")
+        await asyncio.sleep(0.3)  # a duplicate would arrive now
+    pkeys = pkeys_of(smtp.messages)
+    assert len(pkeys) == 45 == len(set(pkeys)), "an event sent twice"
+    assert {a["PKey"] for a in accepted} <= set(pkeys_of(mails))
+
+
+async def test_the_api_role_sends_nothing_on_its_own(
+    database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
+) -> None:
+    async with api(database_url, data_dir, tmp_path).running() as admin:
+        event_id = await live_event(admin, smtp)
+        accepted = [await trigger(admin, event_id, body(i)) for i in range(3)]
+        await asyncio.sleep(0.5)  # ten of a worker's poll intervals
+        for a in accepted:
+            r = await admin.get(a["href"])
+            assert r.json()["status"] == "pending", r.json()
+        assert smtp.messages == []
+
+        # A worker started later takes the backlog.
+        async with worker(database_url, data_dir, tmp_path).running():
+            for a in accepted:
+                await wait_status(admin, a["href"], "processed")
+    assert sorted(pkeys_of(smtp.messages)) == sorted(a["PKey"] for a in accepted)
+
+
+async def test_sigterm_on_a_worker_mid_backlog_loses_nothing(
+    database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
+) -> None:
+    """Stopped mid-backlog, a worker finishes the sends under way and records them; the rest
+    stays queued for the next worker, and every event is sent once."""
+    slow_sends = {"TXMSG_MAX_IN_FLIGHT": "4"}
+    async with api(database_url, data_dir, tmp_path).running() as admin:
+        event_id = await live_event(admin, smtp)
+        accepted = await asyncio.gather(*(trigger(admin, event_id, body(i)) for i in range(30)))
+        smtp.delay = 0.05  # each send takes a while: some are under way at the SIGTERM
+        first = worker(database_url, data_dir, tmp_path, **slow_sends)
+        async with first.running():
+            await wait_until(lambda: len(smtp.messages) >= 4, what="a few sends")
+            assert await first.terminate() == 0
+        sent_before = len(smtp.messages)
+        assert sent_before < len(accepted), "the backlog was drained before the SIGTERM"
+        statuses = [(await admin.get(a["href"])).json()["status"] for a in accepted]
+        # Nothing left leased: each send under way finished and its outcome was recorded.
+        assert "processing" not in statuses, statuses
+        assert statuses.count("processed") == sent_before, statuses
+
+        smtp.delay = 0.0
+        async with worker(database_url, data_dir, tmp_path).running():
+            for a in accepted:
+                await wait_status(admin, a["href"], "processed")
+    pkeys = pkeys_of(smtp.messages)
+    assert sorted(pkeys) == sorted(a["PKey"] for a in accepted), "lost or sent twice"

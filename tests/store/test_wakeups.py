@@ -1,0 +1,80 @@
+"""Wake-ups across processes: a cycle leaving events queued wakes a watcher elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from queue_support import new_event
+
+from conftest import PG_DSN
+from helpers import wait_until
+from txmsg.core.queue import EnqueueResult
+from txmsg.core.statuses import EventStatus
+from txmsg.store.db import Database
+from txmsg.store.queue.cycle import CycleRequest, left_queued, write_cycle
+from txmsg.store.wakeups import CHANNEL, NotifyListener, wakeups_for
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+async def _ready(watcher: object) -> None:
+    if isinstance(watcher, NotifyListener):
+        await asyncio.wait_for(watcher.listening.wait(), 5)
+    else:
+        await asyncio.sleep(0.05)  # the watcher's first data_version read
+
+
+async def test_a_cycle_leaving_events_queued_wakes_a_watcher(db: Database) -> None:
+    woken = Counter()
+    watcher = wakeups_for(db.url, woken)
+    watcher.start()
+    try:
+        await _ready(watcher)
+        await asyncio.sleep(0.1)
+        assert woken.count == 0, "woken with nothing committed"
+        # An API process's cycle: no room, so the event stays queued for a worker.
+        await db.write(write_cycle, CycleRequest(new=[new_event()], wake_others=True))
+        await wait_until(lambda: woken.count >= 1, timeout=2, what="a wake-up")
+    finally:
+        await watcher.stop()
+
+
+async def test_a_lost_listen_connection_is_reopened() -> None:
+    woken = Counter()
+    listener = NotifyListener(PG_DSN, woken)
+    listener.start()
+    try:
+        await asyncio.wait_for(listener.listening.wait(), 5)
+        admin = await asyncpg.connect(PG_DSN)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+            )
+            # On the loss it wakes anyway (commits may have been missed), then listens again.
+            await wait_until(lambda: woken.count >= 1, timeout=5, what="a wake-up on the loss")
+            await wait_until(lambda: not listener.listening.is_set(), timeout=5, what="the loss")
+            await asyncio.wait_for(listener.listening.wait(), 5)
+            before = woken.count
+            await admin.execute(f"SELECT pg_notify('{CHANNEL}', '')")
+            await wait_until(lambda: woken.count > before, timeout=5, what="a NOTIFY")
+        finally:
+            await admin.close()
+    finally:
+        await listener.stop()
+
+
+def test_left_queued_counts_created_pending_events_not_leased() -> None:
+    created, replay = EnqueueResult("created", {}), EnqueueResult("replay", {})
+    due, paused = new_event(), new_event(status=EventStatus.PAUSED)
+    assert left_queued([due, due], [created, created], leased=0) == 2
+    assert left_queued([due, due], [created, created], leased=2) == 0
+    assert left_queued([due, due], [created, replay], leased=0) == 1  # a replay inserts nothing
+    assert left_queued([paused], [created], leased=0) == 0  # paused: not due for a worker
