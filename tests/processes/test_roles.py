@@ -137,8 +137,10 @@ async def test_the_worker_sends_what_the_api_accepts_once_and_at_once(
             latencies.append(time.monotonic() - started)
             await asyncio.sleep(0.1)  # idle again
         print(f"trigger -> SMTP via the worker: {[round(s * 1000) for s in latencies]} ms")
-        assert max(latencies) < 1.0, latencies
-        assert statistics.median(latencies) < 0.5, latencies
+        # Well within the 5 s poll (without a wake-up each took 4.7-4.9 s); bounds with room for
+        # a machine loaded by the rest of the suite.
+        assert max(latencies) < SLOW_POLL / 2, latencies
+        assert statistics.median(latencies) < 1.0, latencies
 
         # A burst through the API: each sent once, nothing twice.
         accepted = await asyncio.gather(*(trigger(admin, event_id, body(i)) for i in range(5, 45)))

@@ -13,7 +13,7 @@ from txmsg.core.queue import EnqueueResult
 from txmsg.core.statuses import EventStatus
 from txmsg.store.db import Database
 from txmsg.store.queue.cycle import CycleRequest, left_queued, write_cycle
-from txmsg.store.wakeups import CHANNEL, NotifyListener, wakeups_for
+from txmsg.store.wakeups import CHANNEL, NotifyListener, Wakeups, wakeups_for
 
 
 class Counter:
@@ -24,11 +24,8 @@ class Counter:
         self.count += 1
 
 
-async def _ready(watcher: object) -> None:
-    if isinstance(watcher, NotifyListener):
-        await asyncio.wait_for(watcher.listening.wait(), 5)
-    else:
-        await asyncio.sleep(0.05)  # the watcher's first data_version read
+async def _ready(watcher: Wakeups) -> None:
+    await asyncio.wait_for(watcher.ready(), 5)  # its first data_version read, or listening
 
 
 async def test_a_cycle_leaving_events_queued_wakes_a_watcher(db: Database) -> None:

@@ -15,7 +15,9 @@ with different parts running:
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import logging
 from dataclasses import dataclass
 
 from txmsg.config import Settings
@@ -33,6 +35,11 @@ from txmsg.store.db import Database
 from txmsg.store.secrets import ServerSecrets
 from txmsg.store.sms_receipts import CallbackSigners
 from txmsg.store.wakeups import Wakeups, wakeups_for
+
+log = logging.getLogger(__name__)
+
+# How long a worker's start waits for its wake-ups to watch (a LISTEN connection's opening).
+WAKEUPS_READY_SECONDS = 10.0
 
 
 class Role(enum.StrEnum):
@@ -89,8 +96,20 @@ class Engine:
             self.wakeups = self._wakeups(role)
             if self.wakeups is not None:
                 self.wakeups.start()
+                await self._wakeups_ready(self.wakeups)
         if role.accepts and self.bounce_listener is not None:
             await self.bounce_listener.start()
+
+    async def _wakeups_ready(self, wakeups: Wakeups) -> None:
+        # Started (and healthy) only once other processes' commits wake it: a trigger accepted
+        # right after would otherwise wait for the poll.
+        try:
+            await asyncio.wait_for(wakeups.ready(), WAKEUPS_READY_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "not yet watching for other processes' commits after %s s; polling until then",
+                WAKEUPS_READY_SECONDS,
+            )
 
     def _wakeups(self, role: Role) -> Wakeups | None:
         # PostgreSQL: LISTEN wherever events are sent (several `serve` processes too). SQLite:

@@ -36,6 +36,10 @@ RECONNECT_DELAY = 1.0  # seconds between attempts to reopen a lost LISTEN connec
 class Wakeups(Protocol):
     def start(self) -> None: ...
 
+    async def ready(self) -> None:
+        """Returns once commits from now on are seen (the first check made, or listening)."""
+        ...
+
     async def stop(self) -> None: ...
 
 
@@ -65,9 +69,13 @@ class DataVersionWatcher:
         self._on_commit = on_commit
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._watching = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="txmsg-data-version")
+
+    async def ready(self) -> None:
+        await self._watching.wait()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -81,6 +89,7 @@ class DataVersionWatcher:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             last = _data_version(conn)
+            self._watching.set()
             while True:
                 await asyncio.sleep(self._interval)
                 try:
@@ -116,6 +125,9 @@ class NotifyListener:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="txmsg-listen")
+
+    async def ready(self) -> None:
+        await self._listening.wait()
 
     async def stop(self) -> None:
         if self._task is not None:
