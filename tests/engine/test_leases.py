@@ -85,9 +85,9 @@ async def test_one_free_slot_is_worth_a_claim_when_nothing_is_in_flight() -> Non
 async def test_the_due_flag() -> None:
     book, _ = book_with_consumer()
     assert book.wants_claim(8)  # at start, due events may be waiting
-    book.claimed(5, 5)  # a full claim: more may be waiting
+    book.claimed(5, 5, since=book.wakes)  # a full claim: more may be waiting
     assert book.wants_claim(8)
-    book.claimed(3, 5)  # a short claim: the queue has nothing more due
+    book.claimed(3, 5, since=book.wakes)  # a short claim: the queue has nothing more due
     assert not book.wants_claim(8)
     assert not book.may_have_due(8)
     book.wake()  # something may have made events due
@@ -95,14 +95,24 @@ async def test_the_due_flag() -> None:
     assert book.may_have_due(1)
 
 
+async def test_a_wake_while_a_claim_reads_the_queue_is_not_lost() -> None:
+    book, _ = book_with_consumer()
+    since = book.wakes  # a write cycle begins its claim
+    book.wake()  # meanwhile another process commits an event the claim did not see
+    book.claimed(0, 8, since=since)  # the claim comes back empty
+    assert book.may_have_due(1)  # the wake stands: the next cycle claims again
+    book.claimed(0, 8, since=book.wakes)  # a short claim with no wake meanwhile
+    assert not book.may_have_due(1)
+
+
 async def test_a_wait_ends_on_a_wake_or_times_out_marking_events_due() -> None:
     book, _ = book_with_consumer()
-    book.claimed(0, 8)
+    book.claimed(0, 8, since=book.wakes)
     book.clear_signal()
     await asyncio.wait_for(book.wait(0.01), 1)  # timed out: scheduled events may be due now
     assert book.may_have_due(1)
 
-    book.claimed(0, 8)
+    book.claimed(0, 8, since=book.wakes)
     book.clear_signal()
     waiter = asyncio.create_task(book.wait(30))
     await asyncio.sleep(0)

@@ -35,6 +35,7 @@ class LeaseBook:
         # Whether due events may be waiting in the database (cleared by a claim that came
         # back short, set by anything that may have made events due).
         self._maybe_due = True
+        self._wakes = 0
         self._signal = asyncio.Event()
         self._stopping = False
         # Events leased to this process and not yet released: id -> (lease token, until).
@@ -70,16 +71,27 @@ class LeaseBook:
         """For a cycle that runs anyway: claiming there costs one statement; any room will do."""
         return self._maybe_due and free > 0
 
-    def claimed(self, count: int, limit: int) -> None:
-        """A claim came back: short of its limit, no due events are left waiting."""
-        if count < limit:
+    def claimed(self, count: int, limit: int, *, since: int) -> None:
+        """A claim came back: short of its limit, no due events are left waiting, unless the
+        book was woken since `since` (its `wakes` when the claim's cycle began): what woke it
+        (another process's commit, say) may have come after the claim read the queue."""
+        if count < limit and self._wakes == since:
             self._maybe_due = False
 
     # Due flag and wake-up signal.
+    @property
+    def wakes(self) -> int:
+        """How many times events may have become due so far (wakes and timed-out waits)."""
+        return self._wakes
+
     def wake(self) -> None:
         """Events may have become due (queued triggers, a resume, released leases)."""
-        self._maybe_due = True
+        self._mark_due()
         self._signal.set()
+
+    def _mark_due(self) -> None:
+        self._maybe_due = True
+        self._wakes += 1
 
     def clear_signal(self) -> None:
         """Before looking for work: a wake from now on ends the next `wait`."""
@@ -90,7 +102,7 @@ class LeaseBook:
         try:
             await asyncio.wait_for(self._signal.wait(), timeout)
         except TimeoutError:
-            self._maybe_due = True  # scheduled events and retries come due with time
+            self._mark_due()  # scheduled events and retries come due with time
 
     def stop(self) -> None:
         """Lease nothing more (free slots 0) and end the current wait."""

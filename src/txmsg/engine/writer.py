@@ -103,6 +103,7 @@ class Writer:
         claim_limit = free if book.may_have_due(free) else 0
         lease = book.lease
         renewals, renewed_until = book.leases_to_renew()
+        wakes = book.wakes
         try:
             results, claimed, leased, decisions = await self._db.write(
                 write_cycle,
@@ -129,7 +130,7 @@ class Writer:
         if renewals and renewed_until is not None:
             book.renewed(renewals, renewed_until)
         if claim_limit:
-            book.claimed(len(claimed), claim_limit)
+            book.claimed(len(claimed), claim_limit, since=wakes)
         book.hand_over(claimed + leased)
         # Results come in the order of `new`; a created pending event not leased waits queued.
         if left_queued(new, results, len(leased)):
