@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
-
-from conftest import ADMIN_KEY, RunningServer, settings_for
+from conftest import RunningServer, settings_for
 from helpers import (
     SilentSMTPServer,
     create_channel,
@@ -25,17 +18,8 @@ from helpers import (
     wait_status,
     wait_until,
 )
+from process_support import Txmsg, body, pkeys_of
 from txmsg.testing import FakeSMTPServer
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-def body(i: int) -> dict[str, object]:
-    return {"email": f"user{i}@example.org", "ctx": {"firstName": f"U{i}"}}
-
-
-def pkeys_of(mails: list) -> list[str]:
-    return [m.message["Message-ID"][1:].split("@")[0] for m in mails]
 
 
 async def test_queued_events_are_sent_after_a_restart(
@@ -70,75 +54,12 @@ async def test_queued_events_are_sent_after_a_restart(
     assert sorted(pkeys_of(mails)) == sorted(a["PKey"] for a in accepted)
 
 
-class Process:
-    """`python -m txmsg.cli serve` in a subprocess, on a database shared across restarts."""
-
-    def __init__(self, database_url: str, data_dir: Path, log: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": SRC,
-            "TXMSG_DATABASE_URL": database_url,
-            "TXMSG_DATA_DIR": str(data_dir),
-            "TXMSG_ADMIN_KEY": ADMIN_KEY,
-            "TXMSG_LEASE_SECONDS": "1",
-            "TXMSG_POLL_INTERVAL": "0.05",
-            "TXMSG_SWEEP_INTERVAL": "0.2",
-            "TXMSG_RETRY_BASE_SECONDS": "0.05",
-            "TXMSG_RETRY_MAX_SECONDS": "0.2",
-            "TXMSG_CONFIG_CACHE_SECONDS": "0",
-        }
-        self.log = log
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[httpx.AsyncClient]:
-        with self.log.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                *(sys.executable, "-m", "txmsg.cli", "serve", "--port", str(self.port)),
-                *("--log-level", "warning"),
-                env=self.env,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        try:
-            async with httpx.AsyncClient(
-                base_url=self.base_url,
-                timeout=10,
-                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-            ) as admin:
-                await self._wait_healthy(admin)
-                yield admin
-        finally:
-            await self.kill()
-
-    async def _wait_healthy(self, admin: httpx.AsyncClient) -> None:
-        assert self.proc is not None
-        for _ in range(300):
-            if self.proc.returncode is not None:
-                raise AssertionError(f"the server exited: {self.log.read_text()}")
-            try:
-                if (await admin.get("/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"the server did not start: {self.log.read_text()}")
-
-    async def kill(self) -> None:
-        """SIGKILL: no shutdown hook runs, in-flight sends and leases are abandoned."""
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-            await asyncio.wait_for(self.proc.wait(), 10)
-        self.proc = None
-
-
 async def test_a_crash_loses_no_accepted_event(
     database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
 ) -> None:
     """SIGKILL with events waiting to be retried (pending) and events mid-send (leased)."""
-    server = Process(database_url, data_dir, tmp_path / "server.log")
+    args = ["serve", "--port", "{port}", "--log-level", "warning"]
+    server = Txmsg(args, database_url, data_dir, tmp_path / "server.log", TXMSG_LEASE_SECONDS="1")
     smtp.fail_always(451, "4.3.0 Try again later")
     async with SilentSMTPServer() as silent, server.running() as admin:
         event_id = await live_event(admin, smtp)

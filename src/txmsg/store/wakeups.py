@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
 
@@ -59,23 +60,21 @@ def wakeups_for(url: str, on_commit: Callable[[], None]) -> Wakeups:
     return NotifyListener(dsn, on_commit)
 
 
-class DataVersionWatcher:
-    """SQLite: `on_commit()` whenever another connection has committed since the last check."""
+class _Watcher(ABC):
+    """A task watching for other processes' commits; `ready` once it would see the next one."""
 
-    def __init__(
-        self, path: str, on_commit: Callable[[], None], interval: float = SQLITE_CHECK_INTERVAL
-    ) -> None:
-        self._path = path
+    name = "txmsg-watch"
+
+    def __init__(self, on_commit: Callable[[], None]) -> None:
         self._on_commit = on_commit
-        self._interval = interval
         self._task: asyncio.Task[None] | None = None
-        self._watching = asyncio.Event()
+        self._ready = asyncio.Event()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="txmsg-data-version")
+        self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def ready(self) -> None:
-        await self._watching.wait()
+        await self._ready.wait()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -84,12 +83,28 @@ class DataVersionWatcher:
                 await self._task
             self._task = None
 
+    @abstractmethod
+    async def _run(self) -> None: ...
+
+
+class DataVersionWatcher(_Watcher):
+    """SQLite: `on_commit()` whenever another connection has committed since the last check."""
+
+    name = "txmsg-data-version"
+
+    def __init__(
+        self, path: str, on_commit: Callable[[], None], interval: float = SQLITE_CHECK_INTERVAL
+    ) -> None:
+        super().__init__(on_commit)
+        self._path = path
+        self._interval = interval
+
     async def _run(self) -> None:
         # Autocommit: a read transaction left open would pin the value (and the WAL).
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             last = _data_version(conn)
-            self._watching.set()
+            self._ready.set()
             while True:
                 await asyncio.sleep(self._interval)
                 try:
@@ -109,32 +124,19 @@ def _data_version(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-class NotifyListener:
+class NotifyListener(_Watcher):
     """PostgreSQL: `on_commit()` on each `NOTIFY txmsg_events`, on one connection kept open."""
 
+    name = "txmsg-listen"
+
     def __init__(self, dsn: str, on_commit: Callable[[], None]) -> None:
+        super().__init__(on_commit)
         self._dsn = dsn
-        self._on_commit = on_commit
-        self._task: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
 
     @property
     def listening(self) -> asyncio.Event:
         """Set while the connection listens (tests wait for it)."""
-        return self._listening
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="txmsg-listen")
-
-    async def ready(self) -> None:
-        await self._listening.wait()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        return self._ready
 
     async def _run(self) -> None:
         while True:
@@ -142,7 +144,7 @@ class NotifyListener:
                 await self._listen_until_lost()
             except (OSError, asyncpg.PostgresError):
                 log.exception("listening for new events failed; reconnecting")
-            self._listening.clear()
+            self._ready.clear()
             # Events may have been committed while nobody listened.
             self._on_commit()
             await asyncio.sleep(RECONNECT_DELAY)
@@ -153,7 +155,7 @@ class NotifyListener:
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(CHANNEL, self._notified)
-            self._listening.set()
+            self._ready.set()
             await lost.wait()
         finally:
             if not conn.is_closed():
