@@ -14,6 +14,7 @@ from txmsg.core.email_config import (
 )
 from txmsg.core.errors import invalid
 from txmsg.core.kinds import CHANNELS, Channel
+from txmsg.core.rate_limit import parse_channel_cap
 from txmsg.core.tracking import tracking_of
 from txmsg.core.twilio_config import (
     SMS_FIELDS,
@@ -54,13 +55,28 @@ def parse_create(body: object) -> ChannelConfigSpec:
     assert chosen is not None
     channel = Channel(chosen)
     if channel == Channel.SMS:
-        reject_unknown(body, SMS_FIELDS)
+        reject_unknown(body, SMS_FIELDS | {"rate_limit"})
         settings, secrets = parse_sms_settings(body, {}, {}, required=True)
     else:
-        reject_unknown(body, EMAIL_FIELDS)
+        reject_unknown(body, EMAIL_FIELDS | {"rate_limit"})
         settings, secrets = parse_email_settings(body, {}, required=True)
     export = get_bool(body, "message_export", default=False)
-    return ChannelConfigSpec(name, channel, settings, secrets, bool(export))
+    return ChannelConfigSpec(name, channel, _with_cap(settings, body, {}), secrets, bool(export))
+
+
+def _with_cap(
+    settings: dict[str, Any], body: dict[str, Any], current: dict[str, Any]
+) -> dict[str, Any]:
+    """The settings with the send-rate cap of `body` (`null` or `{}` removes it), else the
+    stored one."""
+    cap = parse_channel_cap(body["rate_limit"]) if "rate_limit" in body else None
+    kept = current.get("rate_limit") if "rate_limit" not in body else None
+    out = {k: v for k, v in settings.items() if k != "rate_limit"}
+    if cap is not None:
+        out["rate_limit"] = cap.as_dict()
+    elif kept:
+        out["rate_limit"] = kept
+    return out
 
 
 def parse_update(
@@ -68,20 +84,21 @@ def parse_update(
 ) -> tuple[dict[str, Any], dict[str, Any], bool]:
     """Apply a PATCH body to the stored values; `name` and `channel` cannot change."""
     body = require_object(body)
-    reject_unknown(body, SMS_FIELDS if channel == Channel.SMS else EMAIL_FIELDS)
+    reject_unknown(body, (SMS_FIELDS if channel == Channel.SMS else EMAIL_FIELDS) | {"rate_limit"})
     for fixed in ("name", "channel"):
         if fixed in body:
             raise invalid(fixed, "cannot be changed after creation")
     if channel == Channel.SMS:
         new_settings, merged_secrets = parse_sms_settings(body, settings, secrets, required=False)
-        return new_settings, merged_secrets, bool(get_bool(body, "message_export", default=export))
+        export = bool(get_bool(body, "message_export", default=export))
+        return _with_cap(new_settings, body, settings), merged_secrets, export
     new_settings, new_secrets = parse_email_settings(body, settings, required=False)
     merged_secrets = dict(secrets)
     if "smtp" in body and isinstance(body["smtp"], dict) and "password" in body["smtp"]:
         merged_secrets.pop("password", None)  # explicit null or "" clears it
         merged_secrets.update(new_secrets)
     new_export = get_bool(body, "message_export", default=export)
-    return new_settings, merged_secrets, bool(new_export)
+    return _with_cap(new_settings, body, settings), merged_secrets, bool(new_export)
 
 
 def channel_settings(
@@ -99,7 +116,14 @@ def public_view(
     """What the API shows: settings without secrets, and whether each secret is set."""
     if channel == Channel.SMS:
         twilio = sms_view(settings, secrets)
-        return {"name": name, "channel": channel, **twilio, "message_export": export}
+        cap = settings.get("rate_limit")
+        return {
+            "name": name,
+            "channel": channel,
+            **twilio,
+            "message_export": export,
+            "rate_limit": cap,
+        }
     view: dict[str, Any] = {
         "name": name,
         "channel": channel,
@@ -109,6 +133,7 @@ def public_view(
         "bounce_domain": settings.get("bounce_domain"),
         "message_export": export,
         "tracking": tracking_of(settings).as_dict(),
+        "rate_limit": settings.get("rate_limit"),
     }
     if "smtp" in settings:
         view["smtp"] = {**settings["smtp"], "password_set": "password" in secrets}

@@ -14,6 +14,7 @@ most one in-flight batch.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
@@ -41,6 +42,7 @@ class LeaseBook:
         # Events leased to this process and not yet released: id -> (lease token, until).
         self._leases: dict[int, tuple[str, datetime]] = {}
         self._consumer: Consumer | None = None
+        self._timer: asyncio.TimerHandle | None = None  # a wake at a rate window's end
 
     # Capacity.
     @property
@@ -89,6 +91,17 @@ class LeaseBook:
         self._mark_due()
         self._signal.set()
 
+    def wake_at(self, epoch_seconds: float) -> None:
+        """Wake at that time (a channel cap's window ends: the events it held may go), or
+        earlier if a wake is set for earlier already."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + max(0.0, epoch_seconds - time.time())
+        if self._timer is not None and not self._timer.cancelled():
+            if self._timer.when() <= when and self._timer.when() > loop.time():
+                return
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self.wake)
+
     def _mark_due(self) -> None:
         self._maybe_due = True
         self._wakes += 1
@@ -107,6 +120,8 @@ class LeaseBook:
     def stop(self) -> None:
         """Lease nothing more (free slots 0) and end the current wait."""
         self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
         self._signal.set()
 
     # Leases held.

@@ -14,6 +14,7 @@ answers every submitter. It knows the dispatcher only through the lease book.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from txmsg.core.delivery import LogEntry
@@ -23,6 +24,7 @@ from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent, Outcome
 from txmsg.engine.leases import LeaseBook
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
+from txmsg.store.queue.capped import NO_CAPS, Caps, load_caps
 from txmsg.store.queue.cycle import CycleRequest, Decisions, left_queued, write_cycle
 
 log = logging.getLogger(__name__)
@@ -46,9 +48,14 @@ def _weight(item: WriteItem) -> int:
 class Writer:
     """The write funnel; satisfies `funnel.WriteFunnel` for the dispatcher."""
 
-    def __init__(self, db: Database, book: LeaseBook) -> None:
+    def __init__(self, db: Database, book: LeaseBook, caps_ttl: float = 1.0) -> None:
         self._db = db
         self._book = book
+        # Channel send-rate caps, reloaded every `caps_ttl` seconds (a changed cap applies
+        # within that time in every process).
+        self._caps = NO_CAPS
+        self._caps_ttl = caps_ttl
+        self._caps_until = 0.0
         self._batcher: Batcher[WriteItem, Answer] = Batcher(
             self._cycle, max_batch=2000, weight=_weight
         )
@@ -104,8 +111,9 @@ class Writer:
         lease = book.lease
         renewals, renewed_until = book.leases_to_renew()
         wakes = book.wakes
+        caps = await self._current_caps() if claim_limit or new else self._caps
         try:
-            results, claimed, leased, decisions = await self._db.write(
+            results, claimed, leased, decisions, held_until = await self._db.write(
                 write_cycle,
                 CycleRequest(
                     new=new,
@@ -119,6 +127,7 @@ class Writer:
                     checks=checks,
                     feedback=feedback,
                     wake_others=True,
+                    caps=caps,
                 ),
             )
         except Exception:
@@ -131,6 +140,8 @@ class Writer:
             book.renewed(renewals, renewed_until)
         if claim_limit:
             book.claimed(len(claimed), claim_limit, since=wakes)
+        if held_until is not None:
+            book.wake_at(held_until / 1000)  # a channel cap holds due events until then
         book.hand_over(claimed + leased)
         # Results come in the order of `new`; a created pending event not leased waits queued.
         if left_queued(new, results, len(leased)):
@@ -146,6 +157,18 @@ class Writer:
             for i in items
         ]
 
+    async def _current_caps(self) -> Caps:
+        """The channel caps, reloaded once `caps_ttl` has passed (one query)."""
+        if time.monotonic() >= self._caps_until:
+            try:
+                self._caps = await self._db.read(load_caps)
+            except Exception:
+                # Claims go on under the caps last read; the next cycle reads them again.
+                log.exception("reading the channel rate caps failed; keeping the last ones")
+            else:
+                self._caps_until = time.monotonic() + self._caps_ttl
+        return self._caps
+
     async def _isolate(self, items: list[WriteItem], outcomes: list[Outcome]) -> list[Answer]:
         # Log entries apart from outcomes, each alone: a bad receipt fails no send's outcome.
         outcome_error: BaseException | None = None
@@ -157,7 +180,7 @@ class Writer:
         for item in items:
             if isinstance(item, NewEvent | NewBatch):
                 try:
-                    results, _, _, _ = await self._db.write(
+                    results, *_ = await self._db.write(
                         write_cycle, CycleRequest(new=[item], wake_others=True)
                     )
                     answers.append(results[0])
@@ -165,9 +188,8 @@ class Writer:
                     answers.append(exc)
             elif isinstance(item, FatigueCheck):
                 try:
-                    _, _, _, [decided] = await self._db.write(
-                        write_cycle, CycleRequest(checks=[item])
-                    )
+                    cycle = await self._db.write(write_cycle, CycleRequest(checks=[item]))
+                    [decided] = cycle.decisions
                     answers.append(decided)
                 except Exception as exc:  # noqa: BLE001 - raised to this check's dispatcher
                     answers.append(exc)

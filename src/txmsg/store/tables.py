@@ -66,6 +66,11 @@ api_keys = sa.Table(
     sa.Column("label", sa.String(200), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    # {"per_second": N, "burst": M} or NULL (the installation default for trigger keys).
+    sa.Column("rate_limit", Json, nullable=True),
+    # After a rotation: the old secret's hash, valid until `previous_until`.
+    sa.Column("previous_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("previous_until", UTCDateTime(), nullable=True),
 )
 
 channel_configs = sa.Table(
@@ -504,4 +509,17 @@ interaction_archives = sa.Table(
     sa.Column("archived_at", UTCDateTime(), nullable=False),
     sa.Column("restored_at", UTCDateTime(), nullable=True),
     sa.Index("ix_interaction_archives_event_id", "event_id"),
+)
+
+# Rate-limit counters shared by every process (store/rate_windows.py): one row per scope (a
+# channel configuration's per-second or per-day cap, an API key's bucket), holding its current
+# window (epoch milliseconds) and the tokens taken in it; `granted` is the last take's answer.
+rate_windows = sa.Table(
+    "rate_windows",
+    metadata,
+    sa.Column("scope", sa.String(128), primary_key=True),
+    sa.Column("window_start", sa.BigInteger(), nullable=False),
+    sa.Column("cap", sa.BigInteger(), nullable=False),
+    sa.Column("used", sa.BigInteger(), nullable=False),
+    sa.Column("granted", sa.BigInteger(), nullable=False),
 )

@@ -30,10 +30,17 @@ class Claimed:
     announced: list[StatusChange] = field(default_factory=list)
 
 
-def _claim(dialect: str) -> sa.Update:
+def _claim(dialect: str, among: str | None = None) -> sa.Update:
+    """The claim; `among` "only"/"except" restricts it to (or keeps it from) the event types
+    bound as `b_ids` (channel caps: store/queue/capped.py)."""
+    due = [status_in(EventStatus.PENDING), events.c.due_at <= sa.bindparam("b_now")]
+    if among == "only":
+        due.append(events.c.event_id.in_(sa.bindparam("b_ids", expanding=True)))
+    elif among == "except":
+        due.append(events.c.event_id.not_in(sa.bindparam("b_ids", expanding=True)))
     pick = (
         sa.select(events.c.id)
-        .where(status_in(EventStatus.PENDING), events.c.due_at <= sa.bindparam("b_now"))
+        .where(*due)
         .order_by(events.c.priority, events.c.due_at, events.c.id)
         .limit(sa.bindparam("b_limit"))
     )
@@ -58,7 +65,11 @@ def _claim(dialect: str) -> sa.Update:
 
 
 # Built once: the dispatcher claims many times a second under load.
-_CLAIM = {name: _claim(name) for name in ("sqlite", "postgresql")}
+_CLAIM = {
+    (name, among): _claim(name, among)
+    for name in ("sqlite", "postgresql")
+    for among in (None, "only", "except")
+}
 
 # SQLite's read-back of the rows the claim leased, by their lease.
 _CLAIMED = bulk.Read(
@@ -67,17 +78,29 @@ _CLAIMED = bulk.Read(
 
 
 def claim_in(
-    conn: Connection, limit: int, lease: timedelta, now: datetime | None = None
+    conn: Connection,
+    limit: int,
+    lease: timedelta,
+    now: datetime | None = None,
+    *,
+    only: frozenset[str] | None = None,
+    exclude: frozenset[str] | None = None,
 ) -> Claimed:
-    """Lease up to `limit` due events for `lease`, highest priority first."""
+    """Lease up to `limit` due events for `lease`, highest priority first; only of the event
+    types `only`, or of none of `exclude`, when given."""
     now = now or utcnow()
     held = Lease.new(now, lease)
-    params = {"b_now": now, "b_limit": limit, **held.params()}
-    if conn.dialect.name == "sqlite":
-        conn.execute(_CLAIM["sqlite"], params)
+    params: dict[str, object] = {"b_now": now, "b_limit": limit, **held.params()}
+    among = "only" if only is not None else "except" if exclude else None
+    if among is not None:
+        params["b_ids"] = sorted(only if only is not None else exclude or ())
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.execute(_CLAIM["sqlite", among], params)
+        params.pop("b_ids", None)
         rows = [ClaimRow._make(r) for r in _CLAIMED.rows(conn, params)]
     else:
-        rows = [ClaimRow._make(r) for r in conn.execute(_CLAIM[conn.dialect.name], params)]
+        rows = [ClaimRow._make(r) for r in conn.execute(_CLAIM[dialect, among], params)]
     rows.sort(key=lambda r: r.id)
     processing = EventStatus.PROCESSING.value
     return Claimed(

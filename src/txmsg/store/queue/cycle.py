@@ -36,8 +36,8 @@ from txmsg.store import (
     wakeups,
 )
 from txmsg.store import webhook_outbox as outbox
-from txmsg.store.queue import claims, enqueue, leases, outcomes
-from txmsg.store.queue.claims import Claimed
+from txmsg.store.queue import capped, enqueue, leases, outcomes
+from txmsg.store.queue.capped import NO_CAPS, CappedClaim, Caps
 
 # A fatigue check's answer: PKey -> the rule excluding it, or None (reserved: send it).
 Decisions = dict[str, str | None]
@@ -60,6 +60,7 @@ class CycleRequest:
     # Wake other processes' workers when new events are left queued (PostgreSQL's NOTIFY: one
     # statement per cycle, at most); the writer sets it, a direct caller writes only the rows.
     wake_others: bool = False
+    caps: Caps = NO_CAPS  # channel send-rate caps: claims take their tokens
 
 
 class CycleResult(NamedTuple):
@@ -67,6 +68,7 @@ class CycleResult(NamedTuple):
     claimed: list[ClaimedEvent]  # due events claimed from the queue
     leased: list[ClaimedEvent]  # new events leased at insert
     decisions: list[Decisions]  # one per fatigue check, in order
+    held_until_ms: int | None = None  # a channel cap holds due events until then (epoch ms)
 
 
 def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
@@ -77,17 +79,20 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
     _record_with_outcomes(conn, request)
     if request.renewals and request.renewed_until is not None:
         leases.renew_in(conn, request.renewals, request.renewed_until)
-    claimed = Claimed()
+    claim = CappedClaim(capped.Claimed())
     if request.claim_limit and request.lease is not None:
-        claimed = claims.claim_in(conn, request.claim_limit, request.lease)
+        claim = capped.claim_in(conn, request.caps, request.claim_limit, request.lease)
+    claimed = claim.claimed
     room = max(0, request.free - len(claimed.events))
-    new = enqueue.enqueue_in(conn, request.new, claim=room, lease=request.lease)
+    new = enqueue.enqueue_in(
+        conn, request.new, claim=room, lease=request.lease, hold=request.caps.held
+    )
     if request.wake_others and left_queued(request.new, new.results, len(new.leased)):
         wakeups.announce_in(conn)  # one per cycle: other processes' workers may take them
     outbox.queue_status_changes(conn, claimed.announced + new.announced)
     # In order, in this transaction: each check counts the reservations of the ones before.
     decisions = [fatigue.reserve_in(conn, c.requests, c.rules) for c in request.checks]
-    return CycleResult(new.results, claimed.events, new.leased, decisions)
+    return CycleResult(new.results, claimed.events, new.leased, decisions, claim.held_until_ms)
 
 
 def left_queued(

@@ -73,15 +73,17 @@ def enqueue_in(
     *,
     claim: int = 0,
     lease: timedelta | None = None,
+    hold: frozenset[str] = frozenset(),
 ) -> Enqueued:
     """Insert the items of `batch` that their Idempotency-Key (if any) lets in; lease up to
-    `claim` of the due events for `lease`."""
+    `claim` of the due events for `lease`, none of the event types in `hold` (capped
+    channels: their events wait for a claim and its tokens, store/queue/capped.py)."""
     if not batch:  # most write cycles record outcomes only
         return Enqueued()
     now = utcnow()
     held = Lease.new(now, lease or timedelta(0))
     answers = idempotency.resolve_in(conn, batch, now)
-    new = _New(now, held, claim)
+    new = _New(now, held, claim, hold)
     for item, answer in zip(batch, answers, strict=True):
         new.add(item, answer)
     bulk.execute(conn, _INSERT, new.rows)
@@ -91,8 +93,9 @@ def enqueue_in(
 class _New:
     """A batch's insert, event by event: its rows, answers, leases and announcements."""
 
-    def __init__(self, now: datetime, lease: Lease, claim: int) -> None:
+    def __init__(self, now: datetime, lease: Lease, claim: int, hold: frozenset[str]) -> None:
         self.now = now
+        self.hold = hold
         self.lease = lease
         self.claim = claim
         self.rows: list[dict[str, Any]] = []
@@ -114,6 +117,7 @@ class _New:
             len(self.leased) < self.claim
             and item.status == EventStatus.PENDING
             and item.due_at <= now
+            and item.event_id not in self.hold
         )
         if take:
             self.leased[item.pkey] = item

@@ -1,0 +1,131 @@
+"""Rate-limit counters (store/rate_windows.py) and claims under channel caps (queue/capped.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import sqlalchemy as sa
+from queue_support import LEASE, event_row, hook, new_event
+from sqlalchemy.engine import Connection
+
+from txmsg.core.rate_limit import DAY_MS, SECOND_MS, ChannelCap, Window
+from txmsg.core.timeutil import utcnow
+from txmsg.store import rate_windows
+from txmsg.store.db import Database
+from txmsg.store.queue import capped
+from txmsg.store.queue.cycle import CycleRequest, write_cycle
+from txmsg.store.rate_windows import Take
+from txmsg.store.tables import channel_configs
+
+T0 = 1_800_000_000_000  # an epoch-milliseconds instant at a second's start
+
+
+def take(conn: Connection, window: Window, want: int, now_ms: int) -> int:
+    return rate_windows.take_in(conn, [Take(window, want, now_ms)])[window.scope].tokens
+
+
+async def test_a_window_gives_at_most_its_cap_then_starts_afresh(db: Database) -> None:
+    window = Window("w", SECOND_MS, 5)
+    assert await db.write(take, window, 3, T0) == 3
+    assert await db.write(take, window, 3, T0 + 10) == 2
+    assert await db.write(take, window, 3, T0 + 999) == 0
+    # A process whose clock is behind counts against the current window.
+    assert await db.write(take, window, 3, T0 - 500) == 0
+    assert await db.write(take, window, 9, T0 + 1000) == 5
+    await db.write(rate_windows.give_back_in, [("w", T0 + 1000, 2)])
+    assert await db.write(take, window, 9, T0 + 1500) == 2
+
+
+async def test_two_connections_share_the_tokens(db: Database, database_url: str) -> None:
+    """Two database objects (two pools, as two processes have) take from one counter at
+    once: never more than the cap between them."""
+    first, second = db, Database(database_url)
+    try:
+        window = Window("shared", DAY_MS, 50)
+        grants = await asyncio.gather(
+            *(db.write(take, window, 3, T0) for db in (first, second) for _ in range(15))
+        )
+        assert sum(grants) == 50 and max(grants) == 3
+    finally:
+        await second.dispose()
+
+
+async def test_a_per_day_window_spans_the_utc_day(db: Database) -> None:
+    day = ChannelCap(per_day=4).windows("mail")[0]
+    midnight = T0 - T0 % DAY_MS
+    assert await db.write(take, day, 3, midnight + 1) == 3
+    assert await db.write(take, day, 3, midnight + DAY_MS - 1) == 1
+    assert await db.write(take, day, 3, midnight + DAY_MS) == 3
+
+
+def cap(conn: Connection, name: str, rate_limit: dict[str, int]) -> None:
+    conn.execute(
+        sa.update(channel_configs)
+        .where(channel_configs.c.name == name)
+        .values(settings={"rate_limit": rate_limit})
+    )
+
+
+async def test_claims_take_tokens_transactional_first_and_hold_bulk(db: Database) -> None:
+    await db.write(hook, "EVTcapped")
+    await db.write(hook, "EVTfree")
+    await db.write(cap, "mail", {"per_second": 3, "per_day": 100})
+    caps = await db.read(capped.load_caps)
+    assert caps.held == {"EVTcapped", "EVTfree"}  # both go through "mail"
+    bulk = [new_event("EVTcapped", priority=1) for _ in range(4)]
+    urgent = [new_event("EVTcapped", priority=0) for _ in range(2)]
+    # Fresh events of a capped channel are not leased at insert, whatever the room.
+    first = await db.write(
+        write_cycle, CycleRequest(new=[*bulk, *urgent], free=50, lease=LEASE, caps=caps)
+    )
+    assert first.leased == []
+    claim = await db.write(
+        write_cycle, CycleRequest(free=50, claim_limit=50, lease=LEASE, caps=caps)
+    )
+    # Three tokens this second: both transactional events, then the oldest bulk one.
+    assert {e.pkey for e in claim.claimed} == {urgent[0].pkey, urgent[1].pkey, bulk[0].pkey}
+    assert claim.held_until_ms is not None
+    assert 0 < claim.held_until_ms - utcnow().timestamp() * 1000 <= 1000
+    for held in bulk[1:]:
+        row = await db.read(event_row, held.pkey)
+        assert (row.status, row.attempts, row.lease_token) == ("pending", 0, None)
+    # The window ends: the held ones go, and the unspent token is given back.
+    await asyncio.sleep(max(0.0, claim.held_until_ms / 1000 - utcnow().timestamp()) + 0.01)
+    again = await db.write(
+        write_cycle, CycleRequest(free=50, claim_limit=50, lease=LEASE, caps=caps)
+    )
+    assert {e.pkey for e in again.claimed} == {e.pkey for e in bulk[1:]}
+    used = await db.read(
+        lambda c: c.execute(
+            sa.text("SELECT used FROM rate_windows WHERE scope LIKE '%day'")
+        ).scalar_one()
+    )
+    assert used == 6  # 3 + 3 taken by the claims
+    # Nothing left due: the tokens a claim took and could not spend are given back.
+    await asyncio.sleep(1.0 - utcnow().timestamp() % 1.0 + 0.01)
+    last = await db.write(
+        write_cycle, CycleRequest(free=50, claim_limit=50, lease=LEASE, caps=caps)
+    )
+    assert last.claimed == [] and last.held_until_ms is None
+    assert (
+        await db.read(
+            lambda c: c.execute(
+                sa.text("SELECT used FROM rate_windows WHERE scope LIKE '%day'")
+            ).scalar_one()
+        )
+        == 6
+    )
+
+
+async def test_uncapped_event_types_claim_as_before(db: Database) -> None:
+    await db.write(hook, "EVTplain")
+    caps = await db.read(capped.load_caps)
+    assert caps == capped.NO_CAPS
+    events = [new_event("EVTplain") for _ in range(5)]
+    await db.write(write_cycle, CycleRequest(new=events))
+    claim = await db.write(
+        write_cycle,
+        CycleRequest(claim_limit=10, free=10, lease=timedelta(seconds=5), caps=caps),
+    )
+    assert len(claim.claimed) == 5 and claim.held_until_ms is None
