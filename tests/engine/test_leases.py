@@ -4,6 +4,7 @@ stopping, and the hand-over of leased events to the dispatcher."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -196,3 +197,19 @@ async def test_leased_events_reach_the_consumer_in_the_same_loop_turn() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_in_flight"):
         LeaseBook(max_in_flight=0, lease=LEASE)
+
+
+async def test_wake_at_wakes_once_at_the_earliest_time_asked() -> None:
+    """A channel cap's window end: the book wakes then (the earlier of two asked)."""
+    book = LeaseBook(max_in_flight=4, lease=timedelta(seconds=5))
+    book.consume(lambda events: None)
+    book.claimed(0, 4, since=book.wakes)
+    assert not book.wants_claim(book.free_slots())
+    wakes = book.wakes
+    book.wake_at(time.time() + 0.6)
+    book.wake_at(time.time() + 0.15)
+    book.wake_at(time.time() + 0.4)  # later than the one set: kept
+    started = time.monotonic()
+    await asyncio.wait_for(book.wait(10), 5)
+    assert 0.1 <= time.monotonic() - started < 0.5
+    assert book.wakes == wakes + 1 and book.wants_claim(book.free_slots())

@@ -42,7 +42,9 @@ class LeaseBook:
         # Events leased to this process and not yet released: id -> (lease token, until).
         self._leases: dict[int, tuple[str, datetime]] = {}
         self._consumer: Consumer | None = None
-        self._timer: asyncio.TimerHandle | None = None  # a wake at a rate window's end
+        # A wake at a rate window's end, and when (the loop's clock).
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     # Capacity.
     @property
@@ -95,12 +97,13 @@ class LeaseBook:
         """Wake at that time (a channel cap's window ends: the events it held may go), or
         earlier if a wake is set for earlier already."""
         loop = asyncio.get_running_loop()
-        when = loop.time() + max(0.0, epoch_seconds - time.time())
-        if self._timer is not None and not self._timer.cancelled():
-            if self._timer.when() <= when and self._timer.when() > loop.time():
-                return
+        now = loop.time()
+        when = now + max(0.0, epoch_seconds - time.time())
+        if self._timer is not None and now < self._timer_at <= when:
+            return
+        if self._timer is not None:
             self._timer.cancel()
-        self._timer = loop.call_at(when, self.wake)
+        self._timer, self._timer_at = loop.call_at(when, self.wake), when
 
     def _mark_due(self) -> None:
         self._maybe_due = True
