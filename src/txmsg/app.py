@@ -92,7 +92,12 @@ def create_app(settings: Settings | None = None, *, role: Role = Role.ALL) -> Ap
     context = AppContext(
         settings=settings,
         db=engine.db,
-        keys=KeyResolver(engine.db, settings.admin_key),
+        keys=KeyResolver(
+            engine.db,
+            settings.admin_key,
+            trigger_limit=settings.trigger_rate_limit,
+            failure_limit=settings.auth_failure_rate_limit,
+        ),
         targets=TriggerTargets(engine.db, ttl=settings.config_cache_seconds),
         enqueue=engine.writer.enqueue,
         enqueue_batch=engine.writer.enqueue_batch,

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from txmsg.core.rate_limit import KeyLimit, parse_limit_spec
+
+DEFAULT_TRIGGER_LIMIT = KeyLimit(1000, 2000)  # TXMSG_TRIGGER_RATE_LIMIT="1000/s burst 2000"
+DEFAULT_FAILURE_LIMIT = KeyLimit(10, 100)  # TXMSG_AUTH_FAILURE_RATE_LIMIT="10/s burst 100"
+
 
 def _float(env: dict[str, str], name: str, default: float) -> float:
     raw = env.get(name)
@@ -35,6 +40,10 @@ class Settings:
     public_url: str | None = None
     config_cache_seconds: float = 1.0
     export_retention_days: float = 7.0
+    # Requests per trigger key without a limit of its own, and wrong-key requests per client
+    # address, across all processes (None: unlimited).
+    trigger_rate_limit: KeyLimit | None = DEFAULT_TRIGGER_LIMIT
+    auth_failure_rate_limit: KeyLimit | None = DEFAULT_FAILURE_LIMIT
 
     @property
     def export_retention(self) -> timedelta:
@@ -111,6 +120,13 @@ class Settings:
             retry_max_seconds=_float(env, "TXMSG_RETRY_MAX_SECONDS", 300.0),
             public_url=env.get("TXMSG_PUBLIC_URL") or None,
             config_cache_seconds=_float(env, "TXMSG_CONFIG_CACHE_SECONDS", 1.0),
+            trigger_rate_limit=parse_limit_spec(
+                env.get("TXMSG_TRIGGER_RATE_LIMIT", "1000/s burst 2000"), "TXMSG_TRIGGER_RATE_LIMIT"
+            ),
+            auth_failure_rate_limit=parse_limit_spec(
+                env.get("TXMSG_AUTH_FAILURE_RATE_LIMIT", "10/s burst 100"),
+                "TXMSG_AUTH_FAILURE_RATE_LIMIT",
+            ),
             export_retention_days=_float(env, "TXMSG_EXPORT_RETENTION_DAYS", 7.0),
             webhook_timeout_seconds=_float(env, "TXMSG_WEBHOOK_TIMEOUT_SECONDS", 10.0),
             interaction_inactivity=timedelta(

@@ -424,6 +424,15 @@ async def test_answers_match_the_spec(
         keys,
         400,
     )
+    limited = {"rate_limit": {"per_second": 50, "burst": 100}}
+    c(await admin.patch(f"{keys}/{spare['id']}", json=limited), "/api/v1/keys/{id}", 200)
+    c(await admin.patch(f"{keys}/{spare['id']}", json={"rate_limit": 5}), "/api/v1/keys/{id}", 400)
+    rotate = "/api/v1/keys/{id}/rotate"
+    spare = c(
+        await admin.post(f"{keys}/{spare['id']}/rotate", json={"grace_seconds": 0}), rotate, 200
+    )
+    c(await admin.post(f"{keys}/{spare['id']}/rotate", json={"grace_seconds": -1}), rotate, 400)
+    c(await admin.post(f"{keys}/0123456789abcdef/rotate"), rotate, 404)
     c(await admin.delete(f"{keys}/{spare['id']}"), "/api/v1/keys/{id}", 204)
     c(await admin.delete(f"{keys}/{spare['id']}"), "/api/v1/keys/{id}", 404)
     revoked = c(

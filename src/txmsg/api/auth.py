@@ -1,21 +1,40 @@
-"""Bearer API keys and roles: admin (everything), marketer (messages), trigger (events)."""
+"""Bearer API keys and roles: admin (everything), marketer (messages), trigger (events).
+
+Requests are limited per key (the key's `rate_limit`, or the installation's default for
+trigger keys) and wrong-key requests per client address: over a limit, 429 with `Retry-After`
+and the IETF draft's `RateLimit-Policy` / `RateLimit` headers (store/key_limits.py).
+"""
 
 from __future__ import annotations
+
+import math
 
 from starlette.requests import Request
 
 from txmsg.api.context import AppContext, context
 from txmsg.core.errors import DomainError
+from txmsg.store.key_limits import Verdict
 from txmsg.store.keys import Principal
 
 
-async def authorize(request: Request, *roles: str) -> Principal:
-    """The caller's principal if its role is `admin` or one of `roles`; 401/403 otherwise."""
-    return await authorize_header(context(request), request.headers.get("authorization"), roles)
+async def authorize(request: Request, *roles: str, cost: int = 1) -> Principal:
+    """The caller's principal if its role is `admin` or one of `roles`; 401/403 otherwise.
+
+    The request spends `cost` of the key's tokens (a batch trigger: 0 here, then its items
+    with `spend`)."""
+    client = request.client.host if request.client is not None else None
+    return await authorize_header(
+        context(request), request.headers.get("authorization"), roles, client=client, cost=cost
+    )
 
 
 async def authorize_header(
-    ctx: AppContext, header: str | None, roles: tuple[str, ...]
+    ctx: AppContext,
+    header: str | None,
+    roles: tuple[str, ...],
+    *,
+    client: str | None = None,
+    cost: int = 1,
 ) -> Principal:
     """`authorize` from the raw `Authorization` header (for the raw ASGI trigger endpoint)."""
     scheme, _, secret = (header or "").partition(" ")
@@ -23,8 +42,20 @@ async def authorize_header(
         raise DomainError(
             "missing bearer API key (Authorization: Bearer <key>)", 401, "Unauthorized"
         )
-    principal = await ctx.keys.resolve(secret.strip())
+    keys = ctx.keys
+    failures = keys.failure_limit
+    scope = f"client:{client}"
+    principal = keys.cached(secret.strip())
+    if principal is None and client is not None and failures is not None:
+        known = keys.limiter.exhausted(scope, failures)
+        if known is not None:  # refused without looking the key up
+            raise too_many(known, "too many requests with a wrong API key from this client")
+    principal = principal or await keys.resolve(secret.strip())
     if principal is None:
+        if client is not None and failures is not None:
+            verdict = await keys.limiter.spend(scope, failures)
+            if not verdict.allowed:
+                raise too_many(verdict, "too many requests with a wrong API key from this client")
         raise DomainError("unknown or revoked API key", 401, "Unauthorized")
     if principal.role != "admin" and principal.role not in roles:
         needed = " or ".join(("admin", *roles))
@@ -33,4 +64,33 @@ async def authorize_header(
             403,
             "Forbidden",
         )
+    if cost:
+        await spend(ctx, principal, cost)
     return principal
+
+
+async def spend(ctx: AppContext, principal: Principal, cost: int) -> None:
+    """Take `cost` tokens of the key's limit (if it has one); 429 when it has not enough."""
+    limit = ctx.keys.limit_of(principal)
+    if limit is None or cost <= 0:
+        return
+    verdict = await ctx.keys.limiter.spend(f"key:{principal.key_id}", limit, cost)
+    if not verdict.allowed:
+        detail = f"this API key's rate limit is reached ({limit.per_second}/s, burst {limit.burst})"
+        if cost > limit.burst:
+            detail = f"{cost} items exceed this API key's burst of {limit.burst}"
+        raise too_many(verdict, detail)
+
+
+def too_many(verdict: Verdict, detail: str) -> DomainError:
+    reset = max(1, math.ceil(verdict.reset_seconds))
+    return DomainError(
+        detail,
+        429,
+        "Too Many Requests",
+        headers={
+            "Retry-After": str(reset),
+            "RateLimit-Policy": verdict.limit.policy(),
+            "RateLimit": f'"bucket";r={verdict.remaining};t={reset}',
+        },
+    )

@@ -69,11 +69,12 @@ def problem_of(error: DomainError) -> dict[str, Any]:
 
 
 def problem_from(error: DomainError) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    headers.update(error.headers)
     return problem(
         error.status,
         error.title,
         error.detail,
         [e.as_dict() for e in error.errors] or None,
-        headers,
+        headers or None,
     )

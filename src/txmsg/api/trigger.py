@@ -215,7 +215,10 @@ async def accept(scope: Scope, receive: Receive) -> tuple[bytes, bool]:
     for name, value in scope["headers"]:
         headers.setdefault(name, value)  # the first of repeated headers, as Starlette reads
     auth = headers.get(b"authorization")
-    principal = await authorize_header(ctx, auth.decode("latin-1") if auth else None, ROLES)
+    client = scope.get("client")
+    principal = await authorize_header(
+        ctx, auth.decode("latin-1") if auth else None, ROLES, client=client[0] if client else None
+    )
     event_id = scope["path_params"]["eventId"]
     target = await live_target(ctx, event_id)
     raw_key = headers.get(b"idempotency-key")

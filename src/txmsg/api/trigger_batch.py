@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from txmsg.api.auth import authorize
+from txmsg.api.auth import authorize, spend
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse, problem_of
@@ -39,7 +39,7 @@ from txmsg.store.event_configs import TriggerTarget
 
 
 async def trigger_batch(request: Request) -> Response:
-    principal = await authorize(request, *ROLES)
+    principal = await authorize(request, *ROLES, cost=0)  # the batch's items count, below
     ctx = context(request)
     event_id = request.path_params["eventId"]
     target = await live_target(ctx, event_id)
@@ -55,6 +55,7 @@ async def trigger_batch(request: Request) -> Response:
     }
     if not events:  # nothing to store: every item refused
         return _answer(response, replayed=False)
+    await spend(ctx, principal, len(events))
     key = fingerprint = None
     if idem_key is not None:
         key, fingerprint = idempotency(principal, idem_key, [event_id, "batch", body])

@@ -39,6 +39,7 @@ class DomainError(Exception):
     status: int = 400
     title: str = "Bad Request"
     errors: list[FieldError] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After on a 429
 
     def __str__(self) -> str:
         return self.detail

@@ -1,4 +1,8 @@
-"""API keys: stored as SHA-256 hashes of high-entropy secrets; the secret is shown once."""
+"""API keys: stored as SHA-256 hashes of high-entropy secrets; the secret is shown once.
+
+A rotation gives a key a new secret and keeps the old one valid for a grace period (its hash
+in `previous_hash` until `previous_until`); a second rotation ends the first one's grace.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,17 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from txmsg.core.rate_limit import KeyLimit, parse_key_limit
 from txmsg.core.timeutil import utcnow
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
+from txmsg.store.key_limits import KeyLimiter
 from txmsg.store.tables import api_keys
 
 ROLES = ("admin", "marketer", "trigger")
@@ -23,6 +30,8 @@ ROLES = ("admin", "marketer", "trigger")
 class Principal:
     key_id: str
     role: str
+    rate_limit: KeyLimit | None = None  # the key's own; None: the installation's default
+    until: datetime | None = None  # a rotated key's old secret: valid until then
 
 
 def hash_key(secret: str) -> str:
@@ -36,24 +45,69 @@ def _view(row: Any) -> dict[str, Any]:
         "label": row.label,
         "created_at": row.created_at,
         "revoked_at": row.revoked_at,
+        "rate_limit": row.rate_limit,
+        "previous_secret_valid_until": row.previous_until,
     }
 
 
-def create_key(conn: Connection, role: str, label: str) -> tuple[dict[str, Any], str]:
+def _new_secret(key_id: str) -> str:
+    return f"txm_{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def create_key(
+    conn: Connection, role: str, label: str, rate_limit: KeyLimit | None = None
+) -> tuple[dict[str, Any], str]:
     """The new key's description and its secret (returned once, stored hashed)."""
     key_id = secrets.token_hex(8)
-    secret = f"txm_{key_id}_{secrets.token_urlsafe(32)}"
-    row = {
-        "id": key_id,
-        "key_hash": hash_key(secret),
-        "role": role,
-        "label": label,
-        "created_at": utcnow(),
-        "revoked_at": None,
-    }
-    conn.execute(sa.insert(api_keys).values(row))
-    view = {k: row[k] for k in ("id", "role", "label", "created_at", "revoked_at")}
-    return view, secret
+    secret = _new_secret(key_id)
+    conn.execute(
+        sa.insert(api_keys).values(
+            id=key_id,
+            key_hash=hash_key(secret),
+            role=role,
+            label=label,
+            created_at=utcnow(),
+            revoked_at=None,
+            rate_limit=rate_limit.as_dict() if rate_limit is not None else None,
+        )
+    )
+    return _require(conn, key_id), secret
+
+
+def _require(conn: Connection, key_id: str) -> dict[str, Any]:
+    row = conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).one()
+    return _view(row)
+
+
+def _active(key_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+
+
+def set_rate_limit(
+    conn: Connection, key_id: str, rate_limit: KeyLimit | None
+) -> dict[str, Any] | None:
+    """Set (or, with None, remove) an active key's own limit; None if there is no such key."""
+    value = rate_limit.as_dict() if rate_limit is not None else None
+    done = conn.execute(sa.update(api_keys).where(_active(key_id)).values(rate_limit=value))
+    return _require(conn, key_id) if done.rowcount else None
+
+
+def rotate_key(
+    conn: Connection, key_id: str, grace: timedelta
+) -> tuple[dict[str, Any], str] | None:
+    """A new secret for an active key (same id, role and limit); the current one stays valid
+    for `grace`. None if there is no such key."""
+    secret = _new_secret(key_id)
+    done = conn.execute(
+        sa.update(api_keys)
+        .where(_active(key_id))
+        .values(
+            previous_hash=api_keys.c.key_hash,
+            previous_until=utcnow() + grace,
+            key_hash=hash_key(secret),
+        )
+    )
+    return (_require(conn, key_id), secret) if done.rowcount else None
 
 
 def list_keys(conn: Connection) -> list[dict[str, Any]]:
@@ -73,12 +127,21 @@ def revoke_key(conn: Connection, key_id: str) -> bool:
 
 
 def principal_for(conn: Connection, digest: str) -> Principal | None:
+    """The key whose current secret, or old secret within its grace, has this hash."""
+    c = api_keys.c
     row = conn.execute(
-        sa.select(api_keys.c.id, api_keys.c.role).where(
-            api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
+        sa.select(c.id, c.role, c.rate_limit, c.key_hash, c.previous_until).where(
+            sa.or_(
+                c.key_hash == digest,
+                sa.and_(c.previous_hash == digest, c.previous_until > utcnow()),
+            ),
+            c.revoked_at.is_(None),
         )
     ).first()
-    return Principal(row.id, row.role) if row is not None else None
+    if row is None:
+        return None
+    until = None if row.key_hash == digest else row.previous_until
+    return Principal(row.id, row.role, parse_key_limit(row.rate_limit), until)
 
 
 class KeyResolver:
@@ -88,23 +151,50 @@ class KeyResolver:
     once; one revoked by another process within `ttl`. Unknown secrets are not cached.
     """
 
-    def __init__(self, db: Database, bootstrap_admin_key: str | None, ttl: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bootstrap_admin_key: str | None,
+        ttl: float = 5.0,
+        *,
+        trigger_limit: KeyLimit | None = None,
+        failure_limit: KeyLimit | None = None,
+    ) -> None:
         self._bootstrap = bootstrap_admin_key
+        # Requests per key (trigger keys without their own limit: `trigger_limit`), and
+        # wrong-key requests per client address (`failure_limit`), across all processes.
+        self.limiter = KeyLimiter(db)
+        self.trigger_limit = trigger_limit
+        self.failure_limit = failure_limit
         self._cache: TTLCache[str, Principal | None] = TTLCache(
             lambda digest: db.read(principal_for, digest), ttl
         )
+
+    def cached(self, secret: str) -> Principal | None:
+        """The principal of a secret known in memory (no query); None if not known here."""
+        if self._bootstrap and hmac.compare_digest(secret.encode(), self._bootstrap.encode()):
+            return Principal("bootstrap", "admin")
+        hit, known = self._cache.peek(hash_key(secret))
+        if known is None or (known.until is not None and known.until <= utcnow()):
+            return None
+        return known if hit else None
 
     async def resolve(self, secret: str) -> Principal | None:
         if self._bootstrap and hmac.compare_digest(secret.encode(), self._bootstrap.encode()):
             return Principal("bootstrap", "admin")
         digest = hash_key(secret)
         hit, known = self._cache.peek(digest)
-        if hit:
-            return known
-        principal = await self._cache.get(digest)
-        if principal is None:
+        principal = known if hit else await self._cache.get(digest)
+        if principal is None or (principal.until is not None and principal.until <= utcnow()):
             self._cache.forget(digest)  # unknown secrets are not remembered
+            return None
         return principal
+
+    def limit_of(self, principal: Principal) -> KeyLimit | None:
+        """The key's own limit, else the installation's for trigger keys."""
+        if principal.rate_limit is not None:
+            return principal.rate_limit
+        return self.trigger_limit if principal.role == "trigger" else None
 
     def forget(self, key_id: str) -> None:
         for digest, principal in self._cache.items():

@@ -69,8 +69,9 @@ api_keys = sa.Table(
     # {"per_second": N, "burst": M} or NULL (the installation default for trigger keys).
     sa.Column("rate_limit", Json, nullable=True),
     # After a rotation: the old secret's hash, valid until `previous_until`.
-    sa.Column("previous_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("previous_hash", sa.String(64), nullable=True),
     sa.Column("previous_until", UTCDateTime(), nullable=True),
+    sa.Index("ix_api_keys_previous_hash", "previous_hash", unique=True),
 )
 
 channel_configs = sa.Table(

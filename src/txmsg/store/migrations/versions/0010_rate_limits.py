@@ -32,16 +32,18 @@ def upgrade() -> None:
         sa.Column("used", sa.BigInteger(), nullable=False),
         sa.Column("granted", sa.BigInteger(), nullable=False),
     )
-    with op.batch_alter_table("api_keys") as batch:
-        batch.add_column(sa.Column("rate_limit", Json, nullable=True))
-        batch.add_column(sa.Column("previous_hash", sa.String(64), nullable=True))
-        batch.add_column(sa.Column("previous_until", sa.DateTime(timezone=True), nullable=True))
-        batch.create_unique_constraint("uq_api_keys_previous_hash", ["previous_hash"])
+    # Plain ADD COLUMN and an index: no table copy on SQLite.
+    op.add_column("api_keys", sa.Column("rate_limit", Json, nullable=True))
+    op.add_column("api_keys", sa.Column("previous_hash", sa.String(64), nullable=True))
+    op.add_column(
+        "api_keys", sa.Column("previous_until", sa.DateTime(timezone=True), nullable=True)
+    )
+    op.create_index("ix_api_keys_previous_hash", "api_keys", ["previous_hash"], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_api_keys_previous_hash", table_name="api_keys")
     with op.batch_alter_table("api_keys") as batch:
-        batch.drop_constraint("uq_api_keys_previous_hash", type_="unique")
         batch.drop_column("previous_until")
         batch.drop_column("previous_hash")
         batch.drop_column("rate_limit")
