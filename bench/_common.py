@@ -89,9 +89,7 @@ def smtp_sink(port: int) -> Iterator[subprocess.Popen[bytes]]:
         yield proc
 
 
-def wrk(
-    url: str, body: str, key: str | None, seconds: int, connections: int = 32
-) -> dict[str, float]:
+def _wrk_script(body: str, key: str | None) -> str:
     # `body` may hold one %d: each request then carries its own number (distinct recipients).
     script = "\n".join(
         [
@@ -107,15 +105,10 @@ def wrk(
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
-    try:
-        out = subprocess.run(
-            [need("wrk"), "-t1", f"-c{connections}", f"-d{seconds}s", "-s", f.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(f.name)
+    return f.name
+
+
+def _wrk_result(out: str) -> dict[str, float]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -124,8 +117,47 @@ def wrk(
         "rps": rps,
         "requests": total,
         "non2xx": int(bad.group(1)) if bad else 0,
-        "socket_errors": errors.group(1) if errors else "",
+        "socket_errors": errors.group(1) if errors else "",  # type: ignore[dict-item]
     }
+
+
+def wrk_many(
+    urls: list[str], body: str, key: str | None, seconds: int, connections: int = 32
+) -> dict[str, float]:
+    """One wrk per URL at once, `connections` shared among them; their summed rates.
+
+    Each wrk numbers its own requests: recipients repeat across URLs (`body`'s %d), which
+    changes nothing for the engine (no uniqueness on recipients).
+    """
+    script = _wrk_script(body, key)
+    per = max(1, connections // len(urls))
+    try:
+        procs = [
+            subprocess.Popen(
+                [need("wrk"), "-t1", f"-c{per}", f"-d{seconds}s", "-s", script, url],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for url in urls
+        ]
+        outs = [p.communicate()[0] for p in procs]
+    finally:
+        os.unlink(script)
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"wrk failed: {outs}")
+    results = [_wrk_result(out) for out in outs]
+    return {
+        "rps": sum(r["rps"] for r in results),
+        "requests": sum(r["requests"] for r in results),
+        "non2xx": sum(r["non2xx"] for r in results),
+        "socket_errors": " ".join(str(r["socket_errors"]) for r in results).strip(),  # type: ignore[dict-item]
+    }
+
+
+def wrk(
+    url: str, body: str, key: str | None, seconds: int, connections: int = 32
+) -> dict[str, float]:
+    return wrk_many([url], body, key, seconds, connections)
 
 
 def engine_env(data_dir: Path) -> dict[str, str]:
@@ -154,8 +186,11 @@ def serve_args(port: int) -> list[str]:
     ]
 
 
-def setup_event(base: str, smtp_port: int, *, publish_message: bool = True) -> str:
-    """Channel config, event config, published message; returns a trigger key."""
+def setup_event(
+    base: str, smtp_port: int, *, publish_message: bool = True, bulk: bool = False
+) -> str:
+    """Channel config, event config `EVTbench` (and, with `bulk`, `EVTbulk` in the bulk
+    lane), published messages; returns a trigger key."""
     admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     r = admin.post(
         "/api/v1/channel-configs",
@@ -173,31 +208,37 @@ def setup_event(base: str, smtp_port: int, *, publish_message: bool = True) -> s
         },
     )
     r.raise_for_status()
-    r = admin.post(
+    _event(admin, "bench", "transactional", publish_message)
+    if bulk:
+        _event(admin, "bulk", "bulk", True)
+    r = admin.post("/api/v1/keys", json={"role": "trigger", "label": "bench"})
+    r.raise_for_status()
+    return str(r.json()["key"])
+
+
+def _event(admin: httpx.Client, name: str, priority: str, publish_message: bool) -> None:
+    admin.post(
         "/api/v1/event-configs",
         json={
-            "eventId": "bench",
-            "label": "Bench",
+            "eventId": name,
+            "label": name.title(),
             "channel": "email",
             "channel_config": "sink",
+            "priority": priority,
             "fields": [{"name": "firstName", "type": "string", "required": True}],
         },
-    )
-    r.raise_for_status()
-    admin.post("/api/v1/event-configs/EVTbench/publish").raise_for_status()
+    ).raise_for_status()
+    admin.post(f"/api/v1/event-configs/EVT{name}/publish").raise_for_status()
     if publish_message:
         admin.put(
-            "/api/v1/messages/EVTbench/draft",
+            f"/api/v1/messages/EVT{name}/draft",
             json={
                 "subject": "Hello {{ ctx.firstName }}",
                 "html": ("<p>" + LINE + "</p>\n") * 10,
                 "text": (LINE + "\n") * 10,
             },
         ).raise_for_status()
-        admin.post("/api/v1/messages/EVTbench/publish").raise_for_status()
-    r = admin.post("/api/v1/keys", json={"role": "trigger", "label": "bench"})
-    r.raise_for_status()
-    return str(r.json()["key"])
+        admin.post(f"/api/v1/messages/EVT{name}/publish").raise_for_status()
 
 
 LINE = "Hello {{ ctx.firstName }}, your order {{ event.PKey }} is on its way."
