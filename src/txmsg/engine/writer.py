@@ -119,6 +119,7 @@ class Writer:
                     checks=checks,
                     feedback=feedback,
                     wake_others=True,
+                    now=book.now(),
                 ),
             )
         except Exception:

@@ -60,6 +60,9 @@ class CycleRequest:
     # Wake other processes' workers when new events are left queued (PostgreSQL's NOTIFY: one
     # statement per cycle, at most); the writer sets it, a direct caller writes only the rows.
     wake_others: bool = False
+    # When claims and leases start: the database's time (`DatabaseClock`); None: this
+    # process's clock.
+    now: datetime | None = None
 
 
 class CycleResult(NamedTuple):
@@ -79,9 +82,9 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
         leases.renew_in(conn, request.renewals, request.renewed_until)
     claimed = Claimed()
     if request.claim_limit and request.lease is not None:
-        claimed = claims.claim_in(conn, request.claim_limit, request.lease)
+        claimed = claims.claim_in(conn, request.claim_limit, request.lease, request.now)
     room = max(0, request.free - len(claimed.events))
-    new = enqueue.enqueue_in(conn, request.new, claim=room, lease=request.lease)
+    new = enqueue.enqueue_in(conn, request.new, claim=room, lease=request.lease, now=request.now)
     if request.wake_others and left_queued(request.new, new.results, len(new.leased)):
         wakeups.announce_in(conn)  # one per cycle: other processes' workers may take them
     outbox.queue_status_changes(conn, claimed.announced + new.announced)

@@ -73,12 +73,13 @@ def enqueue_in(
     *,
     claim: int = 0,
     lease: timedelta | None = None,
+    now: datetime | None = None,
 ) -> Enqueued:
     """Insert the items of `batch` that their Idempotency-Key (if any) lets in; lease up to
-    `claim` of the due events for `lease`."""
+    `claim` of the due events for `lease`, from `now` (the database's time)."""
     if not batch:  # most write cycles record outcomes only
         return Enqueued()
-    now = utcnow()
+    now = now or utcnow()
     held = Lease.new(now, lease or timedelta(0))
     answers = idempotency.resolve_in(conn, batch, now)
     new = _New(now, held, claim)
