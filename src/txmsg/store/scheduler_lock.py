@@ -11,6 +11,7 @@ lifecycle, checkpoints) run on exactly one process at a time, whatever the numbe
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import socket
@@ -19,10 +20,13 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from txmsg.store.db import Database
 from txmsg.store.tables import scheduler_leases
+
+log = logging.getLogger(__name__)
 
 # pg_try_advisory_lock's key: "txmsg" scheduler, one per database.
 ADVISORY_KEY = 0x74786D73_63686564
@@ -71,9 +75,15 @@ class AdvisoryLock:
 
     async def release(self) -> None:
         async with self._mutex:
-            if self._conn is not None and self._held:
-                await self._conn.execute(_UNLOCK, {"key": self._key})
-            await self._drop()
+            try:
+                if self._conn is not None and self._held:
+                    await self._conn.execute(_UNLOCK, {"key": self._key})
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                log.info("the scheduler lock's session had ended, and the lock with it")
+            finally:
+                await self._drop()
 
     async def _drop(self) -> None:
         self._held = False
