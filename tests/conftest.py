@@ -158,6 +158,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest_asyncio.fixture
+async def other_db(db: Database) -> AsyncIterator[Database]:
+    """Another process's connections to `db`'s database (its own pool, or writer thread)."""
+    database = Database(db.url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest_asyncio.fixture
 async def store(server: Server) -> AsyncIterator[Database]:
     """A second connection to the server's database, for what has no HTTP producer yet."""
     database = Database(server.settings.database_url)

@@ -5,10 +5,8 @@ report counts and the quarantine count them once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest_asyncio
 import sqlalchemy as sa
 from queue_support import hook, new_event
 from sqlalchemy.engine import Connection
@@ -21,16 +19,6 @@ from txmsg.store.queue.cycle import CycleRequest, write_cycle
 from txmsg.store.tables import delivery_log, quarantine, report_days
 
 ROUNDS = 6
-
-
-@pytest_asyncio.fixture
-async def other(db: Database) -> AsyncIterator[Database]:
-    """Another process's connections to the same database."""
-    database = Database(db.url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def _events(db: Database, count: int) -> list[str]:
@@ -59,25 +47,25 @@ def _counts(conn: Connection) -> dict[str, int]:
 
 
 async def test_a_receipt_from_two_processes_at_once_is_recorded_once(
-    db: Database, other: Database
+    db: Database, other_db: Database
 ) -> None:
     pkeys = await _events(db, ROUNDS)
     for i, pkey in enumerate(pkeys):
         receipt = LogEntry(
             pkey, "EVTq", Interaction.DELIVERED, utcnow(), {"MessageSid": f"SM{i:032x}"}
         )
-        await _at_once((db, other), CycleRequest(log_entries=[receipt]))
+        await _at_once((db, other_db), CycleRequest(log_entries=[receipt]))
     assert await db.read(_log) == sorted((p, "delivered") for p in pkeys)
     assert (await db.read(_counts))["delivered"] == ROUNDS
 
 
 async def test_a_bounce_report_from_two_processes_at_once_is_recorded_once(
-    db: Database, other: Database
+    db: Database, other_db: Database
 ) -> None:
     pkeys = await _events(db, 2)  # below the quarantine's soft-bounce limit (3)
     for pkey in pkeys:
         dsn = Feedback(pkey, FeedbackKind.BOUNCE, "mailbox full", utcnow(), "dsn", hard=False)
-        await _at_once((db, other), CycleRequest(feedback=[dsn]))
+        await _at_once((db, other_db), CycleRequest(feedback=[dsn]))
     assert await db.read(_log) == sorted((p, "bounced") for p in pkeys)
     # All went to one address: each soft bounce counted once towards its quarantine.
     held = await db.read(
@@ -87,12 +75,12 @@ async def test_a_bounce_report_from_two_processes_at_once_is_recorded_once(
 
 
 async def test_a_first_open_in_two_processes_at_once_is_one_unique_open(
-    db: Database, other: Database
+    db: Database, other_db: Database
 ) -> None:
     pkeys = await _events(db, ROUNDS)
     for pkey in pkeys:
         opened = LogEntry(pkey, "EVTq", Interaction.OPENED, utcnow(), {"ip": "192.0.2.1"})
-        await _at_once((db, other), CycleRequest(log_entries=[opened]))
+        await _at_once((db, other_db), CycleRequest(log_entries=[opened]))
     # Both opens are recorded; the message's unique open once.
     assert await db.read(_log) == sorted([(p, "opened") for p in pkeys] * 2)
     counts = await db.read(_counts)
