@@ -60,7 +60,10 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Every test that reaches the database runs on both engines (same code, same tests).
     if "database_url" in metafunc.fixturenames and not hasattr(metafunc.function, "sqlite_only"):
-        metafunc.parametrize("database_url", _engines(), indirect=True)
+        engines = _engines()
+        if hasattr(metafunc.function, "postgresql_only"):  # scale-out across processes
+            engines = [e for e in engines if e == "postgresql"]
+        metafunc.parametrize("database_url", engines, indirect=True)
 
 
 def settings_for(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
@@ -148,6 +151,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     """A migrated database, without a server."""
     database = Database(database_url)
     await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest_asyncio.fixture
+async def other_db(db: Database) -> AsyncIterator[Database]:
+    """Another process's connections to `db`'s database (its own pool, or writer thread)."""
+    database = Database(db.url)
     try:
         yield database
     finally:

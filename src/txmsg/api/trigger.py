@@ -25,7 +25,7 @@ from txmsg.core.errors import invalid, not_found, unprocessable
 from txmsg.core.kinds import Channel, Priority, TargetType
 from txmsg.core.queue import NewEvent, new_pkey, priority_lane
 from txmsg.core.statuses import LIVE_STATES, ConfigState, EventStatus
-from txmsg.core.timeutil import isoformat, utcnow
+from txmsg.core.timeutil import isoformat
 from txmsg.core.trigger import TriggerRequest, parse_trigger
 from txmsg.store import events as event_store
 from txmsg.store.event_configs import TriggerTarget
@@ -228,7 +228,7 @@ async def accept(scope: Scope, receive: Receive) -> tuple[bytes, bool]:
         receive, length.decode("latin-1") if length else None, ctx.settings.max_body_bytes
     )
     body = parse_json(raw)
-    now = utcnow()
+    now = ctx.db.clock.now()  # the database's time: the event's due time is compared with it
     parsed = parse_body(ctx, target, body, now)
     status = status_of(target)
     pkey = new_pkey()

@@ -33,7 +33,6 @@ from txmsg.api.trigger import (
 from txmsg.core.batch import parse_batch
 from txmsg.core.errors import DomainError
 from txmsg.core.queue import NewBatch, NewEvent, new_pkey
-from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import TriggerRequest
 from txmsg.store.event_configs import TriggerTarget
 
@@ -45,7 +44,7 @@ async def trigger_batch(request: Request) -> Response:
     target = await live_target(ctx, event_id)
     idem_key = idempotency_key(request.headers.get("idempotency-key"))
     body = await read_json(request)
-    now = utcnow()
+    now = ctx.db.clock.now()  # the database's time, as a single trigger's
     parsed = parse_batch(body, lambda item: parse_body(ctx, target, item, now))
     items, events = _items(target, parsed, now)
     response = {

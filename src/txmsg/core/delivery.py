@@ -47,3 +47,10 @@ class LogEntry:
     kind: Interaction
     at: datetime
     detail: dict[str, Any] | None = None
+    # Set for an entry recorded once per message and kind (a receipt's MessageSid, a
+    # reported bounce's class, FIRST_OF_KIND): a second one with the same key is dropped.
+    once: str | None = None
+
+
+# The `once` key of a person's first open or click of a message (its unique count).
+FIRST_OF_KIND = "first"

@@ -26,11 +26,19 @@ Consumer = Callable[[list[ClaimedEvent]], None]
 
 
 class LeaseBook:
-    def __init__(self, *, max_in_flight: int, lease: timedelta) -> None:
+    def __init__(
+        self,
+        *,
+        max_in_flight: int,
+        lease: timedelta,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self._max_in_flight = max_in_flight
         self._lease = lease
+        # The database's time as this process estimates it: lease ends are the database's.
+        self._clock = clock
         self._low_water = max(1, max_in_flight // 4)
         self._in_flight = 0
         # Whether due events may be waiting in the database (cleared by a claim that came
@@ -51,6 +59,10 @@ class LeaseBook:
     def lease(self) -> timedelta:
         """How long a claim or a renewal leases an event for."""
         return self._lease
+
+    def now(self) -> datetime:
+        """The time claims and leases start from (the database's clock)."""
+        return self._clock()
 
     @property
     def in_flight(self) -> int:
@@ -130,7 +142,7 @@ class LeaseBook:
     # Leases held.
     def leases_to_renew(self) -> tuple[list[tuple[int, str]], datetime | None]:
         """Leases past half their time, and their new end: renewed by the next write cycle."""
-        now = utcnow()
+        now = self._clock()
         half = self._lease / 2
         due = [(i, token) for i, (token, until) in self._leases.items() if until - now < half]
         return due, (now + self._lease if due else None)
@@ -144,7 +156,7 @@ class LeaseBook:
     def lost(self, event: ClaimedEvent) -> bool:
         """Whether the event's lease lapsed or was released (another claim may own it)."""
         held = self._leases.get(event.id)
-        return held is None or held[1] <= utcnow()
+        return held is None or held[1] <= self._clock()
 
     # Hand-over.
     def consume(self, consumer: Consumer) -> None:

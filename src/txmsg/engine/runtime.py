@@ -88,6 +88,7 @@ class Engine:
     async def start(self, role: Role) -> None:
         self.role = role
         await self.db.migrate()
+        await self.db.sync_clock()  # leases and due times are the database's
         self.writer.start()
         if role.dispatches:
             self.dispatcher.start()
@@ -142,7 +143,7 @@ def build_engine(settings: Settings) -> Engine:
     retry = RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds)
     # Shared by the writer (claims, leases) and the dispatcher (sends): neither knows the other.
     # Without a running dispatcher the book has no consumer, so the writer leases nothing.
-    book = LeaseBook(max_in_flight=settings.max_in_flight, lease=settings.lease)
+    book = LeaseBook(max_in_flight=settings.max_in_flight, lease=settings.lease, clock=db.clock.now)
     writer = Writer(db, book)
     dispatcher = Dispatcher(
         db,

@@ -1,6 +1,11 @@
 """Periodic housekeeping: expired leases, expired events, idempotency keys, paused events,
 fatigue reservations, profiles of scheduled profile-based events; and the periodic jobs
-(export flows and purges, the interaction-data lifecycle), each in a loop of its own."""
+(export flows and purges, the interaction-data lifecycle), each in a loop of its own.
+
+However many workers share the database, one process at a time runs them: each loop runs its
+job only while this process holds the scheduler lock (`store/scheduler_lock.py`), and another
+takes it over when its holder stops or dies. Lease ends are compared against the database's
+clock, read in the housekeeping's own transaction."""
 
 from __future__ import annotations
 
@@ -11,21 +16,29 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.engine import Connection
 
-from txmsg.store import fatigue, report_counts
+from txmsg.store import fatigue, report_counts, wakeups
 from txmsg.store import webhook_outbox as outbox
+from txmsg.store.clock import DatabaseClock
 from txmsg.store.db import Database
 from txmsg.store.queue import housekeeping, leases
+from txmsg.store.scheduler_lock import SchedulerLock, scheduler_lock_for
 from txmsg.store.targeting import pretarget_scheduled
+
+# How long a dead SQLite holder keeps the scheduler lock, in sweep intervals (at least 1 s).
+LOCK_INTERVALS = 3
 
 log = logging.getLogger(__name__)
 
 
-def _housekeeping(conn: Connection) -> tuple[int, int]:
-    released = leases.release_expired_in(conn)
+def _housekeeping(conn: Connection, clock: DatabaseClock) -> tuple[int, int]:
+    now = clock.sync_in(conn)  # the database's time: lease ends are compared against it
+    released = leases.release_expired_in(conn, now)
     outbox.queue_status_changes(conn, released.announced)
-    resumed = housekeeping.resume_paused_of_live_events(conn)
+    resumed = housekeeping.resume_paused_of_live_events(conn, now)
     outbox.queue_status_changes(conn, resumed.announced)
-    expired = housekeeping.expire_queued(conn)
+    if released.count or resumed.count:
+        wakeups.announce_in(conn)  # other processes' workers may take them
+    expired = housekeeping.expire_queued(conn, now)
     report_counts.add(conn, report_counts.of_changes(expired.changes))
     outbox.queue_status_changes(conn, expired.announced)
     housekeeping.purge_idempotency_keys(conn)
@@ -41,8 +54,10 @@ class Scheduler:
         interval: float,
         on_released: Callable[[], None],
         jobs: Sequence[Callable[[], Awaitable[None]]] = (),
+        lock: SchedulerLock | None = None,
     ) -> None:
         self._db = db
+        self._lock = lock or scheduler_lock_for(db, ttl=max(1.0, LOCK_INTERVALS * interval))
         self._interval = interval
         self._on_released = on_released
         # Other periodic jobs (export flows, retention purges), each in a loop of its own so
@@ -60,9 +75,12 @@ class Scheduler:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # After its jobs ended: the next holder never runs one beside them.
+        await self._lock.release()
 
     async def run_once(self) -> None:
-        released, expired = await self._db.write(_housekeeping)
+        """One housekeeping sweep, now (lock or not: the loops ask for the lock first)."""
+        released, expired = await self._db.write(_housekeeping, self._db.clock)
         await self._db.checkpoint()
         if released:
             log.info("%d events back in the queue", released)
@@ -73,7 +91,8 @@ class Scheduler:
     async def _run(self) -> None:
         while True:
             try:
-                await self.run_once()
+                if await self._lock.hold():
+                    await self.run_once()
             except Exception:
                 log.exception("housekeeping failed; trying again next interval")
             await asyncio.sleep(self._interval)
@@ -81,7 +100,8 @@ class Scheduler:
     async def _every(self, job: Callable[[], Awaitable[None]]) -> None:
         while True:
             try:
-                await job()
+                if await self._lock.hold():
+                    await job()
             except Exception:
                 log.exception("scheduled job failed; trying again next interval")
             await asyncio.sleep(self._interval)

@@ -128,6 +128,7 @@ class Writer:
                     feedback=feedback,
                     wake_others=True,
                     caps=caps,
+                    now=book.now(),
                 ),
             )
         except Exception:

@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -25,8 +26,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from txmsg.core.timeutil import utcnow
+from txmsg.store.clock import DatabaseClock
 from txmsg.store.migrations import upgrade_to_head
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -51,8 +54,17 @@ def normalize_url(url: str) -> str:
 
 
 class Database:
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        sqlite_synchronous: str = "FULL",
+        pool_size: int = 10,
+        local_clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.url = normalize_url(url)
+        # The database's time (leases), as this process estimates it (`sync_clock`).
+        self.clock = DatabaseClock(local_clock)
         self.is_sqlite = make_url(self.url).get_backend_name() == "sqlite"
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
@@ -114,6 +126,18 @@ class Database:
         assert self._sync is not None
         with self._sync.connect() as conn:
             return fn(conn, *args, **kwargs)
+
+    async def sync_clock(self) -> None:
+        """Measure this process's offset from the database's clock (`clock`)."""
+        await self.read(self.clock.sync_in)
+
+    async def dedicated(self) -> AsyncConnection:
+        """PostgreSQL: a connection of its own in autocommit mode, outside the pool's reuse
+        (a session-level advisory lock lives as long as it); the caller closes it."""
+        if self._async is None:
+            raise RuntimeError("a dedicated connection is for PostgreSQL")
+        conn = await self._async.connect()
+        return await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def checkpoint(self) -> None:
         """SQLite: copy the WAL back into the database without holding up writers."""

@@ -2,35 +2,92 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from txmsg.core.delivery import Interaction, LogEntry
+from txmsg.core.delivery import FIRST_OF_KIND, Interaction, LogEntry
+from txmsg.core.reports import counts_unique
 from txmsg.store import report_counts
 from txmsg.store import webhook_outbox as outbox
 from txmsg.store.tables import delivery_log, events
 
 
-def append_in(conn: Connection, entries: list[LogEntry]) -> None:
-    """Append many entries with one executemany, with their report counts and webhook calls."""
-    if not entries:
-        return
-    versions, hooked = _messages_of(conn, entries)
-    report_counts.add(conn, report_counts.of_entries(conn, entries, versions))
-    outbox.queue_interactions(conn, [e for e in entries if e.event_id in hooked])
-    conn.execute(
-        sa.insert(delivery_log),
-        [
-            {
-                "pkey": e.pkey,
-                "event_id": e.event_id,
-                "kind": e.kind.value,
-                "at": e.at,
-                "detail": e.detail,
-            }
-            for e in entries
-        ],
+def _insert_once(dialect: str) -> Any:
+    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(delivery_log)
+    return insert.on_conflict_do_nothing().returning(
+        delivery_log.c.pkey, delivery_log.c.kind, delivery_log.c.once_key
     )
+
+
+# Entries recorded once: the unique index (pkey, kind, once_key) drops a duplicate, even one
+# another process is inserting at the same moment (it waits for that one's commit).
+_INSERT_ONCE = {name: _insert_once(name) for name in ("sqlite", "postgresql")}
+
+
+def _row(e: LogEntry) -> dict[str, Any]:
+    return {
+        "pkey": e.pkey,
+        "event_id": e.event_id,
+        "kind": e.kind.value,
+        "at": e.at,
+        "detail": e.detail,
+        "once_key": e.once,
+    }
+
+
+def _key(e: LogEntry) -> tuple[str, str, str | None]:
+    return (e.pkey, e.kind.value, e.once)
+
+
+def _with_firsts(entries: list[LogEntry]) -> list[LogEntry]:
+    """A person's open or click, the first of its message and kind in this batch, is tried
+    as the message's first (FIRST_OF_KIND): the unique index tells whether it is."""
+    marked: set[tuple[str, str]] = set()
+    out: list[LogEntry] = []
+    for e in entries:
+        first = (e.pkey, e.kind.value)
+        if e.once is None and counts_unique(e.kind.value, e.detail) and first not in marked:
+            marked.add(first)
+            e = replace(e, once=FIRST_OF_KIND)
+        out.append(e)
+    return out
+
+
+def append_in(conn: Connection, entries: list[LogEntry]) -> list[LogEntry]:
+    """Append entries with their report counts and webhook calls; return those appended.
+
+    An entry with a `once` key already recorded (here or by a concurrent writer) is dropped;
+    a person's open or click that was not the first stays, without the unique count.
+    One executemany for the plain entries, one insert for the keyed ones."""
+    if not entries:
+        return []
+    keyed: dict[tuple[str, str, str | None], LogEntry] = {}
+    plain: list[LogEntry] = []
+    for e in _with_firsts(entries):
+        if e.once is None:
+            plain.append(e)
+        else:
+            keyed.setdefault(_key(e), e)  # a duplicate within the batch is one too
+    appended: list[LogEntry] = []
+    if keyed:
+        rows = conn.execute(_INSERT_ONCE[conn.dialect.name], [_row(e) for e in keyed.values()])
+        inserted = {(r.pkey, r.kind, r.once_key) for r in rows}
+        for key, e in keyed.items():
+            if key in inserted:
+                appended.append(e)
+            elif e.once == FIRST_OF_KIND:
+                plain.append(replace(e, once=None))  # not the first: an open all the same
+    if plain:
+        conn.execute(sa.insert(delivery_log), [_row(e) for e in plain])
+    appended += plain
+    versions, hooked = _messages_of(conn, appended)
+    report_counts.add(conn, report_counts.of_entries(appended, versions))
+    outbox.queue_interactions(conn, [e for e in appended if e.event_id in hooked])
+    return appended
 
 
 def _messages_of(

@@ -1,10 +1,11 @@
 """Recording feedback (bounces after acceptance, spam complaints) against its message.
 
-One call per write cycle: one query finds the messages and their addresses, one the reports
-already recorded (a report is recorded once per message and kind: a DSN sent twice, or the
-same bounce from the listener and the HTTP endpoint, counts once), then each new bounce goes
-through `typology.record_bounces` (quarantine and `bounced` entries) and each complaint puts
-the address on the denylist with its `spam` entry, all in the write funnel's transaction.
+One call per write cycle: one query finds the messages and their addresses, one insert
+appends the entries not recorded yet (a report is recorded once per message and kind and
+bounce class, by the delivery log's unique index: a DSN sent twice, the same bounce from the
+listener and the HTTP endpoint, or from two processes at once, counts once), then each new
+bounce goes through `typology.record_bounces` (quarantine) and each complaint puts the
+address on the denylist, all in the write funnel's transaction.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from sqlalchemy.engine import Connection
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.feedback import Feedback, FeedbackKind
 from txmsg.core.kinds import Channel, TargetType
-from txmsg.store import typology
-from txmsg.store.tables import channel_configs, delivery_log, event_configs, events, profiles
+from txmsg.store import delivery_log, typology
+from txmsg.store.tables import channel_configs, event_configs, events, profiles
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,53 +72,43 @@ def existing(conn: Connection, pkeys: set[str]) -> set[str]:
     return set(conn.execute(sa.select(events.c.pkey).where(events.c.pkey.in_(pkeys))).scalars())
 
 
-def _recorded(conn: Connection, pkeys: set[str]) -> set[tuple[str, str, str | None]]:
-    rows = conn.execute(
-        sa.select(delivery_log.c.pkey, delivery_log.c.kind, delivery_log.c.detail).where(
-            delivery_log.c.pkey.in_(pkeys),
-            delivery_log.c.kind.in_([Interaction.BOUNCED.value, Interaction.SPAM.value]),
-        )
-    )
-    return {
-        (r.pkey, r.kind, (r.detail or {}).get("bounce") if r.kind == "bounced" else None)
-        for r in rows
-    }
-
-
 def record_in(conn: Connection, reports: list[Feedback]) -> int:
     """Record the reports not recorded yet, for messages that exist; returns how many.
     A fixed number of statements, however many reports."""
     if not reports:
         return 0
-    pkeys = {f.pkey for f in reports}
-    found = targets(conn, pkeys)
-    seen = _recorded(conn, set(found))
-    bounces: list[typology.AddressBounce] = []
-    complainers: list[tuple[str, str, str]] = []
+    found = targets(conn, {f.pkey for f in reports})
     entries: list[LogEntry] = []
     for report in reports:
         target = found.get(report.pkey)
-        if target is None or report.dedupe_key in seen:
-            continue  # an unknown (purged) message, or a report already recorded
-        seen.add(report.dedupe_key)
+        if target is None:
+            continue  # an unknown (purged) message
         detail: dict[str, object] = {"reason": report.reason[:500], "source": report.source}
         if report.kind == FeedbackKind.BOUNCE:
             kind = Interaction.BOUNCED
             detail = {"bounce": "hard" if report.hard else "soft", **detail}
-            if target.address is not None:
-                bounces.append(
-                    typology.AddressBounce(
-                        target.channel, target.address, report.hard, report.reason
-                    )
-                )
         else:
             kind = Interaction.SPAM
-            if target.address is not None:
-                complainers.append((target.channel, target.address, report.reason))
-        entries.append(LogEntry(target.pkey, target.event_id, kind, report.at, detail))
+        once = report.dedupe_key[2] or kind.value
+        entries.append(LogEntry(target.pkey, target.event_id, kind, report.at, detail, once))
+    # First the entries: a report already recorded (here, or by another process at the same
+    # moment) is dropped by the delivery log's unique index, and changes nothing else.
+    appended = delivery_log.append_in(conn, entries)
+    bounces: list[typology.AddressBounce] = []
+    complainers: list[tuple[str, str, str]] = []
+    for entry in appended:
+        target = found[entry.pkey]
+        reason = str((entry.detail or {})["reason"])
+        if target.address is None:
+            continue
+        if entry.kind == Interaction.BOUNCED:
+            hard = entry.once == "hard"
+            bounces.append(typology.AddressBounce(target.channel, target.address, hard, reason))
+        else:
+            complainers.append((target.channel, target.address, reason))
     typology.deny_if_absent(conn, complainers)
-    typology.record_bounces(conn, bounces, entries)
-    return len(entries)
+    typology.record_bounces(conn, bounces, [])
+    return len(appended)
 
 
 def bounce_domains(conn: Connection) -> frozenset[str]:

@@ -11,23 +11,20 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from txmsg.core.delivery import LogEntry
+from txmsg.core.delivery import FIRST_OF_KIND, LogEntry
 from txmsg.core.queue import Outcome
 from txmsg.core.reports import (
     NO_VERSION,
     STATUS_METRICS,
-    UNIQUE_KINDS,
     CountKey,
     StatusChange,
     count_statuses,
-    counts_unique,
     interaction_metric,
 )
-from txmsg.store.tables import BY_PEOPLE, delivery_log, report_days
+from txmsg.store.tables import report_days
 
 
 def _upsert(dialect: str) -> Any:
@@ -77,40 +74,20 @@ def of_outcomes(applied: Iterable[tuple[Outcome, str, datetime]]) -> Counter[Cou
     return counts
 
 
-def of_entries(
-    conn: Connection, entries: list[LogEntry], versions: Mapping[str, int | None]
-) -> Counter[CountKey]:
-    """The counts of delivery-log `entries` about to be appended (`versions`: each message's
-    template version, by PKey).
+def of_entries(entries: list[LogEntry], versions: Mapping[str, int | None]) -> Counter[CountKey]:
+    """The counts of delivery-log `entries` appended (`versions`: each message's template
+    version, by PKey).
 
     Unique opens and clicks count a message's first human entry of that kind (machine ones
-    are counted apart): one query per batch finds the messages that already have one.
+    are counted apart): the entry appended as its message's first (FIRST_OF_KIND).
     """
     counts: Counter[CountKey] = Counter()
-    seen = _firsts_seen(conn, entries)
     for e in entries:
         metric = interaction_metric(e.kind.value, e.detail)
         if metric is None:
             continue
         version = versions.get(e.pkey) or NO_VERSION
         counts[(e.event_id, e.at.date(), version, metric)] += 1
-        if counts_unique(e.kind.value, e.detail) and (e.pkey, e.kind.value) not in seen:
-            seen.add((e.pkey, e.kind.value))
+        if e.once == FIRST_OF_KIND:
             counts[(e.event_id, e.at.date(), version, metric + "_unique")] += 1
     return counts
-
-
-def _firsts_seen(conn: Connection, entries: list[LogEntry]) -> set[tuple[str, str]]:
-    """(PKey, kind) of the messages that already have a human open or click."""
-    if not any(counts_unique(e.kind.value, e.detail) for e in entries):
-        return set()
-    rows = conn.execute(
-        sa.select(delivery_log.c.pkey, delivery_log.c.kind)
-        .where(
-            delivery_log.c.pkey.in_(list({e.pkey for e in entries})),
-            delivery_log.c.kind.in_(UNIQUE_KINDS),
-            BY_PEOPLE,
-        )
-        .distinct()
-    )
-    return {(r.pkey, r.kind) for r in rows}

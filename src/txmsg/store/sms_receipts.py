@@ -7,8 +7,7 @@ configuration whose token validated the signature.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,7 +17,7 @@ from txmsg.core.kinds import Channel
 from txmsg.store import delivery_log as log_store
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
-from txmsg.store.tables import channel_configs, delivery_log, event_configs, events
+from txmsg.store.tables import channel_configs, event_configs, events
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,29 +109,16 @@ def receipt_target(conn: Connection, pkey: str) -> ReceiptTarget | None:
     )
 
 
-def _message_sid(entry: LogEntry) -> Any:
-    return (entry.detail or {}).get("MessageSid")
-
-
 def append_receipts_in(conn: Connection, entries: list[LogEntry]) -> None:
-    """Append the receipts not recorded yet: Twilio retries callbacks, and a retry of one
-    already recorded (same event, kind and MessageSid) is dropped; entries without a
-    MessageSid are appended as they come. One query per batch, in
-    the caller's write transaction, so `delivery_log.append_in` sees new entries only."""
-    if not entries:
-        return
-    rows = conn.execute(
-        sa.select(delivery_log.c.pkey, delivery_log.c.kind, delivery_log.c.detail).where(
-            delivery_log.c.pkey.in_({e.pkey for e in entries}),
-            delivery_log.c.kind.in_({e.kind.value for e in entries}),
-        )
-    )
-    seen = {(r.pkey, r.kind, (r.detail or {}).get("MessageSid")) for r in rows}
-    fresh: list[LogEntry] = []
-    for entry in entries:
-        sid = _message_sid(entry)
-        key = (entry.pkey, entry.kind.value, sid)
-        if sid is None or key not in seen:  # also drops a duplicate within this batch
-            seen.add(key)
-            fresh.append(entry)
-    log_store.append_in(conn, fresh)
+    """Append the receipts (and other entries) not recorded yet: Twilio retries callbacks,
+    and a retry of one already recorded (same event, kind and MessageSid), here or in another
+    process at the same moment, is dropped by the delivery log's unique index; entries without
+    a MessageSid are appended as they come. In the caller's write transaction."""
+    log_store.append_in(conn, [_keyed(e) for e in entries])
+
+
+def _keyed(entry: LogEntry) -> LogEntry:
+    sid = (entry.detail or {}).get("MessageSid")
+    if not isinstance(sid, str) or entry.once is not None:
+        return entry
+    return replace(entry, once=sid[:64])

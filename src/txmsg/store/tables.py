@@ -250,8 +250,13 @@ delivery_log = sa.Table(
     sa.Column("at", UTCDateTime(), nullable=False),
     # Kind-specific facts: a provider's status and error code, a bounce class, a clicked URL.
     sa.Column("detail", Json, nullable=True),
+    # What makes an entry one of a kind for its message, for the entries recorded once
+    # (a receipt's MessageSid, a bounce's class, "first" for a person's first open or
+    # click): concurrent duplicates meet the unique index and are dropped (NULLs never meet).
+    sa.Column("once_key", sa.String(64), nullable=True),
     sa.Index("ix_delivery_log_pkey", "pkey"),
     sa.Index("ix_delivery_log_event_at", "event_id", "at"),
+    sa.Index("ux_delivery_log_once", "pkey", "kind", "once_key", unique=True),
 )
 
 # Delivery-log entries of people: not flagged machine (the opens and clicks of scanners and
@@ -523,4 +528,14 @@ rate_windows = sa.Table(
     sa.Column("cap", sa.BigInteger(), nullable=False),
     sa.Column("used", sa.BigInteger(), nullable=False),
     sa.Column("granted", sa.BigInteger(), nullable=False),
+)
+
+# SQLite's scheduler lease: the one process running scheduled jobs, until `expires` (the
+# database's clock, Unix seconds). PostgreSQL holds an advisory lock instead.
+scheduler_leases = sa.Table(
+    "scheduler_leases",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.String(80), nullable=False),
+    sa.Column("expires", sa.Float(), nullable=False),
 )

@@ -61,6 +61,9 @@ class CycleRequest:
     # statement per cycle, at most); the writer sets it, a direct caller writes only the rows.
     wake_others: bool = False
     caps: Caps = NO_CAPS  # channel send-rate caps: claims take their tokens
+    # When claims and leases start: the database's time (`DatabaseClock`); None: this
+    # process's clock.
+    now: datetime | None = None
 
 
 class CycleResult(NamedTuple):
@@ -81,11 +84,16 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
         leases.renew_in(conn, request.renewals, request.renewed_until)
     claim = CappedClaim(capped.Claimed())
     if request.claim_limit and request.lease is not None:
-        claim = capped.claim_in(conn, request.caps, request.claim_limit, request.lease)
+        claim = capped.claim_in(conn, request.caps, request.claim_limit, request.lease, request.now)
     claimed = claim.claimed
     room = max(0, request.free - len(claimed.events))
     new = enqueue.enqueue_in(
-        conn, request.new, claim=room, lease=request.lease, hold=request.caps.held
+        conn,
+        request.new,
+        claim=room,
+        lease=request.lease,
+        hold=request.caps.held,
+        now=request.now,
     )
     if request.wake_others and left_queued(request.new, new.results, len(new.leased)):
         wakeups.announce_in(conn)  # one per cycle: other processes' workers may take them

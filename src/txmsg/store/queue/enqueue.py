@@ -74,13 +74,15 @@ def enqueue_in(
     claim: int = 0,
     lease: timedelta | None = None,
     hold: frozenset[str] = frozenset(),
+    now: datetime | None = None,
 ) -> Enqueued:
     """Insert the items of `batch` that their Idempotency-Key (if any) lets in; lease up to
-    `claim` of the due events for `lease`, none of the event types in `hold` (capped
-    channels: their events wait for a claim and its tokens, store/queue/capped.py)."""
+    `claim` of the due events for `lease`, from `now` (the database's time), none of the event
+    types in `hold` (capped channels: their events wait for a claim and its tokens,
+    store/queue/capped.py)."""
     if not batch:  # most write cycles record outcomes only
         return Enqueued()
-    now = utcnow()
+    now = now or utcnow()
     held = Lease.new(now, lease or timedelta(0))
     answers = idempotency.resolve_in(conn, batch, now)
     new = _New(now, held, claim, hold)
