@@ -139,7 +139,7 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self._fake._drops and server.transport is not None:
+        if self._fake._drops and isinstance(server.transport, asyncio.Transport):
             self._fake._drops -= 1
             self._fake.dropped += 1
             server.transport.abort()
