@@ -1,7 +1,9 @@
-"""Secrets at rest: every stored secret (channel configurations', export flows') is sealed here.
+"""Secrets at rest: every stored secret (channel configurations', export flows', webhooks') is
+sealed here.
 
 A column of type `SealedJson` holds a JSON object of secrets (SMTP password, Twilio token, DKIM
-key, S3 keys, whatever a configuration adds) as one Fernet token (AES-128-CBC + HMAC-SHA256,
+key, S3 keys, whatever a configuration adds) as one Fernet token (a `SealedText` column one
+secret string) (AES-128-CBC + HMAC-SHA256,
 the `cryptography` package): a copy of the database alone reveals none of them. The keyring is
 the engine's: `Database` installs it on its SQLAlchemy dialect, where the column type finds it
 when it binds or reads a value, so no query has to remember to seal or open anything.
@@ -59,17 +61,23 @@ class Keyring:
         return cls(_split(_key_file(data_dir / KEY_FILE)))
 
     def seal(self, value: dict[str, Any]) -> str:
-        return self._fernet.encrypt(orjson.dumps(value)).decode("ascii")
+        return self.seal_text(orjson.dumps(value).decode())
 
     def open(self, token: str) -> dict[str, Any]:
+        opened: dict[str, Any] = orjson.loads(self.open_text(token))
+        return opened
+
+    def seal_text(self, value: str) -> str:
+        return self._fernet.encrypt(value.encode()).decode("ascii")
+
+    def open_text(self, token: str) -> str:
         try:
-            opened: dict[str, Any] = orjson.loads(self._fernet.decrypt(token.encode("ascii")))
+            return self._fernet.decrypt(token.encode("ascii")).decode()
         except InvalidToken:
             raise SealError(
                 "a stored secret opens with none of the secret keys (TXMSG_SECRET_KEY or "
                 "secret.key of the data directory): the key it was sealed with is missing"
             ) from None
-        return opened
 
     def reseal(self, token: str) -> str:
         """The same value sealed with the first key (key rotation)."""
@@ -140,6 +148,19 @@ class SealedJson(TypeDecorator[dict[str, Any]]):
         return value
 
 
+class SealedText(TypeDecorator[str]):
+    """One secret string (a webhook's signing secret), stored as its Fernet token."""
+
+    impl = sa.Text()
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else keyring_of(dialect).seal_text(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else keyring_of(dialect).open_text(value)
+
+
 def _plain_json(dialect: Dialect) -> sa.types.TypeEngine[Any]:
     """The column's stored type, without the sealing (JSONB on PostgreSQL)."""
     return postgresql.JSONB() if dialect.name == "postgresql" else sa.JSON()
@@ -151,7 +172,7 @@ def sealed_columns(metadata: sa.MetaData) -> list[sa.Column[Any]]:
         column
         for table in metadata.sorted_tables
         for column in table.columns
-        if isinstance(column.type, SealedJson)
+        if isinstance(column.type, SealedJson | SealedText)
     ]
 
 
@@ -162,7 +183,8 @@ def reseal_all(conn: Connection, metadata: sa.MetaData) -> int:
     for column in sealed_columns(metadata):
         table = column.table
         key = list(table.primary_key.columns)
-        raw = sa.type_coerce(column, _plain_json(conn.dialect))
+        plain = sa.Text() if isinstance(column.type, SealedText) else _plain_json(conn.dialect)
+        raw = sa.type_coerce(column, plain)
         for row in conn.execute(sa.select(*key, raw.label("sealed"))):
             if not isinstance(row.sealed, str):
                 continue

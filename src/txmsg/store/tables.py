@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
 
-from txmsg.store.sealing import SealedJson
+from txmsg.store.sealing import SealedJson, SealedText
 
 metadata = sa.MetaData()
 
@@ -471,7 +471,7 @@ event_webhooks = sa.Table(
         primary_key=True,
     ),
     sa.Column("url", sa.String(2000), nullable=False),
-    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("secret", SealedText(), nullable=False),  # sealed at rest (store/sealing.py)
 )
 
 # Webhook deliveries still to make, written in the transaction of the change they announce.
