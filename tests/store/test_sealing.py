@@ -3,6 +3,7 @@ TXMSG_SECRET_KEY or a key file made on first start, and keys rotate (MultiFernet
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from txmsg.cli import main
 from txmsg.config import Settings
 from txmsg.core.timeutil import utcnow
 from txmsg.store.db import Database
@@ -175,3 +177,33 @@ def test_every_secrets_column_is_sealed() -> None:
     }
     assert {"channel_configs.secrets", "export_flows.secrets", "event_webhooks.secret"} <= sealed
     assert not plain, plain
+
+
+def test_txmsg_reseal_seals_every_secret_with_the_first_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    url = f"sqlite:///{tmp_path / 'txmsg.db'}"
+
+    async def seed() -> None:
+        db = Database(url, keyring=Keyring.load(old, tmp_path))
+        await db.migrate()
+        await db.write(_insert_flow)
+        await db.dispose()
+
+    async def secrets_with(key: str) -> Any:
+        db = Database(url, keyring=Keyring.load(key, tmp_path))
+        try:
+            return await db.read(_flow_secrets)
+        finally:
+            await db.dispose()
+
+    asyncio.run(seed())
+    monkeypatch.setenv("TXMSG_DATABASE_URL", url)
+    monkeypatch.setenv("TXMSG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TXMSG_SECRET_KEY", f"{new},{old}")
+    assert main(["reseal"]) == 0
+    assert "1 stored secret(s) sealed" in capsys.readouterr().out
+    assert asyncio.run(secrets_with(new)) == {"secret_access_key": S3_SECRET}
+    with pytest.raises(SealError):
+        asyncio.run(secrets_with(old))
