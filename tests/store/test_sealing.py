@@ -21,11 +21,18 @@ from txmsg.core.timeutil import utcnow
 from txmsg.store.db import Database
 from txmsg.store.migrations import alembic_config
 from txmsg.store.sealing import KEY_FILE, Keyring, SealError, reseal_all, sealed_columns
-from txmsg.store.tables import UTCDateTime, channel_configs, export_flows, metadata
+from txmsg.store.tables import (
+    UTCDateTime,
+    channel_configs,
+    event_webhooks,
+    export_flows,
+    metadata,
+)
 
 PASSWORD = "hunter2-smtp-password-0123456789"
 TOKEN = "f" * 32
 S3_SECRET = "s3-secret-access-key-abcdefghij"
+WEBHOOK_SECRET = "webhook-signing-secret-0123"
 
 
 def _raw(conn: Connection, table: str) -> dict[str, Any]:
@@ -51,6 +58,24 @@ def _insert_plain(conn: Connection) -> None:
             ),
             {"n": name, "c": channel, "s": {}, "x": secrets, "t": now},
         )
+    conn.execute(
+        sa.text(
+            "INSERT INTO event_configs (event_id, label, channel, channel_config, target, fields,"
+            " template, state, revision, created_at, updated_at)"
+            " VALUES ('EVTx', 'x', 'email', 'mail', 'event', :f, 'blank', 'draft', 1, :t, :t)"
+        ).bindparams(sa.bindparam("f", type_=sa.JSON()), sa.bindparam("t", type_=UTCDateTime())),
+        {"f": [], "t": now},
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO event_webhooks (event_id, url, secret) VALUES ('EVTx', 'http://h/', :s)"
+        ),
+        {"s": WEBHOOK_SECRET},
+    )
+
+
+def _webhook_secret(conn: Connection) -> Any:
+    return conn.execute(sa.text("SELECT secret FROM event_webhooks")).scalar_one()
 
 
 def _to_revision(conn: Connection, revision: str, down: bool = False) -> None:
@@ -74,6 +99,11 @@ async def test_the_migration_seals_existing_secrets_and_downgrade_opens_them(
     assert isinstance(raw["mail"], str) and PASSWORD not in raw["mail"]
     assert isinstance(raw["sms"], str) and TOKEN not in raw["sms"]
     assert raw["bare"] == {}  # nothing to hide
+    stored = await db.read(_webhook_secret)
+    assert WEBHOOK_SECRET not in stored
+    assert await db.read(lambda c: c.execute(sa.select(event_webhooks.c.secret)).scalar_one()) == (
+        WEBHOOK_SECRET
+    )
     opened = await db.read(
         lambda conn: {r.name: r.secrets for r in conn.execute(sa.select(channel_configs))}
     )
@@ -81,6 +111,7 @@ async def test_the_migration_seals_existing_secrets_and_downgrade_opens_them(
 
     await db.write(_to_revision, "-1", True)
     assert (await db.read(_raw, "channel_configs"))["sms"] == {"auth_token": TOKEN}
+    assert await db.read(_webhook_secret) == WEBHOOK_SECRET
     await db.migrate()  # back to head for the fixture's other users
 
 
