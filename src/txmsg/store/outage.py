@@ -8,6 +8,7 @@ import sqlite3
 
 from asyncpg import exceptions as pg
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # Seconds a caller is asked to wait before trying again.
 RETRY_AFTER_SECONDS = 2
@@ -40,7 +41,7 @@ def _unavailable(error: BaseException) -> bool:
         return True
     if isinstance(error, sqlite3.OperationalError):
         return str(error).startswith(_SQLITE_BUSY)
-    if isinstance(error, _PG_UNAVAILABLE):
+    if isinstance(error, (*_PG_UNAVAILABLE, PoolTimeout)):  # PoolTimeout: all connections busy
         return True
     # Connecting: refused, reset, timed out (asyncpg raises these unwrapped).
     return isinstance(error, ConnectionError | TimeoutError)
