@@ -22,6 +22,7 @@ from txmsg.app import create_app
 from txmsg.config import Settings
 from txmsg.engine.providers import Providers
 from txmsg.store.db import Database
+from txmsg.store.sealing import Keyring
 from txmsg.testing import FakeSMTPServer
 from webhook_support import receiver  # noqa: F401 - the webhook receiver fixture
 
@@ -147,9 +148,9 @@ async def server(
 
 
 @pytest_asyncio.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
+async def db(database_url: str, data_dir: Path) -> AsyncIterator[Database]:
     """A migrated database, without a server."""
-    database = Database(database_url)
+    database = Database(database_url, keyring=Keyring.load(None, data_dir))
     await database.migrate()
     try:
         yield database
@@ -170,7 +171,9 @@ async def other_db(db: Database) -> AsyncIterator[Database]:
 @pytest_asyncio.fixture
 async def store(server: Server) -> AsyncIterator[Database]:
     """A second connection to the server's database, for what has no HTTP producer yet."""
-    database = Database(server.settings.database_url)
+    database = Database(
+        server.settings.database_url, keyring=Keyring.load(None, server.settings.data_dir)
+    )
     try:
         yield database
     finally:

@@ -45,6 +45,7 @@ from txmsg.core.errors import DomainError
 from txmsg.engine.runtime import Role, build_engine
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
+from txmsg.store.outage import RETRY_AFTER_SECONDS, is_unavailable
 
 log = logging.getLogger("txmsg")
 
@@ -74,8 +75,15 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     )
 
 
-async def _server_error(_request: Request, _exc: Exception) -> Response:
+async def _server_error(_request: Request, exc: Exception) -> Response:
     # The server logs the exception with its traceback once Starlette re-raises it.
+    if is_unavailable(exc):  # nothing was stored: the caller may safely try again
+        return problem(
+            503,
+            "Service Unavailable",
+            "the database is unavailable (locked or unreachable); nothing was stored, try again",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return problem(500, "Internal Server Error", "an unexpected error occurred; it was logged")
 
 

@@ -55,14 +55,12 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from txmsg.store.db import Database
+    from txmsg.engine.runtime import open_database
 
     settings = Settings.from_env()
 
     async def run() -> None:
-        db = Database(
-            settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
-        )
+        db = open_database(settings)
         try:
             await db.migrate()
         finally:
@@ -73,19 +71,34 @@ def _migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _reseal(_args: argparse.Namespace) -> int:
+    from txmsg.engine.runtime import open_database
+    from txmsg.store.sealing import reseal_all
+    from txmsg.store.tables import metadata
+
+    async def run() -> int:
+        db = open_database(Settings.from_env())
+        try:
+            await db.migrate()
+            return await db.write(reseal_all, metadata)
+        finally:
+            await db.dispose()
+
+    print(f"{asyncio.run(run())} stored secret(s) sealed with the first secret key")
+    return 0
+
+
 def _export_run(args: argparse.Namespace) -> int:
     from txmsg.api.export_flows import run_view
     from txmsg.api.responses import dumps
     from txmsg.core.errors import DomainError
     from txmsg.engine.exporter import Exporter
-    from txmsg.store.db import Database
+    from txmsg.engine.runtime import open_database
 
     settings = Settings.from_env()
 
     async def run() -> int:
-        db = Database(
-            settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
-        )
+        db = open_database(settings)
         try:
             await db.migrate()
             row = await Exporter(db, settings.export_retention).run(args.name)
@@ -123,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     worker.set_defaults(func=_worker)
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(func=_migrate)
+    reseal = sub.add_parser(
+        "reseal", help="seal every stored secret again with the first secret key (key rotation)"
+    )
+    reseal.set_defaults(func=_reseal)
     export = sub.add_parser("export", help="message export flows")
     export_sub = export.add_subparsers(dest="export_command", required=True)
     export_run = export_sub.add_parser("run", help="run an export flow now; prints the run")

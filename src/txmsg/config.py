@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,9 +27,13 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
 class Settings:
     data_dir: Path = Path("txmsg-data")
     database_url: str = ""
-    admin_key: str | None = None
+    admin_key: str | None = field(default=None, repr=False)
+    # Fernet key(s) sealing stored secrets (store/sealing.py); None: the data directory's file.
+    secret_key: str | None = field(default=None, repr=False)
     max_body_bytes: int = 1024 * 1024
     sqlite_synchronous: str = "FULL"
+    # How long a statement waits for SQLite's write lock or a PostgreSQL connection: then 503.
+    database_timeout_seconds: float = 10.0
     lease: timedelta = timedelta(seconds=60)
     poll_interval: float = 1.0
     sweep_interval: float = 5.0
@@ -81,6 +85,7 @@ class Settings:
             ("TXMSG_SWEEP_INTERVAL", self.sweep_interval),
             ("TXMSG_DEFAULT_EXPIRATION_SECONDS", self.default_expiration.total_seconds()),
             ("TXMSG_MAX_BODY_BYTES", self.max_body_bytes),
+            ("TXMSG_DATABASE_TIMEOUT_SECONDS", self.database_timeout_seconds),
             ("TXMSG_EXPORT_RETENTION_DAYS", self.export_retention_days),
             ("TXMSG_WEBHOOK_TIMEOUT_SECONDS", self.webhook_timeout_seconds),
             ("TXMSG_INTERACTION_INACTIVITY_DAYS", self.interaction_inactivity.total_seconds()),
@@ -107,8 +112,10 @@ class Settings:
             data_dir=Path(env.get("TXMSG_DATA_DIR") or "txmsg-data"),
             database_url=env.get("TXMSG_DATABASE_URL", ""),
             admin_key=env.get("TXMSG_ADMIN_KEY") or None,
+            secret_key=env.get("TXMSG_SECRET_KEY") or None,
             max_body_bytes=int(_float(env, "TXMSG_MAX_BODY_BYTES", 1024 * 1024)),
             sqlite_synchronous=env.get("TXMSG_SQLITE_SYNCHRONOUS", "FULL"),
+            database_timeout_seconds=_float(env, "TXMSG_DATABASE_TIMEOUT_SECONDS", 10.0),
             lease=timedelta(seconds=_float(env, "TXMSG_LEASE_SECONDS", 60)),
             poll_interval=_float(env, "TXMSG_POLL_INTERVAL", 1.0),
             sweep_interval=_float(env, "TXMSG_SWEEP_INTERVAL", 5.0),

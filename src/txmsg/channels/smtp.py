@@ -15,7 +15,12 @@ import socket
 import aiosmtplib
 
 from txmsg.channels.smtp_session import ReplyError, SMTPSession
-from txmsg.core.delivery import PermanentSendError, SendError, TransientSendError
+from txmsg.core.delivery import (
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+    credential_forms,
+)
 from txmsg.core.email_config import SMTPSettings
 
 _QUIT_TIMEOUT = 5.0
@@ -116,12 +121,9 @@ class SMTPPool:
             raise
 
     def _error(self, exc: BaseException) -> SendError:
-        error = _classify(exc)
-        password = self._settings.password
-        if password and password in error.reason:
-            # Servers do not echo credentials, but a reason is shown to API users: be certain.
-            error = type(error)(error.reason.replace(password, "***"))
-        return error
+        # Servers do not echo credentials, but a reason is shown to API users: be certain.
+        s = self._settings
+        return _classify(exc).masking(credential_forms(s.username or "", s.password or ""))
 
 
 def _classify(exc: BaseException) -> SendError:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 from twilio.base.exceptions import (
@@ -20,9 +23,16 @@ from twilio.base.exceptions import (
     TwilioServiceException,
 )
 from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
-from txmsg.core.delivery import PermanentSendError, SendError, TransientSendError
+from txmsg.core.delivery import (
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+    credential_forms,
+)
+from txmsg.core.retry import retry_after_seconds
 from txmsg.core.twilio_config import DEFAULT_API_BASE_URL, TwilioSettings
 from txmsg.core.twilio_status import status_callback_url
 
@@ -31,12 +41,27 @@ _quiet = logging.getLogger("txmsg.channels.twilio.http")
 _quiet.setLevel(logging.WARNING)
 
 
+# The Retry-After of the last answer in this task (the library drops an error's headers).
+_retry_after: ContextVar[float | None] = ContextVar("twilio_retry_after", default=None)
+
+
+class _HttpClient(AsyncTwilioHttpClient):
+    """The library's pooled client, keeping a 429's or 503's Retry-After for `send`."""
+
+    async def request(self, *args: Any, **kwargs: Any) -> Response:
+        response = await super().request(*args, **kwargs)
+        if response.status_code in (429, 503):
+            header = (response.headers or {}).get("Retry-After")
+            _retry_after.set(retry_after_seconds(header, datetime.now(UTC)))
+        return response
+
+
 class TwilioSender:
     """Sends SMS for one channel configuration; `close()` ends its HTTP session."""
 
     def __init__(self, settings: TwilioSettings) -> None:
         self._settings = settings
-        self._http = AsyncTwilioHttpClient(pool_connections=True, logger=_quiet)
+        self._http = _HttpClient(pool_connections=True, logger=_quiet)
         self._client = Client(settings.account_sid, settings.auth_token, http_client=self._http)
         if settings.api_base_url.rstrip("/") != DEFAULT_API_BASE_URL:
             # Another API host (a proxy, or a fake in tests): send there as given. TWILIO_EDGE /
@@ -58,26 +83,41 @@ class TwilioSender:
             base = s.status_callback_base_url
             kwargs["status_callback"] = status_callback_url(base, callback_pkey)
         try:
+            message = await self._create(kwargs)
+        except SendError as exc:
+            # A provider (or a proxy) may echo the request's Basic credentials: a reason is
+            # shown to API users and stored with the event, so it never carries them.
+            forms = credential_forms(s.account_sid, s.auth_token)
+            raise exc.masking(forms, _MAX_REASON) from None
+        if not message.sid:
+            raise TransientSendError("Twilio accepted the message without a SID")
+        return message.sid
+
+    async def _create(self, kwargs: dict[str, str]) -> Any:
+        """The library's call, its failures as the engine's send errors."""
+        s = self._settings
+        _retry_after.set(None)
+        try:
             async with asyncio.timeout(s.timeout):
-                message = await self._client.messages.create_async(**kwargs)
+                return await self._client.messages.create_async(**kwargs)
         except TwilioRestException as exc:
             message = _LIBRARY_PREFIX.sub("", str(exc.msg or ""))
-            raise _classify(exc.status, exc.code, message) from None
+            raise _classify(exc.status, exc.code, message, _retry_after.get()) from None
         except TwilioServiceException as exc:  # Twilio's newer RFC 9457 error answers
-            raise _classify(exc.status, exc.code, exc.detail or exc.title) from None
+            detail = exc.detail or exc.title
+            raise _classify(exc.status, exc.code, detail, _retry_after.get()) from None
         except TimeoutError:
             raise TransientSendError(f"Twilio did not answer within {s.timeout:g} s") from None
         except aiohttp.ClientError as exc:
             raise TransientSendError(f"Twilio connection failed: {type(exc).__name__}") from None
         except (TwilioException, ValueError) as exc:  # an answer that is not Twilio's JSON
             raise TransientSendError(f"Twilio answer not understood: {exc}") from None
-        if not message.sid:
-            raise TransientSendError("Twilio accepted the message without a SID")
-        return message.sid
 
     async def close(self) -> None:
         await self._http.close()
 
+
+_MAX_REASON = 560  # Twilio's message, 500 characters, after its code and status
 
 # The library puts "Unable to create record: " before Twilio's own message.
 _LIBRARY_PREFIX = re.compile(r"^Unable to \w+ record:? ?")
@@ -91,12 +131,14 @@ _TRANSIENT_4XX = {408, 409, 425, 429}
 _AUTH_CODE = 20003
 
 
-def _classify(status: int, code: int | None, message: str) -> SendError:
+def _classify(
+    status: int, code: int | None, message: str, retry_after: float | None = None
+) -> SendError:
     """Transient: 5xx, 408/409/425/429, 401, 4xx without a Twilio error code; else permanent."""
     # The library uses the HTTP status as code when the answer held none (a proxy's error).
     twilio_code = code if code and code != status else None
     label = f"Twilio error {twilio_code}" if twilio_code else "Twilio error"
-    text = " ".join(message.split())[:500]
+    text = " ".join(message.split())  # cut to length once credentials are masked (send)
     reason = f"{label} (HTTP {status}): {text}" if text else f"{label} (HTTP {status})"
     if (
         status >= 500
@@ -105,5 +147,5 @@ def _classify(status: int, code: int | None, message: str) -> SendError:
         or twilio_code == _AUTH_CODE
         or twilio_code is None  # not Twilio's answer: a proxy or gateway in between
     ):
-        return TransientSendError(reason)
+        return TransientSendError(reason, retry_after)
     return PermanentSendError(reason)

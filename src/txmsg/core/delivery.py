@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -11,9 +12,17 @@ from typing import Any
 class SendError(Exception):
     """A send that did not go through; `reason` is safe to show to API users."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        # Seconds the provider asked us to wait (Retry-After), if it said.
+        self.retry_after = retry_after
+
+    def masking(self, forms: list[str], limit: int | None = None) -> SendError:
+        """The same error, its reason without any of the credential `forms` (then cut to
+        `limit` characters: cutting first could leave part of a credential)."""
+        reason = masked(self.reason, forms)[:limit]
+        return self if reason == self.reason else type(self)(reason, self.retry_after)
 
 
 class TransientSendError(SendError):
@@ -22,6 +31,26 @@ class TransientSendError(SendError):
 
 class PermanentSendError(SendError):
     """Retrying will not help (5xx replies): the event ends as deliveryFailed."""
+
+
+def credential_forms(user: str, secret: str) -> list[str]:
+    """The ways a provider may echo a credential: as is, base64 (SMTP AUTH LOGIN), in HTTP
+    Basic (`user:secret`) and in SMTP AUTH PLAIN (`\\0user\\0secret`)."""
+    if not secret:
+        return []
+    forms = [secret]
+    for raw in (secret, f"{user}:{secret}", f"\0{user}\0{secret}"):
+        encoded = base64.b64encode(raw.encode()).decode()
+        forms += [encoded, encoded.rstrip("=")]
+    return forms
+
+
+def masked(text: str, forms: list[str]) -> str:
+    """`text` with every credential form replaced by `***` (longest first)."""
+    for form in sorted(forms, key=len, reverse=True):
+        if form and form in text:
+            text = text.replace(form, "***")
+    return text
 
 
 class Interaction(StrEnum):

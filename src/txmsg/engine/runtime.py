@@ -32,6 +32,7 @@ from txmsg.engine.scheduler import Scheduler
 from txmsg.engine.webhooks import WebhookSender
 from txmsg.engine.writer import Writer
 from txmsg.store.db import Database
+from txmsg.store.sealing import Keyring
 from txmsg.store.secrets import ServerSecrets
 from txmsg.store.sms_receipts import CallbackSigners
 from txmsg.store.wakeups import Wakeups, wakeups_for
@@ -136,9 +137,19 @@ class Engine:
         await self.db.dispose()
 
 
+def open_database(settings: Settings) -> Database:
+    """The installation's database, with the keyring that seals its stored secrets."""
+    return Database(
+        settings.resolved_database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        keyring=Keyring.load(settings.secret_key, settings.data_dir),
+        timeout=settings.database_timeout_seconds,
+    )
+
+
 def build_engine(settings: Settings) -> Engine:
     """One process's parts, wired; nothing runs until `Engine.start`."""
-    db = Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    db = open_database(settings)
     secrets = ServerSecrets(db)
     retry = RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds)
     # Shared by the writer (claims, leases) and the dispatcher (sends): neither knows the other.

@@ -24,6 +24,7 @@ from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent, Outcome
 from txmsg.engine.leases import LeaseBook
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
+from txmsg.store.outage import is_unavailable
 from txmsg.store.queue.capped import NO_CAPS, Caps, load_caps
 from txmsg.store.queue.cycle import CycleRequest, Decisions, left_queued, write_cycle
 
@@ -131,8 +132,8 @@ class Writer:
                     now=book.now(),
                 ),
             )
-        except Exception:
-            if not new and not entries and not feedback:
+        except Exception as exc:
+            if (not new and not entries and not feedback) or is_unavailable(exc):
                 raise  # nothing to tell apart: every submitter gets the error
             # One bad row must not fail the others: write the parts one at a time.
             log.exception("a write cycle failed; writing its parts one at a time")

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from txmsg.core.timeutil import utcnow
 from txmsg.store.clock import DatabaseClock
 from txmsg.store.migrations import upgrade_to_head
+from txmsg.store.sealing import Keyring, install
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 SQLITE_READERS = 4
@@ -61,7 +62,13 @@ class Database:
         sqlite_synchronous: str = "FULL",
         pool_size: int = 10,
         local_clock: Callable[[], datetime] = utcnow,
+        keyring: Keyring | None = None,
+        timeout: float = 10.0,
     ) -> None:
+        """`keyring` seals and opens stored secrets (store/sealing.py); without one, a
+        connection can neither write nor read them. `timeout`: seconds a statement waits for
+        SQLite's write lock, or to connect to PostgreSQL, before failing (store/outage.py).
+        `local_clock`: this process's clock, from which the database's time is estimated."""
         self.url = normalize_url(url)
         # The database's time (leases), as this process estimates it (`sync_clock`).
         self.clock = DatabaseClock(local_clock)
@@ -82,10 +89,14 @@ class Database:
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
                 # The statement cache holds every multi-row INSERT text (store/bulk.py).
-                connect_args={"check_same_thread": False, "timeout": 30, "cached_statements": 512},
+                connect_args={
+                    "check_same_thread": False,
+                    "timeout": timeout,  # busy_timeout: waiting for another process's write lock
+                    "cached_statements": 512,
+                },
                 pool_size=SQLITE_READERS + 1,
             )
-            _install_sqlite_pragmas(self._sync, level)
+            _install_sqlite_pragmas(self._sync, level, timeout)
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="txmsg-sqlite-writer")
             self._readers = ThreadPoolExecutor(
                 SQLITE_READERS, thread_name_prefix="txmsg-sqlite-reader"
@@ -96,9 +107,12 @@ class Database:
                 hide_parameters=True,
                 pool_size=pool_size,
                 max_overflow=pool_size,
+                pool_timeout=timeout,
+                connect_args={"timeout": timeout},
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
             )
+        install((self._sync or self._async.sync_engine).dialect, keyring)  # type: ignore[union-attr]
 
     async def write(self, fn: Query[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(conn, ...)` in one write transaction: committed, or rolled back on error."""
@@ -172,11 +186,11 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _install_sqlite_pragmas(engine: Engine, synchronous: str) -> None:
+def _install_sqlite_pragmas(engine: Engine, synchronous: str, timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         # WAL: readers never block the writer; group commit makes each fsync count.
         _set_wal(cursor)
         cursor.execute(f"PRAGMA synchronous={synchronous}")

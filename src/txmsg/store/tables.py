@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
 
+from txmsg.store.sealing import SealedJson, SealedText
+
 metadata = sa.MetaData()
 
 # 64-bit ids on PostgreSQL, SQLite's fast INTEGER PRIMARY KEY (rowid alias) on SQLite.
@@ -81,8 +83,9 @@ channel_configs = sa.Table(
     sa.Column("channel", sa.String(16), nullable=False),
     # Non-secret provider settings (from, reply-to, host, port, ...) as JSON.
     sa.Column("settings", Json, nullable=False),
-    # Write-only values (passwords, tokens): never returned by the API, never logged.
-    sa.Column("secrets", Json, nullable=False),
+    # Write-only values (passwords, tokens): never returned by the API, never logged, sealed
+    # at rest (store/sealing.py).
+    sa.Column("secrets", SealedJson(), nullable=False),
     sa.Column("message_export", sa.Boolean(), nullable=False, default=False),
     sa.Column("revision", sa.Integer(), nullable=False, default=1),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -302,8 +305,8 @@ export_flows = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("format", sa.String(16), nullable=False),
     sa.Column("destination", Json, nullable=False),
-    # Write-only values (secret_access_key): never returned by the API, never logged.
-    sa.Column("secrets", Json, nullable=False),
+    # Write-only values (secret_access_key): never returned, never logged, sealed at rest.
+    sa.Column("secrets", SealedJson(), nullable=False),
     sa.Column("schedule", sa.String(32), nullable=False),
     sa.Column("compression", sa.String(16), nullable=False),
     sa.Column("watermark", sa.BigInteger(), nullable=False, default=0),
@@ -479,7 +482,7 @@ event_webhooks = sa.Table(
         primary_key=True,
     ),
     sa.Column("url", sa.String(2000), nullable=False),
-    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("secret", SealedText(), nullable=False),  # sealed at rest (store/sealing.py)
 )
 
 # Webhook deliveries still to make, written in the transaction of the change they announce.

@@ -139,6 +139,11 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._fake._drops and isinstance(server.transport, asyncio.Transport):
+            self._fake._drops -= 1
+            self._fake.dropped += 1
+            server.transport.abort()
+            return "421 4.4.2 connection dropped"  # never reaches the client
         if self._fake.delay:
             await asyncio.sleep(self._fake.delay)  # a slow server: the reply comes late
         rejection = self._fake._reject("DATA", envelope)
@@ -177,6 +182,8 @@ class FakeSMTPServer:
         self.messages: list[ReceivedMessage] = []
         self.connections_opened = 0
         self.rejected = 0  # transactions answered with an injected failure
+        self.dropped = 0  # connections hung up mid-DATA (drop_next)
+        self._drops = 0
         self._auth = auth
         self._handler = _Handler(self)
         self._failure: _Failure | None = None
@@ -237,8 +244,16 @@ class FakeSMTPServer:
         """Answer every transaction with `code text` at `stage` until reset_failures()."""
         self._failure = _Failure(_check_stage(stage), _reply(code, text), None)
 
+    def drop_next(self, count: int = 1) -> None:
+        """Hang up the next `count` transactions once their DATA content has arrived, before
+        any reply (a server or network dropping mid-DATA): nothing is accepted."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        self._drops = count
+
     def reset_failures(self) -> None:
         self._failure = None
+        self._drops = 0
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMessage]:
         """Wait until at least `count` messages were accepted; return them all."""

@@ -68,6 +68,9 @@ class _Failure:
     code: int | None
     message: str
     remaining: int | None  # None: every request
+    retry_after: str | None = None  # the answer's Retry-After header
+    echo_credentials: bool = False  # the message ends with the request's Authorization
+    delay: float = 0.0  # seconds before answering (a stalled provider)
 
 
 class FakeTwilio:
@@ -156,14 +159,28 @@ class FakeTwilio:
     # -- what tests use --------------------------------------------------------------------
 
     def fail_next(
-        self, status: int, code: int | None = None, message: str | None = None, times: int = 1
+        self,
+        status: int,
+        code: int | None = None,
+        message: str | None = None,
+        times: int = 1,
+        **how: Any,
     ) -> None:
-        """The next `times` create calls get this error (e.g. 429, 500, 400 with 21211)."""
-        self._failures.append(_Failure(status, *self._error_text(status, code, message), times))
+        """The next `times` create calls get this error (e.g. 429, 500, 400 with 21211).
 
-    def fail_always(self, status: int, code: int | None = None, message: str | None = None) -> None:
-        """Every create call gets this error until `reset_failures()`."""
-        self._failures.append(_Failure(status, *self._error_text(status, code, message), None))
+        `retry_after="2"` adds that Retry-After header; `echo_credentials=True` appends the
+        request's Authorization header to the message (a careless provider or proxy);
+        `delay=5.0` answers only after that many seconds (a stalled provider).
+        """
+        text = self._error_text(status, code, message)
+        self._failures.append(_Failure(status, *text, times, **how))
+
+    def fail_always(
+        self, status: int, code: int | None = None, message: str | None = None, **how: Any
+    ) -> None:
+        """Every create call gets this error until `reset_failures()` (`how`: see fail_next)."""
+        text = self._error_text(status, code, message)
+        self._failures.append(_Failure(status, *text, None, **how))
 
     def reset_failures(self) -> None:
         self._failures.clear()
@@ -256,10 +273,21 @@ class FakeTwilio:
         return None
 
     @staticmethod
-    def _error(status: int, code: int | None, message: str) -> Response:
+    def _error(
+        status: int, code: int | None, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
         more = f"https://www.twilio.com/docs/errors/{code}" if code else None
         body = {"code": code, "message": message, "more_info": more, "status": status}
-        return JSONResponse(body, status_code=status)
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def _failed(self, failure: _Failure, request: Request) -> Response:
+        if failure.delay:
+            await asyncio.sleep(failure.delay)
+        message = failure.message
+        if failure.echo_credentials:
+            message += f" (request: Authorization: {request.headers.get('authorization')})"
+        headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
+        return self._error(failure.status, failure.code, message, headers)
 
     def _authorized(self, request: Request, account: str) -> bool:
         header = request.headers.get("authorization", "")
@@ -285,7 +313,7 @@ class FakeTwilio:
         form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
         failure = self._take_failure()
         if failure is not None:
-            return self._error(failure.status, failure.code, failure.message)
+            return await self._failed(failure, request)
         to, body = form.get("To", ""), form.get("Body", "")
         sender, service = form.get("From"), form.get("MessagingServiceSid")
         if not to:

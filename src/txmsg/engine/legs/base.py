@@ -70,9 +70,17 @@ class LegContext:
         self.lease_lost = lease_lost
         self._compiled: dict[tuple[str, int, str | None], CompiledMessage] = {}
 
-    def retry(self, event: ClaimedEvent, reason: str, now: datetime | None = None) -> Outcome:
-        """Pending again after the policy's delay; `tooOld` if that is past its expiry."""
-        due = (now or utcnow()) + timedelta(seconds=self._retry.delay(event.attempts))
+    def retry(
+        self,
+        event: ClaimedEvent,
+        reason: str,
+        now: datetime | None = None,
+        at_least: float | None = None,
+    ) -> Outcome:
+        """Pending again after the policy's delay (no less than `at_least` seconds, the
+        provider's Retry-After); `tooOld` if that is past its expiry."""
+        delay = self._retry.delay(event.attempts, at_least=at_least)
+        due = (now or utcnow()) + timedelta(seconds=delay)
         if due >= event.expires_at:
             return Outcome(
                 event.id,

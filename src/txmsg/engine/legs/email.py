@@ -96,7 +96,7 @@ class EmailLeg:
             await provider.send(envelope_from, [address], data)
         except TransientSendError as exc:
             return replace(
-                self._context.retry(event, exc.reason),
+                self._context.retry(event, exc.reason, at_least=exc.retry_after),
                 message_version=route.published_version,
                 bounce=_bounce(event, route, address, exc.reason, permanent=False),
             )

@@ -61,7 +61,7 @@ class SmsLeg:
         try:
             sid = await provider.send(address, text, callback_pkey=event.pkey)
         except TransientSendError as exc:
-            return self._context.retry(event, exc.reason)
+            return self._context.retry(event, exc.reason, at_least=exc.retry_after)
         except PermanentSendError as exc:
             return outcome_for(
                 event, target, EventStatus.DELIVERY_FAILED, exc.reason, message_version=version

@@ -1,0 +1,47 @@
+"""Whether an error means the database is unavailable for now (locked, unreachable, restarting),
+as opposed to a fault of the request or of the code: the API answers the first with a 503 and
+`Retry-After`, and nothing was stored."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from asyncpg import exceptions as pg
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+# Seconds a caller is asked to wait before trying again.
+RETRY_AFTER_SECONDS = 2
+
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+_PG_UNAVAILABLE = (
+    pg.PostgresConnectionError,  # refused, lost, closed mid-operation
+    pg.OperatorInterventionError,  # admin shutdown, terminated backend, cannot connect now
+    pg.InsufficientResourcesError,  # too many connections, disk full
+    pg.InterfaceError,  # "connection is closed"
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc`, or an error it was raised from, says the database cannot be reached
+    or is locked by another writer."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if _unavailable(error):
+            return True
+        orig = getattr(error, "orig", None) if isinstance(error, DBAPIError) else None
+        error = orig if isinstance(orig, BaseException) else (error.__cause__ or error.__context__)
+    return False
+
+
+def _unavailable(error: BaseException) -> bool:
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        return str(error).startswith(_SQLITE_BUSY)
+    if isinstance(error, (*_PG_UNAVAILABLE, PoolTimeout)):  # PoolTimeout: all connections busy
+        return True
+    # Connecting: refused, reset, timed out (asyncpg raises these unwrapped).
+    return isinstance(error, ConnectionError | TimeoutError)
