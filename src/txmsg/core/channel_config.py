@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from txmsg.core.dkim import SECRET_NAME as DKIM_SECRET
+from txmsg.core.dkim import dkim_view
 from txmsg.core.email_config import (
     EMAIL_FIELDS,
     EmailSettings,
@@ -75,11 +77,16 @@ def parse_update(
     if channel == Channel.SMS:
         new_settings, merged_secrets = parse_sms_settings(body, settings, secrets, required=False)
         return new_settings, merged_secrets, bool(get_bool(body, "message_export", default=export))
-    new_settings, new_secrets = parse_email_settings(body, settings, required=False)
+    new_settings, new_secrets = parse_email_settings(
+        body, settings, required=False, current_secrets=secrets
+    )
     merged_secrets = dict(secrets)
     if "smtp" in body and isinstance(body["smtp"], dict) and "password" in body["smtp"]:
         merged_secrets.pop("password", None)  # explicit null or "" clears it
         merged_secrets.update(new_secrets)
+    if "dkim" in body:
+        merged_secrets.pop(DKIM_SECRET, None)  # null removes the signing and its key
+        merged_secrets.update({k: v for k, v in new_secrets.items() if k == DKIM_SECRET})
     new_export = get_bool(body, "message_export", default=export)
     return new_settings, merged_secrets, bool(new_export)
 
@@ -112,4 +119,5 @@ def public_view(
     }
     if "smtp" in settings:
         view["smtp"] = {**settings["smtp"], "password_set": "password" in secrets}
+    view["dkim"] = dkim_view(settings, secrets)
     return view

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from txmsg.core.addresses import normalize_email
+from txmsg.core.dkim import SECRET_NAME as DKIM_SECRET
+from txmsg.core.dkim import DkimSettings, aligned, dkim_settings, parse_dkim
 from txmsg.core.errors import invalid
 from txmsg.core.kinds import Channel
 from txmsg.core.tracking import OFF, TrackingSettings, parse_tracking, tracking_of
@@ -35,6 +37,7 @@ EMAIL_FIELDS = {
     "message_export",
     "bounce_domain",
     "tracking",
+    "dkim",
 }
 SMTP_FIELDS = {"host", "port", "tls", "username", "password", "timeout", "pool_size"}
 
@@ -70,6 +73,7 @@ class EmailSettings:
     reply_to: str | None = None
     bounce_domain: str | None = None  # set: envelope senders are per-message VERP addresses
     tracking: TrackingSettings = OFF
+    dkim: DkimSettings | None = None  # set: every message is DKIM-signed
 
 
 def email_settings(settings: dict[str, Any], secrets: dict[str, Any]) -> EmailSettings:
@@ -90,12 +94,19 @@ def email_settings(settings: dict[str, Any], secrets: dict[str, Any]) -> EmailSe
         reply_to=settings.get("reply_to"),
         bounce_domain=settings.get("bounce_domain"),
         tracking=tracking_of(settings),
+        dkim=dkim_settings(settings, secrets),
     )
 
 
 def parse_email_settings(
-    body: dict[str, Any], current: dict[str, Any], *, required: bool
+    body: dict[str, Any],
+    current: dict[str, Any],
+    *,
+    required: bool,
+    current_secrets: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored settings and the secrets given in `body` (the SMTP password, the DKIM key);
+    on update, a secret left out of `body` is kept by the caller."""
     settings = dict(current)
     if required or "from_email" in body:
         settings["from_email"] = normalize_email(body.get("from_email"), "from_email")
@@ -117,7 +128,34 @@ def parse_email_settings(
         if "smtp" not in body:
             raise invalid("smtp", "is required")
         settings["smtp"], secrets = _parse_smtp(body["smtp"], current.get("smtp"))
+    _apply_dkim(body, current, current_secrets or {}, settings, secrets)
     return settings, secrets
+
+
+def _apply_dkim(
+    body: dict[str, Any],
+    current: dict[str, Any],
+    current_secrets: dict[str, Any],
+    settings: dict[str, Any],
+    secrets: dict[str, Any],
+) -> None:
+    """Parse `dkim` into `settings` and its key into `secrets`; with a new from_email and the
+    stored `dkim`, check that they still align."""
+    if "dkim" in body:
+        dkim, key = parse_dkim(
+            body["dkim"],
+            current.get("dkim"),
+            current_secrets.get(DKIM_SECRET),
+            settings["from_email"],
+        )
+        if dkim is None:
+            settings.pop("dkim", None)
+        else:
+            settings["dkim"], secrets[DKIM_SECRET] = dkim, key
+    elif "from_email" in body and current.get("dkim"):
+        domain = current["dkim"]["domain"]
+        if not aligned(settings["from_email"], domain):
+            raise invalid("from_email", f"must align with dkim.domain ({domain})")
 
 
 def _parse_smtp(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from txmsg.channels.dkim import DkimSigner, SigningSender
 from txmsg.channels.smtp import SMTPPool
 from txmsg.channels.twilio import TwilioSender
 from txmsg.core.email_config import EmailSettings
@@ -46,7 +47,9 @@ class Providers:
         current = self._email.get(config)
         if current is not None and current[0] == revision:
             return current[1], current[2]
-        provider = SMTPPool(settings.smtp)
+        provider: EmailProvider = SMTPPool(settings.smtp)
+        if settings.dkim is not None:  # proofs and live sends alike are signed
+            provider = SigningSender(provider, DkimSigner(settings.dkim))
         sender = Sender.build(settings.from_email, settings.from_name, settings.reply_to)
         if current is not None:
             self._retire(current[1])
