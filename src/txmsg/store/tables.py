@@ -331,6 +331,8 @@ denylist = sa.Table(
     sa.Column("address", sa.String(320), primary_key=True),
     sa.Column("reason", sa.String(500), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # admin | import | spam (a complaint): what the suppression list reports as the reason
+    sa.Column("source", sa.String(16), nullable=False, server_default="admin"),
 )
 
 # Bounce state per address; quarantined (never sent to, by any message) once quarantined_at is set.

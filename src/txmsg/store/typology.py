@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from txmsg.core.bounces import Bounce
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.errors import not_found
+from txmsg.core.suppression import SOURCE_SPAM
 from txmsg.core.timeutil import utcnow
 from txmsg.store.delivery_log import append_in
 from txmsg.store.tables import denylist, quarantine
@@ -71,7 +72,13 @@ def deny_if_absent(conn: Connection, entries: list[tuple[str, str, str]]) -> Non
         conn.execute(
             _insert(conn, denylist).on_conflict_do_nothing(index_elements=["channel", "address"]),
             [
-                {"channel": c, "address": a, "reason": r[:500], "created_at": now}
+                {
+                    "channel": c,
+                    "address": a,
+                    "reason": r[:500],
+                    "created_at": now,
+                    "source": SOURCE_SPAM,
+                }
                 for (c, a), r in {(c, a): r for c, a, r in entries}.items()
             ],
         )
