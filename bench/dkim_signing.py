@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
 from _common import LINE, free_port, smtp_sink
 from txmsg.channels.dkim import DkimSigner, SigningSender
 from txmsg.channels.smtp import SMTPPool
+from txmsg.core.delivery import EmailProvider
 from txmsg.core.dkim import DkimSettings, load_key
 from txmsg.core.email_config import SMTPSettings
 from txmsg.core.mime import Sender, build_email
-from txmsg.engine.providers import EmailProvider
 
 CONCURRENCY = 256
 

@@ -11,23 +11,17 @@ unsigned sends; the tests verify every kind of signature with dkimpy's own verif
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import dkim
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from txmsg.core.delivery import PermanentSendError
+from txmsg.core.delivery import EmailProvider, PermanentSendError
 from txmsg.core.dkim import ED25519, SIGNED_HEADERS, DkimSettings
 
 _HEADERS = [h.encode("ascii") for h in SIGNED_HEADERS]
-
-
-class EmailSender(Protocol):
-    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> str: ...
-
-    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +96,7 @@ class DkimSigner:
 class SigningSender:
     """An email provider that signs every message before handing it to `inner`."""
 
-    def __init__(self, inner: EmailSender, signer: DkimSigner) -> None:
+    def __init__(self, inner: EmailProvider, signer: DkimSigner) -> None:
         self._inner = inner
         self._signer = signer
 

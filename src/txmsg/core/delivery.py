@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class SendError(Exception):
@@ -22,6 +22,14 @@ class TransientSendError(SendError):
 
 class PermanentSendError(SendError):
     """Retrying will not help (5xx replies): the event ends as deliveryFailed."""
+
+
+class EmailProvider(Protocol):
+    """Sends one mail transaction; raises TransientSendError or PermanentSendError."""
+
+    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> str: ...
+
+    async def close(self) -> None: ...
 
 
 class Interaction(StrEnum):

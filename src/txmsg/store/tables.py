@@ -182,6 +182,8 @@ events = sa.Table(
     sa.Column("mobile_phone", sa.String(16), nullable=True),  # E.164, for SMS events
     # The provider's message id (Twilio SID), so delivery receipts find their event.
     sa.Column("provider_message_id", sa.String(64), nullable=True),
+    # The provider that sent the message, when its channel configuration has fallbacks.
+    sa.Column("provider", sa.String(262), nullable=True),
     # The profile a profile-based event was reconciled with (set when it is dispatched).
     sa.Column("profile_id", sa.String(128), nullable=True),
     sa.Index("ix_events_pkey", "pkey", unique=True),
