@@ -481,6 +481,14 @@ async def test_answers_match_the_spec(
     c(await admin.patch(f"{channels}/secure", json={"name": "renamed"}), channel, 400)
     c(await admin.patch(f"{channels}/nope", json={}), channel, 404)
     dns = "/api/v1/channel-configs/{name}/dns"
+    relay = {"host": "relay2.example.com", "port": 2525, "password": "pw2"}
+    backed = c(
+        await admin.patch(f"{channels}/secure", json={"fallbacks": [relay], "breaker": None}),
+        channel,
+        200,
+    )
+    assert backed["fallbacks"][0]["password_set"] is True and "pw2" not in json.dumps(backed)
+    c(await admin.patch(f"{channels}/secure", json={"fallbacks": [{}]}), channel, 400)
     signing = {"domain": "example.com", "selector": "s1", "private_key": ed25519_pem()}
     signed = c(await admin.patch(f"{channels}/secure", json={"dkim": signing}), channel, 200)
     assert signed["dkim"]["private_key_set"] is True
