@@ -209,6 +209,25 @@ async def check_profile_operations(
     await _poll(chk, website, bounced["href"], {"deliveryFailed"})
     held = c(await admin.get(quarantine), quarantine, 200)["items"]
     assert [h["address"] for h in held] == ["gone@example.org"]
+    # the suppression list says why
+    why = "/api/v1/suppressions/{channel}/{address}"
+    answer = c(await admin.get("/api/v1/suppressions/email/gone@example.org"), why, 200)
+    assert [r["reason"] for r in answer["reasons"]] == ["hard_bounce"]
+    c(await admin.get("/api/v1/suppressions/sms/12"), why, 400)
+    c(await marketer.get("/api/v1/suppressions/email/gone@example.org"), why, 403)
+    listing = "/api/v1/suppressions"
+    page = c(await admin.get(listing, params={"reason": "hard_bounce"}), listing, 200)
+    assert [i["address"] for i in page["items"]] == ["gone@example.org"]
+    c(await admin.get(listing, params={"reason": "nope"}), listing, 400)
+    as_csv = "/api/v1/suppressions.csv"
+    assert "gone@example.org" in c(await admin.get(as_csv), as_csv, 200)
+    c(await admin.get(as_csv, params={"since": "x"}), as_csv, 400)
+    upload = {"content-type": "text/csv"}
+    rows = b"channel,address\nemail,blocked@example.org\nemail,x\n"
+    imported = c(await admin.post(as_csv, content=rows, headers=upload), as_csv, 200)
+    assert (imported["added"], imported["rejected"]) == (1, 1)
+    c(await admin.post(as_csv, content=b"a\n1\n", headers=upload), as_csv, 400)
+    c(await admin.post(as_csv, content=b"{}", headers={"content-type": "text/plain"}), as_csv, 415)
     c(await admin.delete("/api/v1/quarantine/email/gone@example.org"), released, 204)
     c(await admin.delete("/api/v1/quarantine/email/gone@example.org"), released, 404)
     c(await admin.delete("/api/v1/quarantine/sms/12"), released, 400)

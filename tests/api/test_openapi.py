@@ -24,6 +24,7 @@ import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from starlette.routing import Route
 
+from dkim_support import ed25519_pem
 from openapi_profiles import check_profile_operations
 from txmsg.app import Role, create_app
 from txmsg.config import Settings
@@ -488,6 +489,22 @@ async def test_answers_match_the_spec(
     assert updated["from_name"] == "Secure" and updated["smtp"]["password_set"] is False
     c(await admin.patch(f"{channels}/secure", json={"name": "renamed"}), channel, 400)
     c(await admin.patch(f"{channels}/nope", json={}), channel, 404)
+    dns = "/api/v1/channel-configs/{name}/dns"
+    relay = {"host": "relay2.example.com", "port": 2525, "password": "pw2"}
+    backed = c(
+        await admin.patch(f"{channels}/secure", json={"fallbacks": [relay], "breaker": None}),
+        channel,
+        200,
+    )
+    assert backed["fallbacks"][0]["password_set"] is True and "pw2" not in json.dumps(backed)
+    c(await admin.patch(f"{channels}/secure", json={"fallbacks": [{}]}), channel, 400)
+    signing = {"domain": "example.com", "selector": "s1", "private_key": ed25519_pem()}
+    signed = c(await admin.patch(f"{channels}/secure", json={"dkim": signing}), channel, 200)
+    assert signed["dkim"]["private_key_set"] is True
+    records = c(await admin.get(f"{channels}/secure/dns"), dns, 200)
+    assert records["dkim"]["name"] == "s1._domainkey.example.com"
+    assert c(await admin.get(f"{channels}/mail/dns"), dns, 200)["dkim"] is None
+    c(await admin.get(f"{channels}/nope/dns"), dns, 404)
 
     # shipped templates
     templates = "/api/v1/templates"

@@ -13,6 +13,10 @@ from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core import channel_config as spec
+from txmsg.core.dkim import SECRET_NAME as DKIM_SECRET
+from txmsg.core.dkim import dns_records
+from txmsg.core.errors import not_found
+from txmsg.core.kinds import Channel
 from txmsg.store import channel_configs as store
 
 
@@ -56,7 +60,24 @@ async def update(request: Request) -> Response:
     return JSONResponse(view(updated))
 
 
+async def dns(request: Request) -> Response:
+    """The DNS records an email configuration needs: its DKIM key, SPF and DMARC advice."""
+    await authorize(request)
+    row = await _require(request)
+    if row.channel != Channel.EMAIL:
+        raise not_found(f"channel configuration '{row.name}' is not an email one: no DNS records")
+    settings = row.settings
+    records = dns_records(
+        settings["from_email"],
+        settings.get("bounce_domain"),
+        settings.get("dkim"),
+        row.secrets.get(DKIM_SECRET),
+    )
+    return JSONResponse({"name": row.name, **records})
+
+
 routes = [
     resource("/api/v1/channel-configs", POST=create, GET=list_all),
     resource("/api/v1/channel-configs/{name}", GET=get_one, PATCH=update),
+    resource("/api/v1/channel-configs/{name}/dns", GET=dns),
 ]

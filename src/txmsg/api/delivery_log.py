@@ -37,7 +37,8 @@ async def event_delivery_log(request: Request) -> Response:
     config = await db.read(event_configs.get, event_id)
     if config is not None and config.channel == Channel.EMAIL and event.sent_at is not None:
         # An email's acceptance by the SMTP server is both its send and its delivery.
-        accepted = [LogEntry(pkey, event_id, kind, event.sent_at) for kind in _ACCEPTED]
+        via = {"provider": event.provider} if event.provider else None
+        accepted = [LogEntry(pkey, event_id, kind, event.sent_at, via) for kind in _ACCEPTED]
         entries = sorted([*accepted, *entries], key=lambda e: e.at)
     return JSONResponse(
         {

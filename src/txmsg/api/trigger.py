@@ -270,7 +270,10 @@ async def event_status(request: Request) -> Response:
     row = await context(request).db.read(event_store.get_event, event_id, pkey)
     if row is None:
         raise not_found(f"no event '{pkey}' for '{event_id}'")
-    return JSONResponse(event_view(row))
+    answer = event_view(row)
+    if row.provider is not None:
+        answer["provider"] = row.provider  # which of its configuration's relays sent it
+    return JSONResponse(answer)
 
 
 ROLES = ("trigger",)  # who may trigger events (and read their status), beside admin

@@ -38,7 +38,7 @@ def _quarantine_view(row: Any) -> dict[str, Any]:
     }
 
 
-def _path_address(request: Request) -> tuple[str, str]:
+def path_address(request: Request) -> tuple[str, str]:
     channel = request.path_params["channel"]
     if channel not in CHANNELS:
         raise invalid("channel", "must be one of: " + ", ".join(CHANNELS))
@@ -65,7 +65,7 @@ async def list_denied(request: Request) -> Response:
 
 async def remove_denied(request: Request) -> Response:
     await authorize(request)
-    await context(request).db.write(store.undeny, *_path_address(request))
+    await context(request).db.write(store.undeny, *path_address(request))
     return Response(status_code=204)
 
 
@@ -77,7 +77,7 @@ async def list_quarantine(request: Request) -> Response:
 
 async def release(request: Request) -> Response:
     await authorize(request)
-    await context(request).db.write(store.release, *_path_address(request))
+    await context(request).db.write(store.release, *path_address(request))
     return Response(status_code=204)
 
 

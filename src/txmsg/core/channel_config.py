@@ -6,8 +6,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from txmsg.core.dkim import SECRET_NAME as DKIM_SECRET
+from txmsg.core.dkim import dkim_view
 from txmsg.core.email_config import (
     EMAIL_FIELDS,
+    FALLBACK_SECRET,
     EmailSettings,
     email_settings,
     parse_email_settings,
@@ -92,11 +95,18 @@ def parse_update(
         new_settings, merged_secrets = parse_sms_settings(body, settings, secrets, required=False)
         export = bool(get_bool(body, "message_export", default=export))
         return _with_cap(new_settings, body, settings), merged_secrets, export
-    new_settings, new_secrets = parse_email_settings(body, settings, required=False)
+    new_settings, new_secrets = parse_email_settings(
+        body, settings, required=False, current_secrets=secrets
+    )
     merged_secrets = dict(secrets)
     if "smtp" in body and isinstance(body["smtp"], dict) and "password" in body["smtp"]:
         merged_secrets.pop("password", None)  # explicit null or "" clears it
         merged_secrets.update(new_secrets)
+    for key, secret in ((DKIM_SECRET, "dkim"), (FALLBACK_SECRET, "fallbacks")):
+        if secret in body:  # given: replaces the stored secret (null removes it)
+            merged_secrets.pop(key, None)
+            if new_secrets.get(key):
+                merged_secrets[key] = new_secrets[key]
     new_export = get_bool(body, "message_export", default=export)
     return _with_cap(new_settings, body, settings), merged_secrets, bool(new_export)
 
@@ -137,4 +147,11 @@ def public_view(
     }
     if "smtp" in settings:
         view["smtp"] = {**settings["smtp"], "password_set": "password" in secrets}
+    view["dkim"] = dkim_view(settings, secrets)
+    passwords = secrets.get(FALLBACK_SECRET, {})
+    view["fallbacks"] = [
+        {**f, "password_set": str(i) in passwords}
+        for i, f in enumerate(settings.get("fallbacks", ()))
+    ]
+    view["breaker"] = {"failures": 3, "cool_down": 30.0, **(settings.get("breaker") or {})}
     return view

@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class SendError(Exception):
@@ -51,6 +51,14 @@ def masked(text: str, forms: list[str]) -> str:
         if form and form in text:
             text = text.replace(form, "***")
     return text
+
+
+class EmailProvider(Protocol):
+    """Sends one mail transaction; raises TransientSendError or PermanentSendError."""
+
+    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> str: ...
+
+    async def close(self) -> None: ...
 
 
 class Interaction(StrEnum):

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from txmsg.core.addresses import normalize_email
+from txmsg.core.breaker import BreakerSettings
+from txmsg.core.dkim import SECRET_NAME as DKIM_SECRET
+from txmsg.core.dkim import DkimSettings, aligned, dkim_settings, parse_dkim
 from txmsg.core.errors import invalid
 from txmsg.core.kinds import Channel
 from txmsg.core.tracking import OFF, TrackingSettings, parse_tracking, tracking_of
@@ -35,7 +38,12 @@ EMAIL_FIELDS = {
     "message_export",
     "bounce_domain",
     "tracking",
+    "dkim",
+    "fallbacks",
+    "breaker",
 }
+MAX_FALLBACKS = 4
+FALLBACK_SECRET = "fallback_passwords"  # {"0": password, ...} in the secrets
 SMTP_FIELDS = {"host", "port", "tls", "username", "password", "timeout", "pool_size"}
 
 
@@ -70,32 +78,52 @@ class EmailSettings:
     reply_to: str | None = None
     bounce_domain: str | None = None  # set: envelope senders are per-message VERP addresses
     tracking: TrackingSettings = OFF
+    dkim: DkimSettings | None = None  # set: every message is DKIM-signed
+    fallbacks: tuple[SMTPSettings, ...] = ()  # tried in order when the ones before fail
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
 
 def email_settings(settings: dict[str, Any], secrets: dict[str, Any]) -> EmailSettings:
     """The typed settings of a stored email channel configuration (written by the parser)."""
-    smtp = settings["smtp"]
+    passwords = secrets.get(FALLBACK_SECRET, {})
+    breaker = settings.get("breaker") or {}
     return EmailSettings(
         from_email=settings["from_email"],
-        smtp=SMTPSettings(
-            host=smtp["host"],
-            port=smtp["port"],
-            tls=smtp["tls"],
-            username=smtp.get("username"),
-            password=secrets.get("password"),
-            timeout=smtp.get("timeout", 30.0),
-            pool_size=smtp.get("pool_size", 8),
+        smtp=_smtp_settings(settings["smtp"], secrets.get("password")),
+        fallbacks=tuple(
+            _smtp_settings(f, passwords.get(str(i)))
+            for i, f in enumerate(settings.get("fallbacks", ()))
         ),
+        breaker=BreakerSettings(**breaker),
         from_name=settings.get("from_name"),
         reply_to=settings.get("reply_to"),
         bounce_domain=settings.get("bounce_domain"),
         tracking=tracking_of(settings),
+        dkim=dkim_settings(settings, secrets),
+    )
+
+
+def _smtp_settings(smtp: dict[str, Any], password: str | None) -> SMTPSettings:
+    return SMTPSettings(
+        host=smtp["host"],
+        port=smtp["port"],
+        tls=smtp["tls"],
+        username=smtp.get("username"),
+        password=password,
+        timeout=smtp.get("timeout", 30.0),
+        pool_size=smtp.get("pool_size", 8),
     )
 
 
 def parse_email_settings(
-    body: dict[str, Any], current: dict[str, Any], *, required: bool
+    body: dict[str, Any],
+    current: dict[str, Any],
+    *,
+    required: bool,
+    current_secrets: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored settings and the secrets given in `body` (the SMTP password, the DKIM key);
+    on update, a secret left out of `body` is kept by the caller."""
     settings = dict(current)
     if required or "from_email" in body:
         settings["from_email"] = normalize_email(body.get("from_email"), "from_email")
@@ -117,46 +145,117 @@ def parse_email_settings(
         if "smtp" not in body:
             raise invalid("smtp", "is required")
         settings["smtp"], secrets = _parse_smtp(body["smtp"], current.get("smtp"))
+    _apply_dkim(body, current, current_secrets or {}, settings, secrets)
+    if "fallbacks" in body:
+        settings["fallbacks"], secrets[FALLBACK_SECRET] = _parse_fallbacks(
+            body["fallbacks"], current.get("fallbacks") or [], current_secrets or {}
+        )
+    if "breaker" in body:
+        settings["breaker"] = _parse_breaker(body["breaker"])
     return settings, secrets
 
 
+def _apply_dkim(
+    body: dict[str, Any],
+    current: dict[str, Any],
+    current_secrets: dict[str, Any],
+    settings: dict[str, Any],
+    secrets: dict[str, Any],
+) -> None:
+    """Parse `dkim` into `settings` and its key into `secrets`; with a new from_email and the
+    stored `dkim`, check that they still align."""
+    if "dkim" in body:
+        dkim, key = parse_dkim(
+            body["dkim"],
+            current.get("dkim"),
+            current_secrets.get(DKIM_SECRET),
+            settings["from_email"],
+        )
+        if dkim is None:
+            settings.pop("dkim", None)
+        else:
+            settings["dkim"], secrets[DKIM_SECRET] = dkim, key
+    elif "from_email" in body and current.get("dkim"):
+        domain = current["dkim"]["domain"]
+        if not aligned(settings["from_email"], domain):
+            raise invalid("from_email", f"must align with dkim.domain ({domain})")
+
+
 def _parse_smtp(
-    raw: object, current: dict[str, Any] | None
+    raw: object, current: dict[str, Any] | None, name: str = "smtp"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Settings and secrets of the `smtp` object; on update, given keys replace current ones."""
-    body = require_object(raw, "smtp")
-    reject_unknown(body, SMTP_FIELDS, "smtp.")
+    """Settings and secrets of an `smtp` object (`name` in errors: smtp, fallbacks[0]); on
+    update, given keys replace current ones."""
+    body = require_object(raw, name)
+    p = name + "."
+    reject_unknown(body, SMTP_FIELDS, p)
     merged = dict(current or {})
     if "tls" in body and "port" not in body:
         merged.pop("port", None)  # the default port follows the TLS mode
     for key in body:
         if key != "password":
             merged[key] = body[key]
-    host = get_str(merged, "host", prefix="smtp.", required=True, max_length=255)
-    tls = get_choice(merged, "tls", TLS_MODES, prefix="smtp.", default="none")
+    host = get_str(merged, "host", prefix=p, required=True, max_length=255)
+    tls = get_choice(merged, "tls", TLS_MODES, prefix=p, default="none")
     default_port = {"none": 25, "starttls": 587, "tls": 465}[tls or "none"]
     settings = {
         "host": host,
-        "port": get_int(
-            merged, "port", prefix="smtp.", default=default_port, minimum=1, maximum=65535
-        ),
+        "port": get_int(merged, "port", prefix=p, default=default_port, minimum=1, maximum=65535),
         "tls": tls,
-        "username": get_str(merged, "username", prefix="smtp.", max_length=255),
-        "timeout": get_number(
-            merged, "timeout", prefix="smtp.", default=30.0, minimum=0.1, maximum=600
-        ),
-        "pool_size": get_int(merged, "pool_size", prefix="smtp.", default=8, minimum=1, maximum=64),
+        "username": get_str(merged, "username", prefix=p, max_length=255),
+        "timeout": get_number(merged, "timeout", prefix=p, default=30.0, minimum=0.1, maximum=600),
+        "pool_size": get_int(merged, "pool_size", prefix=p, default=8, minimum=1, maximum=64),
     }
     secrets: dict[str, Any] = {}
     if "password" in body:
         password = body["password"]
         if password is not None and not isinstance(password, str):
-            raise invalid("smtp.password", "must be a string")
+            raise invalid(p + "password", "must be a string")
         if password and "\x00" in password:
-            raise invalid("smtp.password", "must not contain NUL characters (U+0000)")
+            raise invalid(p + "password", "must not contain NUL characters (U+0000)")
         if password:
             secrets["password"] = password
     return settings, secrets
+
+
+def _parse_fallbacks(
+    raw: object, current: list[dict[str, Any]], current_secrets: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Further relays, each shaped like `smtp`, tried in order when the ones before fail. The
+    list replaces the stored one; an entry without `password` keeps the stored password of
+    the entry at its position."""
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list) or len(raw) > MAX_FALLBACKS:
+        raise invalid("fallbacks", f"must be an array of at most {MAX_FALLBACKS} SMTP relays")
+    stored = current_secrets.get(FALLBACK_SECRET, {})
+    settings: list[dict[str, Any]] = []
+    passwords: dict[str, str] = {}
+    for i, entry in enumerate(raw):
+        name = f"fallbacks[{i}]"
+        parsed, secret = _parse_smtp(entry, None, name)
+        settings.append(parsed)
+        if isinstance(entry, dict) and "password" in entry:
+            if "password" in secret:
+                passwords[str(i)] = secret["password"]
+        elif str(i) in stored and i < len(current):
+            passwords[str(i)] = stored[str(i)]
+    return settings, passwords
+
+
+def _parse_breaker(raw: object) -> dict[str, Any]:
+    """When to stop trying a relay for a while: `failures` transient failures in a row open
+    its breaker for `cool_down` seconds."""
+    if raw is None:
+        return {}
+    body = require_object(raw, "breaker")
+    reject_unknown(body, {"failures", "cool_down"}, "breaker.")
+    return {
+        "failures": get_int(body, "failures", prefix="breaker.", default=3, minimum=1, maximum=100),
+        "cool_down": get_number(
+            body, "cool_down", prefix="breaker.", default=30.0, minimum=0.1, maximum=3600
+        ),
+    }
 
 
 def _parse_bounce_domain(value: object) -> str | None:

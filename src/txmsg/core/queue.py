@@ -151,3 +151,6 @@ class Outcome:
     # The provider's acceptance is the delivery (an SMTP 250): counted `delivered` with the
     # send. SMS is delivered when Twilio's receipt says so.
     delivered: bool = False
+    # Which of the configuration's providers sent it (an SMTP relay's host:port), when the
+    # configuration has fallbacks to choose from.
+    provider: str | None = None

@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from txmsg.channels.dkim import DkimSigner, SigningSender
 from txmsg.channels.smtp import SMTPPool
 from txmsg.channels.twilio import TwilioSender
+from txmsg.core.delivery import EmailProvider
 from txmsg.core.email_config import EmailSettings
 from txmsg.core.mime import Sender
 from txmsg.core.twilio_config import SmsSettings
+from txmsg.engine.failover import FailoverSender, Relay
 
 # Sends already under way on a superseded pool get this long to finish before it is closed.
 RETIRE_GRACE_SECONDS = 120.0
-
-
-class EmailProvider(Protocol):
-    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> str: ...
-
-    async def close(self) -> None: ...
 
 
 class SmsProvider(Protocol):
@@ -35,18 +32,26 @@ class Providers:
     """
 
     def __init__(self) -> None:
-        self._email: dict[str, tuple[int, EmailProvider, Sender]] = {}
+        self._email: dict[str, tuple[int, FailoverSender, Sender]] = {}
         self._sms: dict[str, tuple[int, SmsProvider]] = {}
         self._retired: dict[EmailProvider | SmsProvider, asyncio.Task[None]] = {}
 
     def email(
         self, config: str, revision: int, settings: EmailSettings
-    ) -> tuple[EmailProvider, Sender]:
-        """The SMTP pool of the channel configuration `config` and its sender headers."""
+    ) -> tuple[FailoverSender, Sender]:
+        """The SMTP relays (pools) of the channel configuration `config`, its primary then
+        its fallbacks, and its sender headers."""
         current = self._email.get(config)
         if current is not None and current[0] == revision:
             return current[1], current[2]
-        provider = SMTPPool(settings.smtp)
+        signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
+        relays = []
+        for smtp in (settings.smtp, *settings.fallbacks):
+            pool: EmailProvider = SMTPPool(smtp)
+            if signer is not None:  # proofs and live sends alike are signed
+                pool = SigningSender(pool, signer)
+            relays.append(Relay(f"{smtp.host}:{smtp.port}", pool))
+        provider = FailoverSender(relays, settings.breaker)
         sender = Sender.build(settings.from_email, settings.from_name, settings.reply_to)
         if current is not None:
             self._retire(current[1])

@@ -191,6 +191,8 @@ events = sa.Table(
     sa.Column("mobile_phone", sa.String(16), nullable=True),  # E.164, for SMS events
     # The provider's message id (Twilio SID), so delivery receipts find their event.
     sa.Column("provider_message_id", sa.String(64), nullable=True),
+    # The provider that sent the message, when its channel configuration has fallbacks.
+    sa.Column("provider", sa.String(262), nullable=True),
     # The profile a profile-based event was reconciled with (set when it is dispatched).
     sa.Column("profile_id", sa.String(128), nullable=True),
     sa.Index("ix_events_pkey", "pkey", unique=True),
@@ -345,6 +347,8 @@ denylist = sa.Table(
     sa.Column("address", sa.String(320), primary_key=True),
     sa.Column("reason", sa.String(500), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # admin | import | spam (a complaint): what the suppression list reports as the reason
+    sa.Column("source", sa.String(16), nullable=False, server_default="admin"),
 )
 
 # Bounce state per address; quarantined (never sent to, by any message) once quarantined_at is set.

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from txmsg.core.bounces import Bounce
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.errors import not_found
+from txmsg.core.suppression import SOURCE_ADMIN, SOURCE_SPAM
 from txmsg.core.timeutil import utcnow
 from txmsg.store.delivery_log import append_in
 from txmsg.store.tables import denylist, quarantine
@@ -56,7 +57,11 @@ def deny(conn: Connection, channel: str, address: str, reason: str | None) -> An
     conn.execute(
         _insert(conn, denylist)
         .values(channel=channel, address=address, reason=reason, created_at=utcnow())
-        .on_conflict_do_update(index_elements=["channel", "address"], set_={"reason": reason})
+        .on_conflict_do_update(
+            # an admin's entry now, even where a complaint or an import put the address
+            index_elements=["channel", "address"],
+            set_={"reason": reason, "source": SOURCE_ADMIN},
+        )
     )
     return conn.execute(
         sa.select(denylist).where(denylist.c.channel == channel, denylist.c.address == address)
@@ -71,7 +76,13 @@ def deny_if_absent(conn: Connection, entries: list[tuple[str, str, str]]) -> Non
         conn.execute(
             _insert(conn, denylist).on_conflict_do_nothing(index_elements=["channel", "address"]),
             [
-                {"channel": c, "address": a, "reason": r[:500], "created_at": now}
+                {
+                    "channel": c,
+                    "address": a,
+                    "reason": r[:500],
+                    "created_at": now,
+                    "source": SOURCE_SPAM,
+                }
                 for (c, a), r in {(c, a): r for c, a, r in entries}.items()
             ],
         )

@@ -93,7 +93,7 @@ class EmailLeg:
         )
         envelope_from = self._envelope_from(event, settings, sender)
         try:
-            await provider.send(envelope_from, [address], data)
+            relay, _ = await provider.send_via(envelope_from, [address], data)
         except TransientSendError as exc:
             return replace(
                 self._context.retry(event, exc.reason, at_least=exc.retry_after),
@@ -118,6 +118,7 @@ class EmailLeg:
             sent_at=sent_at,
             export=_export(event, route, target, settings, rendered, sent_at),
             delivered=True,
+            provider=relay if settings.fallbacks else None,
         )
 
     def _envelope_from(self, event: ClaimedEvent, settings: EmailSettings, sender: Sender) -> str:

@@ -57,6 +57,7 @@ def _apply(row: bulk.Source) -> sa.Update:
             message_version=row["b_version"],
             sent_at=row["b_sent_at"],
             provider_message_id=row["b_provider_id"],
+            provider=row["b_provider"],
             profile_id=row["b_profile_id"],
             lease_until=sa.null(),
             lease_token=sa.null(),
@@ -79,6 +80,7 @@ _APPLY = bulk.UpdateRows(
         sa.column("b_version", events.c.message_version.type),
         sa.column("b_sent_at", events.c.sent_at.type),
         sa.column("b_provider_id", events.c.provider_message_id.type),
+        sa.column("b_provider", events.c.provider.type),
         sa.column("b_profile_id", events.c.profile_id.type),
     ),
     _apply,
@@ -125,5 +127,6 @@ def _values(o: Outcome) -> tuple[Any, ...]:
         o.message_version,
         o.sent_at,
         o.provider_message_id,
+        o.provider,
         o.profile_id,
     )

@@ -1,0 +1,133 @@
+"""The suppression list read as one table: denylist, held quarantine and opted-out profiles.
+
+One UNION ALL names each entry's reason; listing pages through it by (channel, address,
+reason), the "why" answer of one address reads the same union for that address.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from txmsg.core.kinds import Channel
+from txmsg.core.suppression import (
+    SOURCE_IMPORT,
+    SOURCE_SPAM,
+    Filters,
+    ImportRow,
+    Reason,
+    Suppression,
+)
+from txmsg.core.timeutil import utcnow
+from txmsg.store.tables import denylist, profiles, quarantine
+from txmsg.store.typology import SOFT_BOUNCE_LIMIT
+
+_TEXT = sa.String(500)
+
+
+def _union() -> Any:
+    d, q, p = denylist.c, quarantine.c, profiles.c
+    parts = [
+        sa.select(
+            d.channel.label("channel"),
+            d.address.label("address"),
+            sa.case(
+                (d.source == SOURCE_SPAM, Reason.SPAM_COMPLAINT.value),
+                else_=Reason.DENYLIST.value,
+            ).label("reason"),
+            sa.cast(d.reason, _TEXT).label("detail"),
+            d.created_at.label("since"),
+        ),
+        sa.select(
+            q.channel,
+            q.address,
+            sa.case(
+                (q.soft_bounces >= SOFT_BOUNCE_LIMIT, Reason.SOFT_BOUNCES.value),
+                else_=Reason.HARD_BOUNCE.value,
+            ),
+            sa.cast(q.reason, _TEXT),
+            q.quarantined_at,
+        ).where(q.quarantined_at.is_not(None)),
+    ]
+    for channel, column, opt_out in (
+        (Channel.EMAIL, p.email, p.email_opt_out),
+        (Channel.SMS, p.mobile_phone, p.sms_opt_out),
+    ):
+        parts.append(
+            sa.select(
+                sa.literal(channel.value, sa.String(8)),
+                column,
+                sa.literal(Reason.UNSUBSCRIBE.value, sa.String(16)),
+                sa.cast(sa.literal("profile ", _TEXT) + p.profile_id, _TEXT),
+                p.updated_at,
+            ).where(opt_out.is_(True), column.is_not(None))
+        )
+    return sa.union_all(*parts).subquery("suppressions")
+
+
+def _entry(row: Any) -> Suppression:
+    return Suppression(row.channel, row.address, Reason(row.reason), row.detail, row.since)
+
+
+def _filtered(filters: Filters) -> tuple[Any, Any]:
+    s = _union()
+    query = sa.select(s).order_by(s.c.channel, s.c.address, s.c.reason)
+    if filters.channel is not None:
+        query = query.where(s.c.channel == filters.channel)
+    if filters.reason is not None:
+        query = query.where(s.c.reason == filters.reason.value)
+    if filters.since is not None:
+        query = query.where(s.c.since >= filters.since)
+    return s, query
+
+
+def page(
+    conn: Connection, filters: Filters, after: tuple[str, str, str] | None, limit: int
+) -> list[Suppression]:
+    """Up to `limit` entries after the key `after` (channel, address, reason)."""
+    s, query = _filtered(filters)
+    if after is not None:
+        query = query.where(sa.tuple_(s.c.channel, s.c.address, s.c.reason) > sa.tuple_(*after))
+    return [_entry(r) for r in conn.execute(query.limit(limit))]
+
+
+def export(conn: Connection, filters: Filters, limit: int) -> list[Suppression]:
+    """Every matching entry, at most `limit`."""
+    _, query = _filtered(filters)
+    return [_entry(r) for r in conn.execute(query.limit(limit))]
+
+
+def why(conn: Connection, channel: str, address: str) -> list[Suppression]:
+    """Every reason `address` is suppressed on `channel` (none: it is not)."""
+    s = _union()
+    query = sa.select(s).where(s.c.channel == channel, s.c.address == address)
+    return [_entry(r) for r in conn.execute(query.order_by(s.c.since, s.c.reason))]
+
+
+def import_denylist(conn: Connection, rows: list[ImportRow]) -> int:
+    """Add the rows to the denylist (source `import`); an address already there keeps its
+    entry. Returns how many were added."""
+    if not rows:
+        return 0
+    insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(denylist)
+    now = utcnow()
+    unique = {(r.channel, r.address): r for r in rows}
+    result = conn.execute(
+        insert.on_conflict_do_nothing(index_elements=["channel", "address"]).returning(
+            denylist.c.address
+        ),
+        [
+            {
+                "channel": r.channel,
+                "address": r.address,
+                "reason": r.detail,
+                "created_at": now,
+                "source": SOURCE_IMPORT,
+            }
+            for r in unique.values()
+        ],
+    )
+    return len(result.all())

@@ -1,0 +1,105 @@
+"""SMTP relay failover over HTTP: two fake SMTP servers, the primary down, stalled or
+answering 421, then back; nothing lost, nothing sent twice, the answers name the relay."""
+
+from __future__ import annotations
+
+import asyncio
+
+from helpers import (
+    SilentSMTPServer,
+    create_channel,
+    create_event,
+    delivery_log_answer,
+    forbid_server_errors,
+    free_port,
+    publish_message,
+    set_smtp,
+    trigger,
+    wait_status,
+)
+from txmsg.testing import FakeSMTPServer
+
+BREAKER = {"failures": 2, "cool_down": 1.0}
+
+
+async def _event(admin, primary: tuple[str, int], fallback: FakeSMTPServer) -> str:
+    relay = {"host": fallback.host, "port": fallback.port, "tls": "none", "timeout": 5}
+    await create_channel(admin, fallback, fallbacks=[relay], breaker=BREAKER)
+    await set_smtp(admin, primary[0], primary[1], timeout=1)
+    created = await create_event(admin)
+    event_id = created["eventId"]
+    assert (await admin.post(f"/api/v1/event-configs/{event_id}/publish")).status_code == 200
+    await publish_message(admin, event_id)
+    return event_id
+
+
+async def _send(admin, event_id: str, n: int, tag: str) -> list[dict]:
+    accepted = [
+        await trigger(
+            admin, event_id, {"email": f"{tag}{i}@example.org", "ctx": {"firstName": "A"}}
+        )
+        for i in range(n)
+    ]
+    return [await wait_status(admin, a["href"], "processed", timeout=15) for a in accepted]
+
+
+def _ids(*servers: FakeSMTPServer) -> list[str]:
+    return [m.message["Message-ID"] for s in servers for m in s.messages]
+
+
+async def test_down_then_back(server, smtp) -> None:
+    admin = forbid_server_errors(server.admin)
+    fallback: FakeSMTPServer = smtp
+    port = free_port()  # nothing listens there yet: the primary is down
+    event_id = await _event(admin, ("127.0.0.1", port), fallback)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    done = await _send(admin, event_id, 4, "down")
+    assert loop.time() - start < 10  # no retry back-off: straight to the fallback
+    assert {d["provider"] for d in done} == {f"{fallback.host}:{fallback.port}"}
+    assert len(fallback.messages) == 4 and len(set(_ids(fallback))) == 4
+    log = await delivery_log_answer(admin, event_id, done[0]["PKey"])
+    sent = [e for e in log["items"] if e["kind"] == "sent"]
+    assert sent[0]["detail"] == {"provider": f"{fallback.host}:{fallback.port}"}
+
+    async with FakeSMTPServer(port=port) as primary:  # back
+        await asyncio.sleep(BREAKER["cool_down"] + 0.2)
+        done = await _send(admin, event_id, 3, "back")
+        assert [d["provider"] for d in done] == [f"127.0.0.1:{port}"] * 3
+        assert len(primary.messages) == 3 and len(fallback.messages) == 4
+        assert len(set(_ids(primary, fallback))) == 7  # nothing sent twice
+
+
+async def test_421_and_stall_fail_over_but_550_does_not(server, smtp) -> None:
+    admin = forbid_server_errors(server.admin)
+    fallback: FakeSMTPServer = smtp
+    async with FakeSMTPServer() as primary:
+        event_id = await _event(admin, (primary.host, primary.port), fallback)
+        primary.fail_always(421, "4.3.2 going down", stage="MAIL")
+        done = await _send(admin, event_id, 3, "busy")
+        assert {d["provider"] for d in done} == {f"{fallback.host}:{fallback.port}"}
+        assert primary.messages == [] and len(fallback.messages) == 3
+
+        primary.reset_failures()
+        await asyncio.sleep(BREAKER["cool_down"] + 0.2)
+        done = await _send(admin, event_id, 1, "again")
+        assert done[0]["provider"] == f"{primary.host}:{primary.port}"
+
+        primary.fail_next(550, "5.1.1 no such user", stage="RCPT")
+        refused = await trigger(
+            admin, event_id, {"email": "gone@example.org", "ctx": {"firstName": "G"}}
+        )
+        final = await wait_status(admin, refused["href"], "deliveryFailed")
+        assert "550" in final["reason"]
+        assert len(fallback.messages) == 3  # a refusal of the address is not the relay's fault
+
+    async with SilentSMTPServer() as stalled:
+        r = await admin.patch(
+            "/api/v1/channel-configs/mail",
+            json={"smtp": {"host": stalled.host, "port": stalled.port, "timeout": 1}},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["fallbacks"][0]["port"] == fallback.port
+        done = await _send(admin, event_id, 3, "stall")
+        assert {d["provider"] for d in done} == {f"{fallback.host}:{fallback.port}"}
+        assert len(fallback.messages) == 6 and len(set(_ids(fallback))) == 6
