@@ -406,6 +406,14 @@ async def test_answers_match_the_spec(
 
     # service
     assert c(await anon.get("/health"), "/health", 200) == {"status": "ok"}
+    ready = c(await anon.get("/ready"), "/ready", 200)
+    assert ready == {
+        "status": "ready",
+        "checks": {"database": "ok", "schema": "ok", "dispatcher": "ok"},
+    }
+    c(await anon.get("/metrics"), "/metrics", 401)
+    metrics = c(await admin.get("/metrics"), "/metrics", 200)
+    assert 'txmsg_queue_depth{lane="transactional",status="pending"}' in metrics
     served = c(await anon.get("/openapi.yaml"), "/openapi.yaml", 200)
     assert yaml.safe_load(served) == spec
 

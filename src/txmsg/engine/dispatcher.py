@@ -27,6 +27,7 @@ from txmsg.engine.legs.sms import SmsLeg
 from txmsg.engine.providers import Providers
 from txmsg.engine.targeting import Targeting
 from txmsg.engine.tracking import Tracking
+from txmsg.metrics import Metrics
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.routing import Route, load_routes
@@ -52,8 +53,10 @@ class Dispatcher:
         writer: WriteFunnel,
         providers: Providers | None = None,
         secrets: ServerSecrets | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
+        self._metrics = metrics or Metrics()
         self._settings = settings
         self._providers = providers or Providers()
         self._book = book
@@ -86,6 +89,11 @@ class Dispatcher:
         task = asyncio.create_task(self._dispatch(events))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @property
+    def running(self) -> bool:
+        """Started and claiming (its loop has not ended)."""
+        return self._runner is not None and not self._runner.done()
 
     def start(self) -> None:
         """Take the events the book hands over (it has free slots from now on) and claim."""
@@ -175,11 +183,30 @@ class Dispatcher:
                 outcome = self._context.retry(event, f"internal error: {type(exc).__name__}")
             if outcome is not None:
                 await self._writer.record(outcome)
+                if route is not None:
+                    self._observe(event, route, outcome)
         except Exception:
             # Recording failed: the lease expires and the event is claimed again.
             log.exception("recording the outcome of event %s failed", event.pkey)
         finally:
             self._book.release([event])
+
+    def _observe(self, event: ClaimedEvent, route: Route, outcome: Outcome) -> None:
+        """Count a recorded outcome: its send, its provider error, its trigger-to-sent time."""
+        channel = route.channel.value
+        metrics = self._metrics
+        metrics.sends.labels(channel, outcome.status.value).inc()
+        if outcome.bounce is not None:
+            metrics.provider_errors.labels(channel, "bounce").inc()
+        elif outcome.status == EventStatus.PENDING:  # a retry: a transient error
+            metrics.provider_errors.labels(channel, "transient").inc()
+        elif outcome.status == EventStatus.DELIVERY_FAILED:
+            metrics.provider_errors.labels(channel, "permanent").inc()
+        elif outcome.status == EventStatus.PROCESSED:
+            start = max(event.event_date, event.scheduled_at or event.event_date)
+            sent = (outcome.sent_at or utcnow()) - start
+            lane = route.priority.value
+            metrics.trigger_to_sent.labels(channel, lane).observe(sent.total_seconds())
 
     async def _handle(
         self, event: ClaimedEvent, route: Route | None, target: Target | None

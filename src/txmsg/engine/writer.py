@@ -14,6 +14,7 @@ answers every submitter. It knows the dispatcher only through the lease book.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from txmsg.core.delivery import LogEntry
@@ -21,6 +22,7 @@ from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.feedback import Feedback, FeedbackBatch
 from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent, Outcome
 from txmsg.engine.leases import LeaseBook
+from txmsg.metrics import Metrics
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
 from txmsg.store.queue.cycle import CycleRequest, Decisions, left_queued, write_cycle
@@ -46,9 +48,10 @@ def _weight(item: WriteItem) -> int:
 class Writer:
     """The write funnel; satisfies `funnel.WriteFunnel` for the dispatcher."""
 
-    def __init__(self, db: Database, book: LeaseBook) -> None:
+    def __init__(self, db: Database, book: LeaseBook, metrics: Metrics | None = None) -> None:
         self._db = db
         self._book = book
+        self._metrics = metrics or Metrics()
         self._batcher: Batcher[WriteItem, Answer] = Batcher(
             self._cycle, max_batch=2000, weight=_weight
         )
@@ -104,6 +107,7 @@ class Writer:
         lease = book.lease
         renewals, renewed_until = book.leases_to_renew()
         wakes = book.wakes
+        started = time.perf_counter()
         try:
             results, claimed, leased, decisions = await self._db.write(
                 write_cycle,
@@ -127,6 +131,9 @@ class Writer:
             # One bad row must not fail the others: write the parts one at a time.
             log.exception("a write cycle failed; writing its parts one at a time")
             return await self._isolate(items, outcomes)
+        if items:  # not a claim or lease renewal alone
+            self._metrics.write_commit.observe(time.perf_counter() - started)
+            self._metrics.write_batch.observe(len(items))
         if renewals and renewed_until is not None:
             book.renewed(renewals, renewed_until)
         if claim_limit:

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -88,6 +89,8 @@ class FakeTwilio:
         self.requests = 0  # create calls received, failed ones included
         self.clients: set[tuple[str, int]] = set()  # client addresses: one per TCP connection
         self._failures: list[_Failure] = []
+        # Called with each accepted message (the runnable fake prints it, sends receipts).
+        self.on_message: Callable[[FakeSms], None] | None = None
         self._arrived = asyncio.Event()
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -313,6 +316,8 @@ class FakeTwilio:
         )
         self.messages.append(sms)
         self._arrived.set()
+        if self.on_message is not None:
+            self.on_message(sms)
         return JSONResponse(self._resource(sms), status_code=201)
 
     @staticmethod
