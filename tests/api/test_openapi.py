@@ -690,6 +690,8 @@ async def test_answers_match_the_spec(
     tagged = c(await marketer.get("/api/v1/reports?tag=shop"), "/api/v1/reports", 200)
     assert [e["eventId"] for e in tagged["events"]] == [eid]
     c(await marketer.get("/api/v1/reports?tag=shop&format=csv"), "/api/v1/reports", 200)
+    unknown = c(await marketer.get("/api/v1/reports?tag=shpo"), "/api/v1/reports", 404)
+    assert unknown["detail"] == "no event configuration is tagged 'shpo'"
     c(await marketer.get("/api/v1/reports"), "/api/v1/reports", 400)
     recipients = "/api/v1/reports/{eventId}/recipients"
     listed = c(await admin.get(f"/api/v1/reports/{eid}/recipients?format=json"), recipients, 200)

@@ -179,7 +179,9 @@ class Dispatcher:
                 outcome = await self._handle(event, route, target)
             except Exception as exc:
                 # A bug, not the recipient's fault: retry later rather than lose the event.
-                log.exception("processing event %s failed unexpectedly", event.pkey)
+                log.exception(
+                    "processing event %s failed unexpectedly", event.pkey, extra=_fields(event)
+                )
                 outcome = self._context.retry(event, f"internal error: {type(exc).__name__}")
             if outcome is not None:
                 await self._writer.record(outcome)
@@ -187,7 +189,9 @@ class Dispatcher:
                     self._observe(event, route, outcome)
         except Exception:
             # Recording failed: the lease expires and the event is claimed again.
-            log.exception("recording the outcome of event %s failed", event.pkey)
+            log.exception(
+                "recording the outcome of event %s failed", event.pkey, extra=_fields(event)
+            )
         finally:
             self._book.release([event])
 
@@ -235,3 +239,8 @@ class Dispatcher:
         if target.status is not None:  # no profile, a typology or a fatigue rule
             return outcome_for(event, target, target.status, target.reason)
         return await self._legs[route.channel].send(event, route, target)
+
+
+def _fields(event: ClaimedEvent) -> dict[str, str]:
+    """A log record's event fields (shown by `--log-format json`)."""
+    return {"pkey": event.pkey, "event_id": event.event_id}
