@@ -58,7 +58,9 @@ def _read(path: Path) -> str:
 
 
 def _command_lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    """The script's lines from its first section on (its header runs it, the README does not)."""
+    steps = text[text.index("\n# --- ") :]
+    return [line.strip() for line in steps.splitlines() if line.strip() and line[0] != "#"]
 
 
 def test_the_readme_mirrors_the_script() -> None:
