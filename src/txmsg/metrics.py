@@ -9,6 +9,7 @@ increment each); the queue depth is read from the database when scraped, not kep
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -26,6 +27,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[object, ...], Any] = {}
         r = self.registry
         self.queue_depth = Gauge(
             "txmsg_queue_depth",
@@ -70,6 +72,23 @@ class Metrics:
             ["flow", "status"],
             registry=r,
         )
+
+    def count_outcome(self, channel: str, outcome: str, error: str | None) -> None:
+        """A recorded send outcome, and its provider error's kind when it is one."""
+        self._child(self.sends, channel, outcome).inc()
+        if error is not None:
+            self._child(self.provider_errors, channel, error).inc()
+
+    def observe_sent(self, channel: str, priority: str, seconds: float) -> None:
+        self._child(self.trigger_to_sent, channel, priority).observe(seconds)
+
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        # `labels()` takes a lock and builds a key on each call: keep the children found.
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def set_queue_depth(self, rows: Iterable[tuple[str, str, int]]) -> None:
         """(lane, status, count) rows: the whole queue, replacing the last scrape's figures."""

@@ -198,19 +198,11 @@ class Dispatcher:
     def _observe(self, event: ClaimedEvent, route: Route, outcome: Outcome) -> None:
         """Count a recorded outcome: its send, its provider error, its trigger-to-sent time."""
         channel = route.channel.value
-        metrics = self._metrics
-        metrics.sends.labels(channel, outcome.status.value).inc()
-        if outcome.bounce is not None:
-            metrics.provider_errors.labels(channel, "bounce").inc()
-        elif outcome.status == EventStatus.PENDING:  # a retry: a transient error
-            metrics.provider_errors.labels(channel, "transient").inc()
-        elif outcome.status == EventStatus.DELIVERY_FAILED:
-            metrics.provider_errors.labels(channel, "permanent").inc()
-        elif outcome.status == EventStatus.PROCESSED:
+        self._metrics.count_outcome(channel, outcome.status.value, _error_kind(outcome))
+        if outcome.status == EventStatus.PROCESSED:
             start = max(event.event_date, event.scheduled_at or event.event_date)
             sent = (outcome.sent_at or utcnow()) - start
-            lane = route.priority.value
-            metrics.trigger_to_sent.labels(channel, lane).observe(sent.total_seconds())
+            self._metrics.observe_sent(channel, route.priority.value, sent.total_seconds())
 
     async def _handle(
         self, event: ClaimedEvent, route: Route | None, target: Target | None
@@ -244,3 +236,14 @@ class Dispatcher:
 def _fields(event: ClaimedEvent) -> dict[str, str]:
     """A log record's event fields (shown by `--log-format json`)."""
     return {"pkey": event.pkey, "event_id": event.event_id}
+
+
+def _error_kind(outcome: Outcome) -> str | None:
+    """The kind of provider error an outcome records, if any (a retry is a transient one)."""
+    if outcome.bounce is not None:
+        return "bounce"
+    if outcome.status == EventStatus.PENDING:
+        return "transient"
+    if outcome.status == EventStatus.DELIVERY_FAILED:
+        return "permanent"
+    return None
