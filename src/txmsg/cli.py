@@ -103,20 +103,18 @@ async def _export_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if row.status == "succeeded" else 1
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)  # at once, even into a pipe: a fake's output is read as it comes
+
+
 def _fake_smtp(args: argparse.Namespace, _settings: Settings) -> int:
     from txmsg.testing.runner import run_smtp
 
-    def out(line: str) -> None:
-        print(line, flush=True)
-
-    return _until_signalled(lambda stop: run_smtp(args.host, args.port, args.http_port, stop, out))
+    return _until_signalled(lambda stop: run_smtp(args.host, args.port, args.http_port, stop, _say))
 
 
 def _fake_twilio(args: argparse.Namespace, _settings: Settings) -> int:
     from txmsg.testing.runner import run_twilio
-
-    def out(line: str) -> None:
-        print(line, flush=True)
 
     return _until_signalled(
         lambda stop: run_twilio(
@@ -126,7 +124,7 @@ def _fake_twilio(args: argparse.Namespace, _settings: Settings) -> int:
             args.auth_token,
             stop,
             deliver=not args.no_receipts,
-            out=out,
+            out=_say,
         )
     )
 

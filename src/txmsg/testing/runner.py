@@ -14,12 +14,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from txmsg.testing.http import LoopServer
 from txmsg.testing.smtp import FakeSMTPServer, ReceivedMessage
 from txmsg.testing.twilio import FakeSms, FakeTwilio
 
@@ -57,19 +57,6 @@ def _print_mail(out: Print) -> Callable[[ReceivedMessage], None]:
     return show
 
 
-async def _serve_http(app: Starlette, host: str, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError(f"the mailbox could not listen on {host}:{port}")
-        await asyncio.sleep(0.01)
-    server.txmsg_task = task  # type: ignore[attr-defined]
-    return server
-
-
 async def run_smtp(
     host: str, port: int, http_port: int, stop: asyncio.Event, out: Print = print
 ) -> None:
@@ -77,13 +64,13 @@ async def run_smtp(
     fake = FakeSMTPServer(host, port)
     fake.on_message = _print_mail(out)
     async with fake:
-        mailbox = await _serve_http(mailbox_app(fake), host, http_port)
+        mailbox = LoopServer(mailbox_app(fake), host, http_port, "fake SMTP server's mailbox")
+        await mailbox.start()
         out(f"fake SMTP server on {host}:{fake.port}; mailbox: http://{host}:{http_port}/messages")
         try:
             await stop.wait()
         finally:
-            mailbox.should_exit = True
-            await mailbox.txmsg_task  # type: ignore[attr-defined]
+            await mailbox.stop()
 
 
 async def run_twilio(
