@@ -12,12 +12,10 @@ from importlib.metadata import version
 from typing import Any
 
 from txmsg.commands import logs
-from txmsg.commands.database import NoDatabase, open_existing
+from txmsg.commands.database import NoDatabase, missing_message, open_existing, sqlite_path
 from txmsg.config import Settings
 
 HELP = argparse.ArgumentDefaultsHelpFormatter
-# Commands that may create or upgrade the database; every other one needs an existing one.
-CREATES_DATABASE = ("serve", "migrate", "fake")
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -62,6 +60,11 @@ def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from txmsg.app import run_worker
 
+    # It sends what an API process accepts: from the same database, never a new empty one.
+    path = sqlite_path(settings.resolved_database_url)
+    if path is not None and not path.is_file():
+        print(f"txmsg: {missing_message(settings, path)}", file=sys.stderr)
+        return 2
     # SIGTERM and SIGINT stop it gracefully: sends under way finish, outcomes recorded.
     return _until_signalled(
         lambda stop: run_worker(settings, stop, args.health_port, args.health_host)

@@ -86,7 +86,8 @@ def test_commands_other_than_serve_and_migrate_create_no_database(
     monkeypatch.delenv("TXMSG_DATABASE_URL", raising=False)
     monkeypatch.delenv("TXMSG_DATA_DIR", raising=False)
     expected = tmp_path / "txmsg-data" / "txmsg.db"
-    for argv in (("export", "run", "lake"), ("keys", "list"), ("keys", "revoke", "x")):
+    commands = (("export", "run", "lake"), ("keys", "list"), ("keys", "revoke", "x"), ("worker",))
+    for argv in commands:
         assert main(list(argv)) == 2, argv
         err = capsys.readouterr().err
         assert f"no database at {expected}" in err and "TXMSG_DATA_DIR" in err, err
