@@ -24,6 +24,7 @@ from txmsg.api import (
     keys,
     message_export,
     messages,
+    probes,
     profiles,
     reports,
     suppressions,
@@ -40,10 +41,12 @@ from txmsg.api import (
 )
 from txmsg.api.application import App
 from txmsg.api.context import AppContext
-from txmsg.api.responses import JSONResponse, problem, problem_from
+from txmsg.api.ops_port import start_ops_port
+from txmsg.api.probes import Probe
+from txmsg.api.responses import problem, problem_from
 from txmsg.config import Settings
 from txmsg.core.errors import DomainError
-from txmsg.engine.runtime import Role, build_engine
+from txmsg.engine.runtime import Engine, Role, build_engine
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
 from txmsg.store.outage import RETRY_AFTER_SECONDS, is_unavailable
@@ -54,10 +57,6 @@ log = logging.getLogger("txmsg")
 def _openapi_path() -> Path:
     packaged = Path(__file__).parent / "openapi.yaml"
     return packaged if packaged.exists() else Path(__file__).resolve().parents[2] / "openapi.yaml"
-
-
-async def health(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
 
 
 async def openapi(_request: Request) -> Response:
@@ -91,9 +90,15 @@ async def _server_error(_request: Request, exc: Exception) -> Response:
 _TITLES = {404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}
 
 
-def create_app(settings: Settings | None = None, *, role: Role = Role.ALL) -> App:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    role: Role = Role.ALL,
+    ops_port: tuple[str, int] | None = None,
+) -> App:
     """The HTTP API on the engine: `Role.ALL` runs everything, `Role.API` only what answers
-    requests (no dispatcher, scheduler or webhook sender: a worker sends)."""
+    requests (no dispatcher, scheduler or webhook sender: a worker sends). With `ops_port`
+    (host, port), `/health`, `/ready` and `/metrics` are served there too, without a key."""
     if role is Role.WORKER:
         raise ValueError("a worker serves no API: use run_worker")
     settings = settings or Settings.from_env()
@@ -119,19 +124,25 @@ def create_app(settings: Settings | None = None, *, role: Role = Role.ALL) -> Ap
         secrets=engine.secrets,
     )
 
+    probe = _probe(engine)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: App) -> AsyncIterator[None]:
         await engine.start(role)
+        ops = await start_ops_port(probe, ops_port[1], ops_port[0]) if ops_port else None
         try:
             yield
         finally:
+            if ops is not None:
+                ops.close()
+                await ops.wait_closed()
             await engine.stop()
 
     # Starlette tries routes in order: the trigger API, the hot path, comes first.
     routes = [
         *trigger_batch.routes,
         *trigger.routes,
-        Route("/health", health, methods=["GET"]),
+        *probes.routes(probe),
         Route("/openapi.yaml", openapi, methods=["GET"]),
         *keys.routes,
         *channel_configs.routes,
@@ -170,7 +181,12 @@ def create_app(settings: Settings | None = None, *, role: Role = Role.ALL) -> Ap
     app.state.webhooks = engine.webhooks
     app.state.lifecycle = engine.lifecycle
     app.state.bounce_listener = engine.bounce_listener
+    app.state.metrics = engine.metrics
     return app
+
+
+def _probe(engine: Engine) -> Probe:
+    return Probe(engine.db, engine.metrics, lambda: engine.dispatching)
 
 
 async def run_worker(
@@ -182,43 +198,18 @@ async def run_worker(
     """A worker process (`txmsg worker`): the engine without the HTTP API, until `stop` is set.
 
     Sends under way finish and record their outcomes before it returns. With `health_port`,
-    `GET /health` answers 200 on it (for a supervisor or a load balancer's check).
+    the ops port answers `GET /health`, `/ready` and `/metrics` on it (for a supervisor, a load
+    balancer's check, Prometheus).
     """
     engine = build_engine(settings)
     await engine.start(Role.WORKER)
-    health = await start_health(health_port, health_host) if health_port is not None else None
+    ops = None
+    if health_port is not None:
+        ops = await start_ops_port(_probe(engine), health_port, health_host)
     try:
         await stop.wait()
     finally:
-        if health is not None:
-            health.close()
-            await health.wait_closed()
+        if ops is not None:
+            ops.close()
+            await ops.wait_closed()
         await engine.stop()
-
-
-async def start_health(port: int, host: str = "127.0.0.1") -> asyncio.Server:
-    """A minimal HTTP/1.1 responder: `GET /health` is 200 `{"status":"ok"}`, anything else 404."""
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request_line = await reader.readline()
-            while (await reader.readline()).strip():  # the headers: not needed
-                pass
-            parts = request_line.split()
-            ok = len(parts) >= 2 and parts[0] == b"GET" and parts[1] == b"/health"
-            body = b'{"status":"ok"}' if ok else b'{"title":"Not Found","status":404}'
-            status = b"200 OK" if ok else b"404 Not Found"
-            writer.write(
-                b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
-                b"content-length: "
-                + str(len(body)).encode()
-                + b"\r\nconnection: close\r\n\r\n"
-                + body
-            )
-            await writer.drain()
-        except ConnectionError:
-            log.debug("a health check hung up before its answer")
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(answer, host, port)

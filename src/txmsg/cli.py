@@ -1,27 +1,33 @@
-"""The `txmsg` command: serve, worker, migrate, export run."""
+"""The `txmsg` command: serve, worker, migrate, export run, keys, check, fake smtp|twilio."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from importlib.metadata import version
+from typing import Any
 
+from txmsg.commands import logs
+from txmsg.commands.database import NoDatabase, missing_message, open_existing, sqlite_path
 from txmsg.config import Settings
 
+HELP = argparse.ArgumentDefaultsHelpFormatter
 
-def _serve(args: argparse.Namespace) -> int:
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from txmsg.app import Role, create_app
 
-    settings = Settings.from_env()
     if settings.public_url is None:
         # Links in messages (unsubscribe) need an absolute URL: this server's, unless set.
         settings = replace(settings, public_url=f"http://{args.host}:{args.port}")
-    app = create_app(settings, role=Role(args.role))
+    ops = (args.metrics_host, args.metrics_port) if args.metrics_port is not None else None
+    app = create_app(settings, role=Role(args.role), ops_port=ops)
     uvicorn.run(
         app,
         host=args.host,
@@ -29,35 +35,44 @@ def _serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         log_level=args.log_level,
+        log_config=logs.uvicorn_config(args.log_format),
         access_log=args.access_log,
         timeout_graceful_shutdown=30,
     )
     return 0
 
 
-def _worker(args: argparse.Namespace) -> int:
+def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+    """Run `run(stop)` on uvloop; SIGTERM and SIGINT set `stop`."""
     import uvloop
 
-    from txmsg.app import run_worker
-
-    settings = Settings.from_env()
-
-    async def run() -> None:
-        # SIGTERM and SIGINT stop it gracefully: sends under way finish, outcomes recorded.
+    async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await run_worker(settings, stop, args.health_port, args.health_host)
+        await run(stop)
 
-    uvloop.run(run())
+    uvloop.run(main())
     return 0
 
 
-def _migrate(_args: argparse.Namespace) -> int:
-    from txmsg.engine.runtime import open_database
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from txmsg.app import run_worker
 
-    settings = Settings.from_env()
+    # It sends what an API process accepts: from the same database, never a new empty one.
+    path = sqlite_path(settings.resolved_database_url)
+    if path is not None and not path.is_file():
+        print(f"txmsg: {missing_message(settings, path)}", file=sys.stderr)
+        return 2
+    # SIGTERM and SIGINT stop it gracefully: sends under way finish, outcomes recorded.
+    return _until_signalled(
+        lambda stop: run_worker(settings, stop, args.health_port, args.health_host)
+    )
+
+
+def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    from txmsg.engine.runtime import open_database
 
     async def run() -> None:
         db = open_database(settings)
@@ -71,55 +86,90 @@ def _migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _reseal(_args: argparse.Namespace) -> int:
-    from txmsg.engine.runtime import open_database
+async def _reseal(_args: argparse.Namespace, settings: Settings) -> int:
     from txmsg.store.sealing import reseal_all
     from txmsg.store.tables import metadata
 
-    async def run() -> int:
-        db = open_database(Settings.from_env())
-        try:
-            await db.migrate()
-            return await db.write(reseal_all, metadata)
-        finally:
-            await db.dispose()
-
-    print(f"{asyncio.run(run())} stored secret(s) sealed with the first secret key")
+    db = await open_existing(settings)
+    try:
+        count = await db.write(reseal_all, metadata)
+    finally:
+        await db.dispose()
+    print(f"{count} stored secret(s) sealed with the first secret key")
     return 0
 
 
-def _export_run(args: argparse.Namespace) -> int:
+async def _export_run(args: argparse.Namespace, settings: Settings) -> int:
     from txmsg.api.export_flows import run_view
     from txmsg.api.responses import dumps
     from txmsg.core.errors import DomainError
     from txmsg.engine.exporter import Exporter
-    from txmsg.engine.runtime import open_database
 
-    settings = Settings.from_env()
-
-    async def run() -> int:
-        db = open_database(settings)
-        try:
-            await db.migrate()
-            row = await Exporter(db, settings.export_retention).run(args.name)
-        except DomainError as exc:  # unknown flow, or running elsewhere
-            print(f"txmsg: {exc.detail}", file=sys.stderr)
-            return 1
-        finally:
-            await db.dispose()
-        print(dumps(run_view(row)).decode())
-        return 0 if row.status == "succeeded" else 1
-
-    return asyncio.run(run())
+    db = await open_existing(settings)
+    try:
+        row = await Exporter(db, settings.export_retention).run(args.name)
+    except DomainError as exc:  # unknown flow, or running elsewhere
+        print(f"txmsg: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
+    print(dumps(run_view(row)).decode())
+    return 0 if row.status == "succeeded" else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="txmsg", description="Transactional messaging engine")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTP API (and, by default, the worker too)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8025)
-    serve.add_argument("--log-level", default="info")
+def _say(line: str) -> None:
+    print(line, flush=True)  # at once, even into a pipe: a fake's output is read as it comes
+
+
+def _fake_smtp(args: argparse.Namespace, _settings: Settings) -> int:
+    from txmsg.testing.runner import run_smtp
+
+    return _until_signalled(lambda stop: run_smtp(args.host, args.port, args.http_port, stop, _say))
+
+
+def _fake_twilio(args: argparse.Namespace, _settings: Settings) -> int:
+    from txmsg.testing.runner import run_twilio
+
+    return _until_signalled(
+        lambda stop: run_twilio(
+            args.host,
+            args.port,
+            args.account_sid,
+            args.auth_token,
+            stop,
+            deliver=not args.no_receipts,
+            out=_say,
+        )
+    )
+
+
+def _common() -> argparse.ArgumentParser:
+    """The options of every command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level",
+        default="info",
+        choices=logs.LEVELS,
+        help="log level (debug also shows Alembic's migration steps)",
+    )
+    common.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="json: one object a line (time, level, logger, message, PKey, eventId, status)",
+    )
+    return common
+
+
+def _add_serving(sub: Any, common: list[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP API (and, by default, the worker too)",
+        parents=common,
+        formatter_class=HELP,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address the HTTP API listens on")
+    serve.add_argument("--port", type=int, default=8025, help="port of the HTTP API")
     serve.add_argument("--access-log", action="store_true", help="log every request line")
     serve.add_argument(
         "--role",
@@ -127,32 +177,123 @@ def main(argv: list[str] | None = None) -> int:
         default="all",
         help="all: API and worker in one process; api: the API only (a `txmsg worker` sends)",
     )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="also serve /health, /ready and /metrics on this port, without a key",
+    )
+    serve.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
     serve.set_defaults(func=_serve)
-    worker = sub.add_parser("worker", help="send queued events: no HTTP API")
+    worker = sub.add_parser(
+        "worker", help="send queued events: no HTTP API", parents=common, formatter_class=HELP
+    )
     worker.add_argument(
-        "--health-port", type=int, default=None, help="answer GET /health on this port"
+        "--health-port",
+        type=int,
+        default=None,
+        help="answer GET /health, /ready and /metrics on this port",
     )
     worker.add_argument("--health-host", default="127.0.0.1", help="address of the health port")
     worker.set_defaults(func=_worker)
-    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
-    migrate.set_defaults(func=_migrate)
-    reseal = sub.add_parser(
-        "reseal", help="seal every stored secret again with the first secret key (key rotation)"
+    migrate = sub.add_parser(
+        "migrate",
+        help="create or upgrade the database schema",
+        parents=common,
+        formatter_class=HELP,
     )
-    reseal.set_defaults(func=_reseal)
-    export = sub.add_parser("export", help="message export flows")
+    migrate.set_defaults(func=_migrate)
+
+
+def _add_admin(sub: Any, common: list[argparse.ArgumentParser]) -> None:
+    from txmsg.commands import check, keys
+
+    export = sub.add_parser("export", help="message export flows", formatter_class=HELP)
     export_sub = export.add_subparsers(dest="export_command", required=True)
-    export_run = export_sub.add_parser("run", help="run an export flow now; prints the run")
+    export_run = export_sub.add_parser(
+        "run", help="run an export flow now; prints the run", parents=common, formatter_class=HELP
+    )
     export_run.add_argument("name", help="the export flow's name")
     export_run.set_defaults(func=_export_run)
-    args = parser.parse_args(argv)
+    keys.add_parser(sub, common, HELP)
+    reseal = sub.add_parser(
+        "reseal",
+        help="seal every stored secret again with the first secret key (key rotation)",
+        parents=common,
+        formatter_class=HELP,
+    )
+    reseal.set_defaults(func=_reseal)
+    checking = sub.add_parser(
+        "check",
+        help="check the settings, the database and each channel's provider; exit 1 on a failure",
+        parents=common,
+        formatter_class=HELP,
+    )
+    checking.set_defaults(func=check.run_check)
+
+
+def _add_fakes(sub: Any, common: list[argparse.ArgumentParser]) -> None:
+    fake = sub.add_parser("fake", help="fake SMTP or Twilio servers for try-outs and tests")
+    fake_sub = fake.add_subparsers(dest="fake_command", required=True)
+    smtp = fake_sub.add_parser(
+        "smtp",
+        help="an SMTP server that prints each message and keeps it at GET /messages",
+        parents=common,
+        formatter_class=HELP,
+    )
+    smtp.add_argument("--host", default="127.0.0.1", help="address both servers listen on")
+    smtp.add_argument("--port", type=int, default=2525, help="SMTP port")
+    smtp.add_argument("--http-port", type=int, default=2580, help="port of the HTTP mailbox")
+    smtp.set_defaults(func=_fake_smtp)
+    twilio = fake_sub.add_parser(
+        "twilio",
+        help="Twilio's Messages API for one account; prints each SMS, sends its receipts",
+        parents=common,
+        formatter_class=HELP,
+    )
+    twilio.add_argument("--host", default="127.0.0.1", help="address it listens on")
+    twilio.add_argument("--port", type=int, default=8026, help="its port")
+    twilio.add_argument("--account-sid", default="AC" + "0" * 32, help="the account's SID")
+    twilio.add_argument("--auth-token", default="fake-auth-token", help="the account's token")
+    twilio.add_argument(
+        "--no-receipts", action="store_true", help="do not send the status callbacks"
+    )
+    twilio.set_defaults(func=_fake_twilio)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="txmsg", description="Transactional messaging engine", formatter_class=HELP
+    )
+    top.add_argument("--version", action="version", version=f"txmsg {version('txmsg')}")
+    sub = top.add_subparsers(dest="command", required=True)
+    common = [_common()]
+    _add_serving(sub, common)
+    _add_admin(sub, common)
+    _add_fakes(sub, common)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    top = parser()
+    args = top.parse_args(argv)
     try:
-        Settings.from_env()
+        settings = Settings.from_env()
     except ValueError as exc:  # a clear line, not a traceback
-        parser.exit(2, f"txmsg: bad configuration: {exc}\n")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    result: int = args.func(args)
-    return result
+        if args.command == "check":
+            print(f"FAIL  settings: {exc}")
+            return 1
+        top.exit(2, f"txmsg: bad configuration: {exc}\n")
+    logs.configure(args.log_level, args.log_format)
+    result = args.func(args, settings)
+    if asyncio.iscoroutine(result):
+        try:
+            result = asyncio.run(result)
+        except NoDatabase as exc:
+            print(f"txmsg: {exc}", file=sys.stderr)
+            return 2
+    code: int = result
+    return code
 
 
 if __name__ == "__main__":

@@ -248,6 +248,7 @@ async def test_the_batch_answers_as_the_single_trigger_to_callers_and_events(
     assert r.status_code == 201, r.text
     [held] = r.json()["items"]
     assert held["status"] == "paused"
+    assert held["reason"].startswith("the event configuration is paused")
     r = await admin.post(f"/api/v1/event-configs/{event_id}/resume")
     assert r.status_code == 200, r.text
     await wait_status(admin, held["href"], "processed")

@@ -407,6 +407,14 @@ async def test_answers_match_the_spec(
 
     # service
     assert c(await anon.get("/health"), "/health", 200) == {"status": "ok"}
+    ready = c(await anon.get("/ready"), "/ready", 200)
+    assert ready == {
+        "status": "ready",
+        "checks": {"database": "ok", "schema": "ok", "dispatcher": "ok"},
+    }
+    c(await anon.get("/metrics"), "/metrics", 401)
+    metrics = c(await admin.get("/metrics"), "/metrics", 200)
+    assert 'txmsg_queue_depth{lane="transactional",status="pending"}' in metrics
     served = c(await anon.get("/openapi.yaml"), "/openapi.yaml", 200)
     assert yaml.safe_load(served) == spec
 
@@ -708,6 +716,8 @@ async def test_answers_match_the_spec(
     tagged = c(await marketer.get("/api/v1/reports?tag=shop"), "/api/v1/reports", 200)
     assert [e["eventId"] for e in tagged["events"]] == [eid]
     c(await marketer.get("/api/v1/reports?tag=shop&format=csv"), "/api/v1/reports", 200)
+    unknown = c(await marketer.get("/api/v1/reports?tag=shpo"), "/api/v1/reports", 404)
+    assert unknown["detail"] == "no event configuration is tagged 'shpo'"
     c(await marketer.get("/api/v1/reports"), "/api/v1/reports", 400)
     recipients = "/api/v1/reports/{eventId}/recipients"
     listed = c(await admin.get(f"/api/v1/reports/{eid}/recipients?format=json"), recipients, 200)

@@ -275,8 +275,10 @@ async def test_tags_validated_stored_and_reported(
             },
         },
     ]
-    empty = (await admin.get("/api/v1/reports", params={"tag": "nothing"})).json()
-    assert empty["events"] == [] and empty["total"] == counts()
+    # A tag no event carries (a typo) is said so, not answered with a month of zeros.
+    unknown = await admin.get("/api/v1/reports", params={"tag": "nothing"})
+    assert_problem(unknown, 404)
+    assert unknown.json()["detail"] == "no event configuration is tagged 'nothing'"
 
     marketer = server.client(await create_key(admin, "marketer"))
     assert (await marketer.get("/api/v1/reports", params={"tag": "shop"})).status_code == 200

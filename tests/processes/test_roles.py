@@ -40,6 +40,8 @@ async def test_the_worker_sends_what_the_api_accepts_once_and_at_once(
         worker(database_url, data_dir, tmp_path, **slow).running() as health,
     ):
         assert (await health.get("/health")).json() == {"status": "ok"}
+        ready = (await health.get("/ready")).json()  # the worker's ops port: no key needed
+        assert ready["checks"] == {"database": "ok", "schema": "ok", "dispatcher": "ok"}
         assert (await health.get("/rest/mc/x")).status_code == 404  # no API on a worker
         event_id = await live_event(admin, smtp)
         await asyncio.sleep(0.3)  # the worker idle, in its (5 s) wait
@@ -62,6 +64,10 @@ async def test_the_worker_sends_what_the_api_accepts_once_and_at_once(
         for a in accepted:
             await wait_status(admin, a["href"], "processed")
         await asyncio.sleep(0.3)  # a duplicate would arrive now
+        # Each process counts what it does: the worker sent all 45, the API process none.
+        sent = 'txmsg_sends_total{channel="email",outcome="processed"} 45.0'
+        assert sent in (await health.get("/metrics")).text
+        assert "txmsg_sends_total{" not in (await admin.get("/metrics")).text
     pkeys = pkeys_of(smtp.messages)
     assert len(pkeys) == 45 == len(set(pkeys)), "an event sent twice"
     assert {a["PKey"] for a in accepted} <= set(pkeys_of(mails))

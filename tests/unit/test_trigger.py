@@ -76,3 +76,16 @@ def test_schedule_and_expiration() -> None:
     assert got.expiration == datetime(2026, 3, 6, tzinfo=UTC)  # counted from the schedule
     early = {**body, "expiration": "2026-03-04T00:00:00Z"}
     assert _errors(early) == [("expiration", "must be later than scheduled")]
+
+
+def test_phone_errors_are_in_our_words() -> None:
+    cases = {
+        "4155552671": "must be a phone number in international format: + and the country code, "
+        "e.g. +14155552671",
+        "+1 call me": "is not a phone number, e.g. +14155552671",
+        "+1234567890123456789": "is too long for a phone number",
+        "+1 415 555": "is not a valid phone number (unknown range for its country)",
+    }
+    for number, detail in cases.items():
+        body = {"mobilePhone": number, "ctx": {"name": "x"}}
+        assert _errors(body, email=False)[0] == ("mobilePhone", detail), number

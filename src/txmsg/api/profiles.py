@@ -12,7 +12,7 @@ from txmsg.api.bodies import read_json
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
-from txmsg.core.errors import DomainError
+from txmsg.core.errors import DomainError, invalid
 from txmsg.core.profile_import import CSVRows, NDJSONRows, Rejection, RowParser
 from txmsg.core.profiles import Profile, parse_profile, parse_profile_id, public_view
 from txmsg.store import profiles as store
@@ -82,11 +82,15 @@ async def import_profiles(request: Request) -> Response:
         else:
             batch.append(row)
 
+    received = 0
     async for chunk in request.stream():
+        received += len(chunk)
         for row in parser.feed(chunk):
             take(row)
         if len(batch) >= IMPORT_BATCH:
             await flush()
+    if received == 0:  # e.g. curl's `--data-binary @file` with the file missing
+        raise invalid("body", "is empty: send one profile per line (NDJSON), or CSV with a header")
     for row in parser.finish():
         take(row)
     await flush()

@@ -15,7 +15,7 @@ from txmsg.api.auth import authorize
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse, dumps
 from txmsg.api.routing import resource
-from txmsg.core.errors import invalid
+from txmsg.core.errors import invalid, not_found
 from txmsg.core.event_options import parse_tag
 from txmsg.core.reports import day_range, event_report, report_csv_rows, tag_report
 from txmsg.core.timeutil import isoformat, utcnow
@@ -74,6 +74,8 @@ async def tag_day_report(request: Request) -> Response:
     rng = day_range(params.get("from"), params.get("to"), utcnow().date())
     db = context(request).db
     event_ids = await db.read(store.events_tagged, tag)
+    if not event_ids:  # a typo would otherwise read as a month of zeros
+        raise not_found(f"no event configuration is tagged '{tag}'")
     rows = await db.read(store.day_counts, event_ids, rng.first, rng.last)
     report = tag_report(tag, event_ids, rows, rng)
     if fmt == "csv":

@@ -35,7 +35,11 @@ MAX_IDEMPOTENCY_KEY = 255
 
 
 def _unknown_event(event_id: str) -> Exception:
-    return not_found(f"no published event '{event_id}' (unknown, draft or unpublished)")
+    detail = f"no published event '{event_id}' (unknown, draft or unpublished)"
+    if not event_id.startswith("EVT"):
+        # The commonest slip: the eventId given at creation, without the prefix publish adds.
+        detail += f"; published eventIds start with EVT: did you mean 'EVT{event_id}'?"
+    return not_found(detail[:400])
 
 
 def answer(
@@ -174,6 +178,15 @@ def status_of(target: TriggerTarget) -> EventStatus:
     return EventStatus.PENDING if live else EventStatus.PAUSED
 
 
+def paused_reason(target: TriggerTarget) -> str | None:
+    """Why a new event waits `paused` (told in the trigger's answer), None when it does not."""
+    if target.state != ConfigState.PUBLISHED:
+        return "the event configuration is paused: the event is sent when it is resumed"
+    if not target.message_published:
+        return "the event's message has no published version yet: it is sent once published"
+    return None
+
+
 def new_event(
     target: TriggerTarget,
     parsed: TriggerRequest,
@@ -241,6 +254,7 @@ async def accept(scope: Scope, receive: Receive) -> tuple[bytes, bool]:
         parsed.expiration,
         now,
         status.value,
+        paused_reason(target),
         mobile_phone=parsed.mobile_phone,
         priority=target.priority,
     )

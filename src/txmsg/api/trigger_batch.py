@@ -28,6 +28,7 @@ from txmsg.api.trigger import (
     mismatch,
     new_event,
     parse_body,
+    paused_reason,
     status_of,
 )
 from txmsg.core.batch import parse_batch
@@ -69,6 +70,7 @@ def _items(
 ) -> tuple[list[dict[str, Any]], list[NewEvent]]:
     """The answer's items, one per input in order, and the events of the accepted ones."""
     status = status_of(target)
+    reason = paused_reason(target)
     items: list[dict[str, Any]] = []
     events: list[NewEvent] = []
     for index, item in enumerate(parsed):
@@ -82,6 +84,8 @@ def _items(
             "status": status.value,
             "href": f"/rest/mc/{target.event_id}/{pkey}",
         }
+        if reason is not None:
+            accepted["reason"] = reason
         items.append(accepted)
         events.append(new_event(target, item, pkey=pkey, now=now, status=status, response=accepted))
     return items, events

@@ -11,6 +11,16 @@ import phonenumbers
 from txmsg.core.errors import invalid
 
 MAX_INPUT = 64  # formatted numbers with spaces and dashes; anything longer is not a number
+_INTERNATIONAL = (
+    "must be a phone number in international format: + and the country code, e.g. +14155552671"
+)
+# Our words for libphonenumber's parse errors (its own text names its internals).
+_PARSE_ERRORS = {
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "is not a phone number, e.g. +14155552671",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "is too short for a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "is too short for a phone number",
+    phonenumbers.NumberParseException.TOO_LONG: "is too long for a phone number",
+}
 
 
 def normalize_phone(value: object, field_name: str) -> str:
@@ -24,9 +34,7 @@ def normalize_phone(value: object, field_name: str) -> str:
         # a trigger does not say which country a national number belongs to.
         parsed = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as exc:
-        raise invalid(
-            field_name, f"is not a phone number in international format (+country code): {exc}"
-        ) from None
+        raise invalid(field_name, _PARSE_ERRORS.get(exc.error_type, _INTERNATIONAL)) from None
     if not phonenumbers.is_valid_number(parsed):
         raise invalid(field_name, "is not a valid phone number (unknown range for its country)")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

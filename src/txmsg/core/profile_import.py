@@ -45,6 +45,10 @@ def parse_row(line: int, record: Any) -> Profile | Rejection:
     try:
         if not isinstance(record, dict):
             return Rejection(line, "body", "must be a JSON object")
+        if "profile_id" not in record and "id" in record:
+            return Rejection(
+                line, "profile_id", 'is required: name the field "profile_id", not "id"'
+            )
         profile_id = parse_profile_id(record.get("profile_id"))
         return parse_profile(profile_id, record)
     except DomainError as exc:

@@ -27,6 +27,7 @@ from txmsg.engine.legs.sms import SmsLeg
 from txmsg.engine.providers import Providers
 from txmsg.engine.targeting import Targeting
 from txmsg.engine.tracking import Tracking
+from txmsg.metrics import Metrics
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.routing import Route, load_routes
@@ -52,8 +53,10 @@ class Dispatcher:
         writer: WriteFunnel,
         providers: Providers | None = None,
         secrets: ServerSecrets | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
+        self._metrics = metrics or Metrics()
         self._settings = settings
         self._providers = providers or Providers()
         self._book = book
@@ -86,6 +89,11 @@ class Dispatcher:
         task = asyncio.create_task(self._dispatch(events))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @property
+    def running(self) -> bool:
+        """Started and claiming (its loop has not ended)."""
+        return self._runner is not None and not self._runner.done()
 
     def start(self) -> None:
         """Take the events the book hands over (it has free slots from now on) and claim."""
@@ -171,15 +179,30 @@ class Dispatcher:
                 outcome = await self._handle(event, route, target)
             except Exception as exc:
                 # A bug, not the recipient's fault: retry later rather than lose the event.
-                log.exception("processing event %s failed unexpectedly", event.pkey)
+                log.exception(
+                    "processing event %s failed unexpectedly", event.pkey, extra=_fields(event)
+                )
                 outcome = self._context.retry(event, f"internal error: {type(exc).__name__}")
             if outcome is not None:
                 await self._writer.record(outcome)
+                if route is not None:
+                    self._observe(event, route, outcome)
         except Exception:
             # Recording failed: the lease expires and the event is claimed again.
-            log.exception("recording the outcome of event %s failed", event.pkey)
+            log.exception(
+                "recording the outcome of event %s failed", event.pkey, extra=_fields(event)
+            )
         finally:
             self._book.release([event])
+
+    def _observe(self, event: ClaimedEvent, route: Route, outcome: Outcome) -> None:
+        """Count a recorded outcome: its send, its provider error, its trigger-to-sent time."""
+        channel = route.channel.value
+        self._metrics.count_outcome(channel, outcome.status.value, _error_kind(outcome))
+        if outcome.status == EventStatus.PROCESSED:
+            start = max(event.event_date, event.scheduled_at or event.event_date)
+            sent = (outcome.sent_at or utcnow()) - start
+            self._metrics.observe_sent(channel, route.priority.value, sent.total_seconds())
 
     async def _handle(
         self, event: ClaimedEvent, route: Route | None, target: Target | None
@@ -208,3 +231,19 @@ class Dispatcher:
         if target.status is not None:  # no profile, a typology or a fatigue rule
             return outcome_for(event, target, target.status, target.reason)
         return await self._legs[route.channel].send(event, route, target)
+
+
+def _fields(event: ClaimedEvent) -> dict[str, str]:
+    """A log record's event fields (shown by `--log-format json`)."""
+    return {"pkey": event.pkey, "event_id": event.event_id}
+
+
+def _error_kind(outcome: Outcome) -> str | None:
+    """The kind of provider error an outcome records, if any (a retry is a transient one)."""
+    if outcome.bounce is not None:
+        return "bounce"
+    if outcome.status == EventStatus.PENDING:
+        return "transient"
+    if outcome.status == EventStatus.DELIVERY_FAILED:
+        return "permanent"
+    return None

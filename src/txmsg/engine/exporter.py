@@ -27,6 +27,7 @@ from txmsg.core.export_record import to_micros
 from txmsg.core.timeutil import utcnow
 from txmsg.destinations.files import PartitionedWriter
 from txmsg.destinations.filesystems import open_destination
+from txmsg.metrics import Metrics
 from txmsg.store import export_flows as flow_store
 from txmsg.store import message_export
 from txmsg.store.db import Database
@@ -60,8 +61,10 @@ class Exporter:
         batch_rows: int = BATCH_ROWS,
         lock_lease: timedelta = timedelta(seconds=120),
         max_rows_per_file: int = 1_000_000,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
         self.retention = retention
         self.clock = clock  # replaceable: tests move time on
         self.batch_rows = batch_rows
@@ -106,6 +109,7 @@ class Exporter:
         run = await self.db.read(flow_store.get_run, name, plan.run)
         if run is None:
             raise not_found(f"export flow '{name}' was deleted during its run")
+        self.metrics.export_runs.labels(name, run.status).inc()
         return run
 
     async def _copy(

@@ -31,6 +31,7 @@ from txmsg.engine.proofs import ProofSender
 from txmsg.engine.scheduler import Scheduler
 from txmsg.engine.webhooks import WebhookSender
 from txmsg.engine.writer import Writer
+from txmsg.metrics import Metrics
 from txmsg.store.db import Database
 from txmsg.store.sealing import Keyring
 from txmsg.store.secrets import ServerSecrets
@@ -76,8 +77,14 @@ class Engine:
     webhooks: WebhookSender
     signers: CallbackSigners
     bounce_listener: BounceListener | None
+    metrics: Metrics
     role: Role = Role.ALL
     wakeups: Wakeups | None = None
+
+    @property
+    def dispatching(self) -> bool | None:
+        """Whether the dispatcher runs; None when this process's role has none."""
+        return self.dispatcher.running if self.role.dispatches else None
 
     def config_changed(self) -> None:
         """A configuration changed through the API: drop what this process cached of it."""
@@ -155,7 +162,8 @@ def build_engine(settings: Settings) -> Engine:
     # Shared by the writer (claims, leases) and the dispatcher (sends): neither knows the other.
     # Without a running dispatcher the book has no consumer, so the writer leases nothing.
     book = LeaseBook(max_in_flight=settings.max_in_flight, lease=settings.lease, clock=db.clock.now)
-    writer = Writer(db, book)
+    metrics = Metrics()
+    writer = Writer(db, book, metrics)
     dispatcher = Dispatcher(
         db,
         DispatcherSettings(
@@ -167,8 +175,9 @@ def build_engine(settings: Settings) -> Engine:
         book,
         writer,
         secrets=secrets,
+        metrics=metrics,
     )
-    exporter = Exporter(db, settings.export_retention)
+    exporter = Exporter(db, settings.export_retention, metrics=metrics)
     lifecycle = InteractionLifecycle(db, settings.data_dir, settings.interaction_inactivity)
     return Engine(
         settings=settings,
@@ -191,6 +200,7 @@ def build_engine(settings: Settings) -> Engine:
         ),
         signers=CallbackSigners(db, ttl=settings.config_cache_seconds),
         bounce_listener=_bounce_listener(settings, db, writer, secrets),
+        metrics=metrics,
     )
 
 

@@ -22,6 +22,7 @@ from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.feedback import Feedback, FeedbackBatch
 from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent, Outcome
 from txmsg.engine.leases import LeaseBook
+from txmsg.metrics import Metrics
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
 from txmsg.store.outage import is_unavailable
@@ -49,9 +50,16 @@ def _weight(item: WriteItem) -> int:
 class Writer:
     """The write funnel; satisfies `funnel.WriteFunnel` for the dispatcher."""
 
-    def __init__(self, db: Database, book: LeaseBook, caps_ttl: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        book: LeaseBook,
+        metrics: Metrics | None = None,
+        caps_ttl: float = 1.0,
+    ) -> None:
         self._db = db
         self._book = book
+        self._metrics = metrics or Metrics()
         # Channel send-rate caps, reloaded every `caps_ttl` seconds (a changed cap applies
         # within that time in every process).
         self._caps = NO_CAPS
@@ -113,6 +121,7 @@ class Writer:
         renewals, renewed_until = book.leases_to_renew()
         wakes = book.wakes
         caps = await self._current_caps() if claim_limit or new else self._caps
+        started = time.perf_counter()
         try:
             results, claimed, leased, decisions, held_until = await self._db.write(
                 write_cycle,
@@ -138,6 +147,9 @@ class Writer:
             # One bad row must not fail the others: write the parts one at a time.
             log.exception("a write cycle failed; writing its parts one at a time")
             return await self._isolate(items, outcomes)
+        if items:  # not a claim or lease renewal alone
+            self._metrics.write_commit.observe(time.perf_counter() - started)
+            self._metrics.write_batch.observe(len(items))
         if renewals and renewed_until is not None:
             book.renewed(renewals, renewed_until)
         if claim_limit:

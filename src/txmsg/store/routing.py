@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.channel_config import ChannelSettings, channel_settings
-from txmsg.core.kinds import Channel, TargetType
+from txmsg.core.kinds import Channel, Priority, TargetType
 from txmsg.core.statuses import ConfigState
 from txmsg.store.tables import (
     channel_configs,
@@ -39,6 +39,7 @@ class Route:
     settings_problem: str | None = None
     message_export: bool = False  # the channel configuration's, when the route was loaded
     reconciliation: dict[str, str] | None = None  # profile-based events: {"from", "to"}
+    priority: Priority = Priority.TRANSACTIONAL  # the event configuration's lane
 
 
 def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
@@ -53,6 +54,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             event_configs.c.channel,
             event_configs.c.target,
             event_configs.c.reconciliation,
+            event_configs.c.priority,
             event_configs.c.channel_config,
             messages.c.published_version,
             message_versions.c.content,
@@ -85,6 +87,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             settings_problem=problem,
             message_export=bool(r.message_export),
             reconciliation=r.reconciliation,
+            priority=Priority(r.priority),
         )
     return routes
 

@@ -15,6 +15,7 @@ import asyncio
 import email.policy
 import ssl
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -184,6 +185,8 @@ class FakeSMTPServer:
         self.rejected = 0  # transactions answered with an injected failure
         self.dropped = 0  # connections hung up mid-DATA (drop_next)
         self._drops = 0
+        # Called with each accepted message (the runnable fake prints it).
+        self.on_message: Callable[[ReceivedMessage], None] | None = None
         self._auth = auth
         self._handler = _Handler(self)
         self._failure: _Failure | None = None
@@ -322,8 +325,11 @@ class FakeSMTPServer:
         return rule.reply
 
     def _accept(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
-        self.messages.append(ReceivedMessage.parse(mail_from, rcpt_tos, data))
+        message = ReceivedMessage.parse(mail_from, rcpt_tos, data)
+        self.messages.append(message)
         self._arrived.set()
+        if self.on_message is not None:
+            self.on_message(message)
         return f"250 2.0.0 OK queued as fake-{len(self.messages)}"
 
 

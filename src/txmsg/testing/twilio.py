@@ -19,6 +19,7 @@ import asyncio
 import base64
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -27,7 +28,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import aiohttp
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,6 +35,7 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
 from txmsg.core.sms import analyse
+from txmsg.testing.http import LoopServer
 
 API_VERSION = "2010-04-01"
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -91,9 +92,10 @@ class FakeTwilio:
         self.requests = 0  # create calls received, failed ones included
         self.clients: set[tuple[str, int]] = set()  # client addresses: one per TCP connection
         self._failures: list[_Failure] = []
+        # Called with each accepted message (the runnable fake prints it, sends receipts).
+        self.on_message: Callable[[FakeSms], None] | None = None
         self._arrived = asyncio.Event()
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server: LoopServer | None = None
         self._http: aiohttp.ClientSession | None = None
         self._app = Starlette(
             routes=[
@@ -118,31 +120,17 @@ class FakeTwilio:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        config = uvicorn.Config(
-            self._app,
-            host=self.host,
-            port=self.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # raises why it could not start
-                raise RuntimeError("the fake Twilio server stopped at start-up")
-            await asyncio.sleep(0.005)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._server = LoopServer(self._app, self.host, self.port, "fake Twilio server")
+        await self._server.start()
+        self.port = self._server.port
         self._http = aiohttp.ClientSession()
 
     async def stop(self) -> None:
         if self._http is not None:
             await self._http.close()
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
-        self._server = self._task = self._http = None
+        if self._server is not None:
+            await self._server.stop()
+        self._server = self._http = None
 
     async def __aenter__(self) -> FakeTwilio:
         await self.start()
@@ -341,6 +329,8 @@ class FakeTwilio:
         )
         self.messages.append(sms)
         self._arrived.set()
+        if self.on_message is not None:
+            self.on_message(sms)
         return JSONResponse(self._resource(sms), status_code=201)
 
     @staticmethod

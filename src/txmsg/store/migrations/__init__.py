@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 HERE = Path(__file__).parent
@@ -30,3 +33,14 @@ def upgrade_to_head(connection: Connection) -> None:
         # DDL); another process waits here, then finds the schema at head.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     command.upgrade(alembic_config(connection), "head")
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The newest migration's revision id (what a current schema is at)."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The database's schema revision; None for a database never migrated."""
+    return MigrationContext.configure(connection).get_current_revision()

@@ -1,0 +1,88 @@
+"""/health, /ready and /metrics: a process's liveness, readiness and Prometheus metrics.
+
+`/health` says the process answers. `/ready` says it can do its work: the database is
+reachable, its schema is the code's, and the dispatcher runs where the process's role has
+one (503 otherwise, with the failing checks). `/metrics` (admin key) is the process's own
+figures in Prometheus's text format; the ops port (`ops_port.py`) serves the same three
+without a key, on an address of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from txmsg.api.auth import authorize
+from txmsg.api.responses import JSONResponse
+from txmsg.metrics import CONTENT_TYPE, Metrics
+from txmsg.store.db import Database
+from txmsg.store.queue.depth import queue_depth
+from txmsg.store.readiness import schema_state
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What the probes read of one process."""
+
+    db: Database
+    metrics: Metrics
+    dispatching: Callable[[], bool | None]  # None: the role has no dispatcher
+
+
+async def _database_checks(db: Database) -> dict[str, str]:
+    try:
+        state = await asyncio.wait_for(schema_state(db), READY_TIMEOUT_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - the answer says the database is not reachable
+        log.warning("readiness: the database is not reachable (%s)", type(exc).__name__)
+        return {"database": f"unreachable ({type(exc).__name__})", "schema": "unknown"}
+    if state.is_current:
+        return {"database": "ok", "schema": "ok"}
+    found = state.current or "none"
+    return {"database": "ok", "schema": f"at revision {found}, expected {state.head}"}
+
+
+async def readiness(probe: Probe) -> tuple[bool, dict[str, Any]]:
+    """Whether the process is ready, and the answer's body (each check: `ok` or why not)."""
+    checks = await _database_checks(probe.db)
+    dispatching = probe.dispatching()
+    if dispatching is not None:
+        checks["dispatcher"] = "ok" if dispatching else "not running"
+    ok = all(value == "ok" for value in checks.values())
+    return ok, {"status": "ready" if ok else "not ready", "checks": checks}
+
+
+async def metrics_text(probe: Probe) -> bytes:
+    """The Prometheus exposition, with the queue depth read now."""
+    probe.metrics.set_queue_depth(await probe.db.read(queue_depth))
+    return probe.metrics.exposition()
+
+
+async def health(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def routes(probe: Probe) -> list[Route]:
+    async def ready(_request: Request) -> Response:
+        ok, body = await readiness(probe)
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        await authorize(request)
+        return Response(await metrics_text(probe), media_type=CONTENT_TYPE)
+
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]

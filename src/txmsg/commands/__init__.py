@@ -1,0 +1,1 @@
+"""The `txmsg` command's administration subcommands (keys, check, fakes) and its logging."""

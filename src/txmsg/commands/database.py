@@ -1,0 +1,61 @@
+"""The database of a command other than `serve` and `migrate`: an existing one, never a new one.
+
+With the default SQLite location (`TXMSG_DATA_DIR`, relative to the working directory) a
+command run from another folder would otherwise create an empty database there and act on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from txmsg.config import Settings
+from txmsg.engine.runtime import open_database
+from txmsg.store.db import Database
+from txmsg.store.readiness import schema_state
+
+
+class NoDatabase(Exception):
+    """The command has no usable database; the message says where it looked and what to do."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve()
+
+
+def missing_message(settings: Settings, path: Path) -> str:
+    where = (
+        "TXMSG_DATABASE_URL"
+        if settings.database_url
+        else f"TXMSG_DATA_DIR (now {str(settings.data_dir)!r}, relative to the working directory)"
+    )
+    return (
+        f"no database at {path}: run this command where `txmsg serve` runs, or set {where} "
+        "to its location (`txmsg migrate` creates a new one)"
+    )
+
+
+async def open_existing(settings: Settings) -> Database:
+    """The settings' database, at the latest schema; NoDatabase (nothing created) otherwise."""
+    url = settings.resolved_database_url
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise NoDatabase(missing_message(settings, path))
+    db = open_database(settings)
+    try:
+        state = await schema_state(db)
+    except Exception as exc:
+        await db.dispose()
+        raise NoDatabase(f"the database cannot be read: {type(exc).__name__}: {exc}") from exc
+    if not state.is_current:
+        await db.dispose()
+        raise NoDatabase(
+            f"the database's schema is at revision {state.current or 'none'}, not the latest "
+            f"({state.head}): run `txmsg migrate` first"
+        )
+    return db

@@ -1,0 +1,100 @@
+"""The process's Prometheus metrics (prometheus-client), one registry per engine.
+
+Each process counts what it does and serves its own figures (`GET /metrics`, or the ops port
+of `txmsg serve --metrics-port` and `txmsg worker --health-port`): Prometheus scrapes every
+process and sums. On the hot path only counters and histograms are touched (a lock-free
+increment each); the queue depth is read from the database when scraped, not kept up to date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Trigger to sent: a transactional send takes tens of milliseconds, a retried one minutes.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
+
+
+class Metrics:
+    """The metrics one process records; `exposition()` is the text Prometheus reads."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._children: dict[tuple[object, ...], Any] = {}
+        r = self.registry
+        self.queue_depth = Gauge(
+            "txmsg_queue_depth",
+            "Events in the queue by lane and status (read from the database when scraped)",
+            ["lane", "status"],
+            registry=r,
+        )
+        self.trigger_to_sent = Histogram(
+            "txmsg_trigger_to_sent_seconds",
+            "Time from a trigger (or its scheduled time) to the provider's acceptance",
+            ["channel", "priority"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.sends = Counter(
+            "txmsg_sends_total",
+            "Send attempts by channel and outcome (the event's status after it)",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.provider_errors = Counter(
+            "txmsg_provider_errors_total",
+            "Provider errors by channel and kind (transient: retried; permanent; bounce)",
+            ["channel", "kind"],
+            registry=r,
+        )
+        self.write_batch = Histogram(
+            "txmsg_write_batch_size",
+            "Items (triggers, outcomes, log entries) committed by one write cycle",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.write_commit = Histogram(
+            "txmsg_write_commit_seconds",
+            "Duration of one write cycle's transaction, commit included",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.export_runs = Counter(
+            "txmsg_export_runs_total",
+            "Export flow runs by flow and result",
+            ["flow", "status"],
+            registry=r,
+        )
+
+    def count_outcome(self, channel: str, outcome: str, error: str | None) -> None:
+        """A recorded send outcome, and its provider error's kind when it is one."""
+        self._child(self.sends, channel, outcome).inc()
+        if error is not None:
+            self._child(self.provider_errors, channel, error).inc()
+
+    def observe_sent(self, channel: str, priority: str, seconds: float) -> None:
+        self._child(self.trigger_to_sent, channel, priority).observe(seconds)
+
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        # `labels()` takes a lock and builds a key on each call: keep the children found.
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def set_queue_depth(self, rows: Iterable[tuple[str, str, int]]) -> None:
+        """(lane, status, count) rows: the whole queue, replacing the last scrape's figures."""
+        self.queue_depth.clear()
+        for lane, status, count in rows:
+            self.queue_depth.labels(lane, status).set(count)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,110 @@
+"""The fakes as `txmsg fake smtp|twilio` run them: printing what arrives, the SMTP mailbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import aiosmtplib
+import httpx
+
+from helpers import free_port
+from txmsg.testing.runner import run_smtp, run_twilio
+
+MAIL = (
+    b"From: shop@example.com\r\nTo: ada@example.org\r\nSubject: Your order\r\n"
+    b"Content-Type: text/plain\r\n\r\nIt shipped.\r\n"
+)
+
+
+@asynccontextmanager
+async def running(
+    run: Callable[[asyncio.Event], Awaitable[None]], printed: list[str]
+) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(stop))
+    while not printed:  # the first line says it listens
+        assert not task.done(), task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+async def test_fake_smtp_prints_each_mail_and_keeps_it_at_its_mailbox() -> None:
+    printed: list[str] = []
+    port, http_port = free_port(), free_port()
+    async with running(
+        lambda stop: run_smtp("127.0.0.1", port, http_port, stop, printed.append), printed
+    ):
+        await aiosmtplib.send(
+            MAIL,
+            sender="shop@example.com",
+            recipients=["ada@example.org"],
+            hostname="127.0.0.1",
+            port=port,
+        )
+        assert printed[1] == (
+            "--- mail from <shop@example.com> to ada@example.org\n"
+            "Subject: Your order\n\nIt shipped."
+        )
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as box:
+            [mail] = (await box.get("/messages")).json()
+            assert (mail["mail_from"], mail["rcpt_tos"]) == (
+                "shop@example.com",
+                ["ada@example.org"],
+            )
+            assert (mail["subject"], mail["text"].strip()) == ("Your order", "It shipped.")
+            assert (await box.delete("/messages")).status_code == 204
+            assert (await box.get("/messages")).json() == []
+
+
+async def test_fake_twilio_prints_each_sms_and_sends_its_receipts() -> None:
+    printed: list[str] = []
+    receipts: list[dict[str, str]] = []
+    callback_port, port = free_port(), free_port()
+
+    async def receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        length = int(head.lower().split("content-length: ")[1].split("\r\n")[0])
+        form = dict(httpx.QueryParams((await reader.readexactly(length)).decode()))
+        receipts.append(form)
+        writer.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    callbacks = await asyncio.start_server(receiver, "127.0.0.1", callback_port)
+    sid, token = "AC" + "1" * 32, "a-token"
+    run = lambda stop: run_twilio("127.0.0.1", port, sid, token, stop, out=printed.append)  # noqa: E731
+    async with callbacks, running(run, printed):
+        async with httpx.AsyncClient(auth=(sid, token)) as client:
+            r = await client.post(
+                f"http://127.0.0.1:{port}/2010-04-01/Accounts/{sid}/Messages.json",
+                data={
+                    "To": "+14155552671",
+                    "From": "+14155550100",
+                    "Body": "Your code is 482913",
+                    "StatusCallback": f"http://127.0.0.1:{callback_port}/status?pkey=P1",
+                },
+            )
+        assert r.status_code == 201, r.text
+        for _ in range(200):
+            if len(receipts) == 2:
+                break
+            await asyncio.sleep(0.02)
+    message_sid = r.json()["sid"]
+    assert (
+        printed[1]
+        == f"--- SMS {message_sid} from +14155550100 to +14155552671\nYour code is 482913"
+    )
+    assert [(f["MessageSid"], f["MessageStatus"]) for f in receipts] == [
+        (message_sid, "sent"),
+        (message_sid, "delivered"),
+    ]
+    assert printed[2:] == [
+        f"status callback sent for {message_sid}: HTTP 204",
+        f"status callback delivered for {message_sid}: HTTP 204",
+    ]

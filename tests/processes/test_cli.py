@@ -1,0 +1,180 @@
+"""The `txmsg` command's administration side: version, keys, check, the database guard, logs.
+
+Most commands run in this process (`main(argv)` in a thread, as the installed script runs it);
+log output runs as real subprocesses, since the command configures its process's logging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import free_port
+from process_support import SRC
+from txmsg.cli import main
+from txmsg.commands.logs import JSONFormatter
+from txmsg.core.channel_config import parse_create
+from txmsg.store import channel_configs
+from txmsg.store.db import Database
+from txmsg.store.keys import hash_key, principal_for
+from txmsg.testing import FakeSMTPServer
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """`main` sets the root logger up for its process: give pytest's back after each test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    alembic = logging.getLogger("alembic").level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("alembic").setLevel(alembic)
+
+
+async def txmsg(*argv: str) -> int:
+    return await asyncio.to_thread(main, list(argv))
+
+
+def command(*argv: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "txmsg.cli", *argv],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": SRC, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_keys_are_created_listed_and_revoked(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("TXMSG_DATABASE_URL", database_url)
+    assert await txmsg("keys", "create", "--role", "trigger", "--label", "Website") == 0
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines()[:4])
+    secret, key_id = printed["key"], printed["id"]
+    principal = await db.read(principal_for, hash_key(secret))
+    assert principal is not None and (principal.key_id, principal.role) == (key_id, "trigger")
+
+    assert await txmsg("keys", "list") == 0
+    [header, row] = capsys.readouterr().out.splitlines()
+    assert header.split() == ["id", "role", "created_at", "label"]
+    assert row.split()[:2] == [key_id, "trigger"] and row.endswith("Website")
+    assert secret not in row  # secrets are shown once, at creation
+
+    assert await txmsg("keys", "revoke", key_id) == 0
+    assert await db.read(principal_for, hash_key(secret)) is None
+    assert await txmsg("keys", "revoke", key_id) == 1
+    assert "unknown or already revoked" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: the role must be one of the roles
+        await txmsg("keys", "create", "--role", "root", "--label", "x")
+
+
+def test_commands_other_than_serve_and_migrate_create_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TXMSG_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TXMSG_DATA_DIR", raising=False)
+    expected = tmp_path / "txmsg-data" / "txmsg.db"
+    commands = (("export", "run", "lake"), ("keys", "list"), ("keys", "revoke", "x"), ("worker",))
+    for argv in commands:
+        assert main(list(argv)) == 2, argv
+        err = capsys.readouterr().err
+        assert f"no database at {expected}" in err and "TXMSG_DATA_DIR" in err, err
+    assert main(["check"]) == 1
+    assert f"FAIL  database: no database at {expected}" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []  # nothing created, not even the folder
+
+    assert main(["migrate"]) == 0
+    assert expected.is_file()
+    assert main(["keys", "list"]) == 0
+
+
+async def test_check_says_what_is_reachable_line_by_line(
+    db: Database,
+    database_url: str,
+    smtp: FakeSMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    monkeypatch.setenv("TXMSG_DATABASE_URL", database_url)
+    assert await txmsg("check") == 0
+    assert "ok    channel configurations: none yet" in capsys.readouterr().out
+    closed = free_port()
+    for name, port in (("mail", smtp.port), ("down", closed)):
+        spec = parse_create(
+            {
+                "name": name,
+                "channel": "email",
+                "from_email": "shop@example.com",
+                "smtp": {"host": "127.0.0.1", "port": port, "tls": "none"},
+            }
+        )
+        await db.write(channel_configs.create, spec)
+    sms = {
+        "name": "sms",
+        "channel": "sms",
+        "twilio": {
+            "account_sid": "AC" + "0" * 32,
+            "auth_token": "secret-token-value",
+            "from_number": "+14155550100",
+            "api_base_url": f"http://127.0.0.1:{closed}",
+        },
+    }
+    await db.write(channel_configs.create, parse_create(sms))
+    assert await txmsg("check") == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [
+        "ok    settings: valid",
+        "ok    database: reachable, schema at the latest revision",
+    ]
+    assert out[2].startswith(f"FAIL  channel configuration 'down' (email): 127.0.0.1:{closed} ")
+    assert out[3] == f"ok    channel configuration 'mail' (email): 127.0.0.1:{smtp.port} reachable"
+    assert out[4].startswith(f"FAIL  channel configuration 'sms' (sms): 127.0.0.1:{closed} ")
+    assert "secret-token-value" not in "\n".join(out)
+
+    monkeypatch.setenv("TXMSG_MAX_IN_FLIGHT", "0")
+    assert await txmsg("check") == 1
+    assert capsys.readouterr().out.startswith("FAIL  settings: TXMSG_MAX_IN_FLIGHT")
+
+
+def test_version_help_and_quiet_migrations(tmp_path: Path) -> None:
+    version = command("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("txmsg 0.")
+    helped = command("serve", "--help", cwd=tmp_path)
+    assert "(default: 8025)" in helped.stdout and "(default: text)" in helped.stdout
+
+    quiet = command("migrate", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""  # Alembic's INFO lines only at --log-level debug
+    assert quiet.stdout.startswith("database is at the latest schema")
+    chatty = command("migrate", "--log-level", "debug", "--log-format", "json", cwd=tmp_path)
+    lines = [json.loads(line) for line in chatty.stderr.splitlines()]
+    assert any(line["logger"].startswith("alembic") for line in lines)
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+
+
+def test_json_lines_carry_the_event_fields_and_nothing_else() -> None:
+    record = logging.LogRecord(
+        "txmsg.x", logging.ERROR, __file__, 1, "event %s failed", ("P1",), None
+    )
+    record.pkey, record.event_id, record.ctx = "P1", "EVTcart", {"secret": "message content"}
+    line = json.loads(JSONFormatter().format(record))
+    assert line.pop("time").endswith("+00:00")
+    assert line == {
+        "level": "error",
+        "logger": "txmsg.x",
+        "message": "event P1 failed",
+        "PKey": "P1",
+        "eventId": "EVTcart",
+    }
