@@ -592,6 +592,16 @@ async def test_answers_match_the_spec(
     assert version["version"] == 1
     got = c(await marketer.get(f"/api/v1/messages/{eid}"), message, 200)
     assert got["published"]["version"] == 1 and len(got["versions"]) == 1
+    versioned = message + "/versions/{version}"
+    got = c(await marketer.get(f"/api/v1/messages/{eid}/versions/1"), versioned, 200)
+    assert got["version"] == 1
+    c(await marketer.get(f"/api/v1/messages/{eid}/versions/7"), versioned, 404)
+    dry = c(
+        await marketer.post(f"/api/v1/messages/{eid}/publish?dry_run=true"),
+        message + "/publish",
+        200,
+    )
+    assert dry["dry_run"] is True and dry["published_version"] == 1
 
     # the trigger API
     trigger = "/rest/mc/{eventId}"
@@ -913,6 +923,7 @@ def _example_url(path: str) -> str:
         "channel": "email",
         "address": "nobody@example.org",
         "token": "nope",
+        "version": "1",
     }
     return re.sub(r"\{([^}]+)\}", lambda m: values[m.group(1)], path)
 

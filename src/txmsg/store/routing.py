@@ -39,6 +39,8 @@ class Route:
     settings_problem: str | None = None
     message_export: bool = False  # the channel configuration's, when the route was loaded
     reconciliation: dict[str, str] | None = None  # profile-based events: {"from", "to"}
+    # The payload fields the event declares: one a trigger leaves out renders empty.
+    declared_fields: tuple[str, ...] = ()
 
 
 def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
@@ -54,6 +56,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             event_configs.c.target,
             event_configs.c.reconciliation,
             event_configs.c.channel_config,
+            event_configs.c.fields,
             messages.c.published_version,
             message_versions.c.content,
             channel_configs.c.revision,
@@ -85,6 +88,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             settings_problem=problem,
             message_export=bool(r.message_export),
             reconciliation=r.reconciliation,
+            declared_fields=tuple(f["name"] for f in r.fields or ()),
         )
     return routes
 
