@@ -106,6 +106,15 @@ class KeyResolver:
             self._cache.forget(digest)  # unknown secrets are not remembered
         return principal
 
+    async def resolve_digest(self, digest: str) -> Principal | None:
+        """The principal of a key known by its hash (a console session holds the hash only)."""
+        if self._bootstrap and hmac.compare_digest(digest, hash_key(self._bootstrap)):
+            return Principal("bootstrap", "admin")
+        principal = await self._cache.get(digest)
+        if principal is None:
+            self._cache.forget(digest)
+        return principal
+
     def forget(self, key_id: str) -> None:
         for digest, principal in self._cache.items():
             if principal is not None and principal.key_id == key_id:
