@@ -56,6 +56,7 @@ def test_an_unknown_field_is_a_warning_at_its_line_and_column_with_a_suggestion(
         ("{{ ctx.firstName.upper() }} {{ ctx.lastProduct | default('') }}", []),
         ("{{ cxt.firstName }}", ["cxt"]),
         ("{{ ctx.a }}{{ ctx.a }}", ["ctx.a"]),  # once per name
+        ("{% for k, v in ctx.items() %}{{ k }}{{ v }}{% endfor %}", []),
     ],
 )
 def test_names_are_checked_against_what_the_event_provides(source: str, names: list[str]) -> None:
@@ -74,3 +75,15 @@ def test_a_syntax_error_is_reported_with_its_line() -> None:
     [warning] = check_part("subject", "ok\n{{ ctx.firstName ", KNOWN)
     assert warning.line == 2 and warning.name is None
     assert warning.detail.startswith("line 2:")
+
+
+def test_the_shipped_templates_have_no_warnings() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "templates"
+    known = known_names([], profile_based=True)
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix in (".html", ".txt", ".j2", ""):
+            source = path.read_text("utf-8")
+            names = [w.name for w in check_part(path.name, source, known)]
+            assert all(n is None or n.startswith("ctx.") for n in names), (path, names)

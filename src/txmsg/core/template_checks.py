@@ -37,6 +37,8 @@ PROFILE_FIELDS = (
     "language",
     "attributes",
 )
+# What a template may call on `ctx` itself (`{% for name, value in ctx.items() %}`).
+CTX_METHODS = ("items", "keys", "values", "get")
 # Objects whose attributes are checked; any other top-level name must simply exist.
 _CHECKED = ("ctx", "event", "profile")
 MAX_WARNINGS = 100
@@ -66,7 +68,10 @@ class TemplateWarning:
 
 def known_names(fields: Iterable[str], profile_based: bool) -> dict[str, tuple[str, ...]]:
     """What templates of an event may read: top-level name -> its attributes (() = any)."""
-    known: dict[str, tuple[str, ...]] = {"ctx": tuple(fields), "event": EVENT_FIELDS}
+    known: dict[str, tuple[str, ...]] = {
+        "ctx": (*fields, *CTX_METHODS),
+        "event": EVENT_FIELDS,
+    }
     if profile_based:
         known["profile"] = PROFILE_FIELDS
         known["unsubscribe_url"] = ()

@@ -32,7 +32,7 @@ function h(tag, attrs, ...children) {
     else if (k === "text") el.textContent = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -43,7 +43,7 @@ function say(text) { statusBox.textContent = text; setTimeout(() => { if (status
 function problem(res) { return res.data && res.data.detail ? res.data.detail : "HTTP " + res.status; }
 function show(title, ...content) {
   document.title = title + " · txmsg console";
-  main.replaceChildren(h("h1", {}, title), ...content);
+  main.replaceChildren(h("h1", {}, title), ...content.flat(3).filter((c) => c !== null && c !== undefined && c !== false));
   main.focus();
 }
 function field(id, label, input) { input.id = id; return [h("label", { for: id }, label), input]; }
@@ -236,11 +236,11 @@ async function editorPage(eventId) {
     const r = await api("POST", `/api/v1/messages/${eventId}/publish?dry_run=true`);
     if (!r.ok) { dryOut.replaceChildren(h("p", { class: "error" }, problem(r))); return; }
     const d = r.data;
-    dryOut.replaceChildren(
+    dryOut.replaceChildren(h("div", {},
       h("p", {}, `Dry run: ${d.rendered} of ${d.events} recent events render.`),
       d.failed.length ? h("ul", {}, d.failed.map((f) => h("li", { class: "error" }, `${f.PKey}: ${f.part}: ${f.reason}`))) : null,
       d.sample.map((s) => h("details", {}, h("summary", {}, "Difference for " + s.PKey),
-        h("pre", {}, Object.values(s.diff).join("\n") || "no difference"))));
+        h("pre", {}, Object.values(s.diff).join("\n") || "no difference")))));
   } }, "Dry run");
   const publish = h("button", { type: "button", onclick: async () => {
     if (!confirm(`Publish the draft of ${eventId}? Every event sent from now on uses it.`)) return;
