@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+
 from helpers import assert_problem, create_key
 
 
@@ -16,9 +17,7 @@ async def _sign_in(client: httpx.AsyncClient, key: str) -> str:
     csrf = client.cookies["txmsg_csrf"]
     r = await client.post("/console/session", json={"api_key": key})
     assert_problem(r, 403)  # no CSRF header
-    r = await client.post(
-        "/console/session", json={"api_key": key}, headers={"X-CSRF-Token": csrf}
-    )
+    r = await client.post("/console/session", json={"api_key": key}, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200, r.text
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and key not in cookie
@@ -38,13 +37,9 @@ async def test_a_session_acts_with_its_keys_role_and_needs_the_csrf_token(server
         r = await client.post("/api/v1/event-configs", json=body)
         assert_problem(r, 403)
         assert "CSRF" in r.json()["detail"]
-        r = await client.post(
-            "/api/v1/event-configs", json=body, headers={"X-CSRF-Token": "wrong"}
-        )
+        r = await client.post("/api/v1/event-configs", json=body, headers={"X-CSRF-Token": "wrong"})
         assert "CSRF" in assert_problem(r, 403)["detail"]
-        r = await client.post(
-            "/api/v1/event-configs", json=body, headers={"X-CSRF-Token": csrf}
-        )
+        r = await client.post("/api/v1/event-configs", json=body, headers={"X-CSRF-Token": csrf})
         assert "CSRF" not in assert_problem(r, 403)["detail"]  # the marketer's role now
 
         # A forged or altered cookie is no session.
