@@ -47,6 +47,15 @@ async def _shoot(page: Any, name: str) -> None:
     await page.set_viewport_size({"width": 1280, "height": 900})
 
 
+async def _tab_to(page: Any, what: str, wanted: str) -> None:
+    """Presses Tab until `what` (evaluated in the page) is `wanted`: keyboard only."""
+    for _ in range(40):
+        await page.keyboard.press("Tab")
+        if await page.evaluate(what) == wanted:
+            return
+    raise AssertionError(f"Tab never reached {wanted!r}")
+
+
 async def _axe(page: Any) -> None:
     await page.add_script_tag(path=str(AXE))
     result = await page.evaluate(
@@ -153,21 +162,11 @@ async def _walk(page: Any, server: Any, smtp: FakeSMTPServer) -> None:
 
     # keyboard only: edit the subject and publish
     await page.locator("body").click(position={"x": 1, "y": 1})
-    for _ in range(40):
-        await page.keyboard.press("Tab")
-        if await page.evaluate("document.activeElement.id") == "part-subject":
-            break
-    else:
-        raise AssertionError("Tab never reached the subject")
+    await _tab_to(page, "document.activeElement.id", "part-subject")
     await page.keyboard.press("End")
     await page.keyboard.type("!")
     await expect(page.locator("#preview-subject")).to_have_text("Subject: Hello sample firstName!")
-    for _ in range(40):
-        await page.keyboard.press("Tab")
-        if await page.evaluate("document.activeElement.textContent") == "Publish":
-            break
-    else:
-        raise AssertionError("Tab never reached Publish")
+    await _tab_to(page, "document.activeElement.textContent", "Publish")
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("status").filter(has_text="Published version 2")).to_be_visible()
 

@@ -7,7 +7,6 @@ from what the published version renders for the same payload. Nothing is written
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 from typing import Any
 
@@ -108,14 +107,3 @@ def run(
         "failed": failed,
         "sample": sample,
     }
-
-
-async def dry_run(
-    event_id: str,
-    target: str,
-    declared: tuple[str, ...],
-    draft: dict[str, Any],
-    published: dict[str, Any] | None,
-    rows: list[Any],
-) -> dict[str, Any]:
-    return await asyncio.to_thread(run, event_id, target, declared, draft, published, rows)

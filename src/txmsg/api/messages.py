@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from txmsg.api import dry_run
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context
-from txmsg.api.dry_run import MAX_EVENTS, dry_run
 from txmsg.api.responses import JSONResponse, problem_body
 from txmsg.api.routing import resource
 from txmsg.core.errors import FieldError, invalid, invalid_many
@@ -237,9 +238,10 @@ async def _dry_run(request: Request) -> Response:
     db = context(request).db
     config = await db.read(event_configs.require, event_id)
     row, published, _ = await db.read(store.get, event_id)
-    recent = await db.read(event_store.recent, event_id, MAX_EVENTS)
+    recent = await db.read(event_store.recent, event_id, dry_run.MAX_EVENTS)
     try:
-        answer = await dry_run(
+        answer = await asyncio.to_thread(
+            dry_run.run,
             event_id,
             config.target,
             _declared(config),

@@ -10,33 +10,18 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
-from txmsg.core.templates import ENVIRONMENT, MAX_TEMPLATE_SIZE
+from txmsg.core.templates import ENVIRONMENT, MAX_TEMPLATE_SIZE, event_variables
+from txmsg.core.variants import SAMPLE_PROFILE
 
-# Event variables every template sees (`event_variables`), and the profile's fields
-# (`Profile.template_view`); `profile.attributes` holds free-form data, not checked below it.
-EVENT_FIELDS = (
-    "PKey",
-    "type",
-    "eventId",
-    "email",
-    "mobilePhone",
-    "eventDate",
-    "scheduled",
-    "expiration",
-)
-PROFILE_FIELDS = (
-    "profile_id",
-    "email",
-    "mobilePhone",
-    "first_name",
-    "last_name",
-    "language",
-    "attributes",
-)
+# Event variables every template sees, and the profile's fields (as at preview and send);
+# `profile.attributes` holds free-form data, not checked below it.
+EVENT_FIELDS = tuple(event_variables("", "", None, datetime(2000, 1, 1, tzinfo=UTC), None, None))
+PROFILE_FIELDS = tuple(SAMPLE_PROFILE)
 # What a template may call on `ctx` itself (`{% for name, value in ctx.items() %}`).
 CTX_METHODS = ("items", "keys", "values", "get")
 # Objects whose attributes are checked; any other top-level name must simply exist.
@@ -56,14 +41,7 @@ class TemplateWarning:
     detail: str
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "part": self.part,
-            "line": self.line,
-            "column": self.column,
-            "name": self.name,
-            "suggestion": self.suggestion,
-            "detail": self.detail,
-        }
+        return asdict(self)
 
 
 def known_names(fields: Iterable[str], profile_based: bool) -> dict[str, tuple[str, ...]]:

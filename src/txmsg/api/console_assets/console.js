@@ -185,6 +185,8 @@ async function editorPage(eventId) {
   const errors = h("p", { class: "error", role: "alert", id: "editor-error" });
   const dryOut = h("div", { id: "dry-run" });
   let timer = null;
+  const language = h("select", { onchange: () => saveAndPreview() }, h("option", { value: "" }, "default"),
+    Object.keys(draft.variants || {}).map((l) => h("option", { value: l }, l)));
 
   function showWarnings(list) {
     for (const p of parts) warnLists[p].replaceChildren();
@@ -203,7 +205,7 @@ async function editorPage(eventId) {
     if (!saved.ok) { errors.textContent = problem(saved); showWarnings([]); return; }
     errors.textContent = "";
     showWarnings(saved.data.warnings);
-    const res = await api("POST", `/api/v1/messages/${eventId}/preview`, { ctx });
+    const res = await api("POST", `/api/v1/messages/${eventId}/preview`, language.value ? { ctx, language: language.value } : { ctx });
     if (!res.ok) { errors.textContent = problem(res); return; }
     if (sms) { smsOut.textContent = `${res.data.text}\n\n(${res.data.encoding}, ${res.data.segments} segment(s))`; return; }
     subjectOut.textContent = "Subject: " + (res.data.subject || "");
@@ -268,7 +270,7 @@ async function editorPage(eventId) {
     h("div", { class: "editor" },
       h("section", { "aria-label": "Template" }, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
         h("div", { class: "row" }, dry, publish), dryOut, proof, proofOut),
-      h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), sms ? smsOut : [subjectOut,
+      h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), field("preview-language", "Preview language", language), sms ? smsOut : [subjectOut,
         h("div", { class: "previews" }, h("div", { class: "frame desktop" }, h("h3", {}, "Desktop"), desktop),
           h("div", { class: "frame phone" }, h("h3", {}, "Phone (390 px)"), phone))])),
     h("h2", {}, "Versions"),
