@@ -189,6 +189,9 @@ async def _render_draft(
 
 async def preview(request: Request) -> Response:
     await authorize(request, "marketer")
+    refused = await _check_draft(request, "previewed")
+    if refused is not None:
+        return refused
     _, channel, _, rendered = await _render_draft(request, "rendered")
     if channel == Channel.SMS:
         # What the recipient's phone shows, and what it costs: encoding and segments.
@@ -205,28 +208,35 @@ async def publish(request: Request) -> Response:
         raise invalid("dry_run", "must be true or false", in_header=True)
     if dry == "true":
         return await _dry_run(request)
-    event_id = request.path_params["eventId"]
-    ctx = context(request)
-    config = await ctx.db.read(event_configs.require, event_id)
-    row, _, _ = await ctx.db.read(store.get, event_id)
-    warnings = draft_warnings(config, row.draft)
-    if warnings:
-        return _refused(warnings)
+    refused = await _check_draft(request, "published")
+    if refused is not None:
+        return refused
     event_id, _, draft, _ = await _render_draft(request, "published")
+    ctx = context(request)
     version = await ctx.db.write(store.publish, event_id, dict(draft))
     ctx.targets.forget(event_id)
     ctx.config_changed()
     return JSONResponse({"eventId": event_id, "version": version, **draft}, status_code=201)
 
 
-def _refused(warnings: list[TemplateWarning]) -> Response:
+async def _check_draft(request: Request, action: str) -> Response | None:
+    """The 422 answer when the draft reads names the event does not provide; else None."""
+    db = context(request).db
+    event_id = request.path_params["eventId"]
+    config = await db.read(event_configs.require, event_id)
+    row, _, _ = await db.read(store.get, event_id)
+    warnings = draft_warnings(config, row.draft)
+    return _refused(warnings, action) if warnings else None
+
+
+def _refused(warnings: list[TemplateWarning], action: str) -> Response:
     """422: the draft reads names the event does not provide (or does not compile)."""
     first = warnings[0]
     more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
     body = problem_body(
         422,
         "Unprocessable Content",
-        f"the template cannot be published: {first.part}: {first.detail}{more}",
+        f"the template cannot be {action}: {first.part}: {first.detail}{more}",
         [FieldError(w.part, w.detail).as_dict() for w in warnings],
     )
     body["warnings"] = [w.as_dict() for w in warnings]
