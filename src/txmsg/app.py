@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from txmsg.api import (
     channel_configs,
+    console,
     delivery_log,
     event_configs,
     export_flows,
@@ -22,6 +23,7 @@ from txmsg.api import (
     feedback,
     interactions,
     keys,
+    latest_events,
     message_export,
     messages,
     probes,
@@ -160,6 +162,8 @@ def create_app(
         *unsubscribe.routes,
         *tracking.routes,
         *proof_api.routes,
+        *latest_events.routes,
+        *console.routes,
         *reports.routes,
         *interactions.routes,
         *feedback.routes,

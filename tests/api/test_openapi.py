@@ -626,6 +626,46 @@ async def test_answers_match_the_spec(
     assert version["version"] == 1
     got = c(await marketer.get(f"/api/v1/messages/{eid}"), message, 200)
     assert got["published"]["version"] == 1 and len(got["versions"]) == 1
+    versioned = message + "/versions/{version}"
+    got = c(await marketer.get(f"/api/v1/messages/{eid}/versions/1"), versioned, 200)
+    assert got["version"] == 1
+    c(await marketer.get(f"/api/v1/messages/{eid}/versions/7"), versioned, 404)
+    dry = c(
+        await marketer.post(f"/api/v1/messages/{eid}/publish?dry_run=true"),
+        message + "/publish",
+        200,
+    )
+    assert dry["dry_run"] is True and dry["published_version"] == 1
+
+    # the console: its page and assets, a session, sign-out
+    browser = server.client()
+    c(await browser.get("/console"), "/console", 200)
+    csrf = {"X-CSRF-Token": browser.cookies["txmsg_csrf"]}
+    asset = "/console/assets/{name}"
+    c(await browser.get("/console/assets/console.js"), asset, 200)
+    c(await browser.get("/console/assets/console.css"), asset, 200)
+    c(await browser.get("/console/assets/nope.js"), asset, 404)
+    session = "/console/session"
+    c(await browser.get(session), session, 401)
+    c(await browser.post(session, json={"api_key": marketer_key["key"]}), session, 403)
+    c(await browser.post(session, json={"key": "x"}, headers=csrf), session, 400)
+    c(await browser.post(session, json={"api_key": "nope"}, headers=csrf), session, 401)
+    signed = c(
+        await browser.post(session, json={"api_key": marketer_key["key"]}, headers=csrf),
+        session,
+        200,
+    )
+    assert signed["role"] == "marketer"
+    assert c(await browser.get(session), session, 200)["role"] == "marketer"
+    c(await browser.delete(session), session, 403)
+    c(await browser.delete(session, headers=csrf), session, 204)
+    await browser.aclose()
+
+    # latest events (admin)
+    latest = "/api/v1/events/{eventId}"
+    c(await admin.get(f"/api/v1/events/{eid}?limit=5"), latest, 200)
+    c(await admin.get(f"/api/v1/events/{eid}?status=nope"), latest, 400)
+    c(await admin.get("/api/v1/events/EVTnope"), latest, 404)
 
     # the trigger API
     trigger = "/rest/mc/{eventId}"
@@ -949,6 +989,7 @@ def _example_url(path: str) -> str:
         "channel": "email",
         "address": "nobody@example.org",
         "token": "nope",
+        "version": "1",
     }
     return re.sub(r"\{([^}]+)\}", lambda m: values[m.group(1)], path)
 
@@ -971,8 +1012,9 @@ async def test_roles_match_the_spec(server: Any, spec: dict[str, Any]) -> None:
             kwargs: dict[str, Any] = {"json": {}} if "requestBody" in op else {}
             r = await client.request(method, _example_url(path), **kwargs)
             chk.check(r, path)
-            if "x-signature" in op:
-                # Authenticated by a provider's signature, not a key: no key gets past it.
+            if "x-signature" in op or "x-csrf" in op:
+                # Authenticated by a provider's signature, or by the console's CSRF token,
+                # not a key: no key gets past it.
                 if r.status_code != 403:
                     wrong.append(f"{method} {path} as {role or 'anonymous'}: {r.status_code}")
                 continue

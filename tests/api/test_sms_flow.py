@@ -307,8 +307,11 @@ def _in_seconds(seconds: float) -> str:
 
 async def test_unrenderable_and_unpublished_sms_events(server, fake_twilio: FakeTwilio) -> None:
     admin = server.admin
-    event_id = await live_sms_event(admin, fake_twilio, server.base_url)
-    # The template needs ctx.orderId, which this trigger lacks (it is optional in the fields).
+    # The template calls a method of ctx.orderId, which this trigger lacks (it is optional in
+    # the fields: left out, it renders empty, but has no methods).
+    event_id = await live_sms_event(
+        admin, fake_twilio, server.base_url, body="Order {{ ctx.orderId.upper() }} shipped"
+    )
     lacking = await trigger(admin, event_id, {"mobilePhone": ADA_E164, "ctx": {"firstName": "A"}})
     done = await wait_status(admin, lacking["href"], "routingFailed")
     assert "orderId" in done["reason"]

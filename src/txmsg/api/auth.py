@@ -12,6 +12,7 @@ import math
 from starlette.requests import Request
 
 from txmsg.api.context import AppContext, context
+from txmsg.api.sessions import SESSION_COOKIE, session_principal
 from txmsg.core.errors import DomainError
 from txmsg.store.key_limits import Verdict
 from txmsg.store.keys import Principal
@@ -20,12 +21,19 @@ from txmsg.store.keys import Principal
 async def authorize(request: Request, *roles: str, cost: int = 1) -> Principal:
     """The caller's principal if its role is `admin` or one of `roles`; 401/403 otherwise.
 
-    The request spends `cost` of the key's tokens (a batch trigger: 0 here, then its items
-    with `spend`)."""
+    Without an `Authorization` header, the console's session cookie stands for the key. The
+    request spends `cost` of the key's tokens (a batch trigger: 0 here, then its items with
+    `spend`)."""
+    ctx = context(request)
+    header = request.headers.get("authorization")
+    if header is None and SESSION_COOKIE in request.cookies:
+        principal = await session_principal(ctx, request)
+        check_role(principal, roles)
+        if cost:
+            await spend(ctx, principal, cost)
+        return principal
     client = request.client.host if request.client is not None else None
-    return await authorize_header(
-        context(request), request.headers.get("authorization"), roles, client=client, cost=cost
-    )
+    return await authorize_header(ctx, header, roles, client=client, cost=cost)
 
 
 async def authorize_header(
@@ -57,6 +65,14 @@ async def authorize_header(
             if not verdict.allowed:
                 raise too_many(verdict, "too many requests with a wrong API key from this client")
         raise DomainError("unknown or revoked API key", 401, "Unauthorized")
+    check_role(principal, roles)
+    if cost:
+        await spend(ctx, principal, cost)
+    return principal
+
+
+def check_role(principal: Principal, roles: tuple[str, ...]) -> None:
+    """403 unless the principal is an admin or has one of `roles`."""
     if principal.role != "admin" and principal.role not in roles:
         needed = " or ".join(("admin", *roles))
         raise DomainError(
@@ -64,9 +80,6 @@ async def authorize_header(
             403,
             "Forbidden",
         )
-    if cost:
-        await spend(ctx, principal, cost)
-    return principal
 
 
 async def spend(ctx: AppContext, principal: Principal, cost: int) -> None:

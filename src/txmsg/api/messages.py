@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from txmsg.api import dry_run
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context
-from txmsg.api.responses import JSONResponse
+from txmsg.api.responses import JSONResponse, problem_body
 from txmsg.api.routing import resource
-from txmsg.core.errors import invalid, invalid_many
+from txmsg.core.errors import FieldError, invalid, invalid_many
 from txmsg.core.event_config import sample_ctx
 from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.queue import new_pkey
 from txmsg.core.sms import analyse, sms_text
+from txmsg.core.template_checks import TemplateWarning, check_parts, known_names
 from txmsg.core.templates import (
     CompiledMessage,
     TemplateProblem,
@@ -37,13 +40,30 @@ from txmsg.core.variants import (
     parse_variants,
 )
 from txmsg.store import event_configs
+from txmsg.store import events as event_store
 from txmsg.store import messages as store
+
+
+def _declared(config: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in event_configs.fields_of(config))
+
+
+def draft_warnings(config: Any, draft: dict[str, Any]) -> list[TemplateWarning]:
+    """What the draft reads that the event does not provide, and its syntax errors."""
+    known = known_names(_declared(config), config.target == TargetType.PROFILE)
+    parts = [
+        (prefix + part, source)
+        for prefix, sources in all_parts(draft, config.channel)
+        for part, source in sources.items()
+    ]
+    return check_parts(parts, known)
 
 
 async def get_message(request: Request) -> Response:
     await authorize(request, "marketer")
     event_id = request.path_params["eventId"]
     db = context(request).db
+    config = await db.read(event_configs.require, event_id)
     row, published, versions = await db.read(store.get, event_id)
     return JSONResponse(
         {
@@ -61,7 +81,20 @@ async def get_message(request: Request) -> Response:
             ),
             "versions": [{"version": v.version, "published_at": v.created_at} for v in versions],
             "updated_at": row.updated_at,
+            "warnings": [w.as_dict() for w in draft_warnings(config, row.draft)],
         }
+    )
+
+
+async def get_version(request: Request) -> Response:
+    await authorize(request, "marketer")
+    event_id = request.path_params["eventId"]
+    raw = request.path_params["version"]
+    if not raw.isdigit() or not 1 <= int(raw) <= 2**31 - 1:
+        raise invalid("version", "must be a positive integer", in_header=True)
+    row = await context(request).db.read(store.get_version, event_id, int(raw))
+    return JSONResponse(
+        {"eventId": event_id, "version": row.version, **row.content, "published_at": row.created_at}
     )
 
 
@@ -140,6 +173,7 @@ async def _render_draft(
         event,
         {**SAMPLE_PROFILE, "language": language} if profile_based else None,
         SAMPLE_UNSUBSCRIBE_URL if profile_based else None,
+        _declared(config),
     )
     rendered: dict[str, str] = {}
     wanted = variant_for(row.draft, language.lower() if language else None)
@@ -155,6 +189,9 @@ async def _render_draft(
 
 async def preview(request: Request) -> Response:
     await authorize(request, "marketer")
+    refused = await _check_draft(request, "previewed")
+    if refused is not None:
+        return refused
     _, channel, _, rendered = await _render_draft(request, "rendered")
     if channel == Channel.SMS:
         # What the recipient's phone shows, and what it costs: encoding and segments.
@@ -166,6 +203,14 @@ async def preview(request: Request) -> Response:
 
 async def publish(request: Request) -> Response:
     await authorize(request, "marketer")
+    dry = request.query_params.get("dry_run", "false")
+    if dry not in ("true", "false"):
+        raise invalid("dry_run", "must be true or false", in_header=True)
+    if dry == "true":
+        return await _dry_run(request)
+    refused = await _check_draft(request, "published")
+    if refused is not None:
+        return refused
     event_id, _, draft, _ = await _render_draft(request, "published")
     ctx = context(request)
     version = await ctx.db.write(store.publish, event_id, dict(draft))
@@ -174,8 +219,56 @@ async def publish(request: Request) -> Response:
     return JSONResponse({"eventId": event_id, "version": version, **draft}, status_code=201)
 
 
+async def _check_draft(request: Request, action: str) -> Response | None:
+    """The 422 answer when the draft reads names the event does not provide; else None."""
+    db = context(request).db
+    event_id = request.path_params["eventId"]
+    config = await db.read(event_configs.require, event_id)
+    row, _, _ = await db.read(store.get, event_id)
+    warnings = draft_warnings(config, row.draft)
+    return _refused(warnings, action) if warnings else None
+
+
+def _refused(warnings: list[TemplateWarning], action: str) -> Response:
+    """422: the draft reads names the event does not provide (or does not compile)."""
+    first = warnings[0]
+    more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
+    body = problem_body(
+        422,
+        "Unprocessable Content",
+        f"the template cannot be {action}: {first.part}: {first.detail}{more}",
+        [FieldError(w.part, w.detail).as_dict() for w in warnings],
+    )
+    body["warnings"] = [w.as_dict() for w in warnings]
+    return JSONResponse(body, status_code=422, media_type="application/problem+json")
+
+
+async def _dry_run(request: Request) -> Response:
+    event_id = request.path_params["eventId"]
+    db = context(request).db
+    config = await db.read(event_configs.require, event_id)
+    row, published, _ = await db.read(store.get, event_id)
+    recent = await db.read(event_store.recent, event_id, dry_run.MAX_EVENTS)
+    try:
+        answer = await asyncio.to_thread(
+            dry_run.run,
+            event_id,
+            config.target,
+            _declared(config),
+            row.draft,
+            published.content if published is not None else None,
+            recent,
+        )
+    except TemplateProblems as exc:
+        raise exc.as_domain_error("rendered") from None
+    answer["published_version"] = published.version if published is not None else None
+    answer["warnings"] = [w.as_dict() for w in draft_warnings(config, row.draft)]
+    return JSONResponse(answer)
+
+
 routes = [
     resource("/api/v1/messages/{eventId}", GET=get_message),
+    resource("/api/v1/messages/{eventId}/versions/{version}", GET=get_version),
     resource("/api/v1/messages/{eventId}/draft", PUT=put_draft),
     resource("/api/v1/messages/{eventId}/preview", POST=preview),
     resource("/api/v1/messages/{eventId}/publish", POST=publish),

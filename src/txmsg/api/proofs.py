@@ -147,7 +147,11 @@ async def send_proof(request: Request) -> Response:
     try:
         rendered = CompiledMessage(message_parts(content, variant)).render(
             template_variables(
-                tester.ctx, event, profile, SAMPLE_UNSUBSCRIBE_URL if profile_based else None
+                tester.ctx,
+                event,
+                profile,
+                SAMPLE_UNSUBSCRIBE_URL if profile_based else None,
+                tuple(f.name for f in event_configs.fields_of(config)),
             )
         )
     except TemplateProblems as exc:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -57,6 +57,8 @@ def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
 # HTML parts are autoescaped; subject and text are not (they are not HTML).
 _HTML_ENV = _environment(autoescape=True)
 _TEXT_ENV = _environment(autoescape=False)
+# The syntax (and globals) every part shares, for static checks of a template.
+ENVIRONMENT: ImmutableSandboxedEnvironment = _TEXT_ENV
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +148,16 @@ def template_variables(
     event: dict[str, Any],
     profile: dict[str, Any] | None = None,
     unsubscribe_url: str | None = None,
+    declared: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Profile-based messages also see `profile` and `unsubscribe_url`."""
+    """Profile-based messages also see `profile` and `unsubscribe_url`.
+
+    A `declared` field the trigger left out renders empty (`| default(...)` applies to it);
+    any other missing name stays an error.
+    """
+    missing = [name for name in declared if name not in ctx]
+    if missing:
+        ctx = {**ctx, **{name: Undefined(name=name) for name in missing}}
     variables: dict[str, Any] = {"ctx": ctx, "event": event}
     if profile is not None:
         variables["profile"] = profile

@@ -17,6 +17,7 @@ def render_event(
     message: CompiledMessage,
     profile: Profile | None,
     unsubscribe_url: str | None = None,
+    declared: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """The rendered parts; raises `TemplateProblems` when the message cannot be rendered for
     this event (see `render_problem`)."""
@@ -33,6 +34,7 @@ def render_event(
         ),
         profile.template_view() if profile is not None else None,
         unsubscribe_url,
+        declared,
     )
     return message.render(variables)
 

@@ -15,3 +15,13 @@ def get_event(conn: Connection, event_id: str, pkey: str) -> sa.Row[Any] | None:
     return conn.execute(
         sa.select(events).where(events.c.pkey == pkey, events.c.event_id == event_id)
     ).first()
+
+
+def recent(
+    conn: Connection, event_id: str, limit: int, status: str | None = None
+) -> list[sa.Row[Any]]:
+    """The event's latest triggers, newest first (optionally of one status)."""
+    stmt = sa.select(events).where(events.c.event_id == event_id)
+    if status is not None:
+        stmt = stmt.where(events.c.status == status)
+    return list(conn.execute(stmt.order_by(events.c.id.desc()).limit(limit)))

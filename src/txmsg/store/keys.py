@@ -196,6 +196,15 @@ class KeyResolver:
             return principal.rate_limit
         return self.trigger_limit if principal.role == "trigger" else None
 
+    async def resolve_digest(self, digest: str) -> Principal | None:
+        """The principal of a key known by its hash (a console session holds the hash only)."""
+        if self._bootstrap and hmac.compare_digest(digest, hash_key(self._bootstrap)):
+            return Principal("bootstrap", "admin")
+        principal = await self._cache.get(digest)
+        if principal is None or (principal.until is not None and principal.until <= utcnow()):
+            self._cache.forget(digest)
+        return principal
+
     def forget(self, key_id: str) -> None:
         for digest, principal in self._cache.items():
             if principal is not None and principal.key_id == key_id:

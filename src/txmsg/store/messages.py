@@ -74,3 +74,15 @@ def publish(conn: Connection, event_id: str, content: dict[str, str]) -> int:
     )
     release_paused(conn, event_id)
     return version
+
+
+def get_version(conn: Connection, event_id: str, version: int) -> Any:
+    """One published version's row; 404 when the event has no such version."""
+    row = conn.execute(
+        sa.select(message_versions).where(
+            message_versions.c.event_id == event_id, message_versions.c.version == version
+        )
+    ).first()
+    if row is None:
+        raise not_found(f"event '{event_id}' has no message version {version}")
+    return row

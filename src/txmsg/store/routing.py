@@ -40,6 +40,8 @@ class Route:
     message_export: bool = False  # the channel configuration's, when the route was loaded
     reconciliation: dict[str, str] | None = None  # profile-based events: {"from", "to"}
     priority: Priority = Priority.TRANSACTIONAL  # the event configuration's lane
+    # The payload fields the event declares: one a trigger leaves out renders empty.
+    declared_fields: tuple[str, ...] = ()
 
 
 def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
@@ -56,6 +58,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             event_configs.c.reconciliation,
             event_configs.c.priority,
             event_configs.c.channel_config,
+            event_configs.c.fields,
             messages.c.published_version,
             message_versions.c.content,
             channel_configs.c.revision,
@@ -88,6 +91,7 @@ def load_routes(conn: Connection, event_ids: set[str]) -> dict[str, Route]:
             message_export=bool(r.message_export),
             reconciliation=r.reconciliation,
             priority=Priority(r.priority),
+            declared_fields=tuple(f["name"] for f in r.fields or ()),
         )
     return routes
 

@@ -117,7 +117,7 @@ class LegContext:
         profile = target.profile
         message = self.message(route, profile.language if profile is not None else None)
         try:
-            return render_event(event, message, profile, unsubscribe_url)
+            return render_event(event, message, profile, unsubscribe_url, route.declared_fields)
         except TemplateProblems as exc:
             return outcome_for(
                 event,

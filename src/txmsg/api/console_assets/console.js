@@ -1,0 +1,365 @@
+// txmsg console: plain JavaScript over /api/v1 (no build step, nothing from another host).
+"use strict";
+
+const main = document.getElementById("main");
+const statusBox = document.getElementById("status");
+let me = null;
+
+function csrf() {
+  const m = document.cookie.match(/(?:^|;\s*)txmsg_csrf=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+async function api(method, path, body) {
+  const headers = { "X-CSRF-Token": csrf() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const r = await fetch(path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  const type = r.headers.get("content-type") || "";
+  if (type.includes("json")) data = await r.json();
+  if (r.status === 401 && path !== "/console/session") { me = null; route(); }
+  return { status: r.status, ok: r.ok, data };
+}
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function say(text) { statusBox.textContent = text; setTimeout(() => { if (statusBox.textContent === text) statusBox.textContent = ""; }, 6000); }
+function problem(res) { return res.data && res.data.detail ? res.data.detail : "HTTP " + res.status; }
+function show(title, ...content) {
+  document.title = title + " · txmsg console";
+  main.replaceChildren(h("h1", {}, title), ...content.flat(3).filter((c) => c !== null && c !== undefined && c !== false));
+  main.focus();
+}
+function field(id, label, input) { input.id = id; return [h("label", { for: id }, label), input]; }
+
+// --- sign-in --------------------------------------------------------------------------------
+function signIn() {
+  const key = h("input", { type: "password", autocomplete: "current-password", required: true });
+  const out = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "signin", onsubmit: async (e) => {
+    e.preventDefault();
+    const res = await api("POST", "/console/session", { api_key: key.value });
+    if (!res.ok) { out.textContent = problem(res); return; }
+    me = res.data; key.value = ""; route();
+  } }, field("api-key", "API key", key), h("div", { class: "row" }, h("button", { type: "submit" }, "Sign in")), out);
+  document.getElementById("nav").hidden = true;
+  show("Sign in", h("p", {}, "Sign in with an admin or marketer API key. It stays on the server side: the browser keeps a session cookie only."), form);
+}
+
+document.getElementById("sign-out").addEventListener("click", async () => {
+  await api("DELETE", "/console/session");
+  me = null; location.hash = "#/events"; route();
+});
+
+// --- event configurations -----------------------------------------------------------------
+async function eventsPage() {
+  const res = await api("GET", "/api/v1/event-configs");
+  if (!res.ok) return show("Event configurations", h("p", { class: "error" }, problem(res)));
+  const rows = res.data.items.map((e) => h("tr", {},
+    h("td", {}, h("a", { href: "#/event/" + e.eventId }, e.eventId)), h("td", {}, e.label || ""),
+    h("td", {}, e.state), h("td", {}, e.channel), h("td", {}, e.target), h("td", {}, e.priority),
+    h("td", {}, (e.tags || []).join(", "))));
+  show("Event configurations",
+    me.role === "admin" ? h("p", {}, h("a", { class: "button", href: "#/new" }, "New event configuration")) : null,
+    h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, ["Event", "Label", "State", "Channel", "Target", "Priority", "Tags"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows))));
+}
+
+async function newEventPage() {
+  const channels = await api("GET", "/api/v1/channel-configs");
+  const names = channels.ok ? channels.data.items.map((c) => c.name) : [];
+  const id = h("input", { required: true, placeholder: "cartAbandonment" });
+  const label = h("input", {});
+  const channel = h("select", {}, h("option", { value: "email" }, "email"), h("option", { value: "sms" }, "sms"));
+  const cc = h("select", {}, names.map((n) => h("option", { value: n }, n)));
+  const target = h("select", {}, h("option", { value: "event" }, "event"), h("option", { value: "profile" }, "profile"));
+  const priority = h("select", {}, h("option", { value: "transactional" }, "transactional"), h("option", { value: "bulk" }, "bulk"));
+  const tags = h("input", { placeholder: "shop, cart" });
+  const fields = h("textarea", {}, "firstName:string:required\nlastProduct:string");
+  const out = h("p", { class: "error", role: "alert" });
+  const form = h("form", { onsubmit: async (e) => {
+    e.preventDefault();
+    const parsed = fields.value.split("\n").map((l) => l.trim()).filter(Boolean).map((l) => {
+      const [name, type, req] = l.split(":");
+      return { name, type: type || "string", required: req === "required" };
+    });
+    const body = { eventId: id.value, label: label.value || id.value, channel: channel.value, channel_config: cc.value,
+      target: target.value, priority: priority.value, fields: parsed,
+      tags: tags.value.split(",").map((t) => t.trim()).filter(Boolean) };
+    const res = await api("POST", "/api/v1/event-configs", body);
+    if (!res.ok) { out.textContent = problem(res); return; }
+    say("Created " + res.data.eventId);
+    location.hash = "#/event/" + res.data.eventId;
+  } },
+    field("ev-id", "Event ID", id), field("ev-label", "Label", label), field("ev-channel", "Channel", channel),
+    field("ev-cc", "Channel configuration", cc), field("ev-target", "Target", target),
+    field("ev-priority", "Priority", priority), field("ev-tags", "Tags (comma separated)", tags),
+    field("ev-fields", "Payload fields (one per line: name:type[:required])", fields),
+    h("div", { class: "row" }, h("button", { type: "submit" }, "Create")), out);
+  show("New event configuration", form);
+}
+
+const ACTIONS = { draft: ["publish"], published: ["pause", "unpublish"], paused: ["resume", "unpublish"], unpublished: ["publish"] };
+
+async function eventPage(eventId) {
+  const res = await api("GET", "/api/v1/event-configs/" + eventId);
+  if (!res.ok) return show(eventId, h("p", { class: "error" }, problem(res)));
+  const e = res.data;
+  const actions = me.role === "admin" ? (ACTIONS[e.state] || []).map((a) => h("button", { type: "button", onclick: async () => {
+    if (!confirm(`${a} ${eventId}?`)) return;
+    const r = await api("POST", `/api/v1/event-configs/${eventId}/${a}`);
+    say(r.ok ? `${eventId}: ${a} done` : problem(r)); eventPage(eventId);
+  } }, a[0].toUpperCase() + a.slice(1))) : [];
+  const SAMPLE = { number: 9.99, integer: 1, boolean: true, array: [], object: {} };
+  const preview = e.state === "draft" ? null : {
+    url: location.origin + e.trigger_path,
+    body: { ...(e.channel === "sms" ? { mobilePhone: "+14155552671" } : { email: "recipient@example.com" }),
+      ctx: Object.fromEntries(e.fields.map((f) => [f.name, f.type in SAMPLE ? SAMPLE[f.type] : "sample " + f.name])) },
+  };
+  const samples = preview ? [
+    h("h2", {}, "API preview"),
+    h("p", {}, "Trigger URL: ", h("code", {}, preview.url)),
+    h("h3", {}, "curl"),
+    h("pre", { "aria-label": "curl sample" }, `curl -X POST '${preview.url}' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Authorization: Bearer <trigger key>' \\\n  -d '${JSON.stringify(preview.body)}'`),
+    h("h3", {}, "Python"),
+    h("pre", { "aria-label": "Python sample" }, `import httpx\n\nhttpx.post(\n    "${preview.url}",\n    headers={"Authorization": "Bearer <trigger key>"},\n    json=${JSON.stringify(preview.body)},\n)`),
+  ] : [];
+  show(eventId,
+    h("p", {}, `${e.label || ""} · state ${e.state} · ${e.channel} · target ${e.target} · ${e.priority}`),
+    h("div", { class: "row" }, actions,
+      e.state !== "draft" ? h("a", { class: "button", href: "#/editor/" + eventId }, "Edit message") : null,
+      me.role === "admin" ? h("a", { class: "button", href: "#/latest/" + eventId }, "Latest events") : null,
+      h("a", { class: "button", href: "#/reports/" + eventId }, "Results")),
+    h("h2", {}, "Payload fields"),
+    h("ul", {}, e.fields.map((f) => h("li", {}, `${f.name} (${f.type}${f.required ? ", required" : ""})`))),
+    samples);
+}
+
+// --- message editor -------------------------------------------------------------------------
+function lineDiff(a, b) {
+  const x = a.split("\n"), y = b.split("\n");
+  const n = x.length, m = y.length;
+  const t = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--)
+    t[i][j] = x[i] === y[j] ? t[i + 1][j + 1] + 1 : Math.max(t[i + 1][j], t[i][j + 1]);
+  const out = []; let i = 0, j = 0;
+  while (i < n && j < m) {
+    if (x[i] === y[j]) { out.push(h("div", {}, "  " + x[i])); i++; j++; }
+    else if (t[i + 1][j] >= t[i][j + 1]) out.push(h("div", { class: "diff-del" }, "- " + x[i++]));
+    else out.push(h("div", { class: "diff-add" }, "+ " + y[j++]));
+  }
+  while (i < n) out.push(h("div", { class: "diff-del" }, "- " + x[i++]));
+  while (j < m) out.push(h("div", { class: "diff-add" }, "+ " + y[j++]));
+  return out;
+}
+
+async function editorPage(eventId) {
+  const [cfg, msg] = await Promise.all([api("GET", "/api/v1/event-configs/" + eventId), api("GET", "/api/v1/messages/" + eventId)]);
+  if (!msg.ok) return show("Message " + eventId, h("p", { class: "error" }, problem(msg)));
+  const sms = cfg.data.channel === "sms";
+  const parts = sms ? ["body"] : ["subject", "html", "text"];
+  const inputs = {}, warnLists = {};
+  const draft = msg.data.draft;
+  const sample = h("textarea", {}, JSON.stringify(msg.data.sample_ctx || Object.fromEntries(cfg.data.fields.map((f) => [f.name, "sample " + f.name])), null, 2));
+  const desktop = h("iframe", { title: "Preview at desktop width", sandbox: "" });
+  const phone = h("iframe", { title: "Preview at phone width", sandbox: "" });
+  const subjectOut = h("p", { id: "preview-subject" });
+  const smsOut = h("pre", { id: "preview-sms" });
+  const errors = h("p", { class: "error", role: "alert", id: "editor-error" });
+  const dryOut = h("div", { id: "dry-run" });
+  let timer = null;
+  const language = h("select", { onchange: () => saveAndPreview() }, h("option", { value: "" }, "default"),
+    Object.keys(draft.variants || {}).map((l) => h("option", { value: l }, l)));
+
+  function showWarnings(list) {
+    for (const p of parts) warnLists[p].replaceChildren();
+    for (const w of list || []) {
+      const target = warnLists[w.part] || warnLists[parts[0]];
+      target.append(h("li", {}, w.line ? `Line ${w.line}${w.column ? ", column " + w.column : ""}: ` : "", w.detail.replace(/^line \d+: /, "")));
+    }
+  }
+  async function saveAndPreview() {
+    let ctx;
+    try { ctx = JSON.parse(sample.value); } catch (e) { errors.textContent = "Sample data is not valid JSON"; return; }
+    const body = Object.fromEntries(parts.map((p) => [p, inputs[p].value]));
+    if (draft.variants) body.variants = draft.variants;
+    body.sample_ctx = ctx;
+    const saved = await api("PUT", `/api/v1/messages/${eventId}/draft`, body);
+    if (!saved.ok) { errors.textContent = problem(saved); showWarnings([]); return; }
+    errors.textContent = "";
+    showWarnings(saved.data.warnings);
+    const res = await api("POST", `/api/v1/messages/${eventId}/preview`, language.value ? { ctx, language: language.value } : { ctx });
+    if (!res.ok) { errors.textContent = problem(res); return; }
+    if (sms) { smsOut.textContent = `${res.data.text}\n\n(${res.data.encoding}, ${res.data.segments} segment(s))`; return; }
+    subjectOut.textContent = "Subject: " + (res.data.subject || "");
+    const html = res.data.html || h("pre", {}, res.data.text || "").outerHTML;
+    desktop.srcdoc = html; phone.srcdoc = html;
+  }
+  function changed() { clearTimeout(timer); timer = setTimeout(saveAndPreview, 400); }
+  const editors = parts.map((p) => {
+    inputs[p] = h(p === "subject" ? "input" : "textarea", { oninput: changed, rows: p === "html" ? 12 : 5, "aria-describedby": "warn-" + p });
+    inputs[p].value = draft[p] || "";
+    warnLists[p] = h("ul", { class: "warnings", id: "warn-" + p, "aria-live": "polite" });
+    return [field("part-" + p, p === "body" ? "SMS body" : p.toUpperCase() === "HTML" ? "HTML" : p[0].toUpperCase() + p.slice(1), inputs[p]), warnLists[p]];
+  });
+  sample.addEventListener("input", changed);
+
+  const versions = msg.data.versions.map((v) => v.version);
+  const va = h("select", {}, versions.map((v) => h("option", { value: v }, "v" + v)));
+  const vb = h("select", {}, h("option", { value: "draft" }, "draft"), versions.map((v) => h("option", { value: v }, "v" + v)));
+  const diffOut = h("pre", { id: "version-diff" });
+  async function version(v) {
+    if (v === "draft") return Object.fromEntries(parts.map((p) => [p, inputs[p].value]));
+    const r = await api("GET", `/api/v1/messages/${eventId}/versions/${v}`); return r.data || {};
+  }
+  const compare = h("button", { type: "button", class: "secondary", onclick: async () => {
+    const [a, b] = await Promise.all([version(va.value), version(vb.value)]);
+    diffOut.replaceChildren(...parts.flatMap((p) => [h("strong", {}, p), h("br"), ...lineDiff(a[p] || "", b[p] || "")]));
+  } }, "Compare versions");
+
+  const dry = h("button", { type: "button", class: "secondary", onclick: async () => {
+    const r = await api("POST", `/api/v1/messages/${eventId}/publish?dry_run=true`);
+    if (!r.ok) { dryOut.replaceChildren(h("p", { class: "error" }, problem(r))); return; }
+    const d = r.data;
+    dryOut.replaceChildren(h("div", {},
+      h("p", {}, `Dry run: ${d.rendered} of ${d.events} recent events render.`),
+      d.failed.length ? h("ul", {}, d.failed.map((f) => h("li", { class: "error" }, `${f.PKey}: ${f.part}: ${f.reason}`))) : null,
+      d.sample.map((s) => h("details", {}, h("summary", {}, "Difference for " + s.PKey),
+        h("pre", {}, Object.values(s.diff).join("\n") || "no difference")))));
+  } }, "Dry run");
+  const publish = h("button", { type: "button", onclick: async () => {
+    if (!confirm(`Publish the draft of ${eventId}? Every event sent from now on uses it.`)) return;
+    const r = await api("POST", `/api/v1/messages/${eventId}/publish`);
+    if (r.ok) { say(`Published version ${r.data.version}`); editorPage(eventId); return; }
+    errors.textContent = problem(r);
+    if (r.data && r.data.warnings) showWarnings(r.data.warnings);
+  } }, "Publish");
+
+  const proofTo = h("input", { type: "email", autocomplete: "email" });
+  const proofOut = h("p", { role: "status" });
+  const proof = h("form", { onsubmit: async (e) => {
+    e.preventDefault();
+    let ctx; try { ctx = JSON.parse(sample.value); } catch (err) { proofOut.textContent = "Sample data is not valid JSON"; return; }
+    const tp = await api("PUT", "/api/v1/test-profiles/console-" + eventId.toLowerCase(), { eventId, ctx });
+    if (!tp.ok) { proofOut.textContent = problem(tp); return; }
+    const r = await api("POST", `/api/v1/messages/${eventId}/proof`, { test_profile: "console-" + eventId.toLowerCase(), addresses: [proofTo.value] });
+    proofOut.textContent = r.ok ? "Proof sent to " + proofTo.value : problem(r);
+  } }, field("proof-to", "Send a proof to", proofTo), h("div", { class: "row" }, h("button", { type: "submit", class: "secondary" }, "Send proof")));
+
+  const languages = Object.keys(draft.variants || {});
+  show("Message " + eventId,
+    h("p", {}, msg.data.published ? `Published version ${msg.data.published.version}` : "Not published yet",
+      languages.length ? " · languages: default, " + languages.join(", ") : " · language: default"),
+    h("div", { class: "editor" },
+      h("section", { "aria-label": "Template" }, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
+        h("div", { class: "row" }, dry, publish), dryOut, proof, proofOut),
+      h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), field("preview-language", "Preview language", language), sms ? smsOut : [subjectOut,
+        h("div", { class: "previews" }, h("div", { class: "frame desktop" }, h("h3", {}, "Desktop"), desktop),
+          h("div", { class: "frame phone" }, h("h3", {}, "Phone (390 px)"), phone))])),
+    h("h2", {}, "Versions"),
+    h("div", { class: "row" }, field("version-a", "From", va), field("version-b", "To", vb), compare), diffOut);
+  showWarnings(msg.data.warnings);
+  saveAndPreview();
+}
+
+// --- latest events, results, export flows ------------------------------------------------------
+const STATUSES = ["", "pending", "processing", "paused", "processed", "ignored", "deliveryFailed", "routingFailed", "tooOld", "targetingFailed"];
+async function latestPage(eventId) {
+  const filter = h("select", { onchange: () => load() }, STATUSES.map((s) => h("option", { value: s }, s || "any status")));
+  const body = h("tbody");
+  async function load() {
+    const q = filter.value ? "&status=" + filter.value : "";
+    const r = await api("GET", `/api/v1/events/${eventId}?limit=50${q}`);
+    if (!r.ok) { body.replaceChildren(h("tr", {}, h("td", { colspan: 5, class: "error" }, problem(r)))); return; }
+    body.replaceChildren(...r.data.items.map((ev) => {
+      const log = h("td", {}, h("button", { type: "button", class: "secondary", onclick: async (e) => {
+        const l = await api("GET", ev.delivery_log);
+        e.target.replaceWith(h("ul", {}, (l.data.items || []).map((i) => h("li", {}, `${i.kind} ${i.at}`))));
+      } }, "Delivery log"));
+      return h("tr", {}, h("td", {}, ev.PKey), h("td", {}, ev.status), h("td", {}, ev.reason || ""), h("td", {}, ev.eventDate), log);
+    }));
+  }
+  show("Latest events of " + eventId, field("status-filter", "Status", filter),
+    h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ["PKey", "Status", "Reason", "Date", "Delivery log"].map((t) => h("th", { scope: "col" }, t)))), body)));
+  load();
+}
+
+const METRICS = [["sent", "#0b5cad"], ["delivered", "#1d6b33"], ["opened", "#8a4b00"], ["clicked", "#6a1b9a"], ["bounced", "#a4161a"]];
+async function reportsPage(eventId) {
+  const r = await api("GET", "/api/v1/reports/" + eventId);
+  if (!r.ok) return show("Results of " + eventId, h("p", { class: "error" }, problem(r)));
+  const days = r.data.days;
+  const max = Math.max(1, ...days.flatMap((d) => METRICS.map(([m]) => d[m] || 0)));
+  const ns = "http://www.w3.org/2000/svg", W = 700, H = 240, pad = 30;
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("class", "chart"); svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "Results per day: " + METRICS.map(([m]) => m).join(", "));
+  const step = days.length > 1 ? (W - 2 * pad) / (days.length - 1) : 0;
+  for (const [m, color] of METRICS) {
+    const pts = days.map((d, i) => `${pad + i * step},${H - pad - ((d[m] || 0) / max) * (H - 2 * pad)}`).join(" ");
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", pts); line.setAttribute("fill", "none"); line.setAttribute("stroke", color); line.setAttribute("stroke-width", "2");
+    line.setAttribute("data-metric", m); svg.append(line);
+  }
+  const axis = document.createElementNS(ns, "line");
+  axis.setAttribute("x1", pad); axis.setAttribute("x2", W - pad); axis.setAttribute("y1", H - pad); axis.setAttribute("y2", H - pad); axis.setAttribute("stroke", "#4a5159");
+  svg.append(axis);
+  show("Results of " + eventId,
+    h("p", {}, `${r.data.from} to ${r.data.to} · `, h("a", { href: `/api/v1/reports/${eventId}?format=csv`, download: "" }, "Download CSV")),
+    svg, h("p", { class: "legend" }, METRICS.map(([m, c]) => h("span", {}, h("span", { class: "swatch", style: "background:" + c }), m))),
+    h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Day"), METRICS.map(([m]) => h("th", { scope: "col" }, m)))),
+      h("tbody", {}, days.map((d) => h("tr", {}, h("td", {}, d.day), METRICS.map(([m]) => h("td", {}, d[m] || 0))))))));
+}
+
+async function exportsPage() {
+  const r = await api("GET", "/api/v1/export-flows");
+  if (!r.ok) return show("Export flows", h("p", { class: "error" }, problem(r)));
+  const rows = await Promise.all(r.data.items.map(async (f) => {
+    const runs = await api("GET", `/api/v1/export-flows/${f.name}/runs`);
+    const last = runs.ok && runs.data.items.length ? runs.data.items[0] : null;
+    return h("tr", {}, h("td", {}, f.name), h("td", {}, f.format), h("td", {}, JSON.stringify(f.destination || {})),
+      h("td", {}, last ? `${last.status || ""} ${last.finished_at || last.started_at || ""}` : "never run"));
+  }));
+  show("Export flows", h("div", { class: "table-wrap" }, h("table", {},
+    h("thead", {}, h("tr", {}, ["Name", "Format", "Destination", "Last run"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows))));
+}
+
+// --- routing -----------------------------------------------------------------------------------
+async function route() {
+  if (!me) {
+    const res = await api("GET", "/console/session");
+    if (!res.ok || !["admin", "marketer"].includes(res.data.role)) return signIn();
+    me = res.data;
+  }
+  const nav = document.getElementById("nav");
+  nav.hidden = false;
+  document.getElementById("who").textContent = "Signed in as " + me.role;
+  for (const a of nav.querySelectorAll("[data-admin]")) a.hidden = me.role !== "admin";
+  const [, page, arg] = (location.hash || "#/events").split("/");
+  if (page === "new") return newEventPage();
+  if (page === "event") return eventPage(arg);
+  if (page === "editor") return editorPage(arg);
+  if (page === "latest") return latestPage(arg);
+  if (page === "reports") return reportsPage(arg);
+  if (page === "exports") return exportsPage();
+  return eventsPage();
+}
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,133 @@
+"""Template authoring over HTTP: warnings on save, refusal at publish, the dry run, and an
+optional field left out by a trigger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers import (
+    assert_problem,
+    create_channel,
+    create_event,
+    publish_message,
+    trigger,
+    wait_status,
+)
+from txmsg.testing import FakeSMTPServer
+
+FIELDS = [
+    {"name": "firstName", "type": "string", "required": True},
+    {"name": "lastProduct", "type": "string", "required": False},
+]
+
+
+async def _event(server: Any, smtp: FakeSMTPServer) -> str:
+    await create_channel(server.admin, smtp)
+    event_id = (await create_event(server.admin, "optionals", fields=FIELDS))["eventId"]
+    r = await server.admin.post(f"/api/v1/event-configs/{event_id}/publish")
+    assert r.status_code == 200, r.text
+    return str(event_id)
+
+
+async def test_a_trigger_leaving_out_an_optional_field_is_sent(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    event_id = await _event(server, smtp)
+    await publish_message(
+        server.admin,
+        event_id,
+        subject="Hi {{ ctx.firstName }}",
+        html="<p>[{{ ctx.lastProduct }}] {{ ctx.lastProduct | default('your cart') }}</p>",
+        text="[{{ ctx.lastProduct }}]",
+    )
+    accepted = await trigger(server.admin, event_id)
+    status = await wait_status(server.admin, accepted["href"], {"processed", "routingFailed"})
+    assert status["status"] == "processed", status
+    message = (await smtp.wait_for(1))[0]
+    assert "<p>[] your cart</p>" in message.html
+    assert message.text.strip() == "[]"
+
+
+async def test_saving_warns_and_publishing_refuses_unknown_names(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    event_id = await _event(server, smtp)
+    draft = {
+        "subject": "Hi {{ ctx.firstName }}",
+        "html": "<p>Hi</p>\n<p>{{ ctx.lastProdct }}</p>",
+        "text": "{{ event.PKey }}",
+    }
+    r = await server.admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
+    assert r.status_code == 200, r.text
+    [warning] = r.json()["warnings"]
+    assert warning == {
+        "part": "html",
+        "line": 2,
+        "column": 7,
+        "name": "ctx.lastProdct",
+        "suggestion": "ctx.lastProduct",
+        "detail": "line 2: `ctx.lastProdct` is not provided by this event: "
+        "did you mean `ctx.lastProduct`?",
+    }
+    r = await server.admin.post(f"/api/v1/messages/{event_id}/publish")
+    body = assert_problem(r, 422, "html")
+    assert body["warnings"] == [warning]
+    # The preview says the same, not Jinja's "'dict object' has no attribute".
+    r = await server.admin.post(f"/api/v1/messages/{event_id}/preview")
+    assert assert_problem(r, 422, "html")["warnings"] == [warning]
+    assert "did you mean `ctx.lastProduct`?" in body["detail"]
+    r = await server.admin.get(f"/api/v1/messages/{event_id}")
+    assert r.json()["published"] is None and r.json()["warnings"] == [warning]
+    # Syntax errors are refused with their line when saving already.
+    r = await server.admin.put(
+        f"/api/v1/messages/{event_id}/draft", json={**draft, "text": "a\n{% if %}"}
+    )
+    assert "line 2" in assert_problem(r, 422, "text")["detail"]
+
+
+async def test_the_dry_run_renders_recent_payloads_and_shows_the_difference(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    event_id = await _event(server, smtp)
+    published = await publish_message(
+        server.admin, event_id, subject="Hi {{ ctx.firstName }}", html="", text="Hi"
+    )
+    for name in ("Ada", "Grace"):
+        await trigger(
+            server.admin, event_id, {"email": "a@example.org", "ctx": {"firstName": name}}
+        )
+    await trigger(
+        server.admin,
+        event_id,
+        {"email": "a@example.org", "ctx": {"firstName": "Bo", "lastProduct": "tea"}},
+    )
+    draft = {
+        "subject": "Hello {{ ctx.firstName }}",
+        "text": "{{ ctx.lastProduct | default('none') }} {{ ctx.lastProduct.upper() }}",
+    }
+    r = await server.admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
+    assert r.status_code == 200 and r.json()["warnings"] == [], r.text
+    r = await server.admin.post(f"/api/v1/messages/{event_id}/publish?dry_run=true")
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert (answer["events"], answer["rendered"]) == (3, 1), answer
+    assert answer["published_version"] == published["version"]
+    assert {f["part"] for f in answer["failed"]} == {"text"}
+    assert all("lastProduct" in f["reason"] for f in answer["failed"]), answer["failed"]
+    [sample] = answer["sample"]
+    assert "-Hi Bo" in sample["diff"]["subject"] and "+Hello Bo" in sample["diff"]["subject"]
+    # Nothing was published.
+    r = await server.admin.get(f"/api/v1/messages/{event_id}")
+    assert r.json()["published"]["version"] == published["version"]
+    r = await server.admin.post(f"/api/v1/messages/{event_id}/publish?dry_run=maybe")
+    assert_problem(r, 400, "dry_run")
+
+
+async def test_a_published_version_can_be_read(server: Any, smtp: FakeSMTPServer) -> None:
+    event_id = await _event(server, smtp)
+    await publish_message(server.admin, event_id, subject="One {{ ctx.firstName }}")
+    await publish_message(server.admin, event_id, subject="Two {{ ctx.firstName }}")
+    r = await server.admin.get(f"/api/v1/messages/{event_id}/versions/1")
+    assert r.status_code == 200 and r.json()["subject"] == "One {{ ctx.firstName }}", r.text
+    assert_problem(await server.admin.get(f"/api/v1/messages/{event_id}/versions/9"), 404)
+    assert_problem(await server.admin.get(f"/api/v1/messages/{event_id}/versions/x"), 400)

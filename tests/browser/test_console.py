@@ -1,0 +1,203 @@
+"""The console in a real browser (Debian's Chromium, headless, driven by Playwright).
+
+One walk through what a marketer does, with screenshots of every page at desktop and phone
+widths (tests/browser/screenshots/, not committed), the accessibility basics checked by
+axe-core (vendored, run in the page) and keyboard-only editing and publishing. No request of
+the pages may leave the server's origin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright import async_api as playwright_api
+
+from helpers import create_channel, trigger, wait_status
+from txmsg.testing import FakeSMTPServer
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+HERE = Path(__file__).resolve().parent
+SHOTS = HERE / "screenshots"
+AXE = HERE / "vendor" / "axe.min.js"
+WIDTHS = {"desktop": 1280, "phone": 390}
+
+if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it (.ci/run)
+    pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
+
+
+def sqlite_only(test: Any) -> Any:
+    test.sqlite_only = True  # the pages are the same on both engines; the API tests cover both
+    return test
+
+
+async def _shoot(page: Any, name: str) -> None:
+    for label, width in WIDTHS.items():
+        await page.set_viewport_size({"width": width, "height": 900})
+        await page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
+    await page.set_viewport_size({"width": 1280, "height": 900})
+
+
+async def _tab_to(page: Any, what: str, wanted: str) -> None:
+    """Presses Tab until `what` (evaluated in the page) is `wanted`: keyboard only."""
+    for _ in range(40):
+        await page.keyboard.press("Tab")
+        if await page.evaluate(what) == wanted:
+            return
+    raise AssertionError(f"Tab never reached {wanted!r}")
+
+
+async def _axe(page: Any) -> None:
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate(
+        "async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']})).violations"
+        ".map(v => ({id: v.id, nodes: v.nodes.map(n => n.target.join(' '))}))"
+    )
+    assert result == [], result
+
+
+@sqlite_only
+async def test_the_console_walk(server: Any, smtp: FakeSMTPServer) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    await create_channel(server.admin, smtp)
+    outside: list[str] = []
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        context = await browser.new_context(bypass_csp=True)  # axe is injected inline
+        page = await context.new_page()
+        page.on(
+            "request",
+            lambda r: (
+                None
+                if r.url.startswith((server.base_url, "data:", "about:"))
+                else outside.append(r.url)
+            ),
+        )
+        page.on("dialog", lambda d: d.accept())
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            await _walk(page, server, smtp)
+        finally:
+            await browser.close()
+            assert errors == [], errors
+    assert outside == [], f"the console loaded from another host: {outside}"
+
+
+async def _walk(page: Any, server: Any, smtp: FakeSMTPServer) -> None:
+    expect = playwright_api.expect
+    await page.goto(server.base_url + "/console")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await _shoot(page, "sign-in")
+    await _axe(page)
+    await page.get_by_label("API key").fill("not a key")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_contain_text("unknown or revoked")
+    from conftest import ADMIN_KEY
+
+    await page.get_by_label("API key").fill(ADMIN_KEY)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+    cookies = {c["name"]: c for c in await page.context.cookies()}
+    assert cookies["txmsg_session"]["httpOnly"] and cookies["txmsg_session"]["sameSite"] == "Strict"
+    assert ADMIN_KEY not in cookies["txmsg_session"]["value"]
+
+    # create and publish an event configuration
+    await page.get_by_role("link", name="New event configuration").click()
+    await page.get_by_label("Event ID").fill("consoleDemo")
+    await page.get_by_label("Tags (comma separated)").fill("demo")
+    await _shoot(page, "event-new")
+    await _axe(page)
+    await page.get_by_role("button", name="Create").click()
+    await expect(page.get_by_role("heading", name="EVTconsoleDemo")).to_be_visible()
+    await page.get_by_role("button", name="Publish").click()
+    await expect(page.get_by_text("state published")).to_be_visible()
+    await expect(page.locator("pre", has_text="import httpx")).to_contain_text(
+        "/rest/mc/EVTconsoleDemo"
+    )
+    await _shoot(page, "event")
+    await (
+        page.get_by_role("link", name="Event configurations")
+        .or_(page.get_by_role("link", name="Events"))
+        .first.click()
+    )
+    await expect(page.get_by_role("cell", name="EVTconsoleDemo")).to_be_visible()
+    await _shoot(page, "events")
+    await _axe(page)
+
+    # the editor: live preview, a typo's warning at its line, dry run, publish, proof
+    await page.evaluate("location.hash = '#/editor/EVTconsoleDemo'")
+    await expect(page.get_by_role("heading", name="Message EVTconsoleDemo")).to_be_visible()
+    await page.get_by_label("Subject").fill("Hello {{ ctx.firstName }}")
+    await expect(page.locator("#preview-subject")).to_have_text("Subject: Hello sample firstName")
+    await page.get_by_label("HTML").fill("<p>Hi</p>\n<p>{{ ctx.lastProdct }}</p>")
+    warning = page.locator("#warn-html li")
+    await expect(warning).to_contain_text("Line 2, column 7")
+    await expect(warning).to_contain_text("did you mean `ctx.lastProduct`?")
+    await _shoot(page, "editor-warning")
+    await page.get_by_label("HTML").fill("<p>Hi {{ ctx.lastProduct | default('you') }}</p>")
+    await expect(warning).to_have_count(0)
+    frame = page.frame_locator("iframe[title='Preview at phone width']")
+    await expect(frame.locator("p")).to_have_text("Hi sample lastProduct")
+    await page.get_by_role("button", name="Dry run").click()
+    await expect(page.locator("#dry-run")).to_contain_text("recent events render")
+    await page.get_by_role("button", name="Publish").click()
+    await expect(page.get_by_role("status").filter(has_text="Published version 1")).to_be_visible()
+    await page.get_by_label("Send a proof to").fill("proof@example.org")
+    await page.get_by_role("button", name="Send proof").click()
+    await expect(page.get_by_text("Proof sent to proof@example.org")).to_be_visible()
+    [proof] = await smtp.wait_for(1)
+    assert proof.rcpt_tos == ["proof@example.org"] and "[Proof] Hello" in proof.subject
+    await _shoot(page, "editor")
+    await _axe(page)
+
+    # keyboard only: edit the subject and publish
+    await page.locator("body").click(position={"x": 1, "y": 1})
+    await _tab_to(page, "document.activeElement.id", "part-subject")
+    await page.keyboard.press("End")
+    await page.keyboard.type("!")
+    await expect(page.locator("#preview-subject")).to_have_text("Subject: Hello sample firstName!")
+    await _tab_to(page, "document.activeElement.textContent", "Publish")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("status").filter(has_text="Published version 2")).to_be_visible()
+
+    # latest events: a trigger over the API shows up, with its status
+    accepted = await trigger(
+        server.admin, "EVTconsoleDemo", {"email": "ada@example.org", "ctx": {"firstName": "Ada"}}
+    )
+    await wait_status(server.admin, accepted["href"], "processed")
+    await page.goto(server.base_url + "/console#/latest/EVTconsoleDemo")
+    await expect(page.get_by_role("cell", name=accepted["PKey"])).to_be_visible()
+    await page.get_by_label("Status").select_option("routingFailed")
+    await expect(page.get_by_role("cell", name=accepted["PKey"])).to_have_count(0)
+    await page.get_by_label("Status").select_option("processed")
+    await expect(page.get_by_role("cell", name=accepted["PKey"])).to_be_visible()
+    await page.get_by_role("button", name="Delivery log").click()
+    await expect(page.get_by_text("sent ", exact=False).first).to_be_visible()
+    await _shoot(page, "latest-events")
+    await _axe(page)
+
+    # results and export flows
+    await page.goto(server.base_url + "/console#/reports/EVTconsoleDemo")
+    await expect(page.locator("svg.chart polyline")).to_have_count(5)
+    await expect(page.get_by_role("link", name="Download CSV")).to_be_visible()
+    await _shoot(page, "results")
+    await _axe(page)
+    await page.get_by_role("link", name="Export flows").click()
+    await expect(page.get_by_role("heading", name="Export flows")).to_be_visible()
+    await _shoot(page, "export-flows")
+
+    # sign out: the session is gone
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    r = await page.request.get(server.base_url + "/api/v1/event-configs")
+    assert r.status == 401
