@@ -105,3 +105,27 @@ async def test_a_batch_with_a_bad_row_fails_whole_and_alone(db: Database) -> Non
         assert {c.pkey for c in claimed} == {e.pkey for e in (*good.events, single)}
     finally:
         await writer.stop()
+
+
+async def test_api_only_cycles_may_overlap_and_each_answer_is_committed(db: Database) -> None:
+    """No consumer: cycles are independent (on PostgreSQL several run at once); every trigger
+    answered `created` is in the database, pending, leased to nobody."""
+    book = LeaseBook(max_in_flight=8, lease=LEASE)
+    assert book.leases_nothing()
+    writer = Writer(db, book)
+    writer.start()
+    try:
+        items = [queued_event("EVTw") for _ in range(40)]
+        pending = []
+        for n, item in enumerate(items):  # several cycles, the later ones while others run
+            pending.append(asyncio.ensure_future(writer.enqueue(item)))
+            if n % 7 == 6:
+                await asyncio.sleep(0.001)
+        results = await asyncio.gather(*pending)
+    finally:
+        await writer.stop()
+    assert [r.kind for r in results] == ["created"] * 40
+    rows = [await db.read(get_event, "EVTw", i.pkey) for i in items]
+    assert [(r.status, r.lease_token) for r in rows] == [("pending", None)] * 40
+    book.consume(lambda _events: None)
+    assert not book.leases_nothing()  # with a dispatcher, cycles run one at a time

@@ -72,6 +72,11 @@ class LeaseBook:
     def stopping(self) -> bool:
         return self._stopping
 
+    def leases_nothing(self) -> bool:
+        """No consumer (API only): write cycles claim, lease and renew nothing, so they are
+        independent of each other and of the book, and may overlap."""
+        return self._consumer is None
+
     def free_slots(self, freed: int = 0) -> int:
         """Room for more events, counting `freed` in flight as released (their outcomes are
         being recorded); 0 without a consumer (API only) or once stopping."""

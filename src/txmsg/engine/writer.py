@@ -66,11 +66,17 @@ class Writer:
         self._caps_ttl = caps_ttl
         self._caps_until = 0.0
         self._batcher: Batcher[WriteItem, Answer] = Batcher(
-            self._cycle, max_batch=2000, weight=_weight
+            self._cycle, max_batch=2000, weight=_weight, overlap=self._cycles_overlap
         )
 
     def start(self) -> None:
         self._batcher.start()
+
+    def _cycles_overlap(self) -> bool:
+        """Whether the next cycle may start before the last one ends: on PostgreSQL (each cycle
+        on its own pooled connection, the event loop free while the other waits on the server)
+        when cycles lease nothing (API only), so that no cycle depends on another's leases."""
+        return not self._db.is_sqlite and self._book.leases_nothing()
 
     async def stop(self) -> None:
         await self._batcher.stop()

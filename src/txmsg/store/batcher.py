@@ -5,6 +5,10 @@ Callers `await submit(item)`; a single flusher task takes everything queued so f
 to `flush` in one call. While a flush runs, new items gather, so the
 batch size follows the load with no added latency when idle. `flush` answers one result per
 item; a result that is an exception is raised to that item's caller alone.
+
+When `overlap()` says flushes are independent of each other, up to `MAX_OVERLAP` run at once:
+the next batch's transaction starts while the previous one waits for its round trips and its
+commit (otherwise the event loop sits idle meanwhile).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
+MAX_OVERLAP = 4
+
 
 class Batcher(Generic[T, R]):
     def __init__(
@@ -24,10 +30,14 @@ class Batcher(Generic[T, R]):
         *,
         max_batch: int = 500,
         weight: Callable[[T], int] | None = None,
+        overlap: Callable[[], bool] | None = None,
     ) -> None:
         self._flush = flush
         self._max_batch = max_batch
         self._weight = weight
+        self._overlap = overlap
+        self._running: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(MAX_OVERLAP)
         self._items: list[tuple[T, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -62,9 +72,25 @@ class Batcher(Generic[T, R]):
                 count = self._count()
                 batch = self._items[:count]
                 del self._items[:count]
-                await self._flush_one(batch)
+                await self._start(batch)
             if self._closing and not self._items:
+                await asyncio.gather(*self._running)
                 return
+
+    async def _start(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        """Flush `batch`: beside the flushes under way when they are independent, else after."""
+        if self._overlap is None or not self._overlap():
+            await asyncio.gather(*self._running)
+            await self._flush_one(batch)
+            return
+        await self._slots.acquire()  # while it waits, the next batch gathers
+        task = asyncio.create_task(self._flush_one(batch), name="txmsg-batcher-flush")
+        self._running.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slots.release()
 
     def _count(self) -> int:
         """How many of the waiting items the next flush takes: at least one, then as many as
