@@ -39,6 +39,7 @@ async def test_a_skewed_process_does_not_take_a_live_lease(db: Database, skewed:
     await db.sync_clock()
     await skewed.sync_clock()
     assert abs(skewed.clock.offset + SKEW) < timedelta(seconds=1)
+    assert db.clock.offset == timedelta(0)  # in step: this machine's clock as it is
     new = queued_event("EVTq")
     await db.write(write_cycle, CycleRequest(new=[new]))
     [held] = (await db.write(write_cycle, _claim(db))).claimed

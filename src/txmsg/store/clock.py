@@ -33,6 +33,12 @@ def database_now(conn: Connection) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Offsets within this are the measurement's own error (a loaded machine's round trip) or what
+# NTP keeps clocks within: taken as none, so the processes of one machine agree exactly on
+# "now" (an event an API process stamps due is due for its worker at once).
+IN_STEP = timedelta(milliseconds=250)
+
+
 class DatabaseClock:
     """The database's time, estimated as this process's time plus the last measured offset.
 
@@ -44,7 +50,7 @@ class DatabaseClock:
 
     @property
     def offset(self) -> timedelta:
-        """The database's time minus this process's, as last measured."""
+        """The database's time minus this process's, as last measured (0 when in step)."""
         return self._offset
 
     def now(self) -> datetime:
@@ -55,5 +61,6 @@ class DatabaseClock:
         before = self._local()
         server = database_now(conn)
         after = self._local()
-        self._offset = server - (before + (after - before) / 2)
+        offset = server - (before + (after - before) / 2)
+        self._offset = offset if abs(offset) > IN_STEP else timedelta(0)
         return server
