@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
-from txmsg.api.context import context
+from txmsg.api.context import context, renderer
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.errors import invalid, invalid_many
@@ -18,7 +18,7 @@ from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.queue import new_pkey
 from txmsg.core.sms import analyse, sms_text
 from txmsg.core.templates import (
-    CompiledMessage,
+    MessageSource,
     TemplateProblem,
     TemplateProblems,
     event_variables,
@@ -80,8 +80,8 @@ async def put_draft(request: Request) -> Response:
         raise invalid("sample_ctx", "must be a JSON object")
     check_storable(sample, "sample_ctx")
     for prefix, parts in all_parts(draft, config.channel):
-        try:
-            CompiledMessage(parts)  # syntax errors are reported now, with their line
+        try:  # syntax errors are reported now, with their line
+            await renderer(request).check(MessageSource(parts))
         except TemplateProblems as exc:
             raise _prefixed(exc, prefix).as_domain_error("saved") from None
     db = context(request).db
@@ -145,7 +145,7 @@ async def _render_draft(
     wanted = variant_for(row.draft, language.lower() if language else None)
     for prefix, parts in all_parts(row.draft, config.channel):
         try:
-            out = CompiledMessage(parts).render(variables)
+            out = await renderer(request).render(MessageSource(parts), variables)
         except TemplateProblems as exc:
             raise _prefixed(exc, prefix).as_domain_error(action) from None
         if prefix == (f"variants.{wanted}." if wanted else ""):

@@ -5,16 +5,18 @@ from __future__ import annotations
 from txmsg.core.profiles import Profile
 from txmsg.core.queue import ClaimedEvent
 from txmsg.core.templates import (
-    CompiledMessage,
+    MessageSource,
     TemplateProblems,
     event_variables,
     template_variables,
 )
+from txmsg.sandbox.pool import Renderer
 
 
-def render_event(
+async def render_event(
+    renderer: Renderer,
     event: ClaimedEvent,
-    message: CompiledMessage,
+    message: MessageSource,
     profile: Profile | None,
     unsubscribe_url: str | None = None,
 ) -> dict[str, str]:
@@ -34,7 +36,7 @@ def render_event(
         profile.template_view() if profile is not None else None,
         unsubscribe_url,
     )
-    return message.render(variables)
+    return await renderer.render(message, variables)
 
 
 def render_problem(version: int | None, exc: TemplateProblems) -> str:
