@@ -28,7 +28,7 @@ async def test_fatigue_periods_out_of_range_are_400s(server, period: str) -> Non
     assert r.json()["errors"][0]["field"] == "period"
 
 
-@pytest.mark.parametrize("limit", ["9" * 5000, "0" * 5000 + "5", "１０", "1001", "0", "-1"])
+@pytest.mark.parametrize("limit", ["9" * 5000, "0" * 5000 + "5", "\uff11\uff10", "1001", "0", "-1"])
 async def test_a_limit_out_of_range_is_a_400(server, limit: str) -> None:
     r = await server.admin.get("/api/v1/message-export/records", params={"limit": limit})
     if limit == "0" * 5000 + "5":  # five, with leading zeros
