@@ -34,7 +34,7 @@ async def test_preview_and_publish_answer_422_naming_part_and_bound(
         error = r.json()["errors"][0]
         assert error["field"] == "html"
         assert expected in error["detail"]
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 6  # no 1 GB body after 14-22 s
     r = await server.admin.get("/health")
     assert r.status_code == 200
 

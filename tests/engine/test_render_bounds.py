@@ -16,6 +16,8 @@ from txmsg.sandbox.pool import GRACE_SECONDS, Renderer
 
 TIMEOUT = 0.5
 MAX_BYTES = 64 * 1024
+# Room for a loaded machine in the elapsed-time checks (a render's bound is TIMEOUT).
+SLACK = 3.0
 
 
 @pytest.fixture
@@ -56,7 +58,7 @@ async def test_huge_values_fail_fast_on_memory(renderer: Renderer, template: str
     reason = await _problem(renderer, template)
     # The doubling string is copied so often that time may run out first: bounded either way.
     assert "MiB of memory" in reason or "longer than" in reason, reason
-    assert time.monotonic() - started < TIMEOUT + GRACE_SECONDS
+    assert time.monotonic() - started < TIMEOUT + SLACK
 
 
 @pytest.mark.parametrize(
@@ -71,11 +73,11 @@ async def test_long_renders_stop_at_their_time_bound(renderer: Renderer, templat
     started = time.monotonic()
     reason = await _problem(renderer, template, "text")
     assert reason == f"rendering took longer than the {TIMEOUT:g} s a message may take"
-    assert time.monotonic() - started < TIMEOUT + GRACE_SECONDS
+    assert time.monotonic() - started < TIMEOUT + SLACK
     # The worker stopped the render itself, and renders the next message at once.
     started = time.monotonic()
     assert await renderer.render(MessageSource({"text": "fine"}), {}) == {"text": "fine"}
-    assert time.monotonic() - started < GRACE_SECONDS  # (may start the other worker)
+    assert time.monotonic() - started < SLACK  # (may start the other worker)
 
 
 async def test_output_past_its_bound_stops(renderer: Renderer) -> None:
@@ -102,12 +104,10 @@ async def test_the_sandbox_still_refuses_escapes(
     assert expected in await _problem(renderer, template)
 
 
-async def test_a_long_render_blocks_neither_the_loop_nor_other_renders(
-    renderer: Renderer,
-) -> None:
+async def test_a_long_render_blocks_neither_the_loop_nor_other_renders() -> None:
+    renderer = Renderer(RenderLimits(timeout_seconds=4.0))
     spin = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
-    await renderer.render(MessageSource({"text": "warm"}), {})  # both workers up
-    await renderer.render(MessageSource({"text": "warm"}), {})
+    await asyncio.gather(*(renderer.render(MessageSource({"text": "up"}), {}) for _ in range(4)))
     gaps: list[float] = []
 
     async def tick() -> None:
@@ -120,13 +120,13 @@ async def test_a_long_render_blocks_neither_the_loop_nor_other_renders(
 
     ticker = asyncio.create_task(tick())
     slow = asyncio.create_task(_problem(renderer, spin, "text"))
-    await asyncio.sleep(0.05)
-    started = time.monotonic()
+    await asyncio.sleep(0.2)
     assert await renderer.render(MessageSource({"text": "{{ 6 * 7 }}"}), {}) == {"text": "42"}
-    assert time.monotonic() - started < TIMEOUT
+    assert not slow.done()  # the other worker answered while this one still spins
     assert "longer than" in await slow
     ticker.cancel()
-    assert max(gaps) < 0.25, max(gaps)
+    assert max(gaps) < 0.4, max(gaps)  # the loop ticked all along (every 10 ms asked)
+    await asyncio.to_thread(renderer.close)
 
 
 async def test_a_worker_that_does_not_answer_is_killed_and_replaced() -> None:
@@ -139,9 +139,16 @@ async def test_a_worker_that_does_not_answer_is_killed_and_replaced() -> None:
     # A worker killed by the pool cannot say which part it was at: the first part is named.
     reason = await _problem(renderer, "fine", "subject")
     assert "longer than" in reason
-    assert time.monotonic() - started < 2 * TIMEOUT + GRACE_SECONDS + 1.0
+    assert time.monotonic() - started < 2 * TIMEOUT + GRACE_SECONDS + SLACK
     assert await renderer.render(MessageSource({"text": "again"}), {}) == {"text": "again"}
     assert not set(pids) & set(renderer.worker_pids())
     with pytest.raises(ProcessLookupError):
         os.kill(pids[0], 0)
     await asyncio.to_thread(renderer.close)
+
+
+async def test_variables_that_cannot_be_sent_fail_that_render_only(renderer: Renderer) -> None:
+    with pytest.raises(TemplateProblems) as caught:
+        await renderer.render(MessageSource({"text": "{{ ctx }}"}), {"ctx": {1, 2}})
+    assert caught.value.problems[0].reason == "the render worker failed"
+    assert await renderer.render(MessageSource({"text": "ok"}), {}) == {"text": "ok"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import queue
 import select
@@ -26,6 +27,8 @@ from typing import Any
 from txmsg.core.render_limits import RenderLimits
 from txmsg.core.templates import MessageSource, TemplateProblem, TemplateProblems
 from txmsg.sandbox.worker import timeout_reason
+
+_log = logging.getLogger(__name__)
 
 # Time a worker has past its own timer to answer before it is killed (a slow start, a busy
 # machine); the timer itself stops a render at once.
@@ -42,7 +45,13 @@ class _Job:
     future: asyncio.Future[dict[str, Any]] = field(repr=False)
 
     def answer(self, answer: dict[str, Any]) -> None:
-        self.loop.call_soon_threadsafe(_settle, self.future, answer)
+        if self.loop.is_closed():
+            return  # its caller's loop ended before the answer: nobody waits for it
+        try:
+            self.loop.call_soon_threadsafe(_settle, self.future, answer)
+        except RuntimeError:
+            if not self.loop.is_closed():  # closed since the check above: the same case
+                raise
 
 
 def _settle(future: asyncio.Future[dict[str, Any]], answer: dict[str, Any]) -> None:
@@ -165,16 +174,26 @@ class Renderer:
                     self._jobs.put(None)  # the next thread stops too, after this batch
                     break
                 batch.append(more)
-            if worker is None:
-                worker = _Process(self.limits)
-                with self._lock:
-                    self._workers.add(worker)
-            batch, healthy = self._run(worker, batch)
-            if not healthy:
+            try:
+                if worker is None:
+                    worker = self._spawn()
+                batch, healthy = self._run(worker, batch)
+            except (OSError, ValueError, TypeError):  # cannot start, or garbage: never hang
+                _log.exception("render worker failed")
+                for job in batch:
+                    job.answer(_problem(job, "the render worker failed"))
+                batch, healthy = [], False
+            if not healthy and worker is not None:
                 self._stop(worker)  # ended, or stuck: the rest of its batch goes to a new one
                 worker = None
         if worker is not None:
             self._stop(worker)
+
+    def _spawn(self) -> _Process:
+        worker = _Process(self.limits)
+        with self._lock:
+            self._workers.add(worker)
+        return worker
 
     def _stop(self, worker: _Process) -> None:
         with self._lock:
