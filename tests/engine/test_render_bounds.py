@@ -152,3 +152,16 @@ async def test_variables_that_cannot_be_sent_fail_that_render_only(renderer: Ren
         await renderer.render(MessageSource({"text": "{{ ctx }}"}), {"ctx": {1, 2}})
     assert caught.value.problems[0].reason == "the render worker failed"
     assert await renderer.render(MessageSource({"text": "ok"}), {}) == {"text": "ok"}
+
+
+async def test_workers_outlive_a_sigterm_to_their_process_group(renderer: Renderer) -> None:
+    """A supervisor stopping the process group (systemd's default) must not end the renders
+    its txmsg process still has to finish: workers end when their parent does."""
+    await renderer.render(MessageSource({"text": "up"}), {})
+    pids = renderer.worker_pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGINT)
+    await asyncio.sleep(0.2)
+    assert await renderer.render(MessageSource({"text": "still"}), {}) == {"text": "still"}
+    assert set(pids) <= set(renderer.worker_pids())

@@ -113,7 +113,10 @@ def _cap_memory(extra: int) -> None:
 def main(argv: list[str]) -> None:
     worker = Worker(float(argv[0]), int(argv[1]), int(argv[2]))
     signal.signal(signal.SIGALRM, _alarm)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends it (its stdin closes)
+    # The parent ends it (its stdin closes): a SIGTERM or Ctrl-C sent to the whole process
+    # group must not end it while its parent finishes the sends under way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _cap_memory(worker.max_memory)
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
