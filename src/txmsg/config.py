@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from txmsg.core.rate_limit import KeyLimit, parse_limit_spec
+from txmsg.core.render_limits import RenderLimits
 
 DEFAULT_TRIGGER_LIMIT = KeyLimit(1000, 2000)  # TXMSG_TRIGGER_RATE_LIMIT="1000/s burst 2000"
 DEFAULT_FAILURE_LIMIT = KeyLimit(10, 100)  # TXMSG_AUTH_FAILURE_RATE_LIMIT="10/s burst 100"
@@ -68,6 +69,13 @@ class Settings:
 
     # Opens and clicks this soon after the send are a machine's (core/machine.py); 0: no rule.
     tracking_machine_seconds: float = 2.0
+    # Every render of a message (preview, proof, publish check, send) is bounded.
+    render_timeout_seconds: float = 2.0
+    render_max_bytes: int = 2 * 1024 * 1024
+
+    @property
+    def render_limits(self) -> RenderLimits:
+        return RenderLimits(self.render_timeout_seconds, self.render_max_bytes)
 
     @property
     def resolved_database_url(self) -> str:
@@ -89,6 +97,8 @@ class Settings:
             ("TXMSG_EXPORT_RETENTION_DAYS", self.export_retention_days),
             ("TXMSG_WEBHOOK_TIMEOUT_SECONDS", self.webhook_timeout_seconds),
             ("TXMSG_INTERACTION_INACTIVITY_DAYS", self.interaction_inactivity.total_seconds()),
+            ("TXMSG_RENDER_TIMEOUT_SECONDS", self.render_timeout_seconds),
+            ("TXMSG_RENDER_MAX_BYTES", self.render_max_bytes),
         ):
             if value <= 0:
                 problems.append(f"{name} must be greater than 0")
@@ -142,4 +152,6 @@ class Settings:
             bounce_listen=env.get("TXMSG_BOUNCE_LISTEN") or None,
             bounce_max_bytes=int(_float(env, "TXMSG_BOUNCE_MAX_BYTES", 1024 * 1024)),
             tracking_machine_seconds=_float(env, "TXMSG_TRACKING_MACHINE_SECONDS", 2.0),
+            render_timeout_seconds=_float(env, "TXMSG_RENDER_TIMEOUT_SECONDS", 2.0),
+            render_max_bytes=int(_float(env, "TXMSG_RENDER_MAX_BYTES", 2 * 1024 * 1024)),
         )

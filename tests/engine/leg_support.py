@@ -8,10 +8,12 @@ from typing import Any
 from txmsg.core.channel_config import ChannelSettings
 from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.queue import ClaimedEvent, new_pkey
+from txmsg.core.render_limits import RenderLimits
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import ConfigState
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.legs.base import LegContext
+from txmsg.sandbox.pool import shared_renderer
 from txmsg.store.routing import Route
 
 _ids = iter(range(1, 1_000_000))
@@ -66,4 +68,8 @@ def route(
 
 
 def context(*, lease_lost: bool = False) -> LegContext:
-    return LegContext(RetryPolicy(base_seconds=1.0, max_seconds=60.0), lambda _e: lease_lost)
+    return LegContext(
+        RetryPolicy(base_seconds=1.0, max_seconds=60.0),
+        lambda _e: lease_lost,
+        shared_renderer(RenderLimits()),
+    )

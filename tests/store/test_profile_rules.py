@@ -56,6 +56,27 @@ def test_bad_periods(text: object) -> None:
         parse_period(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "P883W6283640038824D",
+        "P99999999999999D",
+        "PT99999999999999999999S",
+        "P" + "9" * 5000 + "D",
+    ],
+)
+def test_periods_out_of_range_are_400s_naming_the_field(text: str) -> None:
+    with pytest.raises(DomainError) as caught:
+        parse_period(text)
+    assert caught.value.status == 400
+    assert caught.value.errors[0].field == "period"
+
+
+def test_a_period_is_read_whatever_its_leading_zeros() -> None:
+    text = "P" + "0" * 5000 + "1D"
+    assert parse_period(text) == (text, 86400)
+
+
 def test_decide_counts_in_order_within_the_window() -> None:
     now = utcnow()
     rule = FatigueRule("r", "email", 2, None, "P1D", 86400)

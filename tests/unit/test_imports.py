@@ -27,6 +27,7 @@ _BELOW_API = {
     "txmsg.destinations",
     "txmsg.config",
     "txmsg.metrics",
+    "txmsg.sandbox",
 }
 
 # What the modules of each layer may import besides their own layer. A layer is a package right
@@ -39,6 +40,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "txmsg.store": frozenset({"txmsg.core"}),
     "txmsg.channels": frozenset({"txmsg.core"}),
     "txmsg.destinations": frozenset({"txmsg.core"}),
+    # Template rendering in worker processes, bounded: core's templates run there.
+    "txmsg.sandbox": frozenset({"txmsg.core"}),
     # The settings read from the environment, a value type of the deployment: read by the app
     # factory, the CLI and the layers that wire (api, engine), never by those below, which are
     # handed the values they need.

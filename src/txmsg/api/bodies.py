@@ -10,6 +10,7 @@ from starlette.types import Receive
 
 from txmsg.api.context import context
 from txmsg.core.errors import DomainError
+from txmsg.core.json_numbers import check_integers
 
 
 def _too_large(limit: int) -> DomainError:
@@ -20,7 +21,12 @@ def _too_large(limit: int) -> DomainError:
 
 async def receive_body(receive: Receive, content_length: str | None, limit: int) -> bytes:
     """The whole body from the ASGI `receive`, refused (413) past `limit` bytes."""
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+    if (
+        content_length is not None
+        and content_length.isascii()
+        and content_length.isdigit()
+        and (len(content_length) > 18 or int(content_length) > limit)
+    ):
         raise _too_large(limit)  # the server never reads past Content-Length
     # Chunked bodies are counted as they stream in, and stop at the limit.
     chunks: list[bytes] = []
@@ -48,9 +54,11 @@ def parse_json(raw: bytes, *, optional: bool = False) -> Any:
             return None
         raise DomainError("a JSON request body is required", 400)
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise DomainError(f"the request body is not valid JSON: {exc}", 400) from None
+    check_integers(raw)
+    return value
 
 
 async def read_body(request: Request) -> bytes:

@@ -13,6 +13,7 @@ from txmsg.core.delivery import LogEntry
 from txmsg.core.feedback import Feedback
 from txmsg.core.mime import Sender
 from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent
+from txmsg.sandbox.pool import Renderer, shared_renderer
 from txmsg.store.archives import Restored
 from txmsg.store.db import Database
 from txmsg.store.event_configs import TriggerTargets
@@ -52,3 +53,8 @@ class AppContext:
 def context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.txmsg
     return ctx
+
+
+def renderer(request: Request) -> Renderer:
+    """The process's message renderer (worker processes), bounded by the settings."""
+    return shared_renderer(context(request).settings.render_limits)

@@ -7,18 +7,20 @@ from what the published version renders for the same payload. Nothing is written
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 from typing import Any
 
 from txmsg.core.kinds import TargetType
 from txmsg.core.templates import (
-    CompiledMessage,
+    MessageSource,
     TemplateProblems,
     event_variables,
     message_parts,
     template_variables,
 )
 from txmsg.core.variants import SAMPLE_PROFILE, SAMPLE_UNSUBSCRIBE_URL
+from txmsg.sandbox.pool import Renderer
 
 MAX_EVENTS = 100
 SAMPLE_SIZE = 5
@@ -62,7 +64,8 @@ def _diff(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def run(
+async def run(
+    renderer: Renderer,
     event_id: str,
     target: str,
     declared: tuple[str, ...],
@@ -70,26 +73,31 @@ def run(
     published: dict[str, Any] | None,
     rows: list[Any],
 ) -> dict[str, Any]:
-    """The dry run's answer (CPU only: the caller runs it off the event loop)."""
+    """The dry run's answer; every render goes through `renderer` (worker processes, bounded
+    like any other). Raises `TemplateProblems` when the draft does not compile."""
     profile_based = target == TargetType.PROFILE
-    compiled = CompiledMessage(message_parts(draft))
-    before = CompiledMessage(message_parts(published)) if published is not None else None
+    draft_source = MessageSource(message_parts(draft))
+    await renderer.check(draft_source)
+    before = MessageSource(message_parts(published)) if published is not None else None
+    variables = [_variables(row, event_id, profile_based, declared) for row in rows]
+    outs = await asyncio.gather(
+        *(renderer.render(draft_source, v) for v in variables), return_exceptions=True
+    )
     failed: list[dict[str, Any]] = []
     sample: list[dict[str, Any]] = []
     rendered = 0
-    for row in rows:
-        variables = _variables(row, event_id, profile_based, declared)
-        try:
-            out = compiled.render(variables)
-        except TemplateProblems as exc:
-            first = exc.problems[0].as_field_error()
+    for row, out, row_variables in zip(rows, outs, variables, strict=True):
+        if isinstance(out, TemplateProblems):
+            first = out.problems[0].as_field_error()
             failed.append({"PKey": row.pkey, "part": first.field, "reason": first.detail})
             continue
+        if isinstance(out, BaseException):
+            raise out
         rendered += 1
         if before is None or len(sample) >= SAMPLE_SIZE:
             continue
         try:
-            old: dict[str, str] | None = before.render(variables)
+            old: dict[str, str] | None = await renderer.render(before, row_variables)
         except TemplateProblems:
             old = None
         sample.append(

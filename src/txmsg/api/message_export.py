@@ -21,9 +21,14 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # Digits only (no sign, no space, no other numerals), and never more than the bound has:
+    # converting thousands of digits is refused by Python itself.
+    digits = raw.lstrip("0") or "0"
+    if not raw.isascii() or not raw.isdigit() or len(digits) > len(str(high)):
         raise invalid(name, f"must be an integer from {low} to {high}", in_header=True)
-    return int(raw)
+    if not low <= int(digits) <= high:
+        raise invalid(name, f"must be an integer from {low} to {high}", in_header=True)
+    return int(digits)
 
 
 async def list_records(request: Request) -> Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.requests import Request
@@ -11,7 +10,7 @@ from starlette.responses import Response
 from txmsg.api import dry_run
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
-from txmsg.api.context import context
+from txmsg.api.context import context, renderer
 from txmsg.api.responses import JSONResponse, problem_body
 from txmsg.api.routing import resource
 from txmsg.core.errors import FieldError, invalid, invalid_many
@@ -21,7 +20,7 @@ from txmsg.core.queue import new_pkey
 from txmsg.core.sms import analyse, sms_text
 from txmsg.core.template_checks import TemplateWarning, check_parts, known_names
 from txmsg.core.templates import (
-    CompiledMessage,
+    MessageSource,
     TemplateProblem,
     TemplateProblems,
     event_variables,
@@ -113,8 +112,8 @@ async def put_draft(request: Request) -> Response:
         raise invalid("sample_ctx", "must be a JSON object")
     check_storable(sample, "sample_ctx")
     for prefix, parts in all_parts(draft, config.channel):
-        try:
-            CompiledMessage(parts)  # syntax errors are reported now, with their line
+        try:  # syntax errors are reported now, with their line
+            await renderer(request).check(MessageSource(parts))
         except TemplateProblems as exc:
             raise _prefixed(exc, prefix).as_domain_error("saved") from None
     db = context(request).db
@@ -179,7 +178,7 @@ async def _render_draft(
     wanted = variant_for(row.draft, language.lower() if language else None)
     for prefix, parts in all_parts(row.draft, config.channel):
         try:
-            out = CompiledMessage(parts).render(variables)
+            out = await renderer(request).render(MessageSource(parts), variables)
         except TemplateProblems as exc:
             raise _prefixed(exc, prefix).as_domain_error(action) from None
         if prefix == (f"variants.{wanted}." if wanted else ""):
@@ -250,8 +249,8 @@ async def _dry_run(request: Request) -> Response:
     row, published, _ = await db.read(store.get, event_id)
     recent = await db.read(event_store.recent, event_id, dry_run.MAX_EVENTS)
     try:
-        answer = await asyncio.to_thread(
-            dry_run.run,
+        answer = await dry_run.run(
+            renderer(request),
             event_id,
             config.target,
             _declared(config),

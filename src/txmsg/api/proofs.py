@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
-from txmsg.api.context import context
+from txmsg.api.context import context, renderer
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.addresses import normalize_email
@@ -26,7 +26,7 @@ from txmsg.core.mime import Sender, build_email
 from txmsg.core.profiles import parse_profile, parse_profile_id
 from txmsg.core.queue import new_pkey
 from txmsg.core.templates import (
-    CompiledMessage,
+    MessageSource,
     TemplateProblems,
     event_variables,
     message_parts,
@@ -145,14 +145,15 @@ async def send_proof(request: Request) -> Response:
     pkey = new_pkey()
     event = event_variables(pkey, event_id, addresses[0], utcnow(), None, None)
     try:
-        rendered = CompiledMessage(message_parts(content, variant)).render(
+        rendered = await renderer(request).render(
+            MessageSource(message_parts(content, variant)),
             template_variables(
                 tester.ctx,
                 event,
                 profile,
                 SAMPLE_UNSUBSCRIBE_URL if profile_based else None,
                 tuple(f.name for f in event_configs.fields_of(config)),
-            )
+            ),
         )
     except TemplateProblems as exc:
         raise exc.as_domain_error("rendered") from None

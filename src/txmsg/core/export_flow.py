@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from txmsg.core.channel_config import parse_name
+from txmsg.core.durations import parse_duration
 from txmsg.core.errors import invalid
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
 
@@ -34,7 +35,8 @@ S3_FIELDS = {
 }
 DEFAULT_SCHEDULE = "PT1H"
 MIN_SCHEDULE = timedelta(minutes=1)
-_DURATION = re.compile(r"^P(?:(\d{1,4})D)?(?:T(?:(\d{1,5})H)?(?:(\d{1,6})M)?(?:(\d{1,7})S)?)?$")
+# Longest schedule read (a schedule past the export retention is refused after).
+MAX_SCHEDULE = timedelta(days=3660)
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -49,22 +51,11 @@ class FlowSpec:
 
     @property
     def interval(self) -> timedelta:
-        return parse_duration(self.schedule, "schedule")
-
-
-def parse_duration(value: object, field_name: str) -> timedelta:
-    """ISO 8601 durations in days, hours, minutes and seconds: `PT1H`, `P1D`, `PT30M`."""
-    if not isinstance(value, str) or value in ("P", "PT") or value.endswith("T"):
-        raise invalid(field_name, "must be an ISO 8601 duration such as PT1H, PT30M or P1D")
-    match = _DURATION.match(value)
-    if match is None:
-        raise invalid(field_name, "must be an ISO 8601 duration such as PT1H, PT30M or P1D")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        return parse_duration(self.schedule, "schedule", MAX_SCHEDULE, weeks=False)
 
 
 def _schedule(value: object, retention: timedelta) -> str:
-    interval = parse_duration(value, "schedule")
+    interval = parse_duration(value, "schedule", MAX_SCHEDULE, weeks=False, example="PT1H")
     if interval < MIN_SCHEDULE:
         raise invalid("schedule", "must be at least one minute (PT1M)")
     if interval > retention:

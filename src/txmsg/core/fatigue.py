@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from txmsg.core.durations import parse_duration
 from txmsg.core.errors import invalid
 from txmsg.core.kinds import CHANNELS
 from txmsg.core.validation import get_bool, get_choice, get_str, reject_unknown
@@ -61,15 +62,7 @@ class FatigueRule:
 
 
 def parse_period(value: Any, field_name: str = "period") -> tuple[str, int]:
-    match = _PERIOD.match(value) if isinstance(value, str) else None
-    if match is None or value in ("P", "PT") or value.endswith("T"):
-        raise invalid(field_name, "must be an ISO 8601 duration in weeks/days/hours, e.g. P7D")
-    parts = {k: int(v or 0) for k, v in match.groupdict().items()}
-    length = timedelta(
-        weeks=parts["w"], days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"]
-    )
-    if length <= timedelta(0) or length > MAX_PERIOD:
-        raise invalid(field_name, "must be longer than 0 and at most 366 days")
+    length = parse_duration(value, field_name, MAX_PERIOD, example="P7D, P1W or PT12H")
     return value, int(length.total_seconds())
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,6 +53,9 @@ def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         auto_reload=False,
+        # No constant folding: Jinja's optimizer would evaluate `'x' * 10**9` or
+        # `'x'|center(10**9)` while compiling, outside any render's bounds.
+        optimized=False,
     )
 
 
@@ -102,6 +107,18 @@ def _runtime_line(exc: BaseException, part: str) -> int | None:
     return line
 
 
+class MessageSource:
+    """The parts of one message version, and a key naming them (compiled once per key)."""
+
+    __slots__ = ("key", "part_names", "sources")
+
+    def __init__(self, sources: dict[str, str]) -> None:
+        self.sources = dict(sources)
+        self.part_names = tuple(self.sources)
+        text = json.dumps(self.sources, sort_keys=True, ensure_ascii=False)
+        self.key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class CompiledMessage:
     """The compiled parts of one message version. Build once; render many times, concurrently."""
 
@@ -124,23 +141,73 @@ class CompiledMessage:
             raise TemplateProblems(problems)
         self._templates = templates
 
-    def render(self, variables: dict[str, Any]) -> dict[str, str]:
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(self._templates)
+
+    def render(self, variables: dict[str, Any], max_bytes: int | None = None) -> dict[str, str]:
+        """Every part rendered; a part past `max_bytes` (UTF-8) stops as soon as it is."""
         out: dict[str, str] = {}
         problems: list[TemplateProblem] = []
-        for part, template in self._templates.items():
+        for part in self._templates:
             try:
-                out[part] = template.render(variables)
-            except (TemplateError, SecurityError) as exc:
-                problems.append(TemplateProblem(part, _runtime_line(exc, part), str(exc)))
-            except RecursionError:
-                problems.append(TemplateProblem(part, None, "the template recurses too deeply"))
-            except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
-                # Errors raised by template expressions on the given data (e.g. 1/0, int("x")).
-                reason = f"{type(exc).__name__}: {exc}"
-                problems.append(TemplateProblem(part, _runtime_line(exc, part), reason))
+                out[part] = self.render_part(part, variables, max_bytes)
+            except TemplateProblems as exc:
+                problems.extend(exc.problems)
         if problems:
             raise TemplateProblems(problems)
         return out
+
+    def render_part(
+        self, part: str, variables: dict[str, Any], max_bytes: int | None = None
+    ) -> str:
+        """One part; raises `TemplateProblems` naming it when it cannot be rendered."""
+        try:
+            return _bounded(self._templates[part], _with_unset(variables), max_bytes)
+        except (OutputTooLarge, TemplateError, SecurityError) as exc:
+            problem = TemplateProblem(part, _runtime_line(exc, part), str(exc))
+        except RecursionError:
+            problem = TemplateProblem(part, None, "the template recurses too deeply")
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            # Errors raised by template expressions on the given data (e.g. 1/0, int("x")).
+            reason = f"{type(exc).__name__}: {exc}"
+            problem = TemplateProblem(part, _runtime_line(exc, part), reason)
+        raise TemplateProblems([problem])
+
+
+class OutputTooLarge(Exception):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"the rendered part is larger than {max_bytes} bytes")
+
+
+def _bounded(template: Template, variables: dict[str, Any], max_bytes: int | None) -> str:
+    """The rendered text, generated chunk by chunk so that output past the bound stops the
+    render at once (Jinja yields each literal and each `{{ }}` as it goes)."""
+    if max_bytes is None:
+        return template.render(variables)
+    chunks: list[str] = []
+    size = 0
+    for chunk in template.generate(variables):
+        # A character is at most 4 bytes in UTF-8: encode only when the count may be over.
+        size += len(chunk) if chunk.isascii() else len(chunk.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise OutputTooLarge(max_bytes)
+        chunks.append(chunk)
+    return "".join(chunks)
+
+
+# The declared fields a trigger left out, beside the variables; the render gives each Jinja's
+# plain `Undefined` (empty, `default` applies) instead of the strict one (an error).
+UNSET_FIELDS = "__unset_fields__"
+
+
+def _with_unset(variables: dict[str, Any]) -> dict[str, Any]:
+    unset = variables.get(UNSET_FIELDS)
+    if not unset:
+        return variables
+    out = {k: v for k, v in variables.items() if k != UNSET_FIELDS}
+    out["ctx"] = {**out["ctx"], **{name: Undefined(name=name) for name in unset}}
+    return out
 
 
 def template_variables(
@@ -155,10 +222,10 @@ def template_variables(
     A `declared` field the trigger left out renders empty (`| default(...)` applies to it);
     any other missing name stays an error.
     """
-    missing = [name for name in declared if name not in ctx]
-    if missing:
-        ctx = {**ctx, **{name: Undefined(name=name) for name in missing}}
     variables: dict[str, Any] = {"ctx": ctx, "event": event}
+    missing = [name for name in declared if name not in ctx]
+    if missing:  # names, not Undefined objects: variables travel as JSON to the render workers
+        variables[UNSET_FIELDS] = missing
     if profile is not None:
         variables["profile"] = profile
     if unsubscribe_url is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from txmsg.core.kinds import Channel
 from txmsg.core.queue import ClaimedEvent, Outcome
+from txmsg.core.render_limits import RenderLimits
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.targeting import Target
@@ -28,6 +29,7 @@ from txmsg.engine.providers import Providers
 from txmsg.engine.targeting import Targeting
 from txmsg.engine.tracking import Tracking
 from txmsg.metrics import Metrics
+from txmsg.sandbox.pool import shared_renderer
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.routing import Route, load_routes
@@ -42,6 +44,7 @@ class DispatcherSettings:
     route_cache_seconds: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     public_url: str = "http://localhost:8025"  # base of unsubscribe and tracking links
+    render: RenderLimits = field(default_factory=RenderLimits)
 
 
 class Dispatcher:
@@ -63,7 +66,7 @@ class Dispatcher:
         self._writer = writer
         self._secrets = secrets or ServerSecrets(db)
         self._targeting = Targeting(db, self._secrets, settings.public_url)
-        self._context = LegContext(settings.retry, book.lost)
+        self._context = LegContext(settings.retry, book.lost, shared_renderer(settings.render))
         # One leg per channel: a new channel is one more entry.
         self._legs: Mapping[Channel, Leg] = {
             Channel.EMAIL: EmailLeg(

@@ -5,16 +5,18 @@ from __future__ import annotations
 from txmsg.core.profiles import Profile
 from txmsg.core.queue import ClaimedEvent
 from txmsg.core.templates import (
-    CompiledMessage,
+    MessageSource,
     TemplateProblems,
     event_variables,
     template_variables,
 )
+from txmsg.sandbox.pool import Renderer
 
 
-def render_event(
+async def render_event(
+    renderer: Renderer,
     event: ClaimedEvent,
-    message: CompiledMessage,
+    message: MessageSource,
     profile: Profile | None,
     unsubscribe_url: str | None = None,
     declared: tuple[str, ...] = (),
@@ -36,7 +38,7 @@ def render_event(
         unsubscribe_url,
         declared,
     )
-    return message.render(variables)
+    return await renderer.render(message, variables)
 
 
 def render_problem(version: int | None, exc: TemplateProblems) -> str:

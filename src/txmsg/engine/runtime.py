@@ -171,6 +171,7 @@ def build_engine(settings: Settings) -> Engine:
             route_cache_seconds=settings.config_cache_seconds,
             retry=retry,
             public_url=settings.public_url or "http://localhost:8025",
+            render=settings.render_limits,
         ),
         book,
         writer,

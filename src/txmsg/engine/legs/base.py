@@ -12,9 +12,10 @@ from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import EventStatus
 from txmsg.core.targeting import Target
-from txmsg.core.templates import CompiledMessage, TemplateProblems, message_parts, variant_for
+from txmsg.core.templates import MessageSource, TemplateProblems, message_parts, variant_for
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.rendering import render_event, render_problem
+from txmsg.sandbox.pool import Renderer
 from txmsg.store.routing import Route
 
 # Compiled messages kept at most: old versions are rarely sent again.
@@ -65,10 +66,16 @@ class LegContext:
     """What the legs share with the dispatcher: the retry outcome, the compiled-message
     cache, and whether an event's lease is still this process's."""
 
-    def __init__(self, retry: RetryPolicy, lease_lost: Callable[[ClaimedEvent], bool]) -> None:
+    def __init__(
+        self,
+        retry: RetryPolicy,
+        lease_lost: Callable[[ClaimedEvent], bool],
+        renderer: Renderer,
+    ) -> None:
         self._retry = retry
+        self._renderer = renderer
         self.lease_lost = lease_lost
-        self._compiled: dict[tuple[str, int, str | None], CompiledMessage] = {}
+        self._compiled: dict[tuple[str, int, str | None], MessageSource] = {}
 
     def retry(
         self,
@@ -92,8 +99,9 @@ class LegContext:
             event.id, event.lease_token, EventStatus.PENDING, f"retrying: {reason}", due_at=due
         )
 
-    def message(self, route: Route, language: str | None = None) -> CompiledMessage:
-        """The route's published message, compiled once per version and language variant."""
+    def message(self, route: Route, language: str | None = None) -> MessageSource:
+        """The route's published message, once per version and language variant (its render
+        workers compile it once)."""
         assert route.published_version is not None and route.content is not None
         variant = variant_for(route.content, language)
         key = (route.event_id, route.published_version, variant)
@@ -101,11 +109,11 @@ class LegContext:
         if compiled is None:
             if len(self._compiled) >= MAX_COMPILED:
                 self._compiled.clear()
-            compiled = CompiledMessage(message_parts(route.content, variant))
+            compiled = MessageSource(message_parts(route.content, variant))
             self._compiled[key] = compiled
         return compiled
 
-    def render(
+    async def render(
         self,
         event: ClaimedEvent,
         route: Route,
@@ -117,7 +125,9 @@ class LegContext:
         profile = target.profile
         message = self.message(route, profile.language if profile is not None else None)
         try:
-            return render_event(event, message, profile, unsubscribe_url, route.declared_fields)
+            return await render_event(
+                self._renderer, event, message, profile, unsubscribe_url, route.declared_fields
+            )
         except TemplateProblems as exc:
             return outcome_for(
                 event,

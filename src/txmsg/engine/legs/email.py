@@ -71,7 +71,7 @@ class EmailLeg:
             if profile is not None
             else None
         )
-        rendered = self._context.render(event, route, target, unsubscribe)
+        rendered = await self._context.render(event, route, target, unsubscribe)
         if isinstance(rendered, Outcome):
             return rendered
         rendered = self._tracking.apply(settings.tracking, event.pkey, rendered)

@@ -40,7 +40,7 @@ class SmsLeg:
         address = target.address
         assert address is not None
         version = route.published_version
-        rendered = self._context.render(event, route, target)
+        rendered = await self._context.render(event, route, target)
         if isinstance(rendered, Outcome):
             return rendered
         text = sms_text(rendered.get("body", ""))

@@ -1,0 +1,1 @@
+"""Template rendering in worker processes, bounded in time, output and memory."""

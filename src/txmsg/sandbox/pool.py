@@ -1,0 +1,249 @@
+"""Renders messages in a few worker processes (`worker.py`), off the event loop.
+
+Each worker process has a thread here that takes the renders waiting (all of them at once, up
+to `MAX_BATCH`: one write and a few reads for many messages on the send path), writes them to
+its worker, and hands each answer to its caller's event loop as it comes. The event loop never
+waits on a worker. A worker that does not answer a render within its deadline (the worker's
+own timer, plus a grace) is killed and started again; the renders after it in its batch go to
+the new worker. Whatever a template does, it costs at most that long, and the CPU is free
+again after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import select
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from txmsg.core.render_limits import RenderLimits
+from txmsg.core.templates import MessageSource, TemplateProblem, TemplateProblems
+from txmsg.sandbox.worker import timeout_reason
+
+_log = logging.getLogger(__name__)
+
+# Time a worker has past its own timer to answer before it is killed (a slow start, a busy
+# machine); the timer itself stops a render at once.
+GRACE_SECONDS = 2.0
+# Renders written to a worker at once.
+MAX_BATCH = 64
+
+
+@dataclass(slots=True)
+class _Job:
+    message: MessageSource
+    variables: dict[str, Any] | None
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[dict[str, Any]] = field(repr=False)
+
+    def answer(self, answer: dict[str, Any]) -> None:
+        if self.loop.is_closed():
+            return  # its caller's loop ended before the answer: nobody waits for it
+        try:
+            self.loop.call_soon_threadsafe(_settle, self.future, answer)
+        except RuntimeError:
+            if not self.loop.is_closed():  # closed since the check above: the same case
+                raise
+
+
+def _settle(future: asyncio.Future[dict[str, Any]], answer: dict[str, Any]) -> None:
+    if not future.done():  # its caller may have been cancelled meanwhile
+        future.set_result(answer)
+
+
+class _Process:
+    """One worker process and the messages it has compiled."""
+
+    def __init__(self, limits: RenderLimits) -> None:
+        args = [str(limits.timeout_seconds), str(limits.max_bytes), str(limits.max_memory)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "txmsg.sandbox.worker", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.keys: set[str] = set()
+        self._buffer = b""
+
+    def write(self, jobs: list[_Job]) -> None:
+        """Sends the renders (a message's sources only the first time)."""
+        assert self.proc.stdin is not None
+        lines = []
+        for job in jobs:
+            key = job.message.key
+            request = {
+                "key": key,
+                "sources": None if key in self.keys else job.message.sources,
+                "variables": job.variables,
+            }
+            self.keys.add(key)
+            lines.append(json.dumps(request, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        self.proc.stdin.write(b"\n".join(lines) + b"\n")
+        self.proc.stdin.flush()
+
+    def read(self, deadline: float) -> dict[str, Any] | None:
+        """The next answer; None if it did not come by `deadline` (monotonic). Raises
+        `EOFError` when the worker has ended."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        answer: dict[str, Any] = json.loads(line.decode("utf-8", "surrogatepass"))
+        return answer
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def _problem(job: _Job, reason: str) -> dict[str, Any]:
+    names = job.message.part_names
+    return {"problems": [[names[0] if names else "message", None, reason]]}
+
+
+class Renderer:
+    """Renders `MessageSource`s with their variables; raises `TemplateProblems`."""
+
+    def __init__(self, limits: RenderLimits) -> None:
+        self.limits = limits
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._workers: set[_Process] = set()
+
+    async def check(self, message: MessageSource) -> None:
+        """Compiles the message in a worker: raises `TemplateProblems` (syntax errors with
+        their line, unknown filters, bounds)."""
+        await self.render(message, None)
+
+    async def render(
+        self, message: MessageSource, variables: dict[str, Any] | None
+    ) -> dict[str, str]:
+        self._start()
+        loop = asyncio.get_running_loop()
+        job = _Job(message, variables, loop, loop.create_future())
+        self._jobs.put(job)
+        answer = await job.future
+        if "parts" in answer:
+            parts: dict[str, str] = answer["parts"]
+            return parts
+        raise TemplateProblems([TemplateProblem(*p) for p in answer["problems"]])
+
+    def _start(self) -> None:
+        if self._threads:
+            return
+        with self._lock:
+            while len(self._threads) < self.limits.workers:
+                thread = threading.Thread(target=self._serve, name="txmsg-render", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _serve(self) -> None:
+        """One worker's thread: renders batches until `close`."""
+        worker: _Process | None = None
+        batch: list[_Job] = []
+        while True:
+            if not batch:
+                first = self._jobs.get()
+                if first is None:
+                    break
+                batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._jobs.put(None)  # the next thread stops too, after this batch
+                    break
+                batch.append(more)
+            try:
+                if worker is None:
+                    worker = self._spawn()
+                batch, healthy = self._run(worker, batch)
+            except (OSError, ValueError, TypeError):  # cannot start, or garbage: never hang
+                _log.exception("render worker failed")
+                for job in batch:
+                    job.answer(_problem(job, "the render worker failed"))
+                batch, healthy = [], False
+            if not healthy and worker is not None:
+                self._stop(worker)  # ended, or stuck: the rest of its batch goes to a new one
+                worker = None
+        if worker is not None:
+            self._stop(worker)
+
+    def _spawn(self) -> _Process:
+        worker = _Process(self.limits)
+        with self._lock:
+            self._workers.add(worker)
+        return worker
+
+    def _stop(self, worker: _Process) -> None:
+        with self._lock:
+            self._workers.discard(worker)
+        worker.stop()
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [worker.proc.pid for worker in self._workers]
+
+    def _run(self, worker: _Process, batch: list[_Job]) -> tuple[list[_Job], bool]:
+        """Renders the batch; when the worker ended or did not answer a render in time (that
+        render has its problem), returns the rest of the batch and False: stop the worker."""
+        timeout = self.limits.timeout_seconds
+        try:
+            worker.write(batch)
+        except OSError:
+            worker.proc.kill()  # its answers end at once (EOF) below
+        for index, job in enumerate(batch):
+            # Compiling a new message has a timer of its own in the worker.
+            deadline = time.monotonic() + 2 * timeout + GRACE_SECONDS
+            try:
+                answer = worker.read(deadline)
+            except EOFError:
+                job.answer(_problem(job, f"the render worker ended ({worker.proc.wait()})"))
+                return batch[index + 1 :], False
+            if answer is None:
+                job.answer(_problem(job, timeout_reason(timeout)))
+                return batch[index + 1 :], False
+            job.answer(answer)
+        return [], True
+
+    def close(self) -> None:
+        """Stops the threads and their workers (which also stop when this process ends)."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+
+
+_SHARED: dict[RenderLimits, Renderer] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_renderer(limits: RenderLimits) -> Renderer:
+    """The process's renderer for these limits: the API and the engine of one process share
+    its workers."""
+    with _SHARED_LOCK:
+        renderer = _SHARED.get(limits)
+        if renderer is None:
+            renderer = _SHARED[limits] = Renderer(limits)
+        return renderer

@@ -1,0 +1,130 @@
+"""A render worker: one process, rendering one message at a time, read from stdin.
+
+Run as `python -m txmsg.sandbox.worker TIMEOUT MAX_BYTES MAX_MEMORY`. Each request is a JSON
+line `{"key", "sources" (null when this worker already has the key), "variables"}`; each answer
+a JSON line `{"parts": {...}}` or `{"problems": [[part, line, reason], ...]}`. Null variables:
+compile only (Jinja's code generator folds constant expressions, such as `'x'|center(10**9)`,
+while compiling: compiling is bounded like rendering).
+
+The bounds, and why they hold:
+- time: an interval timer raises `RenderTimeout` (a BaseException, which no `except
+  Exception` of Jinja or of a filter swallows) between two bytecodes of the render: every
+  template loop, filter and macro runs as Python code, so it stops there at once. Only a
+  single C-level operation can outlast it, and those are bounded by memory (below) or, at
+  worst, by the parent, which kills the process past its own, longer deadline.
+- memory: the address space is capped (RLIMIT_AS): `'x' * 10**9` or `|center(10**9)` fail to
+  allocate (MemoryError) instead of growing the process.
+- output: each part is generated chunk by chunk and stops past its byte bound.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from txmsg.core.templates import CompiledMessage, TemplateProblem, TemplateProblems
+
+# Compiled messages kept at most by one worker.
+MAX_CACHED = 1000
+
+
+class RenderTimeout(BaseException):
+    pass
+
+
+def _alarm(signum: int, frame: FrameType | None) -> None:
+    raise RenderTimeout
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+class Worker:
+    def __init__(self, timeout: float, max_bytes: int, max_memory: int) -> None:
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.max_memory = max_memory
+        self._cache: dict[str, CompiledMessage | TemplateProblems] = {}
+
+    def _compiled(self, key: str, sources: dict[str, str] | None) -> CompiledMessage:
+        found = self._cache.get(key)
+        if found is None:
+            if sources is None:
+                raise TemplateProblems([TemplateProblem("message", None, "unknown message")])
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            try:
+                found = CompiledMessage(sources)
+            except TemplateProblems as exc:
+                found = exc
+            self._cache[key] = found
+        if isinstance(found, TemplateProblems):
+            raise found
+        return found
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        part = "message"
+        try:
+            with _deadline(self.timeout):
+                message = self._compiled(request["key"], request.get("sources"))
+                out: dict[str, str] = {}
+                if request["variables"] is None:  # a check: compiling is all
+                    return {"parts": out}
+                for part in message.parts:
+                    out[part] = message.render_part(part, request["variables"], self.max_bytes)
+            return {"parts": out}
+        except TemplateProblems as exc:
+            problems = exc.problems
+        except RenderTimeout:
+            problems = [TemplateProblem(part, None, timeout_reason(self.timeout))]
+        except MemoryError:
+            problems = [TemplateProblem(part, None, memory_reason(self.max_memory))]
+        return {"problems": [[p.part, p.line, p.reason] for p in problems]}
+
+
+def timeout_reason(seconds: float) -> str:
+    return f"rendering took longer than the {seconds:g} s a message may take"
+
+
+def memory_reason(max_memory: int) -> str:
+    mib = max_memory // (1024 * 1024)
+    return f"rendering needed more than the {mib} MiB of memory a render may use"
+
+
+def _cap_memory(extra: int) -> None:
+    """The address space: what the process uses now, plus `extra`."""
+    with open("/proc/self/statm") as statm:
+        size = int(statm.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (size + extra, size + extra))
+
+
+def main(argv: list[str]) -> None:
+    worker = Worker(float(argv[0]), int(argv[1]), int(argv[2]))
+    signal.signal(signal.SIGALRM, _alarm)
+    # The parent ends it (its stdin closes): a SIGTERM or Ctrl-C sent to the whole process
+    # group must not end it while its parent finishes the sends under way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _cap_memory(worker.max_memory)
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        answer = worker.handle(json.loads(line))
+        out.write(json.dumps(answer, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        out.write(b"\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

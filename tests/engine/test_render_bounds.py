@@ -1,0 +1,167 @@
+"""Renders run in worker processes, bounded in time, output and memory (txmsg.sandbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from txmsg.core.render_limits import RenderLimits
+from txmsg.core.templates import MessageSource, TemplateProblems
+from txmsg.sandbox.pool import GRACE_SECONDS, Renderer
+
+TIMEOUT = 0.5
+MAX_BYTES = 64 * 1024
+# Room for a loaded machine in the elapsed-time checks (a render's bound is TIMEOUT).
+SLACK = 3.0
+
+
+@pytest.fixture
+async def renderer() -> AsyncIterator[Renderer]:
+    renderer = Renderer(RenderLimits(timeout_seconds=TIMEOUT, max_bytes=MAX_BYTES))
+    yield renderer
+    await asyncio.to_thread(renderer.close)
+
+
+async def _problem(renderer: Renderer, template: str, part: str = "html") -> str:
+    with pytest.raises(TemplateProblems) as caught:
+        await renderer.render(MessageSource({"subject": "ok", part: template}), {"ctx": {}})
+    problem = caught.value.problems[0]
+    assert problem.part == part
+    return problem.reason
+
+
+async def test_a_render_answers_its_parts(renderer: Renderer) -> None:
+    message = MessageSource({"subject": "Hi {{ ctx.name }}", "text": "{{ ctx.n * 2 }}"})
+    out = await renderer.render(message, {"ctx": {"name": "Ann", "n": 21}})
+    assert out == {"subject": "Hi Ann", "text": "42"}
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ 'x' * 10**9 }}",
+        "{{ 'x'|center(10**9) }}",
+        "{{ '%999999999d'|format(1) }}",
+        "{{ '{:>999999999}'.format(1) }}",
+        "{{ range(100000)|join('x' * 100000) }}",
+        "{% set ns = namespace(s='xx') %}{% for i in range(64) %}"
+        "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+    ],
+)
+async def test_huge_values_fail_fast_on_memory(renderer: Renderer, template: str) -> None:
+    started = time.monotonic()
+    reason = await _problem(renderer, template)
+    # The doubling string is copied so often that time may run out first: bounded either way.
+    assert "MiB of memory" in reason or "longer than" in reason, reason
+    assert time.monotonic() - started < TIMEOUT + SLACK
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{{ lipsum(n=100000) }}",
+        "{% for i in range(100000) %}{{ range(100000)|join(',')|length }}{% endfor %}",
+    ],
+)
+async def test_long_renders_stop_at_their_time_bound(renderer: Renderer, template: str) -> None:
+    started = time.monotonic()
+    reason = await _problem(renderer, template, "text")
+    assert reason == f"rendering took longer than the {TIMEOUT:g} s a message may take"
+    assert time.monotonic() - started < TIMEOUT + SLACK
+    # The worker stopped the render itself, and renders the next message at once.
+    started = time.monotonic()
+    assert await renderer.render(MessageSource({"text": "fine"}), {}) == {"text": "fine"}
+    assert time.monotonic() - started < SLACK  # (may start the other worker)
+
+
+async def test_output_past_its_bound_stops(renderer: Renderer) -> None:
+    reason = await _problem(renderer, "{% for i in range(100000) %}{{ 'y' * 100 }}{% endfor %}")
+    assert reason == f"the rendered part is larger than {MAX_BYTES} bytes"
+    ok = "é" * (MAX_BYTES // 2)
+    assert await renderer.render(MessageSource({"text": ok}), {}) == {"text": ok}
+    reason = await _problem(renderer, ok + "é", "text")
+    assert reason == f"the rendered part is larger than {MAX_BYTES} bytes"
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ ''.__class__.__mro__ }}", "unsafe"),
+        ("{{ lipsum.__globals__ }}", "unsafe"),
+        ("{{ range(10**9)|length }}", "MAX_RANGE"),
+        ("{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}", "recurses"),
+    ],
+)
+async def test_the_sandbox_still_refuses_escapes(
+    renderer: Renderer, template: str, expected: str
+) -> None:
+    assert expected in await _problem(renderer, template)
+
+
+async def test_a_long_render_blocks_neither_the_loop_nor_other_renders() -> None:
+    renderer = Renderer(RenderLimits(timeout_seconds=4.0))
+    spin = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    await asyncio.gather(*(renderer.render(MessageSource({"text": "up"}), {}) for _ in range(4)))
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    slow = asyncio.create_task(_problem(renderer, spin, "text"))
+    await asyncio.sleep(0.2)
+    assert await renderer.render(MessageSource({"text": "{{ 6 * 7 }}"}), {}) == {"text": "42"}
+    assert not slow.done()  # the other worker answered while this one still spins
+    assert "longer than" in await slow
+    ticker.cancel()
+    assert max(gaps) < 0.4, max(gaps)  # the loop ticked all along (every 10 ms asked)
+    await asyncio.to_thread(renderer.close)
+
+
+async def test_a_worker_that_does_not_answer_is_killed_and_replaced() -> None:
+    renderer = Renderer(RenderLimits(timeout_seconds=TIMEOUT, workers=1))
+    await renderer.render(MessageSource({"text": "warm"}), {})
+    pids = renderer.worker_pids()
+    assert len(pids) == 1
+    os.kill(pids[0], signal.SIGSTOP)  # as stuck as a C call that ignores the worker's timer
+    started = time.monotonic()
+    # A worker killed by the pool cannot say which part it was at: the first part is named.
+    reason = await _problem(renderer, "fine", "subject")
+    assert "longer than" in reason
+    assert time.monotonic() - started < 2 * TIMEOUT + GRACE_SECONDS + SLACK
+    assert await renderer.render(MessageSource({"text": "again"}), {}) == {"text": "again"}
+    assert not set(pids) & set(renderer.worker_pids())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)
+    await asyncio.to_thread(renderer.close)
+
+
+async def test_variables_that_cannot_be_sent_fail_that_render_only(renderer: Renderer) -> None:
+    with pytest.raises(TemplateProblems) as caught:
+        await renderer.render(MessageSource({"text": "{{ ctx }}"}), {"ctx": {1, 2}})
+    assert caught.value.problems[0].reason == "the render worker failed"
+    assert await renderer.render(MessageSource({"text": "ok"}), {}) == {"text": "ok"}
+
+
+async def test_workers_outlive_a_sigterm_to_their_process_group(renderer: Renderer) -> None:
+    """A supervisor stopping the process group (systemd's default) must not end the renders
+    its txmsg process still has to finish: workers end when their parent does."""
+    await renderer.render(MessageSource({"text": "up"}), {})
+    pids = renderer.worker_pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGINT)
+    await asyncio.sleep(0.2)
+    assert await renderer.render(MessageSource({"text": "still"}), {}) == {"text": "still"}
+    assert set(pids) <= set(renderer.worker_pids())
