@@ -123,14 +123,15 @@ async def test_failures_end_in_their_status_with_a_reason(server, smtp: FakeSMTP
     admin = server.admin
     await create_channel(admin, smtp)
 
-    # routingFailed: the template uses an optional field the trigger did not send. Publishing
-    # checked the template against sample data, which has every field: it passed.
+    # routingFailed: the template does arithmetic on an optional field the trigger did not
+    # send (left out, it renders empty, but is no number). Publishing checked the template
+    # against sample data, which has every field: it passed.
     await create_event(admin)  # firstName required, amount optional
     await publish(admin, "EVTcartAbandonment")
     await publish_message(
         admin,
         "EVTcartAbandonment",
-        html="<p>Hello {{ ctx.firstName }}</p>\n<p>Total: {{ ctx.amount }}</p>",
+        html="<p>Hello {{ ctx.firstName }}</p>\n<p>Total: {{ ctx.amount * 2 }}</p>",
         text="Hello {{ ctx.firstName }}",
     )
     unroutable = await trigger(admin, "EVTcartAbandonment", ADA)
