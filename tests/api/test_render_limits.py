@@ -54,7 +54,11 @@ async def test_a_preview_spinning_past_the_time_bound_is_a_422(server, smtp) -> 
 
 
 async def test_a_message_past_its_bound_at_send_time_is_routing_failed(server, smtp) -> None:
-    event_id = await live_event(server.admin, smtp)
+    fields = [
+        {"name": "firstName", "type": "string", "required": True},
+        {"name": "n", "type": "integer", "required": True},
+    ]
+    event_id = await live_event(server.admin, smtp, fields=fields)
     # Cheap with the sample data the publish check renders; huge with the trigger's.
     r = await server.admin.put(
         f"/api/v1/messages/{event_id}/draft",
