@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -108,3 +110,12 @@ async def test_fake_twilio_prints_each_sms_and_sends_its_receipts() -> None:
         f"status callback sent for {message_sid}: HTTP 204",
         f"status callback delivered for {message_sid}: HTTP 204",
     ]
+
+
+def test_running_a_fake_module_says_which_command_runs_it() -> None:
+    for name in ("smtp", "twilio"):
+        done = subprocess.run(
+            [sys.executable, "-m", f"txmsg.testing.{name}"], capture_output=True, text=True
+        )
+        assert done.returncode == 1
+        assert f"txmsg fake {name} --help" in done.stderr

@@ -343,3 +343,7 @@ def _reply(code: int, text: str) -> str:
     if not 400 <= code < 600:
         raise ValueError("an injected failure needs a 4xx or 5xx code")
     return f"{code} {' '.join(text.split())}"
+
+
+if __name__ == "__main__":  # a module, not a program: say which command runs it
+    raise SystemExit("run the fake SMTP server with: txmsg fake smtp --help")

@@ -359,3 +359,7 @@ class FakeTwilio:
             "to": sms.to,
             "uri": f"{uri}.json",
         }
+
+
+if __name__ == "__main__":  # a module, not a program: say which command runs it
+    raise SystemExit("run the fake Twilio with: txmsg fake twilio --help")
