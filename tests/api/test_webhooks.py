@@ -210,7 +210,7 @@ async def test_a_lost_lease_is_announced(
     await hook(admin, eid, receiver.url)
     event = new_event(eid, "ada@example.org", announce=True)
     # Leased at insert by "another worker" that never sends it.
-    _, _, leased, _ = await store.write(
+    _, _, leased, *_ = await store.write(
         write_cycle, CycleRequest(new=[event], free=1, lease=timedelta(milliseconds=300))
     )
     assert [e.pkey for e in leased] == [event.pkey]

@@ -291,7 +291,7 @@ async def test_a_record_is_written_iff_the_sent_status_is(db: Database) -> None:
     new = [
         queued_event("EVTcart", f"u{i}@example.org", pkey=f"PKGUARD{i}", now=now) for i in range(3)
     ]
-    _, _, leased, _ = await db.write(
+    _, _, leased, *_ = await db.write(
         write_cycle, CycleRequest(new=new, free=3, lease=timedelta(minutes=1))
     )
     assert len(leased) == 3

@@ -103,11 +103,14 @@ def test_commands_other_than_serve_and_migrate_create_no_database(
 async def test_check_says_what_is_reachable_line_by_line(
     db: Database,
     database_url: str,
+    data_dir: Path,
     smtp: FakeSMTPServer,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
     monkeypatch.setenv("TXMSG_DATABASE_URL", database_url)
+    # The key that seals the channel configurations' secrets: the `db` fixture's.
+    monkeypatch.setenv("TXMSG_DATA_DIR", str(data_dir))
     assert await txmsg("check") == 0
     assert "ok    channel configurations: none yet" in capsys.readouterr().out
     closed = free_port()

@@ -41,6 +41,7 @@ class Verdict:
 @dataclass(slots=True)
 class _Lease:
     window_start: int
+    cap: int  # the limit it was taken under: a changed limit (PATCH) starts a new lease
     tokens: int = 0
     exhausted: bool = False  # the shared bucket gave less than asked this window
 
@@ -75,7 +76,12 @@ class KeyLimiter:
         window = limit.window(scope)
         now_ms = int(time.time() * 1000)
         lease = self._leases.get(scope)
-        if lease is None or lease.window_start != window.start(now_ms) or lease.tokens > 0:
+        if (
+            lease is None
+            or lease.window_start != window.start(now_ms)
+            or lease.cap != window.cap
+            or lease.tokens > 0
+        ):
             return None
         if not lease.exhausted:
             return None
@@ -84,10 +90,10 @@ class KeyLimiter:
     def _lease(self, window: Window, now_ms: int) -> _Lease:
         start = window.start(now_ms)
         lease = self._leases.get(window.scope)
-        if lease is None or lease.window_start != start:
+        if lease is None or lease.window_start != start or lease.cap != window.cap:
             if lease is None and len(self._leases) >= self._max_scopes:
                 self._forget_old(now_ms)
-            lease = self._leases[window.scope] = _Lease(start)
+            lease = self._leases[window.scope] = _Lease(start, window.cap)
         return lease
 
     def _forget_old(self, now_ms: int) -> None:

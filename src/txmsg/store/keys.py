@@ -203,6 +203,7 @@ class KeyResolver:
         principal = await self._cache.get(digest)
         if principal is None or (principal.until is not None and principal.until <= utcnow()):
             self._cache.forget(digest)
+            return None
         return principal
 
     def forget(self, key_id: str) -> None:
