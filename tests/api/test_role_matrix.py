@@ -2,7 +2,7 @@
 
 The callers: no key, a trigger key, a marketer key, an admin key and a revoked key. What each may
 do comes from the spec alone (`security: []` for public operations, `x-signature` for provider
-callbacks, `x-roles` for the others; admin may always), so a new route cannot escape the matrix:
+callbacks and `x-csrf` for the console's session forms (403 without the token), `x-roles` for the others; admin may always), so a new route cannot escape the matrix:
 the route/spec agreement is checked by test_openapi.py. An allowed call answers neither 401 nor
 403 (nor a 5xx); a call without a key or with a revoked one answers 401; a wrong role 403.
 
@@ -47,6 +47,8 @@ def expected(spec: dict[str, Any], op: dict[str, Any], caller: str) -> str:
     """What `caller` gets from the operation: ALLOWED, "401" or "403"."""
     if "x-signature" in op:
         return "403"  # a provider's signature, which no key replaces
+    if "x-csrf" in op:
+        return "403"  # the console's CSRF token (header equal to its cookie), which no key replaces
     if not op.get("security", spec.get("security")):
         return ALLOWED
     if caller in ("no key", "revoked key"):
