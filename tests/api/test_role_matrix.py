@@ -2,8 +2,9 @@
 
 The callers: no key, a trigger key, a marketer key, an admin key and a revoked key. What each may
 do comes from the spec alone (`security: []` for public operations, `x-signature` for provider
-callbacks and `x-csrf` for the console's session forms (403 without the token), `x-roles` for the others; admin may always), so a new route cannot escape the matrix:
-the route/spec agreement is checked by test_openapi.py. An allowed call answers neither 401 nor
+callbacks, `x-csrf` for the console's session forms (403 without the token), `x-roles` for the
+others; admin may always), so a new route cannot escape the matrix: the route/spec agreement is
+checked by test_openapi.py. An allowed call answers neither 401 nor
 403 (nor a 5xx); a call without a key or with a revoked one answers 401; a wrong role 403.
 
 The table of docs/reliability.md is this matrix, printed; `python tests/api/test_role_matrix.py`
