@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from conftest import ADMIN_KEY, settings_for
@@ -240,3 +242,25 @@ async def test_unreadable_channel_settings_fail_their_events_only(
     )
     [message] = await smtp.wait_for(1)
     assert message.rcpt_tos == [ok.email]
+
+
+async def test_each_outcome_is_logged_at_debug_with_the_event_fields(
+    db: Database,
+    database_url: str,
+    data_dir: Path,
+    smtp: FakeSMTPServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What `--log-format json` shows of an event: its PKey, eventId and status (no content)."""
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await live_event(admin, smtp)
+    caplog.set_level(logging.DEBUG, logger="txmsg.engine.dispatcher")
+    async with engine(database_url, timedelta(seconds=30)) as (writer, _):
+        event = new(event_id)
+        await writer.enqueue(event)
+        await final_row(db, event_id, event.pkey)
+    [record] = [r for r in caplog.records if getattr(r, "pkey", None) == event.pkey]
+    assert record.levelno == logging.DEBUG
+    fields = (record.pkey, record.event_id, record.status)  # type: ignore[attr-defined]
+    assert fields == (event.pkey, event_id, "processed")
+    assert record.getMessage() == f"event {event.pkey}: processed"

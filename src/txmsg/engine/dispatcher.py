@@ -190,6 +190,9 @@ class Dispatcher:
                 await self._writer.record(outcome)
                 if route is not None:
                     self._observe(event, route, outcome)
+                if log.isEnabledFor(logging.DEBUG):  # one line an event, at debug level only
+                    status = outcome.status.value
+                    log.debug("event %s: %s", event.pkey, status, extra=_fields(event, status))
         except Exception:
             # Recording failed: the lease expires and the event is claimed again.
             log.exception(
@@ -236,9 +239,10 @@ class Dispatcher:
         return await self._legs[route.channel].send(event, route, target)
 
 
-def _fields(event: ClaimedEvent) -> dict[str, str]:
-    """A log record's event fields (shown by `--log-format json`)."""
-    return {"pkey": event.pkey, "event_id": event.event_id}
+def _fields(event: ClaimedEvent, status: str = EventStatus.PROCESSING.value) -> dict[str, str]:
+    """A log record's event fields (shown by `--log-format json`): a claimed event is
+    `processing` until its outcome is recorded."""
+    return {"pkey": event.pkey, "event_id": event.event_id, "status": status}
 
 
 def _error_kind(outcome: Outcome) -> str | None:
