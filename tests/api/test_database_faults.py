@@ -11,6 +11,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -97,3 +98,27 @@ async def test_triggers_during_a_database_outage_get_503_and_the_engine_recovers
             assert len(smtp.messages) == len(accepted)
             sent = {m.message["Subject"] for m in smtp.messages}
             assert sent == {"Hello Ada"}
+
+
+async def test_an_outcome_that_meets_an_outage_is_recorded_after_it_not_sent_again(
+    database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    """The send is made, then the database is unavailable when its outcome is recorded: the
+    dispatcher records it again while the lease holds (it used to leave the event to be
+    claimed again after its lease, and sent twice)."""
+    async with _database(database_url) as (url, (start_outage, end_outage)):
+        settings = settings_for(
+            url, data_dir, database_timeout_seconds=TIMEOUT, lease=timedelta(seconds=4)
+        )
+        async with RunningServer(settings) as server:
+            admin = server.admin
+            event_id = await live_event(admin, smtp)
+            smtp.delay = 1.0  # the send is under way when the outage begins
+            accepted = (await _post(admin, event_id)).json()
+            await asyncio.sleep(0.3)
+            await start_outage()
+            await asyncio.sleep(2.0)  # the send ends: its outcome meets the outage
+            await end_outage()
+            await wait_status(admin, accepted["href"], "processed", timeout=20)
+            await asyncio.sleep(4.5)  # past the lease: nothing is claimed and sent again
+            assert len(smtp.messages) == 1

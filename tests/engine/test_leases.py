@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -167,6 +168,28 @@ async def test_a_lease_is_lost_once_lapsed_or_released() -> None:
     assert book.lost(never)
     book.release([held])
     assert book.lost(held)
+
+
+async def test_a_claim_whose_lease_lapsed_never_takes_the_next_claim_of_its_event() -> None:
+    """Under load a lease lapses mid-send and this process claims the event again: the first
+    claim must see its lease lost (it would send the message twice), and neither its release
+    nor a renewal of its old lease may touch the new claim's."""
+    book, _ = book_with_consumer()
+    first = leased(1, utcnow() - timedelta(seconds=1))
+    again = replace(leased(1), lease_token="token-again")
+    book.hand_over([first])
+    renewals, until = book.leases_to_renew()
+    book.hand_over([again])
+    assert book.lost(first)
+    assert not book.lost(again)
+    assert until is not None
+    book.renewed(renewals, until)  # the old lease's renewal, answered late
+    assert not book.lost(again) and book.lost(first)
+    book.release([first])
+    assert not book.lost(again)
+    assert book.in_flight == 1
+    book.release([again])
+    assert book.lost(again) and book.in_flight == 0
 
 
 async def test_once_stopping_there_are_no_free_slots() -> None:

@@ -32,10 +32,14 @@ from txmsg.metrics import Metrics
 from txmsg.sandbox.pool import shared_renderer
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
+from txmsg.store.outage import is_unavailable
 from txmsg.store.routing import Route, load_routes
 from txmsg.store.secrets import ServerSecrets
 
 log = logging.getLogger(__name__)
+
+# First wait before recording an outcome again while the database is unavailable (doubling).
+RECORD_RETRY_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +191,7 @@ class Dispatcher:
                 )
                 outcome = self._context.retry(event, f"internal error: {type(exc).__name__}")
             if outcome is not None:
-                await self._writer.record(outcome)
+                await self._record(event, outcome)
                 if route is not None:
                     self._observe(event, route, outcome)
                 if log.isEnabledFor(logging.DEBUG):  # one line an event, at debug level only
@@ -200,6 +204,21 @@ class Dispatcher:
             )
         finally:
             self._book.release([event])
+
+    async def _record(self, event: ClaimedEvent, outcome: Outcome) -> None:
+        """Record an outcome; while the database is unavailable, try again as long as the lease
+        holds: the send was made, and an event claimed again after its lease is sent again."""
+        delay = RECORD_RETRY_SECONDS
+        while True:
+            try:
+                await self._writer.record(outcome)
+                return
+            except Exception as exc:
+                if not is_unavailable(exc) or self._book.lost(event):
+                    raise
+                log.warning("recording the outcome of event %s failed; again", event.pkey)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 1.0)
 
     def _observe(self, event: ClaimedEvent, route: Route, outcome: Outcome) -> None:
         """Count a recorded outcome: its send, its provider error, its trigger-to-sent time."""

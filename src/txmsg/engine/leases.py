@@ -155,13 +155,16 @@ class LeaseBook:
     def renewed(self, leases: list[tuple[int, str]], until: datetime) -> None:
         """The write cycle renewed these leases; the ones released meanwhile stay released."""
         for event_id, token in leases:
-            if event_id in self._leases:
+            held = self._leases.get(event_id)
+            if held is not None and held[0] == token:  # not a later claim's lease
                 self._leases[event_id] = (token, until)
 
     def lost(self, event: ClaimedEvent) -> bool:
-        """Whether the event's lease lapsed or was released (another claim may own it)."""
+        """Whether the event's lease lapsed or was released (another claim may own it). By
+        its token: when the event was claimed again by this process, the new claim's lease
+        is not the old one's."""
         held = self._leases.get(event.id)
-        return held is None or held[1] <= self._clock()
+        return held is None or held[0] != event.lease_token or held[1] <= self._clock()
 
     # Hand-over.
     def consume(self, consumer: Consumer) -> None:
@@ -183,7 +186,9 @@ class LeaseBook:
         """Done with these events (outcome recorded, or their lease left to expire): their
         slots are free again; wake the claimer once a claim is worth it."""
         for event in events:
-            self._leases.pop(event.id, None)
+            held = self._leases.get(event.id)
+            if held is not None and held[0] == event.lease_token:
+                del self._leases[event.id]  # not a later claim's lease of the same event
             self._in_flight -= 1
         if self.wants_claim(self.free_slots()):
             self._signal.set()

@@ -25,11 +25,20 @@ from txmsg.engine.leases import LeaseBook
 from txmsg.metrics import Metrics
 from txmsg.store.batcher import Batcher
 from txmsg.store.db import Database
-from txmsg.store.outage import is_unavailable
+from txmsg.store.outage import is_rolled_back, is_unavailable
 from txmsg.store.queue.capped import NO_CAPS, Caps, load_caps
-from txmsg.store.queue.cycle import CycleRequest, Decisions, left_queued, write_cycle
+from txmsg.store.queue.cycle import (
+    CycleRequest,
+    CycleResult,
+    Decisions,
+    left_queued,
+    write_cycle,
+)
 
 log = logging.getLogger(__name__)
+
+# Runs of a write cycle that PostgreSQL rolls back to break a deadlock, before it fails.
+CONFLICT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +138,7 @@ class Writer:
         caps = await self._current_caps() if claim_limit or new else self._caps
         started = time.perf_counter()
         try:
-            results, claimed, leased, decisions, held_until = await self._db.write(
-                write_cycle,
+            results, claimed, leased, decisions, held_until = await self._write(
                 CycleRequest(
                     new=new,
                     outcomes=outcomes,
@@ -176,6 +184,20 @@ class Writer:
             else None
             for i in items
         ]
+
+    async def _write(self, request: CycleRequest) -> CycleResult:
+        """One cycle; run again when PostgreSQL rolled it back to break a deadlock with another
+        transaction (nothing of it was written). Failing it instead would fail the outcomes of
+        sends already made: their events would be claimed and sent again after their lease."""
+        attempt = 1
+        while True:
+            try:
+                return await self._db.write(write_cycle, request)
+            except Exception as exc:
+                if attempt >= CONFLICT_ATTEMPTS or not is_rolled_back(exc):
+                    raise
+                log.warning("a write cycle was rolled back by a conflict (%s); again", exc)
+            attempt += 1
 
     async def _current_caps(self) -> Caps:
         """The channel caps, reloaded once `caps_ttl` has passed (one query)."""

@@ -105,8 +105,15 @@ _LOCK_PROFILES = (
     .order_by(profiles.c.profile_id)
     .with_for_update()
 )
-_RESERVED = sa.select(fatigue_reservations.c.pkey).where(
-    fatigue_reservations.c.pkey.in_(sa.bindparam("b_pkeys", expanding=True))
+_PKEYS: sa.BindParameter[list[str]] = sa.bindparam("b_pkeys", expanding=True)
+# The decisions made before for these messages: reserved (rule NULL), or excluded by a rule.
+_DECIDED = sa.union_all(
+    sa.select(fatigue_reservations.c.pkey, sa.null().label("rule")).where(
+        fatigue_reservations.c.pkey.in_(_PKEYS)
+    ),
+    sa.select(fatigue_exclusions.c.pkey, fatigue_exclusions.c.rule).where(
+        fatigue_exclusions.c.pkey.in_(_PKEYS)
+    ),
 )
 _HISTORY = sa.select(
     fatigue_reservations.c.profile_id, fatigue_reservations.c.channel, fatigue_reservations.c.at
@@ -134,7 +141,8 @@ def reserve_in(
     The profiles' rows are locked first (PostgreSQL: `FOR UPDATE`, in profile order so two
     dispatchers never deadlock; SQLite: the database write lock), so every dispatcher counting a
     profile's messages sees the reservations committed before it: under any concurrency a
-    profile gets exactly its maximum. A retried event keeps the reservation it made first.
+    profile gets exactly its maximum. A message decided before (a retried event, or one
+    claimed again after its lease lapsed) keeps its first decision: reserved, or excluded.
     """
     if not requests:
         return {}
@@ -146,7 +154,10 @@ def reserve_in(
         conn.execute(_SQLITE_WRITE_LOCK)
     else:
         conn.execute(_LOCK_PROFILES, {"b_ids": ids}).all()
-    already = set(conn.execute(_RESERVED, {"b_pkeys": [r.pkey for r in requests]}).scalars())
+    pkeys = [r.pkey for r in requests]
+    already: dict[str, str | None] = {
+        row.pkey: row.rule for row in conn.execute(_DECIDED, {"b_pkeys": pkeys})
+    }
     longest = timedelta(seconds=max((r.period_seconds for r in rules), default=0))
     history: dict[str, list[Sent]] = {}
     for row in conn.execute(_HISTORY, {"b_ids": ids, "b_since": now - longest}):
@@ -171,7 +182,7 @@ def reserve_in(
     ]
     if excluded:
         conn.execute(sa.insert(fatigue_exclusions), excluded)
-    return {**dict.fromkeys(already), **decisions}
+    return {**already, **decisions}
 
 
 def report(conn: Connection, name: str) -> list[dict[str, Any]]:

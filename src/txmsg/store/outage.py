@@ -5,6 +5,7 @@ as opposed to a fault of the request or of the code: the API answers the first w
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from asyncpg import exceptions as pg
 from sqlalchemy.exc import DBAPIError
@@ -22,14 +23,25 @@ _PG_UNAVAILABLE = (
 )
 
 
+def is_rolled_back(exc: BaseException) -> bool:
+    """True when PostgreSQL rolled the transaction back to break a deadlock or a serialization
+    conflict with another one: nothing was written, and running it again is the cure."""
+    return _caused_by(exc, lambda e: isinstance(e, pg.TransactionRollbackError))
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """True when `exc`, or an error it was raised from, says the database cannot be reached
     or is locked by another writer."""
+    return _caused_by(exc, _unavailable)
+
+
+def _caused_by(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
+    """Whether `test` holds for `exc` or an error it was raised from."""
     seen: set[int] = set()
     error: BaseException | None = exc
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if _unavailable(error):
+        if test(error):
             return True
         orig = getattr(error, "orig", None) if isinstance(error, DBAPIError) else None
         error = orig if isinstance(orig, BaseException) else (error.__cause__ or error.__context__)

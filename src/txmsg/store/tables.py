@@ -421,6 +421,7 @@ fatigue_exclusions = sa.Table(
     sa.Column("pkey", sa.String(40), nullable=False),
     sa.Column("at", UTCDateTime(), nullable=False),
     sa.Index("ix_fatigue_exclusions_rule_day", "rule", "day"),
+    sa.Index("ux_fatigue_exclusions_pkey", "pkey", unique=True),  # one decision a message
 )
 
 # Server-side secrets generated on first use (e.g. the unsubscribe token key).

@@ -73,7 +73,10 @@ def pretarget_scheduled(conn: Connection, limit: int = 500) -> int:
             events.c.profile_id.is_(None),
             event_configs.c.target == TargetType.PROFILE,
         )
+        .order_by(events.c.id)
         .limit(limit)
+        # PostgreSQL: events a write cycle holds are left to the next sweep (no deadlock).
+        .with_for_update(of=events, skip_locked=True)
     ).all()
     if not rows:
         return 0

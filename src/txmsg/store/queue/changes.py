@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.reports import StatusChange
 from txmsg.store.queue.rows import CHANGED_COLUMNS, ChangedRow
+from txmsg.store.tables import events
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,20 @@ class Changed:
     count: int
     changes: list[StatusChange] = field(default_factory=list)
     announced: list[StatusChange] = field(default_factory=list)
+
+
+def unlocked(conn: Connection, where: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """`where`, narrowed on PostgreSQL to the rows no other transaction holds, locked in id
+    order (`FOR UPDATE SKIP LOCKED`).
+
+    For sweeps over many events (housekeeping): a write cycle locks the events it records
+    outcomes of, and an UPDATE that waited for them while holding others would deadlock with
+    it; the rows skipped are left to the next sweep. SQLite has one writer: `where` as is.
+    """
+    if conn.dialect.name == "sqlite":
+        return where
+    ids = sa.select(events.c.id).where(where).order_by(events.c.id)
+    return sa.and_(where, events.c.id.in_(ids.with_for_update(skip_locked=True).scalar_subquery()))
 
 
 def update_status(

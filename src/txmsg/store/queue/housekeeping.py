@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store.queue import idempotency
-from txmsg.store.queue.changes import Changed, update_final_status, update_status
+from txmsg.store.queue.changes import Changed, unlocked, update_final_status, update_status
 from txmsg.store.tables import event_configs, events, messages, waiting
 
 
@@ -28,7 +28,7 @@ def resume_paused_of_live_events(conn: Connection, now: datetime | None = None) 
     now = now or utcnow()
     stmt = (
         sa.update(events)
-        .where(waiting(EventStatus.PAUSED), events.c.event_id.in_(live))
+        .where(unlocked(conn, sa.and_(waiting(EventStatus.PAUSED), events.c.event_id.in_(live))))
         .values(status=EventStatus.PENDING.value, updated_at=now)
     )
     return update_status(conn, stmt, EventStatus.PENDING.value, now)
@@ -40,7 +40,14 @@ def expire_queued(conn: Connection, now: datetime | None = None) -> Changed:
     reason = "expired before it could be sent"
     stmt = (
         sa.update(events)
-        .where(waiting(EventStatus.PENDING, EventStatus.PAUSED), events.c.expires_at < now)
+        .where(
+            unlocked(
+                conn,
+                sa.and_(
+                    waiting(EventStatus.PENDING, EventStatus.PAUSED), events.c.expires_at < now
+                ),
+            )
+        )
         .values(status=EventStatus.TOO_OLD.value, reason=reason, updated_at=now)
     )
     return update_final_status(conn, stmt, EventStatus.TOO_OLD.value, now, reason)

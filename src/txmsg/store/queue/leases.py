@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store import bulk
-from txmsg.store.queue.changes import Changed, update_status
+from txmsg.store.queue.changes import Changed, unlocked, update_status
 from txmsg.store.tables import events, status_in
 
 
@@ -39,11 +39,13 @@ def renew_in(conn: Connection, leases: Sequence[tuple[int, str]], until: datetim
 
 
 def release_expired_in(conn: Connection, now: datetime | None = None) -> Changed:
-    """Events whose worker died mid-send (their lease ended) go back to the queue."""
+    """Events whose worker died mid-send (their lease ended) go back to the queue; one whose
+    outcome a write cycle is recording right now (its row locked) is left to that cycle."""
     now = now or utcnow()
+    expired = sa.and_(status_in(EventStatus.PROCESSING), events.c.lease_until < now)
     stmt = (
         sa.update(events)
-        .where(status_in(EventStatus.PROCESSING), events.c.lease_until < now)
+        .where(unlocked(conn, expired))
         .values(
             status=EventStatus.PENDING.value, lease_until=None, lease_token=None, updated_at=now
         )

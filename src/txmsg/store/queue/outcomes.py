@@ -39,7 +39,8 @@ class Recorded:
 
 def _held(dialect: str) -> sa.Select[Any]:
     stmt = sa.select(*HELD_COLUMNS).where(events.c.id.in_(sa.bindparam("ids", expanding=True)))
-    return stmt if dialect == "sqlite" else stmt.with_for_update()
+    # In id order: two transactions locking some of the same events wait, never deadlock.
+    return stmt if dialect == "sqlite" else stmt.order_by(events.c.id).with_for_update()
 
 
 # The events the outcomes name, with their lease as it is now.
