@@ -160,11 +160,17 @@ def _parse_fallbacks(
     tokens: dict[str, str] = {}
     for i, entry in enumerate(raw):
         previous = current[i] if i < len(current) and str(i) in stored else {}
-        block, token = _parse_twilio(entry, {}, f"fallbacks[{i}].", required=not previous)
-        if token is None and block["account_sid"] != previous.get("account_sid"):
-            raise invalid(f"fallbacks[{i}].auth_token", "is required when account_sid changes")
+        if (
+            isinstance(entry, dict)
+            and "auth_token" not in entry
+            and previous
+            and entry.get("account_sid") == previous.get("account_sid")
+        ):
+            entry = {**entry, "auth_token": stored[str(i)]}  # same account: token kept
+        block, token = _parse_twilio(entry, {}, f"fallbacks[{i}].", required=True)
+        assert token is not None  # required: given or kept
         settings.append(block)
-        tokens[str(i)] = token if token is not None else stored[str(i)]
+        tokens[str(i)] = token
     return settings, tokens
 
 
