@@ -7,6 +7,8 @@ delivery log is personal data (DESIGN.md). Says when some of the event's entries
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,11 +37,8 @@ async def event_delivery_log(request: Request) -> Response:
     entries = await db.read(delivery_log.for_event, pkey)
     expired = await db.read(archives.interactions_expired, event_id)
     config = await db.read(event_configs.get, event_id)
-    if config is not None and config.channel == Channel.EMAIL and event.sent_at is not None:
-        # An email's acceptance by the SMTP server is both its send and its delivery.
-        via = {"provider": event.provider} if event.provider else None
-        accepted = [LogEntry(pkey, event_id, kind, event.sent_at, via) for kind in _ACCEPTED]
-        entries = sorted([*accepted, *entries], key=lambda e: e.at)
+    if config is not None and event.sent_at is not None:
+        entries = sorted([*_sent(config.channel, event), *entries], key=lambda e: e.at)
     return JSONResponse(
         {
             "PKey": pkey,
@@ -52,6 +51,18 @@ async def event_delivery_log(request: Request) -> Response:
             ],
         }
     )
+
+
+def _sent(channel: str, event: Any) -> list[LogEntry]:
+    """An email's acceptance by the SMTP server is both its send and its delivery; an SMS sent
+    through a configuration with fallbacks is `sent`, naming the provider (its receipts
+    follow)."""
+    via = {"provider": event.provider} if event.provider else None
+    if channel == Channel.EMAIL:
+        return [LogEntry(event.pkey, event.event_id, k, event.sent_at, via) for k in _ACCEPTED]
+    if via is not None:
+        return [LogEntry(event.pkey, event.event_id, Interaction.SENT, event.sent_at, via)]
+    return []
 
 
 routes = [resource("/api/v1/events/{eventId}/{PKey}/delivery-log", GET=event_delivery_log)]

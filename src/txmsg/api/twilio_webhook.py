@@ -5,7 +5,9 @@ parameters (`X-Twilio-Signature`). The URL is rebuilt from the channel configura
 `status_callback_base_url` (what Twilio was told to call), not from this request's Host, which
 a proxy may have changed. A callback counts only when the event its `pkey` names is an SMS
 event whose own channel configuration (same account) signed it; unsigned or wrongly signed
-callbacks get a 403 and change nothing.
+callbacks get a 403 and change nothing. A configuration with fallbacks has several accounts:
+a callback's AccountSid picks the signers, so each account's receipts verify with its own
+token, over its own `status_callback_base_url`.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ async def twilio_status(request: Request) -> Response:
     target = await ctx.db.read(receipt_target, ids.pkey)
     if target is None or not target.is_sms:
         raise not_found(f"no SMS event '{ids.pkey}'")
-    if target.channel_config not in signed_by or target.account_sid != ids.account_sid:
+    if target.channel_config not in signed_by or ids.account_sid not in target.account_sids:
         raise _forbidden("this callback is not signed by the event's channel configuration")
     if target.provider_message_id not in (None, ids.message_sid):
         # Signed, but about another message than the one sent for this event: acknowledged

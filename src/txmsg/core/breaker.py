@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from txmsg.core.validation import get_int, get_number, reject_unknown, require_object
 
 
 class State(StrEnum):
@@ -61,3 +64,30 @@ class CircuitBreaker:
         if self._state == State.HALF_OPEN or self._failures >= self._settings.failures:
             self._state = State.OPEN
             self._opened_at = now
+
+
+def parse_breaker(raw: object) -> dict[str, Any]:
+    """When to stop trying a provider for a while: `failures` transient failures in a row
+    open its breaker for `cool_down` seconds (`null`: the defaults)."""
+    if raw is None:
+        return {}
+    body = require_object(raw, "breaker")
+    reject_unknown(body, {"failures", "cool_down"}, "breaker.")
+    return {
+        "failures": get_int(body, "failures", prefix="breaker.", default=3, minimum=1, maximum=100),
+        "cool_down": get_number(
+            body, "cool_down", prefix="breaker.", default=30.0, minimum=0.1, maximum=3600
+        ),
+    }
+
+
+def breaker_view(settings: dict[str, Any]) -> dict[str, Any]:
+    """The stored breaker settings with the defaults filled in, as the API shows them."""
+    defaults = BreakerSettings()
+    shown = {"failures": defaults.failures, "cool_down": defaults.cool_down}
+    return {**shown, **(settings.get("breaker") or {})}
+
+
+def breaker_settings(settings: dict[str, Any]) -> BreakerSettings:
+    """The typed breaker settings of a stored channel configuration."""
+    return BreakerSettings(**(settings.get("breaker") or {}))

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from txmsg.core.breaker import breaker_view
 from txmsg.core.dkim import SECRET_NAME as DKIM_SECRET
 from txmsg.core.dkim import dkim_view
 from txmsg.core.email_config import (
@@ -153,5 +154,5 @@ def public_view(
         {**f, "password_set": str(i) in passwords}
         for i, f in enumerate(settings.get("fallbacks", ()))
     ]
-    view["breaker"] = {"failures": 3, "cool_down": 30.0, **(settings.get("breaker") or {})}
+    view["breaker"] = breaker_view(settings)
     return view

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from txmsg.core.addresses import normalize_email
-from txmsg.core.breaker import BreakerSettings
+from txmsg.core.breaker import BreakerSettings, breaker_settings, parse_breaker
 from txmsg.core.dkim import SECRET_NAME as DKIM_SECRET
 from txmsg.core.dkim import DkimSettings, aligned, dkim_settings, parse_dkim
 from txmsg.core.errors import invalid
@@ -86,7 +86,6 @@ class EmailSettings:
 def email_settings(settings: dict[str, Any], secrets: dict[str, Any]) -> EmailSettings:
     """The typed settings of a stored email channel configuration (written by the parser)."""
     passwords = secrets.get(FALLBACK_SECRET, {})
-    breaker = settings.get("breaker") or {}
     return EmailSettings(
         from_email=settings["from_email"],
         smtp=_smtp_settings(settings["smtp"], secrets.get("password")),
@@ -94,7 +93,7 @@ def email_settings(settings: dict[str, Any], secrets: dict[str, Any]) -> EmailSe
             _smtp_settings(f, passwords.get(str(i)))
             for i, f in enumerate(settings.get("fallbacks", ()))
         ),
-        breaker=BreakerSettings(**breaker),
+        breaker=breaker_settings(settings),
         from_name=settings.get("from_name"),
         reply_to=settings.get("reply_to"),
         bounce_domain=settings.get("bounce_domain"),
@@ -151,7 +150,7 @@ def parse_email_settings(
             body["fallbacks"], current.get("fallbacks") or [], current_secrets or {}
         )
     if "breaker" in body:
-        settings["breaker"] = _parse_breaker(body["breaker"])
+        settings["breaker"] = parse_breaker(body["breaker"])
     return settings, secrets
 
 
@@ -241,21 +240,6 @@ def _parse_fallbacks(
         elif str(i) in stored and i < len(current):
             passwords[str(i)] = stored[str(i)]
     return settings, passwords
-
-
-def _parse_breaker(raw: object) -> dict[str, Any]:
-    """When to stop trying a relay for a while: `failures` transient failures in a row open
-    its breaker for `cool_down` seconds."""
-    if raw is None:
-        return {}
-    body = require_object(raw, "breaker")
-    reject_unknown(body, {"failures", "cool_down"}, "breaker.")
-    return {
-        "failures": get_int(body, "failures", prefix="breaker.", default=3, minimum=1, maximum=100),
-        "cool_down": get_number(
-            body, "cool_down", prefix="breaker.", default=30.0, minimum=0.1, maximum=3600
-        ),
-    }
 
 
 def _parse_bounce_domain(value: object) -> str | None:

@@ -1,36 +1,47 @@
-"""Email provider failover: the configuration's relays in order, each behind a circuit breaker.
+"""Provider failover: a channel configuration's providers in order, each behind a breaker.
 
-A send goes to the first relay whose breaker lets it through. A transient failure (refused,
-timed out, 421 and other 4xx) counts against that relay's breaker and the send goes on to the
-next relay at once, without waiting for the event's retry back-off; when every relay failed or
-is open, the last transient error is the send's (the event is retried). A permanent refusal
-(5xx) is the message's fault, not the relay's: it ends the send, with no failover.
+A send goes to the first provider whose breaker lets it through. A transient failure (SMTP:
+refused, timed out, 421 and other 4xx; Twilio: connection errors, time-outs, 5xx, 429)
+counts against that provider's breaker and the send goes on to the next provider at once,
+without waiting for the event's retry back-off; when every provider failed or is open, the
+last transient error is the send's (the event is retried). A permanent refusal (SMTP 5xx,
+Twilio 4xx such as 21211) is the message's fault, not the provider's: it ends the send, with
+no failover.
 
-Breakers are per process: each worker learns on its own that a relay is down.
+Breakers are per process: each worker learns on its own that a provider is down.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from txmsg.core.breaker import BreakerSettings, CircuitBreaker
 from txmsg.core.delivery import EmailProvider, PermanentSendError, TransientSendError
 
 
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+P = TypeVar("P", bound=Closable)
+T = TypeVar("T")
+
+
 @dataclass(frozen=True, slots=True)
-class Relay:
-    name: str  # how the delivery log names it: host:port
-    provider: EmailProvider
+class Relay(Generic[P]):
+    name: str  # how the delivery log names it: host:port, or the Twilio account and sender
+    provider: P
 
 
-class FailoverSender:
-    """An email provider over several relays; `send_via` also says which relay sent."""
+class Failover(Generic[P]):
+    """Providers tried in order, each behind its own circuit breaker."""
 
     def __init__(
         self,
-        relays: Sequence[Relay],
+        relays: Sequence[Relay[P]],
         settings: BreakerSettings,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -38,36 +49,60 @@ class FailoverSender:
         self._breakers = [CircuitBreaker(settings) for _ in relays]
         self._clock = clock
 
-    async def send_via(
-        self, envelope_from: str, recipients: list[str], data: bytes
-    ) -> tuple[str, str]:
-        """(the relay's name, its reply) of the first relay that accepted the message."""
+    async def call(self, send: Callable[[P], Awaitable[T]]) -> tuple[str, T]:
+        """(the provider's name, its answer) of the first provider that accepted the send."""
         last: TransientSendError | None = None
-        alone = len(self._relays) == 1  # no other relay to turn to: always try it
+        alone = len(self._relays) == 1  # no other provider to turn to: always try it
         for relay, breaker in zip(self._relays, self._breakers, strict=True):
             if not (alone or breaker.allow(self._clock())):
                 continue
             try:
-                reply = await relay.provider.send(envelope_from, recipients, data)
+                answer = await send(relay.provider)
             except TransientSendError as exc:
                 breaker.failed(self._clock())
                 last = exc
                 continue
             except PermanentSendError:
-                breaker.succeeded()  # the relay works; the message is refused anywhere
+                breaker.succeeded()  # the provider works; the message is refused anywhere
                 raise
             except BaseException:
                 breaker.released()  # cancelled mid-probe: another send may probe
                 raise
             breaker.succeeded()
-            return relay.name, reply
+            return relay.name, answer
         if last is None:
-            raise TransientSendError("every SMTP relay of the configuration is resting (open)")
+            raise TransientSendError("every provider of the configuration is resting (open)")
         raise last
-
-    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> str:
-        return (await self.send_via(envelope_from, recipients, data))[1]
 
     async def close(self) -> None:
         for relay in self._relays:
             await relay.provider.close()
+
+
+class FailoverSender(Failover[EmailProvider]):
+    """An email provider over several SMTP relays; `send_via` also says which relay sent."""
+
+    async def send_via(
+        self, envelope_from: str, recipients: list[str], data: bytes
+    ) -> tuple[str, str]:
+        """(the relay's name, its reply) of the first relay that accepted the message."""
+        return await self.call(lambda relay: relay.send(envelope_from, recipients, data))
+
+    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> str:
+        return (await self.send_via(envelope_from, recipients, data))[1]
+
+
+class SmsProvider(Protocol):
+    async def send(self, to: str, body: str, callback_pkey: str | None = None) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class SmsFailover(Failover[SmsProvider]):
+    """An SMS provider over several Twilio accounts or messaging services."""
+
+    async def send_via(
+        self, to: str, body: str, callback_pkey: str | None = None
+    ) -> tuple[str, str]:
+        """(the provider's name, the message SID) of the first provider that took the SMS."""
+        return await self.call(lambda twilio: twilio.send(to, body, callback_pkey))

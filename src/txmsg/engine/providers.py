@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
 
 from txmsg.channels.dkim import DkimSigner, SigningSender
 from txmsg.channels.smtp import SMTPPool
@@ -12,16 +11,10 @@ from txmsg.core.delivery import EmailProvider
 from txmsg.core.email_config import EmailSettings
 from txmsg.core.mime import Sender
 from txmsg.core.twilio_config import SmsSettings
-from txmsg.engine.failover import FailoverSender, Relay
+from txmsg.engine.failover import Closable, FailoverSender, Relay, SmsFailover, SmsProvider
 
 # Sends already under way on a superseded pool get this long to finish before it is closed.
 RETIRE_GRACE_SECONDS = 120.0
-
-
-class SmsProvider(Protocol):
-    async def send(self, to: str, body: str, callback_pkey: str | None = None) -> str: ...
-
-    async def close(self) -> None: ...
 
 
 class Providers:
@@ -33,8 +26,8 @@ class Providers:
 
     def __init__(self) -> None:
         self._email: dict[str, tuple[int, FailoverSender, Sender]] = {}
-        self._sms: dict[str, tuple[int, SmsProvider]] = {}
-        self._retired: dict[EmailProvider | SmsProvider, asyncio.Task[None]] = {}
+        self._sms: dict[str, tuple[int, SmsFailover]] = {}
+        self._retired: dict[Closable, asyncio.Task[None]] = {}
 
     def email(
         self, config: str, revision: int, settings: EmailSettings
@@ -58,18 +51,23 @@ class Providers:
         self._email[config] = (revision, provider, sender)
         return provider, sender
 
-    def sms(self, config: str, revision: int, settings: SmsSettings) -> SmsProvider:
-        """The SMS provider of the channel configuration `config`."""
+    def sms(self, config: str, revision: int, settings: SmsSettings) -> SmsFailover:
+        """The Twilio senders of the channel configuration `config`, its primary then its
+        fallbacks."""
         current = self._sms.get(config)
         if current is not None and current[0] == revision:
             return current[1]
-        provider = TwilioSender(settings.twilio)
+        relays: list[Relay[SmsProvider]] = [
+            Relay(twilio.provider_name, TwilioSender(twilio))
+            for twilio in (settings.twilio, *settings.fallbacks)
+        ]
+        provider = SmsFailover(relays, settings.breaker)
         if current is not None:
             self._retire(current[1])
         self._sms[config] = (revision, provider)
         return provider
 
-    def _retire(self, provider: EmailProvider | SmsProvider) -> None:
+    def _retire(self, provider: Closable) -> None:
         async def close_later() -> None:
             await asyncio.sleep(RETIRE_GRACE_SECONDS)
             self._retired.pop(provider, None)

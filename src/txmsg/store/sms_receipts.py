@@ -8,12 +8,14 @@ configuration whose token validated the signature.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import LogEntry
 from txmsg.core.kinds import Channel
+from txmsg.core.twilio_config import FALLBACK_TOKENS
 from txmsg.store import delivery_log as log_store
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
@@ -38,12 +40,22 @@ def signers_for(conn: Connection, account_sid: str) -> tuple[CallbackSigner, ...
     )
     out: list[CallbackSigner] = []
     for row in rows:
-        twilio = (row.settings or {}).get("twilio", {})
-        token = (row.secrets or {}).get("auth_token")
-        base = twilio.get("status_callback_base_url")
-        if twilio.get("account_sid") == account_sid and token and base:
-            out.append(CallbackSigner(row.name, base, token))
+        for twilio, token in _accounts(row.settings or {}, row.secrets or {}):
+            base = twilio.get("status_callback_base_url")
+            if twilio.get("account_sid") == account_sid and token and base:
+                out.append(CallbackSigner(row.name, base, token))
     return tuple(out)
+
+
+def _accounts(
+    settings: dict[str, Any], secrets: dict[str, Any]
+) -> list[tuple[dict[str, Any], str | None]]:
+    """The `twilio` block and its fallbacks, each with its auth token: every account that
+    sends for the configuration, and so may sign its callbacks."""
+    tokens = secrets.get(FALLBACK_TOKENS, {})
+    primary = (settings.get("twilio", {}), secrets.get("auth_token"))
+    fallbacks = [(f, tokens.get(str(i))) for i, f in enumerate(settings.get("fallbacks", ()))]
+    return [primary, *fallbacks]
 
 
 class CallbackSigners:
@@ -74,7 +86,7 @@ class ReceiptTarget:
     provider_message_id: str | None
     is_sms: bool  # an SMS event of an SMS channel configuration
     channel_config: str
-    account_sid: str | None
+    account_sids: frozenset[str]  # the configuration's accounts: its primary and fallbacks
 
 
 def receipt_target(conn: Connection, pkey: str) -> ReceiptTarget | None:
@@ -98,14 +110,14 @@ def receipt_target(conn: Connection, pkey: str) -> ReceiptTarget | None:
     ).first()
     if row is None:
         return None
-    twilio = (row.settings or {}).get("twilio", {})
+    accounts = _accounts(row.settings or {}, {})
     return ReceiptTarget(
         pkey=row.pkey,
         event_id=row.event_id,
         provider_message_id=row.provider_message_id,
         is_sms=row.event_channel == Channel.SMS and row.config_channel == Channel.SMS,
         channel_config=row.channel_config,
-        account_sid=twilio.get("account_sid"),
+        account_sids=frozenset(t["account_sid"] for t, _ in accounts if "account_sid" in t),
     )
 
 

@@ -1,8 +1,11 @@
-"""The SMS leg: render the text, send it through the channel configuration's Twilio sender.
+"""The SMS leg: render the text, send it through the channel configuration's Twilio senders.
 
-Twilio's 5xx, 429 and other retryable answers are retried later; its other 4xx end the event
-`deliveryFailed`. A sent SMS's outcome carries Twilio's message SID, which delivery receipts
-are matched against; it is delivered when a receipt says so, not when sent.
+The primary, then its fallbacks, each behind a circuit breaker (`engine/failover.py`): a
+Twilio 5xx, 429, time-out or refused connection sends on to the next one at once; when all
+failed the event is retried later. Other 4xx end the event `deliveryFailed` (no failover).
+With fallbacks, the outcome names the provider that sent. A sent SMS's outcome carries
+Twilio's message SID, which delivery receipts are matched against; it is delivered when a
+receipt says so, not when sent.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class SmsLeg:
             route.channel_config, route.channel_config_revision or 0, settings
         )
         try:
-            sid = await provider.send(address, text, callback_pkey=event.pkey)
+            name, sid = await provider.send_via(address, text, callback_pkey=event.pkey)
         except TransientSendError as exc:
             return self._context.retry(event, exc.reason, at_least=exc.retry_after)
         except PermanentSendError as exc:
@@ -88,4 +91,5 @@ class SmsLeg:
             sent_at=sent_at,
             provider_message_id=sid,
             export=export,
+            provider=name if settings.fallbacks else None,
         )
