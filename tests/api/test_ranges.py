@@ -59,3 +59,34 @@ async def test_a_30_digit_integer_in_ctx_is_refused_not_rounded(server, smtp) ->
     )
     assert r.status_code == 201, r.text
     await wait_status(server.admin, r.json()["href"], "processed")
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"to": "0001-01-05"}, "to"),  # the default `from`, 29 days earlier, is before year 1
+        ({"from": "1999-12-31", "to": "2000-01-02"}, "from"),
+        ({"to": "9999-12-31"}, "to"),
+        ({"from": "2026-01-01", "to": "2027-01-02"}, "from"),  # more than 366 days
+        ({"from": "2026-02-01", "to": "2026-01-01"}, "from"),
+    ],
+)
+async def test_report_days_out_of_range_are_400s(
+    server, params: dict[str, str], field: str
+) -> None:
+    r = await server.admin.get("/api/v1/reports", params={"tag": "spring", **params})
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["field"] == field
+    bounds = {"tag": "spring", "from": "2000-01-01", "to": "2000-12-31"}
+    r = await server.admin.get("/api/v1/reports", params=bounds)  # days in range: on to the tag
+    assert r.status_code == 404, r.text
+
+
+@pytest.mark.parametrize("since", ["1999-12-31T23:59:59Z", "9999-01-01T00:00:00Z"])
+async def test_a_suppression_date_out_of_range_is_a_400(server, since: str) -> None:
+    for path in ("/api/v1/suppressions", "/api/v1/suppressions.csv"):
+        r = await server.admin.get(path, params={"since": since})
+        assert r.status_code == 400, r.text
+        assert r.json()["errors"][0]["field"] == "since"
+    r = await server.admin.get("/api/v1/suppressions", params={"since": "2000-01-01T00:00:00Z"})
+    assert r.status_code == 200, r.text
