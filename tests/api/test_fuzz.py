@@ -30,7 +30,7 @@ from conftest import ADMIN_KEY
 from helpers import live_event, trigger
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
-EXAMPLES = 6  # per operation: 84 operations, about half a minute on SQLite
+EXAMPLES = 20
 # Operations whose spec is still looser than the code: a request the spec allows may be refused
 # with a 400 naming the field (never a 5xx, never an answer outside the spec). Either the refusal
 # depends on what exists (a channel config by name, a template, the event's declared ctx fields),
@@ -38,27 +38,21 @@ EXAMPLES = 6  # per operation: 84 operations, about half a minute on SQLite
 LOOSER_SPEC = {
     "DELETE /api/v1/denylist/{channel}/{address}",
     "DELETE /api/v1/quarantine/{channel}/{address}",
-    "DELETE /api/v1/test-profiles/{name}",
-    "GET /api/v1/messages/{eventId}/versions/{version}",
     "GET /api/v1/reports/{eventId}",
     "GET /api/v1/reports",
     "GET /api/v1/suppressions.csv",
     "GET /api/v1/suppressions/{channel}/{address}",
     "GET /api/v1/suppressions",
-    "GET /api/v1/test-profiles/{name}",
     "PATCH /api/v1/channel-configs/{name}",
     "PATCH /api/v1/event-configs/{eventId}",
     "PATCH /api/v1/export-flows/{name}",
-    "PATCH /api/v1/fatigue-rules/{name}",
-    "PATCH /api/v1/keys/{id}",
     "POST /api/v1/channel-configs",
     "POST /api/v1/denylist",
     "POST /api/v1/event-configs",
     "POST /api/v1/export-flows",
     "POST /api/v1/fatigue-rules",
+    "PATCH /api/v1/fatigue-rules/{name}",
     "POST /api/v1/feedback",
-    "POST /api/v1/keys/{id}/rotate",
-    "POST /api/v1/keys",
     "POST /api/v1/messages/{eventId}/preview",
     "POST /api/v1/messages/{eventId}/proof",
     "POST /api/v1/messages/{eventId}/publish",
@@ -66,7 +60,6 @@ LOOSER_SPEC = {
     "POST /api/v1/suppressions.csv",
     "PUT /api/v1/messages/{eventId}/draft",
     "PUT /api/v1/profiles/{profile_id}",
-    "PUT /api/v1/test-profiles/{name}",
 }
 CHECKS = [
     not_a_server_error,
@@ -129,6 +122,18 @@ def _known(path: str, seeded: dict[str, dict[str, str]], names: set[str]) -> dic
     return {}
 
 
+def _integral_float(value: Any) -> bool:
+    """A JSON number such as 1.0: an integer to JSON Schema, a 400 to the API (which takes
+    integers written as integers, as openapi.yaml says)."""
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, dict):
+        return any(_integral_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_integral_float(v) for v in value)
+    return False
+
+
 def _fuzz_operation(operation: Any, base_url: str, known: dict[str, str]) -> list[str]:
     failures: list[str] = []
     checks = CHECKS
@@ -151,8 +156,11 @@ def _fuzz_operation(operation: Any, base_url: str, known: dict[str, str]) -> lis
         response = case.call(
             base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10
         )
+        chosen = checks
+        if _integral_float(case.body):
+            chosen = [check for check in checks if check is not positive_data_acceptance]
         try:
-            case.validate_response(response, checks=checks)
+            case.validate_response(response, checks=chosen)
         except FailureGroup as group:
             for failure in group.exceptions:
                 failures.append(
