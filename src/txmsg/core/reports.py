@@ -15,6 +15,7 @@ from txmsg.core.delivery import Interaction
 from txmsg.core.errors import invalid
 from txmsg.core.machine import is_machine
 from txmsg.core.statuses import EventStatus
+from txmsg.core.timeutil import MAX_DATE, MIN_DATE
 
 # Report columns, in order (JSON keys and CSV headers).
 METRICS = (
@@ -117,9 +118,12 @@ class DayRange:
 
 def _parse_day(value: str, name: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise invalid(name, f"'{value}' is not a date (YYYY-MM-DD)", in_header=True) from None
+    if not MIN_DATE.date() <= day < MAX_DATE.date():  # and room for the default 30 days
+        raise invalid(name, "must be between the years 2000 and 9000", in_header=True)
+    return day
 
 
 def day_range(raw_from: str | None, raw_to: str | None, today: date) -> DayRange:
