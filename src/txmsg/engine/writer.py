@@ -123,6 +123,7 @@ class Writer:
         free = book.free_slots(freed=len(outcomes))
         # Due events waiting in the queue go before fresh ones.
         claim_limit = free if book.may_have_due(free) else 0
+        bulk_free = book.bulk_room(free, outcomes)
         lease = book.lease
         renewals, renewed_until = book.leases_to_renew()
         wakes = book.wakes
@@ -136,6 +137,7 @@ class Writer:
                     outcomes=outcomes,
                     free=free,
                     claim_limit=claim_limit,
+                    bulk_free=bulk_free,
                     lease=lease,
                     renewals=renewals,
                     renewed_until=renewed_until,
@@ -159,7 +161,8 @@ class Writer:
         if renewals and renewed_until is not None:
             book.renewed(renewals, renewed_until)
         if claim_limit:
-            book.claimed(len(claimed), claim_limit, since=wakes)
+            bulk = sum(e.bulk for e in claimed)
+            book.claimed(len(claimed), claim_limit, since=wakes, bulk=bulk, bulk_limit=bulk_free)
         if held_until is not None:
             book.wake_at(held_until / 1000)  # a channel cap holds due events until then
         book.hand_over(claimed + leased)
