@@ -10,8 +10,9 @@ At most `max_in_flight` events are leased at a time. A cycle of its own claims a
 quarter of that is free, so a backlog of low-priority work delays a transactional event by at
 most one in-flight batch. Bulk events hold at most `bulk_share` of the slots (all but a quarter):
 the rest is always free for the transactional lane, so a transactional event is leased (at
-insert, or by a claim) at once however much bulk work is under way. A claim held back by that
-bound claims the rest of the bulk lane once a quarter of the bulk share is free again.
+insert, or by a claim) at once however much bulk work is under way. After a claim held back by
+that bound, cycles that run anyway claim bulk events into any bulk room, and a cycle of its own
+once a quarter of capacity is free in the bulk share.
 """
 
 from __future__ import annotations
@@ -99,11 +100,19 @@ class LeaseBook:
         return min(free, max(0, self._bulk_share - len(self._bulk) + freed))
 
     def wants_claim(self, free: int) -> bool:
-        """For a cycle of its own: claim in batches, once a quarter of capacity is free."""
+        """For a cycle of its own: claim in batches, once a quarter of capacity is free (of
+        the bulk share, for bulk events a claim left waiting at the bulk bound)."""
+        if self._bulk_waiting and self.bulk_room(free) >= self._low_water:
+            return True
         return self._maybe_due and (free >= self._low_water or (free > 0 and self._in_flight == 0))
 
-    def may_have_due(self, free: int) -> bool:
-        """For a cycle that runs anyway: claiming there costs one statement; any room will do."""
+    def may_have_due(self, free: int, bulk_free: int | None = None) -> bool:
+        """For a cycle that runs anyway: claiming there costs one statement; any room will do
+        (`bulk_free` of it for bulk events, by default `bulk_room(free)`)."""
+        if self._bulk_waiting:
+            bulk_free = self.bulk_room(free) if bulk_free is None else bulk_free
+            if bulk_free > 0:
+                return True
         return self._maybe_due and free > 0
 
     def claimed(
@@ -114,8 +123,7 @@ class LeaseBook:
         (another process's commit, say) may have come after the claim read the queue. Bulk
         events (`bulk` of `count`) up to a `bulk_limit` short of `limit`: more bulk ones may
         wait for room."""
-        if bulk_limit is not None and bulk_limit < limit and bulk >= bulk_limit:
-            self._bulk_waiting = True
+        self._bulk_waiting = bulk_limit is not None and bulk_limit < limit and bulk >= bulk_limit
         if count < limit and self._wakes == since:
             self._maybe_due = False
 
@@ -208,8 +216,5 @@ class LeaseBook:
             self._leases.pop(event.id, None)
             self._bulk.discard(event.id)
             self._in_flight -= 1
-        if self._bulk_waiting and self._bulk_share - len(self._bulk) >= self._low_water:
-            self._bulk_waiting = False
-            self._mark_due()  # the bulk lane has room again: claim what it left waiting
         if self.wants_claim(self.free_slots()):
             self._signal.set()

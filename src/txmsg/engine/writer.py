@@ -122,8 +122,8 @@ class Writer:
         # Sends whose outcome is recorded in this cycle free their slot with it.
         free = book.free_slots(freed=len(outcomes))
         # Due events waiting in the queue go before fresh ones.
-        claim_limit = free if book.may_have_due(free) else 0
         bulk_free = book.bulk_room(free, outcomes)
+        claim_limit = free if book.may_have_due(free, bulk_free) else 0
         lease = book.lease
         renewals, renewed_until = book.leases_to_renew()
         wakes = book.wakes
