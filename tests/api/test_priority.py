@@ -137,3 +137,44 @@ async def test_a_transactional_event_overtakes_a_bulk_backlog(server, smtp: Fake
     # The backlog is then sent whole, each event once.
     received = [m.rcpt_tos[0] for m in await smtp.wait_for(BACKLOG + 1, timeout=30)]
     assert len(received) == len(set(received)) == BACKLOG + 1
+
+
+DEEP_BACKLOG = 2_000
+CONNECTIONS = 4
+
+
+@pytest.mark.server_settings(max_in_flight=64)
+async def test_a_transactional_event_does_not_wait_for_bulk_in_flight(
+    server, smtp: FakeSMTPServer
+) -> None:
+    """Many bulk events in flight, few SMTP connections: the transactional event takes a slot
+    kept for its lane, and the next free connection (ahead of the bulk sends waiting)."""
+    admin = server.admin
+    relay = {"host": smtp.host, "port": smtp.port, "tls": "none", "pool_size": CONNECTIONS}
+    channel = {"name": "mail", "channel": "email", "from_email": "shop@example.com"}
+    r = await admin.post("/api/v1/channel-configs", json={**channel, "smtp": relay})
+    assert r.status_code == 201, r.text
+    await create_event(admin, "newsletter", priority="bulk")
+    await create_event(admin, "passwordReset")
+    for event_id in ("EVTnewsletter", "EVTpasswordReset"):
+        await publish(admin, event_id)
+    smtp.delay = 0.02  # a slow relay: bulk sends queue for its connections
+
+    for start in range(0, DEEP_BACKLOG, 1000):
+        backlog = [
+            {"email": f"reader{i}@example.org", "ctx": {"firstName": "Reader"}}
+            for i in range(start, start + 1000)
+        ]
+        r = await admin.post("/rest/mc/EVTnewsletter/batch", json={"events": backlog})
+        assert r.status_code == 201, r.text
+    await smtp.wait_for(40, timeout=30)  # the bulk share of the slots is in flight
+
+    urgent = await trigger(admin, "EVTpasswordReset", {**ADA, "email": "urgent@example.org"})
+    committed = len(smtp.messages)
+    await wait_status(admin, urgent["href"], "processed", timeout=20)
+    order = [m.rcpt_tos[0] for m in smtp.messages]
+    position = order.index("urgent@example.org")
+    assert position < DEEP_BACKLOG // 4, "sent after most of the backlog"
+    # Ahead of it, the sends holding a connection when it was queued (and a few racing it);
+    # not the dozens of bulk sends in flight waiting for one.
+    assert position <= committed + 3 * CONNECTIONS, (position, committed)

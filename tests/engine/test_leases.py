@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from txmsg.core.queue import ClaimedEvent
+from txmsg.core.queue import PRIORITY_BULK, ClaimedEvent, Outcome
+from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.leases import LeaseBook
 
@@ -236,3 +237,37 @@ async def test_wake_at_wakes_once_at_the_earliest_time_asked() -> None:
     await asyncio.wait_for(book.wait(10), 5)
     assert 0.1 <= time.monotonic() - started < 0.5
     assert book.wakes == wakes + 1 and book.wants_claim(book.free_slots())
+
+
+def bulk(event_id: int) -> ClaimedEvent:
+    return replace(leased(event_id), priority=PRIORITY_BULK)
+
+
+async def test_bulk_events_leave_a_quarter_of_the_slots_to_the_transactional_lane() -> None:
+    book, _ = book_with_consumer(8)  # bulk share 6: 2 slots kept for transactional events
+    assert book.bulk_room(book.free_slots()) == 6
+    book.hand_over([bulk(i) for i in range(5)])
+    assert book.bulk_room(book.free_slots()) == 1 and book.free_slots() == 3
+    book.hand_over([bulk(5), leased(6)])
+    assert book.bulk_room(book.free_slots()) == 0 and book.free_slots() == 1
+    # Bulk outcomes recorded in a cycle free their bulk slots in it; transactional ones do not.
+    done = [Outcome(i, f"token-{i}", EventStatus.PROCESSED) for i in (0, 6)]
+    assert book.bulk_room(book.free_slots(freed=2), done) == 1
+
+
+async def test_a_claim_stopped_at_the_bulk_bound_claims_again_once_bulk_has_room() -> None:
+    book, _ = book_with_consumer(8)
+    book.hand_over([bulk(i) for i in range(6)])
+    # The claim took no bulk event (no room) and found no transactional one.
+    book.claimed(0, 2, since=book.wakes, bulk=0, bulk_limit=0)
+    assert not book.wants_claim(book.free_slots())  # nothing to claim: no spinning
+    book.release([bulk(0)])
+    assert not book.wants_claim(book.free_slots())  # bulk room 1: below a quarter
+    assert book.may_have_due(book.free_slots())  # a cycle under way may take that one
+    book.release([bulk(1)])
+    assert book.wants_claim(book.free_slots())  # bulk room 2: claim the bulk left waiting
+    # A claim that took fewer bulk events than it could: no bulk is left waiting.
+    book.claimed(1, 4, since=book.wakes, bulk=1, bulk_limit=2)
+    book.release([bulk(2), bulk(3)])
+    assert not book.wants_claim(book.free_slots())
+    assert not book.may_have_due(book.free_slots())

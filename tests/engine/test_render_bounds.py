@@ -12,7 +12,7 @@ import pytest
 
 from txmsg.core.render_limits import RenderLimits
 from txmsg.core.templates import MessageSource, TemplateProblems
-from txmsg.sandbox.pool import GRACE_SECONDS, Renderer
+from txmsg.sandbox.pool import GRACE_SECONDS, MAX_BATCH, Renderer
 
 TIMEOUT = 0.5
 MAX_BYTES = 64 * 1024
@@ -165,3 +165,25 @@ async def test_workers_outlive_a_sigterm_to_their_process_group(renderer: Render
     await asyncio.sleep(0.2)
     assert await renderer.render(MessageSource({"text": "still"}), {}) == {"text": "still"}
     assert set(pids) <= set(renderer.worker_pids())
+
+
+async def test_waiting_renders_are_taken_by_rank() -> None:
+    """A transactional render (rank 0) queued behind many bulk ones (rank 10) is taken before
+    them: at most the batches already taken go first."""
+    one = Renderer(RenderLimits(timeout_seconds=TIMEOUT, max_bytes=MAX_BYTES, workers=1))
+    try:
+        message = MessageSource({"subject": "Hi {{ ctx.n }}"})
+        await one.render(message, {"ctx": {"n": 0}})  # the worker is up and has compiled it
+        done: list[str] = []
+
+        async def render(name: str, rank: int) -> None:
+            await one.render(message, {"ctx": {"n": 1}}, rank)
+            done.append(name)
+
+        backlog = [asyncio.create_task(render(f"bulk{i}", 10)) for i in range(600)]
+        await asyncio.sleep(0)  # every bulk render is queued
+        await render("urgent", 0)
+        await asyncio.gather(*backlog)
+        assert done.index("urgent") <= 2 * MAX_BATCH, done.index("urgent")
+    finally:
+        await asyncio.to_thread(one.close)

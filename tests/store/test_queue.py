@@ -332,3 +332,27 @@ async def test_a_repeated_outcome_applies_and_counts_once(db: Database) -> None:
         lambda conn: conn.execute(sa.select(report_days.c.metric, report_days.c.count)).all()
     )
     assert sorted(tuple(c) for c in counts) == [("sent", 1)]
+
+
+async def test_a_claim_takes_at_most_its_bulk_limit_of_bulk_events(db: Database) -> None:
+    await db.write(enqueue_in, [event(PRIORITY_BULK) for _ in range(20)])
+    urgent = [event(PRIORITY_TRANSACTIONAL) for _ in range(3)]
+    await db.write(enqueue_in, urgent)
+
+    def claim(conn: Connection, limit: int, bulk_limit: int) -> list[ClaimedEvent]:
+        return claims.claim_in(conn, limit, LEASE, bulk_limit=bulk_limit).events
+
+    first = await db.write(claim, 10, 4)  # the transactional lane first, then 4 bulk events
+    assert {c.pkey for c in urgent} <= {c.pkey for c in first}
+    assert [c.bulk for c in first].count(True) == 4 and len(first) == 7
+    assert await db.write(claim, 10, 0) == []  # no room for bulk: nothing else is due
+    rest = await db.write(claim, 30, 30)
+    assert len(rest) == 16 and all(c.bulk for c in rest)
+
+
+async def test_fresh_bulk_events_are_inserted_leased_up_to_their_bound(db: Database) -> None:
+    batch = [event(PRIORITY_BULK) for _ in range(4)] + [event(PRIORITY_TRANSACTIONAL)]
+    _, leased = await db.write(enqueue_in, batch, claim=4, bulk_claim=2, lease=LEASE)
+    # Two bulk events (the bound), and the transactional one in the room left.
+    assert [c.pkey for c in leased] == [e.pkey for e in batch[:2]] + [batch[4].pkey]
+    assert [c.bulk for c in leased] == [True, True, False]

@@ -14,6 +14,7 @@ import socket
 
 import aiosmtplib
 
+from txmsg.channels.ranked_slots import RankedSlots
 from txmsg.channels.smtp_session import ReplyError, SMTPSession
 from txmsg.core.delivery import (
     PermanentSendError,
@@ -22,6 +23,7 @@ from txmsg.core.delivery import (
     credential_forms,
 )
 from txmsg.core.email_config import SMTPSettings
+from txmsg.core.lanes import SEND_RANK
 
 _QUIT_TIMEOUT = 5.0
 # aiosmtplib reduces "anything <a@b>" to a@b and drops what follows CR/LF; an envelope address
@@ -35,8 +37,9 @@ class SMTPPool:
     def __init__(self, settings: SMTPSettings) -> None:
         self._settings = settings
         # A permit per connection in use; a connection is only opened while holding one and
-        # only when no idle one exists, so open connections never exceed pool_size.
-        self._slots = asyncio.Semaphore(settings.pool_size)
+        # only when no idle one exists, so open connections never exceed pool_size. Sends
+        # waiting for one are served by their lane (`SEND_RANK`), transactional first.
+        self._slots = RankedSlots(settings.pool_size)
         self._idle: list[SMTPSession] = []
         self._closed = False
         self._local_hostname: str | None = None
@@ -49,7 +52,7 @@ class SMTPPool:
         if any(not a or not a.isascii() or _BAD_ENVELOPE_ADDRESS.search(a) for a in addresses):
             # Non-ASCII addresses would need SMTPUTF8, which the sender does not negotiate.
             raise PermanentSendError("invalid envelope address")
-        async with self._slots:
+        async with self._slots.slot(SEND_RANK.get()):
             if self._closed:
                 raise TransientSendError("SMTP pool is closed")
             conn = await self._checkout()

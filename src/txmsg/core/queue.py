@@ -128,6 +128,11 @@ class ClaimedEvent:
     lease_token: str
     lease_until: datetime
     mobile_phone: str | None = None
+    priority: int = PRIORITY_TRANSACTIONAL  # its lane's rank (`priority_lane`)
+
+    @property
+    def bulk(self) -> bool:
+        return self.priority >= PRIORITY_BULK
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from txmsg.core.kinds import Channel
+from txmsg.core.lanes import SEND_RANK
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.render_limits import RenderLimits
 from txmsg.core.retry import RetryPolicy
@@ -181,6 +182,7 @@ class Dispatcher:
     async def _process(
         self, event: ClaimedEvent, route: Route | None, target: Target | None
     ) -> None:
+        SEND_RANK.set(event.priority)  # this task's own context: its send waits in its lane
         try:
             try:
                 outcome = await self._handle(event, route, target)

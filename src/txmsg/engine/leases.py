@@ -8,7 +8,11 @@ registers the consumer that starts sending, and releases each event once its out
 
 At most `max_in_flight` events are leased at a time. A cycle of its own claims again once a
 quarter of that is free, so a backlog of low-priority work delays a transactional event by at
-most one in-flight batch.
+most one in-flight batch. Bulk events hold at most `bulk_share` of the slots (all but a quarter):
+the rest is always free for the transactional lane, so a transactional event is leased (at
+insert, or by a claim) at once however much bulk work is under way. After a claim held back by
+that bound, cycles that run anyway claim bulk events into any bulk room, and a cycle of its own
+once a quarter of capacity is free in the bulk share.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from txmsg.core.queue import ClaimedEvent
+from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.timeutil import utcnow
 
 Consumer = Callable[[list[ClaimedEvent]], None]
@@ -40,7 +44,12 @@ class LeaseBook:
         # The database's time as this process estimates it: lease ends are the database's.
         self._clock = clock
         self._low_water = max(1, max_in_flight // 4)
+        # Slots bulk events may hold: the others are the transactional lane's alone.
+        self._bulk_share = max(1, max_in_flight - self._low_water)
         self._in_flight = 0
+        self._bulk: set[int] = set()  # the bulk events in flight, by id
+        # A claim stopped at the bulk bound: bulk events may be waiting for room.
+        self._bulk_waiting = False
         # Whether due events may be waiting in the database (cleared by a claim that came
         # back short, set by anything that may have made events due).
         self._maybe_due = True
@@ -84,18 +93,37 @@ class LeaseBook:
             return 0
         return max(0, self._max_in_flight - self._in_flight) + freed
 
+    def bulk_room(self, free: int, recorded: Iterable[Outcome] = ()) -> int:
+        """Of `free`, how many slots bulk events may take, counting the bulk events of the
+        `recorded` outcomes as released."""
+        freed = sum(o.id in self._bulk for o in recorded)
+        return min(free, max(0, self._bulk_share - len(self._bulk) + freed))
+
     def wants_claim(self, free: int) -> bool:
-        """For a cycle of its own: claim in batches, once a quarter of capacity is free."""
+        """For a cycle of its own: claim in batches, once a quarter of capacity is free (of
+        the bulk share, for bulk events a claim left waiting at the bulk bound)."""
+        if self._bulk_waiting and self.bulk_room(free) >= self._low_water:
+            return True
         return self._maybe_due and (free >= self._low_water or (free > 0 and self._in_flight == 0))
 
-    def may_have_due(self, free: int) -> bool:
-        """For a cycle that runs anyway: claiming there costs one statement; any room will do."""
+    def may_have_due(self, free: int, bulk_free: int | None = None) -> bool:
+        """For a cycle that runs anyway: claiming there costs one statement; any room will do
+        (`bulk_free` of it for bulk events, by default `bulk_room(free)`)."""
+        if self._bulk_waiting:
+            bulk_free = self.bulk_room(free) if bulk_free is None else bulk_free
+            if bulk_free > 0:
+                return True
         return self._maybe_due and free > 0
 
-    def claimed(self, count: int, limit: int, *, since: int) -> None:
+    def claimed(
+        self, count: int, limit: int, *, since: int, bulk: int = 0, bulk_limit: int | None = None
+    ) -> None:
         """A claim came back: short of its limit, no due events are left waiting, unless the
         book was woken since `since` (its `wakes` when the claim's cycle began): what woke it
-        (another process's commit, say) may have come after the claim read the queue."""
+        (another process's commit, say) may have come after the claim read the queue. Bulk
+        events (`bulk` of `count`) up to a `bulk_limit` short of `limit`: more bulk ones may
+        wait for room."""
+        self._bulk_waiting = bulk_limit is not None and bulk_limit < limit and bulk >= bulk_limit
         if count < limit and self._wakes == since:
             self._maybe_due = False
 
@@ -180,6 +208,8 @@ class LeaseBook:
         self._in_flight += len(events)
         for event in events:
             self._leases[event.id] = (event.lease_token, event.lease_until)
+            if event.bulk:
+                self._bulk.add(event.id)
         self._consumer(events)
 
     def release(self, events: Iterable[ClaimedEvent]) -> None:
@@ -189,6 +219,7 @@ class LeaseBook:
             held = self._leases.get(event.id)
             if held is not None and held[0] == event.lease_token:
                 del self._leases[event.id]  # not a later claim's lease of the same event
+                self._bulk.discard(event.id)
             self._in_flight -= 1
         if self.wants_claim(self.free_slots()):
             self._signal.set()

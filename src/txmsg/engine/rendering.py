@@ -38,7 +38,7 @@ async def render_event(
         unsubscribe_url,
         declared,
     )
-    return await renderer.render(message, variables)
+    return await renderer.render(message, variables, event.priority)
 
 
 def render_problem(version: int | None, exc: TemplateProblems) -> str:

@@ -131,7 +131,8 @@ class Writer:
         # Sends whose outcome is recorded in this cycle free their slot with it.
         free = book.free_slots(freed=len(outcomes))
         # Due events waiting in the queue go before fresh ones.
-        claim_limit = free if book.may_have_due(free) else 0
+        bulk_free = book.bulk_room(free, outcomes)
+        claim_limit = free if book.may_have_due(free, bulk_free) else 0
         lease = book.lease
         renewals, renewed_until = book.leases_to_renew()
         wakes = book.wakes
@@ -144,6 +145,7 @@ class Writer:
                     outcomes=outcomes,
                     free=free,
                     claim_limit=claim_limit,
+                    bulk_free=bulk_free,
                     lease=lease,
                     renewals=renewals,
                     renewed_until=renewed_until,
@@ -167,7 +169,8 @@ class Writer:
         if renewals and renewed_until is not None:
             book.renewed(renewals, renewed_until)
         if claim_limit:
-            book.claimed(len(claimed), claim_limit, since=wakes)
+            bulk = sum(e.bulk for e in claimed)
+            book.claimed(len(claimed), claim_limit, since=wakes, bulk=bulk, bulk_limit=bulk_free)
         if held_until is not None:
             book.wake_at(held_until / 1000)  # a channel cap holds due events until then
         book.hand_over(claimed + leased)

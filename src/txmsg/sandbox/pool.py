@@ -2,16 +2,19 @@
 
 Each worker process has a thread here that takes the renders waiting (all of them at once, up
 to `MAX_BATCH`: one write and a few reads for many messages on the send path), writes them to
-its worker, and hands each answer to its caller's event loop as it comes. The event loop never
-waits on a worker. A worker that does not answer a render within its deadline (the worker's
-own timer, plus a grace) is killed and started again; the renders after it in its batch go to
-the new worker. Whatever a template does, it costs at most that long, and the CPU is free
-again after it.
+its worker, and hands each answer to its caller's event loop as it comes. Waiting renders are
+taken by rank, lowest first (a transactional send's before any bulk one's, then in order of
+arrival): a bulk backlog holds a transactional render back by one batch at most. The event
+loop never waits on a worker. A worker that does not answer a render within its deadline (the
+worker's own timer, plus a grace) is killed and started again; the renders after it in its
+batch go to the new worker. Whatever a template does, it costs at most that long, and the CPU
+is free again after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -35,6 +38,8 @@ _log = logging.getLogger(__name__)
 GRACE_SECONDS = 2.0
 # Renders written to a worker at once.
 MAX_BATCH = 64
+# The rank of a stop request: after every render waiting.
+_STOP_RANK = sys.maxsize
 
 
 @dataclass(slots=True)
@@ -123,7 +128,9 @@ class Renderer:
 
     def __init__(self, limits: RenderLimits) -> None:
         self.limits = limits
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # (rank, arrival, render or None: stop), lowest first.
+        self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
+        self._arrivals = itertools.count()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._workers: set[_Process] = set()
@@ -134,12 +141,14 @@ class Renderer:
         await self.render(message, None)
 
     async def render(
-        self, message: MessageSource, variables: dict[str, Any] | None
+        self, message: MessageSource, variables: dict[str, Any] | None, rank: int = 0
     ) -> dict[str, str]:
+        """The rendered parts; `rank` orders waiting renders, lowest first (an event's
+        `priority`: the transactional lane's 0 before bulk)."""
         self._start()
         loop = asyncio.get_running_loop()
         job = _Job(message, variables, loop, loop.create_future())
-        self._jobs.put(job)
+        self._jobs.put((rank, next(self._arrivals), job))
         answer = await job.future
         if "parts" in answer:
             parts: dict[str, str] = answer["parts"]
@@ -161,19 +170,19 @@ class Renderer:
         batch: list[_Job] = []
         while True:
             if not batch:
-                first = self._jobs.get()
+                first = self._jobs.get()[2]
                 if first is None:
                     break
                 batch = [first]
             while len(batch) < MAX_BATCH:
                 try:
-                    more = self._jobs.get_nowait()
+                    waiting = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if more is None:
-                    self._jobs.put(None)  # the next thread stops too, after this batch
+                if waiting[2] is None:
+                    self._jobs.put(waiting)  # the next thread stops too, after this batch
                     break
-                batch.append(more)
+                batch.append(waiting[2])
             try:
                 if worker is None:
                     worker = self._spawn()
@@ -229,7 +238,7 @@ class Renderer:
     def close(self) -> None:
         """Stops the threads and their workers (which also stop when this process ends)."""
         for _ in self._threads:
-            self._jobs.put(None)
+            self._jobs.put((_STOP_RANK, next(self._arrivals), None))
         for thread in self._threads:
             thread.join()
         self._threads = []

@@ -90,11 +90,13 @@ def claim_in(
     limit: int,
     lease: timedelta,
     now: datetime | None = None,
+    bulk_limit: int | None = None,
 ) -> CappedClaim:
-    """Lease up to `limit` due events: the capped ones within their tokens, then the others."""
+    """Lease up to `limit` due events, at most `bulk_limit` bulk ones (None: no bound): the
+    capped ones within their tokens, then the others."""
     now = now or utcnow()
     if not caps.channels:
-        return CappedClaim(claims.claim_in(conn, limit, lease, now))
+        return CappedClaim(claims.claim_in(conn, limit, lease, now, bulk_limit=bulk_limit))
     now_ms = int(now.timestamp() * 1000)
     tokens = _take(conn, caps, limit, now_ms)
     want = limit
@@ -105,8 +107,17 @@ def claim_in(
         granted = min(t.tokens for t in tokens[channel.name].values())
         got = Claimed()
         if granted > 0 and limit > 0:
-            got = claims.claim_in(conn, min(granted, limit), lease, now, only=channel.event_ids)
+            got = claims.claim_in(
+                conn,
+                min(granted, limit),
+                lease,
+                now,
+                only=channel.event_ids,
+                bulk_limit=bulk_limit,
+            )
             limit -= len(got.events)
+            if bulk_limit is not None:
+                bulk_limit -= sum(e.bulk for e in got.events)
         unspent = granted - len(got.events)
         if unspent == 0:  # every token spent: more events may be due, held by a window
             ends += _short_window_end(tokens[channel.name], want, now_ms)
@@ -116,7 +127,7 @@ def claim_in(
         merged = Claimed(merged.events + got.events, merged.announced + got.announced)
     rate_windows.give_back_in(conn, returns)
     if limit > 0:
-        rest = claims.claim_in(conn, limit, lease, now, exclude=caps.held)
+        rest = claims.claim_in(conn, limit, lease, now, exclude=caps.held, bulk_limit=bulk_limit)
         merged = Claimed(merged.events + rest.events, merged.announced + rest.announced)
     merged = replace(merged, events=sorted(merged.events, key=lambda e: e.id))
     return CappedClaim(merged, min(ends) if ends else None)

@@ -2,7 +2,9 @@
 
 `UPDATE ... WHERE id IN (SELECT ... ORDER BY priority, due_at LIMIT n)`, the sub-select with
 `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLAlchemy renders nothing for it on SQLite, which has
-one writer at a time anyway).
+one writer at a time anyway). A claim may lease at most `bulk_limit` bulk events (the lease
+book keeps room for the transactional lane): then it is two statements, the transactional lane
+first, then the bulk lane with what is left.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from txmsg.core.queue import ClaimedEvent
+from txmsg.core.queue import PRIORITY_BULK, ClaimedEvent
 from txmsg.core.reports import StatusChange
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
@@ -30,10 +32,15 @@ class Claimed:
     announced: list[StatusChange] = field(default_factory=list)
 
 
-def _claim(dialect: str, among: str | None = None) -> sa.Update:
+def _claim(dialect: str, among: str | None = None, lane: str | None = None) -> sa.Update:
     """The claim; `among` "only"/"except" restricts it to (or keeps it from) the event types
-    bound as `b_ids` (channel caps: store/queue/capped.py)."""
+    bound as `b_ids` (channel caps: store/queue/capped.py); `lane` "transactional"/"bulk" to
+    one lane."""
     due = [status_in(EventStatus.PENDING), events.c.due_at <= sa.bindparam("b_now")]
+    if lane == "transactional":
+        due.append(events.c.priority < PRIORITY_BULK)
+    elif lane == "bulk":
+        due.append(events.c.priority >= PRIORITY_BULK)
     if among == "only":
         due.append(events.c.event_id.in_(sa.bindparam("b_ids", expanding=True)))
     elif among == "except":
@@ -66,9 +73,10 @@ def _claim(dialect: str, among: str | None = None) -> sa.Update:
 
 # Built once: the dispatcher claims many times a second under load.
 _CLAIM = {
-    (name, among): _claim(name, among)
+    (name, among, lane): _claim(name, among, lane)
     for name in ("sqlite", "postgresql")
     for among in (None, "only", "except")
+    for lane in (None, "transactional", "bulk")
 }
 
 # SQLite's read-back of the rows the claim leased, by their lease.
@@ -85,9 +93,11 @@ def claim_in(
     *,
     only: frozenset[str] | None = None,
     exclude: frozenset[str] | None = None,
+    bulk_limit: int | None = None,
 ) -> Claimed:
-    """Lease up to `limit` due events for `lease`, highest priority first; only of the event
-    types `only`, or of none of `exclude`, when given."""
+    """Lease up to `limit` due events for `lease`, highest priority first, at most
+    `bulk_limit` of them bulk (None: no bound); only of the event types `only`, or of none of
+    `exclude`, when given."""
     now = now or utcnow()
     held = Lease.new(now, lease)
     params: dict[str, object] = {"b_now": now, "b_limit": limit, **held.params()}
@@ -95,15 +105,38 @@ def claim_in(
     if among is not None:
         params["b_ids"] = sorted(only if only is not None else exclude or ())
     dialect = conn.dialect.name
-    if dialect == "sqlite":
-        conn.execute(_CLAIM["sqlite", among], params)
+    rows: list[ClaimRow] = []
+    if bulk_limit is None or bulk_limit >= limit:
+        _run(conn, among, None, params, rows)
+    else:
+        urgent = _run(conn, among, "transactional", params, rows)
+        left = min(limit - urgent, bulk_limit)
+        if left > 0:
+            _run(conn, among, "bulk", {**params, "b_limit": left}, rows)
+    if dialect == "sqlite":  # the rows of both statements, read back by their lease at once
         params.pop("b_ids", None)
         rows = [ClaimRow._make(r) for r in _CLAIMED.rows(conn, params)]
-    else:
-        rows = [ClaimRow._make(r) for r in conn.execute(_CLAIM[dialect, among], params)]
     rows.sort(key=lambda r: r.id)
     processing = EventStatus.PROCESSING.value
     return Claimed(
         [r.claimed(held) for r in rows],
         [StatusChange(r.pkey, r.event_id, processing, now) for r in rows if r.hooked],
     )
+
+
+def _run(
+    conn: Connection,
+    among: str | None,
+    lane: str | None,
+    params: dict[str, object],
+    into: list[ClaimRow],
+) -> int:
+    """One claim statement; how many events it leased. PostgreSQL's rows go `into`; SQLite's
+    are read back by their lease afterwards."""
+    dialect = conn.dialect.name
+    result = conn.execute(_CLAIM[dialect, among, lane], params)
+    if dialect == "sqlite":
+        return int(result.rowcount)
+    rows = [ClaimRow._make(r) for r in result]
+    into.extend(rows)
+    return len(rows)

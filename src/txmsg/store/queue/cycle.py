@@ -51,6 +51,8 @@ class CycleRequest:
     outcomes: Sequence[Outcome] = ()
     free: int = 0  # dispatcher slots free for new events leased at insert
     claim_limit: int = 0  # claim up to this many due events from the queue first
+    # Of `free`, how many may be bulk events, claimed or leased at insert (None: no bound).
+    bulk_free: int | None = None
     lease: timedelta | None = None  # None: no dispatcher, nothing is leased
     renewals: Sequence[tuple[int, str]] = ()  # (event id, lease token) to extend...
     renewed_until: datetime | None = None  # ... to this
@@ -84,13 +86,24 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
         leases.renew_in(conn, request.renewals, request.renewed_until)
     claim = CappedClaim(capped.Claimed())
     if request.claim_limit and request.lease is not None:
-        claim = capped.claim_in(conn, request.caps, request.claim_limit, request.lease, request.now)
+        claim = capped.claim_in(
+            conn,
+            request.caps,
+            request.claim_limit,
+            request.lease,
+            request.now,
+            bulk_limit=request.bulk_free,
+        )
     claimed = claim.claimed
     room = max(0, request.free - len(claimed.events))
+    bulk_room = None
+    if request.bulk_free is not None:
+        bulk_room = max(0, request.bulk_free - sum(e.bulk for e in claimed.events))
     new = enqueue.enqueue_in(
         conn,
         request.new,
         claim=room,
+        bulk_claim=bulk_room,
         lease=request.lease,
         hold=request.caps.held,
         now=request.now,

@@ -18,7 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewBatch, NewEvent, events_of
+from txmsg.core.queue import (
+    PRIORITY_BULK,
+    ClaimedEvent,
+    EnqueueResult,
+    NewBatch,
+    NewEvent,
+    events_of,
+)
 from txmsg.core.reports import StatusChange
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
@@ -72,20 +79,21 @@ def enqueue_in(
     batch: Sequence[NewEvent | NewBatch],
     *,
     claim: int = 0,
+    bulk_claim: int | None = None,
     lease: timedelta | None = None,
     hold: frozenset[str] = frozenset(),
     now: datetime | None = None,
 ) -> Enqueued:
     """Insert the items of `batch` that their Idempotency-Key (if any) lets in; lease up to
-    `claim` of the due events for `lease`, from `now` (the database's time), none of the event
-    types in `hold` (capped channels: their events wait for a claim and its tokens,
-    store/queue/capped.py)."""
+    `claim` of the due events (at most `bulk_claim` bulk ones) for `lease`, from `now` (the
+    database's time), none of the event types in `hold` (capped channels: their events wait
+    for a claim and its tokens, store/queue/capped.py)."""
     if not batch:  # most write cycles record outcomes only
         return Enqueued()
     now = now or utcnow()
     held = Lease.new(now, lease or timedelta(0))
     answers = idempotency.resolve_in(conn, batch, now)
-    new = _New(now, held, claim, hold)
+    new = _New(now, held, claim, hold, bulk_claim)
     for item, answer in zip(batch, answers, strict=True):
         new.add(item, answer)
     bulk.execute(conn, _INSERT, new.rows)
@@ -95,8 +103,17 @@ def enqueue_in(
 class _New:
     """A batch's insert, event by event: its rows, answers, leases and announcements."""
 
-    def __init__(self, now: datetime, lease: Lease, claim: int, hold: frozenset[str]) -> None:
+    def __init__(
+        self,
+        now: datetime,
+        lease: Lease,
+        claim: int,
+        hold: frozenset[str],
+        bulk_claim: int | None = None,
+    ) -> None:
         self.now = now
+        # How many of the `claim` may be bulk events (None: any).
+        self.bulk_claim = claim if bulk_claim is None else min(claim, bulk_claim)
         self.hold = hold
         self.lease = lease
         self.claim = claim
@@ -120,9 +137,12 @@ class _New:
             and item.status == EventStatus.PENDING
             and item.due_at <= now
             and item.event_id not in self.hold
+            and (item.priority < PRIORITY_BULK or self.bulk_claim > 0)
         )
         if take:
             self.leased[item.pkey] = item
+            if item.priority >= PRIORITY_BULK:
+                self.bulk_claim -= 1
         if item.announce:
             self.announced.append(StatusChange(item.pkey, item.event_id, item.status.value, now))
             if take:

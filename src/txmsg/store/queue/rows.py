@@ -56,6 +56,7 @@ CLAIM_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
     events.c.attempts,
     events.c.mobile_phone,
     HAS_WEBHOOK,
+    events.c.priority,
 )
 
 
@@ -71,6 +72,7 @@ class ClaimRow(NamedTuple):
     attempts: int
     mobile_phone: str | None
     hooked: bool
+    priority: int
 
     @classmethod
     def inserted(cls, row_id: int, item: NewEvent) -> ClaimRow:
@@ -87,6 +89,7 @@ class ClaimRow(NamedTuple):
             1,
             item.mobile_phone,
             item.announce,
+            item.priority,
         )
 
     def claimed(self, lease: Lease) -> ClaimedEvent:
@@ -104,6 +107,7 @@ class ClaimRow(NamedTuple):
             lease_token=lease.token,
             lease_until=lease.until,
             mobile_phone=self.mobile_phone,
+            priority=self.priority,
         )
 
 
