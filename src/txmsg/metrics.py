@@ -54,6 +54,13 @@ class Metrics:
             ["channel", "kind"],
             registry=r,
         )
+        self.provider_sends = Counter(
+            "txmsg_provider_sends_total",
+            "Messages sent by each provider of a configuration with fallbacks (relay host:port,"
+            " or Twilio account/sender)",
+            ["channel", "provider"],
+            registry=r,
+        )
         self.write_batch = Histogram(
             "txmsg_write_batch_size",
             "Items (triggers, outcomes, log entries) committed by one write cycle",
@@ -73,11 +80,16 @@ class Metrics:
             registry=r,
         )
 
-    def count_outcome(self, channel: str, outcome: str, error: str | None) -> None:
-        """A recorded send outcome, and its provider error's kind when it is one."""
+    def count_outcome(
+        self, channel: str, outcome: str, error: str | None, provider: str | None = None
+    ) -> None:
+        """A recorded send outcome, its provider error's kind when it is one, and the provider
+        that sent it when the configuration has several."""
         self._child(self.sends, channel, outcome).inc()
         if error is not None:
             self._child(self.provider_errors, channel, error).inc()
+        if provider is not None:
+            self._child(self.provider_sends, channel, provider).inc()
 
     def observe_sent(self, channel: str, priority: str, seconds: float) -> None:
         self._child(self.trigger_to_sent, channel, priority).observe(seconds)

@@ -61,6 +61,9 @@ async def test_down_then_back(server, smtp) -> None:
     log = await delivery_log_answer(admin, event_id, done[0]["PKey"])
     sent = [e for e in log["items"] if e["kind"] == "sent"]
     assert sent[0]["detail"] == {"provider": f"{fallback.host}:{fallback.port}"}
+    metrics = (await admin.get("/metrics")).text
+    relay = f'provider="{fallback.host}:{fallback.port}"'
+    assert f'txmsg_provider_sends_total{{channel="email",{relay}}} 4.0' in metrics
 
     async with FakeSMTPServer(port=port) as primary:  # back
         await asyncio.sleep(BREAKER["cool_down"] + 0.2)

@@ -225,7 +225,9 @@ class Dispatcher:
     def _observe(self, event: ClaimedEvent, route: Route, outcome: Outcome) -> None:
         """Count a recorded outcome: its send, its provider error, its trigger-to-sent time."""
         channel = route.channel.value
-        self._metrics.count_outcome(channel, outcome.status.value, _error_kind(outcome))
+        self._metrics.count_outcome(
+            channel, outcome.status.value, _error_kind(outcome), outcome.provider
+        )
         if outcome.status == EventStatus.PROCESSED:
             start = max(event.event_date, event.scheduled_at or event.event_date)
             sent = (outcome.sent_at or utcnow()) - start
