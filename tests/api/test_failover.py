@@ -67,10 +67,14 @@ async def test_down_then_back(server, smtp) -> None:
 
     async with FakeSMTPServer(port=port) as primary:  # back
         await asyncio.sleep(BREAKER["cool_down"] + 0.2)
+        # One send probes the rested relay (sends beside the probe go to the fallback), and its
+        # success closes the breaker: the sends after it go to the primary.
+        [probe] = await _send(admin, event_id, 1, "probe")
+        assert probe["provider"] == f"127.0.0.1:{port}"
         done = await _send(admin, event_id, 3, "back")
         assert [d["provider"] for d in done] == [f"127.0.0.1:{port}"] * 3
-        assert len(primary.messages) == 3 and len(fallback.messages) == 4
-        assert len(set(_ids(primary, fallback))) == 7  # nothing sent twice
+        assert len(primary.messages) == 4 and len(fallback.messages) == 4
+        assert len(set(_ids(primary, fallback))) == 8  # nothing sent twice
 
 
 async def test_421_and_stall_fail_over_but_550_does_not(server, smtp) -> None:

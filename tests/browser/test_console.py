@@ -95,6 +95,9 @@ async def test_the_console_walk(server: Any, smtp: FakeSMTPServer) -> None:
 
 async def _walk(page: Any, server: Any, smtp: FakeSMTPServer) -> None:
     expect = playwright_api.expect
+    # A send (the proof) or a render on a machine busy with the rest of the suite can take
+    # longer than Playwright's 5 s default.
+    expect.set_options(timeout=20_000)
     await page.goto(server.base_url + "/console")
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     await _shoot(page, "sign-in")
