@@ -4,9 +4,23 @@ real mail goes to the fake SMTP server."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from typing import Any
 
-from helpers import assert_problem, create_channel, create_key, live_event, wait_status
+import httpx
+
+from helpers import (
+    assert_problem,
+    create_channel,
+    create_event,
+    create_key,
+    live_event,
+    publish_message,
+    trigger,
+    wait_status,
+    wait_until,
+)
 from rate_support import watch_cap
 from txmsg.testing import FakeSMTPServer
 
@@ -14,12 +28,15 @@ from txmsg.testing import FakeSMTPServer
 async def test_the_cap_is_set_shown_changed_and_validated(server, smtp: FakeSMTPServer) -> None:
     admin = server.admin
     made = await create_channel(admin, smtp, rate_limit={"per_second": 5})
-    assert made["rate_limit"] == {"per_second": 5}
-    r = await admin.patch("/api/v1/channel-configs/mail", json={"rate_limit": {"per_day": 900}})
+    assert made["rate_limit"] == {"per_second": 5, "bulk_share": 90}  # the default share
+    r = await admin.patch(
+        "/api/v1/channel-configs/mail", json={"rate_limit": {"per_day": 900, "bulk_share": 75}}
+    )
     assert r.status_code == 200, r.text
-    assert r.json()["rate_limit"] == {"per_day": 900}
+    assert r.json()["rate_limit"] == {"per_day": 900, "bulk_share": 75}
     r = await admin.patch("/api/v1/channel-configs/mail", json={"from_name": "Shop"})
-    assert r.json()["rate_limit"] == {"per_day": 900}  # kept by an update that leaves it out
+    # kept by an update that leaves it out
+    assert r.json()["rate_limit"] == {"per_day": 900, "bulk_share": 75}
     r = await admin.patch("/api/v1/channel-configs/mail", json={"rate_limit": None})
     assert r.json()["rate_limit"] is None
     for bad, field in [
@@ -28,6 +45,9 @@ async def test_the_cap_is_set_shown_changed_and_validated(server, smtp: FakeSMTP
         ({"per_day": "many"}, "rate_limit.per_day"),
         ({"per_hour": 5}, "rate_limit.per_hour"),
         ([5], "rate_limit"),
+        ({"per_day": 9, "bulk_share": 0}, "rate_limit.bulk_share"),
+        ({"per_day": 9, "bulk_share": 0.5}, "rate_limit.bulk_share"),
+        ({"bulk_share": 50}, "rate_limit.bulk_share"),
     ]:
         r = await admin.patch("/api/v1/channel-configs/mail", json={"rate_limit": bad})
         assert_problem(r, 400, field)
@@ -59,3 +79,79 @@ async def test_a_cap_of_n_per_second_holds_while_mail_flows(server, smtp: FakeSM
     item = r.json()["items"][-1]
     done = await wait_status(website, item["href"], "processed")
     assert done["status"] == "processed"
+
+
+async def _with_newsletter(
+    admin: httpx.AsyncClient, smtp: FakeSMTPServer, cap: Any
+) -> tuple[str, str]:
+    """A transactional and a bulk event (their eventIds) through "mail", capped by `cap`
+    once every process has read it again."""
+    urgent = await live_event(admin, smtp)
+    created = await create_event(admin, "newsletter", priority="bulk")
+    r = await admin.post(f"/api/v1/event-configs/{created['eventId']}/publish")
+    assert r.status_code == 200, r.text
+    await publish_message(admin, created["eventId"])
+    r = await admin.patch("/api/v1/channel-configs/mail", json={"rate_limit": cap})
+    assert r.status_code == 200, r.text
+    await asyncio.sleep(1.1)  # every process reads the caps again within a second
+    return urgent, str(created["eventId"])
+
+
+def _to(smtp: FakeSMTPServer, prefix: str) -> int:
+    return sum(m.rcpt_tos[0].startswith(prefix) for m in smtp.messages)
+
+
+async def _statuses(client: httpx.AsyncClient, hrefs: list[str]) -> list[str]:
+    return [(await client.get(h)).json()["status"] for h in hrefs]
+
+
+async def test_a_per_day_quota_spent_by_bulk_keeps_the_reserve_for_transactional_sends(
+    server, smtp: FakeSMTPServer
+) -> None:
+    """Bulk spends at most its share of the day; transactional sends go on to the full cap."""
+    admin = server.admin
+    urgent_id, newsletter = await _with_newsletter(admin, smtp, {"per_day": 10, "bulk_share": 50})
+    website = server.client(await create_key(admin, "trigger"))
+    bulk = {"events": [{"email": f"b{i}@example.org", "ctx": {"firstName": "B"}} for i in range(8)]}
+    r = await website.post(f"/rest/mc/{newsletter}/batch", json=bulk)
+    assert r.status_code == 201, r.text
+    bulk_hrefs = [item["href"] for item in r.json()["items"]]
+    await wait_until(lambda: _to(smtp, "b") == 5, what="bulk's share of the day sent")
+    # Transactional sends are not held by the bulk share: the day's other 5 go.
+    urgent = [
+        await trigger(website, urgent_id, {"email": f"t{i}@example.org", "ctx": {"firstName": "T"}})
+        for i in range(6)
+    ]
+    await wait_until(lambda: _to(smtp, "t") == 5, what="transactional sends to the full cap")
+    await asyncio.sleep(0.5)  # one more would arrive now
+    assert (_to(smtp, "b"), _to(smtp, "t")) == (5, 5)
+    # What the cap holds stays pending: 3 bulk events, and the sixth transactional one.
+    statuses = await _statuses(website, bulk_hrefs + [u["href"] for u in urgent])
+    assert sorted(statuses) == ["pending"] * 4 + ["processed"] * 10
+
+
+async def test_a_per_second_cap_keeps_its_reserve_while_bulk_drains(
+    server, smtp: FakeSMTPServer
+) -> None:
+    """Bulk takes at most its share of each second: a transactional event triggered after
+    bulk took its tokens goes in the same second instead of waiting for the next."""
+    admin = server.admin
+    urgent_id, newsletter = await _with_newsletter(admin, smtp, {"per_second": 4, "bulk_share": 50})
+    website = server.client(await create_key(admin, "trigger"))
+    bulk = {
+        "events": [{"email": f"b{i}@example.org", "ctx": {"firstName": "B"}} for i in range(12)]
+    }
+    start = time.time()
+    r = await website.post(f"/rest/mc/{newsletter}/batch", json=bulk)
+    assert r.status_code == 201, r.text
+    await wait_until(lambda: _to(smtp, "b") >= 2, what="the first bulk sends")
+    # Into the next second, after the bulk took that second's share of the tokens.
+    await asyncio.sleep(1.15 - time.time() % 1.0)
+    assert _to(smtp, "b") <= 2 * (math.floor(time.time()) - math.floor(start) + 1)
+    fired = time.time()
+    await trigger(website, urgent_id, {"email": "t@example.org", "ctx": {"firstName": "T"}})
+    await wait_until(lambda: _to(smtp, "t") == 1, what="the transactional send")
+    sent = time.time()
+    assert math.floor(sent) == math.floor(fired), (fired, sent)  # not held to the next second
+    # Bulk never went beyond its 2 a second.
+    assert _to(smtp, "b") <= 2 * (math.floor(time.time()) - math.floor(start) + 1)

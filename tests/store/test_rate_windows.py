@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from queue_support import LEASE, event_row, hook, new_event
 from sqlalchemy.engine import Connection
 
+from txmsg.core.queue import PRIORITY_BULK
 from txmsg.core.rate_limit import DAY_MS, SECOND_MS, ChannelCap, Window
 from txmsg.core.timeutil import utcnow
 from txmsg.store import rate_windows
@@ -70,7 +71,8 @@ def cap(conn: Connection, name: str, rate_limit: dict[str, int]) -> None:
 async def test_claims_take_tokens_transactional_first_and_hold_bulk(db: Database) -> None:
     await db.write(hook, "EVTcapped")
     await db.write(hook, "EVTfree")
-    await db.write(cap, "mail", {"per_second": 3, "per_day": 100})
+    # No share kept back from bulk here (see the tests below for the reserve).
+    await db.write(cap, "mail", {"per_second": 3, "per_day": 100, "bulk_share": 100})
     caps = await db.read(capped.load_caps)
     assert caps.held == {"EVTcapped", "EVTfree"}  # both go through "mail"
     bulk = [new_event("EVTcapped", priority=1) for _ in range(4)]
@@ -132,3 +134,69 @@ async def test_uncapped_event_types_claim_as_before(db: Database) -> None:
         CycleRequest(claim_limit=10, free=10, lease=timedelta(seconds=5), caps=caps),
     )
     assert len(claim.claimed) == 5 and claim.held_until_ms is None
+
+
+def claim(conn: Connection, caps: capped.Caps, at_ms: int, bulk_limit: int | None = None):  # type: ignore[no-untyped-def]
+    at = datetime.fromtimestamp(at_ms / 1000, UTC)
+    return capped.claim_in(conn, caps, 50, LEASE, now=at, bulk_limit=bulk_limit)
+
+
+def used(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(sa.text("SELECT scope, used FROM rate_windows"))
+    return {r.scope.removeprefix("channel:mail:"): int(r.used) for r in rows}
+
+
+def _soon_ms() -> int:
+    """Half a second into a second a little ahead, for events due now."""
+    now_ms = int(utcnow().timestamp() * 1000) + 5000
+    return now_ms - now_ms % SECOND_MS + 500
+
+
+async def test_bulk_spends_at_most_its_share_of_the_day(db: Database) -> None:
+    """A per-day quota spent by bulk keeps the reserve: transactional sends go on to the
+    full cap, and only then wait."""
+    await db.write(hook, "EVTmix")
+    await db.write(cap, "mail", {"per_day": 10, "bulk_share": 50})
+    caps = await db.read(capped.load_caps)
+    bulk = [new_event("EVTmix", priority=PRIORITY_BULK) for _ in range(8)]
+    await db.write(write_cycle, CycleRequest(new=bulk, caps=caps))
+    at = _soon_ms()
+    day_end = at - at % DAY_MS + DAY_MS
+    first = await db.write(claim, caps, at)
+    assert len(first.claimed.events) == 5 and all(e.bulk for e in first.claimed.events)
+    assert first.held_until_ms == day_end  # bulk's share is spent until the day ends
+    urgent = [new_event("EVTmix", priority=0) for _ in range(6)]
+    await db.write(write_cycle, CycleRequest(new=urgent, caps=caps))
+    second = await db.write(claim, caps, at + 10)
+    assert {e.pkey for e in second.claimed.events} == {e.pkey for e in urgent[:5]}
+    assert second.held_until_ms == day_end
+    assert (await db.write(claim, caps, at + 20)).claimed.events == []
+    assert await db.read(used) == {"day": 10, "day:bulk": 5}
+    for held in [*bulk[5:], urgent[5]]:
+        row = await db.read(event_row, held.pkey)
+        assert (row.status, row.attempts, row.lease_token) == ("pending", 0, None)
+
+
+async def test_bulk_spends_at_most_its_share_of_each_second(db: Database) -> None:
+    await db.write(hook, "EVTmix")
+    await db.write(cap, "mail", {"per_second": 4, "per_day": 100, "bulk_share": 50})
+    caps = await db.read(capped.load_caps)
+    bulk = [new_event("EVTmix", priority=PRIORITY_BULK) for _ in range(6)]
+    await db.write(write_cycle, CycleRequest(new=bulk, caps=caps))
+    at = _soon_ms()
+    first = await db.write(claim, caps, at)
+    assert [e.pkey for e in first.claimed.events] == [e.pkey for e in bulk[:2]]
+    assert first.held_until_ms == at - 500 + SECOND_MS  # bulk waits for the next second...
+    urgent = [new_event("EVTmix", priority=0) for _ in range(3)]
+    await db.write(write_cycle, CycleRequest(new=urgent, caps=caps))
+    # ... while transactional events triggered later in this second take the reserve.
+    second = await db.write(claim, caps, at + 100)
+    assert [e.pkey for e in second.claimed.events] == [e.pkey for e in urgent[:2]]
+    assert (await db.write(claim, caps, at + 200)).claimed.events == []
+    # The next second: transactional first, then bulk within its share and the lease
+    # book's bound; bulk tokens not spent are given back.
+    third = await db.write(claim, caps, at + SECOND_MS, 1)
+    assert {e.pkey for e in third.claimed.events} == {urgent[2].pkey, bulk[2].pkey}
+    fourth = await db.write(claim, caps, at + SECOND_MS + 10)
+    assert [e.pkey for e in fourth.claimed.events] == [bulk[3].pkey]
+    assert await db.read(used) == {"second": 3, "second:bulk": 2, "day": 7, "day:bulk": 4}

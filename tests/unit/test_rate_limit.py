@@ -39,6 +39,11 @@ def test_limit_specs_from_the_environment() -> None:
         ({"per_day": 10**10}, "rate_limit.per_day"),
         ({"hourly": 1}, "rate_limit.hourly"),
         ("fast", "rate_limit"),
+        ({"per_day": 10, "bulk_share": 0}, "rate_limit.bulk_share"),
+        ({"per_day": 10, "bulk_share": 101}, "rate_limit.bulk_share"),
+        ({"per_day": 10, "bulk_share": 0.9}, "rate_limit.bulk_share"),
+        ({"per_day": 10, "bulk_share": True}, "rate_limit.bulk_share"),
+        ({"bulk_share": 50}, "rate_limit.bulk_share"),  # a share of no cap
     ],
 )
 def test_bad_channel_caps_name_their_field(body: object, field: str) -> None:
@@ -59,3 +64,16 @@ def test_windows() -> None:
     assert limit.window("k").length_ms == 2500  # 250 tokens, refilled every 2.5 s
     assert limit.policy() == '"bucket";q=250;w=3'
     assert parse_key_limit({"per_second": 4}) == KeyLimit(4, 4)
+
+
+def test_bulk_windows_keep_a_reserve_for_transactional_sends() -> None:
+    cap = parse_channel_cap({"per_second": 10, "per_day": 1000})
+    assert cap == ChannelCap(10, 1000, 90)  # the documented default share
+    assert cap.as_dict() == {"per_second": 10, "per_day": 1000, "bulk_share": 90}
+    second, day = cap.bulk_windows("mail")
+    assert (second.scope, second.length_ms, second.cap) == ("channel:mail:second:bulk", 1000, 9)
+    assert (day.scope, day.length_ms, day.cap) == ("channel:mail:day:bulk", DAY_MS, 900)
+    # A window too small to keep anything back has no bulk window; a share leaves at least 1.
+    [day] = ChannelCap(per_second=1, per_day=3, bulk_share=50).bulk_windows("mail")
+    assert day.cap == 1
+    assert ChannelCap(per_second=1, per_day=10, bulk_share=100).bulk_windows("mail") == []

@@ -127,13 +127,12 @@ def public_view(
     """What the API shows: settings without secrets, and whether each secret is set."""
     if channel == Channel.SMS:
         twilio = sms_view(settings, secrets)
-        cap = settings.get("rate_limit")
         return {
             "name": name,
             "channel": channel,
             **twilio,
             "message_export": export,
-            "rate_limit": cap,
+            "rate_limit": _cap_view(settings),
         }
     view: dict[str, Any] = {
         "name": name,
@@ -144,7 +143,7 @@ def public_view(
         "bounce_domain": settings.get("bounce_domain"),
         "message_export": export,
         "tracking": tracking_of(settings).as_dict(),
-        "rate_limit": settings.get("rate_limit"),
+        "rate_limit": _cap_view(settings),
     }
     if "smtp" in settings:
         view["smtp"] = {**settings["smtp"], "password_set": "password" in secrets}
@@ -156,3 +155,10 @@ def public_view(
     ]
     view["breaker"] = breaker_view(settings)
     return view
+
+
+def _cap_view(settings: dict[str, Any]) -> dict[str, int] | None:
+    """The stored cap with its defaults filled in (one stored before `bulk_share` shows the
+    share it is counted with)."""
+    cap = parse_channel_cap(settings.get("rate_limit"))
+    return cap.as_dict() if cap is not None else None

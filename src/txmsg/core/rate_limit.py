@@ -4,8 +4,10 @@ Both are counted the same way (store/rate_windows.py): a shared counter per scop
 window, from which a process takes tokens atomically. A window is `length_ms` long, starts at
 a multiple of its length (UTC epoch milliseconds) and holds `cap` tokens.
 
-- A channel cap `{"per_second": N, "per_day": M}`: a 1 s window of N sends and a UTC-day
-  window of M sends; a send takes a token from both.
+- A channel cap `{"per_second": N, "per_day": M, "bulk_share": P}`: a 1 s window of N sends
+  and a UTC-day window of M sends; a send takes a token from both. Bulk sends also take one
+  from a window of their own holding P % of each (90 by default): the rest is kept for
+  transactional sends, which may spend the whole cap, so bulk waits first when it binds.
 - A key limit `{"per_second": N, "burst": M}`: a bucket of M tokens refilled whole every
   M / N seconds (a window of that length holding M): on average N requests a second, at most
   M at once (2 M across a window boundary).
@@ -24,6 +26,9 @@ from txmsg.core.validation import reject_unknown, require_object
 MAX_PER_SECOND = 1_000_000
 MAX_PER_DAY = 1_000_000_000
 MAX_BURST = 1_000_000
+# The share (percent) of each channel cap window bulk sends may take; the rest is kept for
+# transactional sends so a quota spent by bulk does not hold them.
+DEFAULT_BULK_SHARE = 90
 SECOND_MS = 1000
 DAY_MS = 86_400_000
 
@@ -50,6 +55,7 @@ class ChannelCap:
 
     per_second: int | None = None
     per_day: int | None = None
+    bulk_share: int = DEFAULT_BULK_SHARE  # percent of each window bulk sends may take
 
     def windows(self, channel_config: str) -> list[Window]:
         """Its counters, the per-second one first (tokens are taken in this order)."""
@@ -60,12 +66,23 @@ class ChannelCap:
             out.append(Window(f"channel:{channel_config}:day", DAY_MS, self.per_day))
         return out
 
+    def bulk_windows(self, channel_config: str) -> list[Window]:
+        """Bulk sends' own counters, in the order of `windows`: `bulk_share` % of each (at
+        least one send a window); none for a window where that keeps nothing back."""
+        out = []
+        for window in self.windows(channel_config):
+            share = max(1, window.cap * self.bulk_share // 100)
+            if share < window.cap:
+                out.append(Window(f"{window.scope}:bulk", window.length_ms, share))
+        return out
+
     def as_dict(self) -> dict[str, int]:
         out = {}
         if self.per_second is not None:
             out["per_second"] = self.per_second
         if self.per_day is not None:
             out["per_day"] = self.per_day
+        out["bulk_share"] = self.bulk_share
         return out
 
 
@@ -104,12 +121,22 @@ def parse_channel_cap(value: Any, name: str = "rate_limit") -> ChannelCap | None
     if value is None:
         return None
     body = require_object(value, name)
-    reject_unknown(body, {"per_second", "per_day"}, prefix=f"{name}.")
+    reject_unknown(body, {"per_second", "per_day", "bulk_share"}, prefix=f"{name}.")
+    share = body.get("bulk_share")
+    if share is not None and (
+        isinstance(share, bool) or not isinstance(share, int) or not 1 <= share <= 100
+    ):
+        raise invalid(f"{name}.bulk_share", "must be an integer percentage from 1 to 100")
     cap = ChannelCap(
         _bounded_int(body, "per_second", f"{name}.", MAX_PER_SECOND),
         _bounded_int(body, "per_day", f"{name}.", MAX_PER_DAY),
+        DEFAULT_BULK_SHARE if share is None else share,
     )
-    return cap if cap.per_second is not None or cap.per_day is not None else None
+    if cap.per_second is None and cap.per_day is None:
+        if share is not None:
+            raise invalid(f"{name}.bulk_share", "needs a per_second or per_day cap to share")
+        return None
+    return cap
 
 
 def parse_key_limit(value: Any, name: str = "rate_limit") -> KeyLimit | None:

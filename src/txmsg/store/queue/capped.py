@@ -6,9 +6,12 @@ The cap holds across every process on the database because its tokens are counte
 
 1. one statement takes, for every capped channel configuration, up to the claim's limit from
    its first window (per second, else per day); a second one takes what that granted from the
-   per-day window of those that have both;
+   per-day window of those that have both, and, as far as the claim may lease bulk events,
+   from the bulk windows (`bulk_share` % of each window, core/rate_limit.py): bulk sends spend
+   tokens of both, transactional ones only of the first, so they keep the rest of the cap;
 2. one claim per capped channel configuration leases at most the tokens it got, highest
-   priority first: transactional events take the tokens before any bulk event does;
+   priority first: transactional events take the tokens before any bulk event does, and
+   bulk ones at most the bulk tokens;
 3. one statement gives back the tokens not spent (fewer events were due);
 4. the claim of every other event type, as before, with what is left of the limit.
 
@@ -42,6 +45,13 @@ class CappedChannel:
     name: str
     cap: ChannelCap
     event_ids: frozenset[str]
+    # Its counters, worked out once per caps snapshot rather than at every claim.
+    windows: tuple[Window, ...] = ()
+    bulk_windows: tuple[Window, ...] = ()
+
+    @classmethod
+    def of(cls, name: str, cap: ChannelCap, event_ids: frozenset[str]) -> CappedChannel:
+        return cls(name, cap, event_ids, tuple(cap.windows(name)), tuple(cap.bulk_windows(name)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +82,7 @@ def load_caps(conn: Connection) -> Caps:
         if cap is not None:
             found.setdefault(row.name, (cap, set()))[1].add(row.event_id)
     channels = tuple(
-        CappedChannel(name, cap, frozenset(ids)) for name, (cap, ids) in sorted(found.items())
+        CappedChannel.of(name, cap, frozenset(ids)) for name, (cap, ids) in sorted(found.items())
     )
     return Caps(channels, frozenset(i for c in channels for i in c.event_ids))
 
@@ -98,13 +108,19 @@ def claim_in(
     if not caps.channels:
         return CappedClaim(claims.claim_in(conn, limit, lease, now, bulk_limit=bulk_limit))
     now_ms = int(now.timestamp() * 1000)
-    tokens = _take(conn, caps, limit, now_ms)
+    tokens = _take(conn, caps, limit, now_ms, bulk_limit)
     want = limit
     merged = Claimed()
     returns: list[tuple[str, int, int]] = []
     ends: list[int] = []
     for channel in caps.channels:
-        granted = min(t.tokens for t in tokens[channel.name].values())
+        taken = tokens[channel.name]
+        granted = min(t.tokens for t in taken.full.values())
+        # Bulk events: at most the bulk windows' tokens, when the channel keeps a reserve.
+        bulk_granted = min((t.tokens for t in taken.bulk.values()), default=None)
+        channel_bulk = bulk_limit
+        if channel.bulk_windows:
+            channel_bulk = min(bulk_granted or 0, granted)
         got = Claimed()
         if granted > 0 and limit > 0:
             got = claims.claim_in(
@@ -113,17 +129,22 @@ def claim_in(
                 lease,
                 now,
                 only=channel.event_ids,
-                bulk_limit=bulk_limit,
+                bulk_limit=channel_bulk,
             )
-            limit -= len(got.events)
-            if bulk_limit is not None:
-                bulk_limit -= sum(e.bulk for e in got.events)
-        unspent = granted - len(got.events)
-        if unspent == 0:  # every token spent: more events may be due, held by a window
-            ends += _short_window_end(tokens[channel.name], want, now_ms)
-        for window, taken in tokens[channel.name].items():
+        spent = len(got.events)
+        spent_bulk = sum(e.bulk for e in got.events)
+        limit -= spent
+        if bulk_limit is not None:
+            bulk_limit -= spent_bulk
+        if spent == granted:  # every token spent: more events may be due, held by a window
+            ends += _short_window_end(taken.full, want, now_ms)
+        if bulk_granted is not None and spent_bulk == bulk_granted:
+            ends += _exhausted_bulk_end(taken.bulk, taken.bulk_asked, now_ms)
+        for window, held in taken.full.items():
             # The first window may have granted more than the second one let through.
-            returns.append((window.scope, taken.window_start, taken.tokens - granted + unspent))
+            returns.append((window.scope, held.window_start, held.tokens - spent))
+        for window, held in taken.bulk.items():
+            returns.append((window.scope, held.window_start, held.tokens - spent_bulk))
         merged = Claimed(merged.events + got.events, merged.announced + got.announced)
     rate_windows.give_back_in(conn, returns)
     if limit > 0:
@@ -133,25 +154,45 @@ def claim_in(
     return CappedClaim(merged, min(ends) if ends else None)
 
 
-Tokens = dict[str, dict[Window, Granted]]
+@dataclass(slots=True)
+class _Taken:
+    """One capped channel's tokens by window: the whole cap's, and the bulk share's (each
+    bulk window asked `bulk_asked`)."""
+
+    full: dict[Window, Granted]
+    bulk: dict[Window, Granted] = field(default_factory=dict)
+    bulk_asked: int = 0
 
 
-def _take(conn: Connection, caps: Caps, want: int, now_ms: int) -> Tokens:
-    """Each capped channel's tokens by window: the first windows in one statement, the
-    per-day windows behind a per-second one in a second, asking what the first granted."""
-    windows = {c.name: c.cap.windows(c.name) for c in caps.channels}
-    first = rate_windows.take_in(conn, [Take(w[0], want, now_ms) for w in windows.values()])
-    tokens: Tokens = {name: {w[0]: first[w[0].scope]} for name, w in windows.items()}
-    second = [
-        Take(w[1], first[w[0].scope].tokens, now_ms)
-        for w in windows.values()
-        if len(w) > 1 and first[w[0].scope].tokens > 0
-    ]
+def _take(
+    conn: Connection, caps: Caps, want: int, now_ms: int, bulk_limit: int | None
+) -> dict[str, _Taken]:
+    """Each capped channel's tokens: the first windows in one statement; in a second, the
+    per-day windows behind a per-second one and the bulk windows, asking what the first
+    granted (at most `bulk_limit` of the bulk ones)."""
+    first = rate_windows.take_in(conn, [Take(c.windows[0], want, now_ms) for c in caps.channels])
+    out = {c.name: _Taken({c.windows[0]: first[c.windows[0].scope]}) for c in caps.channels}
+    second: list[Take] = []
+    for channel in caps.channels:
+        got = first[channel.windows[0].scope].tokens
+        if got == 0:
+            continue
+        if len(channel.windows) > 1:
+            second.append(Take(channel.windows[1], got, now_ms))
+        # Every bulk window is asked at once; what the tightest leaves unspent goes back.
+        asked = got if bulk_limit is None else min(got, bulk_limit)
+        if asked > 0:
+            out[channel.name].bulk_asked = asked
+            second += [Take(w, asked, now_ms) for w in channel.bulk_windows]
     taken = rate_windows.take_in(conn, second)
-    for name, w in windows.items():
-        if len(w) > 1:
-            tokens[name][w[1]] = taken.get(w[1].scope, Granted(0, w[1].start(now_ms)))
-    return tokens
+    for channel in caps.channels:
+        for window in (*channel.windows[1:], *channel.bulk_windows):
+            held = taken.get(window.scope, Granted(0, window.start(now_ms)))
+            if window in channel.bulk_windows:
+                out[channel.name].bulk[window] = held
+            else:
+                out[channel.name].full[window] = held
+    return out
 
 
 def _short_window_end(windows: dict[Window, Granted], want: int, now_ms: int) -> list[int]:
@@ -163,3 +204,12 @@ def _short_window_end(windows: dict[Window, Granted], want: int, now_ms: int) ->
             return [window.end(now_ms)]
         asked = granted.tokens
     return []
+
+
+def _exhausted_bulk_end(windows: dict[Window, Granted], asked: int, now_ms: int) -> list[int]:
+    """When bulk sends may go again, once the bulk tokens granted are all spent: the latest
+    end of the bulk windows that gave the fewest, if fewer than asked (all are spent)."""
+    fewest = min(g.tokens for g in windows.values())
+    if fewest >= asked:
+        return []
+    return [max(w.end(now_ms) for w, g in windows.items() if g.tokens == fewest)]
