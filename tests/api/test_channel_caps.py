@@ -139,19 +139,27 @@ async def test_a_per_second_cap_keeps_its_reserve_while_bulk_drains(
     urgent_id, newsletter = await _with_newsletter(admin, smtp, {"per_second": 4, "bulk_share": 50})
     website = server.client(await create_key(admin, "trigger"))
     bulk = {
-        "events": [{"email": f"b{i}@example.org", "ctx": {"firstName": "B"}} for i in range(12)]
+        "events": [{"email": f"b{i}@example.org", "ctx": {"firstName": "B"}} for i in range(24)]
     }
     start = time.time()
     r = await website.post(f"/rest/mc/{newsletter}/batch", json=bulk)
     assert r.status_code == 201, r.text
     await wait_until(lambda: _to(smtp, "b") >= 2, what="the first bulk sends")
-    # Into the next second, after the bulk took that second's share of the tokens.
-    await asyncio.sleep(1.15 - time.time() % 1.0)
-    assert _to(smtp, "b") <= 2 * (math.floor(time.time()) - math.floor(start) + 1)
-    fired = time.time()
-    await trigger(website, urgent_id, {"email": "t@example.org", "ctx": {"firstName": "T"}})
-    await wait_until(lambda: _to(smtp, "t") == 1, what="the transactional send")
-    sent = time.time()
-    assert math.floor(sent) == math.floor(fired), (fired, sent)  # not held to the next second
+    # Without a reserve, bulk (24 at 4/s) would take every second's tokens for 6 s and hold
+    # each transactional send to the next second. A loaded machine may delay one send past
+    # its second on its own: three tries, one in the same second is enough.
+    in_time = []
+    for attempt in range(3):
+        # Into the next second, after the bulk took that second's share of the tokens.
+        await asyncio.sleep(1.15 - time.time() % 1.0)
+        fired = time.time()
+        body = {"email": f"t{attempt}@example.org", "ctx": {"firstName": "T"}}
+        await trigger(website, urgent_id, body)
+        sent = attempt + 1
+        await wait_until(lambda n=sent: _to(smtp, "t") == n, what="the transactional send")
+        in_time.append(math.floor(time.time()) == math.floor(fired))
+        if in_time[-1]:
+            break
+    assert any(in_time), "every transactional send waited for the next second"
     # Bulk never went beyond its 2 a second.
     assert _to(smtp, "b") <= 2 * (math.floor(time.time()) - math.floor(start) + 1)
