@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -113,9 +114,12 @@ async def test_a_per_day_quota_spent_by_bulk_keeps_the_reserve_for_transactional
     urgent_id, newsletter = await _with_newsletter(admin, smtp, {"per_day": 10, "bulk_share": 50})
     website = server.client(await create_key(admin, "trigger"))
     bulk = {"events": [{"email": f"b{i}@example.org", "ctx": {"firstName": "B"}} for i in range(8)]}
+    # The last one expires soon, held by the cap: it ends tooOld, not sent, not lost.
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat(timespec="milliseconds")
+    bulk["events"].append({"email": "x@example.org", "ctx": {"firstName": "X"}, "expiration": soon})
     r = await website.post(f"/rest/mc/{newsletter}/batch", json=bulk)
     assert r.status_code == 201, r.text
-    bulk_hrefs = [item["href"] for item in r.json()["items"]]
+    *bulk_hrefs, expiring = [item["href"] for item in r.json()["items"]]
     await wait_until(lambda: _to(smtp, "b") == 5, what="bulk's share of the day sent")
     # Transactional sends are not held by the bulk share: the day's other 5 go.
     urgent = [
@@ -128,6 +132,8 @@ async def test_a_per_day_quota_spent_by_bulk_keeps_the_reserve_for_transactional
     # What the cap holds stays pending: 3 bulk events, and the sixth transactional one.
     statuses = await _statuses(website, bulk_hrefs + [u["href"] for u in urgent])
     assert sorted(statuses) == ["pending"] * 4 + ["processed"] * 10
+    expired = await wait_status(website, expiring, "tooOld", timeout=5)
+    assert "expired" in expired["reason"] and _to(smtp, "x") == 0
 
 
 async def test_a_per_second_cap_keeps_its_reserve_while_bulk_drains(
