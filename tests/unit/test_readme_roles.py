@@ -1,0 +1,62 @@
+"""The README's "Process roles" and "Scale out" sections: every `txmsg` command they show (shell
+lines, the Procfile, the systemd units, inline) is one the command line accepts as written, and
+their PostgreSQL URL is one the store takes. The processes themselves run in
+tests/processes/test_roles.py and test_scale_out.py with the same arguments."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from txmsg.cli import parser
+from txmsg.store.db import normalize_url
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.M | re.S)
+COMMAND = re.compile(r"(?:/opt/txmsg/bin/)?\btxmsg ((?:serve|worker|migrate)\b[^`&#\n]*)")
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"\n## {title}\n")
+    end = text.index("\n## ", start + 1)
+    return text[start:end]
+
+
+def _commands() -> list[str]:
+    text = README.read_text()
+    sections = _section(text, "Process roles") + _section(text, "Scale out")
+    found = []
+    for block in FENCE.findall(sections):
+        lines = [line for line in block.splitlines() if not line.startswith("Description=")]
+        found += [m.group(1) for line in lines for m in COMMAND.finditer(line)]
+    prose = FENCE.sub("", sections)
+    for span in re.findall(r"`([^`]+)`", prose):
+        if "[" not in span:  # a usage synopsis (`txmsg worker [--health-port N]`)
+            found += [m.group(1) for m in COMMAND.finditer(span.replace("\n", " "))]
+    return [c.strip() for c in found]
+
+
+def test_the_sections_show_every_role() -> None:
+    shown = {" ".join(shlex.split(c)[:3]) for c in _commands()}
+    assert {"serve --role api", "worker --health-port 8027", "worker"} <= shown, shown
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_each_command_is_accepted_as_written(command: str) -> None:
+    # The Procfile's $PORT and the systemd units' instance number, as they would be filled.
+    args = shlex.split(command.replace("$PORT", "5000").replace("%i", "1"))
+    parsed = parser().parse_args(args)
+    assert parsed.command == args[0]
+    if "--role" in args:
+        assert parsed.role == args[args.index("--role") + 1]
+
+
+def test_the_url_shown_is_taken_as_is() -> None:
+    section = _section(README.read_text(), "Scale out")
+    urls = re.findall(r"TXMSG_DATABASE_URL=(postgresql://\S+?)`", section)
+    assert urls, "no TXMSG_DATABASE_URL example in the Scale out section"
+    for url in urls:
+        assert normalize_url(url).startswith("postgresql+asyncpg://"), url
