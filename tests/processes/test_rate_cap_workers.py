@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from helpers import live_event
+from helpers import create_event, live_event, publish_message
 from process_support import Txmsg, body, pkeys_of
 from rate_support import watch_cap
 from txmsg.testing import FakeSMTPServer
@@ -42,5 +42,31 @@ async def test_the_cap_holds_across_two_workers(
         # Not slower than the cap: 5 windows for 22 at 5/s, with room for a loaded machine.
         assert arrived[-1] - start < 5 + 4, arrived[-1] - start
         await asyncio.sleep(0.3)  # a duplicate would arrive now
-    pkeys = pkeys_of(smtp.messages)
-    assert len(pkeys) == count == len(set(pkeys)), "an event sent twice"
+        pkeys = pkeys_of(smtp.messages)
+        assert len(pkeys) == count == len(set(pkeys)), "an event sent twice"
+
+        # A per-day quota's bulk share holds across both workers too: bulk spends its half,
+        # transactional sends the other half, then both wait.
+        newsletter = await create_event(admin, "newsletter", priority="bulk")
+        r = await admin.post(f"/api/v1/event-configs/{newsletter['eventId']}/publish")
+        assert r.status_code == 200, r.text
+        await publish_message(admin, newsletter["eventId"])
+        cap = {"per_day": 10, "bulk_share": 50}
+        r = await admin.patch("/api/v1/channel-configs/mail", json={"rate_limit": cap})
+        assert r.status_code == 200, r.text
+        await asyncio.sleep(1.2)
+        bulk = {"events": [body(100 + i) for i in range(8)]}
+        r = await admin.post(f"/rest/mc/{newsletter['eventId']}/batch", json=bulk)
+        assert r.status_code == 201, r.text
+        await smtp.wait_for(count + 5, timeout=10)
+        r = await admin.post(
+            f"/rest/mc/{event_id}/batch", json={"events": [body(200 + i) for i in range(8)]}
+        )
+        assert r.status_code == 201, r.text
+        await smtp.wait_for(count + 10, timeout=10)
+        await asyncio.sleep(0.5)  # one more, or a duplicate, would arrive now
+    late = [m.rcpt_tos[0] for m in smtp.messages[count:]]
+    assert sorted(late) == sorted(
+        [f"user{100 + i}@example.org" for i in range(5)]
+        + [f"user{200 + i}@example.org" for i in range(5)]
+    )
