@@ -7,9 +7,12 @@ import asyncio
 import math
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
+from jsonschema import Draft202012Validator
 
 from helpers import (
     assert_problem,
@@ -25,9 +28,22 @@ from helpers import (
 from rate_support import watch_cap
 from txmsg.testing import FakeSMTPServer
 
+SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
+
+
+def spec_errors(schema: str, value: Any) -> list[str]:
+    """What openapi.yaml's `schema` (a components schema) finds wrong in `value`."""
+    root = {"$ref": f"#/components/schemas/{schema}", "components": SPEC["components"]}
+    return [e.message for e in Draft202012Validator(root).iter_errors(value)]
+
 
 async def test_the_cap_is_set_shown_changed_and_validated(server, smtp: FakeSMTPServer) -> None:
     admin = server.admin
+    # The spec says what the code does: given, shown, refused.
+    for given in ({"per_second": 5}, {"per_day": 900, "bulk_share": 75}, {}, None):
+        assert spec_errors("ChannelRateLimitInput", given) == []
+    for shown in ({"per_second": 5, "bulk_share": 90}, None):
+        assert spec_errors("ChannelRateLimit", shown) == []
     made = await create_channel(admin, smtp, rate_limit={"per_second": 5})
     assert made["rate_limit"] == {"per_second": 5, "bulk_share": 90}  # the default share
     r = await admin.patch(
@@ -52,6 +68,7 @@ async def test_the_cap_is_set_shown_changed_and_validated(server, smtp: FakeSMTP
     ]:
         r = await admin.patch("/api/v1/channel-configs/mail", json={"rate_limit": bad})
         assert_problem(r, 400, field)
+        assert spec_errors("ChannelRateLimitInput", bad) != [], bad
     r = await admin.get("/api/v1/channel-configs/mail")
     assert r.json()["rate_limit"] is None  # nothing half-written
 
