@@ -17,7 +17,7 @@ from txmsg.store.db import Database
 from txmsg.store.queue import capped
 from txmsg.store.queue.cycle import CycleRequest, write_cycle
 from txmsg.store.rate_windows import Take
-from txmsg.store.tables import channel_configs
+from txmsg.store.tables import channel_configs, event_configs
 
 T0 = 1_800_000_000_000  # an epoch-milliseconds instant at a second's start
 
@@ -141,6 +141,12 @@ def claim(conn: Connection, caps: capped.Caps, at_ms: int, bulk_limit: int | Non
     return capped.claim_in(conn, caps, 50, LEASE, now=at, bulk_limit=bulk_limit)
 
 
+def bulk_type(conn: Connection, event_id: str) -> None:
+    conn.execute(
+        sa.update(event_configs).where(event_configs.c.event_id == event_id).values(priority="bulk")
+    )
+
+
 def used(conn: Connection) -> dict[str, int]:
     rows = conn.execute(sa.text("SELECT scope, used FROM rate_windows"))
     return {r.scope.removeprefix("channel:mail:"): int(r.used) for r in rows}
@@ -156,6 +162,7 @@ async def test_bulk_spends_at_most_its_share_of_the_day(db: Database) -> None:
     """A per-day quota spent by bulk keeps the reserve: transactional sends go on to the
     full cap, and only then wait."""
     await db.write(hook, "EVTmix")
+    await db.write(bulk_type, "EVTmix")
     await db.write(cap, "mail", {"per_day": 10, "bulk_share": 50})
     caps = await db.read(capped.load_caps)
     bulk = [new_event("EVTmix", priority=PRIORITY_BULK) for _ in range(8)]
@@ -179,6 +186,7 @@ async def test_bulk_spends_at_most_its_share_of_the_day(db: Database) -> None:
 
 async def test_bulk_spends_at_most_its_share_of_each_second(db: Database) -> None:
     await db.write(hook, "EVTmix")
+    await db.write(bulk_type, "EVTmix")
     await db.write(cap, "mail", {"per_second": 4, "per_day": 100, "bulk_share": 50})
     caps = await db.read(capped.load_caps)
     bulk = [new_event("EVTmix", priority=PRIORITY_BULK) for _ in range(6)]
@@ -200,3 +208,13 @@ async def test_bulk_spends_at_most_its_share_of_each_second(db: Database) -> Non
     fourth = await db.write(claim, caps, at + SECOND_MS + 10)
     assert [e.pkey for e in fourth.claimed.events] == [bulk[3].pkey]
     assert await db.read(used) == {"second": 3, "second:bulk": 2, "day": 7, "day:bulk": 4}
+
+
+async def test_a_channel_without_bulk_types_takes_no_bulk_tokens(db: Database) -> None:
+    await db.write(hook, "EVTurgent")
+    await db.write(cap, "mail", {"per_day": 10, "bulk_share": 50})
+    caps = await db.read(capped.load_caps)
+    assert caps.channels[0].bulk_windows == ()
+    await db.write(bulk_type, "EVTurgent")
+    caps = await db.read(capped.load_caps)
+    assert [w.scope for w in caps.channels[0].bulk_windows] == ["channel:mail:day:bulk"]

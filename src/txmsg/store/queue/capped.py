@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from txmsg.core.kinds import Priority
 from txmsg.core.rate_limit import ChannelCap, Window, parse_channel_cap
 from txmsg.core.timeutil import utcnow
 from txmsg.store import rate_windows
@@ -50,8 +51,14 @@ class CappedChannel:
     bulk_windows: tuple[Window, ...] = ()
 
     @classmethod
-    def of(cls, name: str, cap: ChannelCap, event_ids: frozenset[str]) -> CappedChannel:
-        return cls(name, cap, event_ids, tuple(cap.windows(name)), tuple(cap.bulk_windows(name)))
+    def of(
+        cls, name: str, cap: ChannelCap, event_ids: frozenset[str], bulk: bool = True
+    ) -> CappedChannel:
+        """`bulk`: whether any of its event types is bulk. A channel without one takes no
+        bulk tokens (a statement and a give-back saved at each claim); bulk events queued
+        before their type turned transactional then go under the whole cap."""
+        shares = tuple(cap.bulk_windows(name)) if bulk else ()
+        return cls(name, cap, event_ids, tuple(cap.windows(name)), shares)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +76,10 @@ def load_caps(conn: Connection) -> Caps:
     """Every capped channel configuration with its event types: one query."""
     rows = conn.execute(
         sa.select(
-            channel_configs.c.name, channel_configs.c.settings, event_configs.c.event_id
+            channel_configs.c.name,
+            channel_configs.c.settings,
+            event_configs.c.event_id,
+            event_configs.c.priority,
         ).select_from(
             channel_configs.join(
                 event_configs, event_configs.c.channel_config == channel_configs.c.name
@@ -77,12 +87,16 @@ def load_caps(conn: Connection) -> Caps:
         )
     )
     found: dict[str, tuple[ChannelCap, set[str]]] = {}
+    bulk: set[str] = set()  # channel configurations with a bulk event type
     for row in rows:
         cap = parse_channel_cap((row.settings or {}).get("rate_limit"))
         if cap is not None:
             found.setdefault(row.name, (cap, set()))[1].add(row.event_id)
+            if row.priority == Priority.BULK:
+                bulk.add(row.name)
     channels = tuple(
-        CappedChannel.of(name, cap, frozenset(ids)) for name, (cap, ids) in sorted(found.items())
+        CappedChannel.of(name, cap, frozenset(ids), name in bulk)
+        for name, (cap, ids) in sorted(found.items())
     )
     return Caps(channels, frozenset(i for c in channels for i in c.event_ids))
 
