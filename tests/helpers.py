@@ -223,6 +223,18 @@ async def wait_until(predicate: Any, timeout: float = 10.0, what: str = "conditi
         await asyncio.sleep(0.02)
 
 
+async def metrics_showing(client: httpx.AsyncClient, sample: str, timeout: float = 10.0) -> str:
+    """The `/metrics` text once it shows `sample` (a line's start). A send is counted after its
+    outcome is recorded, so a status already final may be scraped a moment before its count."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        text = (await client.get("/metrics")).text
+        if sample in text or asyncio.get_running_loop().time() > deadline:
+            assert sample in text, f"{sample!r} not in the metrics within {timeout}s:\n{text}"
+            return text
+        await asyncio.sleep(0.05)
+
+
 # --- SMS through the fake Twilio ----------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ database), wrong-key limits per client, and key rotation with a grace period."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from conftest import RunningServer
+from conftest import RunningServer, Server
 from helpers import assert_problem, create_key, live_event
 from txmsg.core.rate_limit import KeyLimit
 from txmsg.store.db import Database
@@ -42,17 +43,32 @@ def assert_limited(r: httpx.Response) -> None:
     assert r.headers["ratelimit"].startswith('"bucket";r=')
 
 
-async def wait_for_window_start(length: float) -> None:
-    """Start in the first half of a window (epoch multiples of `length` seconds)."""
-    phase = time.time() % length
-    if phase > length / 2:
-        await asyncio.sleep(length - phase + 0.01)
+class Clock:
+    """The key limiter's clock, held still at the start of a window of every bucket here
+    (their lengths divide 120 s) and moved on by the test, instead of waiting for windows."""
+
+    def __init__(self) -> None:
+        self.now = (math.floor(time.time() / 120) + 1) * 120.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def hold_clock(*servers: Server) -> Clock:
+    """One clock for the limiters of these app instances (as if on one host's clock)."""
+    clock = Clock()
+    for s in servers:
+        s.app.state.txmsg.keys.limiter.clock = clock
+    return clock
 
 
 async def test_a_key_over_its_limit_gets_429_with_headers(server, smtp) -> None:
     admin = server.admin
     event_id = await event(admin, smtp)
-    await wait_for_window_start(3.0)
+    clock = hold_clock(server)
     website = server.client(await keyed(admin, "trigger", {"per_second": 1, "burst": 3}))
     for i in range(3):
         r = await website.post(f"/rest/mc/{event_id}", json=person(i))
@@ -63,14 +79,17 @@ async def test_a_key_over_its_limit_gets_429_with_headers(server, smtp) -> None:
     # Other keys are not held up; the bucket refills after Retry-After.
     other = server.client(await create_key(admin, "trigger"))
     assert (await other.post(f"/rest/mc/{event_id}", json=person(4))).status_code == 201
-    await asyncio.sleep(int(r.headers["retry-after"]) + 0.1)
+    assert r.headers["retry-after"] == "3"  # the window (3 s) has just begun
+    clock.advance(int(r.headers["retry-after"]) - 0.5)
+    assert_limited(await website.post(f"/rest/mc/{event_id}", json=person(5)))
+    clock.advance(0.5)
     assert (await website.post(f"/rest/mc/{event_id}", json=person(5))).status_code == 201
 
 
 async def test_a_batch_counts_its_items(server, smtp) -> None:
     admin = server.admin
     event_id = await event(admin, smtp)
-    await wait_for_window_start(5.0)
+    hold_clock(server)
     website = server.client(await keyed(admin, "trigger", {"per_second": 1, "burst": 5}))
     r = await website.post(
         f"/rest/mc/{event_id}/batch", json={"events": [person(i) for i in range(4)]}
@@ -92,7 +111,7 @@ async def test_a_batch_counts_its_items(server, smtp) -> None:
 async def test_trigger_keys_have_the_installation_default(server, smtp) -> None:
     admin = server.admin
     event_id = await event(admin, smtp)
-    await wait_for_window_start(2.0)
+    hold_clock(server)
     website = server.client(await create_key(admin, "trigger"))
     codes = [
         (await website.post(f"/rest/mc/{event_id}", json=person(i))).status_code for i in range(3)
@@ -120,7 +139,7 @@ async def test_two_app_instances_share_a_key_bucket(server, smtp) -> None:
     key = await keyed(admin, "trigger", {"per_second": 1, "burst": 8})
     async with RunningServer(server.settings) as second:
         clients = [server.client(key), second.client(key)]
-        await wait_for_window_start(8.0)
+        hold_clock(server, second)
         codes = [
             (await clients[i % 2].post(f"/rest/mc/{event_id}", json=person(i))).status_code
             for i in range(16)
@@ -131,7 +150,7 @@ async def test_two_app_instances_share_a_key_bucket(server, smtp) -> None:
 
 @pytest.mark.server_settings(auth_failure_rate_limit=KeyLimit(1, 4))
 async def test_wrong_key_requests_from_one_client_are_limited(server, smtp) -> None:
-    await wait_for_window_start(4.0)
+    hold_clock(server)
     intruder = server.client("txm_0123456789abcdef_guess")
     codes = [(await intruder.get("/api/v1/keys")).status_code for _ in range(6)]
     assert codes == [401] * 4 + [429] * 2

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from helpers import assert_problem, create_channel, create_event, live_event, trigger, wait_status
+from helpers import (
+    assert_problem,
+    create_channel,
+    create_event,
+    live_event,
+    metrics_showing,
+    trigger,
+    wait_status,
+)
 from txmsg.api.probes import Probe, readiness
 from txmsg.metrics import Metrics
 from txmsg.store.db import Database
@@ -28,6 +36,7 @@ async def test_metrics_count_sends_errors_latency_and_the_queue(
     smtp.fail_next(451, "try later")  # one transient provider error, then the retry sends
     sent = await trigger(admin, event_id)
     await wait_status(admin, sent["href"], "processed")
+    await metrics_showing(admin, 'txmsg_sends_total{channel="email",outcome="processed"} 1.0')
     await admin.post(f"/api/v1/event-configs/{event_id}/pause")
     await trigger(admin, event_id)  # waits paused in the queue
 

@@ -12,7 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
-from helpers import live_event, trigger, wait_status, wait_until
+from helpers import live_event, metrics_showing, trigger, wait_status, wait_until
 from process_support import Txmsg, body, pkeys_of
 from txmsg.testing import FakeSMTPServer
 
@@ -66,7 +66,7 @@ async def test_the_worker_sends_what_the_api_accepts_once_and_at_once(
         await asyncio.sleep(0.3)  # a duplicate would arrive now
         # Each process counts what it does: the worker sent all 45, the API process none.
         sent = 'txmsg_sends_total{channel="email",outcome="processed"} 45.0'
-        assert sent in (await health.get("/metrics")).text
+        await metrics_showing(health, sent)
         assert "txmsg_sends_total{" not in (await admin.get("/metrics")).text
     pkeys = pkeys_of(smtp.messages)
     assert len(pkeys) == 45 == len(set(pkeys)), "an event sent twice"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from txmsg.core.rate_limit import KeyLimit, Window
@@ -49,8 +50,11 @@ class _Lease:
 class KeyLimiter:
     """Spends tokens of shared buckets, by scope (`key:<id>`, `client:<address>`)."""
 
-    def __init__(self, db: Database, max_scopes: int = 10_000) -> None:
+    def __init__(
+        self, db: Database, max_scopes: int = 10_000, clock: Callable[[], float] = time.time
+    ) -> None:
         self._db = db
+        self.clock = clock  # epoch seconds; replaceable: tests move time on instead of waiting
         self._leases: dict[str, _Lease] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._max_scopes = max_scopes
@@ -58,7 +62,7 @@ class KeyLimiter:
     async def spend(self, scope: str, limit: KeyLimit, cost: int = 1) -> Verdict:
         """Take `cost` tokens (a batch trigger counts its items) if the bucket has them."""
         window = limit.window(scope)
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.clock() * 1000)
         lease = self._lease(window, now_ms)
         if lease.tokens < cost and not lease.exhausted:
             lock = self._locks.setdefault(scope, asyncio.Lock())
@@ -74,7 +78,7 @@ class KeyLimiter:
     def exhausted(self, scope: str, limit: KeyLimit) -> Verdict | None:
         """A refusal known without a round trip: this window's shared bucket is empty."""
         window = limit.window(scope)
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.clock() * 1000)
         lease = self._leases.get(scope)
         if (
             lease is None
