@@ -32,9 +32,11 @@ from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import CtxValidator
 from txmsg.core.validation import check_storable, get_str, reject_unknown, require_object
 from txmsg.core.variants import (
+    MAX_PART,
     SAMPLE_PROFILE,
     SAMPLE_UNSUBSCRIBE_URL,
     all_parts,
+    check_languages,
     parse_parts,
     parse_variants,
 )
@@ -97,12 +99,19 @@ async def get_version(request: Request) -> Response:
     )
 
 
+ALL_PARTS = ("subject", "html", "text", "body")
+
+
 async def put_draft(request: Request) -> Response:
     await authorize(request, "marketer")
     event_id = request.path_params["eventId"]
     body = require_object(await read_json(request))
     config = await context(request).db.read(event_configs.require, event_id)
-    reject_unknown(body, {"subject", "html", "text", "body", "sample_ctx", "variants"})
+    reject_unknown(body, {*ALL_PARTS, "sample_ctx", "variants"})
+    for part in ALL_PARTS:  # the spec's types and lengths are 400s, whatever the channel
+        get_str(body, part, allow_empty=True, max_length=MAX_PART)
+    if body.get("variants") is not None:
+        check_languages(body["variants"])
     try:  # which parts a draft needs is the event's channel's word: a 422, as the spec says
         reject_unknown(body, {*parts_of(config.channel), "sample_ctx", "variants"})
         draft: dict[str, Any] = dict(parse_parts(body, config.channel))
