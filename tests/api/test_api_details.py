@@ -89,5 +89,5 @@ async def test_patch_accepts_the_event_id_in_its_create_form(server, smtp) -> No
     assert r.status_code == 200, r.text
     assert r.json()["label"] == "Renamed"
     r = await server.admin.patch(f"/api/v1/event-configs/{event_id}", json={"eventId": "other"})
-    assert r.status_code == 400
+    assert r.status_code == 409
     assert r.json()["errors"][0]["field"] == "eventId"

@@ -82,10 +82,10 @@ async def test_dkim_configuration_errors_and_the_dns_of_other_channels(
     }
     weak = {"domain": "example.com", "selector": "s1", "private_key": rsa_pem(1024)}
     r = await admin.post("/api/v1/channel-configs", json={**base, "dkim": weak})
-    assert_problem(r, 400, "dkim.private_key")
+    assert_problem(r, 422, "dkim.private_key")
     other = {"domain": "other.org", "selector": "s1", "private_key": ed25519_pem()}
     r = await admin.post("/api/v1/channel-configs", json={**base, "dkim": other})
-    assert_problem(r, 400, "dkim.domain")
+    assert_problem(r, 422, "dkim.domain")  # two fields that do not align
     assert (await admin.get("/api/v1/channel-configs/signed")).status_code == 404
 
     good = {**other, "domain": "example.com"}

@@ -185,4 +185,6 @@ async def test_rule_validation(server) -> None:
     assert_problem(await admin.post("/api/v1/fatigue-rules", json=good), 409)
     r = await admin.patch("/api/v1/fatigue-rules/r", json={"period": "P1Y"})
     assert_problem(r, 400, "period")
-    assert_problem(await admin.patch("/api/v1/fatigue-rules/r", json={"name": "s"}), 400, "name")
+    assert_problem(await admin.patch("/api/v1/fatigue-rules/r", json={"name": "s"}), 409, "name")
+    r = await admin.patch("/api/v1/fatigue-rules/r", json={"name": "s p"})
+    assert_problem(r, 400, "name")  # not a name at all

@@ -547,7 +547,8 @@ async def test_answers_match_the_spec(
     c(await marketer.get(f"{events}/{eid}"), event, 200)
     c(await marketer.get(f"{events}/EVTnope"), event, 404)
     c(await admin.patch(f"{events}/{eid}", json={"label": "Cart"}), event, 200)
-    c(await admin.patch(f"{events}/{eid}", json={"channel": "sms"}), event, 400)
+    c(await admin.patch(f"{events}/{eid}", json={"channel": "sms"}), event, 409)
+    c(await admin.patch(f"{events}/{eid}", json={"channel": "fax"}), event, 400)
     c(await admin.patch(f"{events}/EVTnope", json={}), event, 404)
     draft_only = c(
         await admin.post(
@@ -595,8 +596,9 @@ async def test_answers_match_the_spec(
     c(
         await marketer.put(f"/api/v1/messages/{eid}/draft", json={"html": "<p>x</p>"}),
         message + "/draft",
-        400,
+        422,  # the parts an email draft needs: its event's channel's rule
     )
+    c(await marketer.put(f"/api/v1/messages/{eid}/draft", json={"html": 1}), message + "/draft", 400)
     c(await marketer.put("/api/v1/messages/EVTnope/draft", json=draft), message + "/draft", 404)
     preview = message + "/preview"
     rendered = c(
@@ -795,7 +797,8 @@ async def test_answers_match_the_spec(
     c(await admin.post(channels, json={**sms_channel, "name": "x", "twilio": both}), channels, 400)
     patched = c(await admin.patch(f"{channels}/sms", json={"twilio": {"timeout": 5}}), channel, 200)
     assert patched["twilio"]["timeout"] == 5 and patched["twilio"]["auth_token_set"] is True
-    c(await admin.patch(f"{channels}/sms", json={"smtp": {"host": "x"}}), channel, 400)
+    c(await admin.patch(f"{channels}/sms", json={"smtp": {"host": "x"}}), channel, 422)
+    c(await admin.patch(f"{channels}/sms", json={"nope": 1}), channel, 400)
     sms_event = {
         "eventId": "codeSent",
         "channel": "sms",

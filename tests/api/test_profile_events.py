@@ -92,7 +92,7 @@ async def test_opt_out_and_denylist_ignore_profile_messages(server, smtp: FakeSM
     assert r.json()["address"] == "denied@example.org"
     assert_problem(
         await admin.post("/api/v1/denylist", json={"channel": "email", "address": "x"}),
-        400,
+        422,  # a string, but no address of the channel
         "address",
     )
 

@@ -285,8 +285,8 @@ async def test_sms_message_preview_and_default_template(server, fake_twilio: Fak
     assert r.json()["encoding"] == "UCS-2" and r.json()["segments"] == 2
     # The email parts are not parts of an SMS message, and the body is required.
     r = await admin.put(f"/api/v1/messages/{event_id}/draft", json={"subject": "x", "body": "y"})
-    assert_problem(r, 400, "subject")
-    assert_problem(await admin.put(f"/api/v1/messages/{event_id}/draft", json={}), 400, "body")
+    assert_problem(r, 422, "subject")
+    assert_problem(await admin.put(f"/api/v1/messages/{event_id}/draft", json={}), 422, "body")
     r = await admin.put(f"/api/v1/messages/{event_id}/draft", json={"body": "{{ ctx.code "})
     assert_problem(r, 422, "body")
     # An email template does not fit an SMS event, nor an email channel.

@@ -59,7 +59,7 @@ async def test_why_listing_and_csv(server, smtp: FakeSMTPServer) -> None:
         "detail"
     ] == "asked by phone"
     assert_problem(await admin.get("/api/v1/suppressions/fax/x"), 400, "channel")
-    assert_problem(await admin.get(WHY.format("not-an-address")), 400, "address")
+    assert_problem(await admin.get(WHY.format("not-an-address")), 422, "address")
 
     # Paged listing, in (channel, address, reason) order, with filters.
     seen: list[str] = []

@@ -219,13 +219,14 @@ async def test_event_config_errors(server, admin, smtp: FakeSMTPServer) -> None:
     await bad(
         {**good, "fields": [{"name": "n", "type": "string"}, {"name": "n", "type": "number"}]},
         "fields[1].name",
+        422,  # unique names: a rule JSON Schema cannot state
     )
     await bad(
         {**good, "fields": [{"name": "n", "type": "string", "required": "yes"}]},
         "fields[0].required",
     )
     await bad({**good, "fields": {"n": "string"}}, "fields")
-    await bad({**good, "channel_config": "nope"}, "channel_config")
+    await bad({**good, "channel_config": "nope"}, "channel_config", 422)  # a name, of nothing
     await bad({**good, "channel_config": None}, "channel_config")
     await bad({**good, "channel": "fax"}, "channel")
     await bad({**good, "target": "everyone"}, "target")
@@ -292,9 +293,10 @@ async def test_template_errors_name_part_and_line(server, admin, smtp: FakeSMTPS
     r = await admin.put(draft_url, json={**ok, "subject": "Hi {{ }}"})
     assert_problem(r, 422, "subject")
     # Other draft errors.
-    assert_problem(await admin.put(draft_url, json={**ok, "subject": ""}), 400, "subject")
-    assert_problem(await admin.put(draft_url, json={**ok, "html": "", "text": ""}), 400, "html")
-    assert_problem(await admin.put(draft_url, json={**ok, "body": "x"}), 400, "body")
+    # Which parts a draft needs is its event's channel's rule: a 422.
+    assert_problem(await admin.put(draft_url, json={**ok, "subject": ""}), 422, "subject")
+    assert_problem(await admin.put(draft_url, json={**ok, "html": "", "text": ""}), 422, "html")
+    assert_problem(await admin.put(draft_url, json={**ok, "body": "x"}), 422, "body")
     assert_problem(await admin.put(draft_url, json={**ok, "html": 5}), 400, "html")
     assert_problem(await admin.put(draft_url, json={**ok, "sample_ctx": [1]}), 400, "sample_ctx")
     assert_problem(await admin.put("/api/v1/messages/EVTnope/draft", json=ok), 404)
@@ -312,7 +314,7 @@ async def test_template_errors_name_part_and_line(server, admin, smtp: FakeSMTPS
     assert "line 3" in problem["errors"][0]["detail"]
     # Preview checks the ctx it is given against the event's fields.
     r = await admin.post(preview_url, json={"ctx": {"firstName": 1}})
-    assert_problem(r, 400, "ctx.firstName")
+    assert_problem(r, 422, "ctx.firstName")  # the event's declared fields refuse it
     assert_problem(await admin.post(preview_url, json={"ctx": "x"}), 400, "ctx")
     assert_problem(await admin.post(preview_url, json={"context": {}}), 400, "context")
 

@@ -14,7 +14,7 @@ from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.channel_config import parse_name
-from txmsg.core.errors import DomainError, invalid
+from txmsg.core.errors import DomainError, conflicting, invalid, refused
 from txmsg.core.event_config import (
     CREATE_FIELDS,
     UPDATE_FIELDS,
@@ -56,14 +56,20 @@ def view(row: Any, options: Options | None = None) -> dict[str, Any]:
     }
 
 
-def _template(body: dict[str, Any], channel: str) -> str:
-    """The shipped template named in `body` (of the event's channel), else the default."""
+def _template(body: dict[str, Any], channel: str, *, stored_channel: bool = False) -> str:
+    """The shipped template named in `body` (of the event's channel), else the default.
+
+    A template of the other channel is a 400 when the body names the channel (the spec ties
+    the two), a 422 when the channel is the stored event's (a PATCH)."""
     name = get_str(body, "template", max_length=64)
     if name is None:
         return default_template(channel)
     fitting = sorted(n for n, t in library().items() if t["channel"] == channel)
     if name not in fitting:
-        raise invalid("template", f"unknown {channel} template; available: " + ", ".join(fitting))
+        detail = f"unknown {channel} template; available: " + ", ".join(fitting)
+        if stored_channel and name in library():
+            raise refused("template", detail)
+        raise invalid("template", detail)
     return name
 
 
@@ -117,17 +123,27 @@ async def get_one(request: Request) -> Response:
     return JSONResponse(view(row, options[row.event_id]))
 
 
+def _check_fixed(body: dict[str, Any], current: Any) -> None:
+    """eventId, channel and target may be sent, equal to the stored ones: another valid value
+    is a 409 (it conflicts with the stored event), a malformed one a 400."""
+    if "eventId" in body and normalize_event_id(body["eventId"]) != current.event_id:
+        raise conflicting("eventId", "cannot be changed after creation")
+    for fixed, stored, choices in (
+        ("channel", current.channel, CHANNELS),
+        ("target", current.target, TARGET_TYPES),
+    ):
+        if fixed in body and body[fixed] != stored:
+            get_choice(body, fixed, choices)
+            raise conflicting(fixed, "cannot be changed after creation")
+
+
 async def update(request: Request) -> Response:
     await authorize(request)
     event_id = request.path_params["eventId"]
     body = require_object(await read_json(request))
     reject_unknown(body, UPDATE_FIELDS)
     current = await context(request).db.read(store.require, event_id)
-    if "eventId" in body and normalize_event_id(body["eventId"]) != current.event_id:
-        raise invalid("eventId", "cannot be changed after creation")
-    for fixed, stored in (("channel", current.channel), ("target", current.target)):
-        if fixed in body and body[fixed] != stored:
-            raise invalid(fixed, "cannot be changed after creation")
+    _check_fixed(body, current)
     values: dict[str, Any] = {}
     if "label" in body:
         values["label"] = get_str(body, "label", required=True, max_length=200)
@@ -136,8 +152,10 @@ async def update(request: Request) -> Response:
     if "fields" in body:
         values["fields"] = [f.as_dict() for f in parse_fields(body["fields"])]
     if "template" in body:
-        values["template"] = _template(body, current.channel)
+        values["template"] = _template(body, current.channel, stored_channel=True)
     if "reconciliation" in body:
+        if body["reconciliation"] is not None and current.target != TargetType.PROFILE:
+            raise refused("reconciliation", "only profile-based events (target: profile) have one")
         values["reconciliation"] = parse_reconciliation(body["reconciliation"], current.target)
     if "priority" in body:  # also while live: events triggered from now on take the new lane
         values["priority"] = parse_priority(body, required=True).value

@@ -13,7 +13,7 @@ from txmsg.api.bodies import read_json
 from txmsg.api.context import context, renderer
 from txmsg.api.responses import JSONResponse, problem_body
 from txmsg.api.routing import resource
-from txmsg.core.errors import FieldError, invalid, invalid_many
+from txmsg.core.errors import DomainError, FieldError, as_refused, invalid, unprocessable
 from txmsg.core.event_config import sample_ctx
 from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.queue import new_pkey
@@ -32,9 +32,11 @@ from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import CtxValidator
 from txmsg.core.validation import check_storable, get_str, reject_unknown, require_object
 from txmsg.core.variants import (
+    MAX_PART,
     SAMPLE_PROFILE,
     SAMPLE_UNSUBSCRIBE_URL,
     all_parts,
+    check_languages,
     parse_parts,
     parse_variants,
 )
@@ -97,14 +99,25 @@ async def get_version(request: Request) -> Response:
     )
 
 
+ALL_PARTS = ("subject", "html", "text", "body")
+
+
 async def put_draft(request: Request) -> Response:
     await authorize(request, "marketer")
     event_id = request.path_params["eventId"]
     body = require_object(await read_json(request))
     config = await context(request).db.read(event_configs.require, event_id)
-    reject_unknown(body, {*parts_of(config.channel), "sample_ctx", "variants"})
-    draft: dict[str, Any] = dict(parse_parts(body, config.channel))
-    variants = parse_variants(body.get("variants"), config.channel)
+    reject_unknown(body, {*ALL_PARTS, "sample_ctx", "variants"})
+    for part in ALL_PARTS:  # the spec's types and lengths are 400s, whatever the channel
+        get_str(body, part, allow_empty=True, max_length=MAX_PART)
+    if body.get("variants") is not None:
+        check_languages(body["variants"])
+    try:  # which parts a draft needs is the event's channel's word: a 422, as the spec says
+        reject_unknown(body, {*parts_of(config.channel), "sample_ctx", "variants"})
+        draft: dict[str, Any] = dict(parse_parts(body, config.channel))
+        variants = parse_variants(body.get("variants"), config.channel)
+    except DomainError as exc:
+        raise as_refused(exc) from None
     if variants:
         draft["variants"] = variants
     sample = body.get("sample_ctx")
@@ -154,8 +167,8 @@ async def _render_draft(
         raise invalid("ctx", "must be a JSON object")
     check_storable(ctx, "ctx")
     errors = CtxValidator(fields).errors(ctx)
-    if errors:
-        raise invalid_many(errors)
+    if errors:  # the event's declared fields, not the spec, refuse it
+        raise unprocessable(f"{errors[0].field}: {errors[0].detail}", errors)
     sms = config.channel == Channel.SMS
     event = event_variables(
         new_pkey(),

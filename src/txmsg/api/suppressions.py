@@ -16,7 +16,7 @@ from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.api.typology import path_address
-from txmsg.core.errors import DomainError, invalid
+from txmsg.core.errors import DomainError, invalid, refused
 from txmsg.core.suppression import parse_filters, parse_import, to_csv
 from txmsg.store import suppressions as store
 
@@ -45,7 +45,8 @@ def _after(request: Request) -> tuple[str, str, str] | None:
     except (ValueError, binascii.Error, UnicodeEncodeError):
         key = None
     if not (isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key)):
-        raise invalid("after", "must be the next_after of a previous page", in_header=True)
+        # Any string is a cursor by the spec; only the server's own are understood.
+        raise refused("after", "must be the next_after of a previous page", in_header=True)
     return key[0], key[1], key[2]
 
 

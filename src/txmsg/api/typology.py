@@ -12,7 +12,7 @@ from txmsg.api.bodies import read_json
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
-from txmsg.core.errors import invalid
+from txmsg.core.errors import DomainError, as_refused, invalid
 from txmsg.core.kinds import CHANNELS
 from txmsg.core.profiles import normalize_address
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
@@ -38,11 +38,22 @@ def _quarantine_view(row: Any) -> dict[str, Any]:
     }
 
 
+def channel_address(channel: str, value: object) -> str:
+    """The address normalized for `channel`. A string that is no address of that channel is a
+    422: the spec types the address by its channel only in words (and a path cannot say it)."""
+    if not isinstance(value, str):
+        return normalize_address(channel, value, "address")  # a 400: not a string
+    try:
+        return normalize_address(channel, value, "address")
+    except DomainError as exc:
+        raise as_refused(exc) from None
+
+
 def path_address(request: Request) -> tuple[str, str]:
     channel = request.path_params["channel"]
     if channel not in CHANNELS:
         raise invalid("channel", "must be one of: " + ", ".join(CHANNELS))
-    return channel, normalize_address(channel, request.path_params["address"], "address")
+    return channel, channel_address(channel, request.path_params["address"])
 
 
 async def add_denied(request: Request) -> Response:
@@ -51,7 +62,7 @@ async def add_denied(request: Request) -> Response:
     reject_unknown(body, {"channel", "address", "reason"})
     channel = get_choice(body, "channel", CHANNELS, required=True)
     assert channel is not None
-    address = normalize_address(channel, body.get("address"), "address")
+    address = channel_address(channel, body.get("address"))
     reason = get_str(body, "reason", max_length=500)
     row = await context(request).db.write(store.deny, channel, address, reason)
     return JSONResponse(_denied_view(row), status_code=201)

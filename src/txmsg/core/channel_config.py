@@ -16,7 +16,7 @@ from txmsg.core.email_config import (
     email_settings,
     parse_email_settings,
 )
-from txmsg.core.errors import invalid
+from txmsg.core.errors import DomainError, as_refused, invalid
 from txmsg.core.kinds import CHANNELS, Channel
 from txmsg.core.rate_limit import parse_channel_cap
 from txmsg.core.tracking import tracking_of
@@ -88,7 +88,13 @@ def parse_update(
 ) -> tuple[dict[str, Any], dict[str, Any], bool]:
     """Apply a PATCH body to the stored values; `name` and `channel` cannot change."""
     body = require_object(body)
-    reject_unknown(body, (SMS_FIELDS if channel == Channel.SMS else EMAIL_FIELDS) | {"rate_limit"})
+    reject_unknown(body, SMS_FIELDS | EMAIL_FIELDS | {"rate_limit"})
+    try:  # a field of the other channel's configurations: the stored channel refuses it
+        reject_unknown(
+            body, (SMS_FIELDS if channel == Channel.SMS else EMAIL_FIELDS) | {"rate_limit"}
+        )
+    except DomainError as exc:
+        raise as_refused(exc) from None
     for fixed in ("name", "channel"):
         if fixed in body:
             raise invalid(fixed, "cannot be changed after creation")

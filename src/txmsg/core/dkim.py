@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from txmsg.core.errors import invalid
+from txmsg.core.errors import DomainError, as_refused, invalid, refused
 from txmsg.core.validation import get_str, reject_unknown, require_object
 from txmsg.core.verp import is_hostname
 
@@ -125,6 +125,9 @@ def parse_dkim(
     body = require_object(raw, "dkim")
     reject_unknown(body, DKIM_FIELDS, "dkim.")
     merged = {**(current or {}), **{k: v for k, v in body.items() if k != "private_key"}}
+    for part in ("domain", "selector"):  # left out of an update, with none stored: a 422
+        if merged.get(part) is None:
+            raise refused("dkim." + part, "is required (no DKIM settings are stored)")
     domain = get_str(merged, "domain", prefix="dkim.", required=True, max_length=253)
     assert domain is not None
     domain = domain.strip().lower().rstrip(".")
@@ -139,14 +142,19 @@ def parse_dkim(
     if key is None and "private_key" not in body and current is not None and current_key:
         algorithm, signing_key = current["algorithm"], current_key
     else:
+        if key is None:  # left out, with none stored
+            raise refused("dkim.private_key", "is required (no DKIM key is stored)")
         if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_CHARS:
             raise invalid(
                 "dkim.private_key", f"is required: a PEM private key of at most {MAX_KEY_CHARS}"
             )
-        loaded = load_key(key)
+        try:  # which text is a usable key, a schema cannot say
+            loaded = load_key(key)
+        except DomainError as exc:
+            raise as_refused(exc) from None
         algorithm, signing_key = loaded.algorithm, loaded.signing_key.decode("ascii")
-    if not aligned(from_email, domain):
-        raise invalid(
+    if not aligned(from_email, domain):  # two fields (one maybe stored): a 422
+        raise refused(
             "dkim.domain",
             f"must be the domain of from_email or a parent of it (from_email is {from_email})",
         )

@@ -71,3 +71,24 @@ def unprocessable(detail: str, errors: list[FieldError] | None = None) -> Domain
     return DomainError(
         detail=detail, status=422, title="Unprocessable Content", errors=errors or []
     )
+
+
+def refused(field_name: str, detail: str, *, in_header: bool = False) -> DomainError:
+    """A 422 naming one field that is well-formed by the spec but refused by what exists
+    (a referenced configuration, the event's declared fields, the stored value)."""
+    return unprocessable(f"{field_name}: {detail}", [FieldError(field_name, detail, in_header)])
+
+
+def as_refused(error: DomainError) -> DomainError:
+    """`error` (a 400 naming fields) as the 422 of a request the current state refuses."""
+    return unprocessable(error.detail, error.errors)
+
+
+def conflicting(field_name: str, detail: str) -> DomainError:
+    """A 409 naming the field whose value conflicts with the stored resource."""
+    return DomainError(
+        detail=f"{field_name}: {detail}",
+        status=409,
+        title="Conflict",
+        errors=[FieldError(field_name, detail)],
+    )

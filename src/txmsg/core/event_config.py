@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from txmsg.core.errors import invalid
+from txmsg.core.errors import invalid, refused
 from txmsg.core.kinds import PRIORITIES, Channel, Priority
 from txmsg.core.validation import (
     get_bool,
@@ -97,7 +97,8 @@ def parse_fields(value: object) -> list[PayloadField]:
         if not _FIELD_NAME.match(name):
             raise invalid(prefix + "name", "must be an identifier (letters, digits, _)")
         if name in seen:
-            raise invalid(prefix + "name", f"duplicate field '{name}'")
+            # A 422: JSON Schema cannot say "unique by name" of an array of objects.
+            raise refused(prefix + "name", f"duplicate field '{name}'")
         seen.add(name)
         ftype = get_choice(item, "type", FIELD_TYPES, prefix=prefix, required=True)
         assert ftype is not None

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from txmsg.core.channel_config import parse_name
 from txmsg.core.durations import parse_duration
-from txmsg.core.errors import invalid
+from txmsg.core.errors import DomainError, as_refused, invalid, refused
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
 
 FORMATS = ("json", "parquet")
@@ -58,8 +58,8 @@ def _schedule(value: object, retention: timedelta) -> str:
     interval = parse_duration(value, "schedule", MAX_SCHEDULE, weeks=False, example="PT1H")
     if interval < MIN_SCHEDULE:
         raise invalid("schedule", "must be at least one minute (PT1M)")
-    if interval > retention:
-        raise invalid(
+    if interval > retention:  # the installation's retention, which the spec cannot know: a 422
+        raise refused(
             "schedule",
             f"is longer than the retention window of the export dataset "
             f"({retention.days} days): records would expire before being exported",
@@ -88,7 +88,16 @@ def _destination(
     body = require_object(raw, "destination")
     p = "destination."
     kind = get_choice(body, "type", DESTINATION_TYPES, prefix=p, required=current is None)
-    if current is not None and kind in (None, current["type"]):
+    merging = current is not None and kind in (None, current["type"])
+    if merging:
+        assert current is not None
+        # Fields of the other type's destination, or a key without its stored pair, are
+        # refused by what is stored, not by the spec: a 422.
+        fitting = LOCAL_FIELDS if current["type"] == "local" else S3_FIELDS
+        stray = sorted(k for k in body if k not in fitting)
+        if stray:
+            detail = f"is not a field of this flow's {current['type']} destination"
+            raise refused(p + stray[0], detail)
         merged = {**current, **{k: v for k, v in body.items() if k != "secret_access_key"}}
         secrets = dict(current_secrets)
     else:
@@ -129,7 +138,8 @@ def _destination(
         "access_key_id": get_str(merged, "access_key_id", prefix=p, max_length=256),
     }
     if bool(destination["access_key_id"]) != bool(secrets.get("secret_access_key")):
-        raise invalid(
+        paired = {"access_key_id", "secret_access_key"} <= body.keys()
+        raise (refused if merging and not paired else invalid)(
             "destination.secret_access_key",
             "access_key_id and secret_access_key are given together (or neither, for the "
             "environment's credentials)",
@@ -139,7 +149,12 @@ def _destination(
 
 def _compression(body: dict[str, Any], fmt: str, current: str | None) -> str:
     default = current if current in COMPRESSIONS[fmt] else DEFAULT_COMPRESSION[fmt]
-    value = get_choice(body, "compression", COMPRESSIONS[fmt], default=default)
+    try:
+        value = get_choice(body, "compression", COMPRESSIONS[fmt], default=default)
+    except DomainError as exc:
+        if current is not None and "format" not in body:  # the stored format refuses it
+            raise as_refused(exc) from None
+        raise
     assert value is not None
     return value
 

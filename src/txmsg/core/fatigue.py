@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from txmsg.core.durations import parse_duration
-from txmsg.core.errors import invalid
+from txmsg.core.errors import conflicting, invalid
 from txmsg.core.kinds import CHANNELS
 from txmsg.core.validation import get_bool, get_choice, get_str, reject_unknown
 
@@ -106,10 +106,11 @@ def patch_rule(current: FatigueRule, body: Any) -> FatigueRule:
     if not isinstance(body, dict):
         raise invalid("body", "must be a JSON object")
     reject_unknown(body, RULE_FIELDS)
-    if "name" in body and body["name"] != current.name:
-        raise invalid("name", "cannot be changed")
     merged = {**current.view(), **{k: v for k, v in body.items()}}
-    return parse_rule(merged)
+    rule = parse_rule(merged)  # a malformed name is a 400 like any field; another name a 409
+    if rule.name != current.name:
+        raise conflicting("name", "cannot be changed")
+    return rule
 
 
 @dataclass(frozen=True, slots=True)

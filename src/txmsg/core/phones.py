@@ -6,9 +6,11 @@ a number (SMS events), once per trigger.
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
-from txmsg.core.errors import invalid
+from txmsg.core.errors import DomainError, as_refused, invalid
 
 MAX_INPUT = 64  # formatted numbers with spaces and dashes; anything longer is not a number
 _INTERNATIONAL = (
@@ -38,3 +40,17 @@ def normalize_phone(value: object, field_name: str) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise invalid(field_name, "is not a valid phone number (unknown range for its country)")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+_E164_SHAPE = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def normalize_known_phone(value: object, field_name: str) -> str:
+    """`normalize_phone`, where a number of the spec's E.164 shape that libphonenumber does not
+    know (no such range) is a 422: the shape is the spec's word, the ranges are not."""
+    try:
+        return normalize_phone(value, field_name)
+    except DomainError as exc:
+        if isinstance(value, str) and _E164_SHAPE.fullmatch(value):
+            raise as_refused(exc) from None
+        raise

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from txmsg.core.addresses import normalize_email
-from txmsg.core.errors import invalid
+from txmsg.core.errors import conflicting, invalid
 from txmsg.core.kinds import Channel
-from txmsg.core.phones import normalize_phone
+from txmsg.core.phones import normalize_known_phone, normalize_phone
 from txmsg.core.validation import check_storable, get_bool, get_str, reject_unknown
 
 PROFILE_FIELDS = {
@@ -112,8 +112,8 @@ def parse_profile(profile_id: str, body: Any) -> Profile:
     if not isinstance(body, dict):
         raise invalid("body", "must be a JSON object")
     reject_unknown(body, PROFILE_FIELDS | {"profile_id"})
-    if "profile_id" in body and body["profile_id"] != profile_id:
-        raise invalid("profile_id", "differs from the profile id of the path")
+    if "profile_id" in body and parse_profile_id(body["profile_id"]) != profile_id:
+        raise conflicting("profile_id", "differs from the profile id of the path")
     email = body.get("email")
     phone = body.get("mobilePhone")
     language = get_str(body, "language", max_length=35)
@@ -128,7 +128,7 @@ def parse_profile(profile_id: str, body: Any) -> Profile:
     return Profile(
         profile_id=profile_id,
         email=normalize_email(email, "email") if email is not None else None,
-        mobile_phone=normalize_phone(phone, "mobilePhone") if phone is not None else None,
+        mobile_phone=normalize_known_phone(phone, "mobilePhone") if phone is not None else None,
         first_name=get_str(body, "first_name", max_length=200),
         last_name=get_str(body, "last_name", max_length=200),
         language=language.lower() if language else None,

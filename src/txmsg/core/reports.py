@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from txmsg.core.delivery import Interaction
-from txmsg.core.errors import invalid
+from txmsg.core.errors import invalid, refused
 from txmsg.core.machine import is_machine
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import MAX_DATE, MIN_DATE
@@ -133,10 +133,11 @@ def day_range(raw_from: str | None, raw_to: str | None, today: date) -> DayRange
     """
     last = _parse_day(raw_to, "to") if raw_to else today
     first = _parse_day(raw_from, "from") if raw_from else last - timedelta(days=DEFAULT_DAYS - 1)
+    # Each day is valid alone (a 400 otherwise); the pair is a 422, which a schema cannot say.
     if first > last:
-        raise invalid("from", "must not be after `to`", in_header=True)
+        raise refused("from", "must not be after `to`", in_header=True)
     if (last - first).days >= MAX_DAYS:
-        raise invalid("from", f"the range may span at most {MAX_DAYS} days", in_header=True)
+        raise refused("from", f"the range may span at most {MAX_DAYS} days", in_header=True)
     return DayRange(first, last)
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from txmsg.core.breaker import BreakerSettings, breaker_settings, breaker_view, parse_breaker
 from txmsg.core.errors import invalid
 from txmsg.core.kinds import Channel
-from txmsg.core.phones import normalize_phone
+from txmsg.core.phones import normalize_known_phone, normalize_phone
 from txmsg.core.validation import get_number, require_object
 
 SMS_FIELDS = {"name", "channel", "twilio", "message_export", "fallbacks", "breaker"}
@@ -89,6 +89,7 @@ def _sender(value: object, name: str) -> str:
                 "digits) or an alphanumeric sender ID (up to 11 letters, digits and spaces, "
                 "with a letter)",
             )
+        return normalize_known_phone(value, name)
     return normalize_phone(value, name)
 
 

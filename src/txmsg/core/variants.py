@@ -45,17 +45,24 @@ def parse_parts(body: dict[str, Any], channel: str, prefix: str = "") -> dict[st
     return parts
 
 
+def check_languages(value: Any) -> dict[str, Any]:
+    """The variants object, its keys language tags (a 400: the spec states their pattern)."""
+    variants = require_object(value, "variants")
+    if len(variants) > MAX_VARIANTS:
+        raise invalid("variants", f"at most {MAX_VARIANTS} languages")
+    for language in variants:
+        if not _LANGUAGE.match(language):
+            raise invalid(f"variants.{language}", "must be a lower-case language tag: fr, fr-ca")
+    return variants
+
+
 def parse_variants(value: Any, channel: str) -> dict[str, dict[str, str]]:
     """`{"fr": {"subject", "html", "text"}, ...}` (`{"body"}` for SMS): tags in lower case."""
     if value is None:
         return {}
-    variants = require_object(value, "variants")
-    if len(variants) > MAX_VARIANTS:
-        raise invalid("variants", f"at most {MAX_VARIANTS} languages")
+    variants = check_languages(value)
     parsed: dict[str, dict[str, str]] = {}
     for language, parts in variants.items():
-        if not _LANGUAGE.match(language):
-            raise invalid(f"variants.{language}", "must be a lower-case language tag: fr, fr-ca")
         prefix = f"variants.{language}."
         parts = require_object(parts, f"variants.{language}")
         reject_unknown(parts, set(parts_of(channel)), prefix)

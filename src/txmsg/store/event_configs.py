@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from txmsg.core.errors import conflict, invalid, not_found
+from txmsg.core.errors import conflict, not_found, refused
 from txmsg.core.event_config import PayloadField
 from txmsg.core.kinds import Channel, Priority, TargetType
 from txmsg.core.queue import PRIORITY_TRANSACTIONAL, priority_rank
@@ -56,9 +56,9 @@ def _check_channel_config(conn: Connection, name: str, channel: str) -> None:
         sa.select(channel_configs.c.channel).where(channel_configs.c.name == name)
     ).first()
     if row is None:
-        raise invalid("channel_config", f"no channel configuration named '{name}'")
+        raise refused("channel_config", f"no channel configuration named '{name}'")
     if row.channel != channel:
-        raise invalid("channel_config", f"'{name}' is a {row.channel} configuration, not {channel}")
+        raise refused("channel_config", f"'{name}' is a {row.channel} configuration, not {channel}")
 
 
 def create(conn: Connection, values: dict[str, Any]) -> Any:
