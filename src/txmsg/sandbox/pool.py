@@ -88,6 +88,31 @@ def _settle(future: asyncio.Future[dict[str, Any]], answer: dict[str, Any]) -> N
         future.set_result(answer)
 
 
+def _settle_all(settled: list[tuple[asyncio.Future[dict[str, Any]], dict[str, Any]]]) -> None:
+    for future, answer in settled:
+        _settle(future, answer)
+
+
+def _answer_all(jobs: list[_Job], answers: list[dict[str, Any]]) -> None:
+    """Each job its answer: one call into each of their loops."""
+    if len(jobs) == 1:
+        jobs[0].answer(answers[0])
+        return
+    by_loop: dict[
+        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[dict[str, Any]], dict[str, Any]]]
+    ] = {}
+    for job, answer in zip(jobs, answers, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.future, answer))
+    for loop, settled in by_loop.items():
+        if loop.is_closed():
+            continue  # its caller's loop ended before the answers: nobody waits for them
+        try:
+            loop.call_soon_threadsafe(_settle_all, settled)
+        except RuntimeError:
+            if not loop.is_closed():  # closed since the check above: the same case
+                raise
+
+
 class _Process:
     """One worker process and the messages it has compiled."""
 
@@ -149,6 +174,18 @@ class _Process:
         line, _, self._buffer = self._buffer.partition(b"\n")
         answer: dict[str, Any] = decode(line)
         return answer
+
+    def read_ready(self, deadline: float, most: int) -> list[dict[str, Any]]:
+        """The next answer and those already read with it, `most` at most; none if the next
+        did not come by `deadline`. Raises `EOFError` when the worker has ended."""
+        first = self.read(deadline)
+        if first is None:
+            return []
+        answers = [first]
+        while len(answers) < most and b"\n" in self._buffer:
+            line, _, self._buffer = self._buffer.partition(b"\n")
+            answers.append(decode(line))
+        return answers
 
     def stop(self) -> None:
         self.proc.kill()
@@ -276,24 +313,28 @@ class Renderer:
 
     def _run(self, worker: _Process, batch: list[_Job]) -> tuple[list[_Job], bool]:
         """Renders the batch; when the worker ended or did not answer a render in time (that
-        render has its problem), returns the rest of the batch and False: stop the worker."""
+        render has its problem), returns the rest of the batch and False: stop the worker.
+        The answers read together are handed to their loops together (one wake-up)."""
         timeout = self.limits.timeout_seconds
         try:
             worker.write(batch)
         except OSError:
             worker.proc.kill()  # its answers end at once (EOF) below
-        for index, job in enumerate(batch):
+        index = 0
+        while index < len(batch):
+            job = batch[index]
             # Compiling a new message has a timer of its own in the worker.
             deadline = time.monotonic() + 2 * timeout + GRACE_SECONDS
             try:
-                answer = worker.read(deadline)
+                answers = worker.read_ready(deadline, len(batch) - index)
             except EOFError:
                 job.answer(_problem(job, f"the render worker ended ({worker.proc.wait()})"))
                 return batch[index + 1 :], False
-            if answer is None:
+            if not answers:
                 job.answer(_problem(job, timeout_reason(timeout)))
                 return batch[index + 1 :], False
-            job.answer(answer)
+            _answer_all(batch[index : index + len(answers)], answers)
+            index += len(answers)
         return [], True
 
     def close(self) -> None:
