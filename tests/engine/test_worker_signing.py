@@ -15,7 +15,7 @@ from txmsg.core.render_limits import RenderLimits
 from txmsg.core.templates import MessageSource
 from txmsg.core.timeutil import utcnow
 from txmsg.sandbox.pool import Renderer, SigningFailed
-from txmsg.sandbox.worker import Worker, decode, encode
+from txmsg.sandbox.worker import MAX_CACHED, MAX_SIGNERS, Worker, decode, encode
 
 
 @pytest.fixture
@@ -104,3 +104,18 @@ async def test_big_integers_render_exactly(renderer: Renderer) -> None:
     message = MessageSource({"subject": "{{ ctx.n }} {{ ctx.s }}"})
     out = await renderer.render(message, {"ctx": {"n": 123456789012345678901234567890, "s": "é"}})
     assert out == {"subject": "123456789012345678901234567890 é"}
+
+
+async def test_keys_and_messages_past_the_workers_caches_are_sent_again(
+    renderer: Renderer,
+) -> None:
+    # A worker forgets its cache when it is full; the pool must send what it forgot again.
+    keys = [_settings(ed25519_pem()) for _ in range(MAX_SIGNERS + 5)]
+    message = _email(4)
+    for settings in [*keys, *keys[:5]]:
+        header = await renderer.sign(settings, message)
+        assert verify(header + message, _records(settings))
+    sources = [MessageSource({"subject": f"{n} {{{{ ctx.n }}}}"}) for n in range(MAX_CACHED + 3)]
+    for n, source in enumerate([*sources, *sources[:3]]):
+        out = await renderer.render(source, {"ctx": {"n": "x"}})
+        assert out == {"subject": f"{n % len(sources)} x"}

@@ -33,7 +33,7 @@ from txmsg.core.dkim import DkimSettings
 from txmsg.core.dkim_signer import fingerprint
 from txmsg.core.render_limits import RenderLimits
 from txmsg.core.templates import MessageSource, TemplateProblem, TemplateProblems
-from txmsg.sandbox.worker import decode, encode, timeout_reason
+from txmsg.sandbox.worker import MAX_CACHED, MAX_SIGNERS, decode, encode, timeout_reason
 
 _log = logging.getLogger(__name__)
 
@@ -137,6 +137,8 @@ class _Process:
             if job.signing is not None:
                 signing = job.signing
                 dkim = signing.dkim
+                if signing.fingerprint not in self.signers and len(self.signers) >= MAX_SIGNERS:
+                    self.signers.clear()  # as the worker does: it gets the keys again
                 request = {
                     "sign": signing.fingerprint,
                     "dkim": None
@@ -148,6 +150,8 @@ class _Process:
             else:
                 assert job.message is not None
                 key = job.message.key
+                if key not in self.keys and len(self.keys) >= MAX_CACHED:
+                    self.keys.clear()  # as the worker does: it gets the sources again
                 request = {
                     "key": key,
                     "sources": None if key in self.keys else job.message.sources,

@@ -44,7 +44,7 @@ from txmsg.core.dkim import DkimSettings
 from txmsg.core.templates import CompiledMessage, TemplateProblem, TemplateProblems
 
 if TYPE_CHECKING:
-    from txmsg.core.dkim_signer import DkimSigner
+    from txmsg.core.dkim_signer import DkimSigner, SigningError
 
 # Compiled messages kept at most by one worker.
 MAX_CACHED = 1000
@@ -77,7 +77,7 @@ class Worker:
         self.max_bytes = max_bytes
         self.max_memory = max_memory
         self._cache: dict[str, CompiledMessage | TemplateProblems] = {}
-        self._signers: dict[str, DkimSigner] = {}
+        self._signers: dict[str, DkimSigner | SigningError] = {}
 
     def _compiled(self, key: str, sources: dict[str, str] | None) -> CompiledMessage:
         found = self._cache.get(key)
@@ -108,8 +108,11 @@ class Worker:
             try:
                 found = DkimSigner(DkimSettings(domain, selector, algorithm, key.encode("ascii")))
             except (ValueError, TypeError, UnicodeEncodeError) as exc:
-                raise SigningError(f"DKIM key cannot sign ({type(exc).__name__})") from None
+                # Kept too: the pool counts the keys it sent as this cache does.
+                found = SigningError(f"DKIM key cannot sign ({type(exc).__name__})")
             self._signers[fingerprint] = found
+        if isinstance(found, SigningError):
+            raise SigningError(str(found))
         return found
 
     def handle_sign(self, request: dict[str, Any]) -> dict[str, Any]:
