@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from txmsg.core.dkim import DkimSettings
 from txmsg.core.templates import CompiledMessage, TemplateProblem, TemplateProblems
 
 if TYPE_CHECKING:
@@ -96,6 +95,7 @@ class Worker:
         return found
 
     def _signer(self, fingerprint: str, dkim: list[str] | None) -> DkimSigner:
+        from txmsg.core.dkim import DkimSettings
         from txmsg.core.dkim_signer import DkimSigner, SigningError
 
         found = self._signers.get(fingerprint)
