@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dkim_support import ed25519_pem, rsa_pem, signed_headers, verify
-from txmsg.channels.dkim import DkimSigner
 from txmsg.core.channel_config import parse_create, parse_update, public_view
 from txmsg.core.dkim import SECRET_NAME, dkim_settings, dns_records
+from txmsg.core.dkim_signer import DkimSigner
 from txmsg.core.errors import DomainError
 from txmsg.core.mime import Sender, build_email
 from txmsg.core.timeutil import utcnow
@@ -56,7 +56,8 @@ async def test_signed_messages_verify_and_tampered_ones_fail(pem: str) -> None:
     settings = dkim_settings(spec.settings, spec.secrets)
     assert settings is not None and pem not in repr(settings)
     records = _records(spec.settings, spec.secrets)
-    signed = await DkimSigner(settings).sign(_message())
+    message = _message()
+    signed = DkimSigner(settings).signature(message) + message
     assert signed.startswith(b"DKIM-Signature: ")
     assert verify(signed, records)
     covered = signed_headers(signed)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from txmsg.channels.dkim import DkimSigner, SigningSender
 from txmsg.channels.smtp import SMTPPool
 from txmsg.channels.twilio import TwilioSender
 from txmsg.core.delivery import EmailProvider
@@ -37,13 +36,11 @@ class Providers:
         current = self._email.get(config)
         if current is not None and current[0] == revision:
             return current[1], current[2]
-        signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
-        relays = []
-        for smtp in (settings.smtp, *settings.fallbacks):
-            pool: EmailProvider = SMTPPool(smtp)
-            if signer is not None:  # proofs and live sends alike are signed
-                pool = SigningSender(pool, signer)
-            relays.append(Relay(f"{smtp.host}:{smtp.port}", pool))
+        # Messages come signed (DKIM) by the render workers: a relay sends bytes.
+        relays: list[Relay[EmailProvider]] = [
+            Relay(f"{smtp.host}:{smtp.port}", SMTPPool(smtp))
+            for smtp in (settings.smtp, *settings.fallbacks)
+        ]
         provider = FailoverSender(relays, settings.breaker)
         sender = Sender.build(settings.from_email, settings.from_name, settings.reply_to)
         if current is not None:

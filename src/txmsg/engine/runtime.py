@@ -32,6 +32,7 @@ from txmsg.engine.scheduler import Scheduler
 from txmsg.engine.webhooks import WebhookSender
 from txmsg.engine.writer import Writer
 from txmsg.metrics import Metrics
+from txmsg.sandbox.pool import shared_renderer
 from txmsg.store.db import Database
 from txmsg.store.sealing import Keyring
 from txmsg.store.secrets import ServerSecrets
@@ -192,7 +193,7 @@ def build_engine(settings: Settings) -> Engine:
         scheduler=Scheduler(
             db, settings.sweep_interval, book.wake, [exporter.scheduled, lifecycle.scheduled]
         ),
-        proofs=ProofSender(db),
+        proofs=ProofSender(db, shared_renderer(settings.render_limits)),
         webhooks=WebhookSender(
             db,
             retry,

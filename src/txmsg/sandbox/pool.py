@@ -9,13 +9,15 @@ loop never waits on a worker. A worker that does not answer a render within its 
 worker's own timer, plus a grace) is killed and started again; the renders after it in its
 batch go to the new worker. Whatever a template does, it costs at most that long, and the CPU
 is free again after it.
+
+The workers also DKIM-sign built emails (`sign`): a millisecond of CPU a message that the event
+loop would otherwise spend. A key is written to a worker once, named by its fingerprint after.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import queue
@@ -27,9 +29,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from txmsg.core.dkim import DkimSettings
+from txmsg.core.dkim_signer import fingerprint
 from txmsg.core.render_limits import RenderLimits
 from txmsg.core.templates import MessageSource, TemplateProblem, TemplateProblems
-from txmsg.sandbox.worker import timeout_reason
+from txmsg.sandbox.worker import MAX_CACHED, MAX_SIGNERS, decode, encode, timeout_reason
 
 _log = logging.getLogger(__name__)
 
@@ -38,16 +42,36 @@ _log = logging.getLogger(__name__)
 GRACE_SECONDS = 2.0
 # Renders written to a worker at once.
 MAX_BATCH = 64
+# Signing setups whose fingerprint is kept.
+_MAX_FINGERPRINTS = 100
 # The rank of a stop request: after every render waiting.
 _STOP_RANK = sys.maxsize
 
 
+class SigningFailed(Exception):
+    """A message could not be signed; `permanent` when its key cannot sign (else the worker
+    failed: try again later)."""
+
+    def __init__(self, reason: str, permanent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+@dataclass(frozen=True, slots=True)
+class _Signing:
+    dkim: DkimSettings = field(repr=False)
+    fingerprint: str
+    data: bytes = field(repr=False)
+
+
 @dataclass(slots=True)
 class _Job:
-    message: MessageSource
+    message: MessageSource | None  # None: a signing
     variables: dict[str, Any] | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[dict[str, Any]] = field(repr=False)
+    signing: _Signing | None = None
 
     def answer(self, answer: dict[str, Any]) -> None:
         if self.loop.is_closed():
@@ -64,6 +88,31 @@ def _settle(future: asyncio.Future[dict[str, Any]], answer: dict[str, Any]) -> N
         future.set_result(answer)
 
 
+def _settle_all(settled: list[tuple[asyncio.Future[dict[str, Any]], dict[str, Any]]]) -> None:
+    for future, answer in settled:
+        _settle(future, answer)
+
+
+def _answer_all(jobs: list[_Job], answers: list[dict[str, Any]]) -> None:
+    """Each job its answer: one call into each of their loops."""
+    if len(jobs) == 1:
+        jobs[0].answer(answers[0])
+        return
+    by_loop: dict[
+        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[dict[str, Any]], dict[str, Any]]]
+    ] = {}
+    for job, answer in zip(jobs, answers, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.future, answer))
+    for loop, settled in by_loop.items():
+        if loop.is_closed():
+            continue  # its caller's loop ended before the answers: nobody waits for them
+        try:
+            loop.call_soon_threadsafe(_settle_all, settled)
+        except RuntimeError:
+            if not loop.is_closed():  # closed since the check above: the same case
+                raise
+
+
 class _Process:
     """One worker process and the messages it has compiled."""
 
@@ -75,22 +124,42 @@ class _Process:
             stdout=subprocess.PIPE,
         )
         self.keys: set[str] = set()
+        self.signers: set[str] = set()
         self._buffer = b""
 
     def write(self, jobs: list[_Job]) -> None:
-        """Sends the renders (a message's sources only the first time)."""
+        """Sends the renders (a message's sources only the first time) and signings (a key
+        only the first time)."""
         assert self.proc.stdin is not None
         lines = []
         for job in jobs:
-            key = job.message.key
-            request = {
-                "key": key,
-                "sources": None if key in self.keys else job.message.sources,
-                "variables": job.variables,
-            }
-            self.keys.add(key)
-            lines.append(json.dumps(request, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-        self.proc.stdin.write(b"\n".join(lines) + b"\n")
+            request: dict[str, Any]
+            if job.signing is not None:
+                signing = job.signing
+                dkim = signing.dkim
+                if signing.fingerprint not in self.signers and len(self.signers) >= MAX_SIGNERS:
+                    self.signers.clear()  # as the worker does: it gets the keys again
+                request = {
+                    "sign": signing.fingerprint,
+                    "dkim": None
+                    if signing.fingerprint in self.signers
+                    else [dkim.algorithm, dkim.domain, dkim.selector, dkim.private_key.decode()],
+                    "message": signing.data.decode("latin-1"),
+                }
+                self.signers.add(signing.fingerprint)
+            else:
+                assert job.message is not None
+                key = job.message.key
+                if key not in self.keys and len(self.keys) >= MAX_CACHED:
+                    self.keys.clear()  # as the worker does: it gets the sources again
+                request = {
+                    "key": key,
+                    "sources": None if key in self.keys else job.message.sources,
+                    "variables": job.variables,
+                }
+                self.keys.add(key)
+            lines.append(encode(request))
+        self.proc.stdin.write(b"".join(lines))
         self.proc.stdin.flush()
 
     def read(self, deadline: float) -> dict[str, Any] | None:
@@ -107,8 +176,20 @@ class _Process:
                 raise EOFError
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
-        answer: dict[str, Any] = json.loads(line.decode("utf-8", "surrogatepass"))
+        answer: dict[str, Any] = decode(line)
         return answer
+
+    def read_ready(self, deadline: float, most: int) -> list[dict[str, Any]]:
+        """The next answer and those already read with it, `most` at most; none if the next
+        did not come by `deadline`. Raises `EOFError` when the worker has ended."""
+        first = self.read(deadline)
+        if first is None:
+            return []
+        answers = [first]
+        while len(answers) < most and b"\n" in self._buffer:
+            line, _, self._buffer = self._buffer.partition(b"\n")
+            answers.append(decode(line))
+        return answers
 
     def stop(self) -> None:
         self.proc.kill()
@@ -119,6 +200,8 @@ class _Process:
 
 
 def _problem(job: _Job, reason: str) -> dict[str, Any]:
+    if job.message is None:
+        return {"problems": [["dkim", None, reason]]}
     names = job.message.part_names
     return {"problems": [[names[0] if names else "message", None, reason]]}
 
@@ -134,6 +217,7 @@ class Renderer:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._workers: set[_Process] = set()
+        self._fingerprints: dict[DkimSettings, str] = {}
 
     async def check(self, message: MessageSource) -> None:
         """Compiles the message in a worker: raises `TemplateProblems` (syntax errors with
@@ -154,6 +238,24 @@ class Renderer:
             parts: dict[str, str] = answer["parts"]
             return parts
         raise TemplateProblems([TemplateProblem(*p) for p in answer["problems"]])
+
+    async def sign(self, dkim: DkimSettings, data: bytes, rank: int = 0) -> bytes:
+        """The `DKIM-Signature:` header line of the built email `data`, signed in a worker;
+        raises `SigningFailed`. `rank` orders it among the waiting renders."""
+        self._start()
+        loop = asyncio.get_running_loop()
+        found = self._fingerprints.get(dkim)
+        if found is None:
+            if len(self._fingerprints) >= _MAX_FINGERPRINTS:
+                self._fingerprints.clear()
+            found = self._fingerprints[dkim] = fingerprint(dkim)
+        job = _Job(None, None, loop, loop.create_future(), _Signing(dkim, found, data))
+        self._jobs.put((rank, next(self._arrivals), job))
+        answer = await job.future
+        if "signature" in answer:
+            signature: str = answer["signature"]
+            return signature.encode("latin-1")
+        raise SigningFailed(answer["problems"][0][2], bool(answer.get("permanent")))
 
     def _start(self) -> None:
         if self._threads:
@@ -215,24 +317,28 @@ class Renderer:
 
     def _run(self, worker: _Process, batch: list[_Job]) -> tuple[list[_Job], bool]:
         """Renders the batch; when the worker ended or did not answer a render in time (that
-        render has its problem), returns the rest of the batch and False: stop the worker."""
+        render has its problem), returns the rest of the batch and False: stop the worker.
+        The answers read together are handed to their loops together (one wake-up)."""
         timeout = self.limits.timeout_seconds
         try:
             worker.write(batch)
         except OSError:
             worker.proc.kill()  # its answers end at once (EOF) below
-        for index, job in enumerate(batch):
+        index = 0
+        while index < len(batch):
+            job = batch[index]
             # Compiling a new message has a timer of its own in the worker.
             deadline = time.monotonic() + 2 * timeout + GRACE_SECONDS
             try:
-                answer = worker.read(deadline)
+                answers = worker.read_ready(deadline, len(batch) - index)
             except EOFError:
                 job.answer(_problem(job, f"the render worker ended ({worker.proc.wait()})"))
                 return batch[index + 1 :], False
-            if answer is None:
+            if not answers:
                 job.answer(_problem(job, timeout_reason(timeout)))
                 return batch[index + 1 :], False
-            job.answer(answer)
+            _answer_all(batch[index : index + len(answers)], answers)
+            index += len(answers)
         return [], True
 
     def close(self) -> None:

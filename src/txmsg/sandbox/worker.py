@@ -6,6 +6,16 @@ a JSON line `{"parts": {...}}` or `{"problems": [[part, line, reason], ...]}`. N
 compile only (Jinja's code generator folds constant expressions, such as `'x'|center(10**9)`,
 while compiling: compiling is bounded like rendering).
 
+A request `{"sign": fingerprint, "dkim": [algorithm, domain, selector, key] (null when this
+worker already has the fingerprint), "message"}` DKIM-signs a built email (bytes as Latin-1
+text) instead; its answer is `{"signature": header line}` or `{"problems": ..., "permanent":
+true}` when the key cannot sign. Signing costs about a millisecond of CPU: here it runs on
+another core than the event loop's.
+
+Lines are encoded by orjson (several times faster than `json` both ways); a line that orjson
+cannot encode (a lone surrogate, an integer past 64 bits, which orjson would also read back as
+a float) goes as `json` text behind a `~`, and is read back by `json`.
+
 The bounds, and why they hold:
 - time: an interval timer raises `RenderTimeout` (a BaseException, which no `except
   Exception` of Jinja or of a filter swallows) between two bytecodes of the render: every
@@ -26,12 +36,21 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from txmsg.core.templates import CompiledMessage, TemplateProblem, TemplateProblems
 
+if TYPE_CHECKING:
+    from txmsg.core.dkim_signer import DkimSigner, SigningError
+
 # Compiled messages kept at most by one worker.
 MAX_CACHED = 1000
+# Signers (loaded keys) kept at most by one worker.
+MAX_SIGNERS = 100
+# Marks a line encoded by `json` (see the module's text).
+JSON_MARK = b"~"
 
 
 class RenderTimeout(BaseException):
@@ -57,6 +76,7 @@ class Worker:
         self.max_bytes = max_bytes
         self.max_memory = max_memory
         self._cache: dict[str, CompiledMessage | TemplateProblems] = {}
+        self._signers: dict[str, DkimSigner | SigningError] = {}
 
     def _compiled(self, key: str, sources: dict[str, str] | None) -> CompiledMessage:
         found = self._cache.get(key)
@@ -74,7 +94,48 @@ class Worker:
             raise found
         return found
 
+    def _signer(self, fingerprint: str, dkim: list[str] | None) -> DkimSigner:
+        from txmsg.core.dkim import DkimSettings
+        from txmsg.core.dkim_signer import DkimSigner, SigningError
+
+        found = self._signers.get(fingerprint)
+        if found is None:
+            if dkim is None:
+                raise SigningError("unknown DKIM key")
+            if len(self._signers) >= MAX_SIGNERS:
+                self._signers.clear()
+            algorithm, domain, selector, key = dkim
+            try:
+                found = DkimSigner(DkimSettings(domain, selector, algorithm, key.encode("ascii")))
+            except (ValueError, TypeError, UnicodeEncodeError) as exc:
+                # Kept too: the pool counts the keys it sent as this cache does.
+                found = SigningError(f"DKIM key cannot sign ({type(exc).__name__})")
+            self._signers[fingerprint] = found
+        if isinstance(found, SigningError):
+            raise SigningError(str(found))
+        return found
+
+    def handle_sign(self, request: dict[str, Any]) -> dict[str, Any]:
+        # Imported at the first signing, outside its timer: workers that only render start
+        # without dkimpy.
+        from txmsg.core.dkim_signer import SigningError, sign
+
+        try:
+            with _deadline(self.timeout):
+                signer = self._signer(request["sign"], request.get("dkim"))
+                header = sign(signer, request["message"].encode("latin-1"))
+            return {"signature": header.decode("latin-1")}
+        except SigningError as exc:
+            return {"problems": [["dkim", None, str(exc)]], "permanent": True}
+        except RenderTimeout:
+            reason = f"DKIM signing took longer than {self.timeout:g} s"
+        except MemoryError:
+            reason = "DKIM signing ran out of memory"
+        return {"problems": [["dkim", None, reason]]}
+
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        if "sign" in request:
+            return self.handle_sign(request)
         part = "message"
         try:
             with _deadline(self.timeout):
@@ -120,10 +181,23 @@ def main(argv: list[str]) -> None:
     _cap_memory(worker.max_memory)
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
-        answer = worker.handle(json.loads(line))
-        out.write(json.dumps(answer, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-        out.write(b"\n")
+        out.write(encode(worker.handle(decode(line))))
         out.flush()
+
+
+def encode(value: dict[str, Any]) -> bytes:
+    """One protocol line, newline-terminated."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # a lone surrogate, an integer past 64 bits: exact through `json`
+        text = json.dumps(value, ensure_ascii=False)
+        return JSON_MARK + text.encode("utf-8", "surrogatepass") + b"\n"
+
+
+def decode(line: bytes) -> Any:
+    if line.startswith(JSON_MARK):
+        return json.loads(line[1:].decode("utf-8", "surrogatepass"))
+    return orjson.loads(line)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ class LegContext:
     ) -> None:
         self._retry = retry
         self._renderer = renderer
+        self.renderer = renderer  # the legs' other work off the event loop (DKIM signing)
         self.lease_lost = lease_lost
         self._compiled: dict[tuple[str, int, str | None], MessageSource] = {}
 

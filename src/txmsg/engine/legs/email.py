@@ -1,5 +1,6 @@
-"""The email leg: render (tracking, unsubscribe headers), build the MIME message, send it
-through the channel configuration's pooled SMTP connections from a VERP envelope sender.
+"""The email leg: render (tracking, unsubscribe headers), build the MIME message, sign it
+(DKIM, in a render worker: off the event loop), send it through the channel configuration's
+pooled SMTP connections from a VERP envelope sender.
 
 An SMTP server's 4xx is retried later (a soft bounce when it says so), a 5xx ends the event
 `deliveryFailed` (a hard bounce when it names the address); a 250 is the send and, for email,
@@ -29,6 +30,7 @@ from txmsg.engine.legs.base import LegContext, outcome_for, settings_of
 from txmsg.engine.providers import Providers
 from txmsg.engine.targeting import Targeting
 from txmsg.engine.tracking import Tracking
+from txmsg.sandbox.pool import SigningFailed
 from txmsg.store.routing import Route
 from txmsg.store.secrets import ServerSecrets
 
@@ -93,7 +95,22 @@ class EmailLeg:
         )
         envelope_from = self._envelope_from(event, settings, sender)
         try:
+            if settings.dkim is not None:
+                data = await self._context.renderer.sign(settings.dkim, data, event.priority) + data
             relay, _ = await provider.send_via(envelope_from, [address], data)
+        except SigningFailed as exc:
+            if not exc.permanent:  # the worker failed, not the key: try again later
+                return replace(
+                    self._context.retry(event, exc.reason),
+                    message_version=route.published_version,
+                )
+            return outcome_for(
+                event,
+                target,
+                EventStatus.DELIVERY_FAILED,
+                exc.reason,
+                message_version=route.published_version,
+            )
         except TransientSendError as exc:
             return replace(
                 self._context.retry(event, exc.reason, at_least=exc.retry_after),

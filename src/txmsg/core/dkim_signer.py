@@ -1,15 +1,19 @@
-"""DKIM signing of outgoing messages (dkimpy), and an email provider that signs what it sends.
+"""DKIM signing of outgoing messages (dkimpy): pure computation, run in the render workers.
 
 dkimpy canonicalizes, hashes and builds the DKIM-Signature header. Its RSA operation is pure
 Python (about 7 ms a message for a 2048-bit key on this project's machines: 80 messages/s);
 here the RSA signature of dkimpy's digest is made by `cryptography` (0.4 ms) instead, through
 the same hook dkimpy's Ed25519 signing uses (`pk.sign(digest)`). A signature then costs about
-0.5 ms of CPU for either key type, made inline. `bench/dkim_signing.py` measures signed against
-unsigned sends; the tests verify every kind of signature with dkimpy's own verifier.
+0.5 ms of CPU for either key type, too much for the event loop of a process sending thousands
+a second: the render workers (`txmsg.sandbox`) sign, each keeping its signers by `fingerprint`
+so that a key crosses the pipe once. `bench/dkim_signing.py` measures signed against unsigned
+sends; the tests verify every kind of signature with dkimpy's own verifier.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +22,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from txmsg.core.delivery import EmailProvider, PermanentSendError
 from txmsg.core.dkim import ED25519, SIGNED_HEADERS, DkimSettings
 
 _HEADERS = [h.encode("ascii") for h in SIGNED_HEADERS]
+_parse_pem = dkim.parse_pem_private_key
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_pem_once(data: bytes) -> Any:
+    """dkimpy parses the PEM key, in pure Python, at every rsa-sha256 signature (0.4 ms, as
+    long as the RSA operation), although `_RsaDKIM` signs with its own key object: once per
+    key is enough (dkimpy only reads the parsed key)."""
+    return _parse_pem(data)
+
+
+dkim.parse_pem_private_key = _parse_pem_once
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +55,7 @@ class _RsaKey:
         return _Signature(self.key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256())))
 
 
-class _RsaDKIM(dkim.DKIM):  # dkimpy has no type hints: DKIM is Any to mypy
+class _RsaDKIM(dkim.DKIM):  # type: ignore[misc]  # dkimpy has no type hints: DKIM is Any
     """dkimpy's rsa-sha256 signer with the RSA operation made by `cryptography`.
 
     `sign()` writes the signature's tags (a=rsa-sha256) and then calls `gen_header`, which
@@ -88,24 +103,24 @@ class DkimSigner:
         )
         return bytes(header)
 
-    async def sign(self, message: bytes) -> bytes:
-        """`message` with its signature header in front."""
-        return self.signature(message) + message
+
+class SigningError(Exception):
+    """A key dkimpy cannot sign with: sending again would not help. Its text never holds the
+    key."""
 
 
-class SigningSender:
-    """An email provider that signs every message before handing it to `inner`."""
+def sign(signer: DkimSigner, message: bytes) -> bytes:
+    """The signature header line of `message`; raises `SigningError`."""
+    try:
+        return signer.signature(message)
+    except (dkim.DKIMException, ValueError, TypeError) as exc:
+        raise SigningError(f"DKIM signing failed ({type(exc).__name__})") from None
 
-    def __init__(self, inner: EmailProvider, signer: DkimSigner) -> None:
-        self._inner = inner
-        self._signer = signer
 
-    async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> str:
-        try:
-            signed = await self._signer.sign(data)
-        except dkim.DKIMException as exc:  # a key dkimpy cannot use: sending would not help
-            raise PermanentSendError(f"DKIM signing failed: {exc}") from exc
-        return await self._inner.send(envelope_from, recipients, signed)
-
-    async def close(self) -> None:
-        await self._inner.close()
+def fingerprint(settings: DkimSettings) -> str:
+    """Names a signing setup without revealing its key: what the render workers cache by."""
+    digest = hashlib.sha256()
+    for part in (settings.algorithm, settings.domain, settings.selector):
+        digest.update(part.encode("utf-8") + b"\0")
+    digest.update(settings.private_key)
+    return digest.hexdigest()
