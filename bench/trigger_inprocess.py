@@ -170,9 +170,8 @@ async def main(count: int, concurrency: int) -> None:
         f"txmsg trigger         {wall:7.1f} us/request wall  {cpu:7.1f} us CPU  "
         f"ratio (baseline/txmsg CPU) {base_cpu / cpu:.2f}"
     )
-    print(
-        f"  of which the event loop's thread {loop_cpu:7.1f} us, other threads {cpu - loop_cpu:.1f} us"
-    )
+    others = cpu - loop_cpu
+    print(f"  of which the event loop's thread {loop_cpu:7.1f} us, other threads {others:.1f} us")
 
 
 if __name__ == "__main__":
