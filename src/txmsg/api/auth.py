@@ -15,7 +15,7 @@ from txmsg.api.context import AppContext, context
 from txmsg.api.sessions import SESSION_COOKIE, session_principal
 from txmsg.core.errors import DomainError
 from txmsg.store.key_limits import Verdict
-from txmsg.store.keys import Principal
+from txmsg.store.keys import KeyResolver, Principal
 
 
 async def authorize(request: Request, *roles: str, cost: int = 1) -> Principal:
@@ -46,28 +46,36 @@ async def authorize_header(
 ) -> Principal:
     """`authorize` from the raw `Authorization` header (for the raw ASGI trigger endpoint)."""
     scheme, _, secret = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
         raise DomainError(
             "missing bearer API key (Authorization: Bearer <key>)", 401, "Unauthorized"
         )
     keys = ctx.keys
+    principal = keys.cached(secret)
+    if principal is None:
+        principal = await _resolve(keys, secret, client)
+    check_role(principal, roles)
+    if cost:
+        await spend(ctx, principal, cost)
+    return principal
+
+
+async def _resolve(keys: KeyResolver, secret: str, client: str | None) -> Principal:
+    """A secret not known in memory: looked up, and counted against its client when wrong."""
     failures = keys.failure_limit
     scope = f"client:{client}"
-    principal = keys.cached(secret.strip())
-    if principal is None and client is not None and failures is not None:
+    if client is not None and failures is not None:
         known = keys.limiter.exhausted(scope, failures)
         if known is not None:  # refused without looking the key up
             raise too_many(known, "too many requests with a wrong API key from this client")
-    principal = principal or await keys.resolve(secret.strip())
+    principal = await keys.resolve(secret)
     if principal is None:
         if client is not None and failures is not None:
             verdict = await keys.limiter.spend(scope, failures)
             if not verdict.allowed:
                 raise too_many(verdict, "too many requests with a wrong API key from this client")
         raise DomainError("unknown or revoked API key", 401, "Unauthorized")
-    check_role(principal, roles)
-    if cost:
-        await spend(ctx, principal, cost)
     return principal
 
 

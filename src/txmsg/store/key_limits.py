@@ -43,6 +43,8 @@ class Verdict:
 class _Lease:
     window_start: int
     cap: int  # the limit it was taken under: a changed limit (PATCH) starts a new lease
+    window_end: int = 0
+    limit: KeyLimit | None = None  # the limit of the last request spent from it
     tokens: int = 0
     exhausted: bool = False  # the shared bucket gave less than asked this window
 
@@ -61,8 +63,19 @@ class KeyLimiter:
 
     async def spend(self, scope: str, limit: KeyLimit, cost: int = 1) -> Verdict:
         """Take `cost` tokens (a batch trigger counts its items) if the bucket has them."""
-        window = limit.window(scope)
         now_ms = int(self.clock() * 1000)
+        lease = self._leases.get(scope)
+        if (
+            lease is not None
+            and lease.tokens >= cost
+            and lease.limit is limit
+            and lease.window_start <= now_ms < lease.window_end
+        ):
+            # The common case, tokens in hand for this window and limit: no window built,
+            # no lock (about a tenth of a trigger's own time in the event loop otherwise).
+            lease.tokens -= cost
+            return Verdict(True, lease.tokens, (lease.window_end - now_ms) / 1000, limit)
+        window = limit.window(scope)
         lease = self._lease(window, now_ms)
         if lease.tokens < cost and not lease.exhausted:
             lock = self._locks.setdefault(scope, asyncio.Lock())
@@ -73,6 +86,7 @@ class KeyLimiter:
         allowed = lease.tokens >= cost
         if allowed:
             lease.tokens -= cost
+        lease.limit = limit
         return Verdict(allowed, lease.tokens, (window.end(now_ms) - now_ms) / 1000, limit)
 
     def exhausted(self, scope: str, limit: KeyLimit) -> Verdict | None:
@@ -97,7 +111,7 @@ class KeyLimiter:
         if lease is None or lease.window_start != start or lease.cap != window.cap:
             if lease is None and len(self._leases) >= self._max_scopes:
                 self._forget_old(now_ms)
-            lease = self._leases[window.scope] = _Lease(start, window.cap)
+            lease = self._leases[window.scope] = _Lease(start, window.cap, start + window.length_ms)
         return lease
 
     def _forget_old(self, now_ms: int) -> None:

@@ -117,7 +117,7 @@ class _New:
         self.hold = hold
         self.lease = lease
         self.claim = claim
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[tuple[Any, ...]] = []
         self.results: list[EnqueueResult] = []
         self.leased: dict[str, NewEvent] = {}
         self.announced: list[StatusChange] = []
@@ -148,24 +148,25 @@ class _New:
             if take:
                 processing = EventStatus.PROCESSING.value
                 self.announced.append(StatusChange(item.pkey, item.event_id, processing, now))
+        # A tuple in `_INSERT`'s column order: no dict built and read back per row.
         self.rows.append(
-            {
-                "pkey": item.pkey,
-                "event_id": item.event_id,
-                "priority": item.priority,
-                "status": EventStatus.PROCESSING.value if take else item.status.value,
-                "email": item.email,
-                "ctx": item.ctx,
-                "event_date": item.event_date,
-                "scheduled_at": item.scheduled_at,
-                "expires_at": item.expires_at,
-                "due_at": item.due_at,
-                "lease_until": self.lease.until if take else None,
-                "lease_token": self.lease.token if take else None,
-                "attempts": 1 if take else 0,
-                "updated_at": now,
-                "mobile_phone": item.mobile_phone,
-            }
+            (
+                item.pkey,
+                item.event_id,
+                item.priority,
+                EventStatus.PROCESSING.value if take else item.status.value,
+                item.email,
+                item.ctx,
+                item.event_date,
+                item.scheduled_at,
+                item.expires_at,
+                item.due_at,
+                self.lease.until if take else None,
+                self.lease.token if take else None,
+                1 if take else 0,
+                now,
+                item.mobile_phone,
+            )
         )
 
 
