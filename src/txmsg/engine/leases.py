@@ -26,8 +26,9 @@ from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.bulk_gate import BulkGate
 
-# The longest bulk work pauses for transactional events at a stretch (engine/bulk_gate.py).
-BULK_PAUSE_SECONDS = 0.1
+# While a transactional event is on its way, one paused bulk step goes on every so often
+# (engine/bulk_gate.py): a bulk send has three steps, so about 170 bulk sends a second.
+BULK_TRICKLE_SECONDS = 0.002
 
 Consumer = Callable[[list[ClaimedEvent]], None]
 """Starts sending leased events; called in the loop turn that hands them over (no queue hop)."""
@@ -40,7 +41,7 @@ class LeaseBook:
         max_in_flight: int,
         lease: timedelta,
         clock: Callable[[], datetime] = utcnow,
-        bulk_pause: float = BULK_PAUSE_SECONDS,
+        bulk_trickle: float = BULK_TRICKLE_SECONDS,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -53,7 +54,7 @@ class LeaseBook:
         self._bulk_share = max(1, max_in_flight - self._low_water)
         # Bulk work pauses while a transactional event is accepted or sent here: the writer
         # and the dispatcher hold the gate through the book.
-        self.gate = BulkGate(max_pause=bulk_pause, on_open=self._bulk_may_go)
+        self.gate = BulkGate(trickle=bulk_trickle, on_open=self._bulk_may_go)
         self._in_flight = 0
         self._bulk: set[int] = set()  # the bulk events in flight, by id
         # A claim stopped at the bulk bound: bulk events may be waiting for room.
@@ -104,8 +105,8 @@ class LeaseBook:
     def bulk_room(self, free: int, recorded: Iterable[Outcome] = ()) -> int:
         """Of `free`, how many slots bulk events may take, counting the bulk events of the
         `recorded` outcomes as released."""
-        if self.gate.closed:
-            return 0  # claimed bulk events would wait for the gate anyway
+        if self.gate.closed and self._bulk:
+            return 0  # they would wait at the gate: claim more once these are done
         freed = sum(o.id in self._bulk for o in recorded)
         return min(free, max(0, self._bulk_share - len(self._bulk) + freed))
 
