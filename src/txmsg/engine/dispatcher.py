@@ -71,7 +71,9 @@ class Dispatcher:
         self._writer = writer
         self._secrets = secrets or ServerSecrets(db)
         self._targeting = Targeting(db, self._secrets, settings.public_url)
-        self._context = LegContext(settings.retry, book.lost, shared_renderer(settings.render))
+        self._context = LegContext(
+            settings.retry, book.lost, shared_renderer(settings.render), book.gate.turn
+        )
         # One leg per channel: a new channel is one more entry.
         self._legs: Mapping[Channel, Leg] = {
             Channel.EMAIL: EmailLeg(
@@ -93,10 +95,15 @@ class Dispatcher:
         self._book.wake()
 
     def hand_over(self, events: list[ClaimedEvent]) -> None:
-        """Start sending events leased to this process (the book's consumer: same loop turn)."""
-        task = asyncio.create_task(self._dispatch(events))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Start sending events leased to this process (the book's consumer: same loop turn);
+        the transactional ones as a batch of their own, first: they do not wait for the
+        routes and targets of a claim's bulk events."""
+        urgent = [e for e in events if not e.bulk]
+        for lane in (urgent, [e for e in events if e.bulk]) if urgent else (events,):
+            if lane:
+                task = asyncio.create_task(self._dispatch(lane))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     @property
     def running(self) -> bool:
@@ -185,6 +192,8 @@ class Dispatcher:
         SEND_RANK.set(event.priority)  # this task's own context: its send waits in its lane
         try:
             try:
+                if event.bulk:  # a transactional event on its way goes first
+                    await self._book.gate.turn()
                 outcome = await self._handle(event, route, target)
             except Exception as exc:
                 # A bug, not the recipient's fault: retry later rather than lose the event.
@@ -193,6 +202,8 @@ class Dispatcher:
                 )
                 outcome = self._context.retry(event, f"internal error: {type(exc).__name__}")
             if outcome is not None:
+                if event.bulk:  # its write too: the write cycle of the transactional one first
+                    await self._book.gate.turn()
                 await self._record(event, outcome)
                 if route is not None:
                     self._observe(event, route, outcome)

@@ -24,6 +24,11 @@ from datetime import datetime, timedelta
 
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.timeutil import utcnow
+from txmsg.engine.bulk_gate import BulkGate
+
+# While a transactional event is on its way, one paused bulk step goes on every so often
+# (engine/bulk_gate.py): a bulk send has three steps, so about 170 bulk sends a second.
+BULK_TRICKLE_SECONDS = 0.002
 
 Consumer = Callable[[list[ClaimedEvent]], None]
 """Starts sending leased events; called in the loop turn that hands them over (no queue hop)."""
@@ -36,6 +41,7 @@ class LeaseBook:
         max_in_flight: int,
         lease: timedelta,
         clock: Callable[[], datetime] = utcnow,
+        bulk_trickle: float = BULK_TRICKLE_SECONDS,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -46,6 +52,9 @@ class LeaseBook:
         self._low_water = max(1, max_in_flight // 4)
         # Slots bulk events may hold: the others are the transactional lane's alone.
         self._bulk_share = max(1, max_in_flight - self._low_water)
+        # Bulk work pauses while a transactional event is accepted or sent here: the writer
+        # and the dispatcher hold the gate through the book.
+        self.gate = BulkGate(trickle=bulk_trickle, on_open=self._bulk_may_go)
         self._in_flight = 0
         self._bulk: set[int] = set()  # the bulk events in flight, by id
         # A claim stopped at the bulk bound: bulk events may be waiting for room.
@@ -96,6 +105,8 @@ class LeaseBook:
     def bulk_room(self, free: int, recorded: Iterable[Outcome] = ()) -> int:
         """Of `free`, how many slots bulk events may take, counting the bulk events of the
         `recorded` outcomes as released."""
+        if self.gate.closed and self._bulk:
+            return 0  # they would wait at the gate: claim more once these are done
         freed = sum(o.id in self._bulk for o in recorded)
         return min(free, max(0, self._bulk_share - len(self._bulk) + freed))
 
@@ -149,6 +160,11 @@ class LeaseBook:
         if self._timer is not None:
             self._timer.cancel()
         self._timer, self._timer_at = loop.call_at(when, self.wake), when
+
+    def _bulk_may_go(self) -> None:
+        """The bulk gate opened: claim the bulk events a closed gate held back."""
+        if self.wants_claim(self.free_slots()):
+            self._signal.set()
 
     def _mark_due(self) -> None:
         self._maybe_due = True
@@ -210,16 +226,21 @@ class LeaseBook:
             self._leases[event.id] = (event.lease_token, event.lease_until)
             if event.bulk:
                 self._bulk.add(event.id)
+        self.gate.hold(sum(not e.bulk for e in events))  # until released
         self._consumer(events)
 
     def release(self, events: Iterable[ClaimedEvent]) -> None:
         """Done with these events (outcome recorded, or their lease left to expire): their
         slots are free again; wake the claimer once a claim is worth it."""
+        urgent = 0
         for event in events:
             held = self._leases.get(event.id)
             if held is not None and held[0] == event.lease_token:
                 del self._leases[event.id]  # not a later claim's lease of the same event
                 self._bulk.discard(event.id)
             self._in_flight -= 1
+            urgent += not event.bulk
+        if urgent:
+            self.gate.let_go(urgent)
         if self.wants_claim(self.free_slots()):
             self._signal.set()

@@ -13,6 +13,7 @@ answers every submitter. It knows the dispatcher only through the lease book.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from txmsg.core.delivery import LogEntry
 from txmsg.core.fatigue import FatigueCheck
 from txmsg.core.feedback import Feedback, FeedbackBatch
-from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent, Outcome
+from txmsg.core.queue import PRIORITY_BULK, EnqueueResult, NewBatch, NewEvent, Outcome, events_of
 from txmsg.engine.leases import LeaseBook
 from txmsg.metrics import Metrics
 from txmsg.store.batcher import Batcher
@@ -74,6 +75,7 @@ class Writer:
         self._caps = NO_CAPS
         self._caps_ttl = caps_ttl
         self._caps_until = 0.0
+        self._settling = False  # the last cycle recorded outcomes (see _cycle)
         self._batcher: Batcher[WriteItem, Answer] = Batcher(
             self._cycle, max_batch=2000, weight=_weight, overlap=self._cycles_overlap
         )
@@ -91,15 +93,26 @@ class Writer:
         await self._batcher.stop()
 
     async def enqueue(self, event: NewEvent) -> EnqueueResult:
-        result = await self._batcher.submit(event)
+        result = await self._submit_new(event)
         assert isinstance(result, EnqueueResult)
         return result
 
     async def enqueue_batch(self, batch: NewBatch) -> EnqueueResult:
         """A batch trigger's events, in one transaction under its one Idempotency-Key."""
-        result = await self._batcher.submit(batch)
+        result = await self._submit_new(batch)
         assert isinstance(result, EnqueueResult)
         return result
+
+    async def _submit_new(self, item: NewEvent | NewBatch) -> Answer:
+        """Submit triggers; bulk sends step aside from now on for the transactional ones
+        among them (until they are handed over, which holds them from then on)."""
+        urgent = sum(e.priority < PRIORITY_BULK for e in events_of(item))
+        gate = self._book.gate
+        gate.hold(urgent)
+        try:
+            return await self._batcher.submit(item)
+        finally:
+            gate.let_go(urgent)
 
     async def record(self, outcome: Outcome) -> None:
         await self._batcher.submit(outcome)
@@ -128,6 +141,13 @@ class Writer:
         checks = [i for i in items if isinstance(i, FatigueCheck)]
         feedback = [f for i in items if isinstance(i, FeedbackBatch) for f in i.reports]
         book = self._book
+        if self._settling:
+            # The last cycle's answers wake the sends whose outcomes it recorded; they release
+            # their slots in the next loop turn. Let them first: counted in flight still, they
+            # would hide the room the last cycle already gave to its claims (and with it the
+            # room kept for transactional events).
+            self._settling = False
+            await asyncio.sleep(0)
         # Sends whose outcome is recorded in this cycle free their slot with it.
         free = book.free_slots(freed=len(outcomes))
         # Due events waiting in the queue go before fresh ones.
@@ -166,6 +186,7 @@ class Writer:
         if items:  # not a claim or lease renewal alone
             self._metrics.write_commit.observe(time.perf_counter() - started)
             self._metrics.write_batch.observe(len(items))
+        self._settling = bool(outcomes) and not book.leases_nothing()
         if renewals and renewed_until is not None:
             book.renewed(renewals, renewed_until)
         if claim_limit:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -64,18 +64,21 @@ def settings_of(route: Route, kind: type[S]) -> S | str:
 
 class LegContext:
     """What the legs share with the dispatcher: the retry outcome, the compiled-message
-    cache, and whether an event's lease is still this process's."""
+    cache, whether an event's lease is still this process's, and the bulk lane's pause while
+    a transactional event is on its way (`engine/bulk_gate.py`)."""
 
     def __init__(
         self,
         retry: RetryPolicy,
         lease_lost: Callable[[ClaimedEvent], bool],
         renderer: Renderer,
+        bulk_turn: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._retry = retry
         self._renderer = renderer
         self.renderer = renderer  # the legs' other work off the event loop (DKIM signing)
         self.lease_lost = lease_lost
+        self._bulk_turn = bulk_turn
         self._compiled: dict[tuple[str, int, str | None], MessageSource] = {}
 
     def retry(
@@ -126,7 +129,7 @@ class LegContext:
         profile = target.profile
         message = self.message(route, profile.language if profile is not None else None)
         try:
-            return await render_event(
+            rendered = await render_event(
                 self._renderer, event, message, profile, unsubscribe_url, route.declared_fields
             )
         except TemplateProblems as exc:
@@ -137,3 +140,6 @@ class LegContext:
                 render_problem(route.published_version, exc),
                 message_version=route.published_version,
             )
+        if event.bulk and self._bulk_turn is not None:
+            await self._bulk_turn()  # building and sending the message wait for their turn
+        return rendered
