@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from helpers import queued_event
 from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewBatch, Outcome
@@ -129,3 +129,49 @@ async def test_api_only_cycles_may_overlap_and_each_answer_is_committed(db: Data
     assert [(r.status, r.lease_token) for r in rows] == [("pending", None)] * 40
     book.consume(lambda _events: None)
     assert not book.leases_nothing()  # with a dispatcher, cycles run one at a time
+
+
+class _Watched:
+    """The database, telling when a write cycle that records outcomes has begun."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.recording = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    async def write(self, fn: Any, request: Any) -> Any:
+        if request.outcomes:
+            self.recording.set()
+        return await self._db.write(fn, request)
+
+
+async def test_the_slots_of_recorded_outcomes_are_free_for_the_next_cycle(db: Database) -> None:
+    """A trigger written in the cycle right after one that recorded outcomes is leased at
+    insert: the sends of those outcomes release their slots (in the loop turn after the
+    answers) before the next cycle counts its room, not after."""
+    book = LeaseBook(max_in_flight=2, lease=LEASE)
+    received: list[ClaimedEvent] = []
+    book.consume(received.extend)
+    watched = _Watched(db)
+    writer = Writer(cast(Database, watched), book)
+    writer.start()
+    try:
+        for _ in range(2):
+            await writer.enqueue(queued_event("EVTw"))
+        assert book.free_slots() == 0
+
+        async def send(event: ClaimedEvent) -> None:  # as the dispatcher's task does
+            await writer.record(Outcome(event.id, event.lease_token, EventStatus.PROCESSED))
+            book.release([event])
+
+        sends = [asyncio.create_task(send(e)) for e in list(received)]
+        await watched.recording.wait()  # the outcomes' cycle is under way
+        urgent = queued_event("EVTw")
+        await writer.enqueue(urgent)  # the next cycle, begun as that one's answers go out
+        await asyncio.gather(*sends)
+        assert received[-1].pkey == urgent.pkey  # leased at insert: no claim, no poll
+        assert book.in_flight == 1
+    finally:
+        await writer.stop()
