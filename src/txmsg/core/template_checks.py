@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2.visitor import NodeTransformer
 
 from txmsg.core.templates import ENVIRONMENT, MAX_TEMPLATE_SIZE, event_variables
 from txmsg.core.variants import SAMPLE_PROFILE
@@ -27,6 +28,8 @@ CTX_METHODS = ("items", "keys", "values", "get")
 # Objects whose attributes are checked; any other top-level name must simply exist.
 _CHECKED = ("ctx", "event", "profile")
 MAX_WARNINGS = 100
+# Stands for every constant while the free names are found (see `_free_names`).
+_CONSTANT = "__txmsg_constant__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,22 @@ def known_names(fields: Iterable[str], profile_based: bool) -> dict[str, tuple[s
     for name in ENVIRONMENT.globals:
         known[name] = ()
     return known
+
+
+class _Unfoldable(NodeTransformer):
+    """Constants as names: an expression of them can no longer be folded."""
+
+    def visit_Const(self, node: nodes.Const) -> nodes.Name:
+        return nodes.Name(_CONSTANT, "load", lineno=node.lineno)
+
+
+def _free_names(source: str) -> set[str]:
+    """The names a template reads and does not set (Jinja's `meta`), without folding constant
+    expressions: Jinja's code generator, which `meta` runs, would evaluate `'x' * 10**9` or
+    `'x'|center(10**9)` here, unbounded, in the API's process (renders fold them in the
+    bounded workers)."""
+    tree = _Unfoldable().visit(ENVIRONMENT.parse(source))
+    return meta.find_undeclared_variables(tree) - {_CONSTANT}
 
 
 def _reads(tree: nodes.Template, free: set[str]) -> Iterator[tuple[str, int]]:
@@ -118,7 +137,7 @@ def check_part(part: str, source: str, known: dict[str, tuple[str, ...]]) -> lis
         return [TemplateWarning(part, exc.lineno, None, None, None, detail)]
     except RecursionError:
         return [TemplateWarning(part, None, None, None, None, "the template is nested too deeply")]
-    free = meta.find_undeclared_variables(tree)
+    free = _free_names(source)
     lines = source.splitlines()
     candidates = _candidates(known)
     warnings: list[TemplateWarning] = []
