@@ -598,7 +598,8 @@ async def test_answers_match_the_spec(
         message + "/draft",
         422,  # the parts an email draft needs: its event's channel's rule
     )
-    c(await marketer.put(f"/api/v1/messages/{eid}/draft", json={"html": 1}), message + "/draft", 400)
+    untyped = await marketer.put(f"/api/v1/messages/{eid}/draft", json={"html": 1})
+    c(untyped, message + "/draft", 400)
     c(await marketer.put("/api/v1/messages/EVTnope/draft", json=draft), message + "/draft", 404)
     preview = message + "/preview"
     rendered = c(
