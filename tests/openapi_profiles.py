@@ -213,7 +213,7 @@ async def check_profile_operations(
     why = "/api/v1/suppressions/{channel}/{address}"
     answer = c(await admin.get("/api/v1/suppressions/email/gone@example.org"), why, 200)
     assert [r["reason"] for r in answer["reasons"]] == ["hard_bounce"]
-    c(await admin.get("/api/v1/suppressions/sms/12"), why, 400)
+    c(await admin.get("/api/v1/suppressions/sms/12"), why, 422)  # no number of the sms channel
     c(await marketer.get("/api/v1/suppressions/email/gone@example.org"), why, 403)
     listing = "/api/v1/suppressions"
     page = c(await admin.get(listing, params={"reason": "hard_bounce"}), listing, 200)
@@ -230,7 +230,7 @@ async def check_profile_operations(
     c(await admin.post(as_csv, content=b"{}", headers={"content-type": "text/plain"}), as_csv, 415)
     c(await admin.delete("/api/v1/quarantine/email/gone@example.org"), released, 204)
     c(await admin.delete("/api/v1/quarantine/email/gone@example.org"), released, 404)
-    c(await admin.delete("/api/v1/quarantine/sms/12"), released, 400)
+    c(await admin.delete("/api/v1/quarantine/sms/12"), released, 422)
     # a provider reports a later soft bounce of that message by HTTP
     feedback = "/api/v1/feedback"
     soft = {"PKey": bounced["PKey"], "type": "bounce", "bounce": "soft", "reason": "4.2.2 full"}

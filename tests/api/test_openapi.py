@@ -598,7 +598,8 @@ async def test_answers_match_the_spec(
         message + "/draft",
         422,  # the parts an email draft needs: its event's channel's rule
     )
-    c(await marketer.put(f"/api/v1/messages/{eid}/draft", json={"html": 1}), message + "/draft", 400)
+    untyped = await marketer.put(f"/api/v1/messages/{eid}/draft", json={"html": 1})
+    c(untyped, message + "/draft", 400)
     c(await marketer.put("/api/v1/messages/EVTnope/draft", json=draft), message + "/draft", 404)
     preview = message + "/preview"
     rendered = c(
@@ -616,7 +617,7 @@ async def test_answers_match_the_spec(
     wrong = c(
         await marketer.post(f"/api/v1/messages/{eid}/preview", json={"ctx": {"amount": "many"}}),
         preview,
-        400,
+        422,  # the event's declared fields refuse it
     )
     assert {e["field"] for e in wrong["errors"]} == {"ctx.firstName", "ctx.amount"}
     c(await marketer.post("/api/v1/messages/EVTnope/preview"), preview, 404)
@@ -809,7 +810,7 @@ async def test_answers_match_the_spec(
     c(
         await admin.post(events, json={**sms_event, "eventId": "y", "channel_config": "mail"}),
         events,
-        400,
+        422,  # an email configuration, for an SMS event
     )
     published = c(await admin.post(f"{events}/{sid}/publish"), lifecycle + "publish", 200)
     assert set(published["api_preview"]["body"]) == {"mobilePhone", "ctx"}
@@ -896,7 +897,8 @@ async def test_answers_match_the_spec(
     created = c(await admin.post(flows, json=lake), flows, 201)
     assert created["compression"] == "snappy" and created["watermark"] == 0
     c(await admin.post(flows, json=lake), flows, 409)
-    too_rare = c(await admin.post(flows, json={**lake, "name": "x", "schedule": "P8D"}), flows, 400)
+    rare = {**lake, "name": "x", "schedule": "P8D"}  # past the installation's retention
+    too_rare = c(await admin.post(flows, json=rare), flows, 422)
     assert too_rare["errors"][0]["field"] == "schedule"
     c(await marketer.get(flows), flows, 403)
     s3_flow = {

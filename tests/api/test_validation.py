@@ -242,11 +242,13 @@ async def test_event_config_errors(server, admin, smtp: FakeSMTPServer) -> None:
 
     # channel, target and eventId cannot change; fields of a live event neither.
     item = f"{url}/{event_id}"
-    assert_problem(await admin.patch(item, json={"channel": "sms"}), 400, "channel")
-    assert_problem(await admin.patch(item, json={"target": "profile"}), 400, "target")
-    assert_problem(await admin.patch(item, json={"eventId": "EVTother"}), 400, "eventId")
+    assert_problem(await admin.patch(item, json={"channel": "sms"}), 409, "channel")
+    assert_problem(await admin.patch(item, json={"target": "profile"}), 409, "target")
+    assert_problem(await admin.patch(item, json={"target": "everyone"}), 400, "target")
+    assert_problem(await admin.patch(item, json={"eventId": "EVTother"}), 409, "eventId")
+    assert_problem(await admin.patch(item, json={"eventId": "no-id"}), 400, "eventId")
     assert_problem(await admin.patch(item, json={"state": "published"}), 400, "state")
-    assert_problem(await admin.patch(item, json={"channel_config": "nope"}), 400, "channel_config")
+    assert_problem(await admin.patch(item, json={"channel_config": "nope"}), 422, "channel_config")
     assert_problem(await admin.patch(f"{url}/EVTnope", json={"label": "x"}), 404)
 
     # Lifecycle: only legal transitions.

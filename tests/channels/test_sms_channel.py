@@ -28,7 +28,7 @@ def _twilio(**over: Any) -> dict[str, Any]:
         (_twilio(auth_token=...), "twilio.auth_token"),
         (_twilio(auth_token=""), "twilio.auth_token"),
         (_twilio(auth_token=5), "twilio.auth_token"),
-        (_twilio(from_number="+1555"), "twilio.from_number"),
+        (_twilio(from_number="+x1555"), "twilio.from_number"),
         (_twilio(from_number="12"), "twilio.from_number"),
         (_twilio(from_number="123456789"), "twilio.from_number"),
         (_twilio(from_number="ExampleShop1"), "twilio.from_number"),  # 12 characters
@@ -55,6 +55,12 @@ async def test_bad_sms_channel_configurations_name_the_field(
     assert_problem(await server.admin.post("/api/v1/channel-configs", json=body), 400, "smtp")
     r = await server.admin.get("/api/v1/channel-configs")
     assert r.json()["items"] == []  # nothing half-written
+
+
+async def test_a_number_of_the_specs_shape_that_is_no_number_is_a_422(server) -> None:
+    body = {"name": "sms", "channel": "sms", "twilio": _twilio(from_number="+1555")}
+    r = await server.admin.post("/api/v1/channel-configs", json=body)
+    assert_problem(r, 422, "twilio.from_number")  # too short for libphonenumber, not the spec
 
 
 async def test_auth_token_is_write_only_and_replaceable(server, fake_twilio: FakeTwilio) -> None:
@@ -97,12 +103,12 @@ async def test_sms_event_needs_an_sms_channel_configuration(
         "/api/v1/event-configs",
         json={"eventId": "a", "channel": "sms", "channel_config": "mail"},
     )
-    assert_problem(r, 400, "channel_config")
+    assert_problem(r, 422, "channel_config")  # a configuration of the other channel
     r = await server.admin.post(
         "/api/v1/event-configs",
         json={"eventId": "b", "channel": "email", "channel_config": "sms"},
     )
-    assert_problem(r, 400, "channel_config")
+    assert_problem(r, 422, "channel_config")  # a configuration of the other channel
     r = await server.admin.post(
         "/api/v1/event-configs",
         json={

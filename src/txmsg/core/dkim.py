@@ -126,7 +126,7 @@ def parse_dkim(
     reject_unknown(body, DKIM_FIELDS, "dkim.")
     merged = {**(current or {}), **{k: v for k, v in body.items() if k != "private_key"}}
     for part in ("domain", "selector"):  # left out of an update, with none stored: a 422
-        if merged.get(part) is None:
+        if part not in body and merged.get(part) is None:
             raise refused("dkim." + part, "is required (no DKIM settings are stored)")
     domain = get_str(merged, "domain", prefix="dkim.", required=True, max_length=253)
     assert domain is not None

@@ -93,6 +93,7 @@ def _destination(
         assert current is not None
         # Fields of the other type's destination, or a key without its stored pair, are
         # refused by what is stored, not by the spec: a 422.
+        reject_unknown(body, LOCAL_FIELDS | S3_FIELDS, p)  # no destination's field: a 400
         fitting = LOCAL_FIELDS if current["type"] == "local" else S3_FIELDS
         stray = sorted(k for k in body if k not in fitting)
         if stray:

@@ -42,15 +42,17 @@ def normalize_phone(value: object, field_name: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-_E164_SHAPE = re.compile(r"\+[1-9][0-9]{6,14}")
+# openapi.yaml's shape of an international number: + and digits, maybe formatted.
+_INTERNATIONAL_SHAPE = re.compile(r"\+[0-9][0-9 ().-]*")
 
 
 def normalize_known_phone(value: object, field_name: str) -> str:
-    """`normalize_phone`, where a number of the spec's E.164 shape that libphonenumber does not
-    know (no such range) is a 422: the shape is the spec's word, the ranges are not."""
+    """`normalize_phone`, where a number of the spec's international shape that libphonenumber
+    does not take (too short or long, no such range) is a 422: the shape is the spec's word,
+    the numbering plans are not."""
     try:
         return normalize_phone(value, field_name)
     except DomainError as exc:
-        if isinstance(value, str) and _E164_SHAPE.fullmatch(value):
+        if isinstance(value, str) and _INTERNATIONAL_SHAPE.fullmatch(value):
             raise as_refused(exc) from None
         raise
