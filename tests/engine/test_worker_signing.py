@@ -12,7 +12,7 @@ from dkim_support import ed25519_pem, rsa_pem, verify
 from txmsg.core.dkim import DkimSettings, dns_records, load_key
 from txmsg.core.mime import Sender, build_email
 from txmsg.core.render_limits import RenderLimits
-from txmsg.core.templates import MessageSource
+from txmsg.core.templates import MessageSource, TemplateProblems
 from txmsg.core.timeutil import utcnow
 from txmsg.sandbox.pool import Renderer, SigningFailed
 from txmsg.sandbox.worker import MAX_CACHED, MAX_SIGNERS, Worker, decode, encode
@@ -119,3 +119,21 @@ async def test_keys_and_messages_past_the_workers_caches_are_sent_again(
     for n, source in enumerate([*sources, *sources[:3]]):
         out = await renderer.render(source, {"ctx": {"n": "x"}})
         assert out == {"subject": f"{n % len(sources)} x"}
+
+
+async def test_a_message_whose_compiling_was_stopped_is_sent_again() -> None:
+    # A compile stopped by the timer leaves nothing in the worker's cache: the next render of
+    # the same message must carry its sources again, not answer "unknown message".
+    renderer = Renderer(RenderLimits(workers=1, timeout_seconds=0.05))
+    try:
+        slow = MessageSource({"subject": "{{ ctx.n }}" * 23_000})
+        reasons = []
+        for _ in range(2):
+            try:
+                await renderer.render(slow, {"ctx": {"n": 1}})
+            except TemplateProblems as exc:
+                reasons.append(exc.problems[0].reason)
+        assert len(reasons) == 2
+        assert all("longer than" in reason for reason in reasons), reasons
+    finally:
+        await asyncio.to_thread(renderer.close)

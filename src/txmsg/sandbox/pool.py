@@ -337,6 +337,9 @@ class Renderer:
             if not answers:
                 job.answer(_problem(job, timeout_reason(timeout)))
                 return batch[index + 1 :], False
+            for done, answer in zip(batch[index:], answers, strict=False):
+                if answer.get("forget") and done.message is not None:
+                    worker.keys.discard(done.message.key)
             _answer_all(batch[index : index + len(answers)], answers)
             index += len(answers)
         return [], True

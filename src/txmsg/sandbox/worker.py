@@ -152,7 +152,11 @@ class Worker:
             problems = [TemplateProblem(part, None, timeout_reason(self.timeout))]
         except MemoryError:
             problems = [TemplateProblem(part, None, memory_reason(self.max_memory))]
-        return {"problems": [[p.part, p.line, p.reason] for p in problems]}
+        answer: dict[str, Any] = {"problems": [[p.part, p.line, p.reason] for p in problems]}
+        if request["key"] not in self._cache:
+            # Stopped while compiling: nothing kept, so the pool must send the sources again.
+            answer["forget"] = True
+        return answer
 
 
 def timeout_reason(seconds: float) -> str:
