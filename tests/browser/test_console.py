@@ -155,6 +155,8 @@ async def _walk(page: Any, server: Any, smtp: FakeSMTPServer) -> None:
     await expect(page.locator("#dry-run")).to_contain_text("recent events render")
     await page.get_by_role("button", name="Publish").click()
     await expect(page.get_by_role("status").filter(has_text="Published version 1")).to_be_visible()
+    # Publishing reloads the editor: fill the proof address in the reloaded page, not the old one.
+    await expect(page.get_by_text("Published version 1 · language: default")).to_be_visible()
     await page.get_by_label("Send a proof to").fill("proof@example.org")
     await page.get_by_role("button", name="Send proof").click()
     await expect(page.get_by_text("Proof sent to proof@example.org")).to_be_visible()
