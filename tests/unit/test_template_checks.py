@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from txmsg.core.template_checks import check_part, known_names
@@ -87,3 +89,19 @@ def test_the_shipped_templates_have_no_warnings() -> None:
             source = path.read_text("utf-8")
             names = [w.name for w in check_part(path.name, source, known)]
             assert all(n is None or n.startswith("ctx.") for n in names), (path, names)
+
+
+@pytest.mark.parametrize(
+    "source", ["{{ 'x' * 10**9 }}{{ ctx.nope }}", "{{ 'x'|center(10**9) }}{{ ctx.nope }}"]
+)
+def test_checking_folds_no_constant(source: str) -> None:
+    """The check runs in the API process: it must not build what the template would (Jinja's
+    introspection folded constants, a 1 GB string and its repr, for 6-8 s on the event loop)."""
+    tracemalloc.start()
+    try:
+        warnings = check_part("html", source, KNOWN)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [w.name for w in warnings] == ["ctx.nope"]
+    assert peak < 10 * 1024 * 1024, peak

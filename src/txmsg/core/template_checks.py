@@ -12,8 +12,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2 import Environment, TemplateSyntaxError, meta, nodes
+from jinja2.compiler import Frame
 
 from txmsg.core.templates import ENVIRONMENT, MAX_TEMPLATE_SIZE, event_variables
 from txmsg.core.variants import SAMPLE_PROFILE
@@ -107,6 +109,25 @@ def _candidates(known: dict[str, tuple[str, ...]]) -> list[str]:
     return out
 
 
+class _FreeNames(meta.TrackingCodeGenerator):
+    """`meta.find_undeclared_variables` without constant folding: folding `{{ 'x' * 10**9 }}`
+    built (and repr'd) the gigabyte string here, in the API process, for seconds on the event
+    loop; only the render worker, whose memory is bounded, may try that."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.optimizer = None
+
+    def _output_child_to_const(self, node: nodes.Expr, frame: Frame, finalize: Any) -> str:
+        raise nodes.Impossible  # an output is never folded: evaluated at run time
+
+
+def _free_names(tree: nodes.Template) -> set[str]:
+    names = _FreeNames(ENVIRONMENT)  # the environment that parsed `tree`
+    names.visit(tree)
+    return names.undeclared_identifiers
+
+
 def check_part(part: str, source: str, known: dict[str, tuple[str, ...]]) -> list[TemplateWarning]:
     """The warnings of one part: its syntax error, or each unknown name where it is first read."""
     if len(source) > MAX_TEMPLATE_SIZE:
@@ -118,7 +139,7 @@ def check_part(part: str, source: str, known: dict[str, tuple[str, ...]]) -> lis
         return [TemplateWarning(part, exc.lineno, None, None, None, detail)]
     except RecursionError:
         return [TemplateWarning(part, None, None, None, None, "the template is nested too deeply")]
-    free = meta.find_undeclared_variables(tree)
+    free = _free_names(tree)
     lines = source.splitlines()
     candidates = _candidates(known)
     warnings: list[TemplateWarning] = []
