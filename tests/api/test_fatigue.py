@@ -102,12 +102,16 @@ async def test_period_slides(server, smtp: FakeSMTPServer) -> None:
     admin = server.admin
     event = await profile_event(admin, smtp, reconciliation=BY_ID)
     await put_profile(admin, "p", email="p@example.org", first_name="P")
-    await add_rule(admin, name="burst", channel="all", max_messages=1, period="PT2S")
+    # 4 s: at load 15 the second trigger was sent more than 2 s after the first.
+    await add_rule(admin, name="burst", channel="all", max_messages=1, period="PT4S")
     first = await trigger(admin, event, {"ctx": {"id": "p"}})
     await wait_status(admin, first["href"], "processed")
+    loop = asyncio.get_running_loop()
+    first_sent_by = loop.time()
     second = await trigger(admin, event, {"ctx": {"id": "p"}})
     assert (await wait_status(admin, second["href"], "ignored"))["reason"] == "fatigue:burst"
-    await asyncio.sleep(2.1)  # the first message leaves the window
+    # Until the first message has left the window (it was sent before it read processed).
+    await asyncio.sleep(first_sent_by + 4.1 - loop.time())
     third = await trigger(admin, event, {"ctx": {"id": "p"}})
     await wait_status(admin, third["href"], "processed")
 
