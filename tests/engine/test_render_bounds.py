@@ -180,9 +180,16 @@ async def test_waiting_renders_are_taken_by_rank() -> None:
             await one.render(message, {"ctx": {"n": 1}}, rank)
             done.append(name)
 
+        # A slow render keeps the one worker busy while the backlog and the urgent render are
+        # queued: on a busy machine the worker would otherwise drain part of the backlog while
+        # this loop is still queueing it.
+        loops = "{% for i in range(100000) %}{% for j in range(3) %}{% endfor %}{% endfor %}"
+        blocker = asyncio.create_task(one.render(MessageSource({"subject": loops}), {}))
+        await asyncio.sleep(0.05)
         backlog = [asyncio.create_task(render(f"bulk{i}", 10)) for i in range(600)]
         await asyncio.sleep(0)  # every bulk render is queued
         await render("urgent", 0)
+        await asyncio.gather(blocker, return_exceptions=True)
         await asyncio.gather(*backlog)
         assert done.index("urgent") <= 2 * MAX_BATCH, done.index("urgent")
     finally:
