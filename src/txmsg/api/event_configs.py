@@ -95,7 +95,7 @@ async def create(request: Request) -> Response:
         "priority": parse_priority(body).value,
     }
     tags = parse_tags(body.get("tags"))
-    webhook = parse_webhook(body.get("webhook"), has_secret=False)
+    webhook = parse_webhook(body.get("webhook"), has_secret=False, creating=True)
     row, options = await context(request).db.write(options_store.create, values, tags, webhook)
     return JSONResponse(view(row, options), status_code=201)
 
@@ -164,7 +164,7 @@ async def update(request: Request) -> Response:
     webhook: Any = KEEP
     if "webhook" in body:
         has_secret = await ctx.db.read(options_store.has_webhook_secret, event_id)
-        webhook = parse_webhook(body["webhook"], has_secret=has_secret)
+        webhook = parse_webhook(body["webhook"], has_secret=has_secret, creating=False)
     row, options = await ctx.db.write(options_store.update, event_id, values, tags, webhook)
     ctx.targets.forget(event_id)
     ctx.config_changed()

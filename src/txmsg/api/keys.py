@@ -14,7 +14,7 @@ from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.errors import invalid, not_found
 from txmsg.core.rate_limit import parse_key_limit
-from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
+from txmsg.core.validation import as_integer, get_choice, get_str, reject_unknown, require_object
 from txmsg.store import keys as key_store
 
 DEFAULT_GRACE_SECONDS = 86_400
@@ -55,8 +55,8 @@ async def rotate_key(request: Request) -> Response:
     raw = await read_json(request, optional=True)
     body = require_object(raw if raw is not None else {})
     reject_unknown(body, {"grace_seconds"})
-    grace = body.get("grace_seconds", DEFAULT_GRACE_SECONDS)
-    if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= MAX_GRACE_SECONDS:
+    grace = as_integer(body.get("grace_seconds", DEFAULT_GRACE_SECONDS))
+    if grace is None or not 0 <= grace <= MAX_GRACE_SECONDS:
         raise invalid("grace_seconds", f"must be an integer from 0 to {MAX_GRACE_SECONDS}")
     key_id = request.path_params["id"]
     ctx = context(request)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from txmsg.core.errors import invalid
+from txmsg.core.errors import invalid, refused
 from txmsg.core.validation import get_str, reject_unknown, require_object
 
 MAX_TAGS = 20
@@ -44,8 +44,9 @@ class WebhookInput:
     secret: str | None
 
 
-def parse_webhook(value: object, *, has_secret: bool) -> WebhookInput | None:
-    """`null` removes the webhook; a new one needs a secret, an update may keep it."""
+def parse_webhook(value: object, *, has_secret: bool, creating: bool) -> WebhookInput | None:
+    """`null` removes the webhook; a new one needs a secret, an update may keep it (without a
+    stored one, the refusal is the stored state's: a 422, as the spec cannot say it)."""
     if value is None:
         return None
     body = require_object(value, "webhook")
@@ -59,7 +60,10 @@ def parse_webhook(value: object, *, has_secret: bool) -> WebhookInput | None:
         raise invalid("webhook.url", "must not hold credentials: the secret signs each call")
     secret = get_str(body, "secret", prefix="webhook.", max_length=200)
     if secret is None and not has_secret:
-        raise invalid("webhook.secret", "is required (used to sign each call)")
+        detail = "is required (used to sign each call)"
+        if creating:
+            raise invalid("webhook.secret", detail)
+        raise refused("webhook.secret", detail + ": this event has no webhook secret yet")
     if secret is not None and len(secret) < MIN_SECRET:
         raise invalid("webhook.secret", f"must be at least {MIN_SECRET} characters")
     return WebhookInput(url, secret)

@@ -11,7 +11,7 @@ from typing import Any
 from txmsg.core.durations import parse_duration
 from txmsg.core.errors import conflicting, invalid
 from txmsg.core.kinds import CHANNELS
-from txmsg.core.validation import get_bool, get_choice, get_str, reject_unknown
+from txmsg.core.validation import as_integer, get_bool, get_choice, get_str, reject_unknown
 
 RULE_CHANNELS = (*CHANNELS, "all")
 RULE_FIELDS = {"name", "channel", "max_messages", "period", "enabled"}
@@ -71,11 +71,12 @@ def _parse_max(value: Any) -> tuple[int | None, str | None]:
         reject_unknown(value, {"profile_attribute"}, "max_messages.")
         attribute = get_str(value, "profile_attribute", prefix="max_messages.", required=True)
         return None, attribute
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+    count = as_integer(value)
+    if count is None or not 0 <= count <= 1_000_000:
         raise invalid(
             "max_messages", 'must be an integer from 0 or {"profile_attribute": "<name>"}'
         )
-    return value, None
+    return count, None
 
 
 def parse_rule(body: Any) -> FatigueRule:

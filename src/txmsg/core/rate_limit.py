@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from txmsg.core.errors import invalid
-from txmsg.core.validation import reject_unknown, require_object
+from txmsg.core.validation import as_integer, reject_unknown, require_object
 
 MAX_PER_SECOND = 1_000_000
 MAX_PER_DAY = 1_000_000_000
@@ -108,10 +108,11 @@ class KeyLimit:
 
 
 def _bounded_int(body: dict[str, Any], key: str, prefix: str, limit: int) -> int | None:
-    value = body.get(key)
-    if value is None:
+    raw = body.get(key)
+    if raw is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+    value = as_integer(raw)
+    if value is None or not 1 <= value <= limit:
         raise invalid(prefix + key, f"must be an integer from 1 to {limit}")
     return value
 
@@ -122,10 +123,9 @@ def parse_channel_cap(value: Any, name: str = "rate_limit") -> ChannelCap | None
         return None
     body = require_object(value, name)
     reject_unknown(body, {"per_second", "per_day", "bulk_share"}, prefix=f"{name}.")
-    share = body.get("bulk_share")
-    if share is not None and (
-        isinstance(share, bool) or not isinstance(share, int) or not 1 <= share <= 100
-    ):
+    raw_share = body.get("bulk_share")
+    share = None if raw_share is None else as_integer(raw_share)
+    if raw_share is not None and (share is None or not 1 <= share <= 100):
         raise invalid(f"{name}.bulk_share", "must be an integer percentage from 1 to 100")
     cap = ChannelCap(
         _bounded_int(body, "per_second", f"{name}.", MAX_PER_SECOND),

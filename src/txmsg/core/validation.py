@@ -71,6 +71,18 @@ def get_str(
     return value
 
 
+def as_integer(value: Any) -> int | None:
+    """`value` as an integer where JSON Schema counts it one (5, and 5.0 too), else None
+    (booleans, fractions, strings)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def get_int(
     body: dict[str, Any],
     key: str,
@@ -84,7 +96,8 @@ def get_int(
     name = prefix + key
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int):
+    value = as_integer(value)
+    if value is None:
         raise invalid(name, "must be an integer")
     if minimum is not None and value < minimum:
         raise invalid(name, f"must be at least {minimum}")
