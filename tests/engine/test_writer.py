@@ -8,15 +8,29 @@ import asyncio
 from datetime import timedelta
 from typing import Any, cast
 
+import pytest
+from sqlalchemy.engine import Connection
+
 from helpers import queued_event
-from txmsg.core.queue import ClaimedEvent, EnqueueResult, NewBatch, Outcome
+from txmsg.core.queue import (
+    PRIORITY_BULK,
+    ClaimedEvent,
+    EnqueueResult,
+    NewBatch,
+    NewEvent,
+    Outcome,
+)
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.leases import LeaseBook
+from txmsg.engine import writer as writer_module
 from txmsg.engine.writer import Writer
+from txmsg.store.batcher import CALM_BATCH
 from txmsg.store.db import Database
 from txmsg.store.events import get_event
 from txmsg.store.queue import claims
+from txmsg.store.queue.cycle import CycleRequest, CycleResult, write_cycle
+from txmsg.store.queue.enqueue import enqueue_in
 
 LEASE = timedelta(seconds=30)
 
@@ -175,3 +189,53 @@ async def test_the_slots_of_recorded_outcomes_are_free_for_the_next_cycle(db: Da
         assert book.in_flight == 1
     finally:
         await writer.stop()
+
+
+async def test_a_transactional_trigger_goes_first_and_alone_then_bulk_work_goes_short(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While bulk events are in flight, a transactional trigger never shares a write cycle with
+    bulk work waiting beside it, and for a while after one, a cycle claims at most CALM_BATCH
+    bulk events (the next transactional trigger then waits for a short cycle, not a long one)."""
+    requests: list[CycleRequest] = []
+
+    def spy(conn: Connection, request: CycleRequest) -> CycleResult:
+        requests.append(request)
+        return write_cycle(conn, request)
+
+    def queue_bulk(count: int) -> list[NewEvent]:
+        return [queued_event("EVTbulk", priority=PRIORITY_BULK) for _ in range(count)]
+
+    monkeypatch.setattr(writer_module, "write_cycle", spy)
+    book = LeaseBook(max_in_flight=64, lease=LEASE)
+    received: list[ClaimedEvent] = []
+    book.consume(received.extend)
+    writer = Writer(db, book)
+    writer.start()
+    try:
+        await db.write(enqueue_in, queue_bulk(CALM_BATCH))  # queued, no lease yet
+        book.wake()
+        await writer.tick()  # claimed: bulk work under way
+        assert len(received) == CALM_BATCH and all(e.bulk for e in received)
+
+        bulk = queue_bulk(2)
+        urgent = queued_event("EVTtx")
+        await db.write(enqueue_in, queue_bulk(CALM_BATCH * 3))
+        first = len(requests)
+        await asyncio.gather(*(writer.enqueue(e) for e in (*bulk, urgent)))
+        assert [[e.pkey for e in r.new] for r in requests[first:]] == [
+            [urgent.pkey],
+            [e.pkey for e in bulk],
+        ]
+        assert requests[first].bulk_free == 0  # its cycle claimed no bulk events
+        [sent] = [e for e in received if e.pkey == urgent.pkey]
+
+        book.release([sent])  # the gate opens: bulk events may be claimed again
+        before = len(received)
+        book.wake()
+        await writer.tick()
+    finally:
+        await writer.stop()
+    # The book had room for all 48 waiting, but the cycle claimed CALM_BATCH of them.
+    assert requests[-1].bulk_free == CALM_BATCH
+    assert len(received) - before == CALM_BATCH

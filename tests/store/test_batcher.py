@@ -1,5 +1,6 @@
-"""The group-commit batcher: a flush takes what waits, up to `max_batch` by weight; flushes
-overlap (up to `MAX_OVERLAP`) only when they are independent."""
+"""The group-commit batcher: a flush takes what waits, up to `max_batch` by weight; urgent items
+go first, in a flush of their own; while calm, the others go in short flushes; flushes overlap
+(up to `MAX_OVERLAP`) only when they are independent."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from txmsg.store.batcher import MAX_OVERLAP, Batcher
+from txmsg.store.batcher import CALM_BATCH, MAX_OVERLAP, Batcher
 
 
 async def test_a_flush_takes_items_up_to_their_weight() -> None:
@@ -43,6 +44,54 @@ async def test_without_weights_a_flush_takes_max_batch_items() -> None:
     finally:
         await batcher.stop()
     assert flushed == [[0, 1], [2, 3], [4]]
+
+
+async def test_while_calm_urgent_items_go_first_in_a_flush_of_their_own() -> None:
+    flushed: list[list[int]] = []
+    calm = True
+
+    async def flush(items: list[int]) -> list[int]:
+        flushed.append(items)
+        return items
+
+    # Negative items are urgent: they skip ahead of the others waiting before them.
+    batcher: Batcher[int, int] = Batcher(
+        flush, max_batch=3, urgent=lambda item: item < 0, calm=lambda: calm
+    )
+    batcher.start()
+    try:
+        answers = await asyncio.gather(*(batcher.submit(i) for i in (1, 2, -1, 3, -2, -3, -4)))
+        calm = False  # in arrival order again
+        await asyncio.gather(*(batcher.submit(i) for i in (1, -1, 2)))
+    finally:
+        await batcher.stop()
+    assert answers == [1, 2, -1, 3, -2, -3, -4]  # every caller gets its own answer
+    # Urgent ones up to max_batch, then the rest of them, then the others in their order.
+    assert flushed == [[-1, -2, -3], [-4], [1, 2, 3], [1, -1, 2]]
+
+
+async def test_while_calm_the_others_go_in_short_flushes() -> None:
+    flushed: list[list[int]] = []
+    calm = True
+
+    async def flush(items: list[int]) -> list[int]:
+        flushed.append(items)
+        return items
+
+    batcher: Batcher[int, int] = Batcher(
+        flush, max_batch=100, urgent=lambda item: item < 0, calm=lambda: calm
+    )
+    batcher.start()
+    try:
+        await asyncio.gather(*(batcher.submit(i) for i in range(CALM_BATCH + 5)))
+        calm = False
+        await asyncio.gather(*(batcher.submit(i) for i in range(CALM_BATCH + 5)))
+        calm = True
+        # Urgent items are never held to the calm bound.
+        await asyncio.gather(*(batcher.submit(-i) for i in range(1, CALM_BATCH + 6)))
+    finally:
+        await batcher.stop()
+    assert [len(batch) for batch in flushed] == [CALM_BATCH, 5, CALM_BATCH + 5, CALM_BATCH + 5]
 
 
 class _Gate:

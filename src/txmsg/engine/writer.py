@@ -24,7 +24,7 @@ from txmsg.core.feedback import Feedback, FeedbackBatch
 from txmsg.core.queue import PRIORITY_BULK, EnqueueResult, NewBatch, NewEvent, Outcome, events_of
 from txmsg.engine.leases import LeaseBook
 from txmsg.metrics import Metrics
-from txmsg.store.batcher import Batcher
+from txmsg.store.batcher import CALM_BATCH, Batcher
 from txmsg.store.db import Database
 from txmsg.store.outage import is_rolled_back, is_unavailable
 from txmsg.store.queue.capped import NO_CAPS, Caps, load_caps
@@ -38,6 +38,12 @@ from txmsg.store.queue.cycle import (
 
 log = logging.getLogger(__name__)
 
+# For this long after a transactional trigger, while bulk events are in flight or waiting, the
+# write cycles keep the two apart (Batcher's `calm`): a transactional trigger goes in a cycle of
+# its own, claiming no bulk events, and the others record and claim at most CALM_BATCH at once;
+# so a transactional trigger waits for a short cycle under way, not a full claim's worth.
+CALM_SECONDS = 1.0
+
 # Runs of a write cycle that PostgreSQL rolls back to break a deadlock, before it fails.
 CONFLICT_ATTEMPTS = 3
 
@@ -50,6 +56,13 @@ class Tick:
 _TICK = Tick()
 WriteItem = NewEvent | NewBatch | Outcome | LogEntry | Tick | FatigueCheck | FeedbackBatch
 Answer = EnqueueResult | Decisions | BaseException | None
+
+
+def _urgent(item: WriteItem) -> bool:
+    """A trigger of a transactional event: it goes in a write cycle ahead of everything else."""
+    if isinstance(item, NewEvent):
+        return item.priority < PRIORITY_BULK
+    return isinstance(item, NewBatch) and any(e.priority < PRIORITY_BULK for e in item.events)
 
 
 def _weight(item: WriteItem) -> int:
@@ -76,8 +89,14 @@ class Writer:
         self._caps_ttl = caps_ttl
         self._caps_until = 0.0
         self._settling = False  # the last cycle recorded outcomes (see _cycle)
+        self._urgent_at = -CALM_SECONDS  # when the last transactional trigger was submitted
         self._batcher: Batcher[WriteItem, Answer] = Batcher(
-            self._cycle, max_batch=2000, weight=_weight, overlap=self._cycles_overlap
+            self._cycle,
+            max_batch=2000,
+            weight=_weight,
+            overlap=self._cycles_overlap,
+            urgent=_urgent,
+            calm=self._calm,
         )
 
     def start(self) -> None:
@@ -88,6 +107,10 @@ class Writer:
         on its own pooled connection, the event loop free while the other waits on the server)
         when cycles lease nothing (API only), so that no cycle depends on another's leases."""
         return not self._db.is_sqlite and self._book.leases_nothing()
+
+    def _calm(self) -> bool:
+        """Transactional triggers came lately, and bulk work is under way."""
+        return self._book.bulk_busy and time.monotonic() - self._urgent_at < CALM_SECONDS
 
     async def stop(self) -> None:
         await self._batcher.stop()
@@ -108,6 +131,8 @@ class Writer:
         among them (until they are handed over, which holds them from then on)."""
         urgent = sum(e.priority < PRIORITY_BULK for e in events_of(item))
         gate = self._book.gate
+        if urgent:
+            self._urgent_at = time.monotonic()
         gate.hold(urgent)
         try:
             return await self._batcher.submit(item)
@@ -152,6 +177,8 @@ class Writer:
         free = book.free_slots(freed=len(outcomes))
         # Due events waiting in the queue go before fresh ones.
         bulk_free = book.bulk_room(free, outcomes)
+        if self._calm():  # a transactional trigger's cycle claims no bulk events
+            bulk_free = 0 if any(_urgent(i) for i in new) else min(bulk_free, CALM_BATCH)
         claim_limit = free if book.may_have_due(free, bulk_free) else 0
         lease = book.lease
         renewals, renewed_until = book.leases_to_renew()

@@ -6,6 +6,11 @@ to `flush` in one call. While a flush runs, new items gather, so the
 batch size follows the load with no added latency when idle. `flush` answers one result per
 item; a result that is an exception is raised to that item's caller alone.
 
+While `calm()` is true, items that `urgent` picks go first: when some wait beside others, the
+next flush takes only them (the others wait for the one after), and the others go in flushes
+of at most `CALM_BATCH`; so an urgent item never shares a flush with the others' work, and one
+arriving while a flush of theirs runs waits for a short one.
+
 When `overlap()` says flushes are independent of each other, up to `MAX_OVERLAP` run at once:
 the next batch's transaction starts while the previous one waits for its round trips and its
 commit (otherwise the event loop sits idle meanwhile).
@@ -21,6 +26,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 MAX_OVERLAP = 4
+CALM_BATCH = 8
 
 
 class Batcher(Generic[T, R]):
@@ -31,8 +37,12 @@ class Batcher(Generic[T, R]):
         max_batch: int = 500,
         weight: Callable[[T], int] | None = None,
         overlap: Callable[[], bool] | None = None,
+        urgent: Callable[[T], bool] | None = None,
+        calm: Callable[[], bool] | None = None,
     ) -> None:
         self._flush = flush
+        self._urgent = urgent
+        self._calm = calm
         self._max_batch = max_batch
         self._weight = weight
         self._overlap = overlap
@@ -69,10 +79,7 @@ class Batcher(Generic[T, R]):
             await asyncio.sleep(0)
             self._wake.clear()
             while self._items:
-                count = self._count()
-                batch = self._items[:count]
-                del self._items[:count]
-                await self._start(batch)
+                await self._start(self._take())
             if self._closing and not self._items:
                 await asyncio.gather(*self._running)
                 return
@@ -92,17 +99,39 @@ class Batcher(Generic[T, R]):
         self._running.discard(task)
         self._slots.release()
 
-    def _count(self) -> int:
-        """How many of the waiting items the next flush takes: at least one, then as many as
-        fit in `max_batch` by weight."""
+    def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
+        """The next flush's items, taken off the waiting list: while calm, the urgent ones if
+        any wait, else a short run of the others."""
+        if self._calm is None or not self._calm():
+            return self._take_first(self._max_batch)
+        items = self._items
+        urgent = [entry for entry in items if self._urgent is not None and self._urgent(entry[0])]
+        if not urgent:
+            return self._take_first(CALM_BATCH)
+        if len(urgent) == len(items):
+            return self._take_first(self._max_batch)
+        batch = urgent[: self._count(urgent, self._max_batch)]
+        taken = {id(entry) for entry in batch}
+        self._items = [entry for entry in items if id(entry) not in taken]
+        return batch
+
+    def _take_first(self, limit: int) -> list[tuple[T, asyncio.Future[R]]]:
+        count = self._count(self._items, limit)
+        batch = self._items[:count]
+        del self._items[:count]
+        return batch
+
+    def _count(self, entries: list[tuple[T, asyncio.Future[R]]], limit: int) -> int:
+        """How many of `entries` a flush takes: at least one, then as many as fit in `limit`
+        by weight."""
         if self._weight is None:
-            return min(len(self._items), self._max_batch)
+            return min(len(entries), limit)
         total = 0
-        for count, (item, _) in enumerate(self._items):
+        for count, (item, _) in enumerate(entries):
             total += self._weight(item)
-            if total > self._max_batch:
+            if total > limit:
                 return max(1, count)
-        return len(self._items)
+        return len(entries)
 
     async def _flush_one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
