@@ -22,8 +22,8 @@ from txmsg.core.queue import (
 )
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
-from txmsg.engine.leases import LeaseBook
 from txmsg.engine import writer as writer_module
+from txmsg.engine.leases import LeaseBook
 from txmsg.engine.writer import Writer
 from txmsg.store.batcher import CALM_BATCH
 from txmsg.store.db import Database
