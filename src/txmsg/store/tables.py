@@ -205,6 +205,14 @@ events = sa.Table(
         postgresql_where=sa.text("provider_message_id IS NOT NULL"),
     ),
     sa.Index("ix_events_profile", "profile_id"),
+    # Partial: the few events scheduled for later, whose profiles are found ahead
+    # (store/targeting.py); a sweep reads them without a walk of the whole queue.
+    sa.Index(
+        "ix_events_scheduled",
+        "scheduled_at",
+        sqlite_where=sa.text("scheduled_at IS NOT NULL"),
+        postgresql_where=sa.text("scheduled_at IS NOT NULL"),
+    ),
 )
 
 

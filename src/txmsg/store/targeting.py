@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -52,11 +54,18 @@ def load_batch(
 NO_PROFILE = ""
 
 
-def pretarget_scheduled(conn: Connection, limit: int = 500) -> int:
-    """Find ahead the profiles of profile-based events scheduled for later, so that fatigue
-    rules count them before they are sent. One batch of `limit` events per call."""
-    now = utcnow()
-    rows = conn.execute(
+def _not_looked_up(dialect: str) -> sa.ColumnElement[bool]:
+    """No profile looked up yet. Every event-based event has none either: told so (`likely`),
+    SQLite's planner reads the scheduled events (ix_events_scheduled) instead of walking
+    ix_events_profile's NULL entries, the whole queue (50 ms a sweep at 100,000 queued)."""
+    missing = events.c.profile_id.is_(None)
+    return sa.func.likely(missing, type_=sa.Boolean) if dialect == "sqlite" else missing
+
+
+def scheduled_to_target(dialect: str, now: datetime, limit: int) -> sa.Select[Any]:
+    """Profile-based events scheduled for later whose profile is not looked up yet, soonest
+    first (along ix_events_scheduled, which holds only the events scheduled for later)."""
+    return (
         sa.select(
             events.c.id,
             events.c.email,
@@ -70,14 +79,20 @@ def pretarget_scheduled(conn: Connection, limit: int = 500) -> int:
             waiting(EventStatus.PENDING, EventStatus.PAUSED),
             events.c.due_at > now,
             events.c.scheduled_at > now,
-            events.c.profile_id.is_(None),
+            _not_looked_up(dialect),
             event_configs.c.target == TargetType.PROFILE,
         )
-        .order_by(events.c.id)
+        .order_by(events.c.scheduled_at, events.c.id)
         .limit(limit)
         # PostgreSQL: events a write cycle holds are left to the next sweep (no deadlock).
         .with_for_update(of=events, skip_locked=True)
-    ).all()
+    )
+
+
+def pretarget_scheduled(conn: Connection, limit: int = 500) -> int:
+    """Find ahead the profiles of profile-based events scheduled for later, so that fatigue
+    rules count them before they are sent. One batch of `limit` events per call."""
+    rows = conn.execute(scheduled_to_target(conn.dialect.name, utcnow(), limit)).all()
     if not rows:
         return 0
     wanted = {
