@@ -16,6 +16,7 @@ from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store.db import Database
 from txmsg.store.queue.enqueue import enqueue_in
+from txmsg.store.queue.housekeeping import paused_of_live_events
 from txmsg.store.tables import events, metadata, status_in, waiting
 from txmsg.store.targeting import scheduled_to_target
 
@@ -60,11 +61,18 @@ def _plan(conn: Connection, query: sa.Select[tuple[int]]) -> str:
             "ix_events_expiry",
         ),
         (
-            sa.select(events.c.id).where(events.c.event_id == "EVTx", waiting(EventStatus.PAUSED)),
+            sa.select(events.c.id).where(
+                events.c.event_id == "EVTx", waiting(EventStatus.PENDING, EventStatus.PAUSED)
+            ),
             "ix_events_waiting",
         ),
+        (
+            sa.select(events.c.id).where(events.c.event_id == "EVTx", waiting(EventStatus.PAUSED)),
+            "ix_events_paused",
+        ),
+        (sa.select(events.c.id).where(paused_of_live_events()), "ix_events_paused"),
     ],
-    ids=["claim", "lease", "expiry", "waiting"],
+    ids=["claim", "lease", "expiry", "waiting", "paused", "paused of live events"],
 )
 async def test_queue_queries_use_their_partial_index(
     db: Database, query: sa.Select[tuple[int]], index: str

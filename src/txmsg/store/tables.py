@@ -205,6 +205,9 @@ events = sa.Table(
         postgresql_where=sa.text("provider_message_id IS NOT NULL"),
     ),
     sa.Index("ix_events_profile", "profile_id"),
+    # Partial: the few paused events, which every sweep looks for (store/queue/housekeeping.py)
+    # without a walk of the waiting events of every live event type.
+    sa.Index("ix_events_paused", "event_id", **_where("paused")),
     # Partial: the few events scheduled for later, whose profiles are found ahead
     # (store/targeting.py); a sweep reads them without a walk of the whole queue.
     sa.Index(

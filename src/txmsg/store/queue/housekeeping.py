@@ -12,11 +12,13 @@ from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store.queue import idempotency
 from txmsg.store.queue.changes import Changed, unlocked, update_final_status, update_status
-from txmsg.store.tables import event_configs, events, messages, waiting
+from txmsg.store.tables import event_configs, events, messages, status_in, waiting
 
 
-def resume_paused_of_live_events(conn: Connection, now: datetime | None = None) -> Changed:
-    """Catch-all for a pause/resume race: paused events of live, published events resume."""
+def paused_of_live_events() -> sa.ColumnElement[bool]:
+    """Paused events whose event is live and published. `status = 'paused'` alone, not
+    `waiting(...)`: the planners then read the paused index (usually empty), not the waiting
+    index's entries of every live event type (the whole queue: 27 ms at 100,000 queued)."""
     live = (
         sa.select(event_configs.c.event_id)
         .select_from(event_configs.join(messages))
@@ -25,10 +27,15 @@ def resume_paused_of_live_events(conn: Connection, now: datetime | None = None) 
             messages.c.published_version.is_not(None),
         )
     )
+    return sa.and_(status_in(EventStatus.PAUSED), events.c.event_id.in_(live))
+
+
+def resume_paused_of_live_events(conn: Connection, now: datetime | None = None) -> Changed:
+    """Catch-all for a pause/resume race: paused events of live, published events resume."""
     now = now or utcnow()
     stmt = (
         sa.update(events)
-        .where(unlocked(conn, sa.and_(waiting(EventStatus.PAUSED), events.c.event_id.in_(live))))
+        .where(unlocked(conn, paused_of_live_events()))
         .values(status=EventStatus.PENDING.value, updated_at=now)
     )
     return update_status(conn, stmt, EventStatus.PENDING.value, now)
