@@ -111,3 +111,27 @@ async def test_bulk_claims_go_on_under_a_closed_gate_when_no_bulk_event_is_left(
     book.consume(lambda events: None)
     book.hand_over([event(10)])
     assert book.gate.closed and book.bulk_room(book.free_slots()) == 6
+
+
+async def test_a_transactional_event_stuck_for_longer_than_the_patience_holds_bulk_no_more() -> (
+    None
+):
+    """A send stuck on a hung server (until its timeout) would otherwise hold bulk work to the
+    trickle all that time; the next transactional event closes the gate again."""
+    opened: list[bool] = []
+    gate = BulkGate(trickle=10, on_open=lambda: opened.append(True), patience=0.1)
+    gate.hold()
+    waiting = [asyncio.create_task(gate.turn()) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    assert gate.closed and not any(t.done() for t in waiting)
+    await asyncio.wait_for(asyncio.gather(*waiting), 0.5)  # well before the 10 s trickle
+    assert not gate.closed and opened == [True]
+    await asyncio.wait_for(gate.turn(), 0.1)  # stale: at once
+
+    gate.hold()  # another one on its way: closed again, the stuck one still held
+    assert gate.closed
+    later = asyncio.create_task(gate.turn())
+    await asyncio.sleep(0.05)
+    assert not later.done()
+    gate.let_go(2)
+    await asyncio.wait_for(later, 0.1)
