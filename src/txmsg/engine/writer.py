@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from txmsg.core.delivery import LogEntry
 from txmsg.core.fatigue import FatigueCheck
@@ -98,9 +99,18 @@ class Writer:
             urgent=_urgent,
             calm=self._calm,
         )
+        # PostgreSQL: while calm, transactional triggers have write cycles of their own, beside
+        # the funnel's (another pooled connection): they wait for none of its cycles under way.
+        # They only insert (leasing at insert), never claim: the funnel's cycles keep the
+        # lease book's claims in order. (SQLite has one writer: nothing to run beside.)
+        self._express: Batcher[WriteItem, Answer] | None = None
+        if not db.is_sqlite:
+            self._express = Batcher(partial(self._cycle, express=True), weight=_weight)
 
     def start(self) -> None:
         self._batcher.start()
+        if self._express is not None:
+            self._express.start()
 
     def _cycles_overlap(self) -> bool:
         """Whether the next cycle may start before the last one ends: on PostgreSQL (each cycle
@@ -113,6 +123,8 @@ class Writer:
         return self._book.bulk_busy and time.monotonic() - self._urgent_at < CALM_SECONDS
 
     async def stop(self) -> None:
+        if self._express is not None:
+            await self._express.stop()
         await self._batcher.stop()
 
     async def enqueue(self, event: NewEvent) -> EnqueueResult:
@@ -133,9 +145,12 @@ class Writer:
         gate = self._book.gate
         if urgent:
             self._urgent_at = time.monotonic()
+        batcher = self._batcher
+        if urgent and self._express is not None and self._calm():
+            batcher = self._express
         gate.hold(urgent)
         try:
-            return await self._batcher.submit(item)
+            return await batcher.submit(item)
         finally:
             gate.let_go(urgent)
 
@@ -159,14 +174,16 @@ class Writer:
         assert isinstance(result, dict)
         return result
 
-    async def _cycle(self, items: list[WriteItem]) -> list[Answer]:
+    async def _cycle(self, items: list[WriteItem], *, express: bool = False) -> list[Answer]:
+        """One write cycle for `items`; `express`: transactional triggers alone, beside the
+        funnel's cycles (no claims, no renewals: those stay in the funnel's order)."""
         new = [i for i in items if isinstance(i, NewEvent | NewBatch)]
         outcomes = [i for i in items if isinstance(i, Outcome)]
         entries = [i for i in items if isinstance(i, LogEntry)]
         checks = [i for i in items if isinstance(i, FatigueCheck)]
         feedback = [f for i in items if isinstance(i, FeedbackBatch) for f in i.reports]
         book = self._book
-        if self._settling:
+        if self._settling and not express:
             # The last cycle's answers wake the sends whose outcomes it recorded; they release
             # their slots in the next loop turn. Let them first: counted in flight still, they
             # would hide the room the last cycle already gave to its claims (and with it the
@@ -179,9 +196,9 @@ class Writer:
         bulk_free = book.bulk_room(free, outcomes)
         if self._calm():  # a transactional trigger's cycle claims no bulk events
             bulk_free = 0 if any(_urgent(i) for i in new) else min(bulk_free, CALM_BATCH)
-        claim_limit = free if book.may_have_due(free, bulk_free) else 0
+        claim_limit = free if book.may_have_due(free, bulk_free) and not express else 0
         lease = book.lease
-        renewals, renewed_until = book.leases_to_renew()
+        renewals, renewed_until = ([], None) if express else book.leases_to_renew()
         wakes = book.wakes
         caps = await self._current_caps() if claim_limit or new else self._caps
         started = time.perf_counter()
@@ -213,7 +230,8 @@ class Writer:
         if items:  # not a claim or lease renewal alone
             self._metrics.write_commit.observe(time.perf_counter() - started)
             self._metrics.write_batch.observe(len(items))
-        self._settling = bool(outcomes) and not book.leases_nothing()
+        if not express:
+            self._settling = bool(outcomes) and not book.leases_nothing()
         if renewals and renewed_until is not None:
             book.renewed(renewals, renewed_until)
         if claim_limit:
