@@ -83,6 +83,10 @@ class LeaseBook:
         return self._clock()
 
     @property
+    def bulk_in_flight(self) -> int:
+        return len(self._bulk)
+
+    @property
     def bulk_busy(self) -> bool:
         """Bulk events are in flight, or a claim left some waiting in the queue."""
         return bool(self._bulk) or self._bulk_waiting

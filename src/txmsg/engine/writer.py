@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 # its own, claiming no bulk events, and the others record and claim at most CALM_BATCH at once;
 # so a transactional trigger waits for a short cycle under way, not a full claim's worth.
 CALM_SECONDS = 1.0
+CALM_BULK_IN_FLIGHT = 16  # SQLite: see Writer._calm_room
 
 # Runs of a write cycle that PostgreSQL rolls back to break a deadlock, before it fails.
 CONFLICT_ATTEMPTS = 3
@@ -122,6 +123,15 @@ class Writer:
         """Transactional triggers came lately, and bulk work is under way."""
         return self._book.bulk_busy and time.monotonic() - self._urgent_at < CALM_SECONDS
 
+    def _calm_room(self) -> int:
+        """While calm, how many bulk events a cycle may claim or lease: CALM_BATCH, and on
+        SQLite no more than CALM_BULK_IN_FLIGHT in flight. There the write cycles take turns
+        with the event loop for the GIL, so the fewer bulk sends keep it busy, the shorter the
+        cycle a transactional trigger waits for (PostgreSQL's express cycles wait for none)."""
+        if not self._db.is_sqlite:
+            return CALM_BATCH
+        return min(CALM_BATCH, max(0, CALM_BULK_IN_FLIGHT - self._book.bulk_in_flight))
+
     async def stop(self) -> None:
         if self._express is not None:
             await self._express.stop()
@@ -195,7 +205,7 @@ class Writer:
         # Due events waiting in the queue go before fresh ones.
         bulk_free = book.bulk_room(free, outcomes)
         if self._calm():  # a transactional trigger's cycle claims no bulk events
-            bulk_free = 0 if any(_urgent(i) for i in new) else min(bulk_free, CALM_BATCH)
+            bulk_free = 0 if any(_urgent(i) for i in new) else min(bulk_free, self._calm_room())
         claim_limit = free if book.may_have_due(free, bulk_free) and not express else 0
         lease = book.lease
         renewals, renewed_until = ([], None) if express else book.leases_to_renew()
