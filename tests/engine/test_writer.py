@@ -35,13 +35,20 @@ from txmsg.store.queue.enqueue import enqueue_in
 LEASE = timedelta(seconds=30)
 
 
+def _consuming_writer(
+    db: Database, max_in_flight: int
+) -> tuple[Writer, LeaseBook, list[ClaimedEvent]]:
+    """A writer (not started) whose lease book hands what it leases to `received`."""
+    book = LeaseBook(max_in_flight=max_in_flight, lease=LEASE)
+    received: list[ClaimedEvent] = []
+    book.consume(received.extend)
+    return Writer(db, book), book, received
+
+
 async def test_a_cycle_leases_what_the_book_has_room_for_and_learns_the_queue_is_empty(
     db: Database,
 ) -> None:
-    book = LeaseBook(max_in_flight=2, lease=LEASE)
-    received: list[ClaimedEvent] = []
-    book.consume(received.extend)
-    writer = Writer(db, book)
+    writer, book, received = _consuming_writer(db, 2)
     writer.start()
     try:
         queued = [queued_event("EVTw") for _ in range(3)]
@@ -207,10 +214,7 @@ async def test_a_transactional_trigger_goes_first_and_alone_then_bulk_work_goes_
         return [queued_event("EVTbulk", priority=PRIORITY_BULK) for _ in range(count)]
 
     monkeypatch.setattr(writer_module, "write_cycle", spy)
-    book = LeaseBook(max_in_flight=64, lease=LEASE)
-    received: list[ClaimedEvent] = []
-    book.consume(received.extend)
-    writer = Writer(db, book)
+    writer, book, received = _consuming_writer(db, 64)
     writer.start()
     try:
         await db.write(enqueue_in, queue_bulk(12))  # queued, no lease yet
@@ -247,10 +251,7 @@ async def test_while_calm_a_transactional_trigger_waits_for_no_funnel_cycle_on_p
 ) -> None:
     """PostgreSQL: while bulk work is under way, transactional triggers go in write cycles of
     their own beside the funnel's; SQLite has one writer, so they wait for the cycle under way."""
-    book = LeaseBook(max_in_flight=64, lease=LEASE)
-    received: list[ClaimedEvent] = []
-    book.consume(received.extend)
-    writer = Writer(db, book)
+    writer, book, received = _consuming_writer(db, 64)
     write = writer._write
     held = asyncio.Event()
 

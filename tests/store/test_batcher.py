@@ -5,19 +5,26 @@ go first, in a flush of their own; while calm, the others go in short flushes; f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from txmsg.store.batcher import CALM_BATCH, MAX_OVERLAP, Batcher
 
 
-async def test_a_flush_takes_items_up_to_their_weight() -> None:
+def _recorded() -> tuple[list[list[int]], Callable[[list[int]], Awaitable[list[int]]]]:
+    """A flush that answers each item with itself, and the batches it was given."""
     flushed: list[list[int]] = []
 
     async def flush(items: list[int]) -> list[int]:
         flushed.append(items)
         return items
+
+    return flushed, flush
+
+
+async def test_a_flush_takes_items_up_to_their_weight() -> None:
+    flushed, flush = _recorded()
 
     batcher: Batcher[int, int] = Batcher(flush, max_batch=5, weight=lambda item: item)
     batcher.start()
@@ -31,11 +38,7 @@ async def test_a_flush_takes_items_up_to_their_weight() -> None:
 
 
 async def test_without_weights_a_flush_takes_max_batch_items() -> None:
-    flushed: list[list[int]] = []
-
-    async def flush(items: list[int]) -> list[int]:
-        flushed.append(items)
-        return items
+    flushed, flush = _recorded()
 
     batcher: Batcher[int, int] = Batcher(flush, max_batch=2)
     batcher.start()
@@ -47,12 +50,8 @@ async def test_without_weights_a_flush_takes_max_batch_items() -> None:
 
 
 async def test_while_calm_urgent_items_go_first_in_a_flush_of_their_own() -> None:
-    flushed: list[list[int]] = []
+    flushed, flush = _recorded()
     calm = True
-
-    async def flush(items: list[int]) -> list[int]:
-        flushed.append(items)
-        return items
 
     # Negative items are urgent: they skip ahead of the others waiting before them.
     batcher: Batcher[int, int] = Batcher(
@@ -71,12 +70,8 @@ async def test_while_calm_urgent_items_go_first_in_a_flush_of_their_own() -> Non
 
 
 async def test_while_calm_the_others_go_in_short_flushes() -> None:
-    flushed: list[list[int]] = []
+    flushed, flush = _recorded()
     calm = True
-
-    async def flush(items: list[int]) -> list[int]:
-        flushed.append(items)
-        return items
 
     batcher: Batcher[int, int] = Batcher(
         flush, max_batch=100, urgent=lambda item: item < 0, calm=lambda: calm
