@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
-from txmsg.core.queue import NewEvent, new_pkey
+from txmsg.core.queue import PRIORITY_BULK, ClaimedEvent, NewEvent, new_pkey
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.testing import FakeSMTPServer
@@ -336,3 +337,24 @@ def queued_event(
         response={"PKey": pkey},
         **extra,
     )
+
+
+def leased_event(
+    event_id: int, *, until: datetime | None = None, bulk: bool = False
+) -> ClaimedEvent:
+    """An event as a claim hands it to the lease book, for engine-level tests."""
+    now = utcnow()
+    event = ClaimedEvent(
+        id=event_id,
+        pkey=f"pkey-{event_id}",
+        event_id="EVT",
+        email="a@example.org",
+        ctx={},
+        event_date=now,
+        scheduled_at=None,
+        expires_at=now + timedelta(hours=1),
+        attempts=0,
+        lease_token=f"token-{event_id}",
+        lease_until=until if until is not None else now + timedelta(seconds=60),
+    )
+    return replace(event, priority=PRIORITY_BULK) if bulk else event

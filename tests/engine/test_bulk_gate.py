@@ -4,33 +4,18 @@ event is on its way (but for a trickle), and bulk claims go on when it opens."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from txmsg.core.queue import PRIORITY_BULK, ClaimedEvent
-from txmsg.core.timeutil import utcnow
+from helpers import leased_event
+from txmsg.core.queue import ClaimedEvent
 from txmsg.engine.bulk_gate import BulkGate
 from txmsg.engine.leases import LeaseBook
 
 
 def event(event_id: int, *, bulk: bool = False) -> ClaimedEvent:
-    now = utcnow()
-    urgent = ClaimedEvent(
-        id=event_id,
-        pkey=f"pkey-{event_id}",
-        event_id="EVT",
-        email="a@example.org",
-        ctx={},
-        event_date=now,
-        scheduled_at=None,
-        expires_at=now + timedelta(hours=1),
-        attempts=0,
-        lease_token=f"token-{event_id}",
-        lease_until=now + timedelta(minutes=1),
-    )
-    return replace(urgent, priority=PRIORITY_BULK) if bulk else urgent
+    return leased_event(event_id, bulk=bulk)
 
 
 async def test_bulk_steps_pass_at_once_with_no_transactional_event() -> None:

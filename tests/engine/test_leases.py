@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from helpers import leased_event
 from txmsg.core.queue import PRIORITY_BULK, ClaimedEvent, Outcome
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
@@ -19,20 +20,7 @@ LEASE = timedelta(seconds=60)
 
 
 def leased(event_id: int, until: datetime | None = None) -> ClaimedEvent:
-    now = utcnow()
-    return ClaimedEvent(
-        id=event_id,
-        pkey=f"pkey-{event_id}",
-        event_id="EVT",
-        email="a@example.org",
-        ctx={},
-        event_date=now,
-        scheduled_at=None,
-        expires_at=now + timedelta(hours=1),
-        attempts=0,
-        lease_token=f"token-{event_id}",
-        lease_until=until if until is not None else now + LEASE,
-    )
+    return leased_event(event_id, until=until)
 
 
 def book_with_consumer(max_in_flight: int = 8) -> tuple[LeaseBook, list[list[ClaimedEvent]]]:

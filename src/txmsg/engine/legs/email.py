@@ -94,6 +94,17 @@ class EmailLeg:
             extra_headers=list_unsubscribe_headers(unsubscribe) if unsubscribe else (),
         )
         envelope_from = self._envelope_from(event, settings, sender)
+
+        def failed(reason: str, bounce: Bounce | None = None) -> Outcome:
+            return outcome_for(
+                event,
+                target,
+                EventStatus.DELIVERY_FAILED,
+                reason,
+                message_version=route.published_version,
+                bounce=bounce,
+            )
+
         try:
             if settings.dkim is not None:
                 data = await self._context.renderer.sign(settings.dkim, data, event.priority) + data
@@ -104,13 +115,7 @@ class EmailLeg:
                     self._context.retry(event, exc.reason),
                     message_version=route.published_version,
                 )
-            return outcome_for(
-                event,
-                target,
-                EventStatus.DELIVERY_FAILED,
-                exc.reason,
-                message_version=route.published_version,
-            )
+            return failed(exc.reason)
         except TransientSendError as exc:
             return replace(
                 self._context.retry(event, exc.reason, at_least=exc.retry_after),
@@ -118,14 +123,7 @@ class EmailLeg:
                 bounce=_bounce(event, route, address, exc.reason, permanent=False),
             )
         except PermanentSendError as exc:
-            return outcome_for(
-                event,
-                target,
-                EventStatus.DELIVERY_FAILED,
-                exc.reason,
-                message_version=route.published_version,
-                bounce=_bounce(event, route, address, exc.reason, permanent=True),
-            )
+            return failed(exc.reason, _bounce(event, route, address, exc.reason, permanent=True))
         sent_at = utcnow()
         return outcome_for(
             event,
