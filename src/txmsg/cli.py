@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from txmsg.commands import logs
 from txmsg.commands.database import NoDatabase, missing_message, open_existing, sqlite_path
 from txmsg.config import Settings
 
+if TYPE_CHECKING:
+    from txmsg.app import App
+
 HELP = argparse.ArgumentDefaultsHelpFormatter
+# `serve --processes N`: uvicorn's supervisor spawns N processes, each of which builds its app
+# (`app_of_environment`) from the command's options, left in the environment under this name.
+PROCESS_OPTIONS_ENV = "TXMSG_SERVE_PROCESS_OPTIONS"
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -23,23 +31,71 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from txmsg.app import Role, create_app
 
+    public_url = f"http://{args.host}:{args.port}"
+    serving: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": args.log_level,
+        "log_config": logs.uvicorn_config(args.log_format),
+        "access_log": args.access_log,
+        "timeout_graceful_shutdown": 30,
+    }
+    if args.processes > 1:
+        refusal = _one_process_only(args, settings)
+        if refusal is not None:
+            print(f"txmsg: {refusal}", file=sys.stderr)
+            return 2
+        options = {
+            "role": args.role,
+            "log_level": args.log_level,
+            "log_format": args.log_format,
+            "public_url": public_url,
+        }
+        os.environ[PROCESS_OPTIONS_ENV] = json.dumps(options)
+        uvicorn.run(
+            f"{__name__}:app_of_environment", factory=True, workers=args.processes, **serving
+        )
+        return 0
     if settings.public_url is None:
         # Links in messages (unsubscribe) need an absolute URL: this server's, unless set.
-        settings = replace(settings, public_url=f"http://{args.host}:{args.port}")
+        settings = replace(settings, public_url=public_url)
     ops = (args.metrics_host, args.metrics_port) if args.metrics_port is not None else None
-    app = create_app(settings, role=Role(args.role), ops_port=ops)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=args.log_level,
-        log_config=logs.uvicorn_config(args.log_format),
-        access_log=args.access_log,
-        timeout_graceful_shutdown=30,
-    )
+    uvicorn.run(create_app(settings, role=Role(args.role), ops_port=ops), **serving)
     return 0
+
+
+def app_of_environment() -> App:
+    """The app of one of `serve --processes N`'s processes (uvicorn's factory: they are spawned,
+    not forked), from the options the command left in the environment."""
+    from txmsg.app import Role, create_app
+
+    text = os.environ.get(PROCESS_OPTIONS_ENV)
+    if text is None:
+        raise RuntimeError(f"{PROCESS_OPTIONS_ENV} is not set: start them with txmsg serve")
+    options = json.loads(text)
+    logs.configure(options["log_level"], options["log_format"])
+    settings = Settings.from_env()
+    if settings.public_url is None:
+        settings = replace(settings, public_url=options["public_url"])
+    return create_app(settings, role=Role(options["role"]))
+
+
+def _one_process_only(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Why `serve --processes N` cannot run as asked: a port that only one process can hold."""
+    if args.metrics_port is not None:
+        # Each process has its own metrics: one port cannot serve them all.
+        return (
+            "--metrics-port serves one process; to scrape each, run `txmsg serve` processes "
+            "of their own, each with its --metrics-port"
+        )
+    if settings.bounce_listen:
+        return (
+            "TXMSG_BOUNCE_LISTEN: the bounce listener's port serves one process; with "
+            "--processes, run it in a `txmsg serve --role api` of its own"
+        )
+    return None
 
 
 def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> int:
@@ -161,6 +217,13 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _add_serving(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser(
         "serve",
@@ -184,6 +247,12 @@ def _add_serving(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         help="also serve /health, /ready and /metrics on this port, without a key",
     )
     serve.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
+    serve.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        help="processes serving the port (one per core), each as `serve` alone would",
+    )
     serve.set_defaults(func=_serve)
     worker = sub.add_parser(
         "worker", help="send queued events: no HTTP API", parents=common, formatter_class=HELP

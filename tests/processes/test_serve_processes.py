@@ -1,0 +1,107 @@
+"""`txmsg serve --processes 2`: two processes serve one port, each a whole API on the shared
+database; the supervisor starts a process again when one dies (the other serves meanwhile),
+and SIGTERM stops them all."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import ADMIN_KEY
+from helpers import live_event
+from process_support import Txmsg, body, pkeys_of
+from txmsg.cli import main
+from txmsg.testing import FakeSMTPServer
+
+
+def spawned(parent: int) -> set[int]:
+    """The processes uvicorn's supervisor spawned from `parent` (not its resource tracker)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.add(int(entry))
+    return found
+
+
+async def trigger_all(port: int, event_id: str, numbers: range) -> None:
+    """Each trigger on a connection of its own: the port hands them to either process."""
+
+    async def one(i: int) -> None:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=10,
+        ) as client:
+            r = await client.post(f"/rest/mc/{event_id}", json=body(i))
+            assert r.status_code == 201, r.text
+
+    await asyncio.gather(*(one(i) for i in numbers))
+
+
+async def test_two_processes_serve_one_port_and_one_that_dies_is_replaced(
+    database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
+) -> None:
+    api = Txmsg(
+        ["serve", "--role", "api", "--processes", "2", "--port", "{port}"],
+        database_url,
+        data_dir,
+        tmp_path / "api.log",
+    )
+    worker = Txmsg(
+        ["worker", "--health-port", "{port}"], database_url, data_dir, tmp_path / "w.log"
+    )
+    async with api.running() as admin, worker.running():
+        assert api.proc is not None
+        parent = api.proc.pid
+        first = spawned(parent)
+        assert len(first) == 2, api.log.read_text()
+        event_id = await live_event(admin, smtp)
+        await trigger_all(api.port, event_id, range(30))
+
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        await trigger_all(api.port, event_id, range(30, 50))  # the other process answers
+        for _ in range(200):  # the supervisor looks every half second
+            now = spawned(parent)
+            if len(now) == 2 and killed not in now:
+                break
+            await asyncio.sleep(0.05)
+        assert len(now) == 2 and killed not in now, now
+        await trigger_all(api.port, event_id, range(50, 70))
+
+        await smtp.wait_for(70, timeout=20)
+        await asyncio.sleep(0.3)  # a duplicate would arrive now
+        pkeys = pkeys_of(smtp.messages)
+        assert len(pkeys) == len(set(pkeys)) == 70
+        assert await api.terminate() == 0
+    assert not spawned(parent)
+
+
+def test_a_port_only_one_process_can_hold_refuses_several(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["serve", "--processes", "2", "--metrics-port", "9999"]) == 2
+    assert "--metrics-port serves one process" in capsys.readouterr().err
+    monkeypatch.setenv("TXMSG_BOUNCE_LISTEN", "127.0.0.1:2525")
+    assert main(["serve", "--processes", "2"]) == 2
+    assert "bounce listener's port serves one process" in capsys.readouterr().err
+
+
+def test_processes_are_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--processes", "0"])
+    assert exited.value.code == 2
+    assert "--processes: must be at least 1, not 0" in capsys.readouterr().err
