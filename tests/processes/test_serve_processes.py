@@ -15,7 +15,7 @@ import pytest
 from conftest import ADMIN_KEY
 from helpers import live_event
 from process_support import Txmsg, body, pkeys_of
-from txmsg.cli import main
+from txmsg.cli import PROCESS_OPTIONS_ENV, app_of_environment, main
 from txmsg.testing import FakeSMTPServer
 
 
@@ -105,3 +105,11 @@ def test_processes_are_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
         main(["serve", "--processes", "0"])
     assert exited.value.code == 2
     assert "--processes: must be at least 1, not 0" in capsys.readouterr().err
+
+
+def test_a_process_started_without_the_command_says_how_to_start_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(PROCESS_OPTIONS_ENV, raising=False)
+    with pytest.raises(RuntimeError, match="start them with txmsg serve"):
+        app_of_environment()
