@@ -54,16 +54,32 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "public_url": public_url,
         }
         os.environ[PROCESS_OPTIONS_ENV] = json.dumps(options)
-        uvicorn.run(
-            f"{__name__}:app_of_environment", factory=True, workers=args.processes, **serving
+        return _supervise(
+            uvicorn.Config(
+                f"{__name__}:app_of_environment",
+                factory=True,
+                workers=args.processes,
+                **serving,
+            )
         )
-        return 0
     if settings.public_url is None:
         # Links in messages (unsubscribe) need an absolute URL: this server's, unless set.
         settings = replace(settings, public_url=public_url)
     ops = (args.metrics_host, args.metrics_port) if args.metrics_port is not None else None
     uvicorn.run(create_app(settings, role=Role(args.role), ops_port=ops), **serving)
     return 0
+
+
+def _supervise(config: Any) -> int:
+    """Run `config.workers` processes under uvicorn's supervisor until it stops; 3 (as one
+    process exits) when it stopped because a process failed to start, else 0."""
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+    return STARTUP_FAILURE if failed else 0
 
 
 def app_of_environment() -> App:

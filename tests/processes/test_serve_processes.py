@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from conftest import ADMIN_KEY
-from helpers import live_event
-from process_support import Txmsg, body, pkeys_of
+from helpers import free_port, live_event
+from process_support import SRC, Txmsg, body, pkeys_of
 from txmsg.cli import PROCESS_OPTIONS_ENV, app_of_environment, main
 from txmsg.testing import FakeSMTPServer
 
@@ -113,3 +114,30 @@ def test_a_process_started_without_the_command_says_how_to_start_it(
     monkeypatch.delenv(PROCESS_OPTIONS_ENV, raising=False)
     with pytest.raises(RuntimeError, match="start them with txmsg serve"):
         app_of_environment()
+
+
+async def test_processes_that_cannot_start_end_the_command_with_a_failure(tmp_path: Path) -> None:
+    """As one `serve` exits 3 when its app cannot start, so does `serve --processes 2`: a
+    supervisor (systemd's Restart=on-failure, a script) must not take it for a clean stop."""
+    closed = free_port()  # nothing listens there
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "txmsg.cli",
+        "serve",
+        "--processes",
+        "2",
+        "--port",
+        str(free_port()),
+        env={
+            **os.environ,
+            "PYTHONPATH": SRC,
+            "TXMSG_DATA_DIR": str(tmp_path / "data"),
+            "TXMSG_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed}/txmsg",
+            "TXMSG_DATABASE_TIMEOUT_SECONDS": "1",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 3, out.decode()
