@@ -284,3 +284,45 @@ async def test_while_calm_a_transactional_trigger_waits_for_no_funnel_cycle_on_p
         held.set()
         await writer.stop()
     assert urgent.pkey in [e.pkey for e in received]  # leased at insert in either case
+
+
+async def test_an_express_cycle_beside_a_claiming_one_keeps_the_book_within_its_bound(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: transactional triggers in an express cycle while a funnel cycle claims: the
+    slots the funnel cycle may fill are reserved, so together they never put more than
+    max_in_flight events in flight; the triggers that find no room wait queued."""
+    writer, book, received = _consuming_writer(db, 10)
+    write = writer._write
+    held = asyncio.Event()
+    held.set()
+
+    async def slow_claims(request: CycleRequest) -> CycleResult:
+        if request.claim_limit:  # a funnel cycle (an express one never claims)
+            await held.wait()
+        return await write(request)
+
+    monkeypatch.setattr(writer, "_write", slow_claims)
+    writer.start()
+    try:
+        await db.write(enqueue_in, [queued_event("EVTbulk", priority=PRIORITY_BULK)])
+        book.wake()
+        await writer.tick()  # bulk work under way: 1 in flight, 9 free
+        assert book.in_flight == 1 and book.bulk_busy
+        await db.write(enqueue_in, [queued_event("EVTtx") for _ in range(12)])
+        held.clear()
+        book.wake()
+        claiming = asyncio.create_task(writer.tick())  # may fill the 9 free slots; held
+        await asyncio.sleep(0.05)
+        urgent = [queued_event("EVTtx") for _ in range(9)]
+        accepted = asyncio.gather(*(writer.enqueue(e) for e in urgent))
+        if not db.is_sqlite:  # express, beside the held cycle: answered while it is held
+            await asyncio.wait_for(asyncio.shield(accepted), 2)
+            assert not claiming.done()
+        held.set()
+        await asyncio.wait_for(asyncio.gather(claiming, accepted), 5)
+        assert book.in_flight <= 10
+    finally:
+        held.set()
+        await writer.stop()
+    assert len(received) == 10

@@ -56,6 +56,9 @@ class LeaseBook:
         # and the dispatcher hold the gate through the book.
         self.gate = BulkGate(trickle=bulk_trickle, on_open=self._bulk_may_go)
         self._in_flight = 0
+        # Slots write cycles under way may fill (PostgreSQL's express cycles run beside the
+        # funnel's): taken, for any other cycle, until the cycle hands its events over.
+        self._reserved = 0
         self._bulk: set[int] = set()  # the bulk events in flight, by id
         # A claim stopped at the bulk bound: bulk events may be waiting for room.
         self._bulk_waiting = False
@@ -106,10 +109,18 @@ class LeaseBook:
 
     def free_slots(self, freed: int = 0) -> int:
         """Room for more events, counting `freed` in flight as released (their outcomes are
-        being recorded); 0 without a consumer (API only) or once stopping."""
+        being recorded) and the slots reserved by write cycles under way as taken; 0 without
+        a consumer (API only) or once stopping."""
         if self._stopping or self._consumer is None:
             return 0
-        return max(0, self._max_in_flight - self._in_flight) + freed
+        return max(0, self._max_in_flight - self._in_flight - self._reserved) + freed
+
+    def reserve(self, slots: int) -> None:
+        """Hold `slots` for a write cycle under way, until `unreserve`."""
+        self._reserved += slots
+
+    def unreserve(self, slots: int) -> None:
+        self._reserved -= slots
 
     def bulk_room(self, free: int, recorded: Iterable[Outcome] = ()) -> int:
         """Of `free`, how many slots bulk events may take, counting the bulk events of the

@@ -206,13 +206,19 @@ class Writer:
         bulk_free = book.bulk_room(free, outcomes)
         if self._calm():  # a transactional trigger's cycle claims no bulk events
             bulk_free = 0 if any(_urgent(i) for i in new) else min(bulk_free, self._calm_room())
+        if self._express is not None and not express and book.bulk_busy:
+            # Express cycles may run beside this one while bulk work is under way: it fills
+            # the bulk events' room and a short run of others at most, and keeps that much
+            # from them (reserved below), so that together they stay within the book.
+            free = min(free, bulk_free + CALM_BATCH)
         claim_limit = free if book.may_have_due(free, bulk_free) and not express else 0
         lease = book.lease
         renewals, renewed_until = ([], None) if express else book.leases_to_renew()
         wakes = book.wakes
-        caps = await self._current_caps() if claim_limit or new else self._caps
-        started = time.perf_counter()
+        book.reserve(free)
         try:
+            caps = await self._current_caps() if claim_limit or new else self._caps
+            started = time.perf_counter()
             results, claimed, leased, decisions, held_until = await self._write(
                 CycleRequest(
                     new=new,
@@ -237,6 +243,8 @@ class Writer:
             # One bad row must not fail the others: write the parts one at a time.
             log.exception("a write cycle failed; writing its parts one at a time")
             return await self._isolate(items, outcomes)
+        finally:
+            book.unreserve(free)  # in the loop turn of hand_over below: no cycle between
         if items:  # not a claim or lease renewal alone
             self._metrics.write_commit.observe(time.perf_counter() - started)
             self._metrics.write_batch.observe(len(items))
