@@ -45,6 +45,21 @@ def _consuming_writer(
     return Writer(db, book), book, received
 
 
+def _holding_claims(writer: Writer, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """The writer's funnel cycles that claim wait, before their transaction, until the event
+    returned is set (express cycles never claim: they go on)."""
+    write = writer._write
+    held = asyncio.Event()
+
+    async def slow_claims(request: CycleRequest) -> CycleResult:
+        if request.claim_limit:
+            await held.wait()
+        return await write(request)
+
+    monkeypatch.setattr(writer, "_write", slow_claims)
+    return held
+
+
 async def test_a_cycle_leases_what_the_book_has_room_for_and_learns_the_queue_is_empty(
     db: Database,
 ) -> None:
@@ -252,15 +267,7 @@ async def test_while_calm_a_transactional_trigger_waits_for_no_funnel_cycle_on_p
     """PostgreSQL: while bulk work is under way, transactional triggers go in write cycles of
     their own beside the funnel's; SQLite has one writer, so they wait for the cycle under way."""
     writer, book, received = _consuming_writer(db, 64)
-    write = writer._write
-    held = asyncio.Event()
-
-    async def slow_claims(request: CycleRequest) -> CycleResult:
-        if request.claim_limit:  # a funnel cycle (an express one never claims)
-            await held.wait()
-        return await write(request)
-
-    monkeypatch.setattr(writer, "_write", slow_claims)
+    held = _holding_claims(writer, monkeypatch)
     writer.start()
     try:
         bulk = [queued_event("EVTbulk", priority=PRIORITY_BULK) for _ in range(CALM_BATCH)]
@@ -293,16 +300,8 @@ async def test_an_express_cycle_beside_a_claiming_one_keeps_the_book_within_its_
     slots the funnel cycle may fill are reserved, so together they never put more than
     max_in_flight events in flight; the triggers that find no room wait queued."""
     writer, book, received = _consuming_writer(db, 10)
-    write = writer._write
-    held = asyncio.Event()
+    held = _holding_claims(writer, monkeypatch)
     held.set()
-
-    async def slow_claims(request: CycleRequest) -> CycleResult:
-        if request.claim_limit:  # a funnel cycle (an express one never claims)
-            await held.wait()
-        return await write(request)
-
-    monkeypatch.setattr(writer, "_write", slow_claims)
     writer.start()
     try:
         await db.write(enqueue_in, [queued_event("EVTbulk", priority=PRIORITY_BULK)])
