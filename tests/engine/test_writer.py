@@ -232,10 +232,10 @@ async def test_a_transactional_trigger_goes_first_and_alone_then_bulk_work_goes_
     writer, book, received = _consuming_writer(db, 64)
     writer.start()
     try:
-        await db.write(enqueue_in, queue_bulk(12))  # queued, no lease yet
+        await db.write(enqueue_in, queue_bulk(4))  # queued, no lease yet
         book.wake()
         await writer.tick()  # claimed: bulk work under way
-        assert len(received) == 12 and all(e.bulk for e in received)
+        assert len(received) == 4 and all(e.bulk for e in received)
 
         bulk = queue_bulk(2)
         urgent = queued_event("EVTtx")
@@ -255,8 +255,8 @@ async def test_a_transactional_trigger_goes_first_and_alone_then_bulk_work_goes_
     finally:
         await writer.stop()
     # The book had room for all 50 waiting, but the cycle claimed CALM_BATCH of them (on
-    # SQLite, up to CALM_BULK_IN_FLIGHT in flight: 12 were).
-    expected = CALM_BULK_IN_FLIGHT - 12 if db.is_sqlite else CALM_BATCH
+    # SQLite, up to CALM_BULK_IN_FLIGHT in flight: 4 were).
+    expected = CALM_BULK_IN_FLIGHT - 4 if db.is_sqlite else CALM_BATCH
     assert requests[-1].bulk_free == expected
     assert len(received) - before == expected
 

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 # its own, claiming no bulk events, and the others record and claim at most CALM_BATCH at once;
 # so a transactional trigger waits for a short cycle under way, not a full claim's worth.
 CALM_SECONDS = 1.0
-CALM_BULK_IN_FLIGHT = 16  # SQLite: see Writer._calm_room
+CALM_BULK_IN_FLIGHT = 8  # SQLite: see Writer._calm_room
 
 # Runs of a write cycle that PostgreSQL rolls back to break a deadlock, before it fails.
 CONFLICT_ATTEMPTS = 3
