@@ -49,18 +49,34 @@ async def test_without_weights_a_flush_takes_max_batch_items() -> None:
     assert flushed == [[0, 1], [2, 3], [4]]
 
 
-async def test_while_calm_urgent_items_go_first_in_a_flush_of_their_own() -> None:
-    flushed, flush = _recorded()
-    calm = True
+class _Calm:
+    """The `calm` of a batcher under test: on until switched off."""
 
-    # Negative items are urgent: they skip ahead of the others waiting before them.
+    def __init__(self) -> None:
+        self.on = True
+
+    def __call__(self) -> bool:
+        return self.on
+
+
+def _calm_batcher(max_batch: int) -> tuple[Batcher[int, int], list[list[int]], _Calm]:
+    """A started batcher whose negative items are urgent, calm until told otherwise; the
+    batches it flushed."""
+    flushed, flush = _recorded()
+    calm = _Calm()
     batcher: Batcher[int, int] = Batcher(
-        flush, max_batch=3, urgent=lambda item: item < 0, calm=lambda: calm
+        flush, max_batch=max_batch, urgent=lambda item: item < 0, calm=calm
     )
     batcher.start()
+    return batcher, flushed, calm
+
+
+async def test_while_calm_urgent_items_go_first_in_a_flush_of_their_own() -> None:
+    # Negative items are urgent: they skip ahead of the others waiting before them.
+    batcher, flushed, calm = _calm_batcher(3)
     try:
         answers = await asyncio.gather(*(batcher.submit(i) for i in (1, 2, -1, 3, -2, -3, -4)))
-        calm = False  # in arrival order again
+        calm.on = False  # in arrival order again
         await asyncio.gather(*(batcher.submit(i) for i in (1, -1, 2)))
     finally:
         await batcher.stop()
@@ -70,18 +86,12 @@ async def test_while_calm_urgent_items_go_first_in_a_flush_of_their_own() -> Non
 
 
 async def test_while_calm_the_others_go_in_short_flushes() -> None:
-    flushed, flush = _recorded()
-    calm = True
-
-    batcher: Batcher[int, int] = Batcher(
-        flush, max_batch=100, urgent=lambda item: item < 0, calm=lambda: calm
-    )
-    batcher.start()
+    batcher, flushed, calm = _calm_batcher(100)
     try:
         await asyncio.gather(*(batcher.submit(i) for i in range(CALM_BATCH + 5)))
-        calm = False
+        calm.on = False
         await asyncio.gather(*(batcher.submit(i) for i in range(CALM_BATCH + 5)))
-        calm = True
+        calm.on = True
         # Urgent items are never held to the calm bound.
         await asyncio.gather(*(batcher.submit(-i) for i in range(1, CALM_BATCH + 6)))
     finally:
