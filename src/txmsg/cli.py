@@ -18,6 +18,8 @@ from txmsg.commands.database import NoDatabase, missing_message, open_existing, 
 from txmsg.config import Settings
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from txmsg.app import App
 
 HELP = argparse.ArgumentDefaultsHelpFormatter
@@ -70,7 +72,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _supervise(config: Any) -> int:
+def _supervise(config: uvicorn.Config) -> int:
     """Run `config.workers` processes under uvicorn's supervisor until it stops; 3 (as one
     process exits) when it stopped because a process failed to start, else 0."""
     from uvicorn.config import STARTUP_FAILURE
