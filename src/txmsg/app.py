@@ -97,10 +97,12 @@ def create_app(
     *,
     role: Role = Role.ALL,
     ops_port: tuple[str, int] | None = None,
+    siblings: bool = False,
 ) -> App:
     """The HTTP API on the engine: `Role.ALL` runs everything, `Role.API` only what answers
     requests (no dispatcher, scheduler or webhook sender: a worker sends). With `ops_port`
-    (host, port), `/health`, `/ready` and `/metrics` are served there too, without a key."""
+    (host, port), `/health`, `/ready` and `/metrics` are served there too, without a key.
+    `siblings`: it is one of `serve --processes N`'s processes (see `Engine.start`)."""
     if role is Role.WORKER:
         raise ValueError("a worker serves no API: use run_worker")
     settings = settings or Settings.from_env()
@@ -130,7 +132,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: App) -> AsyncIterator[None]:
-        await engine.start(role)
+        await engine.start(role, siblings=siblings)
         ops = await start_ops_port(probe, ops_port[1], ops_port[0]) if ops_port else None
         try:
             yield

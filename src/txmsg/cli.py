@@ -97,7 +97,7 @@ def app_of_environment() -> App:
     settings = Settings.from_env()
     if settings.public_url is None:
         settings = replace(settings, public_url=options["public_url"])
-    return create_app(settings, role=Role(options["role"]))
+    return create_app(settings, role=Role(options["role"]), siblings=True)
 
 
 def _one_process_only(args: argparse.Namespace, settings: Settings) -> str | None:

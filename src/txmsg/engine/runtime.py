@@ -81,6 +81,8 @@ class Engine:
     metrics: Metrics
     role: Role = Role.ALL
     wakeups: Wakeups | None = None
+    # Other processes of the same command send from this database too (`serve --processes N`).
+    siblings: bool = False
 
     @property
     def dispatching(self) -> bool | None:
@@ -94,8 +96,11 @@ class Engine:
         if self.bounce_listener is not None:
             self.bounce_listener.config_changed()
 
-    async def start(self, role: Role) -> None:
+    async def start(self, role: Role, *, siblings: bool = False) -> None:
+        """Start what `role` runs; `siblings`: other processes of the same command (`serve
+        --processes N`) share the database, so their commits must wake this one too."""
         self.role = role
+        self.siblings = siblings
         await self.db.migrate()
         await self.db.sync_clock()  # leases and due times are the database's
         self.writer.start()
@@ -123,9 +128,9 @@ class Engine:
 
     def _wakeups(self, role: Role) -> Wakeups | None:
         # PostgreSQL: LISTEN wherever events are sent (several `serve` processes too). SQLite:
-        # only in a worker; in one process the writer wakes its own dispatcher in process, and
-        # a watcher would only see that process's own commits.
-        if self.db.is_sqlite and role is not Role.WORKER:
+        # in a worker, and in each of several `serve` processes; a lone `serve` process's writer
+        # wakes its own dispatcher in process, and a watcher would see only its own commits.
+        if self.db.is_sqlite and role is not Role.WORKER and not self.siblings:
             return None
         return wakeups_for(self.db.url, self.book.wake)
 
