@@ -43,7 +43,7 @@ from txmsg.api import (
 )
 from txmsg.api.application import App
 from txmsg.api.context import AppContext
-from txmsg.api.ops_port import start_ops_port
+from txmsg.api.ops_port import OpsAddress, start_ops_port
 from txmsg.api.probes import Probe
 from txmsg.api.responses import problem, problem_from
 from txmsg.config import Settings
@@ -96,12 +96,12 @@ def create_app(
     settings: Settings | None = None,
     *,
     role: Role = Role.ALL,
-    ops_port: tuple[str, int] | None = None,
+    ops_port: OpsAddress | None = None,
     siblings: bool = False,
 ) -> App:
     """The HTTP API on the engine: `Role.ALL` runs everything, `Role.API` only what answers
-    requests (no dispatcher, scheduler or webhook sender: a worker sends). With `ops_port`
-    (host, port), `/health`, `/ready` and `/metrics` are served there too, without a key.
+    requests (no dispatcher, scheduler or webhook sender: a worker sends). With `ops_port`,
+    `/health`, `/ready` and `/metrics` are served there too, without a key.
     `siblings`: it is one of `serve --processes N`'s processes (see `Engine.start`)."""
     if role is Role.WORKER:
         raise ValueError("a worker serves no API: use run_worker")
@@ -133,7 +133,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: App) -> AsyncIterator[None]:
         await engine.start(role, siblings=siblings)
-        ops = await start_ops_port(probe, ops_port[1], ops_port[0]) if ops_port else None
+        ops = await start_ops_port(probe, ops_port) if ops_port else None
         try:
             yield
         finally:
@@ -211,7 +211,7 @@ async def run_worker(
     await engine.start(Role.WORKER)
     ops = None
     if health_port is not None:
-        ops = await start_ops_port(_probe(engine), health_port, health_host)
+        ops = await start_ops_port(_probe(engine), OpsAddress(health_host, health_port))
     try:
         await stop.wait()
     finally:

@@ -31,6 +31,7 @@ PROCESS_OPTIONS_ENV = "TXMSG_SERVE_PROCESS_OPTIONS"
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from txmsg.api.ops_port import OpsAddress
     from txmsg.app import Role, create_app
 
     public_url = f"http://{args.host}:{args.port}"
@@ -54,6 +55,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "log_level": args.log_level,
             "log_format": args.log_format,
             "public_url": public_url,
+            # Each process's own figures on a port of its own: the first free of N from it.
+            "metrics": [args.metrics_host, args.metrics_port, args.processes]
+            if args.metrics_port is not None
+            else None,
         }
         os.environ[PROCESS_OPTIONS_ENV] = json.dumps(options)
         return _supervise(
@@ -67,7 +72,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.public_url is None:
         # Links in messages (unsubscribe) need an absolute URL: this server's, unless set.
         settings = replace(settings, public_url=public_url)
-    ops = (args.metrics_host, args.metrics_port) if args.metrics_port is not None else None
+    ops = None
+    if args.metrics_port is not None:
+        ops = OpsAddress(args.metrics_host, args.metrics_port)
     uvicorn.run(create_app(settings, role=Role(args.role), ops_port=ops), **serving)
     return 0
 
@@ -87,6 +94,7 @@ def _supervise(config: uvicorn.Config) -> int:
 def app_of_environment() -> App:
     """The app of one of `serve --processes N`'s processes (uvicorn's factory: they are spawned,
     not forked), from the options the command left in the environment."""
+    from txmsg.api.ops_port import OpsAddress
     from txmsg.app import Role, create_app
 
     text = os.environ.get(PROCESS_OPTIONS_ENV)
@@ -97,17 +105,13 @@ def app_of_environment() -> App:
     settings = Settings.from_env()
     if settings.public_url is None:
         settings = replace(settings, public_url=options["public_url"])
-    return create_app(settings, role=Role(options["role"]), siblings=True)
+    metrics = options["metrics"]
+    ops = OpsAddress(*metrics) if metrics is not None else None
+    return create_app(settings, role=Role(options["role"]), ops_port=ops, siblings=True)
 
 
 def _one_process_only(args: argparse.Namespace, settings: Settings) -> str | None:
     """Why `serve --processes N` cannot run as asked: a port that only one process can hold."""
-    if args.metrics_port is not None:
-        # Each process has its own metrics: one port cannot serve them all.
-        return (
-            "--metrics-port serves one process; to scrape each, run `txmsg serve` processes "
-            "of their own, each with its --metrics-port"
-        )
     if settings.bounce_listen:
         return (
             "TXMSG_BOUNCE_LISTEN: the bounce listener's port serves one process; with "
@@ -262,7 +266,8 @@ def _add_serving(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         "--metrics-port",
         type=int,
         default=None,
-        help="also serve /health, /ready and /metrics on this port, without a key",
+        help="also serve /health, /ready and /metrics on this port, without a key (with "
+        "--processes N, on N ports from this one: one for each process)",
     )
     serve.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
     serve.add_argument(

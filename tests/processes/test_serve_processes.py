@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from conftest import ADMIN_KEY
-from helpers import free_port, live_event, trigger
+from helpers import free_port, free_ports, live_event, trigger
 from process_support import SRC, Txmsg, body, pkeys_of
 from txmsg.cli import PROCESS_OPTIONS_ENV, app_of_environment, main
 from txmsg.testing import FakeSMTPServer
@@ -54,11 +54,39 @@ async def trigger_all(port: int, event_id: str, numbers: range) -> None:
     await asyncio.gather(*(one(i) for i in numbers))
 
 
+async def ops_ports_answering(first: int, count: int) -> set[int]:
+    """The ports from `first` whose /health answers, once all do (or after 10 s)."""
+    answering: set[int] = set()
+    for _ in range(200):
+        for port in range(first, first + count):
+            try:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
+                    if (await probe.get("/health")).status_code == 200:
+                        answering.add(port)
+            except httpx.TransportError:
+                answering.discard(port)
+        if len(answering) == count:
+            break
+        await asyncio.sleep(0.05)
+    return answering
+
+
 async def test_two_processes_serve_one_port_and_one_that_dies_is_replaced(
     database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
 ) -> None:
+    ops = free_ports(2)
     api = Txmsg(
-        ["serve", "--role", "api", "--processes", "2", "--port", "{port}"],
+        [
+            "serve",
+            "--role",
+            "api",
+            "--processes",
+            "2",
+            "--port",
+            "{port}",
+            "--metrics-port",
+            f"{ops}",
+        ],
         database_url,
         data_dir,
         tmp_path / "api.log",
@@ -83,6 +111,8 @@ async def test_two_processes_serve_one_port_and_one_that_dies_is_replaced(
                 break
             await asyncio.sleep(0.05)
         assert len(now) == 2 and killed not in now, now
+        # The replacement took the ops port the killed process held.
+        assert await ops_ports_answering(ops, 2) == {ops, ops + 1}
         await trigger_all(api.port, event_id, range(50, 70))
 
         await smtp.wait_for(70, timeout=20)
@@ -101,8 +131,9 @@ async def test_processes_of_serve_are_woken_by_other_processes_commits(
     other processes' commits (SQLite: data_version; PostgreSQL: LISTEN)."""
     slow_poll = 5.0
     slow = {"TXMSG_POLL_INTERVAL": str(slow_poll), "TXMSG_SWEEP_INTERVAL": str(slow_poll)}
+    ops = free_ports(2)
     both = Txmsg(
-        ["serve", "--processes", "2", "--port", "{port}"],
+        ["serve", "--processes", "2", "--port", "{port}", "--metrics-port", str(ops)],
         database_url,
         data_dir,
         tmp_path / "serve.log",
@@ -128,12 +159,26 @@ async def test_processes_of_serve_are_woken_by_other_processes_commits(
         pkeys = pkeys_of(smtp.messages)
         assert len(pkeys) == len(set(pkeys)) == 5
 
+        # `--metrics-port`: each process serves its own figures on a port of its own, the
+        # first free of two; together they count the five sends once each.
+        sent = 0.0
+        for port in (ops, ops + 1):
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
+                assert (await probe.get("/ready")).status_code == 200
+                sent += sends_counted((await probe.get("/metrics")).text)
+        assert sent == 5, sent
+
+
+def sends_counted(metrics: str) -> float:
+    """The processed sends a `/metrics` text counts (0 when it counted none yet)."""
+    sample = 'txmsg_sends_total{channel="email",outcome="processed"} '
+    lines = [line for line in metrics.splitlines() if line.startswith(sample)]
+    return float(lines[0].removeprefix(sample)) if lines else 0.0
+
 
 def test_a_port_only_one_process_can_hold_refuses_several(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert main(["serve", "--processes", "2", "--metrics-port", "9999"]) == 2
-    assert "--metrics-port serves one process" in capsys.readouterr().err
     monkeypatch.setenv("TXMSG_BOUNCE_LISTEN", "127.0.0.1:2525")
     assert main(["serve", "--processes", "2"]) == 2
     assert "bounce listener's port serves one process" in capsys.readouterr().err

@@ -3,12 +3,17 @@
 For a worker (which has no HTTP API) and for `txmsg serve --metrics-port`: a supervisor, a
 load balancer or Prometheus reach it, the public API stays keyed. A minimal HTTP/1.1 responder
 (one request per connection) on the process's event loop.
+
+`serve --processes N --metrics-port P`: each process takes the first free port of P to P+N-1
+(a port serves one process's figures), so Prometheus scrapes those N ports.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+from dataclasses import dataclass
 
 import orjson
 
@@ -33,8 +38,23 @@ async def _answer(probe: Probe, path: bytes) -> tuple[int, str, bytes]:
     return 404, "application/json", b'{"title":"Not Found","status":404}'
 
 
-async def start_ops_port(probe: Probe, port: int, host: str = "127.0.0.1") -> asyncio.Server:
-    """Serve the probes on host:port until the returned server is closed."""
+@dataclass(frozen=True, slots=True)
+class OpsAddress:
+    """Where the ops port listens: `port`, or with `count` the first free of that many ports
+    from `port` (one for each of `serve --processes N`'s processes)."""
+
+    host: str
+    port: int
+    count: int = 1
+
+    def __str__(self) -> str:
+        last = self.port + self.count - 1
+        return f"{self.host}:{self.port}" + (f"-{last}" if self.count > 1 else "")
+
+
+async def start_ops_port(probe: Probe, address: OpsAddress) -> asyncio.Server:
+    """Serve the probes on the address's first free port until the returned server is closed;
+    OSError (address in use) when none is free."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -58,4 +78,16 @@ async def start_ops_port(probe: Probe, port: int, host: str = "127.0.0.1") -> as
         finally:
             writer.close()
 
-    return await asyncio.start_server(serve, host, port, limit=MAX_REQUEST_LINE)
+    last = address.port + address.count - 1
+    port = address.port
+    while True:
+        try:
+            server = await asyncio.start_server(serve, address.host, port, limit=MAX_REQUEST_LINE)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE and port < last:
+                port += 1  # a sibling process holds it: the next one
+                continue
+            raise OSError(exc.errno, f"ops port {address}: {exc.strerror}") from exc
+        if address.count > 1:
+            log.info("health, readiness and metrics on %s:%d", address.host, port)
+        return server
