@@ -27,6 +27,40 @@ def pkeys_of(mails: list) -> list[str]:
     return [m.message["Message-ID"][1:].split("@")[0] for m in mails]
 
 
+def spawned(parent: int) -> set[int]:
+    """The processes uvicorn's supervisor spawned from `parent` (not its resource tracker)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.add(int(entry))
+    return found
+
+
+async def ops_ports_answering(first: int, count: int) -> set[int]:
+    """The ports from `first` whose /health answers, once all do (or after 10 s)."""
+    answering: set[int] = set()
+    for _ in range(200):
+        for port in range(first, first + count):
+            try:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
+                    if (await probe.get("/health")).status_code == 200:
+                        answering.add(port)
+            except httpx.TransportError:
+                answering.discard(port)
+        if len(answering) == count:
+            break
+        await asyncio.sleep(0.05)
+    return answering
+
+
 class Txmsg:
     """One `python -m txmsg.cli ...` subprocess on a shared database; `/health` says ready."""
 

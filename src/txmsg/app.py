@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -198,21 +198,24 @@ def _probe(engine: Engine) -> Probe:
 async def run_worker(
     settings: Settings,
     stop: asyncio.Event,
-    health_port: int | None = None,
-    health_host: str = "127.0.0.1",
+    ops_port: OpsAddress | None = None,
+    *,
+    started: Callable[[], None] | None = None,
 ) -> None:
     """A worker process (`txmsg worker`): the engine without the HTTP API, until `stop` is set.
 
-    Sends under way finish and record their outcomes before it returns. With `health_port`,
-    the ops port answers `GET /health`, `/ready` and `/metrics` on it (for a supervisor, a load
-    balancer's check, Prometheus).
+    Sends under way finish and record their outcomes before it returns. With `ops_port`, it
+    answers `GET /health`, `/ready` and `/metrics` there (for a supervisor, a load balancer's
+    check, Prometheus). `started()` is called once it runs (what fails before could not start).
     """
     engine = build_engine(settings)
     await engine.start(Role.WORKER)
     ops = None
-    if health_port is not None:
-        ops = await start_ops_port(_probe(engine), OpsAddress(health_host, health_port))
     try:
+        if ops_port is not None:
+            ops = await start_ops_port(_probe(engine), ops_port)
+        if started is not None:
+            started()
         await stop.wait()
     finally:
         if ops is not None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from importlib.metadata import version
@@ -136,17 +138,50 @@ def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from txmsg.app import run_worker
+    from txmsg.commands.supervisor import supervise
 
     # It sends what an API process accepts: from the same database, never a new empty one.
     path = sqlite_path(settings.resolved_database_url)
     if path is not None and not path.is_file():
         print(f"txmsg: {missing_message(settings, path)}", file=sys.stderr)
         return 2
-    # SIGTERM and SIGINT stop it gracefully: sends under way finish, outcomes recorded.
-    return _until_signalled(
-        lambda stop: run_worker(settings, stop, args.health_port, args.health_host)
-    )
+    options = {
+        "processes": args.processes,
+        "health_host": args.health_host,
+        "health_port": args.health_port,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
+    }
+    if args.processes > 1:
+        return supervise(_worker_process, options, args.processes)
+    return _run_worker(options, settings)
+
+
+def _worker_process(options: dict[str, Any]) -> None:
+    """One of `worker --processes N`'s processes (spawned: it sets up its logging again)."""
+    logs.configure(options["log_level"], options["log_format"])
+    sys.exit(_run_worker(options, Settings.from_env()))
+
+
+def _run_worker(options: dict[str, Any], settings: Settings) -> int:
+    """A worker until SIGTERM or SIGINT (sends under way finish, their outcomes recorded);
+    3 when it could not start (the database, the health port), as `serve` exits."""
+    from txmsg.api.ops_port import OpsAddress
+    from txmsg.app import run_worker
+    from txmsg.commands.supervisor import STARTUP_FAILURE
+
+    ops = None
+    if options["health_port"] is not None:
+        # With N processes, each answers on the first free of N ports.
+        ops = OpsAddress(options["health_host"], options["health_port"], options["processes"])
+    started = threading.Event()
+    try:
+        return _until_signalled(lambda stop: run_worker(settings, stop, ops, started=started.set))
+    except Exception:
+        if started.is_set():
+            raise
+        logging.getLogger("txmsg.worker").exception("the worker could not start")
+        return STARTUP_FAILURE
 
 
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
@@ -284,9 +319,16 @@ def _add_serving(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         "--health-port",
         type=int,
         default=None,
-        help="answer GET /health, /ready and /metrics on this port",
+        help="answer GET /health, /ready and /metrics on this port (with --processes N, on N "
+        "ports from this one: one for each process)",
     )
     worker.add_argument("--health-host", default="127.0.0.1", help="address of the health port")
+    worker.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        help="worker processes under this one (with --health-port, on N ports from it)",
+    )
     worker.set_defaults(func=_worker)
     migrate = sub.add_parser(
         "migrate",

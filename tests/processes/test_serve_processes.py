@@ -17,26 +17,9 @@ import pytest
 
 from conftest import ADMIN_KEY
 from helpers import free_port, free_ports, live_event, trigger
-from process_support import SRC, Txmsg, body, pkeys_of
+from process_support import SRC, Txmsg, body, ops_ports_answering, pkeys_of, spawned
 from txmsg.cli import PROCESS_OPTIONS_ENV, app_of_environment, main
 from txmsg.testing import FakeSMTPServer
-
-
-def spawned(parent: int) -> set[int]:
-    """The processes uvicorn's supervisor spawned from `parent` (not its resource tracker)."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue  # ended meanwhile
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        if ppid == parent and b"spawn_main" in cmdline:
-            found.add(int(entry))
-    return found
 
 
 async def trigger_all(port: int, event_id: str, numbers: range) -> None:
@@ -52,23 +35,6 @@ async def trigger_all(port: int, event_id: str, numbers: range) -> None:
             assert r.status_code == 201, r.text
 
     await asyncio.gather(*(one(i) for i in numbers))
-
-
-async def ops_ports_answering(first: int, count: int) -> set[int]:
-    """The ports from `first` whose /health answers, once all do (or after 10 s)."""
-    answering: set[int] = set()
-    for _ in range(200):
-        for port in range(first, first + count):
-            try:
-                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
-                    if (await probe.get("/health")).status_code == 200:
-                        answering.add(port)
-            except httpx.TransportError:
-                answering.discard(port)
-        if len(answering) == count:
-            break
-        await asyncio.sleep(0.05)
-    return answering
 
 
 async def test_two_processes_serve_one_port_and_one_that_dies_is_replaced(

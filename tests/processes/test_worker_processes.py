@@ -1,0 +1,101 @@
+"""`txmsg worker --processes 2`: two worker processes under one supervisor, each with its own
+health port; one that dies is started again, SIGTERM stops them all gracefully, and workers
+that cannot start end the command with a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from helpers import free_port, free_ports, live_event
+from process_support import SRC, Txmsg, body, ops_ports_answering, pkeys_of, spawned
+from txmsg.testing import FakeSMTPServer
+
+
+async def sends_counted(port: int) -> float:
+    """The processed sends the worker on health port `port` counted."""
+    sample = 'txmsg_sends_total{channel="email",outcome="processed"} '
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
+        text = (await probe.get("/metrics")).text
+    lines = [line for line in text.splitlines() if line.startswith(sample)]
+    return float(lines[0].removeprefix(sample)) if lines else 0.0
+
+
+async def test_two_worker_processes_send_once_and_one_that_dies_is_replaced(
+    database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
+) -> None:
+    api = Txmsg(
+        ["serve", "--role", "api", "--port", "{port}"], database_url, data_dir, tmp_path / "api.log"
+    )
+    ops = free_ports(2)
+    workers = Txmsg(
+        ["worker", "--processes", "2", "--health-port", str(ops)],
+        database_url,
+        data_dir,
+        tmp_path / "workers.log",
+    )
+    workers.port = ops  # `running` waits for the first process's health port
+    async with api.running() as admin, workers.running():
+        assert workers.proc is not None
+        parent = workers.proc.pid
+        assert await ops_ports_answering(ops, 2) == {ops, ops + 1}
+        first = spawned(parent)
+        assert len(first) == 2, workers.log.read_text()
+        event_id = await live_event(admin, smtp)
+        for i in range(30):
+            r = await admin.post(f"/rest/mc/{event_id}", json=body(i))
+            assert r.status_code == 201, r.text
+        await smtp.wait_for(30, timeout=20)
+        # Each process counts its own sends, on its own port: together, each send once.
+        assert await sends_counted(ops) + await sends_counted(ops + 1) == 30
+
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        for _ in range(200):  # the supervisor looks every half second
+            now = spawned(parent)
+            if len(now) == 2 and killed not in now:
+                break
+            await asyncio.sleep(0.05)
+        assert len(now) == 2 and killed not in now, now
+        # The replacement took the health port the killed process held.
+        assert await ops_ports_answering(ops, 2) == {ops, ops + 1}
+        for i in range(30, 50):
+            r = await admin.post(f"/rest/mc/{event_id}", json=body(i))
+            assert r.status_code == 201, r.text
+        await smtp.wait_for(50, timeout=20)
+        await asyncio.sleep(0.3)  # a duplicate would arrive now
+        pkeys = pkeys_of(smtp.messages)
+        assert len(pkeys) == len(set(pkeys)) == 50
+        assert await workers.terminate() == 0
+    assert not spawned(parent)
+    assert "ended (exit status -9); starting another" in workers.log.read_text()
+
+
+def test_workers_that_cannot_start_end_the_command_with_a_failure(tmp_path: Path) -> None:
+    """A database nobody answers: the processes fail at start; the command says so and exits
+    3 (one worker alone, as several), rather than starting them again and again."""
+    unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/txmsg"
+    for processes in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-m", "txmsg.cli", "worker", "--processes", processes],
+            cwd=tmp_path,
+            env={
+                **os.environ,
+                "PYTHONPATH": SRC,
+                "TXMSG_DATABASE_URL": unreachable,
+                "TXMSG_DATA_DIR": str(tmp_path),
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 3, done.stderr
+        assert "the worker could not start" in done.stderr
+        if processes == "2":
+            assert "could not start; stopping the others" in done.stderr
