@@ -35,6 +35,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from txmsg.api.ops_port import OpsAddress
     from txmsg.app import Role, create_app
+    from txmsg.engine.runtime import tune_process
 
     public_url = f"http://{args.host}:{args.port}"
     serving: dict[str, Any] = {
@@ -74,6 +75,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.public_url is None:
         # Links in messages (unsubscribe) need an absolute URL: this server's, unless set.
         settings = replace(settings, public_url=public_url)
+    tune_process()
     ops = None
     if args.metrics_port is not None:
         ops = OpsAddress(args.metrics_host, args.metrics_port)
@@ -98,12 +100,14 @@ def app_of_environment() -> App:
     not forked), from the options the command left in the environment."""
     from txmsg.api.ops_port import OpsAddress
     from txmsg.app import Role, create_app
+    from txmsg.engine.runtime import tune_process
 
     text = os.environ.get(PROCESS_OPTIONS_ENV)
     if text is None:
         raise RuntimeError(f"{PROCESS_OPTIONS_ENV} is not set: start them with txmsg serve")
     options = json.loads(text)
     logs.configure(options["log_level"], options["log_format"])
+    tune_process()
     settings = Settings.from_env()
     if settings.public_url is None:
         settings = replace(settings, public_url=options["public_url"])
@@ -169,12 +173,14 @@ def _run_worker(options: dict[str, Any], settings: Settings) -> int:
     from txmsg.api.ops_port import OpsAddress
     from txmsg.app import run_worker
     from txmsg.commands.supervisor import STARTUP_FAILURE
+    from txmsg.engine.runtime import tune_process
 
     ops = None
     if options["health_port"] is not None:
         # With N processes, each answers on the first free of N ports.
         ops = OpsAddress(options["health_host"], options["health_port"], options["processes"])
     started = threading.Event()
+    tune_process()
     try:
         return _until_signalled(lambda stop: run_worker(settings, stop, ops, started=started.set))
     except Exception:

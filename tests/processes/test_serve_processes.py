@@ -5,6 +5,8 @@ and SIGTERM stops them all."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import signal
 import statistics
@@ -19,6 +21,7 @@ from conftest import ADMIN_KEY
 from helpers import free_port, free_ports, live_event, trigger
 from process_support import SRC, Txmsg, body, ops_ports_answering, pkeys_of, spawned
 from txmsg.cli import PROCESS_OPTIONS_ENV, app_of_environment, main
+from txmsg.engine.runtime import GIL_SWITCH_INTERVAL
 from txmsg.testing import FakeSMTPServer
 
 
@@ -163,6 +166,25 @@ def test_a_process_started_without_the_command_says_how_to_start_it(
     monkeypatch.delenv(PROCESS_OPTIONS_ENV, raising=False)
     with pytest.raises(RuntimeError, match="start them with txmsg serve"):
         app_of_environment()
+
+
+def test_a_process_of_serve_runs_with_the_engines_switch_interval(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The spawned processes set the interpreter up as `serve` does (see GIL_SWITCH_INTERVAL)."""
+    options = {"role": "all", "log_level": "warning", "log_format": "text", "metrics": None}
+    monkeypatch.setenv(PROCESS_OPTIONS_ENV, json.dumps({**options, "public_url": "http://x"}))
+    monkeypatch.setenv("TXMSG_DATA_DIR", str(tmp_path))
+    root = logging.getLogger()
+    handlers, level, interval = list(root.handlers), root.level, sys.getswitchinterval()
+    try:
+        app_of_environment()
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL)
+    finally:
+        sys.setswitchinterval(interval)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert interval > GIL_SWITCH_INTERVAL  # shorter than the interpreter's default
 
 
 async def test_processes_that_cannot_start_end_the_command_with_a_failure(tmp_path: Path) -> None:
