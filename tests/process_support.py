@@ -7,14 +7,16 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 
 from conftest import ADMIN_KEY
-from helpers import free_port
+from helpers import free_port, trigger
+from txmsg.testing import FakeSMTPServer
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -136,3 +138,52 @@ class Txmsg:
             self.proc.send_signal(signal.SIGKILL)
             await asyncio.wait_for(self.proc.wait(), 10)
         self.proc = None
+
+
+async def kill_one_spawned(parent: int, meanwhile: Awaitable[None] | None = None) -> int:
+    """SIGKILL the first process `parent` spawned, await `meanwhile` (the others serve), and
+    wait until the supervisor has started another (it looks every half second); the pid."""
+    first = spawned(parent)
+    killed = min(first)
+    os.kill(killed, signal.SIGKILL)
+    if meanwhile is not None:
+        await meanwhile
+    for _ in range(200):
+        now = spawned(parent)
+        if len(now) == len(first) and killed not in now:
+            return killed
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{killed} was not replaced: {now}")
+
+
+async def sends_counted(ports: Iterable[int], expected: float, timeout: float = 10.0) -> float:
+    """The processed email sends counted by the processes whose ops ports are `ports` (no key),
+    once they add up to `expected` or after `timeout`: a send is counted after its outcome is
+    recorded, a moment after the SMTP server has the message."""
+    sample = 'txmsg_sends_total{channel="email",outcome="processed"} '
+    deadline = time.monotonic() + timeout
+    while True:
+        total = 0.0
+        for port in ports:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
+                text = (await probe.get("/metrics")).text
+            lines = [line for line in text.splitlines() if line.startswith(sample)]
+            total += float(lines[0].removeprefix(sample)) if lines else 0.0
+        if total == expected or time.monotonic() > deadline:
+            return total
+        await asyncio.sleep(0.05)
+
+
+async def latencies_to_smtp(
+    admin: httpx.AsyncClient, event_id: str, smtp: FakeSMTPServer, count: int, timeout: float
+) -> list[float]:
+    """Seconds from each of `count` triggers, one at a time and the engine idle between, to
+    its message at the SMTP server."""
+    latencies = []
+    for i in range(count):
+        started = time.monotonic()
+        await trigger(admin, event_id, body(i))
+        await smtp.wait_for(i + 1, timeout=timeout)
+        latencies.append(time.monotonic() - started)
+        await asyncio.sleep(0.1)  # idle again
+    return latencies

@@ -133,8 +133,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: App) -> AsyncIterator[None]:
         await engine.start(role, siblings=siblings)
-        ops = await start_ops_port(probe, ops_port) if ops_port else None
+        ops = None
         try:
+            if ops_port is not None:  # its failure stops the engine started above
+                ops = await start_ops_port(probe, ops_port)
             yield
         finally:
             if ops is not None:

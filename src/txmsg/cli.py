@@ -28,6 +28,7 @@ HELP = argparse.ArgumentDefaultsHelpFormatter
 # `serve --processes N`: uvicorn's supervisor spawns N processes, each of which builds its app
 # (`app_of_environment`) from the command's options, left in the environment under this name.
 PROCESS_OPTIONS_ENV = "TXMSG_SERVE_PROCESS_OPTIONS"
+MAX_PORT = 65535
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -118,6 +119,8 @@ def app_of_environment() -> App:
 
 def _one_process_only(args: argparse.Namespace, settings: Settings) -> str | None:
     """Why `serve --processes N` cannot run as asked: a port that only one process can hold."""
+    if args.metrics_port is not None and not _ports_fit(args.metrics_port, args.processes):
+        return _past_last_port("--metrics-port", args.metrics_port, args.processes)
     if settings.bounce_listen:
         return (
             "TXMSG_BOUNCE_LISTEN: the bounce listener's port serves one process; with "
@@ -141,8 +144,24 @@ def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> int:
     return 0
 
 
+def _ports_fit(first: int, count: int) -> bool:
+    """Whether ports `first` to `first + count - 1` all exist (one for each process)."""
+    return first > 0 and first + count - 1 <= MAX_PORT
+
+
+def _past_last_port(option: str, first: int, count: int) -> str:
+    return (
+        f"{option} {first} with {count} processes: ports up to {first + count - 1} (> {MAX_PORT})"
+    )
+
+
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from txmsg.commands.supervisor import supervise
+
+    if args.health_port is not None and not _ports_fit(args.health_port, args.processes):
+        refusal = _past_last_port("--health-port", args.health_port, args.processes)
+        print(f"txmsg: {refusal}", file=sys.stderr)
+        return 2
 
     # It sends what an API process accepts: from the same database, never a new empty one.
     path = sqlite_path(settings.resolved_database_url)

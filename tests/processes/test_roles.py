@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import time
 from pathlib import Path
 
 from helpers import live_event, metrics_showing, trigger, wait_status, wait_until
-from process_support import Txmsg, body, pkeys_of
+from process_support import Txmsg, body, latencies_to_smtp, pkeys_of
 from txmsg.testing import FakeSMTPServer
 
 SLOW_POLL = 5.0  # seconds: a worker's poll interval and sweep, far above any latency asserted
@@ -45,13 +44,7 @@ async def test_the_worker_sends_what_the_api_accepts_once_and_at_once(
         assert (await health.get("/rest/mc/x")).status_code == 404  # no API on a worker
         event_id = await live_event(admin, smtp)
         await asyncio.sleep(0.3)  # the worker idle, in its (5 s) wait
-        latencies = []
-        for i in range(5):
-            started = time.monotonic()
-            await trigger(admin, event_id, body(i))
-            await smtp.wait_for(i + 1, timeout=SLOW_POLL)
-            latencies.append(time.monotonic() - started)
-            await asyncio.sleep(0.1)  # idle again
+        latencies = await latencies_to_smtp(admin, event_id, smtp, 5, SLOW_POLL)
         print(f"trigger -> SMTP via the worker: {[round(s * 1000) for s in latencies]} ms")
         # Well within the 5 s poll (without a wake-up each took 4.7-4.9 s); bounds with room for
         # a machine loaded by the rest of the suite.

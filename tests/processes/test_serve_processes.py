@@ -8,18 +8,26 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from conftest import ADMIN_KEY
-from helpers import free_port, free_ports, live_event, trigger
-from process_support import SRC, Txmsg, body, ops_ports_answering, pkeys_of, spawned
+from helpers import free_port, free_ports, live_event
+from process_support import (
+    SRC,
+    Txmsg,
+    body,
+    kill_one_spawned,
+    latencies_to_smtp,
+    ops_ports_answering,
+    pkeys_of,
+    sends_counted,
+    spawned,
+)
 from txmsg.cli import PROCESS_OPTIONS_ENV, app_of_environment, main
 from txmsg.engine.runtime import GIL_SWITCH_INTERVAL
 from txmsg.testing import FakeSMTPServer
@@ -71,15 +79,8 @@ async def test_two_processes_serve_one_port_and_one_that_dies_is_replaced(
         event_id = await live_event(admin, smtp)
         await trigger_all(api.port, event_id, range(30))
 
-        killed = min(first)
-        os.kill(killed, signal.SIGKILL)
-        await trigger_all(api.port, event_id, range(30, 50))  # the other process answers
-        for _ in range(200):  # the supervisor looks every half second
-            now = spawned(parent)
-            if len(now) == 2 and killed not in now:
-                break
-            await asyncio.sleep(0.05)
-        assert len(now) == 2 and killed not in now, now
+        # The other process answers while the supervisor starts another.
+        await kill_one_spawned(parent, trigger_all(api.port, event_id, range(30, 50)))
         # The replacement took the ops port the killed process held.
         assert await ops_ports_answering(ops, 2) == {ops, ops + 1}
         await trigger_all(api.port, event_id, range(50, 70))
@@ -114,13 +115,7 @@ async def test_processes_of_serve_are_woken_by_other_processes_commits(
     async with both.running(), api.running() as admin:
         event_id = await live_event(admin, smtp)
         await asyncio.sleep(0.3)  # both processes idle, in their (5 s) wait
-        latencies = []
-        for i in range(5):
-            started = time.monotonic()
-            await trigger(admin, event_id, body(i))
-            await smtp.wait_for(i + 1, timeout=slow_poll * 2)
-            latencies.append(time.monotonic() - started)
-            await asyncio.sleep(0.1)  # idle again
+        latencies = await latencies_to_smtp(admin, event_id, smtp, 5, slow_poll * 2)
         # Without the wake-up each waited for the poll (4.6-4.9 s on SQLite); room left for a
         # machine loaded by the rest of the suite.
         assert max(latencies) < slow_poll / 2, latencies
@@ -130,24 +125,20 @@ async def test_processes_of_serve_are_woken_by_other_processes_commits(
 
         # `--metrics-port`: each process serves its own figures on a port of its own, the
         # first free of two; together they count the five sends once each.
-        sent = 0.0
         for port in (ops, ops + 1):
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
                 assert (await probe.get("/ready")).status_code == 200
-                sent += sends_counted((await probe.get("/metrics")).text)
-        assert sent == 5, sent
-
-
-def sends_counted(metrics: str) -> float:
-    """The processed sends a `/metrics` text counts (0 when it counted none yet)."""
-    sample = 'txmsg_sends_total{channel="email",outcome="processed"} '
-    lines = [line for line in metrics.splitlines() if line.startswith(sample)]
-    return float(lines[0].removeprefix(sample)) if lines else 0.0
+        assert await sends_counted((ops, ops + 1), 5) == 5
 
 
 def test_a_port_only_one_process_can_hold_refuses_several(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # One ops port for each process: they must all exist.
+    assert main(["serve", "--processes", "2", "--metrics-port", "65535"]) == 2
+    assert "--metrics-port 65535 with 2 processes: ports up to 65536" in capsys.readouterr().err
+    assert main(["worker", "--processes", "3", "--health-port", "65534"]) == 2
+    assert "--health-port 65534 with 3 processes: ports up to 65536" in capsys.readouterr().err
     monkeypatch.setenv("TXMSG_BOUNCE_LISTEN", "127.0.0.1:2525")
     assert main(["serve", "--processes", "2"]) == 2
     assert "bounce listener's port serves one process" in capsys.readouterr().err

@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-
 from helpers import free_port, free_ports, live_event
-from process_support import SRC, Txmsg, body, ops_ports_answering, pkeys_of, spawned
+from process_support import (
+    SRC,
+    Txmsg,
+    body,
+    kill_one_spawned,
+    ops_ports_answering,
+    pkeys_of,
+    sends_counted,
+    spawned,
+)
 from txmsg.testing import FakeSMTPServer
-
-
-async def sends_counted(port: int) -> float:
-    """The processed sends the worker on health port `port` counted."""
-    sample = 'txmsg_sends_total{channel="email",outcome="processed"} '
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
-        text = (await probe.get("/metrics")).text
-    lines = [line for line in text.splitlines() if line.startswith(sample)]
-    return float(lines[0].removeprefix(sample)) if lines else 0.0
 
 
 async def test_two_worker_processes_send_once_and_one_that_dies_is_replaced(
@@ -53,16 +50,9 @@ async def test_two_worker_processes_send_once_and_one_that_dies_is_replaced(
             assert r.status_code == 201, r.text
         await smtp.wait_for(30, timeout=20)
         # Each process counts its own sends, on its own port: together, each send once.
-        assert await sends_counted(ops) + await sends_counted(ops + 1) == 30
+        assert await sends_counted((ops, ops + 1), 30) == 30
 
-        killed = min(first)
-        os.kill(killed, signal.SIGKILL)
-        for _ in range(200):  # the supervisor looks every half second
-            now = spawned(parent)
-            if len(now) == 2 and killed not in now:
-                break
-            await asyncio.sleep(0.05)
-        assert len(now) == 2 and killed not in now, now
+        await kill_one_spawned(parent)
         # The replacement took the health port the killed process held.
         assert await ops_ports_answering(ops, 2) == {ops, ops + 1}
         for i in range(30, 50):
