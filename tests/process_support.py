@@ -187,3 +187,13 @@ async def latencies_to_smtp(
         latencies.append(time.monotonic() - started)
         await asyncio.sleep(0.1)  # idle again
     return latencies
+
+
+async def sent_once_each(smtp: FakeSMTPServer, count: int) -> list[str]:
+    """The PKeys of the messages `smtp` has, once a duplicate would have arrived too: `count`
+    of them, none twice."""
+    await asyncio.sleep(0.3)
+    pkeys = pkeys_of(smtp.messages)
+    assert len(pkeys) == len(set(pkeys)), "an event sent twice"
+    assert len(pkeys) == count, (len(pkeys), count)
+    return pkeys
