@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import settings_for
 from helpers import free_ports
 from txmsg.api.ops_port import OpsAddress, start_ops_port
 from txmsg.api.probes import Probe
-from txmsg.app import create_app
 from txmsg.metrics import Metrics
 from txmsg.store.db import Database
 
@@ -41,21 +38,3 @@ async def test_it_takes_the_first_free_of_its_ports(db: Database) -> None:
             for server in (one, two):
                 server.close()
                 await server.wait_closed()
-
-
-async def test_an_ops_port_that_cannot_be_had_stops_the_engine_it_follows(
-    database_url: str, data_dir: Path
-) -> None:
-    """The app's start fails, and the engine it had started is stopped (its sends under way
-    finish, their outcomes recorded), not left running until the process ends."""
-    port = free_ports(1)
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", port))
-        held.listen()
-        app = create_app(
-            settings_for(database_url, data_dir), ops_port=OpsAddress("127.0.0.1", port)
-        )
-        with pytest.raises(OSError, match=f"ops port 127.0.0.1:{port}"):
-            async with app.router.lifespan_context(app):
-                pass
-    assert app.state.engine.dispatching is False

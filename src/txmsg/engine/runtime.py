@@ -119,16 +119,22 @@ class Engine:
         await self.db.migrate()
         await self.db.sync_clock()  # leases and due times are the database's
         self.writer.start()
-        if role.dispatches:
-            self.dispatcher.start()
-            self.scheduler.start()
-            self.webhooks.start()
-            self.wakeups = self._wakeups(role)
-            if self.wakeups is not None:
-                self.wakeups.start()
-                await self._wakeups_ready(self.wakeups)
-        if role.accepts and self.bounce_listener is not None:
-            await self.bounce_listener.start()
+        try:
+            if role.dispatches:
+                self.dispatcher.start()
+                self.scheduler.start()
+                self.webhooks.start()
+                self.wakeups = self._wakeups(role)
+                if self.wakeups is not None:
+                    self.wakeups.start()
+                    await self._wakeups_ready(self.wakeups)
+            if role.accepts and self.bounce_listener is not None:
+                await self.bounce_listener.start()  # its port may be taken
+        except BaseException:
+            # What did start stops before the error goes up (the process then ends): sends
+            # the dispatcher began finish and their outcomes are recorded, not left leased.
+            await self.stop()
+            raise
 
     async def _wakeups_ready(self, wakeups: Wakeups) -> None:
         # Started (and healthy) only once other processes' commits wake it: a trigger accepted
