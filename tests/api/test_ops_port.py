@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
-from helpers import free_ports
+from helpers import free_ports, held_port
 from txmsg.api.ops_port import OpsAddress, start_ops_port
 from txmsg.api.probes import Probe
 from txmsg.metrics import Metrics
@@ -17,9 +15,7 @@ from txmsg.store.db import Database
 async def test_it_takes_the_first_free_of_its_ports(db: Database) -> None:
     probe = Probe(db=db, metrics=Metrics(), dispatching=lambda: None)
     first = free_ports(3)
-    with socket.socket() as held:  # another process holds the first port
-        held.bind(("127.0.0.1", first))
-        held.listen()
+    with held_port(first):  # as another program would
         one = await start_ops_port(probe, OpsAddress("127.0.0.1", first, 3))
         two = await start_ops_port(probe, OpsAddress("127.0.0.1", first, 3))
         try:
