@@ -49,8 +49,9 @@ WAKEUPS_READY_SECONDS = 10.0
 # long a thread waiting for the GIL waits before it asks for it. The SQLite writer thread takes
 # the GIL back after each statement, while the event loop is busy with bulk sends; at 5 ms a
 # short write cycle took 10-30 ms, and a transactional trigger waits for the cycle under way.
-# 1 ms: latency under a bulk backlog with a p99 of 13-18 ms against 12-36 ms, acceptance and
-# end to end unchanged (bench/README.md); 0.2 ms was worse again (more switching).
+# 1 ms: SQLite's p99 under a 100,000 bulk backlog 9.8-18.9 ms in sixteen runs against
+# 10.0-35.5 ms in twelve, acceptance and end to end unchanged (bench/README.md); 0.2 ms was
+# worse again (more switching).
 GIL_SWITCH_INTERVAL = 0.001
 
 
@@ -96,8 +97,6 @@ class Engine:
     metrics: Metrics
     role: Role = Role.ALL
     wakeups: Wakeups | None = None
-    # Other processes of the same command send from this database too (`serve --processes N`).
-    siblings: bool = False
 
     @property
     def dispatching(self) -> bool | None:
@@ -115,7 +114,6 @@ class Engine:
         """Start what `role` runs; `siblings`: other processes of the same command (`serve
         --processes N`) share the database, so their commits must wake this one too."""
         self.role = role
-        self.siblings = siblings
         await self.db.migrate()
         await self.db.sync_clock()  # leases and due times are the database's
         self.writer.start()
@@ -124,7 +122,7 @@ class Engine:
                 self.dispatcher.start()
                 self.scheduler.start()
                 self.webhooks.start()
-                self.wakeups = self._wakeups(role)
+                self.wakeups = self._wakeups(role, siblings)
                 if self.wakeups is not None:
                     self.wakeups.start()
                     await self._wakeups_ready(self.wakeups)
@@ -147,11 +145,11 @@ class Engine:
                 WAKEUPS_READY_SECONDS,
             )
 
-    def _wakeups(self, role: Role) -> Wakeups | None:
+    def _wakeups(self, role: Role, siblings: bool) -> Wakeups | None:
         # PostgreSQL: LISTEN wherever events are sent (several `serve` processes too). SQLite:
         # in a worker, and in each of several `serve` processes; a lone `serve` process's writer
         # wakes its own dispatcher in process, and a watcher would see only its own commits.
-        if self.db.is_sqlite and role is not Role.WORKER and not self.siblings:
+        if self.db.is_sqlite and role is not Role.WORKER and not siblings:
             return None
         return wakeups_for(self.db.url, self.book.wake)
 
