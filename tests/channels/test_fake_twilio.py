@@ -93,3 +93,23 @@ async def test_status_callbacks_are_signed_as_twilio_signs_them(fake_twilio: Fak
     assert params["ErrorCode"] == "30003" and params["AccountSid"] == fake_twilio.account_sid
     assert RequestValidator(fake_twilio.auth_token).validate(got_url, params, signature)
     assert not RequestValidator("another").validate(got_url, params, signature)
+
+
+async def test_a_stop_waits_for_no_stalled_answer() -> None:
+    async with FakeTwilio() as twilio:
+        url = f"{twilio.base_url}/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
+        auth = (twilio.account_sid, twilio.auth_token)
+        form = {"To": "+14155552671", "From": "+14155550100", "Body": "hi"}
+        idle = httpx.AsyncClient()  # its kept-alive connection stays open
+        stalled = httpx.AsyncClient()
+        assert (await idle.post(url, data=form, auth=auth)).status_code == 201
+        twilio.fail_next(503, delay=30.0)
+        pending = asyncio.create_task(stalled.post(url, data=form, auth=auth))
+        while twilio.requests < 2:
+            await asyncio.sleep(0.01)
+        began = asyncio.get_running_loop().time()
+        await twilio.stop()
+        assert asyncio.get_running_loop().time() - began < 2.0
+        assert (await pending).status_code == 503  # answered at the stop, not cut off
+        await idle.aclose()
+        await stalled.aclose()

@@ -7,6 +7,8 @@ import asyncio
 import uvicorn
 from starlette.types import ASGIApp
 
+CLOSE_CHECK = 0.05  # seconds between the stopping server's calls to close idle connections
+
 
 class LoopServer:
     """`app` served on host:port (0: a free port, read back once started) until `stop()`."""
@@ -30,7 +32,14 @@ class LoopServer:
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._server.should_exit = True
-            await self._task
-            self._task = None
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        # uvicorn tells the connections open when it begins to stop to close once idle; one
+        # a client opened just then is not told, and its keep-alive (5 s) would hold the stop.
+        while not self._task.done():
+            for connection in list(self._server.server_state.connections):
+                connection.shutdown()
+            await asyncio.wait({self._task}, timeout=CLOSE_CHECK)
+        task, self._task = self._task, None
+        await task

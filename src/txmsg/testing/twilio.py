@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
 import secrets
 from collections.abc import Callable
@@ -95,6 +96,7 @@ class FakeTwilio:
         # Called with each accepted message (the runnable fake prints it, sends receipts).
         self.on_message: Callable[[FakeSms], None] | None = None
         self._arrived = asyncio.Event()
+        self._stopping = asyncio.Event()  # ends stalled answers: a stop waits for no stall
         self._server: LoopServer | None = None
         self._http: aiohttp.ClientSession | None = None
         self._app = Starlette(
@@ -120,12 +122,14 @@ class FakeTwilio:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopping.clear()
         self._server = LoopServer(self._app, self.host, self.port, "fake Twilio server")
         await self._server.start()
         self.port = self._server.port
         self._http = aiohttp.ClientSession()
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._http is not None:
             await self._http.close()
         if self._server is not None:
@@ -270,7 +274,8 @@ class FakeTwilio:
 
     async def _failed(self, failure: _Failure, request: Request) -> Response:
         if failure.delay:
-            await asyncio.sleep(failure.delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), failure.delay)
         message = failure.message
         if failure.echo_credentials:
             message += f" (request: Authorization: {request.headers.get('authorization')})"
