@@ -8,6 +8,7 @@ import httpx
 import uvicorn
 from twilio.request_validator import RequestValidator
 
+from helpers import wait_until
 from txmsg.testing import FakeTwilio
 
 
@@ -105,8 +106,7 @@ async def test_a_stop_waits_for_no_stalled_answer() -> None:
         assert (await idle.post(url, data=form, auth=auth)).status_code == 201
         twilio.fail_next(503, delay=30.0)
         pending = asyncio.create_task(stalled.post(url, data=form, auth=auth))
-        while twilio.requests < 2:
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: twilio.requests == 2, timeout=5, what="the stalled request")
         began = asyncio.get_running_loop().time()
         await twilio.stop()
         assert asyncio.get_running_loop().time() - began < 2.0
