@@ -97,12 +97,10 @@ def create_app(
     *,
     role: Role = Role.ALL,
     ops_port: OpsAddress | None = None,
-    siblings: bool = False,
 ) -> App:
     """The HTTP API on the engine: `Role.ALL` runs everything, `Role.API` only what answers
     requests (no dispatcher, scheduler or webhook sender: a worker sends). With `ops_port`,
-    `/health`, `/ready` and `/metrics` are served there too, without a key.
-    `siblings`: it is one of `serve --processes N`'s processes (see `Engine.start`)."""
+    `/health`, `/ready` and `/metrics` are served there too, without a key."""
     if role is Role.WORKER:
         raise ValueError("a worker serves no API: use run_worker")
     settings = settings or Settings.from_env()
@@ -132,7 +130,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: App) -> AsyncIterator[None]:
-        await engine.start(role, siblings=siblings)
+        await engine.start(role)
         ops = None
         try:
             if ops_port is not None:  # its failure stops the engine started above

@@ -114,7 +114,7 @@ def app_of_environment() -> App:
         settings = replace(settings, public_url=options["public_url"])
     metrics = options["metrics"]
     ops = OpsAddress(*metrics) if metrics is not None else None
-    return create_app(settings, role=Role(options["role"]), ops_port=ops, siblings=True)
+    return create_app(settings, role=Role(options["role"]), ops_port=ops)
 
 
 def _one_process_only(args: argparse.Namespace, settings: Settings) -> str | None:

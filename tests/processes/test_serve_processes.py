@@ -92,17 +92,19 @@ async def test_two_processes_serve_one_port_and_one_that_dies_is_replaced(
     assert not spawned(parent)
 
 
-async def test_processes_of_serve_are_woken_by_other_processes_commits(
-    database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_serve_is_woken_by_other_processes_commits(
+    processes: int, database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
 ) -> None:
-    """`serve --processes 2` (role all) polls every 5 s, yet what another process leaves
-    queued (an API-only process here) is sent well within that: each of the two watches for
-    other processes' commits (SQLite: data_version; PostgreSQL: LISTEN)."""
+    """`serve` (role all), alone or as `--processes 2`, polls every 5 s, yet what another
+    process leaves queued (an API-only process here) is sent well within that: each `serve`
+    process watches for other processes' commits (SQLite: data_version; PostgreSQL: LISTEN)."""
     slow_poll = 5.0
     slow = {"TXMSG_POLL_INTERVAL": str(slow_poll), "TXMSG_SWEEP_INTERVAL": str(slow_poll)}
-    ops = free_ports(2)
-    both = Txmsg(
-        ["serve", "--processes", "2", "--port", "{port}", "--metrics-port", str(ops)],
+    ops = free_ports(processes)
+    several = ["--processes", str(processes)] if processes > 1 else []  # 1: a lone `serve`
+    serve = Txmsg(
+        ["serve", *several, "--port", "{port}", "--metrics-port", str(ops)],
         database_url,
         data_dir,
         tmp_path / "serve.log",
@@ -111,9 +113,9 @@ async def test_processes_of_serve_are_woken_by_other_processes_commits(
     api = Txmsg(
         ["serve", "--role", "api", "--port", "{port}"], database_url, data_dir, tmp_path / "api.log"
     )
-    async with both.running(), api.running() as admin:
+    async with serve.running(), api.running() as admin:
         event_id = await live_event(admin, smtp)
-        await asyncio.sleep(0.3)  # both processes idle, in their (5 s) wait
+        await asyncio.sleep(0.3)  # the serve processes idle, in their (5 s) wait
         latencies = await latencies_to_smtp(admin, event_id, smtp, 5, slow_poll * 2)
         # Without the wake-up each waited for the poll (4.6-4.9 s on SQLite); room left for a
         # machine loaded by the rest of the suite.
@@ -123,11 +125,12 @@ async def test_processes_of_serve_are_woken_by_other_processes_commits(
         assert len(pkeys) == len(set(pkeys)) == 5
 
         # `--metrics-port`: each process serves its own figures on a port of its own, the
-        # first free of two; together they count the five sends once each.
-        for port in (ops, ops + 1):
+        # first free of them; together they count the five sends once each.
+        ports = tuple(range(ops, ops + processes))
+        for port in ports:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
                 assert (await probe.get("/ready")).status_code == 200
-        assert await sends_counted((ops, ops + 1), 5) == 5
+        assert await sends_counted(ports, 5) == 5
 
 
 def test_a_port_only_one_process_can_hold_refuses_several(

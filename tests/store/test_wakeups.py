@@ -28,17 +28,59 @@ async def _ready(watcher: Wakeups) -> None:
     await asyncio.wait_for(watcher.ready(), 5)  # its first data_version read, or listening
 
 
-async def test_a_cycle_leaving_events_queued_wakes_a_watcher(db: Database) -> None:
+async def test_a_cycle_leaving_events_queued_wakes_a_watcher(
+    db: Database, other_db: Database
+) -> None:
     woken = Counter()
-    watcher = wakeups_for(db.url, woken)
+    watcher = wakeups_for(db, woken)
     watcher.start()
     try:
         await _ready(watcher)
         await asyncio.sleep(0.1)
         assert woken.count == 0, "woken with nothing committed"
         # An API process's cycle: no room, so the event stays queued for a worker.
-        await db.write(write_cycle, CycleRequest(new=[new_event()], wake_others=True))
+        await other_db.write(write_cycle, CycleRequest(new=[new_event()], wake_others=True))
         await wait_until(lambda: woken.count >= 1, timeout=2, what="a wake-up")
+    finally:
+        await watcher.stop()
+
+
+async def test_this_process_own_commits_wake_nothing(db: Database) -> None:
+    """A `serve` process's own cycles (SQLite: its watcher's connection sees them too) need no
+    wake: its writer hands over what it leases, and a wake would cost a claim."""
+    woken = Counter()
+    watcher = wakeups_for(db, woken)
+    watcher.start()
+    try:
+        await _ready(watcher)
+        for _ in range(20):
+            await db.write(write_cycle, CycleRequest(new=[new_event()]))
+            await asyncio.sleep(0.004)  # commits in some checks' intervals, none in others
+        await asyncio.sleep(0.1)
+        assert woken.count == 0
+    finally:
+        await watcher.stop()
+
+
+async def test_another_process_commit_wakes_amid_this_process_own(
+    db: Database, other_db: Database
+) -> None:
+    """Another process's commit wakes the watcher even when this process committed in the
+    same interval (SQLite: the check that saw both asks the writer's connection)."""
+    woken = Counter()
+    watcher = wakeups_for(db, woken)
+    watcher.start()
+    try:
+        await _ready(watcher)
+        for _ in range(10):
+            before = woken.count
+            ours = asyncio.create_task(db.write(write_cycle, CycleRequest(new=[new_event()])))
+            await asyncio.sleep(0)  # ours begins first: its reading comes before their commit
+            theirs = CycleRequest(new=[new_event()], wake_others=True)
+            await other_db.write(write_cycle, theirs)
+            await ours
+            await wait_until(lambda: woken.count > before, timeout=1, what="a wake-up")  # noqa: B023
+            await asyncio.sleep(0.02)
     finally:
         await watcher.stop()
 

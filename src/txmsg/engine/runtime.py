@@ -9,8 +9,10 @@ with different parts running:
   It leases nothing: with no dispatcher the lease book has no consumer, so new events stay
   queued for a worker.
 - `worker` (`txmsg worker`): the writer, the dispatcher, the scheduler and the webhook sender,
-  no HTTP API; it wakes up on other processes' commits (`store/wakeups.py`), with the poll
-  interval as the safety net.
+  no HTTP API.
+
+Where events are sent (`all`, `worker`), other processes' commits wake the dispatcher
+(`store/wakeups.py`), with the poll interval as the safety net.
 """
 
 from __future__ import annotations
@@ -110,9 +112,8 @@ class Engine:
         if self.bounce_listener is not None:
             self.bounce_listener.config_changed()
 
-    async def start(self, role: Role, *, siblings: bool = False) -> None:
-        """Start what `role` runs; `siblings`: other processes of the same command (`serve
-        --processes N`) share the database, so their commits must wake this one too."""
+    async def start(self, role: Role) -> None:
+        """Start what `role` runs."""
         self.role = role
         await self.db.migrate()
         await self.db.sync_clock()  # leases and due times are the database's
@@ -122,10 +123,9 @@ class Engine:
                 self.dispatcher.start()
                 self.scheduler.start()
                 self.webhooks.start()
-                self.wakeups = self._wakeups(role, siblings)
-                if self.wakeups is not None:
-                    self.wakeups.start()
-                    await self._wakeups_ready(self.wakeups)
+                self.wakeups = wakeups_for(self.db, self.book.wake)
+                self.wakeups.start()
+                await self._wakeups_ready(self.wakeups)
             if role.accepts and self.bounce_listener is not None:
                 await self.bounce_listener.start()  # its port may be taken
         except BaseException:
@@ -144,14 +144,6 @@ class Engine:
                 "not yet watching for other processes' commits after %s s; polling until then",
                 WAKEUPS_READY_SECONDS,
             )
-
-    def _wakeups(self, role: Role, siblings: bool) -> Wakeups | None:
-        # PostgreSQL: LISTEN wherever events are sent (several `serve` processes too). SQLite:
-        # in a worker, and in each of several `serve` processes; a lone `serve` process's writer
-        # wakes its own dispatcher in process, and a watcher would see only its own commits.
-        if self.db.is_sqlite and role is not Role.WORKER and not siblings:
-            return None
-        return wakeups_for(self.db.url, self.book.wake)
 
     async def stop(self) -> None:
         role = self.role

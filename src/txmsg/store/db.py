@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from txmsg.core.timeutil import utcnow
 from txmsg.store.clock import DatabaseClock
+from txmsg.store.foreign_commits import ForeignCommits
 from txmsg.store.migrations import upgrade_to_head
 from txmsg.store.sealing import Keyring, install
 
@@ -76,6 +77,7 @@ class Database:
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._writer_conn: Connection | None = None
+        self.foreign_commits = ForeignCommits()  # SQLite: read by store/wakeups.py
         if self.is_sqlite:
             level = sqlite_synchronous.upper()
             if level not in SYNCHRONOUS_LEVELS:
@@ -130,11 +132,30 @@ class Database:
         return await loop.run_in_executor(self._readers, partial(self._read, fn, *args, **kwargs))
 
     def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        conn = self._writer_connection()
+        foreign = self.foreign_commits
+        if foreign.watched:
+            foreign.read(conn.connection.dbapi_connection)  # type: ignore[arg-type]
+        with conn.begin():
+            result = fn(conn, *args, **kwargs)
+        if foreign.watched:
+            foreign.committed += 1
+        return result
+
+    def _writer_connection(self) -> Connection:
         assert self._sync is not None
         if self._writer_conn is None:
             self._writer_conn = self._sync.connect()
-        with self._writer_conn.begin():
-            return fn(self._writer_conn, *args, **kwargs)
+        return self._writer_conn
+
+    async def read_foreign_commits(self) -> None:
+        """SQLite: read other processes' commits on the writer's connection now (between
+        write cycles, which read them anyway)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._read_foreign_commits)
+
+    def _read_foreign_commits(self) -> None:
+        self.foreign_commits.read(self._writer_connection().connection.dbapi_connection)  # type: ignore[arg-type]
 
     def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         assert self._sync is not None

@@ -6,7 +6,11 @@ the queue, it watches for commits, the cheapest way each engine offers:
 - SQLite (processes on one machine sharing the file): `PRAGMA data_version` on a connection of
   its own, every few milliseconds. The value changes when another connection commits; one
   check costs about 4 us here (an in-memory read of the WAL index), so it runs on the event
-  loop itself rather than paying a thread hand-off (about 130 us) each time.
+  loop itself rather than paying a thread hand-off (about 130 us) each time. That connection
+  sees this process's own commits too, which need no wake (the writer hands over what it
+  leases; a wake would cost a claim): the writer's connection tells them apart
+  (store/foreign_commits.py), asked (one hand-off) only when a check saw both kinds may have
+  committed.
 - PostgreSQL: `LISTEN txmsg_events` on one asyncpg connection; the write cycle that leaves due
   events queued for others issues one `NOTIFY` in its transaction (`announce_in`), delivered on
   commit. The connection is reopened when lost.
@@ -21,11 +25,16 @@ import contextlib
 import logging
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 from sqlalchemy.engine import Connection, make_url
+
+from txmsg.store.foreign_commits import ForeignCommits
+
+if TYPE_CHECKING:
+    from txmsg.store.db import Database
 
 log = logging.getLogger("txmsg.wakeups")
 
@@ -51,11 +60,14 @@ def announce_in(conn: Connection) -> None:
         conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '')")
 
 
-def wakeups_for(url: str, on_commit: Callable[[], None]) -> Wakeups:
-    """The watcher for the database at `url` (a normalized URL, `Database.url`)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return DataVersionWatcher(parsed.database or ":memory:", on_commit)
+def wakeups_for(db: Database, on_commit: Callable[[], None]) -> Wakeups:
+    """The watcher of other processes' commits to `db`."""
+    parsed = make_url(db.url)
+    if db.is_sqlite:
+        db.foreign_commits.watched = True
+        return DataVersionWatcher(
+            parsed.database or ":memory:", db.foreign_commits, db.read_foreign_commits, on_commit
+        )
     dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
     return NotifyListener(dsn, on_commit)
 
@@ -88,25 +100,40 @@ class _Watcher(ABC):
 
 
 class DataVersionWatcher(_Watcher):
-    """SQLite: `on_commit()` whenever another connection has committed since the last check."""
+    """SQLite: `on_commit()` whenever another process has committed since the last check."""
 
     name = "txmsg-data-version"
 
     def __init__(
-        self, path: str, on_commit: Callable[[], None], interval: float = SQLITE_CHECK_INTERVAL
+        self,
+        path: str,
+        foreign: ForeignCommits,
+        read_foreign: Callable[[], Awaitable[None]],
+        on_commit: Callable[[], None],
+        interval: float = SQLITE_CHECK_INTERVAL,
     ) -> None:
+        """`foreign`: what this process's writer saw of other connections' commits;
+        `read_foreign()` makes the writer look now."""
         super().__init__(on_commit)
         self._path = path
+        self._foreign = foreign
+        self._read_foreign = read_foreign
         self._interval = interval
 
     async def _run(self) -> None:
         # Autocommit: a read transaction left open would pin the value (and the WAL).
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        foreign = self._foreign
         try:
+            # The writer's counters are taken before each reading of the version: a commit
+            # after one reading comes after its counters.
+            committed, seen = foreign.committed, foreign.seen
             last = _data_version(conn)
             self._ready.set()
             while True:
                 await asyncio.sleep(self._interval)
+                since = (committed, seen)
+                committed, seen = foreign.committed, foreign.seen
                 try:
                     version = _data_version(conn)
                 except sqlite3.OperationalError:
@@ -114,9 +141,22 @@ class DataVersionWatcher(_Watcher):
                     continue
                 if version != last:
                     last = version
-                    self._on_commit()
+                    if await self._another_committed(*since):
+                        self._on_commit()
         finally:
             conn.close()
+
+    async def _another_committed(self, committed: int, seen: int) -> bool:
+        """Whether the commit the last check noticed may be another process's, given the
+        writer's counters taken before the check before it."""
+        if self._foreign.committed == committed or self._foreign.seen != seen:
+            return True  # none of this process's own; or the writer saw another's since
+        try:
+            await self._read_foreign()  # a reading after the commit settles it
+        except sqlite3.Error:
+            log.exception("reading other processes' commits failed; looking anyway")
+            return True
+        return self._foreign.seen != seen
 
 
 def _data_version(conn: sqlite3.Connection) -> int:

@@ -1,0 +1,30 @@
+"""SQLite: other processes' commits, as this process's writer connection sees them.
+
+A connection's `PRAGMA data_version` changes when another connection commits, never for its
+own commits. Read on the writer's connection at the start of each write cycle (one cheap
+statement, on the writer's thread), it tells a watcher (store/wakeups.py) whether a commit it
+noticed was another process's, which should wake this one, or this process's own, which
+should not: a wake costs a claim, and each of its own commits would otherwise cost one more.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+class ForeignCommits:
+    """Counters the writer's thread raises and a watcher on the event loop reads (ints: the
+    GIL keeps each read whole)."""
+
+    def __init__(self) -> None:
+        self.watched = False  # read the version at each cycle (a watcher asked for it)
+        self.committed = 0  # write cycles committed while watched
+        self.seen = 0  # readings that found the version changed since the one before
+        self._version: int | None = None
+
+    def read(self, conn: sqlite3.Connection) -> None:
+        """On the writer's thread, with the writer's connection, before a cycle (or alone)."""
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._version is not None and version != self._version:
+            self.seen += 1
+        self._version = version
