@@ -20,6 +20,8 @@ from txmsg.commands.database import NoDatabase, missing_message, open_existing, 
 from txmsg.config import Settings
 
 if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
+
     import uvicorn
 
     from txmsg.app import App
@@ -180,13 +182,17 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return _run_worker(options, settings)
 
 
-def _worker_process(options: dict[str, Any]) -> None:
-    """One of `worker --processes N`'s processes (spawned: it sets up its logging again)."""
+def _worker_process(options: dict[str, Any], ready: Event) -> None:
+    """One of `worker --processes N`'s processes (spawned: it sets up its logging again);
+    `ready` is set once it runs. A hang-up is the supervisor's to act on (it restarts them)."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(options["log_level"], options["log_format"])
-    sys.exit(_run_worker(options, Settings.from_env()))
+    sys.exit(_run_worker(options, Settings.from_env(), ready.set))
 
 
-def _run_worker(options: dict[str, Any], settings: Settings) -> int:
+def _run_worker(
+    options: dict[str, Any], settings: Settings, ready: Callable[[], None] | None = None
+) -> int:
     """A worker until SIGTERM or SIGINT (sends under way finish, their outcomes recorded);
     3 when it could not start (the database, the health port), as `serve` exits."""
     from txmsg.api.ops_port import OpsAddress
@@ -201,7 +207,13 @@ def _run_worker(options: dict[str, Any], settings: Settings) -> int:
     started = threading.Event()
     tune_process()
     try:
-        return _until_signalled(lambda stop: run_worker(settings, stop, ops, started=started.set))
+
+        def on_start() -> None:
+            started.set()
+            if ready is not None:
+                ready()
+
+        return _until_signalled(lambda stop: run_worker(settings, stop, ops, started=on_start))
     except Exception:
         if started.is_set():
             raise

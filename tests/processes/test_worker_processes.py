@@ -5,11 +5,12 @@ that cannot start end the command with a failure."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from helpers import free_port, free_ports, live_event
+from helpers import free_port, free_ports, live_event, wait_until
 from process_support import (
     SRC,
     Txmsg,
@@ -59,9 +60,27 @@ async def test_two_worker_processes_send_once_and_one_that_dies_is_replaced(
             assert r.status_code == 201, r.text
         await smtp.wait_for(50, timeout=20)
         await sent_once_each(smtp, 50)
+
+        # SIGHUP: each is stopped gracefully and replaced in turn (new code, new settings),
+        # the next once the replacement runs; the supervisor stays.
+        before = spawned(parent)
+        os.kill(parent, signal.SIGHUP)
+        await wait_until(
+            lambda: len(now := spawned(parent)) == 2 and not now & before,
+            timeout=30,
+            what="both processes replaced",
+        )
+        assert await ops_ports_answering(ops, 2) == {ops, ops + 1}
+        for i in range(50, 70):
+            r = await admin.post(f"/rest/mc/{event_id}", json=body(i))
+            assert r.status_code == 201, r.text
+        await smtp.wait_for(70, timeout=20)
+        await sent_once_each(smtp, 70)
         assert await workers.terminate() == 0
     assert not spawned(parent)
-    assert "ended (exit status -9); starting another" in workers.log.read_text()
+    log = workers.log.read_text()
+    assert "ended (exit status -9); starting another" in log
+    assert "SIGHUP: restarting the processes one at a time" in log
 
 
 def test_workers_that_cannot_start_end_the_command_with_a_failure(tmp_path: Path) -> None:
