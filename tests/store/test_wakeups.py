@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
 import asyncpg
+import pytest
 from queue_support import new_event
 
 from conftest import PG_DSN
 from helpers import wait_until
 from txmsg.core.queue import EnqueueResult
 from txmsg.core.statuses import EventStatus
+from txmsg.store import wakeups
 from txmsg.store.db import Database
+from txmsg.store.foreign_commits import ForeignCommits
 from txmsg.store.queue.cycle import CycleRequest, left_queued, write_cycle
 from txmsg.store.wakeups import CHANNEL, NotifyListener, Wakeups, wakeups_for
+from txmsg.store.wakeups import _data_version as read_version
 
 
 class Counter:
@@ -83,6 +89,96 @@ async def test_another_process_commit_wakes_amid_this_process_own(
             await asyncio.sleep(0.02)
     finally:
         await watcher.stop()
+
+
+async def test_a_commit_of_another_before_this_process_first_cycle_wakes(
+    db: Database, other_db: Database
+) -> None:
+    """Their commit, then this process's first cycle since the watcher started, within one
+    check: the writer's reading to compare with is the one the watcher made at its start."""
+    woken = Counter()
+    watcher = wakeups_for(db, woken)
+    watcher.start()
+    try:
+        await _ready(watcher)
+        # No await between them: one check interval. The calls block the loop; the test's
+        # own writer thread is idle meanwhile (the watcher asks it only after a check).
+        other_db._write(write_cycle, CycleRequest(new=[new_event()], wake_others=True))
+        db._write(write_cycle, CycleRequest(new=[new_event()]))
+        await wait_until(lambda: woken.count >= 1, timeout=1, what="a wake-up")
+    finally:
+        await watcher.stop()
+
+
+async def test_a_failed_check_misses_no_commit_of_another(
+    db: Database, other_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check that fails compares nothing; the next compares with the counters taken before
+    the last check that read the version (not with ones that already counted their commit)."""
+    woken = Counter()
+    failed = asyncio.Event()
+    fail_next = False
+
+    def flaky(conn: sqlite3.Connection) -> int:
+        nonlocal fail_next
+        if fail_next:
+            fail_next = False
+            failed.set()
+            raise sqlite3.OperationalError("disk I/O error")
+        return read_version(conn)
+
+    monkeypatch.setattr(wakeups, "_data_version", flaky)
+    watcher = wakeups_for(db, woken)
+    watcher.start()
+    try:
+        await _ready(watcher)
+        await db.write(write_cycle, CycleRequest(new=[new_event()]))
+        await asyncio.sleep(0.05)
+        assert woken.count == 0
+        fail_next = True
+        other_db._write(write_cycle, CycleRequest(new=[new_event()], wake_others=True))
+        db._write(write_cycle, CycleRequest(new=[new_event()]))  # its reading counts theirs
+        await failed.wait()
+        db._write(write_cycle, CycleRequest(new=[new_event()]))
+        await wait_until(lambda: woken.count >= 1, timeout=1, what="a wake-up")
+    finally:
+        await watcher.stop()
+
+
+def test_a_new_writer_connection_counts_as_a_commit_of_another(tmp_path: Path) -> None:
+    """Versions compare on one connection only (a fresh one starts again): after the writer
+    reconnects, its first reading says another may have committed (a wake too many at most)."""
+    foreign = ForeignCommits()
+    first, second = (sqlite3.connect(tmp_path / "x.db") for _ in range(2))
+    try:
+        foreign.read(first)
+        foreign.read(first)
+        assert foreign.seen == 0
+        foreign.read(second)
+        assert foreign.seen == 1
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_a_watcher_that_failed_does_not_stop_the_process_stop(
+    db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(conn: sqlite3.Connection) -> int:
+        raise RuntimeError("unexpected")
+
+    watcher = wakeups_for(db, Counter())
+    monkeypatch.setattr(wakeups, "_data_version", broken)
+    watcher.start()
+    await asyncio.sleep(0.05)
+    await watcher.stop()  # logged, not raised: the engine's stop goes on
+    assert "watching for other processes' commits had failed" in caplog.text
+
+
+# SQLite's version checks (PostgreSQL LISTENs: the tests above and below).
+test_a_commit_of_another_before_this_process_first_cycle_wakes.sqlite_only = True  # type: ignore[attr-defined]
+test_a_failed_check_misses_no_commit_of_another.sqlite_only = True  # type: ignore[attr-defined]
+test_a_watcher_that_failed_does_not_stop_the_process_stop.sqlite_only = True  # type: ignore[attr-defined]
 
 
 async def test_a_lost_listen_connection_is_reopened() -> None:

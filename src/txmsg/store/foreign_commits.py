@@ -21,10 +21,11 @@ class ForeignCommits:
         self.committed = 0  # write cycles committed while watched
         self.seen = 0  # readings that found the version changed since the one before
         self._version: int | None = None
+        self._conn: sqlite3.Connection | None = None  # versions compare on one connection only
 
     def read(self, conn: sqlite3.Connection) -> None:
         """On the writer's thread, with the writer's connection, before a cycle (or alone)."""
         version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if self._version is not None and version != self._version:
-            self.seen += 1
-        self._version = version
+        if self._conn is not None and (conn is not self._conn or version != self._version):
+            self.seen += 1  # a new connection (after a reconnect) may have missed one
+        self._conn, self._version = conn, version

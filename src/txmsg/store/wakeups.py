@@ -21,7 +21,6 @@ A wake-up only says "look"; the claim decides. The poll interval stays as the sa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from abc import ABC, abstractmethod
@@ -64,7 +63,6 @@ def wakeups_for(db: Database, on_commit: Callable[[], None]) -> Wakeups:
     """The watcher of other processes' commits to `db`."""
     parsed = make_url(db.url)
     if db.is_sqlite:
-        db.foreign_commits.watched = True
         return DataVersionWatcher(
             parsed.database or ":memory:", db.foreign_commits, db.read_foreign_commits, on_commit
         )
@@ -91,8 +89,13 @@ class _Watcher(ABC):
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                # Said here, not raised: the process's stop goes on (sends, the writer).
+                log.exception("watching for other processes' commits had failed")
             self._task = None
 
     @abstractmethod
@@ -124,26 +127,29 @@ class DataVersionWatcher(_Watcher):
         # Autocommit: a read transaction left open would pin the value (and the WAL).
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         foreign = self._foreign
+        foreign.watched = True
         try:
-            # The writer's counters are taken before each reading of the version: a commit
-            # after one reading comes after its counters.
-            committed, seen = foreign.committed, foreign.seen
+            # The writer's first reading, then its counters, then the version: a commit after
+            # the version's reading comes after the counters and after a reading to compare.
+            await self._read_foreign()
+            base = (foreign.committed, foreign.seen)
             last = _data_version(conn)
             self._ready.set()
             while True:
                 await asyncio.sleep(self._interval)
-                since = (committed, seen)
-                committed, seen = foreign.committed, foreign.seen
+                counters = (foreign.committed, foreign.seen)
                 try:
                     version = _data_version(conn)
-                except sqlite3.OperationalError:
+                except sqlite3.Error:
                     log.exception("checking for commits failed; the poll interval remains")
-                    continue
+                    continue  # compared, once read, with the counters before the last reading
                 if version != last:
                     last = version
-                    if await self._another_committed(*since):
+                    if await self._another_committed(*base):
                         self._on_commit()
+                base = counters
         finally:
+            foreign.watched = False
             conn.close()
 
     async def _another_committed(self, committed: int, seen: int) -> bool:
@@ -153,7 +159,7 @@ class DataVersionWatcher(_Watcher):
             return True  # none of this process's own; or the writer saw another's since
         try:
             await self._read_foreign()  # a reading after the commit settles it
-        except sqlite3.Error:
+        except Exception:
             log.exception("reading other processes' commits failed; looking anyway")
             return True
         return self._foreign.seen != seen
