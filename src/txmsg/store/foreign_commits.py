@@ -18,6 +18,7 @@ class ForeignCommits:
 
     def __init__(self) -> None:
         self.watched = False  # read the version at each cycle (a watcher asked for it)
+        self.begun = 0  # readings made (one at the start of each cycle while watched)
         self.committed = 0  # write cycles committed while watched
         self.seen = 0  # readings that found the version changed since the one before
         self._version: int | None = None
@@ -29,3 +30,4 @@ class ForeignCommits:
         if self._conn is not None and (conn is not self._conn or version != self._version):
             self.seen += 1  # a new connection (after a reconnect) may have missed one
         self._conn, self._version = conn, version
+        self.begun += 1

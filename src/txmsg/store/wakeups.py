@@ -9,8 +9,8 @@ the queue, it watches for commits, the cheapest way each engine offers:
   loop itself rather than paying a thread hand-off (about 130 us) each time. That connection
   sees this process's own commits too, which need no wake (the writer hands over what it
   leases; a wake would cost a claim): the writer's connection tells them apart
-  (store/foreign_commits.py), asked (one hand-off) only when a check saw both kinds may have
-  committed.
+  (store/foreign_commits.py): when a check saw that both may have committed, the writer's
+  next cycle settles it, or, the writer idle, one reading asked of it (a hand-off).
 - PostgreSQL: `LISTEN txmsg_events` on one asyncpg connection; the write cycle that leaves due
   events queued for others issues one `NOTIFY` in its transaction (`announce_in`), delivered on
   commit. The connection is reopened when lost.
@@ -135,6 +135,9 @@ class DataVersionWatcher(_Watcher):
             base = (foreign.committed, foreign.seen)
             last = _data_version(conn)
             self._ready.set()
+            # A change that may have been this process's own commit or another's: the
+            # writer's readings then, and its count of another's before that check.
+            doubt: tuple[int, int] | None = None
             while True:
                 await asyncio.sleep(self._interval)
                 counters = (foreign.committed, foreign.seen)
@@ -143,25 +146,31 @@ class DataVersionWatcher(_Watcher):
                 except sqlite3.Error:
                     log.exception("checking for commits failed; the poll interval remains")
                     continue  # compared, once read, with the counters before the last reading
+                if doubt is not None:
+                    if await self._another_since(*doubt):
+                        self._on_commit()
+                    doubt = None
                 if version != last:
                     last = version
-                    if await self._another_committed(*base):
-                        self._on_commit()
+                    committed, seen = base
+                    if foreign.committed == committed or foreign.seen != seen:
+                        self._on_commit()  # none of this process's own; or another's seen
+                    else:
+                        doubt = (foreign.begun, seen)  # the next reading settles it
                 base = counters
         finally:
             foreign.watched = False
             conn.close()
 
-    async def _another_committed(self, committed: int, seen: int) -> bool:
-        """Whether the commit the last check noticed may be another process's, given the
-        writer's counters taken before the check before it."""
-        if self._foreign.committed == committed or self._foreign.seen != seen:
-            return True  # none of this process's own; or the writer saw another's since
-        try:
-            await self._read_foreign()  # a reading after the commit settles it
-        except Exception:
-            log.exception("reading other processes' commits failed; looking anyway")
-            return True
+    async def _another_since(self, begun: int, seen: int) -> bool:
+        """Whether the writer saw another's commit: in a reading made since it had made
+        `begun` (a cycle begun since the check; else, the writer idle, one asked for now)."""
+        if self._foreign.begun == begun:
+            try:
+                await self._read_foreign()
+            except Exception:
+                log.exception("reading other processes' commits failed; looking anyway")
+                return True
         return self._foreign.seen != seen
 
 
