@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from helpers import free_port, free_ports, live_event, wait_until
 from process_support import (
     SRC,
@@ -45,20 +47,14 @@ async def test_two_worker_processes_send_once_and_one_that_dies_is_replaced(
         first = spawned(parent)
         assert len(first) == 2, workers.log.read_text()
         event_id = await live_event(admin, smtp)
-        for i in range(30):
-            r = await admin.post(f"/rest/mc/{event_id}", json=body(i))
-            assert r.status_code == 201, r.text
-        await smtp.wait_for(30, timeout=20)
+        await _sent(admin, event_id, smtp, range(30))
         # Each process counts its own sends, on its own port: together, each send once.
         assert await sends_counted((ops, ops + 1), 30) == 30
 
         await kill_one_spawned(parent)
         # The replacement took the health port the killed process held.
         assert await ops_ports_answering(ops, 2) == {ops, ops + 1}
-        for i in range(30, 50):
-            r = await admin.post(f"/rest/mc/{event_id}", json=body(i))
-            assert r.status_code == 201, r.text
-        await smtp.wait_for(50, timeout=20)
+        await _sent(admin, event_id, smtp, range(30, 50))
         await sent_once_each(smtp, 50)
 
         # SIGHUP: each is stopped gracefully and replaced in turn (new code, new settings),
@@ -71,16 +67,23 @@ async def test_two_worker_processes_send_once_and_one_that_dies_is_replaced(
             what="both processes replaced",
         )
         assert await ops_ports_answering(ops, 2) == {ops, ops + 1}
-        for i in range(50, 70):
-            r = await admin.post(f"/rest/mc/{event_id}", json=body(i))
-            assert r.status_code == 201, r.text
-        await smtp.wait_for(70, timeout=20)
+        await _sent(admin, event_id, smtp, range(50, 70))
         await sent_once_each(smtp, 70)
         assert await workers.terminate() == 0
     assert not spawned(parent)
     log = workers.log.read_text()
     assert "ended (exit status -9); starting another" in log
     assert "SIGHUP: restarting the processes one at a time" in log
+
+
+async def _sent(
+    admin: httpx.AsyncClient, event_id: str, smtp: FakeSMTPServer, numbers: range
+) -> None:
+    """Trigger the recipients `numbers` and wait until the SMTP server has had them all."""
+    for i in numbers:
+        r = await admin.post(f"/rest/mc/{event_id}", json=body(i))
+        assert r.status_code == 201, r.text
+    await smtp.wait_for(numbers.stop, timeout=20)
 
 
 def test_workers_that_cannot_start_end_the_command_with_a_failure(tmp_path: Path) -> None:

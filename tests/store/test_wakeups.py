@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -34,38 +36,40 @@ async def _ready(watcher: Wakeups) -> None:
     await asyncio.wait_for(watcher.ready(), 5)  # its first data_version read, or listening
 
 
-async def test_a_cycle_leaving_events_queued_wakes_a_watcher(
-    db: Database, other_db: Database
-) -> None:
-    woken = Counter()
+@contextlib.asynccontextmanager
+async def watching(db: Database, woken: Counter) -> AsyncIterator[None]:
+    """A watcher of `db` calling `woken`, ready (it would see the next commit), then stopped."""
     watcher = wakeups_for(db, woken)
     watcher.start()
     try:
         await _ready(watcher)
+        yield
+    finally:
+        await watcher.stop()
+
+
+async def test_a_cycle_leaving_events_queued_wakes_a_watcher(
+    db: Database, other_db: Database
+) -> None:
+    woken = Counter()
+    async with watching(db, woken):
         await asyncio.sleep(0.1)
         assert woken.count == 0, "woken with nothing committed"
         # An API process's cycle: no room, so the event stays queued for a worker.
         await other_db.write(write_cycle, CycleRequest(new=[new_event()], wake_others=True))
         await wait_until(lambda: woken.count >= 1, timeout=2, what="a wake-up")
-    finally:
-        await watcher.stop()
 
 
 async def test_this_process_own_commits_wake_nothing(db: Database) -> None:
     """A `serve` process's own cycles (SQLite: its watcher's connection sees them too) need no
     wake: its writer hands over what it leases, and a wake would cost a claim."""
     woken = Counter()
-    watcher = wakeups_for(db, woken)
-    watcher.start()
-    try:
-        await _ready(watcher)
+    async with watching(db, woken):
         for _ in range(20):
             await db.write(write_cycle, CycleRequest(new=[new_event()]))
             await asyncio.sleep(0.004)  # commits in some checks' intervals, none in others
         await asyncio.sleep(0.1)
         assert woken.count == 0
-    finally:
-        await watcher.stop()
 
 
 async def test_another_process_commit_wakes_amid_this_process_own(
@@ -74,10 +78,7 @@ async def test_another_process_commit_wakes_amid_this_process_own(
     """Another process's commit wakes the watcher even when this process committed in the
     same interval (SQLite: the check that saw both asks the writer's connection)."""
     woken = Counter()
-    watcher = wakeups_for(db, woken)
-    watcher.start()
-    try:
-        await _ready(watcher)
+    async with watching(db, woken):
         for _ in range(10):
             before = woken.count
             ours = asyncio.create_task(db.write(write_cycle, CycleRequest(new=[new_event()])))
@@ -85,10 +86,8 @@ async def test_another_process_commit_wakes_amid_this_process_own(
             theirs = CycleRequest(new=[new_event()], wake_others=True)
             await other_db.write(write_cycle, theirs)
             await ours
-            await wait_until(lambda: woken.count > before, timeout=1, what="a wake-up")  # noqa: B023
+            await wait_until(lambda: woken.count > before, timeout=5, what="a wake-up")  # noqa: B023
             await asyncio.sleep(0.02)
-    finally:
-        await watcher.stop()
 
 
 async def test_a_commit_of_another_before_this_process_first_cycle_wakes(
@@ -97,17 +96,12 @@ async def test_a_commit_of_another_before_this_process_first_cycle_wakes(
     """Their commit, then this process's first cycle since the watcher started, within one
     check: the writer's reading to compare with is the one the watcher made at its start."""
     woken = Counter()
-    watcher = wakeups_for(db, woken)
-    watcher.start()
-    try:
-        await _ready(watcher)
+    async with watching(db, woken):
         # No await between them: one check interval. The calls block the loop; the test's
         # own writer thread is idle meanwhile (the watcher asks it only after a check).
         other_db._write(write_cycle, CycleRequest(new=[new_event()], wake_others=True))
         db._write(write_cycle, CycleRequest(new=[new_event()]))
-        await wait_until(lambda: woken.count >= 1, timeout=1, what="a wake-up")
-    finally:
-        await watcher.stop()
+        await wait_until(lambda: woken.count >= 1, timeout=5, what="a wake-up")
 
 
 async def test_a_failed_check_misses_no_commit_of_another(
@@ -128,10 +122,7 @@ async def test_a_failed_check_misses_no_commit_of_another(
         return read_version(conn)
 
     monkeypatch.setattr(wakeups, "_data_version", flaky)
-    watcher = wakeups_for(db, woken)
-    watcher.start()
-    try:
-        await _ready(watcher)
+    async with watching(db, woken):
         await db.write(write_cycle, CycleRequest(new=[new_event()]))
         await asyncio.sleep(0.05)
         assert woken.count == 0
@@ -140,9 +131,7 @@ async def test_a_failed_check_misses_no_commit_of_another(
         db._write(write_cycle, CycleRequest(new=[new_event()]))  # its reading counts theirs
         await failed.wait()
         db._write(write_cycle, CycleRequest(new=[new_event()]))
-        await wait_until(lambda: woken.count >= 1, timeout=1, what="a wake-up")
-    finally:
-        await watcher.stop()
+        await wait_until(lambda: woken.count >= 1, timeout=5, what="a wake-up")
 
 
 def test_a_new_writer_connection_counts_as_a_commit_of_another(tmp_path: Path) -> None:
@@ -189,14 +178,17 @@ async def test_a_lost_listen_connection_is_reopened() -> None:
         await asyncio.wait_for(listener.listening.wait(), 5)
         admin = await asyncpg.connect(PG_DSN)
         try:
+            # This database's listeners only: other tests' processes listen on theirs.
             await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE"
+                " 'LISTEN%' AND datname = current_database() AND pid <> pg_backend_pid()"
             )
-            # On the loss it wakes anyway (commits may have been missed), then listens again.
+            # On the loss it wakes anyway (commits may have been missed), then listens again,
+            # and wakes once more: what was committed until then notified nobody.
             await wait_until(lambda: woken.count >= 1, timeout=5, what="a wake-up on the loss")
             await wait_until(lambda: not listener.listening.is_set(), timeout=5, what="the loss")
             await asyncio.wait_for(listener.listening.wait(), 5)
+            assert woken.count >= 2
             before = woken.count
             await admin.execute(f"SELECT pg_notify('{CHANNEL}', '')")
             await wait_until(lambda: woken.count > before, timeout=5, what="a NOTIFY")

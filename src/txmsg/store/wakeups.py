@@ -194,23 +194,28 @@ class NotifyListener(_Watcher):
         return self._ready
 
     async def _run(self) -> None:
+        again = False
         while True:
             try:
-                await self._listen_until_lost()
+                await self._listen_until_lost(again)
             except (OSError, asyncpg.PostgresError):
                 log.exception("listening for new events failed; reconnecting")
             self._ready.clear()
-            # Events may have been committed while nobody listened.
+            # Events may have been committed while nobody listened: look now, and again once
+            # listening (what is committed until then sends no notification we would get).
             self._on_commit()
+            again = True
             await asyncio.sleep(RECONNECT_DELAY)
 
-    async def _listen_until_lost(self) -> None:
+    async def _listen_until_lost(self, again: bool) -> None:
         lost = asyncio.Event()
         conn = await asyncpg.connect(self._dsn)
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(CHANNEL, self._notified)
             self._ready.set()
+            if again:
+                self._on_commit()
             await lost.wait()
         finally:
             if not conn.is_closed():
