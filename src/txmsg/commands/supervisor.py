@@ -70,17 +70,19 @@ def supervise(target: Target, options: dict[str, Any], count: int) -> int:
 
     children: list[Child] = []
     failed = False
+    hangups = 0  # SIGHUPs acted on (the list is only appended to: a signal is never lost)
     try:
         children.extend(start() for _ in range(count))
         while not stopping() and not failed:
             wait([c.process.sentinel for c in children], WATCH_INTERVAL)  # one ended, or time
-            if signal.SIGHUP in signalled and not stopping():
-                signalled.clear()
+            if signalled.count(signal.SIGHUP) > hangups and not stopping():
+                hangups = signalled.count(signal.SIGHUP)  # those meanwhile: one restart
                 log.info("SIGHUP: restarting the processes one at a time")
                 failed = _restart_each(children, start, stopping)
             failed = failed or _replace_ended(children, start, stopping)
         if stopping():
-            log.info("%s: stopping the processes", signal.Signals(signalled[-1]).name)
+            first = next(s for s in signalled if s in STOPS)
+            log.info("%s: stopping the processes", signal.Signals(first).name)
     finally:
         _stop([c.process for c in children])
     return STARTUP_FAILURE if failed else 0
