@@ -6,7 +6,8 @@ class runs them without blocking the event loop:
 - PostgreSQL: on the asyncpg driver, through `AsyncConnection.run_sync` (no threads).
 - SQLite: on the standard library driver, in worker threads. Writes run on one dedicated
   thread holding one connection (SQLite has one writer at a time: writers queue there instead
-  of spinning on SQLITE_BUSY), reads on a small pool. A whole transaction is one hand-off to
+  of spinning on SQLITE_BUSY; another process's writer is waited for in
+  store/write_lock.py), reads on a small pool. A whole transaction is one hand-off to
   the thread. (SQLAlchemy's async adapter for aiosqlite costs several thread hand-offs per
   statement: about 500 us for `SELECT 1` here, against about 130 us for one hand-off.)
 """
@@ -33,6 +34,7 @@ from txmsg.store.clock import DatabaseClock
 from txmsg.store.foreign_commits import ForeignCommits
 from txmsg.store.migrations import upgrade_to_head
 from txmsg.store.sealing import Keyring, install
+from txmsg.store.write_lock import begin_immediate
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 SQLITE_READERS = 4
@@ -74,6 +76,7 @@ class Database:
         # The database's time (leases), as this process estimates it (`sync_clock`).
         self.clock = DatabaseClock(local_clock)
         self.is_sqlite = make_url(self.url).get_backend_name() == "sqlite"
+        self._timeout = timeout
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._writer_conn: Connection | None = None
@@ -137,6 +140,7 @@ class Database:
         if foreign.watched:
             foreign.read(conn.connection.dbapi_connection)  # type: ignore[arg-type]
         with conn.begin():
+            begin_immediate(conn.connection.dbapi_connection, self._timeout)  # type: ignore[arg-type]
             result = fn(conn, *args, **kwargs)
         if foreign.watched:
             foreign.committed += 1

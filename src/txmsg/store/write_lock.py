@@ -1,0 +1,50 @@
+"""SQLite: take the database's write lock at the start of a write transaction, promptly.
+
+Several processes on one SQLite file (an API and a worker) take turns at its one write lock.
+SQLite's own busy handler, when the lock is taken, sleeps 1, 2, 5, 10, 15, 20 ms... between
+tries, however soon the lock is free again: a cycle of the other process holds it for a
+millisecond or two, so a waiting writer slept through most of its turn (an API and a worker
+sending flat out spent a fifth and two fifths of their writers' time asleep there). Here the
+writer tries `BEGIN IMMEDIATE` with no busy handler, and sleeps 0.1 ms at first, then longer,
+at most 1 ms: it takes the lock within a fraction of a millisecond of its release.
+
+`BEGIN IMMEDIATE` takes the lock before the transaction's first statement, so no statement
+inside it waits for another writer (nor fails for another's commit since its first read).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+FIRST_WAIT = 0.0001
+LONGEST_WAIT = 0.001
+
+
+def begin_immediate(conn: sqlite3.Connection, timeout: float) -> None:
+    """`BEGIN IMMEDIATE` on `conn`, tried again while another connection holds the write lock,
+    for up to `timeout` seconds; then the last "database is locked" error is raised (an
+    outage, store/outage.py). `conn`'s busy timeout (`timeout`) is set again before returning,
+    for the transaction's statements."""
+    conn.execute("PRAGMA busy_timeout=0")  # a try fails at once instead of sleeping in SQLite
+    try:
+        _take(conn, time.monotonic() + timeout)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+
+
+def _take(conn: sqlite3.Connection, deadline: float) -> None:
+    wait = FIRST_WAIT
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # the common case: nobody else is writing
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(wait)  # on the writer's thread, never the event loop's
+        wait = min(wait * 2, LONGEST_WAIT)
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

@@ -1,0 +1,112 @@
+"""SQLite's write lock, taken by `begin_immediate` while another connection (another process's
+writer) holds it and then lets it go."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from txmsg.store.db import Database
+from txmsg.store.write_lock import begin_immediate
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    db = tmp_path / "lock.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x INTEGER)")
+    return db
+
+
+@pytest.fixture
+def writer(path: Path) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(path, timeout=TIMEOUT, check_same_thread=False)
+    yield conn
+    conn.close()
+
+
+def _hold(path: Path, seconds: float) -> tuple[threading.Thread, list[float]]:
+    """Another connection holds the write lock for `seconds`; the list gets when it let go."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    released: list[float] = []
+
+    def release() -> None:
+        time.sleep(seconds)
+        other.execute("INSERT INTO t VALUES (1)")
+        other.execute("COMMIT")
+        released.append(time.monotonic())
+        other.close()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    return thread, released
+
+
+def _busy_timeout(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+
+
+def test_the_lock_is_taken_at_once_when_free(writer: sqlite3.Connection) -> None:
+    begin_immediate(writer, TIMEOUT)
+    assert writer.in_transaction
+    writer.execute("INSERT INTO t VALUES (2)")
+    writer.commit()
+    assert _busy_timeout(writer) == TIMEOUT * 1000
+
+
+def test_the_lock_is_taken_soon_after_another_writer_lets_go(
+    path: Path, writer: sqlite3.Connection
+) -> None:
+    # SQLite's own busy handler, 20 ms into a wait, sleeps until 33 ms: 13 ms late. Here the
+    # tries come at most 1 ms apart. The least late of three, against a stalled thread.
+    late = []
+    for _ in range(3):
+        thread, released = _hold(path, 0.020)
+        begin_immediate(writer, TIMEOUT)
+        taken = time.monotonic()
+        thread.join()
+        writer.commit()
+        late.append(taken - released[0])
+    assert min(late) < 0.005, late
+    assert _busy_timeout(writer) == TIMEOUT * 1000
+    assert writer.execute("SELECT count(*) FROM t").fetchone()[0] == 3
+
+
+def test_a_lock_held_past_the_timeout_is_an_outage(path: Path, writer: sqlite3.Connection) -> None:
+    thread, _ = _hold(path, 0.3)
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        begin_immediate(writer, 0.1)
+    assert 0.1 <= time.monotonic() - started < 0.3
+    assert not writer.in_transaction
+    thread.join()
+    assert _busy_timeout(writer) == 100  # its own timeout, for the statements of a transaction
+
+
+async def test_a_write_cycle_takes_the_lock_soon_after_another_process(tmp_path: Path) -> None:
+    """`Database.write` on SQLite goes through `begin_immediate`."""
+    db = Database(f"sqlite:///{tmp_path / 'txmsg.db'}")
+    try:
+        await db.write(lambda conn: conn.exec_driver_sql("CREATE TABLE t (x INTEGER)"))
+        late = []
+        for _ in range(3):
+            thread, released = _hold(tmp_path / "txmsg.db", 0.020)
+            await db.write(lambda conn: conn.exec_driver_sql("INSERT INTO t VALUES (2)"))
+            taken = time.monotonic()  # the loop's: a hand-off later than the writer's
+            await asyncio.to_thread(thread.join)
+            late.append(taken - released[0])
+        assert min(late) < 0.008, late
+        count = await db.read(lambda conn: conn.exec_driver_sql("SELECT count(*) FROM t").scalar())
+        assert count == 6
+    finally:
+        await db.dispose()
