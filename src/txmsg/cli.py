@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from txmsg.commands import logs
 from txmsg.commands.database import NoDatabase, missing_message, open_existing, sqlite_path
+from txmsg.commands.hangup import Hangup
+from txmsg.commands.supervisor import STARTUP_FAILURE
 from txmsg.config import Settings
 
 if TYPE_CHECKING:
@@ -82,14 +85,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     ops = None
     if args.metrics_port is not None:
         ops = OpsAddress(args.metrics_host, args.metrics_port)
-    uvicorn.run(create_app(settings, role=Role(args.role), ops_port=ops), **serving)
+    app = create_app(settings, role=Role(args.role), ops_port=ops)
+    server = uvicorn.Server(uvicorn.Config(app, **serving))
+    hangup = Hangup()
+    hangup.install(lambda: setattr(server, "should_exit", True))
+    # SIGINT is raised again once the server stopped, as a KeyboardInterrupt (as uvicorn.run).
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        return STARTUP_FAILURE
+    hangup.after_stop()
     return 0
 
 
 def _supervise(config: uvicorn.Config) -> int:
     """Run `config.workers` processes under uvicorn's supervisor until it stops; 3 (as one
     process exits) when it stopped because a process failed to start, else 0."""
-    from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])
@@ -131,8 +142,10 @@ def _one_process_only(args: argparse.Namespace, settings: Settings) -> str | Non
     return None
 
 
-def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> int:
-    """Run `run(stop)` on uvloop; SIGTERM and SIGINT set `stop`."""
+def _until_signalled(
+    run: Callable[[asyncio.Event], Awaitable[None]], hangup: Hangup | None = None
+) -> int:
+    """Run `run(stop)` on uvloop; SIGTERM and SIGINT set `stop`, and SIGHUP with `hangup`."""
     import uvloop
 
     async def main() -> None:
@@ -140,6 +153,8 @@ def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        if hangup is not None and hangup.listening:
+            loop.add_signal_handler(signal.SIGHUP, hangup.on_signal(stop.set))
         await run(stop)
 
     uvloop.run(main())
@@ -179,7 +194,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     }
     if args.processes > 1:
         return supervise(_worker_process, options, args.processes)
-    return _run_worker(options, settings)
+    hangup = Hangup()
+    code = _run_worker(options, settings, hangup=hangup)
+    if code == 0:
+        hangup.after_stop()
+    return code
 
 
 def _worker_process(options: dict[str, Any], ready: Event) -> None:
@@ -191,13 +210,16 @@ def _worker_process(options: dict[str, Any], ready: Event) -> None:
 
 
 def _run_worker(
-    options: dict[str, Any], settings: Settings, ready: Callable[[], None] | None = None
+    options: dict[str, Any],
+    settings: Settings,
+    ready: Callable[[], None] | None = None,
+    hangup: Hangup | None = None,
 ) -> int:
-    """A worker until SIGTERM or SIGINT (sends under way finish, their outcomes recorded);
-    3 when it could not start (the database, the health port), as `serve` exits."""
+    """A worker until SIGTERM or SIGINT, or SIGHUP with `hangup` (sends under way finish,
+    their outcomes recorded); 3 when it could not start (the database, the health port), as
+    `serve` exits."""
     from txmsg.api.ops_port import OpsAddress
     from txmsg.app import run_worker
-    from txmsg.commands.supervisor import STARTUP_FAILURE
     from txmsg.engine.runtime import tune_process
 
     ops = None
@@ -213,7 +235,9 @@ def _run_worker(
             if ready is not None:
                 ready()
 
-        return _until_signalled(lambda stop: run_worker(settings, stop, ops, started=on_start))
+        return _until_signalled(
+            lambda stop: run_worker(settings, stop, ops, started=on_start), hangup
+        )
     except Exception:
         if started.is_set():
             raise
