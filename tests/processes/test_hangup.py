@@ -1,5 +1,5 @@
 """SIGHUP to a lone `txmsg worker` or `txmsg serve`: it stops gracefully and runs again in the
-same process (the same PID); with a terminal on its standard error (the terminal hung up), it
+same process (the same PID), and another SIGHUP while it starts again does not end it; with a terminal on its standard error (the terminal hung up), it
 only stops; started with SIGHUP ignored (nohup), it keeps running."""
 
 from __future__ import annotations
@@ -22,12 +22,17 @@ RESTARTED = "SIGHUP: stopped gracefully, starting again"
 SEND_SECONDS = 0.5  # the fake SMTP server's delay: sends are under way at the hang-up
 
 
-async def _hang_up_and_wait(process: Txmsg, client: httpx.AsyncClient) -> None:
-    """SIGHUP `process`, then wait until it answers again, the same process all along."""
+async def _hang_up_and_wait(
+    process: Txmsg, client: httpx.AsyncClient, *, again: bool = False
+) -> None:
+    """SIGHUP `process`, then wait until it answers again, the same process all along; with
+    `again`, another SIGHUP as it starts again (before it listens for one)."""
     assert process.proc is not None
     pid = process.proc.pid
     process.proc.send_signal(signal.SIGHUP)
     await wait_until(lambda: RESTARTED in process.log.read_text(), timeout=20, what="a restart")
+    if again:
+        process.proc.send_signal(signal.SIGHUP)
     for _ in range(300):
         try:
             if (await client.get("/health")).status_code == 200:
@@ -74,7 +79,7 @@ async def test_serve_restarts_in_place(
         for i in range(4):
             await trigger(admin, event_id, body(i))
         await wait_until(lambda: smtp.connections_opened >= 1, what="sends under way")
-        await _hang_up_and_wait(serve, admin)
+        await _hang_up_and_wait(serve, admin, again=True)
         smtp.delay = 0.0
         for i in range(4, 6):
             await trigger(admin, event_id, body(i))

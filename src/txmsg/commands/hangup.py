@@ -24,14 +24,20 @@ from typing import NoReturn
 
 log = logging.getLogger("txmsg.hangup")
 
+# Set across a restart: SIGHUP is ignored until the new process listens for it (its default
+# action would end it), and this says it was this process that ignored it, not nohup.
+RESTARTING_ENV = "TXMSG_HANGUP_RESTARTING"
+
 
 class Hangup:
     """Whether SIGHUP came; `stop` is what stops the process gracefully."""
 
     def __init__(self) -> None:
         self.received = False
-        # Ignored at start (nohup): the hang-up is not ours to act on.
-        self.listening = signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
+        # Ignored at start (nohup): the hang-up is not ours to act on; unless this process
+        # ignored it itself, across its restart.
+        restarted = os.environ.pop(RESTARTING_ENV, None) is not None
+        self.listening = restarted or signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
 
     def on_signal(self, stop: Callable[[], None]) -> Callable[[], None]:
         """The action for SIGHUP: note it, then `stop`."""
@@ -71,4 +77,6 @@ def restart() -> NoReturn:
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # another, before the new process listens
+    os.environ[RESTARTING_ENV] = "1"
     os.execv(sys.executable, sys.orig_argv)
