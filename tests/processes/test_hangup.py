@@ -1,6 +1,7 @@
 """SIGHUP to a lone `txmsg worker` or `txmsg serve`: it stops gracefully and runs again in the
-same process (the same PID), and another SIGHUP while it starts again does not end it; with a terminal on its standard error (the terminal hung up), it
-only stops; started with SIGHUP ignored (nohup), it keeps running."""
+same process (the same PID), and another SIGHUP while it starts again does not end it; with a
+terminal on its standard error (the terminal hung up), it only stops; started with SIGHUP
+ignored (nohup), it keeps running."""
 
 from __future__ import annotations
 
