@@ -9,13 +9,14 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import httpx
 
 from conftest import ADMIN_KEY
 from helpers import free_port, trigger
+from txmsg.commands.database import sqlite_path
 from txmsg.testing import FakeSMTPServer
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -91,6 +92,10 @@ class Txmsg:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[httpx.AsyncClient]:
         """The process, started and healthy; an admin client on its port (API or health)."""
+        async with all_running(self) as [client]:
+            yield client
+
+    async def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 *(sys.executable, "-m", "txmsg.cli", *self.args),
@@ -98,16 +103,24 @@ class Txmsg:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
             )
-        try:
-            async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{self.port}",
-                timeout=10,
-                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-            ) as client:
-                await self._wait_healthy(client)
-                yield client
-        finally:
-            await self.terminate()
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{self.port}",
+            timeout=10,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
+
+    async def database_made(self) -> None:
+        """Once a new SQLite database's file exists (the process makes it as it starts): a
+        worker started with this one needs it, as it never makes one of its own."""
+        path = sqlite_path(self.env["TXMSG_DATABASE_URL"])
+        assert self.proc is not None
+        for _ in range(600):
+            if path is None or path.exists() or self.proc.returncode is not None:
+                return  # an exit is reported while waiting for its health
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"the process made no database: {self.log.read_text()}")
 
     async def _wait_healthy(self, client: httpx.AsyncClient) -> None:
         assert self.proc is not None
@@ -138,6 +151,37 @@ class Txmsg:
             self.proc.send_signal(signal.SIGKILL)
             await asyncio.wait_for(self.proc.wait(), 10)
         self.proc = None
+
+
+@asynccontextmanager
+async def all_running(*processes: Txmsg) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """The processes, started together and each healthy; their admin clients. Each spends a
+    second or so importing and starting: side by side, not one after the other. SIGTERM to
+    all of them together at the end."""
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(_terminate_all, processes)
+        clients = [await stack.enter_async_context(p.client()) for p in processes]
+        for process in processes:
+            await process.start()
+            await process.database_made()
+        waits = [
+            asyncio.ensure_future(p._wait_healthy(c))
+            for p, c in zip(processes, clients, strict=True)
+        ]
+        try:
+            await asyncio.gather(*waits)  # the first failure, as one process alone would fail
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        yield clients
+
+
+async def _terminate_all(processes: Iterable[Txmsg]) -> None:
+    codes = await asyncio.gather(*(p.terminate() for p in processes), return_exceptions=True)
+    for code in codes:
+        if isinstance(code, BaseException):
+            raise code
 
 
 async def kill_one_spawned(parent: int, meanwhile: Awaitable[None] | None = None) -> int:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from helpers import create_event, live_event, publish_message
-from process_support import Txmsg, body, sent_once_each
+from process_support import Txmsg, all_running, body, sent_once_each
 from rate_support import watch_cap
 from txmsg.testing import FakeSMTPServer
 
@@ -26,7 +26,7 @@ async def test_the_cap_holds_across_two_workers(
         data_dir,
         tmp_path / "api.log",
     )
-    async with api.running() as admin, workers[0].running(), workers[1].running():
+    async with all_running(api, *workers) as [admin, _, _]:
         event_id = await live_event(admin, smtp)
         r = await admin.patch(
             "/api/v1/channel-configs/mail", json={"rate_limit": {"per_second": per_second}}

@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from helpers import live_event, metrics_showing, trigger, wait_status, wait_until
-from process_support import Txmsg, body, latencies_to_smtp, pkeys_of
+from process_support import Txmsg, all_running, body, latencies_to_smtp, pkeys_of
 from txmsg.testing import FakeSMTPServer
 
 SLOW_POLL = 5.0  # seconds: a worker's poll interval and sweep, far above any latency asserted
@@ -34,10 +34,9 @@ async def test_the_worker_sends_what_the_api_accepts_once_and_at_once(
     """The worker polls every 5 s, yet each trigger is sent well within that: a commit in the
     API process wakes it (SQLite: data_version; PostgreSQL: NOTIFY)."""
     slow = {"TXMSG_POLL_INTERVAL": str(SLOW_POLL), "TXMSG_SWEEP_INTERVAL": str(SLOW_POLL)}
-    async with (
-        api(database_url, data_dir, tmp_path).running() as admin,
-        worker(database_url, data_dir, tmp_path, **slow).running() as health,
-    ):
+    async with all_running(
+        api(database_url, data_dir, tmp_path), worker(database_url, data_dir, tmp_path, **slow)
+    ) as [admin, health]:
         assert (await health.get("/health")).json() == {"status": "ok"}
         ready = (await health.get("/ready")).json()  # the worker's ops port: no key needed
         assert ready["checks"] == {"database": "ok", "schema": "ok", "dispatcher": "ok"}

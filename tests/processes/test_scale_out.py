@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 from helpers import live_event, trigger, wait_status, wait_until
-from process_support import Txmsg, body, pkeys_of, sent_once_each
+from process_support import Txmsg, all_running, body, pkeys_of, sent_once_each
 from profile_helpers import profile_event, put_profile
 from txmsg.testing import FakeSMTPServer
 
@@ -56,8 +55,7 @@ async def test_two_apis_and_two_workers_on_one_postgresql(
     database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
 ) -> None:
     processes = _processes(database_url, data_dir, tmp_path)
-    async with AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(p.running()) for p in processes]
+    async with all_running(*processes) as clients:
         apis = clients[:2]
         plain = await live_event(apis[0], smtp)
         profiled = await profile_event(

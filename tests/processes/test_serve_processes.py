@@ -20,6 +20,7 @@ from helpers import free_port, free_ports, live_event
 from process_support import (
     SRC,
     Txmsg,
+    all_running,
     body,
     kill_one_spawned,
     latencies_to_smtp,
@@ -72,7 +73,7 @@ async def test_two_processes_serve_one_port_and_one_that_dies_is_replaced(
     worker = Txmsg(
         ["worker", "--health-port", "{port}"], database_url, data_dir, tmp_path / "w.log"
     )
-    async with api.running() as admin, worker.running():
+    async with all_running(api, worker) as [admin, _]:
         assert api.proc is not None
         parent = api.proc.pid
         first = spawned(parent)
@@ -113,7 +114,7 @@ async def test_serve_is_woken_by_other_processes_commits(
     api = Txmsg(
         ["serve", "--role", "api", "--port", "{port}"], database_url, data_dir, tmp_path / "api.log"
     )
-    async with serve.running(), api.running() as admin:
+    async with all_running(serve, api) as [_, admin]:
         event_id = await live_event(admin, smtp)
         await asyncio.sleep(0.3)  # the serve processes idle, in their (5 s) wait
         latencies = await latencies_to_smtp(admin, event_id, smtp, 5, slow_poll * 2)

@@ -16,6 +16,7 @@ from helpers import free_port, free_ports, live_event, wait_until
 from process_support import (
     SRC,
     Txmsg,
+    all_running,
     body,
     kill_one_spawned,
     ops_ports_answering,
@@ -40,7 +41,7 @@ async def test_two_worker_processes_send_once_and_one_that_dies_is_replaced(
         tmp_path / "workers.log",
     )
     workers.port = ops  # `running` waits for the first process's health port
-    async with api.running() as admin, workers.running():
+    async with all_running(api, workers) as [admin, _]:
         assert workers.proc is not None
         parent = workers.proc.pid
         assert await ops_ports_answering(ops, 2) == {ops, ops + 1}
