@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -27,30 +27,49 @@ SCRIPT = ROOT / "examples" / "walkthrough.sh"
 
 @asynccontextmanager
 async def started(
-    argv: list[str], env: dict[str, str], log: Path, port: int
+    commands: list[tuple[list[str], Path, int]], env: dict[str, str]
 ) -> AsyncIterator[None]:
-    """`txmsg argv...` running and listening on `port`; SIGTERM at the end."""
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "txmsg.cli", *argv, env=env, stdout=out, stderr=out
-        )
+    """`txmsg argv...` for each (argv, log, port), started together (each spends a second or
+    so importing) and each listening on its port; SIGTERM to them all at the end."""
+    procs: list[asyncio.subprocess.Process] = []
+    waits: list[asyncio.Future[None]] = []
     try:
-        for _ in range(400):
-            if proc.returncode is not None:
-                raise AssertionError(f"txmsg {argv[:2]} exited: {_read(log)}")
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(f"txmsg {argv[:2]} did not listen: {_read(log)}")
+        for argv, log, _ in commands:
+            with log.open("wb") as out:
+                procs.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable, "-m", "txmsg.cli", *argv, env=env, stdout=out, stderr=out
+                    )
+                )
+        waits = [
+            asyncio.ensure_future(_listening(proc, argv, log, port))
+            for proc, (argv, log, port) in zip(procs, commands, strict=True)
+        ]
+        await asyncio.gather(*waits)
         yield
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 30)
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(asyncio.gather(*(proc.wait() for proc in procs)), 30)
+
+
+async def _listening(
+    proc: asyncio.subprocess.Process, argv: list[str], log: Path, port: int
+) -> None:
+    for _ in range(400):
+        if proc.returncode is not None:
+            raise AssertionError(f"txmsg {argv[:2]} exited: {_read(log)}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"txmsg {argv[:2]} did not listen: {_read(log)}")
 
 
 def _read(path: Path) -> str:
@@ -86,14 +105,12 @@ async def test_the_walkthrough_works_as_written(tmp_path: Path) -> None:
         "TWILIO_URL": f"http://127.0.0.1:{twilio}",
     }
     logs = {name: tmp_path / f"{name}.log" for name in ("smtp", "twilio", "serve")}
-    async with AsyncExitStack() as stack:
-        fakes = [
-            (["fake", "smtp", "--port", str(smtp), "--http-port", str(mailbox)], "smtp", smtp),
-            (["fake", "twilio", "--port", str(twilio)], "twilio", twilio),
-            (["serve", "--port", str(api)], "serve", api),
-        ]
-        for argv, name, port in fakes:
-            await stack.enter_async_context(started(argv, env, logs[name], port))
+    commands = [
+        (["fake", "smtp", "--port", str(smtp), "--http-port", str(mailbox)], logs["smtp"], smtp),
+        (["fake", "twilio", "--port", str(twilio)], logs["twilio"], twilio),
+        (["serve", "--port", str(api)], logs["serve"], api),
+    ]
+    async with started(commands, env):
         script = await asyncio.create_subprocess_exec(
             "bash", str(SCRIPT), cwd=ROOT, env=env, stdout=-1, stderr=-1
         )
