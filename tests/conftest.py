@@ -9,8 +9,9 @@ import secrets
 import socket
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,37 @@ def _engines() -> list[str]:
 MIGRATING_FIXTURES = {"server", "db"}
 
 
+class PostgresqlCopies:
+    """CREATE and DROP DATABASE on a thread of their own: the next test's database is made
+    while this one runs, and this one's is dropped after it (each takes 0.05-0.15 s)."""
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="postgresql-copies")
+        self._spares: dict[str | None, Future[str]] = {}
+
+    async def take(self, template: str | None) -> str:
+        """A new database, a copy of `template` (None: an empty one); the next one made."""
+        ready = self._spares.pop(template, None) or self._thread.submit(self._create, template)
+        self._spares[template] = self._thread.submit(self._create, template)
+        return await asyncio.wrap_future(ready)
+
+    def drop(self, name: str) -> None:
+        self._thread.submit(lambda: asyncio.run(_drop_database(name)))
+
+    def close(self) -> None:
+        """Drops the spares; returns once every database made is dropped."""
+        for spare in self._spares.values():
+            with contextlib.suppress(Exception):  # one not made is not there to drop
+                self.drop(spare.result())
+        self._thread.shutdown(wait=True)
+
+    @staticmethod
+    def _create(template: str | None) -> str:
+        name = "txmsg_test_" + secrets.token_hex(6)
+        asyncio.run(_create_database(name, template))
+        return name
+
+
 @dataclass
 class Templates:
     """Databases at the migrations' head, made on first use, copied for each test."""
@@ -52,12 +84,14 @@ class Templates:
     folder: Path
     sqlite: Path | None = None
     postgresql: str | None = None
+    copies: PostgresqlCopies = field(default_factory=PostgresqlCopies)
 
 
 @pytest.fixture(scope="session")
 def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
     made = Templates(tmp_path_factory.mktemp("template"))
     yield made
+    made.copies.close()  # none is being copied from the template any more
     if made.postgresql is not None:
         asyncio.run(_drop_database(made.postgresql))
 
@@ -129,12 +163,11 @@ async def database_url(
             _copy_sqlite(await _sqlite_template(templates), path)
         yield f"sqlite:///{path}"
         return
-    name = "txmsg_test_" + secrets.token_hex(6)
-    await _create_database(name, await _pg_template(templates) if migrated else None)
+    name = await templates.copies.take(await _pg_template(templates) if migrated else None)
     try:
         yield _pg_url(name)
     finally:
-        await _drop_database(name)
+        templates.copies.drop(name)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
