@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from conftest import RunningServer, settings_for
 from fault_support import TcpProxy
-from helpers import live_event, wait_status
+from helpers import live_event, wait_status, wait_until
 from txmsg.testing import FakeSMTPServer
 
 TIMEOUT = 0.5  # TXMSG_DATABASE_TIMEOUT_SECONDS of the server under test
@@ -106,19 +106,21 @@ async def test_an_outcome_that_meets_an_outage_is_recorded_after_it_not_sent_aga
     """The send is made, then the database is unavailable when its outcome is recorded: the
     dispatcher records it again while the lease holds (it used to leave the event to be
     claimed again after its lease, and sent twice)."""
+    lease = 3.0  # the send (0.5 s), the outage (0.7 s) and recording the outcome after it
     async with _database(database_url) as (url, (start_outage, end_outage)):
         settings = settings_for(
-            url, data_dir, database_timeout_seconds=TIMEOUT, lease=timedelta(seconds=4)
+            url, data_dir, database_timeout_seconds=TIMEOUT, lease=timedelta(seconds=lease)
         )
         async with RunningServer(settings) as server:
             admin = server.admin
             event_id = await live_event(admin, smtp)
-            smtp.delay = 1.0  # the send is under way when the outage begins
+            smtp.delay = 0.5  # the send is under way when the outage begins
             accepted = (await _post(admin, event_id)).json()
-            await asyncio.sleep(0.3)
+            await wait_until(lambda: smtp.connections_opened > 0, what="the send under way")
             await start_outage()
-            await asyncio.sleep(2.0)  # the send ends: its outcome meets the outage
+            await smtp.wait_for(1)  # the send ends: its outcome meets the outage
+            await asyncio.sleep(TIMEOUT + 0.2)  # longer than an attempt to record it waits
             await end_outage()
             await wait_status(admin, accepted["href"], "processed", timeout=20)
-            await asyncio.sleep(4.5)  # past the lease: nothing is claimed and sent again
+            await asyncio.sleep(lease + 0.5)  # past the lease: nothing is claimed and sent again
             assert len(smtp.messages) == 1
