@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -152,12 +153,14 @@ async def test_check_says_what_is_reachable_line_by_line(
 
 
 def test_version_help_and_quiet_migrations(tmp_path: Path) -> None:
-    version = command("--version", cwd=tmp_path)
+    # Each command starts an interpreter (a second or so): the independent ones side by side.
+    with ThreadPoolExecutor(3) as pool:
+        version, helped, quiet = pool.map(
+            lambda argv: command(*argv, cwd=tmp_path),
+            [["--version"], ["serve", "--help"], ["migrate"]],
+        )
     assert version.returncode == 0 and version.stdout.startswith("txmsg 0.")
-    helped = command("serve", "--help", cwd=tmp_path)
     assert "(default: 8025)" in helped.stdout and "(default: text)" in helped.stdout
-
-    quiet = command("migrate", cwd=tmp_path)
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == ""  # Alembic's INFO lines only at --log-level debug
     assert quiet.stdout.startswith("database is at the latest schema")
