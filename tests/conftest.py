@@ -7,7 +7,6 @@ import contextlib
 import itertools
 import os
 import secrets
-import socket
 import sqlite3
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +24,7 @@ import pytest_asyncio
 import uvicorn
 
 from export_support import s3  # noqa: F401 - the S3 server fixture of the export tests
+from helpers import Uvicorn
 from txmsg.app import create_app
 from txmsg.config import Settings
 from txmsg.engine.providers import Providers
@@ -211,36 +211,6 @@ class Server:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
 
 
-class _Uvicorn(uvicorn.Server):
-    """uvicorn's server without its fixed waits when it stops: its main loop looks at
-    `should_exit` every 0.1 s, and its shutdown sleeps 0.1 s before it waits for the open
-    connections to close. Both were half of the teardown of a test (some 800 of them)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.exit_asked = asyncio.Event()
-
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):  # once a second it updates the Date header
-            counter = (counter + 1) % 864000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.exit_asked.wait(), 0.1)
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # uvicorn's steps, less the sleep: stop accepting, close each connection once its
-        # response is out, wait for them and their tasks, then the lifespan's shutdown.
-        for server in self.servers:
-            server.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        while self.server_state.connections or self.server_state.tasks:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)  # uvicorn has no event for it
-        for server in self.servers:
-            await server.wait_closed()
-        await self.lifespan.shutdown()
-
-
 class RunningServer:
     """uvicorn serving the app in this event loop, on a free loopback port."""
 
@@ -250,7 +220,7 @@ class RunningServer:
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="asyncio"
         )
-        self.server = _Uvicorn(config)
+        self.server = Uvicorn(config)
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Server:
@@ -272,8 +242,7 @@ class RunningServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.admin.aclose()
-        self.server.should_exit = True
-        self.server.exit_asked.set()
+        self.server.stop()
         assert self.task is not None
         await self.task
 

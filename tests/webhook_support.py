@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from helpers import wait_until
+from helpers import Uvicorn, wait_until
 
 SECRET = "s3cret-for-the-receiver"
 
@@ -71,7 +71,7 @@ class Receiver:
 async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
     app = Starlette(routes=[Route("/hook", rec.endpoint, methods=["POST"])])
-    server = uvicorn.Server(
+    server = Uvicorn(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve())
@@ -83,5 +83,5 @@ async def receiver() -> AsyncIterator[Receiver]:
         if rec.hold is not None:
             rec.hold.set()
         rec.closing.set()
-        server.should_exit = True
+        server.stop()
         await task
