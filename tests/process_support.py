@@ -122,7 +122,8 @@ class Txmsg:
             await asyncio.sleep(0.02)
         raise AssertionError(f"the process made no database: {self.log.read_text()}")
 
-    async def _wait_healthy(self, client: httpx.AsyncClient) -> None:
+    async def wait_healthy(self, client: httpx.AsyncClient) -> None:
+        """Until `/health` answers 200 through `client`; fails if the process exits first."""
         assert self.proc is not None
         for _ in range(300):
             if self.proc.returncode is not None:
@@ -165,7 +166,7 @@ async def all_running(*processes: Txmsg) -> AsyncIterator[list[httpx.AsyncClient
             await process.start()
             await process.database_made()
         waits = [
-            asyncio.ensure_future(p._wait_healthy(c))
+            asyncio.ensure_future(p.wait_healthy(c))
             for p, c in zip(processes, clients, strict=True)
         ]
         try:

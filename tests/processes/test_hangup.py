@@ -34,14 +34,7 @@ async def _hang_up_and_wait(
     await wait_until(lambda: RESTARTED in process.log.read_text(), timeout=20, what="a restart")
     if again:
         process.proc.send_signal(signal.SIGHUP)
-    for _ in range(300):
-        try:
-            if (await client.get("/health")).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.05)
-    assert process.proc.returncode is None, process.log.read_text()
+    await process.wait_healthy(client)  # fails if it exited
     assert process.proc.pid == pid
 
 
