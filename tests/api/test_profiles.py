@@ -132,3 +132,16 @@ async def test_csv_import(server) -> None:
         "/api/v1/profiles:import", content=b"x", headers={"content-type": "text/plain"}
     )
     assert_problem(r, 415)
+
+
+async def test_blank_is_white_space_as_the_spec_counts_it(server) -> None:
+    """A name must not be blank (`pattern: "\\S"`): white space is what JSON Schema's regular
+    expressions count as such (ECMA-262), not Python's: U+001C is text there, U+FEFF space."""
+    admin = server.admin
+    for text in ("\x1c", "\x85", "Ada\u2003"):
+        r = await admin.put("/api/v1/profiles/p-1", json={"first_name": text})
+        assert r.status_code in (200, 201), r.text
+        assert (await admin.get("/api/v1/profiles/p-1")).json()["first_name"] == text
+    for text in ("", " \t", "\ufeff", "\u3000\u00a0"):
+        r = await admin.put("/api/v1/profiles/p-1", json={"first_name": text})
+        assert_problem(r, 400, "first_name")

@@ -18,6 +18,20 @@ _JSON_TYPE = {
 }
 
 
+# What the spec's patterns count as white space (`\s` of ECMA-262, JSON Schema's regular
+# expressions), for "not blank": Python's `str.strip()` also strips U+001C-U+001F and U+0085,
+# which such a pattern takes as text, and keeps U+FEFF, which it takes as white space.
+ECMA_WHITE_SPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def blank(value: str) -> bool:
+    """Whether `value` has nothing but white space (where the spec's pattern `\\S` fails)."""
+    return not value.strip(ECMA_WHITE_SPACE)
+
+
 # A JSON-escaped NUL: \u0000 preceded by an even number of backslashes.
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -64,7 +78,7 @@ def get_str(
         raise invalid(name, "must be a string")
     if "\x00" in value:
         raise invalid(name, "must not contain NUL characters (U+0000)")
-    if not allow_empty and not value.strip():
+    if not allow_empty and blank(value):
         raise invalid(name, "must not be empty")
     if len(value) > max_length:
         raise invalid(name, f"must be at most {max_length} characters")
