@@ -11,10 +11,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
 
-from conftest import ADMIN_KEY
+from conftest import ADMIN_KEY, PG_DSN
 from helpers import free_port, trigger
 from txmsg.commands.database import sqlite_path
 from txmsg.testing import FakeSMTPServer
@@ -242,3 +245,24 @@ async def sent_once_each(smtp: FakeSMTPServer, count: int) -> list[str]:
     assert len(pkeys) == len(set(pkeys)), "an event sent twice"
     assert len(pkeys) == count, (len(pkeys), count)
     return pkeys
+
+
+async def pg_value(database_url: str, sql: str, *args: object) -> Any:
+    """One value `sql` reads from the PostgreSQL database the processes share."""
+    database = make_url(database_url).database
+    conn = await asyncpg.connect(PG_DSN.rsplit("/", 1)[0] + f"/{database}")
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def leased_at_once(database_url: str, count: int) -> None:
+    """Until `count` events are leased (`processing`) at once: with as many workers full,
+    each holds leases a SIGKILL or SIGSTOP leaves behind."""
+    sql = "SELECT count(*) FROM events WHERE status = 'processing'"
+    for _ in range(200):
+        if await pg_value(database_url, sql) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} events were never processing at once")

@@ -95,3 +95,28 @@ async def test_a_dead_holder_is_taken_over(db: Database, other_db: Database) -> 
     assert taken, "the lock was not taken over"
     await waiting.release()
     await holder.release()
+
+
+async def test_a_holder_that_stops_answering_is_taken_over(
+    db: Database, other_db: Database
+) -> None:
+    """A frozen holder (or one cut off: its socket still open) does not try again: after `ttl`
+    the lock is another's (on PostgreSQL the server ends the idle session), and the holder,
+    trying again, is told it no longer holds it."""
+    ttl = 1.0
+    holder, waiting = scheduler_lock_for(db, ttl), scheduler_lock_for(other_db, ttl)
+    try:
+        assert await holder.hold()
+        assert not await waiting.hold()
+        taken = False
+        for _ in range(40):  # the holder stays silent meanwhile
+            await asyncio.sleep(0.1)
+            taken = await waiting.hold()
+            if taken:
+                break
+        assert taken, "a silent holder kept the lock"
+        assert not await holder.hold()
+        assert await waiting.hold()
+    finally:
+        await waiting.release()
+        await holder.release()

@@ -15,6 +15,7 @@ class runs them without blocking the event loop:
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -113,7 +114,7 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_timeout=timeout,
-                connect_args={"timeout": timeout},
+                connect_args=_pg_connect_args(timeout),
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
             )
@@ -201,6 +202,12 @@ class Database:
         if self._writer_conn is not None:
             self._writer_conn.close()
             self._writer_conn = None
+
+
+def _pg_connect_args(timeout: float) -> dict[str, Any]:
+    """asyncpg's connection arguments: each session names its process in `pg_stat_activity`
+    (`txmsg[PID]`: which worker holds a lock, or a long query)."""
+    return {"timeout": timeout, "server_settings": {"application_name": f"txmsg[{os.getpid()}]"}}
 
 
 def _checkpoint(conn: Connection) -> None:

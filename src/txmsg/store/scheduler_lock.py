@@ -2,10 +2,17 @@
 lifecycle, checkpoints) run on exactly one process at a time, whatever the number of workers.
 
 - PostgreSQL: a session-level advisory lock on a connection of its own. The holder keeps it
-  as long as its session lives; a holder that dies (SIGKILL, lost host) loses its session and
-  with it the lock, and the next process to try takes it.
+  as long as its session lives, and touches the session at every try. A holder that dies
+  (SIGKILL) loses its session and with it the lock; one that stops answering (a lost host, a
+  frozen process: its socket stays open) loses it when the server ends its session, idle for
+  `ttl` (`idle_session_timeout`). The next process to try takes it.
 - SQLite: a lease row (`scheduler_leases`) renewed by its holder, compared against the
-  database's clock. A holder that stops gives it up; one that dies holds it until it expires.
+  database's clock. A holder that stops gives it up; one that dies or freezes holds it until
+  it expires.
+
+Either way a holder frozen mid-job and resumed after another took over may finish that job
+beside the new holder's: the jobs are written to tolerate it (each checks the database's state
+in its own transaction).
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ LEASE_NAME = "scheduler"
 _TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(:key)")
 _UNLOCK = sa.text("SELECT pg_advisory_unlock(:key)")
 _ALIVE = sa.text("SELECT 1")
+# PostgreSQL 14 and later end a session idle for this long (milliseconds), and with it its lock.
+_IDLE_LIMIT = sa.text("SELECT set_config('idle_session_timeout', :ms, false)")
+IDLE_LIMIT_SINCE = (14,)
 
 
 class SchedulerLock(Protocol):
@@ -49,10 +59,14 @@ class SchedulerLock(Protocol):
 
 
 class AdvisoryLock:
-    """PostgreSQL: a session advisory lock held on a dedicated connection."""
+    """PostgreSQL: a session advisory lock held on a dedicated connection, whose session the
+    server ends once idle for `ttl` seconds."""
 
-    def __init__(self, db: Database, key: int = ADVISORY_KEY) -> None:
+    _warned = False  # a process is told once that its server cannot end a frozen holder's session
+
+    def __init__(self, db: Database, ttl: float, key: int = ADVISORY_KEY) -> None:
         self._db = db
+        self._ttl = ttl
         self._key = key
         self._conn: AsyncConnection | None = None
         self._held = False
@@ -60,18 +74,39 @@ class AdvisoryLock:
 
     async def hold(self) -> bool:
         async with self._mutex:
+            held = self._held
             try:
                 if self._conn is None:
-                    self._conn = await self._db.dedicated()
+                    self._conn = await self._connect()
                 if self._held:
                     await self._conn.execute(_ALIVE)  # the session lives: the lock is ours
                 else:
                     taken = await self._conn.execute(_TRY_LOCK, {"key": self._key})
                     self._held = bool(taken.scalar_one())
+            except DBAPIError as exc:
+                await self._drop()
+                if not (held and exc.connection_invalidated):
+                    raise
+                # Frozen or cut off longer than `ttl`: the server ended the session.
+                log.warning("the scheduler lock's session had ended: another process may hold it")
+                return False
             except BaseException:
                 await self._drop()
                 raise
             return self._held
+
+    async def _connect(self) -> AsyncConnection:
+        conn = await self._db.dedicated()
+        version = conn.dialect.server_version_info or ()
+        if version >= IDLE_LIMIT_SINCE:
+            await conn.execute(_IDLE_LIMIT, {"ms": str(max(1, round(self._ttl * 1000)))})
+        elif not AdvisoryLock._warned:
+            AdvisoryLock._warned = True
+            log.warning(
+                "PostgreSQL before 14 has no idle_session_timeout: a frozen or cut-off worker"
+                " keeps the scheduler lock until its server notices the connection is gone"
+            )
+        return conn
 
     async def release(self) -> None:
         async with self._mutex:
@@ -145,7 +180,7 @@ class LeaseRowLock:
 
 
 def scheduler_lock_for(db: Database, ttl: float) -> SchedulerLock:
-    """The lock for `db`'s engine; `ttl`: how long a dead SQLite holder keeps it."""
+    """The lock for `db`'s engine; `ttl`: how long a holder that stopped answering keeps it."""
     if db.is_sqlite:
         return LeaseRowLock(db, ttl)
-    return AdvisoryLock(db)
+    return AdvisoryLock(db, ttl)
