@@ -9,12 +9,13 @@ from datetime import timedelta
 import pytest_asyncio
 import sqlalchemy as sa
 
-from helpers import queued_event
+from helpers import queued_event, wait_until
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.scheduler import Scheduler
 from txmsg.store.db import Database
 from txmsg.store.queue.cycle import CycleRequest, write_cycle
+from txmsg.store.scheduler_lock import scheduler_lock_for
 from txmsg.store.tables import events
 
 SKEW = timedelta(minutes=10)
@@ -71,3 +72,31 @@ async def test_a_lease_ended_by_the_database_clock_is_released(
     await db.write(lambda c: c.execute(sa.update(events).values(lease_until=ended)))
     await Scheduler(skewed, 60, lambda: None).run_once()
     assert [e.pkey for e in (await skewed.write(write_cycle, _claim(skewed))).claimed] == [new.pkey]
+
+
+async def test_a_worker_without_the_scheduler_lock_follows_a_step_of_its_clock(
+    db: Database,
+) -> None:
+    """The lock's holder reads the database's time in its sweep; a worker that does not hold
+    it reads it at the same interval, so a step of its clock (NTP, a resumed VM) after it
+    started does not outlive an interval in its claims and lease ends."""
+    step = [timedelta(0)]
+    stepped = Database(db.url, local_clock=lambda: utcnow() + step[0])
+    held = scheduler_lock_for(db, ttl=60)  # another process's: this worker never holds it
+    other = Scheduler(stepped, 0.05, lambda: None)
+    try:
+        assert await held.hold()
+        await stepped.sync_clock()
+        assert stepped.clock.offset == timedelta(0)
+        other.start()
+        step[0] = SKEW  # its clock jumps ten minutes ahead
+        await wait_until(
+            lambda: abs(stepped.clock.offset + SKEW) < timedelta(seconds=1),
+            timeout=5,
+            what="the worker's offset from the database's clock measured again",
+        )
+        assert abs(stepped.clock.now() - utcnow()) < timedelta(seconds=1)
+    finally:
+        await other.stop()
+        await held.release()
+        await stepped.dispose()

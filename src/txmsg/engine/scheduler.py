@@ -4,8 +4,9 @@ fatigue reservations, profiles of scheduled profile-based events; and the period
 
 However many workers share the database, one process at a time runs them: each loop runs its
 job only while this process holds the scheduler lock (`store/scheduler_lock.py`), and another
-takes it over when its holder stops or dies. Lease ends are compared against the database's
-clock, read in the housekeeping's own transaction."""
+takes it over when its holder stops, dies or stops answering. Lease ends are compared against
+the database's clock, read in the housekeeping's own transaction (by the others, at the same
+interval)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,11 @@ class Scheduler:
             try:
                 if await self._lock.hold():
                     await self.run_once()
+                else:
+                    # The holder's sweep reads the database's time; the others read it too, so
+                    # a step of this machine's clock (NTP, a resumed VM) lasts one interval at
+                    # most in their claims and lease ends.
+                    await self._db.sync_clock()
             except Exception:
                 log.exception("housekeeping failed; trying again next interval")
             await asyncio.sleep(self._interval)

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 import httpx
 
 from txmsg.core.retry import RetryPolicy
-from txmsg.core.timeutil import utcnow
 from txmsg.core.webhooks import SIGNATURE_HEADER, encode, payload, signature
 from txmsg.store import webhook_outbox as outbox
 from txmsg.store.db import Database
@@ -71,11 +70,12 @@ class WebhookSender:
 
     async def run_once(self) -> int:
         """Claim one batch of due calls and make them concurrently; returns the batch size."""
-        batch = await self._db.write(outbox.claim, BATCH, self._lease, utcnow())
+        # The database's time: a process whose clock runs ahead must not take a live lease.
+        batch = await self._db.write(outbox.claim, BATCH, self._lease, self._db.clock.now())
         if not batch:
             return 0
         results = await asyncio.gather(*(self._call(d) for d in batch))
-        now = utcnow()
+        now = self._db.clock.now()
         done: list[int] = []
         retry: list[tuple[int, datetime, str]] = []
         for delivery, error in zip(batch, results, strict=True):

@@ -3,9 +3,10 @@
 Every process sets and checks lease ends (claims, renewals, the expiry sweep); a process whose
 own clock runs ahead would take a live lease for an expired one and send its event twice. So
 lease times are the database's: each housekeeping sweep reads the database's time in its own
-transaction (and compares lease ends against exactly that), and keeps the offset from this
-process's clock, which `now()` adds to the local time for the claims and renewals in between
-(no extra statement on the claim/write cycle).
+transaction (and compares lease ends against exactly that; a process without the scheduler
+lock reads it at the same interval), and keeps the offset from this process's clock, which
+`now()` adds to the local time for the claims and renewals in between (no extra statement on
+the claim/write cycle).
 """
 
 from __future__ import annotations
