@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from txmsg.cli import parser
 from txmsg.store.db import normalize_url
+from txmsg.store.sealing import Keyring
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.M | re.S)
@@ -60,3 +63,28 @@ def test_the_url_shown_is_taken_as_is() -> None:
     assert urls, "no TXMSG_DATABASE_URL example in the Scale out section"
     for url in urls:
         assert normalize_url(url).startswith("postgresql+asyncpg://"), url
+
+
+def test_the_settings_every_process_shares_are_named() -> None:
+    """Processes on several machines need the same secret key (or a worker cannot open the
+    secrets an API sealed) and a data folder their user can write."""
+    section = _section(README.read_text(), "Scale out")
+    for name in ("TXMSG_DATABASE_URL", "TXMSG_ADMIN_KEY", "TXMSG_SECRET_KEY", "TXMSG_DATA_DIR"):
+        assert f"`{name}" in section, name
+        assert f"`{name}=" in section.split("/etc/txmsg/env` holds", 1)[1], name
+
+
+def test_the_secret_key_shown_is_one_the_store_takes(tmp_path: Path) -> None:
+    command = re.search(
+        r"`(python3 -c '[^`]*Fernet[^`]*)`", _section(README.read_text(), "Scale out")
+    )
+    assert command is not None, "no way to make a TXMSG_SECRET_KEY shown"
+    made = subprocess.run(
+        [sys.executable, *shlex.split(command.group(1))[1:]],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    sealed = Keyring.load(made, tmp_path).seal({"password": "smtp-password"})
+    assert Keyring.load(made, tmp_path / "elsewhere").open(sealed) == {"password": "smtp-password"}
+    assert not (tmp_path / "secret.key").exists()  # the key given, no file of its own made
