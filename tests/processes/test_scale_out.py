@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from helpers import live_event, trigger, wait_status, wait_until
-from process_support import Txmsg, all_running, body, pkeys_of, sent_once_each
+from process_support import (
+    Txmsg,
+    all_running,
+    body,
+    leased_at_once,
+    pg_value,
+    pkeys_of,
+    sent_once_each,
+)
 from profile_helpers import profile_event, put_profile
 from txmsg.testing import FakeSMTPServer
 
@@ -83,12 +91,21 @@ async def test_two_apis_and_two_workers_on_one_postgresql(
         before = len(smtp.messages)
         more = await asyncio.gather(*(trigger(apis[i % 2], plain, body(i)) for i in range(20)))
         await wait_until(lambda: len(smtp.messages) >= before + 3, what="sends under way")
+        # Both workers full (IN_FLIGHT leases each): the one killed leaves leases behind.
+        await leased_at_once(database_url, 2 * int(IN_FLIGHT))
         await processes[2].kill()
         smtp.delay = 0.0
         statuses = await _all_final(apis, list(more))
         assert statuses == ["processed"] * 20, statuses
     sent = pkeys_of(smtp.messages)
     assert {m["PKey"] for m in more} <= set(sent), "an event lost"
+    # The killed worker's leases ended and the other claimed those events again.
+    claimed_twice = await pg_value(
+        database_url,
+        "SELECT count(*) FROM events WHERE attempts > 1 AND pkey = ANY($1)",
+        [m["PKey"] for m in more],
+    )
+    assert claimed_twice >= 1, "no event of the killed worker was taken over"
     # At most the killed worker's sends under way went out twice (sent, not yet recorded).
     twice = [p for p, n in Counter(sent).items() if n > 1]
     assert len(twice) <= int(IN_FLIGHT), twice

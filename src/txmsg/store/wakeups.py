@@ -198,7 +198,7 @@ class NotifyListener(_Watcher):
         while True:
             try:
                 await self._listen_until_lost(again)
-            except (OSError, asyncpg.PostgresError):
+            except Exception:  # any (asyncpg's InterfaceError too): this loop must not end
                 log.exception("listening for new events failed; reconnecting")
             self._ready.clear()
             # Events may have been committed while nobody listened: look now, and again once
