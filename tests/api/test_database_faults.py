@@ -7,6 +7,7 @@ every accepted event is delivered."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy.engine import make_url
 
 from conftest import RunningServer, settings_for
@@ -100,13 +102,32 @@ async def test_triggers_during_a_database_outage_get_503_and_the_engine_recovers
             assert sent == {"Hello Ada"}
 
 
+def _recording_failed(caplog: pytest.LogCaptureFixture) -> bool:
+    """Whether the dispatcher logged that an attempt to record an outcome failed."""
+    return any(
+        r.name == "txmsg.engine.dispatcher"
+        and r.getMessage().startswith("recording the outcome of event")
+        for r in caplog.records
+    )
+
+
 async def test_an_outcome_that_meets_an_outage_is_recorded_after_it_not_sent_again(
-    database_url: str, data_dir: Path, smtp: FakeSMTPServer
+    database_url: str, data_dir: Path, smtp: FakeSMTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The send is made, then the database is unavailable when its outcome is recorded: the
     dispatcher records it again while the lease holds (it used to leave the event to be
-    claimed again after its lease, and sent twice)."""
-    lease = 3.0  # the send (0.5 s), the outage (0.7 s) and recording the outcome after it
+    claimed again after its lease, and sent twice).
+
+    The outage ends only once an attempt to record the outcome has failed. A fixed outage
+    (0.7 s) did not ensure that on SQLite: there every write waits up to the database timeout
+    for the lock, queued on the one writer thread behind the others waiting for it too (the
+    scheduler's, the webhook sender's, the dispatcher's claims), so the outcome's attempt
+    often began late enough to take the lock once the outage had ended, and the test passed
+    without any recording again. For the same reason the lease is long: on SQLite the first
+    attempt may fail a few timeouts after the send (3.5 s measured); a lapsed lease is not
+    recorded again (the event is the next claim's), by design."""
+    caplog.set_level(logging.WARNING, logger="txmsg.engine.dispatcher")
+    lease = 8.0  # the send (0.5 s), the outage until an attempt failed, recording after it
     async with _database(database_url) as (url, (start_outage, end_outage)):
         settings = settings_for(
             url, data_dir, database_timeout_seconds=TIMEOUT, lease=timedelta(seconds=lease)
@@ -119,8 +140,14 @@ async def test_an_outcome_that_meets_an_outage_is_recorded_after_it_not_sent_aga
             await wait_until(lambda: smtp.connections_opened > 0, what="the send under way")
             await start_outage()
             await smtp.wait_for(1)  # the send ends: its outcome meets the outage
-            await asyncio.sleep(TIMEOUT + 0.2)  # longer than an attempt to record it waits
+            await wait_until(
+                lambda: _recording_failed(caplog), what="an attempt to record the outcome failed"
+            )
             await end_outage()
-            await wait_status(admin, accepted["href"], "processed", timeout=20)
-            await asyncio.sleep(lease + 0.5)  # past the lease: nothing is claimed and sent again
+            # Not recorded again, it would stay `processing` until its lease lapsed, then be
+            # claimed again and sent twice before it became `processed`.
+            await wait_status(admin, accepted["href"], "processed", timeout=lease + 10)
+            # `processed` is final: no claim takes the event again (only an expired lease of
+            # an event still `processing` puts it back in the queue).
+            await asyncio.sleep(0.3)
             assert len(smtp.messages) == 1
