@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 import yaml
 from jsonschema import Draft202012Validator
@@ -35,7 +36,7 @@ from helpers import (
 )
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.queue import NewEvent
-from txmsg.store import delivery_log, webhook_outbox
+from txmsg.store import delivery_log, event_configs, webhook_outbox
 from txmsg.store.db import Database
 from txmsg.store.queue.cycle import CycleRequest, write_cycle
 from txmsg.testing import FakeSMTPServer
@@ -351,13 +352,55 @@ async def test_a_hanging_receiver_does_not_slow_sends(
     assert time.monotonic() - started < 3
     await smtp.wait_for(5)
     assert receiver.calls == []  # every call is still hanging at the receiver
-    assert len(await store.read(webhook_outbox.pending, eid)) == 15  # 3 changes each
+    # 3 changes each, queued in the transactions that made them (by event, to show which
+    # one is missing if ever one is).
+    queued = await store.read(webhook_outbox.pending, eid)
+    changes = {h[-26:]: sorted(c.status for c in queued if c.pkey == h[-26:]) for h in hrefs}
+    assert len(queued) == 15, changes
+    assert all(s == ["pending", "processed", "processing"] for s in changes.values()), changes
 
     receiver.hold.set()
     await wait_until(lambda: len(receiver.delivered()) == 15, what="the held calls answered")
     for href in hrefs:
         assert receiver.statuses(href[-26:]) == ["pending", "processing", "processed"]
     await outbox_drained(store, eid)
+
+
+@pytest.mark.server_settings(config_cache_seconds=60.0)
+async def test_triggers_answered_after_a_webhook_is_set_announce_it(
+    server: Any, smtp: FakeSMTPServer, store: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the PATCH setting a webhook is answered, every trigger announces its acceptance,
+    even while a trigger's lookup of the event configuration that read it before the PATCH is
+    still under way: later triggers used to join that lookup, and it was kept in the cache
+    for its time to live (the PATCH's invalidation came before it ended)."""
+    admin = server.admin
+    eid = await live_event(admin, smtp)
+    db = server.app.state.txmsg.db
+    read = db.read
+    looked_up, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_first_lookup(fn: Any, *args: Any) -> Any:
+        result = await read(fn, *args)
+        if fn is event_configs._trigger_row and not looked_up.is_set():
+            looked_up.set()  # it read the configuration without a webhook...
+            await release.wait()  # ... and ends when the test says so
+        return result
+
+    monkeypatch.setattr(db, "read", slow_first_lookup)
+    try:
+        before = asyncio.create_task(trigger(admin, eid))
+        await asyncio.wait_for(looked_up.wait(), 5)
+        await hook(admin, eid, "http://127.0.0.1:9/nowhere")
+        during = await asyncio.wait_for(trigger(admin, eid), 5)  # the old lookup under way
+        release.set()
+        await before  # sent while the PATCH was: either configuration is right for it
+        after = await trigger(admin, eid)  # the old lookup ended after the PATCH's answer
+    finally:
+        release.set()
+    calls = await store.read(webhook_outbox.pending, eid)
+    for accepted in (during, after):
+        assert [c.status for c in calls if c.pkey == accepted["PKey"]][:1] == ["pending"]
 
 
 async def test_webhook_settings_are_checked_and_removable(

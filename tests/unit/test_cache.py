@@ -76,3 +76,28 @@ async def test_clear_drops_loads_under_way() -> None:
     assert await first == "old"
     assert await second == "new"
     assert cache.peek("a") == (True, "new")
+
+
+async def test_forget_drops_the_load_under_way_of_its_key() -> None:
+    """A load that began before `forget(key)` (an admin write committed meanwhile) may have
+    read old data: answered to its own callers, neither joined by later ones nor kept."""
+    started = asyncio.Event()
+    release = asyncio.Event()
+    versions = iter(["old", "new"])
+
+    async def load(key: str) -> str:
+        value = next(versions)
+        if value == "old":
+            started.set()
+            await release.wait()
+        return value
+
+    cache: TTLCache[str, str] = TTLCache(load, ttl=60)
+    first = asyncio.create_task(cache.get("a"))
+    await started.wait()
+    cache.forget("a")  # the configuration changed while "old" was being read
+    # Loaded again, not joined to the stale load (which would wait for `release`).
+    assert await asyncio.wait_for(cache.get("a"), 5) == "new"
+    release.set()
+    assert await first == "old"
+    assert cache.peek("a") == (True, "new")  # the stale load, ending last, is not kept

@@ -26,9 +26,10 @@ class TTLCache(Generic[K, V]):
         self._ttl = ttl
         self._max_size = max_size
         self._values: dict[K, tuple[float, V]] = {}
+        # The load under way for each key. `forget` and `clear` take a key's out of here: a
+        # load that began before them may have read old data, so it is answered to the callers
+        # already waiting for it but neither joined by later ones nor kept.
         self._loading: dict[K, asyncio.Future[V]] = {}
-        # Bumped by clear(): a load that began before it is answered but not kept.
-        self._generation = 0
 
     def peek(self, key: K) -> tuple[bool, V | None]:
         """(True, value) when fresh in memory: the hot path, with no coroutine."""
@@ -48,7 +49,6 @@ class TTLCache(Generic[K, V]):
             raise KeyError(key)
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
-        generation = self._generation
         try:
             value = await self._load(key)
         except BaseException as exc:
@@ -56,9 +56,10 @@ class TTLCache(Generic[K, V]):
             future.exception()  # retrieved: waiters (if any) re-raise it
             raise
         finally:
-            if self._loading.get(key) is future:
+            current = self._loading.get(key) is future  # not forgotten while it ran
+            if current:
                 del self._loading[key]
-        if generation == self._generation:
+        if current:
             self.put(key, value)
         future.set_result(value)
         return value
@@ -69,13 +70,15 @@ class TTLCache(Generic[K, V]):
         self._values[key] = (time.monotonic() + self._ttl, value)
 
     def forget(self, key: K) -> None:
+        """Forget `key`, its load under way included (it may have read old data): the next
+        `get` loads it again, even while that load is still running."""
         self._values.pop(key, None)
+        self._loading.pop(key, None)
 
     def clear(self) -> None:
         """Forget everything, loads under way included (they may have read old data)."""
         self._values.clear()
         self._loading.clear()
-        self._generation += 1
 
     def items(self) -> list[tuple[K, V]]:
         return [(k, v) for k, (_, v) in self._values.items()]
