@@ -157,6 +157,27 @@ class Txmsg:
         self.proc = None
 
 
+def apis_and_workers(
+    database_url: str, data_dir: Path, logs: Path, apis: int, workers: int, **worker_env: str
+) -> tuple[list[Txmsg], list[Txmsg]]:
+    """`apis` processes of `serve --role api` and `workers` of `worker` (each with its health
+    port) on one database, each logging to a file of its own in `logs`."""
+    api_args = ["serve", "--role", "api", "--port", "{port}", "--log-level", "warning"]
+    return (
+        [Txmsg(api_args, database_url, data_dir, logs / f"api{i}.log") for i in range(1, apis + 1)],
+        [
+            Txmsg(
+                ["worker", "--health-port", "{port}"],
+                database_url,
+                data_dir,
+                logs / f"worker{i}.log",
+                **worker_env,
+            )
+            for i in range(1, workers + 1)
+        ],
+    )
+
+
 @asynccontextmanager
 async def all_running(*processes: Txmsg) -> AsyncIterator[list[httpx.AsyncClient]]:
     """The processes, started together and each healthy; their admin clients. Each spends a

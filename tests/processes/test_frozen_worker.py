@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 from helpers import live_event, trigger, wait_status
-from process_support import Txmsg, all_running, body, leased_at_once, pg_value, pkeys_of
+from process_support import all_running, apis_and_workers, body, leased_at_once, pg_value, pkeys_of
 from txmsg.testing import FakeSMTPServer
 
 IN_FLIGHT = 4
@@ -37,22 +37,9 @@ async def _lock_holder(database_url: str, among: set[int], timeout: float = 5.0)
 async def test_a_frozen_lock_holder_is_taken_over_and_its_events_sent(
     database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
 ) -> None:
-    api = Txmsg(
-        ["serve", "--role", "api", "--port", "{port}", "--log-level", "warning"],
-        database_url,
-        data_dir,
-        tmp_path / "api.log",
+    [api], workers = apis_and_workers(
+        database_url, data_dir, tmp_path, 1, 2, TXMSG_MAX_IN_FLIGHT=str(IN_FLIGHT)
     )
-    workers = [
-        Txmsg(
-            ["worker", "--health-port", "{port}"],
-            database_url,
-            data_dir,
-            tmp_path / f"worker{i}.log",
-            TXMSG_MAX_IN_FLIGHT=str(IN_FLIGHT),
-        )
-        for i in (1, 2)
-    ]
     frozen: int | None = None
     async with all_running(api, *workers) as [admin, *_]:
         try:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from helpers import create_event, live_event, publish_message
-from process_support import Txmsg, all_running, body, sent_once_each
+from process_support import all_running, apis_and_workers, body, sent_once_each
 from rate_support import watch_cap
 from txmsg.testing import FakeSMTPServer
 
@@ -16,16 +16,7 @@ async def test_the_cap_holds_across_two_workers(
     database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
 ) -> None:
     per_second, count = 5, 22
-    workers = [
-        Txmsg(["worker", "--health-port", "{port}"], database_url, data_dir, tmp_path / f"w{i}.log")
-        for i in range(2)
-    ]
-    api = Txmsg(
-        ["serve", "--role", "api", "--port", "{port}", "--log-level", "warning"],
-        database_url,
-        data_dir,
-        tmp_path / "api.log",
-    )
+    [api], workers = apis_and_workers(database_url, data_dir, tmp_path, 1, 2)
     async with all_running(api, *workers) as [admin, _, _]:
         event_id = await live_event(admin, smtp)
         r = await admin.patch(

@@ -14,6 +14,7 @@ from helpers import live_event, trigger, wait_status, wait_until
 from process_support import (
     Txmsg,
     all_running,
+    apis_and_workers,
     body,
     leased_at_once,
     pg_value,
@@ -27,25 +28,9 @@ IN_FLIGHT = "4"  # a worker's leased events at a time: what a SIGKILL can leave 
 
 
 def _processes(database_url: str, data_dir: Path, tmp_path: Path) -> list[Txmsg]:
-    apis = [
-        Txmsg(
-            ["serve", "--role", "api", "--port", "{port}", "--log-level", "warning"],
-            database_url,
-            data_dir,
-            tmp_path / f"api{i}.log",
-        )
-        for i in (1, 2)
-    ]
-    workers = [
-        Txmsg(
-            ["worker", "--health-port", "{port}"],
-            database_url,
-            data_dir,
-            tmp_path / f"worker{i}.log",
-            TXMSG_MAX_IN_FLIGHT=IN_FLIGHT,
-        )
-        for i in (1, 2)
-    ]
+    apis, workers = apis_and_workers(
+        database_url, data_dir, tmp_path, 2, 2, TXMSG_MAX_IN_FLIGHT=IN_FLIGHT
+    )
     return apis + workers
 
 

@@ -55,32 +55,13 @@ async def test_without_a_loader_the_cache_is_put_and_peek() -> None:
         await cache.get("missing")
 
 
-async def test_clear_drops_loads_under_way() -> None:
-    """A load that began before `clear()` may have read old data: answered, not kept."""
-    started = asyncio.Event()
-    release = asyncio.Event()
-    versions = iter(["old", "new"])
-
-    async def load(key: str) -> str:
-        value = next(versions)
-        started.set()
-        await release.wait()
-        return value
-
-    cache: TTLCache[str, str] = TTLCache(load, ttl=60)
-    first = asyncio.create_task(cache.get("a"))
-    await started.wait()
-    cache.clear()  # the configuration changed while "old" was being read
-    second = asyncio.create_task(cache.get("a"))  # not joined to the stale load
-    release.set()
-    assert await first == "old"
-    assert await second == "new"
-    assert cache.peek("a") == (True, "new")
-
-
-async def test_forget_drops_the_load_under_way_of_its_key() -> None:
-    """A load that began before `forget(key)` (an admin write committed meanwhile) may have
-    read old data: answered to its own callers, neither joined by later ones nor kept."""
+@pytest.mark.parametrize("invalidate", ["clear", "forget"])
+async def test_a_load_under_way_when_invalidated_is_neither_joined_nor_kept(
+    invalidate: str,
+) -> None:
+    """A load that began before `clear()` or `forget(key)` (an admin write committed
+    meanwhile) may have read old data: answered to its own callers, neither joined by later
+    ones nor kept."""
     started = asyncio.Event()
     release = asyncio.Event()
     versions = iter(["old", "new"])
@@ -95,7 +76,11 @@ async def test_forget_drops_the_load_under_way_of_its_key() -> None:
     cache: TTLCache[str, str] = TTLCache(load, ttl=60)
     first = asyncio.create_task(cache.get("a"))
     await started.wait()
-    cache.forget("a")  # the configuration changed while "old" was being read
+    # The configuration changed while "old" was being read.
+    if invalidate == "clear":
+        cache.clear()
+    else:
+        cache.forget("a")
     # Loaded again, not joined to the stale load (which would wait for `release`).
     assert await asyncio.wait_for(cache.get("a"), 5) == "new"
     release.set()
