@@ -207,6 +207,7 @@ class KeyResolver:
         return principal
 
     def forget(self, key_id: str) -> None:
-        for digest, principal in self._cache.items():
-            if principal is not None and principal.key_id == key_id:
-                self._cache.forget(digest)
+        """The key changed (revoked, rotated, its limit set): forget what is known of it. All
+        of it, lookups under way included: one of this key's secret may have read it before
+        the change, and a lookup's digest does not say whose key it is."""
+        self._cache.clear()
