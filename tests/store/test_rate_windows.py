@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from queue_support import LEASE, event_row, hook, new_event
+from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection
 
 from txmsg.core.queue import PRIORITY_BULK
@@ -218,3 +220,143 @@ async def test_a_channel_without_bulk_types_takes_no_bulk_tokens(db: Database) -
     await db.write(bulk_type, "EVTurgent")
     caps = await db.read(capped.load_caps)
     assert [w.scope for w in caps.channels[0].bulk_windows] == ["channel:mail:day:bulk"]
+
+
+def channel(conn: Connection, name: str, rate_limit: dict[str, int] | None, **types: str) -> None:
+    """A channel configuration `name` (capped when `rate_limit`), and event configurations
+    through it: `types` maps each eventId to its lane."""
+    now = utcnow()
+    conn.execute(
+        sa.insert(channel_configs).values(
+            name=name,
+            channel="email",
+            settings={"rate_limit": rate_limit} if rate_limit else {},
+            secrets={},
+            message_export=False,
+            revision=1,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    for event_id, lane in types.items():
+        conn.execute(
+            sa.insert(event_configs).values(
+                event_id=event_id,
+                label=event_id,
+                channel="email",
+                channel_config=name,
+                target="event",
+                fields=[],
+                template="default",
+                state="published",
+                priority=lane,
+                revision=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+def claim_of(  # type: ignore[no-untyped-def]
+    conn: Connection, caps: capped.Caps, at_ms: int, limit: int, bulk_limit: int | None = None
+):
+    at = datetime.fromtimestamp(at_ms / 1000, UTC)
+    return capped.claim_in(conn, caps, limit, LEASE, now=at, bulk_limit=bulk_limit)
+
+
+def lanes(claimed: capped.CappedClaim) -> list[tuple[str, bool]]:
+    """(eventId, bulk?) of each event a claim leased, sorted."""
+    return sorted((e.event_id, e.bulk) for e in claimed.claimed.events)
+
+
+async def test_transactional_events_of_an_uncapped_type_go_before_capped_bulk(
+    db: Database,
+) -> None:
+    """A cap on a bulk type's channel does not put its backlog ahead of another type's
+    transactional events: the claim takes those first, and gives the tokens back."""
+    await db.write(channel, "news", {"per_second": 1000, "per_day": 100_000}, EVTnews="bulk")
+    caps = await db.read(capped.load_caps)
+    assert caps.held == {"EVTnews"}
+    # The bulk backlog is older: only the lane puts the transactional events first.
+    bulk = [new_event("EVTnews", priority=PRIORITY_BULK, due_in=-10) for _ in range(10)]
+    urgent = [new_event("EVTreset") for _ in range(10)]
+    await db.write(write_cycle, CycleRequest(new=[*bulk, *urgent], caps=caps))
+    at = _soon_ms()
+    for bound in (5, None):  # with the lease book's bulk bound, and without one
+        got = await db.write(claim_of, caps, at, 5, bound)
+        assert lanes(got) == [("EVTreset", False)] * 5
+        assert got.held_until_ms is None
+    # Every token the claims took for "news" went back unspent.
+    assert set((await db.read(used)).values()) == {0}
+    # What is left of the limit goes to the bulk lane, capped type included.
+    got = await db.write(claim_of, caps, at + 10, 6, 6)
+    assert lanes(got) == [("EVTnews", True)] * 6
+
+
+async def test_transactional_events_of_a_capped_type_go_before_any_bulk(db: Database) -> None:
+    """Transactional events of a capped type, within its tokens, before bulk events of an
+    uncapped type and of another capped channel (whatever the channels' order)."""
+    await db.write(channel, "a-bulk", {"per_second": 1000}, EVTdigest="bulk")
+    await db.write(channel, "mail", {"per_second": 3}, EVTreset="transactional")
+    caps = await db.read(capped.load_caps)
+    assert [c.name for c in caps.channels] == ["a-bulk", "mail"]
+    digests = [new_event("EVTdigest", priority=PRIORITY_BULK, due_in=-10) for _ in range(4)]
+    news = [new_event("EVTnews", priority=PRIORITY_BULK, due_in=-10) for _ in range(4)]
+    urgent = [new_event("EVTreset") for _ in range(5)]
+    await db.write(write_cycle, CycleRequest(new=[*digests, *news, *urgent], caps=caps))
+    at = _soon_ms()
+    got = await db.write(claim_of, caps, at, 4, 4)
+    # Three tokens a second for "mail": its three transactional events first, then one bulk
+    # event (of the capped channel "a-bulk", whose tokens are taken already).
+    assert lanes(got) == [("EVTdigest", True)] + [("EVTreset", False)] * 3
+    assert got.held_until_ms == at - 500 + SECOND_MS  # "mail" holds two until the second ends
+    got = await db.write(claim_of, caps, at + 10, 10, 10)
+    assert lanes(got) == [("EVTdigest", True)] * 3 + [("EVTnews", True)] * 4
+
+
+async def test_tokens_across_the_two_lanes(db: Database) -> None:
+    """A capped channel's transactional and bulk events share its tokens, bulk ones within
+    their share, in a claim whose transactional lane goes first for every type; the tokens
+    not spent are given back, and the claim is a few statements whatever the queue holds."""
+    await db.write(
+        channel, "mail", {"per_second": 4, "per_day": 100, "bulk_share": 50}, EVTmix="bulk"
+    )
+    caps = await db.read(capped.load_caps)
+    mixed = [
+        new_event("EVTmix", due_in=-5),
+        *(new_event("EVTmix", priority=PRIORITY_BULK, due_in=-10) for _ in range(5)),
+    ]
+    free = [new_event("EVTfree", due_in=-1) for _ in range(3)]
+    free += [new_event("EVTfree", priority=PRIORITY_BULK, due_in=-20) for _ in range(5)]
+    await db.write(write_cycle, CycleRequest(new=[*mixed, *free], caps=caps))
+    at = _soon_ms()
+    # Every transactional event first; then one bulk event, of the capped type (its tokens are
+    # already taken). Of the 4 tokens "mail" took, it spent 2; of its 2 bulk ones, 1.
+    first = await db.write(claim_of, caps, at, 5)
+    assert lanes(first) == [("EVTfree", False)] * 3 + [("EVTmix", False), ("EVTmix", True)]
+    assert first.held_until_ms is None  # the claim's limit, not the cap, left events due
+    assert await db.read(used) == {"second": 2, "second:bulk": 1, "day": 2, "day:bulk": 1}
+
+    # The same second: 2 tokens left, 1 of them bulk; the uncapped backlog goes on.
+    def counted(conn: Connection) -> tuple[capped.CappedClaim, int]:
+        seen: list[str] = []
+
+        def record(*args: Any) -> None:
+            seen.append(args[2])
+
+        sa_event.listen(conn, "before_cursor_execute", record)
+        try:
+            return claim_of(conn, caps, at + 10, 50), len(seen)
+        finally:
+            sa_event.remove(conn, "before_cursor_execute", record)
+
+    second, statements = await db.write(counted)
+    assert lanes(second) == [("EVTfree", True)] * 5 + [("EVTmix", True)]
+    assert second.held_until_ms == at - 500 + SECOND_MS  # the bulk share of this second is spent
+    assert await db.read(used) == {"second": 3, "second:bulk": 2, "day": 3, "day:bulk": 2}
+    # Two takes of tokens, two lanes of two statements, a give-back, SQLite's read-back.
+    assert statements <= 8
+    # The next second: the rest of the bulk backlog within the share.
+    third = await db.write(claim_of, caps, at + SECOND_MS, 50)
+    assert lanes(third) == [("EVTmix", True)] * 2
+    assert await db.read(used) == {"second": 2, "second:bulk": 2, "day": 5, "day:bulk": 4}

@@ -9,11 +9,15 @@ The cap holds across every process on the database because its tokens are counte
    per-day window of those that have both, and, as far as the claim may lease bulk events,
    from the bulk windows (`bulk_share` % of each window, core/rate_limit.py): bulk sends spend
    tokens of both, transactional ones only of the first, so they keep the rest of the cap;
-2. one claim per capped channel configuration leases at most the tokens it got, highest
-   priority first: transactional events take the tokens before any bulk event does, and
-   bulk ones at most the bulk tokens;
-3. one statement gives back the tokens not spent (fewer events were due);
-4. the claim of every other event type, as before, with what is left of the limit.
+2. the transactional lane of every event type: one claim statement per capped channel
+   configuration, leasing at most the tokens it got, then one for every other event type with
+   what is left of the limit;
+3. the bulk lane, likewise, with what is left of the limit, the claim's bulk bound and the
+   tokens (a capped channel's bulk events at most its bulk tokens): so a transactional event
+   of any type goes before a bulk one of any other, and when a cap binds, its bulk events
+   wait before its transactional ones do;
+4. one statement gives back the tokens not spent (fewer events were due). SQLite reads the
+   leased rows back once, by the claim's one lease.
 
 Events a cap holds stay `pending` (no attempt counted, no lease); the claim says when the
 earliest exhausted window ends, so the dispatcher claims again then rather than at its poll.
@@ -23,7 +27,7 @@ claim and its tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -117,55 +121,81 @@ def claim_in(
     bulk_limit: int | None = None,
 ) -> CappedClaim:
     """Lease up to `limit` due events, at most `bulk_limit` bulk ones (None: no bound): the
-    capped ones within their tokens, then the others."""
+    transactional lane of every event type first (the capped ones within their tokens), then
+    the bulk lane with what is left."""
     now = now or utcnow()
     if not caps.channels:
         return CappedClaim(claims.claim_in(conn, limit, lease, now, bulk_limit=bulk_limit))
     now_ms = int(now.timestamp() * 1000)
     tokens = _take(conn, caps, limit, now_ms, bulk_limit)
-    want = limit
-    merged = Claimed()
-    returns: list[tuple[str, int, int]] = []
-    ends: list[int] = []
+    claim = claims.Claim(conn, lease, now)
+    spent = {
+        name: _Spent(min(t.tokens for t in taken.full.values())) for name, taken in tokens.items()
+    }
+    # The transactional lane: capped event types within their tokens, then every other type.
+    left = limit
     for channel in caps.channels:
-        taken = tokens[channel.name]
-        granted = min(t.tokens for t in taken.full.values())
-        # Bulk events: at most the bulk windows' tokens, when the channel keeps a reserve.
-        bulk_granted = min((t.tokens for t in taken.bulk.values()), default=None)
-        channel_bulk = bulk_limit
-        if channel.bulk_windows:
-            channel_bulk = min(bulk_granted or 0, granted)
-        got = Claimed()
-        if granted > 0 and limit > 0:
-            got = claims.claim_in(
-                conn,
-                min(granted, limit),
-                lease,
-                now,
-                only=channel.event_ids,
-                bulk_limit=channel_bulk,
-            )
-        spent = len(got.events)
-        spent_bulk = sum(e.bulk for e in got.events)
-        limit -= spent
-        if bulk_limit is not None:
-            bulk_limit -= spent_bulk
-        if spent == granted:  # every token spent: more events may be due, held by a window
-            ends += _short_window_end(taken.full, want, now_ms)
-        if bulk_granted is not None and spent_bulk == bulk_granted:
-            ends += _exhausted_bulk_end(taken.bulk, taken.bulk_asked, now_ms)
+        used = spent[channel.name]
+        used.urgent = claim.take(
+            min(used.granted, left), lane="transactional", only=channel.event_ids
+        )
+        left -= used.urgent
+    left -= claim.take(left, lane="transactional", exclude=caps.held)
+    # The bulk lane with what is left of the limit, the bound and the tokens.
+    bulk_left = left if bulk_limit is None else min(left, bulk_limit)
+    for channel in caps.channels:
+        used = spent[channel.name]
+        room = min(used.granted - used.urgent, bulk_left)
+        if channel.bulk_windows:  # at most the bulk windows' tokens
+            room = min(room, min(t.tokens for t in tokens[channel.name].bulk.values()))
+        used.bulk = claim.take(room, lane="bulk", only=channel.event_ids)
+        bulk_left -= used.bulk
+    claim.take(bulk_left, lane="bulk", exclude=caps.held)
+    rate_windows.give_back_in(conn, _unspent(caps, tokens, spent))
+    ends = [e for c in caps.channels for e in _held_until(c, tokens, spent, limit, now_ms)]
+    return CappedClaim(claim.done(), min(ends) if ends else None)
+
+
+@dataclass(slots=True)
+class _Spent:
+    """A capped channel's tokens in a claim: granted by all its windows, spent by each lane."""
+
+    granted: int
+    urgent: int = 0
+    bulk: int = 0
+
+
+def _unspent(
+    caps: Caps, tokens: dict[str, _Taken], spent: dict[str, _Spent]
+) -> list[tuple[str, int, int]]:
+    """The tokens to give back: (scope, window start, count) for every window."""
+    returns = []
+    for channel in caps.channels:
+        taken, used = tokens[channel.name], spent[channel.name]
         for window, held in taken.full.items():
             # The first window may have granted more than the second one let through.
-            returns.append((window.scope, held.window_start, held.tokens - spent))
+            returns.append((window.scope, held.window_start, held.tokens - used.urgent - used.bulk))
         for window, held in taken.bulk.items():
-            returns.append((window.scope, held.window_start, held.tokens - spent_bulk))
-        merged = Claimed(merged.events + got.events, merged.announced + got.announced)
-    rate_windows.give_back_in(conn, returns)
-    if limit > 0:
-        rest = claims.claim_in(conn, limit, lease, now, exclude=caps.held, bulk_limit=bulk_limit)
-        merged = Claimed(merged.events + rest.events, merged.announced + rest.announced)
-    merged = replace(merged, events=sorted(merged.events, key=lambda e: e.id))
-    return CappedClaim(merged, min(ends) if ends else None)
+            returns.append((window.scope, held.window_start, held.tokens - used.bulk))
+    return returns
+
+
+def _held_until(
+    channel: CappedChannel,
+    tokens: dict[str, _Taken],
+    spent: dict[str, _Spent],
+    want: int,
+    now_ms: int,
+) -> list[int]:
+    """When the events a channel's windows hold may be claimed, if they may hold some."""
+    taken, used = tokens[channel.name], spent[channel.name]
+    ends = []
+    if used.urgent + used.bulk == used.granted:  # every token spent: more may be due
+        ends += _short_window_end(taken.full, want, now_ms)
+    bulk_granted = min((t.tokens for t in taken.bulk.values()), default=None)
+    if bulk_granted is not None and used.bulk == bulk_granted:
+        ends += _exhausted_bulk_end(taken.bulk, taken.bulk_asked, now_ms)
+    return ends
 
 
 @dataclass(slots=True)

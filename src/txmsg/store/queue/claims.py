@@ -98,45 +98,65 @@ def claim_in(
     """Lease up to `limit` due events for `lease`, highest priority first, at most
     `bulk_limit` of them bulk (None: no bound); only of the event types `only`, or of none of
     `exclude`, when given."""
-    now = now or utcnow()
-    held = Lease.new(now, lease)
-    params: dict[str, object] = {"b_now": now, "b_limit": limit, **held.params()}
-    among = "only" if only is not None else "except" if exclude else None
-    if among is not None:
-        params["b_ids"] = sorted(only if only is not None else exclude or ())
-    dialect = conn.dialect.name
-    rows: list[ClaimRow] = []
+    claim = Claim(conn, lease, now)
     if bulk_limit is None or bulk_limit >= limit:
-        _run(conn, among, None, params, rows)
+        claim.take(limit, only=only, exclude=exclude)
     else:
-        urgent = _run(conn, among, "transactional", params, rows)
-        left = min(limit - urgent, bulk_limit)
-        if left > 0:
-            _run(conn, among, "bulk", {**params, "b_limit": left}, rows)
-    if dialect == "sqlite":  # the rows of both statements, read back by their lease at once
-        params.pop("b_ids", None)
-        rows = [ClaimRow._make(r) for r in _CLAIMED.rows(conn, params)]
-    rows.sort(key=lambda r: r.id)
-    processing = EventStatus.PROCESSING.value
-    return Claimed(
-        [r.claimed(held) for r in rows],
-        [StatusChange(r.pkey, r.event_id, processing, now) for r in rows if r.hooked],
-    )
+        urgent = claim.take(limit, lane="transactional", only=only, exclude=exclude)
+        claim.take(min(limit - urgent, bulk_limit), lane="bulk", only=only, exclude=exclude)
+    return claim.done()
 
 
-def _run(
-    conn: Connection,
-    among: str | None,
-    lane: str | None,
-    params: dict[str, object],
-    into: list[ClaimRow],
-) -> int:
-    """One claim statement; how many events it leased. PostgreSQL's rows go `into`; SQLite's
-    are read back by their lease afterwards."""
-    dialect = conn.dialect.name
-    result = conn.execute(_CLAIM[dialect, among, lane], params)
-    if dialect == "sqlite":
-        return int(result.rowcount)
-    rows = [ClaimRow._make(r) for r in result]
-    into.extend(rows)
-    return len(rows)
+class Claim:
+    """One claim's statements under one lease: each `take` leases up to its limit of one lane
+    (or both) and some event types; `done` gives every event leased, read back at once on
+    SQLite. Several takes make a claim that orders event types' lanes as one statement cannot
+    (channel caps: store/queue/capped.py)."""
+
+    def __init__(self, conn: Connection, lease: timedelta, now: datetime | None = None) -> None:
+        self.conn = conn
+        self.now = now or utcnow()
+        self.lease = Lease.new(self.now, lease)
+        self.params: dict[str, object] = {"b_now": self.now, **self.lease.params()}
+        self.rows: list[ClaimRow] = []  # PostgreSQL's, as each statement returns them
+        self.count = 0
+
+    def take(
+        self,
+        limit: int,
+        *,
+        lane: str | None = None,
+        only: frozenset[str] | None = None,
+        exclude: frozenset[str] | None = None,
+    ) -> int:
+        """Lease up to `limit` more due events (`lane` "transactional"/"bulk", or both); how
+        many it leased. No statement for a limit of 0."""
+        if limit <= 0:
+            return 0
+        params = {**self.params, "b_limit": limit}
+        among = "only" if only is not None else "except" if exclude else None
+        if among is not None:
+            params["b_ids"] = sorted(only if only is not None else exclude or ())
+        dialect = self.conn.dialect.name
+        result = self.conn.execute(_CLAIM[dialect, among, lane], params)
+        if dialect == "sqlite":  # read back in `done`
+            leased = int(result.rowcount)
+        else:
+            rows = [ClaimRow._make(r) for r in result]
+            self.rows.extend(rows)
+            leased = len(rows)
+        self.count += leased
+        return leased
+
+    def done(self) -> Claimed:
+        """The events every take leased (by id), and their `processing` to announce."""
+        rows = self.rows
+        if self.conn.dialect.name == "sqlite" and self.count:
+            # The rows of every statement, read back by their lease at once.
+            rows = [ClaimRow._make(r) for r in _CLAIMED.rows(self.conn, self.params)]
+        rows.sort(key=lambda r: r.id)
+        processing = EventStatus.PROCESSING.value
+        return Claimed(
+            [r.claimed(self.lease) for r in rows],
+            [StatusChange(r.pkey, r.event_id, processing, self.now) for r in rows if r.hooked],
+        )
