@@ -4,6 +4,7 @@ item per input, and one Idempotency-Key for the whole batch."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from helpers import (
     trigger,
     wait_status,
 )
+from txmsg.core.json_numbers import RANGE_TEXT
 from txmsg.store.db import Database
 from txmsg.store.tables import events
 from txmsg.testing import FakeSMTPServer
@@ -141,6 +143,84 @@ async def test_bad_items_are_refused_alone(server, smtp: FakeSMTPServer, store) 
         "user2@example.org",
         "user7@example.org",
     ]
+
+
+async def test_an_items_integer_past_64_bits_refuses_that_item_alone(
+    server, smtp: FakeSMTPServer, store
+) -> None:
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    body = {"events": [person(0), {**person(1), "ctx": {"n": 123456789012345678901234567890}}]}
+    r = await admin.post(f"/rest/mc/{event_id}/batch", json=body)
+    assert r.status_code == 207, r.text
+    good, bad = r.json()["items"]
+    problem = bad["problem"]
+    assert (bad["index"], problem["status"]) == (1, 400)
+    assert problem["errors"] == [
+        {"field": "events[1].ctx.n", "pointer": "/events/1/ctx/n", "detail": RANGE_TEXT}
+    ]
+    assert await stored_pkeys(store, event_id) == [good["PKey"]]
+
+
+async def test_checks_of_an_items_values_refuse_that_item_alone(
+    server, smtp: FakeSMTPServer, store
+) -> None:
+    """Integers past 64 bits (even too long for a double), NUL characters and nesting too
+    deep for storage are each an item's problem, naming its field as the single trigger
+    does; the other items are stored. What concerns the whole body is refused whole."""
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    deep: Any = "x"
+    for _ in range(300):
+        deep = [deep]
+    bad = [
+        {"email": "a@example.org", "ctx": {"firstName": "A", "n": 123456789012345678901234567890}},
+        {"email": "b@example.org", "ctx": {"firstName": "B", "ids": [1, -(2**63) - 1]}},
+        {"email": "c@example.org", "ctx": {"firstName": "C\u0000"}},
+        {"email": "d@example.org", "ctx": {"firstName": "D", "deep": deep}},
+    ]
+    items = [person(0), *bad, person(5, ctx={"firstName": "U5", "n": 2**63 - 1})]
+    # One more item: an integer one digit past Python's longest conversion (4,300 digits).
+    last = '{"email": "e@example.org", "ctx": {"n": ' + "9" * 4301 + "}}"
+    text = json.dumps({"events": items}).removesuffix("]}") + ", " + last + "]}"
+    r = await admin.post(
+        f"/rest/mc/{event_id}/batch",
+        content=text.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 207, r.text
+    answer = r.json()
+    assert (answer["accepted"], answer["refused"]) == (2, 5)
+    refused = {i["index"]: i["problem"] for i in answer["items"] if "problem" in i}
+    assert {i: [e["field"] for e in p["errors"]] for i, p in refused.items()} == {
+        1: ["events[1].ctx.n"],
+        2: ["events[2].ctx.ids[1]"],
+        3: ["events[3].ctx"],
+        4: ["events[4].ctx"],
+        6: ["events[6].ctx.n"],
+    }
+    for index in (1, 2, 6):
+        assert refused[index]["errors"][0]["detail"] == RANGE_TEXT
+        assert refused[index]["status"] == 400
+    assert refused[1]["errors"][0]["pointer"] == "/events/1/ctx/n"
+    accepted = [i for i in answer["items"] if "PKey" in i]
+    assert [i["index"] for i in accepted] == [0, 5]
+    assert await stored_pkeys(store, event_id) == sorted(i["PKey"] for i in accepted)
+    stored = await wait_status(admin, accepted[1]["href"], "processed")
+    assert stored["ctx"]["n"] == 2**63 - 1  # kept exact
+
+    # A body whose envelope holds such an integer, or nested past what can be read exactly,
+    # is still refused whole.
+    url = f"/rest/mc/{event_id}/batch"
+    whole = b'{"events": [{"email": "a@example.org"}], "n": 123456789012345678901234567890}'
+    r = await admin.post(url, content=whole, headers={"content-type": "application/json"})
+    assert_problem(r, 400, "n")
+    r = await admin.post(url, json={"events": 123456789012345678901234567890})
+    assert_problem(r, 400, "events")
+    nested = b'{"events": [{"ctx": {"n": ' + b"[" * 1000 + b"1" * 19 + b"]" * 1000 + b"}}]}"
+    r = await admin.post(url, content=nested, headers={"content-type": "application/json"})
+    assert_problem(r, 400, "body")
+    assert len(await stored_pkeys(store, event_id)) == 2
 
 
 async def test_a_batch_with_every_item_refused_stores_nothing(server, smtp, store) -> None:

@@ -10,7 +10,7 @@ from starlette.types import Receive
 
 from txmsg.api.context import context
 from txmsg.core.errors import DomainError
-from txmsg.core.json_numbers import check_integers
+from txmsg.core.json_numbers import MAX_TOO_LONG, check_integers, with_long_integers_as_text
 
 
 def _too_large(limit: int) -> DomainError:
@@ -48,7 +48,9 @@ async def receive_body(receive: Receive, content_length: str | None, limit: int)
             return b"".join(chunks)
 
 
-def parse_json(raw: bytes, *, optional: bool = False) -> Any:
+def parse_json(raw: bytes, *, optional: bool = False, whole: bool = True) -> Any:
+    """`raw` parsed; `whole`: refused (400) when it holds an integer past 64 bits, else the
+    caller checks its integers (a batch's items, one by one: core/json_numbers.py)."""
     if not raw.strip():
         if optional:
             return None
@@ -56,9 +58,32 @@ def parse_json(raw: bytes, *, optional: bool = False) -> Any:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise DomainError(f"the request body is not valid JSON: {exc}", 400) from None
-    check_integers(raw)
+        # An integer too long for a double: refused below, naming it (a batch: its item).
+        value = _with_long_integers(raw, exc)
+        if value is None:
+            raise DomainError(f"the request body is not valid JSON: {exc}", 400) from None
+    if whole:
+        check_integers(raw)
     return value
+
+
+def _with_long_integers(raw: bytes, refused: orjson.JSONDecodeError) -> Any:
+    """`raw` read with its integers too long for a double as strings (check_integers names
+    them on `raw`), or None when the parser refused it for another reason."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return None
+    for _ in range(MAX_TOO_LONG):
+        found = with_long_integers_as_text(text, refused.pos)
+        if found is None:
+            return None
+        text = found
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            refused = exc
+    return None
 
 
 async def read_body(request: Request) -> bytes:

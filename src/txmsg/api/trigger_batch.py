@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from txmsg.api.auth import authorize, spend
-from txmsg.api.bodies import read_json
+from txmsg.api.bodies import parse_json, read_body
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse, problem_of
 from txmsg.api.routing import resource
@@ -33,6 +33,7 @@ from txmsg.api.trigger import (
 )
 from txmsg.core.batch import parse_batch
 from txmsg.core.errors import DomainError
+from txmsg.core.json_numbers import read_exact
 from txmsg.core.queue import NewBatch, NewEvent, new_pkey
 from txmsg.core.trigger import TriggerRequest
 from txmsg.store.event_configs import TriggerTarget
@@ -44,9 +45,12 @@ async def trigger_batch(request: Request) -> Response:
     event_id = request.path_params["eventId"]
     target = await live_target(ctx, event_id)
     idem_key = idempotency_key(request.headers.get("idempotency-key"))
-    body = await read_json(request)
+    raw = await read_body(request)
+    body = parse_json(raw, whole=False)  # an item's integer past 64 bits refuses that item
     now = ctx.db.clock.now()  # the database's time, as a single trigger's
-    parsed = parse_batch(body, lambda item: parse_body(ctx, target, item, now))
+    parsed = parse_batch(
+        body, lambda item: parse_body(ctx, target, item, now), exact=read_exact(raw)
+    )
     items, events = _items(target, parsed, now)
     response = {
         "accepted": len(events),

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from txmsg.core.errors import DomainError, FieldError, invalid
+from txmsg.core.json_numbers import RANGE_TEXT, oversized
 from txmsg.core.trigger import TriggerRequest
 from txmsg.core.validation import reject_unknown, require_object
 
@@ -17,9 +18,11 @@ MAX_BATCH_EVENTS = 1000
 
 
 def parse_batch(
-    body: Any, parse_one: Callable[[Any], TriggerRequest]
+    body: Any, parse_one: Callable[[Any], TriggerRequest], exact: Any = None
 ) -> list[TriggerRequest | DomainError]:
-    """One result per item of `events`, in order: its trigger, or its problem."""
+    """One result per item of `events`, in order: its trigger, or its problem. `exact`: the
+    body read with its integers exact (json_numbers.read_exact), when it may hold one past 64
+    bits: an item holding one is refused, naming it, as a single trigger would be."""
     reject_unknown(require_object(body), {"events"})
     items = body.get("events")
     if not isinstance(items, list):
@@ -30,13 +33,32 @@ def parse_batch(
         raise invalid(
             "events", f"must hold at most {MAX_BATCH_EVENTS} events (this one has {len(items)})"
         )
+    exact_items = _exact_items(exact, items)
     results: list[TriggerRequest | DomainError] = []
     for index, item in enumerate(items):
         try:
+            where = oversized(exact_items[index]) if exact_items else None
+            if where is not None:
+                raise invalid(where or "body", RANGE_TEXT)
             results.append(parse_one(item))
         except DomainError as exc:
             results.append(within(exc, f"events[{index}]"))
     return results
+
+
+def _exact_items(exact: Any, items: list[Any]) -> list[Any] | None:
+    """The items of `events` as read exactly, None when there is no such reading."""
+    if exact is None:
+        return None
+    found = exact.get("events") if isinstance(exact, dict) else None
+    if not isinstance(found, list) or len(found) != len(items):
+        # Both parsers keep the last of repeated keys, so this does not happen; if it did,
+        # the body would be refused whole as a single trigger's is.
+        where = oversized(exact)
+        if where is not None:
+            raise invalid(where or "body", RANGE_TEXT)
+        return None
+    return found
 
 
 def within(error: DomainError, prefix: str) -> DomainError:
