@@ -21,16 +21,15 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from export_support import s3  # noqa: F401 - the S3 server fixture of the export tests
-from helpers import Uvicorn
 from txmsg.app import create_app
 from txmsg.config import Settings
 from txmsg.engine.providers import Providers
 from txmsg.store.db import Database
 from txmsg.store.sealing import Keyring
 from txmsg.testing import FakeSMTPServer
+from txmsg.testing.http import LoopServer
 from webhook_support import receiver  # noqa: F401 - the webhook receiver fixture
 
 ADMIN_KEY = "test-admin-key-" + "x" * 20
@@ -217,24 +216,11 @@ class RunningServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = create_app(settings)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="asyncio"
-        )
-        self.server = Uvicorn(config)
-        self.task: asyncio.Task[None] | None = None
+        self.server = LoopServer(self.app, lifespan="on", name="test server")
 
     async def __aenter__(self) -> Server:
-        self.task = asyncio.create_task(self.server.serve())
-        for _ in range(500):
-            if self.server.started:
-                break
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
-        else:
-            raise RuntimeError("the server did not start")
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        base = f"http://127.0.0.1:{port}"
+        await self.server.start()
+        base = f"http://127.0.0.1:{self.server.port}"
         self.admin = httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10
         )
@@ -242,9 +228,7 @@ class RunningServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.admin.aclose()
-        self.server.stop()
-        assert self.task is not None
-        await self.task
+        await self.server.stop()
 
 
 @pytest.fixture

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 
 from txmsg.core.queue import PRIORITY_BULK, ClaimedEvent, NewEvent, new_pkey
 from txmsg.core.statuses import EventStatus
@@ -390,38 +388,3 @@ def leased_event(
         lease_until=until if until is not None else now + timedelta(seconds=60),
     )
     return replace(event, priority=PRIORITY_BULK) if bulk else event
-
-
-class Uvicorn(uvicorn.Server):
-    """uvicorn's server without its fixed waits when it stops: its main loop looks at
-    `should_exit` every 0.1 s, and its shutdown sleeps 0.1 s before it waits for the open
-    connections to close. Both were half of the teardown of a test (some 800 of them)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.exit_asked = asyncio.Event()
-
-    def stop(self) -> None:
-        """Ask `serve()` to return (once the lifespan's shutdown is done)."""
-        self.should_exit = True
-        self.exit_asked.set()
-
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):  # once a second it updates the Date header
-            counter = (counter + 1) % 864000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.exit_asked.wait(), 0.1)
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # uvicorn's steps, less the sleep: stop accepting, close each connection once its
-        # response is out, wait for them and their tasks, then the lifespan's shutdown.
-        for server in self.servers:
-            server.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        while self.server_state.connections or self.server_state.tasks:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)  # uvicorn has no event for it
-        for server in self.servers:
-            await server.wait_closed()
-        await self.lifespan.shutdown()

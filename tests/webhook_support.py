@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest_asyncio
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from helpers import Uvicorn, wait_until
+from txmsg.testing.http import LoopServer
 
 SECRET = "s3cret-for-the-receiver"
 
@@ -71,17 +70,13 @@ class Receiver:
 async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
     app = Starlette(routes=[Route("/hook", rec.endpoint, methods=["POST"])])
-    server = Uvicorn(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started, what="the receiver started")
-    rec.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/hook"
+    server = LoopServer(app, name="webhook receiver")
+    await server.start()
+    rec.url = f"http://127.0.0.1:{server.port}/hook"
     try:
         yield rec
     finally:
         if rec.hold is not None:
             rec.hold.set()
         rec.closing.set()
-        server.stop()
-        await task
+        await server.stop()

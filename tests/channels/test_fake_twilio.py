@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import uvicorn
 from twilio.request_validator import RequestValidator
 
 from helpers import wait_until
 from txmsg.testing import FakeTwilio
+from txmsg.testing.http import LoopServer
 
 
 async def test_create_message_as_twilio_answers(fake_twilio: FakeTwilio) -> None:
@@ -68,13 +68,9 @@ async def test_status_callbacks_are_signed_as_twilio_signs_them(fake_twilio: Fak
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    server = uvicorn.Server(uvicorn.Config(receiver, port=0, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    server = LoopServer(receiver, name="callback receiver")
+    await server.start()
+    port = server.port
     try:
         callback = f"http://127.0.0.1:{port}/hook?pkey=P1"
         auth = (fake_twilio.account_sid, fake_twilio.auth_token)
@@ -86,8 +82,7 @@ async def test_status_callbacks_are_signed_as_twilio_signs_them(fake_twilio: Fak
         assert await fake_twilio.send_status(sms, "undelivered", 30003) == 204
         assert sms.status == "undelivered"
     finally:
-        server.should_exit = True
-        await task
+        await server.stop()
     [(got_url, params, signature)] = seen
     assert got_url == callback
     assert params["MessageSid"] == sms.sid and params["MessageStatus"] == "undelivered"
