@@ -57,8 +57,10 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "txmsg.engine": frozenset(_BELOW_API),
     # Only the app factory and the CLI import api and engine.
     "txmsg.app": frozenset(_BELOW_API | {"txmsg.api", "txmsg.engine"}),
+    # The CLI: what its commands run, and the package's version (`txmsg --version`).
     "txmsg.cli": frozenset(
-        _BELOW_API | {"txmsg.api", "txmsg.engine", "txmsg.app", "txmsg.commands", "txmsg.testing"}
+        _BELOW_API
+        | {"txmsg.api", "txmsg.engine", "txmsg.app", "txmsg.commands", "txmsg.testing", "txmsg"}
     ),
     # The CLI's administration commands (keys, check) and its logging: the layers below api,
     # and the engine's database opener (the keyring that seals stored secrets goes with it).

@@ -14,6 +14,7 @@ from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.errors import invalid, not_found
 from txmsg.core.rate_limit import parse_key_limit
+from txmsg.core.roles import ROLES
 from txmsg.core.validation import as_integer, get_choice, get_str, reject_unknown, require_object
 from txmsg.store import keys as key_store
 
@@ -25,7 +26,7 @@ async def create_key(request: Request) -> Response:
     await authorize(request)
     body = require_object(await read_json(request))
     reject_unknown(body, {"role", "label", "rate_limit"})
-    role = get_choice(body, "role", key_store.ROLES, required=True)
+    role = get_choice(body, "role", ROLES, required=True)
     label = get_str(body, "label", required=True, max_length=200)
     limit = parse_key_limit(body.get("rate_limit"))
     assert role is not None and label is not None

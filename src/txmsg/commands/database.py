@@ -7,13 +7,12 @@ command run from another folder would otherwise create an empty database there a
 from __future__ import annotations
 
 from pathlib import Path
-
-from sqlalchemy.engine import make_url
+from typing import TYPE_CHECKING
 
 from txmsg.config import Settings
-from txmsg.engine.runtime import open_database
-from txmsg.store.db import Database
-from txmsg.store.readiness import schema_state
+
+if TYPE_CHECKING:
+    from txmsg.store.db import Database
 
 
 class NoDatabase(Exception):
@@ -22,6 +21,8 @@ class NoDatabase(Exception):
 
 def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
@@ -42,6 +43,10 @@ def missing_message(settings: Settings, path: Path) -> str:
 
 async def open_existing(settings: Settings) -> Database:
     """The settings' database, at the latest schema; NoDatabase (nothing created) otherwise."""
+    # Here, not at the top: the CLI imports this module for every command, --help included.
+    from txmsg.engine.runtime import open_database
+    from txmsg.store.readiness import schema_state
+
     url = settings.resolved_database_url
     path = sqlite_path(url)
     if path is not None and not path.is_file():

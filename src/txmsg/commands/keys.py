@@ -1,4 +1,5 @@
-"""`txmsg keys create|list|revoke`: API keys from the command line (the store's functions)."""
+"""`txmsg keys create|list|revoke`: API keys from the command line (the store's functions,
+imported when a command runs: the parser is built for every command, --help included)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from txmsg.commands.database import open_existing
 from txmsg.config import Settings
-from txmsg.store.keys import ROLES, create_key, list_keys, revoke_key
+from txmsg.core.roles import ROLES
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser], formatter: Any) -> None:
@@ -37,6 +38,8 @@ async def run_create(args: argparse.Namespace, settings: Settings) -> int:
     if not args.label.strip() or len(args.label) > 200:
         print("txmsg: --label must be 1 to 200 characters", file=sys.stderr)
         return 2
+    from txmsg.store.keys import create_key
+
     db = await open_existing(settings)
     try:
         view, secret = await db.write(create_key, args.role, args.label)
@@ -49,6 +52,8 @@ async def run_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def run_list(_args: argparse.Namespace, settings: Settings) -> int:
+    from txmsg.store.keys import list_keys
+
     db = await open_existing(settings)
     try:
         rows = await db.read(list_keys)
@@ -62,6 +67,8 @@ async def run_list(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def run_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from txmsg.store.keys import revoke_key
+
     db = await open_existing(settings)
     try:
         revoked = await db.write(revoke_key, args.id)

@@ -23,8 +23,6 @@ from txmsg.store.db import Database
 from txmsg.store.key_limits import KeyLimiter
 from txmsg.store.tables import api_keys
 
-ROLES = ("admin", "marketer", "trigger")
-
 
 @dataclass(frozen=True, slots=True)
 class Principal:
