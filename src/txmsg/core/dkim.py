@@ -9,6 +9,7 @@ domain (the same domain or a subdomain of it), as DMARC requires of a DKIM pass.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,17 @@ class DkimSettings:
     selector: str
     algorithm: str
     private_key: bytes = field(repr=False)
+
+
+def fingerprint(settings: DkimSettings) -> str:
+    """Names a signing setup without revealing its key: what the render workers cache by
+    (here, not beside the signer: the process handing renders to the workers signs nothing
+    and does not import dkimpy)."""
+    digest = hashlib.sha256()
+    for part in (settings.algorithm, settings.domain, settings.selector):
+        digest.update(part.encode("utf-8") + b"\0")
+    digest.update(settings.private_key)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ sends; the tests verify every kind of signature with dkimpy's own verifier.
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,12 +114,3 @@ def sign(signer: DkimSigner, message: bytes) -> bytes:
         return signer.signature(message)
     except (dkim.DKIMException, ValueError, TypeError) as exc:
         raise SigningError(f"DKIM signing failed ({type(exc).__name__})") from None
-
-
-def fingerprint(settings: DkimSettings) -> str:
-    """Names a signing setup without revealing its key: what the render workers cache by."""
-    digest = hashlib.sha256()
-    for part in (settings.algorithm, settings.domain, settings.selector):
-        digest.update(part.encode("utf-8") + b"\0")
-    digest.update(settings.private_key)
-    return digest.hexdigest()

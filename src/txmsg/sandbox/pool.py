@@ -29,8 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from txmsg.core.dkim import DkimSettings
-from txmsg.core.dkim_signer import fingerprint
+from txmsg.core.dkim import DkimSettings, fingerprint
 from txmsg.core.render_limits import RenderLimits
 from txmsg.core.templates import MessageSource, TemplateProblem, TemplateProblems
 from txmsg.sandbox.worker import MAX_CACHED, MAX_SIGNERS, decode, encode, timeout_reason
