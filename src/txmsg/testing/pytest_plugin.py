@@ -20,11 +20,13 @@ free loopback port): configure ``api_base_url=fake_twilio.base_url`` with its ``
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from txmsg.testing.smtp import FakeSMTPServer
-from txmsg.testing.twilio import FakeTwilio
+if TYPE_CHECKING:  # imported by the fixtures: loading the plugin costs every pytest run
+    from txmsg.testing.smtp import FakeSMTPServer
+    from txmsg.testing.twilio import FakeTwilio
 
 try:
     import pytest_asyncio
@@ -42,10 +44,14 @@ else:
 
     @pytest_asyncio.fixture
     async def fake_smtp() -> AsyncIterator[FakeSMTPServer]:
+        from txmsg.testing.smtp import FakeSMTPServer
+
         async with FakeSMTPServer() as server:
             yield server
 
     @pytest_asyncio.fixture
     async def fake_twilio() -> AsyncIterator[FakeTwilio]:
+        from txmsg.testing.twilio import FakeTwilio
+
         async with FakeTwilio() as server:
             yield server
