@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import logging
 import socket
-from types import TracebackType
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from txmsg.testing.running import Running
 
 # How long a stop lets the requests under way finish before it closes their connections.
 GRACE_SECONDS = 5.0
@@ -29,7 +30,7 @@ TICK = 0.1  # uvicorn's main loop: the Date header is refreshed every 10th tick
 log = logging.getLogger(__name__)
 
 
-class LoopServer(uvicorn.Server):
+class LoopServer(uvicorn.Server, Running):
     """`app` served on host:port (0: a free port, read back once started) from `start()` to
     `stop()`, or as `async with`. `config` adds or overrides uvicorn.Config's options (the
     app's lifespan is not run unless `lifespan="on"`)."""
@@ -72,18 +73,6 @@ class LoopServer(uvicorn.Server):
         self._exit_asked.set()
         task, self._task = self._task, None
         await task
-
-    async def __aenter__(self) -> LoopServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def _run(self) -> None:
         await self.main_loop()

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
-from types import TracebackType
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from txmsg.testing.running import Running
 
 _STAGES = ("MAIL", "RCPT", "DATA")
 _PARSER = BytesParser(policy=email.policy.default)
@@ -154,7 +155,7 @@ class _Handler:
         return self._fake._accept(envelope.mail_from, envelope.rcpt_tos, envelope.original_content)
 
 
-class FakeSMTPServer:
+class FakeSMTPServer(Running):
     """An SMTP server that records what it accepts, for tests. Use as an async context manager."""
 
     def __init__(
@@ -215,18 +216,6 @@ class FakeSMTPServer:
                 protocol.transport.close()
         await server.wait_closed()
         await asyncio.sleep(0)  # let connection_lost callbacks run before the loop moves on
-
-    async def __aenter__(self) -> FakeSMTPServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def fail_next(
         self,

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,6 +36,7 @@ from twilio.request_validator import RequestValidator
 
 from txmsg.core.sms import analyse
 from txmsg.testing.http import LoopServer
+from txmsg.testing.running import Running
 
 API_VERSION = "2010-04-01"
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -75,7 +75,7 @@ class _Failure:
     delay: float = 0.0  # seconds before answering (a stalled provider)
 
 
-class FakeTwilio:
+class FakeTwilio(Running):
     """Twilio's Messages API for one account, on `127.0.0.1` and a free port."""
 
     def __init__(
@@ -135,18 +135,6 @@ class FakeTwilio:
         if self._server is not None:
             await self._server.stop()
         self._server = self._http = None
-
-    async def __aenter__(self) -> FakeTwilio:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- what tests use --------------------------------------------------------------------
 
