@@ -42,7 +42,9 @@ async def test_a_stop_closes_idle_connections_at_once_and_leaves_no_task() -> No
     assert head.startswith(b"HTTP/1.1 200 ")
     began = asyncio.get_running_loop().time()
     await server.stop()
-    assert asyncio.get_running_loop().time() - began < 0.15  # uvicorn's own stop: 0.2 s
+    # uvicorn's own stop sleeps at least 0.2 s; this one takes well under a millisecond, the
+    # margin is for a loaded machine.
+    assert asyncio.get_running_loop().time() - began < 0.19
     assert await reader.read() == b""  # closed by the server
     writer.close()
     assert asyncio.all_tasks() == before
