@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -159,13 +160,36 @@ async def create_key(admin: httpx.AsyncClient, role: str, label: str | None = No
     return secret
 
 
-def free_port() -> int:
+# Ports handed to the servers a test starts: each xdist worker its own range, below the
+# kernel's ephemeral ports (32768 and up on Linux). A port the kernel gave for port 0 could be
+# given again to the other worker's test (or taken by an outgoing connection) before the server
+# meant to listen on it does: its client would then talk to another test's server.
+PORTS_PER_WORKER = 2000
+FIRST_PORT = 20000
+_next_port = [0]
+
+
+def _worker_ports() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw") or 0) % 6
+    first = FIRST_PORT + index * PORTS_PER_WORKER
+    return range(first, first + PORTS_PER_WORKER)
+
+
+def _bindable(port: int) -> bool:
     import socket
 
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A port free now, never handed out before in this test run by this worker."""
+    return free_ports(1)
 
 
 @contextlib.contextmanager
@@ -180,19 +204,13 @@ def held_port(port: int) -> Iterator[int]:
 
 
 def free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports."""
-    import socket
-
-    for _ in range(100):
-        first = free_port()
-        try:
-            with contextlib.ExitStack() as held:
-                for port in range(first, first + count):
-                    sock = held.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return first
+    """The first of `count` consecutive free ports (see `free_port`)."""
+    ports = _worker_ports()
+    for _ in range(len(ports)):
+        first = ports[_next_port[0] % (len(ports) - count)]
+        _next_port[0] += count
+        if all(_bindable(port) for port in range(first, first + count)):
+            return first
     raise AssertionError(f"no {count} consecutive free ports")
 
 
