@@ -46,7 +46,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from txmsg.api.ops_port import OpsAddress
     from txmsg.app import Role, create_app
     from txmsg.commands.supervisor import STARTUP_FAILURE
-    from txmsg.engine.runtime import tune_process
+    from txmsg.engine.tuning import tune_process
 
     public_url = f"http://{args.host}:{args.port}"
     serving: dict[str, Any] = {
@@ -121,7 +121,7 @@ def app_of_environment() -> App:
     not forked), from the options the command left in the environment."""
     from txmsg.api.ops_port import OpsAddress
     from txmsg.app import Role, create_app
-    from txmsg.engine.runtime import tune_process
+    from txmsg.engine.tuning import tune_process
 
     text = os.environ.get(PROCESS_OPTIONS_ENV)
     if text is None:
@@ -230,7 +230,7 @@ def _run_worker(
     from txmsg.api.ops_port import OpsAddress
     from txmsg.app import run_worker
     from txmsg.commands.supervisor import STARTUP_FAILURE
-    from txmsg.engine.runtime import tune_process
+    from txmsg.engine.tuning import tune_process
 
     ops = None
     if options["health_port"] is not None:

@@ -5,6 +5,7 @@ and SIGTERM stops them all."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -31,7 +32,8 @@ from process_support import (
     spawned,
 )
 from txmsg.cli import PROCESS_OPTIONS_ENV, app_of_environment, main
-from txmsg.engine.runtime import GIL_SWITCH_INTERVAL
+from txmsg.engine import tuning
+from txmsg.engine.tuning import GIL_SWITCH_INTERVAL
 from txmsg.testing import FakeSMTPServer
 
 
@@ -169,12 +171,15 @@ def test_a_process_of_serve_runs_with_the_engines_switch_interval(
     options = {"role": "all", "log_level": "warning", "log_format": "text", "metrics": None}
     monkeypatch.setenv(PROCESS_OPTIONS_ENV, json.dumps({**options, "public_url": "http://x"}))
     monkeypatch.setenv("TXMSG_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(tuning, "_tuned", False)  # set again below, for this test only
     root = logging.getLogger()
     handlers, level, interval = list(root.handlers), root.level, sys.getswitchinterval()
     try:
         app_of_environment()
         assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL)
+        assert gc.get_freeze_count() > 0
     finally:
+        gc.unfreeze()  # this test process's heap, frozen by the call above
         sys.setswitchinterval(interval)
         root.handlers[:] = handlers
         root.setLevel(level)

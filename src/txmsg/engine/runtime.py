@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import sys
 from dataclasses import dataclass
 
 from txmsg.config import Settings
@@ -32,6 +31,7 @@ from txmsg.engine.interactions import InteractionLifecycle
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.proofs import ProofSender
 from txmsg.engine.scheduler import Scheduler
+from txmsg.engine.tuning import engine_started, engine_stopped
 from txmsg.engine.webhooks import WebhookSender
 from txmsg.engine.writer import Writer
 from txmsg.metrics import Metrics
@@ -46,21 +46,6 @@ log = logging.getLogger(__name__)
 
 # How long a worker's start waits for its wake-ups to watch (a LISTEN connection's opening).
 WAKEUPS_READY_SECONDS = 10.0
-
-# The interpreter's switch interval in the `txmsg` commands' processes (5 ms by default): how
-# long a thread waiting for the GIL waits before it asks for it. The SQLite writer thread takes
-# the GIL back after each statement, while the event loop is busy with bulk sends; at 5 ms a
-# short write cycle took 10-30 ms, and a transactional trigger waits for the cycle under way.
-# 1 ms: SQLite's p99 under a 100,000 bulk backlog 9.8-18.9 ms in sixteen runs against
-# 10.0-35.5 ms in twelve, acceptance and end to end unchanged (bench/README.md); 0.2 ms was
-# worse again (more switching).
-GIL_SWITCH_INTERVAL = 0.001
-
-
-def tune_process() -> None:
-    """Set up the interpreter of a process the `txmsg` command runs the engine in (not of one
-    embedding the app: the setting is the whole process's)."""
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 
 class Role(enum.StrEnum):
@@ -133,6 +118,7 @@ class Engine:
             # the dispatcher began finish and their outcomes are recorded, not left leased.
             await self.stop()
             raise
+        engine_started()
 
     async def _wakeups_ready(self, wakeups: Wakeups) -> None:
         # Started (and healthy) only once other processes' commits wake it: a trigger accepted
@@ -159,6 +145,7 @@ class Engine:
         await self.writer.stop()
         await self.proofs.close()
         await self.db.dispose()
+        engine_stopped()
 
 
 def open_database(settings: Settings) -> Database:
