@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from helpers import (
@@ -18,7 +20,9 @@ from helpers import (
     trigger,
     wait_status,
 )
+from txmsg.api import trigger_batch
 from txmsg.core.json_numbers import RANGE_TEXT
+from txmsg.core.rate_limit import KeyLimit
 from txmsg.store.db import Database
 from txmsg.store.tables import events
 from txmsg.testing import FakeSMTPServer
@@ -339,3 +343,81 @@ async def test_the_batch_answers_as_the_single_trigger_to_callers_and_events(
     two = await wait_status(admin, single["href"], "processed")
     for same in ("email", "ctx", "priority", "type", "status"):
         assert one[same] == two[same], same
+
+
+def _request(path: str, key: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {key}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One HTTP/1.1 response off a kept-alive connection: its status and body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return int(head.split(b" ", 2)[1]), await reader.readexactly(length)
+
+
+@pytest.mark.server_settings(
+    trigger_rate_limit=KeyLimit(100_000, 100_000),
+    config_cache_seconds=60.0,  # the event's facts read once: the single trigger waits for no read
+)
+@pytest.mark.parametrize("items_per_turn", [trigger_batch.ITEMS_PER_TURN, 10_000])
+async def test_a_single_trigger_is_not_held_up_by_a_batch_being_checked(
+    server, smtp: FakeSMTPServer, monkeypatch: pytest.MonkeyPatch, items_per_turn: int
+) -> None:
+    """A single trigger that arrives while a batch of 1,000 is being checked reaches the write
+    funnel ahead of it: the batch leaves the event loop to other requests between runs of its
+    items. (With runs longer than the batch, the batch goes first: the test sees the
+    difference.)"""
+    monkeypatch.setattr(trigger_batch, "ITEMS_PER_TURN", items_per_turn)
+    event_id = await live_event(server.admin, smtp)
+    key = await create_key(server.admin, "trigger")
+    port = int(server.base_url.rsplit(":", 1)[1])
+    batch_path, single_path = f"/rest/mc/{event_id}/batch", f"/rest/mc/{event_id}"
+    # Two connections, each used once: both accepted, the key and the event's facts cached.
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+    for (reader, writer), path, body in zip(
+        connections, (batch_path, single_path), ({"events": [person(0)]}, person(0)), strict=True
+    ):
+        writer.write(_request(path, key, json.dumps(body).encode()))
+        assert (await _response(reader))[0] == 201
+
+    reached: list[str] = []
+    ctx = server.app.state.txmsg
+
+    def noting(name: str, submit: Any) -> Any:
+        async def noted(item: Any) -> Any:
+            reached.append(name)
+            return await submit(item)
+
+        return noted
+
+    server.app.state.txmsg = replace(
+        ctx,
+        enqueue=noting("single", ctx.enqueue),
+        enqueue_batch=noting("batch", ctx.enqueue_batch),
+    )
+    (batch_reader, batch_writer), (single_reader, single_writer) = connections
+    single = _request(single_path, key, json.dumps(person(1)).encode())
+    parse_item = trigger_batch.parse_item
+
+    def checking(index: int, *rest: Any) -> Any:
+        if index == 0:  # the batch is being checked: the single trigger arrives now
+            single_writer.write(single)
+        return parse_item(index, *rest)
+
+    monkeypatch.setattr(trigger_batch, "parse_item", checking)
+    batch = json.dumps({"events": [person(i) for i in range(1000)]}).encode()
+    batch_writer.write(_request(batch_path, key, batch))
+    assert (await _response(batch_reader))[0] == 201
+    assert (await _response(single_reader))[0] == 201
+    for _, writer in connections:
+        writer.close()
+    expected = ["single", "batch"] if items_per_turn < 1000 else ["batch", "single"]
+    assert reached == expected

@@ -7,7 +7,9 @@ The 201 is written only after the event's transaction committed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -160,15 +162,19 @@ def mismatch() -> Exception:
     )
 
 
-def parse_body(ctx: AppContext, target: TriggerTarget, body: Any, now: datetime) -> TriggerRequest:
-    """A trigger's body checked against its event configuration."""
-    return parse_trigger(
-        body,
-        target.validator,
+def body_parser(
+    ctx: AppContext, target: TriggerTarget, now: datetime
+) -> Callable[[Any], TriggerRequest]:
+    """The check of a trigger's body against its event configuration, made once a request (a
+    batch checks each of its items with it)."""
+    event_based = target.target == TargetType.EVENT
+    return partial(
+        parse_trigger,
+        validator=target.validator,
         now=now,
         default_expiration=ctx.settings.default_expiration,
-        email_required=target.target == TargetType.EVENT and target.channel == Channel.EMAIL,
-        phone_required=target.target == TargetType.EVENT and target.channel == Channel.SMS,
+        email_required=event_based and target.channel == Channel.EMAIL,
+        phone_required=event_based and target.channel == Channel.SMS,
     )
 
 
@@ -242,7 +248,7 @@ async def accept(scope: Scope, receive: Receive) -> tuple[bytes, bool]:
     )
     body = parse_json(raw)
     now = ctx.db.clock.now()  # the database's time: the event's due time is compared with it
-    parsed = parse_body(ctx, target, body, now)
+    parsed = body_parser(ctx, target, now)(body)
     status = status_of(target)
     pkey = new_pkey()
     response = answer(

@@ -9,6 +9,8 @@ refused items is stored, and the accepted ones are).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -22,21 +24,26 @@ from txmsg.api.responses import JSONResponse, problem_of
 from txmsg.api.routing import resource
 from txmsg.api.trigger import (
     ROLES,
+    body_parser,
     idempotency,
     idempotency_key,
     live_target,
     mismatch,
     new_event,
-    parse_body,
     paused_reason,
     status_of,
 )
-from txmsg.core.batch import parse_batch
+from txmsg.core.batch import batch_items, parse_item
 from txmsg.core.errors import DomainError
 from txmsg.core.json_numbers import read_exact
 from txmsg.core.queue import NewBatch, NewEvent, new_pkey
 from txmsg.core.trigger import TriggerRequest
 from txmsg.store.event_configs import TriggerTarget
+
+# Items checked and made events between two turns of the event loop. A batch's 1,000 items
+# hold the loop about 10 ms in all: a single trigger arriving meanwhile waits for one run of
+# them, and reaches the write funnel ahead of the batch, not after it.
+ITEMS_PER_TURN = 100
 
 
 async def trigger_batch(request: Request) -> Response:
@@ -48,10 +55,8 @@ async def trigger_batch(request: Request) -> Response:
     raw = await read_body(request)
     body = parse_json(raw, whole=False)  # an item's integer past 64 bits refuses that item
     now = ctx.db.clock.now()  # the database's time, as a single trigger's
-    parsed = parse_batch(
-        body, lambda item: parse_body(ctx, target, item, now), exact=read_exact(raw)
-    )
-    items, events = _items(target, parsed, now)
+    entries = batch_items(body, exact=read_exact(raw))
+    items, events = await _accept(body_parser(ctx, target, now), target, entries, now)
     response = {
         "accepted": len(events),
         "refused": len(items) - len(events),
@@ -69,15 +74,22 @@ async def trigger_batch(request: Request) -> Response:
     return _answer(result.response, replayed=result.kind == "replay")
 
 
-def _items(
-    target: TriggerTarget, parsed: list[TriggerRequest | DomainError], now: datetime
+async def _accept(
+    parse: Callable[[Any], TriggerRequest],
+    target: TriggerTarget,
+    entries: list[tuple[Any, Any]],
+    now: datetime,
 ) -> tuple[list[dict[str, Any]], list[NewEvent]]:
-    """The answer's items, one per input in order, and the events of the accepted ones."""
+    """The answer's items, one per input in order, and the events of the accepted ones;
+    `ITEMS_PER_TURN` at a time, the event loop free in between."""
     status = status_of(target)
     reason = paused_reason(target)
     items: list[dict[str, Any]] = []
     events: list[NewEvent] = []
-    for index, item in enumerate(parsed):
+    for index, (body, exact) in enumerate(entries):
+        if index and index % ITEMS_PER_TURN == 0:
+            await asyncio.sleep(0)
+        item = parse_item(index, body, exact, parse)
         if isinstance(item, DomainError):
             items.append({"index": index, "problem": problem_of(item)})
             continue

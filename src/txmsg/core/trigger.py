@@ -19,7 +19,7 @@ from txmsg.core.validation import check_storable
 TRIGGER_FIELDS = {"email", "mobilePhone", "ctx", "scheduled", "expiration"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one a trigger, see NewEvent
 class TriggerRequest:
     email: str | None
     ctx: dict[str, Any]
