@@ -1,11 +1,13 @@
 """`txmsg worker --processes 2`: two worker processes under one supervisor, each with its own
-health port; one that dies is started again, SIGTERM stops them all gracefully, and workers
-that cannot start end the command with a failure."""
+health port; one that dies is started again (later, while it cannot start), SIGTERM stops
+them all gracefully, and workers that cannot start at all end the command with a failure."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +87,89 @@ async def _sent(
         r = await admin.post(f"/rest/mc/{event_id}", json=body(i))
         assert r.status_code == 201, r.text
     await smtp.wait_for(numbers.stop, timeout=20)
+
+
+async def _take_freed_port(ports: tuple[int, ...]) -> socket.socket:
+    """A listening socket on whichever of `ports` no process holds any more (a killed
+    process's sockets close a moment after it is gone from the process list)."""
+    for _ in range(200):
+        for port in ports:
+            taken = socket.socket()
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+            try:
+                taken.bind(("127.0.0.1", port))
+            except OSError:
+                taken.close()
+                continue
+            taken.listen()
+            return taken
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"none of {ports} was freed")
+
+
+async def test_a_replacement_that_cannot_start_is_tried_again_while_the_other_sends(
+    database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
+) -> None:
+    """A process dies and its replacement cannot start (here its health port is taken; a
+    database outage is the same): the other keeps sending, and the replacement is started
+    again, later, until it runs. The command does not stop."""
+    api = Txmsg(
+        ["serve", "--role", "api", "--port", "{port}"], database_url, data_dir, tmp_path / "api.log"
+    )
+    ops = free_ports(2)
+    workers = Txmsg(
+        ["worker", "--processes", "2", "--health-port", str(ops)],
+        database_url,
+        data_dir,
+        tmp_path / "workers.log",
+    )
+    workers.port = ops
+    async with all_running(api, workers) as [admin, _]:
+        assert workers.proc is not None
+        parent = workers.proc.pid
+        assert await ops_ports_answering(ops, 2) == {ops, ops + 1}
+        event_id = await live_event(admin, smtp)
+        os.kill(min(spawned(parent)), signal.SIGKILL)
+        # Its port, taken before its replacement (a new interpreter) gets there.
+        with await _take_freed_port((ops, ops + 1)):
+            await wait_until(
+                lambda: "could not start; starting another in 1 s" in workers.log.read_text(),
+                timeout=20,
+                what="the replacement's failure",
+            )
+            await _sent(admin, event_id, smtp, range(20))  # the other one sends meanwhile
+            assert workers.proc.returncode is None
+        # Started again once its port is free: 2 s after the first retry failed, at most 4 s.
+        assert await _answering_within(ops, 15) == {ops, ops + 1}
+        await _sent(admin, event_id, smtp, range(20, 40))
+
+        # SIGHUP, and the first replacement cannot start (as with settings it refuses): the
+        # restart stops there; the process not yet restarted keeps sending, as it was.
+        before = spawned(parent)
+        os.kill(parent, signal.SIGHUP)
+        with await _take_freed_port((ops, ops + 1)):  # the first one stopped gracefully
+            await wait_until(
+                lambda: "the restart stops here" in workers.log.read_text(),
+                timeout=20,
+                what="the restart's failure",
+            )
+            await _sent(admin, event_id, smtp, range(40, 60))
+            assert workers.proc.returncode is None
+            assert len(spawned(parent) & before) == 1  # the other was left as it was
+        assert await _answering_within(ops, 15) == {ops, ops + 1}
+        await _sent(admin, event_id, smtp, range(60, 80))
+        await sent_once_each(smtp, 80)
+        assert await workers.terminate() == 0
+    assert "stopping the others" not in workers.log.read_text()
+
+
+async def _answering_within(first: int, seconds: float) -> set[int]:
+    """The two health ports from `first` that answer, once both do or after `seconds`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        answering = await ops_ports_answering(first, 2)
+        if len(answering) == 2 or asyncio.get_running_loop().time() > deadline:
+            return answering
 
 
 def test_workers_that_cannot_start_end_the_command_with_a_failure(tmp_path: Path) -> None:

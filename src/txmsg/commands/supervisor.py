@@ -3,10 +3,18 @@
 As uvicorn's supervisor does for `serve --processes N`: each process is spawned (a fresh
 interpreter: no loop, no threads inherited); one that dies is started again; SIGTERM or SIGINT
 stops them all gracefully (each finishes its sends under way), and one still running after
-GRACE_SECONDS is killed; one that could not start (exit status STARTUP_FAILURE) would fail the
-same way again, so it stops them all and the command exits with that status. SIGHUP restarts
-them one at a time (new code, new settings): each stops gracefully, its replacement starts,
-and the next waits until the replacement runs, so the others keep sending meanwhile.
+GRACE_SECONDS is killed. SIGHUP restarts them one at a time (new code, new settings): each
+stops gracefully, its replacement starts, and the next waits until the replacement runs, so
+the others keep sending meanwhile.
+
+A process that could not start (exit status STARTUP_FAILURE: the database unreachable, its
+health port taken, settings refused):
+- before any process of the command ever ran, the others would fail the same way: it stops
+  them all and the command exits with that status (a supervisor such as systemd sees it);
+- once one has run, it is started again after a wait (RETRY_FIRST_SECONDS, doubling up to
+  RETRY_LONGEST_SECONDS), and the others keep sending meanwhile: one replacement that meets a
+  database outage, or a SIGHUP's replacement that refuses new settings (the restart stops
+  there, the processes not yet restarted keep the old ones), does not take the others down.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import multiprocessing
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
@@ -30,6 +38,8 @@ WATCH_INTERVAL = 0.5  # seconds: the longest a signal waits to be seen
 GRACE_SECONDS = 60.0  # for the processes' sends under way when stopped (systemd's unit: 90)
 READY_SECONDS = 60.0  # for a process restarted by SIGHUP to run, before the next one stops
 STOPS = (signal.SIGTERM, signal.SIGINT)
+RETRY_FIRST_SECONDS = 1.0  # before a process that could not start is started again...
+RETRY_LONGEST_SECONDS = 30.0  # ... doubling after each failure in a row, up to this
 
 # The target runs in the process; it sets the event once it runs (what fails before could not
 # start).
@@ -43,6 +53,28 @@ class Child:
 
     process: BaseProcess
     ready: Event
+
+
+@dataclass
+class Retries:
+    """The places of processes that could not start: when each is started again, and how
+    many times in a row its process could not start."""
+
+    due: dict[int, float] = field(default_factory=dict)  # place -> time.monotonic()
+    failures: dict[int, int] = field(default_factory=dict)
+
+    def later(self, index: int) -> float:
+        """Start place `index` again after a wait that doubles with each failure; the wait."""
+        count = self.failures[index] = self.failures.get(index, 0) + 1
+        wait = min(RETRY_LONGEST_SECONDS, RETRY_FIRST_SECONDS * 2 ** (count - 1))
+        self.due[index] = time.monotonic() + wait
+        return wait
+
+    def timeout(self) -> float:
+        """How long the watch may wait: until the next retry is due, WATCH_INTERVAL at most."""
+        if not self.due:
+            return WATCH_INTERVAL
+        return max(0.0, min(WATCH_INTERVAL, min(self.due.values()) - time.monotonic()))
 
 
 def supervise(target: Target, options: dict[str, Any], count: int) -> int:
@@ -69,17 +101,22 @@ def supervise(target: Target, options: dict[str, Any], count: int) -> int:
         return any(s in STOPS for s in signalled)
 
     children: list[Child] = []
+    retries = Retries()
     failed = False
+    ran = False  # a process of this command has run: one that cannot start is tried again
     hangups = 0  # SIGHUPs acted on (the list is only appended to: a signal is never lost)
     try:
         children.extend(start() for _ in range(count))
         while not stopping() and not failed:
-            wait([c.process.sentinel for c in children], WATCH_INTERVAL)  # one ended, or time
+            # One ended, or time (a process waiting to start again has no sentinel to watch).
+            waiting = [c.process.sentinel for i, c in enumerate(children) if i not in retries.due]
+            wait(waiting, retries.timeout())
+            ran = ran or any(c.ready.is_set() for c in children)
             if signalled.count(signal.SIGHUP) > hangups and not stopping():
                 hangups = signalled.count(signal.SIGHUP)  # those meanwhile: one restart
                 log.info("SIGHUP: restarting the processes one at a time")
-                failed = _restart_each(children, start, stopping)
-            failed = failed or _replace_ended(children, start, stopping)
+                _restart_each(children, start, stopping, retries)
+            failed = _replace_ended(children, start, stopping, retries, ran=ran)
         if stopping():
             first = next(s for s in signalled if s in STOPS)
             log.info("%s: stopping the processes", signal.Signals(first).name)
@@ -89,13 +126,17 @@ def supervise(target: Target, options: dict[str, Any], count: int) -> int:
 
 
 def _restart_each(
-    children: list[Child], start: Callable[[], Child], stopping: Callable[[], bool]
-) -> bool:
+    children: list[Child],
+    start: Callable[[], Child],
+    stopping: Callable[[], bool],
+    retries: Retries,
+) -> None:
     """Stop each process gracefully in turn and start its replacement, waiting until it runs
-    before the next; True when a replacement could not start (then none is restarted more)."""
+    before the next. A replacement that could not start ends the restart there: the watch
+    loop starts it again later (the others not yet restarted keep running as they were)."""
     for index, child in enumerate(children):
-        if stopping():
-            return False
+        if stopping() or index in retries.due:
+            return
         _stop([child.process])
         replacement = children[index] = start()
         deadline = time.monotonic() + READY_SECONDS
@@ -103,28 +144,51 @@ def _restart_each(
             alive = replacement.process.is_alive()
             if stopping() or not alive or time.monotonic() > deadline:
                 break
-        if replacement.process.exitcode == STARTUP_FAILURE:
-            log.error("process %s could not start; stopping the others", replacement.process.pid)
-            return True
         if not replacement.ready.is_set():
-            return False  # stopping, or it ended: the watch loop sees to it
-    return False
+            if replacement.process.exitcode == STARTUP_FAILURE:
+                log.error(
+                    "process %s could not start; the restart stops here, the others keep running",
+                    replacement.process.pid,
+                )
+            return  # stopping, or it ended: the watch loop sees to it
 
 
 def _replace_ended(
-    children: list[Child], start: Callable[[], Child], stopping: Callable[[], bool]
+    children: list[Child],
+    start: Callable[[], Child],
+    stopping: Callable[[], bool],
+    retries: Retries,
+    *,
+    ran: bool,
 ) -> bool:
-    """Start a process again for each that ended; True when one could not start (then none
-    is started again, nor once a signal came: they are all being stopped)."""
+    """Start a process again for each that ended, at once, or when its retry is due if it
+    could not start; True when one could not start before any ever ran (then all stop)."""
     for index, child in enumerate(children):
         process = child.process
         if process.is_alive():
+            if child.ready.is_set():
+                retries.failures.pop(index, None)  # it runs: the next failure waits 1 s again
             continue
-        if process.exitcode == STARTUP_FAILURE:
-            log.error("process %s could not start; stopping the others", process.pid)
-            return True
         if stopping():
             return False
+        due = retries.due.get(index)
+        if due is not None:
+            if time.monotonic() >= due:
+                del retries.due[index]
+                children[index] = start()
+            continue
+        if process.exitcode == STARTUP_FAILURE:
+            if not ran:
+                log.error("process %s could not start; stopping the others", process.pid)
+                return True
+            wait = retries.later(index)
+            log.error(
+                "process %s could not start; starting another in %.0f s (%d in a row)",
+                process.pid,
+                wait,
+                retries.failures[index],
+            )
+            continue
         log.warning(
             "process %s ended (exit status %s); starting another", process.pid, process.exitcode
         )
