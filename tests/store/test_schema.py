@@ -109,3 +109,37 @@ async def test_every_migration_goes_down_and_up(db: Database) -> None:
         return left, compare_metadata(MigrationContext.configure(conn), metadata)
 
     assert await db.write(down_up) == (set(), [])
+
+
+def test_head_names_the_newest_migration() -> None:
+    """A start skips Alembic when the database is at `HEAD`: a migration added without moving
+    `HEAD` would never run."""
+    from alembic.script import ScriptDirectory
+
+    from txmsg.store.migrations import HEAD, alembic_config
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert scripts.get_heads() == [HEAD], (
+        f"store/migrations/__init__.py: HEAD is {HEAD!r}, the newest migration is "
+        f"{scripts.get_heads()}: set HEAD to it"
+    )
+
+
+async def test_a_database_behind_head_is_upgraded_at_start(db: Database) -> None:
+    """The start's shortcut reads the revision; one behind is upgraded as before."""
+    from alembic import command
+
+    from txmsg.store.migrations import HEAD, alembic_config, current_revision
+
+    def down_one(conn: Connection) -> str | None:
+        command.downgrade(alembic_config(conn), "-1")
+        return current_revision(conn)
+
+    behind = await db.write(down_one)
+    assert behind is not None and behind != HEAD
+    await db.migrate()
+    assert await db.read(current_revision) == HEAD
+    assert (
+        await db.read(lambda conn: compare_metadata(MigrationContext.configure(conn), metadata))
+        == []
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from txmsg.channels.smtp import SMTPPool
-from txmsg.channels.twilio import TwilioSender
 from txmsg.core.delivery import EmailProvider
 from txmsg.core.email_config import EmailSettings
 from txmsg.core.mime import Sender
@@ -54,6 +53,10 @@ class Providers:
         current = self._sms.get(config)
         if current is not None and current[0] == revision:
             return current[1]
+        # Twilio's library (with aiohttp and requests) takes about 0.2 s to import: the first
+        # SMS channel's send loads it, not every process's start.
+        from txmsg.channels.twilio import TwilioSender
+
         relays: list[Relay[SmsProvider]] = [
             Relay(twilio.provider_name, TwilioSender(twilio))
             for twilio in (settings.twilio, *settings.fallbacks)
