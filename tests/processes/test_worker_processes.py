@@ -29,9 +29,11 @@ from process_support import (
 from txmsg.testing import FakeSMTPServer
 
 
-async def test_two_worker_processes_send_once_and_one_that_dies_is_replaced(
-    database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
-) -> None:
+def _api_and_two_workers(
+    database_url: str, data_dir: Path, tmp_path: Path
+) -> tuple[Txmsg, Txmsg, int]:
+    """An API process and `worker --processes 2`, not started; the first health port (the
+    second is the next)."""
     api = Txmsg(
         ["serve", "--role", "api", "--port", "{port}"], database_url, data_dir, tmp_path / "api.log"
     )
@@ -43,6 +45,13 @@ async def test_two_worker_processes_send_once_and_one_that_dies_is_replaced(
         tmp_path / "workers.log",
     )
     workers.port = ops  # `running` waits for the first process's health port
+    return api, workers, ops
+
+
+async def test_two_worker_processes_send_once_and_one_that_dies_is_replaced(
+    database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
+) -> None:
+    api, workers, ops = _api_and_two_workers(database_url, data_dir, tmp_path)
     async with all_running(api, workers) as [admin, _]:
         assert workers.proc is not None
         parent = workers.proc.pid
@@ -113,17 +122,7 @@ async def test_a_replacement_that_cannot_start_is_tried_again_while_the_other_se
     """A process dies and its replacement cannot start (here its health port is taken; a
     database outage is the same): the other keeps sending, and the replacement is started
     again, later, until it runs. The command does not stop."""
-    api = Txmsg(
-        ["serve", "--role", "api", "--port", "{port}"], database_url, data_dir, tmp_path / "api.log"
-    )
-    ops = free_ports(2)
-    workers = Txmsg(
-        ["worker", "--processes", "2", "--health-port", str(ops)],
-        database_url,
-        data_dir,
-        tmp_path / "workers.log",
-    )
-    workers.port = ops
+    api, workers, ops = _api_and_two_workers(database_url, data_dir, tmp_path)
     async with all_running(api, workers) as [admin, _]:
         assert workers.proc is not None
         parent = workers.proc.pid
