@@ -4,7 +4,7 @@
 - `end_to_end`: trigger -> SMTP accepted, events sent per second from the first trigger to
   the last send, for a deployment of N API and M worker processes (0 workers: `serve`);
 - `latency`: transactional trigger -> SMTP accepted, one trigger at a time, with and without
-  a backlog of bulk events draining in the same engine;
+  a backlog of bulk events draining in the same engine, and while bulk batches load;
 - the claim latency as the queue grows is `claims.py` (in process, no HTTP).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import TRIGGER_BODY, setup_event, wrk_many
-from _deploy import Store, deployment, reader
+from _deploy import Reader, Store, deployment, reader
 
 
 def acceptance(store: Store, smtp_port: int, seconds: int, warmup: int) -> float:
@@ -81,19 +82,51 @@ def latency(store: Store, smtp_port: int, backlog: int, probes: int) -> Latency:
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"})
         _probe(client, 10)  # warm-up: templates compiled, SMTP sessions open
         db.wait_sent()
-        items = [
-            {"email": f"bulk{i}@example.org", "ctx": {"firstName": "Bo"}} for i in range(BATCH)
-        ]
         for _ in range(backlog // BATCH):
-            client.post("/rest/mc/EVTbulk/batch", json={"events": items}).raise_for_status()
+            client.post("/rest/mc/EVTbulk/batch", json={"events": _bulk()}).raise_for_status()
         sent_from = _probe(client, probes)
         left = db.counts().get("pending", 0) if backlog else 0
-        deadline = time.monotonic() + 120
-        while True:
-            sent = db.sent_at("EVTbench")
-            if all(p in sent for p in sent_from) or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        return _measured(db, sent_from, left)
+
+
+def latency_while_loading(store: Store, smtp_port: int, batches: int) -> Latency:
+    """As `latency`, the probes sent while another client loads `batches` batch triggers of
+    1,000 bulk events, one after the other, as fast as they are answered (and the engine
+    drains them meanwhile)."""
+    with deployment(store) as [base], reader(store) as db:
+        key = setup_event(base, smtp_port, bulk=True)
+        headers = {"Authorization": f"Bearer {key}"}
+        client = httpx.Client(base_url=base, headers=headers)
+        _probe(client, 10)
+        db.wait_sent()
+        loaded = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(base_url=base, headers=headers, timeout=60) as loader:
+                for _ in range(batches):
+                    r = loader.post("/rest/mc/EVTbulk/batch", json={"events": _bulk()})
+                    r.raise_for_status()
+            loaded.set()
+
+        loading = threading.Thread(target=load)
+        loading.start()
+        sent_from = _probe(client, 0, until=loaded)
+        loading.join()
+        return _measured(db, sent_from, db.counts().get("pending", 0))
+
+
+def _bulk() -> list[dict[str, object]]:
+    return [{"email": f"bulk{i}@example.org", "ctx": {"firstName": "Bo"}} for i in range(BATCH)]
+
+
+def _measured(db: Reader, sent_from: dict[str, datetime], left: int) -> Latency:
+    """The probes' latencies once all were sent (within 120 s)."""
+    deadline = time.monotonic() + 120
+    while True:
+        sent = db.sent_at("EVTbench")
+        if all(p in sent for p in sent_from) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     missing = [p for p in sent_from if p not in sent]
     if missing:
         raise RuntimeError(f"{len(missing)} transactional probes not sent within 120 s")
@@ -101,9 +134,13 @@ def latency(store: Store, smtp_port: int, backlog: int, probes: int) -> Latency:
     return Latency(statistics.median(ms), _percentile(ms, 0.99), len(ms), left)
 
 
-def _probe(client: httpx.Client, count: int) -> dict[str, datetime]:
-    sent_from = {}
-    for _ in range(count):
+def _probe(
+    client: httpx.Client, count: int, until: threading.Event | None = None
+) -> dict[str, datetime]:
+    """`count` transactional triggers 20 ms apart, or as many as are sent until `until` is
+    set; when each was sent, by PKey."""
+    sent_from: dict[str, datetime] = {}
+    while len(sent_from) < count or (until is not None and not until.is_set()):
         t = datetime.now(UTC)
         r = client.post("/rest/mc/EVTbench", json=PROBE)
         r.raise_for_status()
