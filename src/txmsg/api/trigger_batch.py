@@ -41,7 +41,7 @@ from txmsg.core.trigger import TriggerRequest
 from txmsg.store.event_configs import TriggerTarget
 
 # Items checked and made events between two turns of the event loop. A batch's 1,000 items
-# hold the loop about 10 ms in all: a single trigger arriving meanwhile waits for one run of
+# hold the loop about 15 ms in all: a single trigger arriving meanwhile waits for one run of
 # them, and reaches the write funnel ahead of the batch, not after it.
 ITEMS_PER_TURN = 100
 
