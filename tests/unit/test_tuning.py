@@ -42,7 +42,7 @@ def test_a_tuned_process_freezes_what_it_loaded_and_what_its_engine_built() -> N
     loaded = gc.get_freeze_count()
     assert loaded > 1000  # the modules loaded so far, left out of every collection's walk
     built = [object() for _ in range(10)], {"x": [1, 2]}
-    tuning.engine_started()
+    tuning.engine_loaded()
     assert gc.get_freeze_count() > loaded
     assert built  # alive: frozen with the rest
 
@@ -52,33 +52,13 @@ def test_an_engine_start_collects_before_it_freezes() -> None:
     tuning.tune_process()
     garbage = weakref.ref(_Cycle())  # unreachable at once, not freed by reference counting
     assert garbage() is not None
-    tuning.engine_started()
+    tuning.engine_loaded()
     assert garbage() is None  # collected, not frozen
 
 
 @pytest.mark.usefixtures("untuned")
-def test_a_stopped_engine_hands_its_objects_back_to_the_collector() -> None:
-    """A warm restart (SIGHUP) builds a new engine in the same process: the old one's objects,
-    frozen at its start, must be freed once it stops."""
-    tuning.tune_process()
-    kept = _Cycle()
-    engine = weakref.ref(kept)
-    tuning.engine_started()
-    del kept  # the stopped engine lets go of it; frozen, no collection walks it
-    gc.collect()
-    assert engine() is not None
-    tuning.engine_stopped()
-    assert gc.get_freeze_count() == 0
-    gc.collect()
-    assert engine() is None
-
-
-@pytest.mark.usefixtures("untuned")
 def test_an_embedding_process_keeps_its_collector_as_it_was() -> None:
-    """`create_app` in a test suite or another server: the engine's start and stop leave the
-    collector alone."""
-    tuning.engine_started()
+    """`create_app` in a test suite or another server: the engine's start leaves the collector
+    alone."""
+    tuning.engine_loaded()
     assert gc.get_freeze_count() == 0
-    gc.freeze()
-    tuning.engine_stopped()
-    assert gc.get_freeze_count() > 0

@@ -9,12 +9,14 @@ the others keep sending meanwhile.
 
 A process that could not start (exit status STARTUP_FAILURE: the database unreachable, its
 health port taken, settings refused):
-- before any process of the command ever ran, the others would fail the same way: it stops
-  them all and the command exits with that status (a supervisor such as systemd sees it);
-- once one has run, it is started again after a wait (RETRY_FIRST_SECONDS, doubling up to
-  RETRY_LONGEST_SECONDS), and the others keep sending meanwhile: one replacement that meets a
-  database outage, or a SIGHUP's replacement that refuses new settings (the restart stops
+- one started with the command: the others would fail the same way, so it stops them all and
+  the command exits with that status (a supervisor such as systemd sees it);
+- one started later (a replacement) is started again after a wait (RETRY_FIRST_SECONDS,
+  doubling up to RETRY_LONGEST_SECONDS), and the others keep sending meanwhile: a replacement
+  that meets a database outage, or a SIGHUP's that refuses new settings (the restart stops
   there, the processes not yet restarted keep the old ones), does not take the others down.
+  A later SIGHUP starts a waiting one at once. A replacement that ends before it runs with
+  any other status (a crash) waits the same way, rather than being started again at once.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class Child:
 
     process: BaseProcess
     ready: Event
+    # Started with the command, before any of its processes ran: if it cannot start, the
+    # others will not either, and the command ends (STARTUP_FAILURE).
+    first: bool = False
 
 
 @dataclass
@@ -91,11 +96,11 @@ def supervise(target: Target, options: dict[str, Any], count: int) -> int:
     for signum in (*STOPS, signal.SIGHUP):
         signal.signal(signum, on_signal)
 
-    def start() -> Child:
+    def start(first: bool = False) -> Child:
         ready = context.Event()
         process = context.Process(target=target, args=(options, ready), name="txmsg-worker")
         process.start()
-        return Child(process, ready)
+        return Child(process, ready, first)
 
     def stopping() -> bool:
         return any(s in STOPS for s in signalled)
@@ -103,20 +108,18 @@ def supervise(target: Target, options: dict[str, Any], count: int) -> int:
     children: list[Child] = []
     retries = Retries()
     failed = False
-    ran = False  # a process of this command has run: one that cannot start is tried again
     hangups = 0  # SIGHUPs acted on (the list is only appended to: a signal is never lost)
     try:
-        children.extend(start() for _ in range(count))
+        children.extend(start(first=True) for _ in range(count))
         while not stopping() and not failed:
             # One ended, or time (a process waiting to start again has no sentinel to watch).
             waiting = [c.process.sentinel for i, c in enumerate(children) if i not in retries.due]
             wait(waiting, retries.timeout())
-            ran = ran or any(c.ready.is_set() for c in children)
             if signalled.count(signal.SIGHUP) > hangups and not stopping():
                 hangups = signalled.count(signal.SIGHUP)  # those meanwhile: one restart
                 log.info("SIGHUP: restarting the processes one at a time")
                 _restart_each(children, start, stopping, retries)
-            failed = _replace_ended(children, start, stopping, retries, ran=ran)
+            failed = _replace_ended(children, start, stopping, retries)
         if stopping():
             first = next(s for s in signalled if s in STOPS)
             log.info("%s: stopping the processes", signal.Signals(first).name)
@@ -135,8 +138,13 @@ def _restart_each(
     before the next. A replacement that could not start ends the restart there: the watch
     loop starts it again later (the others not yet restarted keep running as they were)."""
     for index, child in enumerate(children):
-        if stopping() or index in retries.due:
+        if stopping():
             return
+        if index in retries.due:
+            # Waiting to start again: it starts now, on what this SIGHUP brings (a fix, maybe).
+            retries.due[index] = time.monotonic()
+            retries.failures.pop(index, None)
+            continue
         _stop([child.process])
         replacement = children[index] = start()
         deadline = time.monotonic() + READY_SECONDS
@@ -158,11 +166,9 @@ def _replace_ended(
     start: Callable[[], Child],
     stopping: Callable[[], bool],
     retries: Retries,
-    *,
-    ran: bool,
 ) -> bool:
-    """Start a process again for each that ended, at once, or when its retry is due if it
-    could not start; True when one could not start before any ever ran (then all stop)."""
+    """Start a process again for each that ended: at once if it had run, else when its retry
+    is due; True when one started with the command could not start (then all stop)."""
     for index, child in enumerate(children):
         process = child.process
         if process.is_alive():
@@ -177,22 +183,29 @@ def _replace_ended(
                 del retries.due[index]
                 children[index] = start()
             continue
+        if child.ready.is_set():  # it ran, then ended: its place is taken at once
+            log.warning(
+                "process %s ended (exit status %s); starting another",
+                process.pid,
+                process.exitcode,
+            )
+            children[index] = start()
+            continue
         if process.exitcode == STARTUP_FAILURE:
-            if not ran:
+            if child.first:
                 log.error("process %s could not start; stopping the others", process.pid)
                 return True
-            wait = retries.later(index)
-            log.error(
-                "process %s could not start; starting another in %.0f s (%d in a row)",
-                process.pid,
-                wait,
-                retries.failures[index],
-            )
-            continue
-        log.warning(
-            "process %s ended (exit status %s); starting another", process.pid, process.exitcode
+            reason = "could not start"
+        else:  # it ended before it ran (a crash): not again at once, over and over
+            reason = f"ended before it ran (exit status {process.exitcode})"
+        wait = retries.later(index)
+        log.error(
+            "process %s %s; starting another in %.0f s (%d in a row)",
+            process.pid,
+            reason,
+            wait,
+            retries.failures[index],
         )
-        children[index] = start()
     return False
 
 

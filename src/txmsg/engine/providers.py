@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 
 from txmsg.channels.smtp import SMTPPool
 from txmsg.core.delivery import EmailProvider
@@ -10,6 +12,8 @@ from txmsg.core.email_config import EmailSettings
 from txmsg.core.mime import Sender
 from txmsg.core.twilio_config import SmsSettings
 from txmsg.engine.failover import Closable, FailoverSender, Relay, SmsFailover, SmsProvider
+
+_TWILIO = "txmsg.channels.twilio"
 
 # Sends already under way on a superseded pool get this long to finish before it is closed.
 RETIRE_GRACE_SECONDS = 120.0
@@ -47,15 +51,20 @@ class Providers:
         self._email[config] = (revision, provider, sender)
         return provider, sender
 
+    async def load_sms(self) -> None:
+        """Twilio's library (with aiohttp and requests), about 0.2 s of imports: loaded before
+        the first SMS send, in a thread (the event loop keeps serving meanwhile), not by every
+        process's start."""
+        if _TWILIO not in sys.modules:
+            await asyncio.to_thread(importlib.import_module, _TWILIO)
+
     def sms(self, config: str, revision: int, settings: SmsSettings) -> SmsFailover:
         """The Twilio senders of the channel configuration `config`, its primary then its
         fallbacks."""
         current = self._sms.get(config)
         if current is not None and current[0] == revision:
             return current[1]
-        # Twilio's library (with aiohttp and requests) takes about 0.2 s to import: the first
-        # SMS channel's send loads it, not every process's start.
-        from txmsg.channels.twilio import TwilioSender
+        from txmsg.channels.twilio import TwilioSender  # loaded by load_sms
 
         relays: list[Relay[SmsProvider]] = [
             Relay(twilio.provider_name, TwilioSender(twilio))

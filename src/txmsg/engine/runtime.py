@@ -31,7 +31,7 @@ from txmsg.engine.interactions import InteractionLifecycle
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.proofs import ProofSender
 from txmsg.engine.scheduler import Scheduler
-from txmsg.engine.tuning import engine_started, engine_stopped
+from txmsg.engine.tuning import engine_loaded
 from txmsg.engine.webhooks import WebhookSender
 from txmsg.engine.writer import Writer
 from txmsg.metrics import Metrics
@@ -102,6 +102,7 @@ class Engine:
         self.role = role
         await self.db.migrate()
         await self.db.sync_clock()  # leases and due times are the database's
+        engine_loaded()
         self.writer.start()
         try:
             if role.dispatches:
@@ -118,7 +119,6 @@ class Engine:
             # the dispatcher began finish and their outcomes are recorded, not left leased.
             await self.stop()
             raise
-        engine_started()
 
     async def _wakeups_ready(self, wakeups: Wakeups) -> None:
         # Started (and healthy) only once other processes' commits wake it: a trigger accepted
@@ -145,7 +145,6 @@ class Engine:
         await self.writer.stop()
         await self.proofs.close()
         await self.db.dispose()
-        engine_stopped()
 
 
 def open_database(settings: Settings) -> Database:

@@ -7,8 +7,8 @@ embedding the app (a test suite, another server) keeps its own.
 - The collector's view of the heap. A full collection walks every object the collector tracks:
   the modules, classes and functions loaded at start (about 160,000 objects in `serve`) were
   most of them, and `serve` paused 90-110 ms for each while batch triggers loaded, about once a
-  second (a transactional trigger arriving then waited for it). Frozen once the engine has
-  started (`gc.freeze`), they are left out: 8-12 ms.
+  second (a transactional trigger arriving then waited for it). Frozen at start and once the
+  engine has loaded (`gc.freeze`), they are left out: 8-12 ms.
 """
 
 from __future__ import annotations
@@ -37,17 +37,11 @@ def tune_process() -> None:
     _tuned = True
 
 
-def engine_started() -> None:
-    """In a tuned process, once its engine has started: what the start loaded and built (the
-    migrations' modules, compiled statements) frozen too, after a collection so that no
-    garbage is kept for good."""
+def engine_loaded() -> None:
+    """In a tuned process, once its engine has done its start's loading (the migrations'
+    modules, the database's connections) and before it takes any work: that frozen too, after
+    a collection so that no garbage is kept for good. (The engine of such a process is never
+    started twice: a SIGHUP restart runs a new interpreter.)"""
     if _tuned:
         gc.collect()
         gc.freeze()
-
-
-def engine_stopped() -> None:
-    """In a tuned process, once its engine has stopped: the frozen objects handed back to the
-    collector, so that a warm restart (SIGHUP) does not keep the stopped engine's."""
-    if _tuned:
-        gc.unfreeze()

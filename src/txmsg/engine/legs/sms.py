@@ -34,7 +34,10 @@ class SmsLeg:
         self._providers = providers
 
     async def prepare(self, routes: Sequence[Route]) -> None:
-        """Nothing to load: an SMS needs no server secret."""
+        """Twilio's client, loaded off the event loop before the first SMS (an SMS needs no
+        server secret)."""
+        if routes:
+            await self._providers.load_sms()
 
     async def send(self, event: ClaimedEvent, route: Route, target: Target) -> Outcome | None:
         settings = settings_of(route, SmsSettings)
