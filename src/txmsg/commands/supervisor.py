@@ -71,9 +71,9 @@ class Retries:
     def later(self, index: int) -> float:
         """Start place `index` again after a wait that doubles with each failure; the wait."""
         count = self.failures[index] = self.failures.get(index, 0) + 1
-        wait = min(RETRY_LONGEST_SECONDS, RETRY_FIRST_SECONDS * 2 ** (count - 1))
-        self.due[index] = time.monotonic() + wait
-        return wait
+        delay = min(RETRY_LONGEST_SECONDS, RETRY_FIRST_SECONDS * 2 ** (count - 1))
+        self.due[index] = time.monotonic() + delay
+        return delay
 
     def timeout(self) -> float:
         """How long the watch may wait: until the next retry is due, WATCH_INTERVAL at most."""
@@ -198,12 +198,12 @@ def _replace_ended(
             reason = "could not start"
         else:  # it ended before it ran (a crash): not again at once, over and over
             reason = f"ended before it ran (exit status {process.exitcode})"
-        wait = retries.later(index)
+        delay = retries.later(index)
         log.error(
             "process %s %s; starting another in %.0f s (%d in a row)",
             process.pid,
             reason,
-            wait,
+            delay,
             retries.failures[index],
         )
     return False
