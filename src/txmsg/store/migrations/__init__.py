@@ -1,7 +1,7 @@
 """Alembic migrations, run programmatically at start-up and by `txmsg migrate`.
 
-Alembic (with Mako and Pygments) takes about 0.4 s to import, and nearly every start finds the
-schema at head already: a start reads the database's revision with one query and imports
+Alembic (with Mako) takes about 0.1 s to import, and nearly every start finds the schema at
+head already: a start reads the database's revision with one query and imports
 Alembic only when there is something to upgrade. `HEAD` names the newest migration; a test
 checks it against Alembic's own reading of `versions/`.
 """
