@@ -140,11 +140,16 @@ class Database:
         foreign = self.foreign_commits
         if foreign.watched:
             foreign.read(conn.connection.dbapi_connection)  # type: ignore[arg-type]
-        with conn.begin():
-            begin_immediate(conn.connection.dbapi_connection, self._timeout)  # type: ignore[arg-type]
-            result = fn(conn, *args, **kwargs)
-        if foreign.watched:
-            foreign.committed += 1
+        watched = foreign.watched
+        try:
+            with conn.begin():
+                begin_immediate(conn.connection.dbapi_connection, self._timeout)  # type: ignore[arg-type]
+                result = fn(conn, *args, **kwargs)
+                if watched:
+                    foreign.committing += 1  # before the COMMIT lands (see ForeignCommits)
+        finally:
+            if watched and foreign.committed != foreign.committing:
+                foreign.committed = foreign.committing  # after it, landed or not
         return result
 
     def _writer_connection(self) -> Connection:

@@ -19,7 +19,15 @@ class ForeignCommits:
     def __init__(self) -> None:
         self.watched = False  # read the version at each cycle (a watcher asked for it)
         self.begun = 0  # readings made (one at the start of each cycle while watched)
-        self.committed = 0  # write cycles committed while watched
+        # Write cycles while watched: `committing` counts one just before its COMMIT, and
+        # `committed` once the COMMIT returned (landed or failed). A watcher that sees the
+        # database change reads `committing` after the change, and compares it with
+        # `committed` read before its previous check: a commit of this process's that landed
+        # in between is counted in the first and not in the second, whatever the threads'
+        # timing (counted only once landed, one landing just before a check was taken for
+        # another's and woke the process for nothing).
+        self.committing = 0
+        self.committed = 0
         self.seen = 0  # readings that found the version changed since the one before
         self._version: int | None = None
         self._conn: sqlite3.Connection | None = None  # versions compare on one connection only

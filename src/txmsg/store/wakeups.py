@@ -153,7 +153,7 @@ class DataVersionWatcher(_Watcher):
                 if version != last:
                     last = version
                     committed, seen = base
-                    if foreign.committed == committed or foreign.seen != seen:
+                    if foreign.committing == committed or foreign.seen != seen:
                         self._on_commit()  # none of this process's own; or another's seen
                     else:
                         doubt = (foreign.begun, seen)  # the next reading settles it
