@@ -247,7 +247,8 @@ async def check_profile_operations(
     sample = {"eventId": event, "ctx": {"id": "t"}, "profile": {"first_name": "Tess"}}
     c(await marketer.put(f"{testers}/tess", json=sample), tester, 201)
     c(await marketer.put(f"{testers}/tess", json=sample), tester, 200)
-    c(await marketer.put(f"{testers}/tess", json={**sample, "ctx": {}}), tester, 400)
+    c(await marketer.put(f"{testers}/tess", json={**sample, "ctx": {}}), tester, 422)
+    c(await marketer.put(f"{testers}/tess", json={**sample, "ctx": 1}), tester, 400)
     c(await marketer.put(f"{testers}/tess", json={**sample, "eventId": "EVTnope"}), tester, 404)
     c(await marketer.get(testers), testers, 200)
     c(await marketer.get(f"{testers}/tess"), tester, 200)

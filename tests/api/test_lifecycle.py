@@ -90,7 +90,7 @@ async def test_draft_published_paused_unpublished_and_back(server, smtp: FakeSMT
         await admin.post(
             f"/rest/mc/{event_id}", json={**ADA, "ctx": {"firstName": "Ada", "coupon": 5}}
         ),
-        400,
+        422,
         "ctx.coupon",
     )
     again = await trigger(admin, event_id, {**ADA, "ctx": {"firstName": "Bo", "coupon": "X1"}})

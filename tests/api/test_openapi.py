@@ -692,8 +692,9 @@ async def test_answers_match_the_spec(
     c(
         await website.post(f"/rest/mc/{eid}", json={"email": "ada@example.org", "ctx": {}}),
         trigger,
-        400,
+        422,  # the event's declared fields refuse the ctx
     )
+    c(await website.post(f"/rest/mc/{eid}", json={**body, "ctx": []}), trigger, 400)
     c(await website.post(f"/rest/mc/{eid}", json={**body, "extra": 1}), trigger, 400)
     c(await website.post("/rest/mc/EVTnope", json=body), trigger, 404)
     r = await anon.post(f"/rest/mc/{eid}", json=body)

@@ -13,7 +13,7 @@ from txmsg.api.bodies import read_json
 from txmsg.api.context import context, renderer
 from txmsg.api.responses import JSONResponse, problem_body
 from txmsg.api.routing import resource
-from txmsg.core.errors import DomainError, FieldError, as_refused, invalid, unprocessable
+from txmsg.core.errors import DomainError, FieldError, as_refused, invalid
 from txmsg.core.event_config import sample_ctx
 from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.queue import new_pkey
@@ -166,9 +166,7 @@ async def _render_draft(
     if not isinstance(ctx, dict):
         raise invalid("ctx", "must be a JSON object")
     check_storable(ctx, "ctx")
-    errors = CtxValidator(fields).errors(ctx)
-    if errors:  # the event's declared fields, not the spec, refuse it
-        raise unprocessable(f"{errors[0].field}: {errors[0].detail}", errors)
+    CtxValidator(fields).check(ctx)
     sms = config.channel == Channel.SMS
     event = event_variables(
         new_pkey(),

@@ -19,7 +19,7 @@ from txmsg.api.context import context, renderer
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.addresses import normalize_email
-from txmsg.core.errors import DomainError, FieldError, conflict, invalid, invalid_many
+from txmsg.core.errors import DomainError, FieldError, conflict, invalid
 from txmsg.core.event_config import normalize_event_id
 from txmsg.core.kinds import TargetType
 from txmsg.core.mime import Sender, build_email
@@ -78,9 +78,7 @@ async def put_test_profile(request: Request) -> Response:
     config = await db.read(event_configs.require, event_id)
     ctx = require_object(body.get("ctx", {}), "ctx")
     check_storable(ctx, "ctx")
-    errors = CtxValidator(event_configs.fields_of(config)).errors(ctx)
-    if errors:
-        raise invalid_many(errors)
+    CtxValidator(event_configs.fields_of(config)).check(ctx)
     profile = body.get("profile")
     if profile is not None:
         profile = require_object(profile, "profile")
