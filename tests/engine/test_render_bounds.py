@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -194,3 +195,35 @@ async def test_waiting_renders_are_taken_by_rank() -> None:
         assert done.index("urgent") <= 2 * MAX_BATCH, done.index("urgent")
     finally:
         await asyncio.to_thread(one.close)
+
+
+async def test_a_batch_larger_than_a_pipe_both_ways_is_answered() -> None:
+    """Renders whose requests and answers are each more than a pipe holds (64 KiB), taken in
+    one batch: the pool sends the requests while it reads the answers, so neither it nor the
+    worker waits for ever on a full pipe (the sends behind them stayed leased, unsent)."""
+    one = Renderer(RenderLimits(timeout_seconds=TIMEOUT, workers=1))
+    message = MessageSource({"text": "{{ ctx.s }}"})
+    try:
+        await one.render(message, {"ctx": {"s": "warm"}})  # up, and the message compiled
+        # A slow render keeps the worker busy while the large ones queue: one batch.
+        loops = "{% for i in range(100000) %}{% for j in range(3) %}{% endfor %}{% endfor %}"
+        blocker = asyncio.create_task(one.render(MessageSource({"subject": loops}), {}))
+        await asyncio.sleep(0.05)
+        values = [str(i) * 300_000 for i in range(4)]
+        large = [one.render(message, {"ctx": {"s": value}}) for value in values]
+        answers = await asyncio.wait_for(asyncio.gather(*large), 20)
+        assert [answer["text"] for answer in answers] == values
+        await asyncio.gather(blocker, return_exceptions=True)
+    finally:
+        await _close_even_if_stuck(one)
+
+
+async def _close_even_if_stuck(renderer: Renderer) -> None:
+    """Close `renderer`; a pool stuck on a full pipe would never close: its workers are
+    killed (again, as each is replaced) until it does, so that a failure ends the test."""
+    closing = asyncio.ensure_future(asyncio.to_thread(renderer.close))
+    while not (await asyncio.wait([closing], timeout=1.0))[0]:
+        for pid in renderer.worker_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    await closing

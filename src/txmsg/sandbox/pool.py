@@ -125,11 +125,17 @@ class _Process:
         self.keys: set[str] = set()
         self.signers: set[str] = set()
         self._buffer = b""
+        # Requests written, not yet taken by the pipe: `read` writes them while it reads, so
+        # that neither side waits on a full pipe for the other (a batch's requests and its
+        # answers are each often more than a pipe holds).
+        self._unsent = memoryview(b"")
+        assert self.proc.stdin is not None
+        self._stdin = self.proc.stdin.fileno()
+        os.set_blocking(self._stdin, False)
 
     def write(self, jobs: list[_Job]) -> None:
-        """Sends the renders (a message's sources only the first time) and signings (a key
-        only the first time)."""
-        assert self.proc.stdin is not None
+        """Queues the renders (a message's sources only the first time) and signings (a key
+        only the first time); `read` sends them as the worker takes them."""
         lines = []
         for job in jobs:
             request: dict[str, Any]
@@ -158,8 +164,21 @@ class _Process:
                 }
                 self.keys.add(key)
             lines.append(encode(request))
-        self.proc.stdin.write(b"".join(lines))
-        self.proc.stdin.flush()
+        self._unsent = memoryview(bytes(self._unsent) + b"".join(lines))
+        self._send()
+
+    def _send(self) -> None:
+        """Writes what the pipe takes now of the requests not yet sent. A worker that ended
+        is killed (its answers then end at once: `EOFError`)."""
+        try:
+            sent = os.write(self._stdin, self._unsent)
+        except BlockingIOError:
+            return
+        except OSError:  # the worker ended (broken pipe)
+            self._unsent = memoryview(b"")
+            self.proc.kill()
+            return
+        self._unsent = self._unsent[sent:]
 
     def read(self, deadline: float) -> dict[str, Any] | None:
         """The next answer; None if it did not come by `deadline` (monotonic). Raises
@@ -168,7 +187,15 @@ class _Process:
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0:
+                return None
+            writing = [self._stdin] if self._unsent else []
+            readable, writable, _ = select.select([fd], writing, [], left)
+            if writable:
+                self._send()
+            if not readable:
+                if writable:
+                    continue
                 return None
             chunk = os.read(fd, 1 << 20)
             if not chunk:
@@ -319,10 +346,7 @@ class Renderer:
         render has its problem), returns the rest of the batch and False: stop the worker.
         The answers read together are handed to their loops together (one wake-up)."""
         timeout = self.limits.timeout_seconds
-        try:
-            worker.write(batch)
-        except OSError:
-            worker.proc.kill()  # its answers end at once (EOF) below
+        worker.write(batch)
         index = 0
         while index < len(batch):
             job = batch[index]
