@@ -136,10 +136,25 @@ async def test_renewals_are_the_leases_past_half_their_time() -> None:
     assert until is not None and until - utcnow() > LEASE * 0.9
     # The write cycle renewed them; one was released meanwhile and stays released.
     book.release([older])
-    book.renewed(renewals, until)
+    book.renewed(renewals, until, {2, 3})
     assert book.leases_to_renew() == ([], None)
     assert not book.lost(old)
     assert book.lost(older)
+
+
+async def test_a_lease_the_database_did_not_renew_is_lost() -> None:
+    """Another claim took the event (its lease lapsed while this process was frozen or cut
+    off): the database renews only the leases still this process's."""
+    book, _ = book_with_consumer()
+    now = utcnow()
+    kept, taken = leased(1, now + LEASE / 4), leased(2, now + LEASE / 4)
+    book.hand_over([kept, taken])
+    renewals, until = book.leases_to_renew()
+    assert until is not None
+    book.renewed(renewals, until, {1})
+    assert not book.lost(kept)
+    assert book.lost(taken)
+    assert book.leases_to_renew() == ([], None)  # nor asked for again
 
 
 async def test_no_renewals_when_none_is_past_half_its_time() -> None:
@@ -172,7 +187,7 @@ async def test_a_claim_whose_lease_lapsed_never_takes_the_next_claim_of_its_even
     assert book.lost(first)
     assert not book.lost(again)
     assert until is not None
-    book.renewed(renewals, until)  # the old lease's renewal, answered late
+    book.renewed(renewals, until, {1})  # the old lease's renewal, answered late
     assert not book.lost(again) and book.lost(first)
     book.release([first])
     assert not book.lost(again)

@@ -28,7 +28,7 @@ from txmsg.engine.writer import CALM_BULK_IN_FLIGHT, Writer
 from txmsg.store.batcher import CALM_BATCH
 from txmsg.store.db import Database
 from txmsg.store.events import get_event
-from txmsg.store.queue import claims
+from txmsg.store.queue import claims, leases
 from txmsg.store.queue.cycle import CycleRequest, CycleResult, write_cycle
 from txmsg.store.queue.enqueue import enqueue_in
 
@@ -325,3 +325,39 @@ async def test_an_express_cycle_beside_a_claiming_one_keeps_the_book_within_its_
         held.set()
         await writer.stop()
     assert len(received) == 10
+
+
+async def test_a_lease_another_worker_took_meanwhile_is_not_renewed_and_stays_lost(
+    db: Database,
+) -> None:
+    """This process froze past its leases (SIGSTOP, a paused VM) and resumes: its next cycle
+    renews what its book holds. Another worker claimed one of the events meanwhile: the
+    database keeps that worker's lease, and the book must see its own as lost (its send would
+    go twice). A lapsed lease that no one took is renewed: still this process's."""
+    start = utcnow()
+    clock = [start]
+    book = LeaseBook(max_in_flight=8, lease=LEASE, clock=lambda: clock[0])
+    received: list[ClaimedEvent] = []
+    book.consume(received.extend)
+    writer = Writer(db, book)
+    writer.start()
+    try:
+        await writer.enqueue(queued_event("EVTr", now=start))
+        [taken] = received
+        # Its lease lapses; the housekeeping gives it back and another worker claims it.
+        await db.write(leases.release_expired_in, start + LEASE + timedelta(seconds=1))
+        [theirs] = (await db.write(claims.claim_in, 1, LEASE)).events
+        assert theirs.id == taken.id and theirs.lease_token != taken.lease_token
+        await writer.enqueue(queued_event("EVTr", now=start))  # leased here, taken by none
+        kept = received[1]
+        clock[0] = start + LEASE + timedelta(seconds=1)  # resumed: both lapsed by its clock
+        assert book.lost(taken) and book.lost(kept)
+        await writer.tick()  # a cycle that renews them
+        assert book.lost(taken)
+        assert not book.lost(kept)
+        taken_row = await db.read(get_event, "EVTr", taken.pkey)
+        assert taken_row.lease_token == theirs.lease_token
+        kept_row = await db.read(get_event, "EVTr", kept.pkey)
+        assert kept_row.lease_until == clock[0] + LEASE
+    finally:
+        await writer.stop()

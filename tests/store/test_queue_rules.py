@@ -111,9 +111,10 @@ async def test_renewals_extend_only_the_leases_still_held(db: Database) -> None:
     await db.write(enqueue.enqueue_in, [new_event(), new_event()])
     kept, lost = (await db.write(claims.claim_in, 10, LEASE)).events
     until = utcnow() + timedelta(minutes=10)
-    await db.write(
+    renewed = await db.write(
         leases.renew_in, [(kept.id, kept.lease_token), (lost.id, "another-token")], until
     )
+    assert renewed == {kept.id}
     assert (await db.read(event_row, kept.pkey)).lease_until == until
     assert (await db.read(event_row, lost.pkey)).lease_until == lost.lease_until
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Collection, Iterable
+from datetime import UTC, datetime, timedelta
 
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.timeutil import utcnow
@@ -29,6 +29,9 @@ from txmsg.engine.bulk_gate import BulkGate
 # While a transactional event is on its way, one paused bulk step goes on every so often
 # (engine/bulk_gate.py): a bulk send has three steps, so about 170 bulk sends a second.
 BULK_TRICKLE_SECONDS = 0.002
+
+# The end of a lease whose renewal the database refused: lapsed already (`lost`).
+_LOST = datetime.min.replace(tzinfo=UTC)
 
 Consumer = Callable[[list[ClaimedEvent]], None]
 """Starts sending leased events; called in the loop turn that hands them over (no queue hop)."""
@@ -213,15 +216,24 @@ class LeaseBook:
         """Leases past half their time, and their new end: renewed by the next write cycle."""
         now = self._clock()
         half = self._lease / 2
-        due = [(i, token) for i, (token, until) in self._leases.items() if until - now < half]
+        due = [
+            (i, token)
+            for i, (token, until) in self._leases.items()
+            if until - now < half and until != _LOST  # one lost stays lost
+        ]
         return due, (now + self._lease if due else None)
 
-    def renewed(self, leases: list[tuple[int, str]], until: datetime) -> None:
-        """The write cycle renewed these leases; the ones released meanwhile stay released."""
+    def renewed(
+        self, leases: list[tuple[int, str]], until: datetime, kept: Collection[int]
+    ) -> None:
+        """A write cycle asked to renew these leases, and the database renewed those of the
+        event ids `kept`: they last until `until`. The others were lost: the lease lapsed and
+        another claim took the event (this process frozen, or cut off from the database), and
+        their sends must not start. The ones released meanwhile stay released."""
         for event_id, token in leases:
             held = self._leases.get(event_id)
             if held is not None and held[0] == token:  # not a later claim's lease
-                self._leases[event_id] = (token, until)
+                self._leases[event_id] = (token, until if event_id in kept else _LOST)
 
     def lost(self, event: ClaimedEvent) -> bool:
         """Whether the event's lease lapsed or was released (another claim may own it). By

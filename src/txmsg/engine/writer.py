@@ -219,7 +219,7 @@ class Writer:
         try:
             caps = await self._current_caps() if claim_limit or new else self._caps
             started = time.perf_counter()
-            results, claimed, leased, decisions, held_until = await self._write(
+            results, claimed, leased, decisions, held_until, renewed = await self._write(
                 CycleRequest(
                     new=new,
                     outcomes=outcomes,
@@ -251,7 +251,7 @@ class Writer:
         if not express:
             self._settling = bool(outcomes) and not book.leases_nothing()
         if renewals and renewed_until is not None:
-            book.renewed(renewals, renewed_until)
+            book.renewed(renewals, renewed_until, renewed)
         if claim_limit:
             bulk = sum(e.bulk for e in claimed)
             book.claimed(len(claimed), claim_limit, since=wakes, bulk=bulk, bulk_limit=bulk_free)

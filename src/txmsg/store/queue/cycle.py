@@ -74,6 +74,7 @@ class CycleResult(NamedTuple):
     leased: list[ClaimedEvent]  # new events leased at insert
     decisions: list[Decisions]  # one per fatigue check, in order
     held_until_ms: int | None = None  # a channel cap holds due events until then (epoch ms)
+    renewed: frozenset[int] = frozenset()  # the ids of the renewals the database made
 
 
 def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
@@ -82,8 +83,9 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
     report_counts.add(conn, report_counts.of_outcomes(recorded.applied))
     outbox.queue_status_changes(conn, recorded.announced)
     _record_with_outcomes(conn, request)
+    renewed: set[int] = set()
     if request.renewals and request.renewed_until is not None:
-        leases.renew_in(conn, request.renewals, request.renewed_until)
+        renewed = leases.renew_in(conn, request.renewals, request.renewed_until)
     claim = CappedClaim(capped.Claimed())
     if request.claim_limit and request.lease is not None:
         claim = capped.claim_in(
@@ -113,7 +115,14 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
     outbox.queue_status_changes(conn, claimed.announced + new.announced)
     # In order, in this transaction: each check counts the reservations of the ones before.
     decisions = [fatigue.reserve_in(conn, c.requests, c.rules) for c in request.checks]
-    return CycleResult(new.results, claimed.events, new.leased, decisions, claim.held_until_ms)
+    return CycleResult(
+        new.results,
+        claimed.events,
+        new.leased,
+        decisions,
+        claim.held_until_ms,
+        frozenset(renewed),
+    )
 
 
 def left_queued(

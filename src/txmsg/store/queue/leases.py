@@ -10,32 +10,23 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
-from txmsg.store import bulk
 from txmsg.store.queue.changes import Changed, unlocked, update_status
 from txmsg.store.tables import events, status_in
 
 
-def _renew(row: bulk.Source) -> sa.Update:
-    return (
-        sa.update(events)
-        .where(events.c.id == row["b_id"], events.c.lease_token == row["b_token"])
-        .values(lease_until=sa.bindparam("b_until", type_=events.c.lease_until.type))
-    )
-
-
-# One lease (event id, token), renewed only while it is still the event's.
-_RENEW = bulk.UpdateRows(
-    "renew lease",
-    (sa.column("b_id", events.c.id.type), sa.column("b_token", events.c.lease_token.type)),
-    _renew,
-    joined=False,  # one executemany, as few as the sends in flight
-)
-
-
-def renew_in(conn: Connection, leases: Sequence[tuple[int, str]], until: datetime) -> None:
+def renew_in(conn: Connection, leases: Sequence[tuple[int, str]], until: datetime) -> set[int]:
     """Extend the leases (event id, lease token) still held to `until`: a slow send keeps
-    its event."""
-    bulk.execute(conn, _RENEW, [{"b_id": i, "b_token": t} for i, t in leases], b_until=until)
+    its event. Returns the ids renewed: a lease that lapsed and was taken by another claim
+    meanwhile (its process frozen, or cut off from the database) is not, and must not send."""
+    if not leases:
+        return set()
+    stmt = (
+        sa.update(events)
+        .where(sa.tuple_(events.c.id, events.c.lease_token).in_(list(leases)))
+        .values(lease_until=until)
+        .returning(events.c.id)
+    )
+    return set(conn.scalars(stmt))
 
 
 def release_expired_in(conn: Connection, now: datetime | None = None) -> Changed:
