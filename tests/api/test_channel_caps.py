@@ -65,6 +65,8 @@ async def test_the_cap_is_set_shown_changed_and_validated(server, smtp: FakeSMTP
         ({"per_day": 9, "bulk_share": 0}, "rate_limit.bulk_share"),
         ({"per_day": 9, "bulk_share": 0.5}, "rate_limit.bulk_share"),
         ({"bulk_share": 50}, "rate_limit.bulk_share"),
+        ({"per_second": None}, "rate_limit.per_second"),  # not a way to remove the cap
+        ({"per_day": 9, "bulk_share": None}, "rate_limit.bulk_share"),
     ]:
         r = await admin.patch("/api/v1/channel-configs/mail", json={"rate_limit": bad})
         assert_problem(r, 400, field)

@@ -44,6 +44,9 @@ def test_limit_specs_from_the_environment() -> None:
         ({"per_day": 10, "bulk_share": 0.9}, "rate_limit.bulk_share"),
         ({"per_day": 10, "bulk_share": True}, "rate_limit.bulk_share"),
         ({"bulk_share": 50}, "rate_limit.bulk_share"),  # a share of no cap
+        ({"per_second": None}, "rate_limit.per_second"),  # null is no integer
+        ({"per_second": 5, "per_day": None}, "rate_limit.per_day"),
+        ({"per_day": 10, "bulk_share": None}, "rate_limit.bulk_share"),
     ],
 )
 def test_bad_channel_caps_name_their_field(body: object, field: str) -> None:
@@ -64,6 +67,13 @@ def test_windows() -> None:
     assert limit.window("k").length_ms == 2500  # 250 tokens, refilled every 2.5 s
     assert limit.policy() == '"bucket";q=250;w=3'
     assert parse_key_limit({"per_second": 4}) == KeyLimit(4, 4)
+    for body, field in (
+        ({"per_second": None}, "per_second"),
+        ({"per_second": 4, "burst": None}, "burst"),
+    ):
+        with pytest.raises(DomainError) as caught:
+            parse_key_limit(body)
+        assert [e.field for e in caught.value.errors] == [f"rate_limit.{field}"]
 
 
 def test_bulk_windows_keep_a_reserve_for_transactional_sends() -> None:

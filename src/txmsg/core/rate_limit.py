@@ -108,10 +108,11 @@ class KeyLimit:
 
 
 def _bounded_int(body: dict[str, Any], key: str, prefix: str, limit: int) -> int | None:
-    raw = body.get(key)
-    if raw is None:
+    """`body[key]`, None when left out (a null is no integer: the spec's fields are not
+    nullable, and a cap must not vanish by one)."""
+    if key not in body:
         return None
-    value = as_integer(raw)
+    value = as_integer(body[key])
     if value is None or not 1 <= value <= limit:
         raise invalid(prefix + key, f"must be an integer from 1 to {limit}")
     return value
@@ -123,9 +124,8 @@ def parse_channel_cap(value: Any, name: str = "rate_limit") -> ChannelCap | None
         return None
     body = require_object(value, name)
     reject_unknown(body, {"per_second", "per_day", "bulk_share"}, prefix=f"{name}.")
-    raw_share = body.get("bulk_share")
-    share = None if raw_share is None else as_integer(raw_share)
-    if raw_share is not None and (share is None or not 1 <= share <= 100):
+    share = as_integer(body["bulk_share"]) if "bulk_share" in body else None
+    if "bulk_share" in body and (share is None or not 1 <= share <= 100):
         raise invalid(f"{name}.bulk_share", "must be an integer percentage from 1 to 100")
     cap = ChannelCap(
         _bounded_int(body, "per_second", f"{name}.", MAX_PER_SECOND),
