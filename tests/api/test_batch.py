@@ -423,3 +423,53 @@ async def test_a_single_trigger_is_not_held_up_by_a_batch_being_checked(
         writer.close()
     expected = ["single", "batch"] if items_per_turn < 1000 else ["batch", "single"]
     assert reached == expected
+
+
+async def test_any_number_of_integers_too_long_for_a_double_refuse_their_items_alone(
+    server, smtp: FakeSMTPServer, store
+) -> None:
+    """The JSON parser refuses an integer of 309 digits or more outright: a body holding 40
+    of them is read again once, and each item names its own."""
+    event_id = await live_event(server.admin, smtp)
+    long = "9" * 400
+    items = [
+        f'{{"email": "u{i}@example.org", "ctx": {{"firstName": "A", "n": {long}}}}}'
+        for i in range(40)
+    ]
+    text = '{"events": [' + ", ".join([*items, json.dumps(person(40))]) + "]}"
+    r = await server.admin.post(
+        f"/rest/mc/{event_id}/batch", content=text, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 207, r.text
+    answer = r.json()
+    assert (answer["accepted"], answer["refused"]) == (1, 40)
+    fields = [i["problem"]["errors"][0]["field"] for i in answer["items"] if "problem" in i]
+    assert fields == [f"events[{i}].ctx.n" for i in range(40)]
+    assert len(await stored_pkeys(store, event_id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        ('"' + "9" * 400 + '"', "9" * 400),  # text, then an integer the parser reads as text
+        ("1.1805916207174113e21", "1180591620717411303424"),  # a float, then its integer
+    ],
+)
+async def test_a_key_tells_apart_bodies_the_parser_reads_alike(
+    server, smtp: FakeSMTPServer, first: str, then: str
+) -> None:
+    """Integers past 64 bits are read as floats (or as text, past a double): the key's
+    fingerprint holds them as written, so another body is a mismatch, not a replay."""
+    event_id = await live_event(server.admin, smtp)
+    url = f"/rest/mc/{event_id}/batch"
+    headers = {"content-type": "application/json", "Idempotency-Key": "exact"}
+
+    def body(n: str) -> str:
+        item = f'{{"email": "b@example.org", "ctx": {{"firstName": "B", "n": {n}}}}}'
+        return '{"events": [' + json.dumps(person(0)) + ", " + item + "]}"
+
+    r = await server.admin.post(url, content=body(first), headers=headers)
+    assert r.status_code in (201, 207), r.text
+    assert_problem(await server.admin.post(url, content=body(then), headers=headers), 422)
+    again = await server.admin.post(url, content=body(first), headers=headers)
+    assert again.headers["idempotent-replayed"] == "true" and again.json() == r.json()

@@ -10,7 +10,7 @@ from starlette.types import Receive
 
 from txmsg.api.context import context
 from txmsg.core.errors import DomainError
-from txmsg.core.json_numbers import MAX_TOO_LONG, check_integers, with_long_integers_as_text
+from txmsg.core.json_numbers import check_integers, read_with_long_integers_as_text
 
 
 def _too_large(limit: int) -> DomainError:
@@ -59,31 +59,12 @@ def parse_json(raw: bytes, *, optional: bool = False, whole: bool = True) -> Any
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         # An integer too long for a double: refused below, naming it (a batch: its item).
-        value = _with_long_integers(raw, exc)
+        value = read_with_long_integers_as_text(raw)
         if value is None:
             raise DomainError(f"the request body is not valid JSON: {exc}", 400) from None
     if whole:
         check_integers(raw)
     return value
-
-
-def _with_long_integers(raw: bytes, refused: orjson.JSONDecodeError) -> Any:
-    """`raw` read with its integers too long for a double as strings (check_integers names
-    them on `raw`), or None when the parser refused it for another reason."""
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        return None
-    for _ in range(MAX_TOO_LONG):
-        found = with_long_integers_as_text(text, refused.pos)
-        if found is None:
-            return None
-        text = found
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            refused = exc
-    return None
 
 
 async def read_body(request: Request) -> bytes:

@@ -35,7 +35,7 @@ from txmsg.api.trigger import (
 )
 from txmsg.core.batch import batch_items, parse_item
 from txmsg.core.errors import DomainError
-from txmsg.core.json_numbers import read_exact
+from txmsg.core.json_numbers import long_integers, read_exact
 from txmsg.core.queue import NewBatch, NewEvent, new_pkey
 from txmsg.core.trigger import TriggerRequest
 from txmsg.store.event_configs import TriggerTarget
@@ -55,7 +55,8 @@ async def trigger_batch(request: Request) -> Response:
     raw = await read_body(request)
     body = parse_json(raw, whole=False)  # an item's integer past 64 bits refuses that item
     now = ctx.db.clock.now()  # the database's time, as a single trigger's
-    entries = batch_items(body, exact=read_exact(raw))
+    exact = read_exact(raw)
+    entries = batch_items(body, exact=exact)
     items, events = await _accept(body_parser(ctx, target, now), target, entries, now)
     response = {
         "accepted": len(events),
@@ -67,7 +68,13 @@ async def trigger_batch(request: Request) -> Response:
     await spend(ctx, principal, len(events))
     key = fingerprint = None
     if idem_key is not None:
-        key, fingerprint = idempotency(principal, idem_key, [event_id, "batch", body])
+        request_seen = [event_id, "batch", body]
+        # `body` reads integers past 64 bits inexactly (as floats, or as text): their exact
+        # text tells such bodies apart (none: the fingerprint of any other batch).
+        longs = long_integers(exact) if exact is not None else []
+        key, fingerprint = idempotency(
+            principal, idem_key, [*request_seen, longs] if longs else request_seen
+        )
     result = await ctx.enqueue_batch(NewBatch(tuple(events), response, key, fingerprint))
     if result.kind == "mismatch":
         raise mismatch()

@@ -9,8 +9,12 @@ on each item, core/batch.py).
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Iterator
 from typing import Any
+
+import orjson
 
 from txmsg.core.errors import invalid
 
@@ -22,15 +26,17 @@ RANGE_TEXT = "must be an integer from -9223372036854775808 to 922337203685477580
 
 
 class _Oversized:
-    """An integer of more than 19 digits, past 64 bits whatever its digits (none converted:
-    Python refuses to convert more than 4,300)."""
+    """An integer of more than 19 digits, past 64 bits whatever its digits (not converted:
+    Python refuses to convert more than 4,300); its text as written."""
 
+    __slots__ = ("text",)
 
-_TOO_LONG = _Oversized()
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 def _integer(text: str) -> int | _Oversized:
-    return _TOO_LONG if len(text.lstrip("-")) > 19 else int(text)
+    return _Oversized(text) if len(text.lstrip("-")) > 19 else int(text)
 
 
 def read_exact(raw: bytes) -> Any | None:
@@ -46,20 +52,38 @@ def read_exact(raw: bytes) -> Any | None:
         raise invalid("body", "could not be read exactly") from None
 
 
-# An integer token of more than 19 digits (not a number's integral part).
-_LONG_INTEGER = re.compile(r"-?\d{20,}(?![.eE\d])")
-# How many integers too long for a double one body may hold and still be read.
-MAX_TOO_LONG = 32
-
-
-def with_long_integers_as_text(text: str, at: int) -> str | None:
-    """`text`, refused by the JSON parser at `at`, with the integer there written as a
-    string: the parser refuses one too long for a double (309 digits and more), while a
-    refusal naming it is wanted (a batch's: of its item alone). None when there is none."""
-    match = _LONG_INTEGER.match(text, at)
-    if match is None:
+def read_with_long_integers_as_text(raw: bytes) -> Any | None:
+    """The JSON text `raw`, which the fast parser refused, read with its integers of more
+    than 19 digits as strings (the fast parser refuses one too long for a double, 309 digits
+    and more, while a refusal naming it is wanted: a batch's, of its item alone); None when
+    it is not valid JSON for another reason, by the fast parser's rules (UTF-8 only, no NaN
+    nor infinity, no lone surrogate). One reading, whatever their number."""
+    if _LONG_DIGITS.search(raw) is None:
         return None
-    return f'{text[:at]}"{match.group()}"{text[match.end() :]}'
+    try:
+        value = json.loads(
+            raw.decode(),
+            parse_int=lambda text: text if len(text.lstrip("-")) > 19 else int(text),
+            parse_float=_finite,
+            parse_constant=_no_constant,
+        )
+        # Read again by the fast parser: what else it refuses (a lone surrogate), it refuses.
+        return orjson.loads(json.dumps(value))
+    except RecursionError:  # Python's parser nests less deeply than orjson's 1,024
+        raise invalid("body", "is nested too deeply") from None
+    except ValueError:  # not UTF-8 or not JSON (JSONDecodeError too), or not finite
+        return None
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a double")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not JSON")
 
 
 def check_integers(raw: bytes) -> None:
@@ -72,17 +96,28 @@ def check_integers(raw: bytes) -> None:
 def oversized(value: Any, path: str = "") -> str | None:
     """Where the first integer of `value` outside 64 bits is (`path` for `value` itself, ""
     at the root), or None."""
+    return next((where for where, _ in _outside(value, path)), None)
+
+
+def long_integers(exact: Any) -> list[tuple[str, str]]:
+    """The integers outside 64 bits of an exact reading, where each is and as written: what
+    the fast parser's reading (as floats, or as text) does not tell apart, and a fingerprint
+    of the body must."""
+    return [(where, text) for where, text in _outside(exact, "")]
+
+
+def _outside(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Each integer of `value` outside 64 bits, in document order: where, and its text."""
     stack: list[tuple[str, Any]] = [(path, value)]
     while stack:
         where, value = stack.pop()
         if isinstance(value, _Oversized):
-            return where
-        if isinstance(value, int) and not isinstance(value, bool):
+            yield where, value.text
+        elif isinstance(value, int) and not isinstance(value, bool):
             if not _LOW <= value <= _HIGH:
-                return where
+                yield where, str(value)
         elif isinstance(value, dict):
             items = [(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]
             stack.extend(reversed(items))  # the first one on top
         elif isinstance(value, list):
             stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(value))))
-    return None
