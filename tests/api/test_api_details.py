@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from helpers import create_channel, live_event, trigger
-from txmsg.core.errors import FieldError, json_pointer
+from txmsg.core.errors import FieldError, json_pointer, pointer_of
 
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
@@ -16,6 +16,9 @@ def test_json_pointers_follow_rfc_6901() -> None:
     assert json_pointer("body") == ""
     assert json_pointer("smtp.a/b~c") == "/smtp/a~1b~0c"
     assert "pointer" not in FieldError("Idempotency-Key", "x", in_header=True).as_dict()
+    # Given where the name is ambiguous (a key holding a dot): the given one.
+    assert FieldError("ctx.a.b", "x", pointer="/ctx/a.b").as_dict()["pointer"] == "/ctx/a.b"
+    assert pointer_of(["events", 3, "a/b"]) == "/events/3/a~1b"
 
 
 async def test_every_date_time_has_one_format(server, smtp) -> None:

@@ -473,3 +473,25 @@ async def test_a_key_tells_apart_bodies_the_parser_reads_alike(
     assert_problem(await server.admin.post(url, content=body(then), headers=headers), 422)
     again = await server.admin.post(url, content=body(first), headers=headers)
     assert again.headers["idempotent-replayed"] == "true" and again.json() == r.json()
+
+
+async def test_a_key_holding_a_dot_or_an_index_is_pointed_at_exactly(
+    server, smtp: FakeSMTPServer
+) -> None:
+    """Field names are dotted (`ctx.a.b`); the JSON pointer says which key it was."""
+    event_id = await live_event(server.admin, smtp)
+    long = 12345678901234567890123
+    item = {"email": "a@example.org", "ctx": {"firstName": "A", "a.b": long, "c[1]": [0, long]}}
+    text = json.dumps({"events": [person(0), item]})
+    r = await server.admin.post(
+        f"/rest/mc/{event_id}/batch", content=text, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 207, r.text
+    [error] = r.json()["items"][1]["problem"]["errors"]
+    assert (error["field"], error["pointer"]) == ("events[1].ctx.a.b", "/events/1/ctx/a.b")
+    single = json.dumps({"email": "a@example.org", "ctx": {"firstName": "A", "c[1]": [0, long]}})
+    r = await server.admin.post(
+        f"/rest/mc/{event_id}", content=single, headers={"content-type": "application/json"}
+    )
+    error = assert_problem(r, 400, "ctx.c[1][1]")["errors"][0]
+    assert error["pointer"] == "/ctx/c[1]/1"

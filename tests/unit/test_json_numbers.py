@@ -43,6 +43,6 @@ def test_nesting_too_deep_to_read_again_is_a_400() -> None:
 def test_long_integers_are_told_apart_by_their_text_and_place() -> None:
     text = '{"a": [1, 12345678901234567890], "b": {"c": ' + LONG + '}, "d": "12345678901234567890"}'
     exact = read_exact(text.encode())
-    assert long_integers(exact) == [("a[1]", "12345678901234567890"), ("b.c", LONG)]
+    assert long_integers(exact) == [("/a/1", "12345678901234567890"), ("/b/c", LONG)]
     float_form = read_exact(b'{"a": [1, 1.2345678901234567e19], "b": {"c": 12345678901234567890}}')
-    assert long_integers(float_form) == [("b.c", "12345678901234567890")]
+    assert long_integers(float_form) == [("/b/c", "12345678901234567890")]

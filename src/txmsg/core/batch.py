@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from txmsg.core.errors import DomainError, FieldError, invalid
-from txmsg.core.json_numbers import RANGE_TEXT, oversized
+from txmsg.core.errors import DomainError, FieldError, invalid, json_pointer
+from txmsg.core.json_numbers import out_of_range, oversized
 from txmsg.core.trigger import TriggerRequest
 from txmsg.core.validation import reject_unknown, require_object
 
@@ -51,9 +51,9 @@ def parse_item(
 ) -> TriggerRequest | DomainError:
     """Item `index` of a batch: its trigger, or its problem naming `events[index]...`."""
     try:
-        where = oversized(exact) if exact is not None else None
-        if where is not None:
-            raise invalid(where or "body", RANGE_TEXT)
+        found = oversized(exact) if exact is not None else None
+        if found is not None:
+            raise out_of_range(found)
         return parse_one(item)
     except DomainError as exc:
         return within(exc, f"events[{index}]")
@@ -67,17 +67,22 @@ def _exact_items(exact: Any, items: list[Any]) -> list[Any] | None:
     if not isinstance(found, list) or len(found) != len(items):
         # Both parsers keep the last of repeated keys, so this does not happen; if it did,
         # the body would be refused whole as a single trigger's is.
-        where = oversized(exact)
-        if where is not None:
-            raise invalid(where or "body", RANGE_TEXT)
+        found = oversized(exact)
+        if found is not None:
+            raise out_of_range(found)
         return None
     return found
 
 
 def within(error: DomainError, prefix: str) -> DomainError:
     """`error` about one item of a batch: its fields named from the batch body's root."""
+    root = json_pointer(prefix)
     errors = [
-        FieldError(prefix if e.field == "body" else f"{prefix}.{e.field}", e.detail)
+        FieldError(
+            prefix if e.field == "body" else f"{prefix}.{e.field}",
+            e.detail,
+            pointer=root + e.where(),
+        )
         for e in error.errors
     ] or [FieldError(prefix, error.detail)]
     first = errors[0]

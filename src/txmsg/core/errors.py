@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 _INDEX = re.compile(r"\[(\d+)\]")
@@ -15,20 +16,31 @@ class FieldError:
     field: str
     detail: str
     in_header: bool = False
+    # Its place in the body, when the field's name cannot say it (a key holding "." or
+    # "[1]"); else read from the name.
+    pointer: str | None = None
 
     def as_dict(self) -> dict[str, str]:
         out = {"field": self.field, "detail": self.detail}
         if not self.in_header:
-            out["pointer"] = json_pointer(self.field)
+            out["pointer"] = self.where()
         return out
+
+    def where(self) -> str:
+        """Its JSON pointer into the request body."""
+        return self.pointer if self.pointer is not None else json_pointer(self.field)
 
 
 def json_pointer(field_path: str) -> str:
     """RFC 6901 pointer into the request body: `fields[0].name` -> `/fields/0/name`."""
     if field_path == "body":
         return ""
-    parts = _INDEX.sub(r".\1", field_path).split(".")
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
+    return pointer_of(_INDEX.sub(r".\1", field_path).split("."))
+
+
+def pointer_of(parts: Iterable[str | int]) -> str:
+    """RFC 6901 pointer of the keys and indexes `parts`, from the body's root."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 @dataclass(slots=True)
@@ -45,11 +57,14 @@ class DomainError(Exception):
         return self.detail
 
 
-def invalid(field_name: str, detail: str, *, in_header: bool = False) -> DomainError:
-    """A 400 naming one wrong field (of the body, or a header or query parameter)."""
+def invalid(
+    field_name: str, detail: str, *, in_header: bool = False, pointer: str | None = None
+) -> DomainError:
+    """A 400 naming one wrong field (of the body, or a header or query parameter); `pointer`
+    when its name cannot say where it is."""
     return DomainError(
         detail=f"{field_name}: {detail}",
-        errors=[FieldError(field_name, detail, in_header)],
+        errors=[FieldError(field_name, detail, in_header, pointer)],
     )
 
 

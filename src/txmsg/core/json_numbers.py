@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from txmsg.core.errors import invalid
+from txmsg.core.errors import DomainError, invalid, pointer_of
 
 # Any run of 19 digits may be an integer past 64 bits (2**63 has 19): only then is the body
 # read a second time, exactly. Digits inside strings only cost that second reading.
@@ -88,36 +88,50 @@ def _no_constant(text: str) -> float:
 
 def check_integers(raw: bytes) -> None:
     """A 400 naming the first integer of the JSON text `raw` outside 64 bits, if any."""
-    where = oversized(read_exact(raw))
-    if where is not None:
-        raise invalid(where or "body", RANGE_TEXT)
+    found = oversized(read_exact(raw))
+    if found is not None:
+        raise out_of_range(found)
 
 
-def oversized(value: Any, path: str = "") -> str | None:
-    """Where the first integer of `value` outside 64 bits is (`path` for `value` itself, ""
-    at the root), or None."""
-    return next((where for where, _ in _outside(value, path)), None)
+def out_of_range(found: tuple[str, str]) -> DomainError:
+    """The 400 of an integer outside 64 bits, at `found` (oversized's answer)."""
+    where, pointer = found
+    return invalid(where or "body", RANGE_TEXT, pointer=pointer)
+
+
+def oversized(value: Any) -> tuple[str, str] | None:
+    """Where the first integer of `value` outside 64 bits is: its field's name ("" at the
+    root) and its JSON pointer; or None."""
+    return next(((where, pointer_of(parts)) for where, parts, _ in _outside(value)), None)
 
 
 def long_integers(exact: Any) -> list[tuple[str, str]]:
     """The integers outside 64 bits of an exact reading, where each is and as written: what
     the fast parser's reading (as floats, or as text) does not tell apart, and a fingerprint
     of the body must."""
-    return [(where, text) for where, text in _outside(exact, "")]
+    return [(pointer_of(parts), text) for _, parts, text in _outside(exact)]
 
 
-def _outside(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Each integer of `value` outside 64 bits, in document order: where, and its text."""
-    stack: list[tuple[str, Any]] = [(path, value)]
+_Place = tuple[str, tuple[str | int, ...]]  # a field's name, and its keys and indexes
+
+
+def _outside(value: Any) -> Iterator[tuple[str, tuple[str | int, ...], str]]:
+    """Each integer of `value` outside 64 bits, in document order: its field's name, its
+    keys and indexes, and its text."""
+    stack: list[tuple[_Place, Any]] = [(("", ()), value)]
     while stack:
-        where, value = stack.pop()
+        (where, parts), value = stack.pop()
         if isinstance(value, _Oversized):
-            yield where, value.text
+            yield where, parts, value.text
         elif isinstance(value, int) and not isinstance(value, bool):
             if not _LOW <= value <= _HIGH:
-                yield where, str(value)
+                yield where, parts, str(value)
         elif isinstance(value, dict):
-            items = [(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]
+            items: list[tuple[_Place, Any]] = [
+                ((f"{where}.{k}" if where else str(k), (*parts, k)), v) for k, v in value.items()
+            ]
             stack.extend(reversed(items))  # the first one on top
         elif isinstance(value, list):
-            stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+            stack.extend(
+                ((f"{where}[{i}]", (*parts, i)), v) for i, v in reversed(list(enumerate(value)))
+            )
