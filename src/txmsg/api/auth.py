@@ -98,8 +98,6 @@ async def spend(ctx: AppContext, principal: Principal, cost: int) -> None:
     verdict = await ctx.keys.limiter.spend(f"key:{principal.key_id}", limit, cost)
     if not verdict.allowed:
         detail = f"this API key's rate limit is reached ({limit.per_second}/s, burst {limit.burst})"
-        if cost > limit.burst:
-            detail = f"{cost} items exceed this API key's burst of {limit.burst}"
         raise too_many(verdict, detail)
 
 

@@ -34,7 +34,7 @@ from txmsg.api.trigger import (
     status_of,
 )
 from txmsg.core.batch import batch_items, parse_item
-from txmsg.core.errors import DomainError
+from txmsg.core.errors import DomainError, refused
 from txmsg.core.json_numbers import long_integers, read_exact
 from txmsg.core.queue import NewBatch, NewEvent, new_pkey
 from txmsg.core.trigger import TriggerRequest
@@ -65,6 +65,13 @@ async def trigger_batch(request: Request) -> Response:
     }
     if not events:  # nothing to store: every item refused
         return _answer(response, replayed=False)
+    limit = ctx.keys.limit_of(principal)
+    if limit is not None and len(events) > limit.burst:  # a 429 would be retried in vain
+        raise refused(
+            "events",
+            f"holds {len(events)} events to store, more than this API key's burst of"
+            f" {limit.burst}: send at most that many in one batch",
+        )
     await spend(ctx, principal, len(events))
     key = fingerprint = None
     if idem_key is not None:
