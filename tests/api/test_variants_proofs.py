@@ -107,6 +107,9 @@ async def test_test_profiles_and_proofs(server, smtp: FakeSMTPServer) -> None:
     assert (await marketer.put("/api/v1/test-profiles/french", json=tester)).status_code == 200
     bad = await marketer.put("/api/v1/test-profiles/bad", json={**tester, "ctx": {"order": 5}})
     assert_problem(bad, 422, "ctx.order")  # the event's declared fields refuse it
+    # Invalid by the spec as well: its 400 first.
+    both = {**tester, "ctx": {"order": 5}, "profile": 5}
+    assert_problem(await marketer.put("/api/v1/test-profiles/bad", json=both), 400, "profile")
     bad = await marketer.put(
         "/api/v1/test-profiles/bad", json={**tester, "profile": {"email": "nope"}}
     )

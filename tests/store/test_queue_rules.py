@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, timedelta
 
+import pytest
 import sqlalchemy as sa
 from queue_support import LEASE, event_row, hook, new_event
 from sqlalchemy.engine import Connection
@@ -107,7 +108,9 @@ async def test_claimed_events_carry_every_field_both_ways(db: Database) -> None:
         )
 
 
-async def test_renewals_extend_only_the_leases_still_held(db: Database) -> None:
+async def test_renewals_extend_only_the_leases_still_held(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await db.write(enqueue.enqueue_in, [new_event(), new_event()])
     kept, lost = (await db.write(claims.claim_in, 10, LEASE)).events
     until = utcnow() + timedelta(minutes=10)
@@ -117,6 +120,12 @@ async def test_renewals_extend_only_the_leases_still_held(db: Database) -> None:
     assert renewed == {kept.id}
     assert (await db.read(event_row, kept.pkey)).lease_until == until
     assert (await db.read(event_row, lost.pkey)).lease_until == lost.lease_until
+    # Runs past a statement's share of them are renewed too (the drivers bound parameters).
+    monkeypatch.setattr(leases, "_RENEWALS_PER_STATEMENT", 1)
+    later = until + timedelta(minutes=1)
+    pairs = [(lost.id, "another-token"), (kept.id, kept.lease_token)]  # kept: the 2nd run
+    assert await db.write(leases.renew_in, pairs, later) == {kept.id}
+    assert (await db.read(event_row, kept.pkey)).lease_until == later
 
 
 async def test_expired_leases_go_back_to_the_queue_announced(db: Database) -> None:

@@ -40,9 +40,17 @@ def test_nesting_too_deep_to_read_again_is_a_400() -> None:
     assert caught.value.status == 400 and caught.value.errors[0].field == "body"
 
 
+def test_integers_the_fast_parser_reads_exactly_are_not_long() -> None:
+    exact = read_exact(b'{"a": 9223372036854775808, "b": 18446744073709551615, "c": -1}')
+    assert long_integers(exact) == []  # past 64-bit signed, still exact in its reading
+    exact = read_exact(b'{"a": 18446744073709551616, "b": -9223372036854775809}')
+    assert long_integers(exact) == [("/a", "18446744073709551616"), ("/b", "-9223372036854775809")]
+
+
 def test_long_integers_are_told_apart_by_their_text_and_place() -> None:
-    text = '{"a": [1, 12345678901234567890], "b": {"c": ' + LONG + '}, "d": "12345678901234567890"}'
+    big = "123456789012345678901"  # past 2**64: a float in the fast parser's reading
+    text = '{"a": [1, ' + big + '], "b": {"c": ' + LONG + '}, "d": "' + big + '"}'
     exact = read_exact(text.encode())
-    assert long_integers(exact) == [("/a/1", "12345678901234567890"), ("/b/c", LONG)]
-    float_form = read_exact(b'{"a": [1, 1.2345678901234567e19], "b": {"c": 12345678901234567890}}')
-    assert long_integers(float_form) == [("/b/c", "12345678901234567890")]
+    assert long_integers(exact) == [("/a/1", big), ("/b/c", LONG)]
+    float_form = read_exact(b'{"a": [1, 1.2345678901234568e20], "b": {"c": ' + big.encode() + b"}}")
+    assert long_integers(float_form) == [("/b/c", big)]

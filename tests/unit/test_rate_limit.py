@@ -67,13 +67,9 @@ def test_windows() -> None:
     assert limit.window("k").length_ms == 2500  # 250 tokens, refilled every 2.5 s
     assert limit.policy() == '"bucket";q=250;w=3'
     assert parse_key_limit({"per_second": 4}) == KeyLimit(4, 4)
-    for body, field in (
-        ({"per_second": None}, "per_second"),
-        ({"per_second": 4, "burst": None}, "burst"),
-    ):
-        with pytest.raises(DomainError) as caught:
-            parse_key_limit(body)
-        assert [e.field for e in caught.value.errors] == [f"rate_limit.{field}"]
+    with pytest.raises(DomainError) as caught:  # a null burst is no integer, not left out
+        parse_key_limit({"per_second": 4, "burst": None})
+    assert [e.field for e in caught.value.errors] == ["rate_limit.burst"]
 
 
 def test_bulk_windows_keep_a_reserve_for_transactional_sends() -> None:

@@ -64,6 +64,13 @@ def test_ctx() -> None:
     ]
 
 
+def test_a_ctx_the_fields_refuse_is_told_only_of_a_body_the_spec_allows() -> None:
+    refused = {"email": "a@example.org", "ctx": {"n": "1", "name": "x"}}
+    assert _errors({**refused, "scheduled": "not a date"})[0][0] == "scheduled"
+    assert _errors({**refused, "expiration": 5})[0][0] == "expiration"
+    assert _errors(refused, 422) == [("ctx.n", "must be of type integer")]
+
+
 def test_the_body_shape_comes_first() -> None:
     assert _errors([]) == [("body", "must be a JSON object")]
     unknown = "unknown field (expected: email, mobilePhone, ctx, scheduled, expiration)"

@@ -22,6 +22,7 @@ from txmsg.core.errors import DomainError, invalid, pointer_of
 # read a second time, exactly. Digits inside strings only cost that second reading.
 _LONG_DIGITS = re.compile(rb"\d{19}")
 _LOW, _HIGH = -(2**63), 2**63 - 1
+_U64 = 2**64 - 1  # the fast parser reads integers up to this one exactly
 RANGE_TEXT = "must be an integer from -9223372036854775808 to 9223372036854775807"
 
 
@@ -106,10 +107,14 @@ def oversized(value: Any) -> tuple[str, str] | None:
 
 
 def long_integers(exact: Any) -> list[tuple[str, str]]:
-    """The integers outside 64 bits of an exact reading, where each is and as written: what
-    the fast parser's reading (as floats, or as text) does not tell apart, and a fingerprint
-    of the body must."""
-    return [(pointer_of(parts), text) for _, parts, text in _outside(exact)]
+    """The integers of an exact reading that the fast parser reads inexactly (past its
+    -2**63 to 2**64 - 1: as floats, or as text), where each is and as written: what its
+    reading does not tell apart, and a fingerprint of the body must."""
+    return [
+        (pointer_of(parts), text)
+        for _, parts, text in _outside(exact)
+        if len(text.lstrip("-")) > 20 or not _LOW <= int(text) <= _U64
+    ]
 
 
 _Place = tuple[str, tuple[str | int, ...]]  # a field's name, and its keys and indexes

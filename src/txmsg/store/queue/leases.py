@@ -13,20 +13,25 @@ from txmsg.core.timeutil import utcnow
 from txmsg.store.queue.changes import Changed, unlocked, update_status
 from txmsg.store.tables import events, status_in
 
+_RENEWALS_PER_STATEMENT = 4096
+
 
 def renew_in(conn: Connection, leases: Sequence[tuple[int, str]], until: datetime) -> set[int]:
     """Extend the leases (event id, lease token) still held to `until`: a slow send keeps
     its event. Returns the ids renewed: a lease that lapsed and was taken by another claim
     meanwhile (its process frozen, or cut off from the database) is not, and must not send."""
-    if not leases:
-        return set()
-    stmt = (
-        sa.update(events)
-        .where(sa.tuple_(events.c.id, events.c.lease_token).in_(list(leases)))
-        .values(lease_until=until)
-        .returning(events.c.id)
-    )
-    return set(conn.scalars(stmt))
+    renewed: set[int] = set()
+    # In runs within the drivers' bound on parameters (two a lease): one run, as a rule.
+    for start in range(0, len(leases), _RENEWALS_PER_STATEMENT):
+        run = list(leases[start : start + _RENEWALS_PER_STATEMENT])
+        stmt = (
+            sa.update(events)
+            .where(sa.tuple_(events.c.id, events.c.lease_token).in_(run))
+            .values(lease_until=until)
+            .returning(events.c.id)
+        )
+        renewed.update(conn.scalars(stmt))
+    return renewed
 
 
 def release_expired_in(conn: Connection, now: datetime | None = None) -> Changed:
