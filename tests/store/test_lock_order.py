@@ -10,6 +10,9 @@ from datetime import timedelta
 import asyncpg
 from queue_support import event_row, new_event
 
+from txmsg.core.delivery import Interaction, LogEntry
+from txmsg.core.timeutil import utcnow
+from txmsg.store import delivery_log
 from txmsg.store.db import Database
 from txmsg.store.queue import claims, enqueue, leases
 
@@ -43,3 +46,51 @@ async def test_housekeeping_leaves_the_events_a_cycle_holds_to_the_next_sweep(
 
 
 test_housekeeping_leaves_the_events_a_cycle_holds_to_the_next_sweep.postgresql_only = True  # type: ignore[attr-defined]
+
+
+async def test_entries_recorded_once_are_inserted_in_key_order(db: Database) -> None:
+    """Another process appends the same receipts (a callback retried to both) in another
+    order: each takes the unique index's entries in key order, so one waits for the other's
+    commit instead of the two deadlocking (PostgreSQL would fail one of them)."""
+    now = utcnow()
+
+    def receipt(sid: str) -> LogEntry:
+        return LogEntry("PK1", "EVTa", Interaction.DELIVERED, now, {"sid": sid}, once=sid)
+
+    other = await asyncpg.connect(asyncpg_dsn(db))
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        insert = (
+            "INSERT INTO delivery_log (pkey, event_id, kind, at, once_key)"
+            " VALUES ('PK1', 'EVTa', 'delivered', now(), $1)"
+        )
+        await other.execute(insert, "SM-a")  # the other process holds "SM-a", uncommitted
+        # This process appends "SM-b" and "SM-a" (in that order): it waits for "SM-a".
+        appending = asyncio.ensure_future(
+            db.write(delivery_log.append_in, [receipt("SM-b"), receipt("SM-a")])
+        )
+        await _until_waiting(other)
+        # The other goes on with "SM-b": had this process taken it first, a deadlock.
+        await asyncio.wait_for(other.execute(insert, "SM-b"), 10)
+        await transaction.commit()
+        assert await asyncio.wait_for(appending, 10) == []  # both recorded by the other
+    finally:
+        await other.close()
+    assert len(await db.read(delivery_log.for_event, "PK1")) == 2  # each once
+
+
+async def _until_waiting(conn: asyncpg.Connection) -> None:
+    """Until another session waits for a lock (this test's own append)."""
+    for _ in range(200):
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the append never waited for the other's entry")
+
+
+test_entries_recorded_once_are_inserted_in_key_order.postgresql_only = True  # type: ignore[attr-defined]

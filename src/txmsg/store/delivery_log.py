@@ -74,7 +74,10 @@ def append_in(conn: Connection, entries: list[LogEntry]) -> list[LogEntry]:
             keyed.setdefault(_key(e), e)  # a duplicate within the batch is one too
     appended: list[LogEntry] = []
     if keyed:
-        rows = conn.execute(_INSERT_ONCE[conn.dialect.name], [_row(e) for e in keyed.values()])
+        # In key order: two processes appending the same entries (a callback retried to both)
+        # take the unique index's entries in one order, so one waits instead of deadlocking.
+        ordered = [keyed[k] for k in sorted(keyed)]
+        rows = conn.execute(_INSERT_ONCE[conn.dialect.name], [_row(e) for e in ordered])
         inserted = {(r.pkey, r.kind, r.once_key) for r in rows}
         for key, e in keyed.items():
             if key in inserted:
