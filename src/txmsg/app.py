@@ -208,6 +208,12 @@ async def run_worker(
     answers `GET /health`, `/ready` and `/metrics` there (for a supervisor, a load balancer's
     check, Prometheus). `started()` is called once it runs (what fails before could not start).
     """
+    if not settings.public_url:
+        # The API has an address to default to; a worker none: its links would reach nobody.
+        logging.getLogger("txmsg.worker").warning(
+            "TXMSG_PUBLIC_URL is not set: tracking, unsubscribe and Twilio callback links in"
+            " this worker's messages point at http://localhost:8025"
+        )
     engine = build_engine(settings)
     await engine.start(Role.WORKER)
     ops = None

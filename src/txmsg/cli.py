@@ -267,8 +267,18 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await db.dispose()
 
-    asyncio.run(run())
-    print(f"database is at the latest schema ({settings.resolved_database_url.split('@')[-1]})")
+    where = settings.resolved_database_url.split("@")[-1]
+    try:
+        asyncio.run(run())
+    except Exception as exc:
+        from txmsg.commands.supervisor import STARTUP_FAILURE
+        from txmsg.store.outage import is_unavailable
+
+        if not is_unavailable(exc):
+            raise
+        print(f"txmsg: the database at {where} cannot be reached: {exc}", file=sys.stderr)
+        return STARTUP_FAILURE  # as serve and worker exit when they cannot reach it
+    print(f"database is at the latest schema ({where})")
     return 0
 
 

@@ -10,6 +10,9 @@ from pathlib import Path
 from txmsg.core.rate_limit import KeyLimit, parse_limit_spec
 from txmsg.core.render_limits import RenderLimits
 
+# TXMSG_DATABASE_URL's schemes (`postgres://` as hosting platforms give it).
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
 DEFAULT_TRIGGER_LIMIT = KeyLimit(1000, 2000)  # TXMSG_TRIGGER_RATE_LIMIT="1000/s burst 2000"
 DEFAULT_FAILURE_LIMIT = KeyLimit(10, 100)  # TXMSG_AUTH_FAILURE_RATE_LIMIT="10/s burst 100"
 
@@ -85,6 +88,12 @@ class Settings:
 
     def __post_init__(self) -> None:
         problems = []
+        scheme = self.database_url.partition("://")[0].partition("+")[0].lower()
+        if self.database_url and scheme not in DATABASE_SCHEMES:
+            problems.append(
+                "TXMSG_DATABASE_URL must be a sqlite:/// or postgresql:// URL"
+                f" (not {scheme or self.database_url[:20]!r})"
+            )
         if self.max_in_flight < 1:
             problems.append("TXMSG_MAX_IN_FLIGHT must be at least 1")
         for name, value in (

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -29,6 +36,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._children: dict[tuple[object, ...], Any] = {}
         r = self.registry
+        # The process's CPU, memory and open files (process_*), read from /proc when scraped.
+        ProcessCollector(registry=r)
         self.queue_depth = Gauge(
             "txmsg_queue_depth",
             "Events in the queue by lane and status (read from the database when scraped)",

@@ -55,6 +55,9 @@ async def test_metrics_count_sends_errors_latency_and_the_queue(
     assert metric(text, "txmsg_write_batch_size_count") >= 3
     assert metric(text, "txmsg_write_commit_seconds_count") >= 3
     assert "ada@example.org" not in text and "Ada" not in text  # no personal data
+    # The process's own (prometheus-client's collector, read from /proc when scraped).
+    assert metric(text, "process_resident_memory_bytes") > 0
+    assert metric(text, "process_open_fds") > 0
 
     for key in (None, await _key(admin, "trigger")):
         client = server.client(key) if key else server.client()

@@ -204,3 +204,23 @@ def test_json_lines_carry_the_event_fields_and_nothing_else() -> None:
         "PKey": "P1",
         "eventId": "EVTcart",
     }
+
+
+async def test_migrate_says_what_it_cannot_reach_and_bad_urls_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed = free_port()  # nothing listens there
+    url = f"postgresql://postgres@127.0.0.1:{closed}/nowhere"
+    os.environ["TXMSG_DATABASE_URL"] = url
+    try:
+        assert await txmsg("migrate") == 3  # as serve and worker exit when they cannot start
+        err = capsys.readouterr().err
+        assert err.startswith(f"txmsg: the database at 127.0.0.1:{closed}/nowhere cannot be")
+        assert "Traceback" not in err
+        os.environ["TXMSG_DATABASE_URL"] = "mysql://root@127.0.0.1/shop"
+        with pytest.raises(SystemExit) as exited:
+            await txmsg("migrate")
+        assert exited.value.code == 2
+        assert "TXMSG_DATABASE_URL must be a sqlite:/// or postgresql://" in capsys.readouterr().err
+    finally:
+        del os.environ["TXMSG_DATABASE_URL"]

@@ -16,6 +16,8 @@ from process_support import Txmsg, all_running, body, latencies_to_smtp, pkeys_o
 from txmsg.testing import FakeSMTPServer
 
 SLOW_POLL = 5.0  # seconds: a worker's poll interval and sweep, far above any latency asserted
+PUBLIC_URL = "https://mail.example.com"
+NO_PUBLIC_URL = "TXMSG_PUBLIC_URL is not set"
 
 
 def api(database_url: str, data_dir: Path, tmp_path: Path) -> Txmsg:
@@ -34,9 +36,8 @@ async def test_the_worker_sends_what_the_api_accepts_once_and_at_once(
     """The worker polls every 5 s, yet each trigger is sent well within that: a commit in the
     API process wakes it (SQLite: data_version; PostgreSQL: NOTIFY)."""
     slow = {"TXMSG_POLL_INTERVAL": str(SLOW_POLL), "TXMSG_SWEEP_INTERVAL": str(SLOW_POLL)}
-    async with all_running(
-        api(database_url, data_dir, tmp_path), worker(database_url, data_dir, tmp_path, **slow)
-    ) as [admin, health]:
+    sender = worker(database_url, data_dir, tmp_path, TXMSG_PUBLIC_URL=PUBLIC_URL, **slow)
+    async with all_running(api(database_url, data_dir, tmp_path), sender) as [admin, health]:
         assert (await health.get("/health")).json() == {"status": "ok"}
         ready = (await health.get("/ready")).json()  # the worker's ops port: no key needed
         assert ready["checks"] == {"database": "ok", "schema": "ok", "dispatcher": "ok"}
@@ -62,6 +63,7 @@ async def test_the_worker_sends_what_the_api_accepts_once_and_at_once(
         assert "txmsg_sends_total{" not in (await admin.get("/metrics")).text
     pkeys = pkeys_of(smtp.messages)
     assert len(pkeys) == 45 == len(set(pkeys)), "an event sent twice"
+    assert NO_PUBLIC_URL not in sender.log.read_text()
     assert {a["PKey"] for a in accepted} <= set(pkeys_of(mails))
 
 
@@ -78,9 +80,12 @@ async def test_the_api_role_sends_nothing_on_its_own(
         assert smtp.messages == []
 
         # A worker started later takes the backlog.
-        async with worker(database_url, data_dir, tmp_path).running():
+        later = worker(database_url, data_dir, tmp_path)
+        async with later.running():
             for a in accepted:
                 await wait_status(admin, a["href"], "processed")
+    # It has no address of its own to build links with: it says so.
+    assert NO_PUBLIC_URL in later.log.read_text()
     assert sorted(pkeys_of(smtp.messages)) == sorted(a["PKey"] for a in accepted)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -205,3 +206,27 @@ def test_left_queued_counts_created_pending_events_not_leased() -> None:
     assert left_queued([due, due], [created, created], leased=2) == 0
     assert left_queued([due, due], [created, replay], leased=0) == 1  # a replay inserts nothing
     assert left_queued([paused], [created], leased=0) == 0  # paused: not due for a worker
+
+
+async def test_the_listen_session_is_named_after_its_process(db: Database) -> None:
+    """As the pool's sessions are (`txmsg[PID]` in pg_stat_activity): which process a session
+    belongs to, when an operator looks."""
+    watcher = wakeups_for(db, Counter())
+    watcher.start()
+    try:
+        await _ready(watcher)
+        dsn = db.url.replace("postgresql+asyncpg://", "postgresql://")
+        admin = await asyncpg.connect(dsn)
+        try:
+            names = await admin.fetchval(
+                "SELECT array_agg(application_name) FROM pg_stat_activity WHERE query LIKE"
+                " 'LISTEN%' AND datname = current_database()"
+            )
+        finally:
+            await admin.close()
+        assert names == [f"txmsg[{os.getpid()}]"]
+    finally:
+        await watcher.stop()
+
+
+test_the_listen_session_is_named_after_its_process.postgresql_only = True  # type: ignore[attr-defined]

@@ -63,13 +63,18 @@ def test_the_url_shown_is_taken_as_is() -> None:
     assert urls, "no TXMSG_DATABASE_URL example in the Scale out section"
     for url in urls:
         assert normalize_url(url).startswith("postgresql+asyncpg://"), url
+    # As hosting platforms give it (`postgres://`), too.
+    assert normalize_url("postgres://txmsg:pw@db:5432/txmsg") == (
+        "postgresql+asyncpg://txmsg:pw@db:5432/txmsg"
+    )
 
 
 def test_the_settings_every_process_shares_are_named() -> None:
     """Processes on several machines need the same secret key (or a worker cannot open the
     secrets an API sealed) and a data folder their user can write."""
     section = _section(README.read_text(), "Scale out")
-    for name in ("TXMSG_DATABASE_URL", "TXMSG_ADMIN_KEY", "TXMSG_SECRET_KEY", "TXMSG_DATA_DIR"):
+    names = ("TXMSG_DATABASE_URL", "TXMSG_ADMIN_KEY", "TXMSG_SECRET_KEY", "TXMSG_DATA_DIR")
+    for name in (*names, "TXMSG_PUBLIC_URL"):
         assert f"`{name}" in section, name
         assert f"`{name}=" in section.split("/etc/txmsg/env` holds", 1)[1], name
 

@@ -2,7 +2,8 @@
 its terminal hung up.
 
 `serve --processes N` (uvicorn's supervisor) and `worker --processes N` restart their
-processes on SIGHUP. A lone process does the same in place: it stops gracefully (requests
+processes on SIGHUP (uvicorn's starts each new one before it stops the old: with
+`--metrics-port` the new one finds every port taken, and none is restarted). A lone process does the same in place: it stops gracefully (requests
 answered, sends under way finished and recorded), then runs its own command line again in
 the same process (exec: the same PID, as systemd's `ExecReload=/bin/kill -HUP $MAINPID`
 expects; the code and files now on disk, the environment as it was).

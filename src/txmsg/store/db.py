@@ -51,7 +51,7 @@ def normalize_url(url: str) -> str:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         parsed = parsed.set(drivername="sqlite")
-    elif parsed.get_backend_name() == "postgresql":
+    elif parsed.get_backend_name() in ("postgresql", "postgres"):  # as platforms write it
         parsed = parsed.set(drivername="postgresql+asyncpg")
     else:
         raise ValueError(f"unsupported database {parsed.drivername!r}: use sqlite or postgresql")
@@ -212,7 +212,12 @@ class Database:
 def _pg_connect_args(timeout: float) -> dict[str, Any]:
     """asyncpg's connection arguments: each session names its process in `pg_stat_activity`
     (`txmsg[PID]`: which worker holds a lock, or a long query)."""
-    return {"timeout": timeout, "server_settings": {"application_name": f"txmsg[{os.getpid()}]"}}
+    return {"timeout": timeout, "server_settings": pg_session_settings()}
+
+
+def pg_session_settings() -> dict[str, str]:
+    """The settings of every PostgreSQL session of this process (the pool's, the listener's)."""
+    return {"application_name": f"txmsg[{os.getpid()}]"}
 
 
 def _checkpoint(conn: Connection) -> None:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 import asyncpg
 from sqlalchemy.engine import Connection, make_url
 
+from txmsg.store.db import pg_session_settings
 from txmsg.store.foreign_commits import ForeignCommits
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def wakeups_for(db: Database, on_commit: Callable[[], None]) -> Wakeups:
             parsed.database or ":memory:", db.foreign_commits, db.read_foreign_commits, on_commit
         )
     dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    return NotifyListener(dsn, on_commit)
+    return NotifyListener(dsn, on_commit, pg_session_settings())
 
 
 class _Watcher(ABC):
@@ -184,9 +185,15 @@ class NotifyListener(_Watcher):
 
     name = "txmsg-listen"
 
-    def __init__(self, dsn: str, on_commit: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        on_commit: Callable[[], None],
+        server_settings: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(on_commit)
         self._dsn = dsn
+        self._server_settings = server_settings
 
     @property
     def listening(self) -> asyncio.Event:
@@ -209,7 +216,7 @@ class NotifyListener(_Watcher):
 
     async def _listen_until_lost(self, again: bool) -> None:
         lost = asyncio.Event()
-        conn = await asyncpg.connect(self._dsn)
+        conn = await asyncpg.connect(self._dsn, server_settings=self._server_settings)
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(CHANNEL, self._notified)
