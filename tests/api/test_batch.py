@@ -201,7 +201,7 @@ async def test_checks_of_an_items_values_refuse_that_item_alone(
     assert {i: [e["field"] for e in p["errors"]] for i, p in refused.items()} == {
         1: ["events[1].ctx.n"],
         2: ["events[2].ctx.ids[1]"],
-        3: ["events[3].ctx"],
+        3: ["events[3].ctx.firstName"],
         4: ["events[4].ctx"],
         6: ["events[6].ctx.n"],
     }

@@ -45,7 +45,19 @@ async def test_unstorable_ctx_is_a_400_and_harms_no_other_trigger(server, smtp) 
         "pointer": "/ctx",
         "detail": "is nested too deeply",
     }
-    assert "NUL" in answers[3].json()["detail"]
+    assert answers[3].json()["errors"][0] == {
+        "field": "ctx.firstName",
+        "pointer": "/ctx/firstName",
+        "detail": "must not contain NUL characters (U+0000)",
+    }
+    # Deeper, in a list, or in a key (with a dot in it): named where it is.
+    nested = {"email": "a@example.org", "ctx": {"firstName": "A", "o": {"l": ["x", "y\u0000"]}}}
+    r = await server.admin.post(f"/rest/mc/{event_id}", json=nested)
+    error = r.json()["errors"][0]
+    assert (error["field"], error["pointer"]) == ("ctx.o.l[1]", "/ctx/o/l/1")
+    keyed = {"email": "a@example.org", "ctx": {"firstName": "A", "a.b": {"k\u0000": 1}}}
+    r = await server.admin.post(f"/rest/mc/{event_id}", json=keyed)
+    assert r.json()["errors"][0]["pointer"] == "/ctx/a.b/k\u0000"
     await smtp.wait_for(10)
 
 

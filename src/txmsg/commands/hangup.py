@@ -3,10 +3,11 @@ its terminal hung up.
 
 `serve --processes N` (uvicorn's supervisor) and `worker --processes N` restart their
 processes on SIGHUP (uvicorn's starts each new one before it stops the old: with
-`--metrics-port` the new one finds every port taken, and none is restarted). A lone process does the same in place: it stops gracefully (requests
-answered, sends under way finished and recorded), then runs its own command line again in
-the same process (exec: the same PID, as systemd's `ExecReload=/bin/kill -HUP $MAINPID`
-expects; the code and files now on disk, the environment as it was).
+`--metrics-port` the new one finds every port taken, and none is restarted). A lone process
+does the same in place: it stops gracefully (requests answered, sends under way finished and
+recorded), then runs its own command line again in the same process (exec: the same PID, as
+systemd's `ExecReload=/bin/kill -HUP $MAINPID` expects; the code and files now on disk,
+the environment as it was).
 
 A closing terminal sends SIGHUP too. With a terminal on its standard error, the process only
 stops, gracefully, as for SIGTERM: SIGHUP's default action ended it at once, abandoning the

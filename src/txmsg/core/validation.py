@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from txmsg.core.errors import invalid
+from txmsg.core.errors import invalid, pointer_of
 
 _JSON_TYPE = {
     str: "a string",
@@ -43,7 +43,33 @@ def check_storable(value: Any, name: str) -> None:
     except orjson.JSONEncodeError:
         raise invalid(name, "is nested too deeply") from None
     if _NUL_ESCAPE.search(encoded):
-        raise invalid(name, "must not contain NUL characters (U+0000)")
+        where, parts = _first_nul(value, name)
+        raise invalid(where, "must not contain NUL characters (U+0000)", pointer=pointer_of(parts))
+
+
+def _first_nul(value: Any, name: str) -> tuple[str, tuple[str | int, ...]]:
+    """The field holding the first NUL character in `value` (a key or a string), and its
+    keys and indexes from the body's root (`name`'s, dotted as field names are)."""
+    root = tuple(name.split("."))
+    stack: list[tuple[str, tuple[str | int, ...], Any]] = [(name, root, value)]
+    while stack:
+        where, parts, item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return where, parts
+        if isinstance(item, dict):
+            entries = []
+            for key, child in item.items():
+                inner = (f"{where}.{key}", (*parts, key))
+                if "\x00" in key:
+                    return inner
+                entries.append((*inner, child))
+            stack.extend(reversed(entries))  # the first one on top
+        elif isinstance(item, list):
+            stack.extend(
+                (f"{where}[{i}]", (*parts, i), child)
+                for i, child in reversed(list(enumerate(item)))
+            )
+    return name, root  # not reached: the encoded text held one
 
 
 def require_object(value: Any, name: str = "body") -> dict[str, Any]:
