@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from helpers import queued_event
@@ -31,6 +32,7 @@ from txmsg.store.events import get_event
 from txmsg.store.queue import claims, leases
 from txmsg.store.queue.cycle import CycleRequest, CycleResult, write_cycle
 from txmsg.store.queue.enqueue import enqueue_in
+from txmsg.store.tables import events
 
 LEASE = timedelta(seconds=30)
 
@@ -359,5 +361,32 @@ async def test_a_lease_another_worker_took_meanwhile_is_not_renewed_and_stays_lo
         assert taken_row.lease_token == theirs.lease_token
         kept_row = await db.read(get_event, "EVTr", kept.pkey)
         assert kept_row.lease_until == clock[0] + LEASE
+    finally:
+        await writer.stop()
+
+
+async def test_a_claim_is_timed_after_the_release_that_let_it_claim(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's sweep gives back a lapsed lease while this process's cycle waits to
+    run: the claim's `processing` is timed in its transaction, so never before that `pending`
+    (receivers order the webhook calls by their time)."""
+    writer, _, received = _consuming_writer(db, 4)
+    await db.write(enqueue_in, [queued_event("EVTt")])
+    await db.write(claims.claim_in, 1, timedelta(seconds=-1))  # a lease already lapsed
+    held = _holding_claims(writer, monkeypatch)
+    writer.start()
+    try:
+        cycle = asyncio.ensure_future(writer.tick())  # its request made, it waits
+        await asyncio.sleep(0.05)
+        await db.write(leases.release_expired_in)  # the sweep: `pending` again, now
+        [event] = await db.read(lambda conn: list(conn.execute(sa.select(events))))
+        released_at = event.updated_at
+        held.set()
+        await cycle
+        assert [e.id for e in received] == [event.id]
+        [event] = await db.read(lambda conn: list(conn.execute(sa.select(events))))
+        assert event.status == "processing"
+        assert event.updated_at >= released_at
     finally:
         await writer.stop()

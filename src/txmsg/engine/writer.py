@@ -234,7 +234,7 @@ class Writer:
                     feedback=feedback,
                     wake_others=True,
                     caps=caps,
-                    now=book.now(),
+                    clock=book.now,  # read in the transaction
                 ),
             )
         except Exception as exc:

@@ -12,7 +12,7 @@ The report counts and webhook calls these set off are written here, in the same 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -64,8 +64,11 @@ class CycleRequest:
     wake_others: bool = False
     caps: Caps = NO_CAPS  # channel send-rate caps: claims take their tokens
     # When claims and leases start: the database's time (`DatabaseClock`); None: this
-    # process's clock.
+    # process's clock. With `clock`, read from it in the transaction, just before the claim:
+    # a claim's `processing` is then never timed before the commit that made its event
+    # claimable (a lease released by another process's sweep while this cycle waited).
     now: datetime | None = None
+    clock: Callable[[], datetime] | None = None
 
 
 class CycleResult(NamedTuple):
@@ -86,6 +89,7 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
     renewed: set[int] = set()
     if request.renewals and request.renewed_until is not None:
         renewed = leases.renew_in(conn, request.renewals, request.renewed_until)
+    now = request.clock() if request.clock is not None else request.now
     claim = CappedClaim(capped.Claimed())
     if request.claim_limit and request.lease is not None:
         claim = capped.claim_in(
@@ -93,7 +97,7 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
             request.caps,
             request.claim_limit,
             request.lease,
-            request.now,
+            now,
             bulk_limit=request.bulk_free,
         )
     claimed = claim.claimed
@@ -108,7 +112,7 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
         bulk_claim=bulk_room,
         lease=request.lease,
         hold=request.caps.held,
-        now=request.now,
+        now=now,
     )
     if request.wake_others and left_queued(request.new, new.results, len(new.leased)):
         wakeups.announce_in(conn)  # one per cycle: other processes' workers may take them
