@@ -9,7 +9,7 @@ import aiosmtplib
 import pytest
 
 from txmsg.core.mime import Sender, build_email
-from txmsg.testing import FakeSMTPServer, ReceivedMessage
+from txmsg.testing import FakeSMTPServer, ReceivedMessage, WaitTimeout
 
 FROM = "shop@example.com"
 TO = "ann@example.com"
@@ -239,3 +239,32 @@ async def test_fake_smtp_fixture(fake_smtp: FakeSMTPServer) -> None:
         await smtp.sendmail(FROM, [TO], message("from fixture"))
     [received] = await fake_smtp.wait_for(1)
     assert received.subject == "from fixture"
+
+
+def test_one_fake_serves_one_event_loop_then_another() -> None:
+    """A fake kept across tests (a module's), each test on a loop of its own: `wait_for`
+    waits on the loop that started it, not on the first one's."""
+    server = FakeSMTPServer()
+
+    async def one_test(subject: str, total: int) -> None:
+        async with server:
+
+            async def later() -> None:
+                await asyncio.sleep(0.05)  # so that wait_for really waits
+                async with client(server) as smtp:
+                    await smtp.sendmail(FROM, [TO], message(subject))
+
+            sending = asyncio.ensure_future(later())
+            await server.wait_for(total, timeout=5)
+            await sending
+
+    asyncio.run(one_test("first", 1))
+    asyncio.run(one_test("second", 2))
+    assert [m.subject for m in server.messages] == ["first", "second"]
+
+
+async def test_a_wait_that_timed_out_is_a_timeout_and_a_failed_assertion() -> None:
+    async with FakeSMTPServer() as server:
+        with pytest.raises(WaitTimeout) as raised:
+            await server.wait_for(1, timeout=0.05)
+    assert isinstance(raised.value, TimeoutError) and isinstance(raised.value, AssertionError)

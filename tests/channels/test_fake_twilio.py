@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from twilio.request_validator import RequestValidator
 
 from helpers import wait_until
-from txmsg.testing import FakeTwilio
+from txmsg.testing import FakeTwilio, WaitTimeout
 from txmsg.testing.http import LoopServer
 
 
@@ -108,3 +109,48 @@ async def test_a_stop_waits_for_no_stalled_answer() -> None:
         assert (await pending).status_code == 503  # answered at the stop, not cut off
         await idle.aclose()
         await stalled.aclose()
+
+
+def _create_url(fake: FakeTwilio) -> str:
+    return f"{fake.base_url}/2010-04-01/Accounts/{fake.account_sid}/Messages.json"
+
+
+def test_one_fake_serves_one_event_loop_then_another() -> None:
+    fake = FakeTwilio()
+    form = {"To": "+14155552671", "From": "+14155550100", "Body": "hi"}
+
+    async def one_test(total: int) -> None:
+        async with fake, httpx.AsyncClient() as client:
+
+            async def later() -> None:
+                await asyncio.sleep(0.05)  # so that wait_for really waits
+                auth = (fake.account_sid, fake.auth_token)
+                r = await client.post(_create_url(fake), data=form, auth=auth)
+                assert r.status_code == 201, r.text
+
+            sending = asyncio.ensure_future(later())
+            await fake.wait_for(total, timeout=5)
+            await sending
+
+    asyncio.run(one_test(1))
+    asyncio.run(one_test(2))
+    assert len(fake.messages) == 2
+
+
+async def test_misused_helpers_say_so(fake_twilio: FakeTwilio) -> None:
+    with pytest.raises(ValueError, match="no message with sid 'SMnope'"):
+        await fake_twilio.send_status("SMnope", "delivered")
+    with pytest.raises(ValueError, match="400 to 599"):
+        fake_twilio.fail_next(200)
+    with pytest.raises(ValueError, match="times"):
+        fake_twilio.fail_next(429, times=0)
+    with pytest.raises(WaitTimeout) as raised:  # a TimeoutError and a failed assertion
+        await fake_twilio.wait_for(1, timeout=0.05)
+    assert isinstance(raised.value, TimeoutError) and isinstance(raised.value, AssertionError)
+    # A Retry-After given in seconds as a number is sent as its text (no 500).
+    fake_twilio.fail_next(429, retry_after=2)
+    form = {"To": "+14155552671", "From": "+14155550100", "Body": "hi"}
+    auth = (fake_twilio.account_sid, fake_twilio.auth_token)
+    async with httpx.AsyncClient() as client:
+        r = await client.post(_create_url(fake_twilio), data=form, auth=auth)
+    assert (r.status_code, r.headers["retry-after"]) == (429, "2")

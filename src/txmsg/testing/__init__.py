@@ -11,16 +11,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from txmsg.testing.running import WaitTimeout
     from txmsg.testing.smtp import FakeSMTPServer, ReceivedMessage
     from txmsg.testing.twilio import FakeSms, FakeTwilio
 
-__all__ = ["FakeSMTPServer", "FakeSms", "FakeTwilio", "ReceivedMessage"]
+__all__ = ["FakeSMTPServer", "FakeSms", "FakeTwilio", "ReceivedMessage", "WaitTimeout"]
 
 _MODULES = {
     "FakeSMTPServer": "txmsg.testing.smtp",
     "ReceivedMessage": "txmsg.testing.smtp",
     "FakeSms": "txmsg.testing.twilio",
     "FakeTwilio": "txmsg.testing.twilio",
+    "WaitTimeout": "txmsg.testing.running",
 }
 
 

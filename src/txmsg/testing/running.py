@@ -1,9 +1,15 @@
-"""What the fakes share: `start()` and `stop()`, and `async with` doing both."""
+"""What the fakes share: `start()` and `stop()`, `async with` doing both, and the error of a
+`wait_for` that timed out."""
 
 from __future__ import annotations
 
 from types import TracebackType
 from typing import Self
+
+
+class WaitTimeout(TimeoutError, AssertionError):
+    """A fake's `wait_for` saw fewer messages than asked within its time: a TimeoutError, and
+    an AssertionError (a failed expectation, as pytest reports it)."""
 
 
 class Running:

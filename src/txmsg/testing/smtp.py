@@ -23,7 +23,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from txmsg.testing.running import Running
+from txmsg.testing.running import Running, WaitTimeout
 
 _STAGES = ("MAIL", "RCPT", "DATA")
 _PARSER = BytesParser(policy=email.policy.default)
@@ -198,6 +198,8 @@ class FakeSMTPServer(Running):
     async def start(self) -> None:
         if self._server is not None:
             return
+        # Made by the loop that starts it: a fake may serve one test's loop, then another's.
+        self._arrived = asyncio.Event()
         loop = asyncio.get_running_loop()
         ssl_context = self.tls if self.implicit_tls else None
         self._server = await loop.create_server(
@@ -255,7 +257,7 @@ class FakeSMTPServer(Running):
                     self._arrived.clear()
                     await self._arrived.wait()
         except TimeoutError:
-            raise TimeoutError(
+            raise WaitTimeout(
                 f"expected {count} message(s) within {timeout}s, "
                 f"but {len(self.messages)} arrived ({self.rejected} rejected)"
             ) from None

@@ -36,7 +36,7 @@ from twilio.request_validator import RequestValidator
 
 from txmsg.core.sms import analyse
 from txmsg.testing.http import LoopServer
-from txmsg.testing.running import Running
+from txmsg.testing.running import Running, WaitTimeout
 
 API_VERSION = "2010-04-01"
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -73,6 +73,19 @@ class _Failure:
     retry_after: str | None = None  # the answer's Retry-After header
     echo_credentials: bool = False  # the message ends with the request's Authorization
     delay: float = 0.0  # seconds before answering (a stalled provider)
+
+
+def _error_status(status: int) -> int:
+    if not 400 <= status <= 599:
+        raise ValueError(f"an injected failure's status is an error: 400 to 599, not {status}")
+    return status
+
+
+def _how(how: dict[str, Any]) -> dict[str, Any]:
+    """fail_next's options, a Retry-After of seconds given as a number taken as its text."""
+    if isinstance(how.get("retry_after"), int | float):
+        how = {**how, "retry_after": str(how["retry_after"])}
+    return how
 
 
 class FakeTwilio(Running):
@@ -122,7 +135,9 @@ class FakeTwilio(Running):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._stopping.clear()
+        # Made by the loop that starts it: a fake may serve one test's loop, then another's.
+        self._arrived = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._server = LoopServer(self._app, self.host, self.port, "fake Twilio server")
         await self._server.start()
         self.port = self._server.port
@@ -152,15 +167,17 @@ class FakeTwilio(Running):
         request's Authorization header to the message (a careless provider or proxy);
         `delay=5.0` answers only after that many seconds (a stalled provider).
         """
+        if times < 1:
+            raise ValueError("times must be at least 1")
         text = self._error_text(status, code, message)
-        self._failures.append(_Failure(status, *text, times, **how))
+        self._failures.append(_Failure(_error_status(status), *text, times, **_how(how)))
 
     def fail_always(
         self, status: int, code: int | None = None, message: str | None = None, **how: Any
     ) -> None:
         """Every create call gets this error until `reset_failures()` (`how`: see fail_next)."""
         text = self._error_text(status, code, message)
-        self._failures.append(_Failure(status, *text, None, **how))
+        self._failures.append(_Failure(_error_status(status), *text, None, **_how(how)))
 
     def reset_failures(self) -> None:
         self._failures.clear()
@@ -176,7 +193,7 @@ class FakeTwilio(Running):
                     self._arrived.clear()
                     await self._arrived.wait()
         except TimeoutError:
-            raise AssertionError(
+            raise WaitTimeout(
                 f"expected {count} messages within {timeout}s, got {len(self.messages)}"
             ) from None
         return list(self.messages)
@@ -221,7 +238,10 @@ class FakeTwilio(Running):
         the receiver answered.
         """
         if isinstance(sms, str):
-            sms = next(m for m in self.messages if m.sid == sms)
+            found = [m for m in self.messages if m.sid == sms]
+            if not found:
+                raise ValueError(f"no message with sid {sms!r} was accepted")
+            sms = found[0]
         target = url or sms.status_callback
         if not target:
             raise ValueError(f"message {sms.sid} has no StatusCallback and no url was given")
