@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -154,3 +155,28 @@ async def test_misused_helpers_say_so(fake_twilio: FakeTwilio) -> None:
     async with httpx.AsyncClient() as client:
         r = await client.post(_create_url(fake_twilio), data=form, auth=auth)
     assert (r.status_code, r.headers["retry-after"]) == (429, "2")
+
+
+async def test_an_mms_a_template_and_a_whatsapp_address_are_taken(
+    fake_twilio: FakeTwilio,
+) -> None:
+    """What Twilio takes without a Body: MediaUrl (repeatable) or a ContentSid; and a To of
+    `whatsapp:+E.164`."""
+    auth = (fake_twilio.account_sid, fake_twilio.auth_token)
+    base = [("To", "+14155552671"), ("From", "+14155550100")]
+    media = [("MediaUrl", "https://example.com/a.png"), ("MediaUrl", "https://example.com/b.png")]
+    async with httpx.AsyncClient() as client:
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        repeated = urlencode(base + media)  # MediaUrl twice, as the twilio client sends it
+        r = await client.post(_create_url(fake_twilio), content=repeated, headers=form, auth=auth)
+        assert (r.status_code, r.json()["num_media"]) == (201, "2"), r.text
+        template = {"To": "whatsapp:+14155552671", "From": "whatsapp:+14155550100"}
+        r = await client.post(
+            _create_url(fake_twilio), data={**template, "ContentSid": "HX" + "0" * 32}, auth=auth
+        )
+        assert r.status_code == 201, r.text
+        r = await client.post(_create_url(fake_twilio), data=dict(base), auth=auth)
+        assert (r.status_code, r.json()["code"]) == (400, 21602)  # none of the three
+    mms, whatsapp = fake_twilio.messages
+    assert mms.media_urls == ["https://example.com/a.png", "https://example.com/b.png"]
+    assert whatsapp.to == "whatsapp:+14155552671" and whatsapp.media_urls == []

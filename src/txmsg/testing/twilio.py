@@ -59,8 +59,9 @@ class FakeSms:
     messaging_service_sid: str | None
     body: str
     status_callback: str | None
-    form: dict[str, str]  # every form parameter as received
+    form: dict[str, str]  # every form parameter as received (a repeated one: its last value)
     status: str = "queued"
+    media_urls: list[str] = field(default_factory=list)  # MediaUrl, in order (an MMS)
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -311,7 +312,9 @@ class FakeTwilio(Running):
         account = request.path_params["account"]
         if not self._authorized(request, account):
             return self._error(401, 20003, "Authenticate")
-        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+        form = dict(pairs)
+        media = [value for name, value in pairs if name == "MediaUrl" and value]
         failure = self._take_failure()
         if failure is not None:
             return await self._failed(failure, request)
@@ -319,11 +322,11 @@ class FakeTwilio(Running):
         sender, service = form.get("From"), form.get("MessagingServiceSid")
         if not to:
             return self._error(400, 21604, "A 'To' phone number is required.")
-        if not _E164.match(to):
+        if not _E164.match(to.removeprefix("whatsapp:")):  # a WhatsApp address names one too
             return self._error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if not sender and not service:
             return self._error(400, 21603, "A 'From' or 'MessagingServiceSid' is required.")
-        if not body:
+        if not body and not media and not form.get("ContentSid"):  # an MMS, or a template
             return self._error(400, 21602, "Message body is required.")
         if len(body) > 1600:
             return self._error(
@@ -339,6 +342,7 @@ class FakeTwilio(Running):
             status_callback=form.get("StatusCallback"),
             form=form,
             status="queued" if sender else "accepted",
+            media_urls=media,
         )
         self.messages.append(sms)
         self._arrived.set()
@@ -362,7 +366,7 @@ class FakeTwilio(Running):
             "error_message": None,
             "from": sms.from_,
             "messaging_service_sid": sms.messaging_service_sid,
-            "num_media": "0",
+            "num_media": str(len(sms.media_urls)),
             "num_segments": str(analyse(sms.body).segments),
             "price": None,
             "price_unit": "USD",
