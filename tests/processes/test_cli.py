@@ -22,6 +22,7 @@ import pytest
 from helpers import free_port
 from process_support import SRC
 from txmsg.cli import main
+from txmsg.commands import logs
 from txmsg.commands.logs import JSONFormatter
 from txmsg.core.channel_config import parse_create
 from txmsg.store import channel_configs
@@ -35,11 +36,12 @@ def logging_restored() -> Iterator[None]:
     """`main` sets the root logger up for its process: give pytest's back after each test."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    alembic = logging.getLogger("alembic").level
+    quiet = {name: logging.getLogger(name).level for name in ("alembic", "mail.log")}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    logging.getLogger("alembic").setLevel(alembic)
+    for name, was in quiet.items():
+        logging.getLogger(name).setLevel(was)
 
 
 async def txmsg(*argv: str) -> int:
@@ -224,3 +226,12 @@ async def test_migrate_says_what_it_cannot_reach_and_bad_urls_are_named(
         assert "TXMSG_DATABASE_URL must be a sqlite:/// or postgresql://" in capsys.readouterr().err
     finally:
         del os.environ["TXMSG_DATABASE_URL"]
+
+
+def test_libraries_chatter_only_at_debug() -> None:
+    """Alembic's steps and aiosmtpd's SMTP commands (the bounce listener, `txmsg fake smtp`)."""
+    logs.configure("info")
+    assert logging.getLogger("mail.log").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger("alembic").getEffectiveLevel() == logging.WARNING
+    logs.configure("debug")
+    assert logging.getLogger("mail.log").getEffectiveLevel() == logging.DEBUG

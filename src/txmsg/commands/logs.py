@@ -19,7 +19,9 @@ LEVELS = ("critical", "error", "warning", "info", "debug")
 # Record attributes copied into a JSON line, by their name there.
 _EVENT_FIELDS = (("pkey", "PKey"), ("event_id", "eventId"), ("status", "status"))
 # Chatty below WARNING unless the level is debug: Alembic prints a line per migration step.
-_QUIET = ("alembic",)
+# Libraries that log at INFO what only debugging needs: Alembic's steps, and aiosmtpd's
+# (mail.log) every SMTP command of the bounce listener and of `txmsg fake smtp`.
+_QUIET = ("alembic", "mail.log")
 
 
 class JSONFormatter(logging.Formatter):
