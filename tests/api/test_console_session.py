@@ -85,3 +85,15 @@ async def test_the_console_assets_are_served_from_the_package(server: Any) -> No
             )
         assert_problem(await client.get("/console/assets/..%2Fconsole.py"), 404)
         assert_problem(await client.get("/console/assets/index.html"), 404)
+
+
+async def test_only_admin_and_marketer_keys_sign_in(server: Any) -> None:
+    trigger_key = await create_key(server.admin, "trigger")
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        await client.get("/console")
+        csrf = client.cookies["txmsg_csrf"]
+        r = await client.post(
+            "/console/session", json={"api_key": trigger_key}, headers={"X-CSRF-Token": csrf}
+        )
+        assert "role 'trigger'" in assert_problem(r, 403)["detail"]
+        assert "txmsg_session" not in client.cookies

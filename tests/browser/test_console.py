@@ -8,13 +8,14 @@ the pages may leave the server's origin.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright import async_api as playwright_api
 
-from helpers import create_channel, trigger, wait_status
+from helpers import create_channel, live_event, live_sms_event, trigger, wait_status
 from txmsg.testing import FakeSMTPServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -206,3 +207,59 @@ async def _walk(page: Any, server: Any, smtp: FakeSMTPServer) -> None:
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     r = await page.request.get(server.base_url + "/api/v1/event-configs")
     assert r.status == 401
+
+
+@sqlite_only
+async def test_the_console_when_answers_are_slow_or_absent(
+    server: Any, smtp: FakeSMTPServer, fake_twilio: Any
+) -> None:
+    """An unreachable server is said, not thrown; bounces are counted hard and soft together
+    (a report answering late and rewritten); an SMS editor offers no proof."""
+    event_id = await live_event(server.admin, smtp, "slowDemo")
+    sms_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = await (await browser.new_context()).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            from conftest import ADMIN_KEY
+
+            await page.goto(server.base_url + "/console")
+            await page.get_by_label("API key").fill(ADMIN_KEY)
+            await page.keyboard.press("Enter")
+            await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+
+            # The report answers late, with 3 hard and 2 soft bounces: shown as 5 bounced.
+            async def late_report(route: Any) -> None:
+                await asyncio.sleep(1.5)
+                answer = await route.fetch()
+                body = await answer.json()
+                for day in [body["total"], *body["days"]]:
+                    day.update(bounced_hard=3, bounced_soft=2)
+                await route.fulfill(response=answer, json=body)
+
+            await page.route("**/api/v1/reports/**", late_report)
+            await page.evaluate(f"location.hash = '#/reports/{event_id}'")
+            await expect(page.get_by_role("heading", name=f"Results of {event_id}")).to_be_visible()
+            bounced = page.locator("tbody tr").first.locator("td").nth(5)
+            await expect(bounced).to_have_text("5")
+
+            # An SMS message's editor: no proof form (proofs go by email).
+            await page.evaluate(f"location.hash = '#/editor/{sms_id}'")
+            await expect(page.get_by_role("heading", name=f"Message {sms_id}")).to_be_visible()
+            await expect(page.get_by_label("Send a proof to")).to_have_count(0)
+            await expect(page.get_by_text("Proofs are sent by email")).to_be_visible()
+
+            # The server unreachable: each page says so, and signing out still signs out.
+            await page.route("**/api/v1/**", lambda route: route.abort())
+            await page.evaluate("location.hash = '#/events'")
+            await expect(page.get_by_text("cannot be reached").first).to_be_visible()
+            await page.route("**/console/session", lambda route: route.abort())
+            await page.get_by_role("button", name="Sign out").click()
+            await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        finally:
+            await browser.close()
+    assert errors == [], errors

@@ -71,6 +71,10 @@ async def asset(request: Request) -> Response:
     return response
 
 
+# The roles the console serves (a trigger key calls the trigger API, not the console).
+CONSOLE_ROLES = ("admin", "marketer")
+
+
 async def sign_in(request: Request) -> Response:
     """Trades an API key for a session cookie (the key is checked like a bearer key)."""
     csrf = request.cookies.get(CSRF_COOKIE)
@@ -84,6 +88,12 @@ async def sign_in(request: Request) -> Response:
     principal = await ctx.keys.resolve(key)
     if principal is None:
         raise DomainError("unknown or revoked API key", 401, "Unauthorized")
+    if principal.role not in CONSOLE_ROLES:  # a session that could open no page of it
+        raise DomainError(
+            f"the console is for admin and marketer keys; this key has role {principal.role!r}",
+            403,
+            "Forbidden",
+        )
     response = JSONResponse({"role": principal.role, "key_id": principal.key_id})
     response.set_cookie(
         SESSION_COOKIE,

@@ -13,10 +13,17 @@ function csrf() {
 async function api(method, path, body) {
   const headers = { "X-CSRF-Token": csrf() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const r = await fetch(path, {
-    method, headers, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  let r;
+  try {
+    r = await fetch(path, {
+      method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {  // the server is unreachable: every caller shows this as its problem
+    const detail = "The txmsg server cannot be reached; nothing was saved. Try again once it is back.";
+    say(detail);
+    return { status: 0, ok: false, data: { detail } };
+  }
   let data = null;
   const type = r.headers.get("content-type") || "";
   if (type.includes("json")) data = await r.json();
@@ -56,7 +63,9 @@ function signIn() {
     e.preventDefault();
     const res = await api("POST", "/console/session", { api_key: key.value });
     if (!res.ok) { out.textContent = problem(res); return; }
-    me = res.data; key.value = ""; route();
+    key.value = "";
+    if (!["admin", "marketer"].includes(res.data.role)) { out.textContent = "The console is for admin and marketer keys."; return; }
+    me = res.data; route();
   } }, field("api-key", "API key", key), h("div", { class: "row" }, h("button", { type: "submit" }, "Sign in")), out);
   document.getElementById("nav").hidden = true;
   show("Sign in", h("p", {}, "Sign in with an admin or marketer API key. It stays on the server side: the browser keeps a session cookie only."), form);
@@ -252,7 +261,7 @@ async function editorPage(eventId) {
     if (r.data && r.data.warnings) showWarnings(r.data.warnings);
   } }, "Publish");
 
-  const proofTo = h("input", { type: "email", autocomplete: "email" });
+  const proofTo = h("input", { type: "email", autocomplete: "email", required: true });
   const proofOut = h("p", { role: "status" });
   const proof = h("form", { onsubmit: async (e) => {
     e.preventDefault();
@@ -269,10 +278,11 @@ async function editorPage(eventId) {
       languages.length ? " · languages: default, " + languages.join(", ") : " · language: default"),
     h("div", { class: "editor" },
       h("section", { "aria-label": "Template" }, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
-        h("div", { class: "row" }, dry, publish), dryOut, proof, proofOut),
+        h("div", { class: "row" }, dry, publish), dryOut,
+        sms ? h("p", {}, "Proofs are sent by email, to an email event's channel: trigger the event to test an SMS.") : [proof, proofOut]),
       h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), field("preview-language", "Preview language", language), sms ? smsOut : [subjectOut,
         h("div", { class: "previews" }, h("div", { class: "frame desktop" }, h("h3", {}, "Desktop"), desktop),
-          h("div", { class: "frame phone" }, h("h3", {}, "Phone (390 px)"), phone))])),
+          h("div", { class: "frame phone" }, h("h3", {}, "Phone (320 px)"), phone))])),
     h("h2", {}, "Versions"),
     h("div", { class: "row" }, field("version-a", "From", va), field("version-b", "To", vb), compare), diffOut);
   showWarnings(msg.data.warnings);
@@ -302,18 +312,20 @@ async function latestPage(eventId) {
 }
 
 const METRICS = [["sent", "#0b5cad"], ["delivered", "#1d6b33"], ["opened", "#8a4b00"], ["clicked", "#6a1b9a"], ["bounced", "#a4161a"]];
+// The reports count hard and soft bounces apart; the chart shows them together.
+function metric(d, m) { return m === "bounced" ? (d.bounced_hard || 0) + (d.bounced_soft || 0) : d[m] || 0; }
 async function reportsPage(eventId) {
   const r = await api("GET", "/api/v1/reports/" + eventId);
   if (!r.ok) return show("Results of " + eventId, h("p", { class: "error" }, problem(r)));
   const days = r.data.days;
-  const max = Math.max(1, ...days.flatMap((d) => METRICS.map(([m]) => d[m] || 0)));
+  const max = Math.max(1, ...days.flatMap((d) => METRICS.map(([m]) => metric(d, m))));
   const ns = "http://www.w3.org/2000/svg", W = 700, H = 240, pad = 30;
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("class", "chart"); svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", "Results per day: " + METRICS.map(([m]) => m).join(", "));
   const step = days.length > 1 ? (W - 2 * pad) / (days.length - 1) : 0;
   for (const [m, color] of METRICS) {
-    const pts = days.map((d, i) => `${pad + i * step},${H - pad - ((d[m] || 0) / max) * (H - 2 * pad)}`).join(" ");
+    const pts = days.map((d, i) => `${pad + i * step},${H - pad - (metric(d, m) / max) * (H - 2 * pad)}`).join(" ");
     const line = document.createElementNS(ns, "polyline");
     line.setAttribute("points", pts); line.setAttribute("fill", "none"); line.setAttribute("stroke", color); line.setAttribute("stroke-width", "2");
     line.setAttribute("data-metric", m); svg.append(line);
@@ -325,7 +337,7 @@ async function reportsPage(eventId) {
     h("p", {}, `${r.data.from} to ${r.data.to} · `, h("a", { href: `/api/v1/reports/${eventId}?format=csv`, download: "" }, "Download CSV")),
     svg, h("p", { class: "legend" }, METRICS.map(([m, c]) => h("span", {}, h("span", { class: "swatch", style: "background:" + c }), m))),
     h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Day"), METRICS.map(([m]) => h("th", { scope: "col" }, m)))),
-      h("tbody", {}, days.map((d) => h("tr", {}, h("td", {}, d.day), METRICS.map(([m]) => h("td", {}, d[m] || 0))))))));
+      h("tbody", {}, days.map((d) => h("tr", {}, h("td", {}, d.day), METRICS.map(([m]) => h("td", {}, metric(d, m)))))))));
 }
 
 async function exportsPage() {
