@@ -51,9 +51,23 @@ TRANSPORT_HEADERS = {
 }
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """A YAML loader refusing a key given twice in one mapping (invalid YAML: lenient loaders
+    keep the last one silently, strict ones refuse the file)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"keys given twice: {twice}", node.start_mark
+            )
+        return super().construct_mapping(node, deep=deep)
+
+
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    loaded = yaml.safe_load(SPEC_PATH.read_text("utf-8"))
+    loaded = yaml.load(SPEC_PATH.read_text("utf-8"), Loader=_UniqueKeys)  # a SafeLoader
     assert isinstance(loaded, dict)
     return loaded
 

@@ -46,7 +46,7 @@ from txmsg.core.variants import SAMPLE_PROFILE, SAMPLE_UNSUBSCRIBE_URL
 from txmsg.store import event_configs, messages
 from txmsg.store import test_profiles as store
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 MAX_PROOF_ADDRESSES = 20
 PROOF_SUBJECT = "[Proof] "
 

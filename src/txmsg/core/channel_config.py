@@ -29,7 +29,7 @@ from txmsg.core.twilio_config import (
 )
 from txmsg.core.validation import get_bool, get_choice, reject_unknown, require_object
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 # What a route carries of its channel configuration, one type per channel.
 ChannelSettings = EmailSettings | SmsSettings

@@ -22,7 +22,7 @@ from txmsg.core.validation import get_str, reject_unknown, require_object
 from txmsg.core.verp import is_hostname
 
 _SELECTOR = re.compile(
-    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\Z"
 )
 DKIM_FIELDS = {"domain", "selector", "private_key"}
 SECRET_NAME = "dkim_private_key"  # its key in the channel configuration's secrets

@@ -18,8 +18,8 @@ from txmsg.core.validation import (
 
 FIELD_TYPES = ("string", "number", "integer", "boolean", "array", "object")
 MAX_EVENT_ID = 64
-_EVENT_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_EVENT_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\Z")
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 CREATE_FIELDS = {
     "eventId",
     "label",

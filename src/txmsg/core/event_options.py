@@ -11,7 +11,7 @@ from txmsg.core.errors import invalid, refused
 from txmsg.core.validation import get_str, reject_unknown, require_object
 
 MAX_TAGS = 20
-_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 MIN_SECRET = 16
 
 

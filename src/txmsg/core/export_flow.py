@@ -37,7 +37,7 @@ DEFAULT_SCHEDULE = "PT1H"
 MIN_SCHEDULE = timedelta(minutes=1)
 # Longest schedule read (a schedule past the export retention is refused after).
 MAX_SCHEDULE = timedelta(days=3660)
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 
 
 @dataclass(frozen=True, slots=True)

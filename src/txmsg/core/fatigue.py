@@ -15,11 +15,11 @@ from txmsg.core.validation import as_integer, get_bool, get_choice, get_str, rej
 
 RULE_CHANNELS = (*CHANNELS, "all")
 RULE_FIELDS = {"name", "channel", "max_messages", "period", "enabled"}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 # ISO 8601 durations in days, weeks, hours, minutes, seconds (no months or years: their
 # length varies), e.g. P7D, P1W, PT12H, P1DT6H.
 _PERIOD = re.compile(
-    r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$"
+    r"^P(?:(?P<w>[0-9]+)W)?(?:(?P<d>[0-9]+)D)?(?:T(?:(?P<h>[0-9]+)H)?(?:(?P<m>[0-9]+)M)?(?:(?P<s>[0-9]+)S)?)?\Z"
 )
 MAX_PERIOD = timedelta(days=366)
 

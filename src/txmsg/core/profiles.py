@@ -22,9 +22,9 @@ PROFILE_FIELDS = {
     "email_opt_out",
     "sms_opt_out",
 }
-_PROFILE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$")
+_PROFILE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}\Z")
 # BCP 47 in its common shapes: fr, fr-CA, zh-Hant-TW.
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}\Z")
 
 
 @dataclass(frozen=True, slots=True)

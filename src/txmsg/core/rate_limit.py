@@ -152,7 +152,7 @@ def parse_key_limit(value: Any, name: str = "rate_limit") -> KeyLimit | None:
     return KeyLimit(per_second, burst if burst is not None else per_second)
 
 
-_SPEC = re.compile(r"^\s*(\d{1,7})\s*/\s*s\s*(?:(?:,|\s)\s*burst\s*=?\s*(\d{1,7}))?\s*$")
+_SPEC = re.compile(r"^\s*(\d{1,7})\s*/\s*s\s*(?:(?:,|\s)\s*burst\s*=?\s*(\d{1,7}))?\s*\Z")
 
 
 def parse_limit_spec(text: str, name: str) -> KeyLimit | None:

@@ -13,7 +13,7 @@ from txmsg.core.phones import normalize_phone
 from txmsg.core.validation import reject_unknown
 
 TO_FIELDS = ("email", "mobilePhone", "profile_id")
-_CTX_FIELD = re.compile(r"^ctx\.[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_CTX_FIELD = re.compile(r"^ctx\.[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 DEFAULT = {"from": "email", "to": "email"}
 
 

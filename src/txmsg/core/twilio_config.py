@@ -28,8 +28,8 @@ TWILIO_FIELDS = {
     "timeout",
 }
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}\Z")
+_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}\Z")
 _SHORT_CODE = re.compile(r"[0-9]{3,8}")
 _ALPHANUMERIC_ID = re.compile(r"[A-Za-z0-9 ]{1,11}")
 _P = "twilio."

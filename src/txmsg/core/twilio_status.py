@@ -29,10 +29,10 @@ RECORDED_STATUSES: dict[str, Interaction] = {
 }
 
 
-_PKEY = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-_MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
-_ERROR_CODE = re.compile(r"^[0-9]{1,10}$")
+_PKEY = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}\Z")
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}\Z")
+_MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}\Z")
+_ERROR_CODE = re.compile(r"^[0-9]{1,10}\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from txmsg.core.templates import parts_of
 from txmsg.core.validation import get_str, reject_unknown, require_object
 
 MAX_PART = 256 * 1024
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8}){0,3}$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8}){0,3}\Z")
 MAX_VARIANTS = 50
 
 # What templates of profile-based messages see as `profile` at preview and publish.

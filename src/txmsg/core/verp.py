@@ -18,10 +18,10 @@ PREFIX = "b-"
 # A fixed address of each bounce domain for feedback loops (ARF reports a mailbox provider
 # sends to a registered address): its reports are matched through the original message.
 FEEDBACK_LOCAL_PART = "fbl"
-_LOCAL = re.compile(r"^b-([0-9a-hjkmnp-tv-z]{26})-([a-z2-7]{16})$")
-_PKEY = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+_LOCAL = re.compile(r"^b-([0-9a-hjkmnp-tv-z]{26})-([a-z2-7]{16})\Z")
+_PKEY = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}\Z")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})+\Z")
 
 
 def is_hostname(value: str) -> bool:
