@@ -128,6 +128,19 @@ async def test_csv_import(server) -> None:
         "/api/v1/profiles:import", content=bad_header, headers={"content-type": "text/csv"}
     )
     assert_problem(r, 400)
+    # A header row that cannot be read fails the import too: no row after it is read as one.
+    for unreadable, why in [
+        (b"\xffbad\nprofile_id,email\ncx1,cx1@example.org\n", "not valid UTF-8"),
+        (b'"profile_id,email\ncx2,cx2@example.org\n', "unterminated quoted field"),
+        (b'profile_id,"email"x\ncx3,cx3@example.org\n', "not valid CSV"),
+    ]:
+        r = await admin.post(
+            "/api/v1/profiles:import", content=unreadable, headers={"content-type": "text/csv"}
+        )
+        problem = assert_problem(r, 400, "body")
+        assert "the CSV header row (line 1)" in problem["detail"] and why in problem["detail"]
+    for absent in ("cx1", "cx2", "cx3"):
+        assert (await admin.get(f"/api/v1/profiles/{absent}")).status_code == 404
     r = await admin.post(
         "/api/v1/profiles:import", content=b"x", headers={"content-type": "text/plain"}
     )

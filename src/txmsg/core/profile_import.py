@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from txmsg.core.errors import DomainError, FieldError
+from txmsg.core.errors import DomainError, FieldError, invalid
 from txmsg.core.profiles import PROFILE_FIELDS, Profile, parse_profile, parse_profile_id
 
 MAX_LINE_BYTES = 64 * 1024
@@ -147,11 +147,22 @@ class CSVRows:
             if row is not None:
                 yield row
         if self._pending:
-            yield Rejection(self._first_line, "body", "unterminated quoted field")
+            unterminated = Rejection(self._first_line, "body", "unterminated quoted field")
             self._pending = []
+            if self._header is None:
+                raise _bad_header(unterminated)
+            yield unterminated
 
     def _line(self, line: int, raw: bytes | None) -> Profile | Rejection | None:
-        """The row that this line completes, if any (the header row gives none)."""
+        """The row that this line completes, if any (the header row gives none). A header row
+        that cannot be read fails the whole import, as one naming an unknown column does:
+        the rows after it cannot be read without it."""
+        read = self._read(line, raw)
+        if self._header is None and isinstance(read, Rejection):
+            raise _bad_header(read)
+        return read
+
+    def _read(self, line: int, raw: bytes | None) -> Profile | Rejection | None:
         if raw is None:
             return Rejection(line, "body", f"line longer than {MAX_LINE_BYTES} bytes")
         try:
@@ -205,6 +216,10 @@ class CSVRows:
             elif cell != "":
                 record[name] = cell
         return parse_row(self._first_line, record)
+
+
+def _bad_header(read: Rejection) -> DomainError:
+    return invalid("body", f"the CSV header row (line {read.line}) cannot be read: {read.detail}")
 
 
 def _header(cells: list[str]) -> list[str]:
