@@ -213,8 +213,8 @@ async def _walk(page: Any, server: Any, smtp: FakeSMTPServer) -> None:
 async def test_the_console_when_answers_are_slow_or_absent(
     server: Any, smtp: FakeSMTPServer, fake_twilio: Any
 ) -> None:
-    """An unreachable server is said, not thrown; bounces are counted hard and soft together
-    (a report answering late and rewritten); an SMS editor offers no proof."""
+    """A late answer never replaces the page asked for since; an unreachable server is said,
+    not thrown; bounces are counted hard and soft together; an SMS editor offers no proof."""
     event_id = await live_event(server.admin, smtp, "slowDemo")
     sms_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
     expect = playwright_api.expect
@@ -246,6 +246,14 @@ async def test_the_console_when_answers_are_slow_or_absent(
             await expect(page.get_by_role("heading", name=f"Results of {event_id}")).to_be_visible()
             bounced = page.locator("tbody tr").first.locator("td").nth(5)
             await expect(bounced).to_have_text("5")
+            # Asked for another page while the report loads: that page stays.
+            await page.evaluate("location.hash = '#/events'")
+            await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+            await page.evaluate(f"location.hash = '#/reports/{event_id}'")
+            await page.wait_for_timeout(300)
+            await page.evaluate("location.hash = '#/events'")
+            await page.wait_for_timeout(2500)  # the report's answer would have come meanwhile
+            await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
 
             # An SMS message's editor: no proof form (proofs go by email).
             await page.evaluate(f"location.hash = '#/editor/{sms_id}'")

@@ -10,23 +10,30 @@ function csrf() {
   return m ? decodeURIComponent(m[1]) : "";
 }
 
+// Reads belong to the page being shown: asking for another page aborts them (route), and a
+// page whose reads were aborted never goes on to replace the one asked for since.
+let pageReads = new AbortController();
+const forever = () => new Promise(() => {});
+
 async function api(method, path, body) {
   const headers = { "X-CSRF-Token": csrf() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  let r;
+  const signal = method === "GET" ? pageReads.signal : undefined;
+  let r, data = null;
   try {
     r = await fetch(path, {
-      method, headers, credentials: "same-origin",
+      method, headers, credentials: "same-origin", signal,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-  } catch (err) {  // the server is unreachable: every caller shows this as its problem
+    const type = r.headers.get("content-type") || "";
+    if (type.includes("json")) data = await r.json();
+  } catch (err) {
+    if (err.name === "AbortError") return forever();  // another page was asked for since
+    // The server is unreachable: every caller shows this as its problem.
     const detail = "The txmsg server cannot be reached; nothing was saved. Try again once it is back.";
     say(detail);
     return { status: 0, ok: false, data: { detail } };
   }
-  let data = null;
-  const type = r.headers.get("content-type") || "";
-  if (type.includes("json")) data = await r.json();
   if (r.status === 401 && path !== "/console/session") { me = null; route(); }
   return { status: r.status, ok: r.ok, data };
 }
@@ -355,6 +362,8 @@ async function exportsPage() {
 
 // --- routing -----------------------------------------------------------------------------------
 async function route() {
+  pageReads.abort();
+  pageReads = new AbortController();
   if (!me) {
     const res = await api("GET", "/console/session");
     if (!res.ok || !["admin", "marketer"].includes(res.data.role)) return signIn();
