@@ -478,6 +478,23 @@ async def test_feedback_endpoint(server, smtp: FakeSMTPServer) -> None:
     assert_problem(r, 404)
     assert "bo@example.org" not in await quarantined(server.admin)
 
+    # A message never sent (ada is quarantined now: the typology ignores the next one) can
+    # have no bounce nor complaint: 422, and nothing of the batch is recorded.
+    again = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, again["href"], "ignored")
+    r = await server.admin.post(
+        "/api/v1/feedback",
+        json={
+            "items": [
+                {"PKey": bo["PKey"], "type": "bounce", "bounce": "hard"},
+                {"PKey": again["PKey"], "type": "bounce", "bounce": "hard"},
+            ]
+        },
+    )
+    assert f"{again['PKey']} (ignored)" in assert_problem(r, 422)["detail"]
+    assert await log_of(server.admin, again) == []
+    assert "bo@example.org" not in await quarantined(server.admin)
+
     for body, field in (
         ({"type": "spam"}, "PKey"),
         ({"PKey": ada["PKey"], "type": "opened"}, "type"),

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.feedback import Feedback, FeedbackKind
 from txmsg.core.kinds import Channel, TargetType
+from txmsg.core.statuses import EventStatus
 from txmsg.store import delivery_log, typology
 from txmsg.store.tables import channel_configs, event_configs, events, profiles
 
@@ -33,8 +34,8 @@ class FeedbackTarget:
 
 
 def targets(conn: Connection, pkeys: set[str]) -> dict[str, FeedbackTarget]:
-    """The messages of these PKeys (one query); an event-based message's address is the
-    trigger's, a profile-based one's the profile's."""
+    """The messages of these PKeys that were sent (one query); an event-based message's
+    address is the trigger's, a profile-based one's the profile's."""
     if not pkeys:
         return {}
     rows = conn.execute(
@@ -43,6 +44,7 @@ def targets(conn: Connection, pkeys: set[str]) -> dict[str, FeedbackTarget]:
             events.c.event_id,
             events.c.email,
             events.c.mobile_phone,
+            events.c.status,
             event_configs.c.channel,
             event_configs.c.target,
             profiles.c.email.label("profile_email"),
@@ -57,6 +59,8 @@ def targets(conn: Connection, pkeys: set[str]) -> dict[str, FeedbackTarget]:
     )
     out: dict[str, FeedbackTarget] = {}
     for r in rows:
+        if r.status in NEVER_SENT:
+            continue  # feedback cannot be about it: as an unknown message
         if r.target == TargetType.PROFILE:
             address = r.profile_email if r.channel == Channel.EMAIL else r.profile_mobile_phone
         else:
@@ -65,11 +69,23 @@ def targets(conn: Connection, pkeys: set[str]) -> dict[str, FeedbackTarget]:
     return out
 
 
-def existing(conn: Connection, pkeys: set[str]) -> set[str]:
-    """Those of these PKeys that name a message (one query)."""
+# The final statuses of a message never handed to a provider: no bounce or complaint can be
+# about it (a reported one is a wrong PKey, or forged).
+NEVER_SENT = frozenset(
+    {
+        EventStatus.IGNORED.value,
+        EventStatus.ROUTING_FAILED.value,
+        EventStatus.TARGETING_FAILED.value,
+    }
+)
+
+
+def statuses(conn: Connection, pkeys: set[str]) -> dict[str, str]:
+    """The status of each of these PKeys that names a message (one query)."""
     if not pkeys:
-        return set()
-    return set(conn.execute(sa.select(events.c.pkey).where(events.c.pkey.in_(pkeys))).scalars())
+        return {}
+    rows = conn.execute(sa.select(events.c.pkey, events.c.status).where(events.c.pkey.in_(pkeys)))
+    return {pkey: status for pkey, status in rows}
 
 
 def record_in(conn: Connection, reports: list[Feedback]) -> int:
