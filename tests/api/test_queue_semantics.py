@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from conftest import RunningServer, settings_for
 from helpers import create_channel, create_event, publish_message, trigger, wait_status
+from txmsg.core.statuses import EventStatus
+from txmsg.core.timeutil import utcnow
+from txmsg.store.tables import events
 from txmsg.testing import FakeSMTPServer
 
 
@@ -39,6 +45,40 @@ async def test_a_slow_server_gets_each_event_once(database_url, data_dir) -> Non
         ids = [m.message["Message-ID"] for m in smtp.messages]
         assert len(ids) == 10, ids
         assert len(set(ids)) == 10
+
+
+def _take_over_processing(conn: Connection) -> int:
+    """What another process's claim does to a lease that lapsed: a new token, a new end."""
+    stmt = (
+        sa.update(events)
+        .where(events.c.status == EventStatus.PROCESSING.value)
+        .where(events.c.lease_token != "another-process")
+        .values(lease_token="another-process", lease_until=utcnow() + timedelta(minutes=10))
+    )
+    return conn.execute(stmt).rowcount
+
+
+async def test_a_send_that_waited_past_its_lease_is_not_made(database_url, data_dir) -> None:
+    # Two sends share one slow connection; while the second waits for it, another process's
+    # claim takes both events (their leases lapsed under load, say). The renewal comes back
+    # without them: the waiting send must not be made, or its message goes out twice.
+    settings = settings_for(database_url, data_dir, lease=timedelta(seconds=1))
+    async with FakeSMTPServer(delay=1.5) as smtp, RunningServer(settings) as server:
+        event_id = await _live(server.admin, smtp, pool_size=1)
+        for i in range(2):
+            body = {"email": f"u{i}@example.org", "ctx": {"firstName": "Ada"}}
+            await trigger(server.admin, event_id, body)
+        db = server.app.state.txmsg.db
+        taken = 0
+        for _ in range(100):  # both claimed (processing) at once, as a rule
+            taken += await db.write(_take_over_processing)
+            if taken == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert taken == 2
+        await smtp.wait_for(1)  # the one already on the connection goes: past the check
+        await asyncio.sleep(2.0)  # the other's turn came and went
+        assert len(smtp.messages) == 1
 
 
 async def test_due_events_in_the_queue_go_before_fresh_triggers(database_url, data_dir) -> None:

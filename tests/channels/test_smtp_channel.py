@@ -14,7 +14,8 @@ import trustme
 
 from txmsg.channels.smtp import SMTPPool, SMTPSettings
 from txmsg.channels.smtp_session import wire_body
-from txmsg.core.delivery import PermanentSendError, TransientSendError
+from txmsg.core.delivery import PermanentSendError, SendWithdrawn, TransientSendError
+from txmsg.core.lanes import LEASE_LAPSED
 from txmsg.core.mime import Sender, build_email
 from txmsg.testing import FakeSMTPServer
 
@@ -90,6 +91,28 @@ async def test_concurrent_sends_share_at_most_pool_size_connections(pipelining: 
         assert all(reply.startswith("250 ") for reply in replies)
         assert sorted(m.subject or "" for m in received) == sorted(f"m{i}" for i in range(30))
         assert server.connections_opened == 2  # both used in parallel, never a third
+
+
+async def test_a_send_whose_lease_lapsed_while_it_waited_is_withdrawn() -> None:
+    """The lease is asked once the connection is free, not before the wait: a send queued
+    behind a slow one may have lost its event to another claim meanwhile."""
+    lapsed = {"first": False, "second": False}
+
+    async def send(name: str) -> str:
+        LEASE_LAPSED.set(lambda: lapsed[name])  # this task's own context
+        return await pool.send(FROM, [TO], message(name))
+
+    async with FakeSMTPServer(delay=0.3) as server, pool_for(server, pool_size=1) as pool:
+        first = asyncio.create_task(send("first"))
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(send("second"))
+        await asyncio.sleep(0.05)
+        lapsed["second"] = True  # while it waits for the one connection
+        assert (await first).startswith("250 ")
+        with pytest.raises(SendWithdrawn):
+            await second
+        assert [m.subject for m in server.messages] == ["first"]
+        await assert_pool_still_sends(pool, server, "after")  # its slot was given back
 
 
 @pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA"])

@@ -4,7 +4,7 @@ minutes ahead neither releases nor re-claims another process's live lease."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest_asyncio
 import sqlalchemy as sa
@@ -13,6 +13,7 @@ from helpers import queued_event, wait_until
 from txmsg.core.timeutil import utcnow
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.scheduler import Scheduler
+from txmsg.store.clock import DatabaseClock
 from txmsg.store.db import Database
 from txmsg.store.queue.cycle import CycleRequest, write_cycle
 from txmsg.store.scheduler_lock import scheduler_lock_for
@@ -100,3 +101,22 @@ async def test_a_worker_without_the_scheduler_lock_follows_a_step_of_its_clock(
         await other.stop()
         await held.release()
         await stepped.dispose()
+
+
+async def test_a_slow_read_of_the_database_clock_keeps_the_last_offset(db: Database) -> None:
+    """Clocks in step, read under load: the read took 0.8 s, so the time read may be off by
+    0.4 s either way. Taken as the offset, it would move every lease end by as much."""
+    calls = iter([timedelta(seconds=-0.8), timedelta(0)])
+
+    def local() -> datetime:
+        # Before the read, then after it: as if the statement waited 0.8 s to be read and
+        # the answer came at once. The midpoint of the two is 0.4 s behind the database.
+        return utcnow() + next(calls)
+
+    clock = DatabaseClock(local)
+    server = await db.read(clock.sync_in)
+    assert abs(server - utcnow()) < timedelta(seconds=1)
+    assert clock.offset == timedelta(0)
+    clock = DatabaseClock(lambda: utcnow() + SKEW)  # a quick read is used as ever
+    await db.read(clock.sync_in)
+    assert abs(clock.offset + SKEW) < timedelta(seconds=1)

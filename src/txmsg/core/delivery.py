@@ -33,6 +33,11 @@ class PermanentSendError(SendError):
     """Retrying will not help (5xx replies): the event ends as deliveryFailed."""
 
 
+class SendWithdrawn(Exception):
+    """Nothing was sent: the send's lease lapsed while it waited for a connection (another
+    claim may own its event now). Not the provider's doing, nor the recipient's."""
+
+
 def credential_forms(user: str, secret: str) -> list[str]:
     """The ways a provider may echo a credential: as is, base64 (SMTP AUTH LOGIN), in HTTP
     Basic (`user:secret`) and in SMTP AUTH PLAIN (`\\0user\\0secret`)."""

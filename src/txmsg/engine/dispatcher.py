@@ -12,9 +12,10 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from txmsg.core.kinds import Channel
-from txmsg.core.lanes import SEND_RANK
+from txmsg.core.lanes import LEASE_LAPSED, SEND_RANK
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.render_limits import RenderLimits
 from txmsg.core.retry import RetryPolicy
@@ -189,7 +190,9 @@ class Dispatcher:
     async def _process(
         self, event: ClaimedEvent, route: Route | None, target: Target | None
     ) -> None:
-        SEND_RANK.set(event.priority)  # this task's own context: its send waits in its lane
+        # This task's own context: its send waits in its lane, and goes only while its lease holds.
+        SEND_RANK.set(event.priority)
+        LEASE_LAPSED.set(partial(self._book.lost, event))
         try:
             try:
                 if event.bulk:  # a transactional event on its way goes first

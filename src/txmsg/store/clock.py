@@ -39,6 +39,10 @@ def database_now(conn: Connection) -> datetime:
 # "now" (an event an API process stamps due is due for its worker at once).
 IN_STEP = timedelta(milliseconds=250)
 
+# A read of the database's time can be off by half its round trip: one slower than twice
+# IN_STEP could take clocks in step for clocks apart, and is not used.
+SLOW_READ = 2 * IN_STEP
+
 
 class DatabaseClock:
     """The database's time, estimated as this process's time plus the last measured offset.
@@ -58,10 +62,13 @@ class DatabaseClock:
         return self._local() + self._offset
 
     def sync_in(self, conn: Connection) -> datetime:
-        """Read the database's time (one statement), keep the offset; return that time."""
+        """Read the database's time (one statement), keep the offset; return that time. A
+        slow read (a loaded machine) leaves the last offset as it was."""
         before = self._local()
         server = database_now(conn)
         after = self._local()
+        if after - before > SLOW_READ:
+            return server
         offset = server - (before + (after - before) / 2)
         self._offset = offset if abs(offset) > IN_STEP else timedelta(0)
         return server

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from txmsg.core.bounces import Bounce, classify
-from txmsg.core.delivery import PermanentSendError, TransientSendError
+from txmsg.core.delivery import PermanentSendError, SendWithdrawn, TransientSendError
 from txmsg.core.email_config import EmailSettings
 from txmsg.core.export_record import ExportRecord, email_record
 from txmsg.core.mime import Sender, build_email
@@ -109,6 +109,9 @@ class EmailLeg:
             if settings.dkim is not None:
                 data = await self._context.renderer.sign(settings.dkim, data, event.priority) + data
             relay, _ = await provider.send_via(envelope_from, [address], data)
+        except SendWithdrawn:
+            log.warning("lease of event %s lapsed while it waited to send; leaving it", event.pkey)
+            return None
         except SigningFailed as exc:
             if not exc.permanent:  # the worker failed, not the key: try again later
                 return replace(
