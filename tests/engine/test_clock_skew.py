@@ -4,6 +4,7 @@ minutes ahead neither releases nor re-claims another process's live lease."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest_asyncio
@@ -120,3 +121,31 @@ async def test_a_slow_read_of_the_database_clock_keeps_the_last_offset(db: Datab
     clock = DatabaseClock(lambda: utcnow() + SKEW)  # a quick read is used as ever
     await db.read(clock.sync_in)
     assert abs(clock.offset + SKEW) < timedelta(seconds=1)
+
+
+async def test_a_sweep_leaves_the_late_leases_of_its_own_process(db: Database) -> None:
+    """A lease that ended because its renewal came late (a loaded machine) is this process's
+    still: its own sweep keeps it (the send under way would be made twice); another
+    process's lease that ended is released as ever."""
+    new = [queued_event("EVTq"), queued_event("EVTq")]
+    await db.write(write_cycle, CycleRequest(new=new))
+    mine = (await db.write(write_cycle, replace(_claim(db), claim_limit=1))).claimed
+    theirs = (await db.write(write_cycle, replace(_claim(db), claim_limit=1))).claimed
+    ended = utcnow() - timedelta(seconds=1)
+    await db.write(lambda c: c.execute(sa.update(events).values(lease_until=ended)))
+    book = LeaseBook(max_in_flight=4, lease=LEASE, clock=db.clock.now)
+    book.consume(lambda _events: None)
+    book.hand_over([replace(mine[0], lease_until=ended)])
+    await Scheduler(db, 60, lambda: None, own_leases=book.tokens).run_once()
+    rows = await db.read(
+        lambda c: c.execute(sa.select(events.c.pkey, events.c.status, events.c.lease_token)).all()
+    )
+    assert {(r.pkey, r.status, r.lease_token) for r in rows} == {
+        (mine[0].pkey, "processing", mine[0].lease_token),
+        (theirs[0].pkey, "pending", None),
+    }
+    # Its renewal, late, keeps it.
+    renewals, until = book.leases_to_renew()
+    assert [i for i, _ in renewals] == [mine[0].id]
+    result = await db.write(write_cycle, CycleRequest(renewals=renewals, renewed_until=until))
+    assert result.renewed == {mine[0].id}

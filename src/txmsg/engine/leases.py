@@ -235,6 +235,10 @@ class LeaseBook:
             if held is not None and held[0] == token:  # not a later claim's lease
                 self._leases[event_id] = (token, until if event_id in kept else _LOST)
 
+    def tokens(self) -> set[str]:
+        """The tokens of the leases held (not lost): this process's own sweep keeps them."""
+        return {token for token, until in self._leases.values() if until != _LOST}
+
     def lost(self, event: ClaimedEvent) -> bool:
         """Whether the event's lease lapsed or was released (another claim may own it). By
         its token: when the event was claimed again by this process, the new claim's lease

@@ -193,7 +193,11 @@ def build_engine(settings: Settings) -> Engine:
         exporter=exporter,
         lifecycle=lifecycle,
         scheduler=Scheduler(
-            db, settings.sweep_interval, book.wake, [exporter.scheduled, lifecycle.scheduled]
+            db,
+            settings.sweep_interval,
+            book.wake,
+            [exporter.scheduled, lifecycle.scheduled],
+            own_leases=book.tokens,
         ),
         proofs=ProofSender(db, shared_renderer(settings.render_limits)),
         webhooks=WebhookSender(

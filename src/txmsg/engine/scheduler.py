@@ -6,14 +6,15 @@ However many workers share the database, one process at a time runs them: each l
 job only while this process holds the scheduler lock (`store/scheduler_lock.py`), and another
 takes it over when its holder stops, dies or stops answering. Lease ends are compared against
 the database's clock, read in the housekeeping's own transaction (by the others, at the same
-interval)."""
+interval). The holder's sweep leaves its own process's leases alone: a lease ends for want of
+a live worker, and this one is alive."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -31,9 +32,9 @@ LOCK_INTERVALS = 3
 log = logging.getLogger(__name__)
 
 
-def _housekeeping(conn: Connection, clock: DatabaseClock) -> tuple[int, int]:
+def _housekeeping(conn: Connection, clock: DatabaseClock, own: Collection[str]) -> tuple[int, int]:
     now = clock.sync_in(conn)  # the database's time: lease ends are compared against it
-    released = leases.release_expired_in(conn, now)
+    released = leases.release_expired_in(conn, now, own)
     outbox.queue_status_changes(conn, released.announced)
     resumed = housekeeping.resume_paused_of_live_events(conn, now)
     outbox.queue_status_changes(conn, resumed.announced)
@@ -56,8 +57,11 @@ class Scheduler:
         on_released: Callable[[], None],
         jobs: Sequence[Callable[[], Awaitable[None]]] = (),
         lock: SchedulerLock | None = None,
+        own_leases: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self._db = db
+        # The lease tokens this process holds: its own sweep never releases them.
+        self._own_leases = own_leases
         self._lock = lock or scheduler_lock_for(db, ttl=max(1.0, LOCK_INTERVALS * interval))
         self._interval = interval
         self._on_released = on_released
@@ -81,7 +85,8 @@ class Scheduler:
 
     async def run_once(self) -> None:
         """One housekeeping sweep, now (lock or not: the loops ask for the lock first)."""
-        released, expired = await self._db.write(_housekeeping, self._db.clock)
+        own = self._own_leases()
+        released, expired = await self._db.write(_housekeeping, self._db.clock, own)
         await self._db.checkpoint()
         if released:
             log.info("%d events back in the queue", released)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -34,11 +34,23 @@ def renew_in(conn: Connection, leases: Sequence[tuple[int, str]], until: datetim
     return renewed
 
 
-def release_expired_in(conn: Connection, now: datetime | None = None) -> Changed:
+# Leases of the sweeping process left alone by its sweep, at most (bound parameters).
+_MAX_OWN = 1000
+
+
+def release_expired_in(
+    conn: Connection, now: datetime | None = None, own: Collection[str] = ()
+) -> Changed:
     """Events whose worker died mid-send (their lease ended) go back to the queue; one whose
-    outcome a write cycle is recording right now (its row locked) is left to that cycle."""
+    outcome a write cycle is recording right now (its row locked) is left to that cycle.
+
+    The leases `own` (by token) are the sweeping process's: it is alive, its sends under way
+    and its renewal late (a loaded machine), so they stay; released, their events would be
+    claimed again and sent a second time."""
     now = now or utcnow()
     expired = sa.and_(status_in(EventStatus.PROCESSING), events.c.lease_until < now)
+    if own:
+        expired = sa.and_(expired, events.c.lease_token.not_in(list(own)[:_MAX_OWN]))
     stmt = (
         sa.update(events)
         .where(unlocked(conn, expired))
