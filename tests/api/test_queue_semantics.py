@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from conftest import RunningServer, settings_for
-from helpers import create_channel, create_event, publish_message, trigger, wait_status
+from helpers import (
+    create_channel,
+    create_event,
+    publish_message,
+    trigger,
+    wait_status,
+    wait_until,
+)
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
+from txmsg.store.db import Database
 from txmsg.store.tables import events
 from txmsg.testing import FakeSMTPServer
 
@@ -133,3 +142,43 @@ async def test_stopping_records_every_send_under_way(database_url, data_dir) -> 
                 done = await wait_status(server.admin, a["href"], "processed", timeout=10)
                 assert done["status"] == "processed"
         assert len(smtp.messages) == 4
+
+
+async def test_stopping_hands_back_the_sends_still_waiting_for_a_connection(
+    database_url, data_dir, db: Database
+) -> None:
+    # One slow connection, four sends: the one under way finishes and is recorded; the three
+    # waiting for the connection are not waited for (that could take their time-outs, one
+    # after another) but go back to the queue, due at once, for the next start.
+    settings = settings_for(database_url, data_dir, lease=timedelta(seconds=30))
+    async with FakeSMTPServer(delay=1.5) as smtp:
+        async with RunningServer(settings) as server:
+            event_id = await _live(server.admin, smtp, pool_size=1)
+            accepted = [
+                await trigger(
+                    server.admin,
+                    event_id,
+                    {"email": f"u{i}@example.org", "ctx": {"firstName": "Ada"}},
+                )
+                for i in range(4)
+            ]
+            await wait_until(lambda: smtp.connections_opened >= 1, what="a send under way")
+            await asyncio.sleep(0.3)
+            began = time.monotonic()
+        took = time.monotonic() - began
+        assert took < 3.0, took  # the send under way (1.5 s), not four of them (6 s)
+        assert len(smtp.messages) == 1
+        rows = await db.read(
+            lambda c: c.execute(sa.select(events.c.status, events.c.reason, events.c.due_at)).all()
+        )
+        assert sorted(r.status for r in rows) == ["pending"] * 3 + ["processed"]
+        back = [r for r in rows if r.status == "pending"]
+        assert all(r.reason and r.reason.startswith("handed back") for r in back), back
+        assert all(r.due_at <= utcnow() for r in back)
+        smtp.delay = 0.0
+        async with RunningServer(settings) as server:
+            for a in accepted:  # sent at once, not after their leases (30 s)
+                await wait_status(server.admin, a["href"], "processed", timeout=10)
+        assert sorted(m.rcpt_tos[0] for m in smtp.messages) == [
+            f"u{i}@example.org" for i in range(4)
+        ]

@@ -15,7 +15,7 @@ import trustme
 from txmsg.channels.smtp import SMTPPool, SMTPSettings
 from txmsg.channels.smtp_session import wire_body
 from txmsg.core.delivery import PermanentSendError, SendWithdrawn, TransientSendError
-from txmsg.core.lanes import LEASE_LAPSED
+from txmsg.core.lanes import SEND_WITHDRAWN
 from txmsg.core.mime import Sender, build_email
 from txmsg.testing import FakeSMTPServer
 
@@ -99,7 +99,7 @@ async def test_a_send_whose_lease_lapsed_while_it_waited_is_withdrawn() -> None:
     lapsed = {"first": False, "second": False}
 
     async def send(name: str) -> str:
-        LEASE_LAPSED.set(lambda: lapsed[name])  # this task's own context
+        SEND_WITHDRAWN.set(lambda: lapsed[name])  # this task's own context
         return await pool.send(FROM, [TO], message(name))
 
     async with FakeSMTPServer(delay=0.3) as server, pool_for(server, pool_size=1) as pool:

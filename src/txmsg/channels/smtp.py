@@ -24,7 +24,7 @@ from txmsg.core.delivery import (
     credential_forms,
 )
 from txmsg.core.email_config import SMTPSettings
-from txmsg.core.lanes import LEASE_LAPSED, SEND_RANK
+from txmsg.core.lanes import SEND_RANK, SEND_WITHDRAWN
 
 _QUIT_TIMEOUT = 5.0
 # aiosmtplib reduces "anything <a@b>" to a@b and drops what follows CR/LF; an envelope address
@@ -40,7 +40,7 @@ class SMTPPool:
         # A permit per connection in use; a connection is only opened while holding one and
         # only when no idle one exists, so open connections never exceed pool_size. Sends
         # waiting for one are served by their lane (`SEND_RANK`), transactional first, and
-        # go only if their lease held while they waited (`LEASE_LAPSED`).
+        # go only if not withdrawn while they waited (`SEND_WITHDRAWN`).
         self._slots = RankedSlots(settings.pool_size)
         self._idle: list[SMTPSession] = []
         self._closed = False
@@ -57,8 +57,8 @@ class SMTPPool:
         async with self._slots.slot(SEND_RANK.get()):
             if self._closed:
                 raise TransientSendError("SMTP pool is closed")
-            if LEASE_LAPSED.get()():
-                raise SendWithdrawn("the lease lapsed while the send waited for a connection")
+            if SEND_WITHDRAWN.get()():
+                raise SendWithdrawn("withdrawn while it waited for a connection")
             conn = await self._checkout()
             reusable = False
             try:

@@ -34,8 +34,9 @@ class PermanentSendError(SendError):
 
 
 class SendWithdrawn(Exception):
-    """Nothing was sent: the send's lease lapsed while it waited for a connection (another
-    claim may own its event now). Not the provider's doing, nor the recipient's."""
+    """Nothing was sent: while the send waited for a connection its lease lapsed (another
+    claim may own its event now) or the engine began to stop. Not the provider's doing, nor
+    the recipient's."""
 
 
 def credential_forms(user: str, secret: str) -> list[str]:

@@ -1,11 +1,12 @@
-"""The lane of the send under way and its lease, for the shared resources it waits for on its
-way out.
+"""The lane of the send under way and whether it may still go, for the shared resources it
+waits for on its way out.
 
 The dispatcher sets both in each send's own task (a task's context is its own copy). A resource
-that makes sends wait (the SMTP pool's connections) serves the lowest rank first, and asks the
-lease once the wait is over: a send that waited past its lease (another claim may own its event
-now, and send it) must not go. Anything else (an API proof, a test) is transactional, rank 0,
-and holds no lease.
+that makes sends wait (the SMTP pool's connections) serves the lowest rank first, and asks once
+the wait is over whether the send is withdrawn: its lease lapsed meanwhile (another claim may
+own its event now, and send it), or the engine is stopping (a send not started yet is handed
+back to the queue rather than waited for). Anything else (an API proof, a test) is
+transactional, rank 0, and never withdrawn.
 """
 
 from __future__ import annotations
@@ -20,5 +21,5 @@ def _never() -> bool:
 
 SEND_RANK: ContextVar[int] = ContextVar("txmsg_send_rank", default=0)
 
-LEASE_LAPSED: ContextVar[Callable[[], bool]] = ContextVar("txmsg_lease_lapsed", default=_never)
-"""Whether the lease of the send under way lapsed (or was taken by a later claim)."""
+SEND_WITHDRAWN: ContextVar[Callable[[], bool]] = ContextVar("txmsg_send_withdrawn", default=_never)
+"""Whether the send under way must not start: its lease lapsed, or the engine is stopping."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from txmsg.core.kinds import Channel
-from txmsg.core.lanes import LEASE_LAPSED, SEND_RANK
+from txmsg.core.lanes import SEND_RANK, SEND_WITHDRAWN
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.render_limits import RenderLimits
 from txmsg.core.retry import RetryPolicy
@@ -190,9 +190,10 @@ class Dispatcher:
     async def _process(
         self, event: ClaimedEvent, route: Route | None, target: Target | None
     ) -> None:
-        # This task's own context: its send waits in its lane, and goes only while its lease holds.
+        # This task's own context: its send waits in its lane, and starts only while its lease
+        # holds and the engine is not stopping.
         SEND_RANK.set(event.priority)
-        LEASE_LAPSED.set(partial(self._book.lost, event))
+        SEND_WITHDRAWN.set(partial(self._withdrawn, event))
         try:
             try:
                 if event.bulk:  # a transactional event on its way goes first
@@ -220,6 +221,9 @@ class Dispatcher:
             )
         finally:
             self._book.release([event])
+
+    def _withdrawn(self, event: ClaimedEvent) -> bool:
+        return self._book.stopping or self._book.lost(event)
 
     async def _record(self, event: ClaimedEvent, outcome: Outcome) -> None:
         """Record an outcome; while the database is unavailable, try again as long as the lease

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -17,6 +18,8 @@ from txmsg.core.timeutil import utcnow
 from txmsg.engine.rendering import render_event, render_problem
 from txmsg.sandbox.pool import Renderer
 from txmsg.store.routing import Route
+
+log = logging.getLogger(__name__)
 
 # Compiled messages kept at most: old versions are rarely sent again.
 MAX_COMPILED = 1000
@@ -102,6 +105,16 @@ class LegContext:
         return Outcome(
             event.id, event.lease_token, EventStatus.PENDING, f"retrying: {reason}", due_at=due
         )
+
+    def withdrawn(self, event: ClaimedEvent) -> Outcome | None:
+        """A send withdrawn before it started: nothing if its lease lapsed (the event is
+        another claim's now), else back to the queue, due at once (the engine is stopping:
+        the next process to claim sends it)."""
+        if self.lease_lost(event):
+            log.warning("lease of event %s lapsed while it waited to send; leaving it", event.pkey)
+            return None
+        reason = "handed back: the engine stopped before sending it"
+        return Outcome(event.id, event.lease_token, EventStatus.PENDING, reason, due_at=utcnow())
 
     def message(self, route: Route, language: str | None = None) -> MessageSource:
         """The route's published message, once per version and language variant (its render

@@ -110,8 +110,7 @@ class EmailLeg:
                 data = await self._context.renderer.sign(settings.dkim, data, event.priority) + data
             relay, _ = await provider.send_via(envelope_from, [address], data)
         except SendWithdrawn:
-            log.warning("lease of event %s lapsed while it waited to send; leaving it", event.pkey)
-            return None
+            return self._context.withdrawn(event)
         except SigningFailed as exc:
             if not exc.permanent:  # the worker failed, not the key: try again later
                 return replace(
