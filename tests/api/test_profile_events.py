@@ -213,3 +213,43 @@ async def test_profile_based_sms_go_to_the_profiles_number(server, fake_twilio) 
     failed = await wait_status(admin, no_number["href"], "targetingFailed")
     assert failed["reason"] == "profile 'c-4' has no sms address"
     assert len(fake_twilio.messages) == 2
+
+
+async def test_a_profile_based_sms_carries_its_unsubscribe_link(server, fake_twilio) -> None:
+    """`{{ unsubscribe_url }}` in an SMS (checked, previewed and published as in an email)
+    renders the profile's link; following it opts the profile out of SMS, not of email."""
+    admin = server.admin
+    await create_sms_channel(admin, fake_twilio, server.base_url)
+    created = await create_event(
+        admin,
+        "smsNews",
+        fields=[],
+        channel="sms",
+        channel_config="sms",
+        target="profile",
+        reconciliation={"from": "ctx.customer", "to": "profile_id"},
+    )
+    event = created["eventId"]
+    assert (await admin.post(f"/api/v1/event-configs/{event}/publish")).status_code == 200
+    draft = {"body": "Hi {{ profile.first_name }}, stop: {{ unsubscribe_url }}"}
+    r = await admin.put(f"/api/v1/messages/{event}/draft", json=draft)
+    assert r.status_code == 200, r.text
+    assert (await admin.post(f"/api/v1/messages/{event}/publish")).status_code == 201
+    await put_profile(admin, "c-9", mobilePhone="+14155552675", first_name="Eve")
+    accepted = await trigger(admin, event, {"ctx": {"customer": "c-9"}})
+    await wait_status(admin, accepted["href"], "processed")
+    [sms] = await fake_twilio.wait_for(1)
+    prefix = "Hi Eve, stop: http://localhost:8025/unsubscribe/"
+    assert sms.body.startswith(prefix), sms.body
+    path = sms.body[len("Hi Eve, stop: http://localhost:8025") :]
+    r = await server.client().post(
+        path,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200, r.text
+    profile = (await admin.get("/api/v1/profiles/c-9")).json()
+    assert (profile["sms_opt_out"], profile["email_opt_out"]) == (True, False)
+    again = await trigger(admin, event, {"ctx": {"customer": "c-9"}})
+    ignored = await wait_status(admin, again["href"], "ignored")
+    assert ignored["reason"] == "typology:opt_out:sms"

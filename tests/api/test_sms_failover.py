@@ -53,6 +53,7 @@ async def _event(server: Any, primary: dict[str, Any], fallback: FakeTwilio) -> 
             )
         ],
         "breaker": BREAKER,
+        "message_export": True,
     }
     r = await admin.post("/api/v1/channel-configs", json=body)
     assert r.status_code == 201, r.text
@@ -111,6 +112,10 @@ async def test_down_then_back_and_receipts_of_both_accounts(server, fake_twilio)
     log = await delivery_log_answer(admin, event_id, done[0]["PKey"])
     sent = [e for e in log["items"] if e["kind"] == "sent"]
     assert sent[0]["detail"] == {"provider": _name(fallback, FALLBACK_FROM)}
+    # The export record names the number that sent, the fallback's.
+    r = await admin.get("/api/v1/message-export/records")
+    senders = {tuple(i["sender"]["numbers"]) for i in r.json()["items"]}
+    assert senders == {(FALLBACK_FROM,)}, r.text
 
     async with FakeTwilio(account_sid=sid, auth_token=token, port=port) as primary:  # back
         await asyncio.sleep(BREAKER["cool_down"] + 0.2)

@@ -33,8 +33,12 @@ def sms(fake_twilio: FakeTwilio) -> SmsSettings:
     )
 
 
+def unsubscribe_url(channel: str, profile_id: str, pkey: str) -> str:
+    return f"http://txmsg.test/u/{channel}/{profile_id}/{pkey}"
+
+
 def leg(providers: Providers, ctx: LegContext | None = None) -> SmsLeg:
-    return SmsLeg(ctx or context(), providers)
+    return SmsLeg(ctx or context(), providers, unsubscribe_url)
 
 
 async def test_a_sent_sms_is_processed_with_its_sid_and_exported(

@@ -84,7 +84,7 @@ class Dispatcher:
                 Tracking(self._secrets, settings.public_url),
                 self._secrets,
             ),
-            Channel.SMS: SmsLeg(self._context, self._providers),
+            Channel.SMS: SmsLeg(self._context, self._providers, self._targeting.unsubscribe_url),
         }
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None

@@ -11,7 +11,7 @@ receipt says so, not when sent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from txmsg.core.delivery import PermanentSendError, TransientSendError
 from txmsg.core.export_record import sms_record
@@ -27,11 +27,17 @@ from txmsg.store.routing import Route
 
 log = logging.getLogger(__name__)
 
+UnsubscribeUrl = Callable[[str, str, str], str]
+"""A profile's unsubscribe link for a message: (channel, profile id, pkey) -> URL."""
+
 
 class SmsLeg:
-    def __init__(self, context: LegContext, providers: Providers) -> None:
+    def __init__(
+        self, context: LegContext, providers: Providers, unsubscribe_url: UnsubscribeUrl
+    ) -> None:
         self._context = context
         self._providers = providers
+        self._unsubscribe_url = unsubscribe_url
 
     async def prepare(self, routes: Sequence[Route]) -> None:
         """Twilio's client, loaded off the event loop before the first SMS (an SMS needs no
@@ -46,7 +52,13 @@ class SmsLeg:
         address = target.address
         assert address is not None
         version = route.published_version
-        rendered = await self._context.render(event, route, target)
+        profile = target.profile
+        unsubscribe = (  # a profile-based message's templates may show its unsubscribe link
+            self._unsubscribe_url(route.channel, profile.profile_id, event.pkey)
+            if profile is not None
+            else None
+        )
+        rendered = await self._context.render(event, route, target, unsubscribe)
         if isinstance(rendered, Outcome):
             return rendered
         text = sms_text(rendered.get("body", ""))
@@ -75,14 +87,14 @@ class SmsLeg:
         sent_at = utcnow()
         export = None
         if route.message_export:  # export on at send time: the record commits with the status
-            sender = settings.twilio.from_number
+            sender = _sender_number(settings, name)
             export = sms_record(
                 pkey=event.pkey,
                 event_id=event.event_id,
                 version=version,
                 sent_at=sent_at,
                 to_number=address,
-                profile_id=target.profile.profile_id if target.profile is not None else None,
+                profile_id=profile.profile_id if profile is not None else None,
                 from_numbers=[sender] if sender else [],
                 message=text,
             )
@@ -96,3 +108,12 @@ class SmsLeg:
             export=export,
             provider=name if settings.fallbacks else None,
         )
+
+
+def _sender_number(settings: SmsSettings, provider: str) -> str | None:
+    """The number of the provider that sent (the primary or a fallback), by its name; none
+    for a messaging service."""
+    for twilio in (settings.twilio, *settings.fallbacks):
+        if twilio.provider_name == provider:
+            return twilio.from_number
+    return settings.twilio.from_number
