@@ -98,6 +98,33 @@ async def test_a_callback_about_another_message_is_acknowledged_not_recorded(
     assert [(e["kind"], e["detail"]["MessageSid"]) for e in log] == [("delivered", sms.sid)]
 
 
+async def test_a_callback_about_an_sms_never_sent_is_not_recorded(
+    server, fake_twilio: FakeTwilio
+) -> None:
+    """Twilio refused the message (no SID): a signed callback naming the event is about a
+    message that does not exist, and counts no delivery."""
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    fake_twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
+    refused = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, refused["href"], "deliveryFailed")
+    url = f"{server.base_url}{CALLBACK_PATH}?pkey={refused['PKey']}"
+    sms = FakeSms(
+        sid="SM" + "1" * 32,
+        account_sid=fake_twilio.account_sid,
+        to=ADA["mobilePhone"],
+        from_="+14155550100",
+        messaging_service_sid=None,
+        body="",
+        status_callback=url,
+        form={},
+    )
+    r = await post_callback(url, fake_twilio.callback_params(sms, "delivered"), fake_twilio)
+    assert r.status_code == 204, r.text  # acknowledged: Twilio need not retry it
+    assert await delivery_log(server.admin, refused["href"]) == []
+    r = await server.admin.get(f"/api/v1/reports/{event_id}")
+    assert r.json()["total"]["delivered"] == 0, r.text
+
+
 async def test_a_retried_callback_is_recorded_once(server, fake_twilio: FakeTwilio) -> None:
     accepted, sms = await sent_sms(server, fake_twilio)
     assert await fake_twilio.send_status(sms, "sent") == 204

@@ -50,7 +50,20 @@ def test_numbers_are_normalised_to_e164(raw: str, e164: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["+15558675310", "0612345678", "415 555 2671", "", "  ", "+1", "phone", 123, None]
+    "raw",
+    [
+        "+15558675310",
+        "0612345678",
+        "415 555 2671",
+        "",
+        "  ",
+        "+1",
+        "phone",
+        123,
+        None,
+        "+14155552671\x00",  # libphonenumber drops a NUL: the number must not be taken so
+        "+1415\x005552671",
+    ],
 )
 def test_invalid_numbers_name_the_field(raw: object) -> None:
     with pytest.raises(DomainError) as caught:

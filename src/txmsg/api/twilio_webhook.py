@@ -61,9 +61,9 @@ async def twilio_status(request: Request) -> Response:
         raise not_found(f"no SMS event '{ids.pkey}'")
     if target.channel_config not in signed_by or ids.account_sid not in target.account_sids:
         raise _forbidden("this callback is not signed by the event's channel configuration")
-    if target.provider_message_id not in (None, ids.message_sid):
-        # Signed, but about another message than the one sent for this event: acknowledged
-        # (Twilio need not retry it) and not recorded.
+    if not target.sent_as(ids.message_sid):
+        # Signed, but about another message than the one sent for this event (or about one
+        # that never was): acknowledged (Twilio need not retry it) and not recorded.
         return Response(status_code=204)
     entry = receipt_entry(target.pkey, target.event_id, dict(params), utcnow())
     if entry is not None:

@@ -31,6 +31,8 @@ def normalize_phone(value: object, field_name: str) -> str:
         raise invalid(field_name, "must be a string holding a phone number in E.164 format")
     if not value.strip() or len(value) > MAX_INPUT:
         raise invalid(field_name, "must be a phone number in E.164 format, e.g. +14155552671")
+    if "\x00" in value:  # libphonenumber would drop it, and take what is left
+        raise invalid(field_name, "must not contain NUL characters (U+0000)")
     try:
         # No default region: the number must be international (+ and country code), because
         # a trigger does not say which country a national number belongs to.

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import LogEntry
 from txmsg.core.kinds import Channel
+from txmsg.core.statuses import EventStatus
 from txmsg.core.twilio_config import FALLBACK_TOKENS
 from txmsg.store import delivery_log as log_store
 from txmsg.store.cache import TTLCache
@@ -87,6 +88,21 @@ class ReceiptTarget:
     is_sms: bool  # an SMS event of an SMS channel configuration
     channel_config: str
     account_sids: frozenset[str]  # the configuration's accounts: its primary and fallbacks
+    status: str
+
+    def sent_as(self, message_sid: str) -> bool:
+        """Whether `message_sid` may be the message sent for this event: its recorded SID, or
+        any while none is recorded and the event may still be under way (Twilio's receipt can
+        come before the outcome is written, or after an answer lost to a time-out). An event
+        that ended without a SID (refused, ignored, unroutable, expired) sent nothing."""
+        if self.provider_message_id is not None:
+            return self.provider_message_id == message_sid
+        return self.status in _UNDER_WAY
+
+
+_UNDER_WAY = frozenset(
+    {EventStatus.PENDING.value, EventStatus.PROCESSING.value, EventStatus.PAUSED.value}
+)
 
 
 def receipt_target(conn: Connection, pkey: str) -> ReceiptTarget | None:
@@ -96,6 +112,7 @@ def receipt_target(conn: Connection, pkey: str) -> ReceiptTarget | None:
             events.c.pkey,
             events.c.event_id,
             events.c.provider_message_id,
+            events.c.status,
             event_configs.c.channel.label("event_channel"),
             channel_configs.c.name.label("channel_config"),
             channel_configs.c.channel.label("config_channel"),
@@ -118,6 +135,7 @@ def receipt_target(conn: Connection, pkey: str) -> ReceiptTarget | None:
         is_sms=row.event_channel == Channel.SMS and row.config_channel == Channel.SMS,
         channel_config=row.channel_config,
         account_sids=frozenset(t["account_sid"] for t, _ in accounts if "account_sid" in t),
+        status=row.status,
     )
 
 
