@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,14 +18,25 @@ DEFAULT_TRIGGER_LIMIT = KeyLimit(1000, 2000)  # TXMSG_TRIGGER_RATE_LIMIT="1000/s
 DEFAULT_FAILURE_LIMIT = KeyLimit(10, 100)  # TXMSG_AUTH_FAILURE_RATE_LIMIT="10/s burst 100"
 
 
-def _float(env: dict[str, str], name: str, default: float) -> float:
+def _float(env: dict[str, str], name: str, default: float, largest: float = 0.0) -> float:
+    """The number `name` holds, up to `largest` (by default, _LARGEST)."""
+    largest = largest or _LARGEST
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or abs(value) > largest:
+        raise SystemExit(f"{name} must be a number up to {largest:g}, got {raw!r}")
+    return value
+
+
+# Beyond any sensible setting, and within what a time span may hold (timedelta: 8.6e13 s).
+_LARGEST = 1e12
+# Periods in days: dates a century back stay dates.
+_MAX_DAYS = 36_500
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +165,10 @@ class Settings:
                 env.get("TXMSG_AUTH_FAILURE_RATE_LIMIT", "10/s burst 100"),
                 "TXMSG_AUTH_FAILURE_RATE_LIMIT",
             ),
-            export_retention_days=_float(env, "TXMSG_EXPORT_RETENTION_DAYS", 7.0),
+            export_retention_days=_float(env, "TXMSG_EXPORT_RETENTION_DAYS", 7.0, _MAX_DAYS),
             webhook_timeout_seconds=_float(env, "TXMSG_WEBHOOK_TIMEOUT_SECONDS", 10.0),
             interaction_inactivity=timedelta(
-                days=_float(env, "TXMSG_INTERACTION_INACTIVITY_DAYS", 90)
+                days=_float(env, "TXMSG_INTERACTION_INACTIVITY_DAYS", 90, _MAX_DAYS)
             ),
             bounce_listen=env.get("TXMSG_BOUNCE_LISTEN") or None,
             bounce_max_bytes=int(_float(env, "TXMSG_BOUNCE_MAX_BYTES", 1024 * 1024)),

@@ -526,3 +526,22 @@ async def test_mail_over_the_size_limit_is_refused(server, smtp: FakeSMTPServer)
         await deliver(server, mail.mail_from, report)
     assert refused.value.code == 552
     assert await log_of(server.admin, accepted) == []
+
+
+async def test_a_hard_bounce_reported_after_the_refusal_counts_once(
+    server, smtp: FakeSMTPServer
+) -> None:
+    """The server refused the message (550 5.1.1: a hard bounce, recorded with the send);
+    the same bounce reported later (the feedback API, or a DSN) is the same one."""
+    event_id = await live_event(server.admin, smtp)
+    smtp.fail_next(550, "5.1.1 User unknown", stage="RCPT")
+    accepted = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, accepted["href"], "deliveryFailed")
+    r = await server.admin.post(
+        "/api/v1/feedback", json={"PKey": accepted["PKey"], "type": "bounce", "bounce": "hard"}
+    )
+    assert r.status_code == 202, r.text
+    bounced = [e for e in await log_of(server.admin, accepted) if e["kind"] == "bounced"]
+    assert [e["detail"]["bounce"] for e in bounced] == ["hard"], bounced
+    r = await server.admin.get(f"/api/v1/reports/{event_id}")
+    assert r.json()["total"]["bounced_hard"] == 1, r.text

@@ -62,6 +62,14 @@ def _s3(**destination: Any) -> dict[str, Any]:
             {"destination": {"type": "s3", "bucket": "abc", "endpoint_url": "http://h:99999"}},
             "destination.endpoint_url",
         ),
+        *(
+            (
+                {"destination": {"type": "s3", "bucket": "abc", "endpoint_url": url}},
+                "destination.endpoint_url",
+            )
+            # Credentials in the URL would be shown back in every answer, unsealed.
+            for url in ("http://user:pw@127.0.0.1:9000", "http://h?x=1", "http://h#f")
+        ),
         (
             {"destination": {"type": "s3", "bucket": "abc", "access_key_id": "only-the-id"}},
             "destination.secret_access_key",

@@ -71,13 +71,21 @@ def _schedule(value: object, retention: timedelta) -> str:
 def _endpoint(value: str | None) -> str | None:
     if value is None:
         return None
-    problem = "must be an http:// or https:// URL with a host and no path"
+    problem = "must be an http:// or https:// URL with a host and no path, query or user"
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:  # a bad port or IPv6 literal
         raise invalid("destination.endpoint_url", problem) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        # The spec's [^/?#@\s]: credentials in the URL would be shown back as given, and
+        # the keys have their own write-only fields.
+        or any(c in value for c in "?#@")
+        or any(c.isspace() for c in value)
+    ):
         raise invalid("destination.endpoint_url", problem)
     return value.rstrip("/")
 

@@ -132,7 +132,9 @@ def day_range(raw_from: str | None, raw_to: str | None, today: date) -> DayRange
     Query parameters: their errors carry no JSON pointer (there is no body to point into).
     """
     last = _parse_day(raw_to, "to") if raw_to else today
-    first = _parse_day(raw_from, "from") if raw_from else last - timedelta(days=DEFAULT_DAYS - 1)
+    # By default the 30 days up to `to`, from the first day there is at the earliest.
+    default_first = max(last - timedelta(days=DEFAULT_DAYS - 1), MIN_DATE.date())
+    first = _parse_day(raw_from, "from") if raw_from else default_first
     # Each day is valid alone (a 400 otherwise); the pair is a 422, which a schema cannot say.
     if first > last:
         raise refused("from", "must not be after `to`", in_header=True)

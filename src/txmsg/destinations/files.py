@@ -3,7 +3,9 @@
 A run writes `date=YYYY-MM-DD/part-<run>-<n>.<ext>` under the destination: records go to the
 partition of their send day, a new file starts every `max_rows_per_file` records of a
 partition. Names depend only on the run number and the records (read in id order), so a
-retried run rewrites the same files. Each file is written under a hidden temporary name
+retried run rewrites the same files. A run's first attempt overwrites nothing: a file of its
+name is another flow's (or one deleted and made again) sharing the destination, and the run
+fails rather than replace it. Each file is written under a hidden temporary name
 (`.part-...tmp`, which dataset readers skip) and renamed when closed.
 """
 
@@ -64,11 +66,12 @@ class _File:
         self.fs.move(self.temp, self.final)  # complete: now it may be seen
 
     def abandon(self) -> None:
-        """After an error: close without publishing (the temporary name stays hidden)."""
+        """After an error: close without publishing, and remove the temporary file."""
         try:
             if self.parquet is not None:
                 self.parquet.close()
             self.stream.close()
+            self.fs.delete_file(self.temp)
         except Exception:  # the run already failed with the first error: log this one
             log.warning("closing an abandoned export file failed", exc_info=True)
 
@@ -82,8 +85,11 @@ class PartitionedWriter:
         compression: str,
         run: int,
         max_rows_per_file: int = 1_000_000,
+        *,
+        overwrite: bool = False,
     ) -> None:
         self._fs = fs
+        self._overwrite = overwrite  # a retry: the files of an earlier attempt
         self._base = base
         self._fmt = fmt
         self._compression = compression
@@ -108,6 +114,12 @@ class PartitionedWriter:
             n = self._next.get(day, 0)
             self._next[day] = n + 1
             relative = f"date={_day(day)}/part-{self._run}-{n}{self._ext()}"
+            final = f"{self._base}/{relative}"
+            if not self._overwrite and self._fs.get_file_info(final).type != pafs.FileType.NotFound:
+                raise FileExistsError(
+                    f"{relative} exists already: another export flow's file? Each flow needs a "
+                    "destination of its own"
+                )
             current = _File(self._fs, self._base, relative, self._fmt, self._compression)
             self._open[day] = current
         return current

@@ -89,7 +89,13 @@ class Exporter:
         try:
             fs, base = await asyncio.to_thread(open_destination, flow.destination, flow.secrets)
             writer = PartitionedWriter(
-                fs, base, flow.format, flow.compression, plan.run, self.max_rows_per_file
+                fs,
+                base,
+                flow.format,
+                flow.compression,
+                plan.run,
+                self.max_rows_per_file,
+                overwrite=plan.attempt > 1,
             )
             await self._copy(name, token, plan, writer)
             files = await asyncio.to_thread(writer.close)

@@ -85,6 +85,15 @@ def patch(conn: Connection, name: str, body: Any, retention: timedelta, now: dat
     if row is None:
         raise not_found(f"no export flow '{name}'")
     spec = parse_update(body, spec_of(row), retention)
+    if (spec.format, spec.compression) != (row.format, row.compression):
+        last = _latest_run(conn, name)
+        if last is not None and last.status != SUCCEEDED:
+            # Its retry rewrites the files it began under the same names: in another format
+            # they would sit beside them, and their records be read twice.
+            raise conflict(
+                f"export flow '{name}' run {last.run} has not succeeded: its retry rewrites "
+                "the files it began; change the format or compression once it has"
+            )
     values: dict[str, Any] = {
         "format": spec.format,
         "destination": spec.destination,

@@ -211,12 +211,16 @@ def record_bounces(
 
 
 def bounced_entry(pkey: str, event_id: str, hard: bool, reason: str) -> LogEntry:
+    """The `bounced` entry of a send's own refusal. A message bounces hard once: a report of
+    the same hard bounce later (a DSN, the feedback API) is the same one, not counted again;
+    each soft refusal of a retried send is its own."""
     return LogEntry(
         pkey,
         event_id,
         Interaction.BOUNCED,
         utcnow(),
         {"bounce": "hard" if hard else "soft", "reason": reason[:500]},
+        "hard" if hard else None,
     )
 
 
