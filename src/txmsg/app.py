@@ -130,11 +130,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: App) -> AsyncIterator[None]:
-        await engine.start(role)
+        try:
+            await engine.start(role)
+        except Exception as exc:
+            app.startup_failed(exc, settings.resolved_database_url, settings.data_dir)
+            raise
         ops = None
         try:
             if ops_port is not None:  # its failure stops the engine started above
-                ops = await start_ops_port(probe, ops_port)
+                try:
+                    ops = await start_ops_port(probe, ops_port)
+                except Exception as exc:
+                    app.startup_failed(exc, settings.resolved_database_url, settings.data_dir)
+                    raise
             yield
         finally:
             if ops is not None:

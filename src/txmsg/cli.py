@@ -248,10 +248,14 @@ def _run_worker(
         return _until_signalled(
             lambda stop: run_worker(settings, stop, ops, started=on_start), hangup
         )
-    except Exception:
+    except Exception as exc:
         if started.is_set():
             raise
-        logging.getLogger("txmsg.worker").exception("the worker could not start")
+        problem = _startup_problem(exc, settings)
+        if problem is None:
+            logging.getLogger("txmsg.worker").exception("the worker could not start")
+        else:
+            logging.getLogger("txmsg.worker").error("the worker could not start: %s", problem)
         return STARTUP_FAILURE
 
 
@@ -267,18 +271,10 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await db.dispose()
 
-    where = settings.resolved_database_url.split("@")[-1]
-    try:
-        asyncio.run(run())
-    except Exception as exc:
-        from txmsg.commands.supervisor import STARTUP_FAILURE
-        from txmsg.store.outage import is_unavailable
+    from txmsg.store.startup_errors import address_of
 
-        if not is_unavailable(exc):
-            raise
-        print(f"txmsg: the database at {where} cannot be reached: {exc}", file=sys.stderr)
-        return STARTUP_FAILURE  # as serve and worker exit when they cannot reach it
-    print(f"database is at the latest schema ({where})")
+    asyncio.run(run())  # a failure the operator fixes is one line (main)
+    print(f"database is at the latest schema ({address_of(settings.resolved_database_url)})")
     return 0
 
 
@@ -357,6 +353,13 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"a port is 1 to {MAX_PORT}, not {value}")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -372,7 +375,7 @@ def _add_serving(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         formatter_class=HELP,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address the HTTP API listens on")
-    serve.add_argument("--port", type=int, default=8025, help="port of the HTTP API")
+    serve.add_argument("--port", type=_port, default=8025, help="port of the HTTP API")
     serve.add_argument("--access-log", action="store_true", help="log every request line")
     serve.add_argument(
         "--role",
@@ -382,7 +385,7 @@ def _add_serving(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     )
     serve.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         default=None,
         help="also serve /health, /ready and /metrics on this port, without a key (with "
         "--processes N, on N ports from this one: one for each process)",
@@ -400,7 +403,7 @@ def _add_serving(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     )
     worker.add_argument(
         "--health-port",
-        type=int,
+        type=_port,
         default=None,
         help="answer GET /health, /ready and /metrics on this port (with --processes N, on N "
         "ports from this one: one for each process)",
@@ -465,8 +468,8 @@ def _add_fakes(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         formatter_class=HELP,
     )
     smtp.add_argument("--host", default="127.0.0.1", help="address both servers listen on")
-    smtp.add_argument("--port", type=int, default=2525, help="SMTP port")
-    smtp.add_argument("--http-port", type=int, default=2580, help="port of the HTTP mailbox")
+    smtp.add_argument("--port", type=_port, default=2525, help="SMTP port")
+    smtp.add_argument("--http-port", type=_port, default=2580, help="port of the HTTP mailbox")
     smtp.set_defaults(func=_fake_smtp)
     twilio = fake_sub.add_parser(
         "twilio",
@@ -475,7 +478,7 @@ def _add_fakes(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         formatter_class=HELP,
     )
     twilio.add_argument("--host", default="127.0.0.1", help="address it listens on")
-    twilio.add_argument("--port", type=int, default=8026, help="its port")
+    twilio.add_argument("--port", type=_port, default=8026, help="its port")
     twilio.add_argument("--account-sid", default="AC" + "0" * 32, help="the account's SID")
     twilio.add_argument("--auth-token", default="fake-auth-token", help="the account's token")
     twilio.add_argument(
@@ -508,17 +511,33 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         top.exit(2, f"txmsg: bad configuration: {exc}\n")
     logs.configure(args.log_level, args.log_format)
-    result = args.func(args, settings)
-    if isinstance(result, Coroutine):  # an async command
-        import asyncio
+    try:
+        result = args.func(args, settings)
+        if isinstance(result, Coroutine):  # an async command
+            import asyncio
 
-        try:
             result = asyncio.run(result)
-        except NoDatabase as exc:
-            print(f"txmsg: {exc}", file=sys.stderr)
-            return 2
+    except NoDatabase as exc:
+        print(f"txmsg: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        problem = _startup_problem(exc, settings)
+        if problem is None:
+            raise  # a bug: its traceback
+        from txmsg.commands.supervisor import STARTUP_FAILURE
+
+        print(f"txmsg: {problem}", file=sys.stderr)
+        return STARTUP_FAILURE
     code: int = result
     return code
+
+
+def _startup_problem(exc: BaseException, settings: Settings) -> str | None:
+    """What the operator must fix, in one line (the database, the data directory, the secret
+    key, a port), when `exc` says so; None for a bug."""
+    from txmsg.store.startup_errors import startup_problem
+
+    return startup_problem(exc, settings.resolved_database_url, settings.data_dir)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from txmsg.core.rate_limit import KeyLimit, parse_limit_spec
 from txmsg.core.render_limits import RenderLimits
@@ -27,14 +28,15 @@ def _float(env: dict[str, str], name: str, default: float, largest: float = 0.0)
     try:
         value = float(raw)
     except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
     if not math.isfinite(value) or abs(value) > largest:
-        raise SystemExit(f"{name} must be a number up to {largest:g}, got {raw!r}")
+        raise ValueError(f"{name} must be a number up to {largest:g}, got {raw!r}")
     return value
 
 
-# Beyond any sensible setting, and within what a time span may hold (timedelta: 8.6e13 s).
-_LARGEST = 1e12
+# Beyond any sensible setting (31 years in seconds, a GB in bytes), and far within what a time
+# span or a date may hold: now plus this many seconds is still a date.
+_LARGEST = 1e9
 # Periods in days: dates a century back stay dates.
 _MAX_DAYS = 36_500
 
@@ -98,6 +100,23 @@ class Settings:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'txmsg.db').resolve()}"
 
+    def _more_problems(self, scheme: str) -> list[str]:
+        """Retries, caches and the database URL's port (the rest: `__post_init__`)."""
+        problems = []
+        if self.retry_base_seconds <= 0 or self.retry_max_seconds < self.retry_base_seconds:
+            problems.append(
+                "TXMSG_RETRY_BASE_SECONDS must be greater than 0, and TXMSG_RETRY_MAX_SECONDS "
+                "no less than it"
+            )
+        if self.config_cache_seconds < 0:
+            problems.append("TXMSG_CONFIG_CACHE_SECONDS must not be negative")
+        if scheme in ("postgresql", "postgres"):
+            try:
+                urlsplit(self.database_url).port  # noqa: B018 - raises on a port not a number
+            except ValueError:
+                problems.append("TXMSG_DATABASE_URL has a port that is not a number (1-65535)")
+        return problems
+
     def __post_init__(self) -> None:
         problems = []
         scheme = self.database_url.partition("://")[0].partition("+")[0].lower()
@@ -123,6 +142,7 @@ class Settings:
         ):
             if value <= 0:
                 problems.append(f"{name} must be greater than 0")
+        problems += self._more_problems(scheme)
         if self.bounce_listen:
             host, colon, port = self.bounce_listen.rpartition(":")
             if not colon or not host or not port.isdigit() or int(port) > 65535:

@@ -24,7 +24,7 @@ from txmsg.config import Settings
     ],
 )
 def test_a_number_no_setting_can_hold_is_refused_naming_it(name: str, raw: str) -> None:
-    with pytest.raises(SystemExit) as refused:
+    with pytest.raises(ValueError) as refused:
         Settings.from_env({name: raw})
     assert str(refused.value).startswith(f"{name} must be a number up to"), refused.value
 

@@ -10,17 +10,30 @@ runs under a root path, with user middleware or in debug mode, goes through Star
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ExceptionHandler, Receive, Scope, Send
+from starlette.types import ExceptionHandler, Message, Receive, Scope, Send
 
 from txmsg.api import trigger
+from txmsg.store.startup_errors import startup_problem
 
 
 class App(Starlette):
+    # Why the lifespan's start failed, in one line, when the operator can fix it (a database
+    # that cannot be reached, a port in use): told instead of Starlette's traceback.
+    _startup_problem: str | None = None
+
+    def startup_failed(self, exc: BaseException, database_url: str, data_dir: Path) -> None:
+        """The lifespan's start raised `exc`: keep the line that says why, if there is one."""
+        self._startup_problem = startup_problem(exc, database_url, data_dir)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await super().__call__(scope, receive, self._lifespan_send(send))
+            return
         if scope["type"] == "http" and self._plain_stack():
             event_id = trigger.trigger_path(scope)
             if event_id is not None:
@@ -48,6 +61,14 @@ class App(Starlette):
                 raise  # logged by the server, as Starlette's ServerErrorMiddleware does
             return
         await trigger.send_accepted(send, payload, replayed)
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def told(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed" and self._startup_problem:
+                message = {**message, "message": f"txmsg could not start: {self._startup_problem}"}
+            await send(message)
+
+        return told
 
     def _plain_stack(self) -> bool:
         """Starlette's stack adds nothing the shortcut leaves out: no user middleware, no

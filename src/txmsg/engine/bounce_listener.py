@@ -69,7 +69,11 @@ class BounceListener:
         logging.getLogger("mail.log").addFilter(_QUIET)
         self._secret = await self._secrets.get_or_create(SECRET_NAME)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._connection, self.host, self.port)
+        try:
+            self._server = await loop.create_server(self._connection, self.host, self.port)
+        except OSError as exc:  # told as the setting that chose the address
+            where = f"{self.host}:{self.port}"
+            raise OSError(exc.errno, f"TXMSG_BOUNCE_LISTEN {where}: {exc.strerror}") from exc
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("bounce listener on %s:%d", self.host, self.port)
 

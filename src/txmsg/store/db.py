@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import asyncpg
 import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -73,7 +74,7 @@ class Database:
         connection can neither write nor read them. `timeout`: seconds a statement waits for
         SQLite's write lock, or to connect to PostgreSQL, before failing (store/outage.py).
         `local_clock`: this process's clock, from which the database's time is estimated."""
-        self.url = normalize_url(url)
+        self.url, timeout = _connect_timeout(normalize_url(url), timeout)
         # The database's time (leases), as this process estimates it (`sync_clock`).
         self.clock = DatabaseClock(local_clock)
         self.is_sqlite = make_url(self.url).get_backend_name() == "sqlite"
@@ -108,13 +109,20 @@ class Database:
                 SQLITE_READERS, thread_name_prefix="txmsg-sqlite-reader"
             )
         else:
+            # asyncpg reads the URL's libpq parameters itself (sslmode, sslrootcert,
+            # connect_timeout... as hosting platforms give them); SQLAlchemy would pass them
+            # on as arguments asyncpg does not take.
+            dsn = make_url(self.url).set(drivername="postgresql")
+            connect = _pg_connect_args(timeout)
             self._async = create_async_engine(
-                self.url,
+                dsn.set(drivername="postgresql+asyncpg", query={}),
+                async_creator=lambda: asyncpg.connect(
+                    dsn.render_as_string(hide_password=False), **connect
+                ),
                 hide_parameters=True,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_timeout=timeout,
-                connect_args=_pg_connect_args(timeout),
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
             )
@@ -207,6 +215,20 @@ class Database:
         if self._writer_conn is not None:
             self._writer_conn.close()
             self._writer_conn = None
+
+
+def _connect_timeout(url: str, timeout: float) -> tuple[str, float]:
+    """libpq's `connect_timeout` (seconds) as the timeout, when shorter, and out of the URL:
+    asyncpg, which reads the URL's other libpq parameters, would send it to the server."""
+    parsed = make_url(url)
+    given = parsed.query.get("connect_timeout")
+    if given is None:
+        return url, timeout
+    if isinstance(given, str) and given.isdigit() and int(given) > 0:
+        timeout = min(timeout, float(given))
+    return parsed.difference_update_query(["connect_timeout"]).render_as_string(
+        hide_password=False
+    ), timeout
 
 
 def _pg_connect_args(timeout: float) -> dict[str, Any]:

@@ -37,6 +37,10 @@ class SealError(Exception):
     """A sealed value that no key of the keyring opens, or a keyring that is missing."""
 
 
+class BadSecretKey(ValueError):
+    """A secret key (TXMSG_SECRET_KEY, or the data directory's secret.key) is not a Fernet key."""
+
+
 class Keyring:
     """Fernet keys: the first seals, all open. Never printed (no key in a repr)."""
 
@@ -46,7 +50,7 @@ class Keyring:
         try:
             self._fernet = MultiFernet([Fernet(key) for key in keys])
         except ValueError:
-            raise ValueError(
+            raise BadSecretKey(
                 "a secret key must be a Fernet key (32 url-safe base64-encoded bytes)"
             ) from None
 

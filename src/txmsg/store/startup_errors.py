@@ -1,0 +1,73 @@
+"""Why a command could not start, in one line.
+
+What an operator fixes in the settings or around the process (the database's address, name
+or credentials, the data directory, the secret key, a port another process holds, a schema a
+newer release migrated) is told as one line naming it, never a traceback; anything else is
+a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from asyncpg import exceptions as pg
+from sqlalchemy.exc import ArgumentError
+
+from txmsg.store.outage import is_unavailable
+from txmsg.store.sealing import BadSecretKey, SealError
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the errors it was raised from (a driver's error under SQLAlchemy's)."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        orig = getattr(error, "orig", None)
+        error = orig if isinstance(orig, BaseException) else (error.__cause__ or error.__context__)
+
+
+def address_of(url: str) -> str:
+    """Where a database URL points, without its credentials."""
+    return url.split("@")[-1]
+
+
+def startup_problem(exc: BaseException, database_url: str, data_dir: Path) -> str | None:
+    """The one line that says why starting failed, or None for an error that is a bug."""
+    from alembic.util.exc import CommandError  # here: alembic loads only to migrate
+
+    where = address_of(database_url)
+    for error in _chain(exc):
+        if isinstance(error, BadSecretKey):
+            return f"TXMSG_SECRET_KEY: {error}"
+        if isinstance(error, SealError):
+            return str(error)
+        if isinstance(error, pg.InvalidCatalogNameError):
+            return f"the database at {where} does not exist ({error}): create it, then migrate"
+        # A role or password refused; a URL parameter PostgreSQL does not know (42704).
+        refused = pg.InvalidAuthorizationSpecificationError | pg.UndefinedObjectError
+        if isinstance(error, refused):
+            return f"the database at {where} refused the connection: {error}"
+        if isinstance(error, socket.gaierror):
+            return f"the database host of TXMSG_DATABASE_URL ({where}) cannot be resolved: {error}"
+        if isinstance(error, ArgumentError):
+            return f"TXMSG_DATABASE_URL cannot be read: {error}"
+        if isinstance(error, CommandError) and "Can't locate revision" in str(error):
+            return (
+                f"the database at {where} was migrated by a newer release of txmsg ({error}): "
+                "run that release, or restore the database's backup"
+            )
+        if isinstance(error, OSError) and error.filename is not None:
+            return (
+                f"{error.filename}: {error.strerror or error} (the data directory, "
+                f"TXMSG_DATA_DIR, is {str(data_dir)!r})"
+            )
+        if isinstance(error, OSError) and error.errno in (errno.EADDRINUSE, errno.EACCES):
+            return f"cannot listen: {error.strerror or error}"  # names the port's option
+    if is_unavailable(exc):
+        return f"the database at {where} cannot be reached: {exc}"
+    return None

@@ -1,0 +1,140 @@
+"""A command that cannot start says why in one line naming what to fix (the database, the
+secret key, the data directory, a port, a setting), exits non-zero, and prints no traceback:
+what an operator sees in a terminal or a service's journal. Real processes, real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from conftest import PG_DSN
+from helpers import free_port
+from process_support import SRC
+
+SERVER = make_url(PG_DSN)  # the test PostgreSQL server
+
+
+def txmsg(*argv: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TXMSG_")}
+    return subprocess.run(
+        [sys.executable, "-m", "txmsg.cli", *argv],
+        cwd=cwd,
+        env={**clean, "PYTHONPATH": SRC, "TXMSG_ADMIN_KEY": "admin-key", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def told(done: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    """Exited `code`, no traceback, and the output holds `words`."""
+    out = done.stdout + done.stderr
+    assert done.returncode == code, out
+    assert "Traceback" not in out, out
+    for word in words:
+        assert word in out, out
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A port another process's socket holds."""
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        yield port
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["serve", "--port", "{port}"], ["worker"]])
+def test_a_database_that_does_not_exist(tmp_path: Path, command: list[str]) -> None:
+    argv = [a.replace("{port}", str(free_port())) for a in command]
+    url = SERVER.set(database="txmsg_no_such_database").render_as_string(hide_password=False)
+    done = txmsg(*argv, cwd=tmp_path, TXMSG_DATABASE_URL=url)
+    told(done, 3, "/txmsg_no_such_database does not exist")
+
+
+def test_an_unknown_role_and_an_unknown_host(tmp_path: Path) -> None:
+    url = SERVER.set(username="txmsg_no_such_role").render_as_string(hide_password=False)
+    told(txmsg("migrate", cwd=tmp_path, TXMSG_DATABASE_URL=url), 3, "refused the connection")
+    url = SERVER.set(host="no-such-host.invalid").render_as_string(hide_password=False)
+    told(txmsg("migrate", cwd=tmp_path, TXMSG_DATABASE_URL=url), 3, "cannot be resolved")
+
+
+def test_libpq_parameters_of_a_hosted_database_url_work(tmp_path: Path, database_url: str) -> None:
+    """Hosting platforms hand out postgres:// URLs with sslmode and connect_timeout."""
+    url = database_url.replace("postgresql+asyncpg://", "postgres://")
+    url += "?sslmode=prefer&connect_timeout=5&application_name=shop"
+    told(txmsg("migrate", cwd=tmp_path, TXMSG_DATABASE_URL=url), 0, "latest schema")
+    told(txmsg("keys", "list", cwd=tmp_path, TXMSG_DATABASE_URL=url), 0)
+    bad = url + "&no_such_parameter=1"
+    told(txmsg("migrate", cwd=tmp_path, TXMSG_DATABASE_URL=bad), 3, '"no_such_parameter"')
+
+
+test_libpq_parameters_of_a_hosted_database_url_work.postgresql_only = True  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["serve", "--port", "{port}"]])
+def test_a_secret_key_that_is_not_one(tmp_path: Path, command: list[str]) -> None:
+    argv = [a.replace("{port}", str(free_port())) for a in command]
+    done = txmsg(*argv, cwd=tmp_path, TXMSG_SECRET_KEY="not-a-key")
+    told(done, 3, "TXMSG_SECRET_KEY: a secret key must be a Fernet key")
+
+
+def test_a_data_directory_that_cannot_be_one(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    done = txmsg("serve", "--port", str(free_port()), cwd=tmp_path, TXMSG_DATA_DIR="a-file")
+    told(done, 3, "Not a directory", "TXMSG_DATA_DIR")
+
+
+def test_ports_another_process_holds(tmp_path: Path, held_port: int) -> None:
+    serve = ["serve", "--port", str(free_port()), "--metrics-port", str(held_port)]
+    told(txmsg(*serve, cwd=tmp_path), 3, f"ops port 127.0.0.1:{held_port}", "in use")
+    worker = ["worker", "--health-port", str(held_port)]
+    told(txmsg("migrate", cwd=tmp_path), 0)
+    told(txmsg(*worker, cwd=tmp_path), 3, f"ops port 127.0.0.1:{held_port}", "in use")
+    bounce = {"TXMSG_BOUNCE_LISTEN": f"127.0.0.1:{held_port}"}
+    done = txmsg("serve", "--port", str(free_port()), cwd=tmp_path, **bounce)
+    told(done, 3, f"TXMSG_BOUNCE_LISTEN 127.0.0.1:{held_port}", "in use")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--port", "99999"],
+        ["serve", "--metrics-port", "0"],
+        ["worker", "--health-port", "70000"],
+        ["fake", "smtp", "--port", "84761"],
+    ],
+)
+def test_a_port_that_does_not_exist_is_refused(tmp_path: Path, argv: list[str]) -> None:
+    told(txmsg(*argv, cwd=tmp_path), 2, "a port is 1 to 65535")
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "says"),
+    [
+        ("TXMSG_LEASE_SECONDS", "inf", "TXMSG_LEASE_SECONDS must be a number up to"),
+        ("TXMSG_LEASE_SECONDS", "1e12", "TXMSG_LEASE_SECONDS must be a number up to"),
+        ("TXMSG_POLL_INTERVAL", "nan", "TXMSG_POLL_INTERVAL must be a number up to"),
+        ("TXMSG_LEASE_SECONDS", "abc", "TXMSG_LEASE_SECONDS must be a number"),
+        ("TXMSG_RETRY_BASE_SECONDS", "-5", "TXMSG_RETRY_BASE_SECONDS must be greater than 0"),
+        ("TXMSG_CONFIG_CACHE_SECONDS", "-1", "TXMSG_CONFIG_CACHE_SECONDS must not be negative"),
+    ],
+)
+def test_a_setting_no_engine_can_run_with(tmp_path: Path, name: str, raw: str, says: str) -> None:
+    told(txmsg("migrate", cwd=tmp_path, **{name: raw}), 2, "bad configuration", says)
+    done = txmsg("check", cwd=tmp_path, **{name: raw})
+    told(done, 1, "FAIL  settings:", says)
+
+
+def test_a_url_port_that_is_not_a_number(tmp_path: Path) -> None:
+    url = "postgresql://postgres@127.0.0.1:notaport/postgres"
+    done = txmsg("migrate", cwd=tmp_path, TXMSG_DATABASE_URL=url)
+    told(done, 2, "TXMSG_DATABASE_URL has a port that is not a number")
