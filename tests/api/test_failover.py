@@ -112,3 +112,18 @@ async def test_421_and_stall_fail_over_but_550_does_not(server, smtp) -> None:
         done = await _send(admin, event_id, 3, "stall")
         assert {d["provider"] for d in done} == {f"{fallback.host}:{fallback.port}"}
         assert len(fallback.messages) == 6 and len(set(_ids(fallback))) == 6
+
+
+async def test_a_relay_refusing_its_login_fails_over_and_fails_no_message(server, smtp) -> None:
+    """A wrong (or rotated) password is the relay's fault, not the recipient's: the messages
+    go through the fallback, and none ends deliveryFailed."""
+    admin = forbid_server_errors(server.admin)
+    fallback: FakeSMTPServer = smtp
+    async with FakeSMTPServer(auth=("mailer", "right-password")) as primary:
+        event_id = await _event(admin, (primary.host, primary.port), fallback)
+        await set_smtp(
+            admin, primary.host, primary.port, username="mailer", password="rotated-away"
+        )
+        done = await _send(admin, event_id, 3, "login")
+        assert {d["provider"] for d in done} == {f"{fallback.host}:{fallback.port}"}
+        assert primary.messages == [] and len(fallback.messages) == 3

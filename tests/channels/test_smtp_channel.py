@@ -182,12 +182,14 @@ async def test_auth_success(pipelining: bool) -> None:
         await assert_pool_still_sends(pool, server, "authenticated")
 
 
-async def test_auth_failure_is_permanent_and_never_shows_the_password(pipelining: bool) -> None:
+async def test_auth_failure_is_the_relays_and_never_shows_the_password(pipelining: bool) -> None:
+    """A 535 at login is about the configuration's password, not the recipient: transient
+    (retried, and the next relay tried) even though it is a 5xx."""
     async with (
         FakeSMTPServer(pipelining=pipelining, auth=("mailer", "s3cret")) as server,
         pool_for(server, username="mailer", password="wr0ng-Passw0rd") as pool,
     ):
-        with pytest.raises(PermanentSendError) as caught:
+        with pytest.raises(TransientSendError) as caught:
             await pool.send(FROM, [TO], message())
         assert caught.value.reason.startswith("535 ")
         for text in (caught.value.reason, str(caught.value), repr(caught.value.__cause__)):

@@ -122,7 +122,11 @@ class SMTPPool:
             return SMTPSession.adopt(conn)
         except (aiosmtplib.SMTPException, OSError) as exc:
             conn.close()
-            raise self._error(exc) from exc
+            # Connecting, greeting, STARTTLS, AUTH: whatever the reply, the relay's doing (a
+            # password rotated, an extension missing), never the recipient's: retried, and
+            # the next relay tried, as the relay being down would be.
+            error = self._error(exc)
+            raise TransientSendError(error.reason, error.retry_after) from exc
         except BaseException:  # cancelled mid-greeting: never leave the connection open
             conn.close()
             raise
