@@ -545,3 +545,19 @@ async def test_a_hard_bounce_reported_after_the_refusal_counts_once(
     assert [e["detail"]["bounce"] for e in bounced] == ["hard"], bounced
     r = await server.admin.get(f"/api/v1/reports/{event_id}")
     assert r.json()["total"]["bounced_hard"] == 1, r.text
+
+
+async def test_a_message_refused_at_each_attempt_is_one_soft_bounce(
+    server, smtp: FakeSMTPServer
+) -> None:
+    """A full mailbox refuses three attempts of one message: one soft bounce, not three (three
+    would quarantine the address within seconds, and the message's own next attempt with it)."""
+    event_id = await live_event(server.admin, smtp)
+    smtp.fail_next(452, "4.2.2 Mailbox full", count=3, stage="RCPT")
+    accepted = await trigger(server.admin, event_id, ADA)
+    await wait_status(server.admin, accepted["href"], "processed", timeout=15)
+    bounced = [e for e in await log_of(server.admin, accepted) if e["kind"] == "bounced"]
+    assert [e["detail"]["bounce"] for e in bounced] == ["soft"], bounced
+    assert "ada@example.org" not in await quarantined(server.admin)
+    r = await server.admin.get(f"/api/v1/reports/{event_id}")
+    assert r.json()["total"]["bounced_soft"] == 1, r.text

@@ -211,20 +211,25 @@ def record_bounces(
 
 
 def bounced_entry(pkey: str, event_id: str, hard: bool, reason: str) -> LogEntry:
-    """The `bounced` entry of a send's own refusal. A message bounces hard once: a report of
-    the same hard bounce later (a DSN, the feedback API) is the same one, not counted again;
-    each soft refusal of a retried send is its own."""
+    """The `bounced` entry of a send's own refusal, recorded once per message and class: a
+    retried send refused again (a mailbox full at each attempt), or the same bounce reported
+    later (a DSN, the feedback API), is the same one."""
     return LogEntry(
         pkey,
         event_id,
         Interaction.BOUNCED,
         utcnow(),
         {"bounce": "hard" if hard else "soft", "reason": reason[:500]},
-        "hard" if hard else None,
+        "hard" if hard else "soft",
     )
 
 
-def record_bounce_in(conn: Connection, bounce: Bounce) -> bool:
-    """`record_bounce` for a send's own refusal, with its `bounced` delivery-log entry."""
+def record_bounce_in(conn: Connection, bounce: Bounce) -> None:
+    """A send's own refusal: its `bounced` entry and, the first time this message bounces so,
+    its count towards the address's quarantine (one soft bounce a message, however many of
+    its attempts were refused)."""
     entry = bounced_entry(bounce.pkey, bounce.event_id, bounce.hard, bounce.reason)
-    return record_bounce(conn, bounce.channel, bounce.address, bounce.hard, bounce.reason, entry)
+    if append_in(conn, [entry]):
+        record_bounces(
+            conn, [AddressBounce(bounce.channel, bounce.address, bounce.hard, bounce.reason)], []
+        )
