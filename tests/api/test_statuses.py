@@ -215,8 +215,9 @@ async def test_scheduled_event_waits_for_its_time(server, smtp: FakeSMTPServer) 
     )
     await wait_status(admin, now_event["href"], "processed")
     r = await admin.get(accepted["href"])
-    assert r.json()["status"] == "pending"
-    assert [m.rcpt_tos for m in smtp.messages] == [["bob@example.org"]]
+    if datetime.now(UTC) < scheduled:  # (a loaded machine may take longer than 1 s to here)
+        assert r.json()["status"] == "pending"
+    assert smtp.messages[0].rcpt_tos == ["bob@example.org"]
 
     await wait_status(admin, accepted["href"], "processed", timeout=5)
     elapsed = asyncio.get_running_loop().time() - start

@@ -69,7 +69,9 @@ async def test_a_deadlocked_cycle_runs_again(
         with caplog.at_level(logging.WARNING, logger="txmsg.engine.writer"):
             # ... one cycle records the outcome (locking its event), then waits for the profile
             answers = asyncio.gather(writer.record(outcome), writer.reserve(check))
-            await asyncio.sleep(0.5)
+            # The cycle waits for the profile first: PostgreSQL's deadlock check runs in the
+            # session that has waited longest, and ends that one (here: the cycle's).
+            await _until_a_session_waits_for_a_lock(other)
             # ... while that transaction waits for the event: PostgreSQL breaks the deadlock.
             try:
                 await other.execute("SELECT 1 FROM events WHERE id = $1 FOR UPDATE", first.id)
@@ -83,6 +85,18 @@ async def test_a_deadlocked_cycle_runs_again(
     finally:
         await other.close()
         await writer.stop()
+
+
+async def _until_a_session_waits_for_a_lock(conn: asyncpg.Connection) -> None:
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    for _ in range(200):
+        if await conn.fetchval(waiting):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the cycle never waited for the profile's lock")
 
 
 test_a_deadlocked_cycle_runs_again.postgresql_only = True  # type: ignore[attr-defined]
