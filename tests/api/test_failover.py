@@ -7,6 +7,7 @@ import asyncio
 
 from helpers import (
     SilentSMTPServer,
+    assert_problem,
     create_channel,
     create_event,
     delivery_log_answer,
@@ -127,3 +128,54 @@ async def test_a_relay_refusing_its_login_fails_over_and_fails_no_message(server
         done = await _send(admin, event_id, 3, "login")
         assert {d["provider"] for d in done} == {f"{fallback.host}:{fallback.port}"}
         assert primary.messages == [] and len(fallback.messages) == 3
+
+
+async def test_a_stored_password_stays_with_its_relay(server) -> None:
+    """Passwords are write-only, so a PATCH reordering the fallbacks cannot send them back:
+    each stays with the host, port and username it was given for, never sent to another."""
+    admin = forbid_server_errors(server.admin)
+    async with (
+        FakeSMTPServer(auth=("a-user", "a-pass")) as a,
+        FakeSMTPServer(auth=("b-user", "b-pass")) as b,
+    ):
+
+        def relay(s: FakeSMTPServer, user: str, password: str | None = None) -> dict:
+            out = {"host": s.host, "port": s.port, "tls": "none", "username": user, "timeout": 5}
+            return out if password is None else {**out, "password": password}
+
+        event_id = await _event(admin, ("127.0.0.1", free_port()), a)  # the primary is down
+        r = await admin.patch(
+            "/api/v1/channel-configs/mail",
+            json={"fallbacks": [relay(a, "a-user", "a-pass"), relay(b, "b-user", "b-pass")]},
+        )
+        assert r.status_code == 200, r.text
+        [done] = await _send(admin, event_id, 1, "first")
+        assert done["provider"] == f"{a.host}:{a.port}"
+        # B first now, passwords left out: each keeps its own.
+        r = await admin.patch(
+            "/api/v1/channel-configs/mail",
+            json={"fallbacks": [relay(b, "b-user"), relay(a, "a-user")]},
+        )
+        assert r.status_code == 200, r.text
+        assert [f["password_set"] for f in r.json()["fallbacks"]] == [True, True]
+        [done] = await _send(admin, event_id, 1, "reordered")
+        assert done["provider"] == f"{b.host}:{b.port}"  # B logged in with B's password
+        # A relay or user with no stored password must be given one.
+        r = await admin.patch(
+            "/api/v1/channel-configs/mail", json={"fallbacks": [relay(b, "someone-else")]}
+        )
+        assert_problem(r, 422, "fallbacks[0].password")
+        # The primary's too.
+        r = await admin.patch(
+            "/api/v1/channel-configs/mail",
+            json={
+                "smtp": {"host": a.host, "port": a.port, "username": "a-user", "password": "a-pass"}
+            },
+        )
+        assert r.status_code == 200, r.text
+        r = await admin.patch(
+            "/api/v1/channel-configs/mail", json={"smtp": {"port": b.port, "username": "b-user"}}
+        )
+        assert_problem(r, 422, "smtp.password")
+        r = await admin.patch("/api/v1/channel-configs/mail", json={"smtp": {"timeout": 7}})
+        assert r.status_code == 200 and r.json()["smtp"]["password_set"] is True, r.text

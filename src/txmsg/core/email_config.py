@@ -14,7 +14,7 @@ from txmsg.core.addresses import normalize_email
 from txmsg.core.breaker import BreakerSettings, breaker_settings, parse_breaker
 from txmsg.core.dkim import SECRET_NAME as DKIM_SECRET
 from txmsg.core.dkim import DkimSettings, aligned, dkim_settings, parse_dkim
-from txmsg.core.errors import invalid
+from txmsg.core.errors import invalid, refused
 from txmsg.core.kinds import Channel
 from txmsg.core.tracking import OFF, TrackingSettings, parse_tracking, tracking_of
 from txmsg.core.validation import (
@@ -144,6 +144,7 @@ def parse_email_settings(
         if "smtp" not in body:
             raise invalid("smtp", "is required")
         settings["smtp"], secrets = _parse_smtp(body["smtp"], current.get("smtp"))
+        _password_follows(current.get("smtp"), settings["smtp"], secrets, current_secrets)
     _apply_dkim(body, current, current_secrets or {}, settings, secrets)
     if "fallbacks" in body:
         settings["fallbacks"], secrets[FALLBACK_SECRET] = _parse_fallbacks(
@@ -228,6 +229,8 @@ def _parse_fallbacks(
     if not isinstance(raw, list) or len(raw) > MAX_FALLBACKS:
         raise invalid("fallbacks", f"must be an array of at most {MAX_FALLBACKS} SMTP relays")
     stored = current_secrets.get(FALLBACK_SECRET, {})
+    # The stored passwords by the relay account they were given for (host, port, username).
+    kept = {_account(relay): stored[str(i)] for i, relay in enumerate(current) if str(i) in stored}
     settings: list[dict[str, Any]] = []
     passwords: dict[str, str] = {}
     for i, entry in enumerate(raw):
@@ -237,9 +240,39 @@ def _parse_fallbacks(
         if isinstance(entry, dict) and "password" in entry:
             if "password" in secret:
                 passwords[str(i)] = secret["password"]
-        elif str(i) in stored and i < len(current):
-            passwords[str(i)] = stored[str(i)]
+        elif _account(parsed) in kept:
+            passwords[str(i)] = kept[_account(parsed)]
+        elif parsed["username"]:
+            raise refused(
+                name + ".password",
+                "is required: no password is stored for this relay and user (a stored "
+                "password stays with the host, port and username it was given for)",
+            )
     return settings, passwords
+
+
+def _account(relay: dict[str, Any]) -> tuple[str, int, str | None]:
+    """The relay account a password belongs to."""
+    return (str(relay["host"]).lower(), int(relay["port"]), relay.get("username"))
+
+
+def _password_follows(
+    current: dict[str, Any] | None,
+    parsed: dict[str, Any],
+    given: dict[str, Any],
+    stored: dict[str, Any] | None,
+) -> None:
+    """A stored password is kept only for the relay account it was given for: a new host,
+    port or username needs its own (or none, without a username)."""
+    if "password" in given or not (stored or {}).get("password") or current is None:
+        return
+    if not parsed["username"] or _account(current) == _account(parsed):
+        return
+    raise refused(
+        "smtp.password",
+        "is required: the host, port or username changed, and the stored password stays "
+        "with the relay it was given for",
+    )
 
 
 def _parse_bounce_domain(value: object) -> str | None:
