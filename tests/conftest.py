@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import os
 import secrets
+import signal
 import sqlite3
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +34,10 @@ from txmsg.testing.http import LoopServer
 from webhook_support import receiver  # noqa: F401 - the webhook receiver fixture
 
 ADMIN_KEY = "test-admin-key-" + "x" * 20
+
+# The processes the tests start hear SIGHUP as a service's do (tests/processes/test_hangup.py),
+# also when the suite itself was started under nohup (which they would inherit).
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 PG_DSN = os.environ.get("TXMSG_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
