@@ -196,3 +196,26 @@ async def test_rule_validation(server) -> None:
     assert_problem(await admin.patch("/api/v1/fatigue-rules/r", json={"name": "s"}), 409, "name")
     r = await admin.patch("/api/v1/fatigue-rules/r", json={"name": "s p"})
     assert_problem(r, 400, "name")  # not a name at all
+
+
+async def test_a_message_that_was_never_sent_counts_against_no_rule(
+    server, smtp: FakeSMTPServer
+) -> None:
+    """A rule counts the messages a person was sent: one the server refused (5xx), one that
+    expired while retried, does not use up the profile's allowance."""
+    admin = server.admin
+    event = await profile_event(admin, smtp, reconciliation=BY_ID)
+    await put_profile(admin, "ada", email="ada@example.org", first_name="Ada")
+    await add_rule(admin, name="daily", channel="email", max_messages=1, period="P1D")
+    smtp.fail_next(554, "5.7.1 Message refused")
+    refused = await trigger(admin, event, {"ctx": {"id": "ada"}})
+    await wait_status(admin, refused["href"], "deliveryFailed")
+    smtp.fail_next(451, "4.3.0 Try again later", count=1000)
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    expired = await trigger(admin, event, {"ctx": {"id": "ada"}, "expiration": soon})
+    await wait_status(admin, expired["href"], "tooOld", timeout=10)
+    smtp.reset_failures()
+    sent = await trigger(admin, event, {"ctx": {"id": "ada"}})
+    await wait_status(admin, sent["href"], "processed")  # the day's one message
+    again = await trigger(admin, event, {"ctx": {"id": "ada"}})
+    assert (await wait_status(admin, again["href"], "ignored"))["reason"] == "fatigue:daily"

@@ -42,6 +42,7 @@ def _housekeeping(conn: Connection, clock: DatabaseClock, own: Collection[str]) 
         wakeups.announce_in(conn)  # other processes' workers may take them
     expired = housekeeping.expire_queued(conn, now)
     report_counts.add(conn, report_counts.of_changes(expired.changes))
+    fatigue.release_in(conn, [c.pkey for c in expired.changes])  # never sent
     outbox.queue_status_changes(conn, expired.announced)
     housekeeping.purge_idempotency_keys(conn)
     fatigue.purge_reservations(conn)

@@ -185,6 +185,13 @@ def reserve_in(
     return {**already, **decisions}
 
 
+def release_in(conn: Connection, pkeys: list[str]) -> None:
+    """The reservations of messages that ended without a send (refused, unroutable, expired):
+    a rule counts the messages a person was sent, and these never were."""
+    if pkeys:
+        conn.execute(sa.delete(fatigue_reservations).where(fatigue_reservations.c.pkey.in_(pkeys)))
+
+
 def report(conn: Connection, name: str) -> list[dict[str, Any]]:
     """Exclusions of a rule per UTC day, oldest first."""
     require(conn, name)

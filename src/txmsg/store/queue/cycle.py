@@ -84,6 +84,7 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
     """Write `request` in the caller's transaction (`Database.write`): all of it, or none."""
     recorded = outcomes.record_in(conn, request.outcomes)
     report_counts.add(conn, report_counts.of_outcomes(recorded.applied))
+    fatigue.release_in(conn, recorded.unsent)
     outbox.queue_status_changes(conn, recorded.announced)
     _record_with_outcomes(conn, request)
     renewed: set[int] = set()

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.queue import Outcome
 from txmsg.core.reports import StatusChange
+from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store import bulk
 from txmsg.store.queue.rows import HELD_COLUMNS, HeldRow
@@ -30,11 +31,21 @@ Applied = tuple[Outcome, str, datetime]
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """The outcomes applied (for the counts), and the status changes of those whose event
-    has a webhook (to announce)."""
+    """The outcomes applied (for the counts), the status changes of those whose event has a
+    webhook (to announce), and the messages of those that ended without a send."""
 
     applied: list[Applied] = field(default_factory=list)
     announced: list[StatusChange] = field(default_factory=list)
+    unsent: list[str] = field(default_factory=list)  # their pkeys
+
+
+# Final statuses of a message that was never sent: it counts against no fatigue rule.
+ENDED_UNSENT = frozenset(EventStatus) - {
+    EventStatus.PENDING,
+    EventStatus.PROCESSING,
+    EventStatus.PAUSED,
+    EventStatus.PROCESSED,
+}
 
 
 def _held(dialect: str) -> sa.Select[Any]:
@@ -109,6 +120,8 @@ def record_in(
             continue  # stale: the update below skips it too
         at = o.sent_at or now
         recorded.applied.append((o, row.event_id, at))
+        if o.status in ENDED_UNSENT:
+            recorded.unsent.append(row.pkey)
         if row.hooked:
             status = o.status.value
             change = StatusChange(row.pkey, row.event_id, status, at, o.message_version, o.reason)
