@@ -66,6 +66,11 @@ async def test_signed_messages_verify_and_tampered_ones_fail(pem: str) -> None:
     assert "list-unsubscribe" in covered and "list-unsubscribe-post" in covered
     assert not verify(signed.replace(b"Your order", b"Your 0rder"), records)
     assert not verify(signed.replace(b"Thanks for your", b"Thanks for our"), records)
+    # Oversigned: a header added above the signed one (which verifiers read first, and mail
+    # clients show) breaks the signature, as a changed one does.
+    for added in (b"Subject: URGENT pay invoice\r\n", b"List-Unsubscribe: <https://x.test/>\r\n"):
+        at = signed.index(b"\r\nFrom: ") + 2
+        assert not verify(signed[:at] + added + signed[at:], records), added
     wrong_key = parse_create(_body(private_key=rsa_pem(2048, 1)))
     assert not verify(signed, _records(wrong_key.settings, wrong_key.secrets))
 

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from txmsg.core.dkim import ED25519, SIGNED_HEADERS, DkimSettings
 
 _HEADERS = [h.encode("ascii") for h in SIGNED_HEADERS]
+_SIGNED = frozenset(_HEADERS)
 _parse_pem = dkim.parse_pem_private_key
 
 
@@ -98,9 +99,21 @@ class DkimSigner:
         else:
             signer = _RsaDKIM(message, self._rsa)
         header = signer.sign(
-            self._selector, self._domain, self._settings.private_key, include_headers=_HEADERS
+            self._selector,
+            self._domain,
+            self._settings.private_key,
+            include_headers=_oversigned(signer.headers),
         )
         return bytes(header)
+
+
+def _oversigned(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """Each signed header name once for each time the message has it, and once more (RFC 6376
+    8.15): a verifier reads the extra one as "no further such header", so none can be added
+    on the way (a second Subject or List-Unsubscribe above the signed one) without breaking
+    the signature; one the message lacks is signed as absent."""
+    present = [name.lower() for name, _ in headers if name.lower() in _SIGNED]
+    return present + _HEADERS
 
 
 class SigningError(Exception):
