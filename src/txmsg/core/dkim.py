@@ -158,7 +158,8 @@ def parse_dkim(
             raise refused("dkim.private_key", "is required (no DKIM key is stored)")
         if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_CHARS:
             raise invalid(
-                "dkim.private_key", f"is required: a PEM private key of at most {MAX_KEY_CHARS}"
+                "dkim.private_key",
+                f"is required: a PEM private key of at most {MAX_KEY_CHARS} characters",
             )
         try:  # which text is a usable key, a schema cannot say
             loaded = load_key(key)

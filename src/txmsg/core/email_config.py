@@ -178,7 +178,8 @@ def _apply_dkim(
     elif "from_email" in body and current.get("dkim"):
         domain = current["dkim"]["domain"]
         if not aligned(settings["from_email"], domain):
-            raise invalid("from_email", f"must align with dkim.domain ({domain})")
+            # A conflict with what is stored, not with the spec: a 422, as for dkim.domain.
+            raise refused("from_email", f"must align with dkim.domain ({domain})")
 
 
 def _parse_smtp(
