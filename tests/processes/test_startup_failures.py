@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -138,3 +139,14 @@ def test_a_url_port_that_is_not_a_number(tmp_path: Path) -> None:
     url = "postgresql://postgres@127.0.0.1:notaport/postgres"
     done = txmsg("migrate", cwd=tmp_path, TXMSG_DATABASE_URL=url)
     told(done, 2, "TXMSG_DATABASE_URL has a port that is not a number")
+
+
+def test_a_schema_a_newer_release_migrated(tmp_path: Path) -> None:
+    """A release rolled back: its schema is ahead, which `txmsg migrate` cannot mend."""
+    told(txmsg("migrate", cwd=tmp_path), 0)
+    database = tmp_path / "txmsg-data" / "txmsg.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    told(txmsg("migrate", cwd=tmp_path), 3, "migrated by a newer release", "restore")
+    told(txmsg("keys", "list", cwd=tmp_path), 2, "of a newer release of txmsg", "restore")
+    told(txmsg("serve", "--port", str(free_port()), cwd=tmp_path), 3, "a newer release")

@@ -57,6 +57,12 @@ async def open_existing(settings: Settings) -> Database:
     except Exception as exc:
         await db.dispose()
         raise NoDatabase(f"the database cannot be read: {type(exc).__name__}: {exc}") from exc
+    if state.is_newer:
+        await db.dispose()
+        raise NoDatabase(
+            f"the database's schema is at revision {state.current}, of a newer release of txmsg "
+            f"than this one (at {state.head}): run that release, or restore the database's backup"
+        )
     if not state.is_current:
         await db.dispose()
         raise NoDatabase(

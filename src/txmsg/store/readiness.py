@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from txmsg.store.db import Database
-from txmsg.store.migrations import current_revision, head_revision
+from txmsg.store.migrations import current_revision, head_revision, is_known
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +18,11 @@ class SchemaState:
     @property
     def is_current(self) -> bool:
         return self.current == self.head
+
+    @property
+    def is_newer(self) -> bool:
+        """Migrated by a newer release (a rollback): `txmsg migrate` cannot help."""
+        return self.current is not None and not is_known(self.current)
 
 
 def _schema(conn: Connection) -> str | None:

@@ -56,6 +56,11 @@ def head_revision() -> str:
     return HEAD
 
 
+def is_known(revision: str) -> bool:
+    """Whether this release has the migration `revision` (a newer release's is unknown)."""
+    return revision.isalnum() and any((HERE / "versions").glob(f"{revision}_*.py"))
+
+
 def current_revision(connection: Connection) -> str | None:
     """The database's schema revision; None for a database never migrated."""
     if not sa.inspect(connection).has_table("alembic_version"):
