@@ -124,6 +124,7 @@ async def test_a_worker_whose_terminal_hung_up_stops(
     db: Database, data_dir: Path, tmp_path: Path
 ) -> None:
     terminal, tty = pty.openpty()
+    proc = None
     try:
         proc, _ = await _worker(db, data_dir, tmp_path / "worker.log", tty)
         proc.send_signal(signal.SIGHUP)
@@ -136,6 +137,9 @@ async def test_a_worker_whose_terminal_hung_up_stops(
         assert "the terminal hung up" in said, said
         assert RESTARTED not in said
     finally:
+        if proc is not None and proc.returncode is None:  # it failed: leave no worker behind
+            proc.kill()
+            await proc.wait()
         os.close(terminal)
         os.close(tty)
 
