@@ -182,24 +182,31 @@ async def test_repeated_soft_bounces_quarantine(server, smtp: FakeSMTPServer) ->
     assert (await wait_status(admin, later["href"], "ignored"))["reason"] == "typology:quarantine"
 
 
-async def test_profile_based_sms_go_to_the_profiles_number(server, fake_twilio) -> None:
+async def _profile_sms_event(server, fake_twilio, event_id: str, draft: dict) -> str:
+    """A published profile-based SMS event (by `ctx.customer`) with `draft` published."""
     admin = server.admin
     await create_sms_channel(admin, fake_twilio, server.base_url)
     created = await create_event(
         admin,
-        "smsWelcome",
+        event_id,
         fields=[],
         channel="sms",
         channel_config="sms",
         target="profile",
         reconciliation={"from": "ctx.customer", "to": "profile_id"},
     )
-    event = created["eventId"]
+    event: str = created["eventId"]
     assert (await admin.post(f"/api/v1/event-configs/{event}/publish")).status_code == 200
-    draft = {"body": "Hi {{ profile.first_name }}", "variants": {"fr": {"body": "Salut"}}}
     r = await admin.put(f"/api/v1/messages/{event}/draft", json=draft)
     assert r.status_code == 200, r.text
     assert (await admin.post(f"/api/v1/messages/{event}/publish")).status_code == 201
+    return event
+
+
+async def test_profile_based_sms_go_to_the_profiles_number(server, fake_twilio) -> None:
+    admin = server.admin
+    draft = {"body": "Hi {{ profile.first_name }}", "variants": {"fr": {"body": "Salut"}}}
+    event = await _profile_sms_event(server, fake_twilio, "smsWelcome", draft)
     await put_profile(admin, "c-1", mobilePhone="+1 415 555 2671", first_name="Grace")
     await put_profile(admin, "c-2", mobilePhone="+33 6 12 34 56 78", language="fr")
     await put_profile(admin, "c-3", mobilePhone="+14155550111", sms_opt_out=True)
@@ -222,22 +229,8 @@ async def test_a_profile_based_sms_carries_its_unsubscribe_link(server, fake_twi
     """`{{ unsubscribe_url }}` in an SMS (checked, previewed and published as in an email)
     renders the profile's link; following it opts the profile out of SMS, not of email."""
     admin = server.admin
-    await create_sms_channel(admin, fake_twilio, server.base_url)
-    created = await create_event(
-        admin,
-        "smsNews",
-        fields=[],
-        channel="sms",
-        channel_config="sms",
-        target="profile",
-        reconciliation={"from": "ctx.customer", "to": "profile_id"},
-    )
-    event = created["eventId"]
-    assert (await admin.post(f"/api/v1/event-configs/{event}/publish")).status_code == 200
     draft = {"body": "Hi {{ profile.first_name }}, stop: {{ unsubscribe_url }}"}
-    r = await admin.put(f"/api/v1/messages/{event}/draft", json=draft)
-    assert r.status_code == 200, r.text
-    assert (await admin.post(f"/api/v1/messages/{event}/publish")).status_code == 201
+    event = await _profile_sms_event(server, fake_twilio, "smsNews", draft)
     await put_profile(admin, "c-9", mobilePhone="+14155552675", first_name="Eve")
     accepted = await trigger(admin, event, {"ctx": {"customer": "c-9"}})
     await wait_status(admin, accepted["href"], "processed")

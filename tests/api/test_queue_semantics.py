@@ -123,19 +123,19 @@ async def test_due_events_in_the_queue_go_before_fresh_triggers(database_url, da
         assert len(overtaken) <= 2, (order, backlog, [f["PKey"] for f in fresh])
 
 
+async def _trigger_four(admin, event_id: str) -> list[dict]:
+    body = {"ctx": {"firstName": "Ada"}}
+    return [
+        await trigger(admin, event_id, {**body, "email": f"u{i}@example.org"}) for i in range(4)
+    ]
+
+
 async def test_stopping_records_every_send_under_way(database_url, data_dir) -> None:
     settings = settings_for(database_url, data_dir)
     async with FakeSMTPServer(delay=0.5) as smtp:
         async with RunningServer(settings) as server:
             event_id = await _live(server.admin, smtp, pool_size=4)
-            accepted = [
-                await trigger(
-                    server.admin,
-                    event_id,
-                    {"email": f"u{i}@example.org", "ctx": {"firstName": "Ada"}},
-                )
-                for i in range(4)
-            ]
+            accepted = await _trigger_four(server.admin, event_id)
             await asyncio.sleep(0.2)  # the sends are under way when the server stops
         async with RunningServer(settings) as server:
             for a in accepted:
@@ -154,14 +154,7 @@ async def test_stopping_hands_back_the_sends_still_waiting_for_a_connection(
     async with FakeSMTPServer(delay=1.5) as smtp:
         async with RunningServer(settings) as server:
             event_id = await _live(server.admin, smtp, pool_size=1)
-            accepted = [
-                await trigger(
-                    server.admin,
-                    event_id,
-                    {"email": f"u{i}@example.org", "ctx": {"firstName": "Ada"}},
-                )
-                for i in range(4)
-            ]
+            accepted = await _trigger_four(server.admin, event_id)
             await wait_until(lambda: smtp.connections_opened >= 1, what="a send under way")
             await asyncio.sleep(0.3)
             began = time.monotonic()
