@@ -17,6 +17,7 @@ from txmsg.core.queue import (
     NewBatch,
     NewEvent,
     Outcome,
+    expired_reason,
     new_pkey,
 )
 from txmsg.core.statuses import EventStatus
@@ -177,6 +178,33 @@ async def test_expired_queued_events_become_too_old(db: Database) -> None:
     assert await db.write(expire_queued, now + timedelta(hours=2)) == 1
     row = await db.read(get_event, "EVTtest", stale.pkey)
     assert row.status == "tooOld"
+
+
+async def test_an_event_that_expires_while_retried_keeps_its_last_error(db: Database) -> None:
+    """`tooOld` says the error the event was being retried for, whether the sweep finds it
+    expired or a claim does (its dispatcher words the outcome from the claimed reason)."""
+    now = utcnow()
+    never, retried, claimed_late = event(), event(), event()
+    last = "retrying: 451 4.3.0 Try 100% later_"  # LIKE's wildcards: taken as they are
+
+    def retried_for(conn: Connection, pkey: str) -> None:
+        conn.execute(sa.update(events).where(events.c.pkey == pkey).values(reason=last))
+
+    await db.write(enqueue_in, [never, retried])
+    await db.write(retried_for, retried.pkey)
+    changed = await db.write(housekeeping.expire_queued, now + timedelta(hours=2))
+    reasons = {c.pkey: c.reason for c in changed.changes}  # as webhooks announce them
+    assert reasons == {
+        never.pkey: "expired before it could be sent",
+        retried.pkey: "expired while retrying: 451 4.3.0 Try 100% later_",
+    }
+    for pkey, reason in reasons.items():
+        assert (await db.read(get_event, "EVTtest", pkey)).reason == reason
+    await db.write(enqueue_in, [claimed_late])
+    await db.write(retried_for, claimed_late.pkey)
+    [claimed] = await db.write(claim_in, 10, LEASE)
+    assert (claimed.pkey, claimed.reason) == (claimed_late.pkey, last)
+    assert expired_reason(claimed.reason) == "expired while retrying: 451 4.3.0 Try 100% later_"
 
 
 def test_sqlite_datetimes_are_stored_in_sqlalchemys_own_format() -> None:

@@ -146,10 +146,27 @@ class ClaimedEvent:
     lease_until: datetime
     mobile_phone: str | None = None
     priority: int = PRIORITY_TRANSACTIONAL  # its lane's rank (`priority_lane`)
+    reason: str | None = None  # as claimed: after a retry, "retrying: <the error>"
 
     @property
     def bulk(self) -> bool:
         return self.priority >= PRIORITY_BULK
+
+
+RETRYING = "retrying: "  # the reason of an event waiting for its next attempt, then the error
+EXPIRED_UNSENT = "expired before it could be sent"
+EXPIRED_RETRYING = "expired while retrying: "  # then the last error
+
+
+def retrying_reason(error: str) -> str:
+    return RETRYING + error
+
+
+def expired_reason(last: str | None) -> str:
+    """Why an event ended `tooOld`: with the last error it was retried for, if it was."""
+    if last is not None and last.startswith(RETRYING):
+        return EXPIRED_RETRYING + last[len(RETRYING) :]
+    return EXPIRED_UNSENT
 
 
 @dataclass(frozen=True, slots=True)

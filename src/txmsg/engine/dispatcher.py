@@ -16,7 +16,7 @@ from functools import partial
 
 from txmsg.core.kinds import Channel
 from txmsg.core.lanes import SEND_RANK, SEND_WITHDRAWN
-from txmsg.core.queue import ClaimedEvent, Outcome
+from txmsg.core.queue import ClaimedEvent, Outcome, expired_reason
 from txmsg.core.render_limits import RenderLimits
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import ConfigState, EventStatus
@@ -258,9 +258,7 @@ class Dispatcher:
 
         The checks every channel shares are made here; the route's channel's leg sends."""
         if event.expires_at <= utcnow():
-            return outcome_for(
-                event, target, EventStatus.TOO_OLD, "expired before it could be sent"
-            )
+            return outcome_for(event, target, EventStatus.TOO_OLD, expired_reason(event.reason))
         if route is None:
             return outcome_for(
                 event, target, EventStatus.IGNORED, "the event configuration no longer exists"

@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from txmsg.core.channel_config import ChannelSettings
 from txmsg.core.kinds import Channel
-from txmsg.core.queue import ClaimedEvent, Outcome
+from txmsg.core.queue import ClaimedEvent, Outcome, expired_reason, retrying_reason
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import EventStatus
 from txmsg.core.targeting import Target
@@ -100,10 +100,10 @@ class LegContext:
                 event.id,
                 event.lease_token,
                 EventStatus.TOO_OLD,
-                f"expired while retrying: {reason}",
+                expired_reason(retrying_reason(reason)),
             )
         return Outcome(
-            event.id, event.lease_token, EventStatus.PENDING, f"retrying: {reason}", due_at=due
+            event.id, event.lease_token, EventStatus.PENDING, retrying_reason(reason), due_at=due
         )
 
     def withdrawn(self, event: ClaimedEvent) -> Outcome | None:

@@ -66,16 +66,26 @@ def update_final_status(
     conn: Connection, stmt: sa.Update, status: str, at: datetime, reason: str | None = None
 ) -> Changed:
     """Run `stmt`, an UPDATE of events to a final `status` (reports count it): every changed
-    row comes back, flagged in the same statement when its event has a webhook."""
-    return _returned(conn, stmt, status, at, reason)
+    row comes back, flagged in the same statement when its event has a webhook. Without a
+    `reason`, each change says the reason the UPDATE wrote to its row."""
+    return _returned(conn, stmt, status, at, reason, from_row=reason is None)
 
 
 def _returned(
-    conn: Connection, stmt: sa.Update, status: str, at: datetime, reason: str | None
+    conn: Connection,
+    stmt: sa.Update,
+    status: str,
+    at: datetime,
+    reason: str | None,
+    *,
+    from_row: bool = False,
 ) -> Changed:
     rows = [ChangedRow._make(r) for r in conn.execute(stmt.returning(*CHANGED_COLUMNS))]
     changes = [
-        StatusChange(r.pkey, r.event_id, status, at, r.message_version, reason) for r in rows
+        StatusChange(
+            r.pkey, r.event_id, status, at, r.message_version, r.reason if from_row else reason
+        )
+        for r in rows
     ]
     announced = [c for c, r in zip(changes, rows, strict=True) if r.hooked]
     return Changed(len(rows), changes, announced)

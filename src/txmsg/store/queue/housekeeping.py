@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from txmsg.core.queue import EXPIRED_RETRYING, EXPIRED_UNSENT, RETRYING
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store.queue import idempotency
@@ -42,9 +43,14 @@ def resume_paused_of_live_events(conn: Connection, now: datetime | None = None) 
 
 
 def expire_queued(conn: Connection, now: datetime | None = None) -> Changed:
-    """Queued events past their expiration will never be sent: `tooOld` (a final status)."""
+    """Queued events past their expiration will never be sent: `tooOld` (a final status),
+    with the last error of one that was being retried (`expired_reason`)."""
     now = now or utcnow()
-    reason = "expired before it could be sent"
+    retried = events.c.reason.startswith(RETRYING, autoescape=True)
+    reason = sa.case(
+        (retried, EXPIRED_RETRYING + sa.func.substr(events.c.reason, len(RETRYING) + 1)),
+        else_=EXPIRED_UNSENT,
+    )
     stmt = (
         sa.update(events)
         .where(
@@ -57,7 +63,7 @@ def expire_queued(conn: Connection, now: datetime | None = None) -> Changed:
         )
         .values(status=EventStatus.TOO_OLD.value, reason=reason, updated_at=now)
     )
-    return update_final_status(conn, stmt, EventStatus.TOO_OLD.value, now, reason)
+    return update_final_status(conn, stmt, EventStatus.TOO_OLD.value, now)
 
 
 def purge_idempotency_keys(conn: Connection, now: datetime | None = None) -> int:

@@ -57,6 +57,7 @@ CLAIM_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
     events.c.mobile_phone,
     HAS_WEBHOOK,
     events.c.priority,
+    events.c.reason,
 )
 
 
@@ -73,6 +74,7 @@ class ClaimRow(NamedTuple):
     mobile_phone: str | None
     hooked: bool
     priority: int
+    reason: str | None
 
     @classmethod
     def inserted(cls, row_id: int, item: NewEvent) -> ClaimRow:
@@ -90,6 +92,7 @@ class ClaimRow(NamedTuple):
             item.mobile_phone,
             item.announce,
             item.priority,
+            None,
         )
 
     def claimed(self, lease: Lease) -> ClaimedEvent:
@@ -108,6 +111,7 @@ class ClaimRow(NamedTuple):
             lease_until=lease.until,
             mobile_phone=self.mobile_phone,
             priority=self.priority,
+            reason=self.reason,
         )
 
 
@@ -135,6 +139,7 @@ CHANGED_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
     events.c.event_id,
     events.c.message_version,
     HAS_WEBHOOK,
+    events.c.reason,
 )
 
 
@@ -143,6 +148,7 @@ class ChangedRow(NamedTuple):
     event_id: str
     message_version: int | None
     hooked: bool
+    reason: str | None  # as the UPDATE left it
 
 
 # A new event inserted leased, found again by its lease.
