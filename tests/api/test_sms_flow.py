@@ -340,3 +340,19 @@ async def test_email_events_accept_a_mobile_phone_too(server, smtp) -> None:
     assert_problem(r, 400, "mobilePhone")
     r = await server.admin.post(f"/rest/mc/{event_id}", json={"mobilePhone": "+447911123456"})
     assert_problem(r, 400, "email")
+
+
+async def test_an_sms_drafts_body_errors_point_at_its_body(server, fake_twilio: FakeTwilio) -> None:
+    """`body` is the SMS text's field: its errors point at `/body`, not at the whole request
+    body (the pointer "" that a request body not an object gets)."""
+    event_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
+    draft = f"/api/v1/messages/{event_id}/draft"
+    for body, status in (({"body": 5}, 400), ({"body": ""}, 422), ({"body": "{{ x"}, 422)):
+        problem = assert_problem(await server.admin.put(draft, json=body), status, "body")
+        assert problem["errors"][0]["pointer"] == "/body", problem
+    problem = assert_problem(await server.admin.put(draft, json=["body"]), 400, "body")
+    assert problem["errors"][0]["pointer"] == "", problem
+    r = await server.admin.put(draft, json={"body": "Hi {{ ctx.nope }}"})
+    assert r.status_code == 200, r.text
+    problem = assert_problem(await server.admin.post(f"/api/v1/messages/{event_id}/publish"), 422)
+    assert problem["errors"][0]["pointer"] == "/body", problem

@@ -13,7 +13,7 @@ from txmsg.api.bodies import read_json
 from txmsg.api.context import context, renderer
 from txmsg.api.responses import JSONResponse, problem_body
 from txmsg.api.routing import resource
-from txmsg.core.errors import DomainError, FieldError, as_refused, invalid
+from txmsg.core.errors import DomainError, as_refused, invalid
 from txmsg.core.event_config import sample_ctx
 from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.queue import new_pkey
@@ -24,6 +24,8 @@ from txmsg.core.templates import (
     TemplateProblem,
     TemplateProblems,
     event_variables,
+    part_error,
+    part_pointers,
     parts_of,
     template_variables,
     variant_for,
@@ -107,6 +109,16 @@ async def put_draft(request: Request) -> Response:
     event_id = request.path_params["eventId"]
     body = require_object(await read_json(request))
     config = await context(request).db.read(event_configs.require, event_id)
+    try:
+        await _save_draft(request, event_id, body, config)
+    except DomainError as exc:
+        raise part_pointers(exc) from None
+    return await get_message(request)
+
+
+async def _save_draft(request: Request, event_id: str, body: dict[str, Any], config: Any) -> None:
+    """Check and save the draft `body` (an object: past this point, a field named `body` is
+    the SMS text, not the request's body)."""
     reject_unknown(body, {*ALL_PARTS, "sample_ctx", "variants"})
     for part in ALL_PARTS:  # the spec's types and lengths are 400s, whatever the channel
         get_str(body, part, allow_empty=True, max_length=MAX_PART)
@@ -131,7 +143,6 @@ async def put_draft(request: Request) -> Response:
             raise _prefixed(exc, prefix).as_domain_error("saved") from None
     db = context(request).db
     await db.write(store.save_draft, event_id, draft, sample)
-    return await get_message(request)
 
 
 def _prefixed(exc: TemplateProblems, prefix: str) -> TemplateProblems:
@@ -244,7 +255,7 @@ def _refused(warnings: list[TemplateWarning], action: str) -> Response:
         422,
         "Unprocessable Content",
         f"the template cannot be {action}: {first.part}: {first.detail}{more}",
-        [FieldError(w.part, w.detail).as_dict() for w in warnings],
+        [part_error(w.part, w.detail).as_dict() for w in warnings],
     )
     body["warnings"] = [w.as_dict() for w in warnings]
     return JSONResponse(body, status_code=422, media_type="application/problem+json")

@@ -74,7 +74,23 @@ class TemplateProblem:
 
     def as_field_error(self) -> FieldError:
         where = f"line {self.line}: " if self.line else ""
-        return FieldError(self.part, where + self.reason)
+        return part_error(self.part, where + self.reason)
+
+
+def part_error(part: str, detail: str) -> FieldError:
+    """An error in a message part (`subject`, `variants.fr.body`...): the SMS text's is
+    `/body`, not the pointer to the whole request body that a field named `body` means
+    elsewhere."""
+    return FieldError(part, detail, pointer="/body" if part == "body" else None)
+
+
+def part_pointers(exc: DomainError) -> DomainError:
+    """`exc`, its errors about a part named `body` pointing at that part (a draft's body
+    was read as an object already: no error there is about the whole request body)."""
+    for error in exc.errors:
+        if error.field == "body" and error.pointer is None:
+            error.pointer = "/body"
+    return exc
 
 
 class TemplateProblems(Exception):

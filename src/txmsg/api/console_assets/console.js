@@ -201,7 +201,7 @@ async function editorPage(eventId) {
   const errors = h("p", { class: "error", role: "alert", id: "editor-error" });
   const dryOut = h("div", { id: "dry-run" });
   let timer = null;
-  const language = h("select", { onchange: () => saveAndPreview() }, h("option", { value: "" }, "default"),
+  const language = h("select", { onchange: () => saveAndPreview(false) }, h("option", { value: "" }, "default"),
     Object.keys(draft.variants || {}).map((l) => h("option", { value: l }, l)));
 
   function showWarnings(list) {
@@ -211,16 +211,25 @@ async function editorPage(eventId) {
       target.append(h("li", {}, w.line ? `Line ${w.line}${w.column ? ", column " + w.column : ""}: ` : "", w.detail.replace(/^line \d+: /, "")));
     }
   }
-  async function saveAndPreview() {
+  // One save at a time, in order, each reading the fields when it starts: a slow save never
+  // lands after a newer one (and puts older text back). Opening the page saves nothing.
+  let saving = Promise.resolve();
+  function saveAndPreview(save = true) {
+    saving = saving.then(() => savePreview(save), () => savePreview(save));
+    return saving;
+  }
+  async function savePreview(save) {
     let ctx;
     try { ctx = JSON.parse(sample.value); } catch (e) { errors.textContent = "Sample data is not valid JSON"; return; }
-    const body = Object.fromEntries(parts.map((p) => [p, inputs[p].value]));
-    if (draft.variants) body.variants = draft.variants;
-    body.sample_ctx = ctx;
-    const saved = await api("PUT", `/api/v1/messages/${eventId}/draft`, body);
-    if (!saved.ok) { errors.textContent = problem(saved); showWarnings([]); return; }
-    errors.textContent = "";
-    showWarnings(saved.data.warnings);
+    if (save) {
+      const body = Object.fromEntries(parts.map((p) => [p, inputs[p].value]));
+      if (draft.variants) body.variants = draft.variants;
+      body.sample_ctx = ctx;
+      const saved = await api("PUT", `/api/v1/messages/${eventId}/draft`, body);
+      if (!saved.ok) { errors.textContent = problem(saved); showWarnings([]); return; }
+      errors.textContent = "";
+      showWarnings(saved.data.warnings);
+    }
     const res = await api("POST", `/api/v1/messages/${eventId}/preview`, language.value ? { ctx, language: language.value } : { ctx });
     if (!res.ok) { errors.textContent = problem(res); return; }
     if (sms) { smsOut.textContent = `${res.data.text}\n\n(${res.data.encoding}, ${res.data.segments} segment(s))`; return; }
@@ -293,7 +302,7 @@ async function editorPage(eventId) {
     h("h2", {}, "Versions"),
     h("div", { class: "row" }, field("version-a", "From", va), field("version-b", "To", vb), compare), diffOut);
   showWarnings(msg.data.warnings);
-  saveAndPreview();
+  saveAndPreview(false);
 }
 
 // --- latest events, results, export flows ------------------------------------------------------
