@@ -19,9 +19,15 @@ DEFAULT_TRIGGER_LIMIT = KeyLimit(1000, 2000)  # TXMSG_TRIGGER_RATE_LIMIT="1000/s
 DEFAULT_FAILURE_LIMIT = KeyLimit(10, 100)  # TXMSG_AUTH_FAILURE_RATE_LIMIT="10/s burst 100"
 
 
-def _float(env: dict[str, str], name: str, default: float, largest: float = 0.0) -> float:
-    """The number `name` holds, up to `largest` (by default, _LARGEST)."""
-    largest = largest or _LARGEST
+# Beyond any sensible setting (31 years in seconds, a GB in bytes), and far within what a time
+# span or a date may hold: now plus this many seconds is still a date.
+_LARGEST = 1e9
+# Periods in days: dates a century back stay dates.
+_MAX_DAYS = 36_500
+
+
+def _float(env: dict[str, str], name: str, default: float, largest: float = _LARGEST) -> float:
+    """The number `name` holds, up to `largest`."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -32,13 +38,6 @@ def _float(env: dict[str, str], name: str, default: float, largest: float = 0.0)
     if not math.isfinite(value) or abs(value) > largest:
         raise ValueError(f"{name} must be a number up to {largest:g}, got {raw!r}")
     return value
-
-
-# Beyond any sensible setting (31 years in seconds, a GB in bytes), and far within what a time
-# span or a date may hold: now plus this many seconds is still a date.
-_LARGEST = 1e9
-# Periods in days: dates a century back stay dates.
-_MAX_DAYS = 36_500
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ as opposed to a fault of the request or of the code: the API answers the first w
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from asyncpg import exceptions as pg
 from sqlalchemy.exc import DBAPIError
@@ -37,15 +37,18 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def _caused_by(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
     """Whether `test` holds for `exc` or an error it was raised from."""
+    return any(test(error) for error in causes(exc))
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the errors it was raised from (a driver's error under SQLAlchemy's)."""
     seen: set[int] = set()
     error: BaseException | None = exc
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if test(error):
-            return True
+        yield error
         orig = getattr(error, "orig", None) if isinstance(error, DBAPIError) else None
         error = orig if isinstance(orig, BaseException) else (error.__cause__ or error.__context__)
-    return False
 
 
 def _unavailable(error: BaseException) -> bool:

@@ -10,25 +10,13 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 from asyncpg import exceptions as pg
 from sqlalchemy.exc import ArgumentError
 
-from txmsg.store.outage import is_unavailable
+from txmsg.store.outage import causes, is_unavailable
 from txmsg.store.sealing import BadSecretKey, SealError
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and the errors it was raised from (a driver's error under SQLAlchemy's)."""
-    seen: set[int] = set()
-    error: BaseException | None = exc
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        orig = getattr(error, "orig", None)
-        error = orig if isinstance(orig, BaseException) else (error.__cause__ or error.__context__)
 
 
 def address_of(url: str) -> str:
@@ -41,7 +29,7 @@ def startup_problem(exc: BaseException, database_url: str, data_dir: Path) -> st
     from alembic.util.exc import CommandError  # here: alembic loads only to migrate
 
     where = address_of(database_url)
-    for error in _chain(exc):
+    for error in causes(exc):
         if isinstance(error, BadSecretKey):
             return f"TXMSG_SECRET_KEY: {error}"
         if isinstance(error, SealError):
