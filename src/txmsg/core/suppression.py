@@ -40,6 +40,13 @@ MAX_IMPORT_ROWS = 50_000
 MAX_DETAIL = 500
 
 
+def suppression_key(channel: str, address: str) -> str:
+    """The form an address is listed under. Mailbox providers treat an email address's local
+    part without regard to case, so `Ada@example.org` bouncing holds `ada@example.org` too;
+    phone numbers are already in one form (E.164)."""
+    return address.lower() if channel == "email" else address
+
+
 @dataclass(frozen=True, slots=True)
 class Suppression:
     channel: str

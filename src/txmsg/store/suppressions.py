@@ -20,6 +20,7 @@ from txmsg.core.suppression import (
     ImportRow,
     Reason,
     Suppression,
+    suppression_key,
 )
 from txmsg.core.timeutil import utcnow
 from txmsg.store.tables import denylist, profiles, quarantine
@@ -103,7 +104,9 @@ def export(conn: Connection, filters: Filters, limit: int) -> list[Suppression]:
 def why(conn: Connection, channel: str, address: str) -> list[Suppression]:
     """Every reason `address` is suppressed on `channel` (none: it is not)."""
     s = _union()
-    query = sa.select(s).where(s.c.channel == channel, s.c.address == address)
+    # Opted-out profiles keep their address as written; the other entries are listed by key.
+    listed = sa.func.lower(s.c.address) if channel == Channel.EMAIL else s.c.address
+    query = sa.select(s).where(s.c.channel == channel, listed == suppression_key(channel, address))
     return [_entry(r) for r in conn.execute(query.order_by(s.c.since, s.c.reason))]
 
 
@@ -114,20 +117,20 @@ def import_denylist(conn: Connection, rows: list[ImportRow]) -> int:
         return 0
     insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(denylist)
     now = utcnow()
-    unique = {(r.channel, r.address): r for r in rows}
+    unique = {(r.channel, suppression_key(r.channel, r.address)): r for r in rows}
     result = conn.execute(
         insert.on_conflict_do_nothing(index_elements=["channel", "address"]).returning(
             denylist.c.address
         ),
         [
             {
-                "channel": r.channel,
-                "address": r.address,
+                "channel": channel,
+                "address": address,
                 "reason": r.detail,
                 "created_at": now,
                 "source": SOURCE_IMPORT,
             }
-            for r in unique.values()
+            for (channel, address), r in unique.items()
         ],
     )
     return len(result.all())

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from txmsg.core.bounces import Bounce
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.errors import not_found
-from txmsg.core.suppression import SOURCE_ADMIN, SOURCE_SPAM
+from txmsg.core.suppression import SOURCE_ADMIN, SOURCE_SPAM, suppression_key
 from txmsg.core.timeutil import utcnow
 from txmsg.store.delivery_log import append_in
 from txmsg.store.tables import denylist, quarantine
@@ -49,11 +49,14 @@ def _matching(
 ) -> frozenset[tuple[str, str]]:
     if not pairs:
         return frozenset()
-    rows = conn.execute(stmt, {"b_addresses": sorted({a for _, a in pairs})})
-    return frozenset({(r.channel, r.address) for r in rows} & pairs)
+    keyed = {pair: (pair[0], suppression_key(*pair)) for pair in pairs}
+    rows = conn.execute(stmt, {"b_addresses": sorted({a for _, a in keyed.values()})})
+    found = {(r.channel, r.address) for r in rows}
+    return frozenset(pair for pair, key in keyed.items() if key in found)
 
 
 def deny(conn: Connection, channel: str, address: str, reason: str | None) -> Any:
+    address = suppression_key(channel, address)
     conn.execute(
         _insert(conn, denylist)
         .values(channel=channel, address=address, reason=reason, created_at=utcnow())
@@ -83,7 +86,7 @@ def deny_if_absent(conn: Connection, entries: list[tuple[str, str, str]]) -> Non
                     "created_at": now,
                     "source": SOURCE_SPAM,
                 }
-                for (c, a), r in {(c, a): r for c, a, r in entries}.items()
+                for (c, a), r in {(c, suppression_key(c, a)): r for c, a, r in entries}.items()
             ],
         )
 
@@ -93,8 +96,9 @@ def list_denied(conn: Connection) -> list[Any]:
 
 
 def undeny(conn: Connection, channel: str, address: str) -> None:
+    key = suppression_key(channel, address)
     result = conn.execute(
-        sa.delete(denylist).where(denylist.c.channel == channel, denylist.c.address == address)
+        sa.delete(denylist).where(denylist.c.channel == channel, denylist.c.address == key)
     )
     if result.rowcount == 0:
         raise not_found(f"{address} is not on the {channel} denylist")
@@ -115,7 +119,7 @@ def release(conn: Connection, channel: str, address: str) -> None:
     result = conn.execute(
         sa.delete(quarantine).where(
             quarantine.c.channel == channel,
-            quarantine.c.address == address,
+            quarantine.c.address == suppression_key(channel, address),
             quarantine.c.quarantined_at.is_not(None),
         )
     )
@@ -166,10 +170,11 @@ def record_bounces(
         return []
     now = utcnow()
     merged: dict[tuple[str, str], dict[str, Any]] = {}
-    for bounce in bounces:
+    keys = [(b.channel, suppression_key(b.channel, b.address)) for b in bounces]
+    for bounce, (channel, address) in zip(bounces, keys, strict=True):
         row = merged.setdefault(
-            (bounce.channel, bounce.address),
-            {"channel": bounce.channel, "address": bounce.address, "soft_bounces": 0, "hard": 0},
+            (channel, address),
+            {"channel": channel, "address": address, "soft_bounces": 0, "hard": 0},
         )
         row["soft_bounces"] += 0 if bounce.hard else 1
         row["hard"] |= bounce.hard
@@ -207,7 +212,7 @@ def record_bounces(
     ).returning(quarantine.c.channel, quarantine.c.address, quarantine.c.quarantined_at)
     state = {(r.channel, r.address): r.quarantined_at is not None for r in conn.execute(stmt, rows)}
     append_in(conn, entries)
-    return [state[(b.channel, b.address)] for b in bounces]
+    return [state[key] for key in keys]
 
 
 def bounced_entry(pkey: str, event_id: str, hard: bool, reason: str) -> LogEntry:
