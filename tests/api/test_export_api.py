@@ -46,6 +46,8 @@ def _s3(**destination: Any) -> dict[str, Any]:
         ({"destination": None}, "destination"),
         ({"destination": {"type": "ftp"}}, "destination.type"),
         ({"destination": {"type": "local", "path": "relative/dir"}}, "destination.path"),
+        ({"destination": {"type": "local", "path": "/srv/out/../../etc"}}, "destination.path"),
+        ({"destination": {"type": "local", "path": "/srv/.."}}, "destination.path"),
         ({"destination": {"type": "local"}}, "destination.path"),
         ({"destination": {"type": "local", "path": "/x", "bucket": "b"}}, "destination.bucket"),
         ({"destination": {"type": "s3", "bucket": "Not_A_Bucket"}}, "destination.bucket"),

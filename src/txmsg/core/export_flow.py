@@ -119,6 +119,8 @@ def _destination(
         assert path is not None
         if not path.startswith("/"):
             raise invalid("destination.path", "must be an absolute path")
+        if ".." in path.split("/"):  # the folder named is the folder written to
+            raise invalid("destination.path", "must not have a '..' segment")
         return {"type": "local", "path": path}, {}
     reject_unknown(body, S3_FIELDS, p)
     bucket = get_str(merged, "bucket", prefix=p, required=True, max_length=63)
