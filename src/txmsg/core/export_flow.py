@@ -90,6 +90,16 @@ def _endpoint(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
+def _local_path(merged: dict[str, Any]) -> str:
+    path = get_str(merged, "path", prefix="destination.", required=True, max_length=1000)
+    assert path is not None
+    if not path.startswith("/"):
+        raise invalid("destination.path", "must be an absolute path")
+    if ".." in path.split("/"):  # the folder named is the folder written to
+        raise invalid("destination.path", "must not have a '..' segment")
+    return path
+
+
 def _destination(
     raw: object, current: dict[str, Any] | None, current_secrets: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -115,13 +125,7 @@ def _destination(
     kind = merged["type"] = kind or merged.get("type")
     if kind == "local":
         reject_unknown(body, LOCAL_FIELDS, p)
-        path = get_str(merged, "path", prefix=p, required=True, max_length=1000)
-        assert path is not None
-        if not path.startswith("/"):
-            raise invalid("destination.path", "must be an absolute path")
-        if ".." in path.split("/"):  # the folder named is the folder written to
-            raise invalid("destination.path", "must not have a '..' segment")
-        return {"type": "local", "path": path}, {}
+        return {"type": "local", "path": _local_path(merged)}, {}
     reject_unknown(body, S3_FIELDS, p)
     bucket = get_str(merged, "bucket", prefix=p, required=True, max_length=63)
     assert bucket is not None
