@@ -19,8 +19,13 @@ async def _sign_in(client: httpx.AsyncClient, key: str) -> str:
     assert_problem(r, 403)  # no CSRF header
     r = await client.post("/console/session", json={"api_key": key}, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200, r.text
-    cookie = r.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and key not in cookie
+    cookies = {c.split("=", 1)[0]: c for c in r.headers.get_list("set-cookie")}
+    session = cookies["txmsg_session"]
+    assert "HttpOnly" in session and "SameSite=strict" in session and key not in session
+    # The CSRF cookie the session is bound to lasts as long as the session (a browser
+    # restarted meanwhile keeps both).
+    assert f"txmsg_csrf={csrf};" in cookies["txmsg_csrf"]
+    assert "Max-Age=28800" in cookies["txmsg_csrf"] and "Max-Age=28800" in session
     return csrf
 
 

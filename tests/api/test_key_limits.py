@@ -206,3 +206,22 @@ async def test_rotation_defaults_and_bad_input(server, smtp) -> None:
             await admin.post(f"/api/v1/keys/{key_id}/rotate", json=bad), 400, "grace_seconds"
         )
     assert_problem(await admin.post("/api/v1/keys/0123456789abcdef/rotate"), 404)
+
+
+@pytest.mark.server_settings(auth_failure_rate_limit=KeyLimit(1, 4))
+async def test_wrong_keys_signing_in_to_the_console_are_limited_too(server, smtp) -> None:
+    hold_clock(server)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as browser:
+        await browser.get("/console")
+        csrf = {"X-CSRF-Token": browser.cookies["txmsg_csrf"]}
+        codes = [
+            (
+                await browser.post(
+                    "/console/session", json={"api_key": f"txm_{i:016x}_guess"}, headers=csrf
+                )
+            ).status_code
+            for i in range(6)
+        ]
+        assert codes == [401] * 4 + [429] * 2
+        # The same address's bearer requests with a wrong key are over the limit as well.
+        assert_limited(await server.client("txm_0123456789abcdef_guess").get("/api/v1/keys"))

@@ -129,3 +129,27 @@ async def test_a_published_version_can_be_read(server: Any, smtp: FakeSMTPServer
     assert r.status_code == 200 and r.json()["subject"] == "One {{ ctx.firstName }}", r.text
     assert_problem(await server.admin.get(f"/api/v1/messages/{event_id}/versions/9"), 404)
     assert_problem(await server.admin.get(f"/api/v1/messages/{event_id}/versions/x"), 400)
+
+
+async def test_the_message_answers_the_sample_previews_use(server, smtp: FakeSMTPServer) -> None:
+    admin = server.admin
+    await create_channel(admin, smtp)
+    fields = [
+        {"name": "name", "type": "string"},
+        {"name": "amount", "type": "number"},
+        {"name": "count", "type": "integer"},
+        {"name": "gift", "type": "boolean"},
+    ]
+    event_id = (await create_event(admin, "samples", fields=fields))["eventId"]
+    r = await admin.post(f"/api/v1/event-configs/{event_id}/publish")
+    assert r.status_code == 200, r.text
+    made = (await admin.get(f"/api/v1/messages/{event_id}")).json()["sample_ctx"]
+    assert made == {"name": "sample name", "amount": 9.99, "count": 1, "gift": True}
+    # The sample is valid for the event: a preview with it renders.
+    r = await admin.post(f"/api/v1/messages/{event_id}/preview", json={"ctx": made})
+    assert r.status_code == 200, r.text
+    draft = {"subject": "Hi {{ ctx.name }}", "html": "<p>x</p>", "sample_ctx": {"amount": 2}}
+    r = await admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
+    assert r.status_code == 200, r.text
+    saved = (await admin.get(f"/api/v1/messages/{event_id}")).json()["sample_ctx"]
+    assert saved == {"amount": 2}

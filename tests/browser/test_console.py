@@ -271,3 +271,137 @@ async def test_the_console_when_answers_are_slow_or_absent(
         finally:
             await browser.close()
     assert errors == [], errors
+
+
+@sqlite_only
+async def test_the_editor_saves_in_order_and_before_publishing(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """A slow save never lands after a newer one; Publish saves what was just typed first, and
+    publishes nothing while the fields cannot be saved."""
+    event_id = await live_event(server.admin, smtp, "orderDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+
+    async def stored() -> dict[str, Any]:
+        r = await server.admin.get(f"/api/v1/messages/{event_id}")
+        assert r.status_code == 200, r.text
+        message: dict[str, Any] = r.json()
+        return message
+
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = await (await browser.new_context()).new_page()
+        page.on("dialog", lambda d: d.accept())
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            from conftest import ADMIN_KEY
+
+            await page.goto(server.base_url + "/console")
+            await page.get_by_label("API key").fill(ADMIN_KEY)
+            await page.keyboard.press("Enter")
+            await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+            await page.evaluate(f"location.hash = '#/editor/{event_id}'")
+            await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+            subject = page.get_by_label("Subject")
+            preview = page.locator("#preview-subject")
+            sample = page.get_by_label("Sample data (ctx, JSON)")
+            await expect(preview).not_to_have_text("")
+            sample_json = await sample.input_value()
+
+            # The first save answers late; the second is typed while it is on its way.
+            held = asyncio.Event()
+
+            async def first_save_late(route: Any) -> None:
+                if route.request.method == "PUT" and not held.is_set():
+                    held.set()
+                    await asyncio.sleep(1.5)
+                await route.continue_()
+
+            await page.route("**/api/v1/messages/*/draft", first_save_late)
+            await subject.fill("First {{ ctx.firstName }}")
+            await asyncio.wait_for(held.wait(), 10)
+            await subject.fill("Second {{ ctx.firstName }}")
+            await expect(preview).to_have_text("Subject: Second sample firstName")
+            await page.wait_for_timeout(2000)  # the late save has long landed
+            assert (await stored())["draft"]["subject"] == "Second {{ ctx.firstName }}"
+
+            # Publish at once after typing, before the pause that saves: what was typed goes out.
+            await subject.fill("Third {{ ctx.firstName }}")
+            await page.get_by_role("button", name="Publish").click()
+            published = page.get_by_role("status").filter(has_text="Published version 2")
+            await expect(published).to_be_visible()
+            assert (await stored())["published"]["subject"] == "Third {{ ctx.firstName }}"
+
+            # Unsavable fields (the sample data is not JSON): nothing is published.
+            await expect(subject).to_have_value("Third {{ ctx.firstName }}")
+            await sample.fill("{not json")
+            await subject.fill("Fourth {{ ctx.firstName }}")
+            await page.get_by_role("button", name="Publish").click()
+            await expect(page.locator("#editor-error")).to_have_text(
+                "Sample data is not valid JSON"
+            )
+            await page.wait_for_timeout(500)
+            message = await stored()
+            assert message["published"]["version"] == 2
+            assert message["published"]["subject"] == "Third {{ ctx.firstName }}"
+
+            # A proof the relay refuses is said to be refused, with the relay's words.
+            await sample.fill(sample_json)
+            await expect(page.locator("#editor-error")).to_have_text("")
+            smtp.fail_next(550, "5.1.1 no such user", stage="RCPT")
+            await page.get_by_label("Send a proof to").fill("proof@example.org")
+            await page.get_by_role("button", name="Send proof").click()
+            await expect(page.get_by_text("Proof not sent to proof@example.org")).to_contain_text(
+                "no such user"
+            )
+            assert smtp.messages == []
+        finally:
+            await browser.close()
+    assert errors == [], errors
+
+
+@sqlite_only
+async def test_an_edit_outlives_the_session_that_ended_under_it(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """The session ends while a marketer types: the sign-in page says why, and signing in again
+    brings back what was typed, and saves it."""
+    event_id = await live_event(server.admin, smtp, "expiryDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        context = await browser.new_context()
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            from conftest import ADMIN_KEY
+
+            async def sign_in() -> None:
+                await page.get_by_label("API key").fill(ADMIN_KEY)
+                await page.keyboard.press("Enter")
+
+            await page.goto(server.base_url + f"/console#/editor/{event_id}")
+            await sign_in()
+            await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+            await context.clear_cookies(name="txmsg_session")  # as if its 8 hours were up
+            await page.get_by_label("HTML").fill("<p>Typed as the session ended</p>")
+            await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+            await expect(page.get_by_role("alert")).to_contain_text("session has ended")
+            await sign_in()
+            await expect(page.get_by_label("HTML")).to_have_value(
+                "<p>Typed as the session ended</p>"
+            )
+            for _ in range(100):
+                r = await server.admin.get(f"/api/v1/messages/{event_id}")
+                if r.json()["draft"]["html"] == "<p>Typed as the session ended</p>":
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"the edit was never saved: {r.json()['draft']}")
+        finally:
+            await browser.close()
+    assert errors == [], errors

@@ -51,14 +51,17 @@ async def authorize_header(
         raise DomainError(
             "missing bearer API key (Authorization: Bearer <key>)", 401, "Unauthorized"
         )
-    keys = ctx.keys
-    principal = keys.cached(secret)
-    if principal is None:
-        principal = await _resolve(keys, secret, client)
+    principal = await principal_of(ctx.keys, secret, client)
     check_role(principal, roles)
     if cost:
         await spend(ctx, principal, cost)
     return principal
+
+
+async def principal_of(keys: KeyResolver, secret: str, client: str | None) -> Principal:
+    """The principal of an API key's secret (a bearer key, or one signing in to the console);
+    401 for a wrong one, 429 once its client has sent too many wrong ones."""
+    return keys.cached(secret) or await _resolve(keys, secret, client)
 
 
 async def _resolve(keys: KeyResolver, secret: str, client: str | None) -> Principal:

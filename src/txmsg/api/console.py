@@ -12,7 +12,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
-from txmsg.api.auth import authorize
+from txmsg.api.auth import authorize, principal_of
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
@@ -85,9 +85,8 @@ async def sign_in(request: Request) -> Response:
     key = get_str(body, "api_key", required=True, max_length=512)
     assert key is not None
     ctx = context(request)
-    principal = await ctx.keys.resolve(key)
-    if principal is None:
-        raise DomainError("unknown or revoked API key", 401, "Unauthorized")
+    client = request.client.host if request.client is not None else None
+    principal = await principal_of(ctx.keys, key, client)  # wrong keys count as a bearer's do
     if principal.role not in CONSOLE_ROLES:  # a session that could open no page of it
         raise DomainError(
             f"the console is for admin and marketer keys; this key has role {principal.role!r}",
@@ -95,6 +94,16 @@ async def sign_in(request: Request) -> Response:
             "Forbidden",
         )
     response = JSONResponse({"role": principal.role, "key_id": principal.key_id})
+    # The CSRF cookie lives as long as the session bound to it: a browser restarted within
+    # the session still sends both.
+    response.set_cookie(
+        CSRF_COOKIE,
+        csrf,
+        max_age=SESSION_SECONDS,
+        path="/",
+        samesite="strict",
+        secure=_secure(request),
+    )
     response.set_cookie(
         SESSION_COOKIE,
         await new_session(ctx, key, csrf),

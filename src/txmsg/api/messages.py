@@ -51,6 +51,12 @@ def _declared(config: Any) -> tuple[str, ...]:
     return tuple(f.name for f in event_configs.fields_of(config))
 
 
+def _sample(row: Any, config: Any) -> dict[str, Any]:
+    """What previews render with: the sample saved with the draft, or one made from the fields."""
+    saved: dict[str, Any] | None = row.sample_ctx
+    return saved if saved is not None else sample_ctx(event_configs.fields_of(config))
+
+
 def draft_warnings(config: Any, draft: dict[str, Any]) -> list[TemplateWarning]:
     """What the draft reads that the event does not provide, and its syntax errors."""
     known = known_names(_declared(config), config.target == TargetType.PROFILE)
@@ -72,7 +78,7 @@ async def get_message(request: Request) -> Response:
         {
             "eventId": event_id,
             "draft": row.draft,
-            "sample_ctx": row.sample_ctx,
+            "sample_ctx": _sample(row, config),
             "published": (
                 {
                     "version": published.version,
@@ -173,7 +179,7 @@ async def _render_draft(
     fields = event_configs.fields_of(config)
     ctx = body.get("ctx")
     if ctx is None:
-        ctx = row.sample_ctx if row.sample_ctx is not None else sample_ctx(fields)
+        ctx = _sample(row, config)
     if not isinstance(ctx, dict):
         raise invalid("ctx", "must be a JSON object")
     check_storable(ctx, "ctx")

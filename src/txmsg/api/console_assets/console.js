@@ -4,6 +4,9 @@
 const main = document.getElementById("main");
 const statusBox = document.getElementById("status");
 let me = null;
+let signedOutBecause = "";  // why the last session ended, shown on the sign-in page
+let unsavedWork = () => false;  // the editor's: typed and not saved yet
+window.addEventListener("beforeunload", (e) => { if (unsavedWork()) e.preventDefault(); });
 
 function csrf() {
   const m = document.cookie.match(/(?:^|;\s*)txmsg_csrf=([^;]+)/);
@@ -34,7 +37,13 @@ async function api(method, path, body) {
     say(detail);
     return { status: 0, ok: false, data: { detail } };
   }
-  if (r.status === 401 && path !== "/console/session") { me = null; route(); }
+  if (r.status === 401 && path !== "/console/session") {
+    // The server's words when they are about the session (expired, key revoked); a cookie
+    // gone altogether reads as a missing API key, which means the same here.
+    const detail = (data && data.detail) || "";
+    signedOutBecause = /session/.test(detail) ? detail : "Your session has ended: sign in again.";
+    me = null; route();
+  }
   return { status: r.status, ok: r.ok, data };
 }
 
@@ -65,7 +74,8 @@ function field(id, label, input) { input.id = id; return [h("label", { for: id }
 // --- sign-in --------------------------------------------------------------------------------
 function signIn() {
   const key = h("input", { type: "password", autocomplete: "current-password", required: true });
-  const out = h("p", { class: "error", role: "alert" });
+  const out = h("p", { class: "error", role: "alert" }, signedOutBecause);
+  signedOutBecause = "";
   const form = h("form", { class: "signin", onsubmit: async (e) => {
     e.preventDefault();
     const res = await api("POST", "/console/session", { api_key: key.value });
@@ -193,7 +203,7 @@ async function editorPage(eventId) {
   const parts = sms ? ["body"] : ["subject", "html", "text"];
   const inputs = {}, warnLists = {};
   const draft = msg.data.draft;
-  const sample = h("textarea", {}, JSON.stringify(msg.data.sample_ctx || Object.fromEntries(cfg.data.fields.map((f) => [f.name, "sample " + f.name])), null, 2));
+  const sample = h("textarea", {}, JSON.stringify(msg.data.sample_ctx, null, 2));
   const desktop = h("iframe", { title: "Preview at desktop width", sandbox: "" });
   const phone = h("iframe", { title: "Preview at phone width", sandbox: "" });
   const subjectOut = h("p", { id: "preview-subject" });
@@ -214,19 +224,28 @@ async function editorPage(eventId) {
   // One save at a time, in order, each reading the fields when it starts: a slow save never
   // lands after a newer one (and puts older text back). Opening the page saves nothing.
   let saving = Promise.resolve();
+  let unsaved = false; // the last save asked for failed: the stored draft is not what is typed
+  unsavedWork = () => timer !== null || unsaved;
+  // What is typed is kept in this tab until it is saved: a session that ends, a reload or
+  // another page opened meanwhile gives it back when the editor opens again.
+  const kept = "txmsg-edit:" + eventId;
+  const typed = () => JSON.stringify({ ...Object.fromEntries(parts.map((p) => [p, inputs[p].value])), sample_ctx: sample.value });
   function saveAndPreview(save = true) {
     saving = saving.then(() => savePreview(save), () => savePreview(save));
     return saving;
   }
   async function savePreview(save) {
     let ctx;
-    try { ctx = JSON.parse(sample.value); } catch (e) { errors.textContent = "Sample data is not valid JSON"; return; }
+    try { ctx = JSON.parse(sample.value); } catch (e) { errors.textContent = "Sample data is not valid JSON"; unsaved ||= save; return; }
     if (save) {
       const body = Object.fromEntries(parts.map((p) => [p, inputs[p].value]));
       if (draft.variants) body.variants = draft.variants;
       body.sample_ctx = ctx;
+      const sent = typed();
       const saved = await api("PUT", `/api/v1/messages/${eventId}/draft`, body);
+      unsaved = !saved.ok;
       if (!saved.ok) { errors.textContent = problem(saved); showWarnings([]); return; }
+      if (typed() === sent) sessionStorage.removeItem(kept);
       errors.textContent = "";
       showWarnings(saved.data.warnings);
     }
@@ -237,7 +256,17 @@ async function editorPage(eventId) {
     const html = res.data.html || h("pre", {}, res.data.text || "").outerHTML;
     desktop.srcdoc = html; phone.srcdoc = html;
   }
-  function changed() { clearTimeout(timer); timer = setTimeout(saveAndPreview, 400); }
+  function changed() {
+    sessionStorage.setItem(kept, typed());
+    clearTimeout(timer); timer = setTimeout(() => { timer = null; saveAndPreview(); }, 400);
+  }
+  // Publishing, a dry run or a proof acts on the stored draft: what was typed is saved first,
+  // and nothing is done while it cannot be (the error is shown).
+  async function saved() {
+    if (timer !== null) { clearTimeout(timer); timer = null; saveAndPreview(); }
+    await saving;
+    return !unsaved;
+  }
   const editors = parts.map((p) => {
     inputs[p] = h(p === "subject" ? "input" : "textarea", { oninput: changed, rows: p === "html" ? 12 : 5, "aria-describedby": "warn-" + p });
     inputs[p].value = draft[p] || "";
@@ -260,6 +289,7 @@ async function editorPage(eventId) {
   } }, "Compare versions");
 
   const dry = h("button", { type: "button", class: "secondary", onclick: async () => {
+    if (!(await saved())) return;
     const r = await api("POST", `/api/v1/messages/${eventId}/publish?dry_run=true`);
     if (!r.ok) { dryOut.replaceChildren(h("p", { class: "error" }, problem(r))); return; }
     const d = r.data;
@@ -271,6 +301,7 @@ async function editorPage(eventId) {
   } }, "Dry run");
   const publish = h("button", { type: "button", onclick: async () => {
     if (!confirm(`Publish the draft of ${eventId}? Every event sent from now on uses it.`)) return;
+    if (!(await saved())) return;
     const r = await api("POST", `/api/v1/messages/${eventId}/publish`);
     if (r.ok) { say(`Published version ${r.data.version}`); editorPage(eventId); return; }
     errors.textContent = problem(r);
@@ -282,10 +313,16 @@ async function editorPage(eventId) {
   const proof = h("form", { onsubmit: async (e) => {
     e.preventDefault();
     let ctx; try { ctx = JSON.parse(sample.value); } catch (err) { proofOut.textContent = "Sample data is not valid JSON"; return; }
+    if (!(await saved())) { proofOut.textContent = "The draft could not be saved: see the error above."; return; }
     const tp = await api("PUT", "/api/v1/test-profiles/console-" + eventId.toLowerCase(), { eventId, ctx });
     if (!tp.ok) { proofOut.textContent = problem(tp); return; }
     const r = await api("POST", `/api/v1/messages/${eventId}/proof`, { test_profile: "console-" + eventId.toLowerCase(), addresses: [proofTo.value] });
-    proofOut.textContent = r.ok ? "Proof sent to " + proofTo.value : problem(r);
+    if (!r.ok) { proofOut.textContent = problem(r); return; }
+    // 200 says the request was taken; each address's result says whether its proof went out.
+    const failed = r.data.results.filter((x) => x.status !== "sent");
+    proofOut.textContent = failed.length
+      ? failed.map((x) => `Proof not sent to ${x.address}: ${x.reason}`).join("; ")
+      : "Proof sent to " + proofTo.value;
   } }, field("proof-to", "Send a proof to", proofTo), h("div", { class: "row" }, h("button", { type: "submit", class: "secondary" }, "Send proof")));
 
   const languages = Object.keys(draft.variants || {});
@@ -302,6 +339,13 @@ async function editorPage(eventId) {
     h("h2", {}, "Versions"),
     h("div", { class: "row" }, field("version-a", "From", va), field("version-b", "To", vb), compare), diffOut);
   showWarnings(msg.data.warnings);
+  const restored = JSON.parse(sessionStorage.getItem(kept) || "null");
+  if (restored) {
+    for (const p of parts) inputs[p].value = restored[p] ?? inputs[p].value;
+    sample.value = restored.sample_ctx ?? sample.value;
+    say("Your unsaved changes are back: they are being saved.");
+    return saveAndPreview();
+  }
   saveAndPreview(false);
 }
 
@@ -371,6 +415,7 @@ async function exportsPage() {
 
 // --- routing -----------------------------------------------------------------------------------
 async function route() {
+  unsavedWork = () => false;
   pageReads.abort();
   pageReads = new AbortController();
   if (!me) {
