@@ -191,6 +191,19 @@ async def test_expire_restore_and_expire_again(
     assert r.json()["rows"] == 8
     assert await entries(store, sent[paused]) == before_entries[paused]
 
+    # Restored first opens and clicks are still the first: the same person opening again is an
+    # open, not a unique one.
+    again = [
+        LogEntry(sent[paused][0], paused, kind, t0 + timedelta(hours=1), detail)
+        for kind, detail in ((Interaction.OPENED, None), (Interaction.CLICKED, {"url": "x"}))
+    ]
+    await store.write(delivery_log.append_in, again)
+    total = (await admin.get(f"/api/v1/reports/{paused}")).json()["total"]
+    before = before_report[paused]["total"]
+    assert total["opened"] == before["opened"] + 1 and total["clicked"] == before["clicked"] + 1
+    assert total["opened_unique"] == before["opened_unique"] == 2
+    assert total["clicked_unique"] == before["clicked_unique"] == 2
+
 
 async def test_restore_requests_are_checked(server: Any) -> None:
     admin = server.admin

@@ -21,6 +21,9 @@ SCHEMA = pa.schema(
         ("kind", pa.string()),
         ("at", pa.timestamp("us", tz="UTC")),
         ("detail", pa.string()),  # the entry's JSON detail, as JSON text
+        # An entry recorded once (a first open, a receipt): restored with its key, so the same
+        # one reported again is still dropped. Files written before it existed lack it.
+        ("once_key", pa.string()),
     ]
 )
 
@@ -36,7 +39,7 @@ def write(data_dir: Path, path: str, rows: list[dict[str, Any]]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
     for row in rows:
-        for name in ("id", "pkey", "event_id", "kind", "at"):
+        for name in ("id", "pkey", "event_id", "kind", "at", "once_key"):
             columns[name].append(row[name])
         detail = row["detail"]
         columns["detail"].append(None if detail is None else orjson.dumps(detail).decode())
@@ -55,9 +58,11 @@ def write(data_dir: Path, path: str, rows: list[dict[str, Any]]) -> None:
 
 def read(data_dir: Path, path: str) -> list[dict[str, Any]]:
     """The rows of an archive, as delivery-log rows without their old id."""
-    table = pq.read_table(data_dir / path, schema=SCHEMA)
+    table = pq.read_table(data_dir / path)
+    if "once_key" not in table.column_names:
+        table = table.append_column("once_key", pa.nulls(table.num_rows, pa.string()))
     out = []
-    for row in table.to_pylist():
+    for row in table.select(SCHEMA.names).cast(SCHEMA).to_pylist():
         detail = row["detail"]
         out.append(
             {
@@ -66,6 +71,7 @@ def read(data_dir: Path, path: str) -> list[dict[str, Any]]:
                 "kind": row["kind"],
                 "at": row["at"],
                 "detail": None if detail is None else orjson.loads(detail),
+                "once_key": row["once_key"],
             }
         )
     return out

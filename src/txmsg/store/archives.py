@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.statuses import ConfigState
+from txmsg.store.dialect_insert import insert_into
 from txmsg.store.reports import last_sent_day
 from txmsg.store.tables import delivery_log, event_configs, interaction_archives
 
@@ -82,7 +83,7 @@ def has_interactions(conn: Connection, event_id: str) -> bool:
 
 
 # What an archive file holds per row (the delivery log's columns; detail as JSON text).
-ARCHIVE_COLUMNS = ("id", "pkey", "event_id", "kind", "at", "detail")
+ARCHIVE_COLUMNS = ("id", "pkey", "event_id", "kind", "at", "detail", "once_key")
 
 
 def read_chunk(conn: Connection, event_id: str, after_id: int, limit: int) -> list[dict[str, Any]]:
@@ -147,5 +148,12 @@ def restore_in(
     if marked != 1:
         return False
     if rows:
-        conn.execute(sa.insert(delivery_log), rows)
+        # An entry recorded once that was recorded again since it expired (the same receipt
+        # reported later) keeps the live one.
+        conn.execute(
+            insert_into(conn.dialect.name, delivery_log).on_conflict_do_nothing(
+                index_elements=["pkey", "kind", "once_key"]
+            ),
+            rows,
+        )
     return True

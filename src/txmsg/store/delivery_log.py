@@ -6,18 +6,18 @@ from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import FIRST_OF_KIND, Interaction, LogEntry
 from txmsg.core.reports import counts_unique
 from txmsg.store import report_counts
 from txmsg.store import webhook_outbox as outbox
+from txmsg.store.dialect_insert import insert_into
 from txmsg.store.tables import delivery_log, events
 
 
 def _insert_once(dialect: str) -> Any:
-    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(delivery_log)
+    insert = insert_into(dialect, delivery_log)
     return insert.on_conflict_do_nothing().returning(
         delivery_log.c.pkey, delivery_log.c.kind, delivery_log.c.once_key
     )

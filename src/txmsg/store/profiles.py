@@ -6,13 +6,13 @@ from itertools import combinations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.errors import not_found
 from txmsg.core.kinds import Channel
 from txmsg.core.profiles import Profile, from_row
 from txmsg.core.timeutil import utcnow
+from txmsg.store.dialect_insert import insert_into
 from txmsg.store.tables import events, fatigue_reservations, profiles
 
 # Trigger-side reconciliation targets -> profile columns.
@@ -36,7 +36,7 @@ _LOOKUPS = {
 
 
 def _insert(conn: Connection) -> Any:
-    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(profiles)
+    return insert_into(conn.dialect.name, profiles)
 
 
 def get(conn: Connection, profile_id: str) -> Profile | None:

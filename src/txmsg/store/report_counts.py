@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import FIRST_OF_KIND, LogEntry
@@ -24,11 +23,12 @@ from txmsg.core.reports import (
     count_statuses,
     interaction_metric,
 )
+from txmsg.store.dialect_insert import insert_into
 from txmsg.store.tables import report_days
 
 
 def _upsert(dialect: str) -> Any:
-    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(report_days)
+    insert = insert_into(dialect, report_days)
     return insert.on_conflict_do_update(
         index_elements=["event_id", "day", "message_version", "metric"],
         set_={"count": report_days.c.count + insert.excluded["count"]},

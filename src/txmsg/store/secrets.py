@@ -5,17 +5,17 @@ from __future__ import annotations
 import secrets
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.timeutil import utcnow
 from txmsg.store.db import Database
+from txmsg.store.dialect_insert import insert_into
 from txmsg.store.tables import server_secrets
 
 
 def get_or_create(conn: Connection, name: str) -> str:
     """The secret `name`; the first process to ask creates it, every other one reads it."""
-    insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(server_secrets)
+    insert = insert_into(conn.dialect.name, server_secrets)
     conn.execute(
         insert.values(
             name=name, value=secrets.token_urlsafe(32), created_at=utcnow()

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.kinds import Channel
@@ -23,6 +22,7 @@ from txmsg.core.suppression import (
     suppression_key,
 )
 from txmsg.core.timeutil import utcnow
+from txmsg.store.dialect_insert import insert_into
 from txmsg.store.tables import denylist, profiles, quarantine
 from txmsg.store.typology import SOFT_BOUNCE_LIMIT
 
@@ -115,7 +115,7 @@ def import_denylist(conn: Connection, rows: list[ImportRow]) -> int:
     entry. Returns how many were added."""
     if not rows:
         return 0
-    insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(denylist)
+    insert = insert_into(conn.dialect.name, denylist)
     now = utcnow()
     unique = {(r.channel, suppression_key(r.channel, r.address)): r for r in rows}
     result = conn.execute(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.errors import not_found
 from txmsg.core.timeutil import utcnow
+from txmsg.store.dialect_insert import insert_into
 from txmsg.store.tables import test_profiles
 
 
@@ -19,7 +19,7 @@ def put(
     """(the stored row, whether it was created)."""
     existed = get(conn, name) is not None
     now = utcnow()
-    insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(test_profiles)
+    insert = insert_into(conn.dialect.name, test_profiles)
     values = {"event_id": event_id, "ctx": ctx, "profile": profile, "updated_at": now}
     conn.execute(
         insert.values(name=name, created_at=now, **values).on_conflict_do_update(

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.bounces import Bounce
@@ -15,6 +14,7 @@ from txmsg.core.errors import not_found
 from txmsg.core.suppression import SOURCE_ADMIN, SOURCE_SPAM, suppression_key
 from txmsg.core.timeutil import utcnow
 from txmsg.store.delivery_log import append_in
+from txmsg.store.dialect_insert import insert_into
 from txmsg.store.tables import denylist, quarantine
 
 # Soft bounces (mailbox full, ...) in a row that put an address in quarantine.
@@ -22,7 +22,7 @@ SOFT_BOUNCE_LIMIT = 3
 
 
 def _insert(conn: Connection, table: sa.Table) -> Any:
-    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
+    return insert_into(conn.dialect.name, table)
 
 
 _DENIED = sa.select(denylist.c.channel, denylist.c.address).where(

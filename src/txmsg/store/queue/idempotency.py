@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from txmsg.core.queue import EnqueueResult, NewBatch, NewEvent
+from txmsg.store.dialect_insert import insert_into
 from txmsg.store.tables import idempotency_keys
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -35,7 +35,7 @@ _EXPIRED = sa.delete(idempotency_keys).where(
 
 def _take_keys(dialect: str, rows: list[dict[str, Any]]) -> Any:
     """INSERT the keys no earlier request holds; RETURNING those this one took."""
-    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(idempotency_keys)
+    insert = insert_into(dialect, idempotency_keys)
     return insert.values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(_KEY)
 
 
