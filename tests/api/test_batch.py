@@ -215,18 +215,41 @@ async def test_checks_of_an_items_values_refuse_that_item_alone(
     stored = await wait_status(admin, accepted[1]["href"], "processed")
     assert stored["ctx"]["n"] == 2**63 - 1  # kept exact
 
-    # A body whose envelope holds such an integer, or nested past what can be read exactly,
-    # is still refused whole.
+    # A body whose envelope holds such an integer is still refused whole.
     url = f"/rest/mc/{event_id}/batch"
     whole = b'{"events": [{"email": "a@example.org"}], "n": 123456789012345678901234567890}'
     r = await admin.post(url, content=whole, headers={"content-type": "application/json"})
     assert_problem(r, 400, "n")
     r = await admin.post(url, json={"events": 123456789012345678901234567890})
     assert_problem(r, 400, "events")
-    nested = b'{"events": [{"ctx": {"n": ' + b"[" * 1000 + b"1" * 19 + b"]" * 1000 + b"}}]}"
-    r = await admin.post(url, content=nested, headers={"content-type": "application/json"})
-    assert_problem(r, 400, "body")
-    assert len(await stored_pkeys(store, event_id)) == 2
+    # An item nested 1,000 levels deep, beside a run of 19 digits anywhere in the body (which
+    # has the body read exactly): that item is refused alone, as without the digits.
+    deepest = b"[" * 1000 + b"1" * 19 + b"]" * 1000
+    for digits in (b"1" * 19, b"1"):
+        nested = (
+            b'{"events": [{"email": "f@example.org", "ctx": {"firstName": "F", "o": "ORD-'
+            + digits
+            + b'"}}, {"email": "g@example.org", "ctx": {"firstName": "G", "n": '
+            + deepest
+            + b"}}]}"
+        )
+        r = await admin.post(url, content=nested, headers={"content-type": "application/json"})
+        assert r.status_code == 207, r.text
+        assert [i.get("problem", {}).get("errors") for i in r.json()["items"]] == [
+            None,
+            [
+                {
+                    "field": "events[1].ctx",
+                    "pointer": "/events/1/ctx",
+                    "detail": "is nested too deeply",
+                }
+            ],
+        ]
+    # Deeper than the JSON parser reads at all: the body is refused whole.
+    deeper = b'{"events": [{"ctx": {"n": ' + b"[" * 1100 + b"1" + b"]" * 1100 + b"}}]}"
+    r = await admin.post(url, content=deeper, headers={"content-type": "application/json"})
+    assert "depth limit exceeded" in assert_problem(r, 400)["detail"]
+    assert len(await stored_pkeys(store, event_id)) == 4
 
 
 async def test_a_batch_with_every_item_refused_stores_nothing(server, smtp, store) -> None:

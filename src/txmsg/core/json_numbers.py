@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -36,6 +38,24 @@ class _Oversized:
         self.text = text
 
 
+# orjson reads 1,024 levels of nesting; Python's parser one a frame of the recursion limit
+# (1,000, some of them already used by the caller).
+_FAST_PARSER_DEPTH = 1024
+
+
+@contextmanager
+def _as_deep_as_the_fast_parser() -> Iterator[None]:
+    """Python's parser reads any body the fast parser read: the exact reading of a batch
+    holding one item nested too deeply must not refuse the whole batch. The event loop's
+    thread is the only one reading bodies."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + _FAST_PARSER_DEPTH + 64)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 def _integer(text: str) -> int | _Oversized:
     return _Oversized(text) if len(text.lstrip("-")) > 19 else int(text)
 
@@ -46,8 +66,9 @@ def read_exact(raw: bytes) -> Any | None:
     if _LONG_DIGITS.search(raw) is None:
         return None
     try:
-        return json.loads(raw, parse_int=_integer)
-    except RecursionError:  # Python's parser nests less deeply than orjson's 1,024
+        with _as_deep_as_the_fast_parser():
+            return json.loads(raw, parse_int=_integer)
+    except RecursionError:  # not expected: a 400 all the same, never a 500
         raise invalid("body", "is nested too deeply") from None
     except ValueError:  # not expected of a body orjson read: a 400 all the same, never a 500
         raise invalid("body", "could not be read exactly") from None
@@ -62,15 +83,17 @@ def read_with_long_integers_as_text(raw: bytes) -> Any | None:
     if _LONG_DIGITS.search(raw) is None:
         return None
     try:
-        value = json.loads(
-            raw.decode(),
-            parse_int=lambda text: text if len(text.lstrip("-")) > 19 else int(text),
-            parse_float=_finite,
-            parse_constant=_no_constant,
-        )
-        # Read again by the fast parser: what else it refuses (a lone surrogate), it refuses.
-        return orjson.loads(json.dumps(value))
-    except RecursionError:  # Python's parser nests less deeply than orjson's 1,024
+        with _as_deep_as_the_fast_parser():
+            value = json.loads(
+                raw.decode(),
+                parse_int=lambda text: text if len(text.lstrip("-")) > 19 else int(text),
+                parse_float=_finite,
+                parse_constant=_no_constant,
+            )
+            # Read again by the fast parser: what else it refuses (a lone surrogate), it
+            # refuses.
+            return orjson.loads(json.dumps(value))
+    except RecursionError:  # deeper still than the fast parser reads: a 400, never a 500
         raise invalid("body", "is nested too deeply") from None
     except ValueError:  # not UTF-8 or not JSON (JSONDecodeError too), or not finite
         return None
