@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import timedelta
 
@@ -248,3 +249,27 @@ async def test_sqlite_checkpoints_run_off_the_write_path(tmp_path) -> None:
         assert path.stat().st_size >= before + 20 * 4000 - free  # copied back into the database
     finally:
         await db.dispose()
+
+
+async def test_a_problem_repeats_what_it_is_about_within_bounds(server, smtp) -> None:
+    """An unknown field named by a megabyte, a date of a megabyte, a PKey of 30 kB: the answer
+    names them, cut, and stays far smaller than the request."""
+    event_id = await live_event(server.admin, smtp)
+    admin = server.admin
+    name = "k" * 1_000_000
+    r = await admin.post(f"/rest/mc/{event_id}", json={"email": "a@example.org", name: 1})
+    assert r.status_code == 400 and len(r.content) < 2_000, len(r.content)
+    [error] = r.json()["errors"]
+    assert error["field"].startswith("kkk") and error["field"].endswith("…")
+    assert len(error["field"]) == len(error["pointer"]) == 200
+    assert len(r.json()["detail"]) == 500
+    body = {"email": "a@example.org", "ctx": {"firstName": "A"}, "scheduled": "x" * 1_000_000}
+    r = await admin.post(f"/rest/mc/{event_id}", json=body)
+    assert r.status_code == 400 and len(r.content) < 2_000, len(r.content)
+    assert r.json()["errors"][0]["field"] == "scheduled"
+    r = await admin.get(f"/rest/mc/{event_id}/{'P' * 30_000}")
+    assert r.status_code == 404 and len(r.content) < 1_000, len(r.content)
+    items = [{"email": "a@example.org", "k" * 990: 1} for _ in range(1000)]
+    r = await admin.post(f"/rest/mc/{event_id}/batch", json={"events": items})
+    assert r.status_code == 422 or r.status_code == 207, r.text[:200]
+    assert len(r.content) < 1.5 * len(json.dumps({"events": items})), len(r.content)

@@ -31,6 +31,17 @@ class JSONResponse(Response):
         return dumps(content)
 
 
+# A problem repeats what the caller sent (an unknown field's name, a value that is not a
+# date): cut, so that an answer is never much larger than what it is about.
+MAX_DETAIL = 500
+MAX_NAME = 200  # an error's field and pointer
+_BOUNDS = {"detail": MAX_DETAIL, "field": MAX_NAME, "pointer": MAX_NAME}
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def problem_body(
     status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None
 ) -> dict[str, Any]:
@@ -39,10 +50,13 @@ def problem_body(
         "type": "about:blank",
         "title": title,
         "status": status,
-        "detail": detail,
+        "detail": _bounded(detail, MAX_DETAIL),
     }
     if errors:
-        body["errors"] = errors
+        body["errors"] = [
+            {k: _bounded(v, _BOUNDS[k]) if k in _BOUNDS else v for k, v in e.items()}
+            for e in errors
+        ]
     return body
 
 
