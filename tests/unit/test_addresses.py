@@ -38,6 +38,9 @@ SAMPLES = [
     "a" * 65 + "@example.com",
     "x@" + "a" * 63 + ".com",
     "x@" + "a" * 64 + ".com",
+    "a" * 64 + "@example.org",
+    "a" * 65 + "@example.org",  # RFC 5321: at most 64 characters before the @
+    '"' + "a" * 70 + '"@example.org',
     "x@" + ".".join(["abcdefghij"] * 24) + ".com",
     "zoë@example.com",
     "x@exämple.com",
@@ -52,7 +55,7 @@ SAMPLES = [
 
 def _reference(value: str) -> str | None:
     try:
-        info = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+        info = validate_email(value, check_deliverability=False, allow_smtputf8=False, strict=True)
     except EmailNotValidError:
         return None
     return info.ascii_email or info.normalized
@@ -98,3 +101,11 @@ def test_normalize_email_matches_email_validator(value: str) -> None:
         assert err.value.errors[0].field == "email"
     else:
         assert normalize_email(value, "email") == expected
+
+
+def test_a_local_part_past_64_characters_is_refused() -> None:
+    assert normalize_email("a" * 64 + "@example.org", "email") == "a" * 64 + "@example.org"
+    for value in ("a" * 65 + "@example.org", "a.b" * 40 + "@example.org"):
+        with pytest.raises(DomainError) as err:
+            normalize_email(value, "email")
+        assert "before the @-sign" in err.value.errors[0].detail

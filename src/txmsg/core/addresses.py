@@ -46,7 +46,8 @@ def normalize_email(value: object, field_name: str) -> str:
     if plain is not None:
         return plain
     try:
-        info = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+        # strict: RFC 5321's 64 characters before the @ (not checked otherwise)
+        info = validate_email(value, check_deliverability=False, allow_smtputf8=False, strict=True)
     except EmailNotValidError as exc:
         raise invalid(field_name, f"is not a valid email address: {exc}") from None
     return info.ascii_email or info.normalized
