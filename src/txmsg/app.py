@@ -187,6 +187,9 @@ def create_app(
             Exception: _server_error,
         },
     )
+    # A path with a slash too many is a 404 like any unknown path: Starlette's redirect would
+    # answer an undocumented 307 whose Location is built from the request's Host header.
+    app.router.redirect_slashes = False
     app.state.txmsg = context
     app.state.engine = engine
     app.state.dispatcher = engine.dispatcher

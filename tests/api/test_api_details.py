@@ -94,3 +94,20 @@ async def test_patch_accepts_the_event_id_in_its_create_form(server, smtp) -> No
     r = await server.admin.patch(f"/api/v1/event-configs/{event_id}", json={"eventId": "other"})
     assert r.status_code == 409
     assert r.json()["errors"][0]["field"] == "eventId"
+
+
+async def test_a_trailing_slash_is_an_unknown_path_not_a_redirect(server, smtp) -> None:
+    event_id = await live_event(server.admin, smtp)
+    body = {"email": "a@example.org", "ctx": {"firstName": "A"}}
+    accepted = (await server.admin.post(f"/rest/mc/{event_id}", json=body)).json()
+    evil = {"host": "evil.example"}
+    for method, path in (
+        ("POST", f"/rest/mc/{event_id}/"),
+        ("POST", f"/rest/mc/{event_id}/batch/"),
+        ("GET", accepted["href"] + "/"),
+        ("GET", "/api/v1/event-configs/"),
+    ):
+        r = await server.admin.request(method, path, json=body, headers=evil)
+        assert r.status_code == 404, (path, r.status_code)
+        assert "location" not in r.headers
+        assert r.headers["content-type"] == "application/problem+json"
