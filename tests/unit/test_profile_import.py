@@ -76,3 +76,10 @@ def test_ndjson_rows() -> None:
     assert summary[:3] == ["n1", (3, "body", "must be a JSON object"), (4, "body", summary[2][2])]
     assert str(summary[2][2]).startswith("not valid JSON")
     assert summary[3] == (5, "body", f"line longer than {MAX_LINE_BYTES} bytes")
+
+
+def test_an_ndjson_file_may_start_with_a_byte_order_mark() -> None:
+    data = b'\xef\xbb\xbf{"profile_id": "b1"}\n\xef\xbb\xbf{"profile_id": "b2"}\n'
+    summary = _summary(_parse(NDJSONRows(), data, chunk=2))
+    assert summary[0] == "b1"  # the file's mark, as a spreadsheet or editor writes it
+    assert summary[1][:2] == (2, "body")  # one further in is not the file's: refused

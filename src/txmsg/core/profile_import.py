@@ -107,6 +107,8 @@ class NDJSONRows:
         if raw is None:
             yield Rejection(line, "body", f"line longer than {MAX_LINE_BYTES} bytes")
             return
+        if line == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark, as CSV reads it
         if not raw.strip():
             return
         try:
