@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
@@ -137,6 +138,35 @@ async def test_fail_next_rejects_one_transaction_at_stage(
         assert server.connections_opened == 1
 
 
+async def test_refused_mail_leaves_no_transaction_behind() -> None:
+    # RFC 5321 lets a client send MAIL again after a refused one, without RSET: the rule
+    # covered that one attempt.
+    async with FakeSMTPServer() as server, client(server) as smtp:
+        server.fail_next(451, "4.3.0 later", stage="MAIL")
+        with pytest.raises(aiosmtplib.SMTPSenderRefused) as caught:
+            await smtp.mail(FROM)
+        assert caught.value.code == 451
+        assert (await smtp.mail(FROM)).code == 250
+        assert (await smtp.rcpt(TO)).code == 250
+        assert (await smtp.data(message("second try"))).code == 250
+        assert [m.subject for m in server.messages] == ["second try"]
+        assert server.rejected == 1
+
+
+async def test_refused_data_ends_its_transaction_only() -> None:
+    async with FakeSMTPServer() as server, client(server) as smtp:
+        server.fail_next(451, "4.3.0 later", stage="DATA")
+        await smtp.mail(FROM)
+        await smtp.rcpt(TO)
+        with pytest.raises(aiosmtplib.SMTPDataError):
+            await smtp.data(message("refused"))
+        await smtp.mail(FROM)  # no RSET: the refused DATA ended the transaction
+        await smtp.rcpt(TO)
+        assert (await smtp.data(message("accepted"))).code == 250
+        assert [m.subject for m in server.messages] == ["accepted"]
+        assert server.rejected == 1
+
+
 async def test_rcpt_failure_rejects_every_recipient_of_the_transaction() -> None:
     async with FakeSMTPServer() as server:
         server.fail_next(550, stage="RCPT")
@@ -268,3 +298,19 @@ async def test_a_wait_that_timed_out_is_a_timeout_and_a_failed_assertion() -> No
         with pytest.raises(WaitTimeout) as raised:
             await server.wait_for(1, timeout=0.05)
     assert isinstance(raised.value, TimeoutError) and isinstance(raised.value, AssertionError)
+
+
+async def test_smtputf8_is_offered_as_real_servers_do() -> None:
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "jörg@exämple.com", "zoë@example.com", "Grüße"
+    mail.set_content("Hallo Zoë")
+    async with FakeSMTPServer() as server, client(server) as smtp:
+        await smtp.send_message(mail)
+        [received] = await server.wait_for(1)
+    assert received.mail_from == "jörg@exämple.com" and received.rcpt_tos == ["zoë@example.com"]
+    assert received.subject == "Grüße" and received.text == "Hallo Zoë\n"
+
+    async with FakeSMTPServer(smtputf8=False) as server, client(server) as smtp:
+        with pytest.raises(aiosmtplib.SMTPNotSupported):
+            await smtp.send_message(mail)
+        assert server.messages == []

@@ -53,6 +53,21 @@ async def test_create_message_as_twilio_answers(fake_twilio: FakeTwilio) -> None
     assert fake_twilio.requests == 12 and len(fake_twilio.messages) == 2
 
 
+@pytest.mark.parametrize(
+    ("status", "code"), [(401, 20003), (429, 20429), (500, 20500), (503, 20503), (400, 21211)]
+)
+async def test_injected_failures_carry_twilios_error_code(
+    fake_twilio: FakeTwilio, status: int, code: int
+) -> None:
+    fake_twilio.fail_next(status)
+    auth = (fake_twilio.account_sid, fake_twilio.auth_token)
+    form = {"To": "+14155552671", "From": "+14155550100", "Body": "hi"}
+    async with httpx.AsyncClient() as client:
+        r = await client.post(_create_url(fake_twilio), data=form, auth=auth)
+    assert (r.status_code, r.json()["code"]) == (status, code)
+    assert r.json()["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
+
+
 async def test_status_callbacks_are_signed_as_twilio_signs_them(fake_twilio: FakeTwilio) -> None:
     seen: list[tuple[str, dict[str, str], str]] = []
 

@@ -196,7 +196,7 @@ def _sender(twilio: FakeTwilio, **over: Any) -> TwilioSender:
         (409, 20409, TransientSendError, "Twilio error 20409 (HTTP 409): Error"),
         (425, None, TransientSendError, "Twilio error (HTTP 425): Error"),
         # Authentication: the configuration's token is wrong, not the message.
-        (401, 20003, TransientSendError, "Twilio error 20003 (HTTP 401): Error"),
+        (401, 20003, TransientSendError, "Twilio error 20003 (HTTP 401): Authenticate"),
         (403, 20003, TransientSendError, "Twilio error 20003 (HTTP 403): Error"),
     ],
 )

@@ -78,7 +78,8 @@ class _Failure:
 class _Envelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
-        self.rejection: str | None = None  # set once a stage of this transaction was failed
+        # Set once a RCPT of this transaction was refused: its later RCPTs are refused too.
+        self.rejection: str | None = None
 
 
 class _Protocol(SMTP):
@@ -166,6 +167,7 @@ class FakeSMTPServer(Running):
         auth: tuple[str, str] | None = None,
         delay: float = 0.0,
         pipelining: bool = True,
+        smtputf8: bool = True,
         tls: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
     ) -> None:
@@ -179,6 +181,9 @@ class FakeSMTPServer(Running):
         # Advertise PIPELINING (RFC 2920) as Postfix and Exim do; aiosmtpd reads commands as they
         # come, so pipelined ones work. False: a server that wants each reply awaited.
         self.pipelining = pipelining
+        # Offer SMTPUTF8 (RFC 6531: non-ASCII addresses and headers) as Postfix, Exim and Gmail
+        # do. False: a server without it, which refuses 8-bit commands.
+        self.smtputf8 = smtputf8
         self.delay = delay  # seconds before answering each message's DATA (settable any time)
         self.port = port  # 0 until start() if an ephemeral port was asked for
         self.messages: list[ReceivedMessage] = []
@@ -271,6 +276,7 @@ class FakeSMTPServer(Running):
         kwargs: dict[str, Any] = {
             "hostname": "localhost",  # no getfqdn() (a DNS lookup) per connection
             "loop": asyncio.get_running_loop(),
+            "enable_SMTPUTF8": self.smtputf8,
         }
         if self.tls is not None and not self.implicit_tls:
             kwargs["tls_context"] = self.tls
@@ -311,7 +317,11 @@ class FakeSMTPServer(Running):
             rule.remaining -= 1
             if rule.remaining == 0:
                 self._failure = None
-        envelope.rejection = rule.reply
+        if stage == "RCPT":
+            # Only a refused RCPT leaves a transaction open: a refused MAIL opens none, and
+            # aiosmtpd keeps that envelope (a client may send MAIL again without RSET), and a
+            # DATA reply ends the transaction.
+            envelope.rejection = rule.reply
         self.rejected += 1
         return rule.reply
 

@@ -41,6 +41,7 @@ from txmsg.testing.running import Running, WaitTimeout
 API_VERSION = "2010-04-01"
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
 _DEFAULT_MESSAGES = {
+    401: (20003, "Authenticate"),  # what Twilio answers a wrong SID or token
     429: (20429, "Too Many Requests"),
     500: (20500, "Internal Server Error"),
     503: (20503, "Service Unavailable"),
