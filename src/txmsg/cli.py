@@ -33,7 +33,17 @@ if TYPE_CHECKING:
 
     from txmsg.app import App
 
-HELP = argparse.ArgumentDefaultsHelpFormatter
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help says its default, but a required option's: it has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+HELP = _Help
 # `serve --processes N`: uvicorn's supervisor spawns N processes, each of which builds its app
 # (`app_of_environment`) from the command's options, left in the environment under this name.
 PROCESS_OPTIONS_ENV = "TXMSG_SERVE_PROCESS_OPTIONS"
@@ -182,7 +192,7 @@ def _past_last_port(option: str, first: int, count: int) -> str:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from txmsg.commands.supervisor import supervise
+    from txmsg.commands.supervisor import STARTUP_FAILURE, supervise
 
     if args.health_port is not None and not _ports_fit(args.health_port, args.processes):
         refusal = _past_last_port("--health-port", args.health_port, args.processes)
@@ -193,7 +203,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     path = sqlite_path(settings.resolved_database_url)
     if path is not None and not path.is_file():
         print(f"txmsg: {missing_message(settings, path)}", file=sys.stderr)
-        return 2
+        return STARTUP_FAILURE  # it cannot start, as with an unreachable database
     options = {
         "processes": args.processes,
         "health_host": args.health_host,
