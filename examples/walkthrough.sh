@@ -3,7 +3,23 @@
 # change-me), `txmsg fake smtp` and `txmsg fake twilio`. Run it from the folder `txmsg serve` was
 # started in, the repository's (`txmsg keys` finds the database there, under ./txmsg-data, or
 # where TXMSG_DATA_DIR says). The test suite runs it: tests/processes/test_walkthrough.py.
+#
+# It runs once on a database: it creates what a second run would create again (refused: 409).
 set -euo pipefail
+# A step that fails (curl -f hides the HTTP error's body) stops the script: say where.
+trap 'echo "walkthrough.sh: stopped by a failed step, line $LINENO (exit status $?)" >&2' ERR
+
+found=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer change-me" \
+  "${API:-http://127.0.0.1:8025}/api/v1/channel-configs/mail" || true)
+if [ "$found" = 000 ]; then
+  echo "walkthrough.sh: no txmsg serve answers at ${API:-http://127.0.0.1:8025}: start it first" >&2
+  exit 1
+elif [ "$found" = 200 ]; then
+  echo "walkthrough.sh: the channel configuration 'mail' exists: the walk-through already ran on" \
+    "this database. To run it again, stop txmsg serve, move its data directory aside" \
+    "(./txmsg-data, or TXMSG_DATA_DIR), start txmsg serve again, then this script." >&2
+  exit 1
+fi
 
 # --- setup
 API=${API:-http://127.0.0.1:8025}; ADMIN="Authorization: Bearer change-me"

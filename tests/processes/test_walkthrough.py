@@ -82,6 +82,22 @@ def _command_lines(text: str) -> list[str]:
     return [line.strip() for line in steps.splitlines() if line.strip() and line[0] != "#"]
 
 
+async def _run(env: dict[str, str]) -> tuple[int | None, str, str]:
+    """The script's exit status, output and error output."""
+    script = await asyncio.create_subprocess_exec(
+        "bash", str(SCRIPT), cwd=ROOT, env=env, stdout=-1, stderr=-1
+    )
+    out, err = await asyncio.wait_for(script.communicate(), 60)
+    return script.returncode, out.decode(), err.decode()
+
+
+async def test_the_walkthrough_without_a_server_says_so() -> None:
+    api = f"http://127.0.0.1:{free_port()}"
+    code, output, told = await _run({**os.environ, "API": api})
+    assert (code, output) == (1, ""), told
+    assert told == f"walkthrough.sh: no txmsg serve answers at {api}: start it first\n"
+
+
 def test_the_readme_mirrors_the_script() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [line for line in _command_lines(SCRIPT.read_text()) if line not in readme]
@@ -111,14 +127,15 @@ async def test_the_walkthrough_works_as_written(tmp_path: Path) -> None:
         (["serve", "--port", str(api)], logs["serve"], api),
     ]
     async with started(commands, env):
-        script = await asyncio.create_subprocess_exec(
-            "bash", str(SCRIPT), cwd=ROOT, env=env, stdout=-1, stderr=-1
-        )
-        out, err = await asyncio.wait_for(script.communicate(), 60)
-        output = out.decode()
-        assert script.returncode == 0, f"{output}\n{err.decode()}\n{logs['serve'].read_text()}"
+        code, output, err = await _run(env)
+        assert code == 0, f"{output}\n{err}\n{logs['serve'].read_text()}"
         async with httpx.AsyncClient() as client:
             mails = (await client.get(f"http://127.0.0.1:{mailbox}/messages")).json()
+        # A second run on the same database stops before its first step, and says why.
+        code, again, told = await _run(env)
+        assert (code, again) == (1, ""), told
+        assert "'mail' exists: the walk-through already ran on this database" in told
+        assert "move its data directory aside" in told
     subjects = sorted(m["subject"] for m in mails)
     assert subjects == [
         "Ada, your cart is waiting",
