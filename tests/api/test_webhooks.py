@@ -39,6 +39,8 @@ from txmsg.core.queue import NewEvent
 from txmsg.store import delivery_log, event_configs, webhook_outbox
 from txmsg.store.db import Database
 from txmsg.store.queue.cycle import CycleRequest, write_cycle
+from txmsg.store.tables import event_webhooks
+from txmsg.store.tables import webhook_outbox as webhook_outbox_table
 from txmsg.testing import FakeSMTPServer
 from webhook_support import SECRET, Call, Receiver
 
@@ -436,3 +438,133 @@ async def test_webhook_settings_are_checked_and_removable(
         "/api/v1/event-configs/EVThooked", json={"webhook": {"url": "https://example.com/h"}}
     )
     assert_problem(r, 422, "webhook.secret")
+
+
+# URLs the sender's HTTP client cannot call: httpx raised (InvalidURL, idna's IDNAError) in the
+# sender on every attempt (urlsplit had let them through), or would only fail to connect.
+UNCALLABLE_URLS = [
+    "http://xn--/y",  # an A-label without Punycode content: idna.IDNAError
+    "http://xn--abc.example/y",  # an A-label decoding to code points IDNA refuses
+    "http://127.0.0.1:18330/promo\u007f",  # a control character
+    "http://127.0.0.1:18330/pro mo",  # whitespace, in the path...
+    "http://exa mple.com/y",  # ... or in the host (httpx quotes it to exa%20mple.com)
+    "http://example.com/\u200by",  # an invisible format character
+    "http://[::1/y",  # a broken IPv6 literal: urlsplit's ValueError was a 500
+    "http://[v1.x]/y",  # an IP literal that is not IPv6
+    "http://999.1.1.1/y",  # an IPv4 address out of range
+    "http://example.com:0/y",  # ports out of 1-65535
+    "http://example.com:70000/y",
+    "http://example.com:x/y",
+]
+
+
+@pytest.mark.parametrize("url", UNCALLABLE_URLS)
+async def test_a_webhook_url_the_sender_cannot_call_is_refused(
+    server: Any, smtp: FakeSMTPServer, url: str
+) -> None:
+    admin = server.admin
+    await create_channel(admin, smtp)
+    base = {"eventId": "hooked", "channel": "email", "channel_config": "mail"}
+    r = await admin.post(
+        "/api/v1/event-configs", json={**base, "webhook": {"url": url, "secret": SECRET}}
+    )
+    assert_problem(r, 400, "webhook.url")
+    good = {"url": "https://example.com/h", "secret": SECRET}
+    r = await admin.post("/api/v1/event-configs", json={**base, "webhook": good})
+    assert r.status_code == 201, r.text
+    for webhook in ({"url": url, "secret": SECRET}, {"url": url}):
+        r = await admin.patch("/api/v1/event-configs/EVThooked", json={"webhook": webhook})
+        assert_problem(r, 400, "webhook.url")
+    # Nothing half-written: the stored webhook is the one set before.
+    r = await admin.get("/api/v1/event-configs/EVThooked")
+    assert r.json()["webhook"] == {"url": "https://example.com/h", "secret_set": True}
+
+
+async def test_a_call_failing_unexpectedly_leaves_the_other_calls_settled(
+    server: Any,
+    smtp: FakeSMTPServer,
+    receiver: Receiver,
+    store: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A URL stored before URLs were checked as httpx parses them made the sender raise: the
+    whole batch went unsettled, so every call in it was made again after its lease, forever,
+    and never given up. Now such a call fails alone, is retried with backoff, then given up."""
+    admin = server.admin
+    news = await live_event(admin, smtp, "news")
+    promo = (await create_event(admin, "promo"))["eventId"]
+    assert (await admin.post(f"/api/v1/event-configs/{promo}/publish")).status_code == 200
+    await publish_message(admin, promo)
+    await hook(admin, news, receiver.url)
+    await hook(admin, promo, receiver.url)
+
+    # One batch in flight, held by the receiver: the calls queued meanwhile are all due when
+    # it ends, and the next claim takes them together, the bad one and the good ones.
+    receiver.hold = asyncio.Event()
+    first = await trigger(admin, news)
+    await wait_until(lambda: bool(receiver.arrivals), what="a call held at the receiver")
+    second = await trigger(admin, news)
+    promoted = await trigger(admin, promo)
+    for accepted in (first, second, promoted):
+        await wait_status(admin, accepted["href"], "processed")
+
+    def store_bad_url(conn: Any) -> None:
+        conn.execute(
+            sa.update(event_webhooks)
+            .where(event_webhooks.c.event_id == promo)
+            .values(url="http://xn--/y")
+        )
+
+    await store.write(store_bad_url)
+    caplog.set_level("WARNING", logger="txmsg.engine.webhooks")
+    receiver.hold.set()
+
+    # Every call of `news` delivered once and settled (it used to stay in the outbox, and be
+    # made again once its lease ran out although the receiver had answered).
+    await wait_until(lambda: len(receiver.delivered()) == 6, what="the news calls delivered")
+    await outbox_drained(store, news)
+    assert {d["eventId"] for d in receiver.delivered()} == {news}
+    assert all(len(times) == 1 for times in receiver.arrivals.values()), receiver.arrivals
+    # The bad calls: failed attempts of their own, retried with backoff (not after a lease).
+    bad = await store.read(webhook_outbox.pending, promo)
+    assert len(bad) == 3 and {c.last_error for c in bad} == {"IDNAError"}, bad
+    logged = [r.getMessage() for r in caplog.records if "failed unexpectedly" in r.getMessage()]
+    assert logged and all("IDNAError" in m for m in logged)
+    assert not [m for m in caplog.messages if "xn--" in m or SECRET in m]
+
+    # Given up once older than the usual window, like any failing call.
+    def age(conn: Any) -> None:
+        old = datetime.now(UTC) - timedelta(hours=25)
+        conn.execute(
+            sa.update(webhook_outbox_table)
+            .where(webhook_outbox_table.c.event_id == promo)
+            .values(created_at=old)
+        )
+
+    await store.write(age)
+    await outbox_drained(store, promo)
+    assert len(receiver.delivered()) == 6
+
+
+async def test_changing_the_webhook_or_tags_changes_updated_at(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """The webhook and tags live in their own tables: changing them changed nothing in the
+    event configuration's row, so its `updated_at` stayed (a label change moved it)."""
+    admin = server.admin
+    await create_channel(admin, smtp)
+    eid = (await create_event(admin, "hooked"))["eventId"]
+    path = f"/api/v1/event-configs/{eid}"
+    seen = [(await admin.get(path)).json()["updated_at"]]
+    for change in (
+        {"webhook": {"url": "https://example.com/h", "secret": SECRET}},
+        {"webhook": {"url": "https://example.com/moved"}},
+        {"webhook": None},
+        {"tags": ["spring"]},
+    ):
+        await asyncio.sleep(0.01)  # the API's times have milliseconds
+        r = await admin.patch(path, json=change)
+        assert r.status_code == 200, r.text
+        assert r.json()["updated_at"] > seen[-1], (change, seen)
+        assert (await admin.get(path)).json()["updated_at"] == r.json()["updated_at"]
+        seen.append(r.json()["updated_at"])

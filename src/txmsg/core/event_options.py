@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+
+import httpx
 
 from txmsg.core.errors import invalid, refused
 from txmsg.core.validation import get_str, reject_unknown, require_object
@@ -53,11 +54,7 @@ def parse_webhook(value: object, *, has_secret: bool, creating: bool) -> Webhook
     reject_unknown(body, {"url", "secret"}, "webhook.")
     url = get_str(body, "url", prefix="webhook.", required=True, max_length=2000)
     assert url is not None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise invalid("webhook.url", "must be an absolute http or https URL")
-    if parts.username or parts.password:
-        raise invalid("webhook.url", "must not hold credentials: the secret signs each call")
+    check_webhook_url(url)
     secret = get_str(body, "secret", prefix="webhook.", max_length=200)
     if secret is None and not has_secret:
         detail = "is required (used to sign each call)"
@@ -67,6 +64,30 @@ def parse_webhook(value: object, *, has_secret: bool, creating: bool) -> Webhook
     if secret is not None and len(secret) < MIN_SECRET:
         raise invalid("webhook.secret", f"must be at least {MIN_SECRET} characters")
     return WebhookInput(url, secret)
+
+
+def check_webhook_url(url: str) -> None:
+    """Refuse (a 400 naming `webhook.url`) a URL the sender could not call.
+
+    Parsed as the sender's HTTP client (httpx) parses it when it builds the request, which
+    is stricter than `urlsplit`: a bad IDNA label (`xn--`), an IP address out of range or a
+    broken IPv6 literal raised there, in the sender, for every attempt of every call. Spaces
+    and control characters are refused whatever httpx makes of them (it quotes some into the
+    host), and so are ports it would only fail to connect to. (httpx.URL only parses: no I/O
+    here, and no second opinion on what the sender can send.)"""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise invalid("webhook.url", "must not hold spaces or control characters")
+    try:
+        parsed = httpx.URL(url)
+        host, port, userinfo = parsed.host, parsed.port, parsed.userinfo
+    except (httpx.InvalidURL, ValueError) as exc:  # idna's errors are ValueErrors
+        raise invalid("webhook.url", f"is not a valid URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not host:
+        raise invalid("webhook.url", "must be an absolute http or https URL")
+    if userinfo:
+        raise invalid("webhook.url", "must not hold credentials: the secret signs each call")
+    if port is not None and not 1 <= port <= 65535:
+        raise invalid("webhook.url", "must have a port from 1 to 65535")
 
 
 def webhook_view(url: str | None) -> dict[str, Any] | None:

@@ -74,7 +74,7 @@ class WebhookSender:
         batch = await self._db.write(outbox.claim, BATCH, self._lease, self._db.clock.now())
         if not batch:
             return 0
-        results = await asyncio.gather(*(self._call(d) for d in batch))
+        results = await asyncio.gather(*(self._attempt(d) for d in batch))
         now = self._db.clock.now()
         done: list[int] = []
         retry: list[tuple[int, datetime, str]] = []
@@ -95,6 +95,27 @@ class WebhookSender:
                 retry.append((delivery.id, due, error))
         await self._db.write(outbox.settle, done, retry)
         return len(batch)
+
+    async def _attempt(self, d: Delivery) -> str | None:
+        """`_call`, whose unexpected errors are a failed attempt of this call alone.
+
+        One call raising must not leave the batch unsettled: every call in it would be made
+        again once its lease ran out, forever (a URL stored before URLs were checked as httpx
+        parses them raised `InvalidURL` on every attempt). Retried with the usual backoff,
+        given up after `MAX_AGE` like any failure.
+        """
+        try:
+            return await self._call(d)
+        except Exception as exc:  # noqa: BLE001 - logged below, without its message
+            # The type only: the message or traceback may quote the URL (a token in its
+            # query), and nothing here may log the secret or the call's content.
+            log.warning(
+                "webhook call %d of %s failed unexpectedly (%s); retried with backoff",
+                d.id,
+                d.event_id,
+                type(exc).__name__,
+            )
+            return type(exc).__name__
 
     async def _call(self, d: Delivery) -> str | None:
         """None once the receiver answered 2xx; otherwise what went wrong (no content)."""

@@ -83,7 +83,9 @@ def create(conn: Connection, values: dict[str, Any]) -> Any:
     return require(conn, event_id)
 
 
-def update(conn: Connection, event_id: str, values: dict[str, Any]) -> Any:
+def update(conn: Connection, event_id: str, values: dict[str, Any], *, touch: bool = False) -> Any:
+    """Change `values`; `touch`: something kept in another table changed (tags, the
+    webhook), a change of the configuration all the same (its `updated_at`)."""
     row = require(conn, event_id)
     if "channel_config" in values:
         _check_channel_config(conn, values["channel_config"], row.channel)
@@ -92,7 +94,7 @@ def update(conn: Connection, event_id: str, values: dict[str, Any]) -> Any:
         raise conflict(
             "fields and channel_config of a live event cannot change: unpublish it first"
         )
-    if values:
+    if values or touch:
         conn.execute(
             sa.update(event_configs)
             .where(event_configs.c.event_id == event_id)

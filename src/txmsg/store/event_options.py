@@ -95,6 +95,7 @@ def create(
 def update(
     conn: Connection, event_id: str, values: dict[str, Any], tags: Any, webhook: Any
 ) -> tuple[Any, Options]:
-    row = event_configs.update(conn, event_id, values)
+    touch = tags is not KEEP or webhook is not KEEP
+    row = event_configs.update(conn, event_id, values, touch=touch)
     _set(conn, event_id, tags, webhook)
     return row, options_of(conn, [event_id])[event_id]
