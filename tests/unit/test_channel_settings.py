@@ -179,7 +179,7 @@ STORED = {"twilio": {"account_sid": ACCOUNT, "from_number": "+14155550100", "tim
         (
             {"twilio": {"status_callback_base_url": "ftp://x"}},
             STORED,
-            "twilio.status_callback_base_url: must be an http or https URL",
+            "twilio.status_callback_base_url: must be an absolute http or https URL",
         ),
     ],
 )

@@ -6,9 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from txmsg.core.errors import invalid, refused
+from txmsg.core.urls import http_url
 from txmsg.core.validation import get_str, reject_unknown, require_object
 
 MAX_TAGS = 20
@@ -67,27 +66,9 @@ def parse_webhook(value: object, *, has_secret: bool, creating: bool) -> Webhook
 
 
 def check_webhook_url(url: str) -> None:
-    """Refuse (a 400 naming `webhook.url`) a URL the sender could not call.
-
-    Parsed as the sender's HTTP client (httpx) parses it when it builds the request, which
-    is stricter than `urlsplit`: a bad IDNA label (`xn--`), an IP address out of range or a
-    broken IPv6 literal raised there, in the sender, for every attempt of every call. Spaces
-    and control characters are refused whatever httpx makes of them (it quotes some into the
-    host), and so are ports it would only fail to connect to. (httpx.URL only parses: no I/O
-    here, and no second opinion on what the sender can send.)"""
-    if any(c.isspace() or not c.isprintable() for c in url):
-        raise invalid("webhook.url", "must not hold spaces or control characters")
-    try:
-        parsed = httpx.URL(url)
-        host, port, userinfo = parsed.host, parsed.port, parsed.userinfo
-    except (httpx.InvalidURL, ValueError) as exc:  # idna's errors are ValueErrors
-        raise invalid("webhook.url", f"is not a valid URL ({exc})") from None
-    if parsed.scheme not in ("http", "https") or not host:
-        raise invalid("webhook.url", "must be an absolute http or https URL")
-    if userinfo:
-        raise invalid("webhook.url", "must not hold credentials: the secret signs each call")
-    if port is not None and not 1 <= port <= 65535:
-        raise invalid("webhook.url", "must have a port from 1 to 65535")
+    """Refuse (a 400 naming `webhook.url`) a URL the sender could not call: it would fail
+    there at every attempt of every call."""
+    http_url(url, "webhook.url")
 
 
 def webhook_view(url: str | None) -> dict[str, Any] | None:

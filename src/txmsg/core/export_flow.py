@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from txmsg.core.channel_config import parse_name
 from txmsg.core.durations import parse_duration
 from txmsg.core.errors import DomainError, as_refused, invalid, refused
+from txmsg.core.urls import http_url
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
 
 FORMATS = ("json", "parquet")
@@ -72,20 +72,10 @@ def _endpoint(value: str | None) -> str | None:
     if value is None:
         return None
     problem = "must be an http:// or https:// URL with a host and no path, query or user"
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:  # a bad port or IPv6 literal
-        raise invalid("destination.endpoint_url", problem) from None
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.path not in ("", "/")
-        # The spec's [^/?#@\s]: credentials in the URL would be shown back as given, and
-        # the keys have their own write-only fields.
-        or any(c in value for c in "?#@")
-        or any(c.isspace() for c in value)
-    ):
+    parts = http_url(value, "destination.endpoint_url")
+    # The spec's [^/?#@\s]: credentials in the URL would be shown back as given, and the
+    # keys have their own write-only fields.
+    if parts.path not in ("", "/") or any(c in value for c in "?#@"):
         raise invalid("destination.endpoint_url", problem)
     return value.rstrip("/")
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from txmsg.core.breaker import BreakerSettings, breaker_settings, breaker_view, parse_breaker
 from txmsg.core.errors import invalid
 from txmsg.core.kinds import Channel
 from txmsg.core.phones import normalize_known_phone, normalize_phone
+from txmsg.core.urls import http_url
 from txmsg.core.validation import get_number, require_object
 
 SMS_FIELDS = {"name", "channel", "twilio", "message_export", "fallbacks", "breaker"}
@@ -66,10 +66,8 @@ class SmsSettings:
 def _url(value: object, name: str) -> str:
     if not isinstance(value, str) or len(value) > 2000:
         raise invalid(name, "must be an http or https URL")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise invalid(name, "must be an http or https URL")
-    if parts.query or parts.fragment or any(c.isspace() or c == "\x00" for c in value):
+    parts = http_url(value, name)
+    if parts.query or parts.fragment or "?" in value or "#" in value:
         raise invalid(name, "must be a base URL without query, fragment or spaces")
     return value.rstrip("/")
 
