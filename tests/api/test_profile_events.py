@@ -249,3 +249,19 @@ async def test_a_profile_based_sms_carries_its_unsubscribe_link(server, fake_twi
     again = await trigger(admin, event, {"ctx": {"customer": "c-9"}})
     ignored = await wait_status(admin, again["href"], "ignored")
     assert ignored["reason"] == "typology:opt_out:sms"
+
+
+async def test_a_profile_is_found_by_email_whatever_its_case(server, smtp: FakeSMTPServer) -> None:
+    admin = server.admin
+    event = await profile_event(admin, smtp, reconciliation={"from": "email", "to": "email"})
+    await put_profile(admin, "c3", email="three@example.org", first_name="Cy")
+    await put_profile(admin, "c4", email="Four.Name@example.org", first_name="Di")
+    for asked in ("THREE@example.org", "four.name@EXAMPLE.org"):
+        accepted = await trigger(admin, event, {"email": asked, "ctx": {}})
+        await wait_status(admin, accepted["href"], "processed")
+    mails = await smtp.wait_for(2)
+    # Sent to each profile's address as stored, greeting its owner.
+    assert sorted((m.rcpt_tos[0], m.subject) for m in mails) == [
+        ("Four.Name@example.org", "Hello Di"),
+        ("three@example.org", "Hello Cy"),
+    ]

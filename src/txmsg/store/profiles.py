@@ -21,11 +21,18 @@ LOOKUP_COLUMNS = {
     "email": profiles.c.email,
     "mobilePhone": profiles.c.mobile_phone,
 }
+# What each field is matched by: an email whatever the case of its local part, as mailbox
+# providers read it (along ix_profiles_email_lower).
+MATCHED_BY = {**LOOKUP_COLUMNS, "email": sa.func.lower(profiles.c.email)}
+
+
+def _sought(field: str, value: str) -> str:
+    return value.lower() if field == "email" else value
 
 
 def _lookup_statement(fields: tuple[str, ...]) -> Any:
     # Expanding parameters: built once, cached compiled (the dispatcher runs it per batch).
-    match = [LOOKUP_COLUMNS[f].in_(sa.bindparam(f"b_{f}", expanding=True)) for f in fields]
+    match = [MATCHED_BY[f].in_(sa.bindparam(f"b_{f}", expanding=True)) for f in fields]
     return sa.select(profiles).where(sa.or_(*match)).order_by(profiles.c.created_at.desc())
 
 
@@ -115,13 +122,18 @@ def lookup(conn: Connection, keys: dict[str, set[str]]) -> dict[tuple[str, str],
     fields = tuple(sorted(field for field, values in keys.items() if values))
     if not fields:
         return {}
-    params = {f"b_{field}": sorted(keys[field]) for field in fields}
+    # Each value sought, by what it is matched by (two spellings of one email: one entry).
+    sought: dict[str, dict[str, list[str]]] = {field: {} for field in fields}
+    for field in fields:
+        for value in keys[field]:
+            sought[field].setdefault(_sought(field, value), []).append(value)
+    params = {f"b_{field}": sorted(sought[field]) for field in fields}
     rows = conn.execute(_LOOKUPS[fields], params).all()
     found: dict[tuple[str, str], Profile] = {}
     for row in rows:  # newest first: the oldest match is written last and wins
         profile = from_row(row)
-        for field, values in keys.items():
+        for field in fields:
             value = getattr(row, LOOKUP_COLUMNS[field].name)
-            if value is not None and value in values:
-                found[(field, value)] = profile
+            for asked in sought[field].get(_sought(field, value), []) if value else []:
+                found[(field, asked)] = profile
     return found

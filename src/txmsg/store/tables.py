@@ -346,9 +346,11 @@ profiles = sa.Table(
     sa.Column("sms_opt_out", sa.Boolean(), nullable=False, default=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.Index("ix_profiles_email", "email"),
     sa.Index("ix_profiles_mobile_phone", "mobile_phone"),
 )
+# Profiles are found by email whatever the case of its local part (core.suppression's rule):
+# the index is of the lower-cased address.
+sa.Index("ix_profiles_email_lower", sa.func.lower(profiles.c.email))
 
 # Addresses (emails or phone numbers) never sent to by profile-based messages.
 denylist = sa.Table(
