@@ -48,6 +48,8 @@ class Settings:
     # Fernet key(s) sealing stored secrets (store/sealing.py); None: the data directory's file.
     secret_key: str | None = field(default=None, repr=False)
     max_body_bytes: int = 1024 * 1024
+    # How long a request's body may take to arrive once its headers have (then 408).
+    body_timeout_seconds: float = 30.0
     sqlite_synchronous: str = "FULL"
     # How long a statement waits for SQLite's write lock or a PostgreSQL connection: then 503.
     database_timeout_seconds: float = 10.0
@@ -132,6 +134,7 @@ class Settings:
             ("TXMSG_SWEEP_INTERVAL", self.sweep_interval),
             ("TXMSG_DEFAULT_EXPIRATION_SECONDS", self.default_expiration.total_seconds()),
             ("TXMSG_MAX_BODY_BYTES", self.max_body_bytes),
+            ("TXMSG_BODY_TIMEOUT_SECONDS", self.body_timeout_seconds),
             ("TXMSG_DATABASE_TIMEOUT_SECONDS", self.database_timeout_seconds),
             ("TXMSG_EXPORT_RETENTION_DAYS", self.export_retention_days),
             ("TXMSG_WEBHOOK_TIMEOUT_SECONDS", self.webhook_timeout_seconds),
@@ -164,6 +167,7 @@ class Settings:
             admin_key=env.get("TXMSG_ADMIN_KEY") or None,
             secret_key=env.get("TXMSG_SECRET_KEY") or None,
             max_body_bytes=int(_float(env, "TXMSG_MAX_BODY_BYTES", 1024 * 1024)),
+            body_timeout_seconds=_float(env, "TXMSG_BODY_TIMEOUT_SECONDS", 30.0),
             sqlite_synchronous=env.get("TXMSG_SQLITE_SYNCHRONOUS", "FULL"),
             database_timeout_seconds=_float(env, "TXMSG_DATABASE_TIMEOUT_SECONDS", 10.0),
             lease=timedelta(seconds=_float(env, "TXMSG_LEASE_SECONDS", 60)),

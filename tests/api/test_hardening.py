@@ -273,3 +273,42 @@ async def test_a_problem_repeats_what_it_is_about_within_bounds(server, smtp) ->
     r = await admin.post(f"/rest/mc/{event_id}/batch", json={"events": items})
     assert r.status_code == 422 or r.status_code == 207, r.text[:200]
     assert len(r.content) < 1.5 * len(json.dumps({"events": items})), len(r.content)
+
+
+async def _answer_to_a_trickle(server, path: str, body: bytes, parts: list[bytes]) -> str:
+    """The status line the server answers a request whose body comes in `parts`, 0.3 s
+    apart, announcing `body`'s length."""
+    from conftest import ADMIN_KEY
+
+    port = int(server.base_url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ADMIN_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode())
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.3)
+        line = await asyncio.wait_for(reader.readline(), 10)
+        return line.decode().strip()
+    finally:
+        writer.close()
+
+
+@pytest.mark.server_settings(body_timeout_seconds=1.0)
+async def test_a_body_that_does_not_arrive_in_time_is_a_408(server, smtp) -> None:
+    event_id = await live_event(server.admin, smtp)
+    body = json.dumps({"email": "a@example.org", "ctx": {"firstName": "A"}}).encode()
+    for path in (f"/rest/mc/{event_id}", "/api/v1/event-configs", "/webhooks/twilio/status"):
+        started = asyncio.get_running_loop().time()
+        assert await _answer_to_a_trickle(server, path, body, [body[:2]]) == (
+            "HTTP/1.1 408 Request Timeout"
+        ), path
+        # Within the deadline and the sweep a second: not after however long the client likes.
+        assert asyncio.get_running_loop().time() - started < 4, path
+    # A body that takes its time, within the deadline, is taken.
+    answer = await _answer_to_a_trickle(server, f"/rest/mc/{event_id}", body, [body[:5], body[5:]])
+    assert answer == "HTTP/1.1 201 Created"

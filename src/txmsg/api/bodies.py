@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.types import Receive
 
+from txmsg.api import body_deadlines
 from txmsg.api.context import context
 from txmsg.core.errors import DomainError
 from txmsg.core.json_numbers import check_integers, read_with_long_integers_as_text
@@ -19,8 +21,11 @@ def _too_large(limit: int) -> DomainError:
     )
 
 
-async def receive_body(receive: Receive, content_length: str | None, limit: int) -> bytes:
-    """The whole body from the ASGI `receive`, refused (413) past `limit` bytes."""
+async def receive_body(
+    receive: Receive, content_length: str | None, limit: int, seconds: float
+) -> bytes:
+    """The whole body from the ASGI `receive`, refused (413) past `limit` bytes, or (408)
+    when it has not all arrived within `seconds`."""
     if (
         content_length is not None
         and content_length.isascii()
@@ -28,6 +33,18 @@ async def receive_body(receive: Receive, content_length: str | None, limit: int)
         and (len(content_length) > 18 or int(content_length) > limit)
     ):
         raise _too_large(limit)  # the server never reads past Content-Length
+    task, deadlines = body_deadlines.start(seconds)
+    try:
+        return await _receive(receive, limit)
+    except asyncio.CancelledError:
+        if not deadlines.passed(task):
+            raise  # cancelled for another reason: the server stopping, the client gone
+        raise body_deadlines.BodyTimeout(seconds) from None
+    finally:
+        deadlines.end(task)
+
+
+async def _receive(receive: Receive, limit: int) -> bytes:
     # Chunked bodies are counted as they stream in, and stop at the limit.
     chunks: list[bytes] = []
     size = 0
@@ -68,8 +85,13 @@ def parse_json(raw: bytes, *, optional: bool = False, whole: bool = True) -> Any
 
 
 async def read_body(request: Request) -> bytes:
-    limit = context(request).settings.max_body_bytes
-    return await receive_body(request.receive, request.headers.get("content-length"), limit)
+    settings = context(request).settings
+    return await receive_body(
+        request.receive,
+        request.headers.get("content-length"),
+        settings.max_body_bytes,
+        settings.body_timeout_seconds,
+    )
 
 
 async def read_json(request: Request, *, optional: bool = False) -> Any:

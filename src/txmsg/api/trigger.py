@@ -244,7 +244,10 @@ async def accept(scope: Scope, receive: Receive) -> tuple[bytes, bool]:
     idem_key = idempotency_key(raw_key.decode("latin-1") if raw_key is not None else None)
     length = headers.get(b"content-length")
     raw = await receive_body(
-        receive, length.decode("latin-1") if length else None, ctx.settings.max_body_bytes
+        receive,
+        length.decode("latin-1") if length else None,
+        ctx.settings.max_body_bytes,
+        ctx.settings.body_timeout_seconds,
     )
     body = parse_json(raw)
     now = ctx.db.clock.now()  # the database's time: the event's due time is compared with it
