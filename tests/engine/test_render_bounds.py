@@ -227,3 +227,26 @@ async def _close_even_if_stuck(renderer: Renderer) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     await closing
+
+
+async def test_a_message_that_ran_out_of_time_waits_behind_the_others(
+    renderer: Renderer,
+) -> None:
+    """Once a message's render has run out of time, its renders wait behind every other: a
+    render asked for after 20 of them waits for a slow render or two, not for all 20 (10 s
+    over the 2 workers)."""
+    bomb = MessageSource({"text": "{% for i in range(ctx.n) %}{% for j in range(ctx.n) %}"
+                          "{% endfor %}{% endfor %}"})  # fmt: skip
+    slow = []
+    for _ in range(2):  # a batch of 10 taken by each worker's thread
+        slow += [
+            asyncio.create_task(renderer.render(bomb, {"ctx": {"n": 99_999}})) for _ in range(10)
+        ]
+        await asyncio.sleep(0.1)
+    started = time.monotonic()
+    out = await renderer.render(MessageSource({"text": "quick"}), {"ctx": {}})
+    assert out == {"text": "quick"}
+    assert time.monotonic() - started < 2 * TIMEOUT + 2.0
+    for task in slow:
+        with pytest.raises(TemplateProblems):
+            await task

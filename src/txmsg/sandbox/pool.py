@@ -8,7 +8,9 @@ arrival): a bulk backlog holds a transactional render back by one batch at most.
 loop never waits on a worker. A worker that does not answer a render within its deadline (the
 worker's own timer, plus a grace) is killed and started again; the renders after it in its
 batch go to the new worker. Whatever a template does, it costs at most that long, and the CPU
-is free again after it.
+is free again after it. A message whose render ran out of time is slow for a minute: its renders
+wait behind every other, one at a time, and the renders written after it to its worker go back
+to the queue (a template whose loops a trigger's ctx can make long holds up no other event).
 
 The workers also DKIM-sign built emails (`sign`): a millisecond of CPU a message that the event
 loop would otherwise spend. A key is written to a worker once, named by its fingerprint after.
@@ -45,6 +47,10 @@ MAX_BATCH = 64
 _MAX_FINGERPRINTS = 100
 # The rank of a stop request: after every render waiting.
 _STOP_RANK = sys.maxsize
+# A message whose render ran out of time is slow for a while: its renders then wait behind
+# every other (a template whose loops a trigger's ctx can make long holds up no other event's).
+SLOW_SECONDS = 60.0
+_SLOW_RANK = 1 << 40
 
 
 class SigningFailed(Exception):
@@ -71,6 +77,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[dict[str, Any]] = field(repr=False)
     signing: _Signing | None = None
+    rank: int = 0
 
     def answer(self, answer: dict[str, Any]) -> None:
         if self.loop.is_closed():
@@ -244,6 +251,8 @@ class Renderer:
         self._lock = threading.Lock()
         self._workers: set[_Process] = set()
         self._fingerprints: dict[DkimSettings, str] = {}
+        # Messages (by key) whose renders wait behind every other, until when (monotonic).
+        self._slow: dict[str, float] = {}
 
     async def check(self, message: MessageSource) -> None:
         """Compiles the message in a worker: raises `TemplateProblems` (syntax errors with
@@ -257,8 +266,8 @@ class Renderer:
         `priority`: the transactional lane's 0 before bulk)."""
         self._start()
         loop = asyncio.get_running_loop()
-        job = _Job(message, variables, loop, loop.create_future())
-        self._jobs.put((rank, next(self._arrivals), job))
+        job = _Job(message, variables, loop, loop.create_future(), rank=rank)
+        self._put(job)
         answer = await job.future
         if "parts" in answer:
             parts: dict[str, str] = answer["parts"]
@@ -275,13 +284,46 @@ class Renderer:
             if len(self._fingerprints) >= _MAX_FINGERPRINTS:
                 self._fingerprints.clear()
             found = self._fingerprints[dkim] = fingerprint(dkim)
-        job = _Job(None, None, loop, loop.create_future(), _Signing(dkim, found, data))
-        self._jobs.put((rank, next(self._arrivals), job))
+        job = _Job(None, None, loop, loop.create_future(), _Signing(dkim, found, data), rank)
+        self._put(job)
         answer = await job.future
         if "signature" in answer:
             signature: str = answer["signature"]
             return signature.encode("latin-1")
         raise SigningFailed(answer["problems"][0][2], bool(answer.get("permanent")))
+
+    def _put(self, job: _Job) -> None:
+        """Queue the job by its rank, behind every other render when its message is slow."""
+        rank = job.rank
+        if self._slow and job.message is not None:  # nearly always empty: one check
+            until = self._slow.get(job.message.key)
+            if until is not None:
+                if until > time.monotonic():
+                    rank += _SLOW_RANK
+                else:
+                    self._slow.pop(job.message.key, None)
+        self._jobs.put((rank, next(self._arrivals), job))
+
+    def _slowed(self, job: _Job) -> None:
+        if job.message is not None:
+            self._slow[job.message.key] = time.monotonic() + SLOW_SECONDS
+
+    def _requeue(self, jobs: list[_Job]) -> bool:
+        """After a render ran out of time: whether the renders written after it go back to
+        the queue, so that the others are taken ahead of the slow ones: when they include one
+        of another message, or another waits in the queue (True: the worker, which holds
+        them, is stopped)."""
+        now = time.monotonic()
+        all_slow = all(
+            j.message is not None and self._slow.get(j.message.key, 0.0) > now for j in jobs
+        )
+        with self._jobs.mutex:  # the heap's first entry is the next job taken
+            others_wait = bool(self._jobs.queue) and self._jobs.queue[0][0] < _SLOW_RANK
+        if all_slow and not others_wait:
+            return False
+        for job in jobs:
+            self._put(job)
+        return True
 
     def _start(self) -> None:
         if self._threads:
@@ -296,19 +338,22 @@ class Renderer:
         """One worker's thread: renders batches until `close`."""
         worker: _Process | None = None
         batch: list[_Job] = []
+        slow = False
         while True:
             if not batch:
-                first = self._jobs.get()[2]
+                rank, _, first = self._jobs.get()
                 if first is None:
                     break
                 batch = [first]
-            while len(batch) < MAX_BATCH:
+                # A slow message's render goes alone: the thread is back at the queue after it.
+                slow = rank >= _SLOW_RANK
+            while len(batch) < MAX_BATCH and not slow:
                 try:
                     waiting = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if waiting[2] is None:
-                    self._jobs.put(waiting)  # the next thread stops too, after this batch
+                if waiting[2] is None or waiting[0] >= _SLOW_RANK:
+                    self._jobs.put(waiting)  # a stop (the next thread stops too), or slow
                     break
                 batch.append(waiting[2])
             try:
@@ -346,6 +391,7 @@ class Renderer:
         render has its problem), returns the rest of the batch and False: stop the worker.
         The answers read together are handed to their loops together (one wake-up)."""
         timeout = self.limits.timeout_seconds
+        late = timeout_reason(timeout)
         worker.write(batch)
         index = 0
         while index < len(batch):
@@ -358,13 +404,21 @@ class Renderer:
                 job.answer(_problem(job, f"the render worker ended ({worker.proc.wait()})"))
                 return batch[index + 1 :], False
             if not answers:
-                job.answer(_problem(job, timeout_reason(timeout)))
-                return batch[index + 1 :], False
+                job.answer(_problem(job, late))
+                self._slowed(job)
+                rest = batch[index + 1 :]
+                return ([] if self._requeue(rest) else rest), False
+            ran_late = False
             for done, answer in zip(batch[index:], answers, strict=False):
                 if answer.get("forget") and done.message is not None:
                     worker.keys.discard(done.message.key)
+                if any(p[2] == late for p in answer.get("problems", ())):
+                    self._slowed(done)
+                    ran_late = True
             _answer_all(batch[index : index + len(answers)], answers)
             index += len(answers)
+            if ran_late and index < len(batch) and self._requeue(batch[index:]):
+                return [], False  # the worker holds the renders given back: a new one
         return [], True
 
     def close(self) -> None:
