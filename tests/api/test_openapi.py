@@ -32,7 +32,7 @@ from txmsg.testing import FakeSMTPServer, FakeTwilio
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
-ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "422"}
+ERROR_STATUSES = {"400", "401", "403", "404", "409", "412", "413", "422"}
 UNKNOWN_PKEY = "0" * 26
 # Headers of HTTP itself (uvicorn, Starlette's FileResponse); any other must be in the spec.
 TRANSPORT_HEADERS = {
@@ -601,6 +601,16 @@ async def test_answers_match_the_spec(
         await marketer.put(f"/api/v1/messages/{eid}/draft", json=draft), message + "/draft", 200
     )
     assert put["sample_ctx"] == {"firstName": "Sam"}
+    # Concurrent editing: a save from the tag read passes, one from a tag since gone is a 412.
+    tag = (await marketer.get(f"/api/v1/messages/{eid}")).headers["ETag"]
+    matched = await marketer.put(
+        f"/api/v1/messages/{eid}/draft", json=draft, headers={"If-Match": tag}
+    )
+    c(matched, message + "/draft", 200)
+    stale = await marketer.put(
+        f"/api/v1/messages/{eid}/draft", json=draft, headers={"If-Match": '"gone"'}
+    )
+    c(stale, message + "/draft", 412)
     broken = c(
         await marketer.put(
             f"/api/v1/messages/{eid}/draft", json={**draft, "html": "<p>{{ ctx.firstName </p>"}

@@ -405,3 +405,105 @@ async def test_an_edit_outlives_the_session_that_ended_under_it(
         finally:
             await browser.close()
     assert errors == [], errors
+
+
+@sqlite_only
+async def test_two_tabs_editing_one_message_do_not_overwrite_each_other(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """Tab A saves a subject; tab B, opened before, then types HTML: B's save is refused and B
+    says why, A's subject stays, and B's text stays in its fields and, once B loads the latest
+    version, beside it. B publishes nothing meanwhile, and a language variant added over the
+    API after B loaded is not put back by B's next keystroke."""
+    event_id = await live_event(server.admin, smtp, "twoTabs")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+
+    async def stored() -> dict[str, Any]:
+        r = await server.admin.get(f"/api/v1/messages/{event_id}")
+        assert r.status_code == 200, r.text
+        message: dict[str, Any] = r.json()
+        return message
+
+    async def stored_until(part: str, value: str) -> dict[str, Any]:
+        for _ in range(200):
+            message = await stored()
+            if message["draft"][part] == value:
+                return message
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{part} was never saved as {value!r}: {message['draft']}")
+
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        context = await browser.new_context()
+        a, b = await context.new_page(), await context.new_page()
+        errors: list[str] = []
+        for page in (a, b):
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("dialog", lambda d: d.accept())
+        try:
+            from conftest import ADMIN_KEY
+
+            await a.goto(server.base_url + "/console")
+            await a.get_by_label("API key").fill(ADMIN_KEY)
+            await a.keyboard.press("Enter")
+            await expect(a.get_by_role("heading", name="Event configurations")).to_be_visible()
+            for page in (a, b):
+                await page.goto(server.base_url + f"/console#/editor/{event_id}")
+                heading = page.get_by_role("heading", name=f"Message {event_id}")
+                await expect(heading).to_be_visible()
+                await expect(page.locator("#preview-subject")).not_to_have_text("")
+            first_html = (await stored())["draft"]["html"]
+
+            await a.get_by_label("Subject", exact=True).fill("From A {{ ctx.firstName }}")
+            await stored_until("subject", "From A {{ ctx.firstName }}")
+
+            await b.get_by_label("HTML", exact=True).fill("<p>From B</p>")
+            changed = b.get_by_role("alert").filter(has_text="Someone else changed this message")
+            await expect(changed).to_be_visible()
+            await expect(b.get_by_label("HTML", exact=True)).to_have_value("<p>From B</p>")
+            message = await stored()
+            assert message["draft"]["subject"] == "From A {{ ctx.firstName }}"
+            assert message["draft"]["html"] == first_html
+            kept = await b.evaluate(f"sessionStorage.getItem('txmsg-edit:{event_id}')")
+            assert "<p>From B</p>" in kept
+
+            # Publishing from B saves first: refused, so nothing is published.
+            await b.get_by_role("button", name="Publish").click()
+            await expect(changed).to_be_visible()
+            await b.wait_for_timeout(1000)
+            assert (await stored())["published"]["version"] == 1
+
+            # The latest version, with what B typed beside it (only what B typed).
+            await b.get_by_role("button", name="Load the latest version").click()
+            await expect(b.get_by_label("Subject", exact=True)).to_have_value(
+                "From A {{ ctx.firstName }}"
+            )
+            await expect(b.get_by_label("HTML", exact=True)).to_have_value(first_html)
+            await expect(b.get_by_label("Your unsaved HTML", exact=True)).to_have_value(
+                "<p>From B</p>"
+            )
+            await expect(b.get_by_label("Your unsaved subject", exact=True)).to_have_count(0)
+            await expect(changed).to_have_count(0)
+            await b.get_by_label("HTML", exact=True).fill("<p>From B, again</p>")
+            message = await stored_until("html", "<p>From B, again</p>")
+            assert message["draft"]["subject"] == "From A {{ ctx.firstName }}"
+            await b.get_by_role("button", name="Discard your unsaved text").click()
+            await expect(b.get_by_label("Your unsaved HTML", exact=True)).to_have_count(0)
+
+            # A variant added over the API since: B's next keystroke does not remove it.
+            french = {"subject": "Bonjour", "html": "<p>Salut</p>", "text": "Salut"}
+            parts = {k: message["draft"][k] for k in ("subject", "html", "text")}
+            r = await server.admin.put(
+                f"/api/v1/messages/{event_id}/draft", json={**parts, "variants": {"fr": french}}
+            )
+            assert r.status_code == 200, r.text
+            await b.get_by_label("Subject", exact=True).fill("From B {{ ctx.firstName }}")
+            await expect(changed).to_be_visible()
+            await b.wait_for_timeout(1000)
+            message = await stored()
+            assert message["draft"]["variants"] == {"fr": french}
+            assert message["draft"]["subject"] == "From A {{ ctx.firstName }}"
+        finally:
+            await browser.close()
+    assert errors == [], errors

@@ -73,7 +73,14 @@ async def get_message(request: Request) -> Response:
     event_id = request.path_params["eventId"]
     db = context(request).db
     config = await db.read(event_configs.require, event_id)
-    row, published, versions = await db.read(store.get, event_id)
+    return _answer(event_id, config, *await db.read(store.get, event_id))
+
+
+def _answer(
+    event_id: str, config: Any, row: Any, published: Any | None, versions: list[Any]
+) -> Response:
+    """The message, with its draft's ETag: what a save's If-Match names to change that draft
+    and no later one."""
     return JSONResponse(
         {
             "eventId": event_id,
@@ -91,7 +98,8 @@ async def get_message(request: Request) -> Response:
             "versions": [{"version": v.version, "published_at": v.created_at} for v in versions],
             "updated_at": row.updated_at,
             "warnings": [w.as_dict() for w in draft_warnings(config, row.draft)],
-        }
+        },
+        headers={"ETag": store.draft_tag(row)},
     )
 
 
@@ -116,15 +124,18 @@ async def put_draft(request: Request) -> Response:
     body = require_object(await read_json(request))
     config = await context(request).db.read(event_configs.require, event_id)
     try:
-        await _save_draft(request, event_id, body, config)
+        saved = await _save_draft(request, event_id, body, config)
     except DomainError as exc:
         raise part_pointers(exc) from None
-    return await get_message(request)
+    return _answer(event_id, config, *saved)
 
 
-async def _save_draft(request: Request, event_id: str, body: dict[str, Any], config: Any) -> None:
+async def _save_draft(
+    request: Request, event_id: str, body: dict[str, Any], config: Any
+) -> tuple[Any, Any | None, list[Any]]:
     """Check and save the draft `body` (an object: past this point, a field named `body` is
-    the SMS text, not the request's body)."""
+    the SMS text, not the request's body); answers the message as saved. With If-Match, only
+    over the draft it names (else 412): without, a save replaces whatever is stored."""
     reject_unknown(body, {*ALL_PARTS, "sample_ctx", "variants"})
     for part in ALL_PARTS:  # the spec's types and lengths are 400s, whatever the channel
         get_str(body, part, allow_empty=True, max_length=MAX_PART)
@@ -147,8 +158,8 @@ async def _save_draft(request: Request, event_id: str, body: dict[str, Any], con
             await renderer(request).check(MessageSource(parts))
         except TemplateProblems as exc:
             raise _prefixed(exc, prefix).as_domain_error("saved") from None
-    db = context(request).db
-    await db.write(store.save_draft, event_id, draft, sample)
+    if_match = request.headers.get("if-match")
+    return await context(request).db.write(store.save_draft, event_id, draft, sample, if_match)
 
 
 def _prefixed(exc: TemplateProblems, prefix: str) -> TemplateProblems:

@@ -82,6 +82,11 @@ def conflict(detail: str) -> DomainError:
     return DomainError(detail=detail, status=409, title="Conflict")
 
 
+def precondition_failed(detail: str) -> DomainError:
+    """A 412: the request's If-Match no longer admits the stored resource."""
+    return DomainError(detail=detail, status=412, title="Precondition Failed")
+
+
 def unprocessable(detail: str, errors: list[FieldError] | None = None) -> DomainError:
     return DomainError(
         detail=detail, status=422, title="Unprocessable Content", errors=errors or []

@@ -7,7 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from txmsg.core.errors import not_found
+from txmsg.core.entity_tags import content_tag, if_match_holds
+from txmsg.core.errors import not_found, precondition_failed
 from txmsg.core.timeutil import utcnow
 from txmsg.store.event_configs import release_paused
 from txmsg.store.tables import message_versions, messages
@@ -40,9 +41,36 @@ def get(conn: Connection, event_id: str) -> tuple[Any, Any | None, list[Any]]:
     return row, published, versions
 
 
+def draft_tag(row: Any) -> str:
+    """The strong entity tag of a message row's draft: of its parts, variants and sample."""
+    return content_tag([row.draft, row.sample_ctx])
+
+
 def save_draft(
-    conn: Connection, event_id: str, draft: dict[str, str], sample_ctx: dict[str, Any] | None
-) -> None:
+    conn: Connection,
+    event_id: str,
+    draft: dict[str, Any],
+    sample_ctx: dict[str, Any] | None,
+    if_match: str | None = None,
+) -> tuple[Any, Any | None, list[Any]]:
+    """Replace the draft (and the sample, when given); answers the message as `get` does.
+
+    `if_match`: the request's If-Match; a draft whose tag it does not admit is left as it is
+    (412). The row is locked before it is compared, so two saves made from one tag cannot
+    both pass (SQLite: the one writer does that already)."""
+    if if_match is not None:
+        row = conn.execute(
+            sa.select(messages.c.draft, messages.c.sample_ctx)
+            .where(messages.c.event_id == event_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise _missing(event_id)
+        if not if_match_holds(if_match, draft_tag(row)):
+            raise precondition_failed(
+                f"the draft of '{event_id}' changed since it was read (its ETag is not the "
+                "If-Match given): read the message again for the current draft and its ETag"
+            )
     values: dict[str, Any] = {"draft": draft, "updated_at": utcnow()}
     if sample_ctx is not None:
         values["sample_ctx"] = sample_ctx
@@ -51,6 +79,7 @@ def save_draft(
     )
     if result.rowcount == 0:
         raise _missing(event_id)
+    return get(conn, event_id)
 
 
 def publish(conn: Connection, event_id: str, content: dict[str, str]) -> int:

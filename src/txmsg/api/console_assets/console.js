@@ -18,8 +18,8 @@ function csrf() {
 let pageReads = new AbortController();
 const forever = () => new Promise(() => {});
 
-async function api(method, path, body) {
-  const headers = { "X-CSRF-Token": csrf() };
+async function api(method, path, body, extra) {
+  const headers = { "X-CSRF-Token": csrf(), ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const signal = method === "GET" ? pageReads.signal : undefined;
   let r, data = null;
@@ -44,7 +44,7 @@ async function api(method, path, body) {
     signedOutBecause = /session/.test(detail) ? detail : "Your session has ended: sign in again.";
     me = null; route();
   }
-  return { status: r.status, ok: r.ok, data };
+  return { status: r.status, ok: r.ok, data, etag: r.headers.get("ETag") };
 }
 
 function h(tag, attrs, ...children) {
@@ -196,6 +196,10 @@ function lineDiff(a, b) {
   return out;
 }
 
+function partLabel(p) {
+  return { body: "SMS body", html: "HTML", sample_ctx: "Sample data" }[p] || p[0].toUpperCase() + p.slice(1);
+}
+
 async function editorPage(eventId) {
   const [cfg, msg] = await Promise.all([api("GET", "/api/v1/event-configs/" + eventId), api("GET", "/api/v1/messages/" + eventId)]);
   if (!msg.ok) return show("Message " + eventId, h("p", { class: "error" }, problem(msg)));
@@ -225,16 +229,43 @@ async function editorPage(eventId) {
   // lands after a newer one (and puts older text back). Opening the page saves nothing.
   let saving = Promise.resolve();
   let unsaved = false; // the last save asked for failed: the stored draft is not what is typed
-  unsavedWork = () => timer !== null || unsaved;
+  // Every save names the draft it was typed over (If-Match: its ETag), so a draft someone else
+  // saved since is refused (412), never overwritten. Saving then stops; what was typed stays.
+  let etag = msg.etag;
+  let base = null; // the fields as last loaded or saved: what the marketer typed differs from it
+  let stale = false; // someone else saved since: nothing is saved or published from this page
+  unsavedWork = () => timer !== null || unsaved || (stale && typed() !== base);
   // What is typed is kept in this tab until it is saved: a session that ends, a reload or
-  // another page opened meanwhile gives it back when the editor opens again.
+  // another page opened meanwhile gives it back when the editor opens again (with the ETag it
+  // was typed over: it is saved only if nobody else saved since).
   const kept = "txmsg-edit:" + eventId;
+  // What was typed over a version someone else replaced: shown beside the latest, to copy back.
+  const aside = "txmsg-aside:" + eventId;
   const typed = () => JSON.stringify({ ...Object.fromEntries(parts.map((p) => [p, inputs[p].value])), sample_ctx: sample.value });
+  const keep = () => sessionStorage.setItem(kept, JSON.stringify({ typed: typed(), etag, base }));
+  const conflict = h("div", { class: "conflict", role: "alert", id: "editor-conflict" });
+  function changedSince() {
+    stale = true;
+    conflict.replaceChildren(
+      h("p", {}, "Someone else changed this message since you opened it. So that their changes are not lost, yours are not saved (nor published): what you typed stays in the fields."),
+      h("p", {}, "Load the latest version to see their changes: the fields then show it, and what you typed here is kept beside it, for you to copy back what you need."),
+      h("div", { class: "row" }, h("button", { type: "button", onclick: loadLatest }, "Load the latest version")));
+  }
+  function loadLatest() {
+    const now = JSON.parse(typed()), was = JSON.parse(base);
+    const mine = JSON.parse(sessionStorage.getItem(aside) || "{}");
+    for (const [p, v] of Object.entries(now)) if (v !== was[p]) mine[p] = v;
+    if (Object.keys(mine).length) sessionStorage.setItem(aside, JSON.stringify(mine));
+    sessionStorage.removeItem(kept);
+    stale = false; unsaved = false; clearTimeout(timer); timer = null;
+    editorPage(eventId);
+  }
   function saveAndPreview(save = true) {
     saving = saving.then(() => savePreview(save), () => savePreview(save));
     return saving;
   }
   async function savePreview(save) {
+    if (save && stale) return;
     let ctx;
     try { ctx = JSON.parse(sample.value); } catch (e) { errors.textContent = "Sample data is not valid JSON"; unsaved ||= save; return; }
     if (save) {
@@ -242,10 +273,12 @@ async function editorPage(eventId) {
       if (draft.variants) body.variants = draft.variants;
       body.sample_ctx = ctx;
       const sent = typed();
-      const saved = await api("PUT", `/api/v1/messages/${eventId}/draft`, body);
+      const saved = await api("PUT", `/api/v1/messages/${eventId}/draft`, body, etag ? { "If-Match": etag } : {});
       unsaved = !saved.ok;
+      if (saved.status === 412) { changedSince(); return; }
       if (!saved.ok) { errors.textContent = problem(saved); showWarnings([]); return; }
-      if (typed() === sent) sessionStorage.removeItem(kept);
+      etag = saved.etag; base = sent;
+      if (typed() === sent) sessionStorage.removeItem(kept); else keep();
       errors.textContent = "";
       showWarnings(saved.data.warnings);
     }
@@ -257,7 +290,8 @@ async function editorPage(eventId) {
     desktop.srcdoc = html; phone.srcdoc = html;
   }
   function changed() {
-    sessionStorage.setItem(kept, typed());
+    keep();
+    if (stale) return;
     clearTimeout(timer); timer = setTimeout(() => { timer = null; saveAndPreview(); }, 400);
   }
   // Publishing, a dry run or a proof acts on the stored draft: what was typed is saved first,
@@ -265,13 +299,20 @@ async function editorPage(eventId) {
   async function saved() {
     if (timer !== null) { clearTimeout(timer); timer = null; saveAndPreview(); }
     await saving;
-    return !unsaved;
+    return !unsaved && !stale;
+  }
+  // Publishing acts on the stored draft: never on one someone else saved since this page saw it.
+  async function seen() {
+    const now = await api("GET", "/api/v1/messages/" + eventId);
+    if (!now.ok) { errors.textContent = problem(now); return false; }
+    if (now.etag !== etag) { changedSince(); return false; }
+    return true;
   }
   const editors = parts.map((p) => {
     inputs[p] = h(p === "subject" ? "input" : "textarea", { oninput: changed, rows: p === "html" ? 12 : 5, "aria-describedby": "warn-" + p });
     inputs[p].value = draft[p] || "";
     warnLists[p] = h("ul", { class: "warnings", id: "warn-" + p, "aria-live": "polite" });
-    return [field("part-" + p, p === "body" ? "SMS body" : p.toUpperCase() === "HTML" ? "HTML" : p[0].toUpperCase() + p.slice(1), inputs[p]), warnLists[p]];
+    return [field("part-" + p, partLabel(p), inputs[p]), warnLists[p]];
   });
   sample.addEventListener("input", changed);
 
@@ -301,7 +342,7 @@ async function editorPage(eventId) {
   } }, "Dry run");
   const publish = h("button", { type: "button", onclick: async () => {
     if (!confirm(`Publish the draft of ${eventId}? Every event sent from now on uses it.`)) return;
-    if (!(await saved())) return;
+    if (!(await saved()) || !(await seen())) return;
     const r = await api("POST", `/api/v1/messages/${eventId}/publish`);
     if (r.ok) { say(`Published version ${r.data.version}`); editorPage(eventId); return; }
     errors.textContent = problem(r);
@@ -326,11 +367,20 @@ async function editorPage(eventId) {
   } }, field("proof-to", "Send a proof to", proofTo), h("div", { class: "row" }, h("button", { type: "submit", class: "secondary" }, "Send proof")));
 
   const languages = Object.keys(draft.variants || {});
+  const mine = JSON.parse(sessionStorage.getItem(aside) || "null");
+  const yours = mine && h("section", { "aria-label": "Your text, not saved", id: "your-text", class: "conflict" },
+    h("h2", {}, "Your text, not saved"),
+    h("p", {}, "You typed this over a version someone else has replaced since. The fields below show the latest version: copy back what you need, then discard this."),
+    Object.entries(mine).map(([p, v]) => field("yours-" + p, "Your unsaved " + partLabel(p).replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase()), h("textarea", { readonly: true, rows: 4 }, v))),
+    h("div", { class: "row" }, h("button", { type: "button", class: "secondary", onclick: () => {
+      sessionStorage.removeItem(aside); yours.remove();
+    } }, "Discard your unsaved text")));
   show("Message " + eventId,
     h("p", {}, msg.data.published ? `Published version ${msg.data.published.version}` : "Not published yet",
       languages.length ? " · languages: default, " + languages.join(", ") : " · language: default"),
+    yours,
     h("div", { class: "editor" },
-      h("section", { "aria-label": "Template" }, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
+      h("section", { "aria-label": "Template" }, conflict, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
         h("div", { class: "row" }, dry, publish), dryOut,
         sms ? h("p", {}, "Proofs are sent by email, to an email event's channel: trigger the event to test an SMS.") : [proof, proofOut]),
       h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), field("preview-language", "Preview language", language), sms ? smsOut : [subjectOut,
@@ -339,10 +389,13 @@ async function editorPage(eventId) {
     h("h2", {}, "Versions"),
     h("div", { class: "row" }, field("version-a", "From", va), field("version-b", "To", vb), compare), diffOut);
   showWarnings(msg.data.warnings);
+  base = typed();
   const restored = JSON.parse(sessionStorage.getItem(kept) || "null");
   if (restored) {
-    for (const p of parts) inputs[p].value = restored[p] ?? inputs[p].value;
-    sample.value = restored.sample_ctx ?? sample.value;
+    const fields = restored.typed ? JSON.parse(restored.typed) : restored; // older pages kept the fields alone
+    for (const p of parts) inputs[p].value = fields[p] ?? inputs[p].value;
+    sample.value = fields.sample_ctx ?? sample.value;
+    if (restored.etag) { etag = restored.etag; base = restored.base ?? base; }
     say("Your unsaved changes are back: they are being saved.");
     return saveAndPreview();
   }
