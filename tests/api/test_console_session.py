@@ -59,6 +59,13 @@ async def test_a_session_acts_with_its_keys_role_and_needs_the_csrf_token(server
         assert r.status_code == 204
         assert "txmsg_session" not in client.cookies
         assert_problem(await client.get("/api/v1/event-configs"), 401)
+        # A copy of the cookie taken before is refused too: the server ended the session.
+        client.cookies.set("txmsg_session", token, domain="127.0.0.1")
+        r = await client.get("/api/v1/event-configs")
+        assert "signed out" in assert_problem(r, 401)["detail"]
+        # Signing in again opens a new session, which works.
+        await _sign_in(client, marketer_key)
+        assert (await client.get("/api/v1/event-configs")).status_code == 200
 
 
 async def test_revoking_the_key_ends_its_sessions(server: Any) -> None:

@@ -22,6 +22,7 @@ from txmsg.api.sessions import (
     SESSION_COOKIE,
     SESSION_SECONDS,
     check_csrf,
+    end_session,
     new_csrf_token,
     new_session,
 )
@@ -123,6 +124,7 @@ async def whoami(request: Request) -> Response:
 
 async def sign_out(request: Request) -> Response:
     check_csrf(request, request.cookies.get(CSRF_COOKIE))
+    await end_session(context(request), request.cookies.get(SESSION_COOKIE))
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -446,6 +446,14 @@ server_secrets = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
 
+# Console sessions signed out before their end: a copy of the cookie is refused until then.
+console_sign_outs = sa.Table(
+    "console_sign_outs",
+    metadata,
+    sa.Column("session_id", sa.String(32), primary_key=True),
+    sa.Column("until", UTCDateTime(), nullable=False),
+)
+
 # Sample data for proofs of an event's message.
 test_profiles = sa.Table(
     "test_profiles",
