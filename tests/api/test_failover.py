@@ -179,3 +179,14 @@ async def test_a_stored_password_stays_with_its_relay(server) -> None:
         assert_problem(r, 422, "smtp.password")
         r = await admin.patch("/api/v1/channel-configs/mail", json={"smtp": {"timeout": 7}})
         assert r.status_code == 200 and r.json()["smtp"]["password_set"] is True, r.text
+        # A password given for an encrypted connection is not sent in clear once TLS is off.
+        encrypted = {"host": a.host, "port": a.port, "tls": "starttls", "password": "a-pass"}
+        r = await admin.patch("/api/v1/channel-configs/mail", json={"smtp": encrypted})
+        assert r.status_code == 200, r.text
+        in_clear = {"tls": "none", "port": a.port}
+        r = await admin.patch("/api/v1/channel-configs/mail", json={"smtp": in_clear})
+        assert "TLS" in assert_problem(r, 422, "smtp.password")["detail"]
+        r = await admin.patch(
+            "/api/v1/channel-configs/mail", json={"smtp": {**in_clear, "password": "a-pass"}}
+        )
+        assert r.status_code == 200, r.text

@@ -35,3 +35,35 @@ async def test_a_twilio_url_its_client_cannot_call_is_refused(server, fake_twili
         assert_problem(r, 400, f"twilio.{field}")
     body = {"name": "sms", "channel": "sms", "twilio": good}
     assert (await server.admin.post("/api/v1/channel-configs", json=body)).status_code == 201
+
+
+async def test_the_auth_token_goes_only_where_it_was_given_for(server, fake_twilio) -> None:
+    """A write-only token is not sent to a new api_base_url without being given again: the
+    one who moves it could read it off the requests."""
+    twilio = {
+        "account_sid": fake_twilio.account_sid,
+        "auth_token": fake_twilio.auth_token,
+        "from_number": "+14155550100",
+        "status_callback_base_url": server.base_url,
+        "api_base_url": fake_twilio.base_url,
+    }
+    body = {"name": "sms", "channel": "sms", "twilio": twilio}
+    assert (await server.admin.post("/api/v1/channel-configs", json=body)).status_code == 201
+    elsewhere = {"twilio": {"api_base_url": "http://127.0.0.1:9"}}
+    r = await server.admin.patch("/api/v1/channel-configs/sms", json=elsewhere)
+    assert_problem(r, 422, "twilio.auth_token")
+    with_token = {"twilio": {**elsewhere["twilio"], "auth_token": "another"}}
+    r = await server.admin.patch("/api/v1/channel-configs/sms", json=with_token)
+    assert r.status_code == 200, r.text
+    # A fallback keeps its stored token at its place only for the same account and API.
+    fallback = {**twilio, "from_number": "+14155550101"}
+    r = await server.admin.patch("/api/v1/channel-configs/sms", json={"fallbacks": [fallback]})
+    assert r.status_code == 200, r.text
+    moved = {k: v for k, v in fallback.items() if k != "auth_token"}
+    r = await server.admin.patch(
+        "/api/v1/channel-configs/sms",
+        json={"fallbacks": [{**moved, "api_base_url": "http://127.0.0.1:9"}]},
+    )
+    assert_problem(r, 400, "fallbacks[0].auth_token")
+    r = await server.admin.patch("/api/v1/channel-configs/sms", json={"fallbacks": [moved]})
+    assert r.status_code == 200, r.text

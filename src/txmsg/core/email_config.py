@@ -230,7 +230,7 @@ def _parse_fallbacks(
     if not isinstance(raw, list) or len(raw) > MAX_FALLBACKS:
         raise invalid("fallbacks", f"must be an array of at most {MAX_FALLBACKS} SMTP relays")
     stored = current_secrets.get(FALLBACK_SECRET, {})
-    # The stored passwords by the relay account they were given for (host, port, username).
+    # The stored passwords by the relay account they were given for (host, port, username, TLS).
     kept = {_account(relay): stored[str(i)] for i, relay in enumerate(current) if str(i) in stored}
     settings: list[dict[str, Any]] = []
     passwords: dict[str, str] = {}
@@ -252,9 +252,11 @@ def _parse_fallbacks(
     return settings, passwords
 
 
-def _account(relay: dict[str, Any]) -> tuple[str, int, str | None]:
-    """The relay account a password belongs to."""
-    return (str(relay["host"]).lower(), int(relay["port"]), relay.get("username"))
+def _account(relay: dict[str, Any]) -> tuple[str, int, str | None, bool]:
+    """The relay account a password belongs to, and whether it goes encrypted (a password
+    given for a TLS connection is not sent in clear once TLS is turned off)."""
+    encrypted = relay.get("tls", "none") != "none"
+    return (str(relay["host"]).lower(), int(relay["port"]), relay.get("username"), encrypted)
 
 
 def _password_follows(
@@ -271,8 +273,8 @@ def _password_follows(
         return
     raise refused(
         "smtp.password",
-        "is required: the host, port or username changed, and the stored password stays "
-        "with the relay it was given for",
+        "is required: the host, port, username or TLS changed, and the stored password "
+        "stays with the relay and the connection it was given for",
     )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from txmsg.core.breaker import BreakerSettings, breaker_settings, breaker_view, parse_breaker
-from txmsg.core.errors import invalid
+from txmsg.core.errors import invalid, refused
 from txmsg.core.kinds import Channel
 from txmsg.core.phones import normalize_known_phone, normalize_phone
 from txmsg.core.urls import http_url
@@ -140,6 +140,9 @@ def _parse_twilio(
     if not required and settings["account_sid"] != previous_account and "auth_token" not in given:
         # The stored token belongs to the previous account: it cannot sign in to this one.
         raise invalid(prefix + "auth_token", "is required when account_sid changes")
+    if not required and "auth_token" not in given and _api_of(settings) != _api_of(previous):
+        # The token signs every request: it goes only where it was given for.
+        raise refused(prefix + "auth_token", "is required when api_base_url changes")
     if "auth_token" in given or required:
         return settings, _auth_token(given.get("auth_token"), prefix)
     return settings, None
@@ -164,6 +167,7 @@ def _parse_fallbacks(
             and "auth_token" not in entry
             and previous
             and entry.get("account_sid") == previous.get("account_sid")
+            and _api_of(entry) == _api_of(previous)
         ):
             entry = {**entry, "auth_token": stored[str(i)]}  # same account: token kept
         block, token = _parse_twilio(entry, {}, f"fallbacks[{i}].", required=True)
@@ -171,6 +175,11 @@ def _parse_fallbacks(
         settings.append(block)
         tokens[str(i)] = token
     return settings, tokens
+
+
+def _api_of(block: dict[str, Any]) -> str:
+    """Where a Twilio block's requests (and its token) go."""
+    return str(block.get("api_base_url") or DEFAULT_API_BASE_URL).rstrip("/")
 
 
 def _merged(current: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
