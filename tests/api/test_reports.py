@@ -494,3 +494,29 @@ async def test_expired_queued_events_count_as_failed(database_url: str) -> None:
         assert rows == [("EVTold", later.date(), 0, "failed", 3)]
     finally:
         await db.dispose()
+
+
+async def test_csv_cells_a_spreadsheet_would_run_are_defused(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """An address chosen by whoever triggers (`=cmd|...@example.org` is a valid one) comes
+    out of a CSV export quoted, so a spreadsheet shows it instead of running it; the
+    suppression list's CSV reads back the same address."""
+    admin = server.admin
+    eid = await live_event(admin, smtp)
+    formula = "=cmd|'/Ccalc'!A0@example.org"
+    await send(admin, eid, formula)
+    r = await admin.get(f"/api/v1/reports/{eid}/recipients")
+    assert r.status_code == 200, r.text
+    assert f",'{formula}," in r.text and f",{formula}," not in r.text
+    deny = {"channel": "email", "address": "+1@example.org", "reason": "=HYPERLINK(1)"}
+    assert (await admin.post("/api/v1/denylist", json=deny)).status_code == 201
+    exported = (await admin.get("/api/v1/suppressions.csv")).text
+    assert "email,'+1@example.org,denylist,'=HYPERLINK" in exported
+    assert (await admin.delete("/api/v1/denylist/email/+1@example.org")).status_code == 204
+    r = await admin.post(
+        "/api/v1/suppressions.csv", content=exported, headers={"content-type": "text/csv"}
+    )
+    assert r.status_code == 200, r.text
+    why = (await admin.get("/api/v1/suppressions/email/+1@example.org")).json()
+    assert why["suppressed"] is True, why

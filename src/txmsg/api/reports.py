@@ -15,6 +15,7 @@ from txmsg.api.auth import authorize
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse, dumps
 from txmsg.api.routing import resource
+from txmsg.core.csv_cells import defused
 from txmsg.core.errors import invalid, not_found
 from txmsg.core.event_options import parse_tag
 from txmsg.core.reports import day_range, event_report, report_csv_rows, tag_report
@@ -36,7 +37,7 @@ def _format(request: Request, *allowed: str) -> str:
 
 def _csv(rows: list[list[Any]]) -> str:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    csv.writer(out, lineterminator="\r\n").writerows([defused(c) for c in row] for row in rows)
     return out.getvalue()
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from txmsg.core.csv_cells import defused, restored
 from txmsg.core.errors import DomainError, invalid
 from txmsg.core.kinds import CHANNELS
 from txmsg.core.profile_import import Rejection
@@ -96,14 +97,9 @@ def to_csv(rows: Iterable[Suppression]) -> Iterable[str]:
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        detail = _defused(row.detail or "")
-        writer.writerow([row.channel, row.address, row.reason.value, detail, isoformat(row.since)])
+        cells = [row.channel, row.address, row.reason.value, row.detail or "", isoformat(row.since)]
+        writer.writerow([defused(c) for c in cells])
         yield buffer.getvalue()
-
-
-def _defused(text: str) -> str:
-    """A cell a spreadsheet would read as a formula is prefixed with a quote (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +142,8 @@ def _import_row(record: dict[str, str | None], line: int) -> ImportRow | Rejecti
     if channel not in CHANNELS:
         return Rejection(line, "channel", "must be one of: " + ", ".join(CHANNELS))
     try:
-        address = normalize_address(channel, (record.get("address") or "").strip(), "address")
+        written = restored((record.get("address") or "").strip())
+        address = normalize_address(channel, written, "address")
     except DomainError as exc:
         return Rejection(line, "address", exc.errors[0].detail if exc.errors else str(exc))
     detail = (record.get("detail") or record.get("reason") or "").strip()[:MAX_DETAIL]
