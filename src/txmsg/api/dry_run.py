@@ -2,7 +2,9 @@
 
 Renders the draft with the most recent stored triggers of the event (up to 100, those still
 kept) and answers how many render, which fail and why, and for a sample of them the difference
-from what the published version renders for the same payload. Nothing is written.
+from what the published version renders for the same payload. Nothing is written. The payloads
+are personal data: without `payloads_shown` (a marketer's run) the answer leaves out what could
+quote them, the reasons and the sample.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ async def run(
     draft: dict[str, Any],
     published: dict[str, Any] | None,
     rows: list[Any],
+    *,
+    payloads_shown: bool = True,
 ) -> dict[str, Any]:
     """The dry run's answer; every render goes through `renderer` (worker processes, bounded
     like any other). Raises `TemplateProblems` when the draft does not compile."""
@@ -89,12 +93,15 @@ async def run(
     for row, out, row_variables in zip(rows, outs, variables, strict=True):
         if isinstance(out, TemplateProblems):
             first = out.problems[0].as_field_error()
-            failed.append({"PKey": row.pkey, "part": first.field, "reason": first.detail})
+            failure = {"PKey": row.pkey, "part": first.field}
+            if payloads_shown:
+                failure["reason"] = first.detail
+            failed.append(failure)
             continue
         if isinstance(out, BaseException):
             raise out
         rendered += 1
-        if before is None or len(sample) >= SAMPLE_SIZE:
+        if before is None or len(sample) >= SAMPLE_SIZE or not payloads_shown:
             continue
         try:
             old: dict[str, str] | None = await renderer.render(before, row_variables)

@@ -237,12 +237,12 @@ async def preview(request: Request) -> Response:
 
 
 async def publish(request: Request) -> Response:
-    await authorize(request, "marketer")
+    principal = await authorize(request, "marketer")
     dry = request.query_params.get("dry_run", "false")
     if dry not in ("true", "false"):
         raise invalid("dry_run", "must be true or false", in_header=True)
     if dry == "true":
-        return await _dry_run(request)
+        return await _dry_run(request, payloads_shown=principal.role == "admin")
     refused = await _check_draft(request, "published")
     if refused is not None:
         return refused
@@ -278,7 +278,7 @@ def _refused(warnings: list[TemplateWarning], action: str) -> Response:
     return JSONResponse(body, status_code=422, media_type="application/problem+json")
 
 
-async def _dry_run(request: Request) -> Response:
+async def _dry_run(request: Request, *, payloads_shown: bool) -> Response:
     event_id = request.path_params["eventId"]
     db = context(request).db
     config = await db.read(event_configs.require, event_id)
@@ -293,6 +293,7 @@ async def _dry_run(request: Request) -> Response:
             row.draft,
             published.content if published is not None else None,
             recent,
+            payloads_shown=payloads_shown,
         )
     except TemplateProblems as exc:
         raise exc.as_domain_error("rendered") from None

@@ -336,7 +336,7 @@ async function editorPage(eventId) {
     const d = r.data;
     dryOut.replaceChildren(h("div", {},
       h("p", {}, `Dry run: ${d.rendered} of ${d.events} recent events render.`),
-      d.failed.length ? h("ul", {}, d.failed.map((f) => h("li", { class: "error" }, `${f.PKey}: ${f.part}: ${f.reason}`))) : null,
+      d.failed.length ? h("ul", {}, d.failed.map((f) => h("li", { class: "error" }, `${f.PKey}: ${f.part}` + (f.reason ? `: ${f.reason}` : "")))) : null,
       d.sample.map((s) => h("details", {}, h("summary", {}, "Difference for " + s.PKey),
         h("pre", {}, Object.values(s.diff).join("\n") || "no difference")))));
   } }, "Dry run");
