@@ -3,9 +3,11 @@ revocation and sign-out."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from helpers import assert_problem, create_key
 
@@ -109,3 +111,26 @@ async def test_only_admin_and_marketer_keys_sign_in(server: Any) -> None:
         )
         assert "role 'trigger'" in assert_problem(r, 403)["detail"]
         assert "txmsg_session" not in client.cookies
+
+
+async def test_server_secrets_and_the_database_file_are_kept_from_other_readers(
+    server: Any,
+) -> None:
+    """The secret signing console sessions is sealed at rest (a copy of the database cannot
+    sign an admin's session with the keys' hashes stored beside it), and the SQLite file is
+    its owner's alone."""
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        await _sign_in(client, await create_key(server.admin, "marketer"))
+    ctx = server.app.state.txmsg
+    secret = await ctx.secrets.get("console-session")
+    assert secret is not None
+
+    def stored(conn: Any) -> list[str]:
+        return [row[0] for row in conn.exec_driver_sql("SELECT value FROM server_secrets")]
+
+    values = await ctx.db.read(stored)
+    assert values and all(secret not in value for value in values)
+    if ctx.db.is_sqlite:
+        database = Path(make_url(ctx.db.url).database)
+        for path in (database, Path(f"{database}-wal")):
+            assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))

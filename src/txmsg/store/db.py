@@ -15,6 +15,7 @@ class runs them without blocking the event loop:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import time
@@ -103,7 +104,7 @@ class Database:
                 },
                 pool_size=SQLITE_READERS + 1,
             )
-            _install_sqlite_pragmas(self._sync, level, timeout)
+            _install_sqlite_pragmas(self._sync, level, timeout, database)
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="txmsg-sqlite-writer")
             self._readers = ThreadPoolExecutor(
                 SQLITE_READERS, thread_name_prefix="txmsg-sqlite-reader"
@@ -250,9 +251,24 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _install_sqlite_pragmas(engine: Engine, synchronous: str, timeout: float) -> None:
+def _owner_only(database: str | None) -> None:
+    """The database file readable by its owner alone (not the umask's 0644): it holds every
+    recipient's address and payload. SQLite gives its WAL and shared-memory files the mode
+    of the database file."""
+    if not database or database == ":memory:":
+        return
+    with contextlib.suppress(OSError):  # not ours to change: left as it is
+        path = Path(database)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
+def _install_sqlite_pragmas(
+    engine: Engine, synchronous: str, timeout: float, database: str | None = None
+) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        _owner_only(database)  # before WAL mode makes the -wal and -shm files
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         # WAL: readers never block the writer; group commit makes each fsync count.

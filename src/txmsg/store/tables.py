@@ -442,7 +442,9 @@ server_secrets = sa.Table(
     "server_secrets",
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(128), nullable=False),
+    # Sealed: a copy of the database must not sign console sessions, unsubscribe links,
+    # bounce addresses or tracking links.
+    sa.Column("value", SealedText(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
 
