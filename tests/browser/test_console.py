@@ -507,3 +507,66 @@ async def test_two_tabs_editing_one_message_do_not_overwrite_each_other(
         finally:
             await browser.close()
     assert errors == [], errors
+
+
+@sqlite_only
+async def test_errors_show_beside_the_fields_they_name(server: Any, smtp: FakeSMTPServer) -> None:
+    """A refused new event or draft says what is wrong beside the field it names (marked
+    invalid for assistive technology); the channel configurations offered are the chosen
+    channel's; "Required" is read whatever its case."""
+    await create_channel(server.admin, smtp)
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = await (await browser.new_context()).new_page()
+        page.on("dialog", lambda d: d.accept())
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            from conftest import ADMIN_KEY
+
+            await page.goto(server.base_url + "/console#/new")
+            await page.get_by_label("API key").fill(ADMIN_KEY)
+            await page.keyboard.press("Enter")
+            await expect(
+                page.get_by_role("heading", name="New event configuration")
+            ).to_be_visible()
+            configs = page.get_by_label("Channel configuration")
+            await expect(configs.locator("option")).to_have_text(["mail"])
+            await page.get_by_label("Channel", exact=True).select_option("sms")
+            await expect(configs.locator("option")).to_have_count(0)  # no SMS configuration
+            await page.get_by_label("Channel", exact=True).select_option("email")
+
+            event_id = page.get_by_label("Event ID")
+            await event_id.fill("9lives")
+            await page.get_by_role("button", name="Create").click()
+            await expect(event_id).to_have_attribute("aria-invalid", "true")
+            await expect(page.locator("#ev-id-error")).to_contain_text("eventId")
+            fields = page.get_by_label("Payload fields (one per line: name:type[:required])")
+            await event_id.fill("caseDemo")
+            await fields.fill("firstName:string: Required\nnote:string:maybe")
+            await page.get_by_role("button", name="Create").click()
+            await expect(page.locator("#ev-fields-error")).to_contain_text("note:string:maybe")
+            await expect(event_id).not_to_have_attribute("aria-invalid", "true")
+            await fields.fill("firstName:string: Required\nnote:string")
+            await page.get_by_role("button", name="Create").click()
+            await expect(page.get_by_role("heading", name="EVTcaseDemo")).to_be_visible()
+            stored = (await server.admin.get("/api/v1/event-configs/EVTcaseDemo")).json()
+            assert [(f["name"], f["required"]) for f in stored["fields"]] == [
+                ("firstName", True),
+                ("note", False),
+            ]
+
+            # A draft refused for a syntax error: the error shows at its part, with its line.
+            r = await server.admin.post("/api/v1/event-configs/EVTcaseDemo/publish")
+            assert r.status_code == 200, r.text
+            await page.evaluate("location.hash = '#/editor/EVTcaseDemo'")
+            await expect(page.get_by_role("heading", name="Message EVTcaseDemo")).to_be_visible()
+            await expect(page.locator("#version-diff")).to_contain_text("Nothing is published yet")
+            await expect(page.get_by_role("button", name="Compare versions")).to_be_disabled()
+            await page.get_by_label("HTML").fill("<p>\n{{ ctx.firstName </p>")
+            await expect(page.locator("#warn-html li")).to_contain_text("Line 2")
+        finally:
+            await browser.close()
+    assert errors == [], errors

@@ -70,6 +70,24 @@ function show(title, ...content) {
   main.focus();
 }
 function field(id, label, input) { input.id = id; return [h("label", { for: id }, label), input]; }
+// A problem's errors shown beside the inputs they name (`inputs`: an error's first field
+// segment -> its input); the rest go to `out`. Earlier ones are cleared first.
+function showFieldErrors(res, inputs, out) {
+  for (const input of Object.values(inputs)) {
+    input.removeAttribute("aria-invalid");
+    const note = document.getElementById(input.id + "-error");
+    if (note) note.remove();
+  }
+  const rest = [];
+  for (const e of (res.data && res.data.errors) || []) {
+    const input = inputs[e.field.split(/[.[]/)[0]];
+    if (!input) { rest.push(`${e.field}: ${e.detail}`); continue; }
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", input.id + "-error");
+    input.after(h("p", { class: "error field-error", id: input.id + "-error" }, `${e.field}: ${e.detail}`));
+  }
+  out.textContent = rest.length || !(res.data && res.data.errors) ? (rest.join("; ") || problem(res)) : "";
+}
 
 // --- sign-in --------------------------------------------------------------------------------
 function signIn() {
@@ -110,11 +128,13 @@ async function eventsPage() {
 
 async function newEventPage() {
   const channels = await api("GET", "/api/v1/channel-configs");
-  const names = channels.ok ? channels.data.items.map((c) => c.name) : [];
+  const configs = channels.ok ? channels.data.items : [];
   const id = h("input", { required: true, placeholder: "cartAbandonment" });
   const label = h("input", {});
-  const channel = h("select", {}, h("option", { value: "email" }, "email"), h("option", { value: "sms" }, "sms"));
-  const cc = h("select", {}, names.map((n) => h("option", { value: n }, n)));
+  const channel = h("select", { onchange: () => offer() }, h("option", { value: "email" }, "email"), h("option", { value: "sms" }, "sms"));
+  const cc = h("select", {});
+  // Only the configurations of the chosen channel: another one is refused.
+  const offer = () => cc.replaceChildren(...configs.filter((c) => c.channel === channel.value).map((c) => h("option", { value: c.name }, c.name)));
   const target = h("select", {}, h("option", { value: "event" }, "event"), h("option", { value: "profile" }, "profile"));
   const priority = h("select", {}, h("option", { value: "transactional" }, "transactional"), h("option", { value: "bulk" }, "bulk"));
   const tags = h("input", { placeholder: "shop, cart" });
@@ -122,15 +142,22 @@ async function newEventPage() {
   const out = h("p", { class: "error", role: "alert" });
   const form = h("form", { onsubmit: async (e) => {
     e.preventDefault();
-    const parsed = fields.value.split("\n").map((l) => l.trim()).filter(Boolean).map((l) => {
-      const [name, type, req] = l.split(":");
-      return { name, type: type || "string", required: req === "required" };
+    const lines = fields.value.split("\n").map((l) => l.trim()).filter(Boolean);
+    const parsed = lines.map((l) => {
+      const [name, type, req] = l.split(":").map((piece) => piece.trim());
+      return { name, type: type || "string", required: (req || "").toLowerCase() === "required", flag: req };
     });
+    const odd = parsed.findIndex((f) => f.flag && f.flag.toLowerCase() !== "required");
+    if (odd >= 0) {
+      showFieldErrors({ data: { errors: [{ field: `fields[${odd}]`, detail: `"${lines[odd]}": the third part can only be "required"` }] } }, inputs, out);
+      return;
+    }
+    for (const f of parsed) delete f.flag;
     const body = { eventId: id.value, label: label.value || id.value, channel: channel.value, channel_config: cc.value,
       target: target.value, priority: priority.value, fields: parsed,
       tags: tags.value.split(",").map((t) => t.trim()).filter(Boolean) };
     const res = await api("POST", "/api/v1/event-configs", body);
-    if (!res.ok) { out.textContent = problem(res); return; }
+    if (!res.ok) { showFieldErrors(res, inputs, out); return; }
     say("Created " + res.data.eventId);
     location.hash = "#/event/" + res.data.eventId;
   } },
@@ -139,6 +166,8 @@ async function newEventPage() {
     field("ev-priority", "Priority", priority), field("ev-tags", "Tags (comma separated)", tags),
     field("ev-fields", "Payload fields (one per line: name:type[:required])", fields),
     h("div", { class: "row" }, h("button", { type: "submit" }, "Create")), out);
+  const inputs = { eventId: id, label, channel, channel_config: cc, target, priority, tags, fields };
+  offer();
   show("New event configuration", form);
 }
 
@@ -218,6 +247,11 @@ async function editorPage(eventId) {
   const language = h("select", { onchange: () => saveAndPreview(false) }, h("option", { value: "" }, "default"),
     Object.keys(draft.variants || {}).map((l) => h("option", { value: l }, l)));
 
+  // A refused save's errors about a part, shown at that part like its warnings.
+  function partErrors(res) {
+    return ((res.data && res.data.errors) || []).filter((e) => parts.includes(e.field))
+      .map((e) => ({ part: e.field, detail: e.detail, line: Number((e.detail.match(/^line (\d+)/) || [])[1]) || null }));
+  }
   function showWarnings(list) {
     for (const p of parts) warnLists[p].replaceChildren();
     for (const w of list || []) {
@@ -276,7 +310,7 @@ async function editorPage(eventId) {
       const saved = await api("PUT", `/api/v1/messages/${eventId}/draft`, body, etag ? { "If-Match": etag } : {});
       unsaved = !saved.ok;
       if (saved.status === 412) { changedSince(); return; }
-      if (!saved.ok) { errors.textContent = problem(saved); showWarnings([]); return; }
+      if (!saved.ok) { errors.textContent = problem(saved); showWarnings(partErrors(saved)); return; }
       etag = saved.etag; base = sent;
       if (typed() === sent) sessionStorage.removeItem(kept); else keep();
       errors.textContent = "";
@@ -319,12 +353,13 @@ async function editorPage(eventId) {
   const versions = msg.data.versions.map((v) => v.version);
   const va = h("select", {}, versions.map((v) => h("option", { value: v }, "v" + v)));
   const vb = h("select", {}, h("option", { value: "draft" }, "draft"), versions.map((v) => h("option", { value: v }, "v" + v)));
-  const diffOut = h("pre", { id: "version-diff" });
+  const diffOut = h("pre", { id: "version-diff" }, versions.length ? "" : "Nothing is published yet: there is no version to compare with.");
   async function version(v) {
     if (v === "draft") return Object.fromEntries(parts.map((p) => [p, inputs[p].value]));
     const r = await api("GET", `/api/v1/messages/${eventId}/versions/${v}`); return r.data || {};
   }
-  const compare = h("button", { type: "button", class: "secondary", onclick: async () => {
+  const compare = h("button", { type: "button", class: "secondary", disabled: !versions.length, onclick: async () => {
+    if (!va.value) return;  // nothing published yet: nothing to compare with
     const [a, b] = await Promise.all([version(va.value), version(vb.value)]);
     diffOut.replaceChildren(...parts.flatMap((p) => [h("strong", {}, p), h("br"), ...lineDiff(a[p] || "", b[p] || "")]));
   } }, "Compare versions");
@@ -414,7 +449,11 @@ async function latestPage(eventId) {
     body.replaceChildren(...r.data.items.map((ev) => {
       const log = h("td", {}, h("button", { type: "button", class: "secondary", onclick: async (e) => {
         const l = await api("GET", ev.delivery_log);
-        e.target.replaceWith(h("ul", {}, (l.data.items || []).map((i) => h("li", {}, `${i.kind} ${i.at}`))));
+        // The button gives way to the list, which takes the focus (not lost to the page).
+        const list = h("ul", { tabindex: "-1", "aria-label": "Delivery log of " + ev.PKey },
+          l.ok ? (l.data.items || []).map((i) => h("li", {}, `${i.kind} ${i.at}`)) : h("li", { class: "error" }, problem(l)));
+        e.target.replaceWith(list);
+        list.focus();
       } }, "Delivery log"));
       return h("tr", {}, h("td", {}, ev.PKey), h("td", {}, ev.status), h("td", {}, ev.reason || ""), h("td", {}, ev.eventDate), log);
     }));
@@ -490,4 +529,11 @@ async function route() {
   return eventsPage();
 }
 window.addEventListener("hashchange", route);
+// Another tab may have signed in with another key since (the cookie is the browser's): back
+// on this one, the pages follow the session's role.
+window.addEventListener("focus", async () => {
+  if (!me) return;
+  const r = await api("GET", "/console/session");
+  if (r.ok && (r.data.role !== me.role || r.data.key_id !== me.key_id)) { me = r.data; route(); }
+});
 route();
