@@ -154,12 +154,27 @@ async def test_two_app_instances_share_a_key_bucket(server, smtp) -> None:
 @pytest.mark.server_settings(auth_failure_rate_limit=KeyLimit(1, 4))
 async def test_wrong_key_requests_from_one_client_are_limited(server, smtp) -> None:
     hold_clock(server)
+    made = await server.admin.post("/api/v1/keys", json={"role": "marketer", "label": "used"})
+    used, used_id = made.json()["key"], made.json()["id"]
+    unseen = await create_key(server.admin, "marketer")
+    assert (await server.client(used).get("/api/v1/event-configs")).status_code == 200
     intruder = server.client("txm_0123456789abcdef_guess")
     codes = [(await intruder.get("/api/v1/keys")).status_code for _ in range(6)]
     assert codes == [401] * 4 + [429] * 2
     assert_limited(await intruder.post("/rest/mc/anything", json=person(0)))
     # A known key from the same address still gets in.
     assert (await server.admin.get("/api/v1/keys")).status_code == 200
+    # So does one valid here lately, once it is no longer cached (it is looked up again);
+    # a valid key never seen from here waits for the address's limit like a wrong one.
+    keys = server.app.state.txmsg.keys
+    assert (await server.client(used).get("/api/v1/event-configs")).status_code == 200
+    keys.forget("any")  # the cache is emptied (as after its 5 s)
+    assert (await server.client(used).get("/api/v1/event-configs")).status_code == 200
+    assert_limited(await server.client(unseen).get("/api/v1/event-configs"))
+    # A key valid lately and revoked since is refused, not let through.
+    r = await server.admin.delete(f"/api/v1/keys/{used_id}")
+    assert r.status_code == 204, r.text
+    assert (await server.client(used).get("/api/v1/event-configs")).status_code in (401, 429)
 
 
 async def test_rotation_keeps_the_old_secret_for_its_grace(server, smtp) -> None:

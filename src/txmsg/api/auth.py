@@ -70,7 +70,10 @@ async def _resolve(keys: KeyResolver, secret: str, client: str | None) -> Princi
     scope = f"client:{client}"
     if client is not None and failures is not None:
         known = keys.limiter.exhausted(scope, failures)
-        if known is not None:  # refused without looking the key up
+        if known is not None:  # refused without looking the key up, unless it was good lately
+            principal = await keys.resolve(secret) if keys.known_good(secret) else None
+            if principal is not None:
+                return principal
             raise too_many(known, "too many requests with a wrong API key from this client")
     principal = await keys.resolve(secret)
     if principal is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -142,6 +143,10 @@ def principal_for(conn: Connection, digest: str) -> Principal | None:
     return Principal(row.id, row.role, parse_key_limit(row.rate_limit), until)
 
 
+KNOWN_GOOD_SECONDS = 3600.0
+MAX_KNOWN_GOOD = 10_000
+
+
 class KeyResolver:
     """Resolves bearer secrets to principals without a query per request.
 
@@ -167,6 +172,10 @@ class KeyResolver:
         self._cache: TTLCache[str, Principal | None] = TTLCache(
             lambda digest: db.read(principal_for, digest), ttl
         )
+        # Keys that were valid here lately, by hash: still looked up when their client's
+        # address is over its wrong-key limit (one bad neighbour behind the same NAT or proxy
+        # does not lock them out), while a key never seen stays refused unread.
+        self._known_good: dict[str, float] = {}
 
     def cached(self, secret: str) -> Principal | None:
         """The principal of a secret known in memory (no query); None if not known here."""
@@ -186,7 +195,21 @@ class KeyResolver:
         if principal is None or (principal.until is not None and principal.until <= utcnow()):
             self._cache.forget(digest)  # unknown secrets are not remembered
             return None
+        self._remember_good(digest)
         return principal
+
+    def known_good(self, secret: str) -> bool:
+        """Whether this key was valid here within the last `KNOWN_GOOD_SECONDS`."""
+        until = self._known_good.get(hash_key(secret))
+        return until is not None and until > time.monotonic()
+
+    def _remember_good(self, digest: str) -> None:
+        if digest not in self._known_good and len(self._known_good) >= MAX_KNOWN_GOOD:
+            now = time.monotonic()
+            self._known_good = {d: u for d, u in self._known_good.items() if u > now}
+            if len(self._known_good) >= MAX_KNOWN_GOOD:
+                self._known_good.pop(next(iter(self._known_good)))  # the longest known
+        self._known_good[digest] = time.monotonic() + KNOWN_GOOD_SECONDS
 
     def limit_of(self, principal: Principal) -> KeyLimit | None:
         """The key's own limit, else the installation's for trigger keys."""
