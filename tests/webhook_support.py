@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,8 +67,9 @@ class Receiver:
         return [d["status"] for d in self.delivered() if d["PKey"] == pkey and d["status"]]
 
 
-@pytest_asyncio.fixture
-async def receiver() -> AsyncIterator[Receiver]:
+@asynccontextmanager
+async def serving() -> AsyncIterator[Receiver]:
+    """A receiver under uvicorn on loopback (a test wanting two starts the second itself)."""
     rec = Receiver()
     app = Starlette(routes=[Route("/hook", rec.endpoint, methods=["POST"])])
     server = LoopServer(app, name="webhook receiver")
@@ -80,3 +82,9 @@ async def receiver() -> AsyncIterator[Receiver]:
             rec.hold.set()
         rec.closing.set()
         await server.stop()
+
+
+@pytest_asyncio.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with serving() as rec:
+        yield rec

@@ -36,13 +36,14 @@ from helpers import (
 )
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.queue import NewEvent
+from txmsg.engine.webhooks import PER_CONFIG
 from txmsg.store import delivery_log, event_configs, webhook_outbox
 from txmsg.store.db import Database
 from txmsg.store.queue.cycle import CycleRequest, write_cycle
 from txmsg.store.tables import event_webhooks
 from txmsg.store.tables import webhook_outbox as webhook_outbox_table
 from txmsg.testing import FakeSMTPServer
-from webhook_support import SECRET, Call, Receiver
+from webhook_support import SECRET, Call, Receiver, serving
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text("utf-8"))
 CALL_SCHEMA = Draft202012Validator(
@@ -498,16 +499,6 @@ async def test_a_call_failing_unexpectedly_leaves_the_other_calls_settled(
     await hook(admin, news, receiver.url)
     await hook(admin, promo, receiver.url)
 
-    # One batch in flight, held by the receiver: the calls queued meanwhile are all due when
-    # it ends, and the next claim takes them together, the bad one and the good ones.
-    receiver.hold = asyncio.Event()
-    first = await trigger(admin, news)
-    await wait_until(lambda: bool(receiver.arrivals), what="a call held at the receiver")
-    second = await trigger(admin, news)
-    promoted = await trigger(admin, promo)
-    for accepted in (first, second, promoted):
-        await wait_status(admin, accepted["href"], "processed")
-
     def store_bad_url(conn: Any) -> None:
         conn.execute(
             sa.update(event_webhooks)
@@ -517,6 +508,16 @@ async def test_a_call_failing_unexpectedly_leaves_the_other_calls_settled(
 
     await store.write(store_bad_url)
     caplog.set_level("WARNING", logger="txmsg.engine.webhooks")
+    # The news calls in flight, held by the receiver, while the bad calls fail and are tried
+    # again beside them: their results are settled in the same rounds as the bad ones'.
+    receiver.hold = asyncio.Event()
+    first = await trigger(admin, news)
+    await wait_until(lambda: bool(receiver.arrivals), what="a call held at the receiver")
+    second = await trigger(admin, news)
+    promoted = await trigger(admin, promo)
+    for accepted in (first, second, promoted):
+        await wait_status(admin, accepted["href"], "processed")
+    await wait_until(lambda: len(receiver.arrivals) == 6, what="the news calls at the receiver")
     receiver.hold.set()
 
     # Every call of `news` delivered once and settled (it used to stay in the outbox, and be
@@ -568,3 +569,55 @@ async def test_changing_the_webhook_or_tags_changes_updated_at(
         assert r.json()["updated_at"] > seen[-1], (change, seen)
         assert (await admin.get(path)).json()["updated_at"] == r.json()["updated_at"]
         seen.append(r.json()["updated_at"])
+
+
+@pytest.mark.server_settings(webhook_timeout_seconds=20.0)
+async def test_a_slow_receiver_delays_only_its_own_calls(
+    server: Any, smtp: FakeSMTPServer, receiver: Receiver, store: Database
+) -> None:
+    """One configuration's receiver holds every call (slow, not yet timed out) with 150 calls
+    queued; another's answers at once: its calls arrive while the slow receiver has answered
+    none. The sender claimed the 100 oldest due calls of every configuration and waited for
+    the slowest before claiming more: they arrived after the slow calls' time-out."""
+    admin = server.admin
+    news = await live_event(admin, smtp, "news")
+    promo = (await create_event(admin, "promo"))["eventId"]
+    assert (await admin.post(f"/api/v1/event-configs/{promo}/publish")).status_code == 200
+    await publish_message(admin, promo)
+    slow = receiver
+    slow.hold = asyncio.Event()
+    async with serving() as fast:
+        await hook(admin, news, fast.url)
+        await hook(admin, promo, slow.url)
+        people = [{"email": f"p{i}@example.org", "ctx": {"firstName": "Al"}} for i in range(50)]
+        r = await admin.post(f"/rest/mc/{promo}/batch", json={"events": people})
+        assert r.status_code == 201, r.text
+
+        async def queued() -> int:
+            return len(await store.read(webhook_outbox.pending, promo))
+
+        # Every promo event sent (pending, processing, processed: 150 calls), some of its
+        # calls at the slow receiver.
+        for _ in range(400):
+            if await queued() == 150 and slow.arrivals:
+                break
+            await asyncio.sleep(0.05)
+        assert await queued() == 150 and slow.arrivals
+
+        accepted = await trigger(admin, news)
+        # Bounded by meaning: well within the time-out the slow calls would end by.
+        bound = server.settings.webhook_timeout_seconds / 4
+        await wait_until(lambda: len(fast.delivered()) == 3, timeout=bound, what="fast calls")
+        assert fast.statuses(accepted["PKey"]) == ["pending", "processing", "processed"]
+        assert slow.calls == []  # the slow receiver has answered nothing yet
+        # The slow configuration holds no more than its own share of the calls in flight.
+        assert 0 < len(slow.arrivals) <= PER_CONFIG
+
+        slow.hold.set()
+        await wait_until(lambda: len(slow.delivered()) == 150, timeout=30, what="slow calls")
+    # Each call made once (none timed out, none claimed twice), and settled.
+    assert len(slow.arrivals) == 150
+    assert all(len(times) == 1 for times in slow.arrivals.values())
+    assert len({d["id"] for d in slow.delivered()}) == 150
+    await outbox_drained(store, promo)
+    await outbox_drained(store, news)

@@ -1,8 +1,16 @@
-"""Delivers the status-webhook outbox: batches of signed POSTs, retried with backoff.
+"""Delivers the status-webhook outbox: signed POSTs, retried with backoff.
 
 Runs beside the dispatcher and shares nothing with it but the database: a slow or failing
-receiver delays only its own calls, never a send. Delivery is at-least-once (a call whose
-answer was lost is made again); the payload's `id` lets receivers drop duplicates.
+receiver delays only its own calls, never a send, and never another event configuration's
+calls. Calls flow through a pipeline rather than in lock-step batches: up to `IN_FLIGHT` at
+once, at most `PER_CONFIG` of one event configuration (the claim skips a configuration at its
+cap); as calls end, their results are settled and the freed slots claimed in one transaction,
+so results are committed together rather than one by one. The cap is per configuration, not
+per URL: the outbox row names its configuration (the claim filters on it without a join), a
+webhook belongs to one, and a URL may change while calls of it are queued.
+
+Delivery is at-least-once (a call whose answer was lost is made again); the payload's `id`
+lets receivers drop duplicates.
 """
 
 from __future__ import annotations
@@ -11,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime, timedelta
+from collections import Counter
+from datetime import timedelta
 
 import httpx
 
@@ -19,11 +28,17 @@ from txmsg.core.retry import RetryPolicy
 from txmsg.core.webhooks import SIGNATURE_HEADER, encode, payload, signature
 from txmsg.store import webhook_outbox as outbox
 from txmsg.store.db import Database
-from txmsg.store.webhook_outbox import Delivery
+from txmsg.store.webhook_outbox import Ask, Delivery, Settlement
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
+# Calls in flight in one process, overall and of one event configuration: the others find a
+# slot so long as fewer than ten configurations are at their cap at once.
+IN_FLIGHT = 200
+PER_CONFIG = 20
+# A call ending waits this long for others ending about then, to be settled with them.
+SETTLE_LINGER = 0.01
+SETTLE_BATCH = 32
 # A call not delivered within this time is given up (and logged).
 MAX_AGE = timedelta(hours=24)
 
@@ -36,51 +51,120 @@ class WebhookSender:
         *,
         poll_interval: float = 1.0,
         timeout: float = 10.0,
+        in_flight: int = IN_FLIGHT,
+        per_config: int = PER_CONFIG,
     ) -> None:
         self._db = db
         self._retry = retry
         self._poll = poll_interval
         self._timeout = timeout
+        self._in_flight = in_flight
+        self._per_config = per_config
         # A claimed call not settled within this time (a crash) is due again.
         self._lease = timedelta(seconds=timeout * 2 + 30)
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        self._flying: dict[asyncio.Task[str | None], Delivery] = {}
+        self._busy: Counter[str] = Counter()  # calls in flight by event configuration
+        self._ended: list[tuple[Delivery, str | None]] = []  # results still to settle
+        self._wake = asyncio.Event()  # a call ended
 
     def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        # As many connections as calls in flight: a slow receiver's calls must not wait for
+        # the pool's connections on top of their own.
+        limits = httpx.Limits(max_connections=self._in_flight)
+        self._client = httpx.AsyncClient(
+            timeout=self._timeout, follow_redirects=False, limits=limits
+        )
         self._task = asyncio.create_task(self._run(), name="txmsg-webhooks")
 
     async def stop(self) -> None:
+        """No more claims; calls under way are cut short and released (due at once, for the
+        next process to take), those that ended are settled."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        flying = list(self._flying.items())
+        for task, _ in flying:
+            task.cancel()
+        await asyncio.gather(*(task for task, _ in flying), return_exceptions=True)
+        settlement = self._settlement([d.id for task, d in flying if task.cancelled()])
+        if settlement.done or settlement.retry or settlement.released:
+            try:
+                await self._db.write(outbox.settle, settlement, self._db.clock.now())
+            except Exception:  # noqa: BLE001 - their leases make them due again
+                log.warning("settling webhook calls at stop failed; due again after their lease")
         if self._client is not None:
             await self._client.aclose()
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # a call ending from here on wakes the wait below
             try:
-                delivered = await self.run_once()
+                await self.run_once()
             except Exception:
                 log.exception("delivering webhooks failed; trying again after the poll interval")
-                delivered = 0
-            if delivered < BATCH:
                 await asyncio.sleep(self._poll)
+            await self._idle()
+
+    async def _idle(self) -> None:
+        """Until a call ends (a result to settle, a slot to fill) or the poll interval passed
+        (calls queued meanwhile): no claim while nothing changed, even when every
+        configuration with due calls is at its cap."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._poll)
+        except TimeoutError:
+            return
+        if self._flying and len(self._ended) < SETTLE_BATCH:
+            await asyncio.sleep(SETTLE_LINGER)
 
     async def run_once(self) -> int:
-        """Claim one batch of due calls and make them concurrently; returns the batch size."""
-        # The database's time: a process whose clock runs ahead must not take a live lease.
-        batch = await self._db.write(outbox.claim, BATCH, self._lease, self._db.clock.now())
-        if not batch:
-            return 0
-        results = await asyncio.gather(*(self._attempt(d) for d in batch))
+        """Settle the calls that ended and claim due calls for the free slots, in one
+        transaction; returns how many were claimed."""
+        settlement = self._settlement([])
+        ended, self._ended = self._ended, []
+        ask = Ask(
+            limit=self._in_flight - len(self._flying),
+            cap=self._per_config,
+            busy=dict(self._busy),
+            lease=self._lease,
+            # The database's time: a process whose clock runs ahead must not take a live lease.
+            now=self._db.clock.now(),
+        )
+        try:
+            claimed = await self._db.write(outbox.settle_and_claim, settlement, ask)
+        except BaseException:
+            self._ended[:0] = ended  # settled next time (or at stop)
+            raise
+        for d in claimed:
+            self._launch(d)
+        return len(claimed)
+
+    def _launch(self, d: Delivery) -> None:
+        task = asyncio.create_task(self._attempt(d), name=f"txmsg-webhook-{d.id}")
+        self._flying[task] = d
+        self._busy[d.event_id] += 1
+        task.add_done_callback(self._landed)
+
+    def _landed(self, task: asyncio.Task[str | None]) -> None:
+        d = self._flying.pop(task)
+        self._busy[d.event_id] -= 1
+        if not self._busy[d.event_id]:
+            del self._busy[d.event_id]
+        if task.cancelled():
+            return  # a stop: released there
+        exc = task.exception()  # `_attempt` lets only what is not an Exception through
+        self._ended.append((d, task.result() if exc is None else type(exc).__name__))
+        self._wake.set()
+
+    def _settlement(self, released: list[int]) -> Settlement:
+        """The ended calls' outcomes: delivered, given up past `MAX_AGE`, or retried."""
         now = self._db.clock.now()
-        done: list[int] = []
-        retry: list[tuple[int, datetime, str]] = []
-        for delivery, error in zip(batch, results, strict=True):
+        s = Settlement(released=released)
+        for delivery, error in self._ended:
             if error is None:
-                done.append(delivery.id)
+                s.done.append(delivery.id)
             elif now - delivery.created_at >= MAX_AGE:
                 log.warning(
                     "webhook call %d of %s given up after %d attempts: %s",
@@ -89,12 +173,11 @@ class WebhookSender:
                     delivery.attempts,
                     error,
                 )
-                done.append(delivery.id)
+                s.done.append(delivery.id)
             else:
                 due = now + timedelta(seconds=self._retry.delay(delivery.attempts))
-                retry.append((delivery.id, due, error))
-        await self._db.write(outbox.settle, done, retry)
-        return len(batch)
+                s.retry.append((delivery.id, due, error))
+        return s
 
     async def _attempt(self, d: Delivery) -> str | None:
         """`_call`, whose unexpected errors are a failed attempt of this call alone.

@@ -1,9 +1,11 @@
 """The status-webhook outbox: calls queued in the transaction of the change they announce,
-claimed in batches by the sender, deleted once delivered."""
+claimed by the sender as it has room (each event configuration within its cap), deleted once
+delivered."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -131,27 +133,117 @@ class Delivery:
     secret: str = field(repr=False)
 
 
-def claim(conn: Connection, limit: int, lease: timedelta, now: datetime) -> list[Delivery]:
-    """Lease up to `limit` due calls (their due time moves past the lease), oldest first.
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What the sender asks of a claim: up to `limit` calls, each event configuration at most
+    `cap` in flight in this process, `busy` of them in flight already."""
 
+    limit: int
+    cap: int
+    busy: Mapping[str, int]
+    lease: timedelta
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """Calls delivered or given up (`done`), failed (`retry`: id, next due time, error), or cut
+    short by a stop (`released`: due at once, their attempt not counted)."""
+
+    done: list[int] = field(default_factory=list)
+    retry: list[tuple[int, datetime, str]] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+
+
+def _due_calls(dialect: str) -> sa.Select[int, str]:
+    """Due calls, oldest first, but for the configurations at their cap (`b_full`): a slow
+    receiver's backlog never fills the pick and holds up another configuration's calls."""
+    pick = (
+        sa.select(webhook_outbox.c.id, webhook_outbox.c.event_id)
+        .where(
+            webhook_outbox.c.due_at <= sa.bindparam("b_now", type_=webhook_outbox.c.due_at.type),
+            webhook_outbox.c.event_id.not_in(sa.bindparam("b_full", expanding=True)),
+        )
+        .order_by(webhook_outbox.c.due_at, webhook_outbox.c.id)
+        .limit(sa.bindparam("b_limit"))
+    )
+    # Another process's claim under way holds its rows: skipped, never leased twice.
+    if dialect != "sqlite":
+        pick = pick.with_for_update(skip_locked=True)
+    return pick
+
+
+_DUE_CALLS = {name: _due_calls(name) for name in ("sqlite", "postgresql")}
+
+# The picked calls leased: due again (to any process) only if not settled within the lease.
+_LEASE_CALLS = (
+    sa.update(webhook_outbox)
+    .where(webhook_outbox.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+    .values(
+        due_at=sa.bindparam("b_until", type_=webhook_outbox.c.due_at.type),
+        attempts=webhook_outbox.c.attempts + 1,
+    )
+    .returning(*webhook_outbox.c)
+)
+
+_DROP_CALLS = sa.delete(webhook_outbox).where(
+    webhook_outbox.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+
+# A failed call's next attempt.
+_RETRY_CALL = (
+    sa.update(webhook_outbox)
+    .where(webhook_outbox.c.id == sa.bindparam("b_id"))
+    .values(
+        due_at=sa.bindparam("b_due", type_=webhook_outbox.c.due_at.type),
+        last_error=sa.bindparam("b_error"),
+    )
+)
+
+# Calls a stop cut short: due at once, to this process's successor or another one.
+_RELEASE_CALLS = (
+    sa.update(webhook_outbox)
+    .where(webhook_outbox.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+    .values(
+        due_at=sa.bindparam("b_now", type_=webhook_outbox.c.due_at.type),
+        attempts=webhook_outbox.c.attempts - 1,
+    )
+)
+
+
+def claim(conn: Connection, ask: Ask) -> list[Delivery]:
+    """Lease up to `ask.limit` due calls (their due time moves past the lease), oldest first,
+    none of a configuration beyond its cap.
+
+    A pick cut short by a configuration reaching its cap is followed by another without it, to
+    reach the calls behind its backlog; each pick puts one more configuration at its cap, so
+    there are few.
     Calls whose event no longer has a webhook are dropped.
     """
-    pick = (
-        sa.select(webhook_outbox.c.id)
-        .where(webhook_outbox.c.due_at <= now)
-        .order_by(webhook_outbox.c.due_at, webhook_outbox.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name != "sqlite":
-        pick = pick.with_for_update(skip_locked=True)
-    rows = conn.execute(
-        sa.update(webhook_outbox)
-        .where(webhook_outbox.c.id.in_(pick.scalar_subquery()))
-        .values(due_at=now + lease, attempts=webhook_outbox.c.attempts + 1)
-        .returning(*webhook_outbox.c)
-    ).all()
-    if not rows:
-        return []
+    busy = Counter(ask.busy)
+    leased: list[Any] = []
+    while len(leased) < ask.limit:
+        full = [e for e, n in busy.items() if n >= ask.cap]
+        rows = conn.execute(
+            _DUE_CALLS[conn.dialect.name],
+            {"b_now": ask.now, "b_full": full, "b_limit": ask.limit - len(leased)},
+        ).all()
+        picked: list[int] = []
+        for call_id, event_id in rows:
+            if busy[event_id] < ask.cap:
+                picked.append(call_id)
+                busy[event_id] += 1
+        if picked:
+            until = ask.now + ask.lease
+            leased += conn.execute(_LEASE_CALLS, {"b_ids": picked, "b_until": until}).all()
+        if len(picked) == len(rows):
+            break  # nothing left out: all that is due, or the limit
+    return _deliveries(conn, leased) if leased else []
+
+
+def _deliveries(conn: Connection, rows: Sequence[Any]) -> list[Delivery]:
+    """The leased rows with their webhook's URL and secret; the calls of events without one
+    (removed meanwhile) are dropped."""
     hooks = {
         r.event_id: (r.url, r.secret)
         for r in conn.execute(
@@ -162,7 +254,7 @@ def claim(conn: Connection, limit: int, lease: timedelta, now: datetime) -> list
     }
     orphans = [r.id for r in rows if r.event_id not in hooks]
     if orphans:
-        conn.execute(sa.delete(webhook_outbox).where(webhook_outbox.c.id.in_(orphans)))
+        conn.execute(_DROP_CALLS, {"b_ids": orphans})
     out = [
         Delivery(
             r.id,
@@ -184,20 +276,24 @@ def claim(conn: Connection, limit: int, lease: timedelta, now: datetime) -> list
     return out
 
 
-def settle(conn: Connection, done: list[int], retry: list[tuple[int, datetime, str]]) -> None:
-    """Delete the calls delivered (or given up); schedule the others' next attempt."""
-    if done:
-        conn.execute(sa.delete(webhook_outbox).where(webhook_outbox.c.id.in_(done)))
-    if retry:
+def settle(conn: Connection, s: Settlement, now: datetime) -> None:
+    """Delete the calls delivered (or given up); schedule the failed ones' next attempt; make
+    the released ones due at `now`."""
+    if s.done:
+        conn.execute(_DROP_CALLS, {"b_ids": s.done})
+    if s.retry:
         conn.execute(
-            sa.update(webhook_outbox)
-            .where(webhook_outbox.c.id == sa.bindparam("b_id"))
-            .values(
-                due_at=sa.bindparam("b_due", type_=webhook_outbox.c.due_at.type),
-                last_error=sa.bindparam("b_error"),
-            ),
-            [{"b_id": i, "b_due": due, "b_error": error} for i, due, error in retry],
+            _RETRY_CALL, [{"b_id": i, "b_due": due, "b_error": error} for i, due, error in s.retry]
         )
+    if s.released:
+        conn.execute(_RELEASE_CALLS, {"b_ids": s.released, "b_now": now})
+
+
+def settle_and_claim(conn: Connection, s: Settlement, ask: Ask) -> list[Delivery]:
+    """The sender's one transaction a round: the calls ended since the last, then new ones
+    for the slots free."""
+    settle(conn, s, ask.now)
+    return claim(conn, ask) if ask.limit > 0 else []
 
 
 def pending(conn: Connection, event_id: str) -> list[Any]:
