@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 from datetime import timedelta
+from email.header import decode_header, make_header
+from email.utils import parseaddr
 
 import pytest
 
-from helpers import live_event, publish_message, set_smtp, trigger, wait_status
+from helpers import (
+    create_channel,
+    create_event,
+    live_event,
+    publish_message,
+    set_smtp,
+    trigger,
+    wait_status,
+)
 from txmsg.testing import FakeSMTPServer
 
 ADA = {"email": "ada@example.org", "ctx": {"firstName": "Ada"}}
@@ -140,3 +152,25 @@ async def test_patching_the_channel_config_switches_smtp_server(
     assert len(mails) == 3
     assert {m.mail_from for m in mails} == {"news@example.net"}
     assert {m.message["From"] for m in mails} == {"New Name <news@example.net>"}
+
+
+async def test_a_long_non_ascii_sender_name_is_sent_folded(server, smtp: FakeSMTPServer) -> None:
+    # 160 x "商店": 320 characters, within the limit; as one encoded-word its From line was
+    # 1,317 octets, which the SMTP server refused ("500 Line too long") at every send.
+    name = "商店" * 160
+    admin = server.admin
+    await create_channel(admin, smtp, from_name=name)
+    created = await create_event(admin)
+    r = await admin.post(f"/api/v1/event-configs/{created['eventId']}/publish")
+    assert r.status_code == 200, r.text
+    await publish_message(admin, created["eventId"])
+    accepted = await trigger(admin, created["eventId"], ADA)
+    status = await wait_status(admin, accepted["href"], {"processed", "deliveryFailed"})
+    assert status["status"] == "processed", status
+    [mail] = await smtp.wait_for(1)
+    head = mail.data.split(b"\r\n\r\n", 1)[0]
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    # As RFC 2047 reads it: the space folding puts between two encoded-words is dropped.
+    value = email.message_from_bytes(mail.data, policy=email.policy.compat32)["From"]
+    display, address = parseaddr(value.replace("\r\n", ""))
+    assert (str(make_header(decode_header(display))), address) == (name, "shop@example.com")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import email
 import email.policy
+import re
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.utils import parseaddr
 
+from dkim_support import ed25519_pem, verify
+from txmsg.core.dkim import DkimSettings, dns_records, load_key
+from txmsg.core.dkim_signer import DkimSigner, sign
 from txmsg.core.mime import Sender, build_email
 
 DATE = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
@@ -157,3 +164,57 @@ def test_extra_headers_are_encoded_and_cannot_inject() -> None:
     msg = BytesParser(policy=email.policy.default).parsebytes(data)
     assert msg["X-Campaign"] == "Noël Bcc: evil@example.com"
     assert msg["Bcc"] is None
+
+
+def header_lines(raw: bytes) -> list[bytes]:
+    return raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+def legacy_display_name(raw: bytes) -> tuple[str, str]:
+    """The From header's name and address as RFC 2047 says to read them: whitespace between
+    two encoded-words is dropped (the default policy's address parser keeps it)."""
+    value = email.message_from_bytes(raw, policy=email.policy.compat32)["From"]
+    name, address = parseaddr(value.replace("\r\n", ""))
+    return str(make_header(decode_header(name))), address
+
+
+def test_a_long_non_ascii_display_name_is_folded_encoded_words() -> None:
+    name = "商店" * 160  # 960 UTF-8 bytes: one encoded-word made a 1,317-octet line
+    raw = build(sender=Sender.build("shop@example.com", name, None))
+    assert max(len(line) for line in header_lines(raw)) <= 78
+    words = re.findall(rb"=\?utf-8\?b\?[^?]*\?=", raw)
+    assert len(words) > 20 and max(len(w) for w in words) <= 75
+    message = parse(raw)
+    assert_no_defects(message)
+    assert message["From"].addresses[0].addr_spec == "shop@example.com"
+    assert legacy_display_name(raw) == (name, "shop@example.com")
+
+
+def test_a_display_name_that_reads_as_an_encoded_word_shows_as_written() -> None:
+    for name in ("=?utf-8?b?RXZpbA==?=", "Shop =?utf-8?q?Evil?= Inc"):
+        message = parse(build(sender=Sender.build("shop@example.com", name, None)))
+        assert_no_defects(message)
+        assert message["From"].addresses[0].display_name == name
+
+
+def test_long_headers_fold_at_78() -> None:
+    name = "The Very Long Name of a Shop, Selling Everything Anyone Could Want, Worldwide"
+    ascii_subject = "Your order of twelve items has shipped and will arrive soon " * 4
+    for subject in (ascii_subject, "Ihre Bestellung über 12 € ist unterwegs " * 4):
+        raw = build(subject=subject, sender=Sender.build("shop@example.com", name, None))
+        assert max(len(line) for line in header_lines(raw)) <= 78
+        message = parse(raw)
+        assert_no_defects(message)
+        assert message["Subject"] == subject.strip()
+        assert message["From"].addresses[0].display_name == name
+
+
+def test_folded_headers_keep_their_dkim_signature() -> None:
+    loaded = load_key(ed25519_pem())
+    settings = DkimSettings("example.com", "s1", loaded.algorithm, loaded.signing_key)
+    dkim = {"domain": "example.com", "selector": "s1", "algorithm": settings.algorithm}
+    record = dns_records("shop@example.com", None, dkim, loaded.signing_key.decode())["dkim"]
+    sender = Sender.build("shop@example.com", "商店 Example Shop, Worldwide " * 6, None)
+    raw = build(subject="Your order of twelve items has shipped " * 5, sender=sender)
+    signed = sign(DkimSigner(settings), raw) + raw
+    assert verify(signed, {record["name"]: record["value"]})
