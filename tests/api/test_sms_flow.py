@@ -356,3 +356,21 @@ async def test_an_sms_drafts_body_errors_point_at_its_body(server, fake_twilio: 
     assert r.status_code == 200, r.text
     problem = assert_problem(await server.admin.post(f"/api/v1/messages/{event_id}/publish"), 422)
     assert problem["errors"][0]["pointer"] == "/body", problem
+
+
+async def test_an_sms_rendering_a_lone_surrogate_is_unroutable(
+    server, fake_twilio: FakeTwilio
+) -> None:
+    # No UTF-8 form: Twilio's request could not be made, and the event was retried for a day.
+    admin = server.admin
+    body = "Hi{% if ctx.firstName == 'Eve' %} {{ '%c'|format(55296) }}{% endif %}"
+    event_id = await live_sms_event(admin, fake_twilio, server.base_url, body=body)
+    eve = {"mobilePhone": ADA_E164, "ctx": {"firstName": "Eve"}}
+    r = await admin.post(f"/api/v1/messages/{event_id}/preview", json={"ctx": eve["ctx"]})
+    error = assert_problem(r, 422, "body")["errors"][0]
+    assert error["detail"].startswith("renders U+D800, a lone surrogate"), error
+    accepted = await trigger(admin, event_id, eve)
+    done = await wait_status(admin, accepted["href"], {"routingFailed", "processed"})
+    assert done["status"] == "routingFailed", done
+    assert "body: renders U+D800, a lone surrogate" in done["reason"], done
+    assert fake_twilio.requests == 0

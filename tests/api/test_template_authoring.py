@@ -10,6 +10,7 @@ from helpers import (
     create_channel,
     create_event,
     create_key,
+    forbid_server_errors,
     publish_message,
     trigger,
     wait_status,
@@ -163,3 +164,46 @@ async def test_the_message_answers_the_sample_previews_use(server, smtp: FakeSMT
     assert r.status_code == 200, r.text
     saved = (await admin.get(f"/api/v1/messages/{event_id}")).json()["sample_ctx"]
     assert saved == {"amount": 2}
+
+
+# Renders the templates' own evaluation cannot finish: each is its part's problem, with its
+# line when known, at preview, at publish and at send (routingFailed), never a 500 nor a retry.
+BAD_RENDERS = [
+    ("text", "{{ '%c'|format(55296) }}", None, "renders U+D800, a lone surrogate"),
+    ("subject", "{{ '%c'|format(56320) }}", None, "renders U+DC00, a lone surrogate"),
+    ("text", "{{ ctx.firstName|truncate(2) }}", 2, "AssertionError: expected length >= 3"),
+    ("html", "{{ ctx.firstName|truncate(9, leeway=-1) }}", 2, "AssertionError: expected leeway"),
+    ("text", "{{ cycler().next() }}", 2, "RuntimeError: at least one item"),
+]
+
+
+async def test_renders_that_fail_in_a_filter_or_make_no_text_name_their_part(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    admin = forbid_server_errors(server.admin)
+    event_id = await _event(server, smtp)
+    parts = {"subject": "Hi {{ ctx.firstName }}", "html": "<p>Hi</p>", "text": "Hi"}
+    eve = {"firstName": "Eve"}
+    for part, expression, line, reason in BAD_RENDERS:
+        # Only Eve's render fails: with another sample the version publishes.
+        source = f"{parts[part]}{{% if ctx.firstName == 'Eve' %}}\n{expression}{{% endif %}}"
+        draft = {**parts, part: source, "sample_ctx": eve}
+        r = await admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
+        assert r.status_code == 200, r.text
+        where = f"line {line}: " if line else ""
+        for r in (
+            await admin.post(f"/api/v1/messages/{event_id}/preview"),
+            await admin.post(f"/api/v1/messages/{event_id}/publish"),
+        ):
+            error = assert_problem(r, 422, part)["errors"][0]
+            assert error["field"] == part and error["detail"].startswith(where + reason), error
+        draft["sample_ctx"] = {"firstName": "Ada"}
+        r = await admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
+        assert r.status_code == 200, r.text
+        r = await admin.post(f"/api/v1/messages/{event_id}/publish")
+        assert r.status_code == 201, r.text
+        accepted = await trigger(admin, event_id, {"email": "eve@example.org", "ctx": eve})
+        done = await wait_status(admin, accepted["href"], {"routingFailed", "processed"})
+        assert done["status"] == "routingFailed", done
+        assert f"for this event: {part}: {where}{reason}" in done["reason"], done
+    assert smtp.messages == []

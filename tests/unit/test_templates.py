@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from txmsg.core import templates
 from txmsg.core.templates import CompiledMessage, TemplateProblems
 
 
@@ -40,3 +41,35 @@ def test_missing_fields_are_still_errors() -> None:
 def test_the_sandbox_still_guards_attributes(source: str) -> None:
     with pytest.raises(TemplateProblems):
         render(source, {"firstName": "Ada"})
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "reason"),
+    [
+        ("{{ ctx.firstName|truncate(2) }}", 1, "AssertionError: expected length >= 3, got 2"),
+        ("\n{{ ctx.firstName|truncate(9, leeway=-1) }}", 2, "AssertionError: expected leeway"),
+        ("\n\n{{ cycler().next() }}", 3, "RuntimeError: at least one item has to be provided"),
+        ("Hi {{ '%c'|format(55296) }}", None, "renders U+D800, a lone surrogate"),
+    ],
+)
+def test_what_a_template_raises_or_makes_is_its_parts_problem(
+    source: str, line: int | None, reason: str
+) -> None:
+    with pytest.raises(TemplateProblems) as caught:
+        CompiledMessage({"subject": "Hi", "text": source}).render(
+            {"ctx": {"firstName": "Ada"}, "event": {}}, max_bytes=1000
+        )
+    [problem] = caught.value.problems
+    assert (problem.part, problem.line) == ("text", line)
+    assert problem.reason.startswith(reason)
+
+
+def test_an_error_outside_the_templates_code_is_not_its_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(variables: dict[str, object]) -> dict[str, object]:
+        raise RuntimeError("a bug of the engine's")
+
+    monkeypatch.setattr(templates, "_with_unset", broken)
+    with pytest.raises(RuntimeError):
+        render("{{ ctx.firstName }}", {"firstName": "Ada"})

@@ -179,16 +179,44 @@ class CompiledMessage:
     ) -> str:
         """One part; raises `TemplateProblems` naming it when it cannot be rendered."""
         try:
-            return _bounded(self._templates[part], _with_unset(variables), max_bytes)
+            text = _bounded(self._templates[part], _with_unset(variables), max_bytes)
         except (OutputTooLarge, TemplateError, SecurityError) as exc:
             problem = TemplateProblem(part, _runtime_line(exc, part), str(exc))
         except RecursionError:
             problem = TemplateProblem(part, None, "the template recurses too deeply")
-        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
-            # Errors raised by template expressions on the given data (e.g. 1/0, int("x")).
-            reason = f"{type(exc).__name__}: {exc}"
-            problem = TemplateProblem(part, _runtime_line(exc, part), reason)
+        except MemoryError:
+            raise  # a bound of the render worker's, which names it
+        except Exception as exc:
+            # Raised by the template's own evaluation, with the data given: 1/0, int("x"),
+            # a filter's assertion (`truncate(2)`), `cycler()` without items. An exception
+            # that did not come through the template's code is the engine's, not its.
+            line = _runtime_line(exc, part)
+            if line is None and not isinstance(exc, _DATA_ERRORS):
+                raise
+            problem = TemplateProblem(part, line, f"{type(exc).__name__}: {exc}")
+        else:
+            reason = _not_text(text)
+            if reason is None:
+                return text
+            problem = TemplateProblem(part, None, reason)
         raise TemplateProblems([problem])
+
+
+# Errors of expressions on the data, whether or not their traceback shows the template's line.
+_DATA_ERRORS = (TypeError, ValueError, ArithmeticError, LookupError, AttributeError)
+
+
+def _not_text(text: str) -> str | None:
+    """Why a rendered part cannot go in a message, if it cannot: a lone surrogate (which
+    `'%c'|format(55296)` makes) has no UTF-8 form, so neither a mail, an SMS nor JSON holds
+    it. Checked once here, where every part is made."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"renders U+{ord(text[exc.start]):04X}, a lone surrogate, which is not text"
+    return None
 
 
 class OutputTooLarge(Exception):
