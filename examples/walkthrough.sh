@@ -97,7 +97,7 @@ echo "$ANSWER" | field '["reason"]'   # paused: "the event's message has no publ
 HREF=$(echo "$ANSWER" | field '["href"]')
 curl -sf -H "$MKT" -X PUT $API/api/v1/messages/EVTwelcome/draft -d '{
   "subject": "Welcome, {{ profile.first_name }}", "html": "<p>Hi {{ profile.first_name }}</p>",
-  "text": "Hi {{ profile.first_name }}"}'
+  "text": "Hi {{ profile.first_name | default(\"there\") }}"}'
 curl -sf -H "$MKT" -X POST $API/api/v1/messages/EVTwelcome/publish
 wait_status "$HREF" processed  # sent to the profile's address once the message is published
 

@@ -265,3 +265,24 @@ async def test_a_profile_is_found_by_email_whatever_its_case(server, smtp: FakeS
         ("Four.Name@example.org", "Hello Di"),
         ("three@example.org", "Hello Cy"),
     ]
+
+
+async def test_profile_fields_without_a_value_render_empty(server, smtp: FakeSMTPServer) -> None:
+    # Previews use a sample profile with every field: only a real profile showed "None".
+    admin = server.admin
+    event = await profile_event(
+        admin,
+        smtp,
+        reconciliation={"from": "ctx.customer", "to": "profile_id"},
+        subject="Welcome, {{ profile.first_name }}",
+        html="<p>Hi {{ profile.first_name }}</p>",
+        text="Hi {{ profile.first_name|default('there') }}{{ profile.last_name }}"
+        "{{ profile.language|default('') }}.",
+    )
+    await put_profile(admin, "c-42", email="grace@example.org")
+    accepted = await trigger(admin, event, {"ctx": {"customer": "c-42"}})
+    await wait_status(admin, accepted["href"], "processed")
+    [mail] = await smtp.wait_for(1)
+    assert mail.subject == "Welcome,"
+    assert mail.html is not None and mail.html.strip() == "<p>Hi </p>"
+    assert mail.text is not None and mail.text.strip() == "Hi there."

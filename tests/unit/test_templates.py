@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from txmsg.core import templates
-from txmsg.core.templates import CompiledMessage, TemplateProblems
+from txmsg.core.templates import CompiledMessage, TemplateProblems, template_variables
 
 
 def render(source: str, ctx: dict[str, object]) -> str:
@@ -73,3 +74,18 @@ def test_an_error_outside_the_templates_code_is_not_its_problem(
     monkeypatch.setattr(templates, "_with_unset", broken)
     with pytest.raises(RuntimeError):
         render("{{ ctx.firstName }}", {"firstName": "Ada"})
+
+
+def test_profile_fields_without_a_value_render_empty_as_left_out_ctx_fields_do() -> None:
+    variables = template_variables(
+        {"firstName": "Ada"},
+        {},
+        {"email": "a@example.org", "first_name": None, "language": None},
+        declared=("firstName", "order"),
+    )
+    source = "[{{ profile.first_name }}] {{ profile.first_name|default('there') }} {{ ctx.order }}"
+    message = CompiledMessage({"text": source})
+    assert message.render(variables)["text"] == "[] there "
+    assert (
+        message.render(orjson.loads(orjson.dumps(variables)))["text"] == "[] there "
+    )  # a worker's

@@ -240,8 +240,9 @@ def _bounded(template: Template, variables: dict[str, Any], max_bytes: int | Non
     return "".join(chunks)
 
 
-# The declared fields a trigger left out, beside the variables; the render gives each Jinja's
-# plain `Undefined` (empty, `default` applies) instead of the strict one (an error).
+# The fields without a value, beside the variables: {"ctx": the declared fields a trigger left
+# out, "profile": the profile's fields it has no value for}. The render gives each Jinja's plain
+# `Undefined` (empty, `default` applies) instead of the strict one (an error).
 UNSET_FIELDS = "__unset_fields__"
 
 
@@ -250,7 +251,8 @@ def _with_unset(variables: dict[str, Any]) -> dict[str, Any]:
     if not unset:
         return variables
     out = {k: v for k, v in variables.items() if k != UNSET_FIELDS}
-    out["ctx"] = {**out["ctx"], **{name: Undefined(name=name) for name in unset}}
+    for name, fields in unset.items():
+        out[name] = {**out[name], **{field: Undefined(name=field) for field in fields}}
     return out
 
 
@@ -263,15 +265,23 @@ def template_variables(
 ) -> dict[str, Any]:
     """Profile-based messages also see `profile` and `unsubscribe_url`.
 
-    A `declared` field the trigger left out renders empty (`| default(...)` applies to it);
+    A `declared` field the trigger left out, and a profile field without a value (a profile
+    with only an email has no `first_name`), render empty (`| default(...)` applies to them);
     any other missing name stays an error.
     """
     variables: dict[str, Any] = {"ctx": ctx, "event": event}
+    # Names, not Undefined objects: variables travel as JSON to the render workers.
+    unset: dict[str, list[str]] = {}
     missing = [name for name in declared if name not in ctx]
-    if missing:  # names, not Undefined objects: variables travel as JSON to the render workers
-        variables[UNSET_FIELDS] = missing
+    if missing:
+        unset["ctx"] = missing
     if profile is not None:
         variables["profile"] = profile
+        empty = [name for name, value in profile.items() if value is None]
+        if empty:
+            unset["profile"] = empty
+    if unset:
+        variables[UNSET_FIELDS] = unset
     if unsubscribe_url is not None:
         variables["unsubscribe_url"] = unsubscribe_url
     return variables
