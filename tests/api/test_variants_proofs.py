@@ -166,3 +166,32 @@ async def test_test_profiles_and_proofs(server, smtp: FakeSMTPServer) -> None:
     assert (await marketer.delete("/api/v1/test-profiles/french")).status_code == 204
     assert_problem(await marketer.get("/api/v1/test-profiles/french"), 404)
     await marketer.aclose()
+
+
+async def test_variants_are_looked_up_one_subtag_at_a_time(server, smtp: FakeSMTPServer) -> None:
+    admin = forbid_server_errors(server.admin)
+    event = await profile_event(admin, smtp, reconciliation=BY_ID)
+    draft = {
+        "subject": "Hello",
+        "text": "Hello",
+        "variants": {
+            "zh-hant": {"subject": "繁體", "text": "t"},
+            "zh": {"subject": "中文", "text": "t"},
+            "sr-latn": {"subject": "Zdravo", "text": "t"},
+        },
+    }
+    await _publish(admin, event, draft)
+    r = await admin.post(f"/api/v1/messages/{event}/preview", json={"language": "zh-Hant-TW"})
+    assert r.json()["subject"] == "繁體", r.text
+    profiles = {"tw": "zh-Hant-TW", "cn": "zh-CN", "rs": "sr-Latn-RS", "cy": "sr-Cyrl-RS"}
+    for pid, language in profiles.items():
+        await put_profile(admin, pid, email=f"{pid}@example.org", language=language)
+        accepted = await trigger(admin, event, {"ctx": {"id": pid, "order": "1"}})
+        await wait_status(admin, accepted["href"], "processed")
+    mails = await smtp.wait_for(4)
+    assert {m.rcpt_tos[0]: m.message["Subject"] for m in mails} == {
+        "tw@example.org": "繁體",  # zh-hant-tw, then zh-hant
+        "cn@example.org": "中文",
+        "rs@example.org": "Zdravo",  # sr-latn-rs, then sr-latn
+        "cy@example.org": "Hello",  # neither sr-cyrl nor sr: the default
+    }

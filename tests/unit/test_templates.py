@@ -6,7 +6,12 @@ import orjson
 import pytest
 
 from txmsg.core import templates
-from txmsg.core.templates import CompiledMessage, TemplateProblems, template_variables
+from txmsg.core.templates import (
+    CompiledMessage,
+    TemplateProblems,
+    template_variables,
+    variant_for,
+)
 
 
 def render(source: str, ctx: dict[str, object]) -> str:
@@ -89,3 +94,23 @@ def test_profile_fields_without_a_value_render_empty_as_left_out_ctx_fields_do()
     assert (
         message.render(orjson.loads(orjson.dumps(variables)))["text"] == "[] there "
     )  # a worker's
+
+
+@pytest.mark.parametrize(
+    ("language", "variant"),
+    [
+        ("zh-Hant-TW", "zh-hant"),
+        ("zh-TW", "zh"),
+        ("sr-Latn-RS", "sr-latn"),
+        ("fr-CA", "fr-ca"),
+        ("fr-BE", "fr"),
+        ("FR", "fr"),
+        ("en", None),
+        (None, None),
+    ],
+)
+def test_a_language_gets_its_variant_by_rfc_4647_lookup(
+    language: str | None, variant: str | None
+) -> None:
+    content = {"variants": {"zh-hant": {}, "zh": {}, "sr-latn": {}, "fr-ca": {}, "fr": {}}}
+    assert variant_for(content, language) == variant

@@ -295,12 +295,16 @@ def message_parts(content: dict[str, Any], variant: str | None = None) -> dict[s
 
 
 def variant_for(content: dict[str, Any], language: str | None) -> str | None:
-    """The variant published for a language (`fr-ca`, else `fr`); None: the default parts."""
+    """The variant published for a language by RFC 4647 lookup, in any case: `zh-Hant-TW`
+    gets `zh-hant-tw`, else `zh-hant`, else `zh`; None: the default parts."""
     variants = content.get("variants") or {}
-    if language:
-        for candidate in (language, language.split("-")[0]):
-            if candidate in variants:
-                return candidate
+    if not variants or not language:
+        return None
+    tag = language.lower()
+    while tag:
+        if tag in variants:
+            return tag
+        tag = tag.rpartition("-")[0]
     return None
 
 
