@@ -207,3 +207,19 @@ async def test_renders_that_fail_in_a_filter_or_make_no_text_name_their_part(
         assert done["status"] == "routingFailed", done
         assert f"for this event: {part}: {where}{reason}" in done["reason"], done
     assert smtp.messages == []
+
+
+async def test_an_email_that_renders_no_body_is_not_sent(server: Any, smtp: FakeSMTPServer) -> None:
+    event_id = await _event(server, smtp)
+    blank = "{% if ctx.firstName != 'Eve' %}Hi {{ ctx.firstName }}{% endif %}\n"
+    await publish_message(server.admin, event_id, subject="x", html=blank, text=blank)
+    eve = await trigger(
+        server.admin, event_id, {"email": "eve@example.org", "ctx": {"firstName": "Eve"}}
+    )
+    done = await wait_status(server.admin, eve["href"], {"routingFailed", "processed"})
+    assert done["status"] == "routingFailed", done
+    assert done["reason"].endswith("renders an empty html and text for this event"), done
+    ada = await trigger(server.admin, event_id)
+    await wait_status(server.admin, ada["href"], "processed")
+    [mail] = await smtp.wait_for(1)
+    assert mail.rcpt_tos == ["ada@example.org"]

@@ -255,3 +255,25 @@ async def test_a_message_that_cannot_render_fails_routing(
         "subject: line 1: ZeroDivisionError: division by zero"
     )
     assert smtp.messages == []
+
+
+async def test_a_message_that_renders_no_body_fails_routing(
+    db: Database, smtp: FakeSMTPServer, providers: Providers
+) -> None:
+    # An SMS that renders empty was already unroutable; an email was sent with an empty body.
+    blank = {"subject": "x", "html": "{{ ctx.html }}", "text": " \n{{ ctx.text }}\t"}
+    for html, text, sent in (("", "", 0), (" \n", "", 0), ("<p>Hi</p>", "", 1), ("", "Hi", 2)):
+        outcome = await leg(db, providers).send(
+            claimed(ctx={"html": html, "text": text}),
+            route(Channel.EMAIL, email(smtp), blank),
+            TARGET,
+        )
+        assert outcome is not None
+        if sent:
+            assert outcome.status == EventStatus.PROCESSED, outcome
+            assert len(await smtp.wait_for(sent)) == sent
+            continue
+        assert outcome.status == EventStatus.ROUTING_FAILED
+        assert outcome.message_version == 3
+        assert outcome.reason == "message version 3 renders an empty html and text for this event"
+    assert len(smtp.messages) == 2

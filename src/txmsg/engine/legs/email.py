@@ -76,6 +76,15 @@ class EmailLeg:
         rendered = await self._context.render(event, route, target, unsubscribe)
         if isinstance(rendered, Outcome):
             return rendered
+        if _blank(rendered.get("html")) and _blank(rendered.get("text")):
+            return outcome_for(
+                event,
+                target,
+                EventStatus.ROUTING_FAILED,
+                f"message version {route.published_version} renders an empty html and text "
+                "for this event",
+                message_version=route.published_version,
+            )
         rendered = self._tracking.apply(settings.tracking, event.pkey, rendered)
         if self._context.lease_lost(event):
             log.warning("lease of event %s lapsed before sending; leaving it", event.pkey)
@@ -145,6 +154,12 @@ class EmailLeg:
         if self._verp_secret is None:  # prepare() loads it before sending such routes
             raise RuntimeError("the VERP secret is not loaded")
         return bounce_address(self._verp_secret, event.pkey, settings.bounce_domain)
+
+
+def _blank(part: str | None) -> bool:
+    """Whether a rendered body part is empty or only whitespace (`isspace` copies nothing, and
+    stops at a body's first letter)."""
+    return not part or part.isspace()
 
 
 def _bounce(
