@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 from playwright import async_api as playwright_api
 
-from helpers import create_channel, live_event, live_sms_event, trigger, wait_status
+from helpers import (
+    create_channel,
+    live_event,
+    live_sms_event,
+    publish_message,
+    trigger,
+    wait_status,
+)
 from txmsg.testing import FakeSMTPServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -567,6 +574,56 @@ async def test_errors_show_beside_the_fields_they_name(server: Any, smtp: FakeSM
             await expect(page.get_by_role("button", name="Compare versions")).to_be_disabled()
             await page.get_by_label("HTML").fill("<p>\n{{ ctx.firstName </p>")
             await expect(page.locator("#warn-html li")).to_contain_text("Line 2")
+        finally:
+            await browser.close()
+    assert errors == [], errors
+
+
+@sqlite_only
+async def test_comparing_large_versions_does_not_freeze_the_page(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """Two versions of 20,000 different lines each (a line-by-line table of 400 million
+    cells): shown as removed then added, at once; one changed line among 20,000 alike: just
+    that line."""
+    event_id = await live_event(server.admin, smtp, "bigDemo")
+    old = "\n".join(f"a{i}" for i in range(20_000))
+    await publish_message(server.admin, event_id, subject="s", html=old, text="t")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = await (await browser.new_context()).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            from conftest import ADMIN_KEY
+
+            async def compare(draft_html: str) -> Any:
+                draft = {"subject": "s", "html": draft_html, "text": "t"}
+                r = await server.admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
+                assert r.status_code == 200, r.text
+                await page.evaluate(
+                    f"location.hash = '#/events'; location.hash = '#/editor/{event_id}'"
+                )
+                await expect(
+                    page.get_by_role("heading", name=f"Message {event_id}")
+                ).to_be_visible()
+                await page.get_by_label("From").select_option(label="v2")  # the published one
+                await page.get_by_role("button", name="Compare versions").click()
+                return page.locator("#version-diff")
+
+            await page.goto(server.base_url + "/console")
+            await page.get_by_label("API key").fill(ADMIN_KEY)
+            await page.keyboard.press("Enter")
+            await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+            diff = await compare("\n".join(f"b{i}" for i in range(20_000)))
+            # At once, not after the seconds a 400-million-cell table takes (12 s and more).
+            await expect(diff.locator(".diff-add").last).to_have_text("+ b19999", timeout=6000)
+            await expect(diff.locator(".diff-del").first).to_have_text("- a0")
+            diff = await compare(old.replace("a10000\n", "changed\n"))
+            await expect(diff.locator(".diff-add")).to_have_text(["+ changed"])
+            await expect(diff.locator(".diff-del")).to_have_text(["- a10000"])
         finally:
             await browser.close()
     assert errors == [], errors

@@ -246,3 +246,15 @@ def test_libraries_chatter_only_at_debug() -> None:
     assert logging.getLogger("alembic").getEffectiveLevel() == logging.WARNING
     logs.configure("debug")
     assert logging.getLogger("mail.log").getEffectiveLevel() == logging.DEBUG
+
+
+def test_request_urls_are_not_logged_even_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx logs each request's URL: a webhook receiver's may hold a token."""
+    for level in ("info", "debug"):
+        logs.configure(level)
+        with caplog.at_level(logging.DEBUG):
+            logging.getLogger("httpx").info(
+                'HTTP Request: POST https://hooks.example/x?token=s3cret "HTTP/1.1 200 OK"'
+            )
+        assert "s3cret" not in caplog.text, level
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)

@@ -22,6 +22,9 @@ _EVENT_FIELDS = (("pkey", "PKey"), ("event_id", "eventId"), ("status", "status")
 # Libraries that log at INFO what only debugging needs: Alembic's steps, and aiosmtpd's
 # (mail.log) every SMTP command of the bounce listener and of `txmsg fake smtp`.
 _QUIET = ("alembic", "mail.log")
+# httpx logs each request's URL at INFO (and DEBUG): a webhook receiver's URL may hold a
+# token. Its warnings and errors still show.
+_URLS = ("httpx", "httpcore")
 
 
 class JSONFormatter(logging.Formatter):
@@ -52,6 +55,8 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    for name in _URLS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def uvicorn_config(fmt: str) -> dict[str, object] | None:

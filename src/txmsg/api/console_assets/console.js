@@ -208,9 +208,25 @@ async function eventPage(eventId) {
 }
 
 // --- message editor -------------------------------------------------------------------------
+// The lines around a change are usually most of a template: they are matched first, and only
+// the changed middle goes through the table (quadratic: past a few million cells, it is shown
+// as removed then added, rather than freezing the page).
+const MAX_DIFF_CELLS = 4e6;
 function lineDiff(a, b) {
-  const x = a.split("\n"), y = b.split("\n");
+  const all = a.split("\n"), other = b.split("\n");
+  let head = 0;
+  while (head < all.length && head < other.length && all[head] === other[head]) head++;
+  let tail = 0;
+  while (tail < all.length - head && tail < other.length - head && all[all.length - 1 - tail] === other[other.length - 1 - tail]) tail++;
+  const same = (lines) => lines.map((line) => h("div", {}, "  " + line));
+  const x = all.slice(head, all.length - tail), y = other.slice(head, other.length - tail);
+  return [...same(all.slice(0, head)), ...middleDiff(x, y), ...same(all.slice(all.length - tail))];
+}
+function middleDiff(x, y) {
   const n = x.length, m = y.length;
+  if (n * m > MAX_DIFF_CELLS) {
+    return [...x.map((l) => h("div", { class: "diff-del" }, "- " + l)), ...y.map((l) => h("div", { class: "diff-add" }, "+ " + l))];
+  }
   const t = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
   for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--)
     t[i][j] = x[i] === y[j] ? t[i + 1][j + 1] + 1 : Math.max(t[i + 1][j], t[i][j + 1]);
