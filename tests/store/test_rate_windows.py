@@ -360,3 +360,24 @@ async def test_tokens_across_the_two_lanes(db: Database) -> None:
     third = await db.write(claim_of, caps, at + SECOND_MS, 50)
     assert lanes(third) == [("EVTmix", True)] * 2
     assert await db.read(used) == {"second": 2, "second:bulk": 2, "day": 5, "day:bulk": 4}
+
+
+async def test_events_leased_past_their_expiration_spend_no_tokens(db: Database) -> None:
+    """Events that expired in the queue are leased (they end tooOld, unsent) but their tokens
+    go back: a backlog that expired does not use up the day's cap of the events since."""
+    await db.write(hook, "EVTmix")
+    await db.write(bulk_type, "EVTmix")
+    await db.write(cap, "mail", {"per_day": 10})
+    caps = await db.read(capped.load_caps)
+    stale = [new_event("EVTmix", priority=PRIORITY_BULK, expires_in=1) for _ in range(6)]
+    stale += [new_event("EVTmix", priority=0, expires_in=1) for _ in range(2)]
+    await db.write(write_cycle, CycleRequest(new=stale, caps=caps))
+    at = _soon_ms()  # five seconds ahead: past their expiration
+    first = await db.write(claim, caps, at)
+    assert {e.pkey for e in first.claimed.events} == {e.pkey for e in stale}
+    assert await db.read(used) == {"day": 0, "day:bulk": 0}
+    fresh = [new_event("EVTmix", priority=PRIORITY_BULK) for _ in range(12)]
+    await db.write(write_cycle, CycleRequest(new=fresh, caps=caps))
+    second = await db.write(claim, caps, at + 10)
+    assert len(second.claimed.events) == 9  # the bulk share of the whole cap (90 %)
+    assert await db.read(used) == {"day": 9, "day:bulk": 9}

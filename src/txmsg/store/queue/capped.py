@@ -151,9 +151,28 @@ def claim_in(
         used.bulk = claim.take(room, lane="bulk", only=channel.event_ids)
         bulk_left -= used.bulk
     claim.take(bulk_left, lane="bulk", exclude=caps.held)
+    claimed = claim.done()
+    _expired_spend_nothing(caps, claimed, spent, now)
     rate_windows.give_back_in(conn, _unspent(caps, tokens, spent))
     ends = [e for c in caps.channels for e in _held_until(c, tokens, spent, limit, now_ms)]
-    return CappedClaim(claim.done(), min(ends) if ends else None)
+    return CappedClaim(claimed, min(ends) if ends else None)
+
+
+def _expired_spend_nothing(
+    caps: Caps, claimed: Claimed, spent: dict[str, _Spent], now: datetime
+) -> None:
+    """Events leased past their expiration end `tooOld` unsent: their tokens go back with the
+    unspent ones (else a backlog that expired in the queue would use up a day's cap, and the
+    events triggered since would wait for the next day)."""
+    channel_of = {e: c.name for c in caps.channels for e in c.event_ids}
+    for event in claimed.events:
+        name = channel_of.get(event.event_id)
+        if name is None or event.expires_at > now:
+            continue
+        if event.bulk:
+            spent[name].bulk -= 1
+        else:
+            spent[name].urgent -= 1
 
 
 @dataclass(slots=True)
