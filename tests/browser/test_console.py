@@ -9,6 +9,8 @@ the pages may leave the server's origin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,28 @@ if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it (.ci/run)
 def sqlite_only(test: Any) -> Any:
     test.sqlite_only = True  # the pages are the same on both engines; the API tests cover both
     return test
+
+
+@contextlib.asynccontextmanager
+async def signed_in(server: Any, path: str = "/console") -> AsyncIterator[Any]:
+    """A page of a new browser on the console at `path`, signed in with the admin key; its
+    dialogs are accepted, and a script error on it fails the test."""
+    from conftest import ADMIN_KEY
+
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = await (await browser.new_context()).new_page()
+        page.on("dialog", lambda d: d.accept())
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            await page.goto(server.base_url + path)
+            await page.get_by_label("API key").fill(ADMIN_KEY)
+            await page.keyboard.press("Enter")
+            yield page
+        finally:
+            await browser.close()
+    assert errors == [], errors
 
 
 async def _shoot(page: Any, name: str) -> None:
@@ -226,58 +250,45 @@ async def test_the_console_when_answers_are_slow_or_absent(
     sms_id = await live_sms_event(server.admin, fake_twilio, server.base_url)
     expect = playwright_api.expect
     expect.set_options(timeout=20_000)
-    async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = await (await browser.new_context()).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            from conftest import ADMIN_KEY
+    async with signed_in(server, "/console") as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
 
-            await page.goto(server.base_url + "/console")
-            await page.get_by_label("API key").fill(ADMIN_KEY)
-            await page.keyboard.press("Enter")
-            await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        # The report answers late, with 3 hard and 2 soft bounces: shown as 5 bounced.
+        async def late_report(route: Any) -> None:
+            await asyncio.sleep(1.5)
+            answer = await route.fetch()
+            body = await answer.json()
+            for day in [body["total"], *body["days"]]:
+                day.update(bounced_hard=3, bounced_soft=2)
+            await route.fulfill(response=answer, json=body)
 
-            # The report answers late, with 3 hard and 2 soft bounces: shown as 5 bounced.
-            async def late_report(route: Any) -> None:
-                await asyncio.sleep(1.5)
-                answer = await route.fetch()
-                body = await answer.json()
-                for day in [body["total"], *body["days"]]:
-                    day.update(bounced_hard=3, bounced_soft=2)
-                await route.fulfill(response=answer, json=body)
+        await page.route("**/api/v1/reports/**", late_report)
+        await page.evaluate(f"location.hash = '#/reports/{event_id}'")
+        await expect(page.get_by_role("heading", name=f"Results of {event_id}")).to_be_visible()
+        bounced = page.locator("tbody tr").first.locator("td").nth(5)
+        await expect(bounced).to_have_text("5")
+        # Asked for another page while the report loads: that page stays.
+        await page.evaluate("location.hash = '#/events'")
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await page.evaluate(f"location.hash = '#/reports/{event_id}'")
+        await page.wait_for_timeout(300)
+        await page.evaluate("location.hash = '#/events'")
+        await page.wait_for_timeout(2500)  # the report's answer would have come meanwhile
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
 
-            await page.route("**/api/v1/reports/**", late_report)
-            await page.evaluate(f"location.hash = '#/reports/{event_id}'")
-            await expect(page.get_by_role("heading", name=f"Results of {event_id}")).to_be_visible()
-            bounced = page.locator("tbody tr").first.locator("td").nth(5)
-            await expect(bounced).to_have_text("5")
-            # Asked for another page while the report loads: that page stays.
-            await page.evaluate("location.hash = '#/events'")
-            await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-            await page.evaluate(f"location.hash = '#/reports/{event_id}'")
-            await page.wait_for_timeout(300)
-            await page.evaluate("location.hash = '#/events'")
-            await page.wait_for_timeout(2500)  # the report's answer would have come meanwhile
-            await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        # An SMS message's editor: no proof form (proofs go by email).
+        await page.evaluate(f"location.hash = '#/editor/{sms_id}'")
+        await expect(page.get_by_role("heading", name=f"Message {sms_id}")).to_be_visible()
+        await expect(page.get_by_label("Send a proof to")).to_have_count(0)
+        await expect(page.get_by_text("Proofs are sent by email")).to_be_visible()
 
-            # An SMS message's editor: no proof form (proofs go by email).
-            await page.evaluate(f"location.hash = '#/editor/{sms_id}'")
-            await expect(page.get_by_role("heading", name=f"Message {sms_id}")).to_be_visible()
-            await expect(page.get_by_label("Send a proof to")).to_have_count(0)
-            await expect(page.get_by_text("Proofs are sent by email")).to_be_visible()
-
-            # The server unreachable: each page says so, and signing out still signs out.
-            await page.route("**/api/v1/**", lambda route: route.abort())
-            await page.evaluate("location.hash = '#/events'")
-            await expect(page.get_by_text("cannot be reached").first).to_be_visible()
-            await page.route("**/console/session", lambda route: route.abort())
-            await page.get_by_role("button", name="Sign out").click()
-            await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-        finally:
-            await browser.close()
-    assert errors == [], errors
+        # The server unreachable: each page says so, and signing out still signs out.
+        await page.route("**/api/v1/**", lambda route: route.abort())
+        await page.evaluate("location.hash = '#/events'")
+        await expect(page.get_by_text("cannot be reached").first).to_be_visible()
+        await page.route("**/console/session", lambda route: route.abort())
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
 @sqlite_only
@@ -296,77 +307,61 @@ async def test_the_editor_saves_in_order_and_before_publishing(
         message: dict[str, Any] = r.json()
         return message
 
-    async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = await (await browser.new_context()).new_page()
-        page.on("dialog", lambda d: d.accept())
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            from conftest import ADMIN_KEY
+    async with signed_in(server, "/console") as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await page.evaluate(f"location.hash = '#/editor/{event_id}'")
+        await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+        subject = page.get_by_label("Subject")
+        preview = page.locator("#preview-subject")
+        sample = page.get_by_label("Sample data (ctx, JSON)")
+        await expect(preview).not_to_have_text("")
+        sample_json = await sample.input_value()
 
-            await page.goto(server.base_url + "/console")
-            await page.get_by_label("API key").fill(ADMIN_KEY)
-            await page.keyboard.press("Enter")
-            await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-            await page.evaluate(f"location.hash = '#/editor/{event_id}'")
-            await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
-            subject = page.get_by_label("Subject")
-            preview = page.locator("#preview-subject")
-            sample = page.get_by_label("Sample data (ctx, JSON)")
-            await expect(preview).not_to_have_text("")
-            sample_json = await sample.input_value()
+        # The first save answers late; the second is typed while it is on its way.
+        held = asyncio.Event()
 
-            # The first save answers late; the second is typed while it is on its way.
-            held = asyncio.Event()
+        async def first_save_late(route: Any) -> None:
+            if route.request.method == "PUT" and not held.is_set():
+                held.set()
+                await asyncio.sleep(1.5)
+            await route.continue_()
 
-            async def first_save_late(route: Any) -> None:
-                if route.request.method == "PUT" and not held.is_set():
-                    held.set()
-                    await asyncio.sleep(1.5)
-                await route.continue_()
+        await page.route("**/api/v1/messages/*/draft", first_save_late)
+        await subject.fill("First {{ ctx.firstName }}")
+        await asyncio.wait_for(held.wait(), 10)
+        await subject.fill("Second {{ ctx.firstName }}")
+        await expect(preview).to_have_text("Subject: Second sample firstName")
+        await page.wait_for_timeout(2000)  # the late save has long landed
+        assert (await stored())["draft"]["subject"] == "Second {{ ctx.firstName }}"
 
-            await page.route("**/api/v1/messages/*/draft", first_save_late)
-            await subject.fill("First {{ ctx.firstName }}")
-            await asyncio.wait_for(held.wait(), 10)
-            await subject.fill("Second {{ ctx.firstName }}")
-            await expect(preview).to_have_text("Subject: Second sample firstName")
-            await page.wait_for_timeout(2000)  # the late save has long landed
-            assert (await stored())["draft"]["subject"] == "Second {{ ctx.firstName }}"
+        # Publish at once after typing, before the pause that saves: what was typed goes out.
+        await subject.fill("Third {{ ctx.firstName }}")
+        await page.get_by_role("button", name="Publish").click()
+        published = page.get_by_role("status").filter(has_text="Published version 2")
+        await expect(published).to_be_visible()
+        assert (await stored())["published"]["subject"] == "Third {{ ctx.firstName }}"
 
-            # Publish at once after typing, before the pause that saves: what was typed goes out.
-            await subject.fill("Third {{ ctx.firstName }}")
-            await page.get_by_role("button", name="Publish").click()
-            published = page.get_by_role("status").filter(has_text="Published version 2")
-            await expect(published).to_be_visible()
-            assert (await stored())["published"]["subject"] == "Third {{ ctx.firstName }}"
+        # Unsavable fields (the sample data is not JSON): nothing is published.
+        await expect(subject).to_have_value("Third {{ ctx.firstName }}")
+        await sample.fill("{not json")
+        await subject.fill("Fourth {{ ctx.firstName }}")
+        await page.get_by_role("button", name="Publish").click()
+        await expect(page.locator("#editor-error")).to_have_text("Sample data is not valid JSON")
+        await page.wait_for_timeout(500)
+        message = await stored()
+        assert message["published"]["version"] == 2
+        assert message["published"]["subject"] == "Third {{ ctx.firstName }}"
 
-            # Unsavable fields (the sample data is not JSON): nothing is published.
-            await expect(subject).to_have_value("Third {{ ctx.firstName }}")
-            await sample.fill("{not json")
-            await subject.fill("Fourth {{ ctx.firstName }}")
-            await page.get_by_role("button", name="Publish").click()
-            await expect(page.locator("#editor-error")).to_have_text(
-                "Sample data is not valid JSON"
-            )
-            await page.wait_for_timeout(500)
-            message = await stored()
-            assert message["published"]["version"] == 2
-            assert message["published"]["subject"] == "Third {{ ctx.firstName }}"
-
-            # A proof the relay refuses is said to be refused, with the relay's words.
-            await sample.fill(sample_json)
-            await expect(page.locator("#editor-error")).to_have_text("")
-            smtp.fail_next(550, "5.1.1 no such user", stage="RCPT")
-            await page.get_by_label("Send a proof to").fill("proof@example.org")
-            await page.get_by_role("button", name="Send proof").click()
-            await expect(page.get_by_text("Proof not sent to proof@example.org")).to_contain_text(
-                "no such user"
-            )
-            assert smtp.messages == []
-        finally:
-            await browser.close()
-    assert errors == [], errors
+        # A proof the relay refuses is said to be refused, with the relay's words.
+        await sample.fill(sample_json)
+        await expect(page.locator("#editor-error")).to_have_text("")
+        smtp.fail_next(550, "5.1.1 no such user", stage="RCPT")
+        await page.get_by_label("Send a proof to").fill("proof@example.org")
+        await page.get_by_role("button", name="Send proof").click()
+        await expect(page.get_by_text("Proof not sent to proof@example.org")).to_contain_text(
+            "no such user"
+        )
+        assert smtp.messages == []
 
 
 @sqlite_only
@@ -524,59 +519,43 @@ async def test_errors_show_beside_the_fields_they_name(server: Any, smtp: FakeSM
     await create_channel(server.admin, smtp)
     expect = playwright_api.expect
     expect.set_options(timeout=20_000)
-    async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = await (await browser.new_context()).new_page()
-        page.on("dialog", lambda d: d.accept())
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            from conftest import ADMIN_KEY
+    async with signed_in(server, "/console#/new") as page:
+        await expect(page.get_by_role("heading", name="New event configuration")).to_be_visible()
+        configs = page.get_by_label("Channel configuration")
+        await expect(configs.locator("option")).to_have_text(["mail"])
+        await page.get_by_label("Channel", exact=True).select_option("sms")
+        await expect(configs.locator("option")).to_have_count(0)  # no SMS configuration
+        await page.get_by_label("Channel", exact=True).select_option("email")
 
-            await page.goto(server.base_url + "/console#/new")
-            await page.get_by_label("API key").fill(ADMIN_KEY)
-            await page.keyboard.press("Enter")
-            await expect(
-                page.get_by_role("heading", name="New event configuration")
-            ).to_be_visible()
-            configs = page.get_by_label("Channel configuration")
-            await expect(configs.locator("option")).to_have_text(["mail"])
-            await page.get_by_label("Channel", exact=True).select_option("sms")
-            await expect(configs.locator("option")).to_have_count(0)  # no SMS configuration
-            await page.get_by_label("Channel", exact=True).select_option("email")
+        event_id = page.get_by_label("Event ID")
+        await event_id.fill("9lives")
+        await page.get_by_role("button", name="Create").click()
+        await expect(event_id).to_have_attribute("aria-invalid", "true")
+        await expect(page.locator("#ev-id-error")).to_contain_text("eventId")
+        fields = page.get_by_label("Payload fields (one per line: name:type[:required])")
+        await event_id.fill("caseDemo")
+        await fields.fill("firstName:string: Required\nnote:string:maybe")
+        await page.get_by_role("button", name="Create").click()
+        await expect(page.locator("#ev-fields-error")).to_contain_text("note:string:maybe")
+        await expect(event_id).not_to_have_attribute("aria-invalid", "true")
+        await fields.fill("firstName:string: Required\nnote:string")
+        await page.get_by_role("button", name="Create").click()
+        await expect(page.get_by_role("heading", name="EVTcaseDemo")).to_be_visible()
+        stored = (await server.admin.get("/api/v1/event-configs/EVTcaseDemo")).json()
+        assert [(f["name"], f["required"]) for f in stored["fields"]] == [
+            ("firstName", True),
+            ("note", False),
+        ]
 
-            event_id = page.get_by_label("Event ID")
-            await event_id.fill("9lives")
-            await page.get_by_role("button", name="Create").click()
-            await expect(event_id).to_have_attribute("aria-invalid", "true")
-            await expect(page.locator("#ev-id-error")).to_contain_text("eventId")
-            fields = page.get_by_label("Payload fields (one per line: name:type[:required])")
-            await event_id.fill("caseDemo")
-            await fields.fill("firstName:string: Required\nnote:string:maybe")
-            await page.get_by_role("button", name="Create").click()
-            await expect(page.locator("#ev-fields-error")).to_contain_text("note:string:maybe")
-            await expect(event_id).not_to_have_attribute("aria-invalid", "true")
-            await fields.fill("firstName:string: Required\nnote:string")
-            await page.get_by_role("button", name="Create").click()
-            await expect(page.get_by_role("heading", name="EVTcaseDemo")).to_be_visible()
-            stored = (await server.admin.get("/api/v1/event-configs/EVTcaseDemo")).json()
-            assert [(f["name"], f["required"]) for f in stored["fields"]] == [
-                ("firstName", True),
-                ("note", False),
-            ]
-
-            # A draft refused for a syntax error: the error shows at its part, with its line.
-            r = await server.admin.post("/api/v1/event-configs/EVTcaseDemo/publish")
-            assert r.status_code == 200, r.text
-            await page.evaluate("location.hash = '#/editor/EVTcaseDemo'")
-            await expect(page.get_by_role("heading", name="Message EVTcaseDemo")).to_be_visible()
-            await expect(page.locator("#version-diff")).to_contain_text("Nothing is published yet")
-            await expect(page.get_by_role("button", name="Compare versions")).to_be_disabled()
-            await page.get_by_label("HTML").fill("<p>\n{{ ctx.firstName </p>")
-            await expect(page.locator("#warn-html li")).to_contain_text("Line 2")
-        finally:
-            await browser.close()
-    assert errors == [], errors
+        # A draft refused for a syntax error: the error shows at its part, with its line.
+        r = await server.admin.post("/api/v1/event-configs/EVTcaseDemo/publish")
+        assert r.status_code == 200, r.text
+        await page.evaluate("location.hash = '#/editor/EVTcaseDemo'")
+        await expect(page.get_by_role("heading", name="Message EVTcaseDemo")).to_be_visible()
+        await expect(page.locator("#version-diff")).to_contain_text("Nothing is published yet")
+        await expect(page.get_by_role("button", name="Compare versions")).to_be_disabled()
+        await page.get_by_label("HTML").fill("<p>\n{{ ctx.firstName </p>")
+        await expect(page.locator("#warn-html li")).to_contain_text("Line 2")
 
 
 @sqlite_only
@@ -591,39 +570,23 @@ async def test_comparing_large_versions_does_not_freeze_the_page(
     await publish_message(server.admin, event_id, subject="s", html=old, text="t")
     expect = playwright_api.expect
     expect.set_options(timeout=20_000)
-    async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = await (await browser.new_context()).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            from conftest import ADMIN_KEY
 
-            async def compare(draft_html: str) -> Any:
-                draft = {"subject": "s", "html": draft_html, "text": "t"}
-                r = await server.admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
-                assert r.status_code == 200, r.text
-                await page.evaluate(
-                    f"location.hash = '#/events'; location.hash = '#/editor/{event_id}'"
-                )
-                await expect(
-                    page.get_by_role("heading", name=f"Message {event_id}")
-                ).to_be_visible()
-                await page.get_by_label("From").select_option(label="v2")  # the published one
-                await page.get_by_role("button", name="Compare versions").click()
-                return page.locator("#version-diff")
+    async def compare(page: Any, draft_html: str) -> Any:
+        draft = {"subject": "s", "html": draft_html, "text": "t"}
+        r = await server.admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
+        assert r.status_code == 200, r.text
+        await page.evaluate(f"location.hash = '#/events'; location.hash = '#/editor/{event_id}'")
+        await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+        await page.get_by_label("From").select_option(label="v2")  # the published one
+        await page.get_by_role("button", name="Compare versions").click()
+        return page.locator("#version-diff")
 
-            await page.goto(server.base_url + "/console")
-            await page.get_by_label("API key").fill(ADMIN_KEY)
-            await page.keyboard.press("Enter")
-            await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-            diff = await compare("\n".join(f"b{i}" for i in range(20_000)))
-            # At once, not after the seconds a 400-million-cell table takes (12 s and more).
-            await expect(diff.locator(".diff-add").last).to_have_text("+ b19999", timeout=6000)
-            await expect(diff.locator(".diff-del").first).to_have_text("- a0")
-            diff = await compare(old.replace("a10000\n", "changed\n"))
-            await expect(diff.locator(".diff-add")).to_have_text(["+ changed"])
-            await expect(diff.locator(".diff-del")).to_have_text(["- a10000"])
-        finally:
-            await browser.close()
-    assert errors == [], errors
+    async with signed_in(server) as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        diff = await compare(page, "\n".join(f"b{i}" for i in range(20_000)))
+        # At once, not after the seconds a 400-million-cell table takes (12 s and more).
+        await expect(diff.locator(".diff-add").last).to_have_text("+ b19999", timeout=6000)
+        await expect(diff.locator(".diff-del").first).to_have_text("- a0")
+        diff = await compare(page, old.replace("a10000\n", "changed\n"))
+        await expect(diff.locator(".diff-add")).to_have_text(["+ changed"])
+        await expect(diff.locator(".diff-del")).to_have_text(["- a10000"])
