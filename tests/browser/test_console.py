@@ -72,6 +72,14 @@ async def signed_in(server: Any, path: str = "/console") -> AsyncIterator[Any]:
     assert errors == [], errors
 
 
+async def stored_message(server: Any, event_id: str) -> dict[str, Any]:
+    """The message of `event_id` as the API answers it (draft, published version...)."""
+    r = await server.admin.get(f"/api/v1/messages/{event_id}")
+    assert r.status_code == 200, r.text
+    message: dict[str, Any] = r.json()
+    return message
+
+
 async def _shoot(page: Any, name: str) -> None:
     for label, width in WIDTHS.items():
         await page.set_viewport_size({"width": width, "height": 900})
@@ -302,10 +310,7 @@ async def test_the_editor_saves_in_order_and_before_publishing(
     expect.set_options(timeout=20_000)
 
     async def stored() -> dict[str, Any]:
-        r = await server.admin.get(f"/api/v1/messages/{event_id}")
-        assert r.status_code == 200, r.text
-        message: dict[str, Any] = r.json()
-        return message
+        return await stored_message(server, event_id)
 
     async with signed_in(server, "/console") as page:
         await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
@@ -422,10 +427,7 @@ async def test_two_tabs_editing_one_message_do_not_overwrite_each_other(
     expect.set_options(timeout=20_000)
 
     async def stored() -> dict[str, Any]:
-        r = await server.admin.get(f"/api/v1/messages/{event_id}")
-        assert r.status_code == 200, r.text
-        message: dict[str, Any] = r.json()
-        return message
+        return await stored_message(server, event_id)
 
     async def stored_until(part: str, value: str) -> dict[str, Any]:
         for _ in range(200):
