@@ -3,6 +3,7 @@
 A test profile holds sample event data (`ctx`) and optionally a sample profile for an event;
 a proof renders the draft (or the published version) with it and sends it to test addresses,
 its subject marked `[Proof]`. Proofs are not events: fatigue rules and reports never see them.
+An address on the suppression list (for any reason) is refused: a 422 naming it, nothing sent.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from txmsg.api.routing import resource
 from txmsg.core.addresses import normalize_email
 from txmsg.core.errors import DomainError, FieldError, conflict, invalid
 from txmsg.core.event_config import normalize_event_id
-from txmsg.core.kinds import TargetType
+from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.mime import Sender, build_email
 from txmsg.core.profiles import parse_profile, parse_profile_id
 from txmsg.core.queue import new_pkey
+from txmsg.core.suppression import refused_suppressed
 from txmsg.core.templates import (
     MessageSource,
     TemplateProblems,
@@ -43,7 +45,7 @@ from txmsg.core.validation import (
     require_object,
 )
 from txmsg.core.variants import SAMPLE_PROFILE, SAMPLE_UNSUBSCRIBE_URL
-from txmsg.store import event_configs, messages
+from txmsg.store import event_configs, messages, suppressions
 from txmsg.store import test_profiles as store
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
@@ -138,6 +140,13 @@ async def send_proof(request: Request) -> Response:
         raise conflict("the message has no published version yet")
     else:
         content = published.content
+    # A proof is a real send: an address on the suppression list gets none (no override: an
+    # admin removes the entry). Before the render, so a refused proof costs no worker.
+    suppressed = await ctx.db.read(suppressions.why_each, Channel.EMAIL.value, addresses)
+    if suppressed:
+        raise refused_suppressed(
+            {f"addresses[{i}]": suppressed[a] for i, a in enumerate(addresses) if a in suppressed}
+        )
     profile_based = config.target == TargetType.PROFILE
     profile = (tester.profile or SAMPLE_PROFILE) if profile_based else None
     variant = variant_for(content, profile.get("language") if profile else None)

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from txmsg.core.csv_cells import defused, restored
-from txmsg.core.errors import DomainError, invalid
+from txmsg.core.errors import DomainError, FieldError, invalid, unprocessable
 from txmsg.core.kinds import CHANNELS
 from txmsg.core.profile_import import Rejection
 from txmsg.core.profiles import normalize_address
@@ -66,6 +66,23 @@ class Suppression:
             "since": self.since,
             "until": self.until,
         }
+
+
+def refused_suppressed(suppressed: dict[str, list[Suppression]]) -> DomainError:
+    """The 422 of a send refused because addresses are suppressed: one error per field (the
+    field's name -> its entries), saying the reasons only. An entry's detail (a bounce reply,
+    an admin's words, a profile id) and its dates are for admins, on the suppression list."""
+    errors = [
+        FieldError(
+            name,
+            "is on the suppression list ("
+            + ", ".join(r for r in REASONS if r in {e.reason.value for e in entries})
+            + "): nothing is sent to it until an admin removes the entry",
+        )
+        for name, entries in suppressed.items()
+    ]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return unprocessable(f"{errors[0].field}: {errors[0].detail}{more}", errors)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,11 +103,25 @@ def export(conn: Connection, filters: Filters, limit: int) -> list[Suppression]:
 
 def why(conn: Connection, channel: str, address: str) -> list[Suppression]:
     """Every reason `address` is suppressed on `channel` (none: it is not)."""
+    return why_each(conn, channel, [address]).get(address, [])
+
+
+def why_each(conn: Connection, channel: str, addresses: list[str]) -> dict[str, list[Suppression]]:
+    """Every reason each of `addresses` is suppressed on `channel`, by the address as given
+    (one not suppressed is absent); one query."""
+    if not addresses:
+        return {}
     s = _union()
     # Opted-out profiles keep their address as written; the other entries are listed by key.
     listed = sa.func.lower(s.c.address) if channel == Channel.EMAIL else s.c.address
-    query = sa.select(s).where(s.c.channel == channel, listed == suppression_key(channel, address))
-    return [_entry(r) for r in conn.execute(query.order_by(s.c.since, s.c.reason))]
+    keys = {address: suppression_key(channel, address) for address in addresses}
+    query = sa.select(s, listed.label("listed_key")).where(
+        s.c.channel == channel, listed.in_(sorted(set(keys.values())))
+    )
+    found: dict[str, list[Suppression]] = {}
+    for r in conn.execute(query.order_by(s.c.since, s.c.reason)):
+        found.setdefault(r.listed_key, []).append(_entry(r))
+    return {address: found[key] for address, key in keys.items() if key in found}
 
 
 def import_denylist(conn: Connection, rows: list[ImportRow]) -> int:
