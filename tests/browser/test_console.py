@@ -592,3 +592,39 @@ async def test_comparing_large_versions_does_not_freeze_the_page(
         diff = await compare(page, old.replace("a10000\n", "changed\n"))
         await expect(diff.locator(".diff-add")).to_have_text(["+ changed"])
         await expect(diff.locator(".diff-del")).to_have_text(["- a10000"])
+
+
+@sqlite_only
+async def test_a_proof_to_a_suppressed_address_is_refused_beside_it(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """The suppression list's refusal of a proof's address is shown beside the address field,
+    and goes once the proof is sent to another address."""
+    event_id = await live_event(server.admin, smtp, "proofDemo")
+    r = await server.admin.post(
+        "/api/v1/denylist",
+        json={"channel": "email", "address": "blocked@example.org", "reason": "case 4711"},
+    )
+    assert r.status_code in (200, 201), r.text
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server, "/console") as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await page.evaluate(f"location.hash = '#/editor/{event_id}'")
+        await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+        to = page.get_by_label("Send a proof to")
+        await to.fill("Blocked@example.org")
+        await page.get_by_role("button", name="Send proof").click()
+        await expect(to).to_have_attribute("aria-invalid", "true")
+        note = page.locator("#proof-to-error")
+        await expect(note).to_contain_text("suppression list (denylist)")
+        await expect(note).not_to_contain_text("4711")
+        assert smtp.messages == []
+
+        await to.fill("qa@example.org")
+        await page.get_by_role("button", name="Send proof").click()
+        await expect(page.get_by_text("Proof sent to qa@example.org")).to_be_visible()
+        await expect(note).to_have_count(0)
+        await expect(to).not_to_have_attribute("aria-invalid", "true")
+        [proof] = await smtp.wait_for(1)
+        assert proof.rcpt_tos == ["qa@example.org"]

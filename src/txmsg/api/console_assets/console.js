@@ -402,14 +402,19 @@ async function editorPage(eventId) {
 
   const proofTo = h("input", { type: "email", autocomplete: "email", required: true });
   const proofOut = h("p", { role: "status" });
+  const proofFields = { addresses: proofTo };
+  const noErrors = { data: { errors: [] } };
   const proof = h("form", { onsubmit: async (e) => {
     e.preventDefault();
+    showFieldErrors(noErrors, proofFields, proofOut);
     let ctx; try { ctx = JSON.parse(sample.value); } catch (err) { proofOut.textContent = "Sample data is not valid JSON"; return; }
     if (!(await saved())) { proofOut.textContent = "The draft could not be saved: see the error above."; return; }
     const tp = await api("PUT", "/api/v1/test-profiles/console-" + eventId.toLowerCase(), { eventId, ctx });
     if (!tp.ok) { proofOut.textContent = problem(tp); return; }
     const r = await api("POST", `/api/v1/messages/${eventId}/proof`, { test_profile: "console-" + eventId.toLowerCase(), addresses: [proofTo.value] });
-    if (!r.ok) { proofOut.textContent = problem(r); return; }
+    // A refused address (not an email address, on the suppression list) is shown beside it.
+    showFieldErrors(r.ok ? noErrors : r, proofFields, proofOut);
+    if (!r.ok) return;
     // 200 says the request was taken; each address's result says whether its proof went out.
     const failed = r.data.results.filter((x) => x.status !== "sent");
     proofOut.textContent = failed.length
