@@ -3,14 +3,17 @@
 The run: an SMTP channel with a password (the fake SMTP server requires it, then rejects a
 transaction with a reply that echoes the password, base64 too), a Twilio channel (the fake
 Twilio answers with an error echoing the request's Basic credentials), an S3 export flow with
-its keys, a status webhook with its signing secret, API keys (each shown once, at creation).
-Every answer of the run is kept (an httpx response hook) and every log record (caplog at
-DEBUG); the database's rows, copied, hold none either.
+its keys, a status webhook with its signing secret, API keys (each shown once, at creation),
+console sessions signed in with them. Every answer of the run is kept (an httpx response hook)
+and every log record (caplog at DEBUG); the database's rows, copied, hold none either. Nor does
+a log record or an answer (console cookies decoded) hold an API key's hash, which for a weak
+key is an offline guess away from it.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 from typing import Any
 
@@ -22,6 +25,7 @@ from sqlalchemy.engine import Connection
 from helpers import create_event, live_sms_event, publish_message, wait_status
 from txmsg.core.delivery import credential_forms
 from txmsg.store.db import Database
+from txmsg.store.keys import hash_key
 from txmsg.store.tables import metadata
 from txmsg.testing import FakeSMTPServer, FakeTwilio
 
@@ -48,6 +52,15 @@ class Answers:
             self.shown_once.add(response.json()["key"])
             return
         self.texts.append(text)
+        # A cookie is signed, not encrypted: what it holds is read by whoever has it.
+        for cookie in response.cookies.values():
+            payload = cookie.partition(".")[0]
+            with contextlib.suppress(ValueError):
+                self.texts.append(
+                    base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode(
+                        "utf-8", "replace"
+                    )
+                )
 
 
 def _forms(secrets: dict[str, tuple[str, str]]) -> dict[str, str]:
@@ -142,6 +155,24 @@ async def _admin_reads(admin: httpx.AsyncClient) -> None:
         assert r.status_code == 200, (path, r.text)
 
 
+async def _console_sessions(base_url: str, answers: Answers, keys: list[str]) -> None:
+    """Each key signs in to the console, and its session reads a page of the API."""
+    for key in keys:
+        async with httpx.AsyncClient(
+            base_url=base_url, timeout=10, event_hooks={"response": [answers.keep]}
+        ) as browser:
+            await browser.get("/console")
+            csrf = {"X-CSRF-Token": browser.cookies["txmsg_csrf"]}
+            r = await browser.post("/console/session", json={"api_key": key}, headers=csrf)
+            if r.status_code == 403:  # a trigger key
+                continue
+            assert r.status_code == 200, r.text
+            assert (await browser.get("/console/session")).status_code == 200
+            assert (await browser.get("/api/v1/event-configs")).status_code == 200
+            r = await browser.delete("/console/session", headers=csrf)
+            assert r.status_code == 204
+
+
 def _dump(conn: Connection) -> str:
     """Every row of every table, as stored (sealed columns read as their raw JSON)."""
     parts = []
@@ -161,6 +192,8 @@ async def test_no_secret_in_any_log_or_answer(
         await _email_flow(server.admin, smtp)
         await _sms_flow(server.admin, fake_twilio, server.base_url)
         await _admin_reads(server.admin)
+        keys = [*sorted(answers.shown_once), server.settings.admin_key]
+        await _console_sessions(server.base_url, answers, keys)
     assert smtp.rejected == 1 and fake_twilio.requests >= 3  # the echoes did happen
 
     secrets = {
@@ -183,6 +216,9 @@ async def test_no_secret_in_any_log_or_answer(
         if form in text
     ]
     assert not found, found
+    # Nor the keys' hashes (as stored in api_keys), in any case.
+    shown = [t.lower() for t in (logs, *answers.texts)]
+    assert [key for key in keys if any(hash_key(key) in text for text in shown)] == []
 
     # A copy of the database shows none of them either (API keys are kept as hashes).
     db = Database(server.settings.database_url)

@@ -107,7 +107,7 @@ async def sign_in(request: Request) -> Response:
     )
     response.set_cookie(
         SESSION_COOKIE,
-        await new_session(ctx, key, csrf),
+        await new_session(ctx, principal, key, csrf),
         max_age=SESSION_SECONDS,
         path="/",
         httponly=True,

@@ -10,7 +10,8 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,8 +34,37 @@ class Principal:
     until: datetime | None = None  # a rotated key's old secret: valid until then
 
 
+BOOTSTRAP_KEY_ID = "bootstrap"  # the principal of TXMSG_ADMIN_KEY (stored keys' ids are hex)
+
+
 def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHashes:
+    """An active key's principal and the hashes of its secrets: the current one, and the old
+    one with the end of its grace. Kept in memory to check a console session against; never
+    logged nor answered (`repr` leaves the hashes out)."""
+
+    principal: Principal
+    key_hash: str = field(repr=False)
+    previous_hash: str | None = field(repr=False)
+    previous_until: datetime | None
+
+
+def hashes_of(conn: Connection, key_id: str) -> KeyHashes | None:
+    """The active key `key_id` with the hashes of its secrets; None if there is no such key."""
+    c = api_keys.c
+    row = conn.execute(
+        sa.select(c.id, c.role, c.rate_limit, c.key_hash, c.previous_hash, c.previous_until).where(
+            _active(key_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    principal = Principal(row.id, row.role, parse_key_limit(row.rate_limit))
+    return KeyHashes(principal, row.key_hash, row.previous_hash, row.previous_until)
 
 
 def _view(row: Any) -> dict[str, Any]:
@@ -172,6 +202,11 @@ class KeyResolver:
         self._cache: TTLCache[str, Principal | None] = TTLCache(
             lambda digest: db.read(principal_for, digest), ttl
         )
+        # Keys by id, with their secrets' hashes, for console sessions (which name their key
+        # by id: they do not hold its hash).
+        self._by_id: TTLCache[str, KeyHashes | None] = TTLCache(
+            lambda key_id: db.read(hashes_of, key_id), ttl
+        )
         # Keys that were valid here lately, by hash: still looked up when their client's
         # address is over its wrong-key limit (one bad neighbour behind the same NAT or proxy
         # does not lock them out), while a key never seen stays refused unread.
@@ -180,7 +215,7 @@ class KeyResolver:
     def cached(self, secret: str) -> Principal | None:
         """The principal of a secret known in memory (no query); None if not known here."""
         if self._bootstrap and hmac.compare_digest(secret.encode(), self._bootstrap.encode()):
-            return Principal("bootstrap", "admin")
+            return Principal(BOOTSTRAP_KEY_ID, "admin")
         hit, known = self._cache.peek(hash_key(secret))
         if known is None or (known.until is not None and known.until <= utcnow()):
             return None
@@ -188,7 +223,7 @@ class KeyResolver:
 
     async def resolve(self, secret: str) -> Principal | None:
         if self._bootstrap and hmac.compare_digest(secret.encode(), self._bootstrap.encode()):
-            return Principal("bootstrap", "admin")
+            return Principal(BOOTSTRAP_KEY_ID, "admin")
         digest = hash_key(secret)
         hit, known = self._cache.peek(digest)
         principal = known if hit else await self._cache.get(digest)
@@ -217,18 +252,29 @@ class KeyResolver:
             return principal.rate_limit
         return self.trigger_limit if principal.role == "trigger" else None
 
-    async def resolve_digest(self, digest: str) -> Principal | None:
-        """The principal of a key known by its hash (a console session holds the hash only)."""
-        if self._bootstrap and hmac.compare_digest(digest, hash_key(self._bootstrap)):
-            return Principal("bootstrap", "admin")
-        principal = await self._cache.get(digest)
-        if principal is None or (principal.until is not None and principal.until <= utcnow()):
-            self._cache.forget(digest)
+    async def resolve_bound(self, key_id: str, bound: Callable[[str], bool]) -> Principal | None:
+        """The principal of the key `key_id` if `bound` holds for the hash of its current
+        secret, or of its old one within the grace of a rotation (until then); None if the key
+        is unknown, revoked, or its secrets are not the one `bound` checks for. A console
+        session names its key by id and holds a keyed hash of its secret's hash (`bound`
+        compares with that, in constant time): the hash itself is never handed out."""
+        if key_id == BOOTSTRAP_KEY_ID:
+            if self._bootstrap and bound(hash_key(self._bootstrap)):
+                return Principal(BOOTSTRAP_KEY_ID, "admin")
             return None
-        return principal
+        key = await self._by_id.get(key_id)
+        if key is None:
+            return None
+        if bound(key.key_hash):
+            return key.principal
+        until, previous = key.previous_until, key.previous_hash
+        if previous is None or until is None or until <= utcnow() or not bound(previous):
+            return None
+        return replace(key.principal, until=until)
 
     def forget(self, key_id: str) -> None:
         """The key changed (revoked, rotated, its limit set): forget what is known of it. All
         of it, lookups under way included: one of this key's secret may have read it before
         the change, and a lookup's digest does not say whose key it is."""
         self._cache.clear()
+        self._by_id.forget(key_id)
