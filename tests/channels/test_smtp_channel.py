@@ -14,7 +14,12 @@ import trustme
 
 from txmsg.channels.smtp import SMTPPool, SMTPSettings
 from txmsg.channels.smtp_session import wire_body
-from txmsg.core.delivery import PermanentSendError, SendWithdrawn, TransientSendError
+from txmsg.core.delivery import (
+    NotAttempted,
+    PermanentSendError,
+    SendWithdrawn,
+    TransientSendError,
+)
 from txmsg.core.lanes import SEND_WITHDRAWN
 from txmsg.core.mime import Sender, build_email
 from txmsg.testing import FakeSMTPServer
@@ -630,3 +635,13 @@ def test_wire_body_edge_cases() -> None:
     assert wire_body(b"") == b".\r\n"
     assert wire_body(b"a\r\n.\r\nb") == b"a\r\n..\r\nb\r\n.\r\n"
     assert wire_body(b".") == b"..\r\n.\r\n"
+
+
+async def test_a_send_on_a_closed_pool_went_to_no_server() -> None:
+    """A closed pool (a superseded configuration's) sends nothing: `NotAttempted`, so the
+    event's retry gives its channel cap's token back."""
+    async with FakeSMTPServer() as server, pool_for(server) as pool:
+        await pool.close()
+        with pytest.raises(NotAttempted):
+            await pool.send(FROM, [TO], message())
+        assert server.messages == []

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from leg_support import claimed, context, route
 
+from txmsg.core.dkim import DkimSettings
 from txmsg.core.email_config import EmailSettings, SMTPSettings
 from txmsg.core.kinds import Channel
 from txmsg.core.queue import Outcome
+from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import EventStatus
 from txmsg.core.targeting import Target
 from txmsg.core.timeutil import utcnow
@@ -24,6 +27,7 @@ from txmsg.engine.legs.email import EmailLeg
 from txmsg.engine.providers import Providers
 from txmsg.engine.targeting import Targeting
 from txmsg.engine.tracking import Tracking
+from txmsg.sandbox.pool import SigningFailed
 from txmsg.store.db import Database
 from txmsg.store.secrets import ServerSecrets
 from txmsg.testing import FakeSMTPServer
@@ -118,6 +122,7 @@ async def test_a_4xx_is_retried_with_a_soft_bounce(
     assert outcome.reason == "retrying: 452 4.2.2 Mailbox full"
     assert outcome.due_at is not None and outcome.due_at > before
     assert outcome.message_version == 3
+    assert outcome.give_back is False  # the server saw the attempt: its cap token stays spent
     assert outcome.bounce is not None
     assert outcome.bounce.hard is False
     assert (outcome.bounce.pkey, outcome.bounce.channel, outcome.bounce.address) == (
@@ -277,3 +282,38 @@ async def test_a_message_that_renders_no_body_fails_routing(
         assert outcome.message_version == 3
         assert outcome.reason == "message version 3 renders an empty html and text for this event"
     assert len(smtp.messages) == 2
+
+
+class FailingSigner(LegContext):
+    """Render workers that render, and fail to sign (the worker, not the key)."""
+
+    @property
+    def renderer(self) -> Any:
+        return self
+
+    @renderer.setter
+    def renderer(self, _value: Any) -> None:
+        pass
+
+    async def sign(self, *_args: Any) -> bytes:
+        raise SigningFailed("the render worker ended", permanent=False)
+
+
+async def test_a_signing_worker_that_failed_retries_with_the_cap_token_back(
+    db: Database, smtp: FakeSMTPServer, providers: Providers
+) -> None:
+    """Signed before any relay: the retry went to none, so its channel cap's token goes back
+    (`Outcome.give_back`)."""
+    base = context()
+    failing = FailingSigner(RetryPolicy(base_seconds=1.0), base.lease_lost, base._renderer)
+    dkim = DkimSettings("example.com", "s1", "ed25519", b"A" * 44)
+    outcome = await leg(db, providers, failing).send(
+        claimed(), route(Channel.EMAIL, email(smtp, dkim=dkim), CONTENT), TARGET
+    )
+    assert outcome is not None
+    assert (outcome.status, outcome.reason) == (
+        EventStatus.PENDING,
+        "retrying: the render worker ended",
+    )
+    assert outcome.give_back is True
+    assert smtp.messages == []

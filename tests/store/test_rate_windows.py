@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,8 +12,9 @@ from queue_support import LEASE, event_row, hook, new_event
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection
 
-from txmsg.core.queue import PRIORITY_BULK
+from txmsg.core.queue import PRIORITY_BULK, Outcome
 from txmsg.core.rate_limit import DAY_MS, SECOND_MS, ChannelCap, Window
+from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store import rate_windows
 from txmsg.store.db import Database
@@ -381,3 +383,76 @@ async def test_events_leased_past_their_expiration_spend_no_tokens(db: Database)
     second = await db.write(claim, caps, at + 10)
     assert len(second.claimed.events) == 9  # the bulk share of the whole cap (90 %)
     assert await db.read(used) == {"day": 9, "day:bulk": 9}
+
+
+def outcomes_of(
+    claimed: capped.CappedClaim, *, give_back: bool = True, status: str = "pending"
+) -> list[Outcome]:
+    """Each claimed event back to the queue: handed back unsent (`give_back`), or retried."""
+    return [
+        Outcome(
+            e.id, e.lease_token, EventStatus(status), "handed back", utcnow(), give_back=give_back
+        )
+        for e in claimed.claimed.events
+    ]
+
+
+async def test_sends_handed_back_unsent_give_their_tokens_back(db: Database) -> None:
+    """A claim's events handed back unsent (a stop, a pause at send time) return their
+    tokens with their outcome, to every window their claim took them from: claimed again the
+    same day, they spend the day's quota once, not twice."""
+    await db.write(
+        channel,
+        "mail",
+        {"per_second": 10, "per_day": 4, "bulk_share": 50},
+        EVTmix="bulk",
+    )
+    caps = await db.read(capped.load_caps)
+    queued = [new_event("EVTmix", priority=0) for _ in range(2)]
+    queued += [new_event("EVTmix", priority=PRIORITY_BULK) for _ in range(2)]
+    await db.write(write_cycle, CycleRequest(new=queued, caps=caps))
+    at = _soon_ms()
+    first = await db.write(claim, caps, at)
+    assert len(first.claimed.events) == 4
+    assert await db.read(used) == {"second": 4, "second:bulk": 2, "day": 4, "day:bulk": 2}
+    # Handed back (two to `pending`, two `paused`): every token goes back, in one cycle.
+    back = outcomes_of(first)
+    back[1:3] = [replace(o, status=EventStatus.PAUSED) for o in back[1:3]]
+    await db.write(write_cycle, CycleRequest(outcomes=back, caps=caps))
+    assert await db.read(used) == {"second": 0, "second:bulk": 0, "day": 0, "day:bulk": 0}
+    await db.write(lambda c: c.execute(sa.text("UPDATE events SET status = 'pending'")))
+    # The same day: all four go again, within the day's quota.
+    second = await db.write(claim, caps, at + SECOND_MS)
+    assert {e.pkey for e in second.claimed.events} == {e.pkey for e in queued}
+    assert await db.read(used) == {"second": 4, "second:bulk": 2, "day": 4, "day:bulk": 2}
+    # A second recording of the first claim's outcomes (stale: another lease holds the events
+    # now) gives nothing back; neither does a retry after an attempt a provider saw.
+    await db.write(write_cycle, CycleRequest(outcomes=outcomes_of(first), caps=caps))
+    await db.write(
+        write_cycle, CycleRequest(outcomes=outcomes_of(second, give_back=False), caps=caps)
+    )
+    assert await db.read(used) == {"second": 4, "second:bulk": 2, "day": 4, "day:bulk": 2}
+
+
+async def test_a_window_past_and_an_expired_event_get_nothing_back(db: Database) -> None:
+    """The per-second window of a claim long past gets nothing back (a later second's counter
+    is not the one the claim spent from), the per-day one does; and an event leased past its
+    expiration, whose tokens its claim gave back already, gives nothing back twice."""
+    await db.write(channel, "mail", {"per_second": 5, "per_day": 10}, EVTcap="transactional")
+    caps = await db.read(capped.load_caps)
+    stale = new_event("EVTcap", expires_in=1)
+    fresh = new_event("EVTcap")
+    await db.write(write_cycle, CycleRequest(new=[stale, fresh], caps=caps))
+    at = _soon_ms()  # past the stale one's expiration
+    first = await db.write(claim, caps, at)
+    assert len(first.claimed.events) == 2
+    assert await db.read(used) == {"second": 1, "day": 1}
+    later = new_event("EVTcap", due_in=-1)
+    await db.write(write_cycle, CycleRequest(new=[later], caps=caps))
+    # The next second: its window's counter starts afresh.
+    assert [e.pkey for e in (await db.write(claim, caps, at + SECOND_MS)).claimed.events] == [
+        later.pkey
+    ]
+    assert await db.read(used) == {"second": 1, "day": 2}
+    await db.write(write_cycle, CycleRequest(outcomes=outcomes_of(first), caps=caps))
+    assert await db.read(used) == {"second": 1, "day": 1}

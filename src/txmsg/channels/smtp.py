@@ -17,6 +17,7 @@ import aiosmtplib
 from txmsg.channels.ranked_slots import RankedSlots
 from txmsg.channels.smtp_session import ReplyError, SMTPSession
 from txmsg.core.delivery import (
+    NotAttempted,
     PermanentSendError,
     SendError,
     SendWithdrawn,
@@ -56,7 +57,7 @@ class SMTPPool:
             raise PermanentSendError("invalid envelope address")
         async with self._slots.slot(SEND_RANK.get()):
             if self._closed:
-                raise TransientSendError("SMTP pool is closed")
+                raise NotAttempted("SMTP pool is closed")
             if SEND_WITHDRAWN.get()():
                 raise SendWithdrawn("withdrawn while it waited for a connection")
             conn = await self._checkout()

@@ -29,6 +29,11 @@ class TransientSendError(SendError):
     """Worth retrying later (4xx replies, connection errors, timeouts)."""
 
 
+class NotAttempted(TransientSendError):
+    """Worth retrying later, and no provider saw it: every provider of the configuration is
+    resting (its breaker open), or the connection pool closed before the send went."""
+
+
 class PermanentSendError(SendError):
     """Retrying will not help (5xx replies): the event ends as deliveryFailed."""
 

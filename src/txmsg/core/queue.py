@@ -193,3 +193,8 @@ class Outcome:
     # Which of the configuration's providers sent it (an SMTP relay's host:port), when the
     # configuration has fallbacks to choose from.
     provider: str | None = None
+    # Nothing went to a provider (a send handed back at a stop, a route paused at send time,
+    # every provider resting): the tokens its claim took of the channel's cap go back with
+    # the outcome, else its next claim spends them again for one send. Never for an attempt
+    # a provider saw: it counted that one.
+    give_back: bool = False

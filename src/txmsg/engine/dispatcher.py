@@ -268,7 +268,8 @@ class Dispatcher:
                 event, target, EventStatus.IGNORED, "event configuration unpublished"
             )
         if route.state != ConfigState.PUBLISHED or route.published_version is None:
-            return outcome_for(event, target, EventStatus.PAUSED)
+            # Back to the queue unsent (released when the configuration is live again).
+            return outcome_for(event, target, EventStatus.PAUSED, give_back=True)
         if target is None:
             return outcome_for(
                 event, target, EventStatus.TARGETING_FAILED, "no recipient was determined"

@@ -4,9 +4,10 @@ A send goes to the first provider whose breaker lets it through. A transient fai
 refused, timed out, 421 and other 4xx; Twilio: connection errors, time-outs, 5xx, 429)
 counts against that provider's breaker and the send goes on to the next provider at once,
 without waiting for the event's retry back-off; when every provider failed or is open, the
-last transient error is the send's (the event is retried). A permanent refusal (SMTP 5xx,
-Twilio 4xx such as 21211) is the message's fault, not the provider's: it ends the send, with
-no failover.
+last transient error of a provider that saw the send is the send's (the event is retried), or,
+when none saw it (all resting), `NotAttempted`: its channel cap's tokens go back. A permanent
+refusal (SMTP 5xx, Twilio 4xx such as 21211) is the message's fault, not the provider's: it
+ends the send, with no failover.
 
 Breakers are per process: each worker learns on its own that a provider is down.
 """
@@ -19,7 +20,12 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from txmsg.core.breaker import BreakerSettings, CircuitBreaker
-from txmsg.core.delivery import EmailProvider, PermanentSendError, TransientSendError
+from txmsg.core.delivery import (
+    EmailProvider,
+    NotAttempted,
+    PermanentSendError,
+    TransientSendError,
+)
 
 
 class Closable(Protocol):
@@ -52,6 +58,7 @@ class Failover(Generic[P]):
     async def call(self, send: Callable[[P], Awaitable[T]]) -> tuple[str, T]:
         """(the provider's name, its answer) of the first provider that accepted the send."""
         last: TransientSendError | None = None
+        seen: TransientSendError | None = None  # the last error of a provider that saw it
         alone = len(self._relays) == 1  # no other provider to turn to: always try it
         for relay, breaker in zip(self._relays, self._breakers, strict=True):
             if not (alone or breaker.allow(self._clock())):
@@ -61,6 +68,8 @@ class Failover(Generic[P]):
             except TransientSendError as exc:
                 breaker.failed(self._clock())
                 last = exc
+                if not isinstance(exc, NotAttempted):
+                    seen = exc
                 continue
             except PermanentSendError:
                 breaker.succeeded()  # the provider works; the message is refused anywhere
@@ -70,8 +79,10 @@ class Failover(Generic[P]):
                 raise
             breaker.succeeded()
             return relay.name, answer
+        if seen is not None:  # a provider saw the send: it counted against the channel's cap
+            raise seen
         if last is None:
-            raise TransientSendError("every provider of the configuration is resting (open)")
+            raise NotAttempted("every provider of the configuration is resting (open)")
         raise last
 
     async def close(self) -> None:

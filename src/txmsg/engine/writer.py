@@ -217,7 +217,9 @@ class Writer:
         wakes = book.wakes
         book.reserve(free)
         try:
-            caps = await self._current_caps() if claim_limit or new else self._caps
+            # Current caps for a claim, new events and sends handed back (their tokens go back).
+            gives_back = any(o.give_back for o in outcomes)
+            caps = await self._current_caps() if claim_limit or new or gives_back else self._caps
             started = time.perf_counter()
             results, claimed, leased, decisions, held_until, renewed = await self._write(
                 CycleRequest(

@@ -114,7 +114,14 @@ class LegContext:
             log.warning("lease of event %s lapsed while it waited to send; leaving it", event.pkey)
             return None
         reason = "handed back: the engine stopped before sending it"
-        return Outcome(event.id, event.lease_token, EventStatus.PENDING, reason, due_at=utcnow())
+        return Outcome(
+            event.id,
+            event.lease_token,
+            EventStatus.PENDING,
+            reason,
+            due_at=utcnow(),
+            give_back=True,  # nothing sent: its next claim spends the channel's cap instead
+        )
 
     def message(self, route: Route, language: str | None = None) -> MessageSource:
         """The route's published message, once per version and language variant (its render

@@ -15,7 +15,12 @@ from dataclasses import replace
 from datetime import datetime
 
 from txmsg.core.bounces import Bounce, classify
-from txmsg.core.delivery import PermanentSendError, SendWithdrawn, TransientSendError
+from txmsg.core.delivery import (
+    NotAttempted,
+    PermanentSendError,
+    SendWithdrawn,
+    TransientSendError,
+)
 from txmsg.core.email_config import EmailSettings
 from txmsg.core.export_record import ExportRecord, email_record
 from txmsg.core.mime import Sender, build_email
@@ -125,6 +130,7 @@ class EmailLeg:
                 return replace(
                     self._context.retry(event, exc.reason),
                     message_version=route.published_version,
+                    give_back=True,  # signed before any relay: none saw it
                 )
             return failed(exc.reason)
         except TransientSendError as exc:
@@ -132,6 +138,12 @@ class EmailLeg:
                 self._context.retry(event, exc.reason, at_least=exc.retry_after),
                 message_version=route.published_version,
                 bounce=_bounce(event, route, address, exc.reason, permanent=False),
+                # An attempt that went out to a relay (a 4xx, a time-out mid-transaction, a
+                # refused connection: which of them the relay counted is not known) was made
+                # at the rate the cap stands for: its token stays spent, and its retry takes
+                # another. Only a send that went to no relay (all resting, a closed pool)
+                # gives it back.
+                give_back=isinstance(exc, NotAttempted),
             )
         except PermanentSendError as exc:
             return failed(exc.reason, _bounce(event, route, address, exc.reason, permanent=True))

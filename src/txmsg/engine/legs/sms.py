@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
-from txmsg.core.delivery import PermanentSendError, TransientSendError
+from txmsg.core.delivery import NotAttempted, PermanentSendError, TransientSendError
 from txmsg.core.export_record import sms_record
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.sms import sms_text
@@ -79,7 +80,10 @@ class SmsLeg:
         try:
             name, sid = await provider.send_via(address, text, callback_pkey=event.pkey)
         except TransientSendError as exc:
-            return self._context.retry(event, exc.reason, at_least=exc.retry_after)
+            retry = self._context.retry(event, exc.reason, at_least=exc.retry_after)
+            # Twilio counted an attempt that reached it (a 429 or a 5xx, say): its token of the
+            # channel's cap stays spent. One no provider saw (all resting) gives it back.
+            return replace(retry, give_back=True) if isinstance(exc, NotAttempted) else retry
         except PermanentSendError as exc:
             return outcome_for(
                 event, target, EventStatus.DELIVERY_FAILED, exc.reason, message_version=version

@@ -19,6 +19,9 @@ The cap holds across every process on the database because its tokens are counte
 4. one statement gives back the tokens not spent (fewer events were due). SQLite reads the
    leased rows back once, by the claim's one lease.
 
+A send handed back unsent (`Outcome.give_back`) returns its claim's tokens with its outcome
+(`give_back_unsent_in`, one statement a write cycle); one a provider saw keeps them spent.
+
 Events a cap holds stay `pending` (no attempt counted, no lease); the claim says when the
 earliest exhausted window ends, so the dispatcher claims again then rather than at its poll.
 New events of a capped type are never leased at insert (enqueue's `hold`): they wait for a
@@ -27,6 +30,7 @@ claim and its tokens.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -34,11 +38,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.kinds import Priority
+from txmsg.core.queue import PRIORITY_BULK
 from txmsg.core.rate_limit import ChannelCap, Window, parse_channel_cap
 from txmsg.core.timeutil import utcnow
 from txmsg.store import rate_windows
 from txmsg.store.queue import claims
 from txmsg.store.queue.claims import Claimed
+from txmsg.store.queue.rows import HeldRow
 from txmsg.store.rate_windows import Granted, Take
 from txmsg.store.tables import channel_configs, event_configs
 
@@ -173,6 +179,43 @@ def _expired_spend_nothing(
             spent[name].bulk -= 1
         else:
             spent[name].urgent -= 1
+
+
+def give_back_unsent_in(conn: Connection, caps: Caps, rows: Sequence[HeldRow]) -> None:
+    """Give back the tokens the claims of these events took: their sends were handed back
+    unsent (a stop, a route paused at send time, no provider tried), in the transaction that
+    puts them back in the queue, else their next claim spends again for one send.
+
+    Only rows whose lease held (`outcomes.record_in` applied their outcome): an outcome
+    recorded twice, or after another claim took the event, gives nothing back. Each token
+    goes back to the window of its claim (`updated_at`, the claim's time while leased): a
+    per-second window long past, or yesterday's, matches no counter and gets nothing. An event
+    leased past its expiration spent nothing (`_expired_spend_nothing`): nothing goes back.
+    One statement for every window, in the order claims take them (the first windows, then
+    the per-day and bulk ones), so a claim running beside it never waits on it crosswise."""
+    if not caps.channels or not rows:
+        return
+    channel_of = {e: c for c in caps.channels for e in c.event_ids}
+    counts: dict[tuple[Window, int], int] = {}
+    for row in rows:
+        channel = channel_of.get(row.event_id)
+        if channel is None or row.expires_at <= row.updated_at:
+            continue
+        at_ms = int(row.updated_at.timestamp() * 1000)
+        bulk = channel.bulk_windows if row.priority >= PRIORITY_BULK else ()
+        for window in (*channel.windows, *bulk):
+            key = (window, window.start(at_ms))
+            counts[key] = counts.get(key, 0) + 1
+    rank: dict[Window, tuple[int, int, int]] = {}
+    for i, channel in enumerate(caps.channels):
+        rank[channel.windows[0]] = (0, i, 0)
+        for j, window in enumerate((*channel.windows[1:], *channel.bulk_windows)):
+            rank[window] = (1, i, j)
+    returns = [
+        (window.scope, start, count)
+        for (window, start), count in sorted(counts.items(), key=lambda kv: rank[kv[0][0]])
+    ]
+    rate_windows.give_back_in(conn, returns)
 
 
 @dataclass(slots=True)

@@ -85,6 +85,7 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
     recorded = outcomes.record_in(conn, request.outcomes)
     report_counts.add(conn, report_counts.of_outcomes(recorded.applied))
     fatigue.release_in(conn, recorded.unsent)
+    capped.give_back_unsent_in(conn, request.caps, recorded.given_back)
     outbox.queue_status_changes(conn, recorded.announced)
     _record_with_outcomes(conn, request)
     renewed: set[int] = set()

@@ -37,6 +37,8 @@ class Recorded:
     applied: list[Applied] = field(default_factory=list)
     announced: list[StatusChange] = field(default_factory=list)
     unsent: list[str] = field(default_factory=list)  # their pkeys
+    # The events of the outcomes that give their claim's cap tokens back (nothing sent).
+    given_back: list[HeldRow] = field(default_factory=list)
 
 
 # Final statuses of a message that was never sent: it counts against no fatigue rule.
@@ -122,6 +124,8 @@ def record_in(
         recorded.applied.append((o, row.event_id, at))
         if o.status in ENDED_UNSENT:
             recorded.unsent.append(row.pkey)
+        if o.give_back:
+            recorded.given_back.append(row)
         if row.hooked:
             status = o.status.value
             change = StatusChange(row.pkey, row.event_id, status, at, o.message_version, o.reason)

@@ -115,13 +115,17 @@ class ClaimRow(NamedTuple):
         )
 
 
-# An event an outcome names, as it is now: whether the outcome's lease still holds.
+# An event an outcome names, as it is now: whether the outcome's lease still holds, and
+# what a give-back of its cap tokens needs (its lane, expiration and claim time).
 HELD_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
     events.c.id,
     events.c.pkey,
     events.c.event_id,
     events.c.lease_token,
     HAS_WEBHOOK,
+    events.c.priority,
+    events.c.expires_at,
+    events.c.updated_at,
 )
 
 
@@ -131,6 +135,11 @@ class HeldRow(NamedTuple):
     event_id: str
     lease_token: str | None
     hooked: bool
+    priority: int
+    expires_at: datetime
+    # While its lease holds: the claim's time (the claim sets it; renewals leave it), so the
+    # claim's rate windows.
+    updated_at: datetime
 
 
 # An event whose status an UPDATE changed (its RETURNING clause).

@@ -1,0 +1,159 @@
+"""Sends handed back unsent give their channel cap's tokens back: a per-day quota is spent
+once for each message sent, however often its event went back to the queue before it was.
+
+Each path by which a leased event returns to the queue without a send, through the real
+writer and dispatcher on both databases: a stop hands back the sends still waiting for a
+connection; a route paused at send time; every relay resting (breakers open)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from test_dispatcher import api_only, final_row, new
+
+from helpers import create_channel, create_event, free_ports, publish_message, wait_until
+from txmsg.core.retry import RetryPolicy
+from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
+from txmsg.engine.leases import LeaseBook
+from txmsg.engine.writer import Writer
+from txmsg.store.db import Database
+from txmsg.store.events import get_event
+from txmsg.store.sealing import Keyring
+from txmsg.testing import FakeSMTPServer
+
+
+@contextlib.asynccontextmanager
+async def engine(
+    database_url: str, data_dir: Path, retry: RetryPolicy | None = None
+) -> AsyncIterator[Writer]:
+    db = Database(database_url, keyring=Keyring.load(None, data_dir))  # relays' passwords
+    book = LeaseBook(max_in_flight=8, lease=timedelta(seconds=30))
+    writer = Writer(db, book)
+    settings = DispatcherSettings(
+        poll_interval=0.05, route_cache_seconds=0.0, retry=retry or RetryPolicy()
+    )
+    dispatcher = Dispatcher(db, settings, book, writer)
+    writer.start()
+    dispatcher.start()
+    try:
+        yield writer
+    finally:
+        await dispatcher.stop()
+        await writer.stop()
+        await db.dispose()
+
+
+async def capped_event(
+    admin: Any, smtp: FakeSMTPServer, cap: dict[str, int], **channel: Any
+) -> str:
+    await create_channel(admin, smtp, rate_limit=cap, **channel)
+    created = await create_event(admin, "capped")
+    event_id: str = created["eventId"]
+    assert (await admin.post(f"/api/v1/event-configs/{event_id}/publish")).status_code == 200
+    await publish_message(admin, event_id)
+    return event_id
+
+
+def spent_today(conn: sa.Connection) -> int:
+    return int(
+        conn.execute(
+            sa.text("SELECT used FROM rate_windows WHERE scope = 'channel:mail:day'")
+        ).scalar_one()
+    )
+
+
+async def test_a_stop_hands_back_waiting_sends_with_their_tokens(
+    db: Database, database_url: str, data_dir: Path
+) -> None:
+    """SIGTERM's path: the sends waiting for the one connection go back to the queue unsent,
+    and the day's quota counts only the one sent; after the restart the others go at once,
+    within the quota (before, it was spent and they waited for the next day)."""
+    async with FakeSMTPServer(delay=1.0) as smtp:
+        async with api_only(database_url, data_dir) as admin:
+            event_id = await capped_event(admin, smtp, {"per_day": 3})
+            r = await admin.patch("/api/v1/channel-configs/mail", json={"smtp": {"pool_size": 1}})
+            assert r.status_code == 200, r.text
+        events = [new(event_id, email=f"u{i}@example.org") for i in range(3)]
+        async with engine(database_url, data_dir) as writer:
+            for event in events:
+                await writer.enqueue(event)
+            await wait_until(lambda: smtp.connections_opened >= 1, what="a send under way")
+            await asyncio.sleep(0.3)  # the other two wait for the connection: then the stop
+        rows = [await db.read(get_event, event_id, e.pkey) for e in events]
+        assert sorted(r.status for r in rows) == ["pending", "pending", "processed"]
+        assert await db.read(spent_today) == 1
+        smtp.delay = 0.0
+        async with engine(database_url, data_dir) as writer:
+            for event in events:
+                row = await final_row(db, event_id, event.pkey, timeout=5)
+                assert row.status == "processed"
+        assert len(smtp.messages) == 3
+        assert await db.read(spent_today) == 3
+
+
+async def test_a_route_paused_at_send_time_gives_its_token_back(
+    db: Database, database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    """Claimed, then found paused: the event waits `paused`, unsent, its token back; resumed,
+    it is sent within the day's quota of one."""
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await capped_event(admin, smtp, {"per_day": 1})
+        assert (await admin.post(f"/api/v1/event-configs/{event_id}/pause")).status_code == 200
+    held = new(event_id)
+    async with engine(database_url, data_dir) as writer:
+        await writer.enqueue(held)  # queued as pending before the pause, say
+        row = await final_row(db, event_id, held.pkey)
+        assert (row.status, row.attempts) == ("paused", 1)
+    assert await db.read(spent_today) == 0
+    async with api_only(database_url, data_dir) as admin:
+        assert (await admin.post(f"/api/v1/event-configs/{event_id}/resume")).status_code == 200
+    async with engine(database_url, data_dir) as writer:
+        row = await final_row(db, event_id, held.pkey, timeout=5)
+        assert (row.status, row.attempts) == ("processed", 2)
+    assert len(smtp.messages) == 1
+    assert await db.read(spent_today) == 1
+
+
+async def test_a_send_no_relay_saw_gives_its_token_back(
+    db: Database, database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    """Both relays down: the first send tries them (its token stays spent: a relay may have
+    counted it) and opens their breakers; the next one, with every relay resting, goes to no
+    relay at all, and is retried with its token back."""
+    down = free_ports(2)
+    relay = {"host": "127.0.0.1", "port": down + 1, "tls": "none", "timeout": 5}
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await capped_event(
+            admin,
+            smtp,
+            {"per_day": 5},
+            fallbacks=[relay],
+            breaker={"failures": 1, "cool_down": 600},
+        )
+        r = await admin.patch("/api/v1/channel-configs/mail", json={"smtp": {"port": down}})
+        assert r.status_code == 200, r.text
+    first, second = new(event_id), new(event_id)
+    later = RetryPolicy(base_seconds=600)  # no second attempt in this test
+
+    async def retried(pkey: str) -> Any:
+        async with asyncio.timeout(10):
+            while True:
+                row = await db.read(get_event, event_id, pkey)
+                if row is not None and row.status == "pending" and row.attempts == 1:
+                    return row
+                await asyncio.sleep(0.02)
+
+    async with engine(database_url, data_dir, later) as writer:
+        await writer.enqueue(first)
+        assert "connection failed" in (await retried(first.pkey)).reason
+        assert await db.read(spent_today) == 1
+        await writer.enqueue(second)
+        assert "resting" in (await retried(second.pkey)).reason
+        assert await db.read(spent_today) == 1
+    assert smtp.messages == []
