@@ -851,7 +851,14 @@ async def test_answers_match_the_spec(
         preview,
         200,
     )
-    assert shown == {"text": "Code 7", "encoding": "GSM-7", "segments": 1}
+    assert shown == {
+        "text": "Code 7",
+        "encoding": "GSM-7",
+        "segments": 1,
+        "characters": 6,
+        "units": 6,
+        "render_warnings": [],
+    }
     assert (
         c(await marketer.post(f"/api/v1/messages/{sid}/publish"), message + "/publish", 201)["body"]
         == "Code {{ ctx.code }}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from helpers import (
@@ -275,7 +277,14 @@ async def test_sms_message_preview_and_default_template(server, fake_twilio: Fak
     message = (await admin.get(f"/api/v1/messages/{event_id}")).json()
     assert set(message["draft"]) == {"body"}
     r = await admin.post(f"/api/v1/messages/{event_id}/preview", json={"ctx": {"code": "42"}})
-    assert r.json() == {"text": "EVTcodeSent: code=42", "encoding": "GSM-7", "segments": 1}
+    assert r.json() == {
+        "text": "EVTcodeSent: code=42",
+        "encoding": "GSM-7",
+        "segments": 1,
+        "characters": 20,
+        "units": 20,
+        "render_warnings": [],
+    }
     r = await admin.put(
         f"/api/v1/messages/{event_id}/draft", json={"body": "Code {{ ctx.code }} ✓ " + "x" * 70}
     )
@@ -294,6 +303,62 @@ async def test_sms_message_preview_and_default_template(server, fake_twilio: Fak
         json={"eventId": "x", "channel": "sms", "channel_config": "sms", "template": "default"},
     )
     assert_problem(r, 400, "template")
+
+
+async def test_the_preview_says_what_a_send_does_with_an_empty_or_too_long_text(
+    server, fake_twilio: FakeTwilio
+) -> None:
+    """The preview's length, segments and warnings are what a send meets: an empty text is not
+    sent (routingFailed); past Twilio's 1,600 characters Twilio refuses it (21617), so the
+    event ends deliveryFailed; the dry run names the recent events that would."""
+    admin = server.admin
+    event_id = await live_sms_event(admin, fake_twilio, server.base_url, body="{{ ctx.orderId }}")
+    preview = f"/api/v1/messages/{event_id}/preview"
+
+    async def previewed(order_id: str) -> dict[str, Any]:
+        r = await admin.post(preview, json={"ctx": {"firstName": "Ada", "orderId": order_id}})
+        assert r.status_code == 200, r.text
+        answer: dict[str, Any] = r.json()
+        return answer
+
+    at_limit = await previewed("€" + "x" * 1599)  # the euro: 2 septets, 1 character
+    assert (at_limit["characters"], at_limit["units"]) == (1600, 1601)
+    assert (at_limit["encoding"], at_limit["segments"]) == ("GSM-7", 11)
+    assert at_limit["render_warnings"] == []
+    emoji = await previewed("😀" * 801)
+    assert (emoji["characters"], emoji["units"]) == (1602, 1602)
+    # 33 emoji a segment: a pair is never split, so 66 of the 67 units are used.
+    assert (emoji["encoding"], emoji["segments"]) == ("UCS-2", 25)
+    [too_long] = emoji["render_warnings"]
+    assert (too_long["code"], too_long["part"]) == ("too_long", "body")
+    assert too_long["status"] == "deliveryFailed"
+    assert "1,602 characters" in too_long["detail"] and "21617" in too_long["detail"]
+    empty = await previewed("  \n")
+    assert (empty["text"], empty["characters"], empty["segments"]) == ("", 0, 0)
+    [nothing] = empty["render_warnings"]
+    assert (nothing["code"], nothing["status"]) == ("empty_text", "routingFailed")
+
+    # A send does what the preview said.
+    long_one = await trigger(
+        admin, event_id, {**ADA, "ctx": {"firstName": "A", "orderId": "😀" * 801}}
+    )
+    empty_one = await trigger(admin, event_id, {**ADA, "ctx": {"firstName": "A", "orderId": " "}})
+    fits = await trigger(admin, event_id, {**ADA, "ctx": {"firstName": "A", "orderId": "x" * 1600}})
+    done = await wait_status(admin, long_one["href"], {"deliveryFailed", "processed"})
+    assert done["status"] == "deliveryFailed" and "21617" in done["reason"], done
+    done = await wait_status(admin, empty_one["href"], {"routingFailed", "processed"})
+    assert done["status"] == "routingFailed", done
+    await wait_status(admin, fits["href"], "processed")
+    [sent] = fake_twilio.messages
+    assert sent.body == "x" * 1600
+
+    r = await admin.post(f"/api/v1/messages/{event_id}/publish?dry_run=true")
+    assert r.status_code == 200, r.text
+    warned = {w["PKey"]: (w["code"], w["status"]) for w in r.json()["render_warnings"]}
+    assert warned == {
+        long_one["PKey"]: ("too_long", "deliveryFailed"),
+        empty_one["PKey"]: ("empty_text", "routingFailed"),
+    }
 
 
 def _in_seconds(seconds: float) -> str:

@@ -223,3 +223,38 @@ async def test_an_email_that_renders_no_body_is_not_sent(server: Any, smtp: Fake
     await wait_status(server.admin, ada["href"], "processed")
     [mail] = await smtp.wait_for(1)
     assert mail.rcpt_tos == ["ada@example.org"]
+
+
+async def test_the_preview_warns_of_an_empty_body_or_subject(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """What the email leg would refuse (no html and no text: routingFailed) or send oddly (no
+    subject) is said beside the preview, and in the dry run for the recent events it affects."""
+    event_id = await _event(server, smtp)
+    only_ada = "{% if ctx.firstName == 'Ada' %}{{ ctx.firstName }}{% endif %} \n"
+    await publish_message(server.admin, event_id, subject=only_ada, html=only_ada, text="")
+    eve = await trigger(
+        server.admin, event_id, {"email": "eve@example.org", "ctx": {"firstName": "Eve"}}
+    )
+    done = await wait_status(server.admin, eve["href"], {"routingFailed", "processed"})
+    assert done["status"] == "routingFailed", done
+    marketer = server.client(await create_key(server.admin, "marketer"))
+    preview = f"/api/v1/messages/{event_id}/preview"
+
+    r = await marketer.post(preview, json={"ctx": {"firstName": "Eve"}})
+    assert r.status_code == 200, r.text
+    warnings = r.json()["render_warnings"]
+    assert [(w["code"], w["part"], w["status"]) for w in warnings] == [
+        ("empty_subject", "subject", None),
+        ("empty_body", "html", "routingFailed"),
+    ]
+    assert "would not be sent" in warnings[1]["detail"]
+    r = await marketer.post(preview, json={"ctx": {"firstName": "Ada"}})
+    assert r.status_code == 200 and r.json()["render_warnings"] == [], r.text
+
+    r = await marketer.post(f"/api/v1/messages/{event_id}/publish?dry_run=true")
+    assert r.status_code == 200, r.text
+    assert [(w["PKey"], w["code"]) for w in r.json()["render_warnings"]] == [
+        (eve["PKey"], "empty_subject"),
+        (eve["PKey"], "empty_body"),
+    ]

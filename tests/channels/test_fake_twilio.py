@@ -44,13 +44,14 @@ async def test_create_message_as_twilio_answers(fake_twilio: FakeTwilio) -> None
             ({"From": ""}, 21603),
             ({"Body": ""}, 21602),
             ({"Body": "x" * 1601}, 21617),
+            ({"Body": "😀" * 801}, 21617),  # 1,602 UTF-16 code units, as Twilio counts
         ]:
             r = await client.post(url, data={**form, **change}, auth=auth)
             assert (r.status_code, r.json()["code"]) == (400, code), change
         fake_twilio.fail_next(429, times=2)
         codes = [(await client.post(url, data=form, auth=auth)).status_code for _ in range(3)]
         assert codes == [429, 429, 201]
-    assert fake_twilio.requests == 12 and len(fake_twilio.messages) == 2
+    assert fake_twilio.requests == 13 and len(fake_twilio.messages) == 2
 
 
 @pytest.mark.parametrize(

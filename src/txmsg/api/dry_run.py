@@ -1,8 +1,10 @@
 """`POST /api/v1/messages/{eventId}/publish?dry_run=true`: the draft against real payloads.
 
 Renders the draft with the most recent stored triggers of the event (up to 100, those still
-kept) and answers how many render, which fail and why, and for a sample of them the difference
-from what the published version renders for the same payload. Nothing is written. The payloads
+kept) and answers how many render, which fail and why, which render but would not be sent as
+they are (`render_warnings`, as the preview has them: empty, or an SMS past Twilio's limit), and
+for a sample of them the difference from what the published version renders for the same
+payload. Nothing is written. The payloads
 are personal data: without `payloads_shown` (a marketer's run) the answer leaves out what could
 quote them, the reasons and the sample.
 """
@@ -13,7 +15,8 @@ import asyncio
 import difflib
 from typing import Any
 
-from txmsg.core.kinds import TargetType
+from txmsg.core.kinds import Channel, TargetType
+from txmsg.core.render_checks import render_warnings
 from txmsg.core.templates import (
     MessageSource,
     TemplateProblems,
@@ -69,6 +72,7 @@ def _diff(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
 async def run(
     renderer: Renderer,
     event_id: str,
+    channel: Channel,
     target: str,
     declared: tuple[str, ...],
     draft: dict[str, Any],
@@ -88,6 +92,7 @@ async def run(
         *(renderer.render(draft_source, v) for v in variables), return_exceptions=True
     )
     failed: list[dict[str, Any]] = []
+    warned: list[dict[str, Any]] = []
     sample: list[dict[str, Any]] = []
     rendered = 0
     for row, out, row_variables in zip(rows, outs, variables, strict=True):
@@ -101,6 +106,7 @@ async def run(
         if isinstance(out, BaseException):
             raise out
         rendered += 1
+        warned.extend({"PKey": row.pkey, **w.as_dict()} for w in render_warnings(channel, out))
         if before is None or len(sample) >= SAMPLE_SIZE or not payloads_shown:
             continue
         try:
@@ -120,5 +126,6 @@ async def run(
         "events": len(rows),
         "rendered": rendered,
         "failed": failed,
+        "render_warnings": warned,
         "sample": sample,
     }

@@ -17,6 +17,7 @@ from txmsg.core.errors import DomainError, as_refused, invalid
 from txmsg.core.event_config import sample_ctx
 from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.queue import new_pkey
+from txmsg.core.render_checks import render_warnings, sms_warnings
 from txmsg.core.sms import analyse, sms_text
 from txmsg.core.template_checks import TemplateWarning, check_parts, known_names
 from txmsg.core.templates import (
@@ -229,11 +230,22 @@ async def preview(request: Request) -> Response:
     await authorize(request, "marketer")
     _, channel, _, rendered = await _render_draft(request, "rendered")
     if channel == Channel.SMS:
-        # What the recipient's phone shows, and what it costs: encoding and segments.
+        # What the recipient's phone shows, and what it costs: length, encoding and segments;
+        # and what a send would do with it (empty, or past Twilio's limit: not sent).
         text = sms_text(rendered["body"])
         info = analyse(text)
-        return JSONResponse({"text": text, "encoding": info.encoding, "segments": info.segments})
-    return JSONResponse(rendered)
+        return JSONResponse(
+            {
+                "text": text,
+                "encoding": info.encoding,
+                "segments": info.segments,
+                "characters": info.characters,
+                "units": info.units,
+                "render_warnings": [w.as_dict() for w in sms_warnings(text)],
+            }
+        )
+    warnings = render_warnings(Channel.EMAIL, rendered)
+    return JSONResponse({**rendered, "render_warnings": [w.as_dict() for w in warnings]})
 
 
 async def publish(request: Request) -> Response:
@@ -288,6 +300,7 @@ async def _dry_run(request: Request, *, payloads_shown: bool) -> Response:
         answer = await dry_run.run(
             renderer(request),
             event_id,
+            config.channel,
             config.target,
             _declared(config),
             row.draft,

@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from txmsg.core.sms import analyse
+from txmsg.core.sms import TWILIO_MAX_CHARACTERS, analyse, characters
 from txmsg.testing.http import LoopServer
 from txmsg.testing.running import Running, WaitTimeout
 
@@ -329,7 +329,7 @@ class FakeTwilio(Running):
             return self._error(400, 21603, "A 'From' or 'MessagingServiceSid' is required.")
         if not body and not media and not form.get("ContentSid"):  # an MMS, or a template
             return self._error(400, 21602, "Message body is required.")
-        if len(body) > 1600:
+        if characters(body) > TWILIO_MAX_CHARACTERS:  # UTF-16 code units, as Twilio counts
             return self._error(
                 400, 21617, "The concatenated message body exceeds the 1600 character limit."
             )

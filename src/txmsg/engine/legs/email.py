@@ -25,6 +25,7 @@ from txmsg.core.email_config import EmailSettings
 from txmsg.core.export_record import ExportRecord, email_record
 from txmsg.core.mime import Sender, build_email
 from txmsg.core.queue import ClaimedEvent, Outcome
+from txmsg.core.render_checks import email_body_blank
 from txmsg.core.statuses import EventStatus
 from txmsg.core.targeting import Target
 from txmsg.core.timeutil import utcnow
@@ -81,7 +82,7 @@ class EmailLeg:
         rendered = await self._context.render(event, route, target, unsubscribe)
         if isinstance(rendered, Outcome):
             return rendered
-        if _blank(rendered.get("html")) and _blank(rendered.get("text")):
+        if email_body_blank(rendered):  # the preview's warning says so (core/render_checks)
             return outcome_for(
                 event,
                 target,
@@ -166,12 +167,6 @@ class EmailLeg:
         if self._verp_secret is None:  # prepare() loads it before sending such routes
             raise RuntimeError("the VERP secret is not loaded")
         return bounce_address(self._verp_secret, event.pkey, settings.bounce_domain)
-
-
-def _blank(part: str | None) -> bool:
-    """Whether a rendered body part is empty or only whitespace (`isspace` copies nothing, and
-    stops at a body's first letter)."""
-    return not part or part.isspace()
 
 
 def _bounce(

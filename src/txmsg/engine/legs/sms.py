@@ -63,7 +63,7 @@ class SmsLeg:
         if isinstance(rendered, Outcome):
             return rendered
         text = sms_text(rendered.get("body", ""))
-        if not text:
+        if not text:  # the preview warns of it too (core/render_checks)
             return outcome_for(
                 event,
                 target,
