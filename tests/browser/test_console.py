@@ -628,3 +628,59 @@ async def test_a_proof_to_a_suppressed_address_is_refused_beside_it(
         await expect(to).not_to_have_attribute("aria-invalid", "true")
         [proof] = await smtp.wait_for(1)
         assert proof.rcpt_tos == ["qa@example.org"]
+
+
+async def test_the_preview_warns_of_what_a_send_would_refuse(
+    server: Any, smtp: FakeSMTPServer, fake_twilio: Any
+) -> None:
+    """Beside the preview: an email without a body (not sent) or a subject; an SMS's length,
+    encoding and segments, and a text past Twilio's 1,600 characters (refused: not sent)."""
+    email_id = await live_event(server.admin, smtp, "warnDemo")
+    sms_id = await live_sms_event(server.admin, fake_twilio, server.base_url, "smsWarnDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server) as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await page.evaluate(f"location.hash = '#/editor/{email_id}'")
+        await expect(page.get_by_role("heading", name=f"Message {email_id}")).to_be_visible()
+        warnings = page.locator("#preview-warnings li")
+        await expect(page.locator("#preview-subject")).not_to_have_text("")
+        await expect(warnings).to_have_count(0)
+        await page.get_by_label("HTML").fill("{% if false %}<p>x</p>{% endif %}")
+        await page.get_by_label("Text", exact=True).fill("  ")
+        await expect(warnings).to_have_text(
+            [
+                "The HTML and the text both render empty: this email would not be sent "
+                "(the event would end routingFailed)."
+            ]
+        )
+        await expect(warnings).to_have_class("blocking")
+        await page.get_by_label("Subject").fill("{% if false %}x{% endif %}")
+        await expect(warnings.first).to_contain_text("The subject renders empty")
+        await expect(warnings).to_have_count(2)
+        await page.get_by_label("HTML").fill("<p>Hi</p>")
+        await page.get_by_label("Subject").fill("Hi")
+        await expect(warnings).to_have_count(0)
+
+        await page.evaluate(f"location.hash = '#/editor/{sms_id}'")
+        await expect(page.get_by_role("heading", name=f"Message {sms_id}")).to_be_visible()
+        facts = page.locator("#preview-sms-facts")
+        await expect(facts).not_to_have_text("")
+        await page.get_by_label("SMS body").fill("x" * 160)
+        await expect(facts).to_have_text("160 characters · GSM-7 · 1 segment")
+        await page.get_by_label("SMS body").fill("{" + "x" * 159)
+        await expect(facts).to_have_text("160 characters · GSM-7 · 2 segments")
+        await page.get_by_label("SMS body").fill("😀" * 35)
+        await expect(facts).to_have_text("70 characters · UCS-2 · 1 segment")
+        await expect(warnings).to_have_count(0)
+        await page.get_by_label("SMS body").fill("x" * 1601)
+        await expect(facts).to_have_text("1,601 characters · GSM-7 · 11 segments")
+        await expect(warnings).to_contain_text(
+            ["The text is 1,601 characters, over Twilio's limit of 1,600: Twilio would refuse it"]
+        )
+        await expect(warnings).to_have_class("blocking")
+        SHOTS.mkdir(exist_ok=True)
+        await _shoot(page, "editor-sms-too-long")
+        await page.get_by_label("SMS body").fill("{% if false %}x{% endif %}")
+        await expect(facts).to_have_text("0 characters · GSM-7 · 0 segments")
+        await expect(warnings).to_contain_text(["The text renders empty"])

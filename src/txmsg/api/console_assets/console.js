@@ -257,6 +257,13 @@ async function editorPage(eventId) {
   const phone = h("iframe", { title: "Preview at phone width", sandbox: "" });
   const subjectOut = h("p", { id: "preview-subject" });
   const smsOut = h("pre", { id: "preview-sms" });
+  // What the rendered message costs (SMS) and what a send would do with it: beside the preview.
+  const smsFacts = h("p", { id: "preview-sms-facts" });
+  const renderWarnings = h("ul", { class: "warnings", id: "preview-warnings", "aria-live": "polite" });
+  function showRendered(data) {
+    renderWarnings.replaceChildren(...(data.render_warnings || []).map((w) =>
+      h("li", { class: w.status ? "blocking" : null }, w.detail)));
+  }
   const errors = h("p", { class: "error", role: "alert", id: "editor-error" });
   const dryOut = h("div", { id: "dry-run" });
   let timer = null;
@@ -334,7 +341,14 @@ async function editorPage(eventId) {
     }
     const res = await api("POST", `/api/v1/messages/${eventId}/preview`, language.value ? { ctx, language: language.value } : { ctx });
     if (!res.ok) { errors.textContent = problem(res); return; }
-    if (sms) { smsOut.textContent = `${res.data.text}\n\n(${res.data.encoding}, ${res.data.segments} segment(s))`; return; }
+    showRendered(res.data);
+    if (sms) {
+      const d = res.data;
+      smsOut.textContent = d.text;
+      const n = (count, what) => `${count.toLocaleString("en")} ${what}${count === 1 ? "" : "s"}`;
+      smsFacts.textContent = `${n(d.characters, "character")} · ${d.encoding} · ${n(d.segments, "segment")}`;
+      return;
+    }
     subjectOut.textContent = "Subject: " + (res.data.subject || "");
     const html = res.data.html || h("pre", {}, res.data.text || "").outerHTML;
     desktop.srcdoc = html; phone.srcdoc = html;
@@ -388,6 +402,7 @@ async function editorPage(eventId) {
     dryOut.replaceChildren(h("div", {},
       h("p", {}, `Dry run: ${d.rendered} of ${d.events} recent events render.`),
       d.failed.length ? h("ul", {}, d.failed.map((f) => h("li", { class: "error" }, `${f.PKey}: ${f.part}` + (f.reason ? `: ${f.reason}` : "")))) : null,
+      d.render_warnings.length ? h("ul", { class: "warnings" }, d.render_warnings.map((w) => h("li", { class: w.status ? "blocking" : null }, `${w.PKey}: ${w.detail}`))) : null,
       d.sample.map((s) => h("details", {}, h("summary", {}, "Difference for " + s.PKey),
         h("pre", {}, Object.values(s.diff).join("\n") || "no difference")))));
   } }, "Dry run");
@@ -439,7 +454,7 @@ async function editorPage(eventId) {
       h("section", { "aria-label": "Template" }, conflict, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
         h("div", { class: "row" }, dry, publish), dryOut,
         sms ? h("p", {}, "Proofs are sent by email, to an email event's channel: trigger the event to test an SMS.") : [proof, proofOut]),
-      h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), field("preview-language", "Preview language", language), sms ? smsOut : [subjectOut,
+      h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), field("preview-language", "Preview language", language), renderWarnings, sms ? [smsFacts, smsOut] : [subjectOut,
         h("div", { class: "previews" }, h("div", { class: "frame desktop" }, h("h3", {}, "Desktop"), desktop),
           h("div", { class: "frame phone" }, h("h3", {}, "Phone (320 px)"), phone))])),
     h("h2", {}, "Versions"),
