@@ -630,6 +630,7 @@ async def test_a_proof_to_a_suppressed_address_is_refused_beside_it(
         assert proof.rcpt_tos == ["qa@example.org"]
 
 
+@sqlite_only
 async def test_the_preview_warns_of_what_a_send_would_refuse(
     server: Any, smtp: FakeSMTPServer, fake_twilio: Any
 ) -> None:
