@@ -88,11 +88,16 @@ class _Protocol(SMTP):
     def __init__(self, fake: FakeSMTPServer, handler: _Handler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._fake = fake
+        self._greeted = False
 
     def _create_envelope(self) -> Envelope:
         return _Envelope()
 
     async def push(self, status: AnyStr) -> None:
+        if not self._greeted:  # the first reply is the greeting
+            self._greeted = True
+            if self._fake.connect_delay:
+                await asyncio.sleep(self._fake.connect_delay)  # a relay slow to reach
         await super().push(status)
         raw = status.encode("ascii", "replace") if isinstance(status, str) else status
         if raw.startswith(b"421") and self.transport is not None:
@@ -166,6 +171,7 @@ class FakeSMTPServer(Running):
         *,
         auth: tuple[str, str] | None = None,
         delay: float = 0.0,
+        connect_delay: float = 0.0,
         pipelining: bool = True,
         smtputf8: bool = True,
         tls: ssl.SSLContext | None = None,
@@ -185,6 +191,9 @@ class FakeSMTPServer(Running):
         # do. False: a server without it, which refuses 8-bit commands.
         self.smtputf8 = smtputf8
         self.delay = delay  # seconds before answering each message's DATA (settable any time)
+        # Seconds before greeting each new connection (a distant relay, a slow TLS or AUTH
+        # set-up): the client's first sends wait for it; settable any time.
+        self.connect_delay = connect_delay
         self.port = port  # 0 until start() if an ephemeral port was asked for
         self.messages: list[ReceivedMessage] = []
         self.connections_opened = 0
