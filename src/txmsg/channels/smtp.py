@@ -58,9 +58,15 @@ class SMTPPool:
         async with self._slots.slot(SEND_RANK.get()):
             if self._closed:
                 raise NotAttempted("SMTP pool is closed")
-            if SEND_WITHDRAWN.get()():
+            withdrawn = SEND_WITHDRAWN.get()
+            if withdrawn():
                 raise SendWithdrawn("withdrawn while it waited for a connection")
-            conn = await self._checkout()
+            conn = self._idle_connection()
+            if conn is None:
+                conn = await self._connect()
+                if withdrawn():  # connecting took time (a slow relay, TLS, AUTH): ask again
+                    self._checkin(conn, True)
+                    raise SendWithdrawn("withdrawn while its connection was opened")
             reusable = False
             try:
                 final = await conn.send(envelope_from, recipients, data)
@@ -82,12 +88,13 @@ class SMTPPool:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(conn.quit(_QUIT_TIMEOUT) for conn in idle))
 
-    async def _checkout(self) -> SMTPSession:
+    def _idle_connection(self) -> SMTPSession | None:
+        """An idle connection to reuse, if one is still clean; None: open one."""
         while self._idle:
             conn = self._idle.pop()  # most recently used first: least likely to have idled out
             if conn.is_clean:  # the server may have closed it (or spoken) while it sat idle
                 return conn
-        return await self._connect()
+        return None
 
     def _checkin(self, conn: SMTPSession, reusable: bool) -> None:
         if reusable and conn.is_clean and not self._closed:

@@ -40,8 +40,8 @@ class PermanentSendError(SendError):
 
 class SendWithdrawn(Exception):
     """Nothing was sent: while the send waited for a connection its lease lapsed (another
-    claim may own its event now) or the engine began to stop. Not the provider's doing, nor
-    the recipient's."""
+    claim may own its event now), the engine began to stop, or its claim's channel-cap window
+    ended. Not the provider's doing, nor the recipient's."""
 
 
 def credential_forms(user: str, secret: str) -> list[str]:

@@ -147,6 +147,10 @@ class ClaimedEvent:
     mobile_phone: str | None = None
     priority: int = PRIORITY_TRANSACTIONAL  # its lane's rank (`priority_lane`)
     reason: str | None = None  # as claimed: after a retry, "retrying: <the error>"
+    # A capped channel's event: when its claim's shortest rate window ends (the database's
+    # clock). A send that would start later is handed back (`SENT_LATE`): its token was
+    # spent in that window, and the next window's claim sends its own. None: uncapped.
+    send_by: datetime | None = None
 
     @property
     def bulk(self) -> bool:
@@ -156,6 +160,12 @@ class ClaimedEvent:
 RETRYING = "retrying: "  # the reason of an event waiting for its next attempt, then the error
 EXPIRED_UNSENT = "expired before it could be sent"
 EXPIRED_RETRYING = "expired while retrying: "  # then the last error
+
+
+# The reason of an event handed back unsent because its claim's rate window ended before its
+# send could start; claimed again with it, the event is sent however late (at most one
+# hand-back in a row).
+SENT_LATE = "handed back unsent: its channel cap's window ended before it could be sent"
 
 
 def retrying_reason(error: str) -> str:
@@ -198,3 +208,6 @@ class Outcome:
     # the outcome, else its next claim spends them again for one send. Never for an attempt
     # a provider saw: it counted that one.
     give_back: bool = False
+    # False: no attempt was made (handed back before the send started, `SENT_LATE`): the
+    # attempt its claim counted is taken back with the outcome.
+    attempted: bool = True

@@ -73,7 +73,11 @@ class Dispatcher:
         self._secrets = secrets or ServerSecrets(db)
         self._targeting = Targeting(db, self._secrets, settings.public_url)
         self._context = LegContext(
-            settings.retry, book.lost, shared_renderer(settings.render), book.gate.turn
+            settings.retry,
+            book.lost,
+            shared_renderer(settings.render),
+            book.gate.turn,
+            clock=book.now,  # the clock claims are timed by (their rate windows)
         )
         # One leg per channel: a new channel is one more entry.
         self._legs: Mapping[Channel, Leg] = {
@@ -191,7 +195,7 @@ class Dispatcher:
         self, event: ClaimedEvent, route: Route | None, target: Target | None
     ) -> None:
         # This task's own context: its send waits in its lane, and starts only while its lease
-        # holds and the engine is not stopping.
+        # holds, the engine is not stopping and its claim's rate window (if capped) lasts.
         SEND_RANK.set(event.priority)
         SEND_WITHDRAWN.set(partial(self._withdrawn, event))
         try:
@@ -209,7 +213,10 @@ class Dispatcher:
                 if event.bulk:  # its write too: the write cycle of the transactional one first
                     await self._book.gate.turn()
                 await self._record(event, outcome)
-                if route is not None:
+                if not outcome.attempted and event.send_by is not None:
+                    # Due again once its window ended: claimed then, not at the next poll.
+                    self._book.wake_at(event.send_by.timestamp())
+                elif route is not None:  # a send handed back late was no attempt
                     self._observe(event, route, outcome)
                 if log.isEnabledFor(logging.DEBUG):  # one line an event, at debug level only
                     status = outcome.status.value
@@ -223,7 +230,11 @@ class Dispatcher:
             self._book.release([event])
 
     def _withdrawn(self, event: ClaimedEvent) -> bool:
-        return self._book.stopping or self._book.lost(event)
+        return (
+            self._book.stopping
+            or self._book.lost(event)
+            or (event.send_by is not None and self._context.late(event))
+        )
 
     async def _record(self, event: ClaimedEvent, outcome: Outcome) -> None:
         """Record an outcome; while the database is unavailable, try again as long as the lease

@@ -9,7 +9,13 @@ from typing import Any, Protocol, TypeVar
 
 from txmsg.core.channel_config import ChannelSettings
 from txmsg.core.kinds import Channel
-from txmsg.core.queue import ClaimedEvent, Outcome, expired_reason, retrying_reason
+from txmsg.core.queue import (
+    SENT_LATE,
+    ClaimedEvent,
+    Outcome,
+    expired_reason,
+    retrying_reason,
+)
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import EventStatus
 from txmsg.core.targeting import Target
@@ -23,6 +29,11 @@ log = logging.getLogger(__name__)
 
 # Compiled messages kept at most: old versions are rarely sent again.
 MAX_COMPILED = 1000
+
+# A capped send not started this long before its claim's window ends is handed back: what
+# follows the check (a mail transaction's round trips, an HTTPS request to Twilio) and the
+# processes' differing estimates of the database's clock fit in it.
+LATE_MARGIN = timedelta(milliseconds=100)
 
 S = TypeVar("S", bound=ChannelSettings)
 _ONE = {Channel.EMAIL: "an email", Channel.SMS: "an SMS"}
@@ -67,8 +78,9 @@ def settings_of(route: Route, kind: type[S]) -> S | str:
 
 class LegContext:
     """What the legs share with the dispatcher: the retry outcome, the compiled-message
-    cache, whether an event's lease is still this process's, and the bulk lane's pause while
-    a transactional event is on its way (`engine/bulk_gate.py`)."""
+    cache, whether an event's lease is still this process's, whether a capped send is too
+    late for its claim's rate window, and the bulk lane's pause while a transactional event is
+    on its way (`engine/bulk_gate.py`)."""
 
     def __init__(
         self,
@@ -76,8 +88,11 @@ class LegContext:
         lease_lost: Callable[[ClaimedEvent], bool],
         renderer: Renderer,
         bulk_turn: Callable[[], Awaitable[None]] | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._retry = retry
+        # The database's time as this process estimates it: the clock claims are timed by.
+        self._clock = clock
         self._renderer = renderer
         self.renderer = renderer  # the legs' other work off the event loop (DKIM signing)
         self.lease_lost = lease_lost
@@ -108,11 +123,14 @@ class LegContext:
 
     def withdrawn(self, event: ClaimedEvent) -> Outcome | None:
         """A send withdrawn before it started: nothing if its lease lapsed (the event is
-        another claim's now), else back to the queue, due at once (the engine is stopping:
-        the next process to claim sends it)."""
+        another claim's now); handed back late (`sent_late`) if its claim's rate window
+        ended; else back to the queue, due at once (the engine is stopping: the next process
+        to claim sends it)."""
         if self.lease_lost(event):
             log.warning("lease of event %s lapsed while it waited to send; leaving it", event.pkey)
             return None
+        if self.late(event):  # withdrawn because its claim's rate window ended meanwhile
+            return self.sent_late(event)
         reason = "handed back: the engine stopped before sending it"
         return Outcome(
             event.id,
@@ -121,6 +139,41 @@ class LegContext:
             reason,
             due_at=utcnow(),
             give_back=True,  # nothing sent: its next claim spends the channel's cap instead
+        )
+
+    def late(self, event: ClaimedEvent) -> bool:
+        """Whether a capped send would start too late for the window its claim spent its
+        token in (`ClaimedEvent.send_by`, less `LATE_MARGIN`): it would go in the next window
+        beside that window's own claim, past the cap. Asked just before the provider (and by
+        the SMTP pool once it has a connection); costs an uncapped send one comparison.
+
+        An event already handed back once (`SENT_LATE`) is sent however late: the first
+        hand-back absorbs a one-off delay (a process starting: connections opened, render
+        workers spawned), the usual cause; a send late again is late because the process
+        cannot keep up with the cap, and then it does not send above it either. So no event
+        goes back and forth for ever."""
+        send_by = event.send_by
+        return (
+            send_by is not None
+            and event.reason != SENT_LATE
+            and self._clock() >= send_by - LATE_MARGIN
+        )
+
+    def sent_late(self, event: ClaimedEvent) -> Outcome:
+        """A send too late for its claim's window, handed back unsent: pending again, no
+        attempt counted, its tokens back (the per-day one; the per-second window is over),
+        due once that window has ended (it keeps its place in the queue), so its next claim
+        spends a token of the window it is sent in."""
+        send_by = event.send_by
+        due = send_by if send_by is not None and send_by > self._clock() else None
+        return Outcome(
+            event.id,
+            event.lease_token,
+            EventStatus.PENDING,
+            SENT_LATE,
+            due_at=due,
+            give_back=True,
+            attempted=False,
         )
 
     def message(self, route: Route, language: str | None = None) -> MessageSource:

@@ -74,6 +74,8 @@ class SmsLeg:
         if self._context.lease_lost(event):
             log.warning("lease of event %s lapsed before sending; leaving it", event.pkey)
             return None
+        if event.send_by is not None and self._context.late(event):
+            return self._context.sent_late(event)
         provider = self._providers.sms(
             route.channel_config, route.channel_config_revision or 0, settings
         )

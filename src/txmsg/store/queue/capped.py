@@ -19,6 +19,11 @@ The cap holds across every process on the database because its tokens are counte
 4. one statement gives back the tokens not spent (fewer events were due). SQLite reads the
    leased rows back once, by the claim's one lease.
 
+Each capped event claimed carries the end of its claim's shortest window (`send_by`): its
+token counts in that window, so a send that could not start by then (a process starting:
+connections opened, render workers spawned) is handed back rather than made in the next
+window beside that window's own claim (engine/legs/base.py, `LegContext.late`).
+
 A send handed back unsent (`Outcome.give_back`) returns its claim's tokens with its outcome
 (`give_back_unsent_in`, one statement a write cycle); one a provider saw keeps them spent.
 
@@ -31,8 +36,8 @@ claim and its tokens.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -157,11 +162,25 @@ def claim_in(
         used.bulk = claim.take(room, lane="bulk", only=channel.event_ids)
         bulk_left -= used.bulk
     claim.take(bulk_left, lane="bulk", exclude=caps.held)
-    claimed = claim.done()
+    claimed = _with_deadlines(caps, claim.done(), now_ms)
     _expired_spend_nothing(caps, claimed, spent, now)
     rate_windows.give_back_in(conn, _unspent(caps, tokens, spent))
     ends = [e for c in caps.channels for e in _held_until(c, tokens, spent, limit, now_ms)]
     return CappedClaim(claimed, min(ends) if ends else None)
+
+
+def _with_deadlines(caps: Caps, claimed: Claimed, now_ms: int) -> Claimed:
+    """Each capped event with the end of its claim's shortest window (`send_by`): its token
+    was spent there, so its send may not start after it (engine/legs/base.py)."""
+    ends = {c.name: c.windows[0].end(now_ms) for c in caps.channels}
+    send_by = {e: ends[c.name] for c in caps.channels for e in c.event_ids}
+    events = []
+    for event in claimed.events:
+        end = send_by.get(event.event_id)
+        if end is not None:
+            event = replace(event, send_by=datetime.fromtimestamp(end / 1000, UTC))
+        events.append(event)
+    return Claimed(events, claimed.announced)
 
 
 def _expired_spend_nothing(

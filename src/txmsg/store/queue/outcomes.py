@@ -116,6 +116,7 @@ def record_in(
     rows = _HELD.rows(conn, {"ids": [o.id for o in outcomes]})
     held = {r.id: r for r in map(HeldRow._make, rows)}
     recorded = Recorded()
+    unattempted: list[int] = []
     for o in outcomes:
         row = held.get(o.id)
         if row is None or row.lease_token != o.lease_token:
@@ -126,12 +127,24 @@ def record_in(
             recorded.unsent.append(row.pkey)
         if o.give_back:
             recorded.given_back.append(row)
+        if not o.attempted:
+            unattempted.append(o.id)
         if row.hooked:
             status = o.status.value
             change = StatusChange(row.pkey, row.event_id, status, at, o.message_version, o.reason)
             recorded.announced.append(change)
     bulk.execute(conn, _APPLY, [_values(o) for o in outcomes], b_now=now)
+    if unattempted:  # rare (sends handed back late): a statement only then
+        conn.execute(_UNCOUNT, {"ids": unattempted})
     return recorded
+
+
+# The attempt a claim counted, taken back: the send never started (`Outcome.attempted`).
+_UNCOUNT = (
+    sa.update(events)
+    .where(events.c.id.in_(sa.bindparam("ids", expanding=True)), events.c.attempts > 0)
+    .values(attempts=events.c.attempts - 1)
+)
 
 
 def _values(o: Outcome) -> tuple[Any, ...]:
