@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 
@@ -34,3 +36,19 @@ async def test_it_takes_the_first_free_of_its_ports(db: Database) -> None:
             for server in (one, two):
                 server.close()
                 await server.wait_closed()
+
+
+async def test_it_logs_where_it_listens_for_one_process_too(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`txmsg worker --health-port P` says where its probes are, as `--processes N` does."""
+    probe = Probe(db=db, metrics=Metrics(), dispatching=lambda: None)
+    port = free_ports(1)
+    with caplog.at_level(logging.INFO, logger="txmsg.api.ops_port"):
+        server = await start_ops_port(probe, OpsAddress("127.0.0.1", port))
+    try:
+        said = [r.getMessage() for r in caplog.records if r.name == "txmsg.api.ops_port"]
+        assert said == [f"health, readiness and metrics on 127.0.0.1:{port}"]
+    finally:
+        server.close()
+        await server.wait_closed()
