@@ -47,14 +47,24 @@ def test_the_sections_show_every_role() -> None:
     assert {"serve --role api", "worker --health-port 8027", "worker"} <= shown, shown
 
 
+def _instances() -> list[str]:
+    """The systemd units' instance names the section starts (`txmsg-worker@8101`)."""
+    return re.findall(r"`txmsg-\w+@(\w+)`", _section(README.read_text(), "Scale out"))
+
+
 @pytest.mark.parametrize("command", _commands())
 def test_each_command_is_accepted_as_written(command: str) -> None:
-    # The Procfile's $PORT and the systemd units' instance number, as they would be filled.
-    args = shlex.split(command.replace("$PORT", "5000").replace("%i", "1"))
-    parsed = parser().parse_args(args)
-    assert parsed.command == args[0]
-    if "--role" in args:
-        assert parsed.role == args[args.index("--role") + 1]
+    # The Procfile's $PORT and the systemd units' instance names, as they would be filled.
+    # A port made of a prefix and the instance number (`810%i`) is none from instance 10 on.
+    assert not re.search(r"\d%i", command), command
+    instances = _instances() if "%i" in command else ["-"]
+    assert instances, "no systemd instance started in the Scale out section"
+    for instance in instances:
+        args = shlex.split(command.replace("$PORT", "5000").replace("%i", instance))
+        parsed = parser().parse_args(args)
+        assert parsed.command == args[0]
+        if "--role" in args:
+            assert parsed.role == args[args.index("--role") + 1]
 
 
 def test_the_url_shown_is_taken_as_is() -> None:
