@@ -15,7 +15,6 @@ import asyncio
 import email.policy
 import ssl
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -23,7 +22,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from txmsg.testing.running import Running, WaitTimeout
+from txmsg.testing.running import Recorder
 
 _STAGES = ("MAIL", "RCPT", "DATA")
 _PARSER = BytesParser(policy=email.policy.default)
@@ -161,7 +160,7 @@ class _Handler:
         return self._fake._accept(envelope.mail_from, envelope.rcpt_tos, envelope.original_content)
 
 
-class FakeSMTPServer(Running):
+class FakeSMTPServer(Recorder[ReceivedMessage]):
     """An SMTP server that records what it accepts, for tests. Use as an async context manager."""
 
     def __init__(
@@ -177,6 +176,7 @@ class FakeSMTPServer(Running):
         tls: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
     ) -> None:
+        super().__init__()
         self.host = host
         # A server-side TLS context: offered through STARTTLS, or from the first byte when
         # implicit_tls (port 465 style).
@@ -195,17 +195,13 @@ class FakeSMTPServer(Running):
         # set-up): the client's first sends wait for it; settable any time.
         self.connect_delay = connect_delay
         self.port = port  # 0 until start() if an ephemeral port was asked for
-        self.messages: list[ReceivedMessage] = []
         self.connections_opened = 0
         self.rejected = 0  # transactions answered with an injected failure
         self.dropped = 0  # connections hung up mid-DATA (drop_next)
         self._drops = 0
-        # Called with each accepted message (the runnable fake prints it).
-        self.on_message: Callable[[ReceivedMessage], None] | None = None
         self._auth = auth
         self._handler = _Handler(self)
         self._failure: _Failure | None = None
-        self._arrived = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._live: set[_Protocol] = set()
 
@@ -263,23 +259,6 @@ class FakeSMTPServer(Running):
         self._failure = None
         self._drops = 0
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMessage]:
-        """Wait until at least `count` messages were accepted; return them all."""
-        try:
-            async with asyncio.timeout(timeout):
-                while len(self.messages) < count:
-                    self._arrived.clear()
-                    await self._arrived.wait()
-        except TimeoutError:
-            raise WaitTimeout(
-                f"expected {count} message(s) within {timeout}s, "
-                f"but {len(self.messages)} arrived ({self.rejected} rejected)"
-            ) from None
-        return list(self.messages)
-
-    def clear(self) -> None:
-        self.messages.clear()
-
     def _new_connection(self) -> _Protocol:
         self.connections_opened += 1
         kwargs: dict[str, Any] = {
@@ -314,6 +293,9 @@ class FakeSMTPServer(Running):
         # handled=False and no message: aiosmtpd answers "535 5.7.8 ... invalid".
         return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
 
+    def _refusals(self) -> str:
+        return f" ({self.rejected} rejected)"
+
     def _reject(self, stage: str, envelope: Envelope) -> str | None:
         """The reply rejecting this transaction at `stage`, if a failure is injected."""
         assert isinstance(envelope, _Envelope)
@@ -335,11 +317,7 @@ class FakeSMTPServer(Running):
         return rule.reply
 
     def _accept(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
-        message = ReceivedMessage.parse(mail_from, rcpt_tos, data)
-        self.messages.append(message)
-        self._arrived.set()
-        if self.on_message is not None:
-            self.on_message(message)
+        self._record(ReceivedMessage.parse(mail_from, rcpt_tos, data))
         return f"250 2.0.0 OK queued as fake-{len(self.messages)}"
 
 

@@ -20,7 +20,6 @@ import base64
 import contextlib
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -36,7 +35,7 @@ from twilio.request_validator import RequestValidator
 
 from txmsg.core.sms import TWILIO_MAX_CHARACTERS, analyse, characters
 from txmsg.testing.http import LoopServer
-from txmsg.testing.running import Running, WaitTimeout
+from txmsg.testing.running import Recorder
 
 API_VERSION = "2010-04-01"
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
@@ -90,7 +89,7 @@ def _how(how: dict[str, Any]) -> dict[str, Any]:
     return how
 
 
-class FakeTwilio(Running):
+class FakeTwilio(Recorder[FakeSms]):
     """Twilio's Messages API for one account, on `127.0.0.1` and a free port."""
 
     def __init__(
@@ -100,17 +99,14 @@ class FakeTwilio(Running):
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__()
         self.account_sid = account_sid or "AC" + secrets.token_hex(16)
         self.auth_token = auth_token or secrets.token_hex(16)
         self.host = host
         self.port = port
-        self.messages: list[FakeSms] = []
         self.requests = 0  # create calls received, failed ones included
         self.clients: set[tuple[str, int]] = set()  # client addresses: one per TCP connection
         self._failures: list[_Failure] = []
-        # Called with each accepted message (the runnable fake prints it, sends receipts).
-        self.on_message: Callable[[FakeSms], None] | None = None
-        self._arrived = asyncio.Event()
         self._stopping = asyncio.Event()  # ends stalled answers: a stop waits for no stall
         self._server: LoopServer | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -184,21 +180,8 @@ class FakeTwilio(Running):
     def reset_failures(self) -> None:
         self._failures.clear()
 
-    def clear(self) -> None:
-        self.messages.clear()
-
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[FakeSms]:
-        """Wait until at least `count` messages were accepted; return them all."""
-        try:
-            async with asyncio.timeout(timeout):
-                while len(self.messages) < count:
-                    self._arrived.clear()
-                    await self._arrived.wait()
-        except TimeoutError:
-            raise WaitTimeout(
-                f"expected {count} messages within {timeout}s, got {len(self.messages)}"
-            ) from None
-        return list(self.messages)
+    def _refusals(self) -> str:
+        return f" ({self.requests} create call(s) received)"
 
     def callback_params(
         self, sms: FakeSms, status: str, error_code: int | str | None = None
@@ -345,10 +328,7 @@ class FakeTwilio(Running):
             status="queued" if sender else "accepted",
             media_urls=media,
         )
-        self.messages.append(sms)
-        self._arrived.set()
-        if self.on_message is not None:
-            self.on_message(sms)
+        self._record(sms)
         return JSONResponse(self._resource(sms), status_code=201)
 
     @staticmethod
