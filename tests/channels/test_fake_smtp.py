@@ -289,8 +289,49 @@ def test_one_fake_serves_one_event_loop_then_another() -> None:
             await sending
 
     asyncio.run(one_test("first", 1))
-    asyncio.run(one_test("second", 2))
-    assert [m.subject for m in server.messages] == ["first", "second"]
+    asyncio.run(one_test("second", 1))  # each start begins empty
+    assert [m.subject for m in server.messages] == ["second"]
+
+
+def test_a_fake_reused_by_another_test_starts_empty() -> None:
+    """A module's fake, started by one test then by the next: the next test sees none of the
+    first one's messages, counters or failure rules (a stale message would let `wait_for(1)`
+    pass with nothing sent)."""
+    server = FakeSMTPServer()
+
+    async def first_test() -> None:
+        async with server, client(server) as smtp:
+            await smtp.sendmail(FROM, [TO], message("first"))
+            server.fail_next(451, stage="MAIL")
+            with pytest.raises(aiosmtplib.SMTPSenderRefused):
+                await smtp.sendmail(FROM, [TO], message("refused"))
+            server.fail_always(550, "5.7.1 policy")  # left set by the test
+            server.drop_next()
+        assert [m.subject for m in server.messages] == ["first"]  # readable after the stop
+        assert server.rejected == 1
+
+    async def next_test() -> None:
+        async with server:
+            assert (server.messages, server.rejected, server.connections_opened) == ([], 0, 0)
+            with pytest.raises(WaitTimeout, match="but 0 arrived"):
+                await server.wait_for(1, timeout=0.1)
+            async with client(server) as smtp:
+                await smtp.sendmail(FROM, [TO], message("second"))  # no rule left over
+            [received] = await server.wait_for(1)
+            assert (received.subject, server.dropped, server.rejected) == ("second", 0, 0)
+        server.fail_next(451, stage="MAIL")  # set while stopped: for the next run
+
+    async def last_test() -> None:
+        async with server, client(server) as smtp:
+            with pytest.raises(aiosmtplib.SMTPSenderRefused):
+                await smtp.sendmail(FROM, [TO], message("refused"))
+            assert server.rejected == 1
+
+    asyncio.run(first_test())
+    first = server.messages
+    asyncio.run(next_test())
+    asyncio.run(last_test())
+    assert [m.subject for m in first] == ["first"]  # a run's list is left to whoever holds it
 
 
 async def test_a_wait_that_timed_out_is_a_timeout_and_a_failed_assertion() -> None:

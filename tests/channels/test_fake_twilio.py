@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from urllib.parse import urlencode
 
 import httpx
@@ -150,8 +151,66 @@ def test_one_fake_serves_one_event_loop_then_another() -> None:
             await sending
 
     asyncio.run(one_test(1))
-    asyncio.run(one_test(2))
-    assert len(fake.messages) == 2
+    asyncio.run(one_test(1))  # each start begins empty
+    assert len(fake.messages) == 1
+
+
+def test_a_fake_reused_by_another_test_starts_empty() -> None:
+    """A module's fake, started by one test then by the next: the next test sees none of the
+    first one's messages, counters or failure rules."""
+    fake = FakeTwilio()
+    form = {"To": "+14155552671", "From": "+14155550100", "Body": "hi"}
+
+    async def post(client: httpx.AsyncClient) -> int:
+        auth = (fake.account_sid, fake.auth_token)
+        return (await client.post(_create_url(fake), data=form, auth=auth)).status_code
+
+    async def first_test() -> None:
+        async with fake, httpx.AsyncClient() as client:
+            assert await post(client) == 201
+            fake.fail_always(500)  # left set by the test
+            assert await post(client) == 500
+        assert (len(fake.messages), fake.requests) == (1, 2)  # readable after the stop
+
+    async def next_test() -> None:
+        async with fake:
+            assert (fake.messages, fake.requests, fake.connections_opened) == ([], 0, 0)
+            with pytest.raises(WaitTimeout, match="but 0 arrived"):
+                await fake.wait_for(1, timeout=0.1)
+            async with httpx.AsyncClient() as client:
+                assert await post(client) == 201  # no rule left over
+            assert len(await fake.wait_for(1)) == 1 and fake.requests == 1
+        fake.fail_next(429)  # set while stopped: for the next run
+
+    async def last_test() -> None:
+        async with fake, httpx.AsyncClient() as client:
+            assert [await post(client), await post(client)] == [429, 201]
+
+    asyncio.run(first_test())
+    asyncio.run(next_test())
+    asyncio.run(last_test())
+
+
+async def test_a_second_start_is_ignored() -> None:
+    """As FakeSMTPServer does: no second server on the same port (address in use), none left
+    listening after the stop."""
+    fake = FakeTwilio()
+    await fake.start()
+    try:
+        port = fake.port
+        await fake.start()
+        assert fake.port == port
+        async with httpx.AsyncClient() as client:
+            auth = (fake.account_sid, fake.auth_token)
+            form = {"To": "+14155552671", "From": "+14155550100", "Body": "hi"}
+            r = await client.post(_create_url(fake), data=form, auth=auth)
+        assert r.status_code == 201
+    finally:
+        await fake.stop()
+    with socket.socket() as sock:  # nothing listens there any more
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+    await fake.start()  # and it starts again after a stop
+    await fake.stop()
 
 
 async def test_misused_helpers_say_so(fake_twilio: FakeTwilio) -> None:

@@ -65,6 +65,13 @@ class Recorder(Running, Generic[T]):
         """Forget the messages accepted so far."""
         self.messages.clear()
 
+    def _begin_run(self) -> None:
+        """What `start()` does first: each run begins with nothing recorded (the previous
+        run's list is left as it was to whoever holds it), and with an Event of the loop that
+        starts it (a fake may serve one test's loop, then another's)."""
+        self.messages = []
+        self._arrived = asyncio.Event()
+
     def _record(self, message: T) -> None:
         self.messages.append(message)
         self._arrived.set()

@@ -206,10 +206,12 @@ class FakeSMTPServer(Recorder[ReceivedMessage]):
         self._live: set[_Protocol] = set()
 
     async def start(self) -> None:
+        """Listen; a started fake ignores a second start. Each run begins empty: no messages,
+        counters at zero (failure rules end with the run that set them: see `stop()`)."""
         if self._server is not None:
             return
-        # Made by the loop that starts it: a fake may serve one test's loop, then another's.
-        self._arrived = asyncio.Event()
+        self._begin_run()
+        self.connections_opened = self.rejected = self.dropped = 0
         loop = asyncio.get_running_loop()
         ssl_context = self.tls if self.implicit_tls else None
         self._server = await loop.create_server(
@@ -218,9 +220,13 @@ class FakeSMTPServer(Recorder[ReceivedMessage]):
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        """Stop listening and hang up; what was recorded stays readable until the next start.
+        The failure rules end here: a rule a test set and did not use up does not reach the
+        next run (rules set while stopped apply to the next run)."""
         if self._server is None:
             return
         server, self._server = self._server, None
+        self.reset_failures()
         server.close()
         # Server.close() leaves accepted connections open (Python < 3.12): hang them up too.
         for protocol in list(self._live):

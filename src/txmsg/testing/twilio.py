@@ -133,16 +133,26 @@ class FakeTwilio(Recorder[FakeSms]):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        # Made by the loop that starts it: a fake may serve one test's loop, then another's.
-        self._arrived = asyncio.Event()
+        """Listen; a started fake ignores a second start. Each run begins empty: no messages,
+        counters at zero (failure rules end with the run that set them: see `stop()`)."""
+        if self._server is not None:
+            return
+        self._begin_run()
+        self.requests = 0
+        self.clients = set()
         self._stopping = asyncio.Event()
-        self._server = LoopServer(self._app, self.host, self.port, "fake Twilio server")
-        await self._server.start()
-        self.port = self._server.port
+        server = LoopServer(self._app, self.host, self.port, "fake Twilio server")
+        await server.start()  # raises if it cannot listen: nothing is left half-started
+        self._server = server
+        self.port = server.port
         self._http = aiohttp.ClientSession()
 
     async def stop(self) -> None:
+        """Stop listening; what was recorded stays readable until the next start. The failure
+        rules end here: a rule a test set and did not use up does not reach the next run
+        (rules set while stopped apply to the next run)."""
         self._stopping.set()
+        self.reset_failures()
         if self._http is not None:
             await self._http.close()
         if self._server is not None:
