@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+import pytest_asyncio
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
+from twilio.rest import Client
 
 from helpers import wait_until
 from txmsg.testing import FakeTwilio, WaitTimeout
@@ -255,3 +260,80 @@ async def test_an_mms_a_template_and_a_whatsapp_address_are_taken(
     mms, whatsapp = fake_twilio.messages
     assert mms.media_urls == ["https://example.com/a.png", "https://example.com/b.png"]
     assert whatsapp.to == "whatsapp:+14155552671" and whatsapp.media_urls == []
+
+
+@pytest_asyncio.fixture
+async def twilio_client(fake_twilio: FakeTwilio) -> AsyncIterator[Client]:
+    """The official client pointed at the fake, as the README shows a test author."""
+    client = Client(
+        fake_twilio.account_sid, fake_twilio.auth_token, http_client=AsyncTwilioHttpClient()
+    )
+    client.api.base_url = fake_twilio.base_url
+    yield client
+    await client.http_client.close()  # type: ignore[attr-defined]
+
+
+async def test_the_twilio_client_fetches_a_message(
+    fake_twilio: FakeTwilio, twilio_client: Client
+) -> None:
+    created = await twilio_client.messages.create_async(
+        to="+14155552671", from_="+14155550100", body="Your code is 482913"
+    )
+    [sms] = await fake_twilio.wait_for(1)
+    fetched = await twilio_client.messages(created.sid).fetch_async()
+    assert (fetched.sid, fetched.to, fetched.body, fetched.status) == (
+        sms.sid,
+        "+14155552671",
+        "Your code is 482913",
+        "queued",
+    )
+    sms.status = "delivered"  # as send_status leaves it once the receiver took the receipt
+    assert (await twilio_client.messages(created.sid).fetch_async()).status == "delivered"
+    with pytest.raises(TwilioRestException) as raised:
+        await twilio_client.messages("SM" + "0" * 32).fetch_async()
+    assert (raised.value.status, raised.value.code) == (404, 20404)
+
+
+async def test_the_twilio_client_lists_messages_page_by_page(
+    fake_twilio: FakeTwilio, twilio_client: Client
+) -> None:
+    for n in range(5):
+        to = "+14155552671" if n % 2 == 0 else "+14155552672"
+        await twilio_client.messages.create_async(to=to, from_="+14155550100", body=f"n{n}")
+    listed = await twilio_client.messages.list_async(page_size=2)  # follows next_page_uri
+    assert [m.body for m in listed] == ["n4", "n3", "n2", "n1", "n0"]  # newest first
+    only = await twilio_client.messages.list_async(to="+14155552672")
+    assert [m.body for m in only] == ["n3", "n1"]
+    page = await twilio_client.messages.page_async(page_size=2, page_number=2)
+    assert [m.body for m in page] == ["n0"] and page.next_page_url is None
+
+
+async def test_other_paths_and_methods_get_twilios_json_errors(fake_twilio: FakeTwilio) -> None:
+    auth = (fake_twilio.account_sid, fake_twilio.auth_token)
+    account = f"{fake_twilio.base_url}/2010-04-01/Accounts/{fake_twilio.account_sid}"
+    async with httpx.AsyncClient(auth=auth) as client:
+        r = await client.get(f"{account}/Messages/SMnope.json")
+        assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+        assert r.json() == {
+            "code": 20404,
+            "message": f"The requested resource /2010-04-01/Accounts/{fake_twilio.account_sid}"
+            "/Messages/SMnope.json was not found",
+            "more_info": "https://www.twilio.com/docs/errors/20404",
+            "status": 404,
+        }
+        r = await client.get(f"{account}/Calls.json")
+        assert (r.status_code, r.json()["code"]) == (404, 20404)
+        r = await client.delete(f"{account}/Messages.json")
+        assert (r.status_code, r.json()["code"]) == (405, 20004)
+        r = await client.get(f"{account}/Messages.json", params={"PageSize": "x"})
+        assert (r.status_code, r.json()["code"]) == (400, 20001)
+        page = (await client.get(f"{account}/Messages.json")).json()
+        assert page["messages"] == [] and page["next_page_uri"] is None
+        assert (
+            page["uri"]
+            == f"/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages.json?PageSize=50&Page=0"
+        )
+        # Reading needs the account's credentials too, and a 401 asks for them as Twilio does.
+        r = await client.get(f"{account}/Messages.json", auth=(fake_twilio.account_sid, "bad"))
+        assert (r.status_code, r.json()["code"]) == (401, 20003)
+        assert r.headers["www-authenticate"] == 'Basic realm="Twilio API"'

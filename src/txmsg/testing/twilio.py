@@ -9,6 +9,8 @@
 It answers `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` as Twilio does: a
 form-encoded body, HTTP Basic auth with the account SID and auth token, and a JSON message
 resource (`sid`, `status`, `error_code`, ...) or a JSON error (`code`, `message`, `status`).
+`GET .../Messages/{Sid}.json` fetches a message, `GET .../Messages.json` lists them (newest
+first, in Twilio's paging envelope); any other path is Twilio's JSON 404 (code 20404).
 Failures can be injected (`fail_next`, `fail_always`): 429, 5xx, or 4xx with a Twilio error code.
 Status callbacks are signed with the auth token the way Twilio signs them (X-Twilio-Signature).
 """
@@ -20,14 +22,16 @@ import base64
 import contextlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -110,14 +114,15 @@ class FakeTwilio(Recorder[FakeSms]):
         self._stopping = asyncio.Event()  # ends stalled answers: a stop waits for no stall
         self._server: LoopServer | None = None
         self._http: aiohttp.ClientSession | None = None
+        messages = f"/{API_VERSION}/Accounts/{{account}}/Messages"
         self._app = Starlette(
             routes=[
-                Route(
-                    f"/{API_VERSION}/Accounts/{{account}}/Messages.json",
-                    self._create,
-                    methods=["POST"],
-                )
-            ]
+                Route(f"{messages}.json", self._create, methods=["POST"]),
+                Route(f"{messages}.json", self._list, methods=["GET"]),
+                Route(f"{messages}/{{sid}}.json", self._fetch, methods=["GET"]),
+            ],
+            # Any other path or method: Twilio's JSON error, not Starlette's plain text.
+            exception_handlers={HTTPException: self._http_error},
         )
 
     @property
@@ -269,11 +274,22 @@ class FakeTwilio(Recorder[FakeSms]):
 
     @staticmethod
     def _error(
-        status: int, code: int | None, message: str, headers: dict[str, str] | None = None
+        status: int, code: int | None, message: str, headers: Mapping[str, str] | None = None
     ) -> Response:
         more = f"https://www.twilio.com/docs/errors/{code}" if code else None
         body = {"code": code, "message": message, "more_info": more, "status": status}
+        if status == 401:  # as Twilio asks for credentials
+            headers = {**(headers or {}), "WWW-Authenticate": 'Basic realm="Twilio API"'}
         return JSONResponse(body, status_code=status, headers=headers)
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            return self._error(405, 20004, "Method not allowed", exc.headers)
+        return self._not_found(request)
+
+    def _not_found(self, request: Request) -> Response:
+        return self._error(404, 20404, f"The requested resource {request.url.path} was not found")
 
     async def _failed(self, failure: _Failure, request: Request) -> Response:
         if failure.delay:
@@ -340,6 +356,56 @@ class FakeTwilio(Recorder[FakeSms]):
         )
         self._record(sms)
         return JSONResponse(self._resource(sms), status_code=201)
+
+    async def _fetch(self, request: Request) -> Response:
+        """GET .../Messages/{Sid}.json: the message's resource as it is now."""
+        account, sid = request.path_params["account"], request.path_params["sid"]
+        if not self._authorized(request, account):
+            return self._error(401, 20003, "Authenticate")
+        for sms in self.messages:
+            if sms.sid == sid:
+                return JSONResponse(self._resource(sms))
+        return self._not_found(request)
+
+    async def _list(self, request: Request) -> Response:
+        """GET .../Messages.json: the messages, newest first, a page at a time (`PageSize`,
+        `Page`), filtered by `To` and `From` if given, in Twilio's paging envelope."""
+        account = request.path_params["account"]
+        if not self._authorized(request, account):
+            return self._error(401, 20003, "Authenticate")
+        query = request.query_params
+        try:
+            size, page = int(query.get("PageSize", 50)), int(query.get("Page", 0))
+        except ValueError:
+            return self._error(400, 20001, "Invalid paging parameter")
+        if not 1 <= size <= 1000 or page < 0:
+            return self._error(400, 20001, "PageSize must be 1 to 1000 and Page at least 0")
+        filters = {name: query[name] for name in ("To", "From") if name in query}
+        found = [
+            sms
+            for sms in reversed(self.messages)
+            if filters.get("To", sms.to) == sms.to and filters.get("From", sms.from_) == sms.from_
+        ]
+        start = page * size
+        items = found[start : start + size]
+        path = request.url.path
+
+        def uri(number: int) -> str:
+            return f"{path}?{urlencode({**filters, 'PageSize': size, 'Page': number})}"
+
+        return JSONResponse(
+            {
+                "messages": [self._resource(sms) for sms in items],
+                "page": page,
+                "page_size": size,
+                "start": start,
+                "end": start + max(len(items) - 1, 0),
+                "uri": uri(page),
+                "first_page_uri": uri(0),
+                "previous_page_uri": uri(page - 1) if page > 0 else None,
+                "next_page_uri": uri(page + 1) if start + size < len(found) else None,
+            }
+        )
 
     @staticmethod
     def _resource(sms: FakeSms) -> dict[str, Any]:
