@@ -355,3 +355,61 @@ async def test_smtputf8_is_offered_as_real_servers_do() -> None:
         with pytest.raises(aiosmtplib.SMTPNotSupported):
             await smtp.send_message(mail)
         assert server.messages == []
+
+
+async def test_chosen_recipients_are_refused_and_the_others_get_the_message() -> None:
+    """As an MTA refuses an unknown mailbox at its RCPT and takes the others."""
+    async with FakeSMTPServer() as server, client(server) as smtp:
+        server.refuse_recipients({"bob@example.com": (550, "5.1.1 no such user")})
+        recipients = [TO, "bob@example.com", "cy@example.com"]
+        refused, reply = await smtp.sendmail(FROM, recipients, message("partly"))
+        assert reply.startswith("2.0.0 OK")
+        assert {address: r.code for address, r in refused.items()} == {"bob@example.com": 550}
+        assert "no such user" in refused["bob@example.com"].message
+        [received] = await server.wait_for(1)
+        assert received.rcpt_tos == [TO, "cy@example.com"]  # the accepted ones only
+        assert server.rejected == 0  # the transaction itself went through
+
+        # A function of the address: a temporary refusal, the rest accepted.
+        server.refuse_recipients(lambda a: (452, "4.2.2 mailbox full") if "cy" in a else None)
+        refused, _ = await smtp.sendmail(FROM, recipients, message("function"))
+        assert {address: r.code for address, r in refused.items()} == {"cy@example.com": 452}
+        assert server.messages[-1].rcpt_tos == [TO, "bob@example.com"]
+
+        # Every recipient refused: nothing is sent.
+        server.refuse_recipients(lambda address: (550, "5.1.1 no such user"))
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+            await smtp.sendmail(FROM, [TO], message("none"))
+        server.reset_failures()
+        await smtp.sendmail(FROM, recipients, message("all"))
+        assert server.messages[-1].rcpt_tos == recipients
+    with pytest.raises(ValueError, match="4xx or 5xx"):
+        server.refuse_recipients({TO: (250, "fine")})
+
+
+async def test_mail_and_rcpt_parameters_are_kept() -> None:
+    async with FakeSMTPServer() as server, client(server) as smtp:
+        options = ["SMTPUTF8", "BODY=8BITMIME"]
+        await smtp.sendmail(FROM, [TO], message(), mail_options=options)
+        [received] = await server.wait_for(1)
+    # As sent: aiosmtplib adds the SIZE the server advertises.
+    assert received.mail_options == [f"SIZE={len(message())}", "SMTPUTF8", "BODY=8BITMIME"]
+    assert received.rcpt_options == []
+
+
+async def test_auth_over_plain_tcp_warns_of_nothing(
+    recwarn: pytest.WarningsRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiosmtpd warns (and logs) that AUTH without TLS is insecure, and logs a deprecation
+    at each AUTH: neither is the test author's doing, nor to be seen by them."""
+    caplog.set_level("INFO", logger="mail.log")
+    async with FakeSMTPServer(auth=("mailer", "s3cret")) as server:
+        async with client(server, username="mailer", password="s3cret") as smtp:
+            await smtp.sendmail(FROM, [TO], message())
+        async with client(server) as smtp:  # still asked for
+            with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
+                await smtp.sendmail(FROM, [TO], message())
+            assert refused.value.code == 530
+            assert (await smtp.execute_command(b"VRFY", TO.encode())).code == 530
+    assert [str(w.message) for w in recwarn] == []
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []

@@ -57,7 +57,7 @@ class Recorder(Running, Generic[T]):
         except TimeoutError:
             raise WaitTimeout(
                 f"expected {count} message(s) within {timeout}s, "
-                f"but {len(self.messages)} arrived{self._refusals()}"
+                f"but {len(self.messages)} arrived{self._summary()}"
             ) from None
         return list(self.messages)
 
@@ -78,6 +78,6 @@ class Recorder(Running, Generic[T]):
         if self.on_message is not None:
             self.on_message(message)
 
-    def _refusals(self) -> str:
+    def _summary(self) -> str:
         """What a timed-out wait adds after its count: what the fake refused, say."""
         return ""

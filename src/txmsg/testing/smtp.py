@@ -5,8 +5,9 @@
         [msg] = await smtp.wait_for(1)
         assert msg.subject == "Your order" and msg.rcpt_tos == ["ann@example.com"]
 
-Failures can be injected per transaction stage (`fail_next`, `fail_always`), AUTH can be
-required, and `connections_opened` lets a test prove that connections are reused.
+Failures can be injected per transaction stage (`fail_next`, `fail_always`), chosen
+recipients refused while the others are accepted (`refuse_recipients`), AUTH can be required,
+and `connections_opened` lets a test prove that connections are reused.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import ssl
-import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any, AnyStr
@@ -33,15 +34,26 @@ class ReceivedMessage:
     """One accepted transaction."""
 
     mail_from: str
-    rcpt_tos: list[str]
+    rcpt_tos: list[str]  # the accepted recipients only
     data: bytes  # raw content as received (CRLF line endings)
     message: EmailMessage  # parsed with email.policy.default
+    # The MAIL and RCPT parameters as sent, upper-cased (e.g. SMTPUTF8, BODY=8BITMIME); those
+    # of the accepted RCPTs, one list for all of them.
+    mail_options: list[str] = field(default_factory=list)
+    rcpt_options: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, mail_from: str, rcpt_tos: list[str], data: bytes) -> ReceivedMessage:
+    def parse(
+        cls,
+        mail_from: str,
+        rcpt_tos: list[str],
+        data: bytes,
+        mail_options: Sequence[str] = (),
+        rcpt_options: Sequence[str] = (),
+    ) -> ReceivedMessage:
         message = _PARSER.parsebytes(data.replace(b"\r\n", b"\n"))
         assert isinstance(message, EmailMessage)
-        return cls(mail_from, list(rcpt_tos), data, message)
+        return cls(mail_from, list(rcpt_tos), data, message, list(mail_options), list(rcpt_options))
 
     @property
     def subject(self) -> str | None:
@@ -67,6 +79,10 @@ class ReceivedMessage:
         return content
 
 
+# refuse_recipients: an address's (code, text), or a function answering it (None: accepted).
+Refusals = Mapping[str, tuple[int, str]] | Callable[[str], tuple[int, str] | None]
+
+
 @dataclass
 class _Failure:
     stage: str
@@ -81,6 +97,19 @@ class _Envelope(Envelope):
         self.rejection: str | None = None
 
 
+class _Session(Session):
+    """aiosmtpd's session without its deprecated `login_data`: aiosmtpd itself sets it after
+    each successful AUTH and logs a deprecation warning; the fake reads `auth_data` only."""
+
+    @property
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+
 class _Protocol(SMTP):
     """aiosmtpd's per-connection protocol, plus: close after a 421, report when gone."""
 
@@ -91,6 +120,19 @@ class _Protocol(SMTP):
 
     def _create_envelope(self) -> Envelope:
         return _Envelope()
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
+
+    async def check_auth_needed(self, caller_method: str) -> bool:
+        # aiosmtpd's own auth_required would warn, at each connection, that AUTH without TLS
+        # is insecure: this loopback server offers AUTH over plain TCP on purpose, and asks
+        # for it here (530 to HELP, VRFY, MAIL, RCPT and DATA before AUTH, as aiosmtpd does).
+        assert self.session is not None
+        if self._fake._auth is not None and not self.session.authenticated:
+            await self.push("530 5.7.0 Authentication required")
+            return True
+        return False
 
     async def push(self, status: AnyStr) -> None:
         if not self._greeted:  # the first reply is the greeting
@@ -138,7 +180,7 @@ class _Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        rejection = self._fake._reject("RCPT", envelope)
+        rejection = self._fake._reject("RCPT", envelope) or self._fake._refusal(address)
         if rejection:
             return rejection
         envelope.rcpt_tos.append(address)
@@ -156,8 +198,7 @@ class _Handler:
         rejection = self._fake._reject("DATA", envelope)
         if rejection:
             return rejection
-        assert envelope.mail_from is not None and envelope.original_content is not None
-        return self._fake._accept(envelope.mail_from, envelope.rcpt_tos, envelope.original_content)
+        return self._fake._accept(envelope)
 
 
 class FakeSMTPServer(Recorder[ReceivedMessage]):
@@ -202,6 +243,7 @@ class FakeSMTPServer(Recorder[ReceivedMessage]):
         self._auth = auth
         self._handler = _Handler(self)
         self._failure: _Failure | None = None
+        self._refusals: Refusals | None = None
         self._server: asyncio.Server | None = None
         self._live: set[_Protocol] = set()
 
@@ -261,9 +303,25 @@ class FakeSMTPServer(Recorder[ReceivedMessage]):
             raise ValueError("count must be at least 1")
         self._drops = count
 
+    def refuse_recipients(self, refusals: Refusals) -> None:
+        """Refuse chosen recipients at their RCPT, as an MTA refuses an unknown mailbox, and
+        accept the others: `{"bob@example.com": (550, "5.1.1 no such user")}`, or a function
+        of the address answering `(code, text)` or None (accepted). The message is delivered
+        to the accepted recipients only (its `rcpt_tos`). Until `reset_failures()` or the stop;
+        a new call replaces the last. A whole-transaction rule (`fail_next(stage="RCPT")`)
+        comes first."""
+        if not callable(refusals):
+            refusals = dict(refusals)
+            for code, text in refusals.values():
+                _reply(code, text)  # a 4xx or 5xx, said now rather than at the RCPT
+        self._refusals = refusals
+
     def reset_failures(self) -> None:
+        """Forget the failure rules: `fail_next`, `fail_always`, `drop_next`,
+        `refuse_recipients`."""
         self._failure = None
         self._drops = 0
+        self._refusals = None
 
     def _new_connection(self) -> _Protocol:
         self.connections_opened += 1
@@ -275,15 +333,10 @@ class FakeSMTPServer(Recorder[ReceivedMessage]):
         if self.tls is not None and not self.implicit_tls:
             kwargs["tls_context"] = self.tls
         if self._auth is not None:
-            kwargs.update(
-                authenticator=self._authenticate,
-                auth_required=True,
-                auth_require_tls=False,  # AUTH over plain TCP: it is a loopback test server
-            )
-        with warnings.catch_warnings():
-            # aiosmtpd warns that AUTH without TLS is insecure: intended here.
-            warnings.simplefilter("ignore")
-            protocol = _Protocol(self, self._handler, **kwargs)
+            # AUTH offered over plain TCP (a loopback test server) and asked for by the
+            # protocol's check_auth_needed, not by aiosmtpd's auth_required, which warns.
+            kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
+        protocol = _Protocol(self, self._handler, **kwargs)
         self._live.add(protocol)
         return protocol
 
@@ -299,8 +352,16 @@ class FakeSMTPServer(Recorder[ReceivedMessage]):
         # handled=False and no message: aiosmtpd answers "535 5.7.8 ... invalid".
         return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
 
-    def _refusals(self) -> str:
+    def _summary(self) -> str:
         return f" ({self.rejected} rejected)"
+
+    def _refusal(self, address: str) -> str | None:
+        """The reply refusing this recipient, if `refuse_recipients` names it."""
+        rule = self._refusals
+        if rule is None:
+            return None
+        answer = rule(address) if callable(rule) else rule.get(address)
+        return None if answer is None else _reply(*answer)
 
     def _reject(self, stage: str, envelope: Envelope) -> str | None:
         """The reply rejecting this transaction at `stage`, if a failure is injected."""
@@ -322,8 +383,17 @@ class FakeSMTPServer(Recorder[ReceivedMessage]):
         self.rejected += 1
         return rule.reply
 
-    def _accept(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
-        self._record(ReceivedMessage.parse(mail_from, rcpt_tos, data))
+    def _accept(self, envelope: Envelope) -> str:
+        assert envelope.mail_from is not None and envelope.original_content is not None
+        self._record(
+            ReceivedMessage.parse(
+                envelope.mail_from,
+                envelope.rcpt_tos,
+                envelope.original_content,
+                envelope.mail_options,
+                envelope.rcpt_options,
+            )
+        )
         return f"250 2.0.0 OK queued as fake-{len(self.messages)}"
 
 

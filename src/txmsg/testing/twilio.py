@@ -195,7 +195,7 @@ class FakeTwilio(Recorder[FakeSms]):
     def reset_failures(self) -> None:
         self._failures.clear()
 
-    def _refusals(self) -> str:
+    def _summary(self) -> str:
         return f" ({self.requests} create call(s) received)"
 
     def callback_params(
