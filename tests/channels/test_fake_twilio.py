@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -337,3 +339,18 @@ async def test_other_paths_and_methods_get_twilios_json_errors(fake_twilio: Fake
         r = await client.get(f"{account}/Messages.json", auth=(fake_twilio.account_sid, "bad"))
         assert (r.status_code, r.json()["code"]) == (401, 20003)
         assert r.headers["www-authenticate"] == 'Basic realm="Twilio API"'
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+async def test_the_readmes_twilio_client_example_runs(fake_twilio: FakeTwilio) -> None:
+    readme = await asyncio.to_thread(README.read_text)
+    [example] = [
+        block.split("\n", 1)[1]
+        for block in readme.split("```python")[1:]
+        if "AsyncTwilioHttpClient" in block
+    ]
+    namespace: dict[str, Any] = {}
+    exec(example.split("```")[0], namespace)
+    await namespace["test_code_sms"](fake_twilio)
