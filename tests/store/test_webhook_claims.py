@@ -101,3 +101,20 @@ async def test_a_stop_releases_the_calls_it_cut_short(db: Database, receiver: Re
     rows = await db.read(webhook_outbox.pending, "EVTslow")
     assert len(rows) == 3
     assert all(r.attempts == 0 and r.due_at <= db.clock.now() for r in rows), rows
+
+
+async def test_a_stop_as_a_call_lands_ends_the_sender(db: Database) -> None:
+    """A stop coming just as a call ends (the sender's wait for it over, the sender not yet
+    resumed) ends the sender: Python 3.11's `wait_for` swallowed that cancellation, and the stop
+    waited forever while the sender went on claiming and calling."""
+    sender = WebhookSender(db, RetryPolicy(), poll_interval=30.0, timeout=5.0)
+    sender.start()
+    await asyncio.sleep(0.3)  # nothing due: the sender waits for a call to end
+    sender._wake.set()  # a call ended
+    await asyncio.sleep(0)  # the wait for it is over; the sender resumes next
+    stopping = asyncio.create_task(sender.stop())
+    # Not `wait_for(stop)`: the stop waits for the sender's loop, and a wait_for's cancellation
+    # would end that wait (stopped or not).
+    done, _ = await asyncio.wait([stopping], timeout=5)
+    assert done, "the sender's loop still ran 5 s after the stop"
+    await stopping

@@ -68,6 +68,7 @@ class WebhookSender:
         self._busy: Counter[str] = Counter()  # calls in flight by event configuration
         self._ended: list[tuple[Delivery, str | None]] = []  # results still to settle
         self._wake = asyncio.Event()  # a call ended
+        self._stopping = False
 
     def start(self) -> None:
         # As many connections as calls in flight: a slow receiver's calls must not wait for
@@ -81,6 +82,8 @@ class WebhookSender:
     async def stop(self) -> None:
         """No more claims; calls under way are cut short and released (due at once, for the
         next process to take), those that ended are settled."""
+        # The loop ends at its next turn even if the cancellation below is lost on the way.
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -99,7 +102,7 @@ class WebhookSender:
             await self._client.aclose()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()  # a call ending from here on wakes the wait below
             try:
                 await self.run_once()
@@ -111,9 +114,14 @@ class WebhookSender:
     async def _idle(self) -> None:
         """Until a call ends (a result to settle, a slot to fill) or the poll interval passed
         (calls queued meanwhile): no claim while nothing changed, even when every
-        configuration with due calls is at its cap."""
+        configuration with due calls is at its cap.
+
+        `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` swallows a cancellation
+        that comes as the wait ends (a call just landed); a stop then waited forever for this
+        loop, which kept making calls (with many calls failing fast, about one stop in ten)."""
         try:
-            await asyncio.wait_for(self._wake.wait(), self._poll)
+            async with asyncio.timeout(self._poll):
+                await self._wake.wait()
         except TimeoutError:
             return
         if self._flying and len(self._ended) < SETTLE_BATCH:
