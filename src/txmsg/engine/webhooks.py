@@ -16,7 +16,6 @@ lets receivers drop duplicates.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -41,6 +40,8 @@ SETTLE_LINGER = 0.01
 SETTLE_BATCH = 32
 # A call not delivered within this time is given up (and logged).
 MAX_AGE = timedelta(hours=24)
+# A stop waits this long for the loop's turn under way (a write) before cancelling it.
+STOP_WAIT = 15.0
 
 
 class WebhookSender:
@@ -81,13 +82,22 @@ class WebhookSender:
 
     async def stop(self) -> None:
         """No more claims; calls under way are cut short and released (due at once, for the
-        next process to take), those that ended are settled."""
-        # The loop ends at its next turn even if the cancellation below is lost on the way.
+        next process to take), those that ended are settled.
+
+        The loop is told to end, not cancelled: cut short in its write, a claim committed
+        (SQLite's write runs on in its thread) would leave its calls leased, due again only
+        after their lease. Its turn under way ends (its claims launched, released below),
+        within a write's time; cancelled only if it has not ended after `STOP_WAIT`."""
         self._stopping = True
+        self._wake.set()  # the loop's wait ends at once
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait([self._task], timeout=STOP_WAIT)
+            if not done:
+                log.warning(
+                    "the webhook sender's loop did not end within %s s; cancelled", STOP_WAIT
+                )
+                self._task.cancel()
+                await asyncio.wait([self._task])
         flying = list(self._flying.items())
         for task, _ in flying:
             task.cancel()
