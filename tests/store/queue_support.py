@@ -83,3 +83,10 @@ def hook(conn: Connection, event_id: str) -> None:
 
 def event_row(conn: Connection, pkey: str) -> Any:
     return conn.execute(sa.select(events).where(events.c.pkey == pkey)).one()
+
+
+def seen_by_provider(conn: Connection, pkeys: list[str], *, sent: bool = True) -> None:
+    """Mark these events as a provider saw them: sent, or (`sent=False`) an attempt that
+    reached one and ended unsent (a 4xx, then a retry)."""
+    column = "sent_at" if sent else "attempted_at"
+    conn.execute(sa.update(events).where(events.c.pkey.in_(pkeys)).values({column: utcnow()}))

@@ -8,7 +8,7 @@ import asyncio
 from datetime import timedelta
 
 import sqlalchemy as sa
-from queue_support import hook, new_event
+from queue_support import hook, new_event, seen_by_provider
 from sqlalchemy.engine import Connection
 
 from txmsg.core.delivery import Interaction, LogEntry
@@ -25,7 +25,9 @@ async def _events(db: Database, count: int) -> list[str]:
     await db.write(hook, "EVTq")
     new = [new_event() for _ in range(count)]
     await db.write(write_cycle, CycleRequest(new=new))
-    return [e.pkey for e in new]
+    pkeys = [e.pkey for e in new]
+    await db.write(seen_by_provider, pkeys)  # sent: feedback may be about them
+    return pkeys
 
 
 async def _at_once(dbs: tuple[Database, Database], request: CycleRequest) -> None:

@@ -2,7 +2,9 @@
 
 Recorded like the bounce listener's reports (one write-funnel batch: the delivery-log entries
 with the quarantine or denylist of the address, all or none); a report already recorded for
-the message (same PKey and kind) is not recorded again.
+the message (same PKey and kind) is not recorded again. A report about a message no provider
+saw (never sent, nor attempted at one) is refused with a 422 naming its PKey, and nothing of
+the batch is recorded.
 """
 
 from __future__ import annotations
@@ -15,26 +17,29 @@ from txmsg.api.bodies import read_json
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
-from txmsg.core.errors import not_found, unprocessable
-from txmsg.core.feedback import parse_reports
+from txmsg.core.errors import not_found
+from txmsg.core.feedback import never_sent, parse_reports
 from txmsg.core.timeutil import utcnow
-from txmsg.store.feedback import NEVER_SENT, statuses
+from txmsg.store.feedback import states
 
 
 async def report(request: Request) -> Response:
     await authorize(request)
-    reports = parse_reports(await read_json(request), utcnow())
+    body = await read_json(request)
+    reports = parse_reports(body, utcnow())
     ctx = context(request)
     pkeys = {r.pkey for r in reports}
-    found = await ctx.db.read(statuses, pkeys)
+    found = await ctx.db.read(states, pkeys)
     missing = sorted(pkeys - found.keys())
     if missing:
         raise not_found(f"no message with PKey {_some(missing)}: nothing was recorded")
-    unsent = sorted(f"{p} ({found[p]})" for p in pkeys if found[p] in NEVER_SENT)
+    # Only a message a provider saw (sent, or an attempt that reached one) can bounce or be
+    # complained about; the write funnel drops the others too (store/feedback.py).
+    unsent = [
+        (i, r.pkey, found[r.pkey].status) for i, r in enumerate(reports) if not found[r.pkey].seen
+    ]
     if unsent:
-        raise unprocessable(
-            f"never sent, so no feedback can be about it: {_some(unsent)}; nothing was recorded"
-        )
+        raise never_sent(isinstance(body, dict) and "items" in body, unsent)
     await ctx.record_feedback(reports)
     return JSONResponse({"accepted": len(reports)}, status_code=202)
 

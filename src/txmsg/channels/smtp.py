@@ -22,6 +22,7 @@ from txmsg.core.delivery import (
     SendError,
     SendWithdrawn,
     TransientSendError,
+    Unsendable,
     credential_forms,
 )
 from txmsg.core.email_config import SMTPSettings
@@ -50,11 +51,11 @@ class SMTPPool:
     async def send(self, envelope_from: str, recipients: list[str], data: bytes) -> str:
         """Run one mail transaction; return the server's final reply, e.g. "250 OK ..."."""
         if not recipients:
-            raise PermanentSendError("no recipients")
+            raise Unsendable("no recipients")
         addresses = [envelope_from, *recipients]
         if any(not a or not a.isascii() or _BAD_ENVELOPE_ADDRESS.search(a) for a in addresses):
             # Non-ASCII addresses would need SMTPUTF8, which the sender does not negotiate.
-            raise PermanentSendError("invalid envelope address")
+            raise Unsendable("invalid envelope address")
         async with self._slots.slot(SEND_RANK.get()):
             if self._closed:
                 raise NotAttempted("SMTP pool is closed")

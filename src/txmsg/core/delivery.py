@@ -12,6 +12,10 @@ from typing import Any, Protocol
 class SendError(Exception):
     """A send that did not go through; `reason` is safe to show to API users."""
 
+    # A provider saw the attempt (a refusal, a 4xx, a time-out mid-transaction): a bounce or
+    # complaint may come back about it. False for a send that never left this process.
+    reached_provider = True
+
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -33,9 +37,17 @@ class NotAttempted(TransientSendError):
     """Worth retrying later, and no provider saw it: every provider of the configuration is
     resting (its breaker open), or the connection pool closed before the send went."""
 
+    reached_provider = False
+
 
 class PermanentSendError(SendError):
     """Retrying will not help (5xx replies): the event ends as deliveryFailed."""
+
+
+class Unsendable(PermanentSendError):
+    """Retrying will not help, and no provider saw it: the envelope itself is unusable."""
+
+    reached_provider = False
 
 
 class SendWithdrawn(Exception):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from txmsg.core.errors import invalid
+from txmsg.core.errors import DomainError, FieldError, invalid, unprocessable
 from txmsg.core.validation import get_choice, get_str, reject_unknown, require_object
 
 
@@ -85,3 +85,19 @@ def _report(raw: object, prefix: str, at: datetime) -> Feedback:
     if body.get("bounce") is not None:
         raise invalid(prefix + "bounce", "is only for reports of type bounce")
     return Feedback(pkey, FeedbackKind.SPAM, reason or SPAM_REASON, at, "api")
+
+
+def never_sent(batch: bool, unsent: list[tuple[int, str, str]]) -> DomainError:
+    """The 422 for reports about messages no provider saw (`(index, PKey, status)` each, in
+    the body's order): queued, paused, ignored or expired before any attempt reached one, so
+    no bounce or complaint can be about them. It names each report's `PKey` field."""
+    reason = "no provider saw this message (never sent): no bounce or complaint can be about it"
+    errors = [
+        FieldError(f"items[{i}].PKey" if batch else "PKey", f"{reason} ({status})")
+        for i, _, status in unsent
+    ]
+    named = [f"{pkey} ({status})" for _, pkey, status in unsent]
+    some = ", ".join(named[:5]) + (" ..." if len(named) > 5 else "")
+    return unprocessable(
+        f"never sent, so no feedback can be about it: {some}; nothing was recorded", errors
+    )

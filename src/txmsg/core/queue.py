@@ -211,3 +211,7 @@ class Outcome:
     # False: no attempt was made (handed back before the send started, `SENT_LATE`): the
     # attempt its claim counted is taken back with the outcome.
     attempted: bool = True
+    # An attempt that ended unsent went out to a provider (a 4xx, a time-out, a refusal): the
+    # event records it (`events.attempted_at`), and a bounce or complaint about the message is
+    # legitimate from then on. A sent one (`sent_at`) reached its provider too.
+    reached_provider: bool = False

@@ -18,7 +18,6 @@ from sqlalchemy.engine import Connection
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.feedback import Feedback, FeedbackKind
 from txmsg.core.kinds import Channel, TargetType
-from txmsg.core.statuses import EventStatus
 from txmsg.store import delivery_log, typology
 from txmsg.store.tables import channel_configs, event_configs, events, profiles
 
@@ -33,8 +32,14 @@ class FeedbackTarget:
     address: str | None  # None: the profile it went to was deleted since
 
 
+# A message a provider saw: sent, or an attempt that went out to one and ended unsent (a 4xx
+# then a retry, a refusal). Only about such a message can a bounce or a complaint be: one about
+# any other (queued, paused, ignored, expired unsent) names a wrong PKey, or is forged.
+SEEN_BY_PROVIDER = sa.or_(events.c.sent_at.is_not(None), events.c.attempted_at.is_not(None))
+
+
 def targets(conn: Connection, pkeys: set[str]) -> dict[str, FeedbackTarget]:
-    """The messages of these PKeys that were sent (one query); an event-based message's
+    """The messages of these PKeys that a provider saw (one query); an event-based message's
     address is the trigger's, a profile-based one's the profile's."""
     if not pkeys:
         return {}
@@ -44,7 +49,6 @@ def targets(conn: Connection, pkeys: set[str]) -> dict[str, FeedbackTarget]:
             events.c.event_id,
             events.c.email,
             events.c.mobile_phone,
-            events.c.status,
             event_configs.c.channel,
             event_configs.c.target,
             profiles.c.email.label("profile_email"),
@@ -55,12 +59,10 @@ def targets(conn: Connection, pkeys: set[str]) -> dict[str, FeedbackTarget]:
                 profiles, profiles.c.profile_id == events.c.profile_id
             )
         )
-        .where(events.c.pkey.in_(pkeys))
+        .where(events.c.pkey.in_(pkeys), SEEN_BY_PROVIDER)  # others: as unknown messages
     )
     out: dict[str, FeedbackTarget] = {}
     for r in rows:
-        if r.status in NEVER_SENT:
-            continue  # feedback cannot be about it: as an unknown message
         if r.target == TargetType.PROFILE:
             address = r.profile_email if r.channel == Channel.EMAIL else r.profile_mobile_phone
         else:
@@ -69,27 +71,28 @@ def targets(conn: Connection, pkeys: set[str]) -> dict[str, FeedbackTarget]:
     return out
 
 
-# The final statuses of a message never handed to a provider: no bounce or complaint can be
-# about it (a reported one is a wrong PKey, or forged).
-NEVER_SENT = frozenset(
-    {
-        EventStatus.IGNORED.value,
-        EventStatus.ROUTING_FAILED.value,
-        EventStatus.TARGETING_FAILED.value,
-    }
-)
+@dataclass(frozen=True, slots=True)
+class MessageState:
+    """What the feedback endpoint tells of a PKey: its status, and whether a provider saw it."""
+
+    status: str
+    seen: bool
 
 
-def statuses(conn: Connection, pkeys: set[str]) -> dict[str, str]:
-    """The status of each of these PKeys that names a message (one query)."""
+def states(conn: Connection, pkeys: set[str]) -> dict[str, MessageState]:
+    """The state of each of these PKeys that names a message (one query)."""
     if not pkeys:
         return {}
-    rows = conn.execute(sa.select(events.c.pkey, events.c.status).where(events.c.pkey.in_(pkeys)))
-    return {pkey: status for pkey, status in rows}
+    rows = conn.execute(
+        sa.select(events.c.pkey, events.c.status, SEEN_BY_PROVIDER.label("seen")).where(
+            events.c.pkey.in_(pkeys)
+        )
+    )
+    return {r.pkey: MessageState(r.status, bool(r.seen)) for r in rows}
 
 
 def record_in(conn: Connection, reports: list[Feedback]) -> int:
-    """Record the reports not recorded yet, for messages that exist; returns how many.
+    """Record the reports not recorded yet, for messages a provider saw; returns how many.
     A fixed number of statements, however many reports."""
     if not reports:
         return 0
@@ -98,7 +101,7 @@ def record_in(conn: Connection, reports: list[Feedback]) -> int:
     for report in reports:
         target = found.get(report.pkey)
         if target is None:
-            continue  # an unknown (purged) message
+            continue  # an unknown (purged) message, or one no provider saw
         detail: dict[str, object] = {"reason": report.reason[:500], "source": report.source}
         if report.kind == FeedbackKind.BOUNCE:
             kind = Interaction.BOUNCED

@@ -195,6 +195,9 @@ events = sa.Table(
     sa.Column("provider", sa.String(262), nullable=True),
     # The profile a profile-based event was reconciled with (set when it is dispatched).
     sa.Column("profile_id", sa.String(128), nullable=True),
+    # When an attempt that ended unsent first went out to a provider (a 4xx then a retry, a
+    # refusal): with `sent_at`, says a provider saw the message, so feedback may be about it.
+    sa.Column("attempted_at", UTCDateTime(), nullable=True),
     sa.Index("ix_events_pkey", "pkey", unique=True),
     *EVENT_INDEXES,
     # Partial: triggers insert NULL here, so the hot path does not pay for this index.

@@ -110,7 +110,7 @@ class EmailLeg:
         )
         envelope_from = self._envelope_from(event, settings, sender)
 
-        def failed(reason: str, bounce: Bounce | None = None) -> Outcome:
+        def failed(reason: str, bounce: Bounce | None = None, seen: bool = False) -> Outcome:
             return outcome_for(
                 event,
                 target,
@@ -118,6 +118,7 @@ class EmailLeg:
                 reason,
                 message_version=route.published_version,
                 bounce=bounce,
+                reached_provider=seen,
             )
 
         try:
@@ -145,9 +146,11 @@ class EmailLeg:
                 # another. Only a send that went to no relay (all resting, a closed pool)
                 # gives it back.
                 give_back=isinstance(exc, NotAttempted),
+                reached_provider=exc.reached_provider,
             )
         except PermanentSendError as exc:
-            return failed(exc.reason, _bounce(event, route, address, exc.reason, permanent=True))
+            bounce = _bounce(event, route, address, exc.reason, permanent=True)
+            return failed(exc.reason, bounce, exc.reached_provider)
         sent_at = utcnow()
         return outcome_for(
             event,

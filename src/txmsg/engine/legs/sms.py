@@ -85,10 +85,17 @@ class SmsLeg:
             retry = self._context.retry(event, exc.reason, at_least=exc.retry_after)
             # Twilio counted an attempt that reached it (a 429 or a 5xx, say): its token of the
             # channel's cap stays spent. One no provider saw (all resting) gives it back.
-            return replace(retry, give_back=True) if isinstance(exc, NotAttempted) else retry
+            if isinstance(exc, NotAttempted):
+                return replace(retry, give_back=True)
+            return replace(retry, reached_provider=True)
         except PermanentSendError as exc:
             return outcome_for(
-                event, target, EventStatus.DELIVERY_FAILED, exc.reason, message_version=version
+                event,
+                target,
+                EventStatus.DELIVERY_FAILED,
+                exc.reason,
+                message_version=version,
+                reached_provider=exc.reached_provider,
             )
         sent_at = utcnow()
         export = None

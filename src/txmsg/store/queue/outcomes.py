@@ -73,6 +73,8 @@ def _apply(row: bulk.Source) -> sa.Update:
             provider_message_id=row["b_provider_id"],
             provider=row["b_provider"],
             profile_id=row["b_profile_id"],
+            # The first attempt a provider saw stays the one recorded.
+            attempted_at=sa.func.coalesce(events.c.attempted_at, row["b_attempted_at"]),
             lease_until=sa.null(),
             lease_token=sa.null(),
             updated_at=sa.bindparam("b_now", type_=events.c.updated_at.type),
@@ -96,6 +98,7 @@ _APPLY = bulk.UpdateRows(
         sa.column("b_provider_id", events.c.provider_message_id.type),
         sa.column("b_provider", events.c.provider.type),
         sa.column("b_profile_id", events.c.profile_id.type),
+        sa.column("b_attempted_at", events.c.attempted_at.type),
     ),
     _apply,
     joined=True,
@@ -133,7 +136,7 @@ def record_in(
             status = o.status.value
             change = StatusChange(row.pkey, row.event_id, status, at, o.message_version, o.reason)
             recorded.announced.append(change)
-    bulk.execute(conn, _APPLY, [_values(o) for o in outcomes], b_now=now)
+    bulk.execute(conn, _APPLY, [_values(o, now) for o in outcomes], b_now=now)
     if unattempted:  # rare (sends handed back late): a statement only then
         conn.execute(_UNCOUNT, {"ids": unattempted})
     return recorded
@@ -147,7 +150,7 @@ _UNCOUNT = (
 )
 
 
-def _values(o: Outcome) -> tuple[Any, ...]:
+def _values(o: Outcome, now: datetime) -> tuple[Any, ...]:
     """An outcome's row of `_APPLY`, in the order of its columns."""
     return (
         o.id,
@@ -160,4 +163,5 @@ def _values(o: Outcome) -> tuple[Any, ...]:
         o.provider_message_id,
         o.provider,
         o.profile_id,
+        now if o.reached_provider and o.sent_at is None else None,
     )
