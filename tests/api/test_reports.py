@@ -293,15 +293,25 @@ async def test_tags_validated_stored_and_reported(
         ({"from": "2026-02-01", "to": "2026-01-01"}, "from", 422),  # the pair, not a day
         ({"from": "2024-01-01", "to": "2026-01-01"}, "from", 422),
         ({"format": "xml"}, "format", 400),
+        # The documented form only (YYYY-MM-DD), not ISO 8601's basic or week forms.
+        ({"from": "20261201"}, "from", 400),
+        ({"to": "2026-W49-1"}, "to", 400),
+        # Given empty is malformed, not absent (as `limit=` or `format=` are elsewhere).
+        ({"from": ""}, "from", 400),
+        ({"to": ""}, "to", 400),
+        # Given twice: which one was meant cannot be told.
+        ([("from", "2026-12-01"), ("from", "2026-12-02")], "from", 400),
+        ([("format", "csv"), ("format", "json")], "format", 400),
     ],
 )
 async def test_report_parameters_are_checked(
-    server: Any, smtp: FakeSMTPServer, params: dict[str, str], field: str, status: int
+    server: Any, smtp: FakeSMTPServer, params: Any, field: str, status: int
 ) -> None:
     admin = server.admin
     eid = await live_event(admin, smtp)
     assert_problem(await admin.get(f"/api/v1/reports/{eid}", params=params), status, field)
-    tagged = await admin.get("/api/v1/reports", params={"tag": "shop", **params})
+    items = list(params.items()) if isinstance(params, dict) else params
+    tagged = await admin.get("/api/v1/reports", params=[("tag", "shop"), *items])
     assert_problem(tagged, status, field)
     assert_problem(await admin.get("/api/v1/reports"), 400, "tag")
     assert_problem(await admin.get("/api/v1/reports", params={"tag": "a b"}), 400, "tag")

@@ -31,3 +31,25 @@ def test_days_before_2000_are_refused(raw_from: str | None, raw_to: str | None) 
     with pytest.raises(DomainError) as refused:
         day_range(raw_from, raw_to, TODAY)
     assert refused.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("raw_from", "raw_to", "field"),
+    [
+        ("20261201", None, "from"),  # ISO 8601's basic form: not the documented one
+        ("2026-W49-1", None, "from"),  # a week date
+        (None, "2026-335", "to"),  # an ordinal date
+        ("2026-12-01 ", None, "from"),
+        ("٢٠٢٦-12-01", None, "from"),  # Arabic-Indic digits
+        ("", None, "from"),  # given empty: malformed, not absent
+        (None, "", "to"),
+    ],
+)
+def test_only_the_documented_day_form_is_read(
+    raw_from: str | None, raw_to: str | None, field: str
+) -> None:
+    with pytest.raises(DomainError) as refused:
+        day_range(raw_from, raw_to, TODAY)
+    assert refused.value.status == 400
+    assert [e.field for e in refused.value.errors] == [field]
+    assert "YYYY-MM-DD" in refused.value.detail

@@ -13,6 +13,7 @@ from txmsg.api import body_deadlines
 from txmsg.api.context import context
 from txmsg.core.errors import DomainError
 from txmsg.core.json_numbers import check_integers, read_with_long_integers_as_text
+from txmsg.core.validation import ascii_digits
 
 
 def _too_large(limit: int) -> DomainError:
@@ -28,8 +29,7 @@ async def receive_body(
     when it has not all arrived within `seconds`."""
     if (
         content_length is not None
-        and content_length.isascii()
-        and content_length.isdigit()
+        and ascii_digits(content_length)
         and (len(content_length) > 18 or int(content_length) > limit)
     ):
         raise _too_large(limit)  # the server never reads past Content-Length

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from txmsg.api.auth import authorize
 from txmsg.api.context import context
+from txmsg.api.query import int_param, query
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.errors import invalid
@@ -23,16 +24,14 @@ _STATUSES = tuple(s.value for s in EventStatus)
 async def latest_events(request: Request) -> Response:
     await authorize(request)
     event_id = request.path_params["eventId"]
-    params = request.query_params
+    params = query(request)
     status = params.get("status")
     if status is not None and status not in _STATUSES:
         raise invalid("status", "must be one of " + ", ".join(_STATUSES), in_header=True)
-    raw = params.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise invalid("limit", f"must be an integer from 1 to {MAX_LIMIT}", in_header=True)
+    limit = int_param(params, "limit", 20, 1, MAX_LIMIT)
     db = context(request).db
     await db.read(event_configs.require, event_id)
-    rows = await db.read(store.recent, event_id, int(raw), status)
+    rows = await db.read(store.recent, event_id, limit, status)
     items = [
         {
             "PKey": r.pkey,

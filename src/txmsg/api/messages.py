@@ -11,6 +11,7 @@ from txmsg.api import dry_run
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context, renderer
+from txmsg.api.query import query
 from txmsg.api.responses import JSONResponse, problem_body
 from txmsg.api.routing import resource
 from txmsg.core.errors import DomainError, as_refused, invalid
@@ -33,7 +34,7 @@ from txmsg.core.templates import (
 )
 from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import CtxValidator
-from txmsg.core.validation import check_storable, get_str, reject_unknown, require_object
+from txmsg.core.validation import check_storable, get_str, query_int, reject_unknown, require_object
 from txmsg.core.variants import (
     MAX_PART,
     SAMPLE_PROFILE,
@@ -108,9 +109,8 @@ async def get_version(request: Request) -> Response:
     await authorize(request, "marketer")
     event_id = request.path_params["eventId"]
     raw = request.path_params["version"]
-    if not raw.isdigit() or not 1 <= int(raw) <= 2**31 - 1:
-        raise invalid("version", "must be a positive integer", in_header=True)
-    row = await context(request).db.read(store.get_version, event_id, int(raw))
+    version = query_int(raw, "version", 1, 2**31 - 1)
+    row = await context(request).db.read(store.get_version, event_id, version)
     return JSONResponse(
         {"eventId": event_id, "version": row.version, **row.content, "published_at": row.created_at}
     )
@@ -250,7 +250,7 @@ async def preview(request: Request) -> Response:
 
 async def publish(request: Request) -> Response:
     principal = await authorize(request, "marketer")
-    dry = request.query_params.get("dry_run", "false")
+    dry = query(request).get("dry_run", "false")
     if dry not in ("true", "false"):
         raise invalid("dry_run", "must be true or false", in_header=True)
     if dry == "true":

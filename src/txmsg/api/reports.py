@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 
 from txmsg.api.auth import authorize
 from txmsg.api.context import context
+from txmsg.api.query import query
 from txmsg.api.responses import JSONResponse, dumps
 from txmsg.api.routing import resource
 from txmsg.core.csv_cells import defused
@@ -29,7 +30,7 @@ EXPIRED_HEADER = "Txmsg-Interactions-Expired"
 
 
 def _format(request: Request, *allowed: str) -> str:
-    fmt = request.query_params.get("format", allowed[0])
+    fmt = query(request).get("format", allowed[0])
     if fmt not in allowed:
         raise invalid("format", "must be one of " + ", ".join(allowed), in_header=True)
     return fmt
@@ -53,7 +54,7 @@ async def event_day_report(request: Request) -> Response:
     await authorize(request, "marketer")
     fmt = _format(request, "json", "csv")
     event_id = request.path_params["eventId"]
-    params = request.query_params
+    params = query(request)
     rng = day_range(params.get("from"), params.get("to"), utcnow().date())
     db = context(request).db
     await db.read(event_store.require, event_id)
@@ -68,7 +69,7 @@ async def event_day_report(request: Request) -> Response:
 async def tag_day_report(request: Request) -> Response:
     await authorize(request, "marketer")
     fmt = _format(request, "json", "csv")
-    params = request.query_params
+    params = query(request)
     if "tag" not in params:
         raise invalid("tag", "is required: the tag whose events are reported", in_header=True)
     tag = parse_tag(params["tag"], in_query=True)

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from txmsg.api.context import AppContext
 from txmsg.core.errors import DomainError
 from txmsg.core.signing import Signer, b32_signature, verify_b32
+from txmsg.core.validation import ascii_digits
 from txmsg.store import console_sessions
 from txmsg.store.keys import Principal, hash_key
 
@@ -98,7 +99,7 @@ async def read_session(ctx: AppContext, token: str) -> Session | None:
     if secret is None:
         return None
     fields = Signer(secret).verify(token, SESSION_FIELDS)
-    if fields is None or not fields[2].isdigit() or int(fields[2]) < time.time():
+    if fields is None or not ascii_digits(fields[2]) or int(fields[2]) < time.time():
         return None
     session = Session(fields[0], fields[1], int(fields[2]), fields[3], fields[4], secret)
     if await ctx.db.read(console_sessions.is_signed_out, session.session_id):

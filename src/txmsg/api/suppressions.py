@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_body
 from txmsg.api.context import context
+from txmsg.api.query import int_param, query
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.api.typology import path_address
@@ -25,19 +26,12 @@ MAX_EXPORT = 100_000
 MAX_REPORTED_REJECTIONS = 20
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise invalid("limit", f"must be an integer from 1 to {MAX_LIMIT}", in_header=True)
-    return int(raw)
-
-
 def _cursor(key: tuple[str, str, str]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(key)).decode("ascii")
 
 
-def _after(request: Request) -> tuple[str, str, str] | None:
-    raw = request.query_params.get("after")
+def _after(params: dict[str, str]) -> tuple[str, str, str] | None:
+    raw = params.get("after")
     if raw is None:
         return None
     try:
@@ -52,9 +46,10 @@ def _after(request: Request) -> tuple[str, str, str] | None:
 
 async def list_suppressions(request: Request) -> Response:
     await authorize(request)
-    filters = parse_filters(dict(request.query_params))
-    limit = _limit(request)
-    rows = await context(request).db.read(store.page, filters, _after(request), limit)
+    params = query(request)
+    filters = parse_filters(params)
+    limit = int_param(params, "limit", 100, 1, MAX_LIMIT)
+    rows = await context(request).db.read(store.page, filters, _after(params), limit)
     last = rows[-1] if len(rows) == limit else None
     return JSONResponse(
         {
@@ -68,7 +63,7 @@ async def list_suppressions(request: Request) -> Response:
 
 async def export_csv(request: Request) -> Response:
     await authorize(request)
-    filters = parse_filters(dict(request.query_params))
+    filters = parse_filters(query(request))
     rows = await context(request).db.read(store.export, filters, MAX_EXPORT)
     return StreamingResponse(
         (line.encode("utf-8") for line in to_csv(rows)),

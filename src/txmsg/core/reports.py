@@ -6,6 +6,7 @@ recomputed from detailed rows: they survive the interaction-data lifecycle.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -116,8 +117,15 @@ class DayRange:
         return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
 
 
+# The spec's pattern for `from` and `to`: `date.fromisoformat` alone also reads `20261201` and
+# `2026-W49-1` (ISO 8601's basic and week forms), which the documented form is not.
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _parse_day(value: str, name: str) -> date:
     try:
+        if not _DAY.fullmatch(value):
+            raise ValueError(value)
         day = date.fromisoformat(value)
     except ValueError:
         raise invalid(name, f"'{value}' is not a date (YYYY-MM-DD)", in_header=True) from None
@@ -130,11 +138,13 @@ def day_range(raw_from: str | None, raw_to: str | None, today: date) -> DayRange
     """`from`/`to` (inclusive days, UTC); the last 30 days by default, at most 366 days.
 
     Query parameters: their errors carry no JSON pointer (there is no body to point into).
+    Absent (None) is the default; given empty is malformed, as any other value that is no
+    date (a 400 naming it).
     """
-    last = _parse_day(raw_to, "to") if raw_to else today
+    last = _parse_day(raw_to, "to") if raw_to is not None else today
     # By default the 30 days up to `to`, from the first day there is at the earliest.
     default_first = max(last - timedelta(days=DEFAULT_DAYS - 1), MIN_DATE.date())
-    first = _parse_day(raw_from, "from") if raw_from else default_first
+    first = _parse_day(raw_from, "from") if raw_from is not None else default_first
     # Each day is valid alone (a 400 otherwise); the pair is a 422, which a schema cannot say.
     if first > last:
         raise refused("from", "must not be after `to`", in_header=True)

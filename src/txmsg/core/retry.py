@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
+from txmsg.core.validation import ascii_digits
+
 # A provider's Retry-After is honoured up to this (a longer one is a provider's mistake).
 MAX_RETRY_AFTER_SECONDS = 3600.0
 
@@ -17,7 +19,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if ascii_digits(text):
         seconds = float(text[:8])
     else:
         try:

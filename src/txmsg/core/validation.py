@@ -32,6 +32,23 @@ def blank(value: str) -> bool:
     return not value.strip(ECMA_WHITE_SPACE)
 
 
+def ascii_digits(text: str) -> bool:
+    """Whether `text` is one or more of the ASCII digits 0-9 and nothing else. `str.isdigit`
+    also takes other scripts' digits (U+0663 ARABIC-INDIC DIGIT THREE, fullwidth ones) and
+    superscripts (U+00B2), which `int()` reads or refuses; the spec's `[0-9]` means ASCII."""
+    return text.isascii() and text.isdigit()
+
+
+def query_int(raw: str, name: str, low: int, high: int) -> int:
+    """A query or path parameter's integer from `low` to `high`: ASCII digits only (no sign,
+    no space, no other numerals), never more of them than the bound has (converting
+    thousands of digits is refused by Python itself); a 400 naming `name` otherwise."""
+    digits = raw.lstrip("0") or "0"
+    if not ascii_digits(raw) or len(digits) > len(str(high)) or not low <= int(digits) <= high:
+        raise invalid(name, f"must be an integer from {low} to {high}", in_header=True)
+    return int(digits)
+
+
 # A JSON-escaped NUL: \u0000 preceded by an even number of backslashes.
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
