@@ -15,10 +15,21 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 RETRY_AFTER_SECONDS = 2
 
 _SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+# What PostgreSQL (or asyncpg) says when the database, not the statement, is at fault: trying
+# the same statement later may succeed. A query's own errors (a constraint, a cancelled or
+# timed-out statement, a syntax error) are not among them.
 _PG_UNAVAILABLE = (
-    pg.PostgresConnectionError,  # refused, lost, closed mid-operation
-    pg.OperatorInterventionError,  # admin shutdown, terminated backend, cannot connect now
-    pg.InsufficientResourcesError,  # too many connections, disk full
+    pg.PostgresConnectionError,  # 08xxx: refused, lost, does not exist (closed mid-operation)
+    # 57P01-57P05: admin shutdown (a terminated backend), crash shutdown, cannot connect now
+    # (starting up, shutting down, recovery), database dropped, idle session timeout.
+    pg.AdminShutdownError,
+    pg.CrashShutdownError,
+    pg.CannotConnectNowError,
+    pg.DatabaseDroppedError,
+    pg.IdleSessionTimeoutError,
+    pg.InsufficientResourcesError,  # 53xxx: too many connections, disk full, out of memory
+    pg.InvalidCatalogNameError,  # 3D000: the database does not exist (renamed, not yet made)
+    pg.InvalidAuthorizationSpecificationError,  # 28000, 28P01: the role may not log in (now)
     pg.InterfaceError,  # "connection is closed"
 )
 
