@@ -44,6 +44,13 @@ class Metrics:
             ["lane", "status"],
             registry=r,
         )
+        # The `<name>_up` convention of exporters (pg_up, mysql_up): 0 when the scrape could
+        # not read the database, the queue depth then left out rather than stale.
+        self.database_up = Gauge(
+            "txmsg_database_up",
+            "Whether this scrape read the database (1) or could not (0: txmsg_queue_depth absent)",
+            registry=r,
+        )
         self.trigger_to_sent = Histogram(
             "txmsg_trigger_to_sent_seconds",
             "Time from a trigger (or its scheduled time) to the provider's acceptance",
@@ -111,10 +118,12 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def set_queue_depth(self, rows: Iterable[tuple[str, str, int]]) -> None:
-        """(lane, status, count) rows: the whole queue, replacing the last scrape's figures."""
+    def set_queue_depth(self, rows: Iterable[tuple[str, str, int]] | None) -> None:
+        """(lane, status, count) rows: the whole queue, replacing the last scrape's figures;
+        None: the database could not be read (the depth is left out, `txmsg_database_up` 0)."""
         self.queue_depth.clear()
-        for lane, status, count in rows:
+        self.database_up.set(0 if rows is None else 1)
+        for lane, status, count in rows or ():
             self.queue_depth.labels(lane, status).set(count)
 
     def exposition(self) -> bytes:

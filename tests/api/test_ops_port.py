@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import httpx
 import pytest
 
 from helpers import free_ports, held_port
+from txmsg.api import ops_port
 from txmsg.api.ops_port import OpsAddress, start_ops_port
 from txmsg.api.probes import Probe
 from txmsg.metrics import Metrics
@@ -49,6 +51,61 @@ async def test_it_logs_where_it_listens_for_one_process_too(
     try:
         said = [r.getMessage() for r in caplog.records if r.name == "txmsg.api.ops_port"]
         assert said == [f"health, readiness and metrics on 127.0.0.1:{port}"]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+class _FailingDatabase:
+    """A database whose reads fail with `error` (the ops port reads nothing else of it)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def read(self, *_args: object) -> object:
+        raise self.error
+
+
+async def test_metrics_answer_when_the_database_cannot_be_read() -> None:
+    """The database unavailable (SQLite's lock, PostgreSQL gone), or its read failing for
+    another reason: `/metrics` still answers the process's figures, with the queue depth left
+    out and `txmsg_database_up 0` (the ops port dropped the connection, with a traceback in the
+    log). Every answer is an HTTP answer: a probe's own failure is a 500, not a hang-up."""
+    metrics = Metrics()
+    metrics.count_outcome("email", "processed", None)
+    metrics.set_queue_depth([("transactional", "pending", 3)])
+    port = free_ports(1)
+    for error in (sqlite3.OperationalError("database is locked"), RuntimeError("a bug")):
+        db = _FailingDatabase(error)
+        probe = Probe(db=db, metrics=metrics, dispatching=lambda: None)  # type: ignore[arg-type]
+        server = await start_ops_port(probe, OpsAddress("127.0.0.1", port, 50))
+        try:
+            taken = server.sockets[0].getsockname()[1]
+            async with httpx.AsyncClient() as client:
+                r = await client.get(f"http://127.0.0.1:{taken}/metrics")
+                assert r.status_code == 200, r.text
+                assert "txmsg_database_up 0.0" in r.text
+                assert "txmsg_queue_depth{" not in r.text  # not last scrape's, now stale
+                assert 'txmsg_sends_total{channel="email",outcome="processed"} 1.0' in r.text
+                r = await client.get(f"http://127.0.0.1:{taken}/ready")
+                assert r.status_code == 503, r.text
+        finally:
+            server.close()
+            await server.wait_closed()
+
+
+async def test_an_error_of_a_probe_is_answered_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(_probe: Probe) -> tuple[bool, dict[str, object]]:
+        raise RuntimeError("a bug in a probe")
+
+    monkeypatch.setattr(ops_port, "readiness", broken)
+    probe = Probe(db=_FailingDatabase(RuntimeError()), metrics=Metrics(), dispatching=lambda: None)  # type: ignore[arg-type]
+    server = await start_ops_port(probe, OpsAddress("127.0.0.1", free_ports(1), 50))
+    try:
+        taken = server.sockets[0].getsockname()[1]
+        async with httpx.AsyncClient() as client:
+            r = await client.get(f"http://127.0.0.1:{taken}/ready")
+            assert r.status_code == 500, r.text
     finally:
         server.close()
         await server.wait_closed()

@@ -19,12 +19,34 @@ import orjson
 
 from txmsg.api.probes import Probe, metrics_text, readiness
 from txmsg.metrics import CONTENT_TYPE
+from txmsg.store.outage import is_unavailable
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_LINE = 8192
 
-_REASONS = {200: b"OK", 404: b"Not Found", 503: b"Service Unavailable"}
+_REASONS = {
+    200: b"OK",
+    404: b"Not Found",
+    500: b"Internal Server Error",
+    503: b"Service Unavailable",
+}
+
+
+async def _answer_or_error(probe: Probe, path: bytes) -> tuple[int, str, bytes]:
+    """The answer; an error answered too (503 for the database unavailable, else 500 and
+    logged with its traceback), never a connection dropped without one."""
+    try:
+        return await _answer(probe, path)
+    except Exception as exc:
+        if is_unavailable(exc):
+            log.warning(
+                "ops port: %s answered 503: the database is unavailable",
+                path.decode(errors="replace"),
+            )
+            return 503, "application/json", b'{"title":"Service Unavailable","status":503}'
+        log.exception("ops port: %s failed", path.decode(errors="replace"))
+        return 500, "application/json", b'{"title":"Internal Server Error","status":500}'
 
 
 async def _answer(probe: Probe, path: bytes) -> tuple[int, str, bytes]:
@@ -63,7 +85,7 @@ async def start_ops_port(probe: Probe, address: OpsAddress) -> asyncio.Server:
                 pass
             parts = request_line[:MAX_REQUEST_LINE].split()
             if len(parts) >= 2 and parts[0] == b"GET":
-                status, media, body = await _answer(probe, parts[1].split(b"?")[0])
+                status, media, body = await _answer_or_error(probe, parts[1].split(b"?")[0])
             else:
                 status, media, body = 404, "application/json", b'{"status":404}'
             writer.write(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +23,7 @@ from txmsg.api.auth import authorize
 from txmsg.api.responses import JSONResponse
 from txmsg.metrics import CONTENT_TYPE, Metrics
 from txmsg.store.db import Database
+from txmsg.store.outage import OutageLog
 from txmsg.store.queue.depth import queue_depth
 from txmsg.store.readiness import schema_state
 
@@ -38,14 +39,18 @@ class Probe:
     db: Database
     metrics: Metrics
     dispatching: Callable[[], bool | None]  # None: the role has no dispatcher
+    ready_outage: OutageLog = field(default_factory=lambda: OutageLog(log, "readiness"))
+    metrics_outage: OutageLog = field(default_factory=lambda: OutageLog(log, "metrics"))
 
 
-async def _database_checks(db: Database) -> dict[str, str]:
+async def _database_checks(db: Database, outage: OutageLog) -> dict[str, str]:
     try:
         state = await asyncio.wait_for(schema_state(db), READY_TIMEOUT_SECONDS)
     except Exception as exc:  # noqa: BLE001 - the answer says the database is not reachable
-        log.warning("readiness: the database is not reachable (%s)", type(exc).__name__)
+        if not outage.failed(exc):
+            log.warning("readiness: the database is not reachable (%s)", type(exc).__name__)
         return {"database": f"unreachable ({type(exc).__name__})", "schema": "unknown"}
+    outage.ok()
     if state.is_current:
         return {"database": "ok", "schema": "ok"}
     found = state.current or "none"
@@ -54,7 +59,7 @@ async def _database_checks(db: Database) -> dict[str, str]:
 
 async def readiness(probe: Probe) -> tuple[bool, dict[str, Any]]:
     """Whether the process is ready, and the answer's body (each check: `ok` or why not)."""
-    checks = await _database_checks(probe.db)
+    checks = await _database_checks(probe.db, probe.ready_outage)
     dispatching = probe.dispatching()
     if dispatching is not None:
         checks["dispatcher"] = "ok" if dispatching else "not running"
@@ -63,8 +68,18 @@ async def readiness(probe: Probe) -> tuple[bool, dict[str, Any]]:
 
 
 async def metrics_text(probe: Probe) -> bytes:
-    """The Prometheus exposition, with the queue depth read now."""
-    probe.metrics.set_queue_depth(await probe.db.read(queue_depth))
+    """The Prometheus exposition, with the queue depth read now. The database unavailable (or
+    its read failing), the process's own figures are still answered: the depth is left out and
+    `txmsg_database_up` is 0."""
+    try:
+        rows = await asyncio.wait_for(probe.db.read(queue_depth), READY_TIMEOUT_SECONDS)
+    except Exception as exc:
+        if not probe.metrics_outage.failed(exc):
+            log.warning("metrics: reading the queue depth failed", exc_info=True)
+        rows = None
+    else:
+        probe.metrics_outage.ok()
+    probe.metrics.set_queue_depth(rows)
     return probe.metrics.exposition()
 
 
