@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,14 +16,18 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import RunningServer, settings_for
+from conftest import ADMIN_KEY, PG_DSN, RunningServer, settings_for
 from fault_support import TcpProxy
 from helpers import live_event, wait_status, wait_until
+from txmsg.api.ops_port import OpsAddress
+from txmsg.app import create_app
 from txmsg.testing import FakeSMTPServer
+from txmsg.testing.http import LoopServer
 
 TIMEOUT = 0.5  # TXMSG_DATABASE_TIMEOUT_SECONDS of the server under test
 BODY = {"email": "ada@example.org", "ctx": {"firstName": "Ada"}}
@@ -151,3 +156,158 @@ async def test_an_outcome_that_meets_an_outage_is_recorded_after_it_not_sent_aga
             # an event still `processing` puts it back in the queue).
             await asyncio.sleep(0.3)
             assert len(smtp.messages) == 1
+
+
+@asynccontextmanager
+async def _renamed_away(database_url: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """The database renamed (its connections ended first), as an operator's `ALTER DATABASE
+    … RENAME` would: the engine's connections fail with "database does not exist" (asyncpg's
+    `InvalidCatalogNameError`) until it is renamed back by the function yielded (or at exit)."""
+    name = make_url(database_url).database
+    assert name is not None
+    away = "outage_" + secrets.token_hex(6)
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        for _ in range(200):  # the engine reconnects at once: end its sessions, then rename
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                name,
+            )
+            try:
+                await admin.execute(f'ALTER DATABASE "{name}" RENAME TO "{away}"')
+                break
+            except asyncpg.ObjectInUseError:
+                await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the database could not be renamed")
+        renamed = [True]
+
+        async def back() -> None:
+            if renamed.pop():
+                await admin.execute(f'ALTER DATABASE "{away}" RENAME TO "{name}"')
+            renamed.append(False)
+
+        try:
+            yield back
+        finally:
+            await back()
+    finally:
+        await admin.close()
+
+
+def _warnings(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    """What the engine and the server logged at WARNING and above."""
+    return [
+        r
+        for r in records
+        if r.levelno >= logging.WARNING and r.name.startswith(("txmsg", "uvicorn"))
+    ]
+
+
+async def _scrape(port: int) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.get(f"http://127.0.0.1:{port}/metrics")
+
+
+async def test_a_renamed_database_is_an_outage_metrics_answer_and_the_log_stays_short(
+    database_url: str, data_dir: Path, smtp: FakeSMTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL saying "database does not exist" (renamed under a running engine) is an
+    outage like a refused connection: triggers get 503 + Retry-After (they got 500), /metrics
+    answers on the ops port and the API (the ops port dropped the connection), with
+    `txmsg_database_up 0` and no queue depth, and the outage is told in a few lines without a
+    traceback (there was one per request and per loop and try); all of it ends by itself once
+    the database has its name back."""
+    caplog.set_level(logging.INFO)
+    ops = OpsAddress("127.0.0.1", 53000 + secrets.randbelow(900))
+    settings = settings_for(database_url, data_dir, database_timeout_seconds=TIMEOUT)
+    app = create_app(settings, ops_port=ops)
+    async with LoopServer(app, lifespan="on", port=ops.port + 50) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as admin:
+            event_id = await live_event(admin, smtp)
+            accepted = [(await _post(admin, event_id)).json()]
+            await wait_status(admin, accepted[0]["href"], "processed")
+            assert "txmsg_queue_depth{" in (await _scrape(ops.port)).text
+
+            before = len(caplog.records)
+            async with _renamed_away(database_url) as rename_back:
+                for _ in range(3):
+                    answers = await asyncio.gather(*(_post(admin, event_id) for _ in range(5)))
+                    for r in answers:
+                        assert r.status_code == 503, r.text
+                        assert int(r.headers["retry-after"]) > 0
+                    await asyncio.sleep(0.5)  # the background loops try again meanwhile
+                for scrape in (await _scrape(ops.port), await admin.get("/metrics")):
+                    assert scrape.status_code == 200, scrape.text
+                    assert "txmsg_database_up 0.0" in scrape.text
+                    assert "txmsg_queue_depth{" not in scrape.text
+                    assert "txmsg_sends_total" in scrape.text  # the process's own figures
+                during = _warnings(caplog.records[before:])
+                await rename_back()
+
+            # One line per component as it begins (no traceback), not one per try or request.
+            assert [r for r in during if r.exc_info] == [], [r.getMessage() for r in during]
+            assert len(during) <= 12, [r.getMessage() for r in during]
+            assert any("does not exist" in r.getMessage() for r in during)
+
+            for _ in range(50):
+                r = await _post(admin, event_id)
+                if r.status_code == 201:
+                    break
+                assert r.status_code == 503, r.text
+                await asyncio.sleep(0.1)
+            assert r.status_code == 201, r.text
+            accepted.append(r.json())
+            for event in accepted:
+                await wait_status(admin, event["href"], "processed", timeout=20)
+            scrape = await _scrape(ops.port)
+            assert "txmsg_database_up 1.0" in scrape.text
+            assert "txmsg_queue_depth{" in scrape.text
+            await wait_until(
+                lambda: any("the database is back" in r.getMessage() for r in caplog.records),
+                what="the end of the outage told",
+            )
+
+
+test_a_renamed_database_is_an_outage_metrics_answer_and_the_log_stays_short.postgresql_only = (  # type: ignore[attr-defined]
+    True
+)
+
+
+async def test_an_outage_is_told_in_a_few_lines_without_tracebacks(
+    database_url: str, data_dir: Path, smtp: FakeSMTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each 503 logged a traceback ("Exception in ASGI application"), and each background loop
+    one per try: a 14 s outage wrote a megabyte. Now each component tells the outage once as
+    it begins (WARNING, no traceback) and once as it ends (INFO)."""
+    caplog.set_level(logging.INFO)
+    async with _database(database_url) as (url, (start_outage, end_outage)):
+        settings = settings_for(url, data_dir, database_timeout_seconds=TIMEOUT)
+        async with RunningServer(settings) as server:
+            admin = server.admin
+            event_id = await live_event(admin, smtp)
+            accepted = [(await _post(admin, event_id)).json()]
+            await wait_status(admin, accepted[0]["href"], "processed")
+
+            before = len(caplog.records)
+            await start_outage()
+            for _ in range(4):
+                answers = await asyncio.gather(*(_post(admin, event_id) for _ in range(5)))
+                assert [r.status_code for r in answers] == [503] * 5
+                await asyncio.sleep(0.3)
+            during = _warnings(caplog.records[before:])
+            await end_outage()
+
+            assert [r for r in during if r.exc_info] == [], [r.getMessage() for r in during]
+            assert len(during) <= 12, [r.getMessage() for r in during]
+            for _ in range(50):
+                r = await _post(admin, event_id)
+                if r.status_code == 201:
+                    break
+                await asyncio.sleep(0.1)
+            assert r.status_code == 201, r.text
+            await wait_status(admin, r.json()["href"], "processed", timeout=20)
+            ended = [r.getMessage() for r in caplog.records[before:] if r.levelno == logging.INFO]
+            assert any("answering requests (503): the database is back" in m for m in ended)

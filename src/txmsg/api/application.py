@@ -10,6 +10,7 @@ runs under a root path, with user middleware or in debug mode, goes through Star
 from __future__ import annotations
 
 import inspect
+import logging
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -18,13 +19,28 @@ from starlette.responses import Response
 from starlette.types import ExceptionHandler, Message, Receive, Scope, Send
 
 from txmsg.api import trigger
+from txmsg.store.outage import OutageLog
 from txmsg.store.startup_errors import startup_problem
+
+log = logging.getLogger("txmsg.api")
+
+# Requests whose success says nothing of the database (they may not read it).
+_NOT_THE_DATABASE = ("/health", "/ready", "/metrics", "/openapi.yaml", "/console")
 
 
 class App(Starlette):
     # Why the lifespan's start failed, in one line, when the operator can fix it (a database
     # that cannot be reached, a port in use): told instead of Starlette's traceback.
     _startup_problem: str | None = None
+    # The 503s of a database outage: told once it begins and once it ends, not one traceback
+    # per request (the server would log each error the exception handler answered).
+    _outage: OutageLog | None = None
+
+    @property
+    def outage(self) -> OutageLog:
+        if self._outage is None:
+            self._outage = OutageLog(log, "answering requests (503)")
+        return self._outage
 
     def startup_failed(self, exc: BaseException, database_url: str, data_dir: Path) -> None:
         """The lifespan's start raised `exc`: keep the line that says why, if there is one."""
@@ -41,7 +57,19 @@ class App(Starlette):
                 scope["path_params"] = {"eventId": event_id}
                 await self._trigger(scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as exc:
+            # Answered already (503) by the server-error handler, which raises it again for
+            # the server to log: a known outage is told by the outage log instead.
+            if not self.outage.failed(exc):
+                raise
+            return
+        if self.outage.ongoing and not str(scope.get("path", "")).startswith(_NOT_THE_DATABASE):
+            self.outage.ok()
 
     async def _trigger(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -57,10 +85,11 @@ class App(Starlette):
             if not isinstance(response, Response):
                 raise  # a WebSocket handler: never registered here
             await response(scope, receive, send)
-            if server_error:
+            if server_error and not self.outage.failed(exc):
                 raise  # logged by the server, as Starlette's ServerErrorMiddleware does
             return
         await trigger.send_accepted(send, payload, replayed)
+        self.outage.ok()
 
     def _lifespan_send(self, send: Send) -> Send:
         async def told(message: Message) -> None:

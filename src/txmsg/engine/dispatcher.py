@@ -34,7 +34,7 @@ from txmsg.metrics import Metrics
 from txmsg.sandbox.pool import shared_renderer
 from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
-from txmsg.store.outage import is_unavailable
+from txmsg.store.outage import OutageLog, is_unavailable
 from txmsg.store.routing import Route, load_routes
 from txmsg.store.secrets import ServerSecrets
 
@@ -93,6 +93,9 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._routes: TTLCache[str, Route | None] = TTLCache(None, settings.route_cache_seconds)
+        # A database outage told once by each side, not once per try (nor per event).
+        self._claims = OutageLog(log, "claiming events")
+        self._records = OutageLog(log, "recording the outcome of events")
 
     def config_changed(self) -> None:
         """An event or channel configuration changed here: reload routes, look for work."""
@@ -139,10 +142,12 @@ class Dispatcher:
             if book.wants_claim(book.free_slots()):
                 try:
                     await self._writer.tick()
-                except Exception:
+                except Exception as exc:
                     # The database may be briefly unavailable; leases make retrying safe.
-                    log.exception("claiming events failed; retrying after the poll interval")
+                    if not self._claims.failed(exc):
+                        log.exception("claiming events failed; retrying after the poll interval")
                 else:
+                    self._claims.ok()
                     if book.wants_claim(book.free_slots()):
                         continue
             await book.wait(self._settings.poll_interval)
@@ -150,8 +155,11 @@ class Dispatcher:
                 # Slow sends and nothing else to write: a cycle of its own renews their leases.
                 try:
                     await self._writer.tick()
-                except Exception:
-                    log.exception("renewing leases failed; retrying after the poll interval")
+                except Exception as exc:
+                    if not self._claims.failed(exc):
+                        log.exception("renewing leases failed; retrying after the poll interval")
+                else:
+                    self._claims.ok()
 
     async def _routes_for(self, event_ids: set[str]) -> dict[str, Route | None]:
         """Routes of a batch's event types: the ones not cached loaded in one query."""
@@ -179,9 +187,10 @@ class Dispatcher:
                 await leg.prepare(
                     [r for r in routes.values() if r is not None and r.channel == channel]
                 )
-        except Exception:
+        except Exception as exc:
             # Let their leases expire (no renewal) so they are claimed again.
-            log.exception("loading routes or targets failed for %d events", len(claimed))
+            if not self._claims.failed(exc):
+                log.exception("loading routes or targets failed for %d events", len(claimed))
             self._book.release(claimed)
             return
         for event in claimed:
@@ -221,11 +230,12 @@ class Dispatcher:
                 if log.isEnabledFor(logging.DEBUG):  # one line an event, at debug level only
                     status = outcome.status.value
                     log.debug("event %s: %s", event.pkey, status, extra=_fields(event, status))
-        except Exception:
+        except Exception as exc:
             # Recording failed: the lease expires and the event is claimed again.
-            log.exception(
-                "recording the outcome of event %s failed", event.pkey, extra=_fields(event)
-            )
+            if not self._records.failed(exc):
+                log.exception(
+                    "recording the outcome of event %s failed", event.pkey, extra=_fields(event)
+                )
         finally:
             self._book.release([event])
 
@@ -243,11 +253,12 @@ class Dispatcher:
         while True:
             try:
                 await self._writer.record(outcome)
+                self._records.ok()
                 return
             except Exception as exc:
                 if not is_unavailable(exc) or self._book.lost(event):
                     raise
-                log.warning("recording the outcome of event %s failed; again", event.pkey)
+                self._records.failed(exc)  # tried again while the lease holds
             await asyncio.sleep(delay)
             delay = min(2 * delay, 1.0)
 

@@ -22,6 +22,7 @@ from txmsg.store import fatigue, report_counts, wakeups
 from txmsg.store import webhook_outbox as outbox
 from txmsg.store.clock import DatabaseClock
 from txmsg.store.db import Database
+from txmsg.store.outage import OutageLog
 from txmsg.store.queue import housekeeping, leases
 from txmsg.store.scheduler_lock import SchedulerLock, scheduler_lock_for
 from txmsg.store.targeting import pretarget_scheduled
@@ -96,6 +97,7 @@ class Scheduler:
             log.info("%d queued events expired (tooOld)", expired)
 
     async def _run(self) -> None:
+        outage = OutageLog(log, "housekeeping")
         while True:
             try:
                 if await self._lock.hold():
@@ -105,15 +107,22 @@ class Scheduler:
                     # a step of this machine's clock (NTP, a resumed VM) lasts one interval at
                     # most in their claims and lease ends.
                     await self._db.sync_clock()
-            except Exception:
-                log.exception("housekeeping failed; trying again next interval")
+            except Exception as exc:
+                if not outage.failed(exc):
+                    log.exception("housekeeping failed; trying again next interval")
+            else:
+                outage.ok()
             await asyncio.sleep(self._interval)
 
     async def _every(self, job: Callable[[], Awaitable[None]]) -> None:
+        outage = OutageLog(log, f"scheduled job {getattr(job, '__qualname__', job)}")
         while True:
             try:
                 if await self._lock.hold():
                     await job()
-            except Exception:
-                log.exception("scheduled job failed; trying again next interval")
+            except Exception as exc:
+                if not outage.failed(exc):
+                    log.exception("scheduled job failed; trying again next interval")
+            else:
+                outage.ok()
             await asyncio.sleep(self._interval)

@@ -27,6 +27,7 @@ from txmsg.core.retry import RetryPolicy
 from txmsg.core.webhooks import SIGNATURE_HEADER, encode, payload, signature
 from txmsg.store import webhook_outbox as outbox
 from txmsg.store.db import Database
+from txmsg.store.outage import OutageLog
 from txmsg.store.webhook_outbox import Ask, Delivery, Settlement
 
 log = logging.getLogger(__name__)
@@ -112,13 +113,19 @@ class WebhookSender:
             await self._client.aclose()
 
     async def _run(self) -> None:
+        outage = OutageLog(log, "delivering webhooks")
         while not self._stopping:
             self._wake.clear()  # a call ending from here on wakes the wait below
             try:
                 await self.run_once()
-            except Exception:
-                log.exception("delivering webhooks failed; trying again after the poll interval")
+            except Exception as exc:
+                if not outage.failed(exc):
+                    log.exception(
+                        "delivering webhooks failed; trying again after the poll interval"
+                    )
                 await asyncio.sleep(self._poll)
+            else:
+                outage.ok()
             await self._idle()
 
     async def _idle(self) -> None:

@@ -27,7 +27,7 @@ from txmsg.engine.leases import LeaseBook
 from txmsg.metrics import Metrics
 from txmsg.store.batcher import CALM_BATCH, Batcher
 from txmsg.store.db import Database
-from txmsg.store.outage import is_rolled_back, is_unavailable
+from txmsg.store.outage import OutageLog, is_rolled_back, is_unavailable
 from txmsg.store.queue.capped import NO_CAPS, Caps, load_caps
 from txmsg.store.queue.cycle import (
     CycleRequest,
@@ -89,6 +89,7 @@ class Writer:
         # within that time in every process).
         self._caps = NO_CAPS
         self._caps_ttl = caps_ttl
+        self._caps_outage = OutageLog(log, "reading the channel rate caps")
         self._caps_until = 0.0
         self._settling = False  # the last cycle recorded outcomes (see _cycle)
         self._urgent_at = -CALM_SECONDS  # when the last transactional trigger was submitted
@@ -293,10 +294,12 @@ class Writer:
         if time.monotonic() >= self._caps_until:
             try:
                 self._caps = await self._db.read(load_caps)
-            except Exception:
+            except Exception as exc:
                 # Claims go on under the caps last read; the next cycle reads them again.
-                log.exception("reading the channel rate caps failed; keeping the last ones")
+                if not self._caps_outage.failed(exc):
+                    log.exception("reading the channel rate caps failed; keeping the last ones")
             else:
+                self._caps_outage.ok()
                 self._caps_until = time.monotonic() + self._caps_ttl
         return self._caps
 

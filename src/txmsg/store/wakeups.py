@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, make_url
 
 from txmsg.store.db import pg_session_settings
 from txmsg.store.foreign_commits import ForeignCommits
+from txmsg.store.outage import OutageLog
 
 if TYPE_CHECKING:
     from txmsg.store.db import Database
@@ -139,14 +140,17 @@ class DataVersionWatcher(_Watcher):
             # A change that may have been this process's own commit or another's: the
             # writer's readings then, and its count of another's before that check.
             doubt: tuple[int, int] | None = None
+            outage = OutageLog(log, "checking for other processes' commits")
             while True:
                 await asyncio.sleep(self._interval)
                 counters = (foreign.committed, foreign.seen)
                 try:
                     version = _data_version(conn)
-                except sqlite3.Error:
-                    log.exception("checking for commits failed; the poll interval remains")
+                except sqlite3.Error as exc:
+                    if not outage.failed(exc):
+                        log.exception("checking for commits failed; the poll interval remains")
                     continue  # compared, once read, with the counters before the last reading
+                outage.ok()
                 if doubt is not None:
                     if await self._another_since(*doubt):
                         self._on_commit()
@@ -193,6 +197,7 @@ class NotifyListener(_Watcher):
     ) -> None:
         super().__init__(on_commit)
         self._dsn = dsn
+        self._outage = OutageLog(log, "listening for new events")
         self._server_settings = server_settings
 
     @property
@@ -205,8 +210,9 @@ class NotifyListener(_Watcher):
         while True:
             try:
                 await self._listen_until_lost(again)
-            except Exception:  # any (asyncpg's InterfaceError too): this loop must not end
-                log.exception("listening for new events failed; reconnecting")
+            except Exception as exc:  # any (asyncpg's InterfaceError too): this loop must not end
+                if not self._outage.failed(exc):
+                    log.exception("listening for new events failed; reconnecting")
             self._ready.clear()
             # Events may have been committed while nobody listened: look now, and again once
             # listening (what is committed until then sends no notification we would get).
@@ -221,6 +227,7 @@ class NotifyListener(_Watcher):
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(CHANNEL, self._notified)
             self._ready.set()
+            self._outage.ok()
             if again:
                 self._on_commit()
             await lost.wait()
