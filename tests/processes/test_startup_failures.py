@@ -150,3 +150,48 @@ def test_a_schema_a_newer_release_migrated(tmp_path: Path) -> None:
     told(txmsg("migrate", cwd=tmp_path), 3, "migrated by a newer release", "restore")
     told(txmsg("keys", "list", cwd=tmp_path), 2, "of a newer release of txmsg", "restore")
     told(txmsg("serve", "--port", str(free_port()), cwd=tmp_path), 3, "a newer release")
+
+
+SQLITE_COMMANDS = [["migrate"], ["serve", "--port", "{port}"], ["worker"], ["check"]]
+
+
+def _told_in_one_line(done: subprocess.CompletedProcess[str], command: str, *words: str) -> None:
+    """`check` says it on its database line (exit 1, as any failing check); the others in one
+    line, exiting 3 as when the database cannot be reached. A traceback was printed (or, for
+    `check`, a second line pointing at SQLAlchemy's pages)."""
+    told(done, 1 if command == "check" else 3, *words)
+    out = done.stdout + done.stderr
+    assert "sqlalche.me" not in out, out
+    assert len([line for line in out.splitlines() if words[0] in line]) == 1, out
+
+
+@pytest.mark.parametrize("command", SQLITE_COMMANDS)
+def test_a_sqlite_file_that_is_not_a_database(tmp_path: Path, command: list[str]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "txmsg.db").write_bytes(os.urandom(8192))
+    argv = [a.replace("{port}", str(53900 + int.from_bytes(os.urandom(1)) % 90)) for a in command]
+    done = txmsg(*argv, cwd=tmp_path, TXMSG_DATA_DIR=str(data))
+    _told_in_one_line(done, command[0], f"{data / 'txmsg.db'}: not a SQLite database")
+
+
+@pytest.mark.parametrize("command", SQLITE_COMMANDS)
+def test_a_sqlite_database_in_a_directory_it_may_not_write(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """WAL needs the -wal and -shm files beside the database. Root writes whatever the mode
+    bits say: the directory is made immutable (`chattr +i`) instead."""
+    data = tmp_path / "data"
+    told(txmsg("migrate", cwd=tmp_path, TXMSG_DATA_DIR=str(data)), 0)
+    for name in ("txmsg.db-wal", "txmsg.db-shm"):
+        (data / name).unlink(missing_ok=True)
+    if subprocess.run(["chattr", "+i", str(data)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        argv = [
+            a.replace("{port}", str(53900 + int.from_bytes(os.urandom(1)) % 90)) for a in command
+        ]
+        done = txmsg(*argv, cwd=tmp_path, TXMSG_DATA_DIR=str(data))
+    finally:
+        subprocess.run(["chattr", "-i", str(data)], check=True)
+    _told_in_one_line(done, command[0], f"{data / 'txmsg.db'}: cannot be opened for writing")

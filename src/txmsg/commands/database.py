@@ -46,6 +46,7 @@ async def open_existing(settings: Settings) -> Database:
     # Here, not at the top: the CLI imports this module for every command, --help included.
     from txmsg.engine.runtime import open_database
     from txmsg.store.readiness import schema_state
+    from txmsg.store.startup_errors import startup_problem
 
     url = settings.resolved_database_url
     path = sqlite_path(url)
@@ -56,7 +57,10 @@ async def open_existing(settings: Settings) -> Database:
         state = await schema_state(db)
     except Exception as exc:
         await db.dispose()
-        raise NoDatabase(f"the database cannot be read: {type(exc).__name__}: {exc}") from exc
+        problem = startup_problem(exc, url, settings.data_dir)  # one line, when it has one
+        raise NoDatabase(
+            problem or f"the database cannot be read: {type(exc).__name__}: {exc}"
+        ) from exc
     if state.is_newer:
         await db.dispose()
         raise NoDatabase(

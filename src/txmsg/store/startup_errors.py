@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import errno
 import socket
+import sqlite3
 from pathlib import Path
 
 from asyncpg import exceptions as pg
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from txmsg.store.outage import causes, is_unavailable
@@ -30,10 +32,9 @@ def startup_problem(exc: BaseException, database_url: str, data_dir: Path) -> st
 
     where = address_of(database_url)
     for error in causes(exc):
-        if isinstance(error, BadSecretKey):
-            return f"TXMSG_SECRET_KEY: {error}"
-        if isinstance(error, SealError):
-            return str(error)
+        problem = _secret_or_file_problem(error, database_url)
+        if problem is not None:
+            return problem
         if isinstance(error, pg.InvalidCatalogNameError):
             return f"the database at {where} does not exist ({error}): create it, then migrate"
         # A role or password refused; a URL parameter PostgreSQL does not know (42704).
@@ -58,4 +59,40 @@ def startup_problem(exc: BaseException, database_url: str, data_dir: Path) -> st
             return f"cannot listen: {error.strerror or error}"  # names the port's option
     if is_unavailable(exc):
         return f"the database at {where} cannot be reached: {exc}"
+    return None
+
+
+# SQLite's words for a file that is no database, and for one it may not write (WAL needs the
+# -wal and -shm files beside it: a directory it may not write is enough).
+_NOT_A_DATABASE = ("file is not a database", "database disk image is malformed")
+_NOT_WRITABLE = ("unable to open database file", "attempt to write a readonly database")
+
+
+def _secret_or_file_problem(error: BaseException, database_url: str) -> str | None:
+    if isinstance(error, BadSecretKey):
+        return f"TXMSG_SECRET_KEY: {error}"
+    if isinstance(error, SealError):
+        return str(error)
+    if isinstance(error, sqlite3.DatabaseError):
+        return _sqlite_problem(error, database_url)
+    return None
+
+
+def _sqlite_problem(error: sqlite3.DatabaseError, database_url: str) -> str | None:
+    """The SQLite file that cannot be used, and why; None for another error (a bug)."""
+    text = str(error)
+    try:
+        path = Path(make_url(database_url).database or "")
+    except ArgumentError:
+        return None
+    if text.startswith(_NOT_A_DATABASE):
+        return (
+            f"{path}: not a SQLite database, or a damaged one ({text}): restore it from a "
+            "backup, or move it away and run `txmsg migrate` to create a new one"
+        )
+    if text.startswith(_NOT_WRITABLE):
+        return (
+            f"{path}: cannot be opened for writing ({text}): txmsg needs to write the file and "
+            f"its directory {str(path.parent)!r} (SQLite keeps its -wal and -shm files there)"
+        )
     return None
