@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from conftest import ADMIN_KEY, PG_DSN, RunningServer, settings_for
 from fault_support import TcpProxy
-from helpers import live_event, wait_status, wait_until
+from helpers import free_ports, live_event, wait_status, wait_until
 from txmsg.api.ops_port import OpsAddress
 from txmsg.app import create_app
 from txmsg.testing import FakeSMTPServer
@@ -219,10 +219,11 @@ async def test_a_renamed_database_is_an_outage_metrics_answer_and_the_log_stays_
     traceback (there was one per request and per loop and try); all of it ends by itself once
     the database has its name back."""
     caplog.set_level(logging.INFO)
-    ops = OpsAddress("127.0.0.1", 53000 + secrets.randbelow(900))
+    first = free_ports(2)
+    ops = OpsAddress("127.0.0.1", first)
     settings = settings_for(database_url, data_dir, database_timeout_seconds=TIMEOUT)
     app = create_app(settings, ops_port=ops)
-    async with LoopServer(app, lifespan="on", port=ops.port + 50) as server:
+    async with LoopServer(app, lifespan="on", port=first + 1) as server:
         base = f"http://127.0.0.1:{server.port}"
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as admin:

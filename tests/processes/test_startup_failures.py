@@ -170,7 +170,7 @@ def test_a_sqlite_file_that_is_not_a_database(tmp_path: Path, command: list[str]
     data = tmp_path / "data"
     data.mkdir()
     (data / "txmsg.db").write_bytes(os.urandom(8192))
-    argv = [a.replace("{port}", str(53900 + int.from_bytes(os.urandom(1)) % 90)) for a in command]
+    argv = [a.replace("{port}", str(free_port())) for a in command]
     done = txmsg(*argv, cwd=tmp_path, TXMSG_DATA_DIR=str(data))
     _told_in_one_line(done, command[0], f"{data / 'txmsg.db'}: not a SQLite database")
 
@@ -188,9 +188,7 @@ def test_a_sqlite_database_in_a_directory_it_may_not_write(
     if subprocess.run(["chattr", "+i", str(data)], capture_output=True).returncode != 0:
         pytest.skip("chattr +i is not permitted here")
     try:
-        argv = [
-            a.replace("{port}", str(53900 + int.from_bytes(os.urandom(1)) % 90)) for a in command
-        ]
+        argv = [a.replace("{port}", str(free_port())) for a in command]
         done = txmsg(*argv, cwd=tmp_path, TXMSG_DATA_DIR=str(data))
     finally:
         subprocess.run(["chattr", "-i", str(data)], check=True)
