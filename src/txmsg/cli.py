@@ -272,11 +272,12 @@ def _run_worker(
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from txmsg.engine.runtime import open_database
+    from txmsg.engine.runtime import open_database, unlock_secrets
 
     async def run() -> None:
         db = open_database(settings)
         try:
+            await unlock_secrets(db, settings)
             await db.migrate()
         finally:
             await db.dispose()

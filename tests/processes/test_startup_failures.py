@@ -193,3 +193,56 @@ def test_a_sqlite_database_in_a_directory_it_may_not_write(
     finally:
         subprocess.run(["chattr", "-i", str(data)], check=True)
     _told_in_one_line(done, command[0], f"{data / 'txmsg.db'}: cannot be opened for writing")
+
+
+def _seal_a_secret(data: Path) -> None:
+    """What any installation soon holds: a secret sealed with its data directory's key."""
+    import asyncio
+
+    from txmsg.store import secrets
+    from txmsg.store.db import Database
+    from txmsg.store.sealing import Keyring
+
+    async def seal() -> None:
+        db = Database(f"sqlite:///{data / 'txmsg.db'}", keyring=Keyring.load(None, data))
+        try:
+            await db.write(secrets.get_or_create, "unsubscribe")
+        finally:
+            await db.dispose()
+
+    asyncio.run(seal())
+
+
+COMMANDS = [["keys", "list"], ["check"], ["migrate"], ["reseal"], ["serve", "--port", "{port}"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_database_restored_without_its_secret_key_is_refused(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """No new key is made for a database sealed with another: with one, every command started,
+    `serve` said it was ready, and what was sealed could never be opened again."""
+    told(txmsg("migrate", cwd=tmp_path), 0)  # a fresh install: its key is made, as before
+    data = tmp_path / "txmsg-data"
+    key = data / "secret.key"
+    assert key.is_file()
+    _seal_a_secret(data)
+    kept = key.read_text()
+    key.unlink()  # the database restored, its key not
+
+    argv = [a.replace("{port}", str(free_port())) for a in command]
+    told(txmsg(*argv, cwd=tmp_path), 3, "no secret key", str(key), "TXMSG_SECRET_KEY", "restore")
+    assert not key.exists()  # no new key written
+
+    other = "Hr4pRcWv3B1dS-8y6Tmo6bWZ5l9Kc7vPq1Vh5m0lJ2Q="
+    done = txmsg(*argv, cwd=tmp_path, TXMSG_SECRET_KEY=other)
+    told(done, 3, "the secret key of TXMSG_SECRET_KEY does not open 1 of the database's 1")
+    key.write_text(kept)  # a key file that is not the database's is refused the same way
+    told(txmsg("keys", "list", cwd=tmp_path), 0)
+
+
+def test_a_fresh_data_directory_gets_its_key_from_any_command(tmp_path: Path) -> None:
+    told(txmsg("migrate", cwd=tmp_path), 0)
+    (tmp_path / "txmsg-data" / "secret.key").unlink()  # nothing sealed yet: a fresh install
+    told(txmsg("keys", "list", cwd=tmp_path), 0)
+    assert (tmp_path / "txmsg-data" / "secret.key").is_file()

@@ -44,7 +44,7 @@ def missing_message(settings: Settings, path: Path) -> str:
 async def open_existing(settings: Settings) -> Database:
     """The settings' database, at the latest schema; NoDatabase (nothing created) otherwise."""
     # Here, not at the top: the CLI imports this module for every command, --help included.
-    from txmsg.engine.runtime import open_database
+    from txmsg.engine.runtime import open_database, unlock_secrets
     from txmsg.store.readiness import schema_state
     from txmsg.store.startup_errors import startup_problem
 
@@ -73,4 +73,9 @@ async def open_existing(settings: Settings) -> Database:
             f"the database's schema is at revision {state.current or 'none'}, not the latest "
             f"({state.head}): run `txmsg migrate` first"
         )
+    try:
+        await unlock_secrets(db, settings)  # a database sealed with a key not here: refused
+    except BaseException:
+        await db.dispose()
+        raise
     return db

@@ -37,7 +37,7 @@ from txmsg.engine.writer import Writer
 from txmsg.metrics import Metrics
 from txmsg.sandbox.pool import shared_renderer
 from txmsg.store.db import Database
-from txmsg.store.sealing import Keyring
+from txmsg.store.sealing import Keyring, keyring_for, stored_tokens
 from txmsg.store.secrets import ServerSecrets
 from txmsg.store.sms_receipts import CallbackSigners
 from txmsg.store.wakeups import Wakeups, wakeups_for
@@ -100,6 +100,7 @@ class Engine:
     async def start(self, role: Role) -> None:
         """Start what `role` runs."""
         self.role = role
+        await unlock_secrets(self.db, self.settings)  # before a migration seals anything
         await self.db.migrate()
         await self.db.sync_clock()  # leases and due times are the database's
         engine_loaded()
@@ -148,13 +149,27 @@ class Engine:
 
 
 def open_database(settings: Settings) -> Database:
-    """The installation's database, with the keyring that seals its stored secrets."""
+    """The installation's database, with the keyring of its settings if there is one yet;
+    `unlock_secrets` then checks it against the database's sealed values (or makes it)."""
     return Database(
         settings.resolved_database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
-        keyring=Keyring.load(settings.secret_key, settings.data_dir),
+        keyring=Keyring.find(settings.secret_key, settings.data_dir),
         timeout=settings.database_timeout_seconds,
     )
+
+
+async def unlock_secrets(db: Database, settings: Settings) -> None:
+    """Give `db` the keyring that opens its sealed values, before anything reads or seals one.
+
+    A new `secret.key` is made only for a database holding nothing sealed (a fresh install);
+    a database sealed with a key that is missing or not the one given is refused
+    (`MissingSecretKey`, `WrongSecretKey`: one line, the command exits 3).
+    """
+    from txmsg.store.tables import metadata
+
+    tokens = await db.read(stored_tokens, metadata)
+    db.use_keyring(keyring_for(tokens, settings.secret_key, settings.data_dir))
 
 
 def build_engine(settings: Settings) -> Engine:

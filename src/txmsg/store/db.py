@@ -127,6 +127,11 @@ class Database:
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
             )
+        self.use_keyring(keyring)
+
+    def use_keyring(self, keyring: Keyring | None) -> None:
+        """Seal and open stored secrets with `keyring` from now on."""
+        self.keyring = keyring
         install((self._sync or self._async.sync_engine).dialect, keyring)  # type: ignore[union-attr]
 
     async def write(self, fn: Query[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -16,6 +16,8 @@ run `txmsg reseal` (every sealed value is sealed again with the new key), then d
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import os
 from collections.abc import Sequence
@@ -37,6 +39,15 @@ class SealError(Exception):
     """A sealed value that no key of the keyring opens, or a keyring that is missing."""
 
 
+class MissingSecretKey(SealError):
+    """The database holds sealed values and no key was given: it was sealed with a key that is
+    not here (a database restored without its `secret.key`). No new key is made for it."""
+
+
+class WrongSecretKey(SealError):
+    """The keys given open none of (or not all of) the database's sealed values."""
+
+
 class BadSecretKey(ValueError):
     """A secret key (TXMSG_SECRET_KEY, or the data directory's secret.key) is not a Fernet key."""
 
@@ -53,6 +64,8 @@ class Keyring:
             raise BadSecretKey(
                 "a secret key must be a Fernet key (32 url-safe base64-encoded bytes)"
             ) from None
+        # Set when a stored value would not open: `/ready` then checks the database's values.
+        self.failed = False
 
     def __repr__(self) -> str:
         return "Keyring(...)"
@@ -63,6 +76,25 @@ class Keyring:
         if secret_key:
             return cls(_split(secret_key))
         return cls(_split(_key_file(data_dir / KEY_FILE)))
+
+    @classmethod
+    def find(cls, secret_key: str | None, data_dir: Path) -> Keyring | None:
+        """From `TXMSG_SECRET_KEY`'s value, else from `secret.key` in `data_dir`; None when
+        neither exists (nothing is written)."""
+        if secret_key:
+            return cls(_split(secret_key))
+        try:
+            return cls(_split((data_dir / KEY_FILE).read_text("ascii")))
+        except FileNotFoundError:
+            return None
+
+    def opens(self, token: str) -> bool:
+        """Whether a key of this keyring opens `token` (a check: nothing is recorded)."""
+        try:
+            self._fernet.decrypt(token.encode("ascii"))
+        except (InvalidToken, UnicodeEncodeError):
+            return False
+        return True
 
     def seal(self, value: dict[str, Any]) -> str:
         return self.seal_text(orjson.dumps(value).decode())
@@ -78,6 +110,7 @@ class Keyring:
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode()
         except InvalidToken:
+            self.failed = True  # read by /ready: this process cannot open what is stored
             raise SealError(
                 "a stored secret opens with none of the secret keys (TXMSG_SECRET_KEY or "
                 "secret.key of the data directory): the key it was sealed with is missing"
@@ -178,6 +211,62 @@ def sealed_columns(metadata: sa.MetaData) -> list[sa.Column[Any]]:
         for column in table.columns
         if isinstance(column.type, SealedJson | SealedText)
     ]
+
+
+def _looks_sealed(value: object) -> bool:
+    """Whether a stored value is a Fernet token (a plain secret of a schema from before
+    sealing is not): version byte 0x80, then timestamp, IV, whole AES blocks and HMAC."""
+    if not isinstance(value, str) or not value.startswith("gAAAAA"):
+        return False
+    try:
+        raw = base64.urlsafe_b64decode(value.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return False
+    return raw[0] == 0x80 and len(raw) >= 73 and (len(raw) - 57) % 16 == 0
+
+
+def stored_tokens(conn: Connection, metadata: sa.MetaData) -> list[str]:
+    """Every sealed value the database holds (of the tables it has: a database not yet
+    migrated has fewer, a new one none), read as stored: nothing is opened."""
+    inspector = sa.inspect(conn)
+    tokens: list[str] = []
+    for column in sealed_columns(metadata):
+        if not inspector.has_table(column.table.name):
+            continue
+        plain = sa.Text() if isinstance(column.type, SealedText) else _plain_json(conn.dialect)
+        raw = sa.type_coerce(column, plain)
+        tokens.extend(v for v in conn.execute(sa.select(raw)).scalars() if _looks_sealed(v))
+    return tokens
+
+
+def keyring_for(tokens: Sequence[str], secret_key: str | None, data_dir: Path) -> Keyring:
+    """The keyring that opens `tokens` (the database's sealed values): from `TXMSG_SECRET_KEY`,
+    else the data directory's `secret.key`. A new `secret.key` is made only for a database
+    that holds nothing sealed yet (a fresh install); a database sealed with a key that is not
+    here (restored without its key) or that the key given does not open is refused, with the
+    one line that says so, and nothing is written."""
+    keyring = Keyring.find(secret_key, data_dir)
+    path = data_dir.resolve() / KEY_FILE
+    count = f"{len(tokens)} sealed secret(s) (SMTP passwords, Twilio tokens, server secrets...)"
+    if keyring is None:
+        if not tokens:
+            return Keyring.load(None, data_dir)  # a fresh install: its key is made now
+        raise MissingSecretKey(
+            f"no secret key: TXMSG_SECRET_KEY is not set and {path} does not exist, but the "
+            f"database holds {count} sealed with another key (restored without its key?); "
+            f"restore that key: copy the secret.key kept with the database's backup to {path} "
+            "(or set TXMSG_SECRET_KEY to it). No new key was made: one would open none of them"
+        )
+    unopened = sum(not keyring.opens(token) for token in tokens)
+    if unopened:
+        source = "TXMSG_SECRET_KEY" if secret_key else str(path)
+        raise WrongSecretKey(
+            f"the secret key of {source} does not open {unopened} of the database's {count}: "
+            "the database was sealed with another key; use that key (restore the secret.key "
+            "kept with the database's backup, or set TXMSG_SECRET_KEY to it), or during a key "
+            'rotation both, "NEW,OLD", until `txmsg reseal` has run'
+        )
+    return keyring
 
 
 def reseal_all(conn: Connection, metadata: sa.MetaData) -> int:
