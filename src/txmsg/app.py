@@ -52,6 +52,7 @@ from txmsg.engine.runtime import Engine, Role, build_engine
 from txmsg.store.event_configs import TriggerTargets
 from txmsg.store.keys import KeyResolver
 from txmsg.store.outage import RETRY_AFTER_SECONDS, is_unavailable
+from txmsg.store.sealing import SealError
 
 log = logging.getLogger("txmsg")
 
@@ -74,6 +75,17 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return problem(
         exc.status_code, _TITLES.get(exc.status_code, "Error"), exc.detail, headers=exc.headers
+    )
+
+
+async def _seal_error(_request: Request, exc: Exception) -> Response:
+    # Another process resealed the secrets with a key this one lacks (a rotation out of
+    # order), or a key was changed under a running process: /ready now says not ready.
+    log.error("a stored secret cannot be opened: %s", exc)
+    return problem(
+        503,
+        "Service Unavailable",
+        f"a stored secret cannot be opened with this process's TXMSG_SECRET_KEY: {exc}",
     )
 
 
@@ -184,6 +196,7 @@ def create_app(
         exception_handlers={
             DomainError: _domain_error,
             HTTPException: _http_error,
+            SealError: _seal_error,
             Exception: _server_error,
         },
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
+
+from cryptography.fernet import Fernet
 
 from helpers import (
     assert_problem,
@@ -17,6 +20,8 @@ from helpers import (
 from txmsg.api.probes import Probe, readiness
 from txmsg.metrics import Metrics
 from txmsg.store.db import Database
+from txmsg.store.sealing import Keyring, reseal_all
+from txmsg.store.tables import metadata
 from txmsg.testing import FakeSMTPServer
 
 
@@ -82,6 +87,42 @@ async def test_ready_names_the_check_that_fails(db: Database) -> None:
     ok, body = await readiness(Probe(db, metrics, lambda: True))
     assert not ok and body["status"] == "not ready"
     assert re.fullmatch(r"at revision 0001, expected \S+", body["checks"]["schema"])
+
+
+async def _reseal(server: Any, keys: str) -> None:
+    """`TXMSG_SECRET_KEY=keys txmsg reseal`, run beside the server."""
+    other = Database(server.settings.database_url, keyring=Keyring.load(keys, Path()))
+    try:
+        await other.write(reseal_all, metadata)
+    finally:
+        await other.dispose()
+
+
+async def test_secrets_resealed_with_a_key_this_process_lacks(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """A rotation out of order (reseal while a process runs with the old key alone): what
+    reads a secret is a 503 that says why, and /ready says not ready until it opens again."""
+    await create_channel(server.admin, smtp)
+    patch = {"smtp": {"username": "shop", "password": "smtp-password"}}
+    assert (await server.admin.patch("/api/v1/channel-configs/mail", json=patch)).is_success
+    old = (server.settings.data_dir / "secret.key").read_text().strip()
+    new = Fernet.generate_key().decode()
+    await _reseal(server, f"{new},{old}")
+
+    refused = assert_problem(await server.admin.get("/api/v1/channel-configs/mail"), 503)
+    assert refused["detail"].startswith(
+        "a stored secret cannot be opened with this process's TXMSG_SECRET_KEY: "
+    )
+    async with server.client() as anyone:
+        ready = await anyone.get("/ready")
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["status"] == "not ready"
+        assert "cannot be opened with this process's" in ready.json()["checks"]["secrets"]
+
+        await _reseal(server, f"{old},{new}")  # sealed with this process's key again
+        assert (await anyone.get("/ready")).status_code == 200
+    assert (await server.admin.get("/api/v1/channel-configs/mail")).status_code == 200
 
 
 async def test_ready_says_the_database_is_unreachable() -> None:

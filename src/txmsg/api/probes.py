@@ -1,8 +1,9 @@
 """/health, /ready and /metrics: a process's liveness, readiness and Prometheus metrics.
 
 `/health` says the process answers. `/ready` says it can do its work: the database is
-reachable, its schema is the code's, and the dispatcher runs where the process's role has
-one (503 otherwise, with the failing checks). `/metrics` (admin key) is the process's own
+reachable, its schema is the code's, the dispatcher runs where the process's role has
+one, and (once a stored secret failed to open) the process's secret key opens the database's
+sealed values (503 otherwise, with the failing checks). `/metrics` (admin key) is the process's own
 figures in Prometheus's text format; the ops port (`ops_port.py`) serves the same three
 without a key, on an address of its own.
 """
@@ -26,6 +27,8 @@ from txmsg.store.db import Database
 from txmsg.store.outage import OutageLog
 from txmsg.store.queue.depth import queue_depth
 from txmsg.store.readiness import schema_state
+from txmsg.store.sealing import stored_tokens
+from txmsg.store.tables import metadata
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +60,31 @@ async def _database_checks(db: Database, outage: OutageLog) -> dict[str, str]:
     return {"database": "ok", "schema": f"at revision {found}, expected {state.head}"}
 
 
+async def _secrets_check(db: Database) -> str | None:
+    """None while no stored secret failed to open in this process (started, it opened them
+    all); after one did, whether the keyring opens every sealed value the database holds now
+    (another process may have resealed them with a key this one lacks)."""
+    keyring = db.keyring
+    if keyring is None or not keyring.failed:
+        return None
+    tokens = await asyncio.wait_for(db.read(stored_tokens, metadata), READY_TIMEOUT_SECONDS)
+    unopened = sum(not keyring.opens(token) for token in tokens)
+    if not unopened:
+        keyring.failed = False
+        return None
+    return (
+        f"{unopened} of {len(tokens)} stored secrets cannot be opened with this process's "
+        "TXMSG_SECRET_KEY (or secret.key): restart it with the key they were sealed with"
+    )
+
+
 async def readiness(probe: Probe) -> tuple[bool, dict[str, Any]]:
     """Whether the process is ready, and the answer's body (each check: `ok` or why not)."""
     checks = await _database_checks(probe.db, probe.ready_outage)
+    if checks["database"] == "ok":
+        secrets = await _secrets_check(probe.db)
+        if secrets is not None:
+            checks["secrets"] = secrets
     dispatching = probe.dispatching()
     if dispatching is not None:
         checks["dispatcher"] = "ok" if dispatching else "not running"
