@@ -23,7 +23,7 @@ from txmsg import __version__
 from txmsg.commands import logs
 from txmsg.commands.database import NoDatabase, missing_message, open_existing, sqlite_path
 from txmsg.commands.hangup import Hangup
-from txmsg.config import Settings
+from txmsg.config import Settings, unknown_variables
 
 if TYPE_CHECKING:
     import asyncio
@@ -522,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         top.exit(2, f"txmsg: bad configuration: {exc}\n")
     logs.configure(args.log_level, args.log_format)
+    for line in unknown_variables():
+        logging.getLogger("txmsg").warning("%s", line)
     try:
         result = args.func(args, settings)
         if isinstance(result, Coroutine):  # an async command

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from dataclasses import dataclass, field
@@ -17,6 +18,61 @@ DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 
 DEFAULT_TRIGGER_LIMIT = KeyLimit(1000, 2000)  # TXMSG_TRIGGER_RATE_LIMIT="1000/s burst 2000"
 DEFAULT_FAILURE_LIMIT = KeyLimit(10, 100)  # TXMSG_AUTH_FAILURE_RATE_LIMIT="10/s burst 100"
+
+
+# Every TXMSG_* variable txmsg reads: the settings (`Settings.from_env`), then those the
+# commands set for their own child processes. Any other is a typo or a leftover, told at start.
+KNOWN_VARIABLES = frozenset(
+    {
+        "TXMSG_ADMIN_KEY",
+        "TXMSG_AUTH_FAILURE_RATE_LIMIT",
+        "TXMSG_BODY_TIMEOUT_SECONDS",
+        "TXMSG_BOUNCE_LISTEN",
+        "TXMSG_BOUNCE_MAX_BYTES",
+        "TXMSG_CONFIG_CACHE_SECONDS",
+        "TXMSG_DATABASE_TIMEOUT_SECONDS",
+        "TXMSG_DATABASE_URL",
+        "TXMSG_DATA_DIR",
+        "TXMSG_DEFAULT_EXPIRATION_SECONDS",
+        "TXMSG_EXPORT_RETENTION_DAYS",
+        "TXMSG_INTERACTION_INACTIVITY_DAYS",
+        "TXMSG_LEASE_SECONDS",
+        "TXMSG_MAX_BODY_BYTES",
+        "TXMSG_MAX_IN_FLIGHT",
+        "TXMSG_POLL_INTERVAL",
+        "TXMSG_PUBLIC_URL",
+        "TXMSG_RENDER_MAX_BYTES",
+        "TXMSG_RENDER_TIMEOUT_SECONDS",
+        "TXMSG_RETRY_BASE_SECONDS",
+        "TXMSG_RETRY_MAX_SECONDS",
+        "TXMSG_SECRET_KEY",
+        "TXMSG_SQLITE_SYNCHRONOUS",
+        "TXMSG_SWEEP_INTERVAL",
+        "TXMSG_TRACKING_MACHINE_SECONDS",
+        "TXMSG_TRIGGER_RATE_LIMIT",
+        "TXMSG_WEBHOOK_TIMEOUT_SECONDS",
+    }
+)
+INTERNAL_VARIABLES = frozenset(
+    {"TXMSG_EXPORT_READER_TARGET", "TXMSG_HANGUP_RESTARTING", "TXMSG_SERVE_PROCESS_OPTIONS"}
+)
+
+
+def unknown_variables(env: dict[str, str] | None = None) -> list[str]:
+    """A line for each TXMSG_* variable txmsg does not read (a typo: its setting is silently
+    the default), naming the closest known one. Warned of, never refused: a variable an old
+    release read, left in a deployment's environment, must not stop it."""
+    names = sorted(os.environ if env is None else env)
+    lines = []
+    for name in names:
+        if not name.startswith("TXMSG_") or name.startswith("TXMSG_TEST_"):
+            continue
+        if name in KNOWN_VARIABLES or name in INTERNAL_VARIABLES:
+            continue
+        close = difflib.get_close_matches(name, sorted(KNOWN_VARIABLES), n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"{name} is not a txmsg setting{hint}: it is ignored")
+    return lines
 
 
 # Beyond any sensible setting (31 years in seconds, a GB in bytes), and far within what a time

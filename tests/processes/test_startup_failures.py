@@ -246,3 +246,16 @@ def test_a_fresh_data_directory_gets_its_key_from_any_command(tmp_path: Path) ->
     (tmp_path / "txmsg-data" / "secret.key").unlink()  # nothing sealed yet: a fresh install
     told(txmsg("keys", "list", cwd=tmp_path), 0)
     assert (tmp_path / "txmsg-data" / "secret.key").is_file()
+
+
+def test_a_mistyped_variable_is_warned_of_by_every_command(tmp_path: Path) -> None:
+    """TXMSG_DATABSE_URL made serve use SQLite without a word, and check say "valid"."""
+    typo = {"TXMSG_DATABSE_URL": "postgresql://txmsg@db.internal/txmsg", "TXMSG_OLD_THING": "1"}
+    done = txmsg("migrate", cwd=tmp_path, **typo)
+    told(done, 0, "TXMSG_DATABSE_URL is not a txmsg setting (did you mean TXMSG_DATABASE_URL?)")
+    warnings = [line for line in done.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 2, done.stderr  # one line each, the leftover without a guess
+    assert any("TXMSG_OLD_THING is not a txmsg setting: it is ignored" in w for w in warnings)
+    checked = txmsg("check", cwd=tmp_path, **typo)
+    told(checked, 0, "warn  settings: TXMSG_DATABSE_URL is not a txmsg setting (did you mean")
+    told(txmsg("keys", "list", cwd=tmp_path, **typo), 0, "did you mean TXMSG_DATABASE_URL?")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from txmsg.commands.database import NoDatabase, open_existing
-from txmsg.config import Settings
+from txmsg.config import Settings, unknown_variables
 from txmsg.core.channel_config import channel_settings
 from txmsg.core.email_config import EmailSettings
 from txmsg.store import channel_configs
@@ -70,6 +70,8 @@ async def run_check(_args: object, settings: Settings) -> int:
         print(f"{'ok  ' if ok else 'FAIL'}  {line}")
 
     say(True, "settings: valid")
+    for line in unknown_variables():  # a warning: the command runs all the same
+        print(f"warn  settings: {line}")
     try:
         db = await open_existing(settings)
     except NoDatabase as exc:
