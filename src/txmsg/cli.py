@@ -273,19 +273,30 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     from txmsg.engine.runtime import open_database, unlock_secrets
+    from txmsg.store.readiness import schema_state
+    from txmsg.store.startup_errors import address_of
 
-    async def run() -> None:
+    async def run() -> str | None:
         db = open_database(settings)
         try:
             await unlock_secrets(db, settings)
+            before = (await schema_state(db)).current
             await db.migrate()
+            return before
         finally:
             await db.dispose()
 
-    from txmsg.store.startup_errors import address_of
+    from txmsg.store.migrations import head_revision
 
-    asyncio.run(run())  # a failure the operator fixes is one line (main)
-    print(f"database is at the latest schema ({address_of(settings.resolved_database_url)})")
+    before = asyncio.run(run())  # a failure the operator fixes is one line (main)
+    head = head_revision()
+    where = address_of(settings.resolved_database_url)
+    if before is None:
+        print(f"created the database schema at revision {head} ({where}): the latest schema")
+    elif before != head:
+        print(f"upgraded the database schema from revision {before} to {head} ({where})")
+    else:
+        print(f"database is at the latest schema, revision {head} ({where}): nothing to do")
     return 0
 
 

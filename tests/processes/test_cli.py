@@ -178,7 +178,10 @@ def test_version_help_and_quiet_migrations(tmp_path: Path) -> None:
     assert "(default: 8025)" in helped.stdout and "(default: text)" in helped.stdout
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == ""  # Alembic's INFO lines only at --log-level debug
-    assert quiet.stdout.startswith("database is at the latest schema")
+    assert quiet.stdout.startswith("created the database schema at revision")  # what it did
+    again = command("migrate", cwd=tmp_path)
+    assert again.stdout.startswith("database is at the latest schema, revision"), again.stdout
+    assert "nothing to do" in again.stdout
     fresh = tmp_path / "fresh"  # a new database: Alembic runs (a current one needs no Alembic)
     fresh.mkdir()
     chatty = command("migrate", "--log-level", "debug", "--log-format", "json", cwd=fresh)
