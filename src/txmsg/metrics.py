@@ -77,6 +77,14 @@ class Metrics:
             ["channel", "provider"],
             registry=r,
         )
+        self.provider_failures = Counter(
+            "txmsg_provider_failures_total",
+            "Failures of a provider itself, by channel, provider (relay host:port, or Twilio"
+            " account/sender) and kind (auth, tls, connect, timeout, sender, protocol, 4xx,"
+            " 5xx); a refusal of one message is not one",
+            ["channel", "provider", "kind"],
+            registry=r,
+        )
         self.write_batch = Histogram(
             "txmsg_write_batch_size",
             "Items (triggers, outcomes, log entries) committed by one write cycle",
@@ -106,6 +114,11 @@ class Metrics:
             self._child(self.provider_errors, channel, error).inc()
         if provider is not None:
             self._child(self.provider_sends, channel, provider).inc()
+
+    def count_provider_failure(self, channel: str, provider: str, kind: str) -> None:
+        """A provider failed a send for a reason of its own (`kind`: one of
+        `core.delivery.FAULT_KINDS`)."""
+        self._child(self.provider_failures, channel, provider, kind).inc()
 
     def observe_sent(self, channel: str, priority: str, seconds: float) -> None:
         self._child(self.trigger_to_sent, channel, priority).observe(seconds)

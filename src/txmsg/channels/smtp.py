@@ -9,14 +9,24 @@ later) or `PermanentSendError` (give up), whose `reason` holds the server's code
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
+import ssl
+from dataclasses import replace
 
 import aiosmtplib
 
 from txmsg.channels.ranked_slots import RankedSlots
-from txmsg.channels.smtp_session import ReplyError, SMTPSession
+from txmsg.channels.smtp_session import ReplyError, SessionLost, SMTPSession
 from txmsg.core.delivery import (
+    FAULT_4XX,
+    FAULT_5XX,
+    FAULT_AUTH,
+    FAULT_CONNECT,
+    FAULT_PROTOCOL,
+    FAULT_TIMEOUT,
+    FAULT_TLS,
     NotAttempted,
     PermanentSendError,
     SendError,
@@ -105,45 +115,136 @@ class SMTPPool:
             conn.close()
 
     async def _connect(self) -> SMTPSession:
-        s = self._settings
         if self._local_hostname is None:
             # aiosmtplib would look the FQDN up again for every connection; do it once.
             self._local_hostname = await asyncio.to_thread(socket.getfqdn)
-        conn = aiosmtplib.SMTP(
-            hostname=s.host,
-            port=s.port,
-            username=s.username,
-            password=s.password if s.username else None,
-            local_hostname=self._local_hostname,
-            timeout=s.timeout,
-            use_tls=s.tls == "tls",
-            start_tls=s.tls == "starttls",  # False for "none": no opportunistic upgrade
-            validate_certs=s.validate_certs,
-        )
+        conn = await open_session(self._settings, self._local_hostname)
         try:
-            await conn.connect()  # connects, STARTTLS and AUTH as configured
-            if conn.is_ehlo_or_helo_needed:
-                # Greet once per connection: the transactions below go command by command.
-                try:
-                    await conn.ehlo()
-                except aiosmtplib.SMTPHeloError:
-                    await conn.helo()
             return SMTPSession.adopt(conn)
-        except (aiosmtplib.SMTPException, OSError) as exc:
+        except SessionLost as exc:
             conn.close()
-            # Connecting, greeting, STARTTLS, AUTH: whatever the reply, the relay's doing (a
-            # password rotated, an extension missing), never the recipient's: retried, and
-            # the next relay tried, as the relay being down would be.
-            error = self._error(exc)
-            raise TransientSendError(error.reason, error.retry_after) from exc
-        except BaseException:  # cancelled mid-greeting: never leave the connection open
-            conn.close()
-            raise
+            raise TransientSendError(f"SMTP connection failed: {exc}", fault=FAULT_CONNECT) from exc
 
     def _error(self, exc: BaseException) -> SendError:
         # Servers do not echo credentials, but a reason is shown to API users: be certain.
         s = self._settings
-        return _classify(exc).masking(credential_forms(s.username or "", s.password or ""))
+        error = _classify(exc)
+        error.fault = _session_fault(exc)
+        return error.masking(credential_forms(s.username or "", s.password or ""))
+
+
+class SessionRefused(TransientSendError):
+    """Opening a session failed: connecting, greeting, STARTTLS or AUTH (`stage`). Whatever
+    the reply, the relay's doing (a password rotated, an extension missing), never the
+    recipient's: retried, and the next relay tried, as the relay being down would be."""
+
+    def __init__(self, stage: str, error: SendError, fault: str) -> None:
+        super().__init__(error.reason, error.retry_after, fault=fault)
+        self.stage = stage
+
+
+async def open_session(settings: SMTPSettings, local_hostname: str | None) -> aiosmtplib.SMTP:
+    """A connection to the relay, greeted, with STARTTLS and AUTH as configured; else
+    `SessionRefused`, which says at which step and why (no credential in its reason)."""
+    s = settings
+    conn = aiosmtplib.SMTP(
+        hostname=s.host,
+        port=s.port,
+        local_hostname=local_hostname,
+        timeout=s.timeout,
+        use_tls=s.tls == "tls",
+        start_tls=False,  # below, when "starttls"; never an opportunistic upgrade
+        validate_certs=s.validate_certs,
+    )
+    stage = "connect"
+    try:
+        await conn.connect()
+        stage = "EHLO"
+        await _greet(conn)
+        if s.tls == "starttls":
+            stage = "STARTTLS"
+            await conn.starttls()
+            await _greet(conn)  # again: what the server offers over TLS
+        if s.username:
+            stage = "AUTH"
+            await conn.login(s.username, s.password or "")
+        return conn
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        conn.close()
+        error = _classify(exc).masking(credential_forms(s.username or "", s.password or ""))
+        raise SessionRefused(stage, error, _setup_fault(stage, exc)) from exc
+    except BaseException:  # cancelled mid-greeting: never leave the connection open
+        conn.close()
+        raise
+
+
+async def _greet(conn: aiosmtplib.SMTP) -> None:
+    """EHLO, or HELO to a server without ESMTP; once per session (and again after STARTTLS)."""
+    if conn.is_ehlo_or_helo_needed:
+        try:
+            await conn.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await conn.helo()
+
+
+async def probe(settings: SMTPSettings, timeout: float) -> str:
+    """Open a session as a send would (connect, EHLO, STARTTLS and AUTH as configured), then
+    QUIT: what went well, e.g. "EHLO, STARTTLS, AUTH accepted"; else `SessionRefused`.
+    No mail is sent. `timeout` bounds each step (and the settings' own time-out)."""
+    bounded = replace(settings, timeout=min(settings.timeout, timeout))
+    conn = await open_session(bounded, None)
+    try:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await conn.quit(timeout=min(timeout, _QUIT_TIMEOUT))
+    finally:
+        conn.close()
+    steps = ["EHLO"]
+    if settings.tls == "tls":
+        steps.insert(0, "TLS")
+    if settings.tls == "starttls":
+        steps.append("STARTTLS")
+    if settings.username:
+        steps.append("AUTH")
+    return f"{', '.join(steps)} accepted"
+
+
+def _setup_fault(stage: str, exc: BaseException) -> str:
+    """The kind of failure of a session being opened at `stage`."""
+    if _is_tls_error(exc):
+        return FAULT_TLS
+    if isinstance(exc, TimeoutError):
+        return FAULT_TIMEOUT
+    if stage == "STARTTLS":  # refused, not offered, or the connection lost in the handshake
+        return FAULT_TLS
+    if stage == "AUTH" and not isinstance(exc, OSError):  # refused (535, 530), or not offered
+        return FAULT_AUTH
+    reply = _reply_of(exc)
+    if reply is not None:
+        return FAULT_4XX if reply[0] < 500 else FAULT_5XX
+    return FAULT_CONNECT if isinstance(exc, OSError) else FAULT_PROTOCOL
+
+
+def _session_fault(exc: BaseException) -> str | None:
+    """The relay's fault in a failed mail transaction, if it is one: a 421 (closing), a time-out
+    or a connection lost. A refusal of the sender, a recipient or the content is the message's."""
+    if isinstance(exc, ReplyError):
+        return FAULT_4XX if exc.reply[0] == 421 else None
+    if isinstance(exc, TimeoutError):
+        return FAULT_TIMEOUT
+    if isinstance(exc, OSError):
+        return FAULT_CONNECT
+    return None
+
+
+def _is_tls_error(exc: BaseException | None) -> bool:
+    """Whether a TLS handshake or certificate check is behind `exc` (aiosmtplib wraps them)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _classify(exc: BaseException) -> SendError:

@@ -27,6 +27,14 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from txmsg.core.delivery import (
+    FAULT_4XX,
+    FAULT_5XX,
+    FAULT_AUTH,
+    FAULT_CONNECT,
+    FAULT_PROTOCOL,
+    FAULT_SENDER,
+    FAULT_TIMEOUT,
+    FAULT_TLS,
     PermanentSendError,
     SendError,
     TransientSendError,
@@ -95,11 +103,29 @@ class TwilioSender:
 
     async def _create(self, kwargs: dict[str, str]) -> Any:
         """The library's call, its failures as the engine's send errors."""
+        return await self._call(self._client.messages.create_async(**kwargs))
+
+    async def probe(self, timeout: float) -> str:
+        """Fetch the account's resource (`GET /2010-04-01/Accounts/{Sid}.json`) with the
+        configured credentials, as a send would reach Twilio: what it says, e.g. "account
+        active"; else a `SendError` (its fault says why, its reason has no credential)."""
         s = self._settings
+        bounded = min(s.timeout, timeout)
+        try:
+            account = await self._call(
+                self._client.api.v2010.accounts(s.account_sid).fetch_async(), bounded
+            )
+        except SendError as exc:
+            raise exc.masking(credential_forms(s.account_sid, s.auth_token), _MAX_REASON) from None
+        return f"account {account.status or 'found'}"
+
+    async def _call(self, request: Any, timeout: float | None = None) -> Any:
+        """Await one of the library's requests, its failures as the engine's send errors."""
+        limit = self._settings.timeout if timeout is None else timeout
         _retry_after.set(None)
         try:
-            async with asyncio.timeout(s.timeout):
-                return await self._client.messages.create_async(**kwargs)
+            async with asyncio.timeout(limit):
+                return await request
         except TwilioRestException as exc:
             message = _LIBRARY_PREFIX.sub("", str(exc.msg or ""))
             raise _classify(exc.status, exc.code, message, _retry_after.get()) from None
@@ -107,11 +133,21 @@ class TwilioSender:
             detail = exc.detail or exc.title
             raise _classify(exc.status, exc.code, detail, _retry_after.get()) from None
         except TimeoutError:
-            raise TransientSendError(f"Twilio did not answer within {s.timeout:g} s") from None
+            raise TransientSendError(
+                f"Twilio did not answer within {limit:g} s", fault=FAULT_TIMEOUT
+            ) from None
+        except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
+            raise TransientSendError(
+                f"Twilio TLS failed: {type(exc).__name__}", fault=FAULT_TLS
+            ) from None
         except aiohttp.ClientError as exc:
-            raise TransientSendError(f"Twilio connection failed: {type(exc).__name__}") from None
+            raise TransientSendError(
+                f"Twilio connection failed: {type(exc).__name__}", fault=FAULT_CONNECT
+            ) from None
         except (TwilioException, ValueError) as exc:  # an answer that is not Twilio's JSON
-            raise TransientSendError(f"Twilio answer not understood: {exc}") from None
+            raise TransientSendError(
+                f"Twilio answer not understood: {exc}", fault=FAULT_PROTOCOL
+            ) from None
 
     async def close(self) -> None:
         await self._http.close()
@@ -129,6 +165,10 @@ _TRANSIENT_4XX = {408, 409, 425, 429}
 # of the configuration, not of the message: retried until the event expires, so that fixing
 # the token sends what waits instead of failing it.
 _AUTH_CODE = 20003
+# The sender is not the account's: a From number it does not own or that cannot send SMS, a
+# messaging service without numbers. Every message would get it: the configuration's fault
+# (the message still ends deliveryFailed, as Twilio answered it for good).
+_SENDER_CODES = {21212, 21606, 21659, 21660, 21704}
 
 
 def _classify(
@@ -140,6 +180,7 @@ def _classify(
     label = f"Twilio error {twilio_code}" if twilio_code else "Twilio error"
     text = " ".join(message.split())  # cut to length once credentials are masked (send)
     reason = f"{label} (HTTP {status}): {text}" if text else f"{label} (HTTP {status})"
+    fault = _fault(status, twilio_code)
     if (
         status >= 500
         or status in _TRANSIENT_4XX
@@ -147,5 +188,21 @@ def _classify(
         or twilio_code == _AUTH_CODE
         or twilio_code is None  # not Twilio's answer: a proxy or gateway in between
     ):
-        return TransientSendError(reason, retry_after)
-    return PermanentSendError(reason)
+        return TransientSendError(reason, retry_after, fault=fault)
+    return PermanentSendError(reason, fault=fault)
+
+
+def _fault(status: int, twilio_code: int | None) -> str | None:
+    """The account's or Twilio's fault in an answer, if it is one; None: the message's (an
+    invalid To, 21211; a body too long, 21617), whose text may name the recipient."""
+    if status in (401, 403) or twilio_code == _AUTH_CODE:
+        return FAULT_AUTH
+    if twilio_code in _SENDER_CODES:
+        return FAULT_SENDER
+    if status >= 500:
+        return FAULT_5XX
+    if status == 408:
+        return FAULT_TIMEOUT
+    if status in _TRANSIENT_4XX or twilio_code is None:
+        return FAULT_4XX
+    return None

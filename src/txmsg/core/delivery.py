@@ -8,25 +8,57 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+# What went wrong with a provider itself (not with one message), a bounded set: the `kind`
+# label of `txmsg_provider_failures_total` and the kind a provider warning names.
+FAULT_AUTH = "auth"  # credentials refused: SMTP 535/530 at AUTH, Twilio 401/20003, 403
+FAULT_TLS = "tls"  # STARTTLS refused or missing, a certificate that does not verify
+FAULT_CONNECT = "connect"  # refused, reset, closed, unreachable
+FAULT_TIMEOUT = "timeout"  # no answer in time
+FAULT_SENDER = "sender"  # the provider says the sender is not ours (Twilio 21606, 21212...)
+FAULT_PROTOCOL = "protocol"  # an answer that is not the provider's protocol
+FAULT_4XX = "4xx"  # a temporary refusal of the provider's service (SMTP 421, Twilio 429)
+FAULT_5XX = "5xx"  # a server error, or a permanent refusal of the session
+FAULT_KINDS = (
+    FAULT_AUTH,
+    FAULT_TLS,
+    FAULT_CONNECT,
+    FAULT_TIMEOUT,
+    FAULT_SENDER,
+    FAULT_PROTOCOL,
+    FAULT_4XX,
+    FAULT_5XX,
+)
+
 
 class SendError(Exception):
-    """A send that did not go through; `reason` is safe to show to API users."""
+    """A send that did not go through; `reason` is safe to show to API users.
+
+    `fault` is set (one of `FAULT_KINDS`) when the provider itself failed or refused the
+    engine's credentials or configuration, whatever the message; None when the message was
+    refused (a recipient, its content) or the error says nothing about the provider. The
+    reason of an error without a fault may name a recipient: it is never logged.
+    """
 
     # A provider saw the attempt (a refusal, a 4xx, a time-out mid-transaction): a bounce or
     # complaint may come back about it. False for a send that never left this process.
     reached_provider = True
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, fault: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         # Seconds the provider asked us to wait (Retry-After), if it said.
         self.retry_after = retry_after
+        self.fault = fault
 
     def masking(self, forms: list[str], limit: int | None = None) -> SendError:
         """The same error, its reason without any of the credential `forms` (then cut to
         `limit` characters: cutting first could leave part of a credential)."""
         reason = masked(self.reason, forms)[:limit]
-        return self if reason == self.reason else type(self)(reason, self.retry_after)
+        if reason == self.reason:
+            return self
+        return type(self)(reason, self.retry_after, fault=self.fault)
 
 
 class TransientSendError(SendError):

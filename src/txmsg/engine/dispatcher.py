@@ -67,7 +67,7 @@ class Dispatcher:
         self._db = db
         self._metrics = metrics or Metrics()
         self._settings = settings
-        self._providers = providers or Providers()
+        self._providers = providers or Providers(self._metrics)
         self._book = book
         self._writer = writer
         self._secrets = secrets or ServerSecrets(db)

@@ -9,7 +9,9 @@ when none saw it (all resting), `NotAttempted`: its channel cap's tokens go back
 refusal (SMTP 5xx, Twilio 4xx such as 21211) is the message's fault, not the provider's: it
 ends the send, with no failover.
 
-Breakers are per process: each worker learns on its own that a provider is down.
+Breakers are per process: each worker learns on its own that a provider is down. Each
+provider's failures and recoveries are also told to a `Watch` (`engine/provider_health.py`:
+the operator's warning and the failure count by kind).
 """
 
 from __future__ import annotations
@@ -19,17 +21,34 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from txmsg.core.breaker import BreakerSettings, CircuitBreaker
+from txmsg.core.breaker import BreakerSettings, CircuitBreaker, State
 from txmsg.core.delivery import (
     EmailProvider,
     NotAttempted,
     PermanentSendError,
+    SendError,
     TransientSendError,
 )
 
 
 class Closable(Protocol):
     async def close(self) -> None: ...
+
+
+class Watch(Protocol):
+    """Told of each provider's failures (`opened`: its breaker opened) and successes."""
+
+    def failed(self, provider: str, error: SendError, opened: bool) -> None: ...
+
+    def succeeded(self, provider: str) -> None: ...
+
+
+class _Unwatched:
+    def failed(self, provider: str, error: SendError, opened: bool) -> None:
+        pass
+
+    def succeeded(self, provider: str) -> None:
+        pass
 
 
 P = TypeVar("P", bound=Closable)
@@ -50,10 +69,12 @@ class Failover(Generic[P]):
         relays: Sequence[Relay[P]],
         settings: BreakerSettings,
         clock: Callable[[], float] = time.monotonic,
+        watch: Watch | None = None,
     ) -> None:
         self._relays = list(relays)
         self._breakers = [CircuitBreaker(settings) for _ in relays]
         self._clock = clock
+        self._watch: Watch = watch or _Unwatched()
 
     async def call(self, send: Callable[[P], Awaitable[T]]) -> tuple[str, T]:
         """(the provider's name, its answer) of the first provider that accepted the send."""
@@ -66,18 +87,26 @@ class Failover(Generic[P]):
             try:
                 answer = await send(relay.provider)
             except TransientSendError as exc:
+                was_open = breaker.state == State.OPEN
                 breaker.failed(self._clock())
                 last = exc
                 if not isinstance(exc, NotAttempted):
                     seen = exc
+                    opened = not was_open and breaker.state == State.OPEN
+                    self._watch.failed(relay.name, exc, opened)
                 continue
-            except PermanentSendError:
+            except PermanentSendError as exc:
                 breaker.succeeded()  # the provider works; the message is refused anywhere
+                if exc.fault is None:
+                    self._watch.succeeded(relay.name)
+                else:  # it answered, refusing the configuration (a sender not the account's)
+                    self._watch.failed(relay.name, exc, False)
                 raise
             except BaseException:
                 breaker.released()  # cancelled mid-probe: another send may probe
                 raise
             breaker.succeeded()
+            self._watch.succeeded(relay.name)
             return relay.name, answer
         if seen is not None:  # a provider saw the send: it counted against the channel's cap
             raise seen

@@ -12,6 +12,8 @@ from txmsg.core.email_config import EmailSettings
 from txmsg.core.mime import Sender
 from txmsg.core.twilio_config import SmsSettings
 from txmsg.engine.failover import Closable, FailoverSender, Relay, SmsFailover, SmsProvider
+from txmsg.engine.provider_health import ProviderHealth
+from txmsg.metrics import Metrics
 
 _TWILIO = "txmsg.channels.twilio"
 
@@ -26,7 +28,9 @@ class Providers:
     is closed once the sends under way on it have had time to finish.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        # Kept across revisions: a fixed password's first send tells the failure is over.
+        self._health = ProviderHealth(metrics)
         self._email: dict[str, tuple[int, FailoverSender, Sender]] = {}
         self._sms: dict[str, tuple[int, SmsFailover]] = {}
         self._retired: dict[Closable, asyncio.Task[None]] = {}
@@ -44,7 +48,9 @@ class Providers:
             Relay(f"{smtp.host}:{smtp.port}", SMTPPool(smtp))
             for smtp in (settings.smtp, *settings.fallbacks)
         ]
-        provider = FailoverSender(relays, settings.breaker)
+        provider = FailoverSender(
+            relays, settings.breaker, watch=self._health.watch("email", config)
+        )
         sender = Sender.build(settings.from_email, settings.from_name, settings.reply_to)
         if current is not None:
             self._retire(current[1])
@@ -70,7 +76,7 @@ class Providers:
             Relay(twilio.provider_name, TwilioSender(twilio))
             for twilio in (settings.twilio, *settings.fallbacks)
         ]
-        provider = SmsFailover(relays, settings.breaker)
+        provider = SmsFailover(relays, settings.breaker, watch=self._health.watch("sms", config))
         if current is not None:
             self._retire(current[1])
         self._sms[config] = (revision, provider)
