@@ -296,6 +296,26 @@ async def test_the_twilio_client_fetches_a_message(
     assert (raised.value.status, raised.value.code) == (404, 20404)
 
 
+async def test_the_twilio_client_fetches_the_account(
+    fake_twilio: FakeTwilio, twilio_client: Client
+) -> None:
+    account = await twilio_client.api.v2010.accounts(fake_twilio.account_sid).fetch_async()
+    assert (account.sid, account.status, account.type) == (
+        fake_twilio.account_sid,
+        "active",
+        "Full",
+    )
+    assert account.auth_token is None  # never echoed by the fake
+    fake_twilio.account_status = "suspended"
+    assert (
+        await twilio_client.api.v2010.accounts(fake_twilio.account_sid).fetch_async()
+    ).status == ("suspended")
+    with pytest.raises(TwilioRestException) as raised:  # another account: its credentials
+        await twilio_client.api.v2010.accounts("AC" + "1" * 32).fetch_async()
+    assert (raised.value.status, raised.value.code) == (401, 20003)
+    assert fake_twilio.requests == 0  # not a create call
+
+
 async def test_the_twilio_client_lists_messages_page_by_page(
     fake_twilio: FakeTwilio, twilio_client: Client
 ) -> None:

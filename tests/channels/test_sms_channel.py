@@ -181,27 +181,38 @@ def _sender(twilio: FakeTwilio, **over: Any) -> TwilioSender:
 
 
 @pytest.mark.parametrize(
-    ("status", "code", "error", "reason"),
+    ("status", "code", "error", "reason", "fault"),
     [
-        (429, None, TransientSendError, "Twilio error 20429 (HTTP 429): Too Many Requests"),
-        (500, None, TransientSendError, "Twilio error 20500 (HTTP 500): Internal Server Error"),
-        (502, 502, TransientSendError, "Twilio error (HTTP 502): Error"),
-        (400, 21211, PermanentSendError, "Twilio error 21211 (HTTP 400): The 'To' number is"),
-        (404, 20404, PermanentSendError, "Twilio error 20404 (HTTP 404): Error"),
+        (429, None, TransientSendError, "Twilio error 20429 (HTTP 429): Too Many Requests", "4xx"),
+        (500, None, TransientSendError, "Twilio error 20500 (HTTP 500): Internal Server", "5xx"),
+        (502, 502, TransientSendError, "Twilio error (HTTP 502): Error", "5xx"),
+        # The message's fault: its text may name the recipient, never logged.
+        (400, 21211, PermanentSendError, "Twilio error 21211 (HTTP 400): The 'To' number is", None),
+        (404, 20404, PermanentSendError, "Twilio error 20404 (HTTP 404): Error", None),
         # Not Twilio's answer (no code, or the status as code): a proxy's error, retried.
-        (404, None, TransientSendError, "Twilio error (HTTP 404): Error"),
-        (407, 407, TransientSendError, "Twilio error (HTTP 407): Error"),
-        (413, 413, TransientSendError, "Twilio error (HTTP 413): Error"),
-        (408, None, TransientSendError, "Twilio error (HTTP 408): Error"),
-        (409, 20409, TransientSendError, "Twilio error 20409 (HTTP 409): Error"),
-        (425, None, TransientSendError, "Twilio error (HTTP 425): Error"),
+        (404, None, TransientSendError, "Twilio error (HTTP 404): Error", "4xx"),
+        (407, 407, TransientSendError, "Twilio error (HTTP 407): Error", "4xx"),
+        (413, 413, TransientSendError, "Twilio error (HTTP 413): Error", "4xx"),
+        (408, None, TransientSendError, "Twilio error (HTTP 408): Error", "timeout"),
+        (409, 20409, TransientSendError, "Twilio error 20409 (HTTP 409): Error", "4xx"),
+        (425, None, TransientSendError, "Twilio error (HTTP 425): Error", "4xx"),
         # Authentication: the configuration's token is wrong, not the message.
-        (401, 20003, TransientSendError, "Twilio error 20003 (HTTP 401): Authenticate"),
-        (403, 20003, TransientSendError, "Twilio error 20003 (HTTP 403): Error"),
+        (401, 20003, TransientSendError, "Twilio error 20003 (HTTP 401): Authenticate", "auth"),
+        (403, 20003, TransientSendError, "Twilio error 20003 (HTTP 403): Error", "auth"),
+        (403, 20008, PermanentSendError, "Twilio error 20008 (HTTP 403): Error", "auth"),
+        # The sender is not the account's: every message would get it.
+        (400, 21606, PermanentSendError, "Twilio error 21606 (HTTP 400)", "sender"),
+        (400, 21212, PermanentSendError, "Twilio error 21212 (HTTP 400)", "sender"),
+        (400, 21659, PermanentSendError, "Twilio error 21659 (HTTP 400)", "sender"),
     ],
 )
 async def test_errors_are_classified(
-    fake_twilio: FakeTwilio, status: int, code: int | None, error: type, reason: str
+    fake_twilio: FakeTwilio,
+    status: int,
+    code: int | None,
+    error: type,
+    reason: str,
+    fault: str | None,
 ) -> None:
     sender = _sender(fake_twilio)
     fake_twilio.fail_next(status, code)
@@ -209,9 +220,33 @@ async def test_errors_are_classified(
         with pytest.raises(error) as caught:
             await sender.send("+14155552671", "hi")
         assert caught.value.reason.startswith(reason)
+        assert caught.value.fault == fault
         assert (await sender.send("+14155552671", "hi")).startswith("SM")  # failure was once
     finally:
         await sender.close()
+
+
+async def test_a_probe_reads_the_account_with_the_configured_credentials(
+    fake_twilio: FakeTwilio,
+) -> None:
+    right, wrong = _sender(fake_twilio), _sender(fake_twilio, auth_token="wr0ng-t0ken")
+    refused = _sender(fake_twilio, api_base_url=f"http://127.0.0.1:{free_port()}")
+    try:
+        assert await right.probe(2.0) == "account active"
+        with pytest.raises(TransientSendError) as caught:
+            await wrong.probe(2.0)
+        assert caught.value.fault == "auth" and "20003" in caught.value.reason
+        assert "wr0ng-t0ken" not in caught.value.reason
+        with pytest.raises(TransientSendError) as caught:
+            await refused.probe(2.0)
+        assert caught.value.fault == "connect"
+        fake_twilio.account_status = "suspended"
+        with pytest.raises(PermanentSendError, match="suspended"):
+            await right.probe(2.0)
+    finally:
+        for sender in (right, wrong, refused):
+            await sender.close()
+    assert fake_twilio.requests == 0 and fake_twilio.messages == []  # nothing created
 
 
 async def test_connection_refused_and_silence_are_transient(fake_twilio: FakeTwilio) -> None:
@@ -219,10 +254,12 @@ async def test_connection_refused_and_silence_are_transient(fake_twilio: FakeTwi
     async with SilentSMTPServer() as silent:  # accepts TCP, never answers
         mute = _sender(fake_twilio, api_base_url=f"http://127.0.0.1:{silent.port}", timeout=0.3)
         try:
-            with pytest.raises(TransientSendError, match="connection failed"):
+            with pytest.raises(TransientSendError, match="connection failed") as caught:
                 await refused.send("+14155552671", "hi")
-            with pytest.raises(TransientSendError, match=r"did not answer within 0\.3 s"):
+            assert caught.value.fault == "connect"
+            with pytest.raises(TransientSendError, match=r"did not answer within 0\.3 s") as late:
                 await mute.send("+14155552671", "hi")
+            assert late.value.fault == "timeout"
         finally:
             await refused.close()
             await mute.close()

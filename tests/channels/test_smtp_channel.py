@@ -7,12 +7,13 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 import trustme
 
-from txmsg.channels.smtp import SMTPPool, SMTPSettings
+from txmsg.channels.smtp import SessionRefused, SMTPPool, SMTPSettings, probe
 from txmsg.channels.smtp_session import wire_body
 from txmsg.core.delivery import (
     NotAttempted,
@@ -128,6 +129,7 @@ async def test_4xx_is_transient_and_the_connection_is_kept(stage: str, pipelinin
         with pytest.raises(TransientSendError) as caught:
             await pool.send(FROM, [TO], message("rejected"))
         assert caught.value.reason == "451 4.3.0 try later"
+        assert caught.value.fault is None  # may be the recipient's: not the relay's failure
         await assert_pool_still_sends(pool, server, "after 451")
         assert server.connections_opened == 1
         assert [m.subject for m in server.messages] == ["warm-up", "after 451"]
@@ -140,6 +142,7 @@ async def test_5xx_is_permanent_and_the_connection_is_kept(stage: str, pipelinin
         with pytest.raises(PermanentSendError) as caught:
             await pool.send(FROM, [TO], message("rejected"))
         assert caught.value.reason == "550 5.1.1 mailbox unavailable"
+        assert caught.value.fault is None
         # A half-open envelope would make the next MAIL fail ("503 nested MAIL command").
         await assert_pool_still_sends(pool, server, "after 550")
         assert server.connections_opened == 1
@@ -155,6 +158,7 @@ async def test_421_discards_the_connection_and_the_next_send_reconnects(
         with pytest.raises(TransientSendError) as caught:
             await pool.send(FROM, [TO], message("rejected"))
         assert caught.value.reason.startswith("421 4.3.2 closing")
+        assert caught.value.fault == "4xx"  # the relay closing: its failure
         await assert_pool_still_sends(pool, server, "after 421")
         assert server.connections_opened == 2
 
@@ -174,8 +178,9 @@ async def test_connection_refused_is_transient() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     pool = SMTPPool(SMTPSettings(host="127.0.0.1", port=port, timeout=2))
-    with pytest.raises(TransientSendError, match="SMTP connection failed"):
+    with pytest.raises(TransientSendError, match="SMTP connection failed") as caught:
         await pool.send(FROM, [TO], message())
+    assert caught.value.fault == "connect"
     await pool.close()
 
 
@@ -197,6 +202,7 @@ async def test_auth_failure_is_the_relays_and_never_shows_the_password(pipelinin
         with pytest.raises(TransientSendError) as caught:
             await pool.send(FROM, [TO], message())
         assert caught.value.reason.startswith("535 ")
+        assert caught.value.fault == "auth"
         for text in (caught.value.reason, str(caught.value), repr(caught.value.__cause__)):
             assert "wr0ng-Passw0rd" not in text
         assert server.messages == []
@@ -270,8 +276,9 @@ async def test_timeout_waiting_for_the_greeting_is_transient() -> None:
 
     async with scripted_server(silent) as (port, _):
         pool = SMTPPool(SMTPSettings(host="127.0.0.1", port=port, timeout=0.2))
-        with pytest.raises(TransientSendError, match="SMTP timeout"):
+        with pytest.raises(TransientSendError, match="SMTP timeout") as caught:
             await pool.send(FROM, [TO], message())
+        assert caught.value.fault == "timeout"
         await pool.close()
 
 
@@ -491,8 +498,38 @@ async def test_sends_over_tls(server_tls: ssl.SSLContext, pipelining: bool, mode
 async def test_an_untrusted_certificate_is_refused(server_tls: ssl.SSLContext, mode: str) -> None:
     fake = FakeSMTPServer(tls=server_tls, implicit_tls=mode == "tls")
     async with fake as server, pool_for(server, tls=mode) as pool:
-        with pytest.raises(TransientSendError, match=r"(?i)certificate"):
+        with pytest.raises(TransientSendError, match=r"(?i)certificate") as caught:
             await pool.send(FROM, [TO], message())
+        assert caught.value.fault == "tls"
+    assert server.messages == []
+
+
+async def test_starttls_not_offered_is_a_tls_failure_of_the_relay() -> None:
+    async with FakeSMTPServer() as server, pool_for(server, tls="starttls") as pool:
+        with pytest.raises(TransientSendError, match="STARTTLS") as caught:
+            await pool.send(FROM, [TO], message())
+        assert caught.value.fault == "tls"
+    assert server.messages == []
+
+
+async def test_a_probe_logs_in_and_quits_without_sending(server_tls: ssl.SSLContext) -> None:
+    async with FakeSMTPServer(auth=("mailer", "s3cret"), tls=server_tls) as server:
+        settings = SMTPSettings(
+            host=server.host,
+            port=server.port,
+            tls="starttls",
+            validate_certs=False,
+            username="mailer",
+            password="s3cret",
+        )
+        assert await probe(settings, 2.0) == "EHLO, STARTTLS, AUTH accepted"
+        with pytest.raises(SessionRefused) as caught:
+            await probe(replace(settings, password="wr0ng-Passw0rd"), 2.0)
+        assert (caught.value.stage, caught.value.fault) == ("AUTH", "auth")
+        assert caught.value.reason.startswith("535 ") and "wr0ng" not in caught.value.reason
+        with pytest.raises(SessionRefused) as caught:
+            await probe(replace(settings, validate_certs=True), 2.0)
+        assert (caught.value.stage, caught.value.fault) == ("STARTTLS", "tls")
     assert server.messages == []
 
 

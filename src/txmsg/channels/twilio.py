@@ -117,7 +117,9 @@ class TwilioSender:
             )
         except SendError as exc:
             raise exc.masking(credential_forms(s.account_sid, s.auth_token), _MAX_REASON) from None
-        return f"account {account.status or 'found'}"
+        if account.status not in (None, "active"):  # suspended or closed: it sends nothing
+            raise PermanentSendError(f"the Twilio account is {account.status}", fault=FAULT_AUTH)
+        return "account active"
 
     async def _call(self, request: Any, timeout: float | None = None) -> Any:
         """Await one of the library's requests, its failures as the engine's send errors."""

@@ -109,14 +109,19 @@ class FakeTwilio(Recorder[FakeSms]):
         self.host = host
         self.port = port
         self.requests = 0  # create calls received, failed ones included
+        # The Account resource's status (GET /2010-04-01/Accounts/{Sid}.json): "active",
+        # "suspended" or "closed", as Twilio says it.
+        self.account_status = "active"
         self.clients: set[tuple[str, int]] = set()  # client addresses: one per TCP connection
         self._failures: list[_Failure] = []
         self._stopping = asyncio.Event()  # ends stalled answers: a stop waits for no stall
         self._server: LoopServer | None = None
+        self._started = ""  # when this run began: the account's dates
         self._http: aiohttp.ClientSession | None = None
         messages = f"/{API_VERSION}/Accounts/{{account}}/Messages"
         self._app = Starlette(
             routes=[
+                Route(f"/{API_VERSION}/Accounts/{{account}}.json", self._account, methods=["GET"]),
                 Route(f"{messages}.json", self._create, methods=["POST"]),
                 Route(f"{messages}.json", self._list, methods=["GET"]),
                 Route(f"{messages}/{{sid}}.json", self._fetch, methods=["GET"]),
@@ -143,6 +148,7 @@ class FakeTwilio(Recorder[FakeSms]):
         if self._server is not None:
             return
         self._begin_run()
+        self._started = format_datetime(datetime.now(UTC), usegmt=True)
         self.requests = 0
         self.clients = set()
         self._stopping = asyncio.Event()
@@ -356,6 +362,27 @@ class FakeTwilio(Recorder[FakeSms]):
         )
         self._record(sms)
         return JSONResponse(self._resource(sms), status_code=201)
+
+    async def _account(self, request: Request) -> Response:
+        """GET /2010-04-01/Accounts/{Sid}.json: the account's resource (what a credentials
+        check reads), without its auth_token, which Twilio includes."""
+        account = request.path_params["account"]
+        if not self._authorized(request, account):
+            return self._error(401, 20003, "Authenticate")
+        uri = f"/{API_VERSION}/Accounts/{account}"
+        return JSONResponse(
+            {
+                "sid": account,
+                "owner_account_sid": account,
+                "friendly_name": "txmsg fake Twilio account",
+                "status": self.account_status,
+                "type": "Full",
+                "date_created": self._started,
+                "date_updated": self._started,
+                "uri": f"{uri}.json",
+                "subresource_uris": {"messages": f"{uri}/Messages.json"},
+            }
+        )
 
     async def _fetch(self, request: Request) -> Response:
         """GET .../Messages/{Sid}.json: the message's resource as it is now."""
