@@ -11,6 +11,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from txmsg.core.channel_config import parse_create
 from txmsg.store import channel_configs
 from txmsg.store.db import Database
 from txmsg.store.keys import hash_key, principal_for
-from txmsg.testing import FakeSMTPServer
+from txmsg.testing import FakeSMTPServer, FakeTwilio
 
 
 @pytest.fixture(autouse=True)
@@ -156,14 +157,140 @@ async def test_check_says_what_is_reachable_line_by_line(
         "ok    settings: valid",
         "ok    database: reachable, schema at the latest revision",
     ]
-    assert out[2].startswith(f"FAIL  channel configuration 'down' (email): 127.0.0.1:{closed} ")
-    assert out[3] == f"ok    channel configuration 'mail' (email): 127.0.0.1:{smtp.port} reachable"
-    assert out[4].startswith(f"FAIL  channel configuration 'sms' (sms): 127.0.0.1:{closed} ")
+    assert out[2].startswith(
+        f"FAIL  channel configuration 'down' (email): 127.0.0.1:{closed}: connect failed (connect)"
+    )
+    assert (
+        out[3]
+        == f"ok    channel configuration 'mail' (email): 127.0.0.1:{smtp.port}: EHLO accepted"
+    )
+    assert out[4].startswith(
+        f"FAIL  channel configuration 'sms' (sms): Twilio account AC{'0' * 32} at 127.0.0.1:"
+        f"{closed}: failed (connect): Twilio connection failed"
+    )
     assert "secret-token-value" not in "\n".join(out)
+    assert smtp.messages == []
 
     monkeypatch.setenv("TXMSG_MAX_IN_FLIGHT", "0")
     assert await txmsg("check") == 1
     assert capsys.readouterr().out.startswith("FAIL  settings: TXMSG_MAX_IN_FLIGHT")
+
+
+async def _create(db: Database, body: dict[str, object]) -> None:
+    """Store a channel configuration (an email one unless `body` says otherwise)."""
+    if "channel" not in body:
+        body = {"channel": "email", "from_email": "shop@example.com", **body}
+    await db.write(channel_configs.create, parse_create(body))
+
+
+def _refusing_port() -> socket.socket:
+    """A socket bound to a port nobody listens on (connections to it are refused) while open."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def test_check_logs_in_to_every_relay_and_account_fallbacks_too(
+    db: Database,
+    database_url: str,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """Each relay and Twilio account, fallbacks included, is checked with its credentials:
+    a reachable relay refusing its password, or an account its token, fails the check."""
+    monkeypatch.setenv("TXMSG_DATABASE_URL", database_url)
+    monkeypatch.setenv("TXMSG_DATA_DIR", str(data_dir))
+
+    def relay(server: FakeSMTPServer | int, password: str = "right-pass") -> dict[str, object]:
+        port = server if isinstance(server, int) else server.port
+        return {
+            "host": "127.0.0.1",
+            "port": port,
+            "tls": "none",
+            "username": "mailer",
+            "password": password,
+        }
+
+    def account(twilio: FakeTwilio, token: str, sender: str) -> dict[str, object]:
+        return {
+            "account_sid": twilio.account_sid,
+            "auth_token": token,
+            "from_number": sender,
+            "api_base_url": twilio.base_url,
+        }
+
+    async with (
+        FakeSMTPServer(auth=("mailer", "right-pass")) as a,
+        FakeSMTPServer(auth=("mailer", "right-pass")) as b,
+        FakeTwilio() as twilio,
+    ):
+        good = [
+            {"name": "mail", "smtp": relay(a), "fallbacks": [relay(b)]},
+            {
+                "name": "sms",
+                "channel": "sms",
+                "twilio": account(twilio, twilio.auth_token, "+14155550100"),
+                "fallbacks": [account(twilio, twilio.auth_token, "+14155550101")],
+            },
+        ]
+        for body in good:
+            await _create(db, body)
+        assert await txmsg("check") == 0
+        out = capsys.readouterr().out.splitlines()
+        sid = twilio.account_sid
+        assert out[2:] == [
+            f"ok    channel configuration 'mail' (email): 127.0.0.1:{a.port}: EHLO, AUTH accepted",
+            f"ok    channel configuration 'mail' (email): 127.0.0.1:{b.port} (fallback 1):"
+            " EHLO, AUTH accepted",
+            f"ok    channel configuration 'sms' (sms): Twilio account {sid} at 127.0.0.1:"
+            f"{twilio.port}: account active",
+            f"ok    channel configuration 'sms' (sms): Twilio account {sid} at 127.0.0.1:"
+            f"{twilio.port} (fallback 1): account active",
+        ]
+
+        with _refusing_port() as down:
+            bad = [
+                {"name": "rotated", "smtp": relay(a, "wr0ng-pass"), "fallbacks": []},
+                {
+                    "name": "spare",
+                    "smtp": relay(b),
+                    "fallbacks": [relay(down.getsockname()[1])],
+                },
+                {
+                    "name": "text",
+                    "channel": "sms",
+                    "twilio": account(twilio, twilio.auth_token, "+14155550100"),
+                    "fallbacks": [account(twilio, "wr0ng-t0ken-value", "+14155550101")],
+                },
+            ]
+            for body in bad:
+                await _create(db, body)
+            start = asyncio.get_running_loop().time()
+            assert await txmsg("check") == 1
+            took = asyncio.get_running_loop().time() - start
+        out = capsys.readouterr().out
+        lines = dict(line.split(": ", 1) for line in out.splitlines()[2:])  # by where
+        mail = "channel configuration 'rotated' (email)"
+        assert lines[f"FAIL  {mail}"].startswith(f"127.0.0.1:{a.port}: AUTH failed (auth): 535 "), (
+            out
+        )
+        spare = "channel configuration 'spare' (email)"
+        assert any(
+            line.startswith(f"FAIL  {spare}: 127.0.0.1:") and "(fallback 1): connect failed" in line
+            for line in out.splitlines()
+        ), out
+        assert f"ok    {spare}: 127.0.0.1:{b.port}: EHLO, AUTH accepted" in out
+        text = "channel configuration 'text' (sms)"
+        assert (
+            f"FAIL  {text}: Twilio account {sid} at 127.0.0.1:{twilio.port} (fallback 1):"
+            " failed (auth): Twilio error 20003 (HTTP 401): Authenticate"
+        ) in out
+        assert out.count("FAIL") == 3 and out.count("ok  ") == 2 + 4 + 2
+        for secret in ("right-pass", "wr0ng-pass", "wr0ng-t0ken-value", twilio.auth_token):
+            assert secret not in out
+        assert a.messages == b.messages == [] and twilio.messages == []  # nothing sent
+        assert took < 10  # the probes ran side by side, none waited for another
 
 
 def test_version_help_and_quiet_migrations(tmp_path: Path) -> None:

@@ -1,64 +1,124 @@
-"""`txmsg check`: settings, database and every channel configuration's provider, a line each.
+"""`txmsg check`: settings, database and every provider of every channel configuration, a
+line each.
 
-Providers are checked by opening a TCP connection to the SMTP host's port or to the Twilio API
-base URL's host and port (no mail is sent, no credential is used). The exit status is 1 when
-any check fails.
+Each provider of a configuration is checked, its fallbacks too, all at once, each within
+`PROBE_TIMEOUT_SECONDS`, the way a send would reach it and with its stored credentials:
+- an SMTP relay: connect, EHLO, STARTTLS (when configured) and AUTH (when a username is set),
+  then QUIT. No mail is sent.
+- a Twilio account: an authenticated `GET /2010-04-01/Accounts/{Sid}.json` at the
+  configured `api_base_url` (the account must be active). No message is created.
+
+A failure says at which step and why, in the provider's own words (never a password or token).
+The exit status is 1 when any check fails.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from txmsg.commands.database import NoDatabase, open_existing
 from txmsg.config import Settings, unknown_variables
 from txmsg.core.channel_config import channel_settings
-from txmsg.core.email_config import EmailSettings
+from txmsg.core.delivery import SendError
+from txmsg.core.email_config import EmailSettings, SMTPSettings
+from txmsg.core.twilio_config import TwilioSettings
 from txmsg.store import channel_configs
 from txmsg.store.db import Database
 
-CONNECT_TIMEOUT_SECONDS = 5.0
+# Each step of an SMTP probe (connect, EHLO, STARTTLS, AUTH) and a Twilio request; a probe
+# as a whole gets twice as long.
+PROBE_TIMEOUT_SECONDS = 5.0
 
 Say = Callable[[bool, str], None]
 
 
-def provider_address(channel: str, settings: object, secrets: object) -> tuple[str, int]:
-    """The host and port a channel configuration's sends connect to."""
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One provider of one channel configuration, and how to check it."""
+
+    label: str  # e.g. "channel configuration 'mail' (email): 127.0.0.1:25 (fallback 1)"
+    run: Callable[[], Awaitable[str]]  # what went well; raises SendError on a failure
+
+
+def _where(host: str, port: int, index: int) -> str:
+    return f"{host}:{port}" + (f" (fallback {index})" if index else "")
+
+
+def _smtp(label: str, smtp: SMTPSettings, index: int) -> Probe:
+    from txmsg.channels.smtp import probe
+
+    return Probe(
+        f"{label}: {_where(smtp.host, smtp.port, index)}",
+        lambda: probe(smtp, PROBE_TIMEOUT_SECONDS),
+    )
+
+
+def _twilio(label: str, twilio: TwilioSettings, index: int) -> Probe:
+    url = urlsplit(twilio.api_base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    where = _where(url.hostname or "", port, index)
+
+    async def run() -> str:
+        from txmsg.channels.twilio import TwilioSender
+
+        sender = TwilioSender(twilio)
+        try:
+            return await sender.probe(PROBE_TIMEOUT_SECONDS)
+        finally:
+            await sender.close()
+
+    return Probe(f"{label}: Twilio account {twilio.account_sid} at {where}", run)
+
+
+def probes_of(label: str, channel: str, settings: object, secrets: object) -> list[Probe]:
+    """The providers of a stored channel configuration, its primary then its fallbacks."""
     typed = channel_settings(channel, settings or {}, secrets or {})  # type: ignore[arg-type]
     if isinstance(typed, EmailSettings):
-        return typed.smtp.host, typed.smtp.port
-    url = urlsplit(typed.twilio.api_base_url)
-    return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+        relays = (typed.smtp, *typed.fallbacks)
+        return [_smtp(label, smtp, i) for i, smtp in enumerate(relays)]
+    accounts = (typed.twilio, *typed.fallbacks)
+    return [_twilio(label, twilio, i) for i, twilio in enumerate(accounts)]
 
 
-async def reachable(host: str, port: int) -> str | None:
-    """None when a TCP connection opens; else why not."""
+async def outcome(probe: Probe) -> tuple[bool, str]:
+    """(whether the provider passed, what to say of it)."""
+    limit = 2 * PROBE_TIMEOUT_SECONDS
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port), CONNECT_TIMEOUT_SECONDS
-        )
+        async with asyncio.timeout(limit):
+            return True, f"{probe.label}: {await probe.run()}"
     except TimeoutError:
-        return f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s"
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
-    writer.close()
-    return None
+        return False, f"{probe.label}: no answer within {limit:g} s"
+    except SendError as exc:
+        return False, f"{probe.label}: {_failure(exc)}"
+
+
+def _failure(exc: SendError) -> str:
+    stage = getattr(exc, "stage", None)  # SMTP: the step that failed
+    fault = f" ({exc.fault})" if exc.fault else ""
+    return f"{stage + ' ' if stage else ''}failed{fault}: {exc.reason}"
 
 
 async def _providers(db: Database, say: Say) -> None:
     rows = await db.read(channel_configs.list_all)
     if not rows:
         say(True, "channel configurations: none yet")
+    probes: list[Probe | str] = []
     for row in rows:
         label = f"channel configuration {row.name!r} ({row.channel})"
         try:
-            host, port = provider_address(row.channel, row.settings, row.secrets)
+            probes += probes_of(label, row.channel, row.settings, row.secrets)
         except Exception as exc:  # noqa: BLE001 - a stored configuration this code cannot read
-            say(False, f"{label}: its settings cannot be read ({type(exc).__name__})")
-            continue
-        problem = await reachable(host, port)
-        say(problem is None, f"{label}: {host}:{port} " + (problem or "reachable"))
+            probes.append(f"{label}: its settings cannot be read ({type(exc).__name__})")
+    checked = await asyncio.gather(
+        *(outcome(p) for p in probes if isinstance(p, Probe)),
+    )
+    results = iter(checked)
+    for p in probes:
+        ok, line = next(results) if isinstance(p, Probe) else (False, p)
+        say(ok, line)
 
 
 async def run_check(_args: object, settings: Settings) -> int:
