@@ -575,6 +575,11 @@ async def test_answers_match_the_spec(
     )
     c(await admin.delete(f"{events}/{draft_only['eventId']}"), event, 204)
     c(await admin.delete(f"{events}/{draft_only['eventId']}"), event, 404)
+    in_use = c(await admin.delete(f"{channels}/mail"), channel, 409)
+    assert in_use["used_by"] == {"event_configs": [eid], "total": 1}
+    c(await admin.post(channels, json={**mail, "name": "gone"}), channels, 201)
+    c(await admin.delete(f"{channels}/gone"), channel, 204)
+    c(await admin.delete(f"{channels}/gone"), channel, 404)
 
     # lifecycle (1): publish
     lifecycle = "/api/v1/event-configs/{eventId}/"

@@ -60,6 +60,15 @@ async def update(request: Request) -> Response:
     return JSONResponse(view(updated))
 
 
+async def delete(request: Request) -> Response:
+    """Delete a configuration no event configuration uses (409 naming them otherwise)."""
+    await authorize(request)
+    ctx = context(request)
+    await ctx.db.write(store.delete, request.path_params["name"])
+    ctx.config_changed()  # its cached routes, providers and callback signers
+    return Response(status_code=204)
+
+
 async def dns(request: Request) -> Response:
     """The DNS records an email configuration needs: its DKIM key, SPF and DMARC advice."""
     await authorize(request)
@@ -78,6 +87,6 @@ async def dns(request: Request) -> Response:
 
 routes = [
     resource("/api/v1/channel-configs", POST=create, GET=list_all),
-    resource("/api/v1/channel-configs/{name}", GET=get_one, PATCH=update),
+    resource("/api/v1/channel-configs/{name}", GET=get_one, PATCH=update, DELETE=delete),
     resource("/api/v1/channel-configs/{name}/dns", GET=dns),
 ]

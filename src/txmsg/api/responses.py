@@ -77,14 +77,23 @@ def problem(
 
 def problem_of(error: DomainError) -> dict[str, Any]:
     """The problem members of `error`."""
-    return problem_body(
+    body = problem_body(
         error.status, error.title, error.detail, [e.as_dict() for e in error.errors] or None
     )
+    body.update(error.members)
+    return body
 
 
 def problem_from(error: DomainError) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
     headers.update(error.headers)
+    if error.members:
+        return Response(
+            dumps(problem_of(error)),
+            status_code=error.status,
+            headers=headers or None,
+            media_type="application/problem+json",
+        )
     return problem(
         error.status,
         error.title,

@@ -52,6 +52,8 @@ class DomainError(Exception):
     title: str = "Bad Request"
     errors: list[FieldError] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After on a 429
+    # Further problem members (RFC 9457 extensions), e.g. what still uses a resource.
+    members: dict[str, object] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.detail

@@ -49,6 +49,13 @@ class Window:
         return self.start(now_ms) + self.length_ms
 
 
+def channel_scopes(channel_config: str) -> tuple[str, ...]:
+    """Every counter a channel configuration's cap may have used (`ChannelCap.windows` and
+    `bulk_windows`): what goes with the configuration when it is deleted."""
+    base = (f"channel:{channel_config}:second", f"channel:{channel_config}:day")
+    return (*base, *(f"{scope}:bulk" for scope in base))
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelCap:
     """A channel configuration's send-rate cap; either bound may be absent."""

@@ -25,14 +25,16 @@ class Providers:
     """One pooled provider (and prepared sender headers) per channel configuration revision.
 
     Keyed by the configuration's name; a new revision replaces the provider, and the old one
-    is closed once the sends under way on it have had time to finish.
+    is closed once the sends under way on it have had time to finish. A configuration
+    deleted and created again under its name starts again at revision 1: its settings tell
+    it apart (the same object while the route is cached, so mostly an `is`).
     """
 
     def __init__(self, metrics: Metrics | None = None) -> None:
         # Kept across revisions: a fixed password's first send tells the failure is over.
         self._health = ProviderHealth(metrics)
-        self._email: dict[str, tuple[int, FailoverSender, Sender]] = {}
-        self._sms: dict[str, tuple[int, SmsFailover]] = {}
+        self._email: dict[str, tuple[int, EmailSettings, FailoverSender, Sender]] = {}
+        self._sms: dict[str, tuple[int, SmsSettings, SmsFailover]] = {}
         self._retired: dict[Closable, asyncio.Task[None]] = {}
 
     def email(
@@ -41,8 +43,8 @@ class Providers:
         """The SMTP relays (pools) of the channel configuration `config`, its primary then
         its fallbacks, and its sender headers."""
         current = self._email.get(config)
-        if current is not None and current[0] == revision:
-            return current[1], current[2]
+        if current is not None and current[0] == revision and _same(current[1], settings):
+            return current[2], current[3]
         # Messages come signed (DKIM) by the render workers: a relay sends bytes.
         relays: list[Relay[EmailProvider]] = [
             Relay(f"{smtp.host}:{smtp.port}", SMTPPool(smtp))
@@ -53,8 +55,8 @@ class Providers:
         )
         sender = Sender.build(settings.from_email, settings.from_name, settings.reply_to)
         if current is not None:
-            self._retire(current[1])
-        self._email[config] = (revision, provider, sender)
+            self._retire(current[2])
+        self._email[config] = (revision, settings, provider, sender)
         return provider, sender
 
     async def load_sms(self) -> None:
@@ -68,8 +70,8 @@ class Providers:
         """The Twilio senders of the channel configuration `config`, its primary then its
         fallbacks."""
         current = self._sms.get(config)
-        if current is not None and current[0] == revision:
-            return current[1]
+        if current is not None and current[0] == revision and _same(current[1], settings):
+            return current[2]
         from txmsg.channels.twilio import TwilioSender  # loaded by load_sms
 
         relays: list[Relay[SmsProvider]] = [
@@ -78,8 +80,8 @@ class Providers:
         ]
         provider = SmsFailover(relays, settings.breaker, watch=self._health.watch("sms", config))
         if current is not None:
-            self._retire(current[1])
-        self._sms[config] = (revision, provider)
+            self._retire(current[2])
+        self._sms[config] = (revision, settings, provider)
         return provider
 
     def _retire(self, provider: Closable) -> None:
@@ -95,9 +97,13 @@ class Providers:
             task.cancel()
             await provider.close()
         self._retired.clear()
-        for _, provider, _ in self._email.values():
+        for _, _, provider, _ in self._email.values():
             await provider.close()
         self._email.clear()
-        for _, sms in self._sms.values():
+        for _, _, sms in self._sms.values():
             await sms.close()
         self._sms.clear()
+
+
+def _same(known: EmailSettings | SmsSettings, settings: EmailSettings | SmsSettings) -> bool:
+    return known is settings or known == settings

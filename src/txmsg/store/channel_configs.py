@@ -9,9 +9,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from txmsg.core.channel_config import ChannelConfigSpec, parse_update
-from txmsg.core.errors import conflict, not_found
+from txmsg.core.errors import DomainError, conflict, not_found
+from txmsg.core.rate_limit import channel_scopes
 from txmsg.core.timeutil import utcnow
-from txmsg.store.tables import channel_configs
+from txmsg.store.tables import channel_configs, event_configs, rate_windows
+
+# A refused delete names at most this many of the event configurations still using it.
+MAX_USERS_NAMED = 10
 
 
 def create(conn: Connection, spec: ChannelConfigSpec) -> Any:
@@ -88,3 +92,48 @@ def update(
         )
     )
     return get(conn, name)
+
+
+def delete(conn: Connection, name: str) -> None:
+    """Delete a channel configuration no event configuration uses, in one transaction: its
+    row (with its sealed secrets) and its send-rate counters; a 409 naming its users else.
+
+    Event configurations are the only rows naming one (export flows read the dataset, and
+    `fallbacks` are relays of the configuration itself). On PostgreSQL the row is locked
+    first: an event configuration created or switched to it meanwhile (which reads it `FOR
+    SHARE`) either commits before, and is found here, or finds it gone.
+    """
+    query = sa.select(channel_configs.c.name).where(channel_configs.c.name == name)
+    if conn.dialect.name != "sqlite":  # SQLite's single writer serialises this already
+        query = query.with_for_update()
+    if conn.execute(query).first() is None:
+        raise not_found(f"no channel configuration '{name}'")
+    uses = event_configs.c.channel_config == name
+    users = list(
+        conn.execute(
+            sa.select(event_configs.c.event_id)
+            .where(uses)
+            .order_by(event_configs.c.event_id)
+            .limit(MAX_USERS_NAMED)
+        ).scalars()
+    )
+    if users:
+        total = conn.execute(sa.select(sa.func.count()).select_from(event_configs).where(uses))
+        raise in_use(name, users, int(total.scalar_one()))
+    conn.execute(sa.delete(rate_windows).where(rate_windows.c.scope.in_(channel_scopes(name))))
+    try:
+        conn.execute(sa.delete(channel_configs).where(channel_configs.c.name == name))
+    except IntegrityError:  # a reference this function does not know of: nothing deleted
+        raise conflict(f"channel configuration '{name}' is still in use") from None
+
+
+def in_use(name: str, users: list[str], total: int) -> DomainError:
+    """The 409 of a delete refused: the first event configurations using it, by eventId."""
+    more = f" (and {total - len(users)} more)" if total > len(users) else ""
+    error = conflict(
+        f"channel configuration '{name}' is used by {total} event configuration"
+        f"{'s' if total != 1 else ''}: {', '.join(users)}{more}; switch them to another "
+        "channel configuration (unpublish first) or delete them, then delete it"
+    )
+    error.members = {"used_by": {"event_configs": users, "total": total}}
+    return error

@@ -52,9 +52,10 @@ def list_all(conn: Connection) -> list[Any]:
 
 
 def _check_channel_config(conn: Connection, name: str, channel: str) -> None:
-    row = conn.execute(
-        sa.select(channel_configs.c.channel).where(channel_configs.c.name == name)
-    ).first()
+    query = sa.select(channel_configs.c.channel).where(channel_configs.c.name == name)
+    if conn.dialect.name != "sqlite":  # kept until commit: a delete waits (or went first)
+        query = query.with_for_update(read=True)
+    row = conn.execute(query).first()
     if row is None:
         raise refused("channel_config", f"no channel configuration named '{name}'")
     if row.channel != channel:
