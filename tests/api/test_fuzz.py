@@ -13,6 +13,7 @@ database) and bounded in examples per operation; on both engines, fewer examples
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,20 @@ def _export_schedules() -> st.SearchStrategy[str]:
     )
 
 
+def _events_cursors() -> st.SearchStrategy[str]:
+    """openapi.yaml's `events-cursor` format: a `next_cursor` of the latest-events list (its
+    shape; one of no listing is a 422, core/event_cursor.py)."""
+    payload = st.builds(
+        "1.{}.{}.{}".format,
+        st.integers(946_684_800_000_000, 32_503_680_000_000_000),  # 2000 to 3000, in us
+        st.integers(1, 2**63 - 1),
+        st.text("0123456789abcdef", min_size=16, max_size=16),
+    )
+    return payload.map(lambda p: base64.urlsafe_b64encode(p.encode()).rstrip(b"=").decode())
+
+
 schemathesis.openapi.format("fatigue-period", _fatigue_periods())
+schemathesis.openapi.format("events-cursor", _events_cursors())
 schemathesis.openapi.format("export-schedule", _export_schedules())
 
 

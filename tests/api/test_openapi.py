@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -698,6 +699,13 @@ async def test_answers_match_the_spec(
     # latest events (admin)
     latest = "/api/v1/events/{eventId}"
     c(await admin.get(f"/api/v1/events/{eid}?limit=5"), latest, 200)
+    paged = c(await admin.get(f"/api/v1/events/{eid}", params={"limit": 1}), latest, 200)
+    assert "next_cursor" in paged
+    forged = base64.urlsafe_b64encode(b"1.1700000000000000.12.0123456789abcdef").decode()
+    forged = forged.rstrip("=")  # of the right shape, but of no listing
+    c(await admin.get(f"/api/v1/events/{eid}", params={"cursor": forged}), latest, 422)
+    c(await admin.get(f"/api/v1/events/{eid}", params={"cursor": "x"}), latest, 400)
+    c(await admin.get(f"/api/v1/events/{eid}", params={"since": "now"}), latest, 400)
     c(await admin.get(f"/api/v1/events/{eid}?status=nope"), latest, 400)
     c(await admin.get("/api/v1/events/EVTnope"), latest, 404)
 

@@ -15,6 +15,7 @@ from helpers import queued_event
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import utcnow
 from txmsg.store.db import Database
+from txmsg.store.events import page_query
 from txmsg.store.profiles import MATCHED_BY
 from txmsg.store.queue.enqueue import enqueue_in
 from txmsg.store.queue.housekeeping import paused_of_live_events
@@ -79,8 +80,29 @@ def _plan(conn: Connection, query: sa.Select[tuple[int]]) -> str:
             "ix_events_paused",
         ),
         (sa.select(events.c.id).where(paused_of_live_events()), "ix_events_paused"),
+        (page_query("EVTx", 101), "ix_events_event_date"),
+        (
+            page_query(
+                "EVTx",
+                101,
+                status="processed",
+                since=utcnow() - timedelta(days=1),
+                until=utcnow(),
+                after=(utcnow(), 1000),
+            ),
+            "ix_events_event_date",
+        ),
     ],
-    ids=["claim", "lease", "expiry", "waiting", "paused", "paused of live events"],
+    ids=[
+        "claim",
+        "lease",
+        "expiry",
+        "waiting",
+        "paused",
+        "paused of live events",
+        "page",
+        "a later page",
+    ],
 )
 async def test_queue_queries_use_their_partial_index(
     db: Database, query: sa.Select[tuple[int]], index: str

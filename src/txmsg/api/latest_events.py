@@ -1,7 +1,12 @@
 """GET /api/v1/events/{eventId}: an event's latest triggers, newest first, for debugging an
-integration (admin only: payloads are personal data). `status` filters, `limit` bounds."""
+integration (admin only: payloads are personal data). `status` filters, `since`/`until` bound
+the trigger date, `limit` bounds a page and `cursor` (a page's `next_cursor`) goes on after it:
+keyset pages of `(event_date, id)` (core/event_cursor.py), each one index range."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,9 +16,11 @@ from txmsg.api.context import context
 from txmsg.api.query import int_param, query
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
-from txmsg.core.errors import invalid
+from txmsg.core import event_cursor
+from txmsg.core.errors import DomainError, invalid, refused
 from txmsg.core.queue import priority_lane
 from txmsg.core.statuses import EventStatus
+from txmsg.core.timeutil import parse_iso8601
 from txmsg.store import event_configs
 from txmsg.store import events as store
 
@@ -21,34 +28,79 @@ MAX_LIMIT = 100
 _STATUSES = tuple(s.value for s in EventStatus)
 
 
-async def latest_events(request: Request) -> Response:
-    await authorize(request)
-    event_id = request.path_params["eventId"]
+def _date(params: dict[str, str], name: str) -> datetime | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        return parse_iso8601(raw, name)
+    except DomainError as error:  # a query parameter: no pointer into a body
+        raise invalid(name, error.errors[0].detail, in_header=True) from None
+
+
+def _query(request: Request) -> dict[str, Any]:
+    """The listing asked for: status, since, until, limit, and where to go on from."""
     params = query(request)
     status = params.get("status")
     if status is not None and status not in _STATUSES:
         raise invalid("status", "must be one of " + ", ".join(_STATUSES), in_header=True)
     limit = int_param(params, "limit", 20, 1, MAX_LIMIT)
+    since, until = _date(params, "since"), _date(params, "until")
+    if since is not None and until is not None and since > until:
+        raise refused("since", "is after until", in_header=True)
+    digest = event_cursor.query_digest(request.path_params["eventId"], status, since, until)
+    given = params.get("cursor")
+    after = None if given is None else event_cursor.decode(given, digest)
+    return {
+        "status": status,
+        "since": since,
+        "until": until,
+        "limit": limit,
+        "after": None if after is None else (after.event_date, after.id),
+        "digest": digest,
+    }
+
+
+def _item(event_id: str, r: Any) -> dict[str, Any]:
+    return {
+        "PKey": r.pkey,
+        "status": r.status,
+        "reason": r.reason,
+        "email": r.email,
+        "mobilePhone": r.mobile_phone,
+        "ctx": r.ctx,
+        "priority": priority_lane(r.priority).value,
+        "eventDate": r.event_date,
+        "updated_at": r.updated_at,
+        "message_version": r.message_version,
+        "delivery_log": f"/api/v1/events/{event_id}/{r.pkey}/delivery-log",
+    }
+
+
+async def latest_events(request: Request) -> Response:
+    await authorize(request)
+    event_id = request.path_params["eventId"]
+    asked = _query(request)
+    limit = asked["limit"]
     db = context(request).db
     await db.read(event_configs.require, event_id)
-    rows = await db.read(store.recent, event_id, limit, status)
-    items = [
-        {
-            "PKey": r.pkey,
-            "status": r.status,
-            "reason": r.reason,
-            "email": r.email,
-            "mobilePhone": r.mobile_phone,
-            "ctx": r.ctx,
-            "priority": priority_lane(r.priority).value,
-            "eventDate": r.event_date,
-            "updated_at": r.updated_at,
-            "message_version": r.message_version,
-            "delivery_log": f"/api/v1/events/{event_id}/{r.pkey}/delivery-log",
-        }
-        for r in rows
-    ]
-    return JSONResponse({"eventId": event_id, "items": items})
+    rows = await db.read(
+        store.page,
+        event_id,
+        limit + 1,  # one more: is there a next page?
+        status=asked["status"],
+        since=asked["since"],
+        until=asked["until"],
+        after=asked["after"],
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more:
+        last = event_cursor.EventsCursor(rows[-1].event_date, rows[-1].id)
+        next_cursor = event_cursor.encode(last, asked["digest"])
+    items = [_item(event_id, r) for r in rows]
+    return JSONResponse({"eventId": event_id, "items": items, "next_cursor": next_cursor})
 
 
 routes = [resource("/api/v1/events/{eventId}", GET=latest_events)]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from txmsg.store.tables import events
+from txmsg.store.tables import BY_DATE, events
 
 
 def get_event(conn: Connection, event_id: str, pkey: str) -> sa.Row[Any] | None:
@@ -21,7 +22,39 @@ def recent(
     conn: Connection, event_id: str, limit: int, status: str | None = None
 ) -> list[sa.Row[Any]]:
     """The event's latest triggers, newest first (optionally of one status)."""
-    stmt = sa.select(events).where(events.c.event_id == event_id)
+    return page(conn, event_id, limit, status=status)
+
+
+def page(conn: Connection, event_id: str, limit: int, **bounds: Any) -> list[sa.Row[Any]]:
+    """Up to `limit` of the event's triggers, newest first (`page_query`)."""
+    return list(conn.execute(page_query(event_id, limit, **bounds)))
+
+
+def page_query(
+    event_id: str,
+    limit: int,
+    *,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: tuple[datetime, int] | None = None,
+) -> sa.Select[Any]:
+    """Up to `limit` of the event's triggers, newest first by `(event_date, id)`: of `status`,
+    triggered at or after `since` and before `until`, strictly after `after` (the previous
+    page's last `(event_date, id)`). One range of `ix_events_event_date`."""
+    stmt = sa.select(events).where(events.c.event_id == event_id, BY_DATE)
     if status is not None:
         stmt = stmt.where(events.c.status == status)
-    return list(conn.execute(stmt.order_by(events.c.id.desc()).limit(limit)))
+    if since is not None:
+        stmt = stmt.where(events.c.event_date >= since)
+    if until is not None:
+        stmt = stmt.where(events.c.event_date < until)
+    if after is not None:
+        date, row_id = after
+        # `<=` alone bounds the index range; the OR keeps the ties on `date` past `row_id`.
+        stmt = stmt.where(
+            events.c.event_date <= date,
+            sa.or_(events.c.event_date < date, events.c.id < row_id),
+        )
+    order = (events.c.event_date.desc(), events.c.id.desc())
+    return stmt.order_by(*order).limit(limit)
