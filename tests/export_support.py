@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -73,3 +74,11 @@ def read_ndjson_files(fs: pafs.FileSystem, base: str, files: list[str]) -> list[
         with stream:
             records += [json.loads(line) for line in stream.read().decode().splitlines()]
     return records
+
+
+def untagged(files: list[str]) -> list[str]:
+    """File names without their run's random tag: `part-<run>-<tag>-<n>` as `part-<run>-<n>`,
+    each name checked to hold one."""
+    names = [re.sub(r"/part-(\d+)-[0-9a-f]{8}-(\d+)\.", r"/part-\1-\2.", f) for f in files]
+    assert all(n != f for n, f in zip(names, files, strict=True)), files
+    return names

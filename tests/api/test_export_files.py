@@ -1,9 +1,12 @@
-"""Export flows never read a record twice from their destination: a run's first attempt
-overwrites no file (another flow's, sharing the folder), and a failed run's retry writes its
-files under the names it began with (no change of format or compression meanwhile)."""
+"""Export flows never replace another flow's files: a run's file names hold a tag of its own
+(another flow sharing the folder, a copy of its files, a flow deleted and made again: none is
+overwritten, by a first attempt or a retry), and a failed run's retry writes its files under
+the names it began with (no change of format or compression meanwhile)."""
 
 from __future__ import annotations
 
+import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,25 +42,68 @@ def _flow(name: str, folder: Path) -> dict[str, Any]:
     return {"name": name, "format": "json", "destination": {"type": "local", "path": str(folder)}}
 
 
+def _bytes(folder: Path, files: list[str]) -> dict[str, bytes]:
+    return {f: (folder / f).read_bytes() for f in files}
+
+
+async def _run_twice(admin: Any, name: str) -> list[dict[str, Any]]:
+    """A run, and the next (the retry, had the first failed)."""
+    return [(await admin.post(f"{FLOWS}/{name}/run")).json() for _ in range(2)]
+
+
 async def test_a_flow_never_overwrites_another_flows_files(
     server: Any, smtp: FakeSMTPServer, tmp_path: Path
 ) -> None:
     admin = server.admin
-    pkeys = await _sent_with_export(admin, smtp, 3)
-    folder = tmp_path / "shared"
+    event_id = await live_event(admin, smtp)
+    r = await admin.patch("/api/v1/channel-configs/mail", json={"message_export": True})
+    assert r.status_code == 200, r.text
+    pkeys = [await _send(admin, event_id, i) for i in range(3)]
+    folder = tmp_path / "first"
     assert (await admin.post(FLOWS, json=_flow("first", folder))).status_code == 201
     r = await admin.post(f"{FLOWS}/first/run")
     assert r.json()["status"] == "succeeded", r.text
     local = pafs.LocalFileSystem()
-    files = list_files(local, str(folder))
-    before = {f: (folder / f).read_bytes() for f in files}
-    # A second flow into the same folder: its run 1 would write run 1's names.
-    assert (await admin.post(FLOWS, json=_flow("second", folder))).status_code == 201
-    run = (await admin.post(f"{FLOWS}/second/run")).json()
-    assert run["status"] == "failed", run
-    assert "exists already" in run["error"] and "destination of its own" in run["error"], run
-    assert {f: (folder / f).read_bytes() for f in list_files(local, str(folder))} == before
-    assert sorted(r["messageID"] for r in _read(local, folder)) == sorted(pkeys)
+    theirs = _bytes(folder, list_files(local, str(folder)))
+    assert len(theirs) == 1
+    pkeys += [await _send(admin, event_id, i) for i in range(3, 5)]
+    # A second flow writing into a copy of the first's folder, and one into the folder itself:
+    # their runs number from 1 too, and neither first attempt nor retry replaces those files.
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    for name, where in (("copied", copy), ("shared", folder)):
+        assert (await admin.post(FLOWS, json=_flow(name, where))).status_code == 201
+        first, second = await _run_twice(admin, name)
+        assert _bytes(where, list(theirs)) == theirs
+        assert first["status"] == "succeeded" and first["records"] == 5, first
+        assert (second["run"], second["status"], second["records"]) == (2, "succeeded", 0)
+        assert not set(first["files"]) & set(theirs)
+        ours = read_ndjson_files(local, str(where), first["files"])
+        assert sorted(r["messageID"] for r in ours) == sorted(pkeys)
+
+
+async def test_a_flow_made_again_never_overwrites_the_files_of_the_deleted_one(
+    server: Any, smtp: FakeSMTPServer, tmp_path: Path
+) -> None:
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    r = await admin.patch("/api/v1/channel-configs/mail", json={"message_export": True})
+    assert r.status_code == 200, r.text
+    pkeys = [await _send(admin, event_id, i) for i in range(3)]
+    folder = tmp_path / "lake"
+    assert (await admin.post(FLOWS, json=_flow("lake", folder))).status_code == 201
+    assert (await admin.post(f"{FLOWS}/lake/run")).json()["status"] == "succeeded"
+    local = pafs.LocalFileSystem()
+    before = _bytes(folder, list_files(local, str(folder)))
+    assert (await admin.delete(f"{FLOWS}/lake")).status_code == 204
+    pkeys += [await _send(admin, event_id, i) for i in range(3, 5)]
+    # Made again, same name and folder: it numbers its runs from 1 again, from watermark 0.
+    assert (await admin.post(FLOWS, json=_flow("lake", folder))).status_code == 201
+    first, _ = await _run_twice(admin, "lake")
+    assert _bytes(folder, list(before)) == before
+    assert (first["run"], first["status"], first["records"]) == (1, "succeeded", 5), first
+    again = read_ndjson_files(local, str(folder), first["files"])
+    assert sorted(r["messageID"] for r in again) == sorted(pkeys)
 
 
 async def test_a_failed_runs_format_stays_until_its_retry_succeeded(
@@ -67,21 +113,20 @@ async def test_a_failed_runs_format_stays_until_its_retry_succeeded(
     pkeys = await _sent_with_export(admin, smtp, 2)
     folder = tmp_path / "out"
     assert (await admin.post(FLOWS, json=_flow("lake", folder))).status_code == 201
-    # The run's file cannot be written: a folder holds its name.
+    # The run's file cannot be written: a file holds the name of its day's folder.
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    blocker = folder / f"date={day}" / "part-1-0.ndjson"
-    blocker.mkdir(parents=True)
-    assert (await admin.post(f"{FLOWS}/lake/run")).json()["status"] == "failed"
+    blocker = folder / f"date={day}"
+    folder.mkdir()
+    blocker.write_bytes(b"")
+    failed = (await admin.post(f"{FLOWS}/lake/run")).json()
+    assert failed["status"] == "failed", failed
     r = await admin.patch(f"{FLOWS}/lake", json={"compression": "gzip"})
     assert_problem(r, 409)
     assert (await admin.get(f"{FLOWS}/lake")).json()["compression"] == "none"
-    blocker.rmdir()
+    blocker.unlink()
     run = (await admin.post(f"{FLOWS}/lake/run")).json()
-    assert (run["run"], run["status"], run["files"]) == (
-        1,
-        "succeeded",
-        [f"date={day}/part-1-0.ndjson"],
-    )
+    assert (run["run"], run["status"], run["attempts"]) == (1, "succeeded", 2), run
+    assert re.fullmatch(rf"date={day}/part-1-[0-9a-f]{{8}}-0\.ndjson", *run["files"]), run
     local = pafs.LocalFileSystem()
     assert sorted(r["messageID"] for r in _read(local, folder)) == sorted(pkeys)
     r = await admin.patch(f"{FLOWS}/lake", json={"compression": "gzip"})  # succeeded: free

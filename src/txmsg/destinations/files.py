@@ -1,12 +1,14 @@
 """Day-partitioned export files with deterministic names, visible only once complete.
 
-A run writes `date=YYYY-MM-DD/part-<run>-<n>.<ext>` under the destination: records go to the
-partition of their send day, a new file starts every `max_rows_per_file` records of a
-partition. Names depend only on the run number and the records (read in id order), so a
-retried run rewrites the same files. A run's first attempt overwrites nothing: a file of its
-name is another flow's (or one deleted and made again) sharing the destination, and the run
-fails rather than replace it. Each file is written under a hidden temporary name
-(`.part-...tmp`, which dataset readers skip) and renamed when closed.
+A run writes `date=YYYY-MM-DD/part-<run>-<tag>-<n>.<ext>` under the destination: records go to
+the partition of their send day, a new file starts every `max_rows_per_file` records of a
+partition. `tag` is random, drawn when the run began and kept by its retries: names depend only
+on the run and the records (read in id order), so a retried run rewrites the same files, and
+no other flow's run (nor that of a flow deleted and made again, numbered from 1 again) has
+them. A run's first attempt overwrites nothing all the same: it fails rather than replace a
+file of its name. (Runs begun before tags, `tag` None, are named `part-<run>-<n>`.) Each file
+is written under a hidden temporary name (`.part-...tmp`, which dataset readers skip) and
+renamed when closed.
 """
 
 from __future__ import annotations
@@ -86,10 +88,12 @@ class PartitionedWriter:
         run: int,
         max_rows_per_file: int = 1_000_000,
         *,
+        tag: str | None = None,
         overwrite: bool = False,
     ) -> None:
         self._fs = fs
-        self._overwrite = overwrite  # a retry: the files of an earlier attempt
+        self._tag = tag
+        self._overwrite = overwrite  # a retry: the files of an earlier attempt of this run
         self._base = base
         self._fmt = fmt
         self._compression = compression
@@ -113,7 +117,8 @@ class PartitionedWriter:
         if current is None:
             n = self._next.get(day, 0)
             self._next[day] = n + 1
-            relative = f"date={_day(day)}/part-{self._run}-{n}{self._ext()}"
+            run = self._run if self._tag is None else f"{self._run}-{self._tag}"
+            relative = f"date={_day(day)}/part-{run}-{n}{self._ext()}"
             final = f"{self._base}/{relative}"
             if not self._overwrite and self._fs.get_file_info(final).type != pafs.FileType.NotFound:
                 raise FileExistsError(

@@ -4,8 +4,8 @@ A run exports the dataset records between the flow's watermark and the highest c
 at its start. A reader process streams them in id order as Arrow batches while the previous
 batch is encoded and written (reading and writing overlap; a batch or two in memory, whatever
 the size of the run). The watermark moves only once every file is complete, and a run that
-failed or crashed is retried under the same number and range, rewriting the same file names:
-each record is exported exactly once per flow.
+failed or crashed is retried under the same number, range and file tag, rewriting the same
+file names (which hold the tag: no other flow's): each record is exported exactly once per flow.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ class Exporter:
                 flow.compression,
                 plan.run,
                 self.max_rows_per_file,
-                overwrite=plan.attempt > 1,
+                tag=plan.tag,
+                overwrite=plan.attempt > 1,  # the names hold the run's tag: its own files
             )
             await self._copy(name, token, plan, writer)
             files = await asyncio.to_thread(writer.close)

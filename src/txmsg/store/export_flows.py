@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,12 +21,14 @@ RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
 @dataclass(frozen=True, slots=True)
 class RunPlan:
-    """The id range a run exports. A retry of a failed or crashed run gets the same one."""
+    """The id range a run exports. A retry of a failed or crashed run gets the same one, and
+    the same file tag (None: a run begun before tags, named as then)."""
 
     run: int
     from_id: int
     to_id: int
     attempt: int
+    tag: str | None = None
 
 
 def spec_of(row: Any) -> FlowSpec:
@@ -170,9 +173,10 @@ def begin_run(conn: Connection, name: str, now: datetime) -> RunPlan:
             .where(export_runs.c.flow == name, export_runs.c.run == last.run)
             .values(status=RUNNING, attempts=last.attempts + 1, started_at=now, error=None)
         )
-        return RunPlan(last.run, last.from_id, last.to_id, last.attempts + 1)
+        return RunPlan(last.run, last.from_id, last.to_id, last.attempts + 1, last.file_tag)
     number = 1 if last is None else last.run + 1
     upto = max(flow.watermark, message_export.upper_bound(conn))
+    tag = secrets.token_hex(4)
     conn.execute(
         sa.insert(export_runs).values(
             flow=name,
@@ -184,9 +188,10 @@ def begin_run(conn: Connection, name: str, now: datetime) -> RunPlan:
             records=0,
             files=[],
             started_at=now,
+            file_tag=tag,
         )
     )
-    return RunPlan(number, flow.watermark, upto, 1)
+    return RunPlan(number, flow.watermark, upto, 1, tag)
 
 
 def finish_run(

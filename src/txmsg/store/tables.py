@@ -431,6 +431,10 @@ export_runs = sa.Table(
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("started_at", UTCDateTime(), nullable=False),
     sa.Column("finished_at", UTCDateTime(), nullable=True),
+    # Random, drawn when the run begins and kept by its retries: in its file names, so a retry
+    # overwrites only files this run wrote (never another flow's, nor a deleted flow's of the
+    # same name). NULL for runs begun before migration 0024 (names without it).
+    sa.Column("file_tag", sa.String(16), nullable=True),
 )
 
 # One row per profile-based message whose send was decided: what fatigue rules count.
