@@ -253,6 +253,25 @@ async def test_purge_removes_records_past_retention(db: Database) -> None:
     assert await db.read(message_export.list_records, 0, 10) == []
 
 
+async def test_records_after_the_purge_emptied_the_dataset_are_exported(
+    db: Database, out: Path
+) -> None:
+    now = utcnow()
+    await _load(db, [_email(i, DAY_A) for i in range(5)], ingested=now - timedelta(days=8))
+    await _flow(db, out, fmt="json")
+    exporter = Exporter(db, RETENTION)
+    first = await exporter.run("lake")
+    assert (first.status, first.records) == ("succeeded", 5)
+    assert await exporter.purge() == 5  # the dataset is empty: no id left to count on
+    await _load(db, [_email(i, DAY_B) for i in range(5, 8)])
+    fresh = await db.read(message_export.list_records, 0, 10)
+    assert min(r.id for r in fresh) > (await db.read(flow_store.get, "lake")).watermark
+    second = await exporter.run("lake")
+    assert (second.status, second.records) == ("succeeded", 3)
+    ids = [r["messageID"] for r in read_ndjson_files(LOCAL, str(out), second.files)]
+    assert sorted(ids) == [f"PK{i:08d}" for i in range(5, 8)]
+
+
 async def test_sms_records_keep_their_shape(db: Database, out: Path) -> None:
     sms = sms_record(
         pkey="PKSMS0001",

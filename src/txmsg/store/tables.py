@@ -302,7 +302,8 @@ BY_PEOPLE = sa.not_(sa.func.coalesce(delivery_log.c.detail["machine"].as_boolean
 # The message export dataset: one record per message sent through a channel configuration with
 # message export on. Flat columns (the nested AJO shape is built on export) and times as UTC
 # epoch microseconds, so export reads columns straight into Arrow arrays. `id` is the export
-# flows' watermark.
+# flows' watermark: never reused, even once the retention purge emptied the table (SQLite's
+# plain rowid would start again at the highest left + 1, below the watermarks).
 message_export = sa.Table(
     "message_export",
     metadata,
@@ -328,6 +329,7 @@ message_export = sa.Table(
     sa.Column("message", sa.Text(), nullable=True),
     sa.Index("ix_message_export_ingestion", "ingestion_us"),
     sa.Index("ix_message_export_message_id", "message_id"),
+    sqlite_autoincrement=True,
 )
 
 # Export flows: destination, format, schedule, the watermark (last exported dataset id) and a
