@@ -5,12 +5,14 @@ the names it began with (no change of format or compression meanwhile)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyarrow import fs as pafs
 
 from export_support import list_files, read_ndjson_files
@@ -131,3 +133,32 @@ async def test_a_failed_runs_format_stays_until_its_retry_succeeded(
     assert sorted(r["messageID"] for r in _read(local, folder)) == sorted(pkeys)
     r = await admin.patch(f"{FLOWS}/lake", json={"compression": "gzip"})  # succeeded: free
     assert r.status_code == 200 and r.json()["compression"] == "gzip", r.text
+
+
+async def test_local_files_are_on_disk_before_the_watermark_moves(
+    server: Any, smtp: FakeSMTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = server.admin
+    await _sent_with_export(admin, smtp, 2)
+    folder = tmp_path / "lake"
+    assert (await admin.post(FLOWS, json=_flow("lake", folder))).status_code == 201
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    run = (await admin.post(f"{FLOWS}/lake/run")).json()
+    monkeypatch.undo()
+    assert run["status"] == "succeeded", run
+    [name] = run["files"]
+    day_folder, file = name.split("/")
+    # the content under its temporary name, then the rename in its folder; the new day
+    # folder in the destination, and the destination in its parent
+    ours = [p for p in synced if p.startswith(str(tmp_path))]
+    assert ours.index(str(folder / day_folder / f".{file}.tmp")) < ours.index(
+        str(folder / day_folder)
+    ), ours
+    assert {str(folder), str(tmp_path)} <= set(ours), ours

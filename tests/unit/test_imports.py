@@ -22,6 +22,7 @@ Graph = Mapping[str, Collection[str]]
 
 _BELOW_API = {
     "txmsg.core",
+    "txmsg.durable",
     "txmsg.store",
     "txmsg.channels",
     "txmsg.destinations",
@@ -36,10 +37,13 @@ _BELOW_API = {
 MAY_IMPORT: dict[str, frozenset[str]] = {
     # Pure: no I/O, nothing of the project above it.
     "txmsg.core": frozenset(),
-    # store, channels and destinations know core's types and nothing above.
-    "txmsg.store": frozenset({"txmsg.core"}),
+    # Files made durable (fsync, rename, fsync of the folder): the standard library only.
+    "txmsg.durable": frozenset(),
+    # store, channels and destinations know core's types and nothing above; store and
+    # destinations publish their files durably.
+    "txmsg.store": frozenset({"txmsg.core", "txmsg.durable"}),
     "txmsg.channels": frozenset({"txmsg.core"}),
-    "txmsg.destinations": frozenset({"txmsg.core"}),
+    "txmsg.destinations": frozenset({"txmsg.core", "txmsg.durable"}),
     # Template rendering in worker processes, bounded: core's templates run there.
     "txmsg.sandbox": frozenset({"txmsg.core"}),
     # The settings read from the environment, a value type of the deployment: read by the app

@@ -25,6 +25,7 @@ from pyarrow import fs as pafs
 
 from txmsg.core.export_record import document
 from txmsg.destinations.arrow import SCHEMA, nest
+from txmsg.durable import make_folders, publish
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ class _File:
         self.final = f"{base}/{relative}"
         self.temp = f"{base}/{folder}/.{name}.tmp"
         self.rows = 0
-        fs.create_dir(f"{base}/{folder}", recursive=True)
+        self.local = isinstance(fs, pafs.LocalFileSystem)
+        if self.local:
+            make_folders(f"{base}/{folder}")
+        else:
+            fs.create_dir(f"{base}/{folder}", recursive=True)
         self.stream: Any = fs.open_output_stream(self.temp, compression=None)
         self.parquet: pq.ParquetWriter | None = None
         self.text: Any = None
@@ -65,7 +70,12 @@ class _File:
         if self.text is not None and self.text is not self.stream:
             self.text.close()
         self.stream.close()
-        self.fs.move(self.temp, self.final)  # complete: now it may be seen
+        # Complete: now it may be seen (on a local disk, content and name flushed first: the
+        # watermark committed next counts on them).
+        if self.local:
+            publish(self.temp, self.final)
+        else:
+            self.fs.move(self.temp, self.final)
 
     def abandon(self) -> None:
         """After an error: close without publishing, and remove the temporary file."""

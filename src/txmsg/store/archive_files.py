@@ -3,7 +3,6 @@ read back whole. One file holds one chunk of rows, so memory stays bounded eithe
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from txmsg.durable import make_folders, publish
 
 SCHEMA = pa.schema(
     [
@@ -36,7 +37,7 @@ def relative_path(event_id: str, now: datetime) -> str:
 
 def write(data_dir: Path, path: str, rows: list[dict[str, Any]]) -> None:
     target = data_dir / path
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(target.parent)
     columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
     for row in rows:
         for name in ("id", "pkey", "event_id", "kind", "at", "once_key"):
@@ -46,14 +47,7 @@ def write(data_dir: Path, path: str, rows: list[dict[str, Any]]) -> None:
     table = pa.Table.from_pydict(columns, schema=SCHEMA)
     temporary = target.with_name(target.name + ".tmp")
     pq.write_table(table, temporary, compression="zstd")
-    with open(temporary, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(temporary, target)
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
+    publish(temporary, target)
 
 
 def read(data_dir: Path, path: str) -> list[dict[str, Any]]:
