@@ -134,6 +134,26 @@ async def test_secret_is_write_only_and_patch_merges(server: Any) -> None:
     assert_problem(await admin.patch(f"{FLOWS}/bucket", json={"name": "x"}), 400, "name")
 
 
+async def test_a_new_access_key_id_needs_its_secret(server: Any) -> None:
+    admin = forbid_server_errors(server.admin)
+    r = await admin.post(FLOWS, json=_s3())
+    assert r.status_code == 201, r.text
+    before = (await admin.get(f"{FLOWS}/bucket")).json()
+    # the stored secret is the old key's: it would be sent with another key id
+    r = await admin.patch(f"{FLOWS}/bucket", json={"destination": {"access_key_id": "AKIDNEW"}})
+    assert_problem(r, 422, "destination.secret_access_key")
+    assert "access_key_id" in r.json()["detail"]
+    assert (await admin.get(f"{FLOWS}/bucket")).json() == before
+    same = before["destination"]["access_key_id"]
+    r = await admin.patch(f"{FLOWS}/bucket", json={"destination": {"access_key_id": same}})
+    assert r.status_code == 200, r.text  # unchanged: the secret stays
+    new = {"access_key_id": "AKIDNEW", "secret_access_key": "new-secret"}
+    r = await admin.patch(f"{FLOWS}/bucket", json={"destination": new})
+    assert r.status_code == 200, r.text
+    dest = r.json()["destination"]
+    assert (dest["access_key_id"], dest["secret_access_key_set"]) == ("AKIDNEW", True)
+
+
 async def test_records_paging_parameters_are_checked(server: Any) -> None:
     records = "/api/v1/message-export/records"
     for params, field in (

@@ -142,6 +142,14 @@ def _destination(
         "region": get_str(merged, "region", prefix=p, default="us-east-1", max_length=64),
         "access_key_id": get_str(merged, "access_key_id", prefix=p, max_length=256),
     }
+    if (
+        merging
+        and "secret_access_key" not in body
+        and destination["access_key_id"]
+        and destination["access_key_id"] != (current or {}).get("access_key_id")
+    ):
+        # The stored secret is the old key's: kept, it would pair with another key.
+        raise refused(p + "secret_access_key", "is required when access_key_id changes")
     if bool(destination["access_key_id"]) != bool(secrets.get("secret_access_key")):
         paired = {"access_key_id", "secret_access_key"} <= body.keys()
         raise (refused if merging and not paired else invalid)(
