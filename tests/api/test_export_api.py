@@ -104,6 +104,15 @@ async def test_the_schedule_may_not_outlast_retention(server: Any, tmp_path: Pat
     assert_problem(r, 422, "schedule")
 
 
+@pytest.mark.server_settings(export_retention_days=0.5)
+async def test_a_fractional_retention_is_told_as_it_is(server: Any, tmp_path: Path) -> None:
+    r = await server.admin.post(FLOWS, json=_local(tmp_path, schedule="PT13H"))
+    body = assert_problem(r, 422, "schedule")
+    assert "(0.5 days)" in body["detail"], body
+    r = await server.admin.post(FLOWS, json=_local(tmp_path, schedule="PT12H"))
+    assert r.status_code == 201, r.text
+
+
 async def test_secret_is_write_only_and_patch_merges(server: Any) -> None:
     admin = forbid_server_errors(server.admin)
     r = await admin.post(FLOWS, json=_s3(prefix="a/b"))

@@ -4,6 +4,7 @@ records arriving during a run, schedules, the retention purge, the SMS shape, th
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -251,6 +252,43 @@ async def test_purge_removes_records_past_retention(db: Database) -> None:
     exporter.clock = lambda: now + timedelta(days=1, minutes=1)
     assert await exporter.purge() == 1
     assert await db.read(message_export.list_records, 0, 10) == []
+
+
+async def test_a_purge_of_records_not_yet_exported_is_a_warning(
+    db: Database, out: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = utcnow()
+    old = now - timedelta(days=8)
+    await _load(db, [_email(i, DAY_A) for i in range(3)], ingested=old)
+    await _flow(db, out / "done", "done")
+    exporter = Exporter(db, RETENTION)
+    assert (await exporter.run("done")).records == 3
+    await _load(db, [_email(i, DAY_A) for i in range(3, 5)], ingested=old)
+    await _load(db, [_email(5, DAY_A)])  # within retention: not purged
+    await _flow(db, out / "late", "late")
+    with caplog.at_level(logging.INFO, logger="txmsg.engine.exporter"):
+        assert await exporter.purge() == 5
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage() == (
+        "5 message export records past retention purged before export flows had exported "
+        "them: done (2), late (5) (TXMSG_EXPORT_RETENTION_DAYS is 7 days)"
+    )
+    caplog.clear()
+    await exporter.run("done")
+    await exporter.run("late")
+    await _load(db, [_email(6, DAY_A)], ingested=old)  # exported by neither: told again
+    with caplog.at_level(logging.INFO, logger="txmsg.engine.exporter"):
+        assert await exporter.purge() == 1
+    assert "1 message export records" in caplog.text and "done (1), late (1)" in caplog.text
+    await exporter.run("done")
+    await exporter.run("late")
+    caplog.clear()
+    await _load(db, [_email(7, DAY_A)], ingested=old)
+    await exporter.run("done")
+    await exporter.run("late")
+    with caplog.at_level(logging.INFO, logger="txmsg.engine.exporter"):
+        assert await exporter.purge() == 1  # exported by both first: no warning
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
 async def test_records_after_the_purge_emptied_the_dataset_are_exported(

@@ -54,6 +54,12 @@ class FlowSpec:
         return parse_duration(self.schedule, "schedule", MAX_SCHEDULE, weeks=False)
 
 
+def days_text(span: timedelta) -> str:
+    """A span in days as people read it: `7 days`, `1 day`, `0.5 days`."""
+    days = span / timedelta(days=1)
+    return f"{days:g} day" + ("" if days == 1 else "s")
+
+
 def _schedule(value: object, retention: timedelta) -> str:
     interval = parse_duration(value, "schedule", MAX_SCHEDULE, weeks=False, example="PT1H")
     if interval < MIN_SCHEDULE:
@@ -62,7 +68,7 @@ def _schedule(value: object, retention: timedelta) -> str:
         raise refused(
             "schedule",
             f"is longer than the retention window of the export dataset "
-            f"({retention.days} days): records would expire before being exported",
+            f"({days_text(retention)}): records would expire before being exported",
         )
     assert isinstance(value, str)
     return value

@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from txmsg.core.errors import DomainError, conflict, not_found
+from txmsg.core.export_flow import days_text
 from txmsg.core.export_record import to_micros
 from txmsg.core.timeutil import utcnow
 from txmsg.destinations.files import PartitionedWriter
@@ -180,6 +181,15 @@ class Exporter:
     async def purge(self) -> int:
         """Delete dataset records past the retention window, in short transactions."""
         cutoff = to_micros(self.clock() - self.retention)
+        lost, behind = await self.db.read(flow_store.unexported_before, cutoff)
+        if lost:  # retention shorter than a flow's lag (or a flow failing for that long)
+            log.warning(
+                "%d message export records past retention purged before export flows had "
+                "exported them: %s (TXMSG_EXPORT_RETENTION_DAYS is %s)",
+                lost,
+                ", ".join(f"{name} ({count})" for name, count in behind.items()),
+                days_text(self.retention),
+            )
         total = 0
         while True:
             deleted = await self.db.write(message_export.purge_in, cutoff, PURGE_BATCH)

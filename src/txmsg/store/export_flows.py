@@ -15,6 +15,7 @@ from txmsg.core.errors import conflict, not_found
 from txmsg.core.export_flow import FlowSpec, parse_update
 from txmsg.store import message_export
 from txmsg.store.tables import export_flows, export_runs
+from txmsg.store.tables import message_export as dataset
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
@@ -285,3 +286,22 @@ def claim_due(conn: Connection, name: str, now: datetime) -> bool:
         .values(next_run_at=now + spec_of(row).interval)
     )
     return result.rowcount == 1
+
+
+def unexported_before(conn: Connection, cutoff_us: int) -> tuple[int, dict[str, int]]:
+    """Records ingested before `cutoff_us` that some flow has yet to export: how many, and
+    how many each such flow has yet to (what a purge at that cutoff would take from them)."""
+    expiring = sa.select(sa.func.count()).where(dataset.c.ingestion_us < cutoff_us)
+    flows = conn.execute(sa.select(export_flows.c.name, export_flows.c.watermark)).all()
+    if not flows:
+        return 0, {}
+    lowest = min(flow.watermark for flow in flows)
+    total = conn.execute(expiring.where(dataset.c.id > lowest)).scalar_one()
+    if not total:
+        return 0, {}
+    behind = {}
+    for flow in sorted(flows):
+        count = conn.execute(expiring.where(dataset.c.id > flow.watermark)).scalar_one()
+        if count:
+            behind[flow.name] = int(count)
+    return int(total), behind
