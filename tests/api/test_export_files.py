@@ -5,6 +5,7 @@ the names it began with (no change of format or compression meanwhile)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -12,10 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from pyarrow import fs as pafs
 
-from export_support import list_files, read_ndjson_files
+from export_support import S3_KEY_ID, S3_SECRET, S3Server, list_files, read_ndjson_files
 from helpers import assert_problem, live_event, trigger, wait_status
 from txmsg.testing import FakeSMTPServer
 
@@ -162,3 +164,32 @@ async def test_local_files_are_on_disk_before_the_watermark_moves(
         str(folder / day_folder)
     ), ours
     assert {str(folder), str(tmp_path)} <= set(ours), ours
+
+
+async def test_s3_holds_the_run_files_only(server: Any, smtp: FakeSMTPServer, s3: S3Server) -> None:
+    admin = server.admin
+    await _sent_with_export(admin, smtp, 2)
+    bucket = s3.make_bucket()
+    destination = {
+        "type": "s3",
+        "bucket": bucket,
+        "prefix": "txmsg/dataset",
+        "endpoint_url": s3.endpoint_url,
+        "access_key_id": S3_KEY_ID,
+        "secret_access_key": S3_SECRET,
+    }
+    flow = {"name": "bucket", "format": "parquet", "destination": destination}
+    assert (await admin.post(FLOWS, json=flow)).status_code == 201
+    run = (await admin.post(f"{FLOWS}/bucket/run")).json()
+    assert run["status"] == "succeeded", run
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        aws_access_key_id=S3_KEY_ID,
+        aws_secret_access_key=S3_SECRET,
+        region_name="us-east-1",
+    )
+    listed = await asyncio.to_thread(client.list_objects_v2, Bucket=bucket)
+    keys = sorted(o["Key"] for o in listed.get("Contents", []))
+    # no empty `prefix/` folder markers, no temporary object left
+    assert keys == [f"txmsg/dataset/{f}" for f in run["files"]]

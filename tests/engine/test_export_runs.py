@@ -4,6 +4,7 @@ records arriving during a run, schedules, the retention purge, the SMS shape, th
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import subprocess
@@ -18,7 +19,15 @@ import pytest
 import sqlalchemy as sa
 from pyarrow import fs as pafs
 
-from export_support import list_files, read_ndjson_files, read_parquet_files, untagged
+from export_support import (
+    S3_KEY_ID,
+    S3_SECRET,
+    S3Server,
+    list_files,
+    read_ndjson_files,
+    read_parquet_files,
+    untagged,
+)
 from helpers import queued_event
 from txmsg.core.errors import DomainError
 from txmsg.core.export_flow import parse_create
@@ -132,6 +141,56 @@ async def test_failed_run_is_retried_with_the_same_files(db: Database, out: Path
     assert (nothing.run, nothing.records, nothing.files) == (2, 0, [])
 
 
+@pytest.mark.parametrize("stop", [RuntimeError("disk full"), asyncio.CancelledError()])
+async def test_a_stopped_run_leaves_no_partial_object_on_s3(
+    db: Database, s3: S3Server, stop: BaseException
+) -> None:
+    await _load(db, _two_days())
+    bucket = s3.make_bucket()
+    destination = {
+        "type": "s3",
+        "bucket": bucket,
+        "prefix": "lake",
+        "endpoint_url": s3.endpoint_url,
+        "access_key_id": S3_KEY_ID,
+        "secret_access_key": S3_SECRET,
+    }
+    body = {"name": "lake", "format": "parquet", "destination": destination}
+    await db.write(flow_store.create, parse_create(body, RETENTION), utcnow())
+    exporter = Exporter(db, RETENTION, batch_rows=40, max_rows_per_file=50)
+
+    async def crash(batch: int) -> None:
+        if batch == 3:
+            raise stop
+
+    exporter.after_batch = crash
+    base = f"{bucket}/lake"
+    try:
+        failed = await exporter.run("lake")
+    except asyncio.CancelledError:
+        complete = 2
+        gc.collect()  # a stream left open is completed when dropped
+    else:
+        assert failed.status == "failed"
+        complete = len(failed.files)
+    # the two files completed before the stop; none of the open ones, half-written
+    found = list_files(s3.fs, base)
+    assert len(found) == complete == 2, found
+    assert sizes(s3.fs, base, found) == [50, 50]
+    exporter.after_batch = None
+    exporter.clock = lambda: utcnow() + timedelta(minutes=5)  # a cancelled run's lock lapsed
+    done = await exporter.run("lake")
+    assert (done.status, done.records) == ("succeeded", 260)
+    assert list_files(s3.fs, base) == done.files
+    assert sorted(
+        r["messageID"] for r in read_parquet_files(s3.fs, base, done.files).to_pylist()
+    ) == [f"PK{i:08d}" for i in range(260)]
+
+
+def sizes(fs: pafs.FileSystem, base: str, files: list[str]) -> list[int]:
+    return [pq.ParquetFile(fs.open_input_file(f"{base}/{f}")).metadata.num_rows for f in files]
+
+
 async def test_crashed_run_is_taken_over_once_its_lock_lapses(
     db: Database, database_url: str, out: Path
 ) -> None:
@@ -142,7 +201,7 @@ async def test_crashed_run_is_taken_over_once_its_lock_lapses(
 
     async def die(batch: int) -> None:
         if batch == 4:
-            raise asyncio.CancelledError  # the process is gone: nothing is cleaned up
+            raise asyncio.CancelledError  # stopped: its open files go, its lock stays
 
     first.after_batch = die
     with pytest.raises(asyncio.CancelledError):

@@ -7,8 +7,10 @@ on the run and the records (read in id order), so a retried run rewrites the sam
 no other flow's run (nor that of a flow deleted and made again, numbered from 1 again) has
 them. A run's first attempt overwrites nothing all the same: it fails rather than replace a
 file of its name. (Runs begun before tags, `tag` None, are named `part-<run>-<n>`.) Each file
-is written under a hidden temporary name (`.part-...tmp`, which dataset readers skip) and
-renamed when closed.
+in a local folder is written under a hidden temporary name (`.part-...tmp`, which dataset
+readers skip), flushed to disk and renamed when closed. On S3 it is uploaded under its final key
+(multipart once large), which appears when the upload completes; as pyarrow cannot abort an
+upload, a run that fails or is cancelled completes its open files and deletes them at once.
 """
 
 from __future__ import annotations
@@ -38,20 +40,23 @@ def _day(days_since_epoch: int) -> str:
 
 
 class _File:
-    """One output file, open under its temporary name."""
+    """One output file, open under its temporary name (in a local folder) or its final key (in
+    a bucket, where an upload is seen only once complete)."""
 
     def __init__(self, fs: pafs.FileSystem, base: str, relative: str, fmt: str, compression: str):
         self.fs = fs
         self.relative = relative
         folder, name = relative.rsplit("/", 1)
         self.final = f"{base}/{relative}"
-        self.temp = f"{base}/{folder}/.{name}.tmp"
-        self.rows = 0
         self.local = isinstance(fs, pafs.LocalFileSystem)
         if self.local:
+            self.temp = f"{base}/{folder}/.{name}.tmp"
             make_folders(f"{base}/{folder}")
         else:
-            fs.create_dir(f"{base}/{folder}", recursive=True)
+            # One upload, no copy (S3 copies over 5 GB in one request): the object appears
+            # when the upload completes. A bucket has no folders: no `prefix/` markers.
+            self.temp = self.final
+        self.rows = 0
         self.stream: Any = fs.open_output_stream(self.temp, compression=None)
         self.parquet: pq.ParquetWriter | None = None
         self.text: Any = None
@@ -69,16 +74,16 @@ class _File:
             self.parquet.close()
         if self.text is not None and self.text is not self.stream:
             self.text.close()
-        self.stream.close()
-        # Complete: now it may be seen (on a local disk, content and name flushed first: the
-        # watermark committed next counts on them).
+        self.stream.close()  # on S3: the upload completes, the object appears
         if self.local:
+            # Complete: now it may be seen, its content and name on disk first (the watermark
+            # committed next counts on them).
             publish(self.temp, self.final)
-        else:
-            self.fs.move(self.temp, self.final)
 
     def abandon(self) -> None:
-        """After an error: close without publishing, and remove the temporary file."""
+        """After an error: close without publishing, and remove the temporary file. On S3
+        pyarrow cannot abort an upload (closing the stream, or dropping it, completes it): the
+        object is completed, then deleted at once."""
         try:
             if self.parquet is not None:
                 self.parquet.close()

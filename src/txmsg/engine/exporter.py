@@ -101,6 +101,12 @@ class Exporter:
             )
             await self._copy(name, token, plan, writer)
             files = await asyncio.to_thread(writer.close)
+        except asyncio.CancelledError:
+            # Stopped (the process shuts down): its open files are not left to be completed
+            # half-written when dropped (S3). The lock lapses; another process retries.
+            if writer is not None:
+                await asyncio.to_thread(writer.abandon)
+            raise
         except Exception as exc:  # noqa: BLE001 - recorded as the run's error, then retried
             if writer is not None:
                 await asyncio.to_thread(writer.abandon)
