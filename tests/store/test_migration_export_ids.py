@@ -1,4 +1,4 @@
-"""Migration 0025 (AUTOINCREMENT on SQLite's dataset table) starts the dataset's ids above any
+"""Migration 0026 (AUTOINCREMENT on SQLite's dataset table) starts the dataset's ids above any
 flow's watermark, even when the retention purge had emptied the table before it ran."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _exported_then_purged(conn: Connection, keep: int) -> int:
     """At the previous revision: 10 records exported by flow `lake`, then all but the `keep`
     lowest ids deleted (the highest ids are gone: the table's own cannot say the watermark).
     The watermark."""
-    command.downgrade(alembic_config(conn), "0024")
+    command.downgrade(alembic_config(conn), "0025")
     _insert(conn, 0, 10)
     watermark = conn.execute(sa.select(sa.func.max(dataset.c.id))).scalar_one()
     conn.execute(sa.update(export_flows).values(watermark=watermark))

@@ -8,7 +8,7 @@ as it was before).
 
 Revision ID: 0023
 Revises: 0022
-Create Date: 2026-12-08
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ one merged second chains after the other.
 
 Revision ID: 0024
 Revises: 0022
-Create Date: 2026-12-08
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ deleted and created again) left at the same destination under the same run numbe
 Runs begun before this revision have none and keep their names (`part-<run>-<n>`): the retry
 of one that had not succeeded at the upgrade rewrites those names as it did before.
 
-Revision ID: 0024
-Revises: 0023
-Create Date: 2026-12-09
+Revision ID: 0025
+Revises: 0024
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0024"
-down_revision = "0023"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 

@@ -7,17 +7,17 @@ The table is copied whole, and its sequence starts above the highest id it held,
 watermark and any run's range: no id below them is handed out again. PostgreSQL's sequence
 never goes back: unchanged.
 
-Revision ID: 0025
-Revises: 0024
-Create Date: 2026-12-09
+Revision ID: 0026
+Revises: 0025
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0025"
-down_revision = "0024"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
