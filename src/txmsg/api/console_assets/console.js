@@ -70,23 +70,45 @@ function show(title, ...content) {
   main.focus();
 }
 function field(id, label, input) { input.id = id; return [h("label", { for: id }, label), input]; }
+// The words a marketer reads for an input: its label, not the API's pointer ("addresses[0]").
+function labelOf(input) {
+  const label = document.querySelector(`label[for="${input.id}"]`);
+  return label ? label.textContent : input.id;
+}
+function describedBy(input, id, on) {
+  const ids = (input.getAttribute("aria-describedby") || "").split(" ").filter((x) => x && x !== id);
+  if (on) ids.push(id);
+  if (ids.length) input.setAttribute("aria-describedby", ids.join(" "));
+  else input.removeAttribute("aria-describedby");
+}
 // A problem's errors shown beside the inputs they name (`inputs`: an error's first field
-// segment -> its input); the rest go to `out`. Earlier ones are cleared first.
+// segment -> its input), in the marketer's words; the rest go to `out`. Earlier ones are
+// cleared first. Errors placed beside their fields are also summed up in `out` (read out by
+// assistive technology, hidden on screen: they show beside their fields).
 function showFieldErrors(res, inputs, out) {
-  for (const input of Object.values(inputs)) {
+  for (const input of new Set(Object.values(inputs))) {
     input.removeAttribute("aria-invalid");
+    describedBy(input, input.id + "-error", false);
     const note = document.getElementById(input.id + "-error");
     if (note) note.remove();
   }
-  const rest = [];
+  const rest = [], placed = new Map();
   for (const e of (res.data && res.data.errors) || []) {
     const input = inputs[e.field.split(/[.[]/)[0]];
     if (!input) { rest.push(`${e.field}: ${e.detail}`); continue; }
-    input.setAttribute("aria-invalid", "true");
-    input.setAttribute("aria-describedby", input.id + "-error");
-    input.after(h("p", { class: "error field-error", id: input.id + "-error" }, `${e.field}: ${e.detail}`));
+    // fields[2] of a textarea (one item a line) is its line 3; addresses[0] of an input, itself.
+    const index = e.field.match(/^[^.[]+\[(\d+)\]/);
+    const where = index && input.tagName === "TEXTAREA" ? `Line ${Number(index[1]) + 1}: ` : "";
+    placed.set(input, [...(placed.get(input) || []), where + e.detail]);
   }
-  out.textContent = rest.length || !(res.data && res.data.errors) ? (rest.join("; ") || problem(res)) : "";
+  for (const [input, details] of placed) {
+    input.setAttribute("aria-invalid", "true");
+    describedBy(input, input.id + "-error", true);
+    input.after(h("p", { class: "error field-error", id: input.id + "-error", "aria-live": "polite" }, details.join("; ")));
+  }
+  if (rest.length || !(res.data && res.data.errors)) { out.textContent = rest.join("; ") || problem(res); return; }
+  const summary = [...placed].map(([input, details]) => `${labelOf(input)}: ${details.join("; ")}`).join(". ");
+  out.replaceChildren(summary ? h("span", { class: "visually-hidden" }, summary) : "");
 }
 
 // --- sign-in --------------------------------------------------------------------------------
@@ -108,7 +130,9 @@ function signIn() {
 
 document.getElementById("sign-out").addEventListener("click", async () => {
   await api("DELETE", "/console/session");
-  me = null; location.hash = "#/events"; route();
+  me = null;
+  // A new hash routes (hashchange): routing here as well would ask for the page twice.
+  if (location.hash === "#/events") route(); else location.hash = "#/events";
 });
 
 // --- event configurations -----------------------------------------------------------------
@@ -270,10 +294,29 @@ async function editorPage(eventId) {
   const language = h("select", { onchange: () => saveAndPreview(false) }, h("option", { value: "" }, "default"),
     Object.keys(draft.variants || {}).map((l) => h("option", { value: l }, l)));
 
-  // A refused save's errors about a part, shown at that part like its warnings.
-  function partErrors(res) {
-    return ((res.data && res.data.errors) || []).filter((e) => parts.includes(e.field))
-      .map((e) => ({ part: e.field, detail: e.detail, line: Number((e.detail.match(/^line (\d+)/) || [])[1]) || null }));
+  // A refused save's or render's errors, shown at the parts they name (as errors, beside
+  // each part's warnings); a draft too large to take, at its largest part, in plain words.
+  function showProblem(res) {
+    let shown = res;
+    if (res.status === 413) {
+      const limit = Number((problem(res).match(/limit of (\d+) bytes/) || [])[1]);
+      const mb = limit ? Math.round((limit / 1048576) * 10) / 10 : 0;
+      const largest = parts.reduce((a, b) => (inputs[b].value.length > inputs[a].value.length ? b : a));
+      shown = { data: { errors: [{ field: largest, detail: "This template is too large: " + (mb ? `at most ${mb} MB` : "make it shorter") }] } };
+    } else if (res.data && res.data.errors) {
+      shown = { ...res, data: { ...res.data, errors: res.data.errors.map((e) => ({ ...e, detail: e.detail.replace(/^line (\d+): /, "Line $1: ") })) } };
+    }
+    showFieldErrors(shown, inputs, errors);
+  }
+  const clearProblems = () => showFieldErrors({ data: { errors: [] } }, inputs, errors);
+  // What the preview shows is of the last draft saved and rendered: once what is typed cannot
+  // be, the preview is emptied and says why (not the old message beside fields that differ).
+  const outdated = h("p", { class: "outdated", id: "preview-outdated", hidden: true });
+  function previewOutdated(why = "Preview out of date: fix the errors above.") {
+    renderWarnings.replaceChildren();
+    smsFacts.textContent = ""; smsOut.textContent = ""; subjectOut.textContent = "";
+    desktop.srcdoc = ""; phone.srcdoc = "";
+    outdated.textContent = why; outdated.hidden = false;
   }
   function showWarnings(list) {
     for (const p of parts) warnLists[p].replaceChildren();
@@ -324,7 +367,9 @@ async function editorPage(eventId) {
   async function savePreview(save) {
     if (save && stale) return;
     let ctx;
-    try { ctx = JSON.parse(sample.value); } catch (e) { errors.textContent = "Sample data is not valid JSON"; unsaved ||= save; return; }
+    try { ctx = JSON.parse(sample.value); } catch (e) {
+      clearProblems(); errors.textContent = "Sample data is not valid JSON"; unsaved ||= save; previewOutdated(); return;
+    }
     if (save) {
       const body = Object.fromEntries(parts.map((p) => [p, inputs[p].value]));
       if (draft.variants) body.variants = draft.variants;
@@ -332,15 +377,17 @@ async function editorPage(eventId) {
       const sent = typed();
       const saved = await api("PUT", `/api/v1/messages/${eventId}/draft`, body, etag ? { "If-Match": etag } : {});
       unsaved = !saved.ok;
-      if (saved.status === 412) { changedSince(); return; }
-      if (!saved.ok) { errors.textContent = problem(saved); showWarnings(partErrors(saved)); return; }
+      if (saved.status === 412) { changedSince(); previewOutdated("Preview out of date: what you typed is not saved (see above)."); return; }
+      if (!saved.ok) { showProblem(saved); showWarnings([]); previewOutdated(); return; }
       etag = saved.etag; base = sent;
       if (typed() === sent) sessionStorage.removeItem(kept); else keep();
-      errors.textContent = "";
+      clearProblems();
       showWarnings(saved.data.warnings);
     }
     const res = await api("POST", `/api/v1/messages/${eventId}/preview`, language.value ? { ctx, language: language.value } : { ctx });
-    if (!res.ok) { errors.textContent = problem(res); return; }
+    if (!res.ok) { showProblem(res); previewOutdated(); return; }
+    if (!unsaved) clearProblems();
+    outdated.hidden = true;
     showRendered(res.data);
     if (sms) {
       const d = res.data;
@@ -372,6 +419,15 @@ async function editorPage(eventId) {
     if (now.etag !== etag) { changedSince(); return false; }
     return true;
   }
+  const notDone = (what) => stale
+    ? `${what}: someone else changed this message since you opened it (see above).`
+    : `${what}: the draft cannot be saved. Fix the errors above first.`;
+  // The draft as typed is saved, and is the one stored: else says why not.
+  async function ready(what) {
+    if (!(await saved())) { say(notDone(what)); return false; }
+    if (!(await seen())) { say(stale ? notDone(what) : `${what}: ${errors.textContent}`); return false; }
+    return true;
+  }
   const editors = parts.map((p) => {
     inputs[p] = h(p === "subject" ? "input" : "textarea", { oninput: changed, rows: p === "html" ? 12 : 5, "aria-describedby": "warn-" + p });
     inputs[p].value = draft[p] || "";
@@ -395,7 +451,7 @@ async function editorPage(eventId) {
   } }, "Compare versions");
 
   const dry = h("button", { type: "button", class: "secondary", onclick: async () => {
-    if (!(await saved())) return;
+    if (!(await saved())) { say(notDone("No dry run")); return; }
     const r = await api("POST", `/api/v1/messages/${eventId}/publish?dry_run=true`);
     if (!r.ok) { dryOut.replaceChildren(h("p", { class: "error" }, problem(r))); return; }
     const d = r.data;
@@ -407,8 +463,10 @@ async function editorPage(eventId) {
         h("pre", {}, Object.values(s.diff).join("\n") || "no difference")))));
   } }, "Dry run");
   const publish = h("button", { type: "button", onclick: async () => {
+    // Asked only of a draft that can be published: else, why not (not a silent no).
+    if (!(await ready("Not published"))) return;
     if (!confirm(`Publish the draft of ${eventId}? Every event sent from now on uses it.`)) return;
-    if (!(await saved()) || !(await seen())) return;
+    if (!(await ready("Not published"))) return;  // another tab may have saved meanwhile
     const r = await api("POST", `/api/v1/messages/${eventId}/publish`);
     if (r.ok) { say(`Published version ${r.data.version}`); editorPage(eventId); return; }
     errors.textContent = problem(r);
@@ -454,7 +512,7 @@ async function editorPage(eventId) {
       h("section", { "aria-label": "Template" }, conflict, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
         h("div", { class: "row" }, dry, publish), dryOut,
         sms ? h("p", {}, "Proofs are sent by email, to an email event's channel: trigger the event to test an SMS.") : [proof, proofOut]),
-      h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), field("preview-language", "Preview language", language), renderWarnings, sms ? [smsFacts, smsOut] : [subjectOut,
+      h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), field("preview-language", "Preview language", language), renderWarnings, outdated, sms ? [smsFacts, smsOut] : [subjectOut,
         h("div", { class: "previews" }, h("div", { class: "frame desktop" }, h("h3", {}, "Desktop"), desktop),
           h("div", { class: "frame phone" }, h("h3", {}, "Phone (320 px)"), phone))])),
     h("h2", {}, "Versions"),
@@ -542,6 +600,8 @@ async function exportsPage() {
 }
 
 // --- routing -----------------------------------------------------------------------------------
+// Pages of admin keys only: a marketer who opens one (a link, a bookmark) is told so.
+const ADMIN_PAGES = { new: "New event configuration", latest: "Latest events", exports: "Export flows" };
 async function route() {
   unsavedWork = () => false;
   pageReads.abort();
@@ -556,6 +616,9 @@ async function route() {
   document.getElementById("who").textContent = "Signed in as " + me.role;
   for (const a of nav.querySelectorAll("[data-admin]")) a.hidden = me.role !== "admin";
   const [, page, arg] = (location.hash || "#/events").split("/");
+  if (ADMIN_PAGES[page] && me.role !== "admin") {
+    return show(ADMIN_PAGES[page], h("p", {}, "This page needs an admin key: sign out and sign in with one to see it."));
+  }
   if (page === "new") return newEventPage();
   if (page === "event") return eventPage(arg);
   if (page === "editor") return editorPage(arg);
