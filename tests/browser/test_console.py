@@ -51,9 +51,11 @@ def sqlite_only(test: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def signed_in(server: Any, path: str = "/console") -> AsyncIterator[Any]:
-    """A page of a new browser on the console at `path`, signed in with the admin key; its
-    dialogs are accepted, and a script error on it fails the test."""
+async def signed_in(
+    server: Any, path: str = "/console", key: str | None = None
+) -> AsyncIterator[Any]:
+    """A page of a new browser on the console at `path`, signed in with `key` (the admin key
+    unless told); its dialogs are accepted, and a script error on it fails the test."""
     from conftest import ADMIN_KEY
 
     async with playwright_api.async_playwright() as p:
@@ -64,7 +66,7 @@ async def signed_in(server: Any, path: str = "/console") -> AsyncIterator[Any]:
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:
             await page.goto(server.base_url + path)
-            await page.get_by_label("API key").fill(ADMIN_KEY)
+            await page.get_by_label("API key").fill(key or ADMIN_KEY)
             await page.keyboard.press("Enter")
             yield page
         finally:
@@ -533,7 +535,9 @@ async def test_errors_show_beside_the_fields_they_name(server: Any, smtp: FakeSM
         await event_id.fill("9lives")
         await page.get_by_role("button", name="Create").click()
         await expect(event_id).to_have_attribute("aria-invalid", "true")
-        await expect(page.locator("#ev-id-error")).to_contain_text("eventId")
+        # In the form's words: its label, not the API's field name.
+        await expect(page.locator("#ev-id-error")).to_contain_text("must start with a letter")
+        await expect(page.get_by_role("alert")).to_contain_text("Event ID: must start")
         fields = page.get_by_label("Payload fields (one per line: name:type[:required])")
         await event_id.fill("caseDemo")
         await fields.fill("firstName:string: Required\nnote:string:maybe")
@@ -557,7 +561,8 @@ async def test_errors_show_beside_the_fields_they_name(server: Any, smtp: FakeSM
         await expect(page.locator("#version-diff")).to_contain_text("Nothing is published yet")
         await expect(page.get_by_role("button", name="Compare versions")).to_be_disabled()
         await page.get_by_label("HTML").fill("<p>\n{{ ctx.firstName </p>")
-        await expect(page.locator("#warn-html li")).to_contain_text("Line 2")
+        await expect(page.locator("#part-html-error")).to_contain_text("Line 2")
+        await expect(page.get_by_label("HTML")).to_have_attribute("aria-invalid", "true")
 
 
 @sqlite_only
@@ -619,6 +624,12 @@ async def test_a_proof_to_a_suppressed_address_is_refused_beside_it(
         note = page.locator("#proof-to-error")
         await expect(note).to_contain_text("suppression list (denylist)")
         await expect(note).not_to_contain_text("4711")
+        # Said to assistive technology too, in the field's words, not the API's pointer.
+        await expect(note).to_have_attribute("aria-live", "polite")
+        await expect(note).not_to_contain_text("addresses")
+        summary = page.get_by_role("status").filter(has_text="suppression list")
+        await expect(summary).to_contain_text("Send a proof to: ")
+        await expect(summary).not_to_contain_text("addresses")
         assert smtp.messages == []
 
         await to.fill("qa@example.org")
@@ -685,3 +696,160 @@ async def test_the_preview_warns_of_what_a_send_would_refuse(
         await page.get_by_label("SMS body").fill("{% if false %}x{% endif %}")
         await expect(facts).to_have_text("0 characters · GSM-7 · 0 segments")
         await expect(warnings).to_contain_text(["The text renders empty"])
+
+
+@sqlite_only
+async def test_a_preview_that_cannot_be_made_is_not_left_showing_the_old_message(
+    server: Any, smtp: FakeSMTPServer, fake_twilio: Any
+) -> None:
+    """Fields that cannot be saved: the preview no longer shows the last message saved (nor
+    an SMS's old length and warnings), and says it is out of date; fixed, it comes back."""
+    email_id = await live_event(server.admin, smtp, "staleDemo")
+    sms_id = await live_sms_event(server.admin, fake_twilio, server.base_url, "smsStaleDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server) as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await page.evaluate(f"location.hash = '#/editor/{email_id}'")
+        await expect(page.get_by_role("heading", name=f"Message {email_id}")).to_be_visible()
+        subject = page.locator("#preview-subject")
+        outdated = page.locator("#preview-outdated")
+        frame = page.frame_locator("iframe[title='Preview at phone width']")
+        await expect(subject).to_have_text("Subject: Hello sample firstName")
+        await expect(frame.locator("p")).to_contain_text("Hi sample firstName")
+        await expect(outdated).to_be_hidden()
+        for part in ("Subject", "HTML", "Text"):
+            await page.get_by_label(part, exact=True).fill("")
+        await expect(outdated).to_have_text("Preview out of date: fix the errors above.")
+        await expect(subject).to_have_text("")
+        await expect(frame.locator("p")).to_have_count(0)
+        await page.get_by_label("Subject", exact=True).fill("Back {{ ctx.firstName }}")
+        await page.get_by_label("Text", exact=True).fill("Hi {{ ctx.firstName }}")
+        await expect(subject).to_have_text("Subject: Back sample firstName")
+        await expect(outdated).to_be_hidden()
+
+        await page.evaluate(f"location.hash = '#/editor/{sms_id}'")
+        await expect(page.get_by_role("heading", name=f"Message {sms_id}")).to_be_visible()
+        facts = page.locator("#preview-sms-facts")
+        warnings = page.locator("#preview-warnings li")
+        await page.get_by_label("SMS body").fill("x" * 1700)
+        await expect(facts).to_have_text("1,700 characters · GSM-7 · 12 segments")
+        await expect(warnings).to_have_count(1)
+        await page.get_by_label("SMS body").fill("")
+        await expect(page.locator("#preview-outdated")).to_be_visible()
+        await expect(facts).to_have_text("")
+        await expect(warnings).to_have_count(0)
+        await expect(page.locator("#preview-sms")).to_have_text("")
+
+
+@sqlite_only
+@pytest.mark.server_settings(render_timeout_seconds=0.5)
+async def test_render_errors_show_beside_the_part_in_plain_words(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """A part that takes too long to render, or a template past the size a request may have:
+    said beside the part (marked invalid), in words a marketer reads; syntax errors too, as
+    errors, apart from the part's warnings."""
+    event_id = await live_event(server.admin, smtp, "renderDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server) as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await page.evaluate(f"location.hash = '#/editor/{event_id}'")
+        await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+        html = page.get_by_label("HTML", exact=True)
+        note = page.locator("#part-html-error")
+        await expect(page.locator("#preview-subject")).not_to_have_text("")
+
+        await html.fill(
+            "<p>{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}"
+            "{% endfor %}slow</p>"
+        )
+        await expect(note).to_contain_text("rendering took longer than the 0.5 s")
+        await expect(note).to_have_attribute("aria-live", "polite")
+        await expect(html).to_have_attribute("aria-invalid", "true")
+        await expect(page.locator("#preview-outdated")).to_be_visible()
+        await expect(page.locator("#editor-error")).to_contain_text("HTML: rendering took")
+        await expect(page.locator("#editor-error")).not_to_contain_text("cannot be rendered")
+
+        await html.fill("<p>" + "x" * 1_100_000 + "</p>")
+        await expect(note).to_have_text("This template is too large: at most 1 MB")
+        await expect(html).to_have_attribute("aria-invalid", "true")
+        await expect(page.locator("#editor-error")).not_to_contain_text("bytes")
+
+        await html.fill("<p>\n{{ ctx.firstName </p>")
+        await expect(note).to_contain_text("Line 2")
+        await expect(note).to_have_class("error field-error")
+        await expect(page.locator("#warn-html li")).to_have_count(0)
+
+        await html.fill("<p>Fine {{ ctx.firstName }}</p>")
+        await expect(note).to_have_count(0)
+        await expect(html).not_to_have_attribute("aria-invalid", "true")
+        frame = page.frame_locator("iframe[title='Preview at phone width']")
+        await expect(frame.locator("p")).to_have_text("Fine sample firstName")
+
+
+@sqlite_only
+async def test_publish_says_why_it_cannot_before_asking_to_confirm(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """A draft that cannot be saved, or one someone else saved since: Publish asks nothing,
+    publishes nothing, and says why."""
+    event_id = await live_event(server.admin, smtp, "askDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server) as page:
+        asked: list[str] = []
+        page.on("dialog", lambda d: asked.append(d.message))
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await page.evaluate(f"location.hash = '#/editor/{event_id}'")
+        await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+        await expect(page.locator("#preview-subject")).not_to_have_text("")
+        status = page.get_by_role("status").filter(has_text="Not published")
+
+        await page.get_by_label("HTML", exact=True).fill("<p>{{ ctx.firstName </p>")
+        await expect(page.locator("#part-html-error")).to_be_visible()
+        await page.get_by_role("button", name="Publish").click()
+        await expect(status).to_contain_text("cannot be saved")
+        assert asked == []
+
+        await page.get_by_label("HTML", exact=True).fill("<p>Hi {{ ctx.firstName }}</p>")
+        await expect(page.locator("#part-html-error")).to_have_count(0)
+        r = await server.admin.put(
+            f"/api/v1/messages/{event_id}/draft",
+            json={"subject": "Other tab", "html": "<p>Other</p>", "text": "Other"},
+        )
+        assert r.status_code == 200, r.text
+        await page.get_by_role("button", name="Publish").click()
+        await expect(status).to_contain_text("someone else changed this message")
+        assert asked == []
+        assert (await stored_message(server, event_id))["published"]["version"] == 1
+
+
+@sqlite_only
+async def test_admin_pages_tell_a_marketer_they_need_an_admin_key(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """A marketer who opens an admin page (a link, a bookmark) is told it needs an admin key,
+    not shown the API's refusal; an event page fits a phone's width."""
+    event_id = await live_event(server.admin, smtp, "roleDemo")
+    r = await server.admin.post("/api/v1/keys", json={"role": "marketer", "label": "console"})
+    assert r.status_code == 201, r.text
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server, key=r.json()["key"]) as page:
+        await expect(page.get_by_text("Signed in as marketer")).to_be_visible()
+        for hash_, title in (
+            (f"#/latest/{event_id}", "Latest events"),
+            ("#/exports", "Export flows"),
+        ):
+            await page.evaluate(f"location.hash = '{hash_}'")
+            await expect(page.get_by_role("heading", name=title)).to_be_visible()
+            await expect(page.get_by_text("This page needs an admin key")).to_be_visible()
+            await expect(page.locator("main .error")).to_have_count(0)
+
+        await page.set_viewport_size({"width": 390, "height": 900})
+        await page.evaluate(f"location.hash = '#/event/{event_id}'")
+        await expect(page.get_by_text("Trigger URL")).to_be_visible()
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, width
