@@ -537,7 +537,7 @@ async def test_errors_show_beside_the_fields_they_name(server: Any, smtp: FakeSM
         await expect(event_id).to_have_attribute("aria-invalid", "true")
         # In the form's words: its label, not the API's field name.
         await expect(page.locator("#ev-id-error")).to_contain_text("must start with a letter")
-        await expect(page.get_by_role("alert")).to_contain_text("Event ID: must start")
+        await expect(page.get_by_role("alert")).to_contain_text("Event ID must start")
         fields = page.get_by_label("Payload fields (one per line: name:type[:required])")
         await event_id.fill("caseDemo")
         await fields.fill("firstName:string: Required\nnote:string:maybe")
@@ -740,6 +740,9 @@ async def test_a_preview_that_cannot_be_made_is_not_left_showing_the_old_message
         await expect(facts).to_have_text("")
         await expect(warnings).to_have_count(0)
         await expect(page.locator("#preview-sms")).to_have_text("")
+        await expect(page.locator("#part-body-error")).to_have_text("SMS body is required")
+        SHOTS.mkdir(exist_ok=True)
+        await _shoot(page, "editor-sms-outdated")
 
 
 @sqlite_only
@@ -808,13 +811,13 @@ async def test_publish_says_why_it_cannot_before_asking_to_confirm(
         status = page.get_by_role("status").filter(has_text="Not published")
 
         await page.get_by_label("HTML", exact=True).fill("<p>{{ ctx.firstName </p>")
-        await expect(page.locator("#part-html-error")).to_be_visible()
+        await expect(page.locator("#editor-error")).not_to_have_text("")
         await page.get_by_role("button", name="Publish").click()
         await expect(status).to_contain_text("cannot be saved")
         assert asked == []
 
         await page.get_by_label("HTML", exact=True).fill("<p>Hi {{ ctx.firstName }}</p>")
-        await expect(page.locator("#part-html-error")).to_have_count(0)
+        await expect(page.locator("#editor-error")).to_have_text("")
         r = await server.admin.put(
             f"/api/v1/messages/{event_id}/draft",
             json={"subject": "Other tab", "html": "<p>Other</p>", "text": "Other"},

@@ -99,7 +99,10 @@ function showFieldErrors(res, inputs, out) {
     // fields[2] of a textarea (one item a line) is its line 3; addresses[0] of an input, itself.
     const index = e.field.match(/^[^.[]+\[(\d+)\]/);
     const where = index && input.tagName === "TEXTAREA" ? `Line ${Number(index[1]) + 1}: ` : "";
-    placed.set(input, [...(placed.get(input) || []), where + e.detail]);
+    // The API's details go on from its field's name ("is required"): a sentence of their own.
+    const whose = /^(is|are|must|cannot|has|should) /.test(e.detail) && !where
+      ? (input.type === "email" ? "This address " : labelOf(input) + " ") : "";
+    placed.set(input, [...(placed.get(input) || []), where + whose + e.detail]);
   }
   for (const [input, details] of placed) {
     input.setAttribute("aria-invalid", "true");
@@ -107,7 +110,10 @@ function showFieldErrors(res, inputs, out) {
     input.after(h("p", { class: "error field-error", id: input.id + "-error", "aria-live": "polite" }, details.join("; ")));
   }
   if (rest.length || !(res.data && res.data.errors)) { out.textContent = rest.join("; ") || problem(res); return; }
-  const summary = [...placed].map(([input, details]) => `${labelOf(input)}: ${details.join("; ")}`).join(". ");
+  const summary = [...placed].map(([input, details]) => {
+    const said = details.join("; ");
+    return said.startsWith(labelOf(input)) ? said : `${labelOf(input)}: ${said}`;
+  }).join(". ");
   out.replaceChildren(summary ? h("span", { class: "visually-hidden" }, summary) : "");
 }
 
