@@ -10,6 +10,7 @@ from starlette.responses import Response
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context
+from txmsg.api.query import query
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.errors import DomainError, invalid
@@ -31,10 +32,23 @@ def _profile_id(request: Request) -> str:
     return parse_profile_id(request.path_params["profile_id"])
 
 
+def _resubscribe(request: Request) -> bool:
+    """`?resubscribe=true`: the caller vouches that the person asked to receive messages again,
+    so an explicit `false` clears the opt-out they recorded themself (core.profiles'
+    `written_opt_out`)."""
+    raw = query(request).get("resubscribe")
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise invalid("resubscribe", "must be true or false", in_header=True)
+
+
 async def put_profile(request: Request) -> Response:
     await authorize(request)
+    resubscribe = _resubscribe(request)
     profile = parse_profile(_profile_id(request), await read_json(request))
-    stored, created = await context(request).db.write(store.upsert, profile)
+    stored, created = await context(request).db.write(store.upsert, profile, resubscribe)
     return JSONResponse(public_view(stored), status_code=201 if created else 200)
 
 
@@ -59,18 +73,20 @@ async def import_profiles(request: Request) -> Response:
         raise DomainError(
             "Content-Type must be application/x-ndjson or text/csv", 415, "Unsupported Media Type"
         )
+    resubscribe = _resubscribe(request)
     parser = parser_class()
     db = context(request).db
-    created = updated = rejected = 0
+    created = updated = rejected = kept = 0
     rejections: list[Rejection] = []
     batch: list[Profile] = []
 
     async def flush() -> None:
-        nonlocal created, updated
+        nonlocal created, updated, kept
         if batch:
-            c, u = await db.write(store.upsert_many, list(batch))
-            created += c
-            updated += u
+            written = await db.write(store.upsert_many, list(batch), resubscribe)
+            created += written.created
+            updated += written.updated
+            kept += written.opt_outs_kept
             batch.clear()
 
     def take(row: Profile | Rejection) -> None:
@@ -100,6 +116,7 @@ async def import_profiles(request: Request) -> Response:
             "updated": updated,
             "rejected": rejected,
             "rejections": [r.as_dict() for r in rejections],
+            "opt_outs_kept": kept,
         }
     )
 

@@ -8,7 +8,6 @@ message must not unsubscribe anyone.
 from __future__ import annotations
 
 import html
-from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -18,8 +17,8 @@ from txmsg.api.context import context
 from txmsg.api.routing import resource
 from txmsg.core.errors import not_found
 from txmsg.core.kinds import Channel
-from txmsg.core.unsubscribe import SECRET_NAME, UnsubscribeClaim, read_token
-from txmsg.store.unsubscribe import unsubscribe
+from txmsg.core.unsubscribe import SECRET_NAME, UnsubscribeClaim, is_one_click, read_token
+from txmsg.store.unsubscribe import message_of, unsubscribe
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -36,15 +35,30 @@ async def _claim(request: Request) -> UnsubscribeClaim:
     return claim
 
 
-def _page(title: str, text: str, form: str = "") -> Response:
+def _page(title: str, text: str, form: str = "", status_code: int = 200) -> Response:
     return HTMLResponse(
         _PAGE.format(title=html.escape(title), text=html.escape(text), form=form),
+        status_code=status_code,
         headers={"Cache-Control": "no-store"},
+    )
+
+
+def _gone() -> Response:
+    """A genuine link that no longer names anyone (its profile was deleted, perhaps created
+    again under the same id): nothing was recorded, and the page does not say otherwise. 410,
+    so a one-click client does not report the unsubscribe as done either."""
+    return _page(
+        "This link is no longer valid",
+        "This unsubscribe link belongs to a message whose recipient is no longer on file: "
+        "nothing was changed. To stop receiving messages, use the link of a recent message.",
+        status_code=410,
     )
 
 
 async def page(request: Request) -> Response:
     claim = await _claim(request)
+    if await context(request).db.read(message_of, claim) is None:
+        return _gone()
     channel = "emails" if claim.channel == Channel.EMAIL else "text messages"
     form = (
         '<form method="post"><input type="hidden" name="confirm" value="yes">'
@@ -55,9 +69,12 @@ async def page(request: Request) -> Response:
 
 async def confirm(request: Request) -> Response:
     claim = await _claim(request)
-    form = parse_qs((await read_body(request)).decode("utf-8", "replace"))
-    method = "one-click" if form.get("List-Unsubscribe") == ["One-Click"] else "page"
-    await context(request).db.write(unsubscribe, claim, method)
+    body = await read_body(request)
+    one_click = is_one_click(request.headers.get("content-type", ""), body)
+    if not await context(request).db.write(
+        unsubscribe, claim, "one-click" if one_click else "page"
+    ):
+        return _gone()
     return _page("Unsubscribed", "You will not receive these messages any more.")
 
 

@@ -14,12 +14,18 @@ from typing import Any, Protocol
 import orjson
 
 from txmsg.core.errors import DomainError, FieldError, invalid
-from txmsg.core.profiles import PROFILE_FIELDS, Profile, parse_profile, parse_profile_id
+from txmsg.core.profiles import (
+    OPT_OUT_FIELDS,
+    PROFILE_FIELDS,
+    Profile,
+    parse_profile,
+    parse_profile_id,
+)
 
 MAX_LINE_BYTES = 64 * 1024
 CSV_COLUMNS = {"profile_id", *PROFILE_FIELDS}
 _TRUE = {"true", "1", "yes", "y"}
-_FALSE = {"false", "0", "no", "n", ""}
+_FALSE = {"false", "0", "no", "n"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +125,11 @@ class NDJSONRows:
         yield parse_row(line, record)
 
 
-def _csv_bool(value: str) -> bool | str:
+def _csv_bool(value: str) -> bool | str | None:
+    """A CSV cell as a boolean; an empty cell is no value (the stored opt-out stays)."""
     lowered = value.strip().lower()
+    if not lowered:
+        return None
     if lowered in _TRUE:
         return True
     if lowered in _FALSE:
@@ -207,7 +216,7 @@ class CSVRows:
             )
         record: dict[str, Any] = {}
         for name, cell in zip(header, cells, strict=True):
-            if name in ("email_opt_out", "sms_opt_out"):
+            if name in OPT_OUT_FIELDS:
                 record[name] = _csv_bool(cell)
             elif name == "attributes":
                 if cell.strip():

@@ -22,6 +22,11 @@ PROFILE_FIELDS = {
     "email_opt_out",
     "sms_opt_out",
 }
+OPT_OUT_FIELDS = ("email_opt_out", "sms_opt_out")
+# Who recorded a profile's opt-out (`profiles.<channel>_opt_out_by`): the person themself (the
+# unsubscribe link, an SMS STOP reported by Twilio) or an admin (a PUT, an import).
+BY_PERSON = "person"
+BY_ADMIN = "admin"
 _PROFILE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}\Z")
 # BCP 47 in its common shapes: fr, fr-CA, zh-Hant-TW.
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}\Z")
@@ -36,8 +41,9 @@ class Profile:
     last_name: str | None
     language: str | None
     attributes: dict[str, Any]
-    email_opt_out: bool
-    sms_opt_out: bool
+    # None only in a profile written (PUT, import) without the field: the stored value stays.
+    email_opt_out: bool | None
+    sms_opt_out: bool | None
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -74,7 +80,35 @@ class Profile:
         return self.email if channel == Channel.EMAIL else self.mobile_phone
 
     def opted_out(self, channel: str) -> bool:
-        return self.email_opt_out if channel == Channel.EMAIL else self.sms_opt_out
+        return bool(self.email_opt_out if channel == Channel.EMAIL else self.sms_opt_out)
+
+
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    """A channel's stored opt-out: whether it is set and who set it (None when not set)."""
+
+    opted_out: bool
+    by: str | None
+
+
+def written_opt_out(stored: OptOut, given: bool | None, resubscribe: bool) -> tuple[OptOut, bool]:
+    """The opt-out a profile write (PUT, an NDJSON or CSV import row) leaves, and whether the
+    write's explicit `false` was not applied. One rule for every way a profile is written:
+
+    - the field left out (or a CSV cell left empty): the stored opt-out stays;
+    - `true`: opted out (one the person recorded stays theirs);
+    - `false`: clears an opt-out an admin recorded, but not one the person recorded
+      themself (the unsubscribe link, an SMS STOP), unless the write says `resubscribe=true`:
+      re-subscribing takes the person's own act (a sign-up form, START), which only the
+      caller can vouch for. A re-import of an old list must not undo an unsubscribe.
+    """
+    if given is None:
+        return stored, False
+    if given:
+        return (stored if stored.opted_out else OptOut(True, BY_ADMIN)), False
+    if stored.opted_out and stored.by != BY_ADMIN and not resubscribe:
+        return stored, True
+    return OptOut(False, None), False
 
 
 def from_row(row: Any) -> Profile:
@@ -108,7 +142,8 @@ def normalize_address(channel: str, value: object, field_name: str) -> str:
 
 
 def parse_profile(profile_id: str, body: Any) -> Profile:
-    """A whole profile (PUT replaces it: fields left out become empty)."""
+    """A whole profile (PUT replaces it: fields left out become empty, but for the opt-outs,
+    which a write changes only when it names them: `written_opt_out`)."""
     if not isinstance(body, dict):
         raise invalid("body", "must be a JSON object")
     reject_unknown(body, PROFILE_FIELDS | {"profile_id"})
@@ -133,8 +168,9 @@ def parse_profile(profile_id: str, body: Any) -> Profile:
         last_name=get_str(body, "last_name", max_length=200),
         language=language.lower() if language else None,
         attributes=attributes,
-        email_opt_out=bool(get_bool(body, "email_opt_out", default=False)),
-        sms_opt_out=bool(get_bool(body, "sms_opt_out", default=False)),
+        # Left out: the stored opt-out stays (written_opt_out).
+        email_opt_out=get_bool(body, "email_opt_out"),
+        sms_opt_out=get_bool(body, "sms_opt_out"),
     )
 
 
@@ -147,6 +183,6 @@ def public_view(profile: Profile) -> dict[str, Any]:
         "last_name": profile.last_name,
         "language": profile.language,
         "attributes": profile.attributes,
-        "email_opt_out": profile.email_opt_out,
-        "sms_opt_out": profile.sms_opt_out,
+        "email_opt_out": bool(profile.email_opt_out),
+        "sms_opt_out": bool(profile.sms_opt_out),
     }

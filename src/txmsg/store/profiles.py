@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.errors import not_found
 from txmsg.core.kinds import Channel
-from txmsg.core.profiles import Profile, from_row
+from txmsg.core.profiles import BY_PERSON, OptOut, Profile, from_row, written_opt_out
 from txmsg.core.timeutil import utcnow
 from txmsg.store.dialect_insert import insert_into
 from txmsg.store.tables import events, fatigue_reservations, profiles
@@ -58,19 +59,59 @@ def require(conn: Connection, profile_id: str) -> Profile:
     return found
 
 
-def upsert_many(conn: Connection, batch: list[Profile]) -> tuple[int, int]:
-    """Insert or replace profiles; returns (created, updated). The last of a duplicate wins."""
+_OPT_OUTS = (
+    ("email_opt_out", profiles.c.email_opt_out, profiles.c.email_opt_out_by),
+    ("sms_opt_out", profiles.c.sms_opt_out, profiles.c.sms_opt_out_by),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    created: int
+    updated: int
+    # Rows whose explicit `false` left a person's own opt-out in place (written_opt_out).
+    opt_outs_kept: int = 0
+
+
+def upsert_many(conn: Connection, batch: list[Profile], resubscribe: bool = False) -> Written:
+    """Insert or replace profiles. The last of a duplicate wins, but for the opt-outs, which
+    each row changes only as `written_opt_out` says (a row without one keeps the stored one)."""
     if not batch:
-        return 0, 0
+        return Written(0, 0)
     latest = {p.profile_id: p for p in batch}
-    existing = set(
-        conn.execute(
-            sa.select(profiles.c.profile_id).where(profiles.c.profile_id.in_(list(latest)))
-        ).scalars()
+    # The stored opt-outs, locked (PostgreSQL; SQLite's write lock holds them) in key order, as
+    # the dispatcher locks profiles: an unsubscribe meanwhile is not lost, nor deadlocked with.
+    read = (
+        sa.select(profiles.c.profile_id, *(c for _, flag, by in _OPT_OUTS for c in (flag, by)))
+        .where(profiles.c.profile_id.in_(sorted(latest)))
+        .order_by(profiles.c.profile_id)
     )
+    if conn.dialect.name == "postgresql":
+        read = read.with_for_update()
+    state: dict[tuple[str, str], OptOut] = {}
+    existing: set[str] = set()
+    for found in conn.execute(read):
+        existing.add(found.profile_id)
+        for name, flag, by in _OPT_OUTS:
+            state[(found.profile_id, name)] = OptOut(bool(found._mapping[flag]), found._mapping[by])
+    kept = 0
+    for p in batch:  # in order: a duplicate's opt-outs apply one after the other
+        for name, _, _ in _OPT_OUTS:
+            stored = state.get((p.profile_id, name), OptOut(False, None))
+            state[(p.profile_id, name)], refused = written_opt_out(
+                stored, getattr(p, name), resubscribe
+            )
+            kept += refused
     now = utcnow()
+    rows: list[dict[str, Any]] = []
     # In key order, as the dispatcher locks profiles: an import never deadlocks with it.
-    rows = [{**p.as_row(), "created_at": now, "updated_at": now} for _, p in sorted(latest.items())]
+    for profile_id, p in sorted(latest.items()):
+        row = {**p.as_row(), "created_at": now, "updated_at": now}
+        for name, _, by in _OPT_OUTS:
+            opt_out = state[(profile_id, name)]
+            row[name] = opt_out.opted_out
+            row[by.name] = opt_out.by
+        rows.append(row)
     stmt = _insert(conn)
     replaced = {c: stmt.excluded[c] for c in rows[0] if c not in ("profile_id", "created_at")}
     conn.execute(stmt.on_conflict_do_update(index_elements=["profile_id"], set_=replaced), rows)
@@ -81,13 +122,13 @@ def upsert_many(conn: Connection, batch: list[Profile]) -> tuple[int, int]:
         if p.profile_id not in existing and p.profile_id not in seen:
             created += 1
         seen.add(p.profile_id)
-    return created, len(batch) - created
+    return Written(created, len(batch) - created, kept)
 
 
-def upsert(conn: Connection, profile: Profile) -> tuple[Profile, bool]:
+def upsert(conn: Connection, profile: Profile, resubscribe: bool = False) -> tuple[Profile, bool]:
     """(the stored profile, whether it was created)."""
-    created, _ = upsert_many(conn, [profile])
-    return require(conn, profile.profile_id), created == 1
+    written = upsert_many(conn, [profile], resubscribe)
+    return require(conn, profile.profile_id), written.created == 1
 
 
 def delete(conn: Connection, profile_id: str) -> None:
@@ -101,13 +142,20 @@ def delete(conn: Connection, profile_id: str) -> None:
     conn.execute(sa.update(events).where(events.c.profile_id == profile_id).values(profile_id=None))
 
 
-def set_opt_out(conn: Connection, profile_id: str, channel: str) -> bool:
-    """Opt the profile out of a channel; False when the profile no longer exists."""
+def opt_out_by_person(conn: Connection, profile_id: str, channel: str) -> bool:
+    """The person opted out of a channel themself (the unsubscribe link, an SMS STOP): only an
+    explicit `resubscribe=true` write clears it. False when it was set already (an admin's
+    becomes the person's) or the profile no longer exists."""
     column = "email_opt_out" if channel == Channel.EMAIL else "sms_opt_out"
+    flag = profiles.c[column]
+    by = profiles.c[f"{column}_by"]
     result = conn.execute(
         sa.update(profiles)
-        .where(profiles.c.profile_id == profile_id)
-        .values({column: True, "updated_at": utcnow()})
+        .where(
+            profiles.c.profile_id == profile_id,
+            sa.or_(flag.is_(False), sa.func.coalesce(by, "") != BY_PERSON),
+        )
+        .values({column: True, by.name: BY_PERSON, "updated_at": utcnow()})
     )
     return result.rowcount > 0
 

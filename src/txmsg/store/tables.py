@@ -366,6 +366,9 @@ profiles = sa.Table(
     sa.Column("attributes", Json, nullable=False),
     sa.Column("email_opt_out", sa.Boolean(), nullable=False, default=False),
     sa.Column("sms_opt_out", sa.Boolean(), nullable=False, default=False),
+    # Who set the opt-out (core.profiles: `person` or `admin`); NULL while not opted out.
+    sa.Column("email_opt_out_by", sa.String(16), nullable=True),
+    sa.Column("sms_opt_out_by", sa.String(16), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index("ix_profiles_mobile_phone", "mobile_phone"),
