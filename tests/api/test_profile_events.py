@@ -251,6 +251,26 @@ async def test_a_profile_based_sms_carries_its_unsubscribe_link(server, fake_twi
     assert ignored["reason"] == "typology:opt_out:sms"
 
 
+async def test_a_stop_opts_the_profile_out_of_sms(server, fake_twilio) -> None:
+    """Twilio's 21610 (the person texted STOP) on a profile-based SMS sets the profile's
+    sms_opt_out, as the person's own act: a re-import without the column, or with `false`,
+    does not send to them again."""
+    admin = server.admin
+    event = await _profile_sms_event(server, fake_twilio, "smsStop", {"body": "Hi"})
+    await put_profile(admin, "c-7", mobilePhone="+14155552677", email="c7@example.org")
+    fake_twilio.fail_next(400, 21610, "Attempt to send to unsubscribed recipient")
+    first = await trigger(admin, event, {"ctx": {"customer": "c-7"}})
+    await wait_status(admin, first["href"], "deliveryFailed")
+    profile = (await admin.get("/api/v1/profiles/c-7")).json()
+    assert (profile["sms_opt_out"], profile["email_opt_out"]) == (True, False)
+    await put_profile(admin, "c-7", mobilePhone="+14155552677", sms_opt_out=False)
+    assert (await admin.get("/api/v1/profiles/c-7")).json()["sms_opt_out"] is True
+    later = await trigger(admin, event, {"ctx": {"customer": "c-7"}})
+    ignored = await wait_status(admin, later["href"], "ignored")
+    assert ignored["reason"] == "typology:opt_out:sms"
+    assert fake_twilio.requests == 1
+
+
 async def test_a_profile_is_found_by_email_whatever_its_case(server, smtp: FakeSMTPServer) -> None:
     admin = server.admin
     event = await profile_event(admin, smtp, reconciliation={"from": "email", "to": "email"})

@@ -157,10 +157,38 @@ async def test_twilio_error_code_ends_delivery_failed(server, fake_twilio: FakeT
     )
     assert fake_twilio.requests == 1  # permanent: not retried
     # The fake's own check of the number (21211) ends the same way.
-    fake_twilio.fail_next(400, 21211, "The 'To' number +14155552671 is not a valid phone number.")
-    accepted = await trigger(server.admin, event_id, ADA)
+    other = {**ADA, "mobilePhone": "+14155552672"}
+    fake_twilio.fail_next(400, 21211, "The 'To' number +14155552672 is not a valid phone number.")
+    accepted = await trigger(server.admin, event_id, other)
     done = await wait_status(server.admin, accepted["href"], "deliveryFailed")
     assert done["reason"].startswith("Twilio error 21211 (HTTP 400): The 'To' number")
+    # An invalid number is not an opt-out: the next message to it is sent.
+    accepted = await trigger(server.admin, event_id, other)
+    await wait_status(server.admin, accepted["href"], "processed")
+
+
+async def test_stop_21610_holds_the_number(server, fake_twilio: FakeTwilio) -> None:
+    """Twilio's 21610 (the number texted STOP) is the SMS opt-out: the number is held as a
+    hard bounce holds an email address, so later messages to it are ignored, not attempted
+    and refused again; it is on the suppression list until an admin releases it."""
+    admin = server.admin
+    event_id = await live_sms_event(admin, fake_twilio, server.base_url)
+    fake_twilio.fail_next(400, 21610, "Attempt to send to unsubscribed recipient")
+    first = await trigger(admin, event_id, ADA)
+    await wait_status(admin, first["href"], "deliveryFailed")
+    later = await trigger(admin, event_id, ADA)
+    ignored = await wait_status(admin, later["href"], "ignored")
+    assert ignored["reason"] == "typology:quarantine"
+    assert fake_twilio.requests == 1 and fake_twilio.messages == []
+    r = await admin.get(f"/api/v1/suppressions/sms/{ADA_E164}")
+    assert r.status_code == 200, r.text
+    [entry] = r.json()["reasons"]
+    assert entry["detail"].startswith("Twilio error 21610")
+    # Released (the number texted START): sent again.
+    r = await admin.delete(f"/api/v1/quarantine/sms/{ADA_E164}")
+    assert r.status_code == 204, r.text
+    again = await trigger(admin, event_id, ADA)
+    await wait_status(admin, again["href"], "processed")
 
 
 async def test_transient_4xx_answers_are_retried(server, fake_twilio: FakeTwilio) -> None:

@@ -36,6 +36,7 @@ from txmsg.core.delivery import (
     FAULT_TIMEOUT,
     FAULT_TLS,
     PermanentSendError,
+    RecipientOptedOut,
     SendError,
     TransientSendError,
     credential_forms,
@@ -171,6 +172,9 @@ _AUTH_CODE = 20003
 # messaging service without numbers. Every message would get it: the configuration's fault
 # (the message still ends deliveryFailed, as Twilio answered it for good).
 _SENDER_CODES = {21212, 21606, 21659, 21660, 21704}
+# "Attempt to send to unsubscribed recipient": the number texted STOP to this sender. Every
+# later message to it would be refused the same way, until it texts START.
+_UNSUBSCRIBED_CODE = 21610
 
 
 def _classify(
@@ -191,6 +195,8 @@ def _classify(
         or twilio_code is None  # not Twilio's answer: a proxy or gateway in between
     ):
         return TransientSendError(reason, retry_after, fault=fault)
+    if twilio_code == _UNSUBSCRIBED_CODE:
+        return RecipientOptedOut(reason, fault=fault)
     return PermanentSendError(reason, fault=fault)
 
 

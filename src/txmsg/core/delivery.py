@@ -76,6 +76,12 @@ class PermanentSendError(SendError):
     """Retrying will not help (5xx replies): the event ends as deliveryFailed."""
 
 
+class RecipientOptedOut(PermanentSendError):
+    """The recipient told the provider to send them nothing more (an SMS STOP: Twilio error
+    21610). Recorded as their opt-out: the number is held (as a hard bounce holds an
+    address) and a profile's `sms_opt_out` is set, so later sends are `ignored`."""
+
+
 class Unsendable(PermanentSendError):
     """Retrying will not help, and no provider saw it: the envelope itself is unusable."""
 

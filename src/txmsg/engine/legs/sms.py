@@ -14,7 +14,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from txmsg.core.delivery import NotAttempted, PermanentSendError, TransientSendError
+from txmsg.core.bounces import Bounce
+from txmsg.core.delivery import (
+    NotAttempted,
+    PermanentSendError,
+    RecipientOptedOut,
+    TransientSendError,
+)
 from txmsg.core.export_record import sms_record
 from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.sms import sms_text
@@ -96,6 +102,13 @@ class SmsLeg:
                 exc.reason,
                 message_version=version,
                 reached_provider=exc.reached_provider,
+                # A STOP: recorded as email's hard bounces are (the number held, whatever
+                # the message), and as the profile's opt-out.
+                bounce=Bounce(
+                    event.pkey, event.event_id, route.channel, address, True, exc.reason, True
+                )
+                if isinstance(exc, RecipientOptedOut)
+                else None,
             )
         sent_at = utcnow()
         export = None

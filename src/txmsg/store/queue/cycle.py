@@ -30,6 +30,7 @@ from txmsg.store import (
     fatigue,
     feedback,
     message_export,
+    profiles,
     report_counts,
     sms_receipts,
     typology,
@@ -148,8 +149,12 @@ def _record_with_outcomes(conn: Connection, request: CycleRequest) -> None:
     """What the sends and their providers reported, beside the outcomes."""
     if request.log_entries:  # receipts: a retried callback already recorded is dropped
         sms_receipts.append_receipts_in(conn, list(request.log_entries))
-    for bounced in (o.bounce for o in request.outcomes if o.bounce is not None):
-        typology.record_bounce_in(conn, bounced)
+    for outcome in request.outcomes:
+        bounced = outcome.bounce
+        if bounced is not None:
+            typology.record_bounce_in(conn, bounced)
+            if bounced.opted_out and outcome.profile_id is not None:  # an SMS STOP
+                profiles.opt_out_by_person(conn, outcome.profile_id, bounced.channel)
     if request.feedback:  # bounces and complaints after acceptance, with quarantine or denylist
         feedback.record_in(conn, list(request.feedback))
     exports = [o for o in request.outcomes if o.export is not None]
