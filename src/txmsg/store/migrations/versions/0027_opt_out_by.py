@@ -30,9 +30,10 @@ profiles = sa.table(
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("profiles") as batch:
-        batch.add_column(sa.Column("email_opt_out_by", sa.String(16), nullable=True))
-        batch.add_column(sa.Column("sms_opt_out_by", sa.String(16), nullable=True))
+    # Plain ADD/DROP COLUMN: a batch (SQLite's table copy) would lose the expression index
+    # ix_profiles_email_lower, which SQLAlchemy cannot reflect.
+    op.add_column("profiles", sa.Column("email_opt_out_by", sa.String(16), nullable=True))
+    op.add_column("profiles", sa.Column("sms_opt_out_by", sa.String(16), nullable=True))
     bind = op.get_bind()
     for flag, by in (
         (profiles.c.email_opt_out, "email_opt_out_by"),
@@ -42,6 +43,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("profiles") as batch:
-        batch.drop_column("sms_opt_out_by")
-        batch.drop_column("email_opt_out_by")
+    op.drop_column("profiles", "sms_opt_out_by")
+    op.drop_column("profiles", "email_opt_out_by")
