@@ -1,4 +1,4 @@
-"""Migration 0025 names who recorded each stored opt-out: those recorded before it are taken
+"""Migration 0027 names who recorded each stored opt-out: those recorded before it are taken
 as the person's (the safe reading: a profile write's `false` then needs `resubscribe=true`)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ PROFILES = sa.table(
 
 
 def _migrate(conn: Connection) -> dict[str, tuple[str | None, str | None]]:
-    command.downgrade(alembic_config(conn), "0024")
+    command.downgrade(alembic_config(conn), "0026")
     now = utcnow().replace(tzinfo=None)
     conn.execute(
         sa.insert(PROFILES),
