@@ -163,6 +163,28 @@ async def test_a_new_access_key_id_needs_its_secret(server: Any) -> None:
     assert (dest["access_key_id"], dest["secret_access_key_set"]) == ("AKIDNEW", True)
 
 
+async def test_a_new_endpoint_needs_the_secret_again(server: Any) -> None:
+    admin = forbid_server_errors(server.admin)
+    r = await admin.post(FLOWS, json=_s3(endpoint_url="https://minio.example.com"))
+    assert r.status_code == 201, r.text
+    before = (await admin.get(f"{FLOWS}/bucket")).json()
+    # the stored secret would sign requests to a host it was not given for
+    for endpoint in ("https://elsewhere.example.net", None):
+        r = await admin.patch(f"{FLOWS}/bucket", json={"destination": {"endpoint_url": endpoint}})
+        assert_problem(r, 422, "destination.secret_access_key")
+        assert "endpoint_url" in r.json()["detail"]
+        assert (await admin.get(f"{FLOWS}/bucket")).json() == before
+    # the same endpoint (as stored), another bucket or prefix: the secret stays
+    same = {"endpoint_url": "https://minio.example.com/", "bucket": "other", "prefix": "p"}
+    r = await admin.patch(f"{FLOWS}/bucket", json={"destination": same})
+    assert r.status_code == 200, r.text
+    moved = {"endpoint_url": "https://elsewhere.example.net", "secret_access_key": "theirs"}
+    r = await admin.patch(f"{FLOWS}/bucket", json={"destination": moved})
+    assert r.status_code == 200, r.text
+    dest = r.json()["destination"]
+    assert (dest["endpoint_url"], dest["secret_access_key_set"]) == (moved["endpoint_url"], True)
+
+
 async def test_records_paging_parameters_are_checked(server: Any) -> None:
     records = "/api/v1/message-export/records"
     for params, field in (

@@ -37,6 +37,8 @@ DEFAULT_SCHEDULE = "PT1H"
 MIN_SCHEDULE = timedelta(minutes=1)
 # Longest schedule read (a schedule past the export retention is refused after).
 MAX_SCHEDULE = timedelta(days=3660)
+# What the stored secret_access_key was given for: a PATCH changing one must give it again.
+_SECRET_BOUND = ("access_key_id", "endpoint_url")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 
 
@@ -148,14 +150,12 @@ def _destination(
         "region": get_str(merged, "region", prefix=p, default="us-east-1", max_length=64),
         "access_key_id": get_str(merged, "access_key_id", prefix=p, max_length=256),
     }
-    if (
-        merging
-        and "secret_access_key" not in body
-        and destination["access_key_id"]
-        and destination["access_key_id"] != (current or {}).get("access_key_id")
-    ):
-        # The stored secret is the old key's: kept, it would pair with another key.
-        raise refused(p + "secret_access_key", "is required when access_key_id changes")
+    if merging and "secret_access_key" not in body and destination["access_key_id"]:
+        # The stored secret is given for one key at one endpoint: kept, it would pair with
+        # another key, or sign requests to a host it was not given for.
+        for field in _SECRET_BOUND:
+            if destination[field] != (current or {}).get(field):
+                raise refused(p + "secret_access_key", f"is required when {field} changes")
     if bool(destination["access_key_id"]) != bool(secrets.get("secret_access_key")):
         paired = {"access_key_id", "secret_access_key"} <= body.keys()
         raise (refused if merging and not paired else invalid)(
