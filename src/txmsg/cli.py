@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from txmsg import __version__
 from txmsg.commands import logs
-from txmsg.commands.database import NoDatabase, missing_message, open_existing, sqlite_path
+from txmsg.commands.database import (
+    STARTUP_FAILURE,
+    NoDatabase,
+    missing_message,
+    open_existing,
+    sqlite_path,
+)
 from txmsg.commands.hangup import Hangup
 from txmsg.config import Settings, unknown_variables
 
@@ -55,7 +61,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from txmsg.api.ops_port import OpsAddress
     from txmsg.app import Role, create_app
-    from txmsg.commands.supervisor import STARTUP_FAILURE
     from txmsg.engine.tuning import tune_process
 
     public_url = f"http://{args.host}:{args.port}"
@@ -117,8 +122,6 @@ def _supervise(config: uvicorn.Config) -> int:
     """Run `config.workers` processes under uvicorn's supervisor until it stops; 3 (as one
     process exits) when it stopped because a process failed to start, else 0."""
     from uvicorn.supervisors import Multiprocess
-
-    from txmsg.commands.supervisor import STARTUP_FAILURE
 
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])
     supervisor.run()
@@ -192,7 +195,7 @@ def _past_last_port(option: str, first: int, count: int) -> str:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from txmsg.commands.supervisor import STARTUP_FAILURE, supervise
+    from txmsg.commands.supervisor import supervise
 
     if args.health_port is not None and not _ports_fit(args.health_port, args.processes):
         refusal = _past_last_port("--health-port", args.health_port, args.processes)
@@ -239,7 +242,6 @@ def _run_worker(
     `serve` exits."""
     from txmsg.api.ops_port import OpsAddress
     from txmsg.app import run_worker
-    from txmsg.commands.supervisor import STARTUP_FAILURE
     from txmsg.engine.tuning import tune_process
 
     ops = None
@@ -471,9 +473,14 @@ def _add_admin(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         formatter_class=HELP,
     )
     reseal.set_defaults(func=_reseal)
+    checking_help = (
+        "check the settings, the database and each channel's provider; exit 1 on a failure, "
+        "3 when the database cannot be used (as every command)"
+    )
     checking = sub.add_parser(
         "check",
-        help="check the settings, the database and each channel's provider; exit 1 on a failure",
+        help=checking_help,
+        description=checking_help,
         parents=common,
         formatter_class=HELP,
     )
@@ -543,13 +550,11 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(result)
     except NoDatabase as exc:
         print(f"txmsg: {exc}", file=sys.stderr)
-        return 2
+        return STARTUP_FAILURE
     except Exception as exc:
         problem = _startup_problem(exc, settings)
         if problem is None:
             raise  # a bug: its traceback
-        from txmsg.commands.supervisor import STARTUP_FAILURE
-
         print(f"txmsg: {problem}", file=sys.stderr)
         return STARTUP_FAILURE
     code: int = result

@@ -101,19 +101,31 @@ def test_commands_other_than_serve_and_migrate_create_no_database(
     monkeypatch.delenv("TXMSG_DATABASE_URL", raising=False)
     monkeypatch.delenv("TXMSG_DATA_DIR", raising=False)
     expected = tmp_path / "txmsg-data" / "txmsg.db"
-    commands = (("export", "run", "lake"), ("keys", "list"), ("keys", "revoke", "x"))
-    # The worker, a process that cannot start, exits 3 as with an unreachable database.
-    for argv, status in [*((argv, 2) for argv in commands), (("worker",), 3)]:
-        assert main(list(argv)) == status, argv
+    commands = (("export", "run", "lake"), ("keys", "list"), ("keys", "revoke", "x"), ("worker",))
+    # Every command exits 3 without its database, as a process that cannot start.
+    for argv in commands:
+        assert main(list(argv)) == 3, argv
         err = capsys.readouterr().err
         assert f"no database at {expected}" in err and "TXMSG_DATA_DIR" in err, err
-    assert main(["check"]) == 1
+    assert main(["check"]) == 3
     assert f"FAIL  database: no database at {expected}" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []  # nothing created, not even the folder
 
     assert main(["migrate"]) == 0
     assert expected.is_file()
     assert main(["keys", "list"]) == 0
+
+
+def test_keys_list_and_check_exit_3_without_a_database(tmp_path: Path) -> None:
+    """As the installed command: a supervisor or script tells "no database" by its status."""
+    env = {"TXMSG_DATA_DIR": str(tmp_path / "nowhere"), "TXMSG_DATABASE_URL": ""}
+    listed = command("keys", "list", cwd=tmp_path, **env)
+    assert listed.returncode == 3, listed.stderr
+    assert "no database at" in listed.stderr and listed.stdout == ""
+    checked = command("check", cwd=tmp_path, **env)
+    assert checked.returncode == 3, (checked.stdout, checked.stderr)
+    assert "FAIL  database: no database at" in checked.stdout
+    assert list(tmp_path.iterdir()) == []  # nothing created
 
 
 async def test_check_says_what_is_reachable_line_by_line(

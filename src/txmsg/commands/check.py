@@ -9,7 +9,8 @@ Each provider of a configuration is checked, its fallbacks too, all at once, eac
   configured `api_base_url` (the account must be active). No message is created.
 
 A failure says at which step and why, in the provider's own words (never a password or token).
-The exit status is 1 when any check fails.
+The exit status is 1 when any check fails, and 3 (as every command) when the database cannot be
+used at all: none yet, unreachable, at another schema, or sealed with a key that is not here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from txmsg.commands.database import NoDatabase, open_existing
+from txmsg.commands.database import STARTUP_FAILURE, NoDatabase, open_existing
 from txmsg.config import Settings, unknown_variables
 from txmsg.core.channel_config import channel_settings
 from txmsg.core.delivery import SendError
@@ -136,7 +137,7 @@ async def run_check(_args: object, settings: Settings) -> int:
         db = await open_existing(settings)
     except NoDatabase as exc:
         say(False, f"database: {exc}")
-        return 1
+        return STARTUP_FAILURE  # nothing else can be checked
     try:
         say(True, "database: reachable, schema at the latest revision")
         await _providers(db, say)

@@ -15,8 +15,14 @@ if TYPE_CHECKING:
     from txmsg.store.db import Database
 
 
+# The exit status of a command that cannot start: `serve` and `worker` (uvicorn's status for
+# serve's processes), and every command whose database cannot be used (NoDatabase).
+STARTUP_FAILURE = 3
+
+
 class NoDatabase(Exception):
-    """The command has no usable database; the message says where it looked and what to do."""
+    """The command has no usable database (none yet, unreachable, not at this release's schema);
+    the message says where it looked and what to do. The command exits STARTUP_FAILURE."""
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -33,9 +33,12 @@ from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any
 
+from txmsg.commands.database import (
+    STARTUP_FAILURE as STARTUP_FAILURE,
+)  # a process that could not start
+
 log = logging.getLogger("txmsg.supervisor")
 
-STARTUP_FAILURE = 3  # a process that could not start (uvicorn's status, for serve's processes)
 WATCH_INTERVAL = 0.5  # seconds: the longest a signal waits to be seen
 GRACE_SECONDS = 60.0  # for the processes' sends under way when stopped (systemd's unit: 90)
 READY_SECONDS = 60.0  # for a process restarted by SIGHUP to run, before the next one stops
