@@ -33,9 +33,8 @@ from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any
 
-from txmsg.commands.database import (
-    STARTUP_FAILURE as STARTUP_FAILURE,
-)  # a process that could not start
+# The status of a process that could not start.
+from txmsg.commands.database import STARTUP_FAILURE as STARTUP_FAILURE
 
 log = logging.getLogger("txmsg.supervisor")
 

@@ -150,12 +150,8 @@ def _destination(
         "region": get_str(merged, "region", prefix=p, default="us-east-1", max_length=64),
         "access_key_id": get_str(merged, "access_key_id", prefix=p, max_length=256),
     }
-    if merging and "secret_access_key" not in body and destination["access_key_id"]:
-        # The stored secret is given for one key at one endpoint: kept, it would pair with
-        # another key, or sign requests to a host it was not given for.
-        for field in _SECRET_BOUND:
-            if destination[field] != (current or {}).get(field):
-                raise refused(p + "secret_access_key", f"is required when {field} changes")
+    if merging and "secret_access_key" not in body:
+        _keep_secret(destination, current or {})
     if bool(destination["access_key_id"]) != bool(secrets.get("secret_access_key")):
         paired = {"access_key_id", "secret_access_key"} <= body.keys()
         raise (refused if merging and not paired else invalid)(
@@ -164,6 +160,17 @@ def _destination(
             "environment's credentials)",
         )
     return destination, secrets
+
+
+def _keep_secret(destination: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse a PATCH keeping the stored secret for another key or endpoint: the secret was
+    given for one key at one endpoint; kept, it would pair with another key, or sign requests
+    to a host it was not given for."""
+    if not destination["access_key_id"]:
+        return
+    for field in _SECRET_BOUND:
+        if destination[field] != current.get(field):
+            raise refused("destination.secret_access_key", f"is required when {field} changes")
 
 
 def _compression(body: dict[str, Any], fmt: str, current: str | None) -> str:
