@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from txmsg import __version__
-from txmsg.commands import logs
+from txmsg.commands import access_log, logs
 from txmsg.commands.database import (
     STARTUP_FAILURE,
     NoDatabase,
@@ -64,6 +64,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from txmsg.engine.tuning import tune_process
 
     public_url = f"http://{args.host}:{args.port}"
+    if args.access_log:
+        access_log.install()  # before any request: paths name recipients and hold tokens
     serving: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -84,6 +86,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "log_level": args.log_level,
             "log_format": args.log_format,
             "public_url": public_url,
+            "access_log": args.access_log,
             # Each process's own figures on a port of its own: the first free of N from it.
             "metrics": [args.metrics_host, args.metrics_port, args.processes]
             if args.metrics_port is not None
@@ -141,6 +144,8 @@ def app_of_environment() -> App:
         raise RuntimeError(f"{PROCESS_OPTIONS_ENV} is not set: start them with txmsg serve")
     options = json.loads(text)
     logs.configure(options["log_level"], options["log_format"])
+    if options["access_log"]:
+        access_log.install()
     tune_process()
     settings = Settings.from_env()
     if settings.public_url is None:
@@ -400,7 +405,11 @@ def _add_serving(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address the HTTP API listens on")
     serve.add_argument("--port", type=_port, default=8025, help="port of the HTTP API")
-    serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request line (addresses, PKeys, tokens and query values redacted)",
+    )
     serve.add_argument(
         "--role",
         choices=("all", "api"),
