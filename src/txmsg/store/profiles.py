@@ -14,7 +14,7 @@ from txmsg.core.kinds import Channel
 from txmsg.core.profiles import BY_PERSON, OptOut, Profile, from_row, written_opt_out
 from txmsg.core.timeutil import utcnow
 from txmsg.store.dialect_insert import insert_into
-from txmsg.store.tables import events, fatigue_reservations, profiles
+from txmsg.store.tables import events, fatigue_reservations, message_export, profiles
 
 # Trigger-side reconciliation targets -> profile columns.
 LOOKUP_COLUMNS = {
@@ -132,13 +132,18 @@ def upsert(conn: Connection, profile: Profile, resubscribe: bool = False) -> tup
 
 
 def delete(conn: Connection, profile_id: str) -> None:
-    """Erase a profile's personal data: its row, its fatigue history, its link from events."""
+    """Erase a profile's personal data: its row, its fatigue history, the export records of its
+    messages (recipient, names, content), its link from events."""
     result = conn.execute(sa.delete(profiles).where(profiles.c.profile_id == profile_id))
     if result.rowcount == 0:
         raise not_found(f"no profile '{profile_id}'")
     conn.execute(
         sa.delete(fatigue_reservations).where(fatigue_reservations.c.profile_id == profile_id)
     )
+    # By its events' PKeys (the records' message_id), before they are unlinked: both indexed
+    # (ix_events_profile, ix_message_export_message_id), where the records' own profile_id is not.
+    its_messages = sa.select(events.c.pkey).where(events.c.profile_id == profile_id)
+    conn.execute(sa.delete(message_export).where(message_export.c.message_id.in_(its_messages)))
     conn.execute(sa.update(events).where(events.c.profile_id == profile_id).values(profile_id=None))
 
 
