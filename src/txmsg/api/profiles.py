@@ -14,8 +14,15 @@ from txmsg.api.query import query
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.errors import DomainError, invalid
-from txmsg.core.profile_import import CSVRows, NDJSONRows, Rejection, RowParser
+from txmsg.core.profile_import import (
+    CSVRows,
+    DuplicateEmails,
+    NDJSONRows,
+    Rejection,
+    RowParser,
+)
 from txmsg.core.profiles import Profile, parse_profile, parse_profile_id, public_view
+from txmsg.core.timeutil import utcnow
 from txmsg.store import profiles as store
 
 IMPORT_BATCH = 1000
@@ -78,12 +85,16 @@ async def import_profiles(request: Request) -> Response:
     db = context(request).db
     created = updated = rejected = kept = 0
     rejections: list[Rejection] = []
-    batch: list[Profile] = []
+    batch: list[tuple[int, Profile]] = []  # with its line
+    duplicates = DuplicateEmails()
+    since = utcnow()
 
     async def flush() -> None:
         nonlocal created, updated, kept
         if batch:
-            written = await db.write(store.upsert_many, list(batch), resubscribe)
+            profiles = [p for _, p in batch]
+            written, held = await db.write(store.import_batch, profiles, since, resubscribe)
+            duplicates.check(batch, held)
             created += written.created
             updated += written.updated
             kept += written.opt_outs_kept
@@ -96,7 +107,7 @@ async def import_profiles(request: Request) -> Response:
             if len(rejections) < MAX_REPORTED_REJECTIONS:
                 rejections.append(row)
         else:
-            batch.append(row)
+            batch.append((parser.row_line, row))
 
     received = 0
     async for chunk in request.stream():
@@ -117,6 +128,7 @@ async def import_profiles(request: Request) -> Response:
             "rejected": rejected,
             "rejections": [r.as_dict() for r in rejections],
             "opt_outs_kept": kept,
+            "warnings": duplicates.warnings(),
         }
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -41,9 +41,92 @@ class Rejection:
 class RowParser(Protocol):
     """An import format's parser: chunks of the body in, rows out, the rest at the end."""
 
+    @property
+    def row_line(self) -> int:
+        """The line where the row just yielded begins."""
+        ...
+
     def feed(self, chunk: bytes) -> Iterator[Profile | Rejection]: ...
 
     def finish(self) -> Iterator[Profile | Rejection]: ...
+
+
+MAX_WARNING_LINES = 10
+_DUPLICATE_DETAIL = {
+    "duplicate_email_in_file": (
+        "rows whose email (in any case) an earlier row of the file gives another profile: "
+        "reconciliation by email picks the profile created first (the earliest row)"
+    ),
+    "duplicate_email_existing": (
+        "rows whose email (in any case) a profile that existed before the import holds: "
+        "reconciliation by email picks the profile created first (the existing one)"
+    ),
+}
+
+
+@dataclass(slots=True)
+class ImportWarning:
+    """Rows imported all the same, counted, with the lines of the first few."""
+
+    code: str
+    count: int = 0
+    lines: list[int] = field(default_factory=list)
+
+    def add(self, line: int) -> None:
+        self.count += 1
+        if len(self.lines) < MAX_WARNING_LINES:
+            self.lines.append(line)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "count": self.count,
+            "lines": self.lines,
+            "detail": f"{self.count} {_DUPLICATE_DETAIL[self.code]}",
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Who else holds an email an import batch gives: profiles outside the batch written
+    before the import (`before`) or during it (`in_import`), and profiles of the batch that
+    existed before and keep it (`kept_by`, by id)."""
+
+    before: bool
+    in_import: bool
+    kept_by: frozenset[str] = frozenset()
+
+
+class DuplicateEmails:
+    """Emails an import gives to several profiles: within the file, or held by existing ones.
+
+    Each batch is checked against itself here and against the database by the caller
+    (`held`), so memory stays bounded by one batch. A row is counted once: against an
+    existing profile if one holds its email, else within the file.
+    """
+
+    def __init__(self) -> None:
+        self.in_file = ImportWarning("duplicate_email_in_file")
+        self.existing = ImportWarning("duplicate_email_existing")
+
+    def check(self, rows: list[tuple[int, Profile]], held: dict[str, Held]) -> None:
+        first: dict[str, str] = {}
+        nobody = Held(False, False)
+        for line, profile in rows:
+            if not profile.email:
+                continue
+            email = profile.email.lower()
+            others = held.get(email, nobody)
+            earlier = first.setdefault(email, profile.profile_id) != profile.profile_id
+            if profile.profile_id in others.kept_by:
+                continue  # an existing profile keeping its email: the one others duplicate
+            if others.before or others.kept_by:
+                self.existing.add(line)
+            elif earlier or others.in_import:
+                self.in_file.add(line)
+
+    def warnings(self) -> list[dict[str, Any]]:
+        return [w.as_dict() for w in (self.in_file, self.existing) if w.count]
 
 
 def parse_row(line: int, record: Any) -> Profile | Rejection:
@@ -99,13 +182,16 @@ class LineSplitter:
 class NDJSONRows:
     def __init__(self) -> None:
         self._lines = LineSplitter()
+        self.row_line = 0
 
     def feed(self, chunk: bytes) -> Iterator[Profile | Rejection]:
         for line, raw in self._lines.feed(chunk):
+            self.row_line = line
             yield from self._row(line, raw)
 
     def finish(self) -> Iterator[Profile | Rejection]:
         for line, raw in self._lines.finish():
+            self.row_line = line
             yield from self._row(line, raw)
 
     @staticmethod
@@ -145,6 +231,10 @@ class CSVRows:
         self._header: list[str] | None = None
         self._pending: list[str] = []
         self._first_line = 0
+
+    @property
+    def row_line(self) -> int:
+        return self._first_line
 
     def feed(self, chunk: bytes) -> Iterator[Profile | Rejection]:
         for line, raw in self._lines.feed(chunk):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from itertools import combinations
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from txmsg.core.errors import not_found
 from txmsg.core.kinds import Channel
+from txmsg.core.profile_import import Held
 from txmsg.core.profiles import BY_PERSON, OptOut, Profile, from_row, written_opt_out
 from txmsg.core.timeutil import utcnow
 from txmsg.store.dialect_insert import insert_into
@@ -34,7 +36,9 @@ def _sought(field: str, value: str) -> str:
 def _lookup_statement(fields: tuple[str, ...]) -> Any:
     # Expanding parameters: built once, cached compiled (the dispatcher runs it per batch).
     match = [MATCHED_BY[f].in_(sa.bindparam(f"b_{f}", expanding=True)) for f in fields]
-    return sa.select(profiles).where(sa.or_(*match)).order_by(profiles.c.created_at.desc())
+    # Created first: by time, then by place in the import that created it.
+    first = (profiles.c.created_at.desc(), profiles.c.created_seq.desc())
+    return sa.select(profiles).where(sa.or_(*match)).order_by(*first)
 
 
 _LOOKUPS = {
@@ -105,15 +109,17 @@ def upsert_many(conn: Connection, batch: list[Profile], resubscribe: bool = Fals
     now = utcnow()
     rows: list[dict[str, Any]] = []
     # In key order, as the dispatcher locks profiles: an import never deadlocks with it.
+    place = {profile_id: n for n, profile_id in enumerate(latest)}  # first seen, file order
     for profile_id, p in sorted(latest.items()):
-        row = {**p.as_row(), "created_at": now, "updated_at": now}
+        row = {**p.as_row(), "created_at": now, "created_seq": place[profile_id], "updated_at": now}
         for name, _, by in _OPT_OUTS:
             opt_out = state[(profile_id, name)]
             row[name] = opt_out.opted_out
             row[by.name] = opt_out.by
         rows.append(row)
     stmt = _insert(conn)
-    replaced = {c: stmt.excluded[c] for c in rows[0] if c not in ("profile_id", "created_at")}
+    unchanged = ("profile_id", "created_at", "created_seq")
+    replaced = {c: stmt.excluded[c] for c in rows[0] if c not in unchanged}
     conn.execute(stmt.on_conflict_do_update(index_elements=["profile_id"], set_=replaced), rows)
     # A profile given twice in one batch is created once, then updated.
     seen: set[str] = set()
@@ -123,6 +129,43 @@ def upsert_many(conn: Connection, batch: list[Profile], resubscribe: bool = Fals
             created += 1
         seen.add(p.profile_id)
     return Written(created, len(batch) - created, kept)
+
+
+def emails_held(conn: Connection, batch: list[Profile], since: datetime) -> dict[str, Held]:
+    """Who else holds the emails of `batch` (lower-cased), for an import begun at `since`.
+
+    Profiles outside the batch: whether one was written before `since` (it existed before the
+    import) and whether one was written since (earlier in the import). Profiles of the batch
+    that existed before and keep their email: by id. Two queries along ix_profiles_email_lower
+    and the primary key.
+    """
+    new_emails = {p.profile_id: p.email.lower() for p in batch if p.email}
+    if not new_emails:
+        return {}
+    emails, ids = sorted(set(new_emails.values())), [p.profile_id for p in batch]
+    email, written = sa.func.lower(profiles.c.email), profiles.c.updated_at
+    held: dict[str, Held] = {}
+    outside = sa.select(email, sa.func.min(written), sa.func.max(written)).where(
+        email.in_(emails), profiles.c.profile_id.not_in(ids)
+    )
+    for address, oldest, newest in conn.execute(outside.group_by(email)):
+        held[address] = Held(oldest < since, newest >= since)
+    inside = sa.select(profiles.c.profile_id, email).where(
+        profiles.c.profile_id.in_(ids), email.in_(emails), written < since
+    )
+    for profile_id, address in conn.execute(inside):
+        if new_emails.get(profile_id) == address:
+            found = held.setdefault(address, Held(False, False))
+            held[address] = replace(found, kept_by=found.kept_by | {profile_id})
+    return held
+
+
+def import_batch(
+    conn: Connection, batch: list[Profile], since: datetime, resubscribe: bool = False
+) -> tuple[Written, dict[str, Held]]:
+    """One transaction of an import begun at `since`: (what was written, emails_held)."""
+    held = emails_held(conn, batch, since)
+    return upsert_many(conn, batch, resubscribe), held
 
 
 def upsert(conn: Connection, profile: Profile, resubscribe: bool = False) -> tuple[Profile, bool]:

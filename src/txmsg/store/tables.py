@@ -371,6 +371,9 @@ profiles = sa.Table(
     sa.Column("sms_opt_out_by", sa.String(16), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # The row's place in the import that created it: the rows of one import share their
+    # `created_at`, and "created first" (store/profiles.py `lookup`) is the file's order.
+    sa.Column("created_seq", sa.Integer(), nullable=False, server_default="0"),
     sa.Index("ix_profiles_mobile_phone", "mobile_phone"),
 )
 # Profiles are found by email whatever the case of its local part (core.suppression's rule):
