@@ -41,7 +41,7 @@ async def test_import_warns_of_duplicate_emails(server) -> None:
         {"profile_id": "n2", "email": "ONE@example.org"},  # line 2: same as line 1
         {"profile_id": "n3", "email": "Taken@example.org"},  # line 3: an existing profile's
         {"profile_id": "n1", "email": "one@example.org"},  # the same profile again: no warning
-        {"profile_id": "old", "email": "taken@example.org"},  # keeps its email: line 3 is the duplicate
+        {"profile_id": "old", "email": "taken@example.org"},  # keeps its email: no warning
         {"profile_id": "n4", "email": "four@example.org"},
     ]
     # Past one write batch (1,000 rows): a duplicate of a row in an earlier batch is found too.
