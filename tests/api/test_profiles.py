@@ -158,3 +158,40 @@ async def test_blank_is_white_space_as_the_spec_counts_it(server) -> None:
     for text in ("", " \t", "\ufeff", "\u3000\u00a0"):
         r = await admin.put("/api/v1/profiles/p-1", json={"first_name": text})
         assert_problem(r, 400, "first_name")
+
+
+async def test_csv_columns_in_any_case_and_emails_with_spaces(server) -> None:
+    admin = forbid_server_errors(server.admin)
+    csv_type = {"content-type": "text/csv"}
+    data = b" Profile_ID ,Email, MOBILEPHONE,First_Name\r\nk1, k1@example.org ,+33612345678,Kay\r\n"
+    r = await admin.post("/api/v1/profiles:import", content=data, headers=csv_type)
+    assert r.status_code == 200, r.text
+    assert (r.json()["created"], r.json()["rejected"]) == (1, 0), r.text
+    k1 = (await admin.get("/api/v1/profiles/k1")).json()
+    assert (k1["email"], k1["mobilePhone"], k1["first_name"]) == (
+        "k1@example.org",
+        "+33612345678",
+        "Kay",
+    )
+
+    # An unknown column is named, with its place, and told where custom values go.
+    r = await admin.post(
+        "/api/v1/profiles:import", content=b"profile_id,email,age\r\nk2,,3\r\n", headers=csv_type
+    )
+    problem = assert_problem(r, 400, "columns[2]")
+    [error] = problem["errors"]
+    assert "'age'" in error["detail"] and "attributes" in error["detail"]
+    # Two columns that are one once folded: both named.
+    r = await admin.post(
+        "/api/v1/profiles:import",
+        content=b"profile_id,email, EMAIL\r\nk3,a@example.org,b@example.org\r\n",
+        headers=csv_type,
+    )
+    problem = assert_problem(r, 400, "columns[2]")
+    assert "'EMAIL'" in problem["detail"] and "columns[1] 'email'" in problem["detail"]
+    r = await admin.post(
+        "/api/v1/profiles:import", content=b"email\r\nx@example.org\r\n", headers=csv_type
+    )
+    assert_problem(r, 400, "columns")
+    for absent in ("k2", "k3"):
+        assert (await admin.get(f"/api/v1/profiles/{absent}")).status_code == 404

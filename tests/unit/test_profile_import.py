@@ -65,9 +65,17 @@ def test_csv_bad_bytes_long_records_and_an_open_quote_are_rejected() -> None:
 def test_csv_header_names_known_columns_only() -> None:
     with pytest.raises(DomainError) as raised:
         _parse(CSVRows(), b"profile_id,age\nx,3\n")
-    assert "(unknown: age)" in raised.value.detail
-    with pytest.raises(DomainError):
+    assert [e.field for e in raised.value.errors] == ["columns[1]"]
+    assert "'age' is not a column" in raised.value.detail
+    with pytest.raises(DomainError) as raised:
         _parse(CSVRows(), b"email\nx@example.org\n")
+    assert [e.field for e in raised.value.errors] == ["columns"]
+    # In any case, spaces around trimmed; one column in two spellings is refused.
+    [row] = _parse(CSVRows(), b" Profile_Id ,EMAIL\nx, x@example.org \n")
+    assert isinstance(row, Profile) and row.email == "x@example.org"
+    with pytest.raises(DomainError) as raised:
+        _parse(CSVRows(), b"profile_id,email,Email\nx,a@example.org,b@example.org\n")
+    assert [e.field for e in raised.value.errors] == ["columns[2]"]
 
 
 def test_ndjson_rows() -> None:

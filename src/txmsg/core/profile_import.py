@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from txmsg.core.errors import DomainError, FieldError, invalid
+from txmsg.core.errors import DomainError, FieldError, invalid, invalid_many
 from txmsg.core.profiles import (
     OPT_OUT_FIELDS,
     PROFILE_FIELDS,
@@ -314,6 +314,9 @@ class CSVRows:
                         record[name] = orjson.loads(cell)
                     except orjson.JSONDecodeError:
                         return Rejection(self._first_line, "attributes", "must be a JSON object")
+            elif name == "email":
+                if cell.strip():  # spreadsheets leave spaces around addresses
+                    record[name] = cell.strip()
             elif cell != "":
                 record[name] = cell
         return parse_row(self._first_line, record)
@@ -323,14 +326,43 @@ def _bad_header(read: Rejection) -> DomainError:
     return invalid("body", f"the CSV header row (line {read.line}) cannot be read: {read.detail}")
 
 
+_COLUMN_NAMES = {name.lower(): name for name in CSV_COLUMNS}
+
+
 def _header(cells: list[str]) -> list[str]:
-    """The CSV's column names; a header naming an unknown column fails the whole import."""
-    header = [c.strip() for c in cells]
-    unknown = [c for c in header if c not in CSV_COLUMNS]
-    if unknown or "profile_id" not in header:
-        raise DomainError(
-            "the CSV header must name profile_id and only these columns: "
-            + ", ".join(sorted(CSV_COLUMNS))
-            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
-        )
+    """The CSV's column names, read in any case with spaces around trimmed. A header naming an
+    unknown column, or one column in two spellings (`Email`, `email`), fails the whole import:
+    each is named (`columns[i]`, from 0), as is a missing profile_id. A name repeated as it
+    was spelt stays accepted, as it always was (the last cell wins)."""
+    header: list[str] = []
+    errors: list[FieldError] = []
+    first: dict[str, int] = {}
+    for i, cell in enumerate(cells):
+        given = cell.strip()
+        name = _COLUMN_NAMES.get(given.lower())
+        if name is None:
+            errors.append(FieldError(f"columns[{i}]", f"'{given}' is not a column: {_KNOWN}"))
+        elif name in first and cells[first[name]].strip() != given:
+            j = first[name]
+            errors.append(
+                FieldError(
+                    f"columns[{i}]",
+                    f"'{given}' and columns[{j}] '{cells[j].strip()}' both name {name}: "
+                    "give the column once",
+                )
+            )
+        else:
+            first.setdefault(name, i)
+        header.append(name or given)
+    if "profile_id" not in first:
+        errors.append(FieldError("columns", f"must include profile_id: {_KNOWN}"))
+    if errors:
+        raise invalid_many(errors)
     return header
+
+
+_KNOWN = (
+    "the columns are "
+    + ", ".join(sorted(CSV_COLUMNS, key=str.lower))
+    + " (in any case); other values go in attributes, as a JSON object"
+)
