@@ -306,3 +306,44 @@ async def test_profile_fields_without_a_value_render_empty(server, smtp: FakeSMT
     assert mail.subject == "Welcome,"
     assert mail.html is not None and mail.html.strip() == "<p>Hi </p>"
     assert mail.text is not None and mail.text.strip() == "Hi there."
+
+
+async def test_a_trigger_without_the_field_it_is_reconciled_by_is_refused(
+    server, smtp: FakeSMTPServer
+) -> None:
+    admin = server.admin
+    by_email = await profile_event(admin, smtp)  # default reconciliation: email -> email
+    await put_profile(admin, "p1", email="ada@example.org", first_name="Ada")
+    r = await admin.post(f"/rest/mc/{by_email}", json={"ctx": {"order": "A"}})
+    assert_problem(r, 400, "email")
+    r = await admin.post(
+        f"/rest/mc/{by_email}/batch",
+        json={"events": [{"email": "ada@example.org", "ctx": {}}, {"ctx": {"order": "B"}}]},
+    )
+    assert r.status_code == 207, r.text
+    [ok, refused] = r.json()["items"]
+    assert "PKey" in ok and refused["index"] == 1
+    assert refused["problem"]["errors"][0]["field"] == "events[1].email"
+    await wait_status(admin, ok["href"], "processed")
+
+    # Reconciled by the trigger's mobilePhone: it is needed too.
+    by_phone = await profile_event(
+        admin,
+        smtp,
+        "byphone",
+        reconciliation={"from": "mobilePhone", "to": "mobilePhone"},
+        channel=False,
+    )
+    r = await admin.post(f"/rest/mc/{by_phone}", json={"email": "ada@example.org"})
+    assert_problem(r, 400, "mobilePhone")
+
+    # Reconciled by a ctx field: the field's own `required` decides (not declared here).
+    by_ctx = await profile_event(
+        admin,
+        smtp,
+        "byctx",
+        reconciliation={"from": "ctx.order", "to": "profile_id"},
+        channel=False,
+    )
+    r = await admin.post(f"/rest/mc/{by_ctx}", json={"ctx": {}})
+    assert r.status_code == 201, r.text

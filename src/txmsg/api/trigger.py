@@ -168,13 +168,19 @@ def body_parser(
     """The check of a trigger's body against its event configuration, made once a request (a
     batch checks each of its items with it)."""
     event_based = target.target == TargetType.EVENT
+    # A profile-based event needs the trigger's own field it is reconciled by (cached with
+    # the target: no query, nothing more to allocate).
     return partial(
         parse_trigger,
         validator=target.validator,
         now=now,
         default_expiration=ctx.settings.default_expiration,
-        email_required=event_based and target.channel == Channel.EMAIL,
-        phone_required=event_based and target.channel == Channel.SMS,
+        email_required=(
+            target.channel == Channel.EMAIL if event_based else target.reconciled_by == "email"
+        ),
+        phone_required=(
+            target.channel == Channel.SMS if event_based else target.reconciled_by == "mobilePhone"
+        ),
     )
 
 

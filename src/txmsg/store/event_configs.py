@@ -13,6 +13,7 @@ from txmsg.core.errors import conflict, not_found, refused
 from txmsg.core.event_config import PayloadField
 from txmsg.core.kinds import Channel, Priority, TargetType
 from txmsg.core.queue import PRIORITY_TRANSACTIONAL, priority_rank
+from txmsg.core.reconciliation import Reconciliation
 from txmsg.core.statuses import ConfigState, EventStatus, transition
 from txmsg.core.timeutil import utcnow
 from txmsg.core.trigger import CtxValidator
@@ -213,6 +214,10 @@ class TriggerTarget:
     webhook: bool = False  # its status webhook is told of each acceptance
     priority: Priority = Priority.TRANSACTIONAL  # its lane...
     rank: int = PRIORITY_TRANSACTIONAL  # ... and the lane's rank its events are queued with
+    # The trigger's own field a profile-based event is reconciled by (`email`, `mobilePhone`):
+    # without it the event could only end targetingFailed. None for ctx.<field> (the field's
+    # own `required` says) and for event-based events.
+    reconciled_by: str | None = None
 
 
 def _trigger_row(conn: Connection, event_id: str) -> Any | None:
@@ -225,6 +230,7 @@ def _trigger_row(conn: Connection, event_id: str) -> Any | None:
             event_configs.c.fields,
             event_configs.c.revision,
             event_configs.c.priority,
+            event_configs.c.reconciliation,
             messages.c.published_version,
             event_webhooks.c.event_id.is_not(None).label("webhook"),
         )
@@ -235,6 +241,13 @@ def _trigger_row(conn: Connection, event_id: str) -> Any | None:
         )
         .where(event_configs.c.event_id == event_id)
     ).first()
+
+
+def _reconciled_by(row: Any) -> str | None:
+    if row.target != TargetType.PROFILE:
+        return None
+    source = Reconciliation.of(row.reconciliation).source
+    return source if source in ("email", "mobilePhone") else None
 
 
 class TriggerTargets:
@@ -271,6 +284,7 @@ class TriggerTargets:
             webhook=bool(row.webhook),
             priority=Priority(row.priority),
             rank=priority_rank(Priority(row.priority)),
+            reconciled_by=_reconciled_by(row),
         )
 
     def forget(self, event_id: str) -> None:
