@@ -144,7 +144,7 @@ def app_of_environment() -> App:
         raise RuntimeError(f"{PROCESS_OPTIONS_ENV} is not set: start them with txmsg serve")
     options = json.loads(text)
     logs.configure(options["log_level"], options["log_format"])
-    if options["access_log"]:
+    if options.get("access_log"):  # absent: set by a parent of an earlier release
         access_log.install()
     tune_process()
     settings = Settings.from_env()
