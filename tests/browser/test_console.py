@@ -82,6 +82,13 @@ async def stored_message(server: Any, event_id: str) -> dict[str, Any]:
     return message
 
 
+async def open_editor(page: Any, event_id: str) -> None:
+    """The message editor of `event_id`, once it shows."""
+    await page.evaluate(f"location.hash = '#/editor/{event_id}'")
+    heading = page.get_by_role("heading", name=f"Message {event_id}")
+    await playwright_api.expect(heading).to_be_visible()
+
+
 async def _shoot(page: Any, name: str) -> None:
     for label, width in WIDTHS.items():
         await page.set_viewport_size({"width": width, "height": 900})
@@ -287,8 +294,7 @@ async def test_the_console_when_answers_are_slow_or_absent(
         await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
 
         # An SMS message's editor: no proof form (proofs go by email).
-        await page.evaluate(f"location.hash = '#/editor/{sms_id}'")
-        await expect(page.get_by_role("heading", name=f"Message {sms_id}")).to_be_visible()
+        await open_editor(page, sms_id)
         await expect(page.get_by_label("Send a proof to")).to_have_count(0)
         await expect(page.get_by_text("Proofs are sent by email")).to_be_visible()
 
@@ -316,8 +322,7 @@ async def test_the_editor_saves_in_order_and_before_publishing(
 
     async with signed_in(server, "/console") as page:
         await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-        await page.evaluate(f"location.hash = '#/editor/{event_id}'")
-        await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+        await open_editor(page, event_id)
         subject = page.get_by_label("Subject")
         preview = page.locator("#preview-subject")
         sample = page.get_by_label("Sample data (ctx, JSON)")
@@ -615,8 +620,7 @@ async def test_a_proof_to_a_suppressed_address_is_refused_beside_it(
     expect.set_options(timeout=20_000)
     async with signed_in(server, "/console") as page:
         await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-        await page.evaluate(f"location.hash = '#/editor/{event_id}'")
-        await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+        await open_editor(page, event_id)
         to = page.get_by_label("Send a proof to")
         await to.fill("Blocked@example.org")
         await page.get_by_role("button", name="Send proof").click()
@@ -653,8 +657,7 @@ async def test_the_preview_warns_of_what_a_send_would_refuse(
     expect.set_options(timeout=20_000)
     async with signed_in(server) as page:
         await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-        await page.evaluate(f"location.hash = '#/editor/{email_id}'")
-        await expect(page.get_by_role("heading", name=f"Message {email_id}")).to_be_visible()
+        await open_editor(page, email_id)
         warnings = page.locator("#preview-warnings li")
         await expect(page.locator("#preview-subject")).not_to_have_text("")
         await expect(warnings).to_have_count(0)
@@ -674,8 +677,7 @@ async def test_the_preview_warns_of_what_a_send_would_refuse(
         await page.get_by_label("Subject").fill("Hi")
         await expect(warnings).to_have_count(0)
 
-        await page.evaluate(f"location.hash = '#/editor/{sms_id}'")
-        await expect(page.get_by_role("heading", name=f"Message {sms_id}")).to_be_visible()
+        await open_editor(page, sms_id)
         facts = page.locator("#preview-sms-facts")
         await expect(facts).not_to_have_text("")
         await page.get_by_label("SMS body").fill("x" * 160)
@@ -710,8 +712,7 @@ async def test_a_preview_that_cannot_be_made_is_not_left_showing_the_old_message
     expect.set_options(timeout=20_000)
     async with signed_in(server) as page:
         await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-        await page.evaluate(f"location.hash = '#/editor/{email_id}'")
-        await expect(page.get_by_role("heading", name=f"Message {email_id}")).to_be_visible()
+        await open_editor(page, email_id)
         subject = page.locator("#preview-subject")
         outdated = page.locator("#preview-outdated")
         frame = page.frame_locator("iframe[title='Preview at phone width']")
@@ -728,8 +729,7 @@ async def test_a_preview_that_cannot_be_made_is_not_left_showing_the_old_message
         await expect(subject).to_have_text("Subject: Back sample firstName")
         await expect(outdated).to_be_hidden()
 
-        await page.evaluate(f"location.hash = '#/editor/{sms_id}'")
-        await expect(page.get_by_role("heading", name=f"Message {sms_id}")).to_be_visible()
+        await open_editor(page, sms_id)
         facts = page.locator("#preview-sms-facts")
         warnings = page.locator("#preview-warnings li")
         await page.get_by_label("SMS body").fill("x" * 1700)
@@ -758,8 +758,7 @@ async def test_render_errors_show_beside_the_part_in_plain_words(
     expect.set_options(timeout=20_000)
     async with signed_in(server) as page:
         await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-        await page.evaluate(f"location.hash = '#/editor/{event_id}'")
-        await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+        await open_editor(page, event_id)
         html = page.get_by_label("HTML", exact=True)
         note = page.locator("#part-html-error")
         await expect(page.locator("#preview-subject")).not_to_have_text("")
@@ -805,8 +804,7 @@ async def test_publish_says_why_it_cannot_before_asking_to_confirm(
         asked: list[str] = []
         page.on("dialog", lambda d: asked.append(d.message))
         await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-        await page.evaluate(f"location.hash = '#/editor/{event_id}'")
-        await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+        await open_editor(page, event_id)
         await expect(page.locator("#preview-subject")).not_to_have_text("")
         status = page.get_by_role("status").filter(has_text="Not published")
 
