@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -60,6 +61,20 @@ async def _database(database_url: str) -> AsyncIterator[tuple[str, Outage]]:
         await proxy.cut()
 
 
+async def _accepted_once_back(
+    admin: httpx.AsyncClient, event_id: str, tries: int
+) -> dict[str, Any]:
+    """A trigger retried after the outage (503s meanwhile, as a client honouring Retry-After
+    would) until it is accepted: its 201's body."""
+    for _ in range(tries):
+        r = await _post(admin, event_id)
+        if r.status_code == 201:
+            return r.json()
+        assert r.status_code == 503, r.text
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no 201 after {tries} tries: {r.status_code} {r.text}")
+
+
 async def _post(client: httpx.AsyncClient, event_id: str) -> httpx.Response:
     return await client.post(f"/rest/mc/{event_id}", json=BODY)
 
@@ -90,14 +105,7 @@ async def test_triggers_during_a_database_outage_get_503_and_the_engine_recovers
 
             # Back: a client retrying after Retry-After is accepted (the first call may still
             # meet a connection the outage broke), and the engine sends without a restart.
-            for _ in range(20):
-                r = await _post(admin, event_id)
-                if r.status_code == 201:
-                    break
-                assert r.status_code == 503, r.text
-                await asyncio.sleep(0.1)
-            assert r.status_code == 201, r.text
-            accepted.append(r.json())
+            accepted.append(await _accepted_once_back(admin, event_id, 20))
             for event in accepted:
                 await wait_status(admin, event["href"], "processed", timeout=20)
             # Exactly the accepted events were stored and sent: none of the refused ones.
@@ -253,14 +261,7 @@ async def test_a_renamed_database_is_an_outage_metrics_answer_and_the_log_stays_
             assert len(during) <= 12, [r.getMessage() for r in during]
             assert any("does not exist" in r.getMessage() for r in during)
 
-            for _ in range(50):
-                r = await _post(admin, event_id)
-                if r.status_code == 201:
-                    break
-                assert r.status_code == 503, r.text
-                await asyncio.sleep(0.1)
-            assert r.status_code == 201, r.text
-            accepted.append(r.json())
+            accepted.append(await _accepted_once_back(admin, event_id, 50))
             for event in accepted:
                 await wait_status(admin, event["href"], "processed", timeout=20)
             scrape = await _scrape(ops.port)
