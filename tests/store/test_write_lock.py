@@ -9,11 +9,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from txmsg.store.db import Database
-from txmsg.store.write_lock import begin_immediate
+from txmsg.store.write_lock import begin_immediate, drop_busy_handler
 
 TIMEOUT = 10.0
 HOLD = 0.055  # how long another writer holds the lock
@@ -110,5 +111,48 @@ async def test_a_write_cycle_takes_the_lock_soon_after_another_process(tmp_path:
         assert min(late) < 0.012, late
         count = await db.read(lambda conn: conn.exec_driver_sql("SELECT count(*) FROM t").scalar())
         assert count == 6
+    finally:
+        await db.dispose()
+
+
+def test_in_wal_mode_the_busy_handler_is_dropped_and_the_lock_still_waited_for(
+    path: Path, writer: sqlite3.Connection
+) -> None:
+    assert drop_busy_handler(writer)
+    assert _busy_timeout(writer) == 0
+    thread, released = _hold(path, HOLD)
+    begin_immediate(writer, TIMEOUT, handler_off=True)
+    taken = time.monotonic()
+    thread.join()
+    writer.commit()
+    assert taken >= released[0]
+    assert _busy_timeout(writer) == 0  # left off: the cycle's statements wait for nobody
+
+
+def test_other_journal_modes_keep_the_busy_handler(tmp_path: Path) -> None:
+    # Outside WAL mode a COMMIT waits for readers: it needs the handler.
+    conn = sqlite3.connect(tmp_path / "rollback.db", timeout=TIMEOUT)
+    try:
+        assert not drop_busy_handler(conn)
+        assert _busy_timeout(conn) == TIMEOUT * 1000
+    finally:
+        conn.close()
+
+
+async def test_a_write_cycle_is_three_sqlite_calls(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE, the cycle's statement and COMMIT: no busy-timeout changes around
+    them (each call gives up the GIL, and a busy event loop is slow to give it back)."""
+    db = Database(f"sqlite:///{tmp_path / 'txmsg.db'}")
+    try:
+        await db.write(lambda conn: conn.exec_driver_sql("CREATE TABLE t (x INTEGER)"))
+        seen: list[str] = []
+
+        def trace(conn: Any) -> None:
+            conn.connection.dbapi_connection.set_trace_callback(seen.append)
+
+        await db.write(trace)
+        seen.clear()
+        await db.write(lambda conn: conn.exec_driver_sql("INSERT INTO t VALUES (1)"))
+        assert seen == ["BEGIN IMMEDIATE", "INSERT INTO t VALUES (1)", "COMMIT"]
     finally:
         await db.dispose()

@@ -37,7 +37,7 @@ from txmsg.store.clock import DatabaseClock
 from txmsg.store.foreign_commits import ForeignCommits
 from txmsg.store.migrations import upgrade_to_head
 from txmsg.store.sealing import Keyring, install
-from txmsg.store.write_lock import begin_immediate
+from txmsg.store.write_lock import begin_immediate, drop_busy_handler
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 SQLITE_READERS = 4
@@ -83,6 +83,10 @@ class Database:
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._writer_conn: Connection | None = None
+        # SQLite: the writer's DB-API connection as `drop_busy_handler` last saw it, and
+        # whether that turned its busy handler off (a reconnect's new one is seen anew).
+        self._writer_raw: object | None = None
+        self._handler_off = False
         self.foreign_commits = ForeignCommits()  # SQLite: read by store/wakeups.py
         if self.is_sqlite:
             level = sqlite_synchronous.upper()
@@ -151,13 +155,15 @@ class Database:
 
     def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         conn = self._writer_connection()
+        raw = conn.connection.dbapi_connection
         foreign = self.foreign_commits
         if foreign.watched:
-            foreign.read(conn.connection.dbapi_connection)  # type: ignore[arg-type]
+            foreign.read(raw)  # type: ignore[arg-type]
         watched = foreign.watched
         try:
             with conn.begin():
-                begin_immediate(conn.connection.dbapi_connection, self._timeout)  # type: ignore[arg-type]
+                off = self._handler_off and raw is self._writer_raw
+                begin_immediate(raw, self._timeout, handler_off=off)  # type: ignore[arg-type]
                 result = fn(conn, *args, **kwargs)
                 if watched:
                     foreign.committing += 1  # before the COMMIT lands (see ForeignCommits)
@@ -170,6 +176,9 @@ class Database:
         assert self._sync is not None
         if self._writer_conn is None:
             self._writer_conn = self._sync.connect()
+        raw = self._writer_conn.connection.dbapi_connection
+        if raw is not self._writer_raw:
+            self._writer_raw, self._handler_off = raw, drop_busy_handler(raw)  # type: ignore[arg-type]
         return self._writer_conn
 
     async def read_foreign_commits(self) -> None:
