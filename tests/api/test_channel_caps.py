@@ -188,3 +188,42 @@ async def test_a_per_second_cap_keeps_its_reserve_while_bulk_drains(
     assert any(in_time), "every transactional send waited for the next second"
     # Bulk never went beyond its 2 a second.
     assert _to(smtp, "b") <= 2 * (math.floor(time.time()) - math.floor(start) + 1)
+
+
+async def test_ignored_events_leave_a_per_day_quota_to_the_messages_sent(
+    server, smtp: FakeSMTPServer
+) -> None:
+    """Events to a suppressed address end `ignored` after their claim took a token of the
+    day's quota: the token goes back, so a quota of 3 still sends 3 real messages, however
+    many ignored events went before them in the queue (before, they spent it, and the
+    messages behind them waited for the next UTC day)."""
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    website = server.client(await create_key(admin, "trigger"))
+    # A hard bounce quarantines the address (sent before the cap: it spends none of it).
+    smtp.fail_next(550, "5.1.1 <gone@example.org>: Recipient address rejected: User unknown")
+    gone = {"email": "gone@example.org", "ctx": {"firstName": "G"}}
+    bounced = await trigger(website, event_id, gone)
+    await wait_status(website, bounced["href"], "deliveryFailed")
+    r = await admin.patch("/api/v1/channel-configs/mail", json={"rate_limit": {"per_day": 3}})
+    assert r.status_code == 200, r.text
+    await asyncio.sleep(1.1)  # every process reads the caps again within a second
+    real = [{"email": f"u{i}@example.org", "ctx": {"firstName": "U"}} for i in range(3)]
+    r = await website.post(f"/rest/mc/{event_id}/batch", json={"events": [gone] * 7 + real})
+    assert r.status_code == 201, r.text
+    hrefs = [item["href"] for item in r.json()["items"]]
+    for href in hrefs[:7]:
+        done = await wait_status(website, href, "ignored")
+        assert done["reason"] == "typology:quarantine"
+    for href in hrefs[7:]:
+        await wait_status(website, href, "processed")
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == [
+        "u0@example.org",
+        "u1@example.org",
+        "u2@example.org",
+    ]
+    # The day's quota is spent by the 3 sent: a fourth waits for the next day.
+    extra = await trigger(website, event_id, {"email": "u3@example.org", "ctx": {"firstName": "U"}})
+    await asyncio.sleep(0.5)
+    assert await _statuses(website, [extra["href"]]) == ["pending"]
+    assert len(smtp.messages) == 3

@@ -3,7 +3,10 @@ once for each message sent, however often its event went back to the queue befor
 
 Each path by which a leased event returns to the queue without a send, through the real
 writer and dispatcher on both databases: a stop hands back the sends still waiting for a
-connection; a route paused at send time; every relay resting (breakers open)."""
+connection; a route paused at send time; every relay resting (breakers open). And each way a
+claimed event ends before any provider saw it (no address, a message that renders empty,
+expired by its send's turn): its tokens go back too, while a refusal the relay made keeps
+its token spent."""
 
 from __future__ import annotations
 
@@ -14,11 +17,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from test_dispatcher import api_only, final_row, new
 
-from helpers import create_channel, create_event, free_ports, publish_message, wait_until
+from helpers import (
+    create_channel,
+    create_event,
+    free_ports,
+    publish_message,
+    queued_event,
+    wait_until,
+)
 from txmsg.core.retry import RetryPolicy
+from txmsg.engine import dispatcher as dispatcher_module
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.writer import Writer
@@ -50,13 +62,13 @@ async def engine(
 
 
 async def capped_event(
-    admin: Any, smtp: FakeSMTPServer, cap: dict[str, int], **channel: Any
+    admin: Any, smtp: FakeSMTPServer, cap: dict[str, int], message: Any = None, **channel: Any
 ) -> str:
     await create_channel(admin, smtp, rate_limit=cap, **channel)
     created = await create_event(admin, "capped")
     event_id: str = created["eventId"]
     assert (await admin.post(f"/api/v1/event-configs/{event_id}/publish")).status_code == 200
-    await publish_message(admin, event_id)
+    await publish_message(admin, event_id, **(message or {}))
     return event_id
 
 
@@ -157,3 +169,75 @@ async def test_a_send_no_relay_saw_gives_its_token_back(
         assert "resting" in (await retried(second.pkey)).reason
         assert await db.read(spent_today) == 1
     assert smtp.messages == []
+
+
+async def test_events_ended_before_any_provider_give_their_tokens_back(
+    db: Database, database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    """Claimed under a day's quota of 3, then ended with no provider seeing them (no address:
+    `targetingFailed`; a message that renders empty for them: `routingFailed`): their tokens
+    go back, and the quota still sends its messages. A refusal the relay made (a 550 at RCPT,
+    `deliveryFailed`) keeps its token spent: the relay counted that attempt."""
+    blank = {"html": "{{ ctx.firstName }}", "text": "{{ ctx.firstName }}"}
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await capped_event(admin, smtp, {"per_day": 3}, blank)
+    unsent = [
+        new(event_id, email=None),
+        queued_event(event_id, ctx={"firstName": ""}),
+        queued_event(event_id, ctx={"firstName": ""}),
+    ]
+    smtp.refuse_recipients({"gone@example.org": (550, "5.1.1 no such user")})
+    refused = new(event_id, email="gone@example.org")
+    sent = [new(event_id, email=f"u{i}@example.org") for i in range(2)]
+    over = new(event_id, email="over@example.org")
+    async with engine(database_url, data_dir) as writer:
+        for event in unsent:
+            await writer.enqueue(event)
+        rows = [await final_row(db, event_id, e.pkey) for e in unsent]
+        assert [r.status for r in rows] == ["targetingFailed", "routingFailed", "routingFailed"]
+        assert await db.read(spent_today) == 0
+        await writer.enqueue(refused)
+        assert (await final_row(db, event_id, refused.pkey)).status == "deliveryFailed"
+        assert await db.read(spent_today) == 1
+        for event in sent:
+            await writer.enqueue(event)
+        for event in sent:
+            assert (await final_row(db, event_id, event.pkey)).status == "processed"
+        assert await db.read(spent_today) == 3
+        await writer.enqueue(over)  # the day's quota is spent: it waits
+        await asyncio.sleep(0.3)
+        assert (await db.read(get_event, event_id, over.pkey)).status == "pending"
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["u0@example.org", "u1@example.org"]
+    assert await db.read(spent_today) == 3
+
+
+async def test_events_expired_by_their_sends_turn_give_their_tokens_back(
+    db: Database,
+    database_url: str,
+    data_dir: Path,
+    smtp: FakeSMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Claimed before their expiration, found expired when their send's turn came (`tooOld`
+    at send time, the dispatcher's clock moved past it): nothing went to a relay, their
+    tokens go back, and the day's quota is whole for the events after them."""
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await capped_event(admin, smtp, {"per_day": 2})
+    clock = dispatcher_module.utcnow
+    monkeypatch.setattr(dispatcher_module, "utcnow", lambda: clock() + timedelta(hours=2))
+    expired = [new(event_id) for _ in range(2)]  # an hour to live: valid when claimed
+    async with engine(database_url, data_dir) as writer:
+        for event in expired:
+            await writer.enqueue(event)
+        for event in expired:
+            assert (await final_row(db, event_id, event.pkey)).status == "tooOld"
+    assert await db.read(spent_today) == 0
+    monkeypatch.undo()
+    fresh = [new(event_id, email=f"u{i}@example.org") for i in range(2)]
+    async with engine(database_url, data_dir) as writer:
+        for event in fresh:
+            await writer.enqueue(event)
+        for event in fresh:
+            assert (await final_row(db, event_id, event.pkey)).status == "processed"
+    assert len(smtp.messages) == 2
+    assert await db.read(spent_today) == 2

@@ -122,7 +122,7 @@ async def test_a_4xx_is_retried_with_a_soft_bounce(
     assert outcome.reason == "retrying: 452 4.2.2 Mailbox full"
     assert outcome.due_at is not None and outcome.due_at > before
     assert outcome.message_version == 3
-    assert outcome.give_back is False  # the server saw the attempt: its cap token stays spent
+    assert outcome.provider_saw  # the server saw the attempt: its cap token stays spent
     assert outcome.bounce is not None
     assert outcome.bounce.hard is False
     assert (outcome.bounce.pkey, outcome.bounce.channel, outcome.bounce.address) == (
@@ -303,7 +303,7 @@ async def test_a_signing_worker_that_failed_retries_with_the_cap_token_back(
     db: Database, smtp: FakeSMTPServer, providers: Providers
 ) -> None:
     """Signed before any relay: the retry went to none, so its channel cap's token goes back
-    (`Outcome.give_back`)."""
+    (`Outcome.provider_saw`: the dispatcher gives back what no provider saw)."""
     base = context()
     failing = FailingSigner(RetryPolicy(base_seconds=1.0), base.lease_lost, base._renderer)
     dkim = DkimSettings("example.com", "s1", "ed25519", b"A" * 44)
@@ -315,5 +315,5 @@ async def test_a_signing_worker_that_failed_retries_with_the_cap_token_back(
         EventStatus.PENDING,
         "retrying: the render worker ended",
     )
-    assert outcome.give_back is True
+    assert not outcome.provider_saw
     assert smtp.messages == []

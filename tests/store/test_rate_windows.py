@@ -456,3 +456,48 @@ async def test_a_window_past_and_an_expired_event_get_nothing_back(db: Database)
     assert await db.read(used) == {"second": 1, "day": 2}
     await db.write(write_cycle, CycleRequest(outcomes=outcomes_of(first), caps=caps))
     assert await db.read(used) == {"second": 1, "day": 1}
+
+
+async def test_final_outcomes_no_provider_saw_give_their_tokens_back(db: Database) -> None:
+    """A claim's events that end for good without a provider seeing them (`ignored`,
+    `routingFailed`, `targetingFailed`, `tooOld` at send time: the dispatcher gives their
+    tokens back, `Outcome.provider_saw`) return them with their outcomes, in one statement
+    for the whole cycle; a sent one keeps its token. The next claim takes the tokens freed."""
+    await db.write(channel, "mail", {"per_second": 10, "per_day": 5}, EVTcap="transactional")
+    caps = await db.read(capped.load_caps)
+    queued = [new_event("EVTcap") for _ in range(5)]
+    await db.write(write_cycle, CycleRequest(new=queued, caps=caps))
+    at = _soon_ms()
+    first = await db.write(claim, caps, at)
+    assert len(first.claimed.events) == 5
+    assert await db.read(used) == {"second": 5, "day": 5}
+    statuses = ["ignored", "routingFailed", "targetingFailed", "tooOld"]
+    ended = [
+        Outcome(e.id, e.lease_token, EventStatus(s), "not sent", give_back=True)
+        for e, s in zip(first.claimed.events, statuses, strict=False)
+    ]
+    last = first.claimed.events[-1]
+    ended.append(Outcome(last.id, last.lease_token, EventStatus.PROCESSED, sent_at=utcnow()))
+    assert [o.provider_saw for o in ended] == [False] * 4 + [True]
+
+    def counted(conn: Connection) -> int:
+        seen: list[str] = []
+
+        def record(*args: Any) -> None:
+            if "rate_windows" in args[2]:
+                seen.append(args[2])
+
+        sa_event.listen(conn, "before_cursor_execute", record)
+        try:
+            write_cycle(conn, CycleRequest(outcomes=ended, caps=caps))
+        finally:
+            sa_event.remove(conn, "before_cursor_execute", record)
+        return len(seen)
+
+    assert await db.write(counted) == 1  # one give-back for the cycle, whatever its size
+    assert await db.read(used) == {"second": 1, "day": 1}
+    later = [new_event("EVTcap") for _ in range(6)]
+    await db.write(write_cycle, CycleRequest(new=later, caps=caps))
+    second = await db.write(claim, caps, at + 10)  # the same second, the same day
+    assert len(second.claimed.events) == 4  # the four tokens given back, no more
+    assert await db.read(used) == {"second": 5, "day": 5}

@@ -203,10 +203,9 @@ class Outcome:
     # Which of the configuration's providers sent it (an SMTP relay's host:port), when the
     # configuration has fallbacks to choose from.
     provider: str | None = None
-    # Nothing went to a provider (a send handed back at a stop, a route paused at send time,
-    # every provider resting): the tokens its claim took of the channel's cap go back with
-    # the outcome, else its next claim spends them again for one send. Never for an attempt
-    # a provider saw: it counted that one.
+    # The tokens its claim took of the channel's cap go back with the outcome. Set by the
+    # dispatcher alone, by one rule: a capped event's outcome that no provider saw
+    # (`provider_saw`), whatever its status (engine/dispatcher.py, `_process`).
     give_back: bool = False
     # False: no attempt was made (handed back before the send started, `SENT_LATE`): the
     # attempt its claim counted is taken back with the outcome.
@@ -215,3 +214,12 @@ class Outcome:
     # event records it (`events.attempted_at`), and a bounce or complaint about the message is
     # legitimate from then on. A sent one (`sent_at`) reached its provider too.
     reached_provider: bool = False
+
+    @property
+    def provider_saw(self) -> bool:
+        """Whether a provider saw this attempt: it sent it (`sent_at`), or the attempt went
+        out to one (`reached_provider`: a refusal, a 4xx, a time-out mid-transaction), which
+        may have counted it against its quota. Every other ending (ignored, targetingFailed,
+        routingFailed, tooOld or paused at send time, handed back unsent, retried with every
+        provider resting, refused before any relay) was reached before any provider."""
+        return self.sent_at is not None or self.reached_provider

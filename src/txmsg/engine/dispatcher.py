@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from txmsg.core.kinds import Channel
@@ -212,8 +212,13 @@ class Dispatcher:
                 if event.bulk:  # a transactional event on its way goes first
                     await self._book.gate.turn()
                 outcome = await self._handle(event, route, target)
+                if event.send_by is not None and outcome is not None and not outcome.provider_saw:
+                    # Capped, and no provider saw it: its claim's tokens go back with its
+                    # outcome, whatever its status (an uncapped send pays the one check).
+                    outcome = replace(outcome, give_back=True)
             except Exception as exc:
-                # A bug, not the recipient's fault: retry later rather than lose the event.
+                # A bug, not the recipient's fault: retry later rather than lose the event. Its
+                # tokens stay spent: where it failed (before the provider, or after) is unknown.
                 log.exception(
                     "processing event %s failed unexpectedly", event.pkey, extra=_fields(event)
                 )
@@ -291,7 +296,7 @@ class Dispatcher:
             )
         if route.state != ConfigState.PUBLISHED or route.published_version is None:
             # Back to the queue unsent (released when the configuration is live again).
-            return outcome_for(event, target, EventStatus.PAUSED, give_back=True)
+            return outcome_for(event, target, EventStatus.PAUSED)
         if target is None:
             return outcome_for(
                 event, target, EventStatus.TARGETING_FAILED, "no recipient was determined"

@@ -138,7 +138,6 @@ class LegContext:
             EventStatus.PENDING,
             reason,
             due_at=utcnow(),
-            give_back=True,  # nothing sent: its next claim spends the channel's cap instead
         )
 
     def late(self, event: ClaimedEvent) -> bool:
@@ -172,7 +171,6 @@ class LegContext:
             EventStatus.PENDING,
             SENT_LATE,
             due_at=due,
-            give_back=True,
             attempted=False,
         )
 

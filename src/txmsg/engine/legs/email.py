@@ -16,7 +16,6 @@ from datetime import datetime
 
 from txmsg.core.bounces import Bounce, classify
 from txmsg.core.delivery import (
-    NotAttempted,
     PermanentSendError,
     SendWithdrawn,
     TransientSendError,
@@ -129,10 +128,8 @@ class EmailLeg:
             return self._context.withdrawn(event)
         except SigningFailed as exc:
             if not exc.permanent:  # the worker failed, not the key: try again later
-                return replace(
-                    self._context.retry(event, exc.reason),
-                    message_version=route.published_version,
-                    give_back=True,  # signed before any relay: none saw it
+                return replace(  # signed before any relay: none saw it, its tokens go back
+                    self._context.retry(event, exc.reason), message_version=route.published_version
                 )
             return failed(exc.reason)
         except TransientSendError as exc:
@@ -143,9 +140,8 @@ class EmailLeg:
                 # An attempt that went out to a relay (a 4xx, a time-out mid-transaction, a
                 # refused connection: which of them the relay counted is not known) was made
                 # at the rate the cap stands for: its token stays spent, and its retry takes
-                # another. Only a send that went to no relay (all resting, a closed pool)
-                # gives it back.
-                give_back=isinstance(exc, NotAttempted),
+                # another. Only a send that went to no relay (all resting, a closed pool:
+                # `NotAttempted`) gives it back (the dispatcher's rule, `provider_saw`).
                 reached_provider=exc.reached_provider,
             )
         except PermanentSendError as exc:

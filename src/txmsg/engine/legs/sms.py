@@ -16,7 +16,6 @@ from dataclasses import replace
 
 from txmsg.core.bounces import Bounce
 from txmsg.core.delivery import (
-    NotAttempted,
     PermanentSendError,
     RecipientOptedOut,
     TransientSendError,
@@ -90,10 +89,9 @@ class SmsLeg:
         except TransientSendError as exc:
             retry = self._context.retry(event, exc.reason, at_least=exc.retry_after)
             # Twilio counted an attempt that reached it (a 429 or a 5xx, say): its token of the
-            # channel's cap stays spent. One no provider saw (all resting) gives it back.
-            if isinstance(exc, NotAttempted):
-                return replace(retry, give_back=True)
-            return replace(retry, reached_provider=True)
+            # channel's cap stays spent. One no provider saw (all resting: `NotAttempted`)
+            # gives it back (the dispatcher's rule, `Outcome.provider_saw`).
+            return replace(retry, reached_provider=exc.reached_provider)
         except PermanentSendError as exc:
             return outcome_for(
                 event,
