@@ -218,7 +218,7 @@ class Writer:
         wakes = book.wakes
         book.reserve(free)
         try:
-            # Current caps for a claim, new events and sends handed back (their tokens go back).
+            # Current caps for a claim, new events and outcomes no provider saw (tokens back).
             gives_back = any(o.give_back for o in outcomes)
             caps = await self._current_caps() if claim_limit or new or gives_back else self._caps
             started = time.perf_counter()

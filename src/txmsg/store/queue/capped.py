@@ -24,8 +24,17 @@ token counts in that window, so a send that could not start by then (a process s
 connections opened, render workers spawned) is handed back rather than made in the next
 window beside that window's own claim (engine/legs/base.py, `LegContext.late`).
 
-A send handed back unsent (`Outcome.give_back`) returns its claim's tokens with its outcome
-(`give_back_unsent_in`, one statement a write cycle); one a provider saw keeps them spent.
+Every outcome of a capped event that no provider saw returns its claim's tokens with it
+(`give_back_unsent_in`, one statement a write cycle, for every outcome of the cycle that has
+`Outcome.give_back`: the dispatcher sets it by one rule, a claim that took tokens and an
+outcome with no `Outcome.provider_saw`): a send handed back unsent (a stop, a route paused at
+send time, its window over, every provider resting, a signing worker that failed), and every
+ending reached before a provider (`ignored`: a quarantined or denylisted address, an opted-out
+profile, a fatigue rule; `targetingFailed`; `routingFailed`: a render failure, an empty
+message; `tooOld` at send time; refused before any relay). A
+send a provider saw (sent; refused, a 4xx, a time-out: it may have counted it) keeps them
+spent, and its retry takes more; so does an outcome made after an unexpected error (where it
+failed is not known).
 
 Events a cap holds stay `pending` (no attempt counted, no lease); the claim says when the
 earliest exhausted window ends, so the dispatcher claims again then rather than at its poll.
@@ -201,9 +210,10 @@ def _expired_spend_nothing(
 
 
 def give_back_unsent_in(conn: Connection, caps: Caps, rows: Sequence[HeldRow]) -> None:
-    """Give back the tokens the claims of these events took: their sends were handed back
-    unsent (a stop, a route paused at send time, no provider tried), in the transaction that
-    puts them back in the queue, else their next claim spends again for one send.
+    """Give back the tokens the claims of these events took: no provider saw their outcomes
+    (handed back unsent, or ended before any provider: ignored, routingFailed, tooOld...), in
+    the transaction that records them, else a message never sent spends the cap (and one
+    handed back spends again at its next claim).
 
     Only rows whose lease held (`outcomes.record_in` applied their outcome): an outcome
     recorded twice, or after another claim took the event, gives nothing back. Each token

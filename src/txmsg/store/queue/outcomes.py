@@ -37,7 +37,7 @@ class Recorded:
     applied: list[Applied] = field(default_factory=list)
     announced: list[StatusChange] = field(default_factory=list)
     unsent: list[str] = field(default_factory=list)  # their pkeys
-    # The events of the outcomes that give their claim's cap tokens back (nothing sent).
+    # The events of the outcomes that give their claim's cap tokens back (no provider saw them).
     given_back: list[HeldRow] = field(default_factory=list)
 
 
