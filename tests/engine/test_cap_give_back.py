@@ -29,6 +29,7 @@ from helpers import (
     queued_event,
     wait_until,
 )
+from txmsg.core.queue import Outcome
 from txmsg.core.retry import RetryPolicy
 from txmsg.engine import dispatcher as dispatcher_module
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
@@ -241,3 +242,47 @@ async def test_events_expired_by_their_sends_turn_give_their_tokens_back(
             assert (await final_row(db, event_id, event.pkey)).status == "processed"
     assert len(smtp.messages) == 2
     assert await db.read(spent_today) == 2
+
+
+async def test_a_failed_cycle_written_part_by_part_still_gives_the_tokens_back(
+    db: Database,
+    database_url: str,
+    data_dir: Path,
+    smtp: FakeSMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cycle that fails for one bad row is written again part by part (`Writer._isolate`):
+    the outcomes' part still knows the caps, so an ending no provider saw gives its token
+    back there too."""
+    blank = {"html": "{{ ctx.firstName }}", "text": "{{ ctx.firstName }}"}
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await capped_event(admin, smtp, {"per_day": 3}, blank)
+    unsent = queued_event(event_id, ctx={"firstName": ""})
+    bad = queued_event(event_id, ctx={"x": _deep(300)})  # unserialisable at the store
+    async with engine(database_url, data_dir) as writer:
+        record = writer.record
+        failed: list[BaseException | None] = []
+
+        async def record_beside_a_bad_trigger(outcome: Outcome) -> None:
+            # The same loop turn: one cycle holds the outcome and the bad row.
+            _, result = await asyncio.gather(
+                record(outcome), writer.enqueue(bad), return_exceptions=True
+            )
+            failed.append(result if isinstance(result, BaseException) else None)
+
+        monkeypatch.setattr(writer, "record", record_beside_a_bad_trigger)
+        await writer.enqueue(unsent)
+        assert (await final_row(db, event_id, unsent.pkey)).status == "routingFailed"
+        await wait_until(lambda: bool(failed), what="the bad trigger's answer")
+    assert isinstance(failed[0], Exception)  # the cycle failed, and was written part by part
+    assert await db.read(spent_today) == 0
+
+
+def _deep(levels: int) -> list[Any]:
+    root: list[Any] = []
+    node = root
+    for _ in range(levels):
+        child: list[Any] = []
+        node.append(child)
+        node = child
+    return root

@@ -245,7 +245,7 @@ class Writer:
                 raise  # nothing to tell apart: every submitter gets the error
             # One bad row must not fail the others: write the parts one at a time.
             log.exception("a write cycle failed; writing its parts one at a time")
-            return await self._isolate(items, outcomes)
+            return await self._isolate(items, outcomes, self._caps)  # the caps read above
         finally:
             book.unreserve(free)  # in the loop turn of hand_over below: no cycle between
         if items:  # not a claim or lease renewal alone
@@ -303,11 +303,14 @@ class Writer:
                 self._caps_until = time.monotonic() + self._caps_ttl
         return self._caps
 
-    async def _isolate(self, items: list[WriteItem], outcomes: list[Outcome]) -> list[Answer]:
+    async def _isolate(
+        self, items: list[WriteItem], outcomes: list[Outcome], caps: Caps
+    ) -> list[Answer]:
         # Log entries apart from outcomes, each alone: a bad receipt fails no send's outcome.
+        # The outcomes with the cycle's caps: those no provider saw give their tokens back.
         outcome_error: BaseException | None = None
         try:
-            await self._db.write(write_cycle, CycleRequest(outcomes=outcomes))
+            await self._db.write(write_cycle, CycleRequest(outcomes=outcomes, caps=caps))
         except Exception as exc:  # noqa: BLE001 - handed to the outcomes' submitters
             outcome_error = exc
         answers: list[Answer] = []
