@@ -42,6 +42,12 @@ async def check_profile_operations(
     c(await admin.get("/api/v1/profiles/ada"), profile, 200)
     c(await admin.get("/api/v1/profiles/nope"), profile, 404)
     c(await admin.get("/api/v1/profiles/bad%20id"), profile, 400)
+    profiles = "/api/v1/profiles"
+    found = c(await admin.get(profiles, params={"email": "ADA@example.org"}), profiles, 200)
+    assert [p["profile_id"] for p in found["items"]] == ["ada"] and found["next_cursor"] is None
+    c(await admin.get(profiles, params={"limit": 0}), profiles, 400)
+    c(await admin.get(profiles, params={"mobile_phone": "+1000000"}), profiles, 422)
+    c(await marketer.get(profiles), profiles, 403)
     imports = "/api/v1/profiles:import"
     rows = b'{"profile_id": "gone", "email": "gone@example.org"}\n{"profile_id": 1}\n'
     ndjson = {"content-type": "application/x-ndjson"}

@@ -83,8 +83,20 @@ def _events_cursors() -> st.SearchStrategy[str]:
     return payload.map(lambda p: base64.urlsafe_b64encode(p.encode()).rstrip(b"=").decode())
 
 
+def _profiles_cursors() -> st.SearchStrategy[str]:
+    """openapi.yaml's `profiles-cursor` format: a `next_cursor` of the profiles list (its shape;
+    one of no listing is a 422, core/profile_cursor.py)."""
+    payload = st.builds(
+        "p1.{}.{}".format,
+        st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}", fullmatch=True),
+        st.text("0123456789abcdef", min_size=16, max_size=16),
+    )
+    return payload.map(lambda p: base64.urlsafe_b64encode(p.encode()).rstrip(b"=").decode())
+
+
 schemathesis.openapi.format("fatigue-period", _fatigue_periods())
 schemathesis.openapi.format("events-cursor", _events_cursors())
+schemathesis.openapi.format("profiles-cursor", _profiles_cursors())
 schemathesis.openapi.format("export-schedule", _export_schedules())
 
 

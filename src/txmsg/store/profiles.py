@@ -1,4 +1,5 @@
-"""Profile rows: upsert, batch import, erasure, and the per-batch lookup of the dispatcher."""
+"""Profile rows: upsert, batch import, erasure, the admin's paged listing, and the per-batch
+lookup of the dispatcher."""
 
 from __future__ import annotations
 
@@ -61,6 +62,35 @@ def require(conn: Connection, profile_id: str) -> Profile:
     if found is None:
         raise not_found(f"no profile '{profile_id}'")
     return found
+
+
+def page(conn: Connection, limit: int, **bounds: Any) -> list[Profile]:
+    """Up to `limit` profiles by `profile_id` (`page_query`)."""
+    return [from_row(row) for row in conn.execute(page_query(limit, **bounds))]
+
+
+def page_query(
+    limit: int,
+    *,
+    email: str | None = None,
+    mobile_phone: str | None = None,
+    updated_since: datetime | None = None,
+    after: str | None = None,
+) -> sa.Select[Any]:
+    """Up to `limit` profiles by `profile_id`, strictly after `after` (the previous page's last
+    id): of `email` (whatever its case, along ix_profiles_email_lower), of `mobile_phone`
+    (E.164, along ix_profiles_mobile_phone), written at or after `updated_since`. One query; a
+    range of the primary key when no address is given."""
+    stmt = sa.select(profiles)
+    if email is not None:
+        stmt = stmt.where(MATCHED_BY["email"] == _sought("email", email))
+    if mobile_phone is not None:
+        stmt = stmt.where(profiles.c.mobile_phone == mobile_phone)
+    if updated_since is not None:
+        stmt = stmt.where(profiles.c.updated_at >= updated_since)
+    if after is not None:
+        stmt = stmt.where(profiles.c.profile_id > after)
+    return stmt.order_by(profiles.c.profile_id).limit(limit)
 
 
 _OPT_OUTS = (
