@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -59,3 +60,39 @@ async def test_the_cap_holds_across_two_workers(
         [f"user{100 + i}@example.org" for i in range(5)]
         + [f"user{200 + i}@example.org" for i in range(5)]
     )
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def test_idle_workers_on_a_capped_channel_leave_each_other_idle(
+    database_url: str, data_dir: Path, tmp_path: Path, smtp: FakeSMTPServer
+) -> None:
+    """A claim that finds nothing writes nothing: it used to take the cap's tokens and give
+    them all back, a commit, which woke the other worker (SQLite: a commit not its own) to
+    claim in turn, and that one's commit woke the first: two idle workers kept each other
+    busy, a fifth of a core each, as long as a channel had a cap."""
+    # The workers poll and sweep at their defaults (the tests' other processes, far faster).
+    idle = {"TXMSG_POLL_INTERVAL": "1", "TXMSG_SWEEP_INTERVAL": "5"}
+    [api], workers = apis_and_workers(database_url, data_dir, tmp_path, 1, 2, **idle)
+    async with all_running(api, *workers) as [admin, _, _]:
+        event_id = await live_event(admin, smtp)
+        r = await admin.patch(
+            "/api/v1/channel-configs/mail", json={"rate_limit": {"per_second": 50}}
+        )
+        assert r.status_code == 200, r.text
+        await asyncio.sleep(1.2)  # each worker reads the caps again within a second
+        r = await admin.post(
+            f"/rest/mc/{event_id}/batch", json={"events": [body(i) for i in range(5)]}
+        )
+        assert r.status_code == 201, r.text
+        await smtp.wait_for(5, timeout=15)
+        await sent_once_each(smtp, 5)
+        await asyncio.sleep(3.0)  # the last outcomes recorded: idle from here
+        pids = [w.proc.pid for w in workers if w.proc is not None]
+        before = [_cpu_seconds(pid) for pid in pids]
+        await asyncio.sleep(3.0)
+        used = [(_cpu_seconds(pid) - b) / 3.0 for pid, b in zip(pids, before, strict=True)]
+    assert max(used) < 0.08, f"idle workers' CPU share: {used}"

@@ -501,3 +501,27 @@ async def test_final_outcomes_no_provider_saw_give_their_tokens_back(db: Databas
     second = await db.write(claim, caps, at + 10)  # the same second, the same day
     assert len(second.claimed.events) == 4  # the four tokens given back, no more
     assert await db.read(used) == {"second": 5, "day": 5}
+
+
+async def test_a_claim_alone_that_finds_nothing_commits_nothing(db: Database) -> None:
+    """Its tokens taken and all given back: rolled back, not committed (a commit wakes every
+    other process's idle worker, whose claim's commit wakes this one...). A claim that finds
+    events, or a cycle with anything else to write, commits."""
+    await db.write(hook, "EVTcap")
+    await db.write(cap, "mail", {"per_second": 5, "per_day": 100})
+    caps = await db.read(capped.load_caps)
+    alone = CycleRequest(free=10, claim_limit=10, lease=LEASE, caps=caps)
+
+    def cycle(conn: Connection, request: CycleRequest) -> tuple[int, list[str]]:
+        ended: list[str] = []  # by the time the write returns: how its transaction ended
+        sa_event.listen(conn, "commit", lambda _: ended.append("commit"))
+        sa_event.listen(conn, "rollback", lambda _: ended.append("rollback"))
+        return len(write_cycle(conn, request).claimed), ended
+
+    assert await db.write(cycle, alone) == (0, ["rollback"])
+    assert await db.read(used) == {}  # not even the windows' rows
+    event = new_event("EVTcap")
+    assert await db.write(cycle, CycleRequest(new=[event], caps=caps)) == (0, ["commit"])
+    assert await db.write(cycle, alone) == (1, ["commit"])
+    assert await db.read(used) == {"second": 1, "day": 1}
+    assert (await db.read(event_row, event.pkey)).status == EventStatus.PROCESSING

@@ -17,7 +17,8 @@ The cap holds across every process on the database because its tokens are counte
    of any type goes before a bulk one of any other, and when a cap binds, its bulk events
    wait before its transactional ones do;
 4. one statement gives back the tokens not spent (fewer events were due). SQLite reads the
-   leased rows back once, by the claim's one lease.
+   leased rows back once, by the claim's one lease. A cycle that was only this claim and
+   found nothing is rolled back (store/queue/cycle.py): idle workers commit nothing.
 
 Each capped event claimed carries the end of its claim's shortest window (`send_by`): its
 token counts in that window, so a send that could not start by then (a process starting:

@@ -122,6 +122,12 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
     outbox.queue_status_changes(conn, claimed.announced + new.announced)
     # In order, in this transaction: each check counts the reservations of the ones before.
     decisions = [fatigue.reserve_in(conn, c.requests, c.rules) for c in request.checks]
+    if _claim_alone(request) and not claimed.events and not claimed.announced:
+        # A claim that found nothing took its channel caps' tokens and gave them all back:
+        # rolled back, not committed. A commit would wake every other process's idle worker
+        # (SQLite's data_version) to claim in turn, and theirs this one, for as long as a
+        # channel has a cap; nor is an fsync worth paying for nothing.
+        conn.rollback()
     return CycleResult(
         new.results,
         claimed.events,
@@ -129,6 +135,18 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
         decisions,
         claim.held_until_ms,
         frozenset(renewed),
+    )
+
+
+def _claim_alone(request: CycleRequest) -> bool:
+    """The cycle writes nothing but what its claim does."""
+    return not (
+        request.new
+        or request.outcomes
+        or request.log_entries
+        or request.checks
+        or request.feedback
+        or request.renewals
     )
 
 
