@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -12,7 +14,10 @@ import aiosmtplib
 import httpx
 
 from helpers import free_port
-from txmsg.testing.runner import run_smtp, run_twilio
+from txmsg.testing import FakeSMTPServer
+from txmsg.testing.http import LoopServer
+from txmsg.testing.runner import mailbox_app, run_smtp, run_twilio
+from txmsg.testing.smtp import ReceivedMessage
 
 MAIL = (
     b"From: shop@example.com\r\nTo: ada@example.org\r\nSubject: Your order\r\n"
@@ -119,3 +124,53 @@ def test_running_a_fake_module_says_which_command_runs_it() -> None:
         )
         assert done.returncode == 1
         assert f"txmsg fake {name} --help" in done.stderr
+
+
+async def test_a_large_mailbox_is_read_without_holding_up_the_smtp_side() -> None:
+    """Thousands of mails read at once: the SMTP side still greets a new connection at once
+    (the views are made off the loop, once each), and `?since=N` reads from the Nth on."""
+    fake = FakeSMTPServer()
+    html = (
+        b"From: shop@example.com\r\nTo: ada@example.org\r\nSubject: Your order\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nIt shipped.\r\n"
+        b"--b\r\nContent-Type: text/html\r\n\r\n<p>It shipped.</p>\r\n--b--\r\n"
+    )
+    count = 3000
+    async with fake:
+        for i in range(count):
+            fake.messages.append(
+                ReceivedMessage.parse("shop@example.com", [f"u{i}@example.org"], html)
+            )
+        async with (
+            LoopServer(mailbox_app(fake)) as box,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{box.port}", timeout=60) as client,
+        ):
+            # Timed on a thread of its own (a loop held up would hold up its clock too),
+            # connecting once the read is under way.
+            greeting = asyncio.ensure_future(asyncio.to_thread(_greeting_time, fake.port, 0.3))
+            mails = (await client.get("/messages")).json()
+            greeted = await greeting
+            assert len(mails) == count and mails[7]["rcpt_tos"] == ["u7@example.org"]
+            assert (mails[7]["text"].strip(), mails[7]["html"].strip()) == (
+                "It shipped.",
+                "<p>It shipped.</p>",
+            )
+            assert greeted < 1.0, f"the SMTP greeting took {greeted:.1f} s"
+            tail = (await client.get("/messages", params={"since": count - 2})).json()
+            assert [m["rcpt_tos"] for m in tail] == [
+                [f"u{count - 2}@example.org"],
+                [f"u{count - 1}@example.org"],
+            ]
+            assert (await client.get("/messages", params={"since": count})).json() == []
+            assert (await client.get("/messages", params={"since": "-1"})).status_code == 400
+
+
+def _greeting_time(port: int, after: float) -> float:
+    """Seconds from connecting, `after` seconds from now, to the SMTP greeting."""
+    time.sleep(after)
+    started = time.monotonic()
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+        greeted = time.monotonic() - started
+        smtp.noop()
+    return greeted

@@ -2,8 +2,11 @@
 environments: the very classes the pytest plugin uses, printing what they receive.
 
 - SMTP: `FakeSMTPServer` on `--port`; each message is printed (envelope, subject, text part)
-  and kept readable at a small HTTP mailbox: `GET /messages` (JSON, oldest first), `DELETE
-  /messages` empties it.
+  and kept readable at a small HTTP mailbox: `GET /messages` (JSON, oldest first; `?since=N`
+  from the Nth on, 0-based, so a poller reads only what is new), `DELETE /messages` empties it.
+  Each mail's view is made once, off the event loop: tens of thousands kept, a read of all of
+  them still leaves the SMTP side answering (it used to parse every mail again on the loop, for
+  tens of seconds, and the engine's sends timed out meanwhile).
 - Twilio: `FakeTwilio` on `--port`, Twilio's Messages API for one account; each SMS is printed,
   and with `deliver` its status callback is sent (`sent`, then `delivered`), signed as Twilio does.
 """
@@ -14,6 +17,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,12 +41,44 @@ def mail_view(message: ReceivedMessage) -> dict[str, Any]:
     }
 
 
+class _Views:
+    """Each received mail's JSON view, made once (parsing a mail's headers and parts costs a
+    few milliseconds), keyed by the mail's identity and holding the mail (no id reused)."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[ReceivedMessage, bytes]] = {}
+
+    def json(self, mails: list[ReceivedMessage]) -> bytes:
+        """The JSON array of `mails`' views; on a worker thread (the views not made yet)."""
+        made, parts = self._made, []
+        for mail in mails:
+            entry = made.get(id(mail))
+            if entry is None or entry[0] is not mail:
+                entry = made[id(mail)] = (mail, orjson.dumps(mail_view(mail)))
+            parts.append(entry[1])
+        return b"[" + b",".join(parts) + b"]"
+
+    def keep_within(self, count: int) -> None:
+        """Forget them all when more are kept than the mailbox holds (it was emptied)."""
+        if len(self._made) > count:
+            self._made = {}
+
+
 def mailbox_app(fake: FakeSMTPServer) -> Starlette:
+    views = _Views()
+
     async def messages(request: Request) -> Response:
         if request.method == "DELETE":
             fake.clear()
+            views.keep_within(0)
             return Response(status_code=204)
-        return JSONResponse([mail_view(m) for m in fake.messages])
+        raw = request.query_params.get("since", "0")
+        if not (raw.isascii() and raw.isdigit()):
+            return JSONResponse({"error": "since must be a whole number (0-based)"}, 400)
+        mails = list(fake.messages)
+        views.keep_within(len(mails))  # emptied by a test's `clear()`, say
+        body = await asyncio.to_thread(views.json, mails[int(raw) :])
+        return Response(body, media_type="application/json")
 
     return Starlette(routes=[Route("/messages", messages, methods=["GET", "DELETE"])])
 
