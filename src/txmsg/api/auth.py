@@ -12,6 +12,7 @@ import math
 from starlette.requests import Request
 
 from txmsg.api.context import AppContext, context
+from txmsg.api.query import check_known
 from txmsg.api.sessions import SESSION_COOKIE, session_principal
 from txmsg.core.errors import DomainError
 from txmsg.store.key_limits import Verdict
@@ -23,7 +24,10 @@ async def authorize(request: Request, *roles: str, cost: int = 1) -> Principal:
 
     Without an `Authorization` header, the console's session cookie stands for the key. The
     request spends `cost` of the key's tokens (a batch trigger: 0 here, then its items with
-    `spend`)."""
+    `spend`).
+
+    Then, on an /api/v1 endpoint, a query parameter it does not take is a 400 (query.py): after
+    the 401/403, as a repeated one is."""
     ctx = context(request)
     header = request.headers.get("authorization")
     if header is None and SESSION_COOKIE in request.cookies:
@@ -31,9 +35,11 @@ async def authorize(request: Request, *roles: str, cost: int = 1) -> Principal:
         check_role(principal, roles)
         if cost:
             await spend(ctx, principal, cost)
-        return principal
-    client = request.client.host if request.client is not None else None
-    return await authorize_header(ctx, header, roles, client=client, cost=cost)
+    else:
+        client = request.client.host if request.client is not None else None
+        principal = await authorize_header(ctx, header, roles, client=client, cost=cost)
+    check_known(request)
+    return principal
 
 
 async def authorize_header(

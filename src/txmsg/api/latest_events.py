@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from txmsg.api.auth import authorize
 from txmsg.api.context import context
-from txmsg.api.query import int_param, query
+from txmsg.api.query import int_param, query, takes
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core import event_cursor
@@ -77,6 +77,7 @@ def _item(event_id: str, r: Any) -> dict[str, Any]:
     }
 
 
+@takes("status", "limit", "since", "until", "cursor")
 async def latest_events(request: Request) -> Response:
     await authorize(request)
     event_id = request.path_params["eventId"]

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from txmsg.api.auth import authorize
 from txmsg.api.context import context
-from txmsg.api.query import int_param, query
+from txmsg.api.query import int_param, query, takes
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.export_record import document
@@ -17,6 +17,7 @@ from txmsg.store import message_export as store
 MAX_LIMIT = 1000
 
 
+@takes("limit", "after")
 async def list_records(request: Request) -> Response:
     await authorize(request)
     params = query(request)

@@ -11,7 +11,7 @@ from txmsg.api import dry_run
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context, renderer
-from txmsg.api.query import query
+from txmsg.api.query import query, takes
 from txmsg.api.responses import JSONResponse, problem_body
 from txmsg.api.routing import resource
 from txmsg.core.errors import DomainError, as_refused, invalid
@@ -248,6 +248,7 @@ async def preview(request: Request) -> Response:
     return JSONResponse({**rendered, "render_warnings": [w.as_dict() for w in warnings]})
 
 
+@takes("dry_run")
 async def publish(request: Request) -> Response:
     principal = await authorize(request, "marketer")
     dry = query(request).get("dry_run", "false")

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
 from txmsg.api.context import context
-from txmsg.api.query import int_param, query
+from txmsg.api.query import int_param, query, takes
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core import profile_cursor
@@ -104,6 +104,7 @@ def _listing(request: Request) -> dict[str, Any]:
     }
 
 
+@takes("email", "mobile_phone", "updated_since", "limit", "cursor")
 async def list_profiles(request: Request) -> Response:
     await authorize(request)
     asked = _listing(request)
@@ -123,6 +124,7 @@ async def list_profiles(request: Request) -> Response:
     return JSONResponse({"items": [public_view(p) for p in page], "next_cursor": next_cursor})
 
 
+@takes("resubscribe")
 async def put_profile(request: Request) -> Response:
     await authorize(request)
     resubscribe = _resubscribe(request)
@@ -143,6 +145,7 @@ async def delete_profile(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@takes("resubscribe")
 async def import_profiles(request: Request) -> Response:
     """Rows are parsed as they stream in and written 1,000 per transaction."""
     await authorize(request)

@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 
 from txmsg.api.auth import authorize
 from txmsg.api.context import context
-from txmsg.api.query import query
+from txmsg.api.query import query, takes
 from txmsg.api.responses import JSONResponse, dumps
 from txmsg.api.routing import resource
 from txmsg.core.csv_cells import defused
@@ -50,6 +50,7 @@ def _csv_answer(text: str, filename: str, headers: dict[str, str] | None = None)
     )
 
 
+@takes("from", "to", "format")
 async def event_day_report(request: Request) -> Response:
     await authorize(request, "marketer")
     fmt = _format(request, "json", "csv")
@@ -66,6 +67,7 @@ async def event_day_report(request: Request) -> Response:
     return JSONResponse(report)
 
 
+@takes("tag", "from", "to", "format")
 async def tag_day_report(request: Request) -> Response:
     await authorize(request, "marketer")
     fmt = _format(request, "json", "csv")
@@ -92,6 +94,7 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+@takes("format")
 async def recipients_report(request: Request) -> Response:
     """Streams: one chunk of messages in memory at a time, whatever the event's size."""
     await authorize(request)

@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_body
 from txmsg.api.context import context
-from txmsg.api.query import int_param, query
+from txmsg.api.query import int_param, query, takes
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.api.typology import path_address
@@ -44,6 +44,7 @@ def _after(params: dict[str, str]) -> tuple[str, str, str] | None:
     return key[0], key[1], key[2]
 
 
+@takes("channel", "reason", "since", "limit", "after")
 async def list_suppressions(request: Request) -> Response:
     await authorize(request)
     params = query(request)
@@ -61,6 +62,7 @@ async def list_suppressions(request: Request) -> Response:
     )
 
 
+@takes("channel", "reason", "since")
 async def export_csv(request: Request) -> Response:
     await authorize(request)
     filters = parse_filters(query(request))
