@@ -1,8 +1,8 @@
 """Every /api/v1 operation refuses a query parameter it does not take: a 400 naming it and
 listing those it takes (`?phone=` for `?mobile_phone=` listed every profile, `?dryrun=true`
 published for real). The list is openapi.yaml's, operation by operation. The trigger API, the
-tracking links, the Twilio webhook, the console's pages and the probes take whatever is added
-to their URLs (link scanners add `utm_*`, Twilio its own parameters)."""
+tracking and unsubscribe links, the Twilio webhook, the console's pages and the probes take
+whatever is added to their URLs (link scanners add `utm_*`, Twilio its own parameters)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import yaml
 
 from helpers import assert_problem, create_key, live_event, live_sms_event, trigger, wait_status
 from txmsg.core.tracking import SECRET_NAME, LinkTracker, TrackingSettings
+from txmsg.core.unsubscribe import SECRET_NAME as UNSUBSCRIBE_SECRET
+from txmsg.core.unsubscribe import UnsubscribeClaim, make_token
 from txmsg.store import secrets
 from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer, FakeTwilio
@@ -166,6 +168,13 @@ async def test_links_triggers_and_pages_outside_the_api_take_any_parameter(
         assert match, html
         r = await anon.get(match.group(1), params=extra)
         assert r.status_code == (302 if kind == "c" else 200), r.text
+    # A signed unsubscribe link of no message: the same answer with parameters as without.
+    unsubscribe_secret = await store.write(secrets.get_or_create, UNSUBSCRIBE_SECRET)
+    claim = UnsubscribeClaim("email", "ada", "0" * 26)
+    link = f"/unsubscribe/{make_token(unsubscribe_secret, claim)}"
+    plain = await anon.get(link)
+    assert plain.status_code != 400, plain.text
+    assert (await anon.get(link, params=extra)).status_code == plain.status_code
     for page in ("/console", "/health", "/openapi.yaml"):
         assert (await anon.get(page, params=extra)).status_code == 200, page
     await anon.aclose()
