@@ -50,6 +50,20 @@ def sqlite_only(test: Any) -> Any:
     return test
 
 
+def accept_dialogs(page: Any) -> None:
+    """Every dialog `page` shows is accepted (a confirm before publishing, say). One still open
+    as the browser closes may be gone before the answer: nothing left to accept then."""
+
+    async def accept(dialog: Any) -> None:
+        try:
+            await dialog.accept()
+        except playwright_api.Error as exc:
+            if "No dialog is showing" not in str(exc):
+                raise
+
+    page.on("dialog", accept)
+
+
 @contextlib.asynccontextmanager
 async def signed_in(
     server: Any, path: str = "/console", key: str | None = None
@@ -61,7 +75,7 @@ async def signed_in(
     async with playwright_api.async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = await (await browser.new_context()).new_page()
-        page.on("dialog", lambda d: d.accept())
+        accept_dialogs(page)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:
@@ -131,7 +145,7 @@ async def test_the_console_walk(server: Any, smtp: FakeSMTPServer) -> None:
                 else outside.append(r.url)
             ),
         )
-        page.on("dialog", lambda d: d.accept())
+        accept_dialogs(page)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:
@@ -451,7 +465,7 @@ async def test_two_tabs_editing_one_message_do_not_overwrite_each_other(
         errors: list[str] = []
         for page in (a, b):
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("dialog", lambda d: d.accept())
+            accept_dialogs(page)
         try:
             from conftest import ADMIN_KEY
 
@@ -602,6 +616,32 @@ async def test_comparing_large_versions_does_not_freeze_the_page(
         diff = await compare(page, old.replace("a10000\n", "changed\n"))
         await expect(diff.locator(".diff-add")).to_have_text(["+ changed"])
         await expect(diff.locator(".diff-del")).to_have_text(["- a10000"])
+
+
+@sqlite_only
+async def test_a_version_that_does_not_load_is_not_shown_as_all_added(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """Compared with a version the server did not answer, every line would read as added:
+    the comparison says the version could not be loaded instead."""
+    event_id = await live_event(server.admin, smtp, "lostDemo")
+    expect = playwright_api.expect
+    async with signed_in(server) as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await open_editor(page, event_id)
+
+        async def unavailable(route: Any) -> None:
+            await route.fulfill(
+                status=503,
+                content_type="application/problem+json",
+                body='{"status": 503, "detail": "the database is busy"}',
+            )
+
+        await page.route("**/api/v1/messages/*/versions/*", unavailable)
+        await page.get_by_role("button", name="Compare versions").click()
+        diff = page.locator("#version-diff")
+        await expect(diff).to_have_text("Version 1 could not be loaded: the database is busy")
+        await expect(diff.locator(".diff-add")).to_have_count(0)
 
 
 @sqlite_only

@@ -447,13 +447,20 @@ async function editorPage(eventId) {
   const vb = h("select", {}, h("option", { value: "draft" }, "draft"), versions.map((v) => h("option", { value: v }, "v" + v)));
   const diffOut = h("pre", { id: "version-diff" }, versions.length ? "" : "Nothing is published yet: there is no version to compare with.");
   async function version(v) {
-    if (v === "draft") return Object.fromEntries(parts.map((p) => [p, inputs[p].value]));
-    const r = await api("GET", `/api/v1/messages/${eventId}/versions/${v}`); return r.data || {};
+    if (v === "draft") return { ok: true, data: Object.fromEntries(parts.map((p) => [p, inputs[p].value])) };
+    return api("GET", `/api/v1/messages/${eventId}/versions/${v}`);
   }
   const compare = h("button", { type: "button", class: "secondary", disabled: !versions.length, onclick: async () => {
     if (!va.value) return;  // nothing published yet: nothing to compare with
     const [a, b] = await Promise.all([version(va.value), version(vb.value)]);
-    diffOut.replaceChildren(...parts.flatMap((p) => [h("strong", {}, p), h("br"), ...lineDiff(a[p] || "", b[p] || "")]));
+    // A version that did not load is said so: compared with nothing, every line would read as added.
+    const failed = [[va.value, a], [vb.value, b]].find(([, r]) => !r.ok);
+    if (failed) {
+      const [v, r] = failed;
+      diffOut.replaceChildren(`Version ${v} could not be loaded: ${(r.data && r.data.detail) || "HTTP " + r.status}`);
+      return;
+    }
+    diffOut.replaceChildren(...parts.flatMap((p) => [h("strong", {}, p), h("br"), ...lineDiff(a.data[p] || "", b.data[p] || "")]));
   } }, "Compare versions");
 
   const dry = h("button", { type: "button", class: "secondary", onclick: async () => {
