@@ -109,3 +109,25 @@ async def test_an_error_of_a_probe_is_answered_500(monkeypatch: pytest.MonkeyPat
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_probe_with_another_method_is_told_which_ones_work(db: Database) -> None:
+    """GET and HEAD (a load balancer's check) answer; another method on a probe's path is a
+    405 naming them, an unknown path a 404."""
+    probe = Probe(db=db, metrics=Metrics(), dispatching=lambda: None)
+    server = await start_ops_port(probe, OpsAddress("127.0.0.1", free_ports(1), 50))
+    try:
+        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            head = await client.head("/health")
+            assert (head.status_code, head.content) == (200, b"")
+            assert head.headers["content-length"] == str(len(b'{"status":"ok"}'))
+            for method in ("POST", "PUT", "DELETE"):
+                r = await client.request(method, "/ready")
+                assert r.status_code == 405, (method, r.text)
+                assert r.headers["allow"] == "GET, HEAD"
+            assert (await client.post("/nowhere")).status_code == 404
+            assert (await client.get("/health")).json() == {"status": "ok"}
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -28,9 +28,11 @@ MAX_REQUEST_LINE = 8192
 _REASONS = {
     200: b"OK",
     404: b"Not Found",
+    405: b"Method Not Allowed",
     500: b"Internal Server Error",
     503: b"Service Unavailable",
 }
+PATHS = (b"/health", b"/ready", b"/metrics")
 
 
 async def _answer_or_error(probe: Probe, path: bytes) -> tuple[int, str, bytes]:
@@ -84,15 +86,20 @@ async def start_ops_port(probe: Probe, address: OpsAddress) -> asyncio.Server:
             while (await reader.readline()).strip():  # the headers: not needed
                 pass
             parts = request_line[:MAX_REQUEST_LINE].split()
-            if len(parts) >= 2 and parts[0] == b"GET":
-                status, media, body = await _answer_or_error(probe, parts[1].split(b"?")[0])
+            method, path = (parts[0], parts[1].split(b"?")[0]) if len(parts) >= 2 else (b"", b"")
+            allow = b""
+            if method in (b"GET", b"HEAD"):
+                status, media, body = await _answer_or_error(probe, path)
+            elif path in PATHS:  # a probe sent with the wrong method: say which ones work
+                status, media, body = 405, "application/json", b'{"status":405}'
+                allow = b"allow: GET, HEAD\r\n"
             else:
                 status, media, body = 404, "application/json", b'{"status":404}'
             writer.write(
-                b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n"
+                b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s"
                 b"connection: close\r\n\r\n"
-                % (status, _REASONS[status], media.encode(), len(body))
-                + body
+                % (status, _REASONS[status], media.encode(), len(body), allow)
+                + (b"" if method == b"HEAD" else body)
             )
             await writer.drain()
         except (ConnectionError, ValueError):
