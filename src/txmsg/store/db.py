@@ -29,7 +29,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import asyncpg
 import orjson
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from txmsg.core.timeutil import utcnow
@@ -131,6 +131,7 @@ class Database:
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
             )
+            event.listen(self._async.sync_engine, "handle_error", _discard_confused_connection)
         self.use_keyring(keyring)
 
     def use_keyring(self, keyring: Keyring | None) -> None:
@@ -244,6 +245,20 @@ def _connect_timeout(url: str, timeout: float) -> tuple[str, float]:
     return parsed.difference_update_query(["connect_timeout"]).render_as_string(
         hide_password=False
     ), timeout
+
+
+def _discard_confused_connection(context: ExceptionContext) -> None:
+    """asyncpg's `InternalClientError` ("cannot switch to state 12; another operation (2) is in
+    progress"): a session ended under a transaction (`pg_terminate_backend`, a server restart)
+    can leave its connection in that state, and SQLAlchemy (before its fix for issue 13241)
+    put it back in the pool, where the next write cycles to take it failed the same way. A
+    disconnect, then: that connection alone is discarded."""
+    error = context.original_exception
+    if isinstance(error, asyncpg.InternalClientError) or isinstance(
+        error.__cause__, asyncpg.InternalClientError
+    ):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
 
 
 def _pg_connect_args(timeout: float) -> dict[str, Any]:
