@@ -11,19 +11,15 @@ silently skipping or repeating events (a 422 naming `cursor`). Anything else is 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from txmsg.core.errors import DomainError, invalid, refused
+from txmsg.core import cursor_token
 from txmsg.core.timeutil import MAX_DATE, MIN_DATE
 
 MAX_CURSOR_CHARS = 128
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TEXT = re.compile(r"[A-Za-z0-9_-]{1,%d}\Z" % MAX_CURSOR_CHARS)  # noqa: UP031
 _PAYLOAD = re.compile(r"1\.(\d{1,18})\.(\d{1,19})\.([0-9a-f]{16})\Z")
 _MAX_ID = 2**63 - 1
 
@@ -39,53 +35,31 @@ class EventsCursor:
 def query_digest(
     event_id: str, status: str | None, since: datetime | None, until: datetime | None
 ) -> str:
-    text = "\0".join(
-        (
-            event_id,
-            status or "",
-            since.isoformat() if since else "",
-            until.isoformat() if until else "",
-        )
+    return cursor_token.digest(
+        event_id,
+        status or "",
+        since.isoformat() if since else "",
+        until.isoformat() if until else "",
     )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def encode(cursor: EventsCursor, digest: str) -> str:
     micros = (cursor.event_date - _EPOCH) // timedelta(microseconds=1)
-    raw = f"1.{micros}.{cursor.id}.{digest}".encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-_NOT_ONE = "is not a cursor of this list: pass `next_cursor` of the previous page as it is"
-
-
-def _bad() -> DomainError:
-    return invalid("cursor", _NOT_ONE, in_header=True)
+    return cursor_token.pack(f"1.{micros}.{cursor.id}.{digest}")
 
 
 def decode(text: str, digest: str) -> EventsCursor:
     """The cursor `text` stands for: a 400 naming `cursor` when it is none, a 422 when it is
     another listing's."""
-    if not _TEXT.match(text):
-        raise _bad()
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
-    except (binascii.Error, ValueError):
-        raise _bad() from None
-    found = _PAYLOAD.match(raw)
+    found = _PAYLOAD.match(cursor_token.unpack(text, MAX_CURSOR_CHARS))
     if found is None:
-        raise _bad()
+        raise cursor_token.not_a_cursor()
     micros, row_id, given = int(found[1]), int(found[2]), found[3]
     try:
         when = _EPOCH + timedelta(microseconds=micros)
     except OverflowError:
         when = MAX_DATE + timedelta(days=1)
     if not (MIN_DATE <= when <= MAX_DATE and 1 <= row_id <= _MAX_ID):
-        raise _bad()
-    if given != digest:
-        raise refused(
-            "cursor",
-            "was given for another listing: keep eventId, status, since and until as they were",
-            in_header=True,
-        )
+        raise cursor_token.not_a_cursor()
+    cursor_token.check_listing(given, digest, "eventId, status, since and until")
     return EventsCursor(when, row_id)

@@ -12,17 +12,13 @@ list's (core/event_cursor.py). Anything else is a 400 naming `cursor`.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import re
 from datetime import datetime
 
-from txmsg.core.errors import DomainError, invalid, refused
+from txmsg.core import cursor_token
 
 # `p1.` + a profile id (128 characters at most) + `.` + 16 hex digits, in base64.
 MAX_CURSOR_CHARS = 200
-_TEXT = re.compile(r"[A-Za-z0-9_-]{1,%d}\Z" % MAX_CURSOR_CHARS)  # noqa: UP031
 # The profile id's own shape (core.profiles' _PROFILE_ID): it may hold dots, the digest may not.
 _PAYLOAD = re.compile(r"p1\.([A-Za-z0-9][A-Za-z0-9._:@+-]{0,127})\.([0-9a-f]{16})\Z")
 
@@ -31,42 +27,21 @@ def query_digest(
     email: str | None, mobile_phone: str | None, updated_since: datetime | None
 ) -> str:
     """The listing's filters, as normalized (`Ada@Example.org` and `ada@example.org` are one)."""
-    text = "\0".join(
-        (email or "", mobile_phone or "", updated_since.isoformat() if updated_since else "")
+    return cursor_token.digest(
+        email or "", mobile_phone or "", updated_since.isoformat() if updated_since else ""
     )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def encode(profile_id: str, digest: str) -> str:
     """The cursor of the page after the one ending with `profile_id`."""
-    raw = f"p1.{profile_id}.{digest}".encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-_NOT_ONE = "is not a cursor of this list: pass `next_cursor` of the previous page as it is"
-
-
-def _bad() -> DomainError:
-    return invalid("cursor", _NOT_ONE, in_header=True)
+    return cursor_token.pack(f"p1.{profile_id}.{digest}")
 
 
 def decode(text: str, digest: str) -> str:
     """The profile id the cursor `text` goes on after: a 400 naming `cursor` when it is none, a
     422 when it is another listing's."""
-    if not _TEXT.match(text):
-        raise _bad()
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
-    except (binascii.Error, ValueError):
-        raise _bad() from None
-    found = _PAYLOAD.match(raw)
+    found = _PAYLOAD.match(cursor_token.unpack(text, MAX_CURSOR_CHARS))
     if found is None:
-        raise _bad()
-    if found[2] != digest:
-        raise refused(
-            "cursor",
-            "was given for another listing: keep email, mobile_phone and updated_since as they"
-            " were",
-            in_header=True,
-        )
+        raise cursor_token.not_a_cursor()
+    cursor_token.check_listing(found[2], digest, "email, mobile_phone and updated_since")
     return found[1]
