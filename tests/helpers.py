@@ -412,3 +412,14 @@ def leased_event(
         lease_until=until if until is not None else now + timedelta(seconds=60),
     )
     return replace(event, priority=PRIORITY_BULK) if bulk else event
+
+
+def nested_lists(levels: int) -> list[Any]:
+    """`[[[...]]]`, `levels` deep: past what the engine stores (a body or ctx refused)."""
+    root: list[Any] = []
+    node = root
+    for _ in range(levels):
+        child: list[Any] = []
+        node.append(child)
+        node = child
+    return root

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from helpers import live_event, publish_message, queued_event, trigger, wait_status
+from helpers import live_event, nested_lists, publish_message, queued_event, trigger, wait_status
 from txmsg.core.queue import PRIORITY_TRANSACTIONAL, NewEvent
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import EventStatus
@@ -21,20 +21,10 @@ from txmsg.store.events import get_event
 from txmsg.store.queue import claims
 
 
-def _deep(levels: int) -> list:
-    root: list = []
-    node = root
-    for _ in range(levels):
-        child: list = []
-        node.append(child)
-        node = child
-    return root
-
-
 async def test_unstorable_ctx_is_a_400_and_harms_no_other_trigger(server, smtp) -> None:
     event_id = await live_event(server.admin, smtp)
     good = {"email": "ada@example.org", "ctx": {"firstName": "Ada"}}
-    deep = {"email": "ada@example.org", "ctx": {"firstName": "Ada", "x": _deep(300)}}
+    deep = {"email": "ada@example.org", "ctx": {"firstName": "Ada", "x": nested_lists(300)}}
     nul = {"email": "ada@example.org", "ctx": {"firstName": "A\u0000da"}}
     answers = await asyncio.gather(
         *(server.admin.post(f"/rest/mc/{event_id}", json=b) for b in [good, deep, good, nul] * 5)
@@ -74,7 +64,7 @@ async def test_a_bad_row_fails_alone_in_the_write_funnel(database_url: str) -> N
             return queued_event("EVTx", priority=PRIORITY_TRANSACTIONAL, ctx=ctx, now=now)
 
         # Unserialisable at the store (the API refuses it earlier): it must fail alone.
-        items = [new({"n": i}) for i in range(5)] + [new({"x": _deep(300)})]
+        items = [new({"n": i}) for i in range(5)] + [new({"x": nested_lists(300)})]
         results = await asyncio.gather(*(writer.enqueue(i) for i in items), return_exceptions=True)
         assert [getattr(r, "kind", None) for r in results[:5]] == ["created"] * 5
         assert isinstance(results[5], Exception)

@@ -25,6 +25,7 @@ from helpers import (
     create_channel,
     create_event,
     free_ports,
+    nested_lists,
     publish_message,
     queued_event,
     wait_until,
@@ -258,7 +259,7 @@ async def test_a_failed_cycle_written_part_by_part_still_gives_the_tokens_back(
     async with api_only(database_url, data_dir) as admin:
         event_id = await capped_event(admin, smtp, {"per_day": 3}, blank)
     unsent = queued_event(event_id, ctx={"firstName": ""})
-    bad = queued_event(event_id, ctx={"x": _deep(300)})  # unserialisable at the store
+    bad = queued_event(event_id, ctx={"x": nested_lists(300)})  # unserialisable at the store
     async with engine(database_url, data_dir) as writer:
         record = writer.record
         failed: list[BaseException | None] = []
@@ -276,13 +277,3 @@ async def test_a_failed_cycle_written_part_by_part_still_gives_the_tokens_back(
         await wait_until(lambda: bool(failed), what="the bad trigger's answer")
     assert isinstance(failed[0], Exception)  # the cycle failed, and was written part by part
     assert await db.read(spent_today) == 0
-
-
-def _deep(levels: int) -> list[Any]:
-    root: list[Any] = []
-    node = root
-    for _ in range(levels):
-        child: list[Any] = []
-        node.append(child)
-        node = child
-    return root

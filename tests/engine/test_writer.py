@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from helpers import queued_event
+from helpers import nested_lists, queued_event
 from txmsg.core.queue import (
     PRIORITY_BULK,
     ClaimedEvent,
@@ -108,16 +108,6 @@ async def test_without_a_consumer_a_cycle_leases_nothing(db: Database) -> None:
     assert (row.status, row.attempts, row.lease_token) == ("pending", 0, None)
 
 
-def _deep(levels: int) -> list[Any]:
-    root: list[Any] = []
-    node = root
-    for _ in range(levels):
-        child: list[Any] = []
-        node.append(child)
-        node = child
-    return root
-
-
 async def test_a_batch_with_a_bad_row_fails_whole_and_alone(db: Database) -> None:
     writer = Writer(db, LeaseBook(max_in_flight=64, lease=timedelta(seconds=60)))
     writer.start()
@@ -126,7 +116,10 @@ async def test_a_batch_with_a_bad_row_fails_whole_and_alone(db: Database) -> Non
         good = NewBatch(tuple(queued_event("EVTx", now=now) for _ in range(3)), {"n": 1})
         # Unserialisable at the store (the API refuses it earlier): its whole batch fails.
         bad = NewBatch(
-            (queued_event("EVTx", now=now), queued_event("EVTx", now=now, ctx={"x": _deep(300)})),
+            (
+                queued_event("EVTx", now=now),
+                queued_event("EVTx", now=now, ctx={"x": nested_lists(300)}),
+            ),
             {"n": 2},
         )
         single = queued_event("EVTx", now=now)
