@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from txmsg.store.db import Database
-from txmsg.store.write_lock import begin_immediate, drop_busy_handler
+from txmsg.store.write_lock import _busy, begin_immediate, drop_busy_handler
 
 TIMEOUT = 10.0
 HOLD = 0.055  # how long another writer holds the lock
@@ -154,5 +154,40 @@ async def test_a_write_cycle_is_three_sqlite_calls(tmp_path: Path) -> None:
         seen.clear()
         await db.write(lambda conn: conn.exec_driver_sql("INSERT INTO t VALUES (1)"))
         assert seen == ["BEGIN IMMEDIATE", "INSERT INTO t VALUES (1)", "COMMIT"]
+    finally:
+        await db.dispose()
+
+
+def test_busy_in_its_extended_forms_is_tried_again() -> None:
+    # Python reports SQLite's extended code: SQLITE_BUSY_RECOVERY (261) is the lock's too.
+    recovering = sqlite3.OperationalError("database is locked")
+    recovering.sqlite_errorcode = 261  # type: ignore[attr-defined]
+    assert _busy(recovering)
+    unique = sqlite3.OperationalError("UNIQUE constraint failed")
+    unique.sqlite_errorcode = 2067  # type: ignore[attr-defined]
+    assert not _busy(unique)
+
+
+async def test_a_rolled_back_cycle_is_not_counted_as_a_commit_of_this_process(
+    tmp_path: Path,
+) -> None:
+    """The foreign-commit watch counts this process's commits (store/foreign_commits.py); a
+    cycle its function rolled back made none."""
+    db = Database(f"sqlite:///{tmp_path / 'txmsg.db'}")
+    try:
+        await db.write(lambda conn: conn.exec_driver_sql("CREATE TABLE t (x INTEGER)"))
+        db.foreign_commits.watched = True
+        await db.write(lambda conn: conn.exec_driver_sql("INSERT INTO t VALUES (1)"))
+        assert db.foreign_commits.committing == 1
+
+        def nothing_kept(conn: Any) -> None:
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+            conn.rollback()
+
+        await db.write(nothing_kept)
+        assert db.foreign_commits.committing == 1
+        assert db.foreign_commits.committed == 1
+        count = await db.read(lambda conn: conn.exec_driver_sql("SELECT count(*) FROM t").scalar())
+        assert count == 1
     finally:
         await db.dispose()

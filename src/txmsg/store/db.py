@@ -158,15 +158,17 @@ class Database:
         conn = self._writer_connection()
         raw = conn.connection.dbapi_connection
         foreign = self.foreign_commits
-        if foreign.watched:
-            foreign.read(raw)  # type: ignore[arg-type]
         watched = foreign.watched
         try:
             with conn.begin():
                 off = self._handler_off and raw is self._writer_raw
                 begin_immediate(raw, self._timeout, handler_off=off)  # type: ignore[arg-type]
-                result = fn(conn, *args, **kwargs)
                 if watched:
+                    # Once the lock is held: it sees every other commit before this cycle, and
+                    # (no busy handler) never meets one under way.
+                    foreign.read(raw)  # type: ignore[arg-type]
+                result = fn(conn, *args, **kwargs)
+                if watched and conn.in_transaction():  # not a cycle `fn` rolled back
                     foreign.committing += 1  # before the COMMIT lands (see ForeignCommits)
         finally:
             if watched and foreign.committed != foreign.committing:

@@ -1,7 +1,7 @@
 """SQLite: other processes' commits, as this process's writer connection sees them.
 
 A connection's `PRAGMA data_version` changes when another connection commits, never for its
-own commits. Read on the writer's connection at the start of each write cycle (one cheap
+own commits. Read on the writer's connection as each write cycle takes its lock (one cheap
 statement, on the writer's thread), it tells a watcher (store/wakeups.py) whether a commit it
 noticed was another process's, which should wake this one, or this process's own, which
 should not: a wake costs a claim, and each of its own commits would otherwise cost one more.

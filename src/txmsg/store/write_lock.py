@@ -12,8 +12,9 @@ at most 1 ms: it takes the lock within a fraction of a millisecond of its releas
 inside it waits for another writer (nor fails for another's commit since its first read). In
 WAL mode nothing else makes one wait either (readers never block a WAL writer's commit), so
 the writer's connection can keep no busy handler at all (`drop_busy_handler`): its cycle is then
-three SQLite calls, not five, and each call gives up the GIL, to take it back only when the
-busy event loop lets go of it (two calls fewer a cycle raised the trigger rate about 10%).
+three SQLite calls, not five (four where the process watches for other processes' commits),
+and each call gives up the GIL, to take it back only when the busy event loop lets go of it
+(two calls fewer a cycle raised the trigger rate about 10%).
 """
 
 from __future__ import annotations
@@ -65,4 +66,6 @@ def _take(conn: sqlite3.Connection, deadline: float) -> None:
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    # The extended code (SQLITE_BUSY_RECOVERY, _SNAPSHOT...): its low byte is the primary one.
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

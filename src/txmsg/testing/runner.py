@@ -73,7 +73,7 @@ def mailbox_app(fake: FakeSMTPServer) -> Starlette:
             views.keep_within(0)
             return Response(status_code=204)
         raw = request.query_params.get("since", "0")
-        if not (raw.isascii() and raw.isdigit()):
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
             return JSONResponse({"error": "since must be a whole number (0-based)"}, 400)
         mails = list(fake.messages)
         views.keep_within(len(mails))  # emptied by a test's `clear()`, say
