@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,14 @@ def sqlite_only(test: Any) -> Any:
     return test
 
 
-def accept_dialogs(page: Any) -> None:
-    """Every dialog `page` shows is accepted (a confirm before publishing, say). One still open
-    as the browser closes may be gone before the answer: nothing left to accept then."""
+def accept_dialogs(page: Any, errors: list[str]) -> None:
+    """A page left with unsaved work asks first (beforeunload): it is left. The console asks
+    everything else in the page itself, so any other native dialog is one of `errors`. One
+    still open as the browser closes may be gone before the answer: nothing left to accept."""
 
     async def accept(dialog: Any) -> None:
+        if dialog.type != "beforeunload":
+            errors.append(f"a native {dialog.type} dialog: {dialog.message}")
         try:
             await dialog.accept()
         except playwright_api.Error as exc:
@@ -62,6 +66,32 @@ def accept_dialogs(page: Any) -> None:
                 raise
 
     page.on("dialog", accept)
+
+
+async def answer(page: Any, question: str, button: str) -> None:
+    """The console's question (a dialog in the page) that contains `question`, answered with
+    `button`; it is gone once answered."""
+    asked = page.get_by_role("dialog")
+    await playwright_api.expect(asked).to_contain_text(question)
+    await asked.get_by_role("button", name=button).click()
+    await playwright_api.expect(asked).to_have_count(0)
+
+
+def record_traffic(page: Any) -> list[str]:
+    """What `page` asks of the server and what it shows (dialogs, console lines), each with the
+    time since it opened: a failed expectation says what happened before it."""
+    start = time.monotonic()
+    lines: list[str] = []
+
+    def note(text: str) -> None:
+        lines.append(f"{time.monotonic() - start:7.3f}s {text}")
+
+    page.on("request", lambda r: note(f"-> {r.method} {r.url}"))
+    page.on("response", lambda r: note(f"<- {r.status} {r.request.method} {r.url}"))
+    page.on("requestfailed", lambda r: note(f"!! {r.method} {r.url}: {r.failure}"))
+    page.on("dialog", lambda d: note(f"dialog {d.type}: {d.message}"))
+    page.on("console", lambda m: note(f"console {m.type}: {m.text}"))
+    return lines
 
 
 @contextlib.asynccontextmanager
@@ -75,14 +105,18 @@ async def signed_in(
     async with playwright_api.async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = await (await browser.new_context()).new_page()
-        accept_dialogs(page)
         errors: list[str] = []
+        accept_dialogs(page, errors)
+        traffic = record_traffic(page)
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:
             await page.goto(server.base_url + path)
             await page.get_by_label("API key").fill(key or ADMIN_KEY)
             await page.keyboard.press("Enter")
             yield page
+        except AssertionError as exc:
+            exc.add_note("What the page did, oldest first:\n" + "\n".join(traffic))
+            raise
         finally:
             await browser.close()
     assert errors == [], errors
@@ -145,8 +179,8 @@ async def test_the_console_walk(server: Any, smtp: FakeSMTPServer) -> None:
                 else outside.append(r.url)
             ),
         )
-        accept_dialogs(page)
         errors: list[str] = []
+        accept_dialogs(page, errors)
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:
             await _walk(page, server, smtp)
@@ -186,6 +220,7 @@ async def _walk(page: Any, server: Any, smtp: FakeSMTPServer) -> None:
     await page.get_by_role("button", name="Create").click()
     await expect(page.get_by_role("heading", name="EVTconsoleDemo")).to_be_visible()
     await page.get_by_role("button", name="Publish").click()
+    await answer(page, "Publish EVTconsoleDemo?", "Publish")
     await expect(page.get_by_text("state published")).to_be_visible()
     await expect(page.locator("pre", has_text="import httpx")).to_contain_text(
         "/rest/mc/EVTconsoleDemo"
@@ -217,6 +252,7 @@ async def _walk(page: Any, server: Any, smtp: FakeSMTPServer) -> None:
     await page.get_by_role("button", name="Dry run").click()
     await expect(page.locator("#dry-run")).to_contain_text("recent events render")
     await page.get_by_role("button", name="Publish").click()
+    await answer(page, "Publish the draft of EVTconsoleDemo?", "Publish")
     await expect(page.get_by_role("status").filter(has_text="Published version 1")).to_be_visible()
     # Publishing reloads the editor: fill the proof address in the reloaded page, not the old one.
     await expect(page.get_by_text("Published version 1 · language: default")).to_be_visible()
@@ -235,6 +271,9 @@ async def _walk(page: Any, server: Any, smtp: FakeSMTPServer) -> None:
     await page.keyboard.type("!")
     await expect(page.locator("#preview-subject")).to_have_text("Subject: Hello sample firstName!")
     await _tab_to(page, "document.activeElement.textContent", "Publish")
+    await page.keyboard.press("Enter")
+    asked = page.get_by_role("dialog")
+    await expect(asked.get_by_role("button", name="Publish")).to_be_focused()
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("status").filter(has_text="Published version 2")).to_be_visible()
 
@@ -363,6 +402,7 @@ async def test_the_editor_saves_in_order_and_before_publishing(
         # Publish at once after typing, before the pause that saves: what was typed goes out.
         await subject.fill("Third {{ ctx.firstName }}")
         await page.get_by_role("button", name="Publish").click()
+        await answer(page, "Publish the draft", "Publish")
         published = page.get_by_role("status").filter(has_text="Published version 2")
         await expect(published).to_be_visible()
         assert (await stored())["published"]["subject"] == "Third {{ ctx.firstName }}"
@@ -374,6 +414,7 @@ async def test_the_editor_saves_in_order_and_before_publishing(
         await page.get_by_role("button", name="Publish").click()
         await expect(page.locator("#editor-error")).to_have_text("Sample data is not valid JSON")
         await page.wait_for_timeout(500)
+        await expect(page.get_by_role("dialog")).to_have_count(0)
         message = await stored()
         assert message["published"]["version"] == 2
         assert message["published"]["subject"] == "Third {{ ctx.firstName }}"
@@ -465,7 +506,7 @@ async def test_two_tabs_editing_one_message_do_not_overwrite_each_other(
         errors: list[str] = []
         for page in (a, b):
             page.on("pageerror", lambda e: errors.append(str(e)))
-            accept_dialogs(page)
+            accept_dialogs(page, errors)
         try:
             from conftest import ADMIN_KEY
 
@@ -601,8 +642,11 @@ async def test_comparing_large_versions_does_not_freeze_the_page(
         draft = {"subject": "s", "html": draft_html, "text": "t"}
         r = await server.admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
         assert r.status_code == 200, r.text
-        await page.evaluate(f"location.hash = '#/events'; location.hash = '#/editor/{event_id}'")
-        await expect(page.get_by_role("heading", name=f"Message {event_id}")).to_be_visible()
+        # Through the events page: the editor already showing has the same heading, and
+        # would be the one compared (its draft the old one) before the new one replaces it.
+        await page.evaluate("location.hash = '#/events'")
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await open_editor(page, event_id)
         await page.get_by_label("From").select_option(label="v2")  # the published one
         await page.get_by_role("button", name="Compare versions").click()
         return page.locator("#version-diff")
@@ -841,8 +885,7 @@ async def test_publish_says_why_it_cannot_before_asking_to_confirm(
     expect = playwright_api.expect
     expect.set_options(timeout=20_000)
     async with signed_in(server) as page:
-        asked: list[str] = []
-        page.on("dialog", lambda d: asked.append(d.message))
+        asked = page.get_by_role("dialog")
         await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
         await open_editor(page, event_id)
         await expect(page.locator("#preview-subject")).not_to_have_text("")
@@ -852,7 +895,7 @@ async def test_publish_says_why_it_cannot_before_asking_to_confirm(
         await expect(page.locator("#editor-error")).not_to_have_text("")
         await page.get_by_role("button", name="Publish").click()
         await expect(status).to_contain_text("cannot be saved")
-        assert asked == []
+        await expect(asked).to_have_count(0)
 
         await page.get_by_label("HTML", exact=True).fill("<p>Hi {{ ctx.firstName }}</p>")
         await expect(page.locator("#editor-error")).to_have_text("")
@@ -863,8 +906,38 @@ async def test_publish_says_why_it_cannot_before_asking_to_confirm(
         assert r.status_code == 200, r.text
         await page.get_by_role("button", name="Publish").click()
         await expect(status).to_contain_text("someone else changed this message")
-        assert asked == []
+        await expect(asked).to_have_count(0)
         assert (await stored_message(server, event_id))["published"]["version"] == 1
+
+
+@sqlite_only
+async def test_a_publish_cancelled_publishes_nothing(server: Any, smtp: FakeSMTPServer) -> None:
+    """Cancel, or Esc, when asked before publishing: the draft is saved, nothing is published,
+    and the page is usable again."""
+    event_id = await live_event(server.admin, smtp, "cancelDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server) as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await open_editor(page, event_id)
+        await expect(page.locator("#preview-subject")).not_to_have_text("")
+        await page.get_by_label("Subject").fill("Not yet {{ ctx.firstName }}")
+        publish = page.get_by_role("button", name="Publish")
+        await publish.click()
+        await answer(page, f"Publish the draft of {event_id}?", "Cancel")
+        await publish.click()
+        await expect(page.get_by_role("dialog")).to_be_visible()
+        await page.keyboard.press("Escape")
+        await expect(page.get_by_role("dialog")).to_have_count(0)
+        await page.wait_for_timeout(500)
+        message = await stored_message(server, event_id)
+        assert message["published"]["version"] == 1
+        assert message["draft"]["subject"] == "Not yet {{ ctx.firstName }}"
+
+        await publish.click()
+        await answer(page, f"Publish the draft of {event_id}?", "Publish")
+        published = page.get_by_role("status").filter(has_text="Published version 2")
+        await expect(published).to_be_visible()
 
 
 @sqlite_only

@@ -62,6 +62,21 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+// A question asked in the page, not by window.confirm: it reads like the rest of the console,
+// a screen reader announces it, Enter answers with the action and Esc cancels. Nothing else on
+// the page can be used meanwhile (a modal dialog).
+function ask(question, action) {
+  return new Promise((resolve) => {
+    const yes = h("button", { type: "submit", value: "yes" }, action);
+    const no = h("button", { type: "button", class: "secondary", onclick: () => box.close("no") }, "Cancel");
+    const box = h("dialog", { class: "ask", "aria-labelledby": "ask-question" },
+      h("form", { method: "dialog" }, h("p", { id: "ask-question" }, question), h("div", { class: "row" }, yes, no)));
+    box.addEventListener("close", () => { box.remove(); resolve(box.returnValue === "yes"); });
+    document.body.append(box);
+    box.showModal();
+    yes.focus();
+  });
+}
 function say(text) { statusBox.textContent = text; setTimeout(() => { if (statusBox.textContent === text) statusBox.textContent = ""; }, 6000); }
 function problem(res) { return res.data && res.data.detail ? res.data.detail : "HTTP " + res.status; }
 function show(title, ...content) {
@@ -208,7 +223,8 @@ async function eventPage(eventId) {
   if (!res.ok) return show(eventId, h("p", { class: "error" }, problem(res)));
   const e = res.data;
   const actions = me.role === "admin" ? (ACTIONS[e.state] || []).map((a) => h("button", { type: "button", onclick: async () => {
-    if (!confirm(`${a} ${eventId}?`)) return;
+    const label = a[0].toUpperCase() + a.slice(1);
+    if (!(await ask(`${label} ${eventId}?`, label))) return;
     const r = await api("POST", `/api/v1/event-configs/${eventId}/${a}`);
     say(r.ok ? `${eventId}: ${a} done` : problem(r)); eventPage(eventId);
   } }, a[0].toUpperCase() + a.slice(1))) : [];
@@ -478,7 +494,7 @@ async function editorPage(eventId) {
   const publish = h("button", { type: "button", onclick: async () => {
     // Asked only of a draft that can be published: else, why not (not a silent no).
     if (!(await ready("Not published"))) return;
-    if (!confirm(`Publish the draft of ${eventId}? Every event sent from now on uses it.`)) return;
+    if (!(await ask(`Publish the draft of ${eventId}? Every event sent from now on uses it.`, "Publish"))) return;
     if (!(await ready("Not published"))) return;  // another tab may have saved meanwhile
     const r = await api("POST", `/api/v1/messages/${eventId}/publish`);
     if (r.ok) { say(`Published version ${r.data.version}`); editorPage(eventId); return; }
@@ -617,6 +633,7 @@ async function exportsPage() {
 const ADMIN_PAGES = { new: "New event configuration", latest: "Latest events", exports: "Export flows" };
 async function route() {
   unsavedWork = () => false;
+  for (const open of document.querySelectorAll("dialog.ask")) open.close();  // asked on the page left
   pageReads.abort();
   pageReads = new AbortController();
   if (!me) {
