@@ -913,7 +913,7 @@ async def test_publish_says_why_it_cannot_before_asking_to_confirm(
 @sqlite_only
 async def test_a_publish_cancelled_publishes_nothing(server: Any, smtp: FakeSMTPServer) -> None:
     """Cancel, or Esc, when asked before publishing: the draft is saved, nothing is published,
-    and the page is usable again."""
+    and the page is usable again; a double click asks once and publishes once."""
     event_id = await live_event(server.admin, smtp, "cancelDemo")
     expect = playwright_api.expect
     expect.set_options(timeout=20_000)
@@ -934,10 +934,14 @@ async def test_a_publish_cancelled_publishes_nothing(server: Any, smtp: FakeSMTP
         assert message["published"]["version"] == 1
         assert message["draft"]["subject"] == "Not yet {{ ctx.firstName }}"
 
-        await publish.click()
+        # Two clicks before the question shows: asked once, published once.
+        await publish.dblclick()
         await answer(page, f"Publish the draft of {event_id}?", "Publish")
         published = page.get_by_role("status").filter(has_text="Published version 2")
         await expect(published).to_be_visible()
+        await page.wait_for_timeout(500)
+        await expect(page.get_by_role("dialog")).to_have_count(0)
+        assert (await stored_message(server, event_id))["published"]["version"] == 2
 
 
 @sqlite_only

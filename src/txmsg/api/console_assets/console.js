@@ -77,6 +77,16 @@ function ask(question, action) {
     yes.focus();
   });
 }
+// A handler that acts (publishes, sends): a second click while the first is still at work
+// (saving, asking, sending) does nothing, rather than act twice.
+function oneAtATime(act) {
+  let busy = false;
+  return async (...args) => {
+    if (busy) { if (args[0] && args[0].preventDefault) args[0].preventDefault(); return; }
+    busy = true;
+    try { return await act(...args); } finally { busy = false; }
+  };
+}
 function say(text) { statusBox.textContent = text; setTimeout(() => { if (statusBox.textContent === text) statusBox.textContent = ""; }, 6000); }
 function problem(res) { return res.data && res.data.detail ? res.data.detail : "HTTP " + res.status; }
 function show(title, ...content) {
@@ -222,12 +232,12 @@ async function eventPage(eventId) {
   const res = await api("GET", "/api/v1/event-configs/" + eventId);
   if (!res.ok) return show(eventId, h("p", { class: "error" }, problem(res)));
   const e = res.data;
-  const actions = me.role === "admin" ? (ACTIONS[e.state] || []).map((a) => h("button", { type: "button", onclick: async () => {
+  const actions = me.role === "admin" ? (ACTIONS[e.state] || []).map((a) => h("button", { type: "button", onclick: oneAtATime(async () => {
     const label = a[0].toUpperCase() + a.slice(1);
     if (!(await ask(`${label} ${eventId}?`, label))) return;
     const r = await api("POST", `/api/v1/event-configs/${eventId}/${a}`);
     say(r.ok ? `${eventId}: ${a} done` : problem(r)); eventPage(eventId);
-  } }, a[0].toUpperCase() + a.slice(1))) : [];
+  }) }, a[0].toUpperCase() + a.slice(1))) : [];
   const SAMPLE = { number: 9.99, integer: 1, boolean: true, array: [], object: {} };
   const preview = e.state === "draft" ? null : {
     url: location.origin + e.trigger_path,
@@ -491,7 +501,7 @@ async function editorPage(eventId) {
       d.sample.map((s) => h("details", {}, h("summary", {}, "Difference for " + s.PKey),
         h("pre", {}, Object.values(s.diff).join("\n") || "no difference")))));
   } }, "Dry run");
-  const publish = h("button", { type: "button", onclick: async () => {
+  const publish = h("button", { type: "button", onclick: oneAtATime(async () => {
     // Asked only of a draft that can be published: else, why not (not a silent no).
     if (!(await ready("Not published"))) return;
     if (!(await ask(`Publish the draft of ${eventId}? Every event sent from now on uses it.`, "Publish"))) return;
@@ -500,13 +510,13 @@ async function editorPage(eventId) {
     if (r.ok) { say(`Published version ${r.data.version}`); editorPage(eventId); return; }
     errors.textContent = problem(r);
     if (r.data && r.data.warnings) showWarnings(r.data.warnings);
-  } }, "Publish");
+  }) }, "Publish");
 
   const proofTo = h("input", { type: "email", autocomplete: "email", required: true });
   const proofOut = h("p", { role: "status" });
   const proofFields = { addresses: proofTo };
   const noErrors = { data: { errors: [] } };
-  const proof = h("form", { onsubmit: async (e) => {
+  const proof = h("form", { onsubmit: oneAtATime(async (e) => {
     e.preventDefault();
     showFieldErrors(noErrors, proofFields, proofOut);
     let ctx; try { ctx = JSON.parse(sample.value); } catch (err) { proofOut.textContent = "Sample data is not valid JSON"; return; }
@@ -522,7 +532,7 @@ async function editorPage(eventId) {
     proofOut.textContent = failed.length
       ? failed.map((x) => `Proof not sent to ${x.address}: ${x.reason}`).join("; ")
       : "Proof sent to " + proofTo.value;
-  } }, field("proof-to", "Send a proof to", proofTo), h("div", { class: "row" }, h("button", { type: "submit", class: "secondary" }, "Send proof")));
+  }) }, field("proof-to", "Send a proof to", proofTo), h("div", { class: "row" }, h("button", { type: "submit", class: "secondary" }, "Send proof")));
 
   const languages = Object.keys(draft.variants || {});
   const mine = JSON.parse(sessionStorage.getItem(aside) || "null");
