@@ -7,7 +7,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-from txmsg.core.delivery import PermanentSendError, TransientSendError, credential_forms
+from txmsg.core.delivery import PermanentSendError, TransientSendError, credential_forms, masked
 from txmsg.core.retry import MAX_RETRY_AFTER_SECONDS, RetryPolicy, retry_after_seconds
 
 NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
@@ -31,6 +31,32 @@ def test_every_echoed_form_of_a_credential_is_masked() -> None:
         credential_forms("u", "tok3n-secret"), 12
     )
     assert cut.reason == "x" * 10 + "**"
+
+
+def test_a_short_secret_is_masked_only_where_it_stands_alone() -> None:
+    """A short password ("p") or token ("t2") occurs by chance inside host names, words and
+    numbers: masked there, the text is mangled and the stars show the secret."""
+    smtp = credential_forms("u", "p")
+    for text in (
+        "Error connecting to 127.0.0.1 on port 18699",
+        "relay2.example.com on port 587: [Errno 111] Connect call failed",
+        "535 5.7.8 Authentication credentials invalid",
+        "smtp-p.example.com: p-value p_x",
+    ):
+        assert masked(text, smtp) == text
+        assert PermanentSendError(text).masking(smtp).reason == text
+    assert masked("password 'p' refused", smtp) == "password '***' refused"
+    assert masked("p", smtp) == "***"
+    assert masked("auth=p.", smtp) == "auth=***."
+    # Its base64 forms too: "cA" (of "p") inside a word stays, standing alone it goes.
+    assert masked("cAll cA cA== dTpw", smtp) == "cAll *** *** ***"
+    sms = credential_forms("AC02", "t2")
+    reason = "HTTP 401 from https://api.twilio.com/2010-04-01/Accounts/AC02 (t2x t2)"
+    assert masked(reason, sms) == reason.replace("(t2x t2)", "(t2x ***)")
+    basic = base64.b64encode(b"AC02:t2").decode()
+    assert masked(f"Basic {basic}", sms) == "Basic ***"
+    # A long one goes wherever it is, inside a longer run as well.
+    assert masked("xtok3n-secretx", credential_forms("u", "tok3n-secret")) == "x***x"
 
 
 def test_retry_after_in_seconds_or_as_a_date_within_bounds() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -106,11 +107,29 @@ def credential_forms(user: str, secret: str) -> list[str]:
     return forms
 
 
+# A credential form this long is masked wherever it occurs; a shorter one only where it stands
+# as a token of its own. A short secret also occurs by chance inside the words, host names and
+# numbers of an error ("p" in "port", "1" in "127.0.0.1"): masking it there would mangle the
+# text and, worse, show the secret by where the stars fall.
+MASK_ANYWHERE_LENGTH = 8
+
+
+def _token_pattern(form: str) -> re.Pattern[str]:
+    """`form` standing alone: no word character next to it, nor a `.` or `-` joining it to
+    one (a host name, an address, a status code such as 5.7.8, a hyphenated word)."""
+    return re.compile(rf"(?<!\w)(?<!\w[.-]){re.escape(form)}(?!\w)(?![.-]\w)")
+
+
 def masked(text: str, forms: list[str]) -> str:
-    """`text` with every credential form replaced by `***` (longest first)."""
+    """`text` with every credential form replaced by `***` (longest first): anywhere for a
+    form of `MASK_ANYWHERE_LENGTH` characters or more, as a whole token for a shorter one."""
     for form in sorted(forms, key=len, reverse=True):
-        if form and form in text:
+        if not form or form not in text:
+            continue
+        if len(form) >= MASK_ANYWHERE_LENGTH:
             text = text.replace(form, "***")
+        else:
+            text = _token_pattern(form).sub("***", text)
     return text
 
 
