@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import smtplib
 import subprocess
 import sys
@@ -84,8 +85,15 @@ async def test_fake_twilio_prints_each_sms_and_sends_its_receipts() -> None:
         writer.close()
 
     callbacks = await asyncio.start_server(receiver, "127.0.0.1", callback_port)
+    all_printed = asyncio.Event()  # the listening line, the SMS, its two callbacks
+
+    def out(line: str) -> None:
+        printed.append(line)
+        if len(printed) == 4:
+            all_printed.set()
+
     sid, token = "AC" + "1" * 32, "a-token"
-    run = lambda stop: run_twilio("127.0.0.1", port, sid, token, stop, out=printed.append)  # noqa: E731
+    run = lambda stop: run_twilio("127.0.0.1", port, sid, token, stop, out=out)  # noqa: E731
     async with callbacks, running(run, printed):
         async with httpx.AsyncClient(auth=(sid, token)) as client:
             r = await client.post(
@@ -98,10 +106,10 @@ async def test_fake_twilio_prints_each_sms_and_sends_its_receipts() -> None:
                 },
             )
         assert r.status_code == 201, r.text
-        for _ in range(200):
-            if len(receipts) == 2:
-                break
-            await asyncio.sleep(0.02)
+        # Each callback's line is printed once its answer is read, after the receiver has the
+        # form: wait for the lines themselves before stopping the fake (which cancels them).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_printed.wait(), 30)
     message_sid = r.json()["sid"]
     assert (
         printed[1]
