@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -81,6 +82,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if refusal is not None:
             print(f"txmsg: {refusal}", file=sys.stderr)
             return 2
+    # The port first, before a database is made or migrated: a port another process holds is
+    # told in one line (as `main` tells any start-up problem), with nothing left behind.
+    listening = _bind(args.host, args.port)
+    if args.processes > 1:
         options = {
             "role": args.role,
             "log_level": args.log_level,
@@ -93,14 +98,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             else None,
         }
         os.environ[PROCESS_OPTIONS_ENV] = json.dumps(options)
-        return _supervise(
-            uvicorn.Config(
-                f"{__name__}:app_of_environment",
-                factory=True,
-                workers=args.processes,
-                **serving,
-            )
+        config = uvicorn.Config(
+            f"{__name__}:app_of_environment", factory=True, workers=args.processes, **serving
         )
+        _running_on(listening, args.host)
+        return _supervise(config, listening)
     if settings.public_url is None:
         # Links in messages (unsubscribe) need an absolute URL: this server's, unless set.
         settings = replace(settings, public_url=public_url)
@@ -110,23 +112,49 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         ops = OpsAddress(args.metrics_host, args.metrics_port)
     app = create_app(settings, role=Role(args.role), ops_port=ops)
     server = uvicorn.Server(uvicorn.Config(app, **serving))
+    _running_on(listening, args.host)
     hangup = Hangup()
     hangup.install(lambda: setattr(server, "should_exit", True))
     # SIGINT is raised again once the server stopped, as a KeyboardInterrupt (as uvicorn.run).
     with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+        server.run(sockets=[listening])
     if not server.started:
         return STARTUP_FAILURE
     hangup.after_stop()
     return 0
 
 
-def _supervise(config: uvicorn.Config) -> int:
+def _bind(host: str, port: int) -> socket.socket:
+    """The public port's socket, bound (uvicorn listens on it); an OSError naming `--port`
+    when it cannot be."""
+    from txmsg.store.startup_errors import cannot_listen
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise cannot_listen(f"--port {host}:{port}", exc) from None
+    sock.set_inheritable(True)  # for `--processes N`: each process serves it
+    return sock
+
+
+def _running_on(sock: socket.socket, host: str) -> None:
+    """What uvicorn says when it binds the socket itself (once its Config set up its logs)."""
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, sock.getsockname()[1]
+    )
+
+
+def _supervise(config: uvicorn.Config, listening: socket.socket) -> int:
     """Run `config.workers` processes under uvicorn's supervisor until it stops; 3 (as one
     process exits) when it stopped because a process failed to start, else 0."""
     from uvicorn.supervisors import Multiprocess
 
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor = Multiprocess(config, sockets=[listening])
     supervisor.run()
     failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
     return STARTUP_FAILURE if failed else 0

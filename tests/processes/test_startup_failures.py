@@ -105,6 +105,17 @@ def test_ports_another_process_holds(tmp_path: Path, held_port: int) -> None:
     told(done, 3, f"TXMSG_BOUNCE_LISTEN 127.0.0.1:{held_port}", "in use")
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_public_port_another_process_holds(
+    tmp_path: Path, held_port: int, processes: str
+) -> None:
+    """Told in one line naming the port, before a database is made or migrated."""
+    done = txmsg("serve", "--port", str(held_port), "--processes", processes, cwd=tmp_path)
+    told(done, 3, f"txmsg: cannot listen: --port 127.0.0.1:{held_port}: Address already in use")
+    assert len((done.stdout + done.stderr).splitlines()) == 1, done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -20,6 +20,7 @@ import orjson
 from txmsg.api.probes import Probe, metrics_text, readiness
 from txmsg.metrics import CONTENT_TYPE
 from txmsg.store.outage import is_unavailable
+from txmsg.store.startup_errors import cannot_listen
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ async def start_ops_port(probe: Probe, address: OpsAddress) -> asyncio.Server:
             if exc.errno == errno.EADDRINUSE and port < last:
                 port += 1  # a sibling process holds it: the next one
                 continue
-            raise OSError(exc.errno, f"ops port {address}: {exc.strerror}") from exc
+            raise cannot_listen(f"ops port {address}", exc) from exc
         # One line, for one process too: where to point a probe (no key is logged: none).
         log.info("health, readiness and metrics on %s:%d", address.host, port)
         return server

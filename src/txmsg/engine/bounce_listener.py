@@ -28,6 +28,7 @@ from txmsg.store.cache import TTLCache
 from txmsg.store.db import Database
 from txmsg.store.feedback import bounce_domains
 from txmsg.store.secrets import ServerSecrets
+from txmsg.store.startup_errors import cannot_listen
 
 log = logging.getLogger(__name__)
 MAX_RECIPIENTS = 50
@@ -72,8 +73,7 @@ class BounceListener:
         try:
             self._server = await loop.create_server(self._connection, self.host, self.port)
         except OSError as exc:  # told as the setting that chose the address
-            where = f"{self.host}:{self.port}"
-            raise OSError(exc.errno, f"TXMSG_BOUNCE_LISTEN {where}: {exc.strerror}") from exc
+            raise cannot_listen(f"TXMSG_BOUNCE_LISTEN {self.host}:{self.port}", exc) from exc
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("bounce listener on %s:%d", self.host, self.port)
 

@@ -26,6 +26,12 @@ def address_of(url: str) -> str:
     return url.split("@")[-1]
 
 
+def cannot_listen(where: str, exc: OSError) -> OSError:
+    """`exc`, a refusal to listen (a port in use, a privileged one), naming what chose the
+    address (`--port 127.0.0.1:8025`, `ops port ...`): `startup_problem` tells it in one line."""
+    return OSError(exc.errno, f"{where}: {exc.strerror or exc}")
+
+
 def startup_problem(exc: BaseException, database_url: str, data_dir: Path) -> str | None:
     """The one line that says why starting failed, or None for an error that is a bug."""
     from alembic.util.exc import CommandError  # here: alembic loads only to migrate
@@ -55,12 +61,16 @@ def startup_problem(exc: BaseException, database_url: str, data_dir: Path) -> st
                 f"{error.filename}: {error.strerror or error} (the data directory, "
                 f"TXMSG_DATA_DIR, is {str(data_dir)!r})"
             )
-        if isinstance(error, OSError) and error.errno in (errno.EADDRINUSE, errno.EACCES):
+        if isinstance(error, OSError) and error.errno in _CANNOT_LISTEN:
             return f"cannot listen: {error.strerror or error}"  # names the port's option
     if is_unavailable(exc):
         return f"the database at {where} cannot be reached: {exc}"
     return None
 
+
+# A port another process holds, one below 1024 without the right to it, an address that is not
+# this machine's.
+_CANNOT_LISTEN = (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL)
 
 # SQLite's words for a file that is no database, and for one it may not write (WAL needs the
 # -wal and -shm files beside it: a directory it may not write is enough).
