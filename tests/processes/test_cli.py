@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import inspect
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from txmsg.commands.logs import JSONFormatter
 from txmsg.core.channel_config import parse_create
 from txmsg.store import channel_configs
 from txmsg.store.db import Database
-from txmsg.store.keys import hash_key, principal_for
+from txmsg.store.keys import KeyResolver, hash_key, principal_for
 from txmsg.testing import FakeSMTPServer, FakeTwilio
 
 
@@ -92,6 +93,16 @@ def test_help_shows_no_default_for_a_required_option(capsys: pytest.CaptureFixtu
     assert "what the key may do --label" in shown and shown.endswith("(shown in lists)")
     assert "(default: None)" not in shown
     assert "(default: info)" in shown  # an optional one's default is still said
+
+
+def test_revoke_help_says_how_soon_running_processes_refuse_the_key(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["keys", "revoke", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    ttl = inspect.signature(KeyResolver).parameters["ttl"].default
+    assert f"within {ttl:g} s by running ones" in shown and "at once by new processes" in shown
 
 
 def test_commands_other_than_serve_and_migrate_create_no_database(

@@ -20,7 +20,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser], formatter: Any)
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
         made: argparse.ArgumentParser = keys_sub.add_parser(
-            name, help=text, parents=parents, formatter_class=formatter
+            name, help=text, description=text, parents=parents, formatter_class=formatter
         )
         return made
 
@@ -29,7 +29,11 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser], formatter: Any)
     create.add_argument("--label", required=True, help="who or what uses it (shown in lists)")
     create.set_defaults(func=run_create)
     command("list", "list the keys not revoked").set_defaults(func=run_list)
-    revoke = command("revoke", "revoke a key at once")
+    revoke = command(
+        "revoke",
+        # Each running process caches a key it knows for 5 s (store.keys.KeyResolver).
+        "revoke a key: refused at once by new processes, within 5 s by running ones",
+    )
     revoke.add_argument("id", help="the key's id (see `txmsg keys list`)")
     revoke.set_defaults(func=run_revoke)
 
