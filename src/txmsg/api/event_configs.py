@@ -204,7 +204,14 @@ def lifecycle(action: str) -> Callable[[Request], Awaitable[Response]]:
         out = view(row, options[event_id])
         if action in ("publish", "resume"):
             base = ctx.settings.public_url or str(request.base_url)
-            out["api_preview"] = api_preview(base, event_id, store.fields_of(row), row.channel)
+            out["api_preview"] = api_preview(
+                base,
+                event_id,
+                store.fields_of(row),
+                row.channel,
+                row.target,
+                row.reconciliation,
+            )
         return JSONResponse(out)
 
     endpoint.__name__ = f"{action}_event_config"

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from txmsg.core.errors import invalid, refused
-from txmsg.core.kinds import PRIORITIES, Channel, Priority
+from txmsg.core.kinds import PRIORITIES, Channel, Priority, TargetType
+from txmsg.core.reconciliation import Reconciliation
 from txmsg.core.validation import (
     get_bool,
     get_choice,
@@ -130,15 +131,25 @@ def sample_ctx(fields: list[PayloadField]) -> dict[str, Any]:
     return {f.name: _SAMPLES.get(f.type, f"sample {f.name}") for f in fields}
 
 
+_SAMPLE_ADDRESSES = {"email": "recipient@example.com", "mobilePhone": "+14155552671"}
+
+
 def api_preview(
-    base_url: str, event_id: str, fields: list[PayloadField], channel: str = Channel.EMAIL
+    base_url: str,
+    event_id: str,
+    fields: list[PayloadField],
+    channel: str = Channel.EMAIL,
+    target: str = TargetType.EVENT,
+    reconciliation: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """A sample trigger call: the address an event-based event is sent to; for a profile-based
+    one, only the address it is reconciled by, if it is one (a `ctx.<field>` is in `ctx`)."""
     url = f"{base_url.rstrip('/')}/rest/mc/{event_id}"
-    recipient = (
-        {"mobilePhone": "+14155552671"}
-        if channel == Channel.SMS
-        else {"email": "recipient@example.com"}
-    )
+    if target == TargetType.PROFILE:
+        address: str | None = Reconciliation.of(reconciliation).source
+    else:
+        address = "mobilePhone" if channel == Channel.SMS else "email"
+    recipient = {address: _SAMPLE_ADDRESSES[address]} if address in _SAMPLE_ADDRESSES else {}
     body = {**recipient, "ctx": sample_ctx(fields)}
     return {
         "method": "POST",
