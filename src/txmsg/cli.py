@@ -392,14 +392,14 @@ def _fake_twilio(args: argparse.Namespace, _settings: Settings) -> int:
     )
 
 
-def _common() -> argparse.ArgumentParser:
-    """The options of every command."""
+def _common(migrates: bool = True) -> argparse.ArgumentParser:
+    """The options of every command (`migrates`: of one that may run Alembic's migrations)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--log-level",
         default="info",
         choices=logs.LEVELS,
-        help="log level (debug also shows Alembic's migration steps)",
+        help="log level (debug also shows Alembic's migration steps)" if migrates else "log level",
     )
     common.add_argument(
         "--log-format",
@@ -562,7 +562,7 @@ def parser() -> argparse.ArgumentParser:
     common = [_common()]
     _add_serving(sub, common)
     _add_admin(sub, common)
-    _add_fakes(sub, common)
+    _add_fakes(sub, [_common(migrates=False)])  # the fakes have no database
     return top
 
 

@@ -95,6 +95,16 @@ def test_help_shows_no_default_for_a_required_option(capsys: pytest.CaptureFixtu
     assert "(default: info)" in shown  # an optional one's default is still said
 
 
+def test_the_fakes_log_level_help_says_nothing_of_migrations(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    for argv in (["fake", "smtp", "--help"], ["fake", "twilio", "--help"], ["serve", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        shown = " ".join(capsys.readouterr().out.split())
+        assert ("Alembic" in shown) == (argv[0] == "serve"), shown
+
+
 def test_revoke_help_says_how_soon_running_processes_refuse_the_key(
     capsys: pytest.CaptureFixture,
 ) -> None:
