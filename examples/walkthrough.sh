@@ -24,7 +24,9 @@ fi
 # --- setup
 API=${API:-http://127.0.0.1:8025}; ADMIN="Authorization: Bearer change-me"
 SMTP_PORT=${SMTP_PORT:-2525}; TWILIO_URL=${TWILIO_URL:-http://127.0.0.1:8026}
-field() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }   # reads JSON answers
+field() {   # a value of a JSON answer: a string as is, null as nothing, anything else as JSON
+  python3 -c "import json, sys; v = json.load(sys.stdin)$1
+if v is not None: print(v if isinstance(v, str) else json.dumps(v))"; }
 wait_status() {   # the event at href $1 reaches status $2 (within 10 s)
   for _ in $(seq 50); do
     STATUS=$(curl -s -H "$WEB" "$API$1" | field '["status"]')
