@@ -43,7 +43,7 @@ curl -sf -H "$ADMIN" $API/api/v1/channel-configs -d '{"name": "mail", "channel":
 curl -sf -H "$ADMIN" $API/api/v1/event-configs -d '{"eventId": "cartAbandonment",
   "label": "Cart abandonment", "channel": "email", "channel_config": "mail", "target": "event",
   "fields": [{"name": "firstName", "type": "string", "required": true}], "tags": ["shop"]}'
-curl -sf -H "$ADMIN" -X POST $API/api/v1/event-configs/EVTcartAbandonment/publish  # eventId gets EVT
+curl -sf -H "$ADMIN" -X POST $API/api/v1/event-configs/EVTcartAbandonment/publish  # the trigger endpoint is live
 
 # keys for the marketer and for the website (the secret is printed once)
 MKT="Authorization: Bearer $(txmsg keys create --role marketer --label Marketing | sed -n 's/^key: //p')"
