@@ -105,6 +105,6 @@ wait_status "$HREF" processed  # sent to the profile's address once the message 
 
 # --- 6. reports (the last 30 days by default) and the process's health
 curl -sf -H "$ADMIN" "$API/api/v1/reports/EVTcartAbandonment" | field '["total"]'
-curl -sf -H "$ADMIN" "$API/api/v1/reports?tag=shop&format=csv" | head -3
+curl -sf -H "$ADMIN" "$API/api/v1/reports?tag=shop&format=csv&from=$(date -u +%F)"
 curl -sf $API/ready                                                     # {"status": "ready", ...}
 curl -sf -H "$ADMIN" $API/metrics | grep '^txmsg_sends_total'
