@@ -86,7 +86,7 @@ curl -sf -H "$ADMIN" $API/api/v1/events${HREF#/rest/mc}/delivery-log
 
 # --- 5. profiles: imported from NDJSON (one JSON object a line, `profile_id` required)
 curl -sf -H "$ADMIN" -H "Content-Type: application/x-ndjson" --data-binary @examples/profiles.ndjson \
-  $API/api/v1/profiles:import      # {"created": 3, "updated": 0, "rejected": 0, "rejections": [], "warnings": []}
+  $API/api/v1/profiles:import      # {"created": 3, "updated": 0, "rejected": 0, "rejections": [], "opt_outs_kept": 0, "warnings": []}
 
 # a profile-based event: ctx.customer is matched against profile ids
 curl -sf -H "$ADMIN" $API/api/v1/event-configs -d '{"eventId": "welcome", "channel": "email",
