@@ -51,9 +51,11 @@ def spawned(parent: int) -> set[int]:
 
 
 async def ops_ports_answering(first: int, count: int) -> set[int]:
-    """The ports from `first` whose /health answers, once all do (or after 10 s)."""
+    """The ports from `first` whose /health answers, once all do (or after 30 s: a process
+    started again, imports and all, takes a few seconds on a loaded machine)."""
     answering: set[int] = set()
-    for _ in range(200):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         for port in range(first, first + count):
             try:
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
