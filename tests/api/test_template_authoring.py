@@ -116,20 +116,49 @@ async def test_the_dry_run_renders_recent_payloads_and_shows_the_difference(
     assert all("lastProduct" in f["reason"] for f in answer["failed"]), answer["failed"]
     [sample] = answer["sample"]
     assert "-Hi Bo" in sample["diff"]["subject"] and "+Hello Bo" in sample["diff"]["subject"]
-    # A marketer's run says which fail, not why, and shows no sample: both could quote the
+    # A marketer's run says which fail and why, and shows no sample: it could quote the
     # payloads, which are personal data (the latest events are an admin's to read).
     marketer = server.client(await create_key(server.admin, "marketer"))
     r = await marketer.post(f"/api/v1/messages/{event_id}/publish?dry_run=true")
     assert r.status_code == 200, r.text
     theirs = r.json()
     assert (theirs["events"], theirs["rendered"]) == (3, 1)
-    assert theirs["failed"] == [{"PKey": f["PKey"], "part": "text"} for f in answer["failed"]]
+    assert theirs["failed"] == answer["failed"]
     assert theirs["sample"] == []
     # Nothing was published.
     r = await server.admin.get(f"/api/v1/messages/{event_id}")
     assert r.json()["published"]["version"] == published["version"]
     r = await server.admin.post(f"/api/v1/messages/{event_id}/publish?dry_run=maybe")
     assert_problem(r, 400, "dry_run")
+
+
+async def test_a_marketers_dry_run_says_why_without_quoting_the_payloads(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """Each failure has a reason, bounded in length; in a marketer's, what the error quotes of
+    a payload is left out, the names of the template kept."""
+    event_id = await _event(server, smtp)
+    await publish_message(server.admin, event_id, subject="Hi", html="", text="Hi")
+    await trigger(
+        server.admin, event_id, {"email": "a@example.org", "ctx": {"firstName": "Zanzibar"}}
+    )
+    draft = {"subject": "Hi", "text": "{{ {'known': 1}[ctx.firstName] }} {{ 1 / 0 }}"}
+    r = await server.admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
+    assert r.status_code == 200, r.text
+    dry = f"/api/v1/messages/{event_id}/publish?dry_run=true"
+    [admins] = (await server.admin.post(dry)).json()["failed"]
+    assert "Zanzibar" in admins["reason"], admins
+    marketer = server.client(await create_key(server.admin, "marketer"))
+    [theirs] = (await marketer.post(dry)).json()["failed"]
+    assert theirs["part"] == "text" and "Zanzibar" not in theirs["reason"], theirs
+    assert "has no attribute" in theirs["reason"] and "'dict object'" in theirs["reason"]
+
+    # A long reason is cut short.
+    draft["text"] = "{{ {}[ctx.firstName ~ '" + "y" * 500 + "'] }}"
+    r = await server.admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
+    assert r.status_code == 200, r.text
+    [long] = (await server.admin.post(dry)).json()["failed"]
+    assert len(long["reason"]) <= 300 and long["reason"].endswith("…"), long
 
 
 async def test_a_published_version_can_be_read(server: Any, smtp: FakeSMTPServer) -> None:

@@ -971,3 +971,46 @@ async def test_admin_pages_tell_a_marketer_they_need_an_admin_key(
         await expect(page.get_by_text("Trigger URL")).to_be_visible()
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, width
+
+
+@sqlite_only
+async def test_a_dry_run_says_why_events_fail_and_publish_asks_knowing_it(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """A marketer's dry run says why each failing event fails (without quoting its payload);
+    Publish then says how many failed in its question."""
+    event_id = await live_event(server.admin, smtp, "dryDemo")
+    for name in ("Ada", "Grace"):
+        await trigger(
+            server.admin, event_id, {"email": "a@example.org", "ctx": {"firstName": name}}
+        )
+    await trigger(
+        server.admin,
+        event_id,
+        {"email": "b@example.org", "ctx": {"firstName": "Bo", "amount": 10}},
+    )
+    r = await server.admin.post("/api/v1/keys", json={"role": "marketer", "label": "console"})
+    assert r.status_code == 201, r.text
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server, key=r.json()["key"]) as page:
+        await expect(page.get_by_text("Signed in as marketer")).to_be_visible()
+        await open_editor(page, event_id)
+        await expect(page.locator("#preview-subject")).not_to_have_text("")
+        await page.get_by_label("HTML", exact=True).fill(
+            "<p>Total {{ (ctx.amount * 1.2) | round(2) }}</p>"
+        )
+        frame = page.frame_locator("iframe[title='Preview at phone width']")
+        await expect(frame.locator("p")).to_contain_text("Total 1")
+        await page.get_by_role("button", name="Dry run").click()
+        dry = page.locator("#dry-run")
+        await expect(dry).to_contain_text("Dry run: 1 of 3 recent events render.")
+        failures = dry.locator("li.error")
+        await expect(failures).to_have_count(2)
+        for i in range(2):
+            await expect(failures.nth(i)).to_contain_text("HTML, line 1: ")
+            await expect(failures.nth(i)).to_contain_text("amount")
+        await expect(dry).not_to_contain_text("Ada")
+        await page.get_by_role("button", name="Publish").click()
+        await answer(page, "The last dry run failed for 2 of 3 recent events.", "Cancel")
+        assert (await stored_message(server, event_id))["published"]["version"] == 1

@@ -5,14 +5,15 @@ kept) and answers how many render, which fail and why, which render but would no
 they are (`render_warnings`, as the preview has them: empty, or an SMS past Twilio's limit), and
 for a sample of them the difference from what the published version renders for the same
 payload. Nothing is written. The payloads
-are personal data: without `payloads_shown` (a marketer's run) the answer leaves out what could
-quote them, the reasons and the sample.
+are personal data: without `payloads_shown` (a marketer's run) the answer leaves out the sample,
+and each failure's reason has what could quote a payload left out (`_without_payload`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import difflib
+import re
 from typing import Any
 
 from txmsg.core.kinds import Channel, TargetType
@@ -30,6 +31,44 @@ from txmsg.sandbox.pool import Renderer
 MAX_EVENTS = 100
 SAMPLE_SIZE = 5
 MAX_DIFF_LINES = 200
+MAX_REASON_CHARS = 300
+
+# What error messages quote: Python's repr() of a name, a type or a value ('x', "x").
+_QUOTED = re.compile(r"'[^'\n]{0,200}'|\"[^\"\n]{0,200}\"")
+# The quoted words of error messages that are about types, never data: `'dict object'`,
+# `'str' and 'float'`, `'NoneType'`.
+_TYPE_WORDS = re.compile(r"[a-z_]{1,20}( object)?|NoneType|Undefined|Markup")
+
+
+def _scalars(value: Any) -> set[str]:
+    """The text of every scalar in `value` (a payload's ctx, nested)."""
+    if isinstance(value, dict):
+        return set().union(*(_scalars(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_scalars(v) for v in value)) if value else set()
+    return {str(value)} if value is not None else set()
+
+
+def _without_payload(reason: str, source: str, row: Any) -> str:
+    """`reason` without what could quote the payload: a quoted word is kept when the template
+    itself has it (a name) or it names a type (`'dict object'`), and is none of the payload's
+    values; anything else quoted reads `'…'`, and a payload value met elsewhere `…`."""
+    values = _scalars(row.ctx) | {v for v in (row.email, row.mobile_phone) if v}
+
+    def keep(m: re.Match[str]) -> str:
+        word = m.group(0)[1:-1]
+        named = word in source or _TYPE_WORDS.fullmatch(word) is not None
+        return m.group(0) if named and word not in values else "'…'"
+
+    out = _QUOTED.sub(keep, reason)
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 3 and value not in source:
+            out = out.replace(value, "…")
+    return out
+
+
+def _bounded_reason(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"
 
 
 def _variables(row: Any, event_id: str, profile_based: bool, declared: tuple[str, ...]) -> Any:
@@ -98,10 +137,13 @@ async def run(
     for row, out, row_variables in zip(rows, outs, variables, strict=True):
         if isinstance(out, TemplateProblems):
             first = out.problems[0].as_field_error()
-            failure = {"PKey": row.pkey, "part": first.field}
-            if payloads_shown:
-                failure["reason"] = first.detail
-            failed.append(failure)
+            reason = first.detail
+            if not payloads_shown:
+                source = draft_source.sources.get(out.problems[0].part, "")
+                reason = _without_payload(reason, source, row)
+            failed.append(
+                {"PKey": row.pkey, "part": first.field, "reason": _bounded_reason(reason)}
+            )
             continue
         if isinstance(out, BaseException):
             raise out

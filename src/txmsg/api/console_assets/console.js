@@ -489,14 +489,25 @@ async function editorPage(eventId) {
     diffOut.replaceChildren(...parts.flatMap((p) => [h("strong", {}, p), h("br"), ...lineDiff(a.data[p] || "", b.data[p] || "")]));
   } }, "Compare versions");
 
+  // "HTML, line 2: division by zero" (the API's reason starts "line 2: " when it has a line).
+  const failedWhy = (reason) => {
+    if (!reason) return "";
+    const m = reason.match(/^line (\d+): ([^]*)$/);
+    return m ? `, line ${m[1]}: ${m[2]}` : `: ${reason}`;
+  };
+  // The last dry run's failures, and the draft it ran on: Publish asks knowing them.
+  let lastDry = null;
   const dry = h("button", { type: "button", class: "secondary", onclick: async () => {
     if (!(await saved())) { say(notDone("No dry run")); return; }
+    const ran = typed();
     const r = await api("POST", `/api/v1/messages/${eventId}/publish?dry_run=true`);
     if (!r.ok) { dryOut.replaceChildren(h("p", { class: "error" }, problem(r))); return; }
     const d = r.data;
+    lastDry = { failed: d.failed.length, events: d.events, typed: ran };
     dryOut.replaceChildren(h("div", {},
       h("p", {}, `Dry run: ${d.rendered} of ${d.events} recent events render.`),
-      d.failed.length ? h("ul", {}, d.failed.map((f) => h("li", { class: "error" }, `${f.PKey}: ${f.part}` + (f.reason ? `: ${f.reason}` : "")))) : null,
+      d.failed.length ? h("ul", {}, d.failed.map((f) => h("li", { class: "error" },
+        `${f.PKey}: ${partLabel(f.part)}${failedWhy(f.reason)}`))) : null,
       d.render_warnings.length ? h("ul", { class: "warnings" }, d.render_warnings.map((w) => h("li", { class: w.status ? "blocking" : null }, `${w.PKey}: ${w.detail}`))) : null,
       d.sample.map((s) => h("details", {}, h("summary", {}, "Difference for " + s.PKey),
         h("pre", {}, Object.values(s.diff).join("\n") || "no difference")))));
@@ -504,7 +515,10 @@ async function editorPage(eventId) {
   const publish = h("button", { type: "button", onclick: oneAtATime(async () => {
     // Asked only of a draft that can be published: else, why not (not a silent no).
     if (!(await ready("Not published"))) return;
-    if (!(await ask(`Publish the draft of ${eventId}? Every event sent from now on uses it.`, "Publish"))) return;
+    const dryFailed = lastDry && lastDry.failed
+      ? ` The last dry run${lastDry.typed === typed() ? "" : ", of an earlier draft,"} failed for ${lastDry.failed} of ${lastDry.events} recent events.`
+      : "";
+    if (!(await ask(`Publish the draft of ${eventId}? Every event sent from now on uses it.${dryFailed}`, "Publish"))) return;
     if (!(await ready("Not published"))) return;  // another tab may have saved meanwhile
     const r = await api("POST", `/api/v1/messages/${eventId}/publish`);
     if (r.ok) { say(`Published version ${r.data.version}`); editorPage(eventId); return; }
