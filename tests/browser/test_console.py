@@ -1014,3 +1014,40 @@ async def test_a_dry_run_says_why_events_fail_and_publish_asks_knowing_it(
         await page.get_by_role("button", name="Publish").click()
         await answer(page, "The last dry run failed for 2 of 3 recent events.", "Cancel")
         assert (await stored_message(server, event_id))["published"]["version"] == 1
+
+
+@sqlite_only
+async def test_lifecycle_questions_say_what_happens_to_triggers_and_queued_events(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """Pause, Resume and Unpublish each ask saying what becomes of the trigger URL and of the
+    events already queued, and say in a sentence what was done."""
+    event_id = await live_event(server.admin, smtp, "lifeDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server, f"/console#/event/{event_id}") as page:
+        state = page.get_by_text("state ", exact=False).first
+        await expect(state).to_contain_text("state published")
+        said = page.get_by_role("status")
+        for action, question, result, now in (
+            (
+                "Pause",
+                "new and queued events wait (paused) until it is resumed",
+                "is paused: events are",
+                "paused",
+            ),
+            ("Resume", "Events waiting (paused) go back to the queue", "is resumed", "published"),
+            (
+                "Unpublish",
+                "Its trigger URL answers 404 from now on",
+                "is unpublished",
+                "unpublished",
+            ),
+        ):
+            await page.get_by_role("button", name=action).click()
+            await expect(page.get_by_role("dialog")).to_contain_text(question)
+            await answer(page, f"{action} {event_id}? ", action)
+            await expect(said).to_contain_text(f"{event_id} {result}")
+            await expect(state).to_contain_text(f"state {now}")
+        r = await server.admin.get(f"/api/v1/event-configs/{event_id}")
+        assert r.json()["state"] == "unpublished"

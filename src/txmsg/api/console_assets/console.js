@@ -227,6 +227,18 @@ async function newEventPage() {
 }
 
 const ACTIONS = { draft: ["publish"], published: ["pause", "unpublish"], paused: ["resume", "unpublish"], unpublished: ["publish"] };
+// What each action does to the trigger URL and to the events already queued (asked before,
+// said after): as the API does it (store/event_configs.py, change_state).
+const ACTION_WORDS = {
+  publish: ["its trigger URL accepts events from now on, and they are sent once its message is published.",
+    "published: its trigger URL accepts events."],
+  pause: ["its trigger URL keeps accepting events, but nothing is sent: new and queued events wait (paused) until it is resumed, or expire (tooOld).",
+    "paused: events are accepted and wait until it is resumed."],
+  resume: ["events waiting (paused) go back to the queue and are sent, as are new ones.",
+    "resumed: waiting events are being sent."],
+  unpublish: ["its trigger URL answers 404 from now on, and events still queued or paused are never sent (they end ignored); a send already under way completes.",
+    "unpublished: its trigger URL answers 404, and queued events are ignored."],
+};
 
 async function eventPage(eventId) {
   const res = await api("GET", "/api/v1/event-configs/" + eventId);
@@ -234,9 +246,10 @@ async function eventPage(eventId) {
   const e = res.data;
   const actions = me.role === "admin" ? (ACTIONS[e.state] || []).map((a) => h("button", { type: "button", onclick: oneAtATime(async () => {
     const label = a[0].toUpperCase() + a.slice(1);
-    if (!(await ask(`${label} ${eventId}?`, label))) return;
+    const [what, done] = ACTION_WORDS[a];
+    if (!(await ask(`${label} ${eventId}? ${what[0].toUpperCase() + what.slice(1)}`, label))) return;
     const r = await api("POST", `/api/v1/event-configs/${eventId}/${a}`);
-    say(r.ok ? `${eventId}: ${a} done` : problem(r)); eventPage(eventId);
+    say(r.ok ? `${eventId} is ${done}` : problem(r)); eventPage(eventId);
   }) }, a[0].toUpperCase() + a.slice(1))) : [];
   const SAMPLE = { number: 9.99, integer: 1, boolean: true, array: [], object: {} };
   const preview = e.state === "draft" ? null : {
