@@ -151,7 +151,7 @@ async def test_a_marketers_dry_run_says_why_without_quoting_the_payloads(
     marketer = server.client(await create_key(server.admin, "marketer"))
     [theirs] = (await marketer.post(dry)).json()["failed"]
     assert theirs["part"] == "text" and "Zanzibar" not in theirs["reason"], theirs
-    assert "has no attribute" in theirs["reason"] and "'dict object'" in theirs["reason"]
+    assert theirs["reason"] == "line 1: '…' is not in the data", theirs
 
     # A long reason is cut short.
     draft["text"] = "{{ {}[ctx.firstName ~ '" + "y" * 500 + "'] }}"
@@ -200,9 +200,9 @@ async def test_the_message_answers_the_sample_previews_use(server, smtp: FakeSMT
 BAD_RENDERS = [
     ("text", "{{ '%c'|format(55296) }}", None, "renders U+D800, a lone surrogate"),
     ("subject", "{{ '%c'|format(56320) }}", None, "renders U+DC00, a lone surrogate"),
-    ("text", "{{ ctx.firstName|truncate(2) }}", 2, "AssertionError: expected length >= 3"),
-    ("html", "{{ ctx.firstName|truncate(9, leeway=-1) }}", 2, "AssertionError: expected leeway"),
-    ("text", "{{ cycler().next() }}", 2, "RuntimeError: at least one item"),
+    ("text", "{{ ctx.firstName|truncate(2) }}", 2, "expected length >= 3"),
+    ("html", "{{ ctx.firstName|truncate(9, leeway=-1) }}", 2, "expected leeway"),
+    ("text", "{{ cycler().next() }}", 2, "at least one item"),
 ]
 
 

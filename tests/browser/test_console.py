@@ -243,7 +243,8 @@ async def _walk(page: Any, server: Any, smtp: FakeSMTPServer) -> None:
     await page.get_by_label("HTML").fill("<p>Hi</p>\n<p>{{ ctx.lastProdct }}</p>")
     warning = page.locator("#warn-html li")
     await expect(warning).to_contain_text("Line 2, column 7")
-    await expect(warning).to_contain_text("did you mean `ctx.lastProduct`?")
+    await expect(warning).to_contain_text("did you mean ctx.lastProduct?")
+    await expect(warning.locator("code")).to_have_text(["ctx.lastProdct", "ctx.lastProduct"])
     await _shoot(page, "editor-warning")
     await page.get_by_label("HTML").fill("<p>Hi {{ ctx.lastProduct | default('you') }}</p>")
     await expect(warning).to_have_count(0)
@@ -1051,3 +1052,39 @@ async def test_lifecycle_questions_say_what_happens_to_triggers_and_queued_event
             await expect(state).to_contain_text(f"state {now}")
         r = await server.admin.get(f"/api/v1/event-configs/{event_id}")
         assert r.json()["state"] == "unpublished"
+
+
+@sqlite_only
+async def test_render_errors_and_warnings_read_as_plain_sentences(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """A name the sample data lacks, a division by zero, an attribute the sandbox refuses: said
+    in plain words, not the engine's; the names in warnings show as code, not in backticks."""
+    event_id = await live_event(server.admin, smtp, "wordsDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server) as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await open_editor(page, event_id)
+        await expect(page.locator("#preview-subject")).not_to_have_text("")
+        html = page.get_by_label("HTML", exact=True)
+        note = page.locator("#part-html-error")
+        warning = page.locator("#warn-html li")
+        await html.fill("<p>Hi</p>\n<p>Total {{ (ctx.cartTotl * 1.2) | round(2) }}</p>")
+        await expect(note).to_have_text("Line 2: ctx.cartTotl is not in the sample data")
+        await expect(warning).to_have_text(
+            "Line 2, column 14: ctx.cartTotl is not provided by this event: "
+            "did you mean ctx.amount?"
+        )
+        await expect(warning.locator("code")).to_have_text(["ctx.cartTotl", "ctx.amount"])
+        await expect(page.locator("main")).not_to_contain_text("`")
+        await expect(page.locator("main")).not_to_contain_text("dict object")
+        for source, said in (
+            ("<p>{{ 1 / 0 }}</p>", "Line 1: division by zero"),
+            (
+                "<p>{{ ''.__class__ }}</p>",
+                "Line 1: this template uses something templates may not use (__class__)",
+            ),
+        ):
+            await html.fill(source)
+            await expect(note).to_have_text(said)

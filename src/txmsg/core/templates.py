@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined
-from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from txmsg.core.errors import DomainError, FieldError, unprocessable
@@ -138,7 +139,7 @@ class MessageSource:
 class CompiledMessage:
     """The compiled parts of one message version. Build once; render many times, concurrently."""
 
-    __slots__ = ("_templates",)
+    __slots__ = ("_sources", "_templates")
 
     def __init__(self, sources: dict[str, str]) -> None:
         problems: list[TemplateProblem] = []
@@ -156,6 +157,7 @@ class CompiledMessage:
         if problems:
             raise TemplateProblems(problems)
         self._templates = templates
+        self._sources = dict(sources)
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -180,7 +182,14 @@ class CompiledMessage:
         """One part; raises `TemplateProblems` naming it when it cannot be rendered."""
         try:
             text = _bounded(self._templates[part], _with_unset(variables), max_bytes)
-        except (OutputTooLarge, TemplateError, SecurityError) as exc:
+        except OutputTooLarge as exc:
+            problem = TemplateProblem(part, None, exc.reason(part))
+        except SecurityError as exc:
+            problem = TemplateProblem(part, _runtime_line(exc, part), _forbidden(exc))
+        except UndefinedError as exc:
+            line = _runtime_line(exc, part)
+            problem = TemplateProblem(part, line, _undefined(exc, self._sources[part], line))
+        except TemplateError as exc:
             problem = TemplateProblem(part, _runtime_line(exc, part), str(exc))
         except RecursionError:
             problem = TemplateProblem(part, None, "the template recurses too deeply")
@@ -193,7 +202,8 @@ class CompiledMessage:
             line = _runtime_line(exc, part)
             if line is None and not isinstance(exc, _DATA_ERRORS):
                 raise
-            problem = TemplateProblem(part, line, f"{type(exc).__name__}: {exc}")
+            # The error's own words ("division by zero"), not Python's name for it.
+            problem = TemplateProblem(part, line, str(exc) or type(exc).__name__)
         else:
             reason = _not_text(text)
             if reason is None:
@@ -219,9 +229,68 @@ def _not_text(text: str) -> str | None:
     return None
 
 
+# Engine errors in a marketer's words. Jinja's for a name without a value: "'dict object' has
+# no attribute 'cartTotl'", "'amount' is undefined"; the sandbox's: "access to attribute
+# '__class__' of 'str' object is unsafe."
+_NO_ATTRIBUTE = re.compile(r"^'(\w+) object' has no attribute '(.*)'$", re.S)
+_UNDEFINED = re.compile(r"^'(.*)' is undefined$", re.S)
+_UNSAFE_ATTRIBUTE = re.compile(r"attribute '([^']*)'")
+_KINDS = {
+    "str": "a text",
+    "int": "a number",
+    "float": "a number",
+    "list": "a list",
+    "bool": "true or false",
+}
+_PART_NAMES = {"html": "HTML", "body": "SMS text"}
+
+
+def _undefined(exc: UndefinedError, source: str, line: int | None) -> str:
+    """ "ctx.cartTotl is not in the data", as the template spells the name where it can."""
+    message = str(exc)
+    attribute, undefined = _NO_ATTRIBUTE.match(message), _UNDEFINED.match(message)
+    name = attribute.group(2) if attribute else undefined.group(1) if undefined else None
+    if name is None:
+        return message
+    if name not in source:
+        name = repr(name)  # a name of the data's (`{}[ctx.key]`): quoted, as Jinja had it
+    lines = source.split("\n")
+    where = lines[line - 1] if line and line <= len(lines) else source
+    # The dotted name it was read as on its line (`ctx.cartTotl`), when the template has one.
+    dotted = re.search(rf"((?:[A-Za-z_]\w*\.)+){re.escape(name)}\b", where)
+    if attribute and attribute.group(1) != "dict":
+        owner = dotted.group(1)[:-1] if dotted else "it"
+        kind = _KINDS.get(attribute.group(1), "a " + attribute.group(1))
+        return f"{owner} is {kind}, which has no {name}"
+    if dotted:
+        return f"{dotted.group(1)}{name} is not in the data"
+    return f"{name} is not in the data" if attribute else f"{name} is not defined"
+
+
+def _forbidden(exc: SecurityError) -> str:
+    """What the sandbox refused, in plain words."""
+    named = _UNSAFE_ATTRIBUTE.search(str(exc))
+    if named:
+        return f"this template uses something templates may not use ({named.group(1)})"
+    return f"this template uses something templates may not use: {str(exc).rstrip('.')}"
+
+
+def size_words(size: int) -> str:
+    """2097152 -> "2 MB", 65536 -> "64 KB" (binary units, as the bounds are set)."""
+    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
+
+
 class OutputTooLarge(Exception):
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(f"the rendered part is larger than {max_bytes} bytes")
+        super().__init__(f"the rendered part is larger than {size_words(max_bytes)}")
+        self.max_bytes = max_bytes
+
+    def reason(self, part: str) -> str:
+        name = _PART_NAMES.get(part.rsplit(".", 1)[-1], part.rsplit(".", 1)[-1])
+        return f"the rendered {name} is larger than {size_words(self.max_bytes)}"
 
 
 def _bounded(template: Template, variables: dict[str, Any], max_bytes: int | None) -> str:

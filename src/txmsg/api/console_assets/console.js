@@ -87,8 +87,13 @@ function oneAtATime(act) {
     try { return await act(...args); } finally { busy = false; }
   };
 }
+// The API's words mark names with backticks (`ctx.lastProduct`): shown as code, not as marks.
+function withCode(text) {
+  return String(text).split(/`([^`\n]+)`/).map((piece, i) => (i % 2 ? h("code", {}, piece) : piece)).filter((x) => x !== "");
+}
+const noBackticks = (text) => String(text).replace(/`([^`\n]+)`/g, "$1");
 function say(text) { statusBox.textContent = text; setTimeout(() => { if (statusBox.textContent === text) statusBox.textContent = ""; }, 6000); }
-function problem(res) { return res.data && res.data.detail ? res.data.detail : "HTTP " + res.status; }
+function problem(res) { return res.data && res.data.detail ? noBackticks(res.data.detail) : "HTTP " + res.status; }
 function show(title, ...content) {
   document.title = title + " · txmsg console";
   main.replaceChildren(h("h1", {}, title), ...content.flat(3).filter((c) => c !== null && c !== undefined && c !== false));
@@ -132,11 +137,11 @@ function showFieldErrors(res, inputs, out) {
   for (const [input, details] of placed) {
     input.setAttribute("aria-invalid", "true");
     describedBy(input, input.id + "-error", true);
-    input.after(h("p", { class: "error field-error", id: input.id + "-error", "aria-live": "polite" }, details.join("; ")));
+    input.after(h("p", { class: "error field-error", id: input.id + "-error", "aria-live": "polite" }, withCode(details.join("; "))));
   }
-  if (rest.length || !(res.data && res.data.errors)) { out.textContent = rest.join("; ") || problem(res); return; }
+  if (rest.length || !(res.data && res.data.errors)) { out.textContent = noBackticks(rest.join("; ")) || problem(res); return; }
   const summary = [...placed].map(([input, details]) => {
-    const said = details.join("; ");
+    const said = noBackticks(details.join("; "));
     return said.startsWith(labelOf(input)) ? said : `${labelOf(input)}: ${said}`;
   }).join(". ");
   out.replaceChildren(summary ? h("span", { class: "visually-hidden" }, summary) : "");
@@ -331,7 +336,7 @@ async function editorPage(eventId) {
   const renderWarnings = h("ul", { class: "warnings", id: "preview-warnings", "aria-live": "polite" });
   function showRendered(data) {
     renderWarnings.replaceChildren(...(data.render_warnings || []).map((w) =>
-      h("li", { class: w.status ? "blocking" : null }, w.detail)));
+      h("li", { class: w.status ? "blocking" : null }, withCode(w.detail))));
   }
   const errors = h("p", { class: "error", role: "alert", id: "editor-error" });
   const dryOut = h("div", { id: "dry-run" });
@@ -349,7 +354,9 @@ async function editorPage(eventId) {
       const largest = parts.reduce((a, b) => (inputs[b].value.length > inputs[a].value.length ? b : a));
       shown = { data: { errors: [{ field: largest, detail: "This template is too large: " + (mb ? `at most ${mb} MB` : "make it shorter") }] } };
     } else if (res.data && res.data.errors) {
-      shown = { ...res, data: { ...res.data, errors: res.data.errors.map((e) => ({ ...e, detail: e.detail.replace(/^line (\d+): /, "Line $1: ") })) } };
+      // A render's data is the sample data here: a name it lacks is said to be missing there.
+      shown = { ...res, data: { ...res.data, errors: res.data.errors.map((e) => ({ ...e,
+        detail: e.detail.replace(/^line (\d+): /, "Line $1: ").replace(/ is not in the data$/, " is not in the sample data") })) } };
     }
     showFieldErrors(shown, inputs, errors);
   }
@@ -367,7 +374,7 @@ async function editorPage(eventId) {
     for (const p of parts) warnLists[p].replaceChildren();
     for (const w of list || []) {
       const target = warnLists[w.part] || warnLists[parts[0]];
-      target.append(h("li", {}, w.line ? `Line ${w.line}${w.column ? ", column " + w.column : ""}: ` : "", w.detail.replace(/^line \d+: /, "")));
+      target.append(h("li", {}, w.line ? `Line ${w.line}${w.column ? ", column " + w.column : ""}: ` : "", withCode(w.detail.replace(/^line \d+: /, ""))));
     }
   }
   // One save at a time, in order, each reading the fields when it starts: a slow save never
@@ -520,8 +527,8 @@ async function editorPage(eventId) {
     dryOut.replaceChildren(h("div", {},
       h("p", {}, `Dry run: ${d.rendered} of ${d.events} recent events render.`),
       d.failed.length ? h("ul", {}, d.failed.map((f) => h("li", { class: "error" },
-        `${f.PKey}: ${partLabel(f.part)}${failedWhy(f.reason)}`))) : null,
-      d.render_warnings.length ? h("ul", { class: "warnings" }, d.render_warnings.map((w) => h("li", { class: w.status ? "blocking" : null }, `${w.PKey}: ${w.detail}`))) : null,
+        withCode(`${f.PKey}: ${partLabel(f.part)}${failedWhy(f.reason)}`)))) : null,
+      d.render_warnings.length ? h("ul", { class: "warnings" }, d.render_warnings.map((w) => h("li", { class: w.status ? "blocking" : null }, `${w.PKey}: `, withCode(w.detail)))) : null,
       d.sample.map((s) => h("details", {}, h("summary", {}, "Difference for " + s.PKey),
         h("pre", {}, Object.values(s.diff).join("\n") || "no difference")))));
   } }, "Dry run");
