@@ -1088,3 +1088,33 @@ async def test_render_errors_and_warnings_read_as_plain_sentences(
         ):
             await html.fill(source)
             await expect(note).to_have_text(said)
+
+
+@sqlite_only
+async def test_publish_refused_for_errors_takes_the_focus_to_the_first_one(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """At a phone's width, Publish, Dry run or a proof refused for an error far above: the
+    first field in error takes the focus and is scrolled into view."""
+    event_id = await live_event(server.admin, smtp, "focusDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server) as page:
+        await page.set_viewport_size({"width": 390, "height": 700})
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await open_editor(page, event_id)
+        await expect(page.locator("#preview-subject")).not_to_have_text("")
+        subject = page.get_by_label("Subject", exact=True)
+        await subject.fill("Hi {{ ctx.firstName ")
+        await expect(subject).to_have_attribute("aria-invalid", "true")
+        for button in ("Publish", "Dry run", "Send proof"):
+            if button == "Send proof":
+                await page.get_by_label("Send a proof to").fill("qa@example.org")
+            target = page.get_by_role("button", name=button)
+            await target.scroll_into_view_if_needed()
+            await expect(subject).not_to_be_in_viewport()
+            await target.click()
+            await expect(subject).to_be_focused()
+            await expect(subject).to_be_in_viewport()
+        await expect(page.get_by_role("dialog")).to_have_count(0)
+        assert smtp.messages == []

@@ -360,7 +360,15 @@ async function editorPage(eventId) {
     }
     showFieldErrors(shown, inputs, errors);
   }
-  const clearProblems = () => showFieldErrors({ data: { errors: [] } }, inputs, errors);
+  const clearProblems = () => { showFieldErrors({ data: { errors: [] } }, inputs, errors); sample.removeAttribute("aria-invalid"); };
+  // Refused for errors (Publish, Dry run, a proof): the first field in error takes the focus,
+  // in view, rather than a message at the bottom pointing at something scrolled away.
+  function toFirstError() {
+    const bad = main.querySelector('[aria-invalid="true"]');
+    if (!bad) return;
+    bad.scrollIntoView({ block: "center" });
+    bad.focus({ preventScroll: true });
+  }
   // What the preview shows is of the last draft saved and rendered: once what is typed cannot
   // be, the preview is emptied and says why (not the old message beside fields that differ).
   const outdated = h("p", { class: "outdated", id: "preview-outdated", hidden: true });
@@ -420,7 +428,8 @@ async function editorPage(eventId) {
     if (save && stale) return;
     let ctx;
     try { ctx = JSON.parse(sample.value); } catch (e) {
-      clearProblems(); errors.textContent = "Sample data is not valid JSON"; unsaved ||= save; previewOutdated(); return;
+      clearProblems(); errors.textContent = "Sample data is not valid JSON"; sample.setAttribute("aria-invalid", "true");
+      unsaved ||= save; previewOutdated(); return;
     }
     if (save) {
       const body = Object.fromEntries(parts.map((p) => [p, inputs[p].value]));
@@ -476,8 +485,8 @@ async function editorPage(eventId) {
     : `${what}: the draft cannot be saved. Fix the errors above first.`;
   // The draft as typed is saved, and is the one stored: else says why not.
   async function ready(what) {
-    if (!(await saved())) { say(notDone(what)); return false; }
-    if (!(await seen())) { say(stale ? notDone(what) : `${what}: ${errors.textContent}`); return false; }
+    if (!(await saved())) { say(notDone(what)); toFirstError(); return false; }
+    if (!(await seen())) { say(stale ? notDone(what) : `${what}: ${errors.textContent}`); toFirstError(); return false; }
     return true;
   }
   const editors = parts.map((p) => {
@@ -518,7 +527,7 @@ async function editorPage(eventId) {
   // The last dry run's failures, and the draft it ran on: Publish asks knowing them.
   let lastDry = null;
   const dry = h("button", { type: "button", class: "secondary", onclick: async () => {
-    if (!(await saved())) { say(notDone("No dry run")); return; }
+    if (!(await saved())) { say(notDone("No dry run")); toFirstError(); return; }
     const ran = typed();
     const r = await api("POST", `/api/v1/messages/${eventId}/publish?dry_run=true`);
     if (!r.ok) { dryOut.replaceChildren(h("p", { class: "error" }, problem(r))); return; }
@@ -553,8 +562,8 @@ async function editorPage(eventId) {
   const proof = h("form", { onsubmit: oneAtATime(async (e) => {
     e.preventDefault();
     showFieldErrors(noErrors, proofFields, proofOut);
-    let ctx; try { ctx = JSON.parse(sample.value); } catch (err) { proofOut.textContent = "Sample data is not valid JSON"; return; }
-    if (!(await saved())) { proofOut.textContent = "The draft could not be saved: see the error above."; return; }
+    let ctx; try { ctx = JSON.parse(sample.value); } catch (err) { proofOut.textContent = "Sample data is not valid JSON"; toFirstError(); return; }
+    if (!(await saved())) { proofOut.textContent = "The draft could not be saved: see the error above."; toFirstError(); return; }
     const tp = await api("PUT", "/api/v1/test-profiles/console-" + eventId.toLowerCase(), { eventId, ctx });
     if (!tp.ok) { proofOut.textContent = problem(tp); return; }
     const r = await api("POST", `/api/v1/messages/${eventId}/proof`, { test_profile: "console-" + eventId.toLowerCase(), addresses: [proofTo.value] });
