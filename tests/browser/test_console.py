@@ -1118,3 +1118,32 @@ async def test_publish_refused_for_errors_takes_the_focus_to_the_first_one(
             await expect(subject).to_be_in_viewport()
         await expect(page.get_by_role("dialog")).to_have_count(0)
         assert smtp.messages == []
+
+
+@sqlite_only
+async def test_empty_or_odd_results_are_said(server: Any, smtp: FakeSMTPServer) -> None:
+    """A status filter with no events says so; a page of one event without its ID shows the
+    events; an ID that names no event says so, plainly."""
+    event_id = await live_event(server.admin, smtp, "emptyDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server, f"/console#/latest/{event_id}") as page:
+        cell = page.locator("tbody td")
+        await expect(cell).to_have_text("No events yet.")
+        await page.get_by_label("Status").select_option("routingFailed")
+        await expect(cell).to_have_text("No events with status routingFailed.")
+        for hash_ in ("#/editor", "#/event/", "#/reports/", "#/latest"):
+            await page.evaluate("location.hash = '#/exports'")
+            await expect(page.get_by_role("heading", name="Export flows")).to_be_visible()
+            await page.evaluate(f"location.hash = '{hash_}'")
+            heading = page.get_by_role("heading", name="Event configurations")
+            await expect(heading).to_be_visible()
+            await expect(page.get_by_role("cell", name=event_id)).to_be_visible()
+        for hash_, title in (
+            ("#/event/EVTnope", "EVTnope"),
+            ("#/editor/EVTnope", "Message EVTnope"),
+        ):
+            await page.evaluate(f"location.hash = '{hash_}'")
+            await expect(page.get_by_role("heading", name=title)).to_be_visible()
+            await expect(page.locator("main")).to_contain_text("No event named EVTnope.")
+            await expect(page.locator("main")).not_to_contain_text("undefined")

@@ -245,8 +245,14 @@ const ACTION_WORDS = {
     "unpublished: its trigger URL answers 404, and queued events are ignored."],
 };
 
+// An event ID that names no event configuration (a stale link, a typo): said plainly.
+function noSuchEvent(title, eventId) {
+  return show(title, h("p", {}, `No event named ${eventId}. `, h("a", { href: "#/events" }, "See the event configurations")));
+}
+
 async function eventPage(eventId) {
   const res = await api("GET", "/api/v1/event-configs/" + eventId);
+  if (res.status === 404) return noSuchEvent(eventId, eventId);
   if (!res.ok) return show(eventId, h("p", { class: "error" }, problem(res)));
   const e = res.data;
   const actions = me.role === "admin" ? (ACTIONS[e.state] || []).map((a) => h("button", { type: "button", onclick: oneAtATime(async () => {
@@ -321,6 +327,7 @@ function partLabel(p) {
 
 async function editorPage(eventId) {
   const [cfg, msg] = await Promise.all([api("GET", "/api/v1/event-configs/" + eventId), api("GET", "/api/v1/messages/" + eventId)]);
+  if (cfg.status === 404) return noSuchEvent("Message " + eventId, eventId);
   if (!msg.ok) return show("Message " + eventId, h("p", { class: "error" }, problem(msg)));
   const sms = cfg.data.channel === "sms";
   const parts = sms ? ["body"] : ["subject", "html", "text"];
@@ -622,6 +629,10 @@ async function latestPage(eventId) {
     const q = filter.value ? "&status=" + filter.value : "";
     const r = await api("GET", `/api/v1/events/${eventId}?limit=50${q}`);
     if (!r.ok) { body.replaceChildren(h("tr", {}, h("td", { colspan: 5, class: "error" }, problem(r)))); return; }
+    if (!r.data.items.length) {
+      body.replaceChildren(h("tr", {}, h("td", { colspan: 5 }, filter.value ? `No events with status ${filter.value}.` : "No events yet.")));
+      return;
+    }
     body.replaceChildren(...r.data.items.map((ev) => {
       const log = h("td", {}, h("button", { type: "button", class: "secondary", onclick: async (e) => {
         const l = await api("GET", ev.delivery_log);
@@ -644,6 +655,7 @@ const METRICS = [["sent", "#0b5cad"], ["delivered", "#1d6b33"], ["opened", "#8a4
 function metric(d, m) { return m === "bounced" ? (d.bounced_hard || 0) + (d.bounced_soft || 0) : d[m] || 0; }
 async function reportsPage(eventId) {
   const r = await api("GET", "/api/v1/reports/" + eventId);
+  if (r.status === 404) return noSuchEvent("Results of " + eventId, eventId);
   if (!r.ok) return show("Results of " + eventId, h("p", { class: "error" }, problem(r)));
   const days = r.data.days;
   const max = Math.max(1, ...days.flatMap((d) => METRICS.map(([m]) => metric(d, m))));
@@ -701,6 +713,11 @@ async function route() {
   const [, page, arg] = (location.hash || "#/events").split("/");
   if (ADMIN_PAGES[page] && me.role !== "admin") {
     return show(ADMIN_PAGES[page], h("p", {}, "This page needs an admin key: sign out and sign in with one to see it."));
+  }
+  // A page of one event without its ID (#/editor, #/event/): the events, to choose one.
+  if (["event", "editor", "latest", "reports"].includes(page) && !arg) {
+    history.replaceState(null, "", "#/events");
+    return eventsPage();
   }
   if (page === "new") return newEventPage();
   if (page === "event") return eventPage(arg);
