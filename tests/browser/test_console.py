@@ -1147,3 +1147,21 @@ async def test_empty_or_odd_results_are_said(server: Any, smtp: FakeSMTPServer) 
             await expect(page.get_by_role("heading", name=title)).to_be_visible()
             await expect(page.locator("main")).to_contain_text("No event named EVTnope.")
             await expect(page.locator("main")).not_to_contain_text("undefined")
+
+
+@sqlite_only
+async def test_the_sign_in_page_focuses_the_api_key(server: Any) -> None:
+    """The sign-in page puts the focus on the API key, on opening and after signing out."""
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server) as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await expect(page.get_by_label("API key")).to_be_focused()
+        await page.reload()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await expect(page.get_by_label("API key")).to_be_focused()
+        await page.keyboard.type("not a key")
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("alert")).to_contain_text("unknown or revoked")

@@ -162,6 +162,7 @@ function signIn() {
   } }, field("api-key", "API key", key), h("div", { class: "row" }, h("button", { type: "submit" }, "Sign in")), out);
   document.getElementById("nav").hidden = true;
   show("Sign in", h("p", {}, "Sign in with an admin or marketer API key. It stays on the server side: the browser keeps a session cookie only."), form);
+  key.focus();  // the one thing to do on this page
 }
 
 document.getElementById("sign-out").addEventListener("click", async () => {
