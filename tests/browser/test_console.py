@@ -1165,3 +1165,56 @@ async def test_the_sign_in_page_focuses_the_api_key(server: Any) -> None:
         await page.keyboard.type("not a key")
         await page.keyboard.press("Enter")
         await expect(page.get_by_role("alert")).to_contain_text("unknown or revoked")
+
+
+@sqlite_only
+async def test_results_show_failures_and_the_charts_scale(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """The results page counts what failed, was ignored, bounced, was marked as spam or
+    unsubscribed (as the CSV does); the chart says its top count and its first and last days,
+    and sent stays visible under an equal delivered."""
+    event_id = await live_event(server.admin, smtp, "resultsDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with signed_in(server) as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+
+        async def counted(route: Any) -> None:
+            answer = await route.fetch()
+            body = await answer.json()
+            figures = dict(sent=1200, delivered=1200, failed=4, ignored=2, bounced_hard=3)
+            figures.update(bounced_soft=1, spam=1, unsubscribed=5)
+            for day in [body["total"], body["days"][-1]]:
+                day.update(figures)
+            await route.fulfill(response=answer, json=body)
+
+        await page.route("**/api/v1/reports/**", counted)
+        await page.evaluate(f"location.hash = '#/reports/{event_id}'")
+        await expect(page.get_by_role("heading", name=f"Results of {event_id}")).to_be_visible()
+        headers = page.locator("thead th")
+        await expect(headers).to_have_text(
+            [
+                "Day",
+                *("sent", "delivered", "opened", "clicked", "bounced"),
+                *("failed", "ignored", "spam", "unsubscribed"),
+            ]
+        )
+        last = page.locator("tbody tr").last.locator("td")
+        await expect(last.nth(6)).to_have_text("4")
+        await expect(last.nth(7)).to_have_text("2")
+        await expect(last.nth(9)).to_have_text("5")
+        await expect(page.locator("#results-total")).to_contain_text(
+            "4 failed, 2 ignored, 4 bounced (3 hard), 1 marked as spam, 5 unsubscribed"
+        )
+        chart = page.locator("svg.chart")
+        await expect(chart.locator("[data-axis=max]")).to_have_text("1,200")
+        days = await page.locator("tbody tr td:first-child").all_text_contents()
+        await expect(chart.locator("[data-axis=first]")).to_have_text(days[0])
+        await expect(chart.locator("[data-axis=last]")).to_have_text(days[-1])
+        sent = chart.locator("[data-metric=sent]")
+        delivered = chart.locator("[data-metric=delivered]")
+        assert float(await sent.get_attribute("stroke-width") or 0) > float(
+            await delivered.get_attribute("stroke-width") or 0
+        )
+        assert await delivered.get_attribute("stroke-dasharray")

@@ -652,6 +652,11 @@ async function latestPage(eventId) {
 }
 
 const METRICS = [["sent", "#0b5cad"], ["delivered", "#1d6b33"], ["opened", "#8a4b00"], ["clicked", "#6a1b9a"], ["bounced", "#a4161a"]];
+// Drawn one over the other, equal counts (all sent delivered) would hide a line: sent is drawn
+// wide underneath, the others dashed apart.
+const STROKES = { sent: ["6", null], delivered: ["2.5", "8 4"], opened: ["2", null], clicked: ["2", "3 3"], bounced: ["2", "1 3"] };
+// What did not go out, or came back: in the table (and its totals), not in the chart.
+const FAILURES = ["failed", "ignored", "spam", "unsubscribed"];
 // The reports count hard and soft bounces apart; the chart shows them together.
 function metric(d, m) { return m === "bounced" ? (d.bounced_hard || 0) + (d.bounced_soft || 0) : d[m] || 0; }
 async function reportsPage(eventId) {
@@ -660,25 +665,46 @@ async function reportsPage(eventId) {
   if (!r.ok) return show("Results of " + eventId, h("p", { class: "error" }, problem(r)));
   const days = r.data.days;
   const max = Math.max(1, ...days.flatMap((d) => METRICS.map(([m]) => metric(d, m))));
-  const ns = "http://www.w3.org/2000/svg", W = 700, H = 240, pad = 30;
+  const ns = "http://www.w3.org/2000/svg", W = 700, H = 250, left = 56, right = 24, top = 16, bottom = 34;
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("class", "chart"); svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "Results per day: " + METRICS.map(([m]) => m).join(", "));
-  const step = days.length > 1 ? (W - 2 * pad) / (days.length - 1) : 0;
-  for (const [m, color] of METRICS) {
-    const pts = days.map((d, i) => `${pad + i * step},${H - pad - (metric(d, m) / max) * (H - 2 * pad)}`).join(" ");
-    const line = document.createElementNS(ns, "polyline");
-    line.setAttribute("points", pts); line.setAttribute("fill", "none"); line.setAttribute("stroke", color); line.setAttribute("stroke-width", "2");
-    line.setAttribute("data-metric", m); svg.append(line);
+  svg.setAttribute("aria-label", "Results per day: " + METRICS.map(([m]) => m).join(", ") + " (the table below has the figures)");
+  const draw = (tag, attrs, text) => {
+    const el = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) if (v !== null) el.setAttribute(k, v);
+    if (text !== undefined) el.textContent = text;
+    svg.append(el); return el;
+  };
+  const y = (v) => H - bottom - (v / max) * (H - top - bottom);
+  const step = days.length > 1 ? (W - left - right) / (days.length - 1) : 0;
+  // The scale: the axes, the top's count, the first and last days.
+  draw("line", { x1: left, x2: W - right, y1: y(max), y2: y(max), stroke: "#c9ced4", "stroke-dasharray": "4 4" });
+  draw("line", { x1: left, x2: left, y1: top, y2: H - bottom, stroke: "#4a5159" });
+  draw("line", { x1: left, x2: W - right, y1: H - bottom, y2: H - bottom, stroke: "#4a5159" });
+  draw("text", { x: left - 6, y: y(max) + 4, "text-anchor": "end", class: "axis", "data-axis": "max" }, max.toLocaleString("en"));
+  draw("text", { x: left - 6, y: H - bottom + 4, "text-anchor": "end", class: "axis" }, "0");
+  if (days.length) {
+    draw("text", { x: left, y: H - 10, "text-anchor": "start", class: "axis", "data-axis": "first" }, days[0].day);
+    if (days.length > 1) draw("text", { x: W - right, y: H - 10, "text-anchor": "end", class: "axis", "data-axis": "last" }, days[days.length - 1].day);
   }
-  const axis = document.createElementNS(ns, "line");
-  axis.setAttribute("x1", pad); axis.setAttribute("x2", W - pad); axis.setAttribute("y1", H - pad); axis.setAttribute("y2", H - pad); axis.setAttribute("stroke", "#4a5159");
-  svg.append(axis);
+  for (const [m, color] of METRICS) {
+    const pts = days.map((d, i) => `${left + i * step},${y(metric(d, m))}`).join(" ");
+    const [width, dash] = STROKES[m];
+    draw("polyline", { points: pts, fill: "none", stroke: color, "stroke-width": width, "stroke-dasharray": dash,
+      "stroke-opacity": m === "sent" ? "0.45" : null, "data-metric": m });
+  }
+  const total = r.data.total || {};
+  const n = (v) => (v || 0).toLocaleString("en");
+  const hard = total.bounced_hard || 0;
+  const columns = [...METRICS.map(([m]) => m), ...FAILURES];
   show("Results of " + eventId,
     h("p", {}, `${r.data.from} to ${r.data.to} · `, h("a", { href: `/api/v1/reports/${eventId}?format=csv`, download: "" }, "Download CSV")),
+    h("p", { id: "results-total" }, `In all: ${n(total.sent)} sent, ${n(total.delivered)} delivered, ${n(total.opened)} opened, ${n(total.clicked)} clicked; `,
+      h(FAILURES.some((m) => total[m]) || metric(total, "bounced") ? "strong" : "span", {},
+        `${n(total.failed)} failed, ${n(total.ignored)} ignored, ${n(metric(total, "bounced"))} bounced (${n(hard)} hard), ${n(total.spam)} marked as spam, ${n(total.unsubscribed)} unsubscribed`), "."),
     svg, h("p", { class: "legend" }, METRICS.map(([m, c]) => h("span", {}, h("span", { class: "swatch", style: "background:" + c }), m))),
-    h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Day"), METRICS.map(([m]) => h("th", { scope: "col" }, m)))),
-      h("tbody", {}, days.map((d) => h("tr", {}, h("td", {}, d.day), METRICS.map(([m]) => h("td", {}, metric(d, m)))))))));
+    h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Day"), columns.map((m) => h("th", { scope: "col" }, m)))),
+      h("tbody", {}, days.map((d) => h("tr", {}, h("td", {}, d.day), columns.map((m) => h("td", {}, metric(d, m)))))))));
 }
 
 async function exportsPage() {
