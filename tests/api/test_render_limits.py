@@ -16,7 +16,7 @@ BOUND = 2 * 1024 * 1024  # TXMSG_RENDER_MAX_BYTES's default
     [
         ("{{ 'x' * 10**9 }}", "MiB of memory"),
         ("{{ 'x'|center(10**9) }}", "MiB of memory"),
-        ("{% for i in range(30000) %}{{ 'y' * 100 }}{% endfor %}", "larger than 2 MB"),
+        ("{% for i in range(30000) %}{{ 'y' * 100 }}{% endfor %}", f"larger than {BOUND >> 20} MB"),
     ],
 )
 async def test_preview_and_publish_answer_422_naming_part_and_bound(
