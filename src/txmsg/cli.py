@@ -307,7 +307,7 @@ def _run_worker(
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from txmsg.engine.runtime import open_database, unlock_secrets
+    from txmsg.engine.database import open_database, unlock_secrets
     from txmsg.store.readiness import schema_state
     from txmsg.store.startup_errors import address_of
 

@@ -46,3 +46,30 @@ def _loaded_by_a_start(data_dir: Path) -> list[str]:
 def test_a_start_on_a_current_schema_loads_neither_alembic_nor_twilio(tmp_path: Path) -> None:
     assert _loaded_by_a_start(tmp_path) == ["alembic"]  # a new database: migrated
     assert _loaded_by_a_start(tmp_path) == []  # at head: nothing to migrate
+
+
+ADMINISTRATION = """
+import json, sys
+from txmsg.cli import main
+
+codes = [main(["migrate"]), main(["keys", "list"]), main(["reseal"])]
+print(json.dumps([codes, sorted(m for m in sys.modules if m.startswith("txmsg.engine."))]))
+"""
+
+
+def test_the_administration_commands_load_no_engine(tmp_path: Path) -> None:
+    """`migrate`, `keys` and `reseal` open the database with its keyring and nothing more: the
+    engine's writer and dispatcher (with phonenumbers, pyarrow, jsonschema and httpx under
+    them) were half a second of each such command's start."""
+    done = subprocess.run(
+        [sys.executable, "-c", ADMINISTRATION],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": SRC, "TXMSG_ADMIN_KEY": "admin-key" + "x" * 20},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    codes, engine = json.loads(done.stdout.strip().splitlines()[-1])
+    assert codes == [0, 0, 0], done.stdout + done.stderr
+    assert engine == ["txmsg.engine.database"]

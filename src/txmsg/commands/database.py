@@ -50,7 +50,7 @@ def missing_message(settings: Settings, path: Path) -> str:
 async def open_existing(settings: Settings) -> Database:
     """The settings' database, at the latest schema; NoDatabase (nothing created) otherwise."""
     # Here, not at the top: the CLI imports this module for every command, --help included.
-    from txmsg.engine.runtime import open_database, unlock_secrets
+    from txmsg.engine.database import open_database, unlock_secrets
     from txmsg.store.readiness import schema_state
     from txmsg.store.startup_errors import startup_problem
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from txmsg.config import Settings
 from txmsg.core.retry import RetryPolicy
 from txmsg.engine.bounce_listener import BounceListener
+from txmsg.engine.database import open_database, unlock_secrets
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.exporter import Exporter
 from txmsg.engine.interactions import InteractionLifecycle
@@ -37,7 +38,6 @@ from txmsg.engine.writer import Writer
 from txmsg.metrics import Metrics
 from txmsg.sandbox.pool import shared_renderer
 from txmsg.store.db import Database
-from txmsg.store.sealing import Keyring, keyring_for, stored_tokens
 from txmsg.store.secrets import ServerSecrets
 from txmsg.store.sms_receipts import CallbackSigners
 from txmsg.store.wakeups import Wakeups, wakeups_for
@@ -146,30 +146,6 @@ class Engine:
         await self.writer.stop()
         await self.proofs.close()
         await self.db.dispose()
-
-
-def open_database(settings: Settings) -> Database:
-    """The installation's database, with the keyring of its settings if there is one yet;
-    `unlock_secrets` then checks it against the database's sealed values (or makes it)."""
-    return Database(
-        settings.resolved_database_url,
-        sqlite_synchronous=settings.sqlite_synchronous,
-        keyring=Keyring.find(settings.secret_key, settings.data_dir),
-        timeout=settings.database_timeout_seconds,
-    )
-
-
-async def unlock_secrets(db: Database, settings: Settings) -> None:
-    """Give `db` the keyring that opens its sealed values, before anything reads or seals one.
-
-    A new `secret.key` is made only for a database holding nothing sealed (a fresh install);
-    a database sealed with a key that is missing or not the one given is refused
-    (`MissingSecretKey`, `WrongSecretKey`: one line, the command exits 3).
-    """
-    from txmsg.store.tables import metadata
-
-    tokens = await db.read(stored_tokens, metadata)
-    db.use_keyring(keyring_for(tokens, settings.secret_key, settings.data_dir))
 
 
 def build_engine(settings: Settings) -> Engine:
