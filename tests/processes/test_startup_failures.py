@@ -5,6 +5,7 @@ what an operator sees in a terminal or a service's journal. Real processes, real
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -41,6 +42,22 @@ def told(done: subprocess.CompletedProcess[str], code: int, *words: str) -> None
     assert "Traceback" not in out, out
     for word in words:
         assert word in out, out
+
+
+@pytest.fixture(scope="module")
+def fresh_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working directory where `txmsg migrate` ran once: a fresh install's data directory
+    (`txmsg-data`: the database at the latest schema, the secret key made for it). Tests copy
+    it (`installed`) rather than each running the command again."""
+    folder = tmp_path_factory.mktemp("fresh-install")
+    told(txmsg("migrate", cwd=folder), 0, "latest schema")
+    assert (folder / "txmsg-data" / "secret.key").is_file()
+    return folder
+
+
+def installed(fresh_install: Path, folder: Path, data: str = "txmsg-data") -> Path:
+    """A copy of the fresh install's data directory at `folder / data`."""
+    return Path(shutil.copytree(fresh_install / "txmsg-data", folder / data))
 
 
 @pytest.fixture
@@ -152,10 +169,9 @@ def test_a_url_port_that_is_not_a_number(tmp_path: Path) -> None:
     told(done, 2, "TXMSG_DATABASE_URL has a port that is not a number")
 
 
-def test_a_schema_a_newer_release_migrated(tmp_path: Path) -> None:
+def test_a_schema_a_newer_release_migrated(tmp_path: Path, fresh_install: Path) -> None:
     """A release rolled back: its schema is ahead, which `txmsg migrate` cannot mend."""
-    told(txmsg("migrate", cwd=tmp_path), 0)
-    database = tmp_path / "txmsg-data" / "txmsg.db"
+    database = installed(fresh_install, tmp_path) / "txmsg.db"
     with sqlite3.connect(database) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
     told(txmsg("migrate", cwd=tmp_path), 3, "migrated by a newer release", "restore")
@@ -188,12 +204,11 @@ def test_a_sqlite_file_that_is_not_a_database(tmp_path: Path, command: list[str]
 
 @pytest.mark.parametrize("command", SQLITE_COMMANDS)
 def test_a_sqlite_database_in_a_directory_it_may_not_write(
-    tmp_path: Path, command: list[str]
+    tmp_path: Path, fresh_install: Path, command: list[str]
 ) -> None:
     """WAL needs the -wal and -shm files beside the database. Root writes whatever the mode
     bits say: the directory is made immutable (`chattr +i`) instead."""
-    data = tmp_path / "data"
-    told(txmsg("migrate", cwd=tmp_path, TXMSG_DATA_DIR=str(data)), 0)
+    data = installed(fresh_install, tmp_path, "data")
     for name in ("txmsg.db-wal", "txmsg.db-shm"):
         (data / name).unlink(missing_ok=True)
     if subprocess.run(["chattr", "+i", str(data)], capture_output=True).returncode != 0:
@@ -227,17 +242,22 @@ def _seal_a_secret(data: Path) -> None:
 COMMANDS = [["keys", "list"], ["check"], ["migrate"], ["reseal"], ["serve", "--port", "{port}"]]
 
 
+@pytest.fixture(scope="module")
+def sealed_install(fresh_install: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh install (its key made, as before) that has sealed a secret with its key."""
+    folder = tmp_path_factory.mktemp("sealed-install")
+    _seal_a_secret(installed(fresh_install, folder))
+    return folder
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_database_restored_without_its_secret_key_is_refused(
-    tmp_path: Path, command: list[str]
+    tmp_path: Path, sealed_install: Path, command: list[str]
 ) -> None:
     """No new key is made for a database sealed with another: with one, every command started,
     `serve` said it was ready, and what was sealed could never be opened again."""
-    told(txmsg("migrate", cwd=tmp_path), 0)  # a fresh install: its key is made, as before
-    data = tmp_path / "txmsg-data"
+    data = installed(sealed_install, tmp_path)
     key = data / "secret.key"
-    assert key.is_file()
-    _seal_a_secret(data)
     kept = key.read_text()
     key.unlink()  # the database restored, its key not
 
@@ -252,9 +272,10 @@ def test_a_database_restored_without_its_secret_key_is_refused(
     told(txmsg("keys", "list", cwd=tmp_path), 0)
 
 
-def test_a_fresh_data_directory_gets_its_key_from_any_command(tmp_path: Path) -> None:
-    told(txmsg("migrate", cwd=tmp_path), 0)
-    (tmp_path / "txmsg-data" / "secret.key").unlink()  # nothing sealed yet: a fresh install
+def test_a_fresh_data_directory_gets_its_key_from_any_command(
+    tmp_path: Path, fresh_install: Path
+) -> None:
+    (installed(fresh_install, tmp_path) / "secret.key").unlink()  # nothing sealed: fresh
     told(txmsg("keys", "list", cwd=tmp_path), 0)
     assert (tmp_path / "txmsg-data" / "secret.key").is_file()
 
