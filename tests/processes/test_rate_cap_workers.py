@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from helpers import create_event, live_event, publish_message
-from process_support import all_running, apis_and_workers, body, sent_once_each
+from process_support import all_running, apis_and_workers, body, sends_counted, sent_once_each
 from rate_support import watch_cap
 from txmsg.testing import FakeSMTPServer
 
@@ -90,7 +90,10 @@ async def test_idle_workers_on_a_capped_channel_leave_each_other_idle(
         assert r.status_code == 201, r.text
         await smtp.wait_for(5, timeout=15)
         await sent_once_each(smtp, 5)
-        await asyncio.sleep(3.0)  # the last outcomes recorded: idle from here
+        # Idle from here: each send is counted once its outcome is recorded (a wait of 3 s
+        # did for this before), then a moment for what the last commit woke.
+        assert await sends_counted([w.port for w in workers], 5) == 5
+        await asyncio.sleep(0.5)
         pids = [w.proc.pid for w in workers if w.proc is not None]
         before = [_cpu_seconds(pid) for pid in pids]
         await asyncio.sleep(3.0)

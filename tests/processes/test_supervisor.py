@@ -19,19 +19,26 @@ TESTS = str(Path(__file__).resolve().parents[1])
 
 @contextmanager
 def supervising(folder: Path, count: int, retry: float) -> Iterator[subprocess.Popen[str]]:
+    """The supervisor of `count` stand-ins in `folder`; its log is `folder/supervisor.log`."""
     (folder / "running").mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "supervisor_stand_in", str(folder), str(count), str(retry)],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([TESTS, SRC])},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with (folder / "supervisor.log").open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "supervisor_stand_in", str(folder), str(count), str(retry)],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([TESTS, SRC])},
+            stderr=log,
+            text=True,
+        )
     try:
         yield proc
     finally:
         if proc.poll() is None:
             proc.terminate()
         proc.wait(30)
+
+
+def logged(folder: Path) -> str:
+    """What the supervisor logged so far."""
+    return (folder / "supervisor.log").read_text()
 
 
 def running(folder: Path) -> set[int]:
@@ -53,8 +60,7 @@ def test_one_of_the_first_processes_that_cannot_start_stops_them_all(tmp_path: P
     tmp_path.joinpath("one").touch()
     with supervising(tmp_path, 2, retry=1.0) as proc:
         assert proc.wait(30) == 3
-        assert proc.stderr is not None
-        assert "could not start; stopping the others" in proc.stderr.read()
+        assert "could not start; stopping the others" in logged(tmp_path)
 
 
 def test_a_sighup_starts_a_waiting_replacement_at_once_and_restarts_the_others(
@@ -69,7 +75,10 @@ def test_a_sighup_starts_a_waiting_replacement_at_once_and_restarts_the_others(
         killed = min(first)
         os.kill(killed, signal.SIGKILL)
         (tmp_path / "running" / str(killed)).unlink()  # it could not clean up after itself
-        time.sleep(2)  # its replacement failed, and waits 20 s
+        until(  # its replacement failed, and waits 20 s
+            lambda: "could not start; starting another in 20 s" in logged(tmp_path),
+            "the replacement's failure",
+        )
         assert running(tmp_path) == first - {killed}
         tmp_path.joinpath("fail").unlink()
         os.kill(proc.pid, signal.SIGHUP)
@@ -79,9 +88,7 @@ def test_a_sighup_starts_a_waiting_replacement_at_once_and_restarts_the_others(
         )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        assert proc.stderr is not None
-        log = proc.stderr.read()
-    assert "could not start; starting another in 20 s" in log
+    assert "could not start; starting another in 20 s" in logged(tmp_path)
 
 
 def test_a_replacement_that_ends_before_it_runs_is_not_started_again_at_once(
@@ -97,6 +104,5 @@ def test_a_replacement_that_ends_before_it_runs_is_not_started_again_at_once(
         time.sleep(2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        assert proc.stderr is not None
-        log = proc.stderr.read()
+        log = logged(tmp_path)
     assert log.count("ended before it ran (exit status 1); starting another in 20 s") == 1
