@@ -135,8 +135,9 @@ async def test_the_dry_run_renders_recent_payloads_and_shows_the_difference(
 async def test_a_marketers_dry_run_says_why_without_quoting_the_payloads(
     server: Any, smtp: FakeSMTPServer
 ) -> None:
-    """Each failure has a reason, bounded in length; in a marketer's, what the error quotes of
-    a payload is left out, the names of the template kept."""
+    """Each failure has a reason, bounded in length; a marketer's says why only in the
+    template's names and the engine's words: a reason that could carry a payload's value (as
+    it is, lower-cased, sliced, a number) is not given to them."""
     event_id = await _event(server, smtp)
     await publish_message(server.admin, event_id, subject="Hi", html="", text="Hi")
     await trigger(
@@ -151,7 +152,27 @@ async def test_a_marketers_dry_run_says_why_without_quoting_the_payloads(
     marketer = server.client(await create_key(server.admin, "marketer"))
     [theirs] = (await marketer.post(dry)).json()["failed"]
     assert theirs["part"] == "text" and "Zanzibar" not in theirs["reason"], theirs
-    assert theirs["reason"] == "line 1: '…' is not in the data", theirs
+    unshown = "line 1: this event's data does not render (an admin's dry run shows the error)"
+    assert theirs["reason"] == unshown, theirs
+
+    # What a value becomes in the template is not shown either; the engine's words are.
+    for text, hidden in [
+        ("{% set m = {'a': 1} %}{{ m[ctx.firstName | lower] }}", "zanzibar"),
+        ("{{ {'a': 1}[ctx.firstName[1:4]] }}", "anz"),
+        ("{{ [1][ctx.firstName | length] }}", "8"),
+    ]:
+        draft["text"] = text
+        r = await server.admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
+        assert r.status_code == 200, r.text
+        [admins] = (await server.admin.post(dry)).json()["failed"]
+        assert hidden in admins["reason"].lower(), admins
+        [theirs] = (await marketer.post(dry)).json()["failed"]
+        assert theirs["reason"] == unshown, (text, theirs)
+    draft["text"] = "{{ ctx.firstName }} {{ 1 / 0 }}"
+    r = await server.admin.put(f"/api/v1/messages/{event_id}/draft", json=draft)
+    assert r.status_code == 200, r.text
+    [theirs] = (await marketer.post(dry)).json()["failed"]
+    assert theirs["reason"] == "line 1: division by zero", theirs
 
     # A long reason is cut short.
     draft["text"] = "{{ {}[ctx.firstName ~ '" + "y" * 500 + "'] }}"

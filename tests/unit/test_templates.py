@@ -127,6 +127,12 @@ def test_a_language_gets_its_variant_by_rfc_4647_lookup(
         ("{{ ctx.firstName.nope }}", "ctx.firstName is a text, which has no nope"),
         ("{{ {}[ctx.firstName] }}", "'Ada' is not in the data"),
         ("{{ nobody }}", "nobody is not defined"),
+        # The line reads `b` two ways: which one failed is not known, so neither is named.
+        ("{{ ctx.firstName.b }} {{ ctx.a.b }}", "it is a text, which has no b"),
+        ("{% if ctx.a.total %}{% endif %}{{ ctx.total }}", "total is not in the data"),
+        # A key that is a value of the data's, even one the template's text has ('Ad'):
+        # quoted, as it is not a name the template writes.
+        ("Ad {{ {}[ctx.firstName[:2]] }}", "'Ad' is not in the data"),
         ("{{ 1 / 0 }}", "division by zero"),
         ("{{ ''.__class__ }}", "this template uses something templates may not use (__class__)"),
         ("{{ 'x' * 2000 }}", "the rendered HTML is larger than 1 KB"),

@@ -6,7 +6,7 @@ they are (`render_warnings`, as the preview has them: empty, or an SMS past Twil
 for a sample of them the difference from what the published version renders for the same
 payload. Nothing is written. The payloads
 are personal data: without `payloads_shown` (a marketer's run) the answer leaves out the sample,
-and each failure's reason has what could quote a payload left out (`_without_payload`).
+and gives a failure's reason only when it cannot carry the payload (`_for_marketers`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.render_checks import render_warnings
 from txmsg.core.templates import (
     MessageSource,
+    TemplateProblem,
     TemplateProblems,
     event_variables,
     message_parts,
@@ -33,38 +34,29 @@ SAMPLE_SIZE = 5
 MAX_DIFF_LINES = 200
 MAX_REASON_CHARS = 300
 
-# What error messages quote: Python's repr() of a name, a type or a value ('x', "x").
-_QUOTED = re.compile(r"'[^'\n]{0,200}'|\"[^\"\n]{0,200}\"")
-# The quoted words of error messages that are about types, never data: `'dict object'`,
-# `'str' and 'float'`, `'NoneType'`.
-_TYPE_WORDS = re.compile(r"[a-z_]{1,20}( object)?|NoneType|Undefined|Markup")
+# A marketer's dry run says why an event fails only in words that cannot carry its payload:
+# the reasons below are made of the template's names and the engine's own words. Any other
+# reason (one that may quote a value, or a value derived from one: lower-cased, sliced, a
+# number) reads as `_UNSHOWN`; an admin's run gives it whole.
+_DATA_FREE = re.compile(
+    r"division by zero|the template recurses too deeply"
+    r"|the rendered [A-Za-z. ]{1,40} is larger than [0-9.]{1,8} (?:KB|MB|bytes)"
+    r"|rendering took longer than the [0-9.]{1,8} s a message may take"
+)
+_NOT_IN_DATA = re.compile(r"((?:ctx|event|profile)(?:\.[A-Za-z_]\w{0,63}){1,8}) is not in the data")
+_UNSHOWN = "this event's data does not render (an admin's dry run shows the error)"
 
 
-def _scalars(value: Any) -> set[str]:
-    """The text of every scalar in `value` (a payload's ctx, nested)."""
-    if isinstance(value, dict):
-        return set().union(*(_scalars(v) for v in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(_scalars(v) for v in value)) if value else set()
-    return {str(value)} if value is not None else set()
-
-
-def _without_payload(reason: str, source: str, row: Any) -> str:
-    """`reason` without what could quote the payload: a quoted word is kept when the template
-    itself has it (a name) or it names a type (`'dict object'`), and is none of the payload's
-    values; anything else quoted reads `'…'`, and a payload value met elsewhere `…`."""
-    values = _scalars(row.ctx) | {v for v in (row.email, row.mobile_phone) if v}
-
-    def keep(m: re.Match[str]) -> str:
-        word = m.group(0)[1:-1]
-        named = word in source or _TYPE_WORDS.fullmatch(word) is not None
-        return m.group(0) if named and word not in values else "'…'"
-
-    out = _QUOTED.sub(keep, reason)
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) >= 3 and value not in source:
-            out = out.replace(value, "…")
-    return out
+def _for_marketers(problem: TemplateProblem, source: str) -> str:
+    """`problem` as a marketer's dry run tells it (`line N: ` and a reason free of data)."""
+    where = f"line {problem.line}: " if problem.line else ""
+    if _DATA_FREE.fullmatch(problem.reason):
+        return where + problem.reason
+    named = _NOT_IN_DATA.fullmatch(problem.reason)
+    # The name as the template writes it, whole (not a value that happens to be in it).
+    if named and re.search(rf"(?<![\w.]){re.escape(named.group(1))}(?![\w.])", source):
+        return where + problem.reason
+    return where + _UNSHOWN
 
 
 def _bounded_reason(reason: str) -> str:
@@ -136,11 +128,11 @@ async def run(
     rendered = 0
     for row, out, row_variables in zip(rows, outs, variables, strict=True):
         if isinstance(out, TemplateProblems):
-            first = out.problems[0].as_field_error()
+            problem = out.problems[0]
+            first = problem.as_field_error()
             reason = first.detail
             if not payloads_shown:
-                source = draft_source.sources.get(out.problems[0].part, "")
-                reason = _without_payload(reason, source, row)
+                reason = _for_marketers(problem, draft_source.sources.get(problem.part, ""))
             failed.append(
                 {"PKey": row.pkey, "part": first.field, "reason": _bounded_reason(reason)}
             )

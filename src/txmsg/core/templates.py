@@ -252,19 +252,41 @@ def _undefined(exc: UndefinedError, source: str, line: int | None) -> str:
     name = attribute.group(2) if attribute else undefined.group(1) if undefined else None
     if name is None:
         return message
-    if name not in source:
-        name = repr(name)  # a name of the data's (`{}[ctx.key]`): quoted, as Jinja had it
+    if not name.isidentifier() or not _whole(name, source):
+        # A key of the data's (`{}[ctx.key]`), not a name the template writes: as Jinja has it.
+        return f"'{name}' is not in the data" if attribute else f"'{name}' is not defined"
     lines = source.split("\n")
     where = lines[line - 1] if line and line <= len(lines) else source
-    # The dotted name it was read as on its line (`ctx.cartTotl`), when the template has one.
-    dotted = re.search(rf"((?:[A-Za-z_]\w*\.)+){re.escape(name)}\b", where)
+    dotted = _read_as(name, where)
     if attribute and attribute.group(1) != "dict":
-        owner = dotted.group(1)[:-1] if dotted else "it"
+        owner = dotted[:-1] if dotted else "it"
         kind = _KINDS.get(attribute.group(1), "a " + attribute.group(1))
         return f"{owner} is {kind}, which has no {name}"
     if dotted:
-        return f"{dotted.group(1)}{name} is not in the data"
+        return f"{dotted}{name} is not in the data"
     return f"{name} is not in the data" if attribute else f"{name} is not defined"
+
+
+_TAGS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
+
+
+def _whole(name: str, source: str) -> bool:
+    """Whether the template's expressions (not its text) write `name`, as a word."""
+    word = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
+    return any(word.search(tag.group(0)) for tag in _TAGS.finditer(source))
+
+
+def _read_as(name: str, where: str) -> str | None:
+    """The dotted prefix `name` is read with on its line (`ctx.` of `ctx.cartTotl`), when
+    every place the line names it has the same one (else which failed is not known)."""
+    prefixes: set[str] = set()
+    for count, found in enumerate(re.finditer(rf"(?<!\w){re.escape(name)}(?!\w)", where)):
+        before = where[max(0, found.start() - 200) : found.start()]
+        prefix = re.search(r"(?:[A-Za-z_]\w*\.)+$", before)
+        prefixes.add(prefix.group(0) if prefix else "")
+        if len(prefixes) > 1 or count >= 50:
+            return None
+    return prefixes.pop() or None if prefixes else None
 
 
 def _forbidden(exc: SecurityError) -> str:
@@ -276,10 +298,11 @@ def _forbidden(exc: SecurityError) -> str:
 
 
 def size_words(size: int) -> str:
-    """2097152 -> "2 MB", 65536 -> "64 KB" (binary units, as the bounds are set)."""
+    """2097152 -> "2 MB", 65536 -> "64 KB", 1048575 -> "1024 KB" (binary units, as the bounds
+    are set; at most one decimal)."""
     for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
         if size >= scale:
-            return f"{size / scale:.3g} {unit}"
+            return f"{round(size / scale, 1):g} {unit}"
     return f"{size} bytes"
 
 
