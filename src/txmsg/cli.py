@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -55,6 +56,9 @@ HELP = _Help
 # (`app_of_environment`) from the command's options, left in the environment under this name.
 PROCESS_OPTIONS_ENV = "TXMSG_SERVE_PROCESS_OPTIONS"
 MAX_PORT = 65535
+# Connections a listening port holds before they are accepted (uvicorn's default, which it
+# passes to listen() again).
+BACKLOG = 2048
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -125,18 +129,26 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """The public port's socket, bound (uvicorn listens on it); an OSError naming `--port`
-    when it cannot be."""
+    """The public port's socket, listening (connections wait until the app is up); an OSError
+    naming `--host` or `--port` when it cannot be."""
     from txmsg.store.startup_errors import cannot_listen
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    problem: OSError | None = None
     try:
         sock.bind((host, port))
+        # Listening at once: two processes binding one port (SO_REUSEADDR lets both while
+        # neither listens) are told apart here, not after one has started its app.
+        sock.listen(BACKLOG)
+    except socket.gaierror as exc:
+        problem = cannot_listen(f"--host {host}", OSError(errno.EADDRNOTAVAIL, exc.strerror))
     except OSError as exc:
+        problem = cannot_listen(f"--port {host}:{port}", exc)
+    if problem is not None:  # raised here, not in the handler: the bind's error is no cause
         sock.close()
-        raise cannot_listen(f"--port {host}:{port}", exc) from None
+        raise problem
     sock.set_inheritable(True)  # for `--processes N`: each process serves it
     return sock
 

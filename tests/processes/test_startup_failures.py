@@ -133,6 +133,14 @@ def test_a_public_port_another_process_holds(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_host_that_does_not_resolve(tmp_path: Path) -> None:
+    """Told as the host it is (not as the database's), before anything is made."""
+    done = txmsg("serve", "--host", "a..b", "--port", "8025", cwd=tmp_path)
+    told(done, 3, "txmsg: cannot listen: --host a..b: Name or service not known")
+    assert "database" not in done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "argv",
     [
