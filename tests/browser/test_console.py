@@ -1022,7 +1022,7 @@ async def test_lifecycle_questions_say_what_happens_to_triggers_and_queued_event
     server: Any, smtp: FakeSMTPServer
 ) -> None:
     """Pause, Resume and Unpublish each ask saying what becomes of the trigger URL and of the
-    events already queued, and say in a sentence what was done."""
+    events already queued (Enter cancels an Unpublish), and say in a sentence what was done."""
     event_id = await live_event(server.admin, smtp, "lifeDemo")
     expect = playwright_api.expect
     expect.set_options(timeout=20_000)
@@ -1047,6 +1047,10 @@ async def test_lifecycle_questions_say_what_happens_to_triggers_and_queued_event
         ):
             await page.get_by_role("button", name=action).click()
             await expect(page.get_by_role("dialog")).to_contain_text(question)
+            # Enter does what can be undone; for Unpublish, it cancels until chosen.
+            focused = "Cancel" if action == "Unpublish" else action
+            asked = page.get_by_role("dialog").get_by_role("button", name=focused)
+            await expect(asked).to_be_focused()
             await answer(page, f"{action} {event_id}? ", action)
             await expect(said).to_contain_text(f"{event_id} {result}")
             await expect(state).to_contain_text(f"state {now}")

@@ -65,7 +65,8 @@ function h(tag, attrs, ...children) {
 // A question asked in the page, not by window.confirm: it reads like the rest of the console,
 // a screen reader announces it, Enter answers with the action and Esc cancels. Nothing else on
 // the page can be used meanwhile (a modal dialog).
-function ask(question, action) {
+// `cancelFirst`: Enter cancels until the action is chosen (an action that cannot be undone).
+function ask(question, action, cancelFirst = false) {
   return new Promise((resolve) => {
     const yes = h("button", { type: "submit", value: "yes" }, action);
     const no = h("button", { type: "button", class: "secondary", onclick: () => box.close("no") }, "Cancel");
@@ -74,7 +75,7 @@ function ask(question, action) {
     box.addEventListener("close", () => { box.remove(); resolve(box.returnValue === "yes"); });
     document.body.append(box);
     box.showModal();
-    yes.focus();
+    (cancelFirst ? no : yes).focus();
   });
 }
 // A handler that acts (publishes, sends): a second click while the first is still at work
@@ -238,11 +239,11 @@ const ACTIONS = { draft: ["publish"], published: ["pause", "unpublish"], paused:
 const ACTION_WORDS = {
   publish: ["its trigger URL accepts events from now on, and they are sent once its message is published.",
     "published: its trigger URL accepts events."],
-  pause: ["its trigger URL keeps accepting events, but nothing is sent: new and queued events wait (paused) until it is resumed, or expire (tooOld).",
+  pause: ["its trigger URL keeps accepting events, but nothing more is sent: new and queued events wait (paused) until it is resumed, or expire (tooOld); a send already under way completes.",
     "paused: events are accepted and wait until it is resumed."],
-  resume: ["events waiting (paused) go back to the queue and are sent, as are new ones.",
+  resume: ["events waiting (paused) go back to the queue and are sent, as are new ones (once its message is published).",
     "resumed: waiting events are being sent."],
-  unpublish: ["its trigger URL answers 404 from now on, and events still queued or paused are never sent (they end ignored); a send already under way completes.",
+  unpublish: ["its trigger URL answers 404 from now on (other processes follow within seconds), and events still queued or paused are never sent (they end ignored); a send already under way completes.",
     "unpublished: its trigger URL answers 404, and queued events are ignored."],
 };
 
@@ -259,7 +260,7 @@ async function eventPage(eventId) {
   const actions = me.role === "admin" ? (ACTIONS[e.state] || []).map((a) => h("button", { type: "button", onclick: oneAtATime(async () => {
     const label = a[0].toUpperCase() + a.slice(1);
     const [what, done] = ACTION_WORDS[a];
-    if (!(await ask(`${label} ${eventId}? ${what[0].toUpperCase() + what.slice(1)}`, label))) return;
+    if (!(await ask(`${label} ${eventId}? ${what[0].toUpperCase() + what.slice(1)}`, label, a === "unpublish"))) return;
     const r = await api("POST", `/api/v1/event-configs/${eventId}/${a}`);
     say(r.ok ? `${eventId} is ${done}` : problem(r)); eventPage(eventId);
   }) }, a[0].toUpperCase() + a.slice(1))) : [];
