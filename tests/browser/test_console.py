@@ -122,6 +122,18 @@ async def signed_in(
     assert errors == [], errors
 
 
+@contextlib.asynccontextmanager
+async def editing(server: Any, event_id: str) -> AsyncIterator[Any]:
+    """An admin's page on the message editor of `event_id`, signed in, once its preview
+    shows."""
+    expect = playwright_api.expect
+    async with signed_in(server) as page:
+        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
+        await open_editor(page, event_id)
+        await expect(page.locator("#preview-subject")).not_to_have_text("")
+        yield page
+
+
 async def stored_message(server: Any, event_id: str) -> dict[str, Any]:
     """The message of `event_id` as the API answers it (draft, published version...)."""
     r = await server.admin.get(f"/api/v1/messages/{event_id}")
@@ -703,9 +715,7 @@ async def test_a_proof_to_a_suppressed_address_is_refused_beside_it(
     assert r.status_code in (200, 201), r.text
     expect = playwright_api.expect
     expect.set_options(timeout=20_000)
-    async with signed_in(server, "/console") as page:
-        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-        await open_editor(page, event_id)
+    async with editing(server, event_id) as page:
         to = page.get_by_label("Send a proof to")
         await to.fill("Blocked@example.org")
         await page.get_by_role("button", name="Send proof").click()
@@ -885,11 +895,8 @@ async def test_publish_says_why_it_cannot_before_asking_to_confirm(
     event_id = await live_event(server.admin, smtp, "askDemo")
     expect = playwright_api.expect
     expect.set_options(timeout=20_000)
-    async with signed_in(server) as page:
+    async with editing(server, event_id) as page:
         asked = page.get_by_role("dialog")
-        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-        await open_editor(page, event_id)
-        await expect(page.locator("#preview-subject")).not_to_have_text("")
         status = page.get_by_role("status").filter(has_text="Not published")
 
         await page.get_by_label("HTML", exact=True).fill("<p>{{ ctx.firstName </p>")
@@ -918,10 +925,7 @@ async def test_a_publish_cancelled_publishes_nothing(server: Any, smtp: FakeSMTP
     event_id = await live_event(server.admin, smtp, "cancelDemo")
     expect = playwright_api.expect
     expect.set_options(timeout=20_000)
-    async with signed_in(server) as page:
-        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-        await open_editor(page, event_id)
-        await expect(page.locator("#preview-subject")).not_to_have_text("")
+    async with editing(server, event_id) as page:
         await page.get_by_label("Subject").fill("Not yet {{ ctx.firstName }}")
         publish = page.get_by_role("button", name="Publish")
         await publish.click()
@@ -1067,10 +1071,7 @@ async def test_render_errors_and_warnings_read_as_plain_sentences(
     event_id = await live_event(server.admin, smtp, "wordsDemo")
     expect = playwright_api.expect
     expect.set_options(timeout=20_000)
-    async with signed_in(server) as page:
-        await expect(page.get_by_role("heading", name="Event configurations")).to_be_visible()
-        await open_editor(page, event_id)
-        await expect(page.locator("#preview-subject")).not_to_have_text("")
+    async with editing(server, event_id) as page:
         html = page.get_by_label("HTML", exact=True)
         note = page.locator("#part-html-error")
         warning = page.locator("#warn-html li")
