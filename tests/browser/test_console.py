@@ -589,6 +589,97 @@ async def test_two_tabs_editing_one_message_do_not_overwrite_each_other(
 
 
 @sqlite_only
+async def test_the_editor_says_whether_what_was_typed_is_saved(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """Beside the buttons: "Saving…" while a save is on its way, "Saved" once it is stored,
+    "Not saved" and why when it is refused, the server fails or someone else saved since;
+    what it says never moves the buttons or what is under them."""
+    event_id = await live_event(server.admin, smtp, "savedDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with editing(server, event_id) as page:
+        state = page.locator("#save-state")
+        await expect(state).to_have_attribute("role", "status")
+        await expect(state).to_have_text("")
+        publish = page.get_by_role("button", name="Publish")
+        below = page.get_by_label("Send a proof to")
+
+        async def layout() -> list[Any]:
+            return [await publish.bounding_box(), await below.bounding_box()]
+
+        before = await layout()
+        line = (await state.bounding_box())["height"]
+
+        # A save held on its way: "Saving…" until it lands, then "Saved".
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def hold(route: Any) -> None:
+            if route.request.method == "PUT":
+                held.set()
+                await release.wait()
+            await route.continue_()
+
+        await page.route("**/api/v1/messages/*/draft", hold)
+        await page.get_by_label("Subject").fill("Saved {{ ctx.firstName }}")
+        await asyncio.wait_for(held.wait(), 10)
+        await expect(state).to_have_text("Saving…")
+        assert await layout() == before
+        release.set()
+        await expect(state).to_have_text("Saved")
+        assert await layout() == before
+        stored = await stored_message(server, event_id)
+        assert stored["draft"]["subject"] == "Saved {{ ctx.firstName }}"
+        await page.unroute("**/api/v1/messages/*/draft", hold)
+
+        # Refused for a syntax error (shown at its field): not saved.
+        html = page.get_by_label("HTML", exact=True)
+        await html.fill("<p>{{ ctx.firstName </p>")
+        await expect(state).to_have_text("Not saved: fix the errors above")
+        assert (await state.bounding_box())["height"] == line  # the errors above move it, no more
+
+        # The server fails: not saved, and why.
+        async def unavailable(route: Any) -> None:
+            if route.request.method != "PUT":
+                await route.continue_()
+                return
+            await route.fulfill(
+                status=503,
+                content_type="application/problem+json",
+                body='{"detail": "Service unavailable"}',
+            )
+
+        await page.route("**/api/v1/messages/*/draft", unavailable)
+        await html.fill("<p>Hi {{ ctx.firstName }}</p>")
+        await expect(state).to_have_text("Not saved: server error (HTTP 503)")
+        assert (await state.bounding_box())["height"] == line
+        await page.unroute("**/api/v1/messages/*/draft", unavailable)
+        await html.fill("<p>Hello {{ ctx.firstName }}</p>")
+        await expect(state).to_have_text("Saved")
+
+        # The sample data is not JSON: not saved.
+        sample = page.get_by_label("Sample data (ctx, JSON)")
+        sample_json = await sample.input_value()
+        await sample.fill("{not json")
+        await expect(state).to_have_text("Not saved: the sample data is not valid JSON")
+        await sample.fill(sample_json)
+        await expect(state).to_have_text("Saved")
+
+        # Someone else saved since: not saved, and said so.
+        r = await server.admin.put(
+            f"/api/v1/messages/{event_id}/draft",
+            json={"subject": "Other tab", "html": "<p>Other</p>", "text": "Other"},
+        )
+        assert r.status_code == 200, r.text
+        await html.fill("<p>Mine {{ ctx.firstName }}</p>")
+        await expect(state).to_have_text("Not saved: someone else changed this message")
+        assert (await state.bounding_box())["height"] == line
+        await page.set_viewport_size({"width": WIDTHS["phone"], "height": 844})
+        assert (await state.bounding_box())["height"] == line  # one line on a phone too
+        assert (await stored_message(server, event_id))["draft"]["subject"] == "Other tab"
+
+
+@sqlite_only
 async def test_errors_show_beside_the_fields_they_name(server: Any, smtp: FakeSMTPServer) -> None:
     """A refused new event or draft says what is wrong beside the field it names (marked
     invalid for assistive technology); the channel configurations offered are the chosen

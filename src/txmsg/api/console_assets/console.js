@@ -349,6 +349,17 @@ async function editorPage(eventId) {
   }
   const errors = h("p", { class: "error", role: "alert", id: "editor-error" });
   const dryOut = h("div", { id: "dry-run" });
+  // Whether what is typed is stored: beside the buttons, in its own reserved space (the
+  // buttons never move as it changes), read out politely. Nothing is said until something is typed.
+  const saveState = h("p", { id: "save-state", class: "save-state", role: "status", "aria-live": "polite" });
+  const saveSays = (text) => { if (saveState.textContent !== text) saveState.textContent = text; };
+  // Why a save was refused, in a few words: the details are at the fields (or above them).
+  function notSavedWhy(res) {
+    if (res.status === 0) return "server unreachable";
+    if (res.status === 413) return "too large";
+    if (res.status >= 500) return `server error (HTTP ${res.status})`;
+    return res.data && res.data.errors && res.data.errors.length ? "fix the errors above" : "see the error above";
+  }
   let timer = null;
   const language = h("select", { onchange: () => saveAndPreview(false) }, h("option", { value: "" }, "default"),
     Object.keys(draft.variants || {}).map((l) => h("option", { value: l }, l)));
@@ -438,6 +449,7 @@ async function editorPage(eventId) {
     let ctx;
     try { ctx = JSON.parse(sample.value); } catch (e) {
       clearProblems(); errors.textContent = "Sample data is not valid JSON"; sample.setAttribute("aria-invalid", "true");
+      if (save) saveSays("Not saved: the sample data is not valid JSON");
       unsaved ||= save; previewOutdated(); return;
     }
     if (save) {
@@ -445,11 +457,17 @@ async function editorPage(eventId) {
       if (draft.variants) body.variants = draft.variants;
       body.sample_ctx = ctx;
       const sent = typed();
+      saveSays("Saving…");
       const saved = await api("PUT", `/api/v1/messages/${eventId}/draft`, body, etag ? { "If-Match": etag } : {});
       unsaved = !saved.ok;
-      if (saved.status === 412) { changedSince(); previewOutdated("Preview out of date: what you typed is not saved (see above)."); return; }
-      if (!saved.ok) { showProblem(saved); showWarnings([]); previewOutdated(); return; }
+      if (saved.status === 412) {
+        saveSays("Not saved: someone else changed this message");
+        changedSince(); previewOutdated("Preview out of date: what you typed is not saved (see above)."); return;
+      }
+      if (!saved.ok) { saveSays("Not saved: " + notSavedWhy(saved)); showProblem(saved); showWarnings([]); previewOutdated(); return; }
       etag = saved.etag; base = sent;
+      // Typed again meanwhile: that is still to be saved (its save is already on its way).
+      saveSays(timer === null && typed() === sent ? "Saved" : "Saving…");
       if (typed() === sent) sessionStorage.removeItem(kept); else keep();
       clearProblems();
       showWarnings(saved.data.warnings);
@@ -473,6 +491,7 @@ async function editorPage(eventId) {
   function changed() {
     keep();
     if (stale) return;
+    saveSays("Saving…");
     clearTimeout(timer); timer = setTimeout(() => { timer = null; saveAndPreview(); }, 400);
   }
   // Publishing, a dry run or a proof acts on the stored draft: what was typed is saved first,
@@ -601,7 +620,7 @@ async function editorPage(eventId) {
     yours,
     h("div", { class: "editor" },
       h("section", { "aria-label": "Template" }, conflict, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
-        h("div", { class: "row" }, dry, publish), dryOut,
+        h("div", { class: "row" }, dry, publish, saveState), dryOut,
         sms ? h("p", {}, "Proofs are sent by email, to an email event's channel: trigger the event to test an SMS.") : [proof, proofOut]),
       h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), field("preview-language", "Preview language", language), renderWarnings, outdated, sms ? [smsFacts, smsOut] : [subjectOut,
         h("div", { class: "previews" }, h("div", { class: "frame desktop" }, h("h3", {}, "Desktop"), desktop),
