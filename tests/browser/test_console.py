@@ -680,6 +680,59 @@ async def test_the_editor_says_whether_what_was_typed_is_saved(
 
 
 @sqlite_only
+async def test_the_fields_edit_the_language_chosen(server: Any, smtp: FakeSMTPServer) -> None:
+    """With language variants, "Language to edit" chooses which one the fields edit (and the
+    preview shows): typed into a variant, it is saved into that variant, the default is kept;
+    an error of the variant shows at its field while it is edited, and names it otherwise."""
+    event_id = await live_event(server.admin, smtp, "langDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    message = await stored_message(server, event_id)
+    default = {k: message["draft"][k] for k in ("subject", "html", "text")}
+    french = {"subject": "Bonjour {{ ctx.firstName }}", "html": "<p>Salut</p>", "text": "Salut"}
+    r = await server.admin.put(
+        f"/api/v1/messages/{event_id}/draft", json={**default, "variants": {"fr": french}}
+    )
+    assert r.status_code == 200, r.text
+    async with editing(server, event_id) as page:
+        subject, html = page.get_by_label("Subject"), page.get_by_label("HTML", exact=True)
+        state = page.locator("#save-state")
+        chosen = page.get_by_label("Language to edit")
+        await expect(subject).to_have_value(default["subject"])
+        await chosen.select_option("fr")
+        await expect(subject).to_have_value(french["subject"])
+        await expect(page.get_by_label("Preview language")).to_have_value("fr")
+        await expect(page.locator("#preview-subject")).to_have_text(
+            "Subject: Bonjour sample firstName"
+        )
+
+        await subject.fill("Salut {{ ctx.firstName }}")
+        await expect(page.locator("#preview-subject")).to_have_text(
+            "Subject: Salut sample firstName"
+        )
+        await expect(state).to_have_text("Saved")
+        draft = (await stored_message(server, event_id))["draft"]
+        assert draft["variants"]["fr"] == {**french, "subject": "Salut {{ ctx.firstName }}"}
+        assert draft["subject"] == default["subject"]
+
+        # The variant's error shows at its field while it is edited; elsewhere, named.
+        await html.fill("<p>\n{{ ctx.firstName </p>")
+        await expect(page.locator("#part-html-error")).to_contain_text("Line 2")
+        await chosen.select_option("")
+        await expect(subject).to_have_value(default["subject"])
+        await expect(html).to_have_value(default["html"])
+        await expect(html).not_to_have_attribute("aria-invalid", "true")
+        await expect(page.locator("#editor-error")).to_contain_text("HTML (fr)")
+        await chosen.select_option("fr")
+        await html.fill("<p>Salut {{ ctx.firstName }}</p>")
+        await expect(state).to_have_text("Saved")
+        await expect(page.locator("#editor-error")).to_have_text("")
+        draft = (await stored_message(server, event_id))["draft"]
+        assert draft["variants"]["fr"]["html"] == "<p>Salut {{ ctx.firstName }}</p>"
+        assert draft["html"] == default["html"]
+
+
+@sqlite_only
 async def test_errors_show_beside_the_fields_they_name(server: Any, smtp: FakeSMTPServer) -> None:
     """A refused new event or draft says what is wrong beside the field it names (marked
     invalid for assistive technology); the channel configurations offered are the chosen

@@ -335,6 +335,21 @@ async function editorPage(eventId) {
   const parts = sms ? ["body"] : ["subject", "html", "text"];
   const inputs = {}, warnLists = {};
   const draft = msg.data.draft;
+  // The texts of every language (the default's under ""): the fields edit one of them, the
+  // one chosen in "Language to edit"; a save sends them all.
+  const langs = Object.keys(draft.variants || {});
+  const texts = { "": Object.fromEntries(parts.map((p) => [p, draft[p] || ""])) };
+  for (const l of langs) texts[l] = Object.fromEntries(parts.map((p) => [p, draft.variants[l][p] || ""]));
+  let editingLang = "";
+  const sync = () => { for (const p of parts) if (inputs[p]) texts[editingLang][p] = inputs[p].value; };
+  // A part as the API names it ("variants.fr.html"), as the fields show it now: the part itself
+  // when it is of the language edited, else its label and language ("HTML (fr)").
+  function partHere(name) {
+    const m = name.match(/^variants\.([^.]+)\.(.*)$/);
+    const lang = m ? m[1] : "", part = m ? m[2] : name;
+    if (lang === editingLang) return part;
+    return m || parts.includes(part.split(/[.[]/)[0]) ? `${partLabel(part)} (${lang || "default"})` : name;
+  }
   const sample = h("textarea", {}, JSON.stringify(msg.data.sample_ctx, null, 2));
   const desktop = h("iframe", { title: "Preview at desktop width", sandbox: "" });
   const phone = h("iframe", { title: "Preview at phone width", sandbox: "" });
@@ -362,11 +377,22 @@ async function editorPage(eventId) {
   }
   let timer = null;
   const language = h("select", { onchange: () => saveAndPreview(false) }, h("option", { value: "" }, "default"),
-    Object.keys(draft.variants || {}).map((l) => h("option", { value: l }, l)));
+    langs.map((l) => h("option", { value: l }, l)));
+  // Which language the fields edit: the preview shows it too.
+  const editLanguage = h("select", { onchange: () => {
+    sync(); editingLang = editLanguage.value;
+    for (const p of parts) inputs[p].value = texts[editingLang][p];
+    language.value = editingLang;
+    showWarnings(warningsShown);
+    if (problemShown) showProblem(problemShown);
+    saveAndPreview(false);
+  } }, h("option", { value: "" }, "default"), langs.map((l) => h("option", { value: l }, l)));
+  let problemShown = null, warningsShown = [];
 
   // A refused save's or render's errors, shown at the parts they name (as errors, beside
   // each part's warnings); a draft too large to take, at its largest part, in plain words.
   function showProblem(res) {
+    problemShown = res;
     let shown = res;
     if (res.status === 413) {
       const limit = Number((problem(res).match(/limit of (\d+) bytes/) || [])[1]);
@@ -376,11 +402,12 @@ async function editorPage(eventId) {
     } else if (res.data && res.data.errors) {
       // A render's data is the sample data here: a name it lacks is said to be missing there.
       shown = { ...res, data: { ...res.data, errors: res.data.errors.map((e) => ({ ...e,
+        field: partHere(e.field),
         detail: e.detail.replace(/^line (\d+): /, "Line $1: ").replace(/ is not in the data$/, " is not in the sample data") })) } };
     }
     showFieldErrors(shown, inputs, errors);
   }
-  const clearProblems = () => { showFieldErrors({ data: { errors: [] } }, inputs, errors); sample.removeAttribute("aria-invalid"); };
+  const clearProblems = () => { problemShown = null; showFieldErrors({ data: { errors: [] } }, inputs, errors); sample.removeAttribute("aria-invalid"); };
   // Refused for errors (Publish, Dry run, a proof): the first field in error takes the focus,
   // in view, rather than a message at the bottom pointing at something scrolled away.
   function toFirstError() {
@@ -399,10 +426,12 @@ async function editorPage(eventId) {
     outdated.textContent = why; outdated.hidden = false;
   }
   function showWarnings(list) {
+    warningsShown = list || [];
     for (const p of parts) warnLists[p].replaceChildren();
     for (const w of list || []) {
-      const target = warnLists[w.part] || warnLists[parts[0]];
-      target.append(h("li", {}, w.line ? `Line ${w.line}${w.column ? ", column " + w.column : ""}: ` : "", withCode(w.detail.replace(/^line \d+: /, ""))));
+      const part = partHere(w.part || "");
+      const target = warnLists[part] || warnLists[parts[0]];
+      target.append(h("li", {}, warnLists[part] ? "" : part + ", ", w.line ? `Line ${w.line}${w.column ? ", column " + w.column : ""}: ` : "", withCode(w.detail.replace(/^line \d+: /, ""))));
     }
   }
   // One save at a time, in order, each reading the fields when it starts: a slow save never
@@ -421,7 +450,12 @@ async function editorPage(eventId) {
   const kept = "txmsg-edit:" + eventId;
   // What was typed over a version someone else replaced: shown beside the latest, to copy back.
   const aside = "txmsg-aside:" + eventId;
-  const typed = () => JSON.stringify({ ...Object.fromEntries(parts.map((p) => [p, inputs[p].value])), sample_ctx: sample.value });
+  const typed = () => {
+    sync();
+    const flat = { ...texts[""] };
+    for (const l of langs) for (const p of parts) flat[`variants.${l}.${p}`] = texts[l][p];
+    return JSON.stringify({ ...flat, sample_ctx: sample.value });
+  };
   const keep = () => sessionStorage.setItem(kept, JSON.stringify({ typed: typed(), etag, base }));
   const conflict = h("div", { class: "conflict", role: "alert", id: "editor-conflict" });
   function changedSince() {
@@ -453,8 +487,9 @@ async function editorPage(eventId) {
       unsaved ||= save; previewOutdated(); return;
     }
     if (save) {
-      const body = Object.fromEntries(parts.map((p) => [p, inputs[p].value]));
-      if (draft.variants) body.variants = draft.variants;
+      sync();
+      const body = { ...texts[""] };
+      if (draft.variants) body.variants = Object.fromEntries(langs.map((l) => [l, { ...texts[l] }]));
       body.sample_ctx = ctx;
       const sent = typed();
       saveSays("Saving…");
@@ -530,7 +565,7 @@ async function editorPage(eventId) {
   const vb = h("select", {}, h("option", { value: "draft" }, "draft"), versions.map((v) => h("option", { value: v }, "v" + v)));
   const diffOut = h("pre", { id: "version-diff" }, versions.length ? "" : "Nothing is published yet: there is no version to compare with.");
   async function version(v) {
-    if (v === "draft") return { ok: true, data: Object.fromEntries(parts.map((p) => [p, inputs[p].value])) };
+    if (v === "draft") { sync(); return { ok: true, data: { ...texts[""] } }; }
     return api("GET", `/api/v1/messages/${eventId}/versions/${v}`);
   }
   const compare = h("button", { type: "button", class: "secondary", disabled: !versions.length, onclick: async () => {
@@ -605,21 +640,21 @@ async function editorPage(eventId) {
       : "Proof sent to " + proofTo.value;
   }) }, field("proof-to", "Send a proof to", proofTo), h("div", { class: "row" }, h("button", { type: "submit", class: "secondary" }, "Send proof")));
 
-  const languages = Object.keys(draft.variants || {});
   const mine = JSON.parse(sessionStorage.getItem(aside) || "null");
+  const keyLabel = (k) => { const m = k.match(/^variants\.([^.]+)\.(.*)$/); return m ? `${partLabel(m[2])} (${m[1]})` : partLabel(k); };
   const yours = mine && h("section", { "aria-label": "Your text, not saved", id: "your-text", class: "conflict" },
     h("h2", {}, "Your text, not saved"),
     h("p", {}, "You typed this over a version someone else has replaced since. The fields below show the latest version: copy back what you need, then discard this."),
-    Object.entries(mine).map(([p, v]) => field("yours-" + p, "Your unsaved " + partLabel(p).replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase()), h("textarea", { readonly: true, rows: 4 }, v))),
+    Object.entries(mine).map(([p, v]) => field("yours-" + p.replace(/\./g, "-"), "Your unsaved " + keyLabel(p).replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase()), h("textarea", { readonly: true, rows: 4 }, v))),
     h("div", { class: "row" }, h("button", { type: "button", class: "secondary", onclick: () => {
       sessionStorage.removeItem(aside); yours.remove();
     } }, "Discard your unsaved text")));
   show("Message " + eventId,
     h("p", {}, msg.data.published ? `Published version ${msg.data.published.version}` : "Not published yet",
-      languages.length ? " · languages: default, " + languages.join(", ") : " · language: default"),
+      langs.length ? " · languages: default, " + langs.join(", ") : " · language: default"),
     yours,
     h("div", { class: "editor" },
-      h("section", { "aria-label": "Template" }, conflict, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
+      h("section", { "aria-label": "Template" }, conflict, langs.length ? field("edit-language", "Language to edit", editLanguage) : null, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
         h("div", { class: "row" }, dry, publish, saveState), dryOut,
         sms ? h("p", {}, "Proofs are sent by email, to an email event's channel: trigger the event to test an SMS.") : [proof, proofOut]),
       h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), field("preview-language", "Preview language", language), renderWarnings, outdated, sms ? [smsFacts, smsOut] : [subjectOut,
@@ -632,7 +667,9 @@ async function editorPage(eventId) {
   const restored = JSON.parse(sessionStorage.getItem(kept) || "null");
   if (restored) {
     const fields = restored.typed ? JSON.parse(restored.typed) : restored; // older pages kept the fields alone
-    for (const p of parts) inputs[p].value = fields[p] ?? inputs[p].value;
+    for (const p of parts) texts[""][p] = fields[p] ?? texts[""][p];
+    for (const l of langs) for (const p of parts) texts[l][p] = fields[`variants.${l}.${p}`] ?? texts[l][p];
+    for (const p of parts) inputs[p].value = texts[editingLang][p];
     sample.value = fields.sample_ctx ?? sample.value;
     if (restored.etag) { etag = restored.etag; base = restored.base ?? base; }
     say("Your unsaved changes are back: they are being saved.");
