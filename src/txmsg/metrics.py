@@ -66,7 +66,8 @@ class Metrics:
         )
         self.provider_errors = Counter(
             "txmsg_provider_errors_total",
-            "Provider errors by channel and kind (transient: retried; permanent; bounce)",
+            "Provider errors by channel and kind (transient: retried; permanent; bounce;"
+            " opt_out: the recipient opted out at the provider, an SMS STOP)",
             ["channel", "kind"],
             registry=r,
         )

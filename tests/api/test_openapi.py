@@ -908,6 +908,20 @@ async def test_answers_match_the_spec(
     assert [e["kind"] for e in log["items"]] == ["delivered"]
     c(await admin.get(f"/api/v1/events/{sid}/{UNKNOWN_PKEY}/delivery-log"), log_path, 404)
     c(await website.get(f"/api/v1/events/{sid}/{sent['PKey']}/delivery-log"), log_path, 403)
+    # a STOP (Twilio's 21610) is an opt-out: logged as one, the number held as one
+    fake_twilio.fail_next(400, 21610, "Attempt to send to unsubscribed recipient")
+    stop = {"mobilePhone": "+14155552679", "ctx": {"code": "8"}}
+    stopped = c(await website.post(f"/rest/mc/{sid}", json=stop), trigger, 201)
+    await poll_status(chk, website, stopped["href"], {"deliveryFailed"})
+    log = c(await admin.get(f"/api/v1/events/{sid}/{stopped['PKey']}/delivery-log"), log_path, 200)
+    assert [e["kind"] for e in log["items"]] == ["unsubscribed"]
+    why = "/api/v1/suppressions/{channel}/{address}"
+    answer = c(await admin.get("/api/v1/suppressions/sms/+14155552679"), why, 200)
+    assert [r["reason"] for r in answer["reasons"]] == ["sms_stop"]
+    held = c(await admin.get("/api/v1/quarantine"), "/api/v1/quarantine", 200)["items"]
+    assert [h["opted_out"] for h in held if h["channel"] == "sms"] == [True]
+    released = "/api/v1/quarantine/{channel}/{address}"
+    c(await admin.delete("/api/v1/quarantine/sms/+14155552679"), released, 204)
     plain = server.base_url + webhook  # no pkey: receipts are matched by it alone
     c(
         await anon.post(

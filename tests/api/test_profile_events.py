@@ -8,6 +8,7 @@ from helpers import (
     assert_problem,
     create_event,
     create_sms_channel,
+    delivery_log,
     live_event,
     trigger,
     wait_status,
@@ -254,7 +255,9 @@ async def test_a_profile_based_sms_carries_its_unsubscribe_link(server, fake_twi
 async def test_a_stop_opts_the_profile_out_of_sms(server, fake_twilio) -> None:
     """Twilio's 21610 (the person texted STOP) on a profile-based SMS sets the profile's
     sms_opt_out, as the person's own act: a re-import without the column, or with `false`,
-    does not send to them again."""
+    does not send to them again. It is an unsubscribe, not a bounce: the number is held as a
+    STOP (`sms_stop`, beside the profile's `unsubscribe`), the delivery log and the report
+    count an unsubscribe. Sending again takes the hold released and the person's opt-in."""
     admin = server.admin
     event = await _profile_sms_event(server, fake_twilio, "smsStop", {"body": "Hi"})
     await put_profile(admin, "c-7", mobilePhone="+14155552677", email="c7@example.org")
@@ -269,6 +272,35 @@ async def test_a_stop_opts_the_profile_out_of_sms(server, fake_twilio) -> None:
     ignored = await wait_status(admin, later["href"], "ignored")
     assert ignored["reason"] == "typology:opt_out:sms"
     assert fake_twilio.requests == 1
+
+    why = (await admin.get("/api/v1/suppressions/sms/+14155552677")).json()
+    assert sorted((e["reason"], e["detail"][:18]) for e in why["reasons"]) == [
+        ("sms_stop", "Twilio error 21610"),
+        ("unsubscribe", "profile c-7"),
+    ]
+    [logged] = await delivery_log(admin, first["href"])
+    assert (logged["kind"], logged["detail"]["method"]) == ("unsubscribed", "stop")
+    report = (await admin.get(f"/api/v1/reports/{event}")).json()["total"]
+    assert (report["bounced_hard"], report["unsubscribed"]) == (0, 1)
+
+    # The hold is the number's: another profile with it is not sent to either.
+    await put_profile(admin, "c-8", mobilePhone="+14155552677")
+    other = await trigger(admin, event, {"ctx": {"customer": "c-8"}})
+    ignored = await wait_status(admin, other["href"], "ignored")
+    assert ignored["reason"] == "typology:opt_out:sms"
+    r = await admin.delete("/api/v1/quarantine/sms/+14155552677")
+    assert r.status_code == 204, r.text
+    still = await trigger(admin, event, {"ctx": {"customer": "c-7"}})
+    ignored = await wait_status(admin, still["href"], "ignored")
+    assert ignored["reason"] == "typology:opt_out:sms"  # the profile's own opt-out stays
+    r = await admin.put(
+        "/api/v1/profiles/c-7?resubscribe=true",
+        json={"mobilePhone": "+14155552677", "sms_opt_out": False},
+    )
+    assert r.status_code == 200, r.text
+    again = await trigger(admin, event, {"ctx": {"customer": "c-7"}})
+    await wait_status(admin, again["href"], "processed")
+    assert fake_twilio.requests == 2
 
 
 async def test_a_profile_is_found_by_email_whatever_its_case(server, smtp: FakeSMTPServer) -> None:

@@ -13,10 +13,13 @@ from helpers import (
     create_sms_channel,
     delivery_log,
     live_sms_event,
+    metrics_showing,
     trigger,
     wait_status,
+    wait_until,
 )
 from txmsg.testing import FakeTwilio
+from webhook_support import Receiver
 
 ADA = {"mobilePhone": "+1 (415) 555-2671", "ctx": {"firstName": "Ada", "orderId": "A-17"}}
 ADA_E164 = "+14155552671"
@@ -167,28 +170,67 @@ async def test_twilio_error_code_ends_delivery_failed(server, fake_twilio: FakeT
     await wait_status(server.admin, accepted["href"], "processed")
 
 
-async def test_stop_21610_holds_the_number(server, fake_twilio: FakeTwilio) -> None:
-    """Twilio's 21610 (the number texted STOP) is the SMS opt-out: the number is held as a
-    hard bounce holds an email address, so later messages to it are ignored, not attempted
-    and refused again; it is on the suppression list until an admin releases it."""
+async def test_stop_21610_holds_the_number(
+    server, fake_twilio: FakeTwilio, receiver: Receiver
+) -> None:
+    """Twilio's 21610 (the number texted STOP) is the person's opt-out, not a bounce: the
+    number is held, so later messages to it are ignored as opted out, not attempted and refused
+    again; the suppression list says `sms_stop`; the delivery log, the webhook, the report and
+    the metrics count an unsubscribe, no hard bounce. An admin's release sends again."""
     admin = server.admin
     event_id = await live_sms_event(admin, fake_twilio, server.base_url)
+    r = await admin.patch(
+        f"/api/v1/event-configs/{event_id}",
+        json={"webhook": {"url": receiver.url, "secret": "at-least-16-characters"}},
+    )
+    assert r.status_code == 200, r.text
     fake_twilio.fail_next(400, 21610, "Attempt to send to unsubscribed recipient")
     first = await trigger(admin, event_id, ADA)
-    await wait_status(admin, first["href"], "deliveryFailed")
+    failed = await wait_status(admin, first["href"], "deliveryFailed")
+    assert failed["reason"].startswith("Twilio error 21610")
     later = await trigger(admin, event_id, ADA)
     ignored = await wait_status(admin, later["href"], "ignored")
-    assert ignored["reason"] == "typology:quarantine"
+    assert ignored["reason"] == "typology:opt_out:sms"
     assert fake_twilio.requests == 1 and fake_twilio.messages == []
+
     r = await admin.get(f"/api/v1/suppressions/sms/{ADA_E164}")
     assert r.status_code == 200, r.text
     [entry] = r.json()["reasons"]
+    assert entry["reason"] == "sms_stop"
     assert entry["detail"].startswith("Twilio error 21610")
+    listed = (await admin.get("/api/v1/suppressions", params={"reason": "sms_stop"})).json()
+    assert [(e["address"], e["reason"]) for e in listed["items"]] == [(ADA_E164, "sms_stop")]
+    bounced = (await admin.get("/api/v1/suppressions", params={"reason": "hard_bounce"})).json()
+    assert bounced["items"] == []
+    [held] = (await admin.get("/api/v1/quarantine")).json()["items"]
+    assert (held["address"], held["opted_out"]) == (ADA_E164, True)
+
+    [logged] = await delivery_log(admin, first["href"])
+    assert logged["kind"] == "unsubscribed"
+    assert logged["detail"]["channel"] == "sms" and logged["detail"]["method"] == "stop"
+    assert logged["detail"]["reason"].startswith("Twilio error 21610")
+    report = (await admin.get(f"/api/v1/reports/{event_id}")).json()["total"]
+    counted = {k: report[k] for k in ("bounced_hard", "bounced_soft", "unsubscribed", "failed")}
+    assert counted == {"bounced_hard": 0, "bounced_soft": 0, "unsubscribed": 1, "failed": 1}
+    assert report["ignored"] == 1
+    text = await metrics_showing(
+        admin, 'txmsg_provider_errors_total{channel="sms",kind="opt_out"} 1.0'
+    )
+    assert 'txmsg_provider_errors_total{channel="sms",kind="bounce"}' not in text
+    await wait_until(
+        lambda: any(d["interaction"] == "unsubscribed" for d in receiver.delivered()),
+        what="the unsubscribe announced",
+    )
+    interactions = [d["interaction"] for d in receiver.delivered() if d["interaction"]]
+    assert interactions == ["unsubscribed"]
+
     # Released (the number texted START): sent again.
     r = await admin.delete(f"/api/v1/quarantine/sms/{ADA_E164}")
     assert r.status_code == 204, r.text
+    assert (await admin.get(f"/api/v1/suppressions/sms/{ADA_E164}")).json()["reasons"] == []
     again = await trigger(admin, event_id, ADA)
     await wait_status(admin, again["href"], "processed")
+    assert [m.to for m in await fake_twilio.wait_for(1)] == [ADA_E164]
 
 
 async def test_transient_4xx_answers_are_retried(server, fake_twilio: FakeTwilio) -> None:

@@ -35,6 +35,7 @@ def _quarantine_view(row: Any) -> dict[str, Any]:
         "reason": row.reason,
         "soft_bounces": row.soft_bounces,
         "quarantined_at": row.quarantined_at,
+        "opted_out": row.opted_out,
     }
 
 

@@ -49,9 +49,6 @@ class Bounce:
     address: str
     hard: bool
     reason: str
-    # The recipient opted out with the refusal (an SMS STOP): the profile the message was
-    # reconciled with, if any, is opted out of the channel too.
-    opted_out: bool = False
 
 
 def enhanced_status(text: str) -> str | None:

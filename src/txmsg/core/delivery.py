@@ -79,8 +79,22 @@ class PermanentSendError(SendError):
 
 class RecipientOptedOut(PermanentSendError):
     """The recipient told the provider to send them nothing more (an SMS STOP: Twilio error
-    21610). Recorded as their opt-out: the number is held (as a hard bounce holds an
-    address) and a profile's `sms_opt_out` is set, so later sends are `ignored`."""
+    21610). Recorded as their opt-out (`ProviderOptOut`), not as a bounce: the number is
+    held and a profile's `sms_opt_out` is set, so later sends are `ignored`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOptOut:
+    """A send refused because its recipient opted out at the provider (an SMS STOP). The
+    person's own act, not an undeliverable address: logged as `unsubscribed`, and the address
+    is held for every message (its suppression-list reason says STOP, not a bounce) until an
+    admin releases it, as the provider keeps it until the person opts in again (START)."""
+
+    pkey: str
+    event_id: str
+    channel: str
+    address: str
+    reason: str  # the provider's answer (`Twilio error 21610 (HTTP 400): ...`)
 
 
 class Unsendable(PermanentSendError):

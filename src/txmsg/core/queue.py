@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from txmsg.core.bounces import Bounce
+from txmsg.core.delivery import ProviderOptOut
 from txmsg.core.export_record import ExportRecord
 from txmsg.core.kinds import Priority
 from txmsg.core.statuses import EventStatus
@@ -197,6 +198,9 @@ class Outcome:
     profile_id: str | None = None  # the profile a profile-based event was reconciled with
     # A refusal that counts as a bounce: recorded (quarantine, delivery log) with the outcome.
     bounce: Bounce | None = None
+    # A refusal because the recipient opted out at the provider (an SMS STOP): recorded as
+    # their opt-out (the address held, `unsubscribed` logged, the profile opted out).
+    opt_out: ProviderOptOut | None = None
     # The provider's acceptance is the delivery (an SMTP 250): counted `delivered` with the
     # send. SMS is delivered when Twilio's receipt says so.
     delivered: bool = False

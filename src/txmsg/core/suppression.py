@@ -1,9 +1,10 @@
 """The suppression list: every reason an address is not sent to, in one vocabulary.
 
 Entries come from the denylist (an admin's or an import's entry, or a spam complaint), the
-quarantine (a hard bounce, or soft bounces in a row) and the profiles' opt-outs (an
-unsubscribe). Listing filters, the CSV export and import, and the "why" answer of one address
-share the types below.
+quarantine (a hard bounce, or soft bounces in a row; and a number that texted STOP, held beside
+them but the person's opt-out, not a bounce) and the profiles' opt-outs (an unsubscribe).
+Listing filters, the CSV export and import, and the "why" answer of one address share the
+types below.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class Reason(StrEnum):
     HARD_BOUNCE = "hard_bounce"
     SOFT_BOUNCES = "soft_bounces"
     UNSUBSCRIBE = "unsubscribe"
+    # The number texted STOP (Twilio's 21610): an opt-out, kept apart from `unsubscribe` (a
+    # profile's) because it is the number's, held for every message until an admin releases it
+    # (`DELETE /api/v1/quarantine/...`), and is listed beside a STOP's profile opt-out.
+    SMS_STOP = "sms_stop"
 
 
 REASONS = tuple(r.value for r in Reason)

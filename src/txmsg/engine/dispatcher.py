@@ -316,6 +316,8 @@ def _error_kind(outcome: Outcome) -> str | None:
     """The kind of provider error an outcome records, if any (a retry is a transient one)."""
     if outcome.bounce is not None:
         return "bounce"
+    if outcome.opt_out is not None:  # the recipient's STOP: neither a bounce nor a fault
+        return "opt_out"
     if outcome.status == EventStatus.PENDING:
         return "transient"
     if outcome.status == EventStatus.DELIVERY_FAILED:

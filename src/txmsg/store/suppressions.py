@@ -1,4 +1,5 @@
-"""The suppression list read as one table: denylist, held quarantine and opted-out profiles.
+"""The suppression list read as one table: denylist, held quarantine (bounces and SMS STOPs)
+and opted-out profiles.
 
 One UNION ALL names each entry's reason; listing pages through it by (channel, address,
 reason), the "why" answer of one address reads the same union for that address.
@@ -46,6 +47,7 @@ def _union() -> Any:
             q.channel,
             q.address,
             sa.case(
+                (q.opted_out.is_(True), Reason.SMS_STOP.value),
                 (q.soft_bounces >= SOFT_BOUNCE_LIMIT, Reason.SOFT_BOUNCES.value),
                 else_=Reason.HARD_BOUNCE.value,
             ),

@@ -402,6 +402,9 @@ quarantine = sa.Table(
     sa.Column("quarantined_at", UTCDateTime(), nullable=True),
     sa.Column("reason", sa.String(500), nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # Held because the recipient opted out at the provider (an SMS STOP), not for bounces: the
+    # suppression list says so, and later messages are ignored as opted out.
+    sa.Column("opted_out", sa.Boolean(), nullable=False, default=False, server_default=sa.false()),
 )
 
 fatigue_rules = sa.Table(

@@ -36,7 +36,7 @@ def load_batch(
     """Profiles by reconciliation key, the denied and quarantined addresses among the batch's
     (the events' own and the found profiles'), and the enabled fatigue rules."""
     found = profiles.lookup(conn, keys) if keys else {}
-    # The denylist applies to profile-based messages only; quarantine to every message.
+    # The denylist applies to profile-based messages only; quarantine and STOPs to every message.
     of_profiles = {
         (channel, address)
         for profile in found.values()
@@ -44,9 +44,9 @@ def load_batch(
         if (address := profile.address(channel))
     }
     denied = typology.denied(conn, of_profiles)
-    quarantined = typology.quarantined(conn, of_profiles | addresses)
+    quarantined, stopped = typology.held_addresses(conn, of_profiles | addresses)
     rules = fatigue.list_rules(conn, enabled_only=True) if with_rules else []
-    return BatchFacts(found, Blocklists(denied, quarantined), rules)
+    return BatchFacts(found, Blocklists(denied, quarantined, stopped), rules)
 
 
 # Marks a scheduled event whose profile was looked up ahead and not found (looked up again when

@@ -1,4 +1,5 @@
-"""Denylist and quarantine rows; bounces recorded by the dispatcher (or any bounce source)."""
+"""Denylist and quarantine rows; bounces recorded by the dispatcher (or any bounce source),
+and the numbers held for an SMS STOP (`quarantine.opted_out`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from txmsg.core.bounces import Bounce
-from txmsg.core.delivery import Interaction, LogEntry
+from txmsg.core.delivery import Interaction, LogEntry, ProviderOptOut
 from txmsg.core.errors import not_found
 from txmsg.core.suppression import SOURCE_ADMIN, SOURCE_SPAM, suppression_key
 from txmsg.core.timeutil import utcnow
@@ -19,6 +20,9 @@ from txmsg.store.tables import denylist, quarantine
 
 # Soft bounces (mailbox full, ...) in a row that put an address in quarantine.
 SOFT_BOUNCE_LIMIT = 3
+# The `method` of the `unsubscribed` entry of a send refused for an SMS STOP (an unsubscribe
+# link's is `one-click` or `page`).
+STOP_METHOD = "stop"
 
 
 def _insert(conn: Connection, table: sa.Table) -> Any:
@@ -28,7 +32,7 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
 _DENIED = sa.select(denylist.c.channel, denylist.c.address).where(
     denylist.c.address.in_(sa.bindparam("b_addresses", expanding=True))
 )
-_QUARANTINED = sa.select(quarantine.c.channel, quarantine.c.address).where(
+_HELD = sa.select(quarantine.c.channel, quarantine.c.address, quarantine.c.opted_out).where(
     quarantine.c.address.in_(sa.bindparam("b_addresses", expanding=True)),
     quarantine.c.quarantined_at.is_not(None),
 )
@@ -39,9 +43,19 @@ def denied(conn: Connection, pairs: set[tuple[str, str]]) -> frozenset[tuple[str
     return _matching(conn, _DENIED, pairs)
 
 
-def quarantined(conn: Connection, pairs: set[tuple[str, str]]) -> frozenset[tuple[str, str]]:
-    """Those of these (channel, address) pairs that are quarantined (one query)."""
-    return _matching(conn, _QUARANTINED, pairs)
+def held_addresses(
+    conn: Connection, pairs: set[tuple[str, str]]
+) -> tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]:
+    """Those of these (channel, address) pairs that are held for every message: quarantined
+    (bounces), and opted out at the provider (an SMS STOP); one query."""
+    if not pairs:
+        return frozenset(), frozenset()
+    keyed = {pair: (pair[0], suppression_key(*pair)) for pair in pairs}
+    rows = conn.execute(_HELD, {"b_addresses": sorted({a for _, a in keyed.values()})})
+    found = {(r.channel, r.address): r.opted_out for r in rows}
+    bounced = frozenset(p for p, key in keyed.items() if found.get(key) is False)
+    stopped = frozenset(p for p, key in keyed.items() if found.get(key) is True)
+    return bounced, stopped
 
 
 def _matching(
@@ -115,7 +129,8 @@ def list_quarantined(conn: Connection) -> list[Any]:
 
 
 def release(conn: Connection, channel: str, address: str) -> None:
-    """An admin lets a quarantined address receive messages again (its bounce count restarts)."""
+    """An admin lets a quarantined address receive messages again (its bounce count restarts),
+    or a number held for an SMS STOP (the person texted START)."""
     result = conn.execute(
         sa.delete(quarantine).where(
             quarantine.c.channel == channel,
@@ -238,3 +253,48 @@ def record_bounce_in(conn: Connection, bounce: Bounce) -> None:
         record_bounces(
             conn, [AddressBounce(bounce.channel, bounce.address, bounce.hard, bounce.reason)], []
         )
+
+
+def record_opt_out_in(conn: Connection, opt_out: ProviderOptOut) -> None:
+    """A send refused because its recipient opted out at the provider (an SMS STOP): the
+    message's `unsubscribed` entry (once per message, as an unsubscribe link's) and the
+    address held for every message as an opt-out, never counted as a bounce. An address
+    already held (for bounces) keeps its hold as it is, as a bounce leaves a STOP's."""
+    channel = opt_out.channel
+    append_in(
+        conn,
+        [
+            LogEntry(
+                opt_out.pkey,
+                opt_out.event_id,
+                Interaction.UNSUBSCRIBED,
+                utcnow(),
+                {"channel": channel, "method": STOP_METHOD, "reason": opt_out.reason[:500]},
+                channel,
+            )
+        ],
+    )
+    now = utcnow()
+    upsert = _insert(conn, quarantine).values(
+        channel=channel,
+        address=suppression_key(channel, opt_out.address),
+        soft_bounces=0,
+        quarantined_at=now,
+        reason=opt_out.reason[:500],
+        updated_at=now,
+        opted_out=True,
+    )
+    new = upsert.excluded
+    already = quarantine.c.quarantined_at.is_not(None)
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=["channel", "address"],
+            set_={
+                # Soft bounces below the limit do not hold the address: the STOP does now.
+                "quarantined_at": sa.func.coalesce(quarantine.c.quarantined_at, new.quarantined_at),
+                "opted_out": sa.case((already, quarantine.c.opted_out), else_=new.opted_out),
+                "reason": sa.case((already, quarantine.c.reason), else_=new.reason),
+                "updated_at": sa.case((already, quarantine.c.updated_at), else_=new.updated_at),
+            },
+        )
+    )

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from txmsg.core.bounces import Bounce
 from txmsg.core.delivery import (
     PermanentSendError,
+    ProviderOptOut,
     RecipientOptedOut,
     TransientSendError,
 )
@@ -100,10 +100,10 @@ class SmsLeg:
                 exc.reason,
                 message_version=version,
                 reached_provider=exc.reached_provider,
-                # A STOP: recorded as email's hard bounces are (the number held, whatever
-                # the message), and as the profile's opt-out.
-                bounce=Bounce(
-                    event.pkey, event.event_id, route.channel, address, True, exc.reason, True
+                # A STOP is the person's opt-out, not a dead number: the number is held all
+                # the same (Twilio refuses it until START), but it reads as an unsubscribe.
+                opt_out=ProviderOptOut(
+                    event.pkey, event.event_id, route.channel, address, exc.reason
                 )
                 if isinstance(exc, RecipientOptedOut)
                 else None,

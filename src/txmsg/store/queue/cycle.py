@@ -168,11 +168,13 @@ def _record_with_outcomes(conn: Connection, request: CycleRequest) -> None:
     if request.log_entries:  # receipts: a retried callback already recorded is dropped
         sms_receipts.append_receipts_in(conn, list(request.log_entries))
     for outcome in request.outcomes:
-        bounced = outcome.bounce
-        if bounced is not None:
-            typology.record_bounce_in(conn, bounced)
-            if bounced.opted_out and outcome.profile_id is not None:  # an SMS STOP
-                profiles.opt_out_by_person(conn, outcome.profile_id, bounced.channel)
+        if outcome.bounce is not None:
+            typology.record_bounce_in(conn, outcome.bounce)
+        stop = outcome.opt_out
+        if stop is not None:  # an SMS STOP: the number held, and the person's profile opted out
+            typology.record_opt_out_in(conn, stop)
+            if outcome.profile_id is not None:
+                profiles.opt_out_by_person(conn, outcome.profile_id, stop.channel)
     if request.feedback:  # bounces and complaints after acceptance, with quarantine or denylist
         feedback.record_in(conn, list(request.feedback))
     exports = [o for o in request.outcomes if o.export is not None]
