@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+
+import orjson
 
 from helpers import assert_problem, forbid_server_errors, live_event, trigger, wait_status
 from profile_helpers import put_profile
@@ -124,3 +127,31 @@ async def test_why_listing_and_csv(server, smtp: FakeSMTPServer) -> None:
         "/api/v1/suppressions.csv", content="{}", headers={"content-type": "application/json"}
     )
     assert_problem(r, 415)
+
+
+async def test_paging_lists_every_profile_opted_out_with_one_address(server) -> None:
+    """Two profiles opted out with the same address are two entries of one channel, address
+    and reason: a page ending between them must not skip the second."""
+    admin = forbid_server_errors(server.admin)
+    for profile_id in ("p1", "p2", "p3"):
+        await put_profile(admin, profile_id, email="shared@example.org", email_opt_out=True)
+    await put_profile(admin, "p4", email="zed@example.org", email_opt_out=True)
+    details: list[str] = []
+    after = None
+    while True:
+        params = {"limit": "1", **({"after": after} if after else {})}
+        r = await admin.get("/api/v1/suppressions", params=params)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        details += [i["detail"] for i in page["items"]]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert details == ["profile p1", "profile p2", "profile p3", "profile p4"]
+
+    # A cursor of an earlier version named (channel, address, reason): it resumes past them.
+    old = base64.urlsafe_b64encode(
+        orjson.dumps(["email", "shared@example.org", "unsubscribe"])
+    ).decode()
+    r = await admin.get("/api/v1/suppressions", params={"after": old})
+    assert [i["detail"] for i in r.json()["items"]] == ["profile p4"]

@@ -26,11 +26,11 @@ MAX_EXPORT = 100_000
 MAX_REPORTED_REJECTIONS = 20
 
 
-def _cursor(key: tuple[str, str, str]) -> str:
+def _cursor(key: tuple[str, str, str, str]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(key)).decode("ascii")
 
 
-def _after(params: dict[str, str]) -> tuple[str, str, str] | None:
+def _after(params: dict[str, str]) -> tuple[str, ...] | None:
     raw = params.get("after")
     if raw is None:
         return None
@@ -38,10 +38,10 @@ def _after(params: dict[str, str]) -> tuple[str, str, str] | None:
         key = orjson.loads(base64.urlsafe_b64decode(raw.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeEncodeError):
         key = None
-    if not (isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key)):
+    if not (isinstance(key, list) and len(key) in (3, 4) and all(isinstance(k, str) for k in key)):
         # Any string is a cursor by the spec; only the server's own are understood.
         raise refused("after", "must be the next_after of a previous page", in_header=True)
-    return key[0], key[1], key[2]
+    return tuple(key)
 
 
 @takes("channel", "reason", "since", "limit", "after")
@@ -55,7 +55,9 @@ async def list_suppressions(request: Request) -> Response:
     return JSONResponse(
         {
             "items": [r.as_dict() for r in rows],
-            "next_after": _cursor((last.channel, last.address, last.reason.value))
+            "next_after": _cursor(
+                (last.channel, last.address, last.reason.value, last.detail or "")
+            )
             if last
             else None,
         }

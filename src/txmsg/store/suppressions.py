@@ -2,7 +2,7 @@
 and opted-out profiles.
 
 One UNION ALL names each entry's reason; listing pages through it by (channel, address,
-reason), the "why" answer of one address reads the same union for that address.
+reason, detail), the "why" answer of one address reads the same union for that address.
 """
 
 from __future__ import annotations
@@ -75,9 +75,16 @@ def _entry(row: Any) -> Suppression:
     return Suppression(row.channel, row.address, Reason(row.reason), row.detail, row.since)
 
 
+def _key(s: Any) -> tuple[Any, ...]:
+    """An entry's place in the listing. The detail tells apart two profiles opted out with
+    one address (same channel, address and reason); the denylist's and the quarantine's
+    entries are one per address already, and may have none."""
+    return (s.c.channel, s.c.address, s.c.reason, sa.func.coalesce(s.c.detail, ""))
+
+
 def _filtered(filters: Filters) -> tuple[Any, Any]:
     s = _union()
-    query = sa.select(s).order_by(s.c.channel, s.c.address, s.c.reason)
+    query = sa.select(s).order_by(*_key(s))
     if filters.channel is not None:
         query = query.where(s.c.channel == filters.channel)
     if filters.reason is not None:
@@ -88,12 +95,13 @@ def _filtered(filters: Filters) -> tuple[Any, Any]:
 
 
 def page(
-    conn: Connection, filters: Filters, after: tuple[str, str, str] | None, limit: int
+    conn: Connection, filters: Filters, after: tuple[str, ...] | None, limit: int
 ) -> list[Suppression]:
-    """Up to `limit` entries after the key `after` (channel, address, reason)."""
+    """Up to `limit` entries after the key `after`: (channel, address, reason, detail or "");
+    or, from a cursor of an earlier version, (channel, address, reason), past all its entries."""
     s, query = _filtered(filters)
     if after is not None:
-        query = query.where(sa.tuple_(s.c.channel, s.c.address, s.c.reason) > sa.tuple_(*after))
+        query = query.where(sa.tuple_(*_key(s)[: len(after)]) > sa.tuple_(*after))
     return [_entry(r) for r in conn.execute(query.limit(limit))]
 
 
