@@ -221,7 +221,11 @@ class RunningServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = create_app(settings)
-        self.server = LoopServer(self.app, lifespan="on", name="test server")
+        # Idle connections kept longer than any test's pause: at uvicorn's 5 s, a test's
+        # client could send on a kept connection just as the server closed it (ReadError).
+        self.server = LoopServer(
+            self.app, lifespan="on", name="test server", timeout_keep_alive=120
+        )
 
     async def __aenter__(self) -> Server:
         await self.server.start()
