@@ -732,6 +732,220 @@ async def test_the_fields_edit_the_language_chosen(server: Any, smtp: FakeSMTPSe
         assert draft["html"] == default["html"]
 
 
+async def with_french(server: Any, event_id: str, **others: dict[str, str]) -> dict[str, Any]:
+    """The draft of `event_id` given a French variant (and `others`); answers the default's
+    parts and each variant's, as stored."""
+    message = await stored_message(server, event_id)
+    default = {k: message["draft"][k] for k in ("subject", "html", "text")}
+    variants = {
+        "fr": {"subject": "Bonjour {{ ctx.firstName }}", "html": "<p>Salut</p>", "text": "Salut"},
+        **others,
+    }
+    r = await server.admin.put(
+        f"/api/v1/messages/{event_id}/draft", json={**default, "variants": variants}
+    )
+    assert r.status_code == 200, r.text
+    return {"": default, **variants}
+
+
+@sqlite_only
+async def test_a_language_added_in_the_editor_is_saved_and_published(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """A language code entered under "Add a language" (Enter adds it) adds that language to
+    the draft, saved, as a copy of the default's texts; the fields then edit it, what is typed
+    there is saved into it, and Publish publishes it beside the default."""
+    event_id = await live_event(server.admin, smtp, "addLangDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    message = await stored_message(server, event_id)
+    default = {k: message["draft"][k] for k in ("subject", "html", "text")}
+    async with editing(server, event_id) as page:
+        subject = page.get_by_label("Subject")
+        chosen = page.get_by_label("Language to edit")
+        state = page.locator("#save-state")
+        code = page.get_by_label("Language code")
+        await expect(chosen).to_have_value("")
+        await expect(page.locator("#new-language-hint")).to_contain_text(
+            "starts as a copy of the default content"
+        )
+        await code.fill("fr")
+        await code.press("Enter")
+        await expect(chosen).to_have_value("fr")
+        await expect(subject).to_be_focused()
+        await expect(subject).to_have_value(default["subject"])
+        await expect(code).to_have_value("")
+        await expect(page.get_by_label("Preview language")).to_have_value("fr")
+        await expect(
+            page.get_by_text("Published version 1 · languages: default, fr")
+        ).to_be_visible()
+        await expect(state).to_have_text("Saved")
+        assert (await stored_message(server, event_id))["draft"]["variants"] == {"fr": default}
+
+        await subject.fill("Bonjour {{ ctx.firstName }}")
+        await expect(page.locator("#preview-subject")).to_have_text(
+            "Subject: Bonjour sample firstName"
+        )
+        await expect(state).to_have_text("Saved")
+        draft = (await stored_message(server, event_id))["draft"]
+        assert draft["variants"] == {"fr": {**default, "subject": "Bonjour {{ ctx.firstName }}"}}
+        assert {k: draft[k] for k in default} == default
+
+        await page.get_by_role("button", name="Publish").click()
+        await answer(page, f"Publish the draft of {event_id}?", "Publish")
+        await expect(
+            page.get_by_text("Published version 2 · languages: default, fr")
+        ).to_be_visible()
+        published = (await stored_message(server, event_id))["published"]
+        assert published["version"] == 2
+        assert published["variants"] == {
+            "fr": {**default, "subject": "Bonjour {{ ctx.firstName }}"}
+        }
+        assert {k: published[k] for k in default} == default
+
+
+@sqlite_only
+async def test_a_bad_or_existing_language_code_is_refused_at_its_field(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """A language code the API refuses is refused at its field in the API's own words, a
+    language the message has already in a sentence; the field has the focus, nothing is
+    added. A good code then clears the error."""
+    event_id = await live_event(server.admin, smtp, "badLangDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    texts = await with_french(server, event_id)
+    r = await server.admin.put(
+        f"/api/v1/messages/{event_id}/draft", json={**texts[""], "variants": {"French": texts[""]}}
+    )
+    assert r.status_code == 400, r.text
+    [refused] = r.json()["errors"]
+    async with editing(server, event_id) as page:
+        code = page.get_by_label("Language code")
+        add = page.get_by_role("button", name="Add language")
+        error = page.locator("#new-language-error")
+        languages = page.locator("#edit-language option")
+        await code.fill("French")
+        await add.click()
+        await expect(error).to_have_text(f"Language code {refused['detail']}")
+        await expect(code).to_have_attribute("aria-invalid", "true")
+        await expect(code).to_have_attribute(
+            "aria-describedby", "new-language-hint new-language-error"
+        )
+        await expect(code).to_be_focused()
+        await expect(languages).to_have_text(["default", "fr"])
+        await expect(page.get_by_label("Language to edit")).to_have_value("")
+
+        await code.fill("fr")
+        await code.press("Enter")
+        await expect(error).to_have_text(
+            'This message already has the language fr: choose it in "Language to edit".'
+        )
+        await expect(code).to_be_focused()
+        await expect(languages).to_have_text(["default", "fr"])
+        assert list((await stored_message(server, event_id))["draft"]["variants"]) == ["fr"]
+
+        await code.fill("de")
+        await code.press("Enter")
+        await expect(page.get_by_label("Language to edit")).to_have_value("de")
+        await expect(error).to_have_count(0)
+        await expect(code).not_to_have_attribute("aria-invalid", "true")
+        await expect(languages).to_have_text(["default", "fr", "de"])
+
+
+@sqlite_only
+async def test_a_language_is_removed_once_asked_and_cancel_keeps_it(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """The editor's "Remove language" asks in the page (Enter would cancel); Cancel keeps it.
+    Once answered, the language leaves the draft (saved), the fields edit the default, and
+    the published version keeps it until Publish."""
+    event_id = await live_event(server.admin, smtp, "removeLangDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    german = {"subject": "Hallo", "html": "<p>Hallo</p>", "text": "Hallo"}
+    texts = await with_french(server, event_id, de=german)
+    r = await server.admin.post(f"/api/v1/messages/{event_id}/publish")
+    assert r.status_code == 201, r.text
+    async with editing(server, event_id) as page:
+        subject = page.get_by_label("Subject")
+        chosen = page.get_by_label("Language to edit")
+        state = page.locator("#save-state")
+        remove = page.get_by_role("button", name="Remove language")
+        await expect(remove).to_be_hidden()  # the default cannot be removed
+        await chosen.select_option("fr")
+        await expect(subject).to_have_value(texts["fr"]["subject"])
+        await remove.click()
+        asked = page.get_by_role("dialog")
+        await expect(asked.get_by_role("button", name="Cancel")).to_be_focused()
+        await answer(page, "Remove the language fr from the draft?", "Cancel")
+        await expect(remove).to_be_focused()
+        await expect(chosen).to_have_value("fr")
+        await expect(subject).to_have_value(texts["fr"]["subject"])
+        assert set((await stored_message(server, event_id))["draft"]["variants"]) == {"fr", "de"}
+
+        await remove.click()
+        await answer(page, "The published version keeps sending fr until you publish.", "Remove fr")
+        await expect(chosen).to_have_value("")
+        await expect(chosen).to_be_focused()
+        await expect(subject).to_have_value(texts[""]["subject"])
+        await expect(page.locator("#edit-language option")).to_have_text(["default", "de"])
+        await expect(page.locator("#preview-language option")).to_have_text(["default", "de"])
+        await expect(remove).to_be_hidden()
+        await expect(state).to_have_text("Saved")
+        message = await stored_message(server, event_id)
+        assert message["draft"]["variants"] == {"de": german}
+        assert set(message["published"]["variants"]) == {"fr", "de"}
+        await expect(page.get_by_text("languages: default, de")).to_be_visible()
+
+
+@sqlite_only
+async def test_an_error_of_a_language_reads_for_a_marketer_and_takes_the_editor_there(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """An error in a language not edited is named for a marketer ("HTML (fr)", never
+    `variants.fr.html`): its button, and a refused Dry run, take the editor to that
+    language, its part in error focused. Publish refused for a language's part names it so."""
+    event_id = await live_event(server.admin, smtp, "errLangDemo")
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    await with_french(server, event_id)
+    async with editing(server, event_id) as page:
+        html = page.get_by_label("HTML", exact=True)
+        chosen = page.get_by_label("Language to edit")
+        state = page.locator("#save-state")
+        problem = page.locator("#editor-error")
+        await chosen.select_option("fr")
+        await html.fill("<p>\n{{ ctx.firstName </p>")
+        await expect(page.locator("#part-html-error")).to_contain_text("Line 2")
+        await expect(state).to_have_text("Not saved: fix the errors above")
+        await chosen.select_option("")
+        await expect(html).not_to_have_attribute("aria-invalid", "true")
+        await expect(problem).to_contain_text("HTML (fr): Line 2")
+
+        await page.get_by_role("button", name="Edit HTML (fr)").click()
+        await expect(chosen).to_have_value("fr")
+        await expect(html).to_be_focused()
+        await expect(html).to_have_attribute("aria-invalid", "true")
+
+        await chosen.select_option("")
+        await expect(problem).to_contain_text("HTML (fr)")
+        await page.get_by_role("button", name="Dry run").click()
+        await expect(chosen).to_have_value("fr")
+        await expect(html).to_be_focused()
+        await expect(page.locator("#part-html-error")).to_contain_text("Line 2")
+        await expect(page.locator("#dry-run")).to_have_text("")
+
+        await html.fill("<p>{{ ctx.nope }}</p>")
+        await expect(state).to_have_text("Saved")
+        await chosen.select_option("")
+        await page.get_by_role("button", name="Publish").click()
+        await answer(page, f"Publish the draft of {event_id}?", "Publish")
+        await expect(problem).to_contain_text("cannot be published: HTML (fr): ")
+        await expect(problem).not_to_contain_text("variants.")
+        assert (await stored_message(server, event_id))["published"]["version"] == 1
+
+
 @sqlite_only
 async def test_errors_show_beside_the_fields_they_name(server: Any, smtp: FakeSMTPServer) -> None:
     """A refused new event or draft says what is wrong beside the field it names (marked

@@ -326,6 +326,14 @@ function middleDiff(x, y) {
 function partLabel(p) {
   return { body: "SMS body", html: "HTML", sample_ctx: "Sample data" }[p] || p[0].toUpperCase() + p.slice(1);
 }
+// A part as the API names it, of any language ("variants.fr.html"), as a marketer reads it
+// ("HTML (fr)"); the API's words naming one say it that way too.
+function partName(name) {
+  const m = String(name).match(/^variants\.([^.]+)\.(.*)$/);
+  return m ? `${partLabel(m[2])} (${m[1]})` : partLabel(String(name));
+}
+const VARIANT_PART = /\bvariants\.([a-z0-9-]+)\.(subject|html|text|body)\b/g;
+const partsNamed = (text) => String(text).replace(VARIANT_PART, (_, l, p) => `${partLabel(p)} (${l})`);
 
 async function editorPage(eventId) {
   const [cfg, msg] = await Promise.all([api("GET", "/api/v1/event-configs/" + eventId), api("GET", "/api/v1/messages/" + eventId)]);
@@ -376,18 +384,31 @@ async function editorPage(eventId) {
     return res.data && res.data.errors && res.data.errors.length ? "fix the errors above" : "see the error above";
   }
   let timer = null;
-  const language = h("select", { onchange: () => saveAndPreview(false) }, h("option", { value: "" }, "default"),
-    langs.map((l) => h("option", { value: l }, l)));
+  const options = () => [h("option", { value: "" }, "default"), ...langs.map((l) => h("option", { value: l }, l))];
+  const language = h("select", { onchange: () => saveAndPreview(false) }, options());
   // Which language the fields edit: the preview shows it too.
-  const editLanguage = h("select", { onchange: () => {
-    sync(); editingLang = editLanguage.value;
+  const editLanguage = h("select", { onchange: () => { switchTo(editLanguage.value); saveAndPreview(false); } }, options());
+  let problemShown = null, warningsShown = [];
+  function switchTo(lang) {
+    sync(); editingLang = lang;
     for (const p of parts) inputs[p].value = texts[editingLang][p];
-    language.value = editingLang;
+    editLanguage.value = lang; language.value = lang;
+    remove.hidden = !lang; remove.textContent = "Remove language " + lang;
     showWarnings(warningsShown);
     if (problemShown) showProblem(problemShown);
-    saveAndPreview(false);
-  } }, h("option", { value: "" }, "default"), langs.map((l) => h("option", { value: l }, l)));
-  let problemShown = null, warningsShown = [];
+  }
+  // The languages changed (added, removed): the selects and the line under the heading follow.
+  const heading = h("p", {});
+  function languagesShown() {
+    for (const select of [editLanguage, language]) {
+      const was = select.value;
+      select.replaceChildren(...options());
+      select.value = langs.includes(was) ? was : "";
+    }
+    heading.textContent = (msg.data.published ? `Published version ${msg.data.published.version}` : "Not published yet") +
+      (langs.length ? " · languages: default, " + langs.join(", ") : " · language: default");
+  }
+  languagesShown();
 
   // A refused save's or render's errors, shown at the parts they name (as errors, beside
   // each part's warnings); a draft too large to take, at its largest part, in plain words.
@@ -406,13 +427,35 @@ async function editorPage(eventId) {
         detail: e.detail.replace(/^line (\d+): /, "Line $1: ").replace(/ is not in the data$/, " is not in the sample data") })) } };
     }
     showFieldErrors(shown, inputs, errors);
+    const away = elsewhere(res);
+    if (away.length) errors.append(" ", ...away.map(([l, p]) => h("button", { type: "button", class: "secondary",
+      onclick: () => goTo(l, p) }, `Edit ${partLabel(p)} (${l || "default"})`)));
+  }
+  // The parts of another language than the one edited that `res`'s errors name: [language, part].
+  function elsewhere(res) {
+    const found = new Map();
+    for (const e of (res && res.data && res.data.errors) || []) {
+      const m = String(e.field).match(/^(?:variants\.([^.]+)\.)?([^.[]+)/);
+      const lang = (m && m[1]) || "";
+      if (m && parts.includes(m[2]) && lang !== editingLang && Object.hasOwn(texts, lang)) found.set(lang + "." + m[2], [lang, m[2]]);
+    }
+    return [...found.values()];
+  }
+  // The fields edit `lang`, its `part` (shown in error there) has the focus, in view.
+  function goTo(lang, part) {
+    switchTo(lang);
+    saveAndPreview(false);
+    inputs[part].scrollIntoView({ block: "center" });
+    inputs[part].focus({ preventScroll: true });
   }
   const clearProblems = () => { problemShown = null; showFieldErrors({ data: { errors: [] } }, inputs, errors); sample.removeAttribute("aria-invalid"); };
   // Refused for errors (Publish, Dry run, a proof): the first field in error takes the focus,
   // in view, rather than a message at the bottom pointing at something scrolled away.
   function toFirstError() {
-    const bad = main.querySelector('[aria-invalid="true"]');
-    if (!bad) return;
+    // The template's fields only: a language code refused is not the draft's error.
+    const bad = [...parts.map((p) => inputs[p]), sample].find((x) => x.getAttribute("aria-invalid") === "true");
+    // In error only in another language: the editor goes to that language and part.
+    if (!bad) { const [away] = elsewhere(problemShown); if (away) goTo(...away); return; }
     bad.scrollIntoView({ block: "center" });
     bad.focus({ preventScroll: true });
   }
@@ -450,13 +493,15 @@ async function editorPage(eventId) {
   const kept = "txmsg-edit:" + eventId;
   // What was typed over a version someone else replaced: shown beside the latest, to copy back.
   const aside = "txmsg-aside:" + eventId;
-  const typed = () => {
+  // `adding`: a language being added, a copy of the default's texts.
+  const typed = (adding = null) => {
     sync();
     const flat = { ...texts[""] };
     for (const l of langs) for (const p of parts) flat[`variants.${l}.${p}`] = texts[l][p];
+    if (adding !== null) for (const p of parts) flat[`variants.${adding}.${p}`] = texts[""][p];
     return JSON.stringify({ ...flat, sample_ctx: sample.value });
   };
-  const keep = () => sessionStorage.setItem(kept, JSON.stringify({ typed: typed(), etag, base }));
+  const keep = () => sessionStorage.setItem(kept, JSON.stringify({ typed: typed(), etag, base, languages: langs }));
   const conflict = h("div", { class: "conflict", role: "alert", id: "editor-conflict" });
   function changedSince() {
     stale = true;
@@ -474,11 +519,13 @@ async function editorPage(eventId) {
     stale = false; unsaved = false; clearTimeout(timer); timer = null;
     editorPage(eventId);
   }
-  function saveAndPreview(save = true) {
-    saving = saving.then(() => savePreview(save), () => savePreview(save));
+  // `adding`: a language to add (a copy of the default's texts) with this save; it is added
+  // once saved, and the answer says so (`added`), else is the refused save's.
+  function saveAndPreview(save = true, adding = null) {
+    saving = saving.then(() => savePreview(save, adding), () => savePreview(save, adding));
     return saving;
   }
-  async function savePreview(save) {
+  async function savePreview(save, adding = null) {
     if (save && stale) return;
     let ctx;
     try { ctx = JSON.parse(sample.value); } catch (e) {
@@ -486,20 +533,31 @@ async function editorPage(eventId) {
       if (save) saveSays("Not saved: the sample data is not valid JSON");
       unsaved ||= save; previewOutdated(); return;
     }
+    let added = null;
     if (save) {
       sync();
       const body = { ...texts[""] };
-      if (draft.variants) body.variants = Object.fromEntries(langs.map((l) => [l, { ...texts[l] }]));
+      const variants = Object.fromEntries(langs.map((l) => [l, { ...texts[l] }]));
+      if (adding !== null) variants[adding] = { ...texts[""] };
+      if (draft.variants || Object.keys(variants).length) body.variants = variants;
       body.sample_ctx = ctx;
-      const sent = typed();
+      const sent = typed(adding);
+      const said = saveState.textContent;
       saveSays("Saving…");
       const saved = await api("PUT", `/api/v1/messages/${eventId}/draft`, body, etag ? { "If-Match": etag } : {});
+      // A language refused (its code) is not added: the draft stored is as it was, and the
+      // language's field says why.
+      if (adding !== null && !saved.ok && saved.status !== 412) { saveSays(said); return saved; }
       unsaved = !saved.ok;
       if (saved.status === 412) {
         saveSays("Not saved: someone else changed this message");
-        changedSince(); previewOutdated("Preview out of date: what you typed is not saved (see above)."); return;
+        changedSince(); previewOutdated("Preview out of date: what you typed is not saved (see above)."); return saved;
       }
-      if (!saved.ok) { saveSays("Not saved: " + notSavedWhy(saved)); showProblem(saved); showWarnings([]); previewOutdated(); return; }
+      if (!saved.ok) { saveSays("Not saved: " + notSavedWhy(saved)); showProblem(saved); showWarnings([]); previewOutdated(); return saved; }
+      if (adding !== null) {
+        texts[adding] = variants[adding]; langs.push(adding); languagesShown(); switchTo(adding);
+        added = { added: adding };
+      }
       etag = saved.etag; base = sent;
       // Typed again meanwhile: that is still to be saved (its save is already on its way).
       saveSays(timer === null && typed() === sent ? "Saved" : "Saving…");
@@ -508,7 +566,7 @@ async function editorPage(eventId) {
       showWarnings(saved.data.warnings);
     }
     const res = await api("POST", `/api/v1/messages/${eventId}/preview`, language.value ? { ctx, language: language.value } : { ctx });
-    if (!res.ok) { showProblem(res); previewOutdated(); return; }
+    if (!res.ok) { showProblem(res); previewOutdated(); return added; }
     if (!unsaved) clearProblems();
     outdated.hidden = true;
     showRendered(res.data);
@@ -517,11 +575,12 @@ async function editorPage(eventId) {
       smsOut.textContent = d.text;
       const n = (count, what) => `${count.toLocaleString("en")} ${what}${count === 1 ? "" : "s"}`;
       smsFacts.textContent = `${n(d.characters, "character")} · ${d.encoding} · ${n(d.segments, "segment")}`;
-      return;
+      return added;
     }
     subjectOut.textContent = "Subject: " + (res.data.subject || "");
     const html = res.data.html || h("pre", {}, res.data.text || "").outerHTML;
     desktop.srcdoc = html; phone.srcdoc = html;
+    return added;
   }
   function changed() {
     keep();
@@ -593,13 +652,13 @@ async function editorPage(eventId) {
     if (!(await saved())) { say(notDone("No dry run")); toFirstError(); return; }
     const ran = typed();
     const r = await api("POST", `/api/v1/messages/${eventId}/publish?dry_run=true`);
-    if (!r.ok) { dryOut.replaceChildren(h("p", { class: "error" }, problem(r))); return; }
+    if (!r.ok) { dryOut.replaceChildren(h("p", { class: "error" }, partsNamed(problem(r)))); return; }
     const d = r.data;
     lastDry = { failed: d.failed.length, events: d.events, typed: ran };
     dryOut.replaceChildren(h("div", {},
       h("p", {}, `Dry run: ${d.rendered} of ${d.events} recent events render.`),
       d.failed.length ? h("ul", {}, d.failed.map((f) => h("li", { class: "error" },
-        withCode(`${f.PKey}: ${partLabel(f.part)}${failedWhy(f.reason)}`)))) : null,
+        withCode(`${f.PKey}: ${partName(f.part)}${failedWhy(f.reason)}`)))) : null,
       d.render_warnings.length ? h("ul", { class: "warnings" }, d.render_warnings.map((w) => h("li", { class: w.status ? "blocking" : null }, `${w.PKey}: `, withCode(w.detail)))) : null,
       d.sample.map((s) => h("details", {}, h("summary", {}, "Difference for " + s.PKey),
         h("pre", {}, Object.values(s.diff).join("\n") || "no difference")))));
@@ -614,7 +673,7 @@ async function editorPage(eventId) {
     if (!(await ready("Not published"))) return;  // another tab may have saved meanwhile
     const r = await api("POST", `/api/v1/messages/${eventId}/publish`);
     if (r.ok) { say(`Published version ${r.data.version}`); editorPage(eventId); return; }
-    errors.textContent = problem(r);
+    errors.textContent = partsNamed(problem(r));
     if (r.data && r.data.warnings) showWarnings(r.data.warnings);
   }) }, "Publish");
 
@@ -640,21 +699,73 @@ async function editorPage(eventId) {
       : "Proof sent to " + proofTo.value;
   }) }, field("proof-to", "Send a proof to", proofTo), h("div", { class: "row" }, h("button", { type: "submit", class: "secondary" }, "Send proof")));
 
+  // Adding a language: its code checked by the API (its own words, at the field), a copy of
+  // the default's texts saved into the draft, then edited in the fields.
+  const newLanguage = h("input", { autocomplete: "off", spellcheck: "false", autocapitalize: "none", "aria-describedby": "new-language-hint" });
+  const languageOut = h("p", { class: "error", id: "language-error", "aria-live": "polite" });
+  const languageField = { variants: newLanguage };
+  const refuseLanguage = (res) => { showFieldErrors(res, languageField, languageOut); newLanguage.focus(); };
+  const addLanguage = h("form", { class: "languages", onsubmit: oneAtATime(async (e) => {
+    e.preventDefault();
+    showFieldErrors({ data: { errors: [] } }, languageField, languageOut);
+    const code = newLanguage.value.trim();
+    if (code && Object.hasOwn(texts, code)) {
+      refuseLanguage({ data: { errors: [{ field: "variants", detail: `This message already has the language ${code}: choose it in "Language to edit".` }] } });
+      return;
+    }
+    if (!(await saved())) { languageOut.textContent = notDone("Language not added"); toFirstError(); return; }
+    const r = await saveAndPreview(true, code);
+    if (r && r.added) {
+      newLanguage.value = "";
+      inputs[parts[0]].focus();
+      say(`Added ${code}, a copy of the default content: the fields now edit ${code}.`);
+      return;
+    }
+    if (!r || r.status === 412) { languageOut.textContent = notDone("Language not added"); return; }
+    refuseLanguage(r);
+  }) }, h("fieldset", {}, h("legend", {}, "Add a language"),
+    field("new-language", "Language code", newLanguage),
+    h("p", { class: "hint", id: "new-language-hint" }, "A language tag such as fr or pt-br. The new language starts as a copy of the default content, to translate."),
+    h("div", { class: "row" }, h("button", { type: "submit", class: "secondary" }, "Add language")), languageOut));
+  // Removing the language edited, once asked: like any edit, saved into the draft only.
+  const publishedLangs = Object.keys((msg.data.published && msg.data.published.variants) || {});
+  const remove = h("button", { type: "button", class: "secondary", hidden: true, onclick: oneAtATime(async () => {
+    const lang = editingLang;
+    const still = publishedLangs.includes(lang)
+      ? ` The published version keeps sending ${lang} until you publish.`
+      : ` The published version has no ${lang}: it is not changed.`;
+    if (!(await ask(`Remove the language ${lang} from the draft? Its texts in the draft are deleted.${still}`, "Remove " + lang, true))) {
+      remove.focus(); return;
+    }
+    switchTo("");
+    delete texts[lang]; langs.splice(langs.indexOf(lang), 1);
+    // Its errors and warnings went with it.
+    const gone = (name) => String(name || "").startsWith(`variants.${lang}.`);
+    if (problemShown && problemShown.data && problemShown.data.errors) {
+      problemShown = { ...problemShown, data: { ...problemShown.data, errors: problemShown.data.errors.filter((e) => !gone(e.field)) } };
+      showProblem(problemShown);
+    }
+    showWarnings(warningsShown.filter((w) => !gone(w.part)));
+    languagesShown();
+    editLanguage.focus();
+    say(`Removed ${lang} from the draft.${still}`);
+    changed();
+  }) }, "Remove language");
+
   const mine = JSON.parse(sessionStorage.getItem(aside) || "null");
-  const keyLabel = (k) => { const m = k.match(/^variants\.([^.]+)\.(.*)$/); return m ? `${partLabel(m[2])} (${m[1]})` : partLabel(k); };
   const yours = mine && h("section", { "aria-label": "Your text, not saved", id: "your-text", class: "conflict" },
     h("h2", {}, "Your text, not saved"),
     h("p", {}, "You typed this over a version someone else has replaced since. The fields below show the latest version: copy back what you need, then discard this."),
-    Object.entries(mine).map(([p, v]) => field("yours-" + p.replace(/\./g, "-"), "Your unsaved " + keyLabel(p).replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase()), h("textarea", { readonly: true, rows: 4 }, v))),
+    Object.entries(mine).map(([p, v]) => field("yours-" + p.replace(/\./g, "-"), "Your unsaved " + partName(p).replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase()), h("textarea", { readonly: true, rows: 4 }, v))),
     h("div", { class: "row" }, h("button", { type: "button", class: "secondary", onclick: () => {
       sessionStorage.removeItem(aside); yours.remove();
     } }, "Discard your unsaved text")));
   show("Message " + eventId,
-    h("p", {}, msg.data.published ? `Published version ${msg.data.published.version}` : "Not published yet",
-      langs.length ? " · languages: default, " + langs.join(", ") : " · language: default"),
+    heading,
     yours,
     h("div", { class: "editor" },
-      h("section", { "aria-label": "Template" }, conflict, langs.length ? field("edit-language", "Language to edit", editLanguage) : null, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
+      h("section", { "aria-label": "Template" }, conflict, field("edit-language", "Language to edit", editLanguage),
+        h("div", { class: "row" }, remove), addLanguage, editors, field("sample-ctx", "Sample data (ctx, JSON)", sample), errors,
         h("div", { class: "row" }, dry, publish, saveState), dryOut,
         sms ? h("p", {}, "Proofs are sent by email, to an email event's channel: trigger the event to test an SMS.") : [proof, proofOut]),
       h("section", { "aria-label": "Preview" }, h("h2", {}, "Preview"), field("preview-language", "Preview language", language), renderWarnings, outdated, sms ? [smsFacts, smsOut] : [subjectOut,
@@ -667,6 +778,11 @@ async function editorPage(eventId) {
   const restored = JSON.parse(sessionStorage.getItem(kept) || "null");
   if (restored) {
     const fields = restored.typed ? JSON.parse(restored.typed) : restored; // older pages kept the fields alone
+    // Languages added or removed and not saved yet are so again.
+    const were = restored.languages || langs;
+    for (const l of were) if (!Object.hasOwn(texts, l)) { texts[l] = { ...texts[""] }; langs.push(l); }
+    for (const l of [...langs]) if (!were.includes(l)) { delete texts[l]; langs.splice(langs.indexOf(l), 1); }
+    languagesShown();
     for (const p of parts) texts[""][p] = fields[p] ?? texts[""][p];
     for (const l of langs) for (const p of parts) texts[l][p] = fields[`variants.${l}.${p}`] ?? texts[l][p];
     for (const p of parts) inputs[p].value = texts[editingLang][p];
