@@ -1,6 +1,6 @@
 """The benchmark table's scenarios, each on a fresh store; `run.py` puts them side by side.
 
-- `acceptance`: durable 201s per second of `serve --role api` under wrk (32 connections);
+- `acceptance`: durable 201s per second of `serve --role api` under wrk (32 or 128 connections);
 - `end_to_end`: trigger -> SMTP accepted, events sent per second from the first trigger to
   the last send, for a deployment of N API and M worker processes (0 workers: `serve`);
 - `latency`: transactional trigger -> SMTP accepted, one trigger at a time, with and without
@@ -26,13 +26,15 @@ from _common import TRIGGER_BODY, setup_event, wrk_many
 from _deploy import Reader, Store, deployment, reader
 
 
-def acceptance(store: Store, smtp_port: int, seconds: int, warmup: int) -> float:
+def acceptance(
+    store: Store, smtp_port: int, seconds: int, warmup: int, *, connections: int = 32
+) -> float:
     """Triggers accepted (201, committed) per second by one API-only process."""
     with deployment(store, api_only=True) as [base]:
         key = setup_event(base, smtp_port)
         url = f"{base}/rest/mc/EVTbench"
-        wrk_many([url], TRIGGER_BODY, key, warmup)
-        result = wrk_many([url], TRIGGER_BODY, key, seconds)
+        wrk_many([url], TRIGGER_BODY, key, warmup, connections)
+        result = wrk_many([url], TRIGGER_BODY, key, seconds, connections)
     if result["non2xx"] or result["socket_errors"]:
         raise RuntimeError(f"trigger acceptance had errors: {result}")
     return result["rps"]

@@ -32,13 +32,14 @@ from _common import (
 )
 
 
-def bare(seconds: int) -> dict[str, float]:
+def bare(seconds: int, connections: int = 32) -> dict[str, float]:
     port = free_port()
     with process(
         [sys.executable, str(Path(__file__).parent / "bare_endpoint.py"), str(port)], port=port
     ):
-        wrk(f"http://127.0.0.1:{port}/rest/mc/EVTbench", TRIGGER_BODY, None, 2)  # warm-up
-        return wrk(f"http://127.0.0.1:{port}/rest/mc/EVTbench", TRIGGER_BODY, None, seconds)
+        url = f"http://127.0.0.1:{port}/rest/mc/EVTbench"
+        wrk(url, TRIGGER_BODY, None, 2, connections)  # warm-up
+        return wrk(url, TRIGGER_BODY, None, seconds, connections)
 
 
 def engine(seconds: int, sending: bool) -> dict[str, float]:
