@@ -44,7 +44,7 @@ from txmsg.core.variants import (
     parse_parts,
     parse_variants,
 )
-from txmsg.store import event_configs
+from txmsg.store import event_configs, targeting
 from txmsg.store import events as event_store
 from txmsg.store import messages as store
 
@@ -297,6 +297,10 @@ async def _dry_run(request: Request, *, payloads_shown: bool) -> Response:
     config = await db.read(event_configs.require, event_id)
     row, published, _ = await db.read(store.get, event_id)
     recent = await db.read(event_store.recent, event_id, dry_run.MAX_EVENTS)
+    languages = None
+    if row.draft.get("variants") and config.target == TargetType.PROFILE:
+        # The variant each event gets is its profile's language's, found as a send finds it.
+        languages = await db.read(targeting.languages, config.target, config.reconciliation, recent)
     try:
         answer = await dry_run.run(
             renderer(request),
@@ -307,6 +311,7 @@ async def _dry_run(request: Request, *, payloads_shown: bool) -> Response:
             row.draft,
             published.content if published is not None else None,
             recent,
+            languages,
             payloads_shown=payloads_shown,
         )
     except TemplateProblems as exc:

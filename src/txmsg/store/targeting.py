@@ -115,3 +115,22 @@ def pretarget_scheduled(conn: Connection, limit: int = 500) -> int:
         updates,
     )
     return len(updates)
+
+
+def languages(
+    conn: Connection, target: str, reconciliation: dict[str, str] | None, triggers: list[Any]
+) -> list[str | None]:
+    """The language of each stored trigger's profile now, found as the send's targeting finds
+    it (`lookup_key`, then `profiles.lookup`), so a dry run picks the variant a send would:
+    None for an event-based message, or a trigger whose profile is not found."""
+    wanted = [lookup_key(target, reconciliation, t.email, t.ctx, t.mobile_phone) for t in triggers]
+    keys: dict[str, set[str]] = {}
+    for key in wanted:
+        if key is not None:
+            keys.setdefault(key[0], set()).add(key[1])
+    found = profiles.lookup(conn, keys) if keys else {}
+    out: list[str | None] = []
+    for key in wanted:
+        profile = found.get(key) if key is not None else None
+        out.append(profile.language if profile is not None else None)
+    return out
