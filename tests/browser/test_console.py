@@ -26,6 +26,7 @@ from helpers import (
     trigger,
     wait_status,
 )
+from profile_helpers import profile_event, put_profile
 from txmsg.testing import FakeSMTPServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -1376,6 +1377,48 @@ async def test_a_dry_run_says_why_events_fail_and_publish_asks_knowing_it(
         await expect(dry).not_to_contain_text("Ada")
         await page.get_by_role("button", name="Publish").click()
         await answer(page, "The last dry run failed for 2 of 3 recent events.", "Cancel")
+        assert (await stored_message(server, event_id))["published"]["version"] == 1
+
+
+@sqlite_only
+async def test_a_dry_run_names_a_languages_failure_and_takes_the_editor_there(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """A dry run renders a French profile's event with the French variant and each language
+    no recent event uses once: their failures read "HTML (fr)", "HTML (de)", a button takes
+    the editor to the language, and Publish asks knowing them."""
+    event_id = await profile_event(server.admin, smtp, "dryLangDemo")
+    await put_profile(server.admin, "ana", email="ana@example.org", language="fr")
+    await trigger(server.admin, event_id, {"email": "ana@example.org", "ctx": {}})
+    # Renders with the sample data (it has `order`), not for the trigger, which left it out.
+    broken = {"subject": "Bonjour", "html": "<p>{{ ctx.order.upper() }}</p>", "text": "Salut"}
+    default = {k: (await stored_message(server, event_id))["draft"][k] for k in broken}
+    r = await server.admin.put(
+        f"/api/v1/messages/{event_id}/draft",
+        json={**default, "variants": {"fr": broken, "de": broken}},
+    )
+    assert r.status_code == 200, r.text
+    expect = playwright_api.expect
+    expect.set_options(timeout=20_000)
+    async with editing(server, event_id) as page:
+        await page.get_by_role("button", name="Dry run").click()
+        dry = page.locator("#dry-run")
+        await expect(dry).to_contain_text("Dry run: 0 of 1 recent events render.")
+        failures = dry.locator("li.error")
+        await expect(failures).to_have_count(2)
+        await expect(failures.nth(0)).to_contain_text("HTML (fr), line 1: ctx.order")
+        await expect(failures.nth(1)).to_contain_text("de: HTML (de), line 1: ctx.order")
+        await expect(dry).to_contain_text("Languages no recent event uses")
+        await expect(dry).not_to_contain_text("variants.")
+        await dry.get_by_role("button", name="Edit HTML (fr)").click()
+        await expect(page.get_by_label("Language to edit")).to_have_value("fr")
+        await expect(page.get_by_label("HTML", exact=True)).to_be_focused()
+        await page.get_by_role("button", name="Publish").click()
+        await answer(
+            page,
+            "failed for 1 of 1 recent events and for 1 language no recent event uses.",
+            "Cancel",
+        )
         assert (await stored_message(server, event_id))["published"]["version"] == 1
 
 

@@ -654,21 +654,37 @@ async function editorPage(eventId) {
     const r = await api("POST", `/api/v1/messages/${eventId}/publish?dry_run=true`);
     if (!r.ok) { dryOut.replaceChildren(h("p", { class: "error" }, partsNamed(problem(r)))); return; }
     const d = r.data;
-    lastDry = { failed: d.failed.length, events: d.events, typed: ran };
+    // Languages no recent event's profile uses are rendered once with the latest payload.
+    const checks = d.variant_checks || [];
+    const badChecks = checks.filter((c) => !c.rendered);
+    lastDry = { failed: d.failed.length, events: d.events, languages: badChecks.length, typed: ran };
+    // A warning of a language's part says which ("HTML (fr): ..."); the default's as before.
+    const warnedWhy = (w) => [w.part.startsWith("variants.") ? `${partName(w.part)}: ` : "", withCode(w.detail)];
+    const checkWarnings = checks.flatMap((c) => (c.render_warnings || []).map((w) => ({ ...w, PKey: `${c.language}, no recent event` })));
+    const warned = [...d.render_warnings, ...checkWarnings];
+    // A failure in a language not edited: a button takes the editor to that language and part.
+    const away = elsewhere({ data: { errors: [...d.failed, ...badChecks].map((f) => ({ field: f.part })) } });
     dryOut.replaceChildren(h("div", {},
       h("p", {}, `Dry run: ${d.rendered} of ${d.events} recent events render.`),
       d.failed.length ? h("ul", {}, d.failed.map((f) => h("li", { class: "error" },
         withCode(`${f.PKey}: ${partName(f.part)}${failedWhy(f.reason)}`)))) : null,
-      d.render_warnings.length ? h("ul", { class: "warnings" }, d.render_warnings.map((w) => h("li", { class: w.status ? "blocking" : null }, `${w.PKey}: `, withCode(w.detail)))) : null,
+      checks.length ? h("p", {}, `Languages no recent event uses, rendered with the latest event's data: ${checks.length - badChecks.length} of ${checks.length} render.`) : null,
+      badChecks.length ? h("ul", {}, badChecks.map((c) => h("li", { class: "error" },
+        withCode(`${c.language}: ${partName(c.part)}${failedWhy(c.reason)}`)))) : null,
+      away.length ? h("p", {}, ...away.map(([l, p]) => h("button", { type: "button", class: "secondary",
+        onclick: () => goTo(l, p) }, `Edit ${partLabel(p)} (${l || "default"})`))) : null,
+      warned.length ? h("ul", { class: "warnings" }, warned.map((w) => h("li", { class: w.status ? "blocking" : null }, `${w.PKey}: `, ...warnedWhy(w)))) : null,
       d.sample.map((s) => h("details", {}, h("summary", {}, "Difference for " + s.PKey),
         h("pre", {}, Object.values(s.diff).join("\n") || "no difference")))));
   } }, "Dry run");
   const publish = h("button", { type: "button", onclick: oneAtATime(async () => {
     // Asked only of a draft that can be published: else, why not (not a silent no).
     if (!(await ready("Not published"))) return;
+    const earlier = lastDry && lastDry.typed !== typed() ? ", of an earlier draft," : "";
+    const langs = lastDry && lastDry.languages ? `${lastDry.languages} language${lastDry.languages > 1 ? "s" : ""} no recent event uses` : "";
     const dryFailed = lastDry && lastDry.failed
-      ? ` The last dry run${lastDry.typed === typed() ? "" : ", of an earlier draft,"} failed for ${lastDry.failed} of ${lastDry.events} recent events.`
-      : "";
+      ? ` The last dry run${earlier} failed for ${lastDry.failed} of ${lastDry.events} recent events${langs ? " and for " + langs : ""}.`
+      : langs ? ` The last dry run${earlier} failed for ${langs}.` : "";
     if (!(await ask(`Publish the draft of ${eventId}? Every event sent from now on uses it.${dryFailed}`, "Publish"))) return;
     if (!(await ready("Not published"))) return;  // another tab may have saved meanwhile
     const r = await api("POST", `/api/v1/messages/${eventId}/publish`);
