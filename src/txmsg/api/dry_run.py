@@ -4,7 +4,9 @@ Renders the draft with the most recent stored triggers of the event (up to 100, 
 kept) and answers how many render, which fail and why, which render but would not be sent as
 they are (`render_warnings`, as the preview has them: empty, or an SMS past Twilio's limit), and
 for a sample of them the difference from what the published version renders for the same
-payload. Nothing is written. The payloads
+payload. Each payload renders with the language variant a send would pick for it; each variant
+no payload picks renders once with the latest payload (`variant_checks`). Nothing is written.
+The payloads
 are personal data: without `payloads_shown` (a marketer's run) the answer leaves out the sample,
 and gives a failure's reason only when it cannot carry the payload (`_for_marketers`).
 """
