@@ -178,3 +178,24 @@ async def test_a_transactional_event_does_not_wait_for_bulk_in_flight(
     # Ahead of it, the sends holding a connection when it was queued (and a few racing it);
     # not the dozens of bulk sends in flight waiting for one.
     assert position <= committed + 3 * CONNECTIONS, (position, committed)
+
+
+async def test_a_batch_answer_gives_each_accepted_items_lane_as_a_single_answer_does(
+    server, smtp: FakeSMTPServer
+) -> None:
+    admin = server.admin
+    await create_channel(admin, smtp)
+    await create_event(admin, "newsletter", priority="bulk")
+    await publish(admin, "EVTnewsletter")
+    await create_event(admin, "receipt")
+    await publish(admin, "EVTreceipt")
+    for event_id, lane in (("EVTnewsletter", "bulk"), ("EVTreceipt", "transactional")):
+        single = await trigger(admin, event_id, ADA)
+        r = await admin.post(f"/rest/mc/{event_id}/batch", json={"events": [ADA, {"ctx": {}}]})
+        assert r.status_code == 207, r.text
+        accepted, refused = r.json()["items"]
+        assert (single["priority"], accepted["priority"]) == (lane, lane)
+        # What the two answers share, they name alike.
+        assert set(accepted) - {"index"} <= set(single), (accepted, single)
+        assert "priority" not in refused  # a refused item has no lane: nothing is queued
+

@@ -112,6 +112,8 @@ async def _accept(
             "index": index,
             "PKey": pkey,
             "status": status.value,
+            # The lane, as a single trigger's answer gives it: one shape for both answers.
+            "priority": target.priority.value,
             "href": f"/rest/mc/{target.event_id}/{pkey}",
         }
         if reason is not None:
