@@ -216,3 +216,22 @@ async def test_the_scheduler_runs_due_flows(server: Any, tmp_path: Path) -> None
     assert [(x["run"], x["records"]) for x in runs] == [(1, 0)]
     flow = (await admin.get(f"{FLOWS}/lake")).json()
     assert flow["running"] is False and flow["watermark"] == 0
+
+
+async def test_a_patch_null_for_a_field_of_fixed_values_is_refused_naming_them(
+    server: Any, tmp_path: Path
+) -> None:
+    """Not kept silently (the spec's fields are not nullable): a 400 with the values taken."""
+    admin = forbid_server_errors(server.admin)
+    r = await admin.post(FLOWS, json=_local(tmp_path, compression="zstd"))
+    assert r.status_code == 201, r.text
+    for change, field, values in (
+        ({"format": None}, "format", "json, parquet"),
+        ({"compression": None}, "compression", "snappy, zstd, gzip, none"),
+        ({"destination": {"type": None}}, "destination.type", "local, s3"),
+    ):
+        problem = assert_problem(await admin.patch(f"{FLOWS}/lake", json=change), 400, field)
+        assert problem["errors"][0]["detail"] == f"must be one of: {values}", problem
+    flow = (await admin.get(f"{FLOWS}/lake")).json()
+    assert (flow["format"], flow["compression"]) == ("parquet", "zstd")
+    assert flow["destination"] == {"type": "local", "path": str(tmp_path)}

@@ -199,3 +199,24 @@ async def test_a_batch_answer_gives_each_accepted_items_lane_as_a_single_answer_
         assert set(accepted) - {"index"} <= set(single), (accepted, single)
         assert "priority" not in refused  # a refused item has no lane: nothing is queued
 
+
+async def test_a_null_for_a_field_of_fixed_values_says_which_values_it_takes(
+    server, smtp: FakeSMTPServer
+) -> None:
+    """A null is a value sent: "is required" would deny it was; the answer lists the values."""
+    admin = server.admin
+    await create_channel(admin, smtp)
+    await create_event(admin, "x")
+    for field, values in (
+        ("priority", "transactional, bulk"),
+        ("channel", "email, sms"),  # was a 409, "cannot be changed": null is no channel
+        ("target", "event, profile"),
+    ):
+        r = await admin.patch(f"{EVENTS}/EVTx", json={field: None})
+        problem = assert_problem(r, 400, field)
+        assert problem["errors"][0]["detail"] == f"must be one of: {values}", problem
+    row = (await admin.get(f"{EVENTS}/EVTx")).json()
+    assert (row["priority"], row["channel"], row["target"]) == ("transactional", "email", "event")
+    # On create a null priority is the spec's "left out": the default lane.
+    made = await create_event(admin, "y", priority=None)
+    assert made["priority"] == "transactional"

@@ -133,7 +133,7 @@ def _check_fixed(body: dict[str, Any], current: Any) -> None:
         ("target", current.target, TARGET_TYPES),
     ):
         if fixed in body and body[fixed] != stored:
-            get_choice(body, fixed, choices)
+            get_choice(body, fixed, choices, nullable=False)  # a malformed one (null too): 400
             raise conflicting(fixed, "cannot be changed after creation")
 
 

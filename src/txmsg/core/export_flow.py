@@ -103,7 +103,9 @@ def _destination(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     body = require_object(raw, "destination")
     p = "destination."
-    kind = get_choice(body, "type", DESTINATION_TYPES, prefix=p, required=current is None)
+    kind = get_choice(
+        body, "type", DESTINATION_TYPES, prefix=p, required=current is None, nullable=False
+    )
     merging = current is not None and kind in (None, current["type"])
     if merging:
         assert current is not None
@@ -175,6 +177,9 @@ def _keep_secret(destination: dict[str, Any], current: dict[str, Any]) -> None:
 
 def _compression(body: dict[str, Any], fmt: str, current: str | None) -> str:
     default = current if current in COMPRESSIONS[fmt] else DEFAULT_COMPRESSION[fmt]
+    if current is not None and body.get("compression", "") is None:
+        # A PATCH's null is malformed (a 400), not a value the stored format refuses (a 422).
+        get_choice(body, "compression", COMPRESSIONS[fmt], nullable=False)
     try:
         value = get_choice(body, "compression", COMPRESSIONS[fmt], default=default)
     except DomainError as exc:
@@ -204,7 +209,7 @@ def parse_update(body: object, current: FlowSpec, retention: timedelta) -> FlowS
     reject_unknown(body, UPDATE_FIELDS)
     if "name" in body:
         raise invalid("name", "cannot be changed after creation")
-    fmt = get_choice(body, "format", FORMATS, default=current.format)
+    fmt = get_choice(body, "format", FORMATS, default=current.format, nullable=False)
     assert fmt is not None
     destination, secrets = current.destination, current.secrets
     if "destination" in body:

@@ -204,8 +204,18 @@ def get_choice(
     prefix: str = "",
     required: bool = False,
     default: str | None = None,
+    nullable: bool = True,
 ) -> str | None:
+    """`body[key]`, one of `choices`. A null given where it cannot stand for the default
+    (`required`, or not `nullable`: a PATCH, where it would keep the stored value silently)
+    is refused with the values it takes: "is required" would deny that the field was sent."""
+    if body.get(key, "") is None and (required or not nullable):
+        raise invalid(prefix + key, _one_of(choices))
     value = get_str(body, key, prefix=prefix, required=required, default=default)
     if value is not None and value not in choices:
-        raise invalid(prefix + key, "must be one of: " + ", ".join(choices))
+        raise invalid(prefix + key, _one_of(choices))
     return value
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    return "must be one of: " + ", ".join(choices)
