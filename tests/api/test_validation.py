@@ -75,6 +75,44 @@ async def test_trigger_body_errors_name_the_field(server, admin, smtp: FakeSMTPS
     assert accepted["status"] == "pending"
 
 
+async def test_a_body_not_in_utf8_is_a_problem_naming_body(
+    server, admin, smtp: FakeSMTPServer
+) -> None:
+    """JSON is UTF-8 whatever the Content-Type's charset says: Latin-1 or UTF-16 bodies are
+    refused naming `body` and the encoding wanted, as a single trigger, a batch or an admin
+    request; nothing is stored."""
+    event_id = await live_event(admin, smtp)
+    zoe = '{"email": "zoe@example.org", "ctx": {"firstName": "Zoë"}}'
+    for raw, charset, where in (
+        (zoe.encode("latin-1"), "latin-1", "byte 53 is not UTF-8"),
+        (zoe.encode("utf-16"), "utf-16", "byte 0 is not UTF-8"),  # its byte order mark
+        (zoe.encode("utf-16-le"), "utf-16", "byte 1 is a NUL"),
+        (zoe.encode("utf-32-be"), "utf-32", "byte 0 is a NUL"),
+    ):
+        headers = {"content-type": f"application/json; charset={charset}"}
+        batch = ('{"events": [' + zoe + "]}").encode(charset.replace("utf-16", "utf-16-le"))
+        for url, body in (
+            (f"/rest/mc/{event_id}", raw),
+            (f"/rest/mc/{event_id}/batch", batch),
+            ("/api/v1/channel-configs", raw),
+        ):
+            problem = assert_problem(await admin.post(url, content=body, headers=headers), 400)
+            assert [e["field"] for e in problem["errors"]] == ["body"], problem
+            detail = problem["errors"][0]["detail"]
+            assert detail.startswith("must be JSON encoded in UTF-8 (RFC 8259)"), problem
+            if body is raw:
+                assert where in detail, (charset, problem)
+    r = await admin.get(f"/api/v1/events/{event_id}")
+    assert r.status_code == 200 and r.json()["items"] == [], r.text
+    # The same body in UTF-8 is accepted, whatever charset its header names.
+    r = await admin.post(
+        f"/rest/mc/{event_id}",
+        content=zoe.encode(),
+        headers={"content-type": "application/json; charset=latin-1"},
+    )
+    assert r.status_code == 201 and r.json()["ctx"] == {"firstName": "Zoë"}, r.text
+
+
 async def test_unknown_things_are_404_and_wrong_methods_405(
     server, admin, smtp: FakeSMTPServer
 ) -> None:

@@ -11,7 +11,7 @@ from starlette.types import Receive
 
 from txmsg.api import body_deadlines
 from txmsg.api.context import context
-from txmsg.core.errors import DomainError
+from txmsg.core.errors import DomainError, invalid
 from txmsg.core.json_numbers import check_integers, read_with_long_integers_as_text
 from txmsg.core.validation import ascii_digits
 
@@ -75,6 +75,9 @@ def parse_json(raw: bytes, *, optional: bool = False, whole: bool = True) -> Any
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        not_utf8 = _not_utf8(raw)  # only here: a valid body is never decoded twice
+        if not_utf8 is not None:
+            raise not_utf8 from None
         # An integer too long for a double: refused below, naming it (a batch: its item).
         value = read_with_long_integers_as_text(raw)
         if value is None:
@@ -82,6 +85,24 @@ def parse_json(raw: bytes, *, optional: bool = False, whole: bool = True) -> Any
     if whole:
         check_integers(raw)
     return value
+
+
+def _not_utf8(raw: bytes) -> DomainError | None:
+    """The problem of a body that is not UTF-8, the only encoding JSON has (RFC 8259 §8.1),
+    whatever charset its Content-Type names; None for one that is. orjson's own words ("str
+    is not valid UTF-8: surrogates not allowed") name no field and no remedy."""
+    if 0 in raw[:2]:
+        # JSON text starts with ASCII (a bracket, white space): in UTF-16 or UTF-32 without a
+        # byte order mark one of its first two bytes is then a NUL.
+        where = f"byte {raw.index(0)} is a NUL, as in UTF-16 or UTF-32 text"
+    else:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            where = f"byte {exc.start} is not UTF-8 (no other charset is read)"
+        else:
+            return None
+    return invalid("body", f"must be JSON encoded in UTF-8 (RFC 8259); {where}")
 
 
 async def read_body(request: Request) -> bytes:
