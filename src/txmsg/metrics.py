@@ -8,7 +8,7 @@ increment each); the queue depth is read from the database when scraped, not kep
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -20,6 +20,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from txmsg.core.rate_limit import WindowUse
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -49,6 +51,28 @@ class Metrics:
         self.database_up = Gauge(
             "txmsg_database_up",
             "Whether this scrape read the database (1) or could not (0: txmsg_queue_depth absent)",
+            registry=r,
+        )
+        # A channel cap's counters, read when scraped like the depth: `used` at `limit`
+        # means the cap binds (its due events wait), rather than a stuck queue.
+        self.cap_used = Gauge(
+            "txmsg_channel_cap_used",
+            "Sends counted in the current window of a channel configuration's rate_limit"
+            " (window: second, day; share: all, or bulk for the bulk share)",
+            ["channel_config", "window", "share"],
+            registry=r,
+        )
+        self.cap_limit = Gauge(
+            "txmsg_channel_cap_limit",
+            "The limit of each window of a channel configuration's rate_limit (as cap_used)",
+            ["channel_config", "window", "share"],
+            registry=r,
+        )
+        self.cap_held = Gauge(
+            "txmsg_channel_cap_held",
+            "Due pending events a spent channel cap holds, by channel configuration and lane"
+            " (read from the database when scraped)",
+            ["channel_config", "lane"],
             registry=r,
         )
         self.trigger_to_sent = Histogram(
@@ -139,6 +163,23 @@ class Metrics:
         self.database_up.set(0 if rows is None else 1)
         for lane, status, count in rows or ():
             self.queue_depth.labels(lane, status).set(count)
+
+    def set_channel_caps(
+        self, uses: Mapping[str, list[WindowUse]], held: Iterable[tuple[str, str, int]]
+    ) -> None:
+        """Each capped channel configuration's windows and the events its spent ones hold,
+        replacing the last scrape's (a cap removed since is gone)."""
+        for gauge in (self.cap_used, self.cap_limit, self.cap_held):
+            gauge.clear()
+        for name, windows in uses.items():
+            for use in windows:
+                self.cap_used.labels(name, use.window, "all").set(use.used)
+                self.cap_limit.labels(name, use.window, "all").set(use.limit)
+                if use.bulk_limit is not None:
+                    self.cap_used.labels(name, use.window, "bulk").set(use.bulk_used)
+                    self.cap_limit.labels(name, use.window, "bulk").set(use.bulk_limit)
+        for name, lane, count in held:
+            self.cap_held.labels(name, lane).set(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,6 +19,7 @@ from helpers import (
     create_channel,
     create_event,
     create_key,
+    forbid_server_errors,
     live_event,
     publish_message,
     trigger,
@@ -227,3 +228,80 @@ async def test_ignored_events_leave_a_per_day_quota_to_the_messages_sent(
     await asyncio.sleep(0.5)
     assert await _statuses(website, [extra["href"]]) == ["pending"]
     assert len(smtp.messages) == 3
+
+
+def _next_midnight(resets_at: str) -> datetime:
+    """`resets_at` read, checked to be the next UTC midnight (within a day from now)."""
+    at = datetime.fromisoformat(resets_at)
+    assert (at.hour, at.minute, at.second, at.microsecond) == (0, 0, 0, 0), resets_at
+    assert timedelta(0) < at - datetime.now(UTC) <= timedelta(days=1), resets_at
+    return at
+
+
+async def test_what_a_spent_cap_holds_says_so_in_its_status_and_the_configuration(
+    server, smtp: FakeSMTPServer
+) -> None:
+    """The events a spent daily cap holds stay pending, and say why: their status gives the
+    cap and when it resets; the channel configuration gives each window's use against its
+    limit, read from the cap's own counters."""
+    admin = forbid_server_errors(server.admin)
+    urgent_id, newsletter = await _with_newsletter(admin, smtp, {"per_day": 10, "bulk_share": 50})
+    r = await admin.get("/api/v1/channel-configs/mail")
+    day = r.json()["rate_limit_usage"]["day"]
+    assert (day["used"], day["limit"], day["bulk"]) == (0, 10, {"used": 0, "limit": 5}), r.text
+    website = server.client(await create_key(admin, "trigger"))
+    bulk = {"events": [{"email": f"b{i}@example.org", "ctx": {"firstName": "B"}} for i in range(7)]}
+    r = await website.post(f"/rest/mc/{newsletter}/batch", json=bulk)
+    assert r.status_code == 201, r.text
+    hrefs = [item["href"] for item in r.json()["items"]]
+    await wait_until(lambda: _to(smtp, "b") == 5, what="bulk's share of the day sent")
+    done = await wait_status(website, hrefs[0], "processed")
+    assert "reason" not in done
+    # The 2 bulk events beyond the share wait for the next day, and say so.
+    held = [(await website.get(h)).json() for h in hrefs]
+    held = [e for e in held if e["status"] == "pending"]
+    assert len(held) == 2, held
+    for event in held:
+        reason = event["reason"]
+        assert reason.startswith(
+            "waiting for the bulk share of the daily cap of channel configuration 'mail'"
+            " (bulk_share 50 %: 5 of its 10 per day), which resets at "
+        ), reason
+        _next_midnight(reason.rsplit(" ", 1)[1])
+    r = await admin.get("/api/v1/channel-configs/mail")
+    usage = r.json()["rate_limit_usage"]
+    assert list(usage) == ["day"], usage
+    assert (usage["day"]["used"], usage["day"]["bulk"]) == (5, {"used": 5, "limit": 5}), usage
+    _next_midnight(usage["day"]["resets_at"])
+    assert spec_errors("ChannelConfig", r.json()) == []
+    # Transactional sends spend the rest of the day; one more waits, saying for what.
+    urgent = [
+        await trigger(website, urgent_id, {"email": f"t{i}@example.org", "ctx": {"firstName": "T"}})
+        for i in range(6)
+    ]
+    await wait_until(lambda: _to(smtp, "t") == 5, what="transactional sends to the full cap")
+    await asyncio.sleep(0.3)
+    answers = [(await website.get(u["href"])).json() for u in urgent]
+    waiting = [e for e in answers if e["status"] == "pending"]
+    assert [e["reason"].split(", which")[0] for e in waiting] == [
+        "waiting for the daily cap of channel configuration 'mail' (10 per day)"
+    ], waiting
+    listed = (await admin.get("/api/v1/channel-configs")).json()["items"]
+    assert [c["rate_limit_usage"]["day"]["used"] for c in listed] == [10]
+    # The same, scraped: the counters, and the due events the spent cap holds by lane.
+    text = (await admin.get("/metrics")).text
+    for sample in (
+        'txmsg_channel_cap_used{channel_config="mail",share="all",window="day"} 10.0',
+        'txmsg_channel_cap_limit{channel_config="mail",share="all",window="day"} 10.0',
+        'txmsg_channel_cap_used{channel_config="mail",share="bulk",window="day"} 5.0',
+        'txmsg_channel_cap_limit{channel_config="mail",share="bulk",window="day"} 5.0',
+        'txmsg_channel_cap_held{channel_config="mail",lane="bulk"} 2.0',
+        'txmsg_channel_cap_held{channel_config="mail",lane="transactional"} 1.0',
+    ):
+        assert sample in text, (sample, [x for x in text.splitlines() if "cap" in x])
+    # No cap: no usage, and nothing said of one.
+    r = await admin.patch("/api/v1/channel-configs/mail", json={"rate_limit": None})
+    assert r.json()["rate_limit_usage"] is None, r.text
+    assert spec_errors("ChannelConfig", r.json()) == []
+    scraped = (await admin.get("/metrics")).text.splitlines()
+    assert not [line for line in scraped if line.startswith("txmsg_channel_cap_")], scraped

@@ -13,6 +13,7 @@ from txmsg.api import ops_port
 from txmsg.api.ops_port import OpsAddress, start_ops_port
 from txmsg.api.probes import Probe
 from txmsg.metrics import Metrics
+from txmsg.store.clock import DatabaseClock
 from txmsg.store.db import Database
 
 
@@ -57,10 +58,12 @@ async def test_it_logs_where_it_listens_for_one_process_too(
 
 
 class _FailingDatabase:
-    """A database whose reads fail with `error` (the ops port reads nothing else of it)."""
+    """A database whose reads fail with `error` (the ops port reads nothing else of it but
+    its clock, for the channel caps' current windows)."""
 
     def __init__(self, error: Exception) -> None:
         self.error = error
+        self.clock = DatabaseClock()
 
     async def read(self, *_args: object) -> object:
         raise self.error

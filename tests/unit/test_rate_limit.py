@@ -8,8 +8,11 @@ from txmsg.config import Settings
 from txmsg.core.errors import DomainError
 from txmsg.core.rate_limit import (
     DAY_MS,
+    SECOND_MS,
     ChannelCap,
     KeyLimit,
+    cap_use,
+    held_reason,
     parse_channel_cap,
     parse_key_limit,
     parse_limit_spec,
@@ -83,3 +86,65 @@ def test_bulk_windows_keep_a_reserve_for_transactional_sends() -> None:
     [day] = ChannelCap(per_second=1, per_day=3, bulk_share=50).bulk_windows("mail")
     assert day.cap == 1
     assert ChannelCap(per_second=1, per_day=10, bulk_share=100).bulk_windows("mail") == []
+
+
+# A counter's (window start, used) at 2026-12-07T17:20:30.250Z.
+NOW_MS = 1_796_664_030_250
+DAY_START = NOW_MS - NOW_MS % DAY_MS
+SECOND_START = NOW_MS - NOW_MS % SECOND_MS
+
+
+def test_a_caps_use_counts_the_current_windows_only() -> None:
+    cap = ChannelCap(per_second=20, per_day=50)
+    counters = {
+        "channel:mail:second": (SECOND_START - SECOND_MS, 20),  # the last second's: none now
+        "channel:mail:day": (DAY_START, 50),
+        "channel:mail:day:bulk": (DAY_START, 12),
+    }
+    second, day = cap_use(cap, "mail", counters, NOW_MS)
+    assert second.as_dict() == {
+        "used": 0,
+        "limit": 20,
+        "resets_at": "2026-12-07T17:20:31.000Z",
+        "bulk": {"used": 0, "limit": 18},
+    }
+    assert day.as_dict() == {
+        "used": 50,
+        "limit": 50,
+        "resets_at": "2026-12-08T00:00:00.000Z",
+        "bulk": {"used": 12, "limit": 45},
+    }
+    # Never counted yet: nothing used. A share of 100 keeps nothing back: no bulk part.
+    [fresh] = cap_use(ChannelCap(per_day=5, bulk_share=100), "sms", {}, NOW_MS)
+    assert fresh.as_dict() == {"used": 0, "limit": 5, "resets_at": "2026-12-08T00:00:00.000Z"}
+
+
+def test_a_held_event_is_told_the_window_it_waits_for() -> None:
+    cap = ChannelCap(per_second=4, per_day=10, bulk_share=50)
+
+    def reason(bulk: bool, **used: int) -> str | None:
+        counters = {
+            f"channel:mail:{scope.replace('_', ':')}": (
+                DAY_START if scope.startswith("day") else SECOND_START,
+                n,
+            )
+            for scope, n in used.items()
+        }
+        return held_reason("mail", cap, cap_use(cap, "mail", counters, NOW_MS), bulk)
+
+    assert reason(False, second=3, day=9) is None
+    assert reason(False, second=4, day=9) == (
+        "waiting for the per-second cap of channel configuration 'mail' (4 per second),"
+        " which resets at 2026-12-07T17:20:31.000Z"
+    )
+    # Both spent: the day is what it waits for.
+    assert reason(False, second=4, day=10) == (
+        "waiting for the daily cap of channel configuration 'mail' (10 per day),"
+        " which resets at 2026-12-08T00:00:00.000Z"
+    )
+    # The bulk share holds bulk events only.
+    assert reason(False, second=1, day=5, day_bulk=5) is None
+    assert reason(True, second=1, day=5, day_bulk=5) == (
+        "waiting for the bulk share of the daily cap of channel configuration 'mail'"
+        " (bulk_share 50 %: 5 of its 10 per day), which resets at 2026-12-08T00:00:00.000Z"
+    )

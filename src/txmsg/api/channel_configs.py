@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from txmsg.api.auth import authorize
 from txmsg.api.bodies import read_json
-from txmsg.api.context import context
+from txmsg.api.context import AppContext, context
 from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core import channel_config as spec
@@ -17,14 +17,26 @@ from txmsg.core.dkim import SECRET_NAME as DKIM_SECRET
 from txmsg.core.dkim import dns_records
 from txmsg.core.errors import not_found
 from txmsg.core.kinds import Channel
+from txmsg.core.rate_limit import WindowUse, usage_view
 from txmsg.store import channel_configs as store
 
 
-def view(row: Any) -> dict[str, Any]:
+def view(row: Any, uses: dict[str, list[WindowUse]]) -> dict[str, Any]:
     out = spec.public_view(row.name, row.channel, row.settings, row.secrets, row.message_export)
+    # What the cap has spent in its current windows: whether it binds, or the queue is stuck.
+    use = uses.get(row.name)
+    out["rate_limit_usage"] = usage_view(use) if use is not None else None
     out["created_at"] = row.created_at
     out["updated_at"] = row.updated_at
     return out
+
+
+async def _with_use(ctx: AppContext, rows: list[Any]) -> dict[str, list[WindowUse]]:
+    """The use of the rows' caps, read after their write (a changed cap shows against what
+    its windows have already counted)."""
+    if not any((r.settings or {}).get("rate_limit") for r in rows):
+        return {}
+    return await ctx.db.read(store.cap_uses, rows, ctx.db.clock.now())
 
 
 async def create(request: Request) -> Response:
@@ -33,13 +45,14 @@ async def create(request: Request) -> Response:
     ctx = context(request)
     row = await ctx.db.write(store.create, parsed)
     ctx.config_changed()  # a new signer of Twilio callbacks, perhaps for a cached account
-    return JSONResponse(view(row), status_code=201)
+    return JSONResponse(view(row, await _with_use(ctx, [row])), status_code=201)
 
 
 async def list_all(request: Request) -> Response:
     await authorize(request)
-    rows = await context(request).db.read(store.list_all)
-    return JSONResponse({"items": [view(r) for r in rows]})
+    ctx = context(request)
+    rows, uses = await ctx.db.read(store.list_with_use, ctx.db.clock.now())
+    return JSONResponse({"items": [view(r, uses) for r in rows]})
 
 
 async def _require(request: Request) -> Any:
@@ -48,7 +61,11 @@ async def _require(request: Request) -> Any:
 
 async def get_one(request: Request) -> Response:
     await authorize(request)
-    return JSONResponse(view(await _require(request)))
+    ctx = context(request)
+    row, uses = await ctx.db.read(
+        store.require_with_use, request.path_params["name"], ctx.db.clock.now()
+    )
+    return JSONResponse(view(row, uses))
 
 
 async def update(request: Request) -> Response:
@@ -57,7 +74,7 @@ async def update(request: Request) -> Response:
     ctx = context(request)
     updated = await ctx.db.write(store.patch, request.path_params["name"], body)
     ctx.config_changed()
-    return JSONResponse(view(updated))
+    return JSONResponse(view(updated, await _with_use(ctx, [updated])))
 
 
 async def delete(request: Request) -> Response:

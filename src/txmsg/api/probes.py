@@ -25,7 +25,7 @@ from txmsg.api.responses import JSONResponse
 from txmsg.metrics import CONTENT_TYPE, Metrics
 from txmsg.store.db import Database
 from txmsg.store.outage import OutageLog
-from txmsg.store.queue.depth import queue_depth
+from txmsg.store.queue.depth import queue_figures
 from txmsg.store.readiness import schema_state
 from txmsg.store.sealing import stored_tokens
 from txmsg.store.tables import metadata
@@ -97,14 +97,17 @@ async def metrics_text(probe: Probe) -> bytes:
     its read failing), the process's own figures are still answered: the depth is left out and
     `txmsg_database_up` is 0."""
     try:
-        rows = await asyncio.wait_for(probe.db.read(queue_depth), READY_TIMEOUT_SECONDS)
+        read = probe.db.read(queue_figures, probe.db.clock.now())
+        figures = await asyncio.wait_for(read, READY_TIMEOUT_SECONDS)
     except Exception as exc:
         if not probe.metrics_outage.failed(exc):
             log.warning("metrics: reading the queue depth failed", exc_info=True)
-        rows = None
+        probe.metrics.set_queue_depth(None)
+        probe.metrics.set_channel_caps({}, ())  # left out, as the depth, rather than stale
     else:
         probe.metrics_outage.ok()
-    probe.metrics.set_queue_depth(rows)
+        probe.metrics.set_queue_depth(figures.depth)
+        probe.metrics.set_channel_caps(figures.caps, figures.held)
     return probe.metrics.exposition()
 
 

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from txmsg.core.errors import invalid
+from txmsg.core.kinds import Priority
+from txmsg.core.timeutil import isoformat
 from txmsg.core.validation import as_integer, reject_unknown, require_object
 
 MAX_PER_SECOND = 1_000_000
@@ -91,6 +95,107 @@ class ChannelCap:
             out["per_day"] = self.per_day
         out["bulk_share"] = self.bulk_share
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class WindowUse:
+    """A channel cap window as its shared counter stands: sends counted in the current window
+    (`second` or `day`) of `limit`, and of the bulk share's `bulk_limit` (None: no share kept
+    back in this window)."""
+
+    window: str
+    limit: int
+    used: int
+    resets_at_ms: int
+    bulk_limit: int | None = None
+    bulk_used: int = 0
+
+    @property
+    def resets_at(self) -> datetime:
+        return datetime.fromtimestamp(self.resets_at_ms / 1000, UTC)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "used": self.used,
+            "limit": self.limit,
+            "resets_at": isoformat(self.resets_at),
+        }
+        if self.bulk_limit is not None:
+            out["bulk"] = {"used": self.bulk_used, "limit": self.bulk_limit}
+        return out
+
+
+# (window start, tokens used) of each counter read, by scope (store/rate_windows.py).
+Counters = Mapping[str, tuple[int, int]]
+
+
+def _counted(counters: Counters, window: Window, now_ms: int) -> tuple[int, int]:
+    """(tokens used, end) of `window`'s current window. A counter of an earlier window holds
+    none of this one's; one of a later window (a process whose clock was ahead took it)
+    counts for it, as a take would (store/rate_windows.py)."""
+    start = window.start(now_ms)
+    stored_start, used = counters.get(window.scope, (start, 0))
+    if stored_start < start:
+        return 0, start + window.length_ms
+    return used, stored_start + window.length_ms
+
+
+def cap_use(
+    cap: ChannelCap, channel_config: str, counters: Counters, now_ms: int
+) -> list[WindowUse]:
+    """How much of each of the cap's windows is spent now (per second first), read from the
+    counters the claims take their tokens from: nothing counted apart for display."""
+    shares = {w.scope.removesuffix(":bulk"): w for w in cap.bulk_windows(channel_config)}
+    uses = []
+    for window in cap.windows(channel_config):
+        used, end = _counted(counters, window, now_ms)
+        share = shares.get(window.scope)
+        bulk_used = _counted(counters, share, now_ms)[0] if share is not None else 0
+        name = window.scope.rsplit(":", 1)[1]
+        cap_of_share = share.cap if share is not None else None
+        uses.append(WindowUse(name, window.cap, used, end, cap_of_share, bulk_used))
+    return uses
+
+
+def usage_view(uses: list[WindowUse]) -> dict[str, Any]:
+    """The API's `rate_limit_usage`: each window's use by its name."""
+    return {use.window: use.as_dict() for use in uses}
+
+
+_CAP_NAMES = {"second": "per-second", "day": "daily"}
+
+
+def held_reason(
+    channel_config: str, cap: ChannelCap, uses: list[WindowUse], bulk: bool
+) -> str | None:
+    """Why a due event of this channel configuration waits, when a window of its cap is
+    spent (for a bulk event, its bulk share too): the one whose end it waits for (the
+    latest), in a sentence; None when every window has room."""
+    held: list[tuple[int, str]] = []
+    for use in uses:
+        per = f"per {use.window}"
+        what = f"the {_CAP_NAMES.get(use.window, per)} cap of channel configuration"
+        what += f" '{channel_config}'"
+        if use.used >= use.limit:
+            held.append((use.resets_at_ms, f"{what} ({use.limit} {per})"))
+        elif bulk and use.bulk_limit is not None and use.bulk_used >= use.bulk_limit:
+            share = f"bulk_share {cap.bulk_share} %: {use.bulk_limit} of its {use.limit} {per}"
+            held.append((use.resets_at_ms, f"the bulk share of {what} ({share})"))
+    if not held:
+        return None
+    ends_ms, what = max(held)
+    resets = isoformat(datetime.fromtimestamp(ends_ms / 1000, UTC))
+    return f"waiting for {what}, which resets at {resets}"
+
+
+def held_lanes(uses: list[WindowUse]) -> frozenset[Priority]:
+    """The lanes whose due events a cap in this state holds: both when a window is spent,
+    bulk alone when only a bulk share is."""
+    if any(use.used >= use.limit for use in uses):
+        return frozenset(Priority)
+    if any(u.bulk_limit is not None and u.bulk_used >= u.bulk_limit for u in uses):
+        return frozenset({Priority.BULK})
+    return frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,8 +11,16 @@ from sqlalchemy.exc import IntegrityError
 
 from txmsg.core.channel_config import ChannelConfigSpec, parse_update
 from txmsg.core.errors import DomainError, conflict, not_found
-from txmsg.core.rate_limit import channel_scopes
+from txmsg.core.rate_limit import (
+    ChannelCap,
+    Counters,
+    WindowUse,
+    cap_use,
+    channel_scopes,
+    parse_channel_cap,
+)
 from txmsg.core.timeutil import utcnow
+from txmsg.store import rate_windows as counters_of
 from txmsg.store.tables import channel_configs, event_configs, rate_windows
 
 # A refused delete names at most this many of the event configurations still using it.
@@ -137,3 +146,53 @@ def in_use(name: str, users: list[str], total: int) -> DomainError:
     )
     error.members = {"used_by": {"event_configs": users, "total": total}}
     return error
+
+
+def cap_uses(conn: Connection, rows: list[Any], now: datetime) -> dict[str, list[WindowUse]]:
+    """The current use of each capped configuration's windows among `rows` (read from the
+    counters its claims take tokens from, one query for all), at `now` (the database's)."""
+    caps = {}
+    for row in rows:
+        cap = parse_channel_cap((row.settings or {}).get("rate_limit"))
+        if cap is not None:
+            caps[row.name] = cap
+    counters = counters_of.read_in(conn, [s for name in caps for s in channel_scopes(name)])
+    now_ms = int(now.timestamp() * 1000)
+    return {name: cap_use(cap, name, counters, now_ms) for name, cap in caps.items()}
+
+
+def all_cap_uses(conn: Connection, now: datetime) -> dict[str, list[WindowUse]]:
+    """`cap_uses` of every configuration (its settings only: no secret is unsealed)."""
+    rows = list(conn.execute(sa.select(channel_configs.c.name, channel_configs.c.settings)))
+    return cap_uses(conn, rows, now)
+
+
+def list_with_use(conn: Connection, now: datetime) -> tuple[list[Any], dict[str, list[WindowUse]]]:
+    """Every configuration, and the use of the capped ones' windows (`cap_uses`)."""
+    rows = list_all(conn)
+    return rows, cap_uses(conn, rows, now)
+
+
+def require_with_use(
+    conn: Connection, name: str, now: datetime
+) -> tuple[Any, dict[str, list[WindowUse]]]:
+    row = require(conn, name)
+    return row, cap_uses(conn, [row], now)
+
+
+def event_cap(conn: Connection, event_id: str) -> tuple[str, ChannelCap, Counters] | None:
+    """The cap of the channel configuration an event configuration sends through, with its
+    counters; None when it has none."""
+    found = conn.execute(
+        sa.select(channel_configs.c.name, channel_configs.c.settings)
+        .select_from(
+            event_configs.join(
+                channel_configs, event_configs.c.channel_config == channel_configs.c.name
+            )
+        )
+        .where(event_configs.c.event_id == event_id)
+    ).first()
+    cap = parse_channel_cap((found.settings or {}).get("rate_limit")) if found else None
+    if found is None or cap is None:
+        return None
+    return found.name, cap, counters_of.read_in(conn, channel_scopes(found.name))

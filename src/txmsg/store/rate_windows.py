@@ -134,3 +134,13 @@ _GIVE_BACK = (
     )
     .values(used=rate_windows.c.used - sa.bindparam("b_count", type_=sa.BigInteger()))
 )
+
+
+def read_in(conn: Connection, scopes: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """(window start, tokens used) of each of these counters that exists: a plain read, for
+    showing a cap's use (the takes above never read before they write)."""
+    if not scopes:
+        return {}
+    c = rate_windows.c
+    query = sa.select(c.scope, c.window_start, c.used).where(c.scope.in_(scopes))
+    return {r.scope: (int(r.window_start), int(r.used)) for r in conn.execute(query)}
