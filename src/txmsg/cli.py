@@ -368,7 +368,8 @@ async def _export_run(args: argparse.Namespace, settings: Settings) -> int:
 
     db = await open_existing(settings)
     try:
-        row = await Exporter(db, settings.export_retention).run(args.name)
+        await db.sync_clock()  # the flow's lock and run times are the database's
+        row = await Exporter(db, settings.export_retention, clock=db.clock.now).run(args.name)
     except DomainError as exc:  # unknown flow, or running elsewhere
         print(f"txmsg: {exc.detail}", file=sys.stderr)
         return 1

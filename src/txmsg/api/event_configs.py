@@ -197,7 +197,7 @@ def lifecycle(action: str) -> Callable[[Request], Awaitable[Response]]:
         ctx = context(request)
         current = await ctx.db.read(store.require, event_id)
         draft = _draft_from(current.template, current.channel)
-        row = await ctx.db.write(store.change_state, event_id, action, draft)
+        row = await ctx.db.write(store.change_state, event_id, action, draft, ctx.db.clock.now())
         ctx.targets.forget(event_id)
         ctx.config_changed()
         options = await ctx.db.read(options_store.options_of, [event_id])

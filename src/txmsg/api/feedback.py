@@ -19,15 +19,15 @@ from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core.errors import not_found
 from txmsg.core.feedback import never_sent, parse_reports
-from txmsg.core.timeutil import utcnow
 from txmsg.store.feedback import states
 
 
 async def report(request: Request) -> Response:
     await authorize(request)
     body = await read_json(request)
-    reports = parse_reports(body, utcnow())
     ctx = context(request)
+    reports = parse_reports(body, ctx.db.clock.now())  # the database's time, as the sends'
+
     pkeys = {r.pkey for r in reports}
     found = await ctx.db.read(states, pkeys)
     missing = sorted(pkeys - found.keys())

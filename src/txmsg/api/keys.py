@@ -61,7 +61,9 @@ async def rotate_key(request: Request) -> Response:
         raise invalid("grace_seconds", f"must be an integer from 0 to {MAX_GRACE_SECONDS}")
     key_id = request.path_params["id"]
     ctx = context(request)
-    rotated = await ctx.db.write(key_store.rotate_key, key_id, timedelta(seconds=grace))
+    rotated = await ctx.db.write(
+        key_store.rotate_key, key_id, timedelta(seconds=grace), ctx.db.clock.now()
+    )
     if rotated is None:
         raise not_found(f"no active API key '{key_id}'")
     ctx.keys.forget(key_id)  # the old secret's cached principal gets its end of grace

@@ -261,7 +261,7 @@ async def publish(request: Request) -> Response:
         return refused
     event_id, _, draft, _ = await _render_draft(request, "published")
     ctx = context(request)
-    version = await ctx.db.write(store.publish, event_id, dict(draft))
+    version = await ctx.db.write(store.publish, event_id, dict(draft), ctx.db.clock.now())
     ctx.targets.forget(event_id)
     ctx.config_changed()
     return JSONResponse({"eventId": event_id, "version": version, **draft}, status_code=201)

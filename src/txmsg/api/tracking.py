@@ -21,7 +21,6 @@ from txmsg.api.routing import resource
 from txmsg.core.delivery import Interaction, LogEntry
 from txmsg.core.errors import not_found
 from txmsg.core.machine import hit_detail, machine_reason
-from txmsg.core.timeutil import utcnow
 from txmsg.core.tracking import (
     CLICK_PREFIX,
     OPEN_PREFIX,
@@ -51,7 +50,7 @@ async def _record(request: Request, pkey: str, kind: Interaction, url: str | Non
         target = await ctx.db.read(hit_target, pkey)
         if target is None:
             return  # unknown or purged: nothing to attach the hit to
-        at = utcnow()
+        at = ctx.db.clock.now()  # compared with its send's time, stamped by a worker
         agent = request.headers.get("user-agent")
         reason = machine_reason(
             request.method, agent, target.sent_at, at, ctx.settings.tracking_machine_seconds

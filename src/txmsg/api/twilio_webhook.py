@@ -23,7 +23,6 @@ from txmsg.api.bodies import read_body
 from txmsg.api.context import context
 from txmsg.api.routing import resource
 from txmsg.core.errors import DomainError, not_found
-from txmsg.core.timeutil import utcnow
 from txmsg.core.twilio_status import STATUS_CALLBACK_PATH, check_callback, receipt_entry
 from txmsg.store.sms_receipts import receipt_target
 
@@ -65,7 +64,8 @@ async def twilio_status(request: Request) -> Response:
         # Signed, but about another message than the one sent for this event (or about one
         # that never was): acknowledged (Twilio need not retry it) and not recorded.
         return Response(status_code=204)
-    entry = receipt_entry(target.pkey, target.event_id, dict(params), utcnow())
+    # The database's time: the receipt is compared with its send (reports, the lifecycle).
+    entry = receipt_entry(target.pkey, target.event_id, dict(params), ctx.db.clock.now())
     if entry is not None:
         await ctx.append_log(entry)
     return Response(status_code=204)

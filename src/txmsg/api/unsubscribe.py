@@ -71,9 +71,8 @@ async def confirm(request: Request) -> Response:
     claim = await _claim(request)
     body = await read_body(request)
     one_click = is_one_click(request.headers.get("content-type", ""), body)
-    if not await context(request).db.write(
-        unsubscribe, claim, "one-click" if one_click else "page"
-    ):
+    db = context(request).db
+    if not await db.write(unsubscribe, claim, "one-click" if one_click else "page", db.clock.now()):
         return _gone()
     return _page("Unsubscribed", "You will not receive these messages any more.")
 

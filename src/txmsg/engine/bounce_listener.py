@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from txmsg.core import inbound_reports
 from txmsg.core.feedback import Feedback
-from txmsg.core.timeutil import utcnow
 from txmsg.core.verp import SECRET_NAME, is_feedback_address, read_bounce_address
 from txmsg.engine.writer import Writer
 from txmsg.store.cache import TTLCache
@@ -123,6 +123,10 @@ class BounceListener:
         assert self._secret is not None
         return inbound_reports.complained_message(report, self._secret, domains)
 
+    def now(self) -> datetime:
+        """The database's time: a report's entry is compared with its send's."""
+        return self._db.clock.now()
+
     async def record(self, reports: list[Feedback]) -> None:
         await self._writer.record_feedback(reports)
 
@@ -180,7 +184,7 @@ class _Handler:
                 log.info("bounce listener: a %s report naming no message of ours", report.kind)
                 return "250 2.0.0 OK (no message of ours is named: dropped)"
             pkeys = {pkey}
-        now = utcnow()
+        now = listener.now()
         reports = [
             Feedback(p, report.kind, report.reason, now, _SOURCES[report.kind], report.hard)
             for p in sorted(pkeys)

@@ -21,7 +21,6 @@ from txmsg.core.render_limits import RenderLimits
 from txmsg.core.retry import RetryPolicy
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.targeting import Target
-from txmsg.core.timeutil import utcnow
 from txmsg.engine.funnel import WriteFunnel
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.legs.base import Leg, LegContext, outcome_for
@@ -71,13 +70,15 @@ class Dispatcher:
         self._book = book
         self._writer = writer
         self._secrets = secrets or ServerSecrets(db)
-        self._targeting = Targeting(db, self._secrets, settings.public_url)
+        self._targeting = Targeting(db, self._secrets, settings.public_url, clock=book.now)
         self._context = LegContext(
             settings.retry,
             book.lost,
             shared_renderer(settings.render),
             book.gate.turn,
-            clock=book.now,  # the clock claims are timed by (their rate windows)
+            # The database's time (`Database.clock`): claims, expiries, retries and sends
+            # are timed by it, never by this machine's clock.
+            clock=book.now,
         )
         # One leg per channel: a new channel is one more entry.
         self._legs: Mapping[Channel, Leg] = {
@@ -275,7 +276,7 @@ class Dispatcher:
         )
         if outcome.status == EventStatus.PROCESSED:
             start = max(event.event_date, event.scheduled_at or event.event_date)
-            sent = (outcome.sent_at or utcnow()) - start
+            sent = (outcome.sent_at or self._book.now()) - start
             self._metrics.observe_sent(channel, route.priority.value, sent.total_seconds())
 
     async def _handle(
@@ -284,7 +285,8 @@ class Dispatcher:
         """What became of the event; None if its lease lapsed (another claim owns it now).
 
         The checks every channel shares are made here; the route's channel's leg sends."""
-        if event.expires_at <= utcnow():
+        # The database's time: its expiry was stamped by another process (`DatabaseClock`).
+        if event.expires_at <= self._book.now():
             return outcome_for(event, target, EventStatus.TOO_OLD, expired_reason(event.reason))
         if route is None:
             return outcome_for(

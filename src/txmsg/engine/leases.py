@@ -18,7 +18,6 @@ once a quarter of capacity is free in the bulk share.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -173,11 +172,13 @@ class LeaseBook:
         self._signal.set()
 
     def wake_at(self, epoch_seconds: float) -> None:
-        """Wake at that time (a channel cap's window ends: the events it held may go), or
-        earlier if a wake is set for earlier already."""
+        """Wake at that time of the database's clock (a channel cap's window ends: the events
+        it held may go), or earlier if a wake is set for earlier already."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        when = now + max(0.0, epoch_seconds - time.time())
+        # Windows are the database's: by this machine's clock, one running ahead would wake
+        # (and claim in vain) over and over until the window ended.
+        when = now + max(0.0, epoch_seconds - self._clock().timestamp())
         if self._timer is not None and now < self._timer_at <= when:
             return
         if self._timer is not None:

@@ -18,6 +18,7 @@ Where events are sent (`all`, `worker`), other processes' commits wake the dispa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ class Engine:
     metrics: Metrics
     role: Role = Role.ALL
     wakeups: Wakeups | None = None
+    clock_keeper: asyncio.Task[None] | None = None
 
     @property
     def dispatching(self) -> bool | None:
@@ -113,6 +115,13 @@ class Engine:
                 self.wakeups = wakeups_for(self.db, self.book.wake)
                 self.wakeups.start()
                 await self._wakeups_ready(self.wakeups)
+            else:
+                # No scheduler here to measure it again: the API's stamps (due times,
+                # expiries, interactions) would keep the offset of its start after a step
+                # of this machine's clock (NTP, a resumed VM).
+                self.clock_keeper = asyncio.create_task(
+                    self._keep_clock(), name="txmsg-clock-keeper"
+                )
             if role.accepts and self.bounce_listener is not None:
                 await self.bounce_listener.start()  # its port may be taken
         except BaseException:
@@ -132,8 +141,22 @@ class Engine:
                 WAKEUPS_READY_SECONDS,
             )
 
+    async def _keep_clock(self) -> None:
+        """Measure the offset from the database's clock every sweep interval, as a worker's
+        scheduler does."""
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            try:
+                await self.db.sync_clock()
+            except Exception:  # unavailable: the last offset holds meanwhile
+                log.debug("measuring the database's clock failed; trying again", exc_info=True)
+
     async def stop(self) -> None:
         role = self.role
+        if self.clock_keeper is not None:
+            self.clock_keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.clock_keeper
         if role.accepts and self.bounce_listener is not None:
             await self.bounce_listener.stop()
         # Sends under way finish and record their outcomes before the writer stops.
@@ -172,8 +195,12 @@ def build_engine(settings: Settings) -> Engine:
         secrets=secrets,
         metrics=metrics,
     )
-    exporter = Exporter(db, settings.export_retention, metrics=metrics)
-    lifecycle = InteractionLifecycle(db, settings.data_dir, settings.interaction_inactivity)
+    # The database's time: flow locks and schedules, retention and the interaction-data
+    # lifecycle compare it with times other processes stored.
+    exporter = Exporter(db, settings.export_retention, clock=db.clock.now, metrics=metrics)
+    lifecycle = InteractionLifecycle(
+        db, settings.data_dir, settings.interaction_inactivity, clock=db.clock.now
+    )
     return Engine(
         settings=settings,
         db=db,

@@ -36,18 +36,18 @@ log = logging.getLogger(__name__)
 def _housekeeping(conn: Connection, clock: DatabaseClock, own: Collection[str]) -> tuple[int, int]:
     now = clock.sync_in(conn)  # the database's time: lease ends are compared against it
     released = leases.release_expired_in(conn, now, own)
-    outbox.queue_status_changes(conn, released.announced)
+    outbox.queue_status_changes(conn, released.announced, now)
     resumed = housekeeping.resume_paused_of_live_events(conn, now)
-    outbox.queue_status_changes(conn, resumed.announced)
+    outbox.queue_status_changes(conn, resumed.announced, now)
     if released.count or resumed.count:
         wakeups.announce_in(conn)  # other processes' workers may take them
     expired = housekeeping.expire_queued(conn, now)
     report_counts.add(conn, report_counts.of_changes(expired.changes))
     fatigue.release_in(conn, [c.pkey for c in expired.changes])  # never sent
-    outbox.queue_status_changes(conn, expired.announced)
-    housekeeping.purge_idempotency_keys(conn)
-    fatigue.purge_reservations(conn)
-    pretarget_scheduled(conn)
+    outbox.queue_status_changes(conn, expired.announced, now)
+    housekeeping.purge_idempotency_keys(conn, now)
+    fatigue.purge_reservations(conn, now)
+    pretarget_scheduled(conn, now=now)
     return released.count + resumed.count, expired.count
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 
 from txmsg.core.fatigue import FatigueCheck, FatigueRequest
 from txmsg.core.kinds import Channel, TargetType
 from txmsg.core.queue import ClaimedEvent
 from txmsg.core.statuses import ConfigState, EventStatus
 from txmsg.core.targeting import Target, lookup_key, resolve
-from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import SECRET_NAME, UnsubscribeClaim, make_token, unsubscribe_url
 from txmsg.store.db import Database
 from txmsg.store.routing import Route
@@ -26,8 +26,16 @@ Reserve = Callable[[FatigueCheck], Awaitable[dict[str, str | None]]]
 
 
 class Targeting:
-    def __init__(self, db: Database, secrets: ServerSecrets, public_url: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        secrets: ServerSecrets,
+        public_url: str,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self._db = db
+        # The database's time: expiries were stamped by another process.
+        self._clock = clock or db.clock.now
         self._secrets = secrets
         self._public_url = public_url
         self._secret: str | None = None
@@ -42,7 +50,7 @@ class Targeting:
         keys: dict[str, set[str]] = {}
         addresses: set[tuple[str, str]] = set()
         profile_based = False
-        now = utcnow()
+        now = self._clock()
         # Only events that are going to be sent now: a fatigue reservation is a send.
         claimed = [e for e in claimed if e.expires_at > now and _live(routes.get(e.event_id))]
         for event in claimed:

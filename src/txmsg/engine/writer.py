@@ -308,9 +308,12 @@ class Writer:
     ) -> list[Answer]:
         # Log entries apart from outcomes, each alone: a bad receipt fails no send's outcome.
         # The outcomes with the cycle's caps: those no provider saw give their tokens back.
+        clock = self._book.now  # the database's time, as in every cycle
         outcome_error: BaseException | None = None
         try:
-            await self._db.write(write_cycle, CycleRequest(outcomes=outcomes, caps=caps))
+            await self._db.write(
+                write_cycle, CycleRequest(outcomes=outcomes, caps=caps, clock=clock)
+            )
         except Exception as exc:  # noqa: BLE001 - handed to the outcomes' submitters
             outcome_error = exc
         answers: list[Answer] = []
@@ -318,14 +321,16 @@ class Writer:
             if isinstance(item, NewEvent | NewBatch):
                 try:
                     results, *_ = await self._db.write(
-                        write_cycle, CycleRequest(new=[item], wake_others=True)
+                        write_cycle, CycleRequest(new=[item], wake_others=True, clock=clock)
                     )
                     answers.append(results[0])
                 except Exception as exc:  # noqa: BLE001 - raised to this trigger's caller
                     answers.append(exc)
             elif isinstance(item, FatigueCheck):
                 try:
-                    cycle = await self._db.write(write_cycle, CycleRequest(checks=[item]))
+                    cycle = await self._db.write(
+                        write_cycle, CycleRequest(checks=[item], clock=clock)
+                    )
                     [decided] = cycle.decisions
                     answers.append(decided)
                 except Exception as exc:  # noqa: BLE001 - raised to this check's dispatcher
@@ -333,9 +338,13 @@ class Writer:
             elif isinstance(item, LogEntry | FeedbackBatch):
                 try:
                     if isinstance(item, LogEntry):
-                        await self._db.write(write_cycle, CycleRequest(log_entries=[item]))
+                        await self._db.write(
+                            write_cycle, CycleRequest(log_entries=[item], clock=clock)
+                        )
                     else:
-                        await self._db.write(write_cycle, CycleRequest(feedback=list(item.reports)))
+                        await self._db.write(
+                            write_cycle, CycleRequest(feedback=list(item.reports), clock=clock)
+                        )
                     answers.append(None)
                 except Exception as exc:  # noqa: BLE001 - raised to this entry's submitter
                     answers.append(exc)

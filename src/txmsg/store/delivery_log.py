@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,8 +58,11 @@ def _with_firsts(entries: list[LogEntry]) -> list[LogEntry]:
     return out
 
 
-def append_in(conn: Connection, entries: list[LogEntry]) -> list[LogEntry]:
-    """Append entries with their report counts and webhook calls; return those appended.
+def append_in(
+    conn: Connection, entries: list[LogEntry], now: datetime | None = None
+) -> list[LogEntry]:
+    """Append entries with their report counts and webhook calls (due at `now`, the
+    database's time); return those appended.
 
     An entry with a `once` key already recorded (here or by a concurrent writer) is dropped;
     a person's open or click that was not the first stays, without the unique count.
@@ -89,7 +93,7 @@ def append_in(conn: Connection, entries: list[LogEntry]) -> list[LogEntry]:
     appended += plain
     versions, hooked = _messages_of(conn, appended)
     report_counts.add(conn, report_counts.of_entries(appended, versions))
-    outbox.queue_interactions(conn, [e for e in appended if e.event_id in hooked])
+    outbox.queue_interactions(conn, [e for e in appended if e.event_id in hooked], now)
     return appended
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -114,15 +115,21 @@ def delete(conn: Connection, event_id: str) -> None:
 
 
 def change_state(
-    conn: Connection, event_id: str, action: str, default_draft: dict[str, Any]
+    conn: Connection,
+    event_id: str,
+    action: str,
+    default_draft: dict[str, Any],
+    now: datetime | None = None,
 ) -> Any:
     """Apply a lifecycle action and what it means for queued events, in one transaction.
 
     publish: creates the transactional message (draft from `default_draft`) when missing.
     pause: queued events wait as `paused`. resume: they go back to `pending` when the
     message is published. unpublish: queued events will never be sent: `ignored`.
+    `now`: the database's time (the queued events' changes and their webhook calls are
+    compared with it by the workers).
     """
-    now = utcnow()
+    now = now or utcnow()
     row = require(conn, event_id)
     target = transition(ConfigState(row.state), action)
     values: dict[str, Any] = {
@@ -159,9 +166,9 @@ def change_state(
             now,
             hooked=webhook_outbox.has_webhook(conn, event_id),
         )
-        webhook_outbox.queue_status_changes(conn, paused.announced)
+        webhook_outbox.queue_status_changes(conn, paused.announced, now)
     elif action in ("resume", "publish"):
-        release_paused(conn, event_id)
+        release_paused(conn, event_id, now)
     elif action == "unpublish":
         reason = "event configuration unpublished before the event was sent"
         ignored = update_final_status(
@@ -174,11 +181,11 @@ def change_state(
             reason,
         )
         report_counts.add(conn, report_counts.of_changes(ignored.changes))
-        webhook_outbox.queue_status_changes(conn, ignored.announced)
+        webhook_outbox.queue_status_changes(conn, ignored.announced, now)
     return require(conn, event_id)
 
 
-def release_paused(conn: Connection, event_id: str) -> int:
+def release_paused(conn: Connection, event_id: str, now: datetime | None = None) -> int:
     """Paused events go back to the queue if their event is live and its message published."""
     live = conn.execute(
         sa.select(event_configs.c.state, messages.c.published_version)
@@ -187,7 +194,7 @@ def release_paused(conn: Connection, event_id: str) -> int:
     ).first()
     if live is None or live.state != ConfigState.PUBLISHED or live.published_version is None:
         return 0
-    now = utcnow()
+    now = now or utcnow()
     resumed = update_status(
         conn,
         sa.update(events)
@@ -197,7 +204,7 @@ def release_paused(conn: Connection, event_id: str) -> int:
         now,
         hooked=webhook_outbox.has_webhook(conn, event_id),
     )
-    webhook_outbox.queue_status_changes(conn, resumed.announced)
+    webhook_outbox.queue_status_changes(conn, resumed.announced, now)
     return resumed.count
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -134,7 +134,10 @@ _SCHEDULED = (
 
 
 def reserve_in(
-    conn: Connection, requests: list[FatigueRequest], rules: list[FatigueRule]
+    conn: Connection,
+    requests: list[FatigueRequest],
+    rules: list[FatigueRule],
+    now: datetime | None = None,
 ) -> dict[str, str | None]:
     """Evaluate and reserve in one transaction: pkey -> the excluding rule, or None (send).
 
@@ -143,10 +146,14 @@ def reserve_in(
     profile's messages sees the reservations committed before it: under any concurrency a
     profile gets exactly its maximum. A message decided before (a retried event, or one
     claimed again after its lease lapsed) keeps its first decision: reserved, or excluded.
+
+    `now` is the database's time (`DatabaseClock`): every process's reservations and windows
+    are on one clock, so a worker whose clock is off neither misses another's sends in its
+    window nor stores its own outside theirs.
     """
     if not requests:
         return {}
-    now = utcnow()
+    now = now or utcnow()
     ids = sorted({r.profile_id for r in requests})
     if conn.dialect.name == "sqlite":
         # A write takes SQLite's write lock before anything is read (the driver opens the
@@ -204,9 +211,8 @@ def report(conn: Connection, name: str) -> list[dict[str, Any]]:
     return [{"day": r.day, "excluded": r.excluded} for r in rows]
 
 
-def purge_reservations(conn: Connection) -> int:
+def purge_reservations(conn: Connection, now: datetime | None = None) -> int:
     """Reservations older than the longest possible period count for nothing: drop them."""
-    result = conn.execute(
-        sa.delete(fatigue_reservations).where(fatigue_reservations.c.at < utcnow() - MAX_PERIOD)
-    )
+    before = (now or utcnow()) - MAX_PERIOD
+    result = conn.execute(sa.delete(fatigue_reservations).where(fatigue_reservations.c.at < before))
     return result.rowcount

@@ -122,17 +122,18 @@ def set_rate_limit(
 
 
 def rotate_key(
-    conn: Connection, key_id: str, grace: timedelta
+    conn: Connection, key_id: str, grace: timedelta, now: datetime | None = None
 ) -> tuple[dict[str, Any], str] | None:
     """A new secret for an active key (same id, role and limit); the current one stays valid
-    for `grace`. None if there is no such key."""
+    for `grace` from `now` (the database's time: every API process checks it). None if there
+    is no such key."""
     secret = _new_secret(key_id)
     done = conn.execute(
         sa.update(api_keys)
         .where(_active(key_id))
         .values(
             previous_hash=api_keys.c.key_hash,
-            previous_until=utcnow() + grace,
+            previous_until=(now or utcnow()) + grace,
             key_hash=hash_key(secret),
         )
     )
@@ -155,14 +156,15 @@ def revoke_key(conn: Connection, key_id: str) -> bool:
     return result.rowcount > 0
 
 
-def principal_for(conn: Connection, digest: str) -> Principal | None:
-    """The key whose current secret, or old secret within its grace, has this hash."""
+def principal_for(conn: Connection, digest: str, now: datetime | None = None) -> Principal | None:
+    """The key whose current secret, or old secret within its grace (at `now`, the
+    database's time), has this hash."""
     c = api_keys.c
     row = conn.execute(
         sa.select(c.id, c.role, c.rate_limit, c.key_hash, c.previous_until).where(
             sa.or_(
                 c.key_hash == digest,
-                sa.and_(c.previous_hash == digest, c.previous_until > utcnow()),
+                sa.and_(c.previous_hash == digest, c.previous_until > (now or utcnow())),
             ),
             c.revoked_at.is_(None),
         )
@@ -194,13 +196,15 @@ class KeyResolver:
         failure_limit: KeyLimit | None = None,
     ) -> None:
         self._bootstrap = bootstrap_admin_key
+        # The database's time: a rotation's grace was set by whichever API process rotated.
+        self._now = db.clock.now
         # Requests per key (trigger keys without their own limit: `trigger_limit`), and
         # wrong-key requests per client address (`failure_limit`), across all processes.
         self.limiter = KeyLimiter(db)
         self.trigger_limit = trigger_limit
         self.failure_limit = failure_limit
         self._cache: TTLCache[str, Principal | None] = TTLCache(
-            lambda digest: db.read(principal_for, digest), ttl
+            lambda digest: db.read(principal_for, digest, db.clock.now()), ttl
         )
         # Keys by id, with their secrets' hashes, for console sessions (which name their key
         # by id: they do not hold its hash).
@@ -217,7 +221,7 @@ class KeyResolver:
         if self._bootstrap and hmac.compare_digest(secret.encode(), self._bootstrap.encode()):
             return Principal(BOOTSTRAP_KEY_ID, "admin")
         hit, known = self._cache.peek(hash_key(secret))
-        if known is None or (known.until is not None and known.until <= utcnow()):
+        if known is None or (known.until is not None and known.until <= self._now()):
             return None
         return known if hit else None
 
@@ -227,7 +231,7 @@ class KeyResolver:
         digest = hash_key(secret)
         hit, known = self._cache.peek(digest)
         principal = known if hit else await self._cache.get(digest)
-        if principal is None or (principal.until is not None and principal.until <= utcnow()):
+        if principal is None or (principal.until is not None and principal.until <= self._now()):
             self._cache.forget(digest)  # unknown secrets are not remembered
             return None
         self._remember_good(digest)
@@ -268,7 +272,7 @@ class KeyResolver:
         if bound(key.key_hash):
             return key.principal
         until, previous = key.previous_until, key.previous_hash
-        if previous is None or until is None or until <= utcnow() or not bound(previous):
+        if previous is None or until is None or until <= self._now() or not bound(previous):
             return None
         return replace(key.principal, until=until)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,9 +83,12 @@ def save_draft(
     return get(conn, event_id)
 
 
-def publish(conn: Connection, event_id: str, content: dict[str, str]) -> int:
-    """Store `content` as the next version, make it the published one; returns its number."""
-    now = utcnow()
+def publish(
+    conn: Connection, event_id: str, content: dict[str, str], now: datetime | None = None
+) -> int:
+    """Store `content` as the next version, make it the published one; returns its number.
+    `now`: the database's time (paused events it releases, and their webhook calls)."""
+    now = now or utcnow()
     current = conn.execute(
         sa.select(sa.func.max(message_versions.c.version)).where(
             message_versions.c.event_id == event_id
@@ -101,7 +105,7 @@ def publish(conn: Connection, event_id: str, content: dict[str, str]) -> int:
         .where(messages.c.event_id == event_id)
         .values(published_version=version, updated_at=now)
     )
-    release_paused(conn, event_id)
+    release_paused(conn, event_id, now)
     return version
 
 

@@ -220,7 +220,9 @@ def delete(conn: Connection, profile_id: str) -> None:
     conn.execute(sa.update(events).where(events.c.profile_id == profile_id).values(profile_id=None))
 
 
-def opt_out_by_person(conn: Connection, profile_id: str, channel: str) -> bool:
+def opt_out_by_person(
+    conn: Connection, profile_id: str, channel: str, now: datetime | None = None
+) -> bool:
     """The person opted out of a channel themself (the unsubscribe link, an SMS STOP): only an
     explicit `resubscribe=true` write clears it. False when it was set already (an admin's
     becomes the person's) or the profile no longer exists."""
@@ -233,7 +235,7 @@ def opt_out_by_person(conn: Connection, profile_id: str, channel: str) -> bool:
             profiles.c.profile_id == profile_id,
             sa.or_(flag.is_(False), sa.func.coalesce(by, "") != BY_PERSON),
         )
-        .values({column: True, by.name: BY_PERSON, "updated_at": utcnow()})
+        .values({column: True, by.name: BY_PERSON, "updated_at": now or utcnow()})
     )
     return result.rowcount > 0
 

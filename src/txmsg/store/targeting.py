@@ -89,10 +89,10 @@ def scheduled_to_target(dialect: str, now: datetime, limit: int) -> sa.Select[An
     )
 
 
-def pretarget_scheduled(conn: Connection, limit: int = 500) -> int:
+def pretarget_scheduled(conn: Connection, limit: int = 500, now: datetime | None = None) -> int:
     """Find ahead the profiles of profile-based events scheduled for later, so that fatigue
     rules count them before they are sent. One batch of `limit` events per call."""
-    rows = conn.execute(scheduled_to_target(conn.dialect.name, utcnow(), limit)).all()
+    rows = conn.execute(scheduled_to_target(conn.dialect.name, now or utcnow(), limit)).all()
     if not rows:
         return 0
     wanted = {

@@ -4,6 +4,7 @@ and the numbers held for an SMS STOP (`quarantine.opted_out`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -171,7 +172,10 @@ class AddressBounce:
 
 
 def record_bounces(
-    conn: Connection, bounces: list[AddressBounce], entries: list[LogEntry]
+    conn: Connection,
+    bounces: list[AddressBounce],
+    entries: list[LogEntry],
+    now: datetime | None = None,
 ) -> list[bool]:
     """`record_bounce` for many, with one upsert and one append; returns for each bounce
     whether its address is (now) quarantined.
@@ -181,9 +185,9 @@ def record_bounces(
     concurrent writers neither lose increments nor clear a quarantine.
     """
     if not bounces:
-        append_in(conn, entries)
+        append_in(conn, entries, now)
         return []
-    now = utcnow()
+    now = now or utcnow()
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     keys = [(b.channel, suppression_key(b.channel, b.address)) for b in bounces]
     for bounce, (channel, address) in zip(bounces, keys, strict=True):
@@ -226,11 +230,13 @@ def record_bounces(
         },
     ).returning(quarantine.c.channel, quarantine.c.address, quarantine.c.quarantined_at)
     state = {(r.channel, r.address): r.quarantined_at is not None for r in conn.execute(stmt, rows)}
-    append_in(conn, entries)
+    append_in(conn, entries, now)
     return [state[key] for key in keys]
 
 
-def bounced_entry(pkey: str, event_id: str, hard: bool, reason: str) -> LogEntry:
+def bounced_entry(
+    pkey: str, event_id: str, hard: bool, reason: str, at: datetime | None = None
+) -> LogEntry:
     """The `bounced` entry of a send's own refusal, recorded once per message and class: a
     retried send refused again (a mailbox full at each attempt), or the same bounce reported
     later (a DSN, the feedback API), is the same one."""
@@ -238,28 +244,34 @@ def bounced_entry(pkey: str, event_id: str, hard: bool, reason: str) -> LogEntry
         pkey,
         event_id,
         Interaction.BOUNCED,
-        utcnow(),
+        at or utcnow(),
         {"bounce": "hard" if hard else "soft", "reason": reason[:500]},
         "hard" if hard else "soft",
     )
 
 
-def record_bounce_in(conn: Connection, bounce: Bounce) -> None:
+def record_bounce_in(conn: Connection, bounce: Bounce, now: datetime | None = None) -> None:
     """A send's own refusal: its `bounced` entry and, the first time this message bounces so,
     its count towards the address's quarantine (one soft bounce a message, however many of
-    its attempts were refused)."""
-    entry = bounced_entry(bounce.pkey, bounce.event_id, bounce.hard, bounce.reason)
-    if append_in(conn, [entry]):
+    its attempts were refused). `now`: the database's time (a worker's write cycle)."""
+    entry = bounced_entry(bounce.pkey, bounce.event_id, bounce.hard, bounce.reason, now)
+    if append_in(conn, [entry], now):
         record_bounces(
-            conn, [AddressBounce(bounce.channel, bounce.address, bounce.hard, bounce.reason)], []
+            conn,
+            [AddressBounce(bounce.channel, bounce.address, bounce.hard, bounce.reason)],
+            [],
+            now,
         )
 
 
-def record_opt_out_in(conn: Connection, opt_out: ProviderOptOut) -> None:
+def record_opt_out_in(
+    conn: Connection, opt_out: ProviderOptOut, now: datetime | None = None
+) -> None:
     """A send refused because its recipient opted out at the provider (an SMS STOP): the
     message's `unsubscribed` entry (once per message, as an unsubscribe link's) and the
     address held for every message as an opt-out, never counted as a bounce. An address
     already held (for bounces) keeps its hold as it is, as a bounce leaves a STOP's."""
+    now = now or utcnow()  # the database's time in a worker's write cycle
     channel = opt_out.channel
     append_in(
         conn,
@@ -268,13 +280,13 @@ def record_opt_out_in(conn: Connection, opt_out: ProviderOptOut) -> None:
                 opt_out.pkey,
                 opt_out.event_id,
                 Interaction.UNSUBSCRIBED,
-                utcnow(),
+                now,
                 {"channel": channel, "method": STOP_METHOD, "reason": opt_out.reason[:500]},
                 channel,
             )
         ],
+        now,
     )
-    now = utcnow()
     upsert = _insert(conn, quarantine).values(
         channel=channel,
         address=suppression_key(channel, opt_out.address),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -31,21 +33,25 @@ def message_of(conn: Connection, claim: UnsubscribeClaim) -> str | None:
     ).scalar()
 
 
-def unsubscribe(conn: Connection, claim: UnsubscribeClaim, method: str) -> bool:
+def unsubscribe(
+    conn: Connection, claim: UnsubscribeClaim, method: str, now: datetime | None = None
+) -> bool:
     """Opt the profile out of the claim's channel (as the person's own act) and log the
     message's `unsubscribed` interaction, once per message however many times the link is
-    used. False, recording nothing, when the link no longer names anyone (`message_of`)."""
+    used. False, recording nothing, when the link no longer names anyone (`message_of`).
+    `now`: the database's time (the entry is compared with its send's)."""
+    now = now or utcnow()
     event_id = message_of(conn, claim)
     if event_id is None:
         return False
-    opt_out_by_person(conn, claim.profile_id, claim.channel)
+    opt_out_by_person(conn, claim.profile_id, claim.channel, now)
     entry = LogEntry(
         claim.pkey,
         event_id,
         Interaction.UNSUBSCRIBED,
-        utcnow(),
+        now,
         {"channel": claim.channel, "method": method},
         claim.channel,  # once per message (and channel): reports count messages, not clicks
     )
-    append_in(conn, [entry])
+    append_in(conn, [entry], now)
     return True

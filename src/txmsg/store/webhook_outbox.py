@@ -62,11 +62,14 @@ _QUEUE_CALL = bulk.InsertRows(
 )
 
 
-def queue_status_changes(conn: Connection, changes: list[StatusChange]) -> None:
+def queue_status_changes(
+    conn: Connection, changes: list[StatusChange], now: datetime | None = None
+) -> None:
     """Queue the calls announcing `changes`, whose events are known to have a webhook (the
-    statement that made them said so)."""
+    statement that made them said so), due at `now`: the database's time, which the webhook
+    senders of every process compare due times with (this process's clock without it)."""
     if changes:
-        now = utcnow()
+        now = now or utcnow()
         bulk.execute(
             conn,
             _QUEUE_CALL,
@@ -77,10 +80,13 @@ def queue_status_changes(conn: Connection, changes: list[StatusChange]) -> None:
         )
 
 
-def queue_interactions(conn: Connection, entries: list[LogEntry]) -> None:
-    """Queue the calls announcing delivery-log `entries`, whose events have a webhook."""
+def queue_interactions(
+    conn: Connection, entries: list[LogEntry], now: datetime | None = None
+) -> None:
+    """Queue the calls announcing delivery-log `entries`, whose events have a webhook, due at
+    `now` (as `queue_status_changes`)."""
     if entries:
-        now = utcnow()
+        now = now or utcnow()
         bulk.execute(
             conn,
             _QUEUE_CALL,

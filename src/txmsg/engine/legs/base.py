@@ -91,13 +91,19 @@ class LegContext:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._retry = retry
-        # The database's time as this process estimates it: the clock claims are timed by.
+        # The database's time as this process estimates it (`DatabaseClock.now`): claims,
+        # expiries, retries and sends are timed by it, so that a machine whose clock is off
+        # neither ends live events nor stamps its sends in another process's future or past.
         self._clock = clock
         self._renderer = renderer
         self.renderer = renderer  # the legs' other work off the event loop (DKIM signing)
         self.lease_lost = lease_lost
         self._bulk_turn = bulk_turn
         self._compiled: dict[tuple[str, int, str | None], MessageSource] = {}
+
+    def now(self) -> datetime:
+        """The database's time, as this process estimates it (no statement)."""
+        return self._clock()
 
     def retry(
         self,
@@ -109,7 +115,7 @@ class LegContext:
         """Pending again after the policy's delay (no less than `at_least` seconds, the
         provider's Retry-After); `tooOld` if that is past its expiry."""
         delay = self._retry.delay(event.attempts, at_least=at_least)
-        due = (now or utcnow()) + timedelta(seconds=delay)
+        due = (now or self._clock()) + timedelta(seconds=delay)
         if due >= event.expires_at:
             return Outcome(
                 event.id,
@@ -137,7 +143,7 @@ class LegContext:
             event.lease_token,
             EventStatus.PENDING,
             reason,
-            due_at=utcnow(),
+            due_at=self._clock(),
         )
 
     def late(self, event: ClaimedEvent) -> bool:

@@ -27,7 +27,6 @@ from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.render_checks import email_body_blank
 from txmsg.core.statuses import EventStatus
 from txmsg.core.targeting import Target
-from txmsg.core.timeutil import utcnow
 from txmsg.core.unsubscribe import list_unsubscribe_headers
 from txmsg.core.verp import SECRET_NAME as VERP_SECRET
 from txmsg.core.verp import bounce_address
@@ -69,7 +68,7 @@ class EmailLeg:
         settings = settings_of(route, EmailSettings)
         if isinstance(settings, str):
             return outcome_for(event, target, EventStatus.ROUTING_FAILED, settings)
-        now = utcnow()
+        now = self._context.now()  # the Date header: the database's time, as `sent_at`
         address = target.address
         assert address is not None
         profile = target.profile
@@ -147,7 +146,7 @@ class EmailLeg:
         except PermanentSendError as exc:
             bounce = _bounce(event, route, address, exc.reason, permanent=True)
             return failed(exc.reason, bounce, exc.reached_provider)
-        sent_at = utcnow()
+        sent_at = self._context.now()  # the database's time: compared with its trigger's
         return outcome_for(
             event,
             target,

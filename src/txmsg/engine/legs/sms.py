@@ -25,7 +25,6 @@ from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.sms import sms_text
 from txmsg.core.statuses import EventStatus
 from txmsg.core.targeting import Target
-from txmsg.core.timeutil import utcnow
 from txmsg.core.twilio_config import SmsSettings
 from txmsg.engine.legs.base import LegContext, outcome_for, settings_of
 from txmsg.engine.providers import Providers
@@ -108,7 +107,7 @@ class SmsLeg:
                 if isinstance(exc, RecipientOptedOut)
                 else None,
             )
-        sent_at = utcnow()
+        sent_at = self._context.now()  # the database's time: compared with its trigger's
         export = None
         if route.message_export:  # export on at send time: the record commits with the status
             sender = _sender_number(settings, name)

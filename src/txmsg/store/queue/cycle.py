@@ -64,10 +64,12 @@ class CycleRequest:
     # statement per cycle, at most); the writer sets it, a direct caller writes only the rows.
     wake_others: bool = False
     caps: Caps = NO_CAPS  # channel send-rate caps: claims take their tokens
-    # When claims and leases start: the database's time (`DatabaseClock`); None: this
-    # process's clock. With `clock`, read from it in the transaction, just before the claim:
-    # a claim's `processing` is then never timed before the commit that made its event
-    # claimable (a lease released by another process's sweep while this cycle waited).
+    # The database's time (`DatabaseClock`), by which the cycle times what it writes into
+    # shared state (outcomes, fatigue reservations and windows, export records, delivery-log
+    # entries, webhook calls) and when claims and leases start; None: this process's clock.
+    # With `clock`, read from it in the transaction, again just before the claim: a claim's
+    # `processing` is then never timed before the commit that made its event claimable (a
+    # lease released by another process's sweep while this cycle waited).
     now: datetime | None = None
     clock: Callable[[], datetime] | None = None
 
@@ -83,16 +85,17 @@ class CycleResult(NamedTuple):
 
 def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
     """Write `request` in the caller's transaction (`Database.write`): all of it, or none."""
-    recorded = outcomes.record_in(conn, request.outcomes)
+    stamp = _now(request)
+    recorded = outcomes.record_in(conn, request.outcomes, stamp)
     report_counts.add(conn, report_counts.of_outcomes(recorded.applied))
     fatigue.release_in(conn, recorded.unsent)
     capped.give_back_unsent_in(conn, request.caps, recorded.given_back)
-    outbox.queue_status_changes(conn, recorded.announced)
-    _record_with_outcomes(conn, request)
+    outbox.queue_status_changes(conn, recorded.announced, stamp)
+    _record_with_outcomes(conn, request, stamp)
     renewed: set[int] = set()
     if request.renewals and request.renewed_until is not None:
         renewed = leases.renew_in(conn, request.renewals, request.renewed_until)
-    now = request.clock() if request.clock is not None else request.now
+    now = request.clock() if request.clock is not None else stamp
     claim = CappedClaim(capped.Claimed())
     if request.claim_limit and request.lease is not None:
         claim = capped.claim_in(
@@ -119,9 +122,9 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
     )
     if request.wake_others and left_queued(request.new, new.results, len(new.leased)):
         wakeups.announce_in(conn)  # one per cycle: other processes' workers may take them
-    outbox.queue_status_changes(conn, claimed.announced + new.announced)
+    outbox.queue_status_changes(conn, claimed.announced + new.announced, now)
     # In order, in this transaction: each check counts the reservations of the ones before.
-    decisions = [fatigue.reserve_in(conn, c.requests, c.rules) for c in request.checks]
+    decisions = [fatigue.reserve_in(conn, c.requests, c.rules, stamp) for c in request.checks]
     if _claim_alone(request) and not claimed.events and not claimed.announced:
         # A claim that found nothing took its channel caps' tokens and gave them all back:
         # rolled back, not committed. A commit would wake every other process's idle worker
@@ -136,6 +139,14 @@ def write_cycle(conn: Connection, request: CycleRequest) -> CycleResult:
         claim.held_until_ms,
         frozenset(renewed),
     )
+
+
+def _now(request: CycleRequest) -> datetime:
+    """The database's time when the request carries it (the writer's always does); else this
+    process's clock (a direct caller: tests, one-off writes)."""
+    if request.clock is not None:
+        return request.clock()
+    return request.now or utcnow()
 
 
 def _claim_alone(request: CycleRequest) -> bool:
@@ -163,20 +174,21 @@ def left_queued(
     return max(0, queued - leased)
 
 
-def _record_with_outcomes(conn: Connection, request: CycleRequest) -> None:
-    """What the sends and their providers reported, beside the outcomes."""
+def _record_with_outcomes(conn: Connection, request: CycleRequest, now: datetime) -> None:
+    """What the sends and their providers reported, beside the outcomes, stamped `now` (the
+    database's time)."""
     if request.log_entries:  # receipts: a retried callback already recorded is dropped
         sms_receipts.append_receipts_in(conn, list(request.log_entries))
     for outcome in request.outcomes:
         if outcome.bounce is not None:
-            typology.record_bounce_in(conn, outcome.bounce)
+            typology.record_bounce_in(conn, outcome.bounce, now)
         stop = outcome.opt_out
         if stop is not None:  # an SMS STOP: the number held, and the person's profile opted out
-            typology.record_opt_out_in(conn, stop)
+            typology.record_opt_out_in(conn, stop, now)
             if outcome.profile_id is not None:
-                profiles.opt_out_by_person(conn, outcome.profile_id, stop.channel)
+                profiles.opt_out_by_person(conn, outcome.profile_id, stop.channel, now)
     if request.feedback:  # bounces and complaints after acceptance, with quarantine or denylist
         feedback.record_in(conn, list(request.feedback))
     exports = [o for o in request.outcomes if o.export is not None]
     if exports:  # same transaction as the status: a record iff the send is recorded
-        message_export.record_in(conn, exports, to_micros(utcnow()))
+        message_export.record_in(conn, exports, to_micros(now))
