@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,8 @@ from helpers import (
     queued_event,
     wait_until,
 )
-from txmsg.core.queue import Outcome
+from txmsg.core.queue import ClaimedEvent, Outcome
 from txmsg.core.retry import RetryPolicy
-from txmsg.engine import dispatcher as dispatcher_module
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.writer import Writer
@@ -221,12 +221,18 @@ async def test_events_expired_by_their_sends_turn_give_their_tokens_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Claimed before their expiration, found expired when their send's turn came (`tooOld`
-    at send time, the dispatcher's clock moved past it): nothing went to a relay, their
-    tokens go back, and the day's quota is whole for the events after them."""
+    at send time: as if their turn came two hours after their claim): nothing went to a
+    relay, their tokens go back, and the day's quota is whole for the events after them."""
     async with api_only(database_url, data_dir) as admin:
         event_id = await capped_event(admin, smtp, {"per_day": 2})
-    clock = dispatcher_module.utcnow
-    monkeypatch.setattr(dispatcher_module, "utcnow", lambda: clock() + timedelta(hours=2))
+    hand_over = Dispatcher.hand_over
+
+    def two_hours_later(self: Dispatcher, events: list[ClaimedEvent]) -> None:
+        # The database's time at their send's turn is past their expiration (an hour away
+        # when claimed): the dispatcher sees them as it would then.
+        hand_over(self, [replace(e, expires_at=e.expires_at - timedelta(hours=2)) for e in events])
+
+    monkeypatch.setattr(Dispatcher, "hand_over", two_hours_later)
     expired = [new(event_id) for _ in range(2)]  # an hour to live: valid when claimed
     async with engine(database_url, data_dir) as writer:
         for event in expired:

@@ -26,6 +26,7 @@ class HeldLookups:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.clock = db.clock
         self.read_done = asyncio.Event()
         self.release = asyncio.Event()
 
