@@ -86,7 +86,7 @@ async def database_time(db: Database) -> datetime:
 
 
 @pytest.mark.parametrize("skew", [AHEAD, BEHIND], ids=["ahead", "behind"])
-async def test_a_skewed_worker_sends_by_the_database_clock(
+async def test_a_skewed_worker_expires_events_by_the_database_clock(
     db: Database,
     database_url: str,
     data_dir: Path,
@@ -104,12 +104,31 @@ async def test_a_skewed_worker_sends_by_the_database_clock(
         for event in (fresh, stale):
             assert (await writer.enqueue(event)).kind == "created"
         sent = await final_row(db, event_id, fresh.pkey)
-        now = await database_time(db)
         expired = await final_row(db, event_id, stale.pkey)
     assert (sent.status, expired.status) == ("processed", "tooOld")
     assert [m.rcpt_tos for m in smtp.messages] == [["a@example.org"]]
-    # Its send is stamped with the database's time: not in the future, not before its trigger.
-    assert fresh.event_date <= sent.sent_at <= now
+
+
+@pytest.mark.parametrize("skew", [AHEAD, BEHIND], ids=["ahead", "behind"])
+async def test_a_skewed_worker_stamps_its_sends_with_the_database_clock(
+    db: Database,
+    database_url: str,
+    data_dir: Path,
+    smtp: FakeSMTPServer,
+    process_clock: type[ProcessClock],
+    skew: timedelta,
+) -> None:
+    """`sent_at` (the delivery log's `sent`, the reports' day, trigger-to-sent time) is
+    neither in the future (a worker ahead) nor before its trigger (a worker behind)."""
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await live_event(admin, smtp)
+    async with engine(db, skew) as writer:
+        event = new(event_id, timedelta(days=1))
+        await writer.enqueue(event)
+        sent = await final_row(db, event_id, event.pkey)
+        now = await database_time(db)
+    assert sent.status == "processed"
+    assert event.event_date <= sent.sent_at <= now
     assert now - sent.sent_at < timedelta(seconds=5)
 
 
