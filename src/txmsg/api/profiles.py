@@ -29,7 +29,7 @@ from txmsg.core.profile_import import (
     RowParser,
 )
 from txmsg.core.profiles import Profile, parse_profile, parse_profile_id, public_view
-from txmsg.core.timeutil import parse_iso8601, utcnow
+from txmsg.core.timeutil import parse_iso8601
 from txmsg.store import profiles as store
 
 IMPORT_BATCH = 1000
@@ -129,7 +129,8 @@ async def put_profile(request: Request) -> Response:
     await authorize(request)
     resubscribe = _resubscribe(request)
     profile = parse_profile(_profile_id(request), await read_json(request))
-    stored, created = await context(request).db.write(store.upsert, profile, resubscribe)
+    db = context(request).db
+    stored, created = await db.write(store.upsert, profile, resubscribe, db.clock.now())
     return JSONResponse(public_view(stored), status_code=201 if created else 200)
 
 
@@ -162,13 +163,15 @@ async def import_profiles(request: Request) -> Response:
     rejections: list[Rejection] = []
     batch: list[tuple[int, Profile]] = []  # with its line
     duplicates = DuplicateEmails()
-    since = utcnow()
+    since = db.clock.now()  # the database's time, as the profiles' `updated_at`
 
     async def flush() -> None:
         nonlocal created, updated, kept
         if batch:
             profiles = [p for _, p in batch]
-            written, held = await db.write(store.import_batch, profiles, since, resubscribe)
+            written, held = await db.write(
+                store.import_batch, profiles, since, resubscribe, db.clock.now()
+            )
             duplicates.check(batch, held)
             created += written.created
             updated += written.updated

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -71,7 +70,8 @@ async def new_session(ctx: AppContext, principal: Principal, api_key: str, csrf:
     the `csrf` token."""
     secret = await ctx.secrets.get_or_create(SESSION_SECRET)
     binding = key_binding(secret, hash_key(api_key))
-    expires = int(time.time()) + SESSION_SECONDS
+    # The database's time: another API process checks it.
+    expires = int(ctx.db.clock.now().timestamp()) + SESSION_SECONDS
     return Signer(secret).sign(
         principal.key_id, binding, str(expires), csrf, secrets.token_urlsafe(16)
     )
@@ -99,7 +99,8 @@ async def read_session(ctx: AppContext, token: str) -> Session | None:
     if secret is None:
         return None
     fields = Signer(secret).verify(token, SESSION_FIELDS)
-    if fields is None or not ascii_digits(fields[2]) or int(fields[2]) < time.time():
+    now = ctx.db.clock.now().timestamp()  # the database's time, as its signer's
+    if fields is None or not ascii_digits(fields[2]) or int(fields[2]) < now:
         return None
     session = Session(fields[0], fields[1], int(fields[2]), fields[3], fields[4], secret)
     if await ctx.db.read(console_sessions.is_signed_out, session.session_id):

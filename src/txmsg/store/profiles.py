@@ -107,9 +107,13 @@ class Written:
     opt_outs_kept: int = 0
 
 
-def upsert_many(conn: Connection, batch: list[Profile], resubscribe: bool = False) -> Written:
+def upsert_many(
+    conn: Connection, batch: list[Profile], resubscribe: bool = False, now: datetime | None = None
+) -> Written:
     """Insert or replace profiles. The last of a duplicate wins, but for the opt-outs, which
-    each row changes only as `written_opt_out` says (a row without one keeps the stored one)."""
+    each row changes only as `written_opt_out` says (a row without one keeps the stored one).
+    `now`: the database's time (`updated_since` lists compare with it, whichever process
+    wrote)."""
     if not batch:
         return Written(0, 0)
     latest = {p.profile_id: p for p in batch}
@@ -136,7 +140,7 @@ def upsert_many(conn: Connection, batch: list[Profile], resubscribe: bool = Fals
                 stored, getattr(p, name), resubscribe
             )
             kept += refused
-    now = utcnow()
+    now = now or utcnow()
     rows: list[dict[str, Any]] = []
     # In key order, as the dispatcher locks profiles: an import never deadlocks with it.
     place = {profile_id: n for n, profile_id in enumerate(latest)}  # first seen, file order
@@ -191,16 +195,22 @@ def emails_held(conn: Connection, batch: list[Profile], since: datetime) -> dict
 
 
 def import_batch(
-    conn: Connection, batch: list[Profile], since: datetime, resubscribe: bool = False
+    conn: Connection,
+    batch: list[Profile],
+    since: datetime,
+    resubscribe: bool = False,
+    now: datetime | None = None,
 ) -> tuple[Written, dict[str, Held]]:
     """One transaction of an import begun at `since`: (what was written, emails_held)."""
     held = emails_held(conn, batch, since)
-    return upsert_many(conn, batch, resubscribe), held
+    return upsert_many(conn, batch, resubscribe, now), held
 
 
-def upsert(conn: Connection, profile: Profile, resubscribe: bool = False) -> tuple[Profile, bool]:
+def upsert(
+    conn: Connection, profile: Profile, resubscribe: bool = False, now: datetime | None = None
+) -> tuple[Profile, bool]:
     """(the stored profile, whether it was created)."""
-    written = upsert_many(conn, [profile], resubscribe)
+    written = upsert_many(conn, [profile], resubscribe, now)
     return require(conn, profile.profile_id), written.created == 1
 
 
