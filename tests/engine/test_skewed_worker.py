@@ -19,11 +19,13 @@ import sqlalchemy as sa
 from test_dispatcher import api_only, final_row
 
 import txmsg.core.timeutil
-from helpers import live_event, queued_event
+from conftest import settings_for
+from helpers import live_event, queued_event, wait_until
 from profile_helpers import profile_event, put_profile
 from txmsg.core.queue import NewEvent
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.leases import LeaseBook
+from txmsg.engine.runtime import Role, build_engine
 from txmsg.engine.writer import Writer
 from txmsg.store.clock import database_now
 from txmsg.store.db import Database
@@ -181,3 +183,24 @@ async def test_a_fatigue_rule_holds_across_workers_with_different_clocks(
         assert (row.status, row.reason) == ("ignored", "fatigue:hourly")
     await asyncio.sleep(0.1)
     assert len(smtp.messages) == 2
+
+
+async def test_an_api_process_follows_a_step_of_its_clock(
+    db: Database, data_dir: Path, process_clock: type[ProcessClock]
+) -> None:
+    """An API-only process has no scheduler: it measures its offset from the database's
+    clock in a loop of its own, so a step of its clock after it started (NTP, a resumed VM)
+    does not outlive a sweep interval in the due times and expiries it stamps."""
+    engine = build_engine(settings_for(db.url, data_dir, sweep_interval=0.05))
+    await engine.start(Role.API)
+    try:
+        assert engine.db.clock.offset == timedelta(0)
+        process_clock.skew = AHEAD  # its clock jumps five minutes ahead
+        await wait_until(
+            lambda: abs(engine.db.clock.now() - datetime.now(UTC)) < timedelta(seconds=1),
+            timeout=5,
+            what="the API's offset from the database's clock measured again",
+        )
+    finally:
+        await engine.stop()
+    assert engine.clock_keeper is not None and engine.clock_keeper.done()
