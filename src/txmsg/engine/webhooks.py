@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -231,9 +230,12 @@ class WebhookSender:
         body = encode(
             payload(d.id, d.pkey, d.event_id, d.status, d.interaction, d.at, d.reason, d.detail)
         )
+        # The database's time: the receiver checks the signature's age against its own
+        # clock, which the database's (kept by NTP, as a rule) is the best guess of here.
+        signed_at = int(self._db.clock.now().timestamp())
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature(d.secret, int(time.time()), body),
+            SIGNATURE_HEADER: signature(d.secret, signed_at, body),
             "User-Agent": "txmsg-webhooks",
         }
         try:
