@@ -154,3 +154,25 @@ async def test_every_variant_is_checked_once_however_many(
     assert answer["variants"]["aa"] == {"events": 1, "rendered": 0}
     assert answer["variants"]["ab"] == {"events": 1, "rendered": 1}
     assert answer["events"] + len(checked) <= 100 + MAX_VARIANTS
+
+
+async def test_a_draft_without_the_published_languages_is_compared_with_what_each_gets(
+    server: Any, smtp: FakeSMTPServer
+) -> None:
+    """Published with fr, then fr removed from the draft: the admin's sample compares the
+    French recipient's new text with the French text they get today, not with the default."""
+    event_id = await _triggered(server, smtp, {"ana": "fr", "bob": None})
+    await _save(server, event_id, {"fr": GOOD})
+    r = await server.admin.post(f"/api/v1/messages/{event_id}/publish")
+    assert r.status_code == 201, r.text
+    r = await server.admin.put(
+        f"/api/v1/messages/{event_id}/draft",
+        json={"subject": "Hello", "html": "<p>Hi {{ profile.first_name }}</p>", "text": "Hi"},
+    )
+    assert r.status_code == 200, r.text
+    answer = await _dry_run(server.admin, event_id)
+    pkeys = await _pkeys(server, event_id)
+    diffs = {s["PKey"]: s["diff"] for s in answer["sample"]}
+    # Ana gets "Bonjour" today and would get "Hello": a difference. Bob's default is unchanged.
+    assert "Bonjour" in diffs[pkeys["ana@example.org"]].get("subject", ""), diffs
+    assert diffs[pkeys["bob@example.org"]] == {}, diffs

@@ -155,3 +155,6 @@ async def test_paging_lists_every_profile_opted_out_with_one_address(server) -> 
     ).decode()
     r = await admin.get("/api/v1/suppressions", params={"after": old})
     assert [i["detail"] for i in r.json()["items"]] == ["profile p4"]
+    # A cursor no server issued, with a NUL (PostgreSQL's text refuses one): a 422, not a 500.
+    nul = base64.urlsafe_b64encode(orjson.dumps(["email", "a\x00", "x", "y"])).decode()
+    assert_problem(await admin.get("/api/v1/suppressions", params={"after": nul}), 422, "after")

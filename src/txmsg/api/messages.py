@@ -298,8 +298,13 @@ async def _dry_run(request: Request, *, payloads_shown: bool) -> Response:
     row, published, _ = await db.read(store.get, event_id)
     recent = await db.read(event_store.recent, event_id, dry_run.MAX_EVENTS)
     languages = None
-    if row.draft.get("variants") and config.target == TargetType.PROFILE:
-        # The variant each event gets is its profile's language's, found as a send finds it.
+    either_has_variants = row.draft.get("variants") or (
+        published is not None and published.content.get("variants")
+    )
+    if either_has_variants and config.target == TargetType.PROFILE:
+        # The variant each event gets is its profile's language's, found as a send finds it
+        # (the published side's too: a draft whose languages were all removed is compared
+        # with what each recipient gets today, not with the published default).
         languages = await db.read(targeting.languages, config.target, config.reconciliation, recent)
     try:
         answer = await dry_run.run(

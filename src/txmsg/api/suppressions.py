@@ -38,7 +38,12 @@ def _after(params: dict[str, str]) -> tuple[str, ...] | None:
         key = orjson.loads(base64.urlsafe_b64decode(raw.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeEncodeError):
         key = None
-    if not (isinstance(key, list) and len(key) in (3, 4) and all(isinstance(k, str) for k in key)):
+    # No NUL: PostgreSQL's text refuses one (a 500), and no entry's key holds one.
+    if not (
+        isinstance(key, list)
+        and len(key) in (3, 4)
+        and all(isinstance(k, str) and "\x00" not in k for k in key)
+    ):
         # Any string is a cursor by the spec; only the server's own are understood.
         raise refused("after", "must be the next_after of a previous page", in_header=True)
     return tuple(key)

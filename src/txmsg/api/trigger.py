@@ -30,7 +30,6 @@ from txmsg.core.rate_limit import cap_use, held_reason
 from txmsg.core.statuses import LIVE_STATES, ConfigState, EventStatus
 from txmsg.core.timeutil import isoformat
 from txmsg.core.trigger import TriggerRequest, parse_trigger
-from txmsg.store import channel_configs as channel_store
 from txmsg.store import events as event_store
 from txmsg.store.event_configs import TriggerTarget
 from txmsg.store.keys import Principal
@@ -299,34 +298,23 @@ async def event_status(request: Request) -> Response:
     event_id = request.path_params["eventId"]
     pkey = request.path_params["PKey"]
     ctx = context(request)
-    row = await ctx.db.read(event_store.get_event, event_id, pkey)
+    now = ctx.db.clock.now()
+    row, cap = await ctx.db.read(event_store.status_with_cap, event_id, pkey, now)
     if row is None:
         raise not_found(f"no event '{pkey}' for '{event_id}'")
     answer = event_view(row)
-    held = await _held_by_cap(ctx, row)
-    if held is not None:
-        answer["reason"] = held
+    if cap is not None:
+        # Why a pending, due event waits, when its channel configuration's cap is spent for
+        # the current window: from the counters the claims take tokens from (nothing is
+        # written to the events a cap holds).
+        name, limits, counters = cap
+        uses = cap_use(limits, name, counters, int(now.timestamp() * 1000))
+        held = held_reason(name, limits, uses, bulk=priority_lane(row.priority) == Priority.BULK)
+        if held is not None:
+            answer["reason"] = held
     if row.provider is not None:
         answer["provider"] = row.provider  # which of its configuration's relays sent it
     return JSONResponse(answer)
-
-
-async def _held_by_cap(ctx: AppContext, row: Any) -> str | None:
-    """Why a pending, due event waits, when its channel configuration's cap is spent for
-    the current window: worked out as its status is read, from the counters the claims take
-    tokens from (nothing is written to the events a cap holds). Only such an event costs the
-    read of its configuration's cap."""
-    if row.status != EventStatus.PENDING:
-        return None
-    now = ctx.db.clock.now()
-    if row.due_at > now:
-        return None  # scheduled, or waiting for a retry: not (yet) the cap's doing
-    found = await ctx.db.read(channel_store.event_cap, row.event_id)
-    if found is None:
-        return None
-    name, cap, counters = found
-    uses = cap_use(cap, name, counters, int(now.timestamp() * 1000))
-    return held_reason(name, cap, uses, bulk=priority_lane(row.priority) == Priority.BULK)
 
 
 ROLES = ("trigger",)  # who may trigger events (and read their status), beside admin

@@ -180,7 +180,11 @@ def require_with_use(
     return row, cap_uses(conn, [row], now)
 
 
-def event_cap(conn: Connection, event_id: str) -> tuple[str, ChannelCap, Counters] | None:
+# A channel configuration's name, its cap, and the cap's counters.
+CapFound = tuple[str, ChannelCap, Counters]
+
+
+def event_cap(conn: Connection, event_id: str) -> CapFound | None:
     """The cap of the channel configuration an event configuration sends through, with its
     counters; None when it has none."""
     found = conn.execute(

@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from txmsg.core.statuses import EventStatus
+from txmsg.store.channel_configs import CapFound, event_cap
 from txmsg.store.tables import BY_DATE, events
 
 
@@ -16,6 +18,18 @@ def get_event(conn: Connection, event_id: str, pkey: str) -> sa.Row[Any] | None:
     return conn.execute(
         sa.select(events).where(events.c.pkey == pkey, events.c.event_id == event_id)
     ).first()
+
+
+def status_with_cap(
+    conn: Connection, event_id: str, pkey: str, now: datetime
+) -> tuple[sa.Row[Any] | None, CapFound | None]:
+    """The event's row and, for a pending event already due, its channel configuration's
+    cap with its counters (None without one): the status answer says when a spent cap holds
+    the event. One connection for both, so a status poll stays one round trip."""
+    row = get_event(conn, event_id, pkey)
+    if row is None or row.status != EventStatus.PENDING or row.due_at > now:
+        return row, None
+    return row, event_cap(conn, event_id)
 
 
 def recent(
