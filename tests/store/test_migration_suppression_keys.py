@@ -15,6 +15,13 @@ from txmsg.store.db import Database
 from txmsg.store.migrations import alembic_config
 from txmsg.store.tables import denylist, quarantine
 
+# The quarantine's columns at revision 0018 (later revisions add more: `opted_out`, 0029).
+QUARANTINE_0018 = sa.table(
+    "quarantine",
+    *(sa.column(c) for c in ("channel", "address", "soft_bounces", "reason")),
+    *(sa.column(c) for c in ("quarantined_at", "updated_at")),
+)
+
 
 def _seed(conn: Connection) -> Any:
     now = utcnow()
@@ -33,7 +40,7 @@ def _seed(conn: Connection) -> Any:
         ],
     )  # fmt: skip
     conn.execute(
-        sa.insert(quarantine),
+        sa.insert(QUARANTINE_0018),
         [
             {"channel": "email", "address": "Cy@example.org", "soft_bounces": 1,
              "quarantined_at": None, "reason": "452 mailbox full", "updated_at": now},
