@@ -286,6 +286,20 @@ async def test_what_a_spent_cap_holds_says_so_in_its_status_and_the_configuratio
     assert [e["reason"].split(", which")[0] for e in waiting] == [
         "waiting for the daily cap of channel configuration 'mail' (10 per day)"
     ], waiting
+    # The latest-events lists say the same of the events they show, in both lanes: the bulk
+    # events wait now for the spent day, no longer for their share alone.
+    spent_day = "waiting for the daily cap of channel configuration 'mail' (10 per day), which"
+    for event_id, pkeys in (
+        (urgent_id, [e["PKey"] for e in waiting]),
+        (newsletter, [e["PKey"] for e in reversed(held)]),  # newest first
+    ):
+        r = await admin.get(f"/api/v1/events/{event_id}", params={"status": "pending"})
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        assert [i["PKey"] for i in items] == pkeys, items
+        assert all(i["reason"].startswith(spent_day) for i in items), items
+    sent = (await admin.get(f"/api/v1/events/{urgent_id}", params={"status": "processed"})).json()
+    assert [i["reason"] for i in sent["items"]] == [None] * 5, sent
     listed = (await admin.get("/api/v1/channel-configs")).json()["items"]
     assert [c["rate_limit_usage"]["day"]["used"] for c in listed] == [10]
     # The same, scraped: the counters, and the due events the spent cap holds by lane.

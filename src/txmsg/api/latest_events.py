@@ -18,7 +18,9 @@ from txmsg.api.responses import JSONResponse
 from txmsg.api.routing import resource
 from txmsg.core import event_cursor
 from txmsg.core.errors import DomainError, invalid, refused
+from txmsg.core.kinds import Priority
 from txmsg.core.queue import priority_lane
+from txmsg.core.rate_limit import held_now
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import parse_iso8601
 from txmsg.store import event_configs
@@ -61,11 +63,15 @@ def _query(request: Request) -> dict[str, Any]:
     }
 
 
-def _item(event_id: str, r: Any) -> dict[str, Any]:
+def _item(event_id: str, r: Any, now: datetime, held: dict[bool, str | None]) -> dict[str, Any]:
+    """A listed event; `held`: by lane (bulk or not), why a spent cap holds a due one."""
+    reason = r.reason
+    if held and r.status == EventStatus.PENDING and r.due_at <= now:
+        reason = held[priority_lane(r.priority) == Priority.BULK] or reason
     return {
         "PKey": r.pkey,
         "status": r.status,
-        "reason": r.reason,
+        "reason": reason,
         "email": r.email,
         "mobilePhone": r.mobile_phone,
         "ctx": r.ctx,
@@ -85,10 +91,12 @@ async def latest_events(request: Request) -> Response:
     limit = asked["limit"]
     db = context(request).db
     await db.read(event_configs.require, event_id)
-    rows = await db.read(
-        store.page,
+    now = db.clock.now()
+    rows, cap = await db.read(
+        store.page_with_cap,
         event_id,
         limit + 1,  # one more: is there a next page?
+        now,
         status=asked["status"],
         since=asked["since"],
         until=asked["until"],
@@ -100,7 +108,12 @@ async def latest_events(request: Request) -> Response:
     if more:
         last = event_cursor.EventsCursor(rows[-1].event_date, rows[-1].id)
         next_cursor = event_cursor.encode(last, asked["digest"])
-    items = [_item(event_id, r) for r in rows]
+    # Why the pending, due events a spent channel cap holds wait (as their status says), by
+    # lane: worked out once for the page, from the cap's counters read with it.
+    held: dict[bool, str | None] = {}
+    if cap is not None:
+        held = {bulk: held_now(*cap, now, bulk=bulk) for bulk in (False, True)}
+    items = [_item(event_id, r, now, held) for r in rows]
     return JSONResponse({"eventId": event_id, "items": items, "next_cursor": next_cursor})
 
 

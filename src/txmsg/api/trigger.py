@@ -26,7 +26,7 @@ from txmsg.api.routing import ASGIEndpoint, resource
 from txmsg.core.errors import invalid, not_found, unprocessable
 from txmsg.core.kinds import Channel, Priority, TargetType
 from txmsg.core.queue import NewEvent, new_pkey, priority_lane
-from txmsg.core.rate_limit import cap_use, held_reason
+from txmsg.core.rate_limit import held_now
 from txmsg.core.statuses import LIVE_STATES, ConfigState, EventStatus
 from txmsg.core.timeutil import isoformat
 from txmsg.core.trigger import TriggerRequest, parse_trigger
@@ -307,9 +307,7 @@ async def event_status(request: Request) -> Response:
         # Why a pending, due event waits, when its channel configuration's cap is spent for
         # the current window: from the counters the claims take tokens from (nothing is
         # written to the events a cap holds).
-        name, limits, counters = cap
-        uses = cap_use(limits, name, counters, int(now.timestamp() * 1000))
-        held = held_reason(name, limits, uses, bulk=priority_lane(row.priority) == Priority.BULK)
+        held = held_now(*cap, now, bulk=priority_lane(row.priority) == Priority.BULK)
         if held is not None:
             answer["reason"] = held
     if row.provider is not None:

@@ -188,6 +188,15 @@ def held_reason(
     return f"waiting for {what}, which resets at {resets}"
 
 
+def held_now(
+    channel_config: str, cap: ChannelCap, counters: Counters, now: datetime, bulk: bool
+) -> str | None:
+    """`held_reason` for a due event of `channel_config` now, from the cap's counters as read
+    (`cap_use`): what an event's status and the latest-events list say of a spent cap."""
+    uses = cap_use(cap, channel_config, counters, int(now.timestamp() * 1000))
+    return held_reason(channel_config, cap, uses, bulk=bulk)
+
+
 def held_lanes(uses: list[WindowUse]) -> frozenset[Priority]:
     """The lanes whose due events a cap in this state holds: both when a window is spent,
     bulk alone when only a bulk share is."""

@@ -32,6 +32,17 @@ def status_with_cap(
     return row, event_cap(conn, event_id)
 
 
+def page_with_cap(
+    conn: Connection, event_id: str, limit: int, now: datetime, **bounds: Any
+) -> tuple[list[sa.Row[Any]], CapFound | None]:
+    """A page of the event's triggers (`page`) and, when a pending one on it is already due,
+    the channel configuration's cap with its counters, as `status_with_cap` reads them: the
+    list says which events a spent cap holds, on the one connection."""
+    rows = page(conn, event_id, limit, **bounds)
+    due = any(r.status == EventStatus.PENDING and r.due_at <= now for r in rows)
+    return rows, event_cap(conn, event_id) if due else None
+
+
 def recent(
     conn: Connection, event_id: str, limit: int, status: str | None = None
 ) -> list[sa.Row[Any]]:
