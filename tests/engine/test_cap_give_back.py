@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 from test_dispatcher import api_only, final_row, new
 
+from engine_support import sending
 from helpers import (
     create_channel,
     create_event,
@@ -48,19 +49,11 @@ async def engine(
 ) -> AsyncIterator[Writer]:
     db = Database(database_url, keyring=Keyring.load(None, data_dir))  # relays' passwords
     book = LeaseBook(max_in_flight=8, lease=timedelta(seconds=30))
-    writer = Writer(db, book)
     settings = DispatcherSettings(
         poll_interval=0.05, route_cache_seconds=0.0, retry=retry or RetryPolicy()
     )
-    dispatcher = Dispatcher(db, settings, book, writer)
-    writer.start()
-    dispatcher.start()
-    try:
+    async with sending(db, book, settings) as writer:
         yield writer
-    finally:
-        await dispatcher.stop()
-        await writer.stop()
-        await db.dispose()
 
 
 async def capped_event(

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import ADMIN_KEY, settings_for
+from engine_support import sending
 from helpers import create_channel, create_event, live_event, publish_message, queued_event, trigger
 from txmsg.app import Role, create_app
 from txmsg.core.queue import NewEvent
@@ -51,19 +52,9 @@ async def api_only(database_url: str, data_dir: Path) -> AsyncIterator[httpx.Asy
 @contextlib.asynccontextmanager
 async def engine(database_url: str, lease: timedelta) -> AsyncIterator[tuple[Writer, LeaseBook]]:
     """Writer and dispatcher sharing a lease book, started and stopped as the app does."""
-    db = Database(database_url)
     book = LeaseBook(max_in_flight=8, lease=lease)
-    writer = Writer(db, book)
-    settings = DispatcherSettings(poll_interval=0.05, route_cache_seconds=0.0)
-    dispatcher = Dispatcher(db, settings, book, writer)
-    writer.start()
-    dispatcher.start()
-    try:
+    async with sending(Database(database_url), book) as writer:
         yield writer, book
-    finally:
-        await dispatcher.stop()
-        await writer.stop()
-        await db.dispose()
 
 
 async def final_row(db: Database, event_id: str, pkey: str, timeout: float = 10.0) -> Any:

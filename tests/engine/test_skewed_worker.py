@@ -20,10 +20,10 @@ from test_dispatcher import api_only, final_row
 
 import txmsg.core.timeutil
 from conftest import settings_for
+from engine_support import sending
 from helpers import live_event, queued_event, wait_until
 from profile_helpers import profile_event, put_profile
 from txmsg.core.queue import NewEvent
-from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.runtime import Role, build_engine
 from txmsg.engine.writer import Writer
@@ -63,17 +63,10 @@ async def engine(shared: Database, skew: timedelta) -> AsyncIterator[Writer]:
     await db.sync_clock()
     assert abs(db.clock.now() - datetime.now(UTC)) < timedelta(seconds=1)
     book = LeaseBook(max_in_flight=8, lease=timedelta(seconds=30), clock=db.clock.now)
-    writer = Writer(db, book)
-    settings = DispatcherSettings(poll_interval=0.05, route_cache_seconds=0.0)
-    dispatcher = Dispatcher(db, settings, book, writer)
-    writer.start()
-    dispatcher.start()
     try:
-        yield writer
+        async with sending(db, book) as writer:
+            yield writer
     finally:
-        await dispatcher.stop()
-        await writer.stop()
-        await db.dispose()
         ProcessClock.skew = timedelta(0)
 
 
