@@ -188,3 +188,21 @@ def test_every_number_and_date_a_request_takes_has_a_stated_range() -> None:
         ):
             unbounded.append(f"{where}: a date whose description states no range")
     assert not unbounded, "\n".join(unbounded)
+
+
+async def test_an_integer_past_64_bits_in_a_bounded_field_states_no_other_range(
+    server, smtp
+) -> None:
+    """A channel cap's `per_second` (1 to 1,000,000) past 64 bits is named, and its problem
+    says it is out of range without giving a range the field's own contradicts."""
+    await live_event(server.admin, smtp)
+    huge = b'{"rate_limit": {"per_second": 1180591620717411303424}}'
+    r = await server.admin.patch(
+        "/api/v1/channel-configs/mail", content=huge, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400, r.text
+    error = r.json()["errors"][0]
+    assert (error["field"], error["detail"]) == ("rate_limit.per_second", RANGE_TEXT), error
+    assert not any(char.isdigit() for char in error["detail"].replace("64", "")), error
+    r = await server.admin.get("/api/v1/channel-configs/mail")
+    assert r.json()["rate_limit"] is None, r.text  # nothing was changed

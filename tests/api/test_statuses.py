@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from engine_support import api_only
 from helpers import (
     SilentSMTPServer,
     create_channel,
@@ -224,3 +226,32 @@ async def test_scheduled_event_waits_for_its_time(server, smtp: FakeSMTPServer) 
     assert elapsed >= 0.95, elapsed
     mails = await smtp.wait_for(2)
     assert mails[1].rcpt_tos == ["ada@example.org"]
+
+
+async def test_a_pending_event_past_its_expiration_says_it_ends_too_old(
+    database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    """Until a claim ends it `tooOld` (here no worker claims: an API-only process), a pending
+    event past its expiration says so in its status and the latest-events list, not that it
+    waits for anything that could still send it (a channel cap said it waited until the
+    cap's reset)."""
+    async with api_only(database_url, data_dir) as admin:
+        event_id = await live_event(admin, smtp)
+        expiration = iso(datetime.now(UTC) + timedelta(seconds=0.3))
+        soon = await trigger(admin, event_id, {**ADA, "expiration": expiration})
+        expiration = soon["expiration"]  # as the API writes times
+        fresh = await trigger(admin, event_id, {**ADA, "email": "bo@example.org"})
+        assert "reason" not in (await admin.get(soon["href"])).json()
+        await asyncio.sleep(0.4)
+        status = (await admin.get(soon["href"])).json()
+        assert status["status"] == "pending", status
+        assert status["reason"] == (
+            f"expired before it could be sent (its expiration, {expiration}, passed):"
+            " it ends tooOld"
+        ), status
+        assert "reason" not in (await admin.get(fresh["href"])).json()
+        listed = (await admin.get(f"/api/v1/events/{event_id}")).json()["items"]
+        assert [(i["PKey"], i["reason"]) for i in listed] == [
+            (fresh["PKey"], None),
+            (soon["PKey"], status["reason"]),
+        ], listed

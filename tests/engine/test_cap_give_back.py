@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from test_dispatcher import api_only, final_row, new
+from test_dispatcher import new
 
-from engine_support import sending
+from engine_support import api_only, final_row, sending
 from helpers import (
     create_channel,
     create_event,

@@ -15,8 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 from test_cap_give_back import capped_event, engine, spent_today
-from test_dispatcher import api_only, final_row
 
+from engine_support import api_only, final_row
 from helpers import trigger
 from txmsg.store.db import Database
 from txmsg.testing import FakeSMTPServer

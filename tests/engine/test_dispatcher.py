@@ -13,16 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
-from conftest import ADMIN_KEY, settings_for
-from engine_support import sending
+from engine_support import api_only, final_row, sending
 from helpers import create_channel, create_event, live_event, publish_message, queued_event, trigger
-from txmsg.app import Role, create_app
 from txmsg.core.queue import NewEvent
-from txmsg.core.statuses import EventStatus
 from txmsg.engine.dispatcher import Dispatcher, DispatcherSettings
 from txmsg.engine.leases import LeaseBook
 from txmsg.engine.writer import Writer
@@ -33,21 +29,6 @@ from txmsg.store.queue.leases import release_expired_in
 from txmsg.store.tables import channel_configs
 from txmsg.testing import FakeSMTPServer
 
-FINAL = {s.value for s in EventStatus} - {EventStatus.PENDING.value, EventStatus.PROCESSING.value}
-
-
-@contextlib.asynccontextmanager
-async def api_only(database_url: str, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in the API role (`Role.API`), in this loop, and an admin client for it."""
-    app = create_app(settings_for(database_url, data_dir), role=Role.API)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://txmsg", headers=headers
-        ) as admin:
-            yield admin
-
 
 @contextlib.asynccontextmanager
 async def engine(database_url: str, lease: timedelta) -> AsyncIterator[tuple[Writer, LeaseBook]]:
@@ -55,15 +36,6 @@ async def engine(database_url: str, lease: timedelta) -> AsyncIterator[tuple[Wri
     book = LeaseBook(max_in_flight=8, lease=lease)
     async with sending(Database(database_url), book) as writer:
         yield writer, book
-
-
-async def final_row(db: Database, event_id: str, pkey: str, timeout: float = 10.0) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            row = await db.read(get_event, event_id, pkey)
-            if row is not None and row.status in FINAL:
-                return row
-            await asyncio.sleep(0.02)
 
 
 def new(event_id: str, **kw: Any) -> NewEvent:

@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from test_dispatcher import api_only, final_row
 
 import txmsg.core.timeutil
 from conftest import settings_for
-from engine_support import sending
+from engine_support import api_only, final_row, sending
 from helpers import live_event, queued_event, wait_until
 from profile_helpers import profile_event, put_profile
 from txmsg.core.queue import NewEvent

@@ -19,7 +19,7 @@ from txmsg.api.routing import resource
 from txmsg.core import event_cursor
 from txmsg.core.errors import DomainError, invalid, refused
 from txmsg.core.kinds import Priority
-from txmsg.core.queue import priority_lane
+from txmsg.core.queue import expired_unsent, expired_waiting, held_only_by_a_cap, priority_lane
 from txmsg.core.rate_limit import held_now
 from txmsg.core.statuses import EventStatus
 from txmsg.core.timeutil import parse_iso8601
@@ -66,7 +66,9 @@ def _query(request: Request) -> dict[str, Any]:
 def _item(event_id: str, r: Any, now: datetime, held: dict[bool, str | None]) -> dict[str, Any]:
     """A listed event; `held`: by lane (bulk or not), why a spent cap holds a due one."""
     reason = r.reason
-    if held and r.status == EventStatus.PENDING and r.due_at <= now:
+    if expired_unsent(r, now):
+        reason = expired_waiting(r.expires_at)
+    elif held and held_only_by_a_cap(r, now):
         reason = held[priority_lane(r.priority) == Priority.BULK] or reason
     return {
         "PKey": r.pkey,

@@ -25,7 +25,7 @@ from txmsg.api.responses import JSONResponse, dumps
 from txmsg.api.routing import ASGIEndpoint, resource
 from txmsg.core.errors import invalid, not_found, unprocessable
 from txmsg.core.kinds import Channel, Priority, TargetType
-from txmsg.core.queue import NewEvent, new_pkey, priority_lane
+from txmsg.core.queue import NewEvent, expired_unsent, expired_waiting, new_pkey, priority_lane
 from txmsg.core.rate_limit import held_now
 from txmsg.core.statuses import LIVE_STATES, ConfigState, EventStatus
 from txmsg.core.timeutil import isoformat
@@ -303,7 +303,9 @@ async def event_status(request: Request) -> Response:
     if row is None:
         raise not_found(f"no event '{pkey}' for '{event_id}'")
     answer = event_view(row)
-    if cap is not None:
+    if expired_unsent(row, now):
+        answer["reason"] = expired_waiting(row.expires_at)
+    elif cap is not None:
         # Why a pending, due event waits, when its channel configuration's cap is spent for
         # the current window: from the counters the claims take tokens from (nothing is
         # written to the events a cap holds).

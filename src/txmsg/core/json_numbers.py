@@ -25,7 +25,10 @@ from txmsg.core.errors import DomainError, invalid, pointer_of
 _LONG_DIGITS = re.compile(rb"\d{19}")
 _LOW, _HIGH = -(2**63), 2**63 - 1
 _U64 = 2**64 - 1  # the fast parser reads integers up to this one exactly
-RANGE_TEXT = "must be an integer from -9223372036854775808 to 9223372036854775807"
+# Said of an integer past 64 bits wherever it stands: before any field's own range is checked
+# (a channel cap's 1 to 1,000,000, a ctx field's 64 bits), so it states none that the field's
+# own could contradict.
+RANGE_TEXT = "is out of range (an integer past 64 bits)"
 
 
 class _Oversized:

@@ -13,6 +13,7 @@ from txmsg.core.delivery import ProviderOptOut
 from txmsg.core.export_record import ExportRecord
 from txmsg.core.kinds import Priority
 from txmsg.core.statuses import EventStatus
+from txmsg.core.timeutil import isoformat
 
 # A lane's rank in the queue (`events.priority`): claims order by it, lowest first.
 PRIORITY_TRANSACTIONAL = 0
@@ -161,6 +162,24 @@ class ClaimedEvent:
 RETRYING = "retrying: "  # the reason of an event waiting for its next attempt, then the error
 EXPIRED_UNSENT = "expired before it could be sent"
 EXPIRED_RETRYING = "expired while retrying: "  # then the last error
+
+
+def held_only_by_a_cap(row: Any, now: datetime) -> bool:
+    """Whether a spent cap is what an event (a row of `events`) waits for, if one is: a
+    pending event already due and not yet expired (one past its expiration ends `tooOld`
+    whatever the cap)."""
+    return bool(row.status == EventStatus.PENDING and row.due_at <= now < row.expires_at)
+
+
+def expired_unsent(row: Any, now: datetime) -> bool:
+    """A pending event (a row of `events`) whose expiration passed: its claim ends it."""
+    return bool(row.status == EventStatus.PENDING and row.expires_at <= now)
+
+
+def expired_waiting(expires_at: datetime) -> str:
+    """What a pending event past its expiration says (its status, the latest-events list)
+    until a claim ends it `tooOld`: no cap or backlog it might wait for sends it any more."""
+    return f"{EXPIRED_UNSENT} (its expiration, {isoformat(expires_at)}, passed): it ends tooOld"
 
 
 # The reason of an event handed back unsent because its claim's rate window ended before its

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from txmsg.core.statuses import EventStatus
+from txmsg.core.queue import held_only_by_a_cap
 from txmsg.store.channel_configs import CapFound, event_cap
 from txmsg.store.tables import BY_DATE, events
 
@@ -27,9 +27,9 @@ def status_with_cap(
     cap with its counters (None without one): the status answer says when a spent cap holds
     the event. One connection for both, so a status poll stays one round trip."""
     row = get_event(conn, event_id, pkey)
-    if row is None or row.status != EventStatus.PENDING or row.due_at > now:
-        return row, None
-    return row, event_cap(conn, event_id)
+    return row, event_cap(conn, event_id) if row is not None and held_only_by_a_cap(
+        row, now
+    ) else None
 
 
 def page_with_cap(
@@ -39,8 +39,8 @@ def page_with_cap(
     the channel configuration's cap with its counters, as `status_with_cap` reads them: the
     list says which events a spent cap holds, on the one connection."""
     rows = page(conn, event_id, limit, **bounds)
-    due = any(r.status == EventStatus.PENDING and r.due_at <= now for r in rows)
-    return rows, event_cap(conn, event_id) if due else None
+    held = any(held_only_by_a_cap(r, now) for r in rows)
+    return rows, event_cap(conn, event_id) if held else None
 
 
 def recent(
