@@ -21,7 +21,7 @@ from helpers import (
     wait_status,
 )
 from txmsg.api import trigger_batch
-from txmsg.core.json_numbers import RANGE_TEXT
+from txmsg.core.json_numbers import NOT_A_DOUBLE, NOT_UNICODE, NOT_UNICODE_NAME, RANGE_TEXT
 from txmsg.core.rate_limit import KeyLimit
 from txmsg.store.db import Database
 from txmsg.store.tables import events
@@ -168,6 +168,58 @@ async def test_an_items_integer_past_64_bits_refuses_that_item_alone(
     assert await stored_pkeys(store, event_id) == [good["PKey"]]
 
 
+async def test_a_number_past_a_double_or_a_lone_surrogate_refuses_that_item_alone(
+    server, smtp: FakeSMTPServer, store
+) -> None:
+    """Valid JSON the fast parser refuses (a number past a double's range, a string or a name
+    holding a lone surrogate) refuses the item holding it, naming its field, as an integer
+    past 64 bits does; the single trigger names it too. It refused the whole batch with a
+    400 naming no field."""
+    admin = server.admin
+    event_id = await live_event(admin, smtp)
+    url = f"/rest/mc/{event_id}/batch"
+    items = [
+        b'{"email": "a@example.org", "ctx": {"firstName": "A"}}',
+        b'{"email": "b@example.org", "ctx": {"firstName": "B", "n": 1e999}}',
+        b'{"email": "c@example.org", "ctx": {"firstName": "C\\ud800"}}',
+        b'{"email": "d@example.org", "ctx": {"firstName": "D", "\\udfffk": 1}}',
+        b'{"email": "e@example.org", "ctx": {"firstName": "E \\ud83d\\ude00", "f": 1e300}}',
+    ]
+    body = b'{"events": [' + b", ".join(items) + b"]}"
+    r = await admin.post(url, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 207, r.text
+    answer = r.json()
+    refused = {i["index"]: i["problem"]["errors"] for i in answer["items"] if "problem" in i}
+    assert refused == {
+        1: [{"field": "events[1].ctx.n", "pointer": "/events/1/ctx/n", "detail": NOT_A_DOUBLE}],
+        2: [
+            {
+                "field": "events[2].ctx.firstName",
+                "pointer": "/events/2/ctx/firstName",
+                "detail": NOT_UNICODE,
+            }
+        ],
+        3: [
+            {
+                "field": "events[3].ctx.\\udfffk",
+                "pointer": "/events/3/ctx/\\udfffk",
+                "detail": NOT_UNICODE_NAME,
+            }
+        ],
+    }, refused
+    accepted = [i for i in answer["items"] if "PKey" in i]
+    assert [i["index"] for i in accepted] == [0, 4]
+    assert await stored_pkeys(store, event_id) == sorted(i["PKey"] for i in accepted)
+    sent = await wait_status(admin, accepted[1]["href"], "processed")
+    assert sent["ctx"] == {"firstName": "E \U0001f600", "f": 1e300}  # a pair is a character
+    # The single trigger names the field too (a 400 naming none before).
+    for item, field in ((items[1], "ctx.n"), (items[2], "ctx.firstName")):
+        r = await admin.post(
+            f"/rest/mc/{event_id}", content=item, headers={"content-type": "application/json"}
+        )
+        assert_problem(r, 400, field)
+
+
 async def test_checks_of_an_items_values_refuse_that_item_alone(
     server, smtp: FakeSMTPServer, store
 ) -> None:
@@ -248,7 +300,7 @@ async def test_checks_of_an_items_values_refuse_that_item_alone(
     # Deeper than the JSON parser reads at all: the body is refused whole.
     deeper = b'{"events": [{"ctx": {"n": ' + b"[" * 1100 + b"1" + b"]" * 1100 + b"}}]}"
     r = await admin.post(url, content=deeper, headers={"content-type": "application/json"})
-    assert "depth limit exceeded" in assert_problem(r, 400)["detail"]
+    assert assert_problem(r, 400, "body")["errors"][0]["detail"] == "is nested too deeply"
     assert len(await stored_pkeys(store, event_id)) == 4
 
 

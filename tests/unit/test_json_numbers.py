@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 
 from txmsg.core.errors import DomainError
-from txmsg.core.json_numbers import long_integers, read_exact, read_with_long_integers_as_text
+from txmsg.core.json_numbers import (
+    NOT_A_DOUBLE,
+    NOT_UNICODE,
+    NOT_UNICODE_NAME,
+    RANGE_TEXT,
+    long_integers,
+    oversized,
+    read_exact,
+    read_with_long_integers_as_text,
+)
 
 LONG = "9" * 400  # too long for a double: the fast parser refuses it
 
@@ -22,15 +31,37 @@ def test_any_number_of_integers_too_long_for_a_double_are_read_as_text_in_one_re
     "text",
     [
         f'{{"n": {LONG}, "x": }}',  # not JSON
-        f'{{"n": {LONG}, "x": NaN}}',  # what the fast parser refuses
-        f'{{"n": {LONG}, "x": 1e400}}',
-        f'{{"n": {LONG}, "x": "\\ud800"}}',  # a lone surrogate
-        '{"n": 1e400}',  # no long integer: nothing to read again
+        f'{{"n": {LONG}, "x": NaN}}',  # not JSON either, though Python's parser reads it
+        '{"x": Infinity}',
     ],
 )
-def test_what_the_fast_parser_refuses_for_another_reason_stays_refused(text: str) -> None:
+def test_what_is_not_json_stays_refused(text: str) -> None:
     assert read_with_long_integers_as_text(text.encode()) is None
     assert read_with_long_integers_as_text(f'{{"n": {LONG}}}'.encode("utf-16")) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "read", "where", "detail"),
+    [
+        ('{"n": 1e400}', {"n": "1e400"}, "n", NOT_A_DOUBLE),
+        ('{"a": [1, -2.5e999]}', {"a": [1, "-2.5e999"]}, "a[1]", NOT_A_DOUBLE),
+        ('{"s": "a\\ud800b"}', {"s": "a\\ud800b"}, "s", NOT_UNICODE),
+        ('{"c": {"\\udc00k": 1}}', {"c": {"\\udc00k": 1}}, "c.\\udc00k", NOT_UNICODE_NAME),
+        (f'{{"n": {LONG}}}', {"n": LONG}, "n", RANGE_TEXT),
+    ],
+)
+def test_valid_json_the_fast_parser_refuses_is_read_as_text_and_named(
+    text: str, read: object, where: str, detail: str
+) -> None:
+    """Valid JSON that no field may hold (the fast parser refuses it whole) is read with it
+    as text, lone surrogates escaped; the exact reading names where it is and why."""
+    assert read_with_long_integers_as_text(text.encode()) == read
+    exact = read_exact(text.encode(), refused_by_the_fast_parser=True)
+    found = oversized(exact)
+    assert found is not None and (found[0], found[2]) == (where, detail), found
+    # A finite float and a surrogate pair are what they are.
+    fine = read_exact(b'{"f": 1e300, "s": "\\ud83d\\ude00"}', refused_by_the_fast_parser=True)
+    assert oversized(fine) is None
 
 
 def test_nesting_too_deep_to_read_again_is_a_400() -> None:

@@ -12,7 +12,7 @@ from starlette.types import Receive
 from txmsg.api import body_deadlines
 from txmsg.api.context import context
 from txmsg.core.errors import DomainError, invalid
-from txmsg.core.json_numbers import check_integers, read_with_long_integers_as_text
+from txmsg.core.json_numbers import check_integers, read_exact, read_with_long_integers_as_text
 from txmsg.core.validation import ascii_digits
 
 
@@ -65,26 +65,41 @@ async def _receive(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def parse_json(raw: bytes, *, optional: bool = False, whole: bool = True) -> Any:
-    """`raw` parsed; `whole`: refused (400) when it holds an integer past 64 bits, else the
-    caller checks its integers (a batch's items, one by one: core/json_numbers.py)."""
+def parse_json(raw: bytes, *, optional: bool = False) -> Any:
+    """`raw` parsed; refused (400) when it holds a value no field may hold (an integer past
+    64 bits, a number past a double's range, a lone surrogate: core/json_numbers.py),
+    naming its field."""
     if not raw.strip():
         if optional:
             return None
         raise DomainError("a JSON request body is required", 400)
+    value, refused = _parse(raw)
+    check_integers(raw, refused_by_the_fast_parser=refused)
+    return value
+
+
+def parse_json_items(raw: bytes) -> tuple[Any, Any | None]:
+    """A batch's body: `raw` parsed, and its exact reading (json_numbers.read_exact) when it
+    may hold a value no field may hold, for its items to be refused one by one for them."""
+    if not raw.strip():
+        raise DomainError("a JSON request body is required", 400)
+    value, refused = _parse(raw)
+    return value, read_exact(raw, refused_by_the_fast_parser=refused)
+
+
+def _parse(raw: bytes) -> tuple[Any, bool]:
+    """`raw` parsed, and whether the fast parser refused it (then the values it refuses of
+    valid JSON are read as text: the exact reading names them)."""
     try:
-        value = orjson.loads(raw)
+        return orjson.loads(raw), False
     except orjson.JSONDecodeError as exc:
         not_utf8 = _not_utf8(raw)  # only here: a valid body is never decoded twice
         if not_utf8 is not None:
             raise not_utf8 from None
-        # An integer too long for a double: refused below, naming it (a batch: its item).
         value = read_with_long_integers_as_text(raw)
         if value is None:
             raise DomainError(f"the request body is not valid JSON: {exc}", 400) from None
-    if whole:
-        check_integers(raw)
-    return value
+        return value, True
 
 
 def _not_utf8(raw: bytes) -> DomainError | None:

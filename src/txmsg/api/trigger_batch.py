@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from txmsg.api.auth import authorize, spend
-from txmsg.api.bodies import parse_json, read_body
+from txmsg.api.bodies import parse_json_items, read_body
 from txmsg.api.context import context
 from txmsg.api.responses import JSONResponse, problem_of
 from txmsg.api.routing import resource
@@ -35,7 +35,7 @@ from txmsg.api.trigger import (
 )
 from txmsg.core.batch import batch_items, parse_item
 from txmsg.core.errors import DomainError, refused
-from txmsg.core.json_numbers import long_integers, read_exact
+from txmsg.core.json_numbers import long_integers
 from txmsg.core.queue import NewBatch, NewEvent, new_pkey
 from txmsg.core.trigger import TriggerRequest
 from txmsg.store.event_configs import TriggerTarget
@@ -53,9 +53,9 @@ async def trigger_batch(request: Request) -> Response:
     target = await live_target(ctx, event_id)
     idem_key = idempotency_key(request.headers.get("idempotency-key"))
     raw = await read_body(request)
-    body = parse_json(raw, whole=False)  # an item's integer past 64 bits refuses that item
+    # An item's value that no field may hold (an integer past 64 bits...) refuses that item.
+    body, exact = parse_json_items(raw)
     now = ctx.db.clock.now()  # the database's time, as a single trigger's
-    exact = read_exact(raw)
     entries = batch_items(body, exact=exact)
     items, events = await _accept(body_parser(ctx, target, now), target, entries, now)
     response = {
