@@ -115,6 +115,49 @@ async def test_triggers_during_a_database_outage_get_503_and_the_engine_recovers
             assert sent == {"Hello Ada"}
 
 
+async def test_a_database_that_stops_answering_is_an_outage_within_the_timeout(
+    database_url: str, data_dir: Path, smtp: FakeSMTPServer
+) -> None:
+    """PostgreSQL stops answering on connections that stay open (a cut that drops packets, a
+    server that hangs): triggers are answered 503 within the database timeout, not held until
+    the kernel gives up on the socket (they waited 150 s behind such a proxy), and once it
+    answers again the engine carries on by itself. (SQLite has no server: its outage is its
+    lock, the test above.)"""
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.restore()
+    proxied = url.set(port=proxy.port).render_as_string(False)
+    settings = settings_for(proxied, data_dir, database_timeout_seconds=TIMEOUT)
+    async with RunningServer(settings) as server:
+        try:
+            admin = server.admin
+            event_id = await live_event(admin, smtp)
+            accepted = [(await _post(admin, event_id)).json()]
+            await wait_status(admin, accepted[0]["href"], "processed")
+
+            await proxy.silence()
+            began = time.monotonic()
+            # The statement's timeout, then its cancel's at most (a loaded machine's margin).
+            async with asyncio.timeout(TIMEOUT * 2 + 5):
+                answers = await asyncio.gather(*(_post(admin, event_id) for _ in range(5)))
+            waited = time.monotonic() - began
+            assert [r.status_code for r in answers] == [503] * 5, [r.text for r in answers]
+            assert all(int(r.headers["retry-after"]) > 0 for r in answers)
+            assert waited < TIMEOUT * 2 + 5, waited
+            await proxy.speak()
+
+            accepted.append(await _accepted_once_back(admin, event_id, 40))
+            for event in accepted:
+                await wait_status(admin, event["href"], "processed", timeout=20)
+            await asyncio.sleep(0.3)
+            assert len(smtp.messages) == len(accepted)
+        finally:
+            await proxy.cut()  # before the server stops: connections still waiting fail
+
+
+test_a_database_that_stops_answering_is_an_outage_within_the_timeout.postgresql_only = True  # type: ignore[attr-defined]
+
+
 def _recording_failed(caplog: pytest.LogCaptureFixture) -> bool:
     """Whether the dispatcher logged that an attempt to record an outcome failed."""
     return any(

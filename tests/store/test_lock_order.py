@@ -83,6 +83,9 @@ async def test_entries_recorded_once_are_inserted_in_key_order(db: Database) -> 
 async def _until_waiting(conn: asyncpg.Connection) -> None:
     """Until another session waits for a lock (this test's own append)."""
     for _ in range(200):
+        # `conn` is in a transaction, which would read one snapshot of the statistics for
+        # good (taken before the append had a connection, it never shows it waiting).
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
             " AND datname = current_database()"

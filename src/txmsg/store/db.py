@@ -31,6 +31,7 @@ import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from txmsg.core.timeutil import utcnow
 from txmsg.store.clock import DatabaseClock
@@ -73,7 +74,8 @@ class Database:
     ) -> None:
         """`keyring` seals and opens stored secrets (store/sealing.py); without one, a
         connection can neither write nor read them. `timeout`: seconds a statement waits for
-        SQLite's write lock, or to connect to PostgreSQL, before failing (store/outage.py).
+        SQLite's write lock, or to connect to PostgreSQL or for its answer to a statement,
+        before failing (store/outage.py).
         `local_clock`: this process's clock, from which the database's time is estimated."""
         self.url, timeout = _connect_timeout(normalize_url(url), timeout)
         # The database's time (leases), as this process estimates it (`sync_clock`).
@@ -114,24 +116,11 @@ class Database:
                 SQLITE_READERS, thread_name_prefix="txmsg-sqlite-reader"
             )
         else:
-            # asyncpg reads the URL's libpq parameters itself (sslmode, sslrootcert,
-            # connect_timeout... as hosting platforms give them); SQLAlchemy would pass them
-            # on as arguments asyncpg does not take.
-            dsn = make_url(self.url).set(drivername="postgresql")
-            connect = _pg_connect_args(timeout)
-            self._async = create_async_engine(
-                dsn.set(drivername="postgresql+asyncpg", query={}),
-                async_creator=lambda: asyncpg.connect(
-                    dsn.render_as_string(hide_password=False), **connect
-                ),
-                hide_parameters=True,
-                pool_size=pool_size,
-                max_overflow=pool_size,
-                pool_timeout=timeout,
-                json_serializer=_json_dumps,
-                json_deserializer=orjson.loads,
-            )
-            event.listen(self._async.sync_engine, "handle_error", _discard_confused_connection)
+            # A server that stops answering (a network cut that drops packets, a failover
+            # behind an address that still takes them) fails a statement within `timeout`
+            # instead of holding its connection, and the trigger waiting on it, for as long
+            # as the kernel keeps the socket: asyncpg cancels it, or drops the connection.
+            self._async = _pg_engine(self.url, timeout, statement_timeout=timeout, pool=pool_size)
         self.use_keyring(keyring)
 
     def use_keyring(self, keyring: Keyring | None) -> None:
@@ -216,7 +205,18 @@ class Database:
             await self.read(_checkpoint)
 
     async def migrate(self) -> None:
-        await self.write(upgrade_to_head)
+        if self._async is None:
+            await self.write(upgrade_to_head)
+            return
+        # A schema change may rewrite a large table: its statements are not bounded as the
+        # pool's are (a connection of its own, closed after).
+        engine = _pg_engine(self.url, self._timeout, statement_timeout=None, pool=0)
+        install(engine.sync_engine.dialect, self.keyring)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(upgrade_to_head)
+        finally:
+            await engine.dispose()
 
     async def dispose(self) -> None:
         if self._async is not None:
@@ -261,6 +261,33 @@ def _discard_confused_connection(context: ExceptionContext) -> None:
     ):
         context.is_disconnect = True
         context.invalidate_pool_on_disconnect = False
+
+
+def _pg_engine(
+    url: str, timeout: float, *, statement_timeout: float | None, pool: int
+) -> AsyncEngine:
+    """A PostgreSQL engine over asyncpg: `pool` connections (and as many more at busy times;
+    none kept at 0), each waiting at most `statement_timeout` for a statement's answer."""
+    # asyncpg reads the URL's libpq parameters itself (sslmode, sslrootcert, connect_timeout...
+    # as hosting platforms give them); SQLAlchemy would pass them on as arguments asyncpg
+    # does not take.
+    dsn = make_url(url).set(drivername="postgresql")
+    connect = {**_pg_connect_args(timeout), "command_timeout": statement_timeout}
+    pooling: dict[str, Any] = (
+        {"pool_size": pool, "max_overflow": pool, "pool_timeout": timeout}
+        if pool
+        else {"poolclass": NullPool}
+    )
+    engine = create_async_engine(
+        dsn.set(drivername="postgresql+asyncpg", query={}),
+        async_creator=lambda: asyncpg.connect(dsn.render_as_string(hide_password=False), **connect),
+        hide_parameters=True,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        **pooling,
+    )
+    event.listen(engine.sync_engine, "handle_error", _discard_confused_connection)
+    return engine
 
 
 def _pg_connect_args(timeout: float) -> dict[str, Any]:
