@@ -253,8 +253,12 @@ class Dispatcher:
         )
 
     async def _record(self, event: ClaimedEvent, outcome: Outcome) -> None:
-        """Record an outcome; while the database is unavailable, try again as long as the lease
-        holds: the send was made, and an event claimed again after its lease is sent again."""
+        """Record an outcome; while the database is unavailable, try again, past the lease's
+        end too (the send was made, and an event claimed again is sent again): an outage that
+        outlasts the lease kept every process from sweeping it, so the lease is still the
+        event's, and this process's sweep, and for a while the others', leave it alone
+        (engine/scheduler.py). Given up once the lease is known taken, or past its end once
+        the engine stops (a stop is bounded)."""
         delay = RECORD_RETRY_SECONDS
         while True:
             try:
@@ -262,7 +266,12 @@ class Dispatcher:
                 self._records.ok()
                 return
             except Exception as exc:
-                if not is_unavailable(exc) or self._book.lost(event):
+                book = self._book
+                if (
+                    not is_unavailable(exc)
+                    or book.taken(event)
+                    or (book.stopping and book.lost(event))
+                ):
                     raise
                 self._records.failed(exc)  # tried again while the lease holds
             await asyncio.sleep(delay)

@@ -240,6 +240,13 @@ class LeaseBook:
         """The tokens of the leases held (not lost): this process's own sweep keeps them."""
         return {token for token, until in self._leases.values() if until != _LOST}
 
+    def taken(self, event: ClaimedEvent) -> bool:
+        """Whether the event's lease is known to be gone: released, or found taken by another
+        claim when the database was asked to renew it (a lease merely past its end may still
+        be the event's: no other process swept it while none could reach the database)."""
+        held = self._leases.get(event.id)
+        return held is None or held[0] != event.lease_token or held[1] == _LOST
+
     def lost(self, event: ClaimedEvent) -> bool:
         """Whether the event's lease lapsed or was released (another claim may own it). By
         its token: when the event was claimed again by this process, the new claim's lease

@@ -216,6 +216,7 @@ def build_engine(settings: Settings) -> Engine:
             book.wake,
             [exporter.scheduled, lifecycle.scheduled],
             own_leases=book.tokens,
+            lease=settings.lease,
         ),
         proofs=ProofSender(db, shared_renderer(settings.render_limits)),
         webhooks=WebhookSender(

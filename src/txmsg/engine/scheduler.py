@@ -7,7 +7,10 @@ job only while this process holds the scheduler lock (`store/scheduler_lock.py`)
 takes it over when its holder stops, dies or stops answering. Lease ends are compared against
 the database's clock, read in the housekeeping's own transaction (by the others, at the same
 interval). The holder's sweep leaves its own process's leases alone: a lease ends for want of
-a live worker, and this one is alive."""
+a live worker, and this one is alive. After a database outage, for one lease time, it releases
+only the leases that ended before the outage began: the others ended because no process could
+reach the database to renew them, and their workers, alive, record the sends they made
+meanwhile (released first, those events would be sent a second time)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
@@ -33,9 +37,14 @@ LOCK_INTERVALS = 3
 log = logging.getLogger(__name__)
 
 
-def _housekeeping(conn: Connection, clock: DatabaseClock, own: Collection[str]) -> tuple[int, int]:
+def _housekeeping(
+    conn: Connection,
+    clock: DatabaseClock,
+    own: Collection[str],
+    ended_before: datetime | None = None,
+) -> tuple[int, int]:
     now = clock.sync_in(conn)  # the database's time: lease ends are compared against it
-    released = leases.release_expired_in(conn, now, own)
+    released = leases.release_expired_in(conn, now, own, ended_before)
     outbox.queue_status_changes(conn, released.announced, now)
     resumed = housekeeping.resume_paused_of_live_events(conn, now)
     outbox.queue_status_changes(conn, resumed.announced, now)
@@ -60,8 +69,14 @@ class Scheduler:
         jobs: Sequence[Callable[[], Awaitable[None]]] = (),
         lock: SchedulerLock | None = None,
         own_leases: Callable[[], Collection[str]] = frozenset,
+        lease: timedelta = timedelta(0),
     ) -> None:
         self._db = db
+        # After an outage: when it began (the database's time, as this process estimated it)
+        # and until when only leases that ended before it are released.
+        self._lease = lease
+        self._outage_began: datetime | None = None
+        self._grace_until: datetime | None = None
         # The lease tokens this process holds: its own sweep never releases them.
         self._own_leases = own_leases
         self._lock = lock or scheduler_lock_for(db, ttl=max(1.0, LOCK_INTERVALS * interval))
@@ -88,7 +103,9 @@ class Scheduler:
     async def run_once(self) -> None:
         """One housekeeping sweep, now (lock or not: the loops ask for the lock first)."""
         own = self._own_leases()
-        released, expired = await self._db.write(_housekeeping, self._db.clock, own)
+        released, expired = await self._db.write(
+            _housekeeping, self._db.clock, own, self._outage_began
+        )
         await self._db.checkpoint()
         if released:
             log.info("%d events back in the queue", released)
@@ -108,11 +125,29 @@ class Scheduler:
                     # most in their claims and lease ends.
                     await self._db.sync_clock()
             except Exception as exc:
-                if not outage.failed(exc):
+                if outage.failed(exc):
+                    if self._outage_began is None:
+                        # Seen late: this sweep's interval, and its wait for the database.
+                        seen_after = timedelta(seconds=self._interval + self._db.timeout)
+                        self._outage_began = self._db.clock.now() - seen_after
+                    self._grace_until = None  # counted from the end of the outage
+                else:
                     log.exception("housekeeping failed; trying again next interval")
             else:
                 outage.ok()
+                self._after_outage()
             await asyncio.sleep(self._interval)
+
+    def _after_outage(self) -> None:
+        """A sweep (or a non-holder's clock reading) succeeded: one lease time after the first
+        since an outage, sweeps release every lapsed lease again."""
+        if self._outage_began is None:
+            return
+        now = self._db.clock.now()
+        if self._grace_until is None:
+            self._grace_until = now + self._lease
+        elif now >= self._grace_until:
+            self._outage_began = self._grace_until = None
 
     async def _every(self, job: Callable[[], Awaitable[None]]) -> None:
         outage = OutageLog(log, f"scheduled job {getattr(job, '__qualname__', job)}")

@@ -123,6 +123,11 @@ class Database:
             self._async = _pg_engine(self.url, timeout, statement_timeout=timeout, pool=pool_size)
         self.use_keyring(keyring)
 
+    @property
+    def timeout(self) -> float:
+        """Seconds an operation waits for the database before it fails as unavailable."""
+        return self._timeout
+
     def use_keyring(self, keyring: Keyring | None) -> None:
         """Seal and open stored secrets with `keyring` from now on."""
         self.keyring = keyring
