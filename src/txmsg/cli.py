@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from txmsg import __version__
-from txmsg.commands import access_log, logs
+from txmsg.commands import access_log, logs, parent_watch
 from txmsg.commands.database import (
     STARTUP_FAILURE,
     NoDatabase,
@@ -96,6 +96,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "log_format": args.log_format,
             "public_url": public_url,
             "access_log": args.access_log,
+            "supervisor_pid": os.getpid(),
             # Each process's own figures on a port of its own: the first free of N from it.
             "metrics": [args.metrics_host, args.metrics_port, args.processes]
             if args.metrics_port is not None
@@ -184,6 +185,8 @@ def app_of_environment() -> App:
         raise RuntimeError(f"{PROCESS_OPTIONS_ENV} is not set: start them with txmsg serve")
     options = json.loads(text)
     logs.configure(options["log_level"], options["log_format"])
+    if "supervisor_pid" in options:  # absent: set by a parent of an earlier release
+        parent_watch.stop_with(options["supervisor_pid"])
     if options.get("access_log"):  # absent: set by a parent of an earlier release
         access_log.install()
     tune_process()
@@ -260,7 +263,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         "log_format": args.log_format,
     }
     if args.processes > 1:
-        return supervise(_worker_process, options, args.processes)
+        return supervise(
+            _worker_process, {**options, "supervisor_pid": os.getpid()}, args.processes
+        )
     hangup = Hangup()
     code = _run_worker(options, settings, hangup=hangup)
     if code == 0:
@@ -273,6 +278,7 @@ def _worker_process(options: dict[str, Any], ready: Event) -> None:
     `ready` is set once it runs. A hang-up is the supervisor's to act on (it restarts them)."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(options["log_level"], options["log_format"])
+    parent_watch.stop_with(options["supervisor_pid"])
     sys.exit(_run_worker(options, Settings.from_env(), ready.set))
 
 

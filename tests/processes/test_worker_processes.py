@@ -193,3 +193,47 @@ def test_workers_that_cannot_start_end_the_command_with_a_failure(tmp_path: Path
         assert "the worker could not start" in done.stderr
         if processes == "2":
             assert "could not start; stopping the others" in done.stderr
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs (not ended, nor a zombie waiting to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+async def test_processes_stop_when_their_supervisor_is_killed(
+    database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    """`serve --processes 2` and `worker --processes 2` whose supervisor is killed (SIGKILL, an
+    OOM kill): its processes stop gracefully rather than serve and send on unsupervised
+    (they held their ports, and the command started again failed: "address already in
+    use"), and the command starts again on the same ports."""
+    api, ops = free_port(), free_ports(2)
+    commands = [
+        (["serve", "--processes", "2", "--port", str(api)], api),
+        (["worker", "--processes", "2", "--health-port", str(ops)], ops),
+    ]
+    for number, (args, port) in enumerate(commands):
+        command = Txmsg(args, database_url, data_dir, tmp_path / f"{number}.log")
+        command.port = port  # the API's, or the first process's health port
+        async with command.running():
+            assert command.proc is not None
+            children = spawned(command.proc.pid)
+            assert len(children) == 2, command.log.read_text()
+            command.proc.send_signal(signal.SIGKILL)
+            await command.proc.wait()
+            await wait_until(
+                lambda children=children: not any(_running(pid) for pid in children),
+                timeout=30,
+                what="the supervisor's processes stopped",
+            )
+        again = Txmsg(args, database_url, data_dir, tmp_path / f"{number}-again.log")
+        again.port = port
+        async with again.running():  # the same ports: free
+            assert again.proc is not None and again.proc.returncode is None
+
+
+test_processes_stop_when_their_supervisor_is_killed.sqlite_only = True  # type: ignore[attr-defined]
