@@ -133,11 +133,11 @@ class HeldWrites(Database):
         self.held: asyncio.Event | None = None
         self.holding = asyncio.Event()
 
-    async def write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def write_bounded(self, fn: Any, *args: Any, **kwargs: Any) -> Any:  # the funnel's
         if self.held is not None:
             self.holding.set()
             await self.held.wait()
-        return await super().write(fn, *args, **kwargs)
+        return await super().write_bounded(fn, *args, **kwargs)
 
 
 async def test_a_stop_waits_for_a_cycle_under_way_and_hands_back_what_it_leased(

@@ -1,8 +1,8 @@
 """After a database outage, the housekeeping sweep leaves the leases that ended during it to
 their workers for one lease time: none could renew them while no process reached the
 database, and the sends they made meanwhile are recorded once it is back (released at once,
-those events were claimed and sent a second time). Leases that ended before the outage (a
-dead worker's) are released as usual."""
+those events were claimed and sent a second time). Other lapsed leases (a dead worker's) are
+released as usual, and an outage right after holds none for longer."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from txmsg.store.events import get_event
 from txmsg.store.queue import enqueue
 
 INTERVAL = 0.05
-LEASE = timedelta(seconds=2)  # the scheduler's: the grace after an outage
+LEASE = timedelta(seconds=3)  # the scheduler's: the grace after an outage
 
 
 class Away(Database):
@@ -59,25 +59,34 @@ async def until_pending(db: Database, pkey: str, timeout: float) -> None:
 async def test_leases_that_ended_during_an_outage_wait_a_lease_time_for_their_workers(
     db: Database, database_url: str
 ) -> None:
-    await db.write(leased, "DEAD", timedelta(seconds=0.05))  # its worker died: it ends now
-    await asyncio.sleep(0.8)  # well before the outage (its start is seen late: the margin)
-    await db.write(leased, "ALIVE", timedelta(seconds=0.5))  # its worker is cut off too
     this = Away(database_url, timeout=0.5)
     await this.sync_clock()
     scheduler = Scheduler(this, INTERVAL, lambda: None, lease=LEASE)
-    this.away = True
     scheduler.start()
     try:
-        await asyncio.sleep(1.0)  # the outage: ALIVE's lease ends in it
+        await db.write(leased, "DEAD", timedelta(seconds=0.05))  # its worker died: it ends now
+        await asyncio.sleep(0.5)  # swept: the sweeps run
+        assert await status(db, "DEAD") == "pending"
+        this.away = True
+        await db.write(leased, "ALIVE", timedelta(seconds=0.3))  # cut off too: ends in it
+        await asyncio.sleep(1.0)  # the outage
         this.away = False
         back = asyncio.get_running_loop().time()
-        await until_pending(db, "DEAD", timeout=5)
+        await asyncio.sleep(0.3)  # sweeps that reach the database again
         # ALIVE's worker records what it sent meanwhile: its lease is left alone a while.
+        assert await status(db, "ALIVE") == "processing"
         while asyncio.get_running_loop().time() - back < LEASE.total_seconds() / 2:
             assert await status(db, "ALIVE") == "processing"
             await asyncio.sleep(INTERVAL)
-        # Then, its worker silent all along, it is released as any lapsed lease is.
+        # A second outage before the first's lease time is over: it holds the leases that
+        # end in it, and ALIVE's no longer than the first's lease time (it was held on from
+        # the second outage's end: the first one's start was kept, the grace begun anew).
+        await asyncio.sleep(back + 0.8 * LEASE.total_seconds() - asyncio.get_running_loop().time())
+        this.away = True
+        await asyncio.sleep(0.3)
+        this.away = False
         await until_pending(db, "ALIVE", timeout=LEASE.total_seconds() + 5)
+        assert asyncio.get_running_loop().time() - back < LEASE.total_seconds() + 1.5
     finally:
         await scheduler.stop()
         await this.dispose()

@@ -172,10 +172,10 @@ class _Watched:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
 
-    async def write(self, fn: Any, request: Any) -> Any:
+    async def write_bounded(self, fn: Any, request: Any) -> Any:  # the write funnel's
         if request.outcomes:
             self.recording.set()
-        return await self._db.write(fn, request)
+        return await self._db.write_bounded(fn, request)
 
 
 async def test_the_slots_of_recorded_outcomes_are_free_for_the_next_cycle(db: Database) -> None:

@@ -225,11 +225,14 @@ async def test_processes_stop_when_their_supervisor_is_killed(
             assert len(children) == 2, command.log.read_text()
             command.proc.send_signal(signal.SIGKILL)
             await command.proc.wait()
-            await wait_until(
-                lambda children=children: not any(_running(pid) for pid in children),
-                timeout=30,
-                what="the supervisor's processes stopped",
-            )
+            try:
+                await wait_until(
+                    lambda children=children: not any(_running(pid) for pid in children),
+                    timeout=30,
+                    what="the supervisor's processes stopped",
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {command.log.read_text()}") from None
         again = Txmsg(args, database_url, data_dir, tmp_path / f"{number}-again.log")
         again.port = port
         async with again.running():  # the same ports: free

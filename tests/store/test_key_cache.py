@@ -30,8 +30,8 @@ class HeldLookups:
         self.read_done = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
-        value = await self._db.read(fn, *args)
+    async def read_bounded(self, fn: Callable[..., Any], *args: Any) -> Any:  # the keys'
+        value = await self._db.read_bounded(fn, *args)
         if fn in (principal_for, hashes_of) and not self.release.is_set():
             self.read_done.set()
             await self.release.wait()

@@ -11,7 +11,7 @@ from txmsg.core.json_numbers import (
     NOT_UNICODE,
     NOT_UNICODE_NAME,
     RANGE_TEXT,
-    long_integers,
+    inexact_values,
     oversized,
     read_exact,
     read_with_long_integers_as_text,
@@ -73,15 +73,27 @@ def test_nesting_too_deep_to_read_again_is_a_400() -> None:
 
 def test_integers_the_fast_parser_reads_exactly_are_not_long() -> None:
     exact = read_exact(b'{"a": 9223372036854775808, "b": 18446744073709551615, "c": -1}')
-    assert long_integers(exact) == []  # past 64-bit signed, still exact in its reading
+    assert inexact_values(exact) == []  # past 64-bit signed, still exact in its reading
     exact = read_exact(b'{"a": 18446744073709551616, "b": -9223372036854775809}')
-    assert long_integers(exact) == [("/a", "18446744073709551616"), ("/b", "-9223372036854775809")]
+    assert inexact_values(exact) == [("/a", "18446744073709551616"), ("/b", "-9223372036854775809")]
 
 
-def test_long_integers_are_told_apart_by_their_text_and_place() -> None:
+def test_inexact_values_are_told_apart_by_their_text_and_place() -> None:
     big = "123456789012345678901"  # past 2**64: a float in the fast parser's reading
     text = '{"a": [1, ' + big + '], "b": {"c": ' + LONG + '}, "d": "' + big + '"}'
     exact = read_exact(text.encode())
-    assert long_integers(exact) == [("/a/1", big), ("/b/c", LONG)]
+    assert inexact_values(exact) == [("/a/1", big), ("/b/c", LONG)]
     float_form = read_exact(b'{"a": [1, 1.2345678901234568e20], "b": {"c": ' + big.encode() + b"}}")
-    assert long_integers(float_form) == [("/b/c", big)]
+    assert inexact_values(float_form) == [("/b/c", big)]
+
+
+def test_values_read_inexactly_are_told_apart_from_their_text() -> None:
+    """A fingerprint tells a number past a double's range, or a lone surrogate, from the text
+    the lenient reading holds in its place."""
+    exact = read_exact(
+        b'{"n": 1e999, "s": "\\ud800", "t": "1e999"}', refused_by_the_fast_parser=True
+    )
+    assert inexact_values(exact) == [
+        ("/n", f"{NOT_A_DOUBLE}: 1e999"),
+        ("/s", f"{NOT_UNICODE}: \\ud800"),
+    ]

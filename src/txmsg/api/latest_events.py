@@ -67,7 +67,7 @@ def _item(event_id: str, r: Any, now: datetime, held: dict[bool, str | None]) ->
     """A listed event; `held`: by lane (bulk or not), why a spent cap holds a due one."""
     reason = r.reason
     if expired_unsent(r, now):
-        reason = expired_waiting(r.expires_at)
+        reason = expired_waiting(r.expires_at, r.reason)
     elif held and held_only_by_a_cap(r, now):
         reason = held[priority_lane(r.priority) == Priority.BULK] or reason
     return {

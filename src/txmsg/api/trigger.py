@@ -299,12 +299,12 @@ async def event_status(request: Request) -> Response:
     pkey = request.path_params["PKey"]
     ctx = context(request)
     now = ctx.db.clock.now()
-    row, cap = await ctx.db.read(event_store.status_with_cap, event_id, pkey, now)
+    row, cap = await ctx.db.read_bounded(event_store.status_with_cap, event_id, pkey, now)
     if row is None:
         raise not_found(f"no event '{pkey}' for '{event_id}'")
     answer = event_view(row)
     if expired_unsent(row, now):
-        answer["reason"] = expired_waiting(row.expires_at)
+        answer["reason"] = expired_waiting(row.expires_at, row.reason)
     elif cap is not None:
         # Why a pending, due event waits, when its channel configuration's cap is spent for
         # the current window: from the counters the claims take tokens from (nothing is

@@ -35,7 +35,7 @@ from txmsg.api.trigger import (
 )
 from txmsg.core.batch import batch_items, parse_item
 from txmsg.core.errors import DomainError, refused
-from txmsg.core.json_numbers import long_integers
+from txmsg.core.json_numbers import inexact_values
 from txmsg.core.queue import NewBatch, NewEvent, new_pkey
 from txmsg.core.trigger import TriggerRequest
 from txmsg.store.event_configs import TriggerTarget
@@ -76,11 +76,12 @@ async def trigger_batch(request: Request) -> Response:
     key = fingerprint = None
     if idem_key is not None:
         request_seen = [event_id, "batch", body]
-        # `body` reads integers past 64 bits inexactly (as floats, or as text): their exact
-        # text tells such bodies apart (none: the fingerprint of any other batch).
-        longs = long_integers(exact) if exact is not None else []
+        # `body` holds some values inexactly (integers past 64 bits as floats or as text,
+        # numbers past a double's range and lone surrogates as text): their exact reading
+        # tells such bodies apart (none: the fingerprint of any other batch).
+        inexact = inexact_values(exact) if exact is not None else []
         key, fingerprint = idempotency(
-            principal, idem_key, [*request_seen, longs] if longs else request_seen
+            principal, idem_key, [*request_seen, inexact] if inexact else request_seen
         )
     result = await ctx.enqueue_batch(NewBatch(tuple(events), response, key, fingerprint))
     if result.kind == "mismatch":

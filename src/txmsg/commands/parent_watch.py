@@ -23,7 +23,8 @@ def stop_with(supervisor_pid: int) -> None:
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+    signum = ctypes.c_ulong(signal.SIGTERM)  # prctl's arguments are unsigned longs
+    if libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != supervisor_pid:  # the supervisor ended before the request
         os.kill(os.getpid(), signal.SIGTERM)

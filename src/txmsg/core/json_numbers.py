@@ -189,14 +189,15 @@ def oversized(value: Any) -> Found | None:
     )
 
 
-def long_integers(exact: Any) -> list[tuple[str, str]]:
-    """The integers of an exact reading that the fast parser reads inexactly (past its
-    -2**63 to 2**64 - 1: as floats, or as text), where each is and as written: what its
-    reading does not tell apart, and a fingerprint of the body must."""
+def inexact_values(exact: Any) -> list[tuple[str, str]]:
+    """The values of an exact reading that the fast parser's reading (or the lenient one's)
+    holds inexactly, where each is and as written: integers past its -2**63 to 2**64 - 1 (as
+    floats, or as text), numbers past a double's range and lone surrogates (as text). What
+    its reading does not tell apart, and a fingerprint of the body must."""
     return [
-        (pointer_of(parts), text)
+        (pointer_of(parts), text if detail == RANGE_TEXT else f"{detail}: {text}")
         for _, parts, text, detail in _outside(exact)
-        if detail == RANGE_TEXT and (len(text.lstrip("-")) > 20 or not _LOW <= int(text) <= _U64)
+        if detail != RANGE_TEXT or len(text.lstrip("-")) > 20 or not _LOW <= int(text) <= _U64
     ]
 
 
@@ -232,7 +233,7 @@ def _refusal(value: Any) -> tuple[str, str] | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return None if _LOW <= value <= _HIGH else (str(value), RANGE_TEXT)
     if isinstance(value, str) and _not_unicode(value):
-        return "", NOT_UNICODE
+        return _shown(value), NOT_UNICODE
     if isinstance(value, _BadName):
         return "", NOT_UNICODE_NAME
     return None

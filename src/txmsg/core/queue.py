@@ -176,10 +176,12 @@ def expired_unsent(row: Any, now: datetime) -> bool:
     return bool(row.status == EventStatus.PENDING and row.expires_at <= now)
 
 
-def expired_waiting(expires_at: datetime) -> str:
+def expired_waiting(expires_at: datetime, reason: str | None) -> str:
     """What a pending event past its expiration says (its status, the latest-events list)
-    until a claim ends it `tooOld`: no cap or backlog it might wait for sends it any more."""
-    return f"{EXPIRED_UNSENT} (its expiration, {isoformat(expires_at)}, passed): it ends tooOld"
+    until a claim ends it `tooOld`, with the reason it will end with (`expired_reason`: after
+    retries, their last error): no cap or backlog it might wait for sends it any more."""
+    passed = f"its expiration, {isoformat(expires_at)}, passed"
+    return f"{expired_reason(reason)} ({passed}): it ends tooOld"
 
 
 # The reason of an event handed back unsent because its claim's rate window ended before its

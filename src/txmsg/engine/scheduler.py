@@ -7,10 +7,12 @@ job only while this process holds the scheduler lock (`store/scheduler_lock.py`)
 takes it over when its holder stops, dies or stops answering. Lease ends are compared against
 the database's clock, read in the housekeeping's own transaction (by the others, at the same
 interval). The holder's sweep leaves its own process's leases alone: a lease ends for want of
-a live worker, and this one is alive. After a database outage, for one lease time, it releases
-only the leases that ended before the outage began: the others ended because no process could
-reach the database to renew them, and their workers, alive, record the sends they made
-meanwhile (released first, those events would be sent a second time)."""
+a live worker, and this one is alive. After a database outage (seen by this process: from its
+last sweep or clock reading that succeeded to the first after it), the leases that ended
+during it stay for one lease time: they ended because no process could reach the database to
+renew them, and their workers, alive, record the sends they made meanwhile (released first,
+those events would be sent a second time). Each outage holds its own leases for its own
+lease time: outages that follow one another hold none for longer."""
 
 from __future__ import annotations
 
@@ -41,10 +43,10 @@ def _housekeeping(
     conn: Connection,
     clock: DatabaseClock,
     own: Collection[str],
-    ended_before: datetime | None = None,
+    held: Sequence[tuple[datetime, datetime]] = (),
 ) -> tuple[int, int]:
     now = clock.sync_in(conn)  # the database's time: lease ends are compared against it
-    released = leases.release_expired_in(conn, now, own, ended_before)
+    released = leases.release_expired_in(conn, now, own, held)
     outbox.queue_status_changes(conn, released.announced, now)
     resumed = housekeeping.resume_paused_of_live_events(conn, now)
     outbox.queue_status_changes(conn, resumed.announced, now)
@@ -72,11 +74,13 @@ class Scheduler:
         lease: timedelta = timedelta(0),
     ) -> None:
         self._db = db
-        # After an outage: when it began (the database's time, as this process estimated it)
-        # and until when only leases that ended before it are released.
+        # Outages, in the database's time as this process estimates it: when the last sweep
+        # (or clock reading) succeeded, when the one under way began, and those that ended
+        # lately (start, end, until when the leases that ended in them stay).
         self._lease = lease
-        self._outage_began: datetime | None = None
-        self._grace_until: datetime | None = None
+        self._last_ok: datetime | None = None
+        self._down_since: datetime | None = None
+        self._outages: list[tuple[datetime, datetime, datetime]] = []
         # The lease tokens this process holds: its own sweep never releases them.
         self._own_leases = own_leases
         self._lock = lock or scheduler_lock_for(db, ttl=max(1.0, LOCK_INTERVALS * interval))
@@ -103,9 +107,7 @@ class Scheduler:
     async def run_once(self) -> None:
         """One housekeeping sweep, now (lock or not: the loops ask for the lock first)."""
         own = self._own_leases()
-        released, expired = await self._db.write(
-            _housekeeping, self._db.clock, own, self._outage_began
-        )
+        released, expired = await self._db.write(_housekeeping, self._db.clock, own, self._held())
         await self._db.checkpoint()
         if released:
             log.info("%d events back in the queue", released)
@@ -126,11 +128,7 @@ class Scheduler:
                     await self._db.sync_clock()
             except Exception as exc:
                 if outage.failed(exc):
-                    if self._outage_began is None:
-                        # Seen late: this sweep's interval, and its wait for the database.
-                        seen_after = timedelta(seconds=self._interval + self._db.timeout)
-                        self._outage_began = self._db.clock.now() - seen_after
-                    self._grace_until = None  # counted from the end of the outage
+                    self._down()
                 else:
                     log.exception("housekeeping failed; trying again next interval")
             else:
@@ -138,16 +136,29 @@ class Scheduler:
                 self._after_outage()
             await asyncio.sleep(self._interval)
 
+    def _down(self) -> None:
+        """The database is unavailable: an outage began, at the latest when this process last
+        reached it (or, before it ever did, an interval and a wait for it ago)."""
+        if self._down_since is None:
+            seen_after = timedelta(seconds=self._interval + self._db.timeout)
+            self._down_since = self._last_ok or self._db.clock.now() - seen_after
+
     def _after_outage(self) -> None:
-        """A sweep (or a non-holder's clock reading) succeeded: one lease time after the first
-        since an outage, sweeps release every lapsed lease again."""
-        if self._outage_began is None:
-            return
-        now = self._db.clock.now()
-        if self._grace_until is None:
-            self._grace_until = now + self._lease
-        elif now >= self._grace_until:
-            self._outage_began = self._grace_until = None
+        """A sweep (or a non-holder's clock reading) succeeded: an outage under way ended."""
+        now = self._last_ok = self._db.clock.now()
+        if self._down_since is not None:
+            self._outages.append((self._down_since, now, now + self._lease))
+            self._down_since = None
+        self._outages = [o for o in self._outages if o[2] > now]
+
+    def _held(self) -> list[tuple[datetime, datetime]]:
+        """When the leases that ended stay: during the outages that ended within a lease
+        time, and the one under way (the sweep that ends it is the first to reach the
+        database)."""
+        held = [(start, end) for start, end, _ in self._outages]
+        if self._down_since is not None:
+            held.append((self._down_since, self._db.clock.now()))
+        return held
 
     async def _every(self, job: Callable[[], Awaitable[None]]) -> None:
         outage = OutageLog(log, f"scheduled job {getattr(job, '__qualname__', job)}")

@@ -282,7 +282,7 @@ class Writer:
         attempt = 1
         while True:
             try:
-                return await self._db.write(write_cycle, request)
+                return await self._db.write_bounded(write_cycle, request)
             except Exception as exc:
                 if attempt >= CONFLICT_ATTEMPTS or not is_rolled_back(exc):
                     raise
@@ -293,7 +293,7 @@ class Writer:
         """The channel caps, reloaded once `caps_ttl` has passed (one query)."""
         if time.monotonic() >= self._caps_until:
             try:
-                self._caps = await self._db.read(load_caps)
+                self._caps = await self._db.read_bounded(load_caps)
             except Exception as exc:
                 # Claims go on under the caps last read; the next cycle reads them again.
                 if not self._caps_outage.failed(exc):
@@ -311,7 +311,7 @@ class Writer:
         clock = self._book.now  # the database's time, as in every cycle
         outcome_error: BaseException | None = None
         try:
-            await self._db.write(
+            await self._db.write_bounded(
                 write_cycle, CycleRequest(outcomes=outcomes, caps=caps, clock=clock)
             )
         except Exception as exc:  # noqa: BLE001 - handed to the outcomes' submitters
@@ -320,7 +320,7 @@ class Writer:
         for item in items:
             if isinstance(item, NewEvent | NewBatch):
                 try:
-                    results, *_ = await self._db.write(
+                    results, *_ = await self._db.write_bounded(
                         write_cycle, CycleRequest(new=[item], wake_others=True, clock=clock)
                     )
                     answers.append(results[0])
@@ -328,7 +328,7 @@ class Writer:
                     answers.append(exc)
             elif isinstance(item, FatigueCheck):
                 try:
-                    cycle = await self._db.write(
+                    cycle = await self._db.write_bounded(
                         write_cycle, CycleRequest(checks=[item], clock=clock)
                     )
                     [decided] = cycle.decisions
@@ -338,11 +338,11 @@ class Writer:
             elif isinstance(item, LogEntry | FeedbackBatch):
                 try:
                     if isinstance(item, LogEntry):
-                        await self._db.write(
+                        await self._db.write_bounded(
                             write_cycle, CycleRequest(log_entries=[item], clock=clock)
                         )
                     else:
-                        await self._db.write(
+                        await self._db.write_bounded(
                             write_cycle, CycleRequest(feedback=list(item.reports), clock=clock)
                         )
                     answers.append(None)

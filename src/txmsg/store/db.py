@@ -31,7 +31,6 @@ import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from txmsg.core.timeutil import utcnow
 from txmsg.store.clock import DatabaseClock
@@ -42,6 +41,9 @@ from txmsg.store.write_lock import begin_immediate, drop_busy_handler
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 SQLITE_READERS = 4
+# PostgreSQL: the write funnel's connections (its cycles overlap on at most 4, and an express
+# one beside them: engine/writer.py), and as many more at busy times.
+WRITE_CYCLE_CONNECTIONS = 5
 WAL_AUTOCHECKPOINT_PAGES = 20_000
 
 P = ParamSpec("P")
@@ -74,9 +76,10 @@ class Database:
     ) -> None:
         """`keyring` seals and opens stored secrets (store/sealing.py); without one, a
         connection can neither write nor read them. `timeout`: seconds a statement waits for
-        SQLite's write lock, or to connect to PostgreSQL or for its answer to a statement,
-        before failing (store/outage.py).
+        SQLite's write lock, or to connect to PostgreSQL, before failing (store/outage.py), and
+        a statement of `write_bounded` for PostgreSQL's answer.
         `local_clock`: this process's clock, from which the database's time is estimated."""
+        answer_bound = timeout  # not the URL's connect_timeout: that one is for connecting
         self.url, timeout = _connect_timeout(normalize_url(url), timeout)
         # The database's time (leases), as this process estimates it (`sync_clock`).
         self.clock = DatabaseClock(local_clock)
@@ -84,6 +87,7 @@ class Database:
         self._timeout = timeout
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
+        self._bounded: AsyncEngine | None = None
         self._writer_conn: Connection | None = None
         # SQLite: the writer's DB-API connection as `drop_busy_handler` last saw it, and
         # whether that turned its busy handler off (a reconnect's new one is seen anew).
@@ -116,11 +120,16 @@ class Database:
                 SQLITE_READERS, thread_name_prefix="txmsg-sqlite-reader"
             )
         else:
-            # A server that stops answering (a network cut that drops packets, a failover
-            # behind an address that still takes them) fails a statement within `timeout`
-            # instead of holding its connection, and the trigger waiting on it, for as long
-            # as the kernel keeps the socket: asyncpg cancels it, or drops the connection.
-            self._async = _pg_engine(self.url, timeout, statement_timeout=timeout, pool=pool_size)
+            self._async = _pg_engine(self.url, timeout, statement_timeout=None, pool=pool_size)
+            # The write funnel's own connections: a server that stops answering (a network
+            # cut that drops packets, a failover behind an address that still takes them)
+            # fails a write cycle within the bound instead of holding it, and the triggers
+            # waiting on it, for as long as the kernel keeps the socket (asyncpg cancels the
+            # statement, or drops the connection). Long statements (an admin's pause of a
+            # large backlog, a sweep's mass expiry, schema upgrades) go through the others.
+            self._bounded = _pg_engine(
+                self.url, timeout, statement_timeout=answer_bound, pool=WRITE_CYCLE_CONNECTIONS
+            )
         self.use_keyring(keyring)
 
     @property
@@ -131,7 +140,11 @@ class Database:
     def use_keyring(self, keyring: Keyring | None) -> None:
         """Seal and open stored secrets with `keyring` from now on."""
         self.keyring = keyring
-        install((self._sync or self._async.sync_engine).dialect, keyring)  # type: ignore[union-attr]
+        for engine in (self._sync, self._async, self._bounded):
+            if engine is not None:
+                install(
+                    (engine if isinstance(engine, Engine) else engine.sync_engine).dialect, keyring
+                )
 
     async def write(self, fn: Query[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(conn, ...)` in one write transaction: committed, or rolled back on error."""
@@ -140,6 +153,22 @@ class Database:
                 return await conn.run_sync(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, partial(self._write, fn, *args, **kwargs))
+
+    async def write_bounded(self, fn: Query[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`write`, each statement waiting at most the timeout for PostgreSQL's answer (the
+        write funnel's cycles: a trigger's 201 or 503 waits on them); on SQLite, `write`
+        (its wait is for the write lock, bounded the same)."""
+        if self._bounded is not None:
+            async with self._bounded.begin() as conn:
+                return await conn.run_sync(fn, *args, **kwargs)
+        return await self.write(fn, *args, **kwargs)
+
+    async def read_bounded(self, fn: Query[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`read`, bounded as `write_bounded` is (what the write funnel reads)."""
+        if self._bounded is not None:
+            async with self._bounded.connect() as conn:
+                return await conn.run_sync(fn, *args, **kwargs)
+        return await self.read(fn, *args, **kwargs)
 
     async def read(self, fn: Query[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._async is not None:
@@ -210,22 +239,13 @@ class Database:
             await self.read(_checkpoint)
 
     async def migrate(self) -> None:
-        if self._async is None:
-            await self.write(upgrade_to_head)
-            return
-        # A schema change may rewrite a large table: its statements are not bounded as the
-        # pool's are (a connection of its own, closed after).
-        engine = _pg_engine(self.url, self._timeout, statement_timeout=None, pool=0)
-        install(engine.sync_engine.dialect, self.keyring)
-        try:
-            async with engine.begin() as conn:
-                await conn.run_sync(upgrade_to_head)
-        finally:
-            await engine.dispose()
+        await self.write(upgrade_to_head)
 
     async def dispose(self) -> None:
         if self._async is not None:
             await self._async.dispose()
+            if self._bounded is not None:
+                await self._bounded.dispose()
             return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, self._close_writer)
@@ -271,25 +291,22 @@ def _discard_confused_connection(context: ExceptionContext) -> None:
 def _pg_engine(
     url: str, timeout: float, *, statement_timeout: float | None, pool: int
 ) -> AsyncEngine:
-    """A PostgreSQL engine over asyncpg: `pool` connections (and as many more at busy times;
-    none kept at 0), each waiting at most `statement_timeout` for a statement's answer."""
+    """A PostgreSQL engine over asyncpg: `pool` connections (and as many more at busy times),
+    each waiting at most `statement_timeout` for a statement's answer."""
     # asyncpg reads the URL's libpq parameters itself (sslmode, sslrootcert, connect_timeout...
     # as hosting platforms give them); SQLAlchemy would pass them on as arguments asyncpg
     # does not take.
     dsn = make_url(url).set(drivername="postgresql")
     connect = {**_pg_connect_args(timeout), "command_timeout": statement_timeout}
-    pooling: dict[str, Any] = (
-        {"pool_size": pool, "max_overflow": pool, "pool_timeout": timeout}
-        if pool
-        else {"poolclass": NullPool}
-    )
     engine = create_async_engine(
         dsn.set(drivername="postgresql+asyncpg", query={}),
         async_creator=lambda: asyncpg.connect(dsn.render_as_string(hide_password=False), **connect),
         hide_parameters=True,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
-        **pooling,
+        pool_size=pool,
+        max_overflow=pool,
+        pool_timeout=timeout,
     )
     event.listen(engine.sync_engine, "handle_error", _discard_confused_connection)
     return engine

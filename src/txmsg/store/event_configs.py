@@ -274,7 +274,7 @@ class TriggerTargets:
         return target if hit else await self._cache.get(event_id)
 
     async def _load(self, event_id: str) -> TriggerTarget | None:
-        row = await self._db.read(_trigger_row, event_id)
+        row = await self._db.read_bounded(_trigger_row, event_id)
         if row is None:
             return None
         known = self._validators.get(event_id)

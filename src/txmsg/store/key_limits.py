@@ -127,7 +127,7 @@ class KeyLimiter:
     ) -> None:
         size = max(1, min(limit.burst // 4, math.ceil(limit.per_second / 10)))
         want = max(need, size)
-        granted = await self._db.write(rate_windows.take_in, [Take(window, want, now_ms)])
+        granted = await self._db.write_bounded(rate_windows.take_in, [Take(window, want, now_ms)])
         got = granted[window.scope].tokens
         lease.tokens += got
         if got < want:

@@ -204,12 +204,12 @@ class KeyResolver:
         self.trigger_limit = trigger_limit
         self.failure_limit = failure_limit
         self._cache: TTLCache[str, Principal | None] = TTLCache(
-            lambda digest: db.read(principal_for, digest, db.clock.now()), ttl
+            lambda digest: db.read_bounded(principal_for, digest, db.clock.now()), ttl
         )
         # Keys by id, with their secrets' hashes, for console sessions (which name their key
         # by id: they do not hold its hash).
         self._by_id: TTLCache[str, KeyHashes | None] = TTLCache(
-            lambda key_id: db.read(hashes_of, key_id), ttl
+            lambda key_id: db.read_bounded(hashes_of, key_id), ttl
         )
         # Keys that were valid here lately, by hash: still looked up when their client's
         # address is over its wrong-key limit (one bad neighbour behind the same NAT or proxy

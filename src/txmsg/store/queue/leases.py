@@ -42,18 +42,21 @@ def release_expired_in(
     conn: Connection,
     now: datetime | None = None,
     own: Collection[str] = (),
-    ended_before: datetime | None = None,
+    held: Sequence[tuple[datetime, datetime]] = (),
 ) -> Changed:
     """Events whose worker died mid-send (their lease ended) go back to the queue; one whose
     outcome a write cycle is recording right now (its row locked) is left to that cycle.
 
     The leases `own` (by token) are the sweeping process's: it is alive, its sends under way
     and its renewal late (a loaded machine), so they stay; released, their events would be
-    claimed again and sent a second time. `ended_before`: only leases that ended before
-    then go (after an outage, those that ended during it wait for their workers a while)."""
+    claimed again and sent a second time. `held`: (start, end) of times in which a lease
+    that ended stays (after an outage, those that ended during it wait for their workers a
+    while: engine/scheduler.py)."""
     now = now or utcnow()
-    ended = min(now, ended_before) if ended_before is not None else now
-    expired = sa.and_(status_in(EventStatus.PROCESSING), events.c.lease_until < ended)
+    expired = sa.and_(status_in(EventStatus.PROCESSING), events.c.lease_until < now)
+    if held:
+        during = [events.c.lease_until.between(start, end) for start, end in held]
+        expired = sa.and_(expired, sa.not_(sa.or_(*during)))
     if own:
         expired = sa.and_(expired, events.c.lease_token.not_in(list(own)[:_MAX_OWN]))
     stmt = (
