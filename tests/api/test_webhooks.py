@@ -383,7 +383,7 @@ async def test_triggers_answered_after_a_webhook_is_set_announce_it(
     admin = server.admin
     eid = await live_event(admin, smtp)
     db = server.app.state.txmsg.db
-    read = db.read
+    read = db.read_bounded  # the trigger's reads: bounded as the write funnel's (store/db.py)
     looked_up, release = asyncio.Event(), asyncio.Event()
 
     async def slow_first_lookup(fn: Any, *args: Any) -> Any:
@@ -393,7 +393,7 @@ async def test_triggers_answered_after_a_webhook_is_set_announce_it(
             await release.wait()  # ... and ends when the test says so
         return result
 
-    monkeypatch.setattr(db, "read", slow_first_lookup)
+    monkeypatch.setattr(db, "read_bounded", slow_first_lookup)
     try:
         before = asyncio.create_task(trigger(admin, eid))
         await asyncio.wait_for(looked_up.wait(), 5)
