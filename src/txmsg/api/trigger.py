@@ -299,7 +299,7 @@ async def event_status(request: Request) -> Response:
     pkey = request.path_params["PKey"]
     ctx = context(request)
     now = ctx.db.clock.now()
-    row, cap = await ctx.db.read_bounded(event_store.status_with_cap, event_id, pkey, now)
+    row, cap = await ctx.db.read(event_store.status_with_cap, event_id, pkey, now)
     if row is None:
         raise not_found(f"no event '{pkey}' for '{event_id}'")
     answer = event_view(row)

@@ -42,7 +42,8 @@ from txmsg.store.write_lock import begin_immediate, drop_busy_handler
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 SQLITE_READERS = 4
 # PostgreSQL: the write funnel's connections (its cycles overlap on at most 4, and an express
-# one beside them: engine/writer.py), and as many more at busy times.
+# one beside them: engine/writer.py), and as many more at busy times; a trigger's own reads
+# (its key, its event, its rate tokens) are cached, and rare.
 WRITE_CYCLE_CONNECTIONS = 5
 WAL_AUTOCHECKPOINT_PAGES = 20_000
 
