@@ -102,7 +102,8 @@ async def test_a_write_cycle_takes_the_lock_soon_after_another_process(tmp_path:
     try:
         await db.write(lambda conn: conn.exec_driver_sql("CREATE TABLE t (x INTEGER)"))
         late = []
-        for _ in range(3):
+        tries = 8  # the best of them: a loaded machine's scheduling delays some hand-offs
+        for _ in range(tries):
             thread, released = _hold(tmp_path / "txmsg.db", HOLD)
             await db.write(lambda conn: conn.exec_driver_sql("INSERT INTO t VALUES (2)"))
             taken = time.monotonic()  # the loop's: a hand-off later than the writer's
@@ -110,7 +111,7 @@ async def test_a_write_cycle_takes_the_lock_soon_after_another_process(tmp_path:
             late.append(taken - released[0])
         assert min(late) < 0.012, late
         count = await db.read(lambda conn: conn.exec_driver_sql("SELECT count(*) FROM t").scalar())
-        assert count == 6
+        assert count == 2 * tries
     finally:
         await db.dispose()
 
